@@ -1,0 +1,68 @@
+# Parallax — the Makefile is the CI contract. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+PKG := github.com/parallax-ipc/parallax
+BIN := bin
+FUZZTIME ?= 10s
+BENCHTIME ?= 1s
+GOLANGCI_VERSION ?= v2.15.0
+
+.PHONY: help build test unit root-test integration fuzz-short bench lint fmt vet check-deps check-unsafe clean
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build every package and the binaries into ./bin
+	$(GO) build ./...
+	@mkdir -p $(BIN)
+	@if [ -d cmd ]; then $(GO) build -o $(BIN)/ ./cmd/...; fi
+
+test: vet check-deps check-unsafe unit integration fuzz-short ## vet, dependency rules, unit tests (-race), integration tests, short fuzzing
+
+unit: ## unit tests with the race detector
+	$(GO) test -race -count=1 ./...
+
+root-test: ## unit tests with privileged tests required (fail instead of skip)
+	PARALLAX_TEST_ROOT=1 $(GO) test -race -count=1 ./...
+
+integration: ## multi-process integration suite (real router binary, separate processes)
+	$(GO) test -race -count=1 -tags integration ./tests/...
+
+fuzz-short: ## run every Fuzz target briefly ($(FUZZTIME) each)
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r dirname | sort -u); do \
+		for t in $$(grep -h '^func Fuzz' $$f/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do \
+			echo "fuzz $$f $$t"; $(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$f; \
+		done; \
+	done
+
+bench: ## run the benchmarks and print them
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+vet: ## go vet and gofmt
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./tests/...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint: ## golangci-lint (depguard, gofmt, goimports) — installs it on first use
+	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	golangci-lint run ./...
+
+check-deps: ## enforce the import graph: only internal/sys imports x/sys/unix; clients never import roudi
+	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./... | grep 'golang.org/x/sys/unix' | grep -v '^$(PKG)/internal/sys:' || true); \
+	if [ -n "$$bad" ]; then echo "only internal/sys may import golang.org/x/sys/unix:"; echo "$$bad"; exit 1; fi
+	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./... | grep 'github.com/cilium/ebpf' | grep -v '^$(PKG)/roudi/procmon:' || true); \
+	if [ -n "$$bad" ]; then echo "only roudi/procmon may import cilium/ebpf:"; echo "$$bad"; exit 1; fi
+	@for p in publisher subscriber; do if [ -d $$p ]; then \
+		if $(GO) list -deps ./$$p | grep -q '^$(PKG)/roudi'; then echo "$$p must not depend on roudi"; exit 1; fi; fi; done
+	@if $(GO) list -f '{{join .Imports "\n"}}' . | grep -q '^$(PKG)/'; then echo "root package must import no subpackage"; exit 1; fi
+	@echo "import graph ok"
+
+check-unsafe: ## "unsafe" only in *_unsafe.go files of the memory-layout packages
+	@bad=$$(grep -rlE '^\s*"unsafe"|^import "unsafe"' --include='*.go' . | grep -vE '_unsafe(_test)?\.go$$' || true); \
+	if [ -n "$$bad" ]; then echo "unsafe imported outside *_unsafe.go:"; echo "$$bad"; exit 1; fi
+	@bad=$$(grep -rlE '^\s*"unsafe"|^import "unsafe"' --include='*.go' . | grep -vE '^\./(internal/sys|segment|mempool|ringbuf|buffer)/' || true); \
+	if [ -n "$$bad" ]; then echo "unsafe imported outside internal/sys, segment, mempool, ringbuf, buffer:"; echo "$$bad"; exit 1; fi
+	@echo "unsafe confined"
+
+clean: ## remove build outputs
+	rm -rf $(BIN)

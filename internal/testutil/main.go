@@ -1,0 +1,90 @@
+package testutil
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Main runs the tests of m and exits. It counts open fds and Parallax memfd
+// mappings before and after; a run that leaks either exits non-zero. Use it
+// from TestMain:
+//
+//	func TestMain(m *testing.M) { testutil.Main(m) }
+//
+// A child process re-executed by a multi-process test should be dispatched
+// before calling Main (see [ChildMain]).
+func Main(m *testing.M) {
+	fds0 := countFDs()
+	maps0 := countMemfdMaps()
+	code := m.Run()
+	if code == 0 {
+		// Give finalizer-driven closes (runtime.AddCleanup backstops) no
+		// say: a leak is a leak. Count once more after the run.
+		if fds1 := countFDs(); fds1 > fds0 {
+			fmt.Fprintf(os.Stderr, "testutil: fd leak: %d open fds before the tests, %d after\n%s", fds0, fds1, listFDs())
+			code = 1
+		}
+		if maps1 := countMemfdMaps(); maps1 > maps0 {
+			fmt.Fprintf(os.Stderr, "testutil: mapping leak: %d parallax memfd mappings before the tests, %d after\n", maps0, maps1)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func countFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(ents)
+}
+
+func listFDs() string {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		fmt.Fprintf(&b, "  fd %s -> %s\n", e.Name(), target)
+	}
+	return b.String()
+}
+
+func countMemfdMaps() int {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), "/memfd:parallax")
+}
+
+// Seed returns the seed for randomised tests: PARALLAX_TEST_SEED when set,
+// otherwise a fresh one. It logs the seed so a failure can be reproduced.
+func Seed(t testing.TB) uint64 {
+	t.Helper()
+	if s := os.Getenv("PARALLAX_TEST_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("PARALLAX_TEST_SEED=%q: %v", s, err)
+		}
+		t.Logf("PARALLAX_TEST_SEED=%d (from environment)", v)
+		return v
+	}
+	v := uint64(time.Now().UnixNano())
+	t.Logf("PARALLAX_TEST_SEED=%d", v)
+	return v
+}
+
+// Rand returns a generator seeded with [Seed].
+func Rand(t testing.TB) *rand.Rand {
+	s := Seed(t)
+	return rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15))
+}
