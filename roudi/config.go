@@ -1,0 +1,284 @@
+package roudi
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/BurntSushi/toml"
+)
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// A Config is the router's configuration, read from TOML (see default.toml
+// for every key and its default).
+//
+// Use [DefaultConfig], [ParseConfig] or [LoadConfig]; those fill in every
+// default. The zero value is not a valid configuration. A Config is a plain
+// value: copying it copies the Pools and Access slices by reference, so use
+// [Config.Clone] before modifying a copy. It is not safe for concurrent
+// modification; concurrent reads are fine.
+type Config struct {
+	// Domain names an isolated router instance. Empty in a file means
+	// $PARALLAX_DOMAIN, else "default".
+	Domain string `toml:"domain"`
+	// Socket is the control socket path; empty means derived from Domain
+	// (see [Config.SocketPath]).
+	Socket string `toml:"socket"`
+	// SocketDirMode is the permission mode of the socket's directory.
+	SocketDirMode FileMode `toml:"socket_dir_mode"`
+	// LogLevel is "debug", "info", "warn" or "error".
+	LogLevel string `toml:"log_level"`
+
+	Limits Limits       `toml:"limits"`
+	Rings  Rings        `toml:"rings"`
+	Pools  []Pool       `toml:"pools"`
+	Growth Growth       `toml:"growth"`
+	Access []AccessRule `toml:"access"`
+}
+
+// Limits bounds the router's registry. Every count is a total over the
+// domain. Requests beyond a limit fail with [parallax.ErrLimit].
+type Limits struct {
+	MaxClients     int `toml:"max_clients"`     // connected client processes (≤ 65535)
+	MaxTopics      int `toml:"max_topics"`      // topics with at least one endpoint
+	MaxPublishers  int `toml:"max_publishers"`  // publishers
+	MaxSubscribers int `toml:"max_subscribers"` // subscribers
+	MaxConnections int `toml:"max_connections"` // publisher–subscriber rings
+	// MaxHistory bounds the history a publisher keeps and a subscriber asks
+	// for.
+	MaxHistory int `toml:"max_history"`
+	// MaxQueueCapacity bounds the ring capacity a subscriber asks for.
+	MaxQueueCapacity int `toml:"max_queue_capacity"`
+	// MaxMessageSize bounds a topic's payload type size; 0 means the largest
+	// pool chunk size.
+	MaxMessageSize ByteSize `toml:"max_message_size"`
+}
+
+// Rings configures the per-connection rings.
+type Rings struct {
+	// DefaultCapacity is the ring capacity of a subscriber that asks for
+	// none; a power of two.
+	DefaultCapacity int `toml:"default_capacity"`
+	// MaxCapacity is the largest ring capacity; a power of two.
+	MaxCapacity int `toml:"max_capacity"`
+}
+
+// Pool is one size class of chunks.
+type Pool struct {
+	// ChunkSize is the payload bytes of one chunk: a multiple of 64 between
+	// 64 B and 1 GiB.
+	ChunkSize ByteSize `toml:"chunk_size"`
+	// Count is the number of chunks, at least 1.
+	Count int `toml:"count"`
+	// Hugepages selects the page size of the pool's payload segment.
+	Hugepages HugepageMode `toml:"hugepages"`
+}
+
+// HugepageMode selects the page size of a pool's segment.
+type HugepageMode string
+
+// Hugepage modes.
+const (
+	// HugepagesAuto uses 2 MiB pages when the host has enough free, normal
+	// pages otherwise. An empty mode in a file means auto.
+	HugepagesAuto HugepageMode = "auto"
+	// HugepagesNever always uses normal pages.
+	HugepagesNever HugepageMode = "never"
+	// Hugepages2M requires 2 MiB pages.
+	Hugepages2M HugepageMode = "2M"
+	// Hugepages1G requires 1 GiB pages.
+	Hugepages1G HugepageMode = "1G"
+)
+
+// Growth configures run-time pool growth.
+type Growth struct {
+	Enabled            bool     `toml:"enabled"`
+	MaxSegmentsPerPool int      `toml:"max_segments_per_pool"`
+	MaxTotalBytes      ByteSize `toml:"max_total_bytes"`
+	// MaxDedicatedBytes bounds segments made for a single oversized message.
+	MaxDedicatedBytes ByteSize `toml:"max_dedicated_bytes"`
+}
+
+// An AccessRule restricts who may publish and subscribe on matching topics.
+//
+// Topic is an exact topic name or a prefix glob ending in "*" ("frames/*"
+// or "*"). When several rules match a topic, the most specific wins: an
+// exact rule, else the longest prefix. For each direction, a rule whose uid
+// and gid lists are both empty leaves that direction unrestricted;
+// otherwise a client is allowed when its uid or its gid is listed. Root is
+// not special. Topics no rule matches are open to everyone.
+type AccessRule struct {
+	Topic         string   `toml:"topic"`
+	PublishUIDs   []uint32 `toml:"publish_uids"`
+	PublishGIDs   []uint32 `toml:"publish_gids"`
+	SubscribeUIDs []uint32 `toml:"subscribe_uids"`
+	SubscribeGIDs []uint32 `toml:"subscribe_gids"`
+}
+
+// A ConfigError reports a bad configuration key: unknown, malformed or out
+// of range. Key is the dotted TOML path, with array indices
+// ("pools[2].chunk_size").
+type ConfigError struct {
+	Key     string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return e.Key + ": " + e.Problem }
+
+var defaultConfig = sync.OnceValues(func() (*Config, error) {
+	c := new(Config)
+	if err := decodeConfig(defaultTOML, c); err != nil {
+		return nil, fmt.Errorf("parse embedded default.toml: %w", err)
+	}
+	return c, nil
+})
+
+// DefaultConfig returns the embedded default configuration (default.toml),
+// with Domain resolved from $PARALLAX_DOMAIN. Each call returns a new copy.
+// It panics if the embedded file is broken, which a test rules out.
+func DefaultConfig() *Config {
+	c, err := defaultConfig()
+	if err != nil {
+		panic("roudi: " + err.Error())
+	}
+	c = c.Clone()
+	c.resolve()
+	return c
+}
+
+// ParseConfig parses a TOML configuration. Keys the data leaves out keep
+// their defaults from [DefaultConfig]; [[pools]] and [[access]], when
+// present, replace the default lists as a whole. Unknown keys are errors
+// (a [*ConfigError] naming the key). ParseConfig does not validate: call
+// [Config.Validate].
+func ParseConfig(data []byte) (*Config, error) {
+	def, err := defaultConfig()
+	if err != nil {
+		return nil, err
+	}
+	c := def.Clone()
+	c.Pools, c.Access = nil, nil
+	if err := decodeConfig(data, c); err != nil {
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	if len(c.Pools) == 0 {
+		c.Pools = slices.Clone(def.Pools)
+	}
+	c.resolve()
+	return c, nil
+}
+
+// LoadConfig reads, parses and validates the TOML file at path.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("load config %q: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("load config %q: %w", path, err)
+	}
+	return c, nil
+}
+
+func decodeConfig(data []byte, c *Config) error {
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range md.Undecoded() {
+		errs = append(errs, &ConfigError{Key: k.String(), Problem: "unknown key"})
+	}
+	return errors.Join(errs...)
+}
+
+// resolve fills in values that depend on the environment or default per
+// entry.
+func (c *Config) resolve() {
+	if c.Domain == "" {
+		c.Domain = os.Getenv("PARALLAX_DOMAIN")
+	}
+	if c.Domain == "" {
+		c.Domain = "default"
+	}
+	for i := range c.Pools {
+		if c.Pools[i].Hugepages == "" {
+			c.Pools[i].Hugepages = HugepagesAuto
+		}
+	}
+}
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() *Config {
+	n := *c
+	n.Pools = slices.Clone(c.Pools)
+	n.Access = make([]AccessRule, len(c.Access))
+	for i, r := range c.Access {
+		n.Access[i] = AccessRule{
+			Topic:         r.Topic,
+			PublishUIDs:   slices.Clone(r.PublishUIDs),
+			PublishGIDs:   slices.Clone(r.PublishGIDs),
+			SubscribeUIDs: slices.Clone(r.SubscribeUIDs),
+			SubscribeGIDs: slices.Clone(r.SubscribeGIDs),
+		}
+	}
+	if len(c.Access) == 0 {
+		n.Access = nil
+	}
+	return &n
+}
+
+// SocketPath returns the control socket path: Socket when set, else
+// $PARALLAX_SOCKET when set, else <dir>/<domain>.sock where dir is
+// $XDG_RUNTIME_DIR/parallax or /tmp/parallax-<uid>.
+func (c *Config) SocketPath() string {
+	if c.Socket != "" {
+		return c.Socket
+	}
+	if s := os.Getenv("PARALLAX_SOCKET"); s != "" {
+		return s
+	}
+	dir := ""
+	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
+		dir = filepath.Join(x, "parallax")
+	} else {
+		dir = filepath.Join(os.TempDir(), "parallax-"+strconv.Itoa(os.Getuid()))
+	}
+	return filepath.Join(dir, c.Domain+".sock")
+}
+
+// SlogLevel returns LogLevel as a [slog.Level] (info when unrecognised;
+// Validate rejects those).
+func (c *Config) SlogLevel() slog.Level {
+	switch c.LogLevel {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// LargestChunk returns the largest pool chunk size, or 0 with no pools.
+func (c *Config) LargestChunk() ByteSize {
+	var m ByteSize
+	for _, p := range c.Pools {
+		m = max(m, p.ChunkSize)
+	}
+	return m
+}

@@ -1,0 +1,26 @@
+// Package roudi is the Parallax router: the daemon that owns a domain's
+// shared memory, keeps the registry of clients, topics, publishers and
+// subscribers, wires every publisher to every subscriber of its topic with
+// a ring in the management segment, and reclaims everything a dead process
+// held.
+//
+// The package has two halves, in the style of etcd-io/raft's RawNode:
+//
+//   - [Router], the deterministic core. It owns no goroutines, sockets,
+//     clock or shared memory. Events go in through [Router.Step]
+//     ([ClientConnected], [ClientRequest], [ProcessExited], [Tick], ...);
+//     actions come out of [Router.Ready] ([Reply], [ConnectionAdded],
+//     [FormatRing], [ReclaimClient], [FreeRegion], [CloseConn], [Log], ...).
+//     The core allocates ring and notifier regions inside a management
+//     arena it is given, but never touches the bytes: the server formats
+//     and reclaims them when the actions say so. It is tested with scripts
+//     in testdata/ and a property test.
+//   - The server around it (server.go), which does the I/O: accepting
+//     control connections, SCM_RIGHTS, timers and process-exit monitoring,
+//     translating wire messages into events and actions into wire messages
+//     and shared-memory writes.
+//
+// [Config] is the router's TOML configuration; an embedded default
+// (default.toml) needs no file. [LoadConfig], [ParseConfig] and
+// [Config.Validate] report problems as [*ConfigError] values naming the key.
+package roudi
