@@ -1,0 +1,377 @@
+package roudi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+
+	"github.com/parallax-ipc/parallax"
+)
+
+// Defaults for [RouterOptions].
+const (
+	// DefaultHelloTimeout is the number of ticks an accepted connection may
+	// take to complete its handshake.
+	DefaultHelloTimeout = 50
+	// DefaultQuarantine is the number of ticks a removed connection's ring
+	// (and a removed subscriber's notifier) stays allocated, so a survivor
+	// that has not yet processed ConnectionRemoved never touches reused
+	// bytes.
+	DefaultQuarantine = 10
+	// maxTopicLen bounds topic names.
+	maxTopicLen = 255
+)
+
+// RouterOptions configures [NewRouter]. Arena, RingSize and NotifierSize
+// are required; the zero value of every other field means its default.
+type RouterOptions struct {
+	// Config supplies limits, ring capacities and access rules; nil means
+	// [DefaultConfig]. It must pass [Config.Validate]. The router keeps a
+	// copy.
+	Config *Config
+	// Arena is the part of the management segment where the router places
+	// rings and notifiers. Its offset must be 128-byte aligned.
+	Arena Region
+	// RingSize returns the bytes a ring of the given capacity occupies
+	// (ringbuf's Size).
+	RingSize func(capacity int) int
+	// NotifierSize is the bytes one subscriber notifier occupies.
+	NotifierSize int
+	// HelloTimeout is in ticks; 0 means [DefaultHelloTimeout].
+	HelloTimeout int
+	// Quarantine is in ticks; 0 means [DefaultQuarantine], negative means
+	// regions are freed at once (still after the ReclaimClient that lists
+	// them).
+	Quarantine int
+}
+
+// A Router is the router's deterministic core: the registry of clients,
+// topics, publishers, subscribers and connections, the region allocator
+// for the management arena, and the rules (types, limits, access) that
+// decide requests. It owns no goroutines, sockets, clock or shared memory:
+// feed it events with [Router.Step], then perform the actions from
+// [Router.Ready] in order.
+//
+// Use [NewRouter]; the zero value is invalid. A Router must not be copied
+// and must not be used concurrently: one goroutine (the server's loop)
+// drives it. Given the same options and events, it produces the same
+// actions.
+type Router struct {
+	cfg          *Config
+	arena        *arena
+	ringSize     func(int) int
+	notifierSize int
+	helloTimeout uint64
+	quarantine   int
+
+	now     uint64
+	pending map[ConnID]uint64 // accepted, no handshake yet → tick accepted
+	conns   map[ConnID]*client
+	clients map[ClientID]*client
+	topics  map[string]*topic
+	pubs    map[PubID]*publisher
+	subs    map[SubID]*subscriber
+	links   map[ConnectionID]*connection
+
+	lastClient ClientID
+	nextPub    PubID
+	nextSub    SubID
+	nextLink   ConnectionID
+
+	retiring []retired // in retirement order, due ticks non-decreasing
+	actions  []Action
+}
+
+type client struct {
+	id       ClientID
+	conn     ConnID
+	pid      int32
+	uid, gid uint32
+	name     string
+	pubs     []PubID // creation order
+	subs     []SubID // creation order
+}
+
+type topic struct {
+	name string
+	typ  TypeInfo
+	pubs []PubID
+	subs []SubID
+}
+
+type publisher struct {
+	id      PubID
+	client  *client
+	topic   *topic
+	history int
+	links   []ConnectionID
+}
+
+type subscriber struct {
+	id       SubID
+	client   *client
+	topic    *topic
+	capacity int
+	history  int
+	policy   Policy
+	notifier Region
+	links    []ConnectionID
+}
+
+type connection struct {
+	id   ConnectionID
+	pub  *publisher
+	sub  *subscriber
+	ring Region
+}
+
+type retired struct {
+	region Region
+	kind   RegionKind
+	due    uint64
+}
+
+// NewRouter returns a Router with an empty registry.
+func NewRouter(opts RouterOptions) (*Router, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		cfg = DefaultConfig()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("create router: %w", err)
+	}
+	if opts.RingSize == nil || opts.NotifierSize <= 0 {
+		return nil, errors.New("create router: RingSize and a positive NotifierSize are required")
+	}
+	a, err := newArena(opts.Arena.Offset, opts.Arena.Size)
+	if err != nil {
+		return nil, fmt.Errorf("create router: %w", err)
+	}
+	r := &Router{
+		cfg:          cfg.Clone(),
+		arena:        a,
+		ringSize:     opts.RingSize,
+		notifierSize: opts.NotifierSize,
+		helloTimeout: DefaultHelloTimeout,
+		quarantine:   DefaultQuarantine,
+		pending:      make(map[ConnID]uint64),
+		conns:        make(map[ConnID]*client),
+		clients:      make(map[ClientID]*client),
+		topics:       make(map[string]*topic),
+		pubs:         make(map[PubID]*publisher),
+		subs:         make(map[SubID]*subscriber),
+		links:        make(map[ConnectionID]*connection),
+	}
+	if opts.HelloTimeout > 0 {
+		r.helloTimeout = uint64(opts.HelloTimeout)
+	}
+	if opts.Quarantine != 0 {
+		r.quarantine = max(opts.Quarantine, 0)
+	}
+	return r, nil
+}
+
+// Step applies one event. Its consequences are queued for [Router.Ready].
+func (r *Router) Step(ev Event) {
+	switch ev := ev.(type) {
+	case ConnAccepted:
+		if _, ok := r.conns[ev.Conn]; !ok {
+			r.pending[ev.Conn] = r.now
+		}
+	case ClientConnected:
+		r.connect(ev)
+	case ClientRequest:
+		r.request(ev)
+	case ClientDisconnected:
+		delete(r.pending, ev.Conn)
+		if c, ok := r.conns[ev.Conn]; ok {
+			r.removeClient(c, "client disconnected", false)
+		}
+	case ProcessExited:
+		var dead []*client
+		for _, c := range r.clients {
+			if c.pid == ev.PID {
+				dead = append(dead, c)
+			}
+		}
+		slices.SortFunc(dead, func(a, b *client) int { return int(a.id) - int(b.id) })
+		for _, c := range dead {
+			r.removeClient(c, "process exited", true)
+		}
+	case Tick:
+		r.tick()
+	default:
+		r.log(slog.LevelError, "unknown event", slog.String("type", fmt.Sprintf("%T", ev)))
+	}
+}
+
+// Ready returns the actions queued since the last call, in the order they
+// must be performed, and clears the queue. The caller owns the slice.
+func (r *Router) Ready() []Action {
+	a := r.actions
+	r.actions = nil
+	return a
+}
+
+// Now returns the number of ticks seen.
+func (r *Router) Now() uint64 { return r.now }
+
+func (r *Router) emit(a Action) { r.actions = append(r.actions, a) }
+
+func (r *Router) log(level slog.Level, msg string, attrs ...slog.Attr) {
+	r.emit(Log{Level: level, Msg: msg, Attrs: attrs})
+}
+
+func (r *Router) connect(ev ClientConnected) {
+	if c, ok := r.conns[ev.Conn]; ok {
+		r.emit(Reply{Conn: ev.Conn, Err: fmt.Errorf("handshake: %w: connection already registered as client %d", parallax.ErrProtocol, c.id)})
+		return
+	}
+	delete(r.pending, ev.Conn)
+	if len(r.clients) >= r.cfg.Limits.MaxClients {
+		r.emit(Reply{Conn: ev.Conn, Err: fmt.Errorf("handshake: %w: %d clients (limits.max_clients)", parallax.ErrLimit, len(r.clients))})
+		r.emit(CloseConn{Conn: ev.Conn, Reason: "client limit reached"})
+		r.log(slog.LevelWarn, "client refused: limit reached", slog.Int("pid", int(ev.PID)), slog.String("name", ev.Name))
+		return
+	}
+	// IDs advance round-robin and skip live ones, so a just-freed ID (whose
+	// reclaim the server may still be performing) is not reused at once.
+	id := r.lastClient
+	for {
+		id++
+		if id == 0 {
+			continue
+		}
+		if _, used := r.clients[id]; !used {
+			break
+		}
+	}
+	r.lastClient = id
+	c := &client{id: id, conn: ev.Conn, pid: ev.PID, uid: ev.UID, gid: ev.GID, name: ev.Name}
+	r.clients[id] = c
+	r.conns[ev.Conn] = c
+	r.emit(Reply{Conn: ev.Conn, Result: Welcome{Client: id}})
+	r.log(slog.LevelInfo, "client connected", slog.Int("client", int(id)), slog.Int("pid", int(ev.PID)), slog.String("name", ev.Name))
+}
+
+func (r *Router) tick() {
+	r.now++
+	for _, conn := range slices.Sorted(maps.Keys(r.pending)) {
+		if r.now-r.pending[conn] >= r.helloTimeout {
+			delete(r.pending, conn)
+			r.emit(CloseConn{Conn: conn, Reason: "hello timeout"})
+			r.log(slog.LevelWarn, "connection closed: no handshake", slog.Uint64("conn", uint64(conn)))
+		}
+	}
+	n := 0
+	for _, rt := range r.retiring {
+		if rt.due > r.now {
+			break
+		}
+		r.free(rt.region, rt.kind)
+		n++
+	}
+	r.retiring = slices.Delete(r.retiring, 0, n)
+}
+
+// retire schedules a region for FreeRegion after the quarantine.
+func (r *Router) retire(reg Region, kind RegionKind) {
+	if r.quarantine == 0 {
+		r.free(reg, kind)
+		return
+	}
+	r.retiring = append(r.retiring, retired{region: reg, kind: kind, due: r.now + uint64(r.quarantine)})
+}
+
+func (r *Router) free(reg Region, kind RegionKind) {
+	r.emit(FreeRegion{Region: reg, Kind: kind})
+	r.arena.release(reg)
+}
+
+// removeClient forgets a dead client: its connections (telling the
+// surviving peers), publishers, subscribers and emptied topics. It emits
+// ReclaimClient before the FreeRegion of any region the client used.
+func (r *Router) removeClient(c *client, reason string, closeConn bool) {
+	rc := ReclaimClient{Client: c.id, PID: c.pid}
+	var regions []retired
+	for _, id := range slices.Clone(c.pubs) {
+		p := r.pubs[id]
+		for _, lid := range slices.Clone(p.links) {
+			l := r.links[lid]
+			rc.PubRings = append(rc.PubRings, l.ring)
+			regions = append(regions, retired{region: l.ring, kind: RegionRing})
+			r.unlink(l, l.sub.client != c, false, reason)
+		}
+		r.dropPublisher(p)
+	}
+	for _, id := range slices.Clone(c.subs) {
+		s := r.subs[id]
+		for _, lid := range slices.Clone(s.links) {
+			l := r.links[lid]
+			rc.SubRings = append(rc.SubRings, l.ring)
+			regions = append(regions, retired{region: l.ring, kind: RegionRing})
+			r.unlink(l, false, l.pub.client != c, reason)
+		}
+		rc.Notifiers = append(rc.Notifiers, s.notifier)
+		regions = append(regions, retired{region: s.notifier, kind: RegionNotifier})
+		r.dropSubscriber(s)
+	}
+	delete(r.clients, c.id)
+	delete(r.conns, c.conn)
+	r.emit(rc)
+	for _, rt := range regions {
+		r.retire(rt.region, rt.kind)
+	}
+	if closeConn {
+		r.emit(CloseConn{Conn: c.conn, Reason: reason})
+	}
+	r.log(slog.LevelInfo, "client gone", slog.Int("client", int(c.id)), slog.Int("pid", int(c.pid)), slog.String("reason", reason))
+}
+
+// unlink removes a connection from the registry and tells the requested
+// sides. It does not free the ring.
+func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string) {
+	rm := ConnectionRemoved{Connection: l.id, Pub: l.pub.id, Sub: l.sub.id, Reason: reason}
+	if tellSub {
+		rm.Conn = l.sub.client.conn
+		r.emit(rm)
+	}
+	if tellPub {
+		rm.Conn = l.pub.client.conn
+		r.emit(rm)
+	}
+	delete(r.links, l.id)
+	l.sub.links = deleteValue(l.sub.links, l.id)
+	l.pub.links = deleteValue(l.pub.links, l.id)
+}
+
+// dropPublisher removes a publisher without links from the registry.
+func (r *Router) dropPublisher(p *publisher) {
+	delete(r.pubs, p.id)
+	p.client.pubs = deleteValue(p.client.pubs, p.id)
+	p.topic.pubs = deleteValue(p.topic.pubs, p.id)
+	r.dropTopicIfEmpty(p.topic)
+}
+
+// dropSubscriber removes a subscriber without links from the registry.
+func (r *Router) dropSubscriber(s *subscriber) {
+	delete(r.subs, s.id)
+	s.client.subs = deleteValue(s.client.subs, s.id)
+	s.topic.subs = deleteValue(s.topic.subs, s.id)
+	r.dropTopicIfEmpty(s.topic)
+}
+
+func (r *Router) dropTopicIfEmpty(t *topic) {
+	if len(t.pubs) == 0 && len(t.subs) == 0 {
+		delete(r.topics, t.name)
+	}
+}
+
+func deleteValue[S ~[]E, E comparable](s S, v E) S {
+	if i := slices.Index(s, v); i >= 0 {
+		return slices.Delete(s, i, i+1)
+	}
+	return s
+}

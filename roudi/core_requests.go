@@ -1,0 +1,295 @@
+package roudi
+
+import (
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"slices"
+	"strings"
+
+	"github.com/parallax-ipc/parallax"
+)
+
+func (r *Router) request(ev ClientRequest) {
+	reply := func(res Result, err error) {
+		r.emit(Reply{Conn: ev.Conn, ReqID: ev.ReqID, Result: res, Err: err})
+	}
+	c, ok := r.conns[ev.Conn]
+	if !ok {
+		reply(nil, fmt.Errorf("request %d: %w: no handshake on this connection", ev.ReqID, parallax.ErrProtocol))
+		return
+	}
+	switch req := ev.Req.(type) {
+	case CreatePublisher:
+		r.createPublisher(c, req, reply)
+	case CreateSubscriber:
+		r.createSubscriber(c, req, reply)
+	case ClosePublisher:
+		p, ok := r.pubs[req.Pub]
+		switch {
+		case !ok:
+			reply(nil, fmt.Errorf("close publisher %d: %w: no such publisher", req.Pub, parallax.ErrProtocol))
+		case p.client != c:
+			reply(nil, fmt.Errorf("close publisher %d: %w: owned by client %d", req.Pub, parallax.ErrPermissionDenied, p.client.id))
+		default:
+			for _, lid := range slices.Clone(p.links) {
+				l := r.links[lid]
+				r.unlink(l, true, false, "publisher closed")
+				r.retire(l.ring, RegionRing)
+			}
+			r.dropPublisher(p)
+			reply(Closed{}, nil)
+		}
+	case CloseSubscriber:
+		s, ok := r.subs[req.Sub]
+		switch {
+		case !ok:
+			reply(nil, fmt.Errorf("close subscriber %d: %w: no such subscriber", req.Sub, parallax.ErrProtocol))
+		case s.client != c:
+			reply(nil, fmt.Errorf("close subscriber %d: %w: owned by client %d", req.Sub, parallax.ErrPermissionDenied, s.client.id))
+		default:
+			for _, lid := range slices.Clone(s.links) {
+				l := r.links[lid]
+				r.unlink(l, false, true, "subscriber closed")
+				r.retire(l.ring, RegionRing)
+			}
+			r.retire(s.notifier, RegionNotifier)
+			r.dropSubscriber(s)
+			reply(Closed{}, nil)
+		}
+	default:
+		reply(nil, fmt.Errorf("request %d: %w: unknown request %T", ev.ReqID, parallax.ErrProtocol, ev.Req))
+	}
+}
+
+// checkEndpoint applies the checks common to publishers and subscribers
+// and returns the topic (nil when it does not exist yet).
+func (r *Router) checkEndpoint(c *client, name string, typ TypeInfo, history int, publish bool) (*topic, error) {
+	if name == "" || len(name) > maxTopicLen || strings.ContainsAny(name, "*\x00") {
+		return nil, fmt.Errorf("%w: topic name %q must be 1 to %d bytes without '*' or NUL", parallax.ErrProtocol, name, maxTopicLen)
+	}
+	if typ.Align != 0 && bits.OnesCount32(typ.Align) != 1 {
+		return nil, fmt.Errorf("%w: type %v: alignment must be a power of two", parallax.ErrProtocol, typ)
+	}
+	maxMsg := r.cfg.Limits.MaxMessageSize
+	if maxMsg == 0 {
+		maxMsg = r.cfg.LargestChunk()
+	}
+	if ByteSize(typ.Size) > maxMsg {
+		return nil, fmt.Errorf("%w: type %v is larger than the %v message size limit", parallax.ErrLimit, typ, maxMsg)
+	}
+	if history < 0 {
+		return nil, fmt.Errorf("%w: negative history %d", parallax.ErrProtocol, history)
+	}
+	if history > r.cfg.Limits.MaxHistory {
+		return nil, fmt.Errorf("%w: history %d exceeds limits.max_history %d", parallax.ErrLimit, history, r.cfg.Limits.MaxHistory)
+	}
+	if !r.allowed(name, c.uid, c.gid, publish) {
+		verb := "subscribe to"
+		if publish {
+			verb = "publish on"
+		}
+		return nil, fmt.Errorf("%w: uid %d gid %d may not %s %q", parallax.ErrPermissionDenied, c.uid, c.gid, verb, name)
+	}
+	t := r.topics[name]
+	if t != nil && t.typ != typ {
+		return nil, fmt.Errorf("%w: topic %q carries %v, request has %v", parallax.ErrIncompatibleType, name, t.typ, typ)
+	}
+	if t == nil && len(r.topics) >= r.cfg.Limits.MaxTopics {
+		return nil, fmt.Errorf("%w: %d topics (limits.max_topics)", parallax.ErrLimit, len(r.topics))
+	}
+	return t, nil
+}
+
+// allocRings allocates one ring per capacity, all or nothing.
+func (r *Router) allocRings(caps []int) ([]Region, error) {
+	n := len(caps)
+	if len(r.links)+n > r.cfg.Limits.MaxConnections {
+		return nil, fmt.Errorf("%w: %d connections plus %d new exceed limits.max_connections %d",
+			parallax.ErrLimit, len(r.links), n, r.cfg.Limits.MaxConnections)
+	}
+	rings := make([]Region, 0, n)
+	for _, capacity := range caps {
+		reg, ok := r.arena.alloc(r.ringSize(capacity))
+		if !ok {
+			for _, g := range rings {
+				r.arena.release(g)
+			}
+			return nil, fmt.Errorf("%w: management arena full (%d of %d bytes used)", parallax.ErrLimit, r.arena.usedBytes, r.arena.size)
+		}
+		rings = append(rings, reg)
+	}
+	return rings, nil
+}
+
+func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Result, error)) {
+	fail := func(err error) {
+		reply(nil, fmt.Errorf("create publisher on %q: %w", req.Topic, err))
+	}
+	t, err := r.checkEndpoint(c, req.Topic, req.Type, req.History, true)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if len(r.pubs) >= r.cfg.Limits.MaxPublishers {
+		fail(fmt.Errorf("%w: %d publishers (limits.max_publishers)", parallax.ErrLimit, len(r.pubs)))
+		return
+	}
+	var subs []*subscriber
+	if t != nil {
+		for _, id := range t.subs {
+			subs = append(subs, r.subs[id])
+		}
+	}
+	caps := make([]int, len(subs))
+	for i, sub := range subs {
+		caps[i] = sub.capacity
+	}
+	rings, err := r.allocRings(caps)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if t == nil {
+		t = &topic{name: req.Topic, typ: req.Type}
+		r.topics[t.name] = t
+	}
+	r.nextPub++
+	p := &publisher{id: r.nextPub, client: c, topic: t, history: req.History}
+	r.pubs[p.id] = p
+	c.pubs = append(c.pubs, p.id)
+	t.pubs = append(t.pubs, p.id)
+	links := make([]*connection, len(subs))
+	for i, s := range subs {
+		links[i] = r.link(p, s, rings[i])
+		r.emit(FormatRing{Region: rings[i], Capacity: s.capacity, Policy: s.policy})
+	}
+	reply(PublisherCreated{Pub: p.id, History: p.history}, nil)
+	for _, l := range links {
+		r.announce(l)
+	}
+	r.log(slog.LevelDebug, "publisher created", slog.Int("pub", int(p.id)), slog.String("topic", t.name), slog.Int("client", int(c.id)))
+}
+
+func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Result, error)) {
+	fail := func(err error) {
+		reply(nil, fmt.Errorf("create subscriber on %q: %w", req.Topic, err))
+	}
+	t, err := r.checkEndpoint(c, req.Topic, req.Type, req.History, false)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if req.Policy != DiscardOldest && req.Policy != BlockProducer {
+		fail(fmt.Errorf("%w: unknown queue policy %d", parallax.ErrProtocol, req.Policy))
+		return
+	}
+	capacity := req.QueueCapacity
+	switch {
+	case capacity < 0:
+		fail(fmt.Errorf("%w: negative queue capacity %d", parallax.ErrProtocol, capacity))
+		return
+	case capacity == 0:
+		capacity = r.cfg.Rings.DefaultCapacity
+	case capacity > 1<<30:
+		fail(fmt.Errorf("%w: queue capacity %d too large", parallax.ErrLimit, capacity))
+		return
+	default:
+		capacity = max(2, 1<<bits.Len(uint(capacity-1)))
+	}
+	if maxCap := min(r.cfg.Rings.MaxCapacity, r.cfg.Limits.MaxQueueCapacity); capacity > maxCap {
+		fail(fmt.Errorf("%w: queue capacity %d exceeds %d (rings.max_capacity, limits.max_queue_capacity)", parallax.ErrLimit, capacity, maxCap))
+		return
+	}
+	if len(r.subs) >= r.cfg.Limits.MaxSubscribers {
+		fail(fmt.Errorf("%w: %d subscribers (limits.max_subscribers)", parallax.ErrLimit, len(r.subs)))
+		return
+	}
+	var pubs []*publisher
+	if t != nil {
+		for _, id := range t.pubs {
+			pubs = append(pubs, r.pubs[id])
+		}
+	}
+	notifier, ok := r.arena.alloc(r.notifierSize)
+	if !ok {
+		fail(fmt.Errorf("%w: management arena full (%d of %d bytes used)", parallax.ErrLimit, r.arena.usedBytes, r.arena.size))
+		return
+	}
+	rings, err := r.allocRings(slices.Repeat([]int{capacity}, len(pubs)))
+	if err != nil {
+		r.arena.release(notifier)
+		fail(err)
+		return
+	}
+	if t == nil {
+		t = &topic{name: req.Topic, typ: req.Type}
+		r.topics[t.name] = t
+	}
+	r.nextSub++
+	s := &subscriber{id: r.nextSub, client: c, topic: t, capacity: capacity, history: req.History, policy: req.Policy, notifier: notifier}
+	r.subs[s.id] = s
+	c.subs = append(c.subs, s.id)
+	t.subs = append(t.subs, s.id)
+	r.emit(FormatNotifier{Region: notifier})
+	links := make([]*connection, len(pubs))
+	for i, p := range pubs {
+		links[i] = r.link(p, s, rings[i])
+		r.emit(FormatRing{Region: rings[i], Capacity: capacity, Policy: s.policy})
+	}
+	reply(SubscriberCreated{Sub: s.id, Notifier: notifier, Capacity: capacity}, nil)
+	for _, l := range links {
+		r.announce(l)
+	}
+	r.log(slog.LevelDebug, "subscriber created", slog.Int("sub", int(s.id)), slog.String("topic", t.name), slog.Int("client", int(c.id)))
+}
+
+func (r *Router) link(p *publisher, s *subscriber, ring Region) *connection {
+	r.nextLink++
+	l := &connection{id: r.nextLink, pub: p, sub: s, ring: ring}
+	r.links[l.id] = l
+	p.links = append(p.links, l.id)
+	s.links = append(s.links, l.id)
+	return l
+}
+
+// announce emits ConnectionAdded to the subscriber's client, then to the
+// publisher's.
+func (r *Router) announce(l *connection) {
+	a := ConnectionAdded{
+		Connection: l.id, Pub: l.pub.id, Sub: l.sub.id,
+		Ring: l.ring, Capacity: l.sub.capacity, Policy: l.sub.policy,
+		Notifier: l.sub.notifier, History: min(l.pub.history, l.sub.history),
+	}
+	a.Conn = l.sub.client.conn
+	r.emit(a)
+	a.Conn = l.pub.client.conn
+	r.emit(a)
+}
+
+// allowed applies the most specific access rule matching topic.
+func (r *Router) allowed(topic string, uid, gid uint32, publish bool) bool {
+	var best *AccessRule
+	bestLen := -1
+	for i := range r.cfg.Access {
+		rule := &r.cfg.Access[i]
+		if rule.Topic == topic {
+			best = rule
+			break
+		}
+		if prefix, ok := strings.CutSuffix(rule.Topic, "*"); ok && strings.HasPrefix(topic, prefix) && len(prefix) > bestLen {
+			best, bestLen = rule, len(prefix)
+		}
+	}
+	if best == nil {
+		return true
+	}
+	uids, gids := best.SubscribeUIDs, best.SubscribeGIDs
+	if publish {
+		uids, gids = best.PublishUIDs, best.PublishGIDs
+	}
+	if len(uids) == 0 && len(gids) == 0 {
+		return true
+	}
+	return slices.Contains(uids, uid) || slices.Contains(gids, gid)
+}

@@ -1,0 +1,359 @@
+package roudi
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+)
+
+// Identifiers used by the core. All are plain values chosen by the core,
+// except ConnID, which the server assigns to each accepted control
+// connection.
+type (
+	// ConnID names one control connection (one client runtime's socket).
+	ConnID uint64
+	// ClientID names a registered client process; 0 is never assigned.
+	// It is the owner tag in shared-memory accounting lists.
+	ClientID uint16
+	// PubID names a publisher; 0 is never assigned.
+	PubID uint32
+	// SubID names a subscriber; 0 is never assigned.
+	SubID uint32
+	// ConnectionID names a publisher–subscriber connection (one ring);
+	// 0 is never assigned.
+	ConnectionID uint32
+)
+
+func (c ConnID) String() string { return fmt.Sprintf("c%d", uint64(c)) }
+
+// A Region is a byte range [Offset, Offset+Size) of the management segment.
+// Offsets are absolute (they include the arena base) and 128-byte aligned.
+type Region struct {
+	Offset uint64
+	Size   uint64
+}
+
+// End returns Offset+Size.
+func (r Region) End() uint64 { return r.Offset + r.Size }
+
+func (r Region) String() string { return fmt.Sprintf("@%d+%d", r.Offset, r.Size) }
+
+// TypeInfo describes a topic's payload type. Two endpoints are compatible
+// when all three fields are equal.
+type TypeInfo struct {
+	Name  string
+	Size  uint32
+	Align uint32
+}
+
+func (t TypeInfo) String() string { return fmt.Sprintf("%s/%d/%d", t.Name, t.Size, t.Align) }
+
+// Policy is a connection's queue-full policy. The server maps it onto the
+// ring package's policy.
+type Policy uint8
+
+// Queue-full policies.
+const (
+	// DiscardOldest lets the producer drop the oldest queued entry.
+	DiscardOldest Policy = iota
+	// BlockProducer makes the producer wait for space.
+	BlockProducer
+)
+
+func (p Policy) String() string {
+	switch p {
+	case DiscardOldest:
+		return "discard-oldest"
+	case BlockProducer:
+		return "block-producer"
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// ---- Events ----
+
+// An Event is an input to [Router.Step]: one of [ConnAccepted],
+// [ClientConnected], [ClientRequest], [ClientDisconnected],
+// [ProcessExited] or [Tick].
+type Event interface{ isEvent() }
+
+// ConnAccepted reports a freshly accepted control connection that has not
+// completed its handshake yet. It is optional: the core closes connections
+// that stay in this state longer than the hello timeout.
+type ConnAccepted struct{ Conn ConnID }
+
+// ClientConnected reports a completed handshake. PID, UID and GID come
+// from the kernel (SO_PEERCRED), Name from the client. The core answers
+// with a [Reply] whose ReqID is 0 and whose Result is [Welcome].
+type ClientConnected struct {
+	Conn     ConnID
+	PID      int32
+	UID, GID uint32
+	Name     string
+}
+
+// ClientRequest carries one request of a registered client. The core
+// answers it with exactly one [Reply] carrying the same ReqID.
+type ClientRequest struct {
+	Conn  ConnID
+	ReqID uint32
+	Req   Request
+}
+
+// ClientDisconnected reports that a control connection reached EOF or
+// failed. For a registered client it means the client is gone.
+type ClientDisconnected struct{ Conn ConnID }
+
+// ProcessExited reports that a process died (eBPF or pidfd). Every client
+// with that PID is gone; repeated or late reports are ignored.
+type ProcessExited struct{ PID int32 }
+
+// Tick advances the core's clock by one tick. The server decides how long
+// a tick is.
+type Tick struct{}
+
+func (ConnAccepted) isEvent()       {}
+func (ClientConnected) isEvent()    {}
+func (ClientRequest) isEvent()      {}
+func (ClientDisconnected) isEvent() {}
+func (ProcessExited) isEvent()      {}
+func (Tick) isEvent()               {}
+
+// ---- Requests and results ----
+
+// A Request is the payload of a [ClientRequest]: one of [CreatePublisher],
+// [CreateSubscriber], [ClosePublisher] or [CloseSubscriber].
+type Request interface{ isRequest() }
+
+// CreatePublisher asks for a publisher on Topic. History is the number of
+// recent samples it keeps for late joiners.
+type CreatePublisher struct {
+	Topic   string
+	Type    TypeInfo
+	History int
+}
+
+// CreateSubscriber asks for a subscriber on Topic. QueueCapacity 0 means
+// the configured default; other values are rounded up to a power of two.
+// History is how many of a publisher's kept samples it wants on joining.
+type CreateSubscriber struct {
+	Topic         string
+	Type          TypeInfo
+	QueueCapacity int
+	History       int
+	Policy        Policy
+}
+
+// ClosePublisher closes one of the client's publishers.
+type ClosePublisher struct{ Pub PubID }
+
+// CloseSubscriber closes one of the client's subscribers.
+type CloseSubscriber struct{ Sub SubID }
+
+func (CreatePublisher) isRequest()  {}
+func (CreateSubscriber) isRequest() {}
+func (ClosePublisher) isRequest()   {}
+func (CloseSubscriber) isRequest()  {}
+
+// A Result is the successful outcome in a [Reply]: one of [Welcome],
+// [PublisherCreated], [SubscriberCreated] or [Closed].
+type Result interface{ isResult() }
+
+// Welcome answers [ClientConnected] with the client's ID.
+type Welcome struct{ Client ClientID }
+
+// PublisherCreated answers [CreatePublisher]. The publisher's connections
+// follow as [ConnectionAdded] actions.
+type PublisherCreated struct {
+	Pub     PubID
+	History int
+}
+
+// SubscriberCreated answers [CreateSubscriber]. Notifier is the region
+// holding the subscriber's notification word (already formatted).
+type SubscriberCreated struct {
+	Sub      SubID
+	Notifier Region
+	Capacity int
+}
+
+// Closed answers [ClosePublisher] and [CloseSubscriber].
+type Closed struct{}
+
+func (Welcome) isResult()           {}
+func (PublisherCreated) isResult()  {}
+func (SubscriberCreated) isResult() {}
+func (Closed) isResult()            {}
+
+// ---- Actions ----
+
+// An Action is an output of [Router.Ready]. The server performs actions in
+// order: a [FormatRing] always precedes the [ConnectionAdded] that names
+// its region, and a [ReclaimClient] precedes the [FreeRegion]s of the
+// dead client's regions.
+type Action interface {
+	isAction()
+	String() string
+}
+
+// Reply answers a request on Conn. Exactly one of Result and Err is set;
+// Err wraps a parallax sentinel (ErrIncompatibleType, ErrLimit,
+// ErrPermissionDenied, ErrProtocol, ...).
+type Reply struct {
+	Conn   ConnID
+	ReqID  uint32
+	Result Result
+	Err    error
+}
+
+// ConnectionAdded tells the client on Conn about a new publisher–subscriber
+// connection. It goes to the subscriber's client first, then the
+// publisher's, so the consumer is attached before the producer pushes.
+type ConnectionAdded struct {
+	Conn       ConnID // who to tell
+	Connection ConnectionID
+	Pub        PubID
+	Sub        SubID
+	Ring       Region
+	Capacity   int
+	Policy     Policy
+	Notifier   Region // the subscriber's notifier
+	History    int    // samples of history the publisher should replay
+}
+
+// ConnectionRemoved tells a surviving client on Conn that a connection is
+// gone. The ring region stays allocated until its [FreeRegion].
+type ConnectionRemoved struct {
+	Conn       ConnID
+	Connection ConnectionID
+	Pub        PubID
+	Sub        SubID
+	Reason     string
+}
+
+// FormatRing asks the server to initialise a ring in Region.
+type FormatRing struct {
+	Region   Region
+	Capacity int
+	Policy   Policy
+}
+
+// FormatNotifier asks the server to initialise a notifier in Region.
+type FormatNotifier struct{ Region Region }
+
+// RegionKind tells what a region held.
+type RegionKind uint8
+
+// Region kinds.
+const (
+	RegionRing RegionKind = iota + 1
+	RegionNotifier
+)
+
+func (k RegionKind) String() string {
+	switch k {
+	case RegionRing:
+		return "ring"
+	case RegionNotifier:
+		return "notifier"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// FreeRegion returns a region to the allocator. For a ring, the server
+// first releases every chunk reference still queued in it. After this
+// action the core may hand the bytes out again.
+type FreeRegion struct {
+	Region Region
+	Kind   RegionKind
+}
+
+// ReclaimClient asks the server to walk shared memory and release
+// everything the dead client Client (process PID) held: loans, history,
+// holds, and the refs queued in the rings it consumed (SubRings). Refs in
+// the rings it produced into (PubRings) stay for surviving consumers until
+// those rings' [FreeRegion]. The listed regions are still allocated when
+// this action runs.
+type ReclaimClient struct {
+	Client    ClientID
+	PID       int32
+	PubRings  []Region
+	SubRings  []Region
+	Notifiers []Region
+}
+
+// CloseConn asks the server to close a control connection.
+type CloseConn struct {
+	Conn   ConnID
+	Reason string
+}
+
+// Log is a log record for the server's logger.
+type Log struct {
+	Level slog.Level
+	Msg   string
+	Attrs []slog.Attr
+}
+
+func (Reply) isAction()             {}
+func (ConnectionAdded) isAction()   {}
+func (ConnectionRemoved) isAction() {}
+func (FormatRing) isAction()        {}
+func (FormatNotifier) isAction()    {}
+func (FreeRegion) isAction()        {}
+func (ReclaimClient) isAction()     {}
+func (CloseConn) isAction()         {}
+func (Log) isAction()               {}
+
+func (a Reply) String() string {
+	if a.Err != nil {
+		return fmt.Sprintf("reply %v req=%d error: %v", a.Conn, a.ReqID, a.Err)
+	}
+	var r string
+	switch v := a.Result.(type) {
+	case Welcome:
+		r = fmt.Sprintf("welcome client=%d", v.Client)
+	case PublisherCreated:
+		r = fmt.Sprintf("publisher-created pub=%d history=%d", v.Pub, v.History)
+	case SubscriberCreated:
+		r = fmt.Sprintf("subscriber-created sub=%d notifier=%v cap=%d", v.Sub, v.Notifier, v.Capacity)
+	case Closed:
+		r = "closed"
+	default:
+		r = fmt.Sprintf("%#v", v)
+	}
+	return fmt.Sprintf("reply %v req=%d %s", a.Conn, a.ReqID, r)
+}
+
+func (a ConnectionAdded) String() string {
+	return fmt.Sprintf("conn-added %v conn=%d pub=%d sub=%d ring=%v cap=%d policy=%v notifier=%v history=%d",
+		a.Conn, a.Connection, a.Pub, a.Sub, a.Ring, a.Capacity, a.Policy, a.Notifier, a.History)
+}
+
+func (a ConnectionRemoved) String() string {
+	return fmt.Sprintf("conn-removed %v conn=%d pub=%d sub=%d reason=%q", a.Conn, a.Connection, a.Pub, a.Sub, a.Reason)
+}
+
+func (a FormatRing) String() string {
+	return fmt.Sprintf("format-ring %v cap=%d policy=%v", a.Region, a.Capacity, a.Policy)
+}
+
+func (a FormatNotifier) String() string { return fmt.Sprintf("format-notifier %v", a.Region) }
+
+func (a FreeRegion) String() string { return fmt.Sprintf("free-region %v %v", a.Kind, a.Region) }
+
+func (a ReclaimClient) String() string {
+	return fmt.Sprintf("reclaim client=%d pid=%d pub-rings=%v sub-rings=%v notifiers=%v",
+		a.Client, a.PID, a.PubRings, a.SubRings, a.Notifiers)
+}
+
+func (a CloseConn) String() string { return fmt.Sprintf("close-conn %v reason=%q", a.Conn, a.Reason) }
+
+func (a Log) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "log %s %q", strings.ToLower(a.Level.String()), a.Msg)
+	for _, at := range a.Attrs {
+		fmt.Fprintf(&b, " %s=%v", at.Key, at.Value)
+	}
+	return b.String()
+}
