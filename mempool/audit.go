@@ -44,7 +44,7 @@ func (a Audit) String() string {
 func (p *Pool) Audit() Audit {
 	a := Audit{Count: p.count}
 	for i := range p.count {
-		c := atomic.LoadUint64(&p.chunks[i].ctl)                  // snapshot
+		c := atomic.LoadUint64(&p.chunks[i].ctl)                   // snapshot
 		bit := atomic.LoadUint64(&p.bitmap[i/64])&(1<<(i%64)) != 0 // snapshot
 		if bit {
 			a.BitFree++
