@@ -1,0 +1,77 @@
+// Package ringbuf implements the lock-free single-producer single-consumer
+// rings that carry [parallax.ChunkRef] values between processes, their
+// overflow policies, and the futex-based [Notifier] a consumer sleeps on.
+//
+// Everything lives in []byte regions of shared memory handed in by the
+// caller (a segment mapping, or a heap slice in tests): [Format] lays out a
+// ring, [Attach] maps an existing one after validating its header. The
+// package owns no mappings and makes no allocation, takes no lock and makes
+// no system call on its hot paths (push, pop, notify) unless a peer sleeps.
+//
+// # Ring layout
+//
+// All words little-endian, offsets in bytes; every atomic is naturally
+// aligned and words written by different sides sit on different 128-byte
+// lines (LayoutVersion 1, see TestLayout):
+//
+//	   0 +---------------------------------------------------------+
+//	     | magic u64 | version u32 | policy u32 | capacity u32 | - |  read-only after Format
+//	 128 +---------------------------------------------------------+
+//	     | head u64 = pos u32 | pops u32<<32                       |  CAS: consumer (pop),
+//	     | intentHead u64 | intentRef u64                          |       producer (discard)
+//	 256 +---------------------------------------------------------+
+//	     | tail u64 (pos u32) | dropped u64                        |  producer-owned
+//	 384 +---------------------------------------------------------+
+//	     | waitFlag u32 | waitSeq u32 (futex) | closed u32         |  BlockProducer handshake
+//	 512 +---------------------------------------------------------+
+//	     | slot[0] u64 | slot[1] u64 | ... | slot[capacity-1] u64  |  ChunkRefs, atomics
+//	     +---------------------------------------------------------+
+//
+// Positions are free-running uint32 counters; the slot of position p is
+// p & (capacity-1), and tail-head (mod 2^32) is the length, so capacity is
+// at most 2^30. The zero ChunkRef never enters a ring.
+//
+// # Ordering rules
+//
+// All accesses to shared words use sync/atomic, whose operations are
+// sequentially consistent in Go (and a locked instruction or plain
+// load/store on x86-64 TSO).
+//
+//   - Publish: the producer stores the slot, then stores tail. The consumer
+//     loads head, then tail, then the slot: seeing tail > p guarantees it
+//     sees slot p.
+//   - Claim: the consumer and a discarding producer both read slot[head]
+//     and then CAS head from the value they read. Exactly one CAS succeeds;
+//     the winner owns the ref, the loser retries. A pop moves head from
+//     (pos, pops) to (pos+1, pops+1), a discard to (pos+1, pops): only the
+//     consumer advances the pop count.
+//   - Reuse: the producer writes slot t&mask only after loading a head
+//     with t-head < capacity, i.e. after the CAS that claimed position
+//     t-capacity — whose winner had already read the slot.
+//   - Crash accounting: [Ring.TryPopTracked] stores intentHead (the head
+//     word it expects) and then intentRef (the ref it read) before its
+//     CAS. If the consumer dies, the pop happened iff head.pops ==
+//     intentHead.pops+1 ([Ring.PendingPop]); the consumer calls
+//     [Ring.ClearPopIntent] once it recorded the hold elsewhere.
+//   - Blocked producer (Dekker): the producer samples waitSeq, stores
+//     waitFlag=1, then re-checks head; the consumer CASes head, then loads
+//     waitFlag and, when set, clears it, bumps waitSeq and calls FutexWake.
+//     Sequential consistency guarantees that one of them sees the other, so
+//     the producer never sleeps on a ring that has space.
+//   - Notifier (Dekker): the producer stores tail, then loads sleeping and,
+//     when set, clears it, bumps seq and calls FutexWake; the consumer
+//     samples seq, stores sleeping=1, re-checks its rings, then calls
+//     FutexWait(seq, sampled). A wake that races with the sleep changes seq,
+//     so FutexWait returns at once.
+//
+// # Notifier layout
+//
+//	  0 +--------------------------------------------------------------+
+//	    | magic u64 | version u32 | closed u32 | seq u32 | sleeping u32 |
+//	 24 | wakes u64 | sleeps u64 | padding                             |
+//	128 +--------------------------------------------------------------+
+//
+// One consumer shares one Notifier among all its rings. Waking is the only
+// system call on the data path, and it happens only when the consumer said
+// it sleeps; the wakes counter lets tests and tools verify that.
+package ringbuf

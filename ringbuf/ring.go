@@ -1,0 +1,456 @@
+package ringbuf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/sys"
+)
+
+// Layout identification.
+const (
+	// LayoutVersion is the version of the ring and notifier layouts. It
+	// changes whenever a size or an offset does.
+	LayoutVersion = 1
+	// MaxCapacity is the largest ring capacity: positions wrap modulo 2^32,
+	// and the distance between head and tail must stay unambiguous.
+	MaxCapacity = 1 << 30
+
+	ringMagic     = 0x31474e52584c5050 // "PPLXRNG1" little-endian
+	notifierMagic = 0x3146544e584c5050 // "PPLXNTF1" little-endian
+)
+
+// waitSlice bounds every futex sleep. A peer that dies between publishing and
+// waking (or a lost wake-up from a buggy peer) then costs at most one slice
+// of latency instead of a hang; the sleeper re-checks its condition after
+// each slice.
+const waitSlice = 100 * time.Millisecond
+
+// A Policy says what a push does when the ring is full.
+type Policy uint32
+
+// Overflow policies. The zero Policy is invalid so that a zeroed header is
+// never mistaken for a formatted one.
+const (
+	// DiscardOldest makes the producer reclaim the oldest entry and hand it
+	// back to its caller, who releases the chunk. Pushes never fail for
+	// lack of space.
+	DiscardOldest Policy = 1
+	// BlockProducer makes TryPush fail with [ErrFull] and Push wait for the
+	// consumer to make space.
+	BlockProducer Policy = 2
+)
+
+// String returns the policy name.
+func (p Policy) String() string {
+	switch p {
+	case DiscardOldest:
+		return "discard-oldest"
+	case BlockProducer:
+		return "block-producer"
+	}
+	return fmt.Sprintf("policy(%d)", uint32(p))
+}
+
+// A HeadWord is the raw head word of a ring: the head position in the low 32
+// bits and the number of entries the consumer has popped (modulo 2^32) in the
+// high 32 bits. A pop moves (pos, pops) to (pos+1, pops+1); a discard by the
+// producer moves it to (pos+1, pops). Both are a single CAS on the word.
+type HeadWord uint64
+
+// Pos returns the head position (modulo 2^32).
+func (h HeadWord) Pos() uint32 { return uint32(h) }
+
+// Pops returns the consumer's pop count (modulo 2^32).
+func (h HeadWord) Pops() uint32 { return uint32(h >> 32) }
+
+func (h HeadWord) popped() HeadWord {
+	return HeadWord(uint64(h.Pos()+1) | uint64(h.Pops()+1)<<32)
+}
+
+func (h HeadWord) discarded() HeadWord {
+	return HeadWord(uint64(h.Pos()+1) | uint64(h.Pops())<<32)
+}
+
+// Size returns the number of bytes a ring of the given capacity occupies.
+func Size(capacity int) int { return HeaderSize + 8*capacity }
+
+// A Ring is a single-producer single-consumer queue of [parallax.ChunkRef]
+// values living in a shared-memory region. See the package documentation for
+// the layout and the ordering rules.
+//
+// Use [Format] or [Attach]; the zero value is invalid. A *Ring may be shared
+// by the producer and the consumer goroutines of one process, or each side
+// may attach its own *Ring to the same region from different processes.
+// Exactly one goroutine (across all processes) may push (TryPush, Push) at a
+// time and exactly one may pop (TryPop, TryPopTracked, ClearPopIntent);
+// the remaining methods are safe for concurrent use. A Ring must not be
+// copied. It owns no resources: the caller keeps the region mapped for as
+// long as the Ring is used.
+type Ring struct {
+	mem      []byte
+	slots    []atomic.Uint64
+	mask     uint32
+	capacity uint32
+	policy   Policy
+
+	head       *atomic.Uint64 // HeadWord
+	intentHead *atomic.Uint64
+	intentRef  *atomic.Uint64
+	tail       *atomic.Uint64
+	dropped    *atomic.Uint64
+	waitFlag   *atomic.Uint32
+	waitSeq    *atomic.Uint32
+	closed     *atomic.Uint32
+}
+
+// Format initialises a ring of the given capacity and policy in mem, which
+// must be 8-byte aligned and at least [Size](capacity) bytes long, and
+// returns it. capacity must be a power of two between 1 and [MaxCapacity].
+// Format must run before any peer attaches: it zeroes the header and slots
+// and stores the magic number last, so an [Attach] that sees the magic sees
+// a complete header.
+func Format(mem []byte, capacity int, policy Policy) (*Ring, error) {
+	if capacity < 1 || capacity > MaxCapacity || capacity&(capacity-1) != 0 {
+		return nil, fmt.Errorf("format ring: capacity %d is not a power of two in [1, %d]: %w", capacity, MaxCapacity, ErrInvalidArgument)
+	}
+	if policy != DiscardOldest && policy != BlockProducer {
+		return nil, fmt.Errorf("format ring: unknown %v: %w", policy, ErrInvalidArgument)
+	}
+	if len(mem) < Size(capacity) {
+		return nil, fmt.Errorf("format ring: region of %d bytes, capacity %d needs %d: %w", len(mem), capacity, Size(capacity), ErrInvalidArgument)
+	}
+	if !aligned8(mem) {
+		return nil, fmt.Errorf("format ring: region is not 8-byte aligned: %w", ErrInvalidArgument)
+	}
+	mem = mem[:Size(capacity)]
+	// Nobody else may use the region yet: plain clearing is fine, and the
+	// magic store below publishes it.
+	clear(mem)
+	word32(mem, offVersion).Store(LayoutVersion)
+	word32(mem, offPolicy).Store(uint32(policy))
+	word32(mem, offCapacity).Store(uint32(capacity))
+	// Release: an Attach that loads the magic sees every store above.
+	word64(mem, offMagic).Store(ringMagic)
+	return newRing(mem, uint32(capacity), policy), nil
+}
+
+// Attach returns the ring formatted in mem, after checking its magic number,
+// layout version, policy and capacity against len(mem). Errors wrap
+// [parallax.ErrCorrupt]. Attach reads only the header, so it is safe against
+// any content; the ring's state words are validated as they are used.
+func Attach(mem []byte) (*Ring, error) {
+	if len(mem) < HeaderSize {
+		return nil, fmt.Errorf("attach ring: region of %d bytes is smaller than the %d-byte header: %w", len(mem), HeaderSize, parallax.ErrCorrupt)
+	}
+	if !aligned8(mem) {
+		return nil, fmt.Errorf("attach ring: region is not 8-byte aligned: %w", parallax.ErrCorrupt)
+	}
+	// Acquire: pairs with the magic store in Format.
+	if m := word64(mem, offMagic).Load(); m != ringMagic {
+		return nil, fmt.Errorf("attach ring: bad magic %#x: %w", m, parallax.ErrCorrupt)
+	}
+	if v := word32(mem, offVersion).Load(); v != LayoutVersion {
+		return nil, fmt.Errorf("attach ring: layout version %d, want %d: %w", v, LayoutVersion, parallax.ErrCorrupt)
+	}
+	policy := Policy(word32(mem, offPolicy).Load())
+	if policy != DiscardOldest && policy != BlockProducer {
+		return nil, fmt.Errorf("attach ring: unknown %v: %w", policy, parallax.ErrCorrupt)
+	}
+	c := word32(mem, offCapacity).Load()
+	if c == 0 || c > MaxCapacity || c&(c-1) != 0 {
+		return nil, fmt.Errorf("attach ring: capacity %d is not a power of two in [1, %d]: %w", c, MaxCapacity, parallax.ErrCorrupt)
+	}
+	if len(mem) < Size(int(c)) {
+		return nil, fmt.Errorf("attach ring: region of %d bytes, capacity %d needs %d: %w", len(mem), c, Size(int(c)), parallax.ErrCorrupt)
+	}
+	return newRing(mem[:Size(int(c))], c, policy), nil
+}
+
+func newRing(mem []byte, capacity uint32, policy Policy) *Ring {
+	return &Ring{
+		mem:        mem,
+		slots:      slotWords(mem, uintptr(HeaderSize), int(capacity)),
+		mask:       capacity - 1,
+		capacity:   capacity,
+		policy:     policy,
+		head:       word64(mem, offHead),
+		intentHead: word64(mem, offIntentHead),
+		intentRef:  word64(mem, offIntentRef),
+		tail:       word64(mem, offTail),
+		dropped:    word64(mem, offDropped),
+		waitFlag:   word32(mem, offWaitFlag),
+		waitSeq:    word32(mem, offWaitSeq),
+		closed:     word32(mem, offClosed),
+	}
+}
+
+// Cap returns the ring's capacity.
+func (r *Ring) Cap() int { return int(r.capacity) }
+
+// Policy returns the ring's overflow policy.
+func (r *Ring) Policy() Policy { return r.policy }
+
+// Len returns the number of entries in the ring. With concurrent pushes and
+// pops it is a snapshot that may already be stale.
+func (r *Ring) Len() int {
+	h := HeadWord(r.head.Load()).Pos() // no ordering needed: a snapshot
+	t := uint32(r.tail.Load())
+	return int(min(t-h, r.capacity))
+}
+
+// Dropped returns how many entries the producer has discarded so far
+// ([DiscardOldest] only).
+func (r *Ring) Dropped() uint64 {
+	// Producer-owned counter; any recent value is fine for reporting.
+	return r.dropped.Load()
+}
+
+// TryPush appends ref without waiting.
+//
+// On a full [DiscardOldest] ring it first reclaims the oldest entry and
+// returns it as discarded: the caller now owns that reference and must
+// release it. Exactly one of producer and consumer obtains each entry, even
+// while the consumer is popping concurrently. On a full [BlockProducer] ring
+// it returns [ErrFull]. It returns an error wrapping [os.ErrClosed] after
+// [Ring.Close], one wrapping [ErrInvalidArgument] for a nil ref and one
+// wrapping [parallax.ErrCorrupt] when the head word is out of range (a
+// faulty peer). TryPush allocates nothing, takes no lock and makes no system
+// call.
+func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err error) {
+	if ref == parallax.NilRef {
+		return parallax.NilRef, errNilRef
+	}
+	// Any ordering: Close is advisory for pushes; a push racing with Close
+	// may still land, and the consumer drains it.
+	if r.closed.Load() != 0 {
+		return parallax.NilRef, errRingClosed
+	}
+	// Producer-owned: only this goroutine stores tail, so the load sees our
+	// own last store.
+	t := uint32(r.tail.Load())
+	for {
+		// Acquire: pairs with the consumer's head CAS. Once head has moved
+		// past position t-capacity, the consumer has finished reading slot
+		// t&mask (it read the slot before its CAS), so we may overwrite it.
+		hw := HeadWord(r.head.Load())
+		n := t - hw.Pos()
+		if n < r.capacity {
+			break
+		}
+		if n > r.capacity {
+			return parallax.NilRef, errCorruptIndices
+		}
+		if r.policy != DiscardOldest {
+			return parallax.NilRef, ErrFull
+		}
+		// Full: reclaim the oldest entry. Read the slot first; the CAS
+		// decides whether the value is ours. The consumer reads the same
+		// slot before its own CAS on the same head word, so exactly one CAS
+		// succeeds and exactly one side owns the value.
+		old := r.slots[hw.Pos()&r.mask].Load()
+		// Seq-cst CAS: on success the entry is ours and position hw.Pos()
+		// is free; on failure the consumer popped it, so there is space now
+		// (the loop re-reads head).
+		if r.head.CompareAndSwap(uint64(hw), uint64(hw.discarded())) {
+			discarded = parallax.ChunkRef(old)
+			// Producer-owned counter; the atomic lets the consumer read it.
+			r.dropped.Add(1)
+			break
+		}
+	}
+	// Nobody reads slot t&mask until tail moves past t (the consumer checks
+	// tail first; a discarding producer is us). The atomic store is for the
+	// consumer's stale, CAS-failing reads of the same slot.
+	r.slots[t&r.mask].Store(uint64(ref))
+	// Release: publishes the slot store above to the consumer, whose load of
+	// tail precedes its load of the slot.
+	r.tail.Store(uint64(t + 1))
+	return discarded, nil
+}
+
+// TryPop removes and returns the oldest entry, or reports false when the ring
+// is empty. On a [BlockProducer] ring it wakes a producer that waits for
+// space (a system call made only when one waits). TryPop allocates nothing
+// and takes no lock. The returned ref comes from shared memory: validate it
+// before use.
+func (r *Ring) TryPop() (parallax.ChunkRef, bool) { return r.pop(false) }
+
+// TryPopTracked is TryPop that first records its intent in the ring header,
+// for crash accounting: before the head CAS that claims an entry, it stores
+// the head word it expects and the ref it read, in that order. If the
+// consumer dies, [Ring.PendingPop] tells whether that pop took place.
+func (r *Ring) TryPopTracked() (parallax.ChunkRef, bool) { return r.pop(true) }
+
+func (r *Ring) pop(track bool) (parallax.ChunkRef, bool) {
+	for {
+		// Acquire on both loads. Head first: head never passes tail, so
+		// reading tail second keeps tail-head >= 0.
+		hw := HeadWord(r.head.Load())
+		t := uint32(r.tail.Load())
+		if t == hw.Pos() {
+			return parallax.NilRef, false
+		}
+		// Ordered after the tail load, so the producer's slot store is
+		// visible. The value is ours only if the CAS below succeeds.
+		v := r.slots[hw.Pos()&r.mask].Load()
+		if track {
+			// Consumer-owned words, stored before the CAS (seq-cst), head
+			// word first: a consumer killed between the two stores left
+			// IntentHead.Pops() == current pops, which reads as "not
+			// popped", so a stale IntentRef is never trusted.
+			r.intentHead.Store(uint64(hw))
+			r.intentRef.Store(v)
+		}
+		// Seq-cst CAS: claims position hw.Pos() against a discarding
+		// producer. Failure means the producer discarded it; retry.
+		if r.head.CompareAndSwap(uint64(hw), uint64(hw.popped())) {
+			// Dekker with Push's wait loop: we stored head (CAS) and now
+			// load the flag; the producer stores the flag and then loads
+			// head. Go atomics are sequentially consistent, so at least one
+			// side sees the other's store: either the producer sees the
+			// space or we see the flag and wake it.
+			if r.policy == BlockProducer && r.waitFlag.Load() != 0 {
+				r.wakeProducer()
+			}
+			return parallax.ChunkRef(v), true
+		}
+	}
+}
+
+// wakeProducer clears the wait flag and wakes the producer. Only the CAS
+// winner makes the syscall; the producer re-arms the flag before each sleep.
+func (r *Ring) wakeProducer() {
+	if r.waitFlag.CompareAndSwap(1, 0) {
+		// Seq-cst add before the wake: a producer that sampled WaitSeq
+		// before arming the flag now fails its FutexWait with EAGAIN or is
+		// woken by the call below.
+		r.waitSeq.Add(1)
+		_, _ = sys.FutexWake(rawWord32(r.waitSeq), math.MaxInt32)
+	}
+}
+
+// Push appends ref. On a [DiscardOldest] ring it is [Ring.TryPush]. On a
+// [BlockProducer] ring it waits for space until ctx is done: an error then
+// wraps ctx.Err(), and also [parallax.ErrTimeout] when ctx's deadline passed.
+// It returns an error wrapping [os.ErrClosed] when the ring is closed while
+// it waits. The fast path (space available) allocates nothing and makes no
+// system call.
+func (r *Ring) Push(ctx context.Context, ref parallax.ChunkRef) (discarded parallax.ChunkRef, err error) {
+	discarded, err = r.TryPush(ref)
+	if err != ErrFull {
+		return discarded, err
+	}
+	return r.pushSlow(ctx, ref)
+}
+
+func (r *Ring) pushSlow(ctx context.Context, ref parallax.ChunkRef) (parallax.ChunkRef, error) {
+	if ctx.Done() != nil {
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(fired)
+			r.waitSeq.Add(1) // seq-cst: makes the producer's FutexWait fail or wake
+			_, _ = sys.FutexWake(rawWord32(r.waitSeq), math.MaxInt32)
+		})
+		defer func() {
+			if !stop() {
+				<-fired // never return while the callback may touch the region
+			}
+		}()
+	}
+	deadline, hasDeadline := ctx.Deadline()
+	for {
+		// Sample the futex word before arming the flag: any wake after the
+		// flag is visible changes WaitSeq, so FutexWait cannot miss it.
+		seen := r.waitSeq.Load()
+		// Dekker: store the flag, then re-check head inside TryPush (see
+		// pop). Seq-cst store.
+		r.waitFlag.Store(1)
+		d, err := r.TryPush(ref)
+		if err != ErrFull {
+			r.waitFlag.Store(0) // producer-owned when no wake is pending
+			return d, err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			r.waitFlag.Store(0)
+			if errors.Is(cerr, context.DeadlineExceeded) {
+				return parallax.NilRef, fmt.Errorf("push to full ring: %w: %w", parallax.ErrTimeout, cerr)
+			}
+			return parallax.NilRef, fmt.Errorf("push to full ring: %w", cerr)
+		}
+		timeout := waitSlice
+		if hasDeadline {
+			timeout = min(timeout, max(time.Until(deadline), time.Microsecond))
+		}
+		// nil, EAGAIN (word changed), EINTR and ETIMEDOUT all mean "look
+		// again"; anything else is a broken futex word.
+		if err := sys.FutexWait(rawWord32(r.waitSeq), seen, timeout); err != nil &&
+			!errors.Is(err, sys.EAGAIN) && !errors.Is(err, sys.EINTR) && !errors.Is(err, sys.ETIMEDOUT) {
+			r.waitFlag.Store(0)
+			return parallax.NilRef, fmt.Errorf("wait for ring space: %w", err)
+		}
+	}
+}
+
+// Close marks the ring closed: pushes fail with an error wrapping
+// [os.ErrClosed] and a producer blocked in [Ring.Push] returns with it. Pops
+// keep working so the consumer (or the router) can drain the entries. Close
+// is idempotent and safe to call from any process.
+func (r *Ring) Close() error {
+	// Seq-cst swap; only the first Close wakes.
+	if r.closed.Swap(1) == 0 {
+		r.waitSeq.Add(1)
+		if _, err := sys.FutexWake(rawWord32(r.waitSeq), math.MaxInt32); err != nil {
+			return fmt.Errorf("wake producer on close: %w", err)
+		}
+	}
+	return nil
+}
+
+// Closed reports whether [Ring.Close] was called (by any process).
+func (r *Ring) Closed() bool { return r.closed.Load() != 0 }
+
+// Head returns the raw head word. The router uses it with the tail position
+// and the pop intent to account for a dead consumer.
+func (r *Ring) Head() HeadWord { return HeadWord(r.head.Load()) }
+
+// Tail returns the tail position (modulo 2^32).
+func (r *Ring) Tail() uint32 { return uint32(r.tail.Load()) }
+
+// PopIntent returns the intent last recorded by [Ring.TryPopTracked]: the
+// head word it was about to claim and the ref it had read there.
+func (r *Ring) PopIntent() (HeadWord, parallax.ChunkRef) {
+	h := HeadWord(r.intentHead.Load())
+	return h, parallax.ChunkRef(r.intentRef.Load())
+}
+
+// PendingPop tells, for a consumer that died (so the words no longer move on
+// the consumer side), whether its last tracked pop claimed an entry that it
+// may not have recorded elsewhere: popped is true iff the head's pop count is
+// exactly one more than the recorded intent's (the consumer is the only one
+// who advances the pop count, so its CAS succeeded), and ref is the entry it
+// claimed. After [Ring.ClearPopIntent], ref is nil.
+//
+// Only the consumer's own process advances the pop count, so this is exact
+// no matter where the consumer was killed. The producer may still be
+// running: discards leave the pop count unchanged.
+func (r *Ring) PendingPop() (ref parallax.ChunkRef, popped bool) {
+	ih, iref := r.PopIntent()
+	if r.Head().Pops() != ih.Pops()+1 || iref == parallax.NilRef {
+		return parallax.NilRef, false
+	}
+	return iref, true
+}
+
+// ClearPopIntent forgets the last tracked pop's ref, once the consumer has
+// recorded that it holds the chunk elsewhere (for example in its hold list).
+// Consumer side only.
+func (r *Ring) ClearPopIntent() {
+	// Consumer-owned; seq-cst store orders it after the caller's hold record.
+	r.intentRef.Store(0)
+}
