@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 
@@ -221,6 +220,5 @@ func PeerPidfd(c *net.UnixConn) (*os.File, error) {
 		f = os.NewFile(uintptr(pfd), fmt.Sprintf("pidfd:%d", pfd))
 		return nil
 	})
-	runtime.KeepAlive(c)
 	return f, err
 }

@@ -1,0 +1,204 @@
+package wire
+
+// A Message is one control message: a pointer to one of the structs in this
+// file. Messages are plain values: the zero value of each is encodable when
+// its Validate accepts it, they may be copied freely and hold no resources
+// (file descriptors travel beside them, see [ExpectedFDs]).
+type Message interface {
+	// MessageType returns the type written into the envelope.
+	MessageType() Type
+	// Validate checks field limits; the error wraps [ErrInvalidArgument].
+	Validate() error
+}
+
+// Overflow policies of a subscriber queue ([CreateSubscriber.Policy],
+// [ConnectionAdded.Policy]).
+const (
+	PolicyDiscardOldest uint8 = 0 // the producer reclaims the oldest entry
+	PolicyBlockProducer uint8 = 1 // the producer waits for space
+)
+
+// Segment roles ([SegmentDesc.Role]).
+const (
+	RoleManagement uint8 = 1 // bitmaps, chunk headers, rings; mapped read-write by every client
+	RolePayload    uint8 = 2 // chunk bytes; read-write for publishers, read-only for subscribers
+)
+
+// Segment kinds ([SegmentDesc.Kind]): the backing of the fd that comes with
+// the descriptor.
+const (
+	KindMemfd    uint8 = 1 // memfd with normal pages
+	KindHugetlb  uint8 = 2 // memfd with MFD_HUGETLB
+	KindFile     uint8 = 3 // mapped file (persistence, hugetlbfs)
+	kindLastKind       = KindFile
+)
+
+// Hello opens a session: the first message a client sends. Version and
+// MinVersion give the range of protocol versions the client speaks.
+type Hello struct {
+	Version    uint16
+	MinVersion uint16
+	PID        int32
+	Name       string // process name, for introspection and logs
+}
+
+// Welcome answers [Hello]: the negotiated Version, the client's id, the
+// domain and the management segment (its fd is attached when Mgmt.Size > 0)
+// with the pools laid out in it.
+type Welcome struct {
+	Version   uint16
+	ClientID  uint16
+	RouterPID int32
+	Domain    string
+	Mgmt      SegmentDesc
+	Pools     []PoolDesc
+}
+
+// Error answers a request that failed. Use [NewError] to build one from a Go
+// error and [Error.Err] to turn it back into one.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+// Ack answers a request that succeeded and returns nothing.
+type Ack struct{}
+
+// Ping asks the peer for a [Pong] (liveness check).
+type Ping struct{}
+
+// Pong answers [Ping].
+type Pong struct{}
+
+// Shutdown is pushed by the router before it goes away. Existing connections
+// keep flowing; the client runtime may reconnect to a new router.
+type Shutdown struct {
+	Reason string
+}
+
+// TypeInfo describes a topic's payload type. Publishers and subscribers of a
+// topic must agree on all three fields. Name "" means untyped bytes; Align 0
+// means no alignment requirement beyond the chunk's.
+type TypeInfo struct {
+	Name  string
+	Size  uint32
+	Align uint32
+}
+
+// CreatePublisher asks for a publisher on Topic. History is how many of the
+// last samples the publisher keeps for late-joining subscribers.
+type CreatePublisher struct {
+	Topic   string
+	Type    TypeInfo
+	History uint32
+}
+
+// PublisherCreated answers [CreatePublisher]. One fd per entry of Segments
+// is attached, in order (payload segments mapped read-write).
+type PublisherCreated struct {
+	PubID    uint32
+	Segments []SegmentDesc
+}
+
+// CreateSubscriber asks for a subscriber on Topic. QueueCapacity 0 means
+// the router's default; History is how many past samples it wants on join.
+type CreateSubscriber struct {
+	Topic         string
+	Type          TypeInfo
+	QueueCapacity uint32
+	History       uint32
+	Policy        uint8
+}
+
+// SubscriberCreated answers [CreateSubscriber]. NotifierOffset locates the
+// subscriber's notification word in the management segment. One fd per
+// entry of Segments is attached, in order (payload segments, read-only).
+type SubscriberCreated struct {
+	SubID          uint32
+	NotifierOffset uint64
+	Segments       []SegmentDesc
+}
+
+// ClosePublisher ends a publisher; answered by [Ack].
+type ClosePublisher struct {
+	PubID uint32
+}
+
+// CloseSubscriber ends a subscriber; answered by [Ack].
+type CloseSubscriber struct {
+	SubID uint32
+}
+
+// ConnectionAdded is pushed to both the publisher's and the subscriber's
+// process when the router connects them: the ring lives at RingOffset
+// (RingSize bytes, Capacity entries) in the management segment, and
+// NotifierOffset is the subscriber's notification word the publisher wakes.
+type ConnectionAdded struct {
+	ConnID         uint32
+	PubID          uint32
+	SubID          uint32
+	RingOffset     uint64
+	RingSize       uint64
+	Capacity       uint32
+	Policy         uint8
+	NotifierOffset uint64
+	History        uint32
+}
+
+// ConnectionRemoved is pushed when a connection ends (a side closed or
+// died).
+type ConnectionRemoved struct {
+	ConnID uint32
+	PubID  uint32
+	SubID  uint32
+	Reason string
+}
+
+// SegmentGrant is pushed when the router adds segments (pool growth). One fd
+// per entry of Segments is attached, in order.
+type SegmentGrant struct {
+	Segments []SegmentDesc
+}
+
+// SegmentDesc describes a shared-memory segment whose fd accompanies the
+// message.
+type SegmentDesc struct {
+	ID       uint32
+	Role     uint8 // RoleManagement or RolePayload
+	Kind     uint8 // KindMemfd, KindHugetlb or KindFile
+	Size     uint64
+	PageSize uint32
+	ReadOnly bool
+	PoolID   uint16
+}
+
+// PoolDesc describes one size-class pool: Count chunks of ChunkSize bytes in
+// payload segment SegmentID, managed by the bitmap and headers at MgmtOffset
+// (MgmtSize bytes) in the management segment.
+type PoolDesc struct {
+	ID         uint16
+	ChunkSize  uint32
+	Count      uint32
+	MgmtOffset uint64
+	MgmtSize   uint64
+	SegmentID  uint32
+}
+
+// MessageType implementations.
+
+func (*Hello) MessageType() Type             { return TypeHello }
+func (*Welcome) MessageType() Type           { return TypeWelcome }
+func (*Error) MessageType() Type             { return TypeError }
+func (*Ack) MessageType() Type               { return TypeAck }
+func (*Ping) MessageType() Type              { return TypePing }
+func (*Pong) MessageType() Type              { return TypePong }
+func (*Shutdown) MessageType() Type          { return TypeShutdown }
+func (*CreatePublisher) MessageType() Type   { return TypeCreatePublisher }
+func (*PublisherCreated) MessageType() Type  { return TypePublisherCreated }
+func (*CreateSubscriber) MessageType() Type  { return TypeCreateSubscriber }
+func (*SubscriberCreated) MessageType() Type { return TypeSubscriberCreated }
+func (*ClosePublisher) MessageType() Type    { return TypeClosePublisher }
+func (*CloseSubscriber) MessageType() Type   { return TypeCloseSubscriber }
+func (*ConnectionAdded) MessageType() Type   { return TypeConnectionAdded }
+func (*ConnectionRemoved) MessageType() Type { return TypeConnectionRemoved }
+func (*SegmentGrant) MessageType() Type      { return TypeSegmentGrant }

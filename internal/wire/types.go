@@ -1,0 +1,167 @@
+package wire
+
+import "fmt"
+
+// Version is the control protocol version this build speaks. Bump it
+// whenever any encoding changes (the golden tests enforce this).
+const Version uint16 = 1
+
+// MinVersion is the oldest protocol version this build still accepts.
+const MinVersion uint16 = 1
+
+// MaxMessageSize is the largest encoded message, in bytes. One message is
+// one unixpacket datagram.
+const MaxMessageSize = 64 << 10
+
+// A Type enumerates the control messages. Its numeric values are part of the
+// protocol.
+type Type uint16
+
+// Message types. Ranges: 1-15 session, 16-31 publish/subscribe requests and
+// replies, 32-47 pushes, 64-127 reserved for introspection requests.
+const (
+	TypeHello    Type = 1
+	TypeWelcome  Type = 2
+	TypeError    Type = 3
+	TypeAck      Type = 4
+	TypePing     Type = 5
+	TypePong     Type = 6
+	TypeShutdown Type = 7
+
+	TypeCreatePublisher   Type = 16
+	TypePublisherCreated  Type = 17
+	TypeCreateSubscriber  Type = 18
+	TypeSubscriberCreated Type = 19
+	TypeClosePublisher    Type = 20
+	TypeCloseSubscriber   Type = 21
+
+	TypeConnectionAdded   Type = 32
+	TypeConnectionRemoved Type = 33
+	TypeSegmentGrant      Type = 34
+
+	// TypeIntrospectFirst..TypeIntrospectLast are reserved for
+	// introspection requests (topics, clients, pool usage); no message uses
+	// them yet and decoding one fails.
+	TypeIntrospectFirst Type = 64
+	TypeIntrospectLast  Type = 127
+)
+
+var typeNames = map[Type]string{
+	TypeHello:             "Hello",
+	TypeWelcome:           "Welcome",
+	TypeError:             "Error",
+	TypeAck:               "Ack",
+	TypePing:              "Ping",
+	TypePong:              "Pong",
+	TypeShutdown:          "Shutdown",
+	TypeCreatePublisher:   "CreatePublisher",
+	TypePublisherCreated:  "PublisherCreated",
+	TypeCreateSubscriber:  "CreateSubscriber",
+	TypeSubscriberCreated: "SubscriberCreated",
+	TypeClosePublisher:    "ClosePublisher",
+	TypeCloseSubscriber:   "CloseSubscriber",
+	TypeConnectionAdded:   "ConnectionAdded",
+	TypeConnectionRemoved: "ConnectionRemoved",
+	TypeSegmentGrant:      "SegmentGrant",
+}
+
+// String returns the message name, or "Type(n)" for an unknown type.
+func (t Type) String() string {
+	if s, ok := typeNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("Type(%d)", uint16(t))
+}
+
+// Known reports whether t names a message this build can decode.
+func (t Type) Known() bool {
+	_, ok := typeNames[t]
+	return ok
+}
+
+// IsPush reports whether t is a router-initiated message, sent with request
+// id 0 and answered by nobody.
+func (t Type) IsPush() bool {
+	switch t {
+	case TypeShutdown, TypeConnectionAdded, TypeConnectionRemoved, TypeSegmentGrant:
+		return true
+	}
+	return false
+}
+
+// ReplyType returns the message type that answers a request of type t (an
+// [Error] may always answer instead), and false if t is not a request.
+func ReplyType(t Type) (Type, bool) {
+	switch t {
+	case TypeHello:
+		return TypeWelcome, true
+	case TypePing:
+		return TypePong, true
+	case TypeCreatePublisher:
+		return TypePublisherCreated, true
+	case TypeCreateSubscriber:
+		return TypeSubscriberCreated, true
+	case TypeClosePublisher, TypeCloseSubscriber:
+		return TypeAck, true
+	}
+	return 0, false
+}
+
+// New returns a pointer to a zero message of type t, or nil if t is
+// unknown.
+func New(t Type) Message {
+	switch t {
+	case TypeHello:
+		return new(Hello)
+	case TypeWelcome:
+		return new(Welcome)
+	case TypeError:
+		return new(Error)
+	case TypeAck:
+		return new(Ack)
+	case TypePing:
+		return new(Ping)
+	case TypePong:
+		return new(Pong)
+	case TypeShutdown:
+		return new(Shutdown)
+	case TypeCreatePublisher:
+		return new(CreatePublisher)
+	case TypePublisherCreated:
+		return new(PublisherCreated)
+	case TypeCreateSubscriber:
+		return new(CreateSubscriber)
+	case TypeSubscriberCreated:
+		return new(SubscriberCreated)
+	case TypeClosePublisher:
+		return new(ClosePublisher)
+	case TypeCloseSubscriber:
+		return new(CloseSubscriber)
+	case TypeConnectionAdded:
+		return new(ConnectionAdded)
+	case TypeConnectionRemoved:
+		return new(ConnectionRemoved)
+	case TypeSegmentGrant:
+		return new(SegmentGrant)
+	}
+	return nil
+}
+
+// ExpectedFDs returns how many file descriptors must accompany m, in the
+// order m lists its segments: one per [SegmentDesc] in Segments, and for
+// [Welcome] one for the management segment when Mgmt.Size > 0.
+func ExpectedFDs(m Message) int {
+	switch m := m.(type) {
+	case *Welcome:
+		if m.Mgmt.Size > 0 {
+			return 1
+		}
+	case *PublisherCreated:
+		return len(m.Segments)
+	case *SubscriberCreated:
+		return len(m.Segments)
+	case *SegmentGrant:
+		return len(m.Segments)
+	}
+	return 0
+}

@@ -1,0 +1,373 @@
+package wire
+
+import (
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/testutil"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden (only together with a Version bump)")
+
+func TestMain(m *testing.M) {
+	// Opening a file initialises the runtime's netpoller (an epoll fd and an
+	// eventfd); do it before testutil.Main counts fds, or they read as a leak.
+	_, _ = os.ReadFile("/proc/self/stat")
+	testutil.Main(m)
+}
+
+var (
+	sampleMgmt = SegmentDesc{ID: 1, Role: RoleManagement, Kind: KindMemfd, Size: 1 << 20, PageSize: 4096}
+	samplePay  = SegmentDesc{ID: 2, Role: RolePayload, Kind: KindHugetlb, Size: 8 << 20, PageSize: 2 << 20, ReadOnly: true, PoolID: 3}
+)
+
+// samples holds one populated instance of every message type, keyed by the
+// golden file name. reqIDs are 0 for pushes.
+func samples() []struct {
+	name  string
+	reqID uint32
+	msg   Message
+} {
+	return []struct {
+		name  string
+		reqID uint32
+		msg   Message
+	}{
+		{"hello", 1, &Hello{Version: 1, MinVersion: 1, PID: 4242, Name: "camera"}},
+		{"welcome", 1, &Welcome{Version: 1, ClientID: 7, RouterPID: 100, Domain: "default", Mgmt: sampleMgmt,
+			Pools: []PoolDesc{{ID: 0, ChunkSize: 128, Count: 1024, MgmtOffset: 4096, MgmtSize: 65536, SegmentID: 2}, {ID: 1, ChunkSize: 4 << 20, Count: 16, MgmtOffset: 1 << 17, MgmtSize: 4096, SegmentID: 3}}}},
+		{"error", 2, &Error{Code: CodeIncompatibleType, Message: `create subscriber "frames": incompatible payload type`}},
+		{"ack", 3, &Ack{}},
+		{"ping", 4, &Ping{}},
+		{"pong", 4, &Pong{}},
+		{"shutdown", 0, &Shutdown{Reason: "SIGTERM"}},
+		{"create_publisher", 5, &CreatePublisher{Topic: "camera/front.raw", Type: TypeInfo{Name: "image.Frame", Size: 1 << 21, Align: 64}, History: 2}},
+		{"publisher_created", 5, &PublisherCreated{PubID: 9, Segments: []SegmentDesc{samplePay}}},
+		{"create_subscriber", 6, &CreateSubscriber{Topic: "camera/front.raw", Type: TypeInfo{Name: "image.Frame", Size: 1 << 21, Align: 64}, QueueCapacity: 256, History: 1, Policy: PolicyBlockProducer}},
+		{"subscriber_created", 6, &SubscriberCreated{SubID: 11, NotifierOffset: 8192, Segments: []SegmentDesc{samplePay, samplePay}}},
+		{"close_publisher", 7, &ClosePublisher{PubID: 9}},
+		{"close_subscriber", 8, &CloseSubscriber{SubID: 11}},
+		{"connection_added", 0, &ConnectionAdded{ConnID: 3, PubID: 9, SubID: 11, RingOffset: 1 << 16, RingSize: 4096, Capacity: 256, Policy: PolicyDiscardOldest, NotifierOffset: 8192, History: 1}},
+		{"connection_removed", 0, &ConnectionRemoved{ConnID: 3, PubID: 9, SubID: 11, Reason: "subscriber process 4243 exited"}},
+		{"segment_grant", 0, &SegmentGrant{Segments: []SegmentDesc{samplePay}}},
+	}
+}
+
+func TestSamplesCoverEveryType(t *testing.T) {
+	t.Parallel()
+	seen := map[Type]bool{}
+	for _, s := range samples() {
+		seen[s.msg.MessageType()] = true
+	}
+	for typ := range typeNames {
+		require.True(t, seen[typ], "no sample (and no golden file) for %s", typ)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, s := range samples() {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := Encode(s.reqID, s.msg)
+			require.NoError(t, err)
+			env, err := Decode(b)
+			require.NoError(t, err)
+			require.Equal(t, s.reqID, env.ReqID)
+			require.Equal(t, s.msg.MessageType(), env.Type())
+			require.Equal(t, s.msg, env.Msg)
+		})
+	}
+}
+
+// TestGolden pins the encoding of every message. The golden files record the
+// Version they were written with: changing an encoding without bumping
+// Version fails here.
+func TestGolden(t *testing.T) {
+	t.Parallel()
+	for _, s := range samples() {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := Encode(s.reqID, s.msg)
+			require.NoError(t, err)
+			path := filepath.Join("testdata", s.name+".golden")
+			got := fmt.Sprintf("version %d\n%s\n", Version, hex.EncodeToString(b))
+			if *update {
+				require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+				return
+			}
+			raw, err := os.ReadFile(path)
+			require.NoError(t, err, "missing golden file; run: go test ./internal/wire -run TestGolden -update")
+			ver, wantHex, ok := strings.Cut(strings.TrimSpace(string(raw)), "\n")
+			require.True(t, ok, "%s: malformed golden file", path)
+			gv, err := strconv.Atoi(strings.TrimPrefix(ver, "version "))
+			require.NoError(t, err, "%s: malformed version line %q", path, ver)
+			if uint16(gv) != Version {
+				require.Failf(t, "golden files are stale",
+					"%s records protocol version %d, wire.Version is %d: review the encoding changes, then run go test ./internal/wire -run TestGolden -update", path, gv, Version)
+			}
+			if hex.EncodeToString(b) != wantHex {
+				require.Failf(t, "encoding changed without a Version bump",
+					"%s: the encoding of %s differs from the golden one recorded for protocol version %d.\n got %x\nwant %s\nBump wire.Version, then run with -update.", path, s.msg.MessageType(), Version, b, wantHex)
+			}
+			want, err := hex.DecodeString(wantHex)
+			require.NoError(t, err)
+			env, err := Decode(want)
+			require.NoError(t, err)
+			require.Equal(t, s.msg, env.Msg)
+		})
+	}
+}
+
+func marshalRaw(t *testing.T, v ...any) []byte {
+	t.Helper()
+	b, err := msgpack.Marshal(v)
+	require.NoError(t, err)
+	return b
+}
+
+func TestDecodeRejects(t *testing.T) {
+	t.Parallel()
+	good, err := Encode(1, &ClosePublisher{PubID: 9})
+	require.NoError(t, err)
+	cases := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "empty datagram"},
+		{"oversized", make([]byte, MaxMessageSize+1), "exceed"},
+		{"not an array", []byte{0xa3, 'a', 'b', 'c'}, "3-element array"},
+		{"two elements", marshalRaw(t, 20, 1)[0:0:0], "3-element array"},
+		{"unknown type", marshalRaw(t, 999, 1, []any{}), "unknown message type 999"},
+		{"reserved introspection type", marshalRaw(t, 64, 1, []any{}), "unknown message type 64"},
+		{"trailing garbage", append(append([]byte{}, good...), 0x00), "trailing"},
+		{"wrong field type", marshalRaw(t, uint16(TypeClosePublisher), 1, []any{"nine"}), "does not decode"},
+		{"extra field", marshalRaw(t, uint16(TypeClosePublisher), 1, []any{9, 10}), "ClosePublisher"},
+		{"missing field", marshalRaw(t, uint16(TypeCreatePublisher), 1, []any{"t"}), "CreatePublisher"},
+		{"body as map", marshalRaw(t, uint16(TypeClosePublisher), 1, map[string]any{"PubID": 9}), "non-canonical"},
+		{"overflowing int", marshalRaw(t, uint16(TypeHello), 1, []any{70000, 1, 1, "x"}), "non-canonical"},
+		{"truncated", good[:len(good)-1], "truncated"},
+		{"push with request id", mustEncodeUnchecked(t, 5, &Shutdown{Reason: "bye"}), "push with request id"},
+		{"invalid topic", mustEncodeUnchecked(t, 1, &CreatePublisher{Topic: "bad topic!"}), "Topic"},
+		{"unknown code", mustEncodeUnchecked(t, 1, &Error{Code: 999}), "Code"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			in := c.in
+			if c.name == "two elements" {
+				in = []byte{0x92, 0x14, 0x01}
+			}
+			_, err := Decode(in)
+			require.Error(t, err)
+			require.ErrorIs(t, err, parallax.ErrProtocol)
+			require.Contains(t, err.Error(), c.want)
+		})
+	}
+}
+
+func mustEncodeUnchecked(t *testing.T, id uint32, m Message) []byte {
+	t.Helper()
+	b, err := encode(id, m)
+	require.NoError(t, err)
+	return b
+}
+
+func TestEncodeRejects(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", MaxNameLen+1)
+	cases := []struct {
+		name  string
+		reqID uint32
+		msg   Message
+	}{
+		{"nil", 1, nil},
+		{"empty topic", 1, &CreatePublisher{}},
+		{"long topic", 1, &CreatePublisher{Topic: long}},
+		{"topic with space", 1, &CreateSubscriber{Topic: "a b"}},
+		{"long type name", 1, &CreatePublisher{Topic: "t", Type: TypeInfo{Name: long}}},
+		{"bad align", 1, &CreatePublisher{Topic: "t", Type: TypeInfo{Align: 3}}},
+		{"history", 1, &CreatePublisher{Topic: "t", History: MaxHistory + 1}},
+		{"policy", 1, &CreateSubscriber{Topic: "t", Policy: 7}},
+		{"queue", 1, &CreateSubscriber{Topic: "t", QueueCapacity: MaxQueueCapacity + 1}},
+		{"hello min 0", 1, &Hello{Version: 1}},
+		{"hello inverted", 1, &Hello{Version: 1, MinVersion: 2}},
+		{"welcome bad domain", 1, &Welcome{Version: 1, Domain: "../etc"}},
+		{"welcome mgmt role", 1, &Welcome{Version: 1, Domain: "d", Mgmt: samplePay}},
+		{"welcome pool", 1, &Welcome{Version: 1, Domain: "d", Pools: []PoolDesc{{ChunkSize: 0, Count: 1}}}},
+		{"segment page size", 1, &PublisherCreated{Segments: []SegmentDesc{{Role: RolePayload, Kind: KindMemfd, Size: 1, PageSize: 1000}}}},
+		{"segment kind", 1, &PublisherCreated{Segments: []SegmentDesc{{Role: RolePayload, Kind: 9, Size: 1, PageSize: 4096}}}},
+		{"too many segments", 0, &SegmentGrant{Segments: make([]SegmentDesc, MaxSegmentsPerMessage+1)}},
+		{"capacity", 0, &ConnectionAdded{RingSize: 1}},
+		{"push with id", 3, &Shutdown{}},
+		{"long reason", 0, &Shutdown{Reason: strings.Repeat("x", MaxTextLen+1)}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Encode(c.reqID, c.msg)
+			require.ErrorIs(t, err, ErrInvalidArgument)
+		})
+	}
+}
+
+// TestLargestMessagesFit checks that every message at its field limits
+// encodes within MaxMessageSize, so the size check in Encode only guards
+// against future changes.
+func TestLargestMessagesFit(t *testing.T) {
+	t.Parallel()
+	pools := make([]PoolDesc, MaxPools)
+	for i := range pools {
+		pools[i] = PoolDesc{ID: 0xffff, ChunkSize: 1<<32 - 1, Count: 1<<32 - 1, MgmtOffset: 1<<64 - 1, MgmtSize: 1<<64 - 1, SegmentID: 1<<32 - 1}
+	}
+	maxSeg := SegmentDesc{ID: 1<<32 - 1, Role: RoleManagement, Kind: KindFile, Size: 1<<64 - 1, PageSize: MaxPageSize, ReadOnly: true, PoolID: 0xffff}
+	segs := make([]SegmentDesc, MaxSegmentsPerMessage)
+	for i := range segs {
+		segs[i] = maxSeg
+	}
+	name := strings.Repeat("n", MaxNameLen)
+	for _, m := range []Message{
+		&Welcome{Version: 0xffff, ClientID: 0xffff, RouterPID: 1<<31 - 1, Domain: strings.Repeat("d", MaxDomainLen), Mgmt: maxSeg, Pools: pools},
+		&SubscriberCreated{SubID: 1<<32 - 1, NotifierOffset: 1<<64 - 1, Segments: segs},
+		&Error{Code: CodeTimeout, Message: strings.Repeat("e", MaxTextLen)},
+		&CreateSubscriber{Topic: name, Type: TypeInfo{Name: name, Size: 1<<32 - 1, Align: MaxAlign}, QueueCapacity: MaxQueueCapacity, History: MaxHistory, Policy: PolicyBlockProducer},
+	} {
+		b, err := Encode(1<<32-1, m)
+		require.NoError(t, err, "%s", m.MessageType())
+		require.LessOrEqual(t, len(b), MaxMessageSize)
+		t.Logf("largest %s: %d bytes", m.MessageType(), len(b))
+	}
+}
+
+func TestValidateNames(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"a", "camera/front.raw", "A-b_c.9/x", strings.Repeat("z", MaxNameLen)} {
+		require.NoError(t, ValidateTopic(ok), ok)
+	}
+	for _, bad := range []string{"", "a b", "ü", "x\x00", strings.Repeat("z", MaxNameLen+1)} {
+		require.ErrorIs(t, ValidateTopic(bad), ErrInvalidArgument, bad)
+	}
+	for _, ok := range []string{"default", "lab-2", "a.b_c"} {
+		require.NoError(t, ValidateDomain(ok), ok)
+	}
+	for _, bad := range []string{"", ".hidden", "..", "a/b", strings.Repeat("d", MaxDomainLen+1)} {
+		require.ErrorIs(t, ValidateDomain(bad), ErrInvalidArgument, bad)
+	}
+}
+
+func TestCodes(t *testing.T) {
+	t.Parallel()
+	for _, s := range codeSentinels {
+		wrapped := fmt.Errorf("create subscriber %q: %w", "frames", s.err)
+		require.Equal(t, s.code, CodeOf(wrapped), "%v", s.err)
+
+		// Across the wire: encode the Error, decode it, and unwrap.
+		b, err := Encode(1, NewError(wrapped))
+		require.NoError(t, err)
+		env, err := Decode(b)
+		require.NoError(t, err)
+		remote := env.Msg.(*Error).Err()
+		require.ErrorIs(t, remote, s.err, "code %s", s.code)
+		require.Equal(t, s.code, CodeOf(remote))
+		require.Contains(t, remote.Error(), `create subscriber "frames"`)
+		require.Equal(t, s.code.String(), codeNames[s.code])
+	}
+	require.Equal(t, CodeOK, CodeOf(nil))
+	require.Equal(t, CodeUnknown, CodeOf(errors.New("boom")))
+	require.Equal(t, CodePermissionDenied, CodeOf(os.ErrPermission))
+	require.Equal(t, CodeNotFound, CodeOf(os.ErrNotExist))
+	require.Nil(t, CodeUnknown.Sentinel())
+	require.Equal(t, "code(999)", Code(999).String())
+	require.False(t, Code(999).Known())
+
+	// A protocol-version error must not be reported as a plain protocol error.
+	require.Equal(t, CodeProtocolVersion, CodeOf(fmt.Errorf("x: %w", parallax.ErrProtocolVersion)))
+	var re *RemoteError
+	require.ErrorAs(t, fmt.Errorf("request: %w", (&Error{Code: CodeLimit, Message: "m"}).Err()), &re)
+	require.Equal(t, CodeLimit, re.Code)
+}
+
+func TestTypeTables(t *testing.T) {
+	t.Parallel()
+	for typ := range typeNames {
+		m := New(typ)
+		require.NotNil(t, m, "%s", typ)
+		require.Equal(t, typ, m.MessageType())
+		require.True(t, typ.Known())
+		if r, ok := ReplyType(typ); ok {
+			require.True(t, r.Known())
+			require.False(t, typ.IsPush())
+		}
+	}
+	require.Nil(t, New(TypeIntrospectFirst))
+	require.Equal(t, "Type(64)", TypeIntrospectFirst.String())
+	require.Equal(t, 1, ExpectedFDs(&Welcome{Mgmt: sampleMgmt}))
+	require.Equal(t, 0, ExpectedFDs(&Welcome{}))
+	require.Equal(t, 2, ExpectedFDs(&SubscriberCreated{Segments: []SegmentDesc{samplePay, samplePay}}))
+	require.Equal(t, 0, ExpectedFDs(&Ping{}))
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range samples() {
+		b, err := Encode(s.reqID, s.msg)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0x93, 0x10, 0x01, 0x93, 0xa1, 't', 0x93, 0xa0, 0, 0, 0})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := Decode(b)
+		if err != nil {
+			if !errors.Is(err, parallax.ErrProtocol) {
+				t.Fatalf("decode error does not wrap ErrProtocol: %v", err)
+			}
+			return
+		}
+		re, err := Encode(env.ReqID, env.Msg)
+		if err != nil {
+			t.Fatalf("accepted message does not re-encode: %v (%#v)", err, env.Msg)
+		}
+		env2, err := Decode(re)
+		if err != nil {
+			t.Fatalf("re-encoded message does not decode: %v", err)
+		}
+		require.Equal(t, env, env2)
+	})
+}
+
+func BenchmarkCodec(b *testing.B) {
+	for _, s := range samples() {
+		if s.name != "create_subscriber" && s.name != "welcome" && s.name != "ack" {
+			continue
+		}
+		b.Run("msg="+s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			for b.Loop() {
+				buf, err := Encode(s.reqID, s.msg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := Decode(buf); err != nil {
+					b.Fatal(err)
+				}
+				size = len(buf)
+			}
+			b.ReportMetric(float64(size), "bytes/msg")
+		})
+	}
+}
