@@ -254,7 +254,7 @@ func (r *Router) link(p *publisher, s *subscriber, ring Region) *connection {
 }
 
 // announce emits ConnectionAdded to the subscriber's client, then to the
-// publisher's.
+// publisher's; once when one client owns both ends.
 func (r *Router) announce(l *connection) {
 	a := ConnectionAdded{
 		Connection: l.id, Pub: l.pub.id, Sub: l.sub.id,
@@ -263,8 +263,10 @@ func (r *Router) announce(l *connection) {
 	}
 	a.Conn = l.sub.client.conn
 	r.emit(a)
-	a.Conn = l.pub.client.conn
-	r.emit(a)
+	if l.pub.client != l.sub.client {
+		a.Conn = l.pub.client.conn
+		r.emit(a)
+	}
 }
 
 // allowed applies the most specific access rule matching topic.

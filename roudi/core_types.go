@@ -209,6 +209,8 @@ type Reply struct {
 // ConnectionAdded tells the client on Conn about a new publisher–subscriber
 // connection. It goes to the subscriber's client first, then the
 // publisher's, so the consumer is attached before the producer pushes.
+// When one client owns both ends it is sent once; the client tells the
+// sides apart by the Pub and Sub IDs it owns.
 type ConnectionAdded struct {
 	Conn       ConnID // who to tell
 	Connection ConnectionID

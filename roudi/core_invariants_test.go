@@ -1,0 +1,117 @@
+package roudi
+
+import (
+	"fmt"
+	"slices"
+)
+
+// checkInvariants verifies the registry and allocator invariants that must
+// hold after every Step.
+func (r *Router) checkInvariants() error {
+	if err := r.arena.check(); err != nil {
+		return fmt.Errorf("arena: %w", err)
+	}
+	owned := make(map[uint64]uint64) // offset → size of every region the registry accounts for
+	claim := func(what string, reg Region) error {
+		if _, dup := owned[reg.Offset]; dup {
+			return fmt.Errorf("%s region %v claimed twice", what, reg)
+		}
+		if sz, ok := r.arena.used[reg.Offset]; !ok || sz != reg.Size {
+			return fmt.Errorf("%s region %v is not allocated", what, reg)
+		}
+		owned[reg.Offset] = reg.Size
+		return nil
+	}
+	if len(r.clients) != len(r.conns) {
+		return fmt.Errorf("%d clients but %d registered conns", len(r.clients), len(r.conns))
+	}
+	for id, c := range r.clients {
+		if c.id != id || r.conns[c.conn] != c {
+			return fmt.Errorf("client %d not indexed consistently", id)
+		}
+		if _, p := r.pending[c.conn]; p {
+			return fmt.Errorf("client %d's conn is still pending", id)
+		}
+		for _, pid := range c.pubs {
+			if p := r.pubs[pid]; p == nil || p.client != c {
+				return fmt.Errorf("client %d lists publisher %d it does not own", id, pid)
+			}
+		}
+		for _, sid := range c.subs {
+			if s := r.subs[sid]; s == nil || s.client != c {
+				return fmt.Errorf("client %d lists subscriber %d it does not own", id, sid)
+			}
+		}
+	}
+	for id, p := range r.pubs {
+		if r.clients[p.client.id] != p.client || !slices.Contains(p.client.pubs, id) {
+			return fmt.Errorf("publisher %d belongs to a dead or unaware client %d", id, p.client.id)
+		}
+		if r.topics[p.topic.name] != p.topic || !slices.Contains(p.topic.pubs, id) {
+			return fmt.Errorf("publisher %d not on its topic %q", id, p.topic.name)
+		}
+		if len(p.links) != len(p.topic.subs) {
+			return fmt.Errorf("publisher %d has %d connections, topic %q has %d subscribers", id, len(p.links), p.topic.name, len(p.topic.subs))
+		}
+	}
+	for id, s := range r.subs {
+		if r.clients[s.client.id] != s.client || !slices.Contains(s.client.subs, id) {
+			return fmt.Errorf("subscriber %d belongs to a dead or unaware client %d", id, s.client.id)
+		}
+		if r.topics[s.topic.name] != s.topic || !slices.Contains(s.topic.subs, id) {
+			return fmt.Errorf("subscriber %d not on its topic %q", id, s.topic.name)
+		}
+		if len(s.links) != len(s.topic.pubs) {
+			return fmt.Errorf("subscriber %d has %d connections, topic %q has %d publishers", id, len(s.links), s.topic.name, len(s.topic.pubs))
+		}
+		if err := claim(fmt.Sprintf("subscriber %d notifier", id), s.notifier); err != nil {
+			return err
+		}
+		if s.capacity < 2 || s.capacity&(s.capacity-1) != 0 {
+			return fmt.Errorf("subscriber %d capacity %d is not a power of two", id, s.capacity)
+		}
+	}
+	pairs := make(map[[2]uint32]bool)
+	for id, l := range r.links {
+		if l.id != id || r.pubs[l.pub.id] != l.pub || r.subs[l.sub.id] != l.sub {
+			return fmt.Errorf("connection %d names a removed endpoint", id)
+		}
+		if l.pub.topic != l.sub.topic {
+			return fmt.Errorf("connection %d joins topics %q and %q", id, l.pub.topic.name, l.sub.topic.name)
+		}
+		if !slices.Contains(l.pub.links, id) || !slices.Contains(l.sub.links, id) {
+			return fmt.Errorf("connection %d not listed by its endpoints", id)
+		}
+		key := [2]uint32{uint32(l.pub.id), uint32(l.sub.id)}
+		if pairs[key] {
+			return fmt.Errorf("two connections for pub %d sub %d", l.pub.id, l.sub.id)
+		}
+		pairs[key] = true
+		if l.ring.Size < uint64(r.ringSize(l.sub.capacity)) {
+			return fmt.Errorf("connection %d ring %v smaller than RingSize(%d)", id, l.ring, l.sub.capacity)
+		}
+		if err := claim(fmt.Sprintf("connection %d ring", id), l.ring); err != nil {
+			return err
+		}
+	}
+	for name, t := range r.topics {
+		if t.name != name || len(t.pubs)+len(t.subs) == 0 {
+			return fmt.Errorf("topic %q is empty or misnamed", name)
+		}
+	}
+	for _, rt := range r.retiring {
+		if err := claim("quarantined", rt.region); err != nil {
+			return err
+		}
+	}
+	if len(owned) != len(r.arena.used) {
+		return fmt.Errorf("%d regions allocated but %d accounted for (leak)", len(r.arena.used), len(owned))
+	}
+	l := r.cfg.Limits
+	if len(r.clients) > l.MaxClients || len(r.topics) > l.MaxTopics || len(r.pubs) > l.MaxPublishers ||
+		len(r.subs) > l.MaxSubscribers || len(r.links) > l.MaxConnections {
+		return fmt.Errorf("a limit is exceeded: clients %d topics %d pubs %d subs %d conns %d",
+			len(r.clients), len(r.topics), len(r.pubs), len(r.subs), len(r.links))
+	}
+	return nil
+}
