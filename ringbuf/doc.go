@@ -14,18 +14,18 @@
 // aligned and words written by different sides sit on different 128-byte
 // lines (LayoutVersion 1, see TestLayout):
 //
-//	   0 +---------------------------------------------------------+
-//	     | magic u64 | version u32 | policy u32 | capacity u32 | - |  read-only after Format
-//	 128 +---------------------------------------------------------+
-//	     | head u64 = pos u32 | pops u32<<32                       |  CAS: consumer (pop),
-//	     | intentHead u64 | intentRef u64                          |       producer (discard)
-//	 256 +---------------------------------------------------------+
-//	     | tail u64 (pos u32) | dropped u64                        |  producer-owned
-//	 384 +---------------------------------------------------------+
-//	     | waitFlag u32 | waitSeq u32 (futex) | closed u32         |  BlockProducer handshake
-//	 512 +---------------------------------------------------------+
-//	     | slot[0] u64 | slot[1] u64 | ... | slot[capacity-1] u64  |  ChunkRefs, atomics
-//	     +---------------------------------------------------------+
+//	  0 +---------------------------------------------------------+
+//	    | magic u64 | version u32 | policy u32 | capacity u32 | - |  read-only after Format
+//	128 +---------------------------------------------------------+
+//	    | head u64 = pos u32 | pops u32<<32                       |  CAS: consumer (pop),
+//	    | intentHead u64 | intentRef u64                          |       producer (discard)
+//	256 +---------------------------------------------------------+
+//	    | tail u64 (pos u32) | dropped u64                        |  producer-owned
+//	384 +---------------------------------------------------------+
+//	    | waitFlag u32 | waitSeq u32 (futex) | closed u32         |  BlockProducer handshake
+//	512 +---------------------------------------------------------+
+//	    | slot[0] u64 | slot[1] u64 | ... | slot[capacity-1] u64  |  ChunkRefs, atomics
+//	    +---------------------------------------------------------+
 //
 // Positions are free-running uint32 counters; the slot of position p is
 // p & (capacity-1), and tail-head (mod 2^32) is the length, so capacity is
