@@ -1,0 +1,322 @@
+package roudi
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+func newTestRouter(t *testing.T, mutate func(*Config), opts RouterOptions) *Router {
+	t.Helper()
+	cfg := DefaultConfig()
+	if mutate != nil {
+		mutate(cfg)
+	}
+	opts.Config = cfg
+	if opts.Arena.Size == 0 {
+		opts.Arena = Region{Offset: testArenaBase, Size: testArenaSize}
+	}
+	opts.RingSize = testRingSize
+	opts.NotifierSize = testNotifierSize
+	r, err := NewRouter(opts)
+	require.NoError(t, err)
+	return r
+}
+
+// do steps ev, checks invariants and returns the actions.
+func do(t *testing.T, r *Router, ev Event) []Action {
+	t.Helper()
+	r.Step(ev)
+	require.NoError(t, r.checkInvariants())
+	return r.Ready()
+}
+
+func replyOf(t *testing.T, as []Action) Reply {
+	t.Helper()
+	for _, a := range as {
+		if rp, ok := a.(Reply); ok {
+			return rp
+		}
+	}
+	t.Fatalf("no reply in %v", as)
+	return Reply{}
+}
+
+func actionsOf[T Action](as []Action) []T {
+	var out []T
+	for _, a := range as {
+		if v, ok := a.(T); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+var typT = TypeInfo{Name: "T", Size: 8, Align: 8}
+
+func TestNewRouterRejectsBadOptions(t *testing.T) {
+	t.Parallel()
+	_, err := NewRouter(RouterOptions{Arena: Region{Offset: 0, Size: 4096}, NotifierSize: 64})
+	require.Error(t, err)
+	_, err = NewRouter(RouterOptions{Arena: Region{Offset: 100, Size: 4096}, RingSize: testRingSize, NotifierSize: 64})
+	require.ErrorContains(t, err, "aligned")
+	bad := DefaultConfig()
+	bad.Rings.DefaultCapacity = 3
+	_, err = NewRouter(RouterOptions{Config: bad, Arena: Region{Size: 4096}, RingSize: testRingSize, NotifierSize: 64})
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+}
+
+func TestTypeMismatchIsIncompatibleType(t *testing.T) {
+	t.Parallel()
+	r := newTestRouter(t, nil, RouterOptions{})
+	do(t, r, ClientConnected{Conn: 1, PID: 1})
+	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 1, Req: CreatePublisher{Topic: "a", Type: typT}})).Err)
+	for _, typ := range []TypeInfo{{"U", 8, 8}, {"T", 16, 8}, {"T", 8, 4}} {
+		rp := replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 2, Req: CreateSubscriber{Topic: "a", Type: typ}}))
+		require.ErrorIs(t, rp.Err, parallax.ErrIncompatibleType)
+		require.ErrorContains(t, rp.Err, typT.String())
+		require.ErrorContains(t, rp.Err, typ.String())
+	}
+}
+
+func TestLimitsAreErrLimit(t *testing.T) {
+	t.Parallel()
+	r := newTestRouter(t, func(c *Config) { c.Limits.MaxPublishers = 1; c.Limits.MaxTopics = 1 }, RouterOptions{})
+	do(t, r, ClientConnected{Conn: 1, PID: 1})
+	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 1, Req: CreatePublisher{Topic: "a", Type: typT}})).Err)
+	require.ErrorIs(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 2, Req: CreatePublisher{Topic: "a", Type: typT}})).Err, parallax.ErrLimit)
+	require.ErrorIs(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 3, Req: CreateSubscriber{Topic: "b", Type: typT}})).Err, parallax.ErrLimit)
+}
+
+func TestAccessRules(t *testing.T) {
+	t.Parallel()
+	r := newTestRouter(t, func(c *Config) {
+		c.Access = []AccessRule{{Topic: "cam/*", PublishUIDs: []uint32{1000}, SubscribeGIDs: []uint32{44}}}
+	}, RouterOptions{})
+	do(t, r, ClientConnected{Conn: 1, PID: 1, UID: 1000, GID: 1000})
+	do(t, r, ClientConnected{Conn: 2, PID: 2, UID: 0, GID: 44})
+	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, Req: CreatePublisher{Topic: "cam/0", Type: typT}})).Err)
+	require.ErrorIs(t, replyOf(t, do(t, r, ClientRequest{Conn: 2, Req: CreatePublisher{Topic: "cam/0", Type: typT}})).Err, parallax.ErrPermissionDenied)
+	require.ErrorIs(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "cam/0", Type: typT}})).Err, parallax.ErrPermissionDenied)
+	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 2, Req: CreateSubscriber{Topic: "cam/0", Type: typT}})).Err)
+	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 2, Req: CreatePublisher{Topic: "other", Type: typT}})).Err)
+}
+
+func TestLateJoinerAndPubAfterSubs(t *testing.T) {
+	t.Parallel()
+	r := newTestRouter(t, nil, RouterOptions{})
+	for c := ConnID(1); c <= 3; c++ {
+		do(t, r, ClientConnected{Conn: c, PID: int32(c)})
+	}
+	// Subscribers first.
+	do(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "a", Type: typT, QueueCapacity: 8}})
+	do(t, r, ClientRequest{Conn: 2, Req: CreateSubscriber{Topic: "a", Type: typT, QueueCapacity: 8}})
+	as := do(t, r, ClientRequest{Conn: 3, Req: CreatePublisher{Topic: "a", Type: typT, History: 3}})
+	added := actionsOf[ConnectionAdded](as)
+	require.Len(t, added, 4)
+	// Subscriber's client first, then the publisher's, per connection.
+	require.Equal(t, []ConnID{1, 3, 2, 3}, []ConnID{added[0].Conn, added[1].Conn, added[2].Conn, added[3].Conn})
+	require.Len(t, actionsOf[FormatRing](as), 2)
+	// Every FormatRing precedes the ConnectionAdded naming its region.
+	formatted := map[Region]bool{}
+	for _, a := range as {
+		switch a := a.(type) {
+		case FormatRing:
+			formatted[a.Region] = true
+		case ConnectionAdded:
+			require.True(t, formatted[a.Ring])
+			require.Equal(t, 0, a.History) // subscribers asked for none
+		}
+	}
+	// A late subscriber asking for history gets min(pub, sub).
+	as = do(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "a", Type: typT, History: 5}})
+	added = actionsOf[ConnectionAdded](as)
+	require.Len(t, added, 2)
+	require.Equal(t, 3, added[0].History)
+	require.Len(t, r.Snapshot().Connections, 3)
+}
+
+func TestDeathCleanupOrdering(t *testing.T) {
+	t.Parallel()
+	r := newTestRouter(t, nil, RouterOptions{Quarantine: -1})
+	do(t, r, ClientConnected{Conn: 1, PID: 10})
+	do(t, r, ClientConnected{Conn: 2, PID: 20})
+	do(t, r, ClientRequest{Conn: 1, Req: CreatePublisher{Topic: "a", Type: typT}})
+	do(t, r, ClientRequest{Conn: 2, Req: CreateSubscriber{Topic: "a", Type: typT}})
+	do(t, r, ClientRequest{Conn: 2, Req: CreatePublisher{Topic: "b", Type: typT}})
+	do(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "b", Type: typT}})
+
+	as := do(t, r, ProcessExited{PID: 20})
+	rm := actionsOf[ConnectionRemoved](as)
+	require.Len(t, rm, 2)
+	for _, x := range rm {
+		require.Equal(t, ConnID(1), x.Conn)
+	}
+	reclaimAt, firstFree := -1, -1
+	for i, a := range as {
+		switch a.(type) {
+		case ReclaimClient:
+			reclaimAt = i
+		case FreeRegion:
+			if firstFree < 0 {
+				firstFree = i
+			}
+		}
+	}
+	require.GreaterOrEqual(t, reclaimAt, 0)
+	require.Greater(t, firstFree, reclaimAt)
+	require.Len(t, actionsOf[FreeRegion](as), 3) // two rings and a notifier
+	require.Len(t, actionsOf[CloseConn](as), 1)
+
+	require.Empty(t, do(t, r, ClientDisconnected{Conn: 2}))
+	require.Empty(t, do(t, r, ProcessExited{PID: 20}))
+	snap := r.Snapshot()
+	require.Len(t, snap.Clients, 1)
+	require.Len(t, snap.Topics, 2) // client 1 still holds a pub on a and a sub on b
+	require.Empty(t, snap.Connections)
+}
+
+// TestRandomEventsKeepInvariants drives the core with random events and
+// checks the invariants after every step, plus that every request gets
+// exactly one reply and every FormatRing region is later freed or live.
+func TestRandomEventsKeepInvariants(t *testing.T) {
+	t.Parallel()
+	rng := testutil.Rand(t)
+	runs, steps := 40, 400
+	if testing.Short() {
+		runs, steps = 8, 200
+	}
+	for run := range runs {
+		t.Run(fmt.Sprint(run), func(t *testing.T) {
+			randomRun(t, rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())), steps)
+		})
+	}
+}
+
+func randomRun(t *testing.T, rng *rand.Rand, steps int) {
+	r := newTestRouter(t, func(c *Config) {
+		c.Limits.MaxClients = 6
+		c.Limits.MaxTopics = 4
+		c.Limits.MaxPublishers = 10
+		c.Limits.MaxSubscribers = 10
+		c.Limits.MaxConnections = 30
+		c.Rings.MaxCapacity = 64
+		c.Limits.MaxQueueCapacity = 64
+		c.Rings.DefaultCapacity = 16
+		c.Access = []AccessRule{{Topic: "t0", PublishUIDs: []uint32{0}}}
+	}, RouterOptions{Arena: Region{Offset: 0, Size: uint64(2048 + rng.IntN(8192))}, Quarantine: rng.IntN(4) - 1, HelloTimeout: 1 + rng.IntN(4)})
+	topics := []string{"t0", "t1", "t2", "t3", "t4"}
+	types := []TypeInfo{typT, {Name: "U", Size: 16, Align: 8}}
+	var reqID uint32
+	live := map[Region]bool{} // formatted and not yet freed
+	for range steps {
+		conn := ConnID(1 + rng.IntN(8))
+		var ev Event
+		var isReq bool
+		switch k := rng.IntN(20); {
+		case k < 2:
+			ev = ConnAccepted{Conn: conn}
+		case k < 5:
+			ev = ClientConnected{Conn: conn, PID: int32(conn % 5), UID: uint32(rng.IntN(2)), GID: 7}
+		case k < 10:
+			reqID++
+			isReq = true
+			ev = ClientRequest{Conn: conn, ReqID: reqID, Req: CreateSubscriber{
+				Topic: topics[rng.IntN(len(topics))], Type: types[rng.IntN(len(types))],
+				QueueCapacity: rng.IntN(80), History: rng.IntN(3), Policy: Policy(rng.IntN(3)),
+			}}
+		case k < 14:
+			reqID++
+			isReq = true
+			ev = ClientRequest{Conn: conn, ReqID: reqID, Req: CreatePublisher{
+				Topic: topics[rng.IntN(len(topics))], Type: types[rng.IntN(len(types))], History: rng.IntN(3),
+			}}
+		case k < 16:
+			reqID++
+			isReq = true
+			if rng.IntN(2) == 0 {
+				ev = ClientRequest{Conn: conn, ReqID: reqID, Req: ClosePublisher{Pub: PubID(1 + rng.IntN(12))}}
+			} else {
+				ev = ClientRequest{Conn: conn, ReqID: reqID, Req: CloseSubscriber{Sub: SubID(1 + rng.IntN(12))}}
+			}
+		case k < 17:
+			ev = ClientDisconnected{Conn: conn}
+		case k < 18:
+			ev = ProcessExited{PID: int32(rng.IntN(5))}
+		default:
+			ev = Tick{}
+		}
+		var as []Action
+		require.NotPanics(t, func() { as = do(t, r, ev) }, "%#v", ev)
+		replies := 0
+		for _, a := range as {
+			switch a := a.(type) {
+			case Reply:
+				if isReq && a.ReqID == reqID {
+					replies++
+					require.True(t, (a.Err == nil) != (a.Result == nil), "reply %v", a)
+				}
+			case FormatRing:
+				require.False(t, live[a.Region], "region %v formatted twice", a.Region)
+				live[a.Region] = true
+			case FormatNotifier:
+				require.False(t, live[a.Region], "region %v formatted twice", a.Region)
+				live[a.Region] = true
+			case FreeRegion:
+				require.True(t, live[a.Region], "region %v freed but not live", a.Region)
+				delete(live, a.Region)
+			}
+		}
+		if isReq {
+			require.Equal(t, 1, replies, "%#v -> %v", ev, as)
+		}
+	}
+	require.Len(t, live, len(r.arena.used), "formatted-but-not-freed regions must match the allocator")
+}
+
+func TestArenaFirstFitCoalescing(t *testing.T) {
+	t.Parallel()
+	a, err := newArena(1024, 1024)
+	require.NoError(t, err)
+	x, _ := a.alloc(100) // 128
+	y, _ := a.alloc(200) // 256
+	z, _ := a.alloc(128)
+	require.Equal(t, []Region{{1024, 128}, {1152, 256}, {1408, 128}}, []Region{x, y, z})
+	a.release(y)
+	w, _ := a.alloc(64) // first fit lands in y's hole
+	require.Equal(t, Region{1152, 128}, w)
+	a.release(x)
+	a.release(w)
+	a.release(z)
+	require.NoError(t, a.check())
+	require.Equal(t, []Region{{1024, 1024}}, a.free)
+	_, ok := a.alloc(2048)
+	require.False(t, ok)
+	require.Panics(t, func() { a.release(Region{1024, 128}) })
+}
+
+func BenchmarkRouterCreateAndDie(b *testing.B) {
+	for _, subs := range []int{1, 8} {
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
+			r, err := NewRouter(RouterOptions{Arena: Region{Size: 1 << 20}, RingSize: testRingSize, NotifierSize: 64, Quarantine: -1})
+			require.NoError(b, err)
+			b.ReportAllocs()
+			pid := int32(0)
+			for b.Loop() {
+				pid++
+				r.Step(ClientConnected{Conn: ConnID(pid), PID: pid})
+				r.Step(ClientRequest{Conn: ConnID(pid), ReqID: 1, Req: CreatePublisher{Topic: "t", Type: typT}})
+				for range subs {
+					r.Step(ClientRequest{Conn: ConnID(pid), ReqID: 2, Req: CreateSubscriber{Topic: "t", Type: typT, QueueCapacity: 16}})
+				}
+				r.Step(ProcessExited{PID: pid})
+				r.Ready()
+			}
+		})
+	}
+}
