@@ -81,8 +81,8 @@ func NewHugepage(name string, size int, opts HugepageOptions) (*Mapped, error) {
 			// ENOMEM: the pool emptied between Decide and mmap (the
 			// reservation happens at mmap). ENODEV: the kernel has no
 			// hugetlb support for this size.
-			reason = fmt.Sprintf("%v (see %s/free_hugepages); using %d KiB pages",
-				err, opts.Host.Dir(d.PageSize), sys.PageSize()>>10)
+			reason = fmt.Sprintf("map %d bytes on %d KiB hugepages: %v (see %s/free_hugepages); using %d KiB pages",
+				sys.RoundUp(size, d.PageSize), d.PageSize>>10, err, opts.Host.Dir(d.PageSize), sys.PageSize()>>10)
 			if opts.Require {
 				return nil, fmt.Errorf("create hugepage segment %q: %w: %w", name, parallax.ErrNotSupported, err)
 			}
