@@ -1,0 +1,217 @@
+package ringbuf_test
+
+import (
+	"context"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+func newNotifier(t testing.TB) *ringbuf.Notifier {
+	t.Helper()
+	n, err := ringbuf.FormatNotifier(make([]byte, ringbuf.NotifierSize))
+	require.NoError(t, err)
+	return n
+}
+
+func TestNotifierFormatAttach(t *testing.T) {
+	t.Parallel()
+	mem := make([]byte, ringbuf.NotifierSize+8)
+	_, err := ringbuf.FormatNotifier(mem[:ringbuf.NotifierSize-1])
+	require.ErrorIs(t, err, ringbuf.ErrInvalidArgument)
+	_, err = ringbuf.FormatNotifier(mem[4:])
+	require.ErrorIs(t, err, ringbuf.ErrInvalidArgument)
+	_, err = ringbuf.AttachNotifier(mem)
+	require.ErrorIs(t, err, parallax.ErrCorrupt)
+	_, err = ringbuf.FormatNotifier(mem)
+	require.NoError(t, err)
+	_, err = ringbuf.AttachNotifier(mem)
+	require.NoError(t, err)
+	mem[8] = 2 // version
+	_, err = ringbuf.AttachNotifier(mem)
+	require.ErrorIs(t, err, parallax.ErrCorrupt)
+	_, err = ringbuf.AttachNotifier(mem[:ringbuf.NotifierSize-1])
+	require.ErrorIs(t, err, parallax.ErrCorrupt)
+}
+
+func TestNotifyWithoutSleeperMakesNoSyscall(t *testing.T) {
+	t.Parallel()
+	n := newNotifier(t)
+	for range 1000 {
+		require.NoError(t, n.Notify())
+	}
+	require.Equal(t, ringbuf.NotifierStats{}, n.Stats())
+	// A ready consumer does not sleep either.
+	require.NoError(t, n.Wait(context.Background(), func() bool { return true }, ringbuf.WaitOptions{}))
+	require.Equal(t, ringbuf.NotifierStats{}, n.Stats())
+	require.False(t, n.Sleeping())
+}
+
+func TestWaitNoSleepPathAllocatesNothing(t *testing.T) {
+	// Not parallel: AllocsPerRun measures process-wide allocations.
+	n := newNotifier(t)
+	r := newRing(t, 8, ringbuf.DiscardOldest)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := func() bool { return r.Len() > 0 }
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := r.TryPush(ref(1)); err != nil {
+			panic(err)
+		}
+		if err := n.Notify(); err != nil {
+			panic(err)
+		}
+		if err := n.Wait(ctx, ready, ringbuf.WaitOptions{}); err != nil {
+			panic(err)
+		}
+		if _, ok := r.TryPop(); !ok {
+			panic("empty")
+		}
+	})
+	require.Zero(t, allocs)
+	// Ready only on the third check: the spinning path allocates nothing.
+	calls := 0
+	spinReady := func() bool { calls++; return calls%3 == 0 }
+	allocs = testing.AllocsPerRun(100, func() {
+		if err := n.Wait(ctx, spinReady, ringbuf.WaitOptions{Spin: 8}); err != nil {
+			panic(err)
+		}
+	})
+	require.Zero(t, allocs)
+	require.Zero(t, n.Stats().Sleeps)
+}
+
+func TestSleepingConsumerIsWoken(t *testing.T) {
+	t.Parallel()
+	n := newNotifier(t)
+	r := newRing(t, 8, ringbuf.DiscardOldest)
+	done := make(chan error, 1)
+	go func() {
+		done <- n.Wait(context.Background(), func() bool { return r.Len() > 0 }, ringbuf.WaitOptions{Spin: -1})
+	}()
+	waitFor(t, n.Sleeping)
+	_, err := r.TryPush(ref(1))
+	require.NoError(t, err)
+	require.NoError(t, n.Notify())
+	require.NoError(t, <-done)
+	st := n.Stats()
+	require.Equal(t, uint64(1), st.Wakes)
+	require.False(t, n.Sleeping())
+	// A second notify after the consumer woke makes no syscall.
+	require.NoError(t, n.Notify())
+	require.Equal(t, uint64(1), n.Stats().Wakes)
+}
+
+func TestWaitSetAcrossRings(t *testing.T) {
+	t.Parallel()
+	n := newNotifier(t)
+	rings := []*ringbuf.Ring{newRing(t, 4, ringbuf.DiscardOldest), newRing(t, 4, ringbuf.BlockProducer), newRing(t, 4, ringbuf.DiscardOldest)}
+	ready := func() bool {
+		for _, r := range rings {
+			if r.Len() > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for i, r := range rings {
+		done := make(chan error, 1)
+		go func() { done <- n.Wait(context.Background(), ready, ringbuf.WaitOptions{Spin: -1}) }()
+		waitFor(t, n.Sleeping)
+		_, err := r.TryPush(ref(i + 1))
+		require.NoError(t, err)
+		require.NoError(t, n.Notify())
+		require.NoError(t, <-done)
+		v, ok := r.TryPop()
+		require.True(t, ok)
+		require.Equal(t, ref(i+1), v)
+	}
+}
+
+func TestWaitEnds(t *testing.T) {
+	t.Parallel()
+	never := func() bool { return false }
+	t.Run("cancel wakes sleeper", func(t *testing.T) {
+		t.Parallel()
+		n := newNotifier(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Wait(ctx, never, ringbuf.WaitOptions{Spin: -1}) }()
+		waitFor(t, n.Sleeping)
+		cancel()
+		err := <-done
+		require.ErrorIs(t, err, context.Canceled)
+		require.NotErrorIs(t, err, parallax.ErrTimeout)
+	})
+	t.Run("timeout", func(t *testing.T) {
+		t.Parallel()
+		n := newNotifier(t)
+		err := n.Wait(context.Background(), never, ringbuf.WaitOptions{Timeout: 10 * time.Millisecond})
+		require.ErrorIs(t, err, parallax.ErrTimeout)
+	})
+	t.Run("deadline", func(t *testing.T) {
+		t.Parallel()
+		n := newNotifier(t)
+		err := n.Wait(context.Background(), never, ringbuf.WaitOptions{Deadline: time.Now().Add(10 * time.Millisecond)})
+		require.ErrorIs(t, err, parallax.ErrTimeout)
+	})
+	t.Run("context deadline", func(t *testing.T) {
+		t.Parallel()
+		n := newNotifier(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		err := n.Wait(ctx, never, ringbuf.WaitOptions{})
+		require.ErrorIs(t, err, parallax.ErrTimeout)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	})
+	t.Run("close wakes sleeper", func(t *testing.T) {
+		t.Parallel()
+		n := newNotifier(t)
+		done := make(chan error, 1)
+		go func() { done <- n.Wait(context.Background(), never, ringbuf.WaitOptions{Spin: -1}) }()
+		waitFor(t, n.Sleeping)
+		require.NoError(t, n.Close())
+		require.NoError(t, n.Close())
+		require.ErrorIs(t, <-done, os.ErrClosed)
+		require.True(t, n.Closed())
+		require.ErrorIs(t, n.Wait(context.Background(), never, ringbuf.WaitOptions{}), os.ErrClosed)
+	})
+	t.Run("busy poll ready", func(t *testing.T) {
+		t.Parallel()
+		n := newNotifier(t)
+		var flag atomic.Bool
+		done := make(chan error, 1)
+		go func() { done <- n.Wait(context.Background(), flag.Load, ringbuf.WaitOptions{BusyPoll: true}) }()
+		flag.Store(true)
+		require.NoError(t, <-done)
+		require.Equal(t, ringbuf.NotifierStats{}, n.Stats(), "busy poll never sleeps")
+	})
+	t.Run("busy poll cancel", func(t *testing.T) {
+		t.Parallel()
+		n := newNotifier(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Wait(ctx, never, ringbuf.WaitOptions{BusyPoll: true}) }()
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	})
+	t.Run("busy poll timeout", func(t *testing.T) {
+		t.Parallel()
+		n := newNotifier(t)
+		err := n.Wait(context.Background(), never, ringbuf.WaitOptions{BusyPoll: true, Timeout: 5 * time.Millisecond})
+		require.ErrorIs(t, err, parallax.ErrTimeout)
+		require.Zero(t, n.Stats().Sleeps)
+	})
+	t.Run("busy poll close", func(t *testing.T) {
+		t.Parallel()
+		n := newNotifier(t)
+		require.NoError(t, n.Close())
+		require.ErrorIs(t, n.Wait(context.Background(), never, ringbuf.WaitOptions{BusyPoll: true}), os.ErrClosed)
+	})
+}
