@@ -1,0 +1,436 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/wire"
+)
+
+// DialOptions configures [Dial] and [Shared]. The zero value dials the
+// default domain's router.
+type DialOptions struct {
+	// Socket is the router's socket path; "" means SocketPath(Domain).
+	Socket string
+	// Domain names the router instance; "" means DefaultDomain().
+	Domain string
+	// Name is this process's name as the router shows it; "" means the
+	// base name of os.Args[0].
+	Name string
+
+	// protocol version range sent in Hello; 0 means wire.Version /
+	// wire.MinVersion (tests override them).
+	version, minVersion uint16
+}
+
+// PushHandler receives a router-initiated message (wire.ConnectionAdded,
+// wire.ConnectionRemoved, wire.SegmentGrant, wire.Shutdown) with its fds.
+// The handler may keep a file by setting its slice element to nil; the
+// client closes every file still in the slice after all handlers returned.
+type PushHandler func(m wire.Message, files []*os.File)
+
+// Client is a process's control connection to the router: it performs the
+// handshake, then matches replies to [Client.Request] calls by request id
+// and hands pushes to the handlers registered with [Client.OnPush].
+//
+// Use [Dial] or [Shared]; the zero value is invalid. A Client must not be
+// copied; all methods are safe for concurrent use. It owns two goroutines
+// (a socket reader and a push dispatcher) that exit on Close or when the
+// router goes away. Close closes the socket and the management segment fd,
+// and fails pending requests with an error wrapping os.ErrClosed.
+type Client struct {
+	conn    *Conn
+	path    string
+	domain  string
+	welcome wire.Welcome
+	mgmt    *os.File
+
+	nextID atomic.Uint32
+
+	mu       sync.Mutex // guards the fields below
+	pending  map[uint32]chan reply
+	handlers []handlerEntry
+	nextH    int
+	pushQ    []reply
+	err      error // terminal error, set once before done is closed
+
+	pushSig   chan struct{} // buffered(1): pushQ is non-empty
+	done      chan struct{} // closed when the client is failed or closed
+	readerOut chan struct{} // closed when the reader goroutine exited
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+type reply struct {
+	env   wire.Envelope
+	files []*os.File
+}
+
+type handlerEntry struct {
+	id int
+	fn PushHandler
+}
+
+// daemonUnavailable builds the error returned when nothing listens at path.
+func daemonUnavailable(path, domain string, err error) error {
+	return fmt.Errorf("no router at %s (start one with: parallax-roudi -domain %s): %w: %w", path, domain, parallax.ErrDaemonUnavailable, err)
+}
+
+// Dial connects to the router and performs the version handshake. If no
+// router listens, the error wraps parallax.ErrDaemonUnavailable and tells
+// how to start one; on a version mismatch it wraps
+// parallax.ErrProtocolVersion and names both sides' versions. ctx bounds
+// the connect and the handshake.
+func Dial(ctx context.Context, opts DialOptions) (c *Client, err error) {
+	domain, path, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unixpacket", path)
+	if err != nil {
+		return nil, daemonUnavailable(path, domain, err)
+	}
+	conn := NewConn(nc.(*net.UnixConn))
+	defer func() {
+		if err != nil {
+			conn.Close()
+		}
+	}()
+	welcome, mgmt, err := handshake(ctx, conn, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	c = &Client{
+		conn:      conn,
+		path:      path,
+		domain:    domain,
+		welcome:   *welcome,
+		mgmt:      mgmt,
+		pending:   make(map[uint32]chan reply),
+		pushSig:   make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		readerOut: make(chan struct{}),
+	}
+	c.nextID.Store(1) // id 1 was the Hello
+	c.wg.Add(2)
+	go c.readLoop()
+	go c.pushLoop()
+	return c, nil
+}
+
+func resolve(opts DialOptions) (domain, path string, err error) {
+	domain = opts.Domain
+	if domain == "" {
+		if domain, err = DefaultDomain(); err != nil {
+			return "", "", err
+		}
+	}
+	path = opts.Socket
+	if path == "" {
+		if path, err = SocketPath(domain); err != nil {
+			return "", "", err
+		}
+	}
+	return domain, path, nil
+}
+
+func handshake(ctx context.Context, conn *Conn, path string, opts DialOptions) (*wire.Welcome, *os.File, error) {
+	maxV, minV := opts.version, opts.minVersion
+	if maxV == 0 {
+		maxV, minV = wire.Version, wire.MinVersion
+	}
+	name := opts.Name
+	if name == "" {
+		name = filepath.Base(os.Args[0])
+	}
+	if len(name) > wire.MaxNameLen {
+		name = name[:wire.MaxNameLen]
+	}
+	hello := &wire.Hello{Version: maxV, MinVersion: minV, PID: int32(os.Getpid()), Name: name}
+	if err := conn.Send(1, hello, nil); err != nil {
+		return nil, nil, fmt.Errorf("handshake with router at %s: %w: %w", path, parallax.ErrDaemonUnavailable, err)
+	}
+	env, files, err := recvCtx(ctx, conn)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("handshake with router at %s: %w", path, ctx.Err())
+		}
+		if errors.Is(err, parallax.ErrProtocol) {
+			return nil, nil, fmt.Errorf("handshake with router at %s: %w", path, err)
+		}
+		return nil, nil, fmt.Errorf("handshake with router at %s: %w: %w", path, parallax.ErrDaemonUnavailable, err)
+	}
+	switch m := env.Msg.(type) {
+	case *wire.Welcome:
+		if env.ReqID != 1 {
+			closeFiles(files)
+			return nil, nil, fmt.Errorf("handshake with router at %s: Welcome for request %d, want 1: %w", path, env.ReqID, parallax.ErrProtocol)
+		}
+		if m.Version < minV || m.Version > maxV {
+			closeFiles(files)
+			return nil, nil, fmt.Errorf("handshake with router at %s: router chose protocol version %d, client speaks %d..%d: %w", path, m.Version, minV, maxV, parallax.ErrProtocolVersion)
+		}
+		var mgmt *os.File
+		if len(files) == 1 {
+			mgmt = files[0]
+		}
+		return m, mgmt, nil
+	case *wire.Error:
+		closeFiles(files)
+		return nil, nil, fmt.Errorf("handshake with router at %s (client speaks protocol version %d..%d): %w", path, minV, maxV, m.Err())
+	default:
+		closeFiles(files)
+		return nil, nil, fmt.Errorf("handshake with router at %s: got %s, want Welcome: %w", path, env.Type(), parallax.ErrProtocol)
+	}
+}
+
+// recvCtx receives one message, giving up when ctx is done.
+func recvCtx(ctx context.Context, conn *Conn) (wire.Envelope, []*os.File, error) {
+	uc := conn.UnixConn()
+	if dl, ok := ctx.Deadline(); ok {
+		uc.SetReadDeadline(dl)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		uc.SetReadDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	env, files, err := conn.Recv()
+	if !stop() {
+		<-fired // the past deadline it set must not outlive this call
+	}
+	uc.SetReadDeadline(time.Time{})
+	return env, files, err
+}
+
+// Welcome returns the router's answer to the handshake: negotiated
+// version, client id, domain, management segment and pools.
+func (c *Client) Welcome() wire.Welcome { return c.welcome }
+
+// Mgmt returns the management segment fd received in the handshake, or nil
+// if the router sent none. It stays owned by c: do not close it, and dup or
+// map it before Close.
+func (c *Client) Mgmt() *os.File { return c.mgmt }
+
+// Path returns the socket path c is connected to.
+func (c *Client) Path() string { return c.path }
+
+// Done returns a channel closed when c stops working: Close was called or
+// the router went away. [Client.Err] then says why.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while c works, then the reason it stopped: an error
+// wrapping os.ErrClosed after Close, or parallax.ErrDaemonUnavailable (or
+// parallax.ErrProtocol) when the router went away or misbehaved.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// OnPush registers h for push messages and returns a function that
+// unregisters it. Handlers run one message at a time, in arrival order, on
+// the client's dispatch goroutine, so they may call Request but must not
+// call Close (it waits for the dispatcher). Pushes that arrive while no
+// handler is registered are dropped and their fds closed.
+func (c *Client) OnPush(h PushHandler) (remove func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextH++
+	id := c.nextH
+	c.handlers = append(c.handlers, handlerEntry{id, h})
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, e := range c.handlers {
+			if e.id == id {
+				c.handlers = append(c.handlers[:i:i], c.handlers[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+// Request sends m with files attached (owned by the caller) and waits for
+// the reply, until ctx is done or c stops. It returns the reply message and
+// its fds, which the caller then owns. A router-side failure (a wire.Error
+// reply) is returned as an error wrapping a *wire.RemoteError, so errors.Is
+// matches the router's sentinel (parallax.ErrTopicNotFound, ...).
+func (c *Client) Request(ctx context.Context, m wire.Message, files []*os.File) (wire.Message, []*os.File, error) {
+	if m == nil {
+		return nil, nil, fmt.Errorf("request nil message: %w", wire.ErrInvalidArgument)
+	}
+	want, ok := wire.ReplyType(m.MessageType())
+	if !ok || m.MessageType() == wire.TypeHello {
+		return nil, nil, fmt.Errorf("request %s: not a request message: %w", m.MessageType(), wire.ErrInvalidArgument)
+	}
+	id := c.nextID.Add(1)
+	if id == 0 {
+		id = c.nextID.Add(1)
+	}
+	ch := make(chan reply, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), err)
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+
+	if err := c.conn.Send(id, m, files); err != nil {
+		c.forget(id, ch)
+		if cerr := c.Err(); cerr != nil {
+			return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), cerr)
+		}
+		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), err)
+	}
+
+	var r reply
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		c.forget(id, ch)
+		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), ctx.Err())
+	case <-c.done:
+		c.forget(id, ch)
+		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), c.Err())
+	}
+	switch rm := r.env.Msg.(type) {
+	case *wire.Error:
+		closeFiles(r.files)
+		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), rm.Err())
+	}
+	if r.env.Type() != want {
+		closeFiles(r.files)
+		return nil, nil, fmt.Errorf("request %s: router replied %s, want %s: %w", m.MessageType(), r.env.Type(), want, parallax.ErrProtocol)
+	}
+	return r.env.Msg, r.files, nil
+}
+
+// forget unregisters a request nobody waits for any more. The reader hands
+// replies over under c.mu, so if the entry is already gone the reply sits
+// in ch: close its fds.
+func (c *Client) forget(id uint32, ch chan reply) {
+	c.mu.Lock()
+	_, ok := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if ok {
+		return
+	}
+	select {
+	case r := <-ch:
+		closeFiles(r.files)
+	default:
+	}
+}
+
+// readLoop is the only reader of the socket. It exits when Recv fails.
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	defer close(c.readerOut)
+	for {
+		env, files, err := c.conn.Recv()
+		if err != nil {
+			switch {
+			case errors.Is(err, os.ErrClosed), errors.Is(err, net.ErrClosed):
+				c.fail(fmt.Errorf("client of router at %s closed: %w", c.path, os.ErrClosed))
+			case errors.Is(err, parallax.ErrProtocol):
+				c.fail(fmt.Errorf("read from router at %s: %w", c.path, err))
+			default:
+				c.fail(fmt.Errorf("router at %s went away: %w: %w", c.path, parallax.ErrDaemonUnavailable, err))
+			}
+			return
+		}
+		if env.Type().IsPush() {
+			c.mu.Lock()
+			c.pushQ = append(c.pushQ, reply{env, files})
+			c.mu.Unlock()
+			select {
+			case c.pushSig <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[env.ReqID]
+		delete(c.pending, env.ReqID)
+		if ok {
+			ch <- reply{env, files} // buffered(1), one send per id: never blocks
+		}
+		c.mu.Unlock()
+		if !ok {
+			closeFiles(files) // late reply to a cancelled request
+		}
+	}
+}
+
+// pushLoop delivers queued pushes to the handlers, in order. It drains the
+// queue after the reader exits, then returns.
+func (c *Client) pushLoop() {
+	defer c.wg.Done()
+	for {
+		var readerGone bool
+		select {
+		case <-c.pushSig:
+		case <-c.readerOut:
+			readerGone = true
+		}
+		for {
+			c.mu.Lock()
+			if len(c.pushQ) == 0 {
+				c.mu.Unlock()
+				break
+			}
+			p := c.pushQ[0]
+			c.pushQ[0] = reply{}
+			c.pushQ = c.pushQ[1:]
+			hs := append([]handlerEntry(nil), c.handlers...)
+			c.mu.Unlock()
+			for _, h := range hs {
+				h.fn(p.env.Msg, p.files)
+			}
+			closeFiles(p.files)
+		}
+		if readerGone {
+			return
+		}
+	}
+}
+
+// fail records the terminal error (first one wins) and wakes every waiter.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	close(c.done)
+}
+
+// Close closes the connection and the management segment fd, fails pending
+// requests with an error wrapping os.ErrClosed, delivers pushes already
+// received, and waits for the client's goroutines. It is idempotent and
+// must not be called from a push handler.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.fail(fmt.Errorf("client of router at %s closed: %w", c.path, os.ErrClosed))
+		c.conn.Close()
+		c.wg.Wait()
+		if c.mgmt != nil {
+			c.mgmt.Close()
+		}
+	})
+	return nil
+}

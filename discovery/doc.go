@@ -1,0 +1,14 @@
+// Package discovery is the client side of the Parallax control plane, plus
+// the small server-side helpers the router builds on: resolving a domain's
+// socket path, a message connection over a unixpacket socket that carries
+// file descriptors ([Conn]), the per-process client runtime ([Client],
+// [Dial], [Shared]) and a handshake-aware wrapper for accepted connections
+// ([ServerConn]).
+//
+// Messages and their encoding live in internal/wire; this package moves
+// them. One datagram is one message of at most wire.MaxMessageSize bytes;
+// segment fds ride along with SCM_RIGHTS.
+//
+// A process normally holds one control connection per router, shared by all
+// its publishers and subscribers: use [Shared] and release it when done.
+package discovery
