@@ -102,7 +102,9 @@ func (p *Pool) Repair() Audit {
 		}
 		atomic.StoreUint64(&p.bitmap[wi], w) // quiescent; ordered by whatever resumes the clients
 	}
-	atomic.StoreUint64(&p.stats.inUse, inUse)
+	// Make in use (loans - frees) match the ctl words.
+	loans := atomic.LoadUint64(&p.stats.loansTotal)
+	atomic.StoreUint64(&p.stats.freesTotal, loans-inUse)
 	atomic.StoreUint64(&p.hint.hint, 0)
 	return before
 }

@@ -20,7 +20,7 @@
 //	            | 24 bitmap off u64    32 headers off u64              |
 //	            | 40 mgmt size u64     48 payload size u64             |
 //	offset 128  +------------------------------------------------------+
-//	            | stats (128 B): in use, high water, failed, loans     |
+//	            | stats (128 B): loans, frees, high water, failed      |
 //	offset 256  +------------------------------------------------------+
 //	            | hint (128 B): bitmap word where Loan starts scanning |
 //	offset 384  +------------------------------------------------------+

@@ -53,13 +53,14 @@ type header struct {
 }
 
 // statsLine holds the statistics words; they share one line because the
-// same operations (Loan, Release) write them.
+// same operations (Loan, Release) write them. In-use is not stored: it is
+// loansTotal - freesTotal, so a loan and a release each pay one atomic add.
 type statsLine struct {
 	_           structs.HostLayout
-	inUse       uint64 // chunks with refcount > 0 (approximate under races, exact when quiescent)
-	highWater   uint64 // max inUse observed
+	loansTotal  uint64 // successful loans (monotonic, wraps at 2^64)
+	freesTotal  uint64 // slots returned by a last Release (monotonic)
+	highWater   uint64 // max in-use observed by a Loan
 	failedLoans uint64 // loans that found the pool exhausted
-	loansTotal  uint64 // successful loans
 	_           [96]byte
 }
 

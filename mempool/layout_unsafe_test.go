@@ -41,10 +41,10 @@ func TestLayout(t *testing.T) {
 
 	var s statsLine
 	require.Equal(t, uintptr(StatsSize), unsafe.Sizeof(s))
-	require.Equal(t, uintptr(0), unsafe.Offsetof(s.inUse))
-	require.Equal(t, uintptr(8), unsafe.Offsetof(s.highWater))
-	require.Equal(t, uintptr(16), unsafe.Offsetof(s.failedLoans))
-	require.Equal(t, uintptr(24), unsafe.Offsetof(s.loansTotal))
+	require.Equal(t, uintptr(0), unsafe.Offsetof(s.loansTotal))
+	require.Equal(t, uintptr(8), unsafe.Offsetof(s.freesTotal))
+	require.Equal(t, uintptr(16), unsafe.Offsetof(s.highWater))
+	require.Equal(t, uintptr(24), unsafe.Offsetof(s.failedLoans))
 
 	var hl hintLine
 	require.Equal(t, uintptr(HintSize), unsafe.Sizeof(hl))

@@ -238,11 +238,15 @@ func (p *Pool) tryLoan(owner uint16) (parallax.ChunkRef, bool) {
 				// We own the slot exclusively until we publish the ref;
 				// plain stores suffice (publication is the happens-before edge).
 				h.length, h.seq, h.timestamp, h.origin = 0, 0, 0, 0
-				n := atomic.AddUint64(&p.stats.inUse, 1) // statistic only
-				if n > atomic.LoadUint64(&p.stats.highWater) {
-					p.raiseHighWater(n)
+				// Statistics only, no ordering: in use = loans - frees.
+				// Frees is read after our add, so it may include releases
+				// of later loans; guard the subtraction.
+				loans := atomic.AddUint64(&p.stats.loansTotal, 1)
+				if frees := atomic.LoadUint64(&p.stats.freesTotal); frees < loans {
+					if n := loans - frees; n > atomic.LoadUint64(&p.stats.highWater) {
+						p.raiseHighWater(min(n, uint64(p.count)))
+					}
 				}
-				atomic.AddUint64(&p.stats.loansTotal, 1) // statistic only
 				return parallax.MakeRef(uint32(p.id), slot, g), true
 			}
 			// The bit was set but ctl says the slot is held (or is
@@ -360,7 +364,9 @@ func (p *Pool) Release(ref parallax.ChunkRef) (freed bool, err error) {
 		// by ctl but not yet in the bitmap (a crash here is what Repair
 		// fixes).
 		if atomic.CompareAndSwapUint64(&h.ctl, c, makeCtl(parallax.NextGen(ctlGen(c)), 0, 0)) {
-			atomic.AddUint64(&p.stats.inUse, ^uint64(0)) // statistic; before the bit so InUse <= Count
+			// Statistic; counted before the bit is set so that in use
+			// (loans - frees) never exceeds Count in a quiescent pool.
+			atomic.AddUint64(&p.stats.freesTotal, 1)
 			slot := ref.Slot()
 			// Release: publishes the retired ctl (and our payload reads)
 			// to the next loaner's bitmap CAS.
@@ -470,7 +476,7 @@ type Stats struct {
 	ID          uint16
 	ChunkSize   uint32
 	Count       uint32
-	InUse       uint64 // chunks held now
+	InUse       uint64 // chunks held now (Loans - frees; exact when quiescent)
 	HighWater   uint64 // most chunks held at once
 	FailedLoans uint64 // loans refused for exhaustion
 	Loans       uint64 // successful loans
@@ -480,9 +486,14 @@ type Stats struct {
 // atomically, the set not as one unit).
 func (p *Pool) Stats() Stats {
 	s := Stats{ID: p.id, ChunkSize: p.chunkSize, Count: p.count}
-	s.InUse = min(atomic.LoadUint64(&p.stats.inUse), uint64(p.count))
+	// Frees first: loans read afterwards is at least as large, so the
+	// difference cannot underflow for a sound pool.
+	frees := atomic.LoadUint64(&p.stats.freesTotal)
+	s.Loans = atomic.LoadUint64(&p.stats.loansTotal)
+	if s.Loans > frees {
+		s.InUse = min(s.Loans-frees, uint64(p.count))
+	}
 	s.HighWater = min(atomic.LoadUint64(&p.stats.highWater), uint64(p.count))
 	s.FailedLoans = atomic.LoadUint64(&p.stats.failedLoans)
-	s.Loans = atomic.LoadUint64(&p.stats.loansTotal)
 	return s
 }

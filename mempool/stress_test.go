@@ -1,8 +1,8 @@
 package mempool
 
 import (
-	"errors"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
