@@ -56,7 +56,7 @@ func PidfdSignal(f *os.File, sig syscall.Signal) error {
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = PidfdSendSignal(int(fd), sig) }); err != nil {
-		return fmt.Errorf("signal pidfd: %w", err)
+		return fmt.Errorf("signal pidfd: %w", closedErr(f, err))
 	}
 	return serr
 }
@@ -72,7 +72,9 @@ func WaitPidfd(ctx context.Context, f *os.File) error {
 		return fmt.Errorf("wait for pidfd: %w", err)
 	}
 	// Clear a deadline left by an earlier cancelled wait.
-	_ = f.SetReadDeadline(time.Time{})
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("wait for pidfd: %w", closedErr(f, err))
+	}
 	stop := context.AfterFunc(ctx, func() {
 		// Wakes the Read below with os.ErrDeadlineExceeded.
 		_ = f.SetReadDeadline(time.Unix(1, 0))
@@ -93,9 +95,20 @@ func WaitPidfd(ctx context.Context, f *os.File) error {
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
 		return ctx.Err()
 	case err != nil:
-		return fmt.Errorf("wait for pidfd: %w", err)
+		return fmt.Errorf("wait for pidfd: %w", closedErr(f, err))
 	}
 	return nil
+}
+
+// closedErr turns the raw "use of closed file" error of a RawConn into one
+// wrapping os.ErrClosed when f has been closed.
+func closedErr(f *os.File, err error) error {
+	// A zero-length Read makes no syscall; it only takes the read lock,
+	// which fails on a closed file with an error wrapping os.ErrClosed.
+	if _, rerr := f.Read(nil); errors.Is(rerr, os.ErrClosed) {
+		return rerr
+	}
+	return err
 }
 
 // PidfdExited reports, without blocking, whether the process behind the
