@@ -1,0 +1,301 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/wire"
+)
+
+// echoHandler answers Ping, CreatePublisher (with one payload fd, or
+// ErrTopicNotFound for topic "missing"), CreateSubscriber (plus a
+// ConnectionAdded push) and Close* (Ack).
+func echoHandler(seg *os.File) func(s *ServerConn, env wire.Envelope, files []*os.File) {
+	return func(s *ServerConn, env wire.Envelope, files []*os.File) {
+		switch m := env.Msg.(type) {
+		case *wire.Ping:
+			s.Reply(env.ReqID, &wire.Pong{}, nil)
+		case *wire.CreatePublisher:
+			if m.Topic == "missing" {
+				s.ReplyError(env.ReqID, fmt.Errorf("create publisher on %q: %w", m.Topic, parallax.ErrTopicNotFound))
+				return
+			}
+			s.Reply(env.ReqID, &wire.PublisherCreated{PubID: env.ReqID, Segments: []wire.SegmentDesc{paySeg}}, []*os.File{seg})
+		case *wire.CreateSubscriber:
+			s.Reply(env.ReqID, &wire.SubscriberCreated{SubID: 7, NotifierOffset: 64}, nil)
+			s.Push(&wire.ConnectionAdded{ConnID: 1, PubID: 1, SubID: 7, RingOffset: 4096, RingSize: 4096, Capacity: 8}, nil)
+			s.Push(&wire.SegmentGrant{Segments: []wire.SegmentDesc{paySeg}}, []*os.File{seg})
+		default:
+			s.Reply(env.ReqID, &wire.Ack{}, nil)
+		}
+	}
+}
+
+func TestDialHandshake(t *testing.T) {
+	t.Parallel()
+	r := startRouter(t, echoHandler(tempFiles(t, 1)[0]))
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path, Name: "tester"})
+	require.NoError(t, err)
+	defer c.Close()
+	w := c.Welcome()
+	require.Equal(t, wire.Version, w.Version)
+	require.Equal(t, "test", w.Domain)
+	require.NotNil(t, c.Mgmt())
+	requireSameFiles(t, []*os.File{r.mgmt}, []*os.File{c.Mgmt()})
+	require.NoError(t, c.Err())
+}
+
+func TestDialNoRouter(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nobody.sock")
+	_, err := Dial(testCtx(t), DialOptions{Socket: path, Domain: "lab"})
+	require.ErrorIs(t, err, parallax.ErrDaemonUnavailable)
+	require.Contains(t, err.Error(), "no router at "+path+" (start one with: parallax-roudi -domain lab)")
+}
+
+func TestHandshakeVersionMismatch(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name                   string
+		clientMin, clientMax   uint16
+		routerMin, routerMax   uint16
+		wantClient, wantRouter string
+	}{
+		{"client too old", 1, 1, 2, 3, "client speaks protocol version 1..1", "router speaks protocol versions 2..3"},
+		{"client too new", 5, 6, 1, 1, "client speaks protocol version 5..6", "client \"tester\""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cu, su := pair(t)
+			routerErr := make(chan error, 1)
+			go func() {
+				s, err := NewServerConn(su)
+				if err != nil {
+					routerErr <- err
+					return
+				}
+				s.minVersion, s.maxVersion = c.routerMin, c.routerMax
+				_, _, err = s.ReadHello(context.Background())
+				routerErr <- err
+			}()
+			conn := NewConn(cu)
+			_, _, err := handshake(testCtx(t), conn, "test.sock", DialOptions{Name: "tester", version: c.clientMax, minVersion: c.clientMin})
+			require.ErrorIs(t, err, parallax.ErrProtocolVersion)
+			require.Contains(t, err.Error(), c.wantClient)
+			require.Contains(t, err.Error(), fmt.Sprintf("router speaks protocol versions %d..%d", c.routerMin, c.routerMax))
+
+			rerr := <-routerErr
+			require.ErrorIs(t, rerr, parallax.ErrProtocolVersion)
+			require.Contains(t, rerr.Error(), c.wantRouter)
+			require.Contains(t, rerr.Error(), fmt.Sprintf("speaks %d..%d", c.clientMin, c.clientMax))
+		})
+	}
+}
+
+func TestClientConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	seg := tempFiles(t, 1)[0]
+	r := startRouter(t, echoHandler(seg))
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	defer c.Close()
+
+	workers, per := 8, 40
+	if testing.Short() {
+		per = 10
+	}
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*per)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				switch (w + i) % 3 {
+				case 0:
+					m, _, err := c.Request(ctx, &wire.Ping{}, nil)
+					if err == nil && m.MessageType() != wire.TypePong {
+						err = fmt.Errorf("got %s", m.MessageType())
+					}
+					errs <- err
+				case 1:
+					m, files, err := c.Request(ctx, &wire.CreatePublisher{Topic: "t"}, nil)
+					if err == nil {
+						pc := m.(*wire.PublisherCreated)
+						if len(files) != 1 || pc.PubID == 0 {
+							err = fmt.Errorf("reply %+v with %d files", pc, len(files))
+						}
+						a, _ := seg.Stat()
+						b, _ := files[0].Stat()
+						if !os.SameFile(a, b) {
+							err = errors.New("received fd is not the payload segment")
+						}
+						closeFiles(files)
+					}
+					errs <- err
+				case 2:
+					_, _, err := c.Request(ctx, &wire.CreatePublisher{Topic: "missing"}, nil)
+					if !errors.Is(err, parallax.ErrTopicNotFound) {
+						err = fmt.Errorf("want ErrTopicNotFound, got %v", err)
+					} else {
+						err = nil
+					}
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+func TestClientRemoteErrorKeepsSentinel(t *testing.T) {
+	t.Parallel()
+	r := startRouter(t, echoHandler(tempFiles(t, 1)[0]))
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	defer c.Close()
+	_, _, err = c.Request(testCtx(t), &wire.CreatePublisher{Topic: "missing"}, nil)
+	require.ErrorIs(t, err, parallax.ErrTopicNotFound)
+	var re *wire.RemoteError
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, wire.CodeTopicNotFound, re.Code)
+	require.Contains(t, err.Error(), `create publisher on "missing"`)
+
+	_, _, err = c.Request(testCtx(t), &wire.CreatePublisher{Topic: "bad topic"}, nil)
+	require.ErrorIs(t, err, wire.ErrInvalidArgument)
+	_, _, err = c.Request(testCtx(t), &wire.Shutdown{}, nil)
+	require.ErrorIs(t, err, wire.ErrInvalidArgument)
+}
+
+func TestClientPushes(t *testing.T) {
+	t.Parallel()
+	seg := tempFiles(t, 1)[0]
+	r := startRouter(t, echoHandler(seg))
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	defer c.Close()
+
+	got := make(chan wire.Message, 4)
+	var kept *os.File
+	remove := c.OnPush(func(m wire.Message, files []*os.File) {
+		if len(files) == 1 {
+			kept, files[0] = files[0], nil // take ownership
+		}
+		got <- m
+	})
+	defer remove()
+	_, _, err = c.Request(testCtx(t), &wire.CreateSubscriber{Topic: "t"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, wire.TypeConnectionAdded, (<-got).MessageType())
+	require.Equal(t, wire.TypeSegmentGrant, (<-got).MessageType())
+	require.NotNil(t, kept)
+	requireSameFiles(t, []*os.File{seg}, []*os.File{kept})
+	require.NoError(t, kept.Close())
+}
+
+// blockingRouter never answers Ping until released; it reports each
+// received Ping on seen.
+func blockingRouter(t *testing.T) (r *fakeRouter, seen chan struct{}) {
+	seen = make(chan struct{}, 16)
+	release := make(chan struct{})
+	r = startRouter(t, func(s *ServerConn, env wire.Envelope, files []*os.File) {
+		seen <- struct{}{}
+		<-release
+	})
+	t.Cleanup(func() { close(release) }) // runs before the router's stop
+	return r, seen
+}
+
+func TestClientCloseFailsPending(t *testing.T) {
+	t.Parallel()
+	r, seen := blockingRouter(t)
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := c.Request(context.Background(), &wire.Ping{}, nil)
+		res <- err
+	}()
+	<-seen
+	require.NoError(t, c.Close())
+	err = <-res
+	require.ErrorIs(t, err, os.ErrClosed)
+	require.ErrorIs(t, c.Err(), os.ErrClosed)
+	_, _, err = c.Request(testCtx(t), &wire.Ping{}, nil)
+	require.ErrorIs(t, err, os.ErrClosed)
+	require.NoError(t, c.Close()) // idempotent
+}
+
+func TestClientRouterGoesAway(t *testing.T) {
+	t.Parallel()
+	r, seen := blockingRouter(t)
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	defer c.Close()
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := c.Request(context.Background(), &wire.Ping{}, nil)
+		res <- err
+	}()
+	<-seen
+	r.dropClients()
+	require.ErrorIs(t, <-res, parallax.ErrDaemonUnavailable)
+	<-c.Done()
+	require.ErrorIs(t, c.Err(), parallax.ErrDaemonUnavailable)
+}
+
+func TestClientRequestContextCancel(t *testing.T) {
+	t.Parallel()
+	r, seen := blockingRouter(t)
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := c.Request(ctx, &wire.Ping{}, nil)
+		res <- err
+	}()
+	<-seen
+	cancel()
+	require.ErrorIs(t, <-res, context.Canceled)
+	require.NoError(t, c.Err())
+}
+
+func TestShared(t *testing.T) {
+	t.Parallel()
+	r := startRouter(t, echoHandler(tempFiles(t, 1)[0]))
+	ctx := testCtx(t)
+	a, err := Shared(ctx, DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	b, err := Shared(ctx, DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	require.Same(t, a.Client, b.Client)
+
+	a.Release()
+	a.Release() // idempotent: must not drop b's reference
+	_, _, err = b.Request(ctx, &wire.Ping{}, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	<-a.Client.Done()
+	require.ErrorIs(t, a.Client.Err(), os.ErrClosed)
+
+	c, err := Shared(ctx, DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	defer c.Release()
+	require.NotSame(t, a.Client, c.Client)
+}
