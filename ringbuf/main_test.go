@@ -8,6 +8,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testutil.ChildMain(map[string]func([]string) int{
+		"producer": producerChild,
+	})
 	// The Go runtime opens its netpoller fds (epoll + eventfd) lazily, on
 	// the first pollable file, which the testing package creates during the
 	// run. Open them before testutil.Main takes its fd snapshot so they are
