@@ -3,8 +3,8 @@ package ringbuf_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
