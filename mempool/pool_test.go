@@ -373,3 +373,22 @@ func TestAuditRepair(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+func TestGenerationWrapsSkippingZero(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1, Class{ChunkSize: 64, Count: 1})
+	p.chunks[0].ctl = makeCtl(parallax.GenMask, 0, 0)
+	r, err := p.Loan(1)
+	require.NoError(t, err)
+	require.Equal(t, uint32(parallax.GenMask), r.Gen())
+	freed, err := p.Release(r)
+	require.NoError(t, err)
+	require.True(t, freed)
+	r2, err := p.Loan(1)
+	require.NoError(t, err)
+	require.Equal(t, uint32(1), r2.Gen(), "generation wraps to 1, never 0")
+	_, err = p.Release(r)
+	require.ErrorIs(t, err, parallax.ErrStaleRef)
+	_, err = p.Release(r2)
+	require.NoError(t, err)
+}

@@ -72,6 +72,11 @@ func TestStressLoanAddRefRelease(t *testing.T) {
 				}
 			}
 			for i := range iters {
+				// Re-check every held chunk each round: widens the window in
+				// which a slot handed out twice is caught.
+				for _, s := range held {
+					check(s)
+				}
 				switch op := rng.IntN(10); {
 				case op < 5 && len(held) < 8: // loan and stamp
 					r, err := p.Loan(uint16(g + 1))
