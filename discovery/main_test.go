@@ -91,8 +91,15 @@ type fakeRouter struct {
 
 func startRouter(t *testing.T, handle func(s *ServerConn, env wire.Envelope, files []*os.File)) *fakeRouter {
 	t.Helper()
-	r := &fakeRouter{path: filepath.Join(t.TempDir(), "r.sock"), handle: handle, mgmt: tempFiles(t, 1)[0]}
-	var err error
+	return startRouterB(t, handle)
+}
+
+func startRouterB(t testing.TB, handle func(s *ServerConn, env wire.Envelope, files []*os.File)) *fakeRouter {
+	t.Helper()
+	mgmt, err := os.CreateTemp(t.TempDir(), "mgmt")
+	require.NoError(t, err)
+	t.Cleanup(func() { mgmt.Close() })
+	r := &fakeRouter{path: filepath.Join(t.TempDir(), "r.sock"), handle: handle, mgmt: mgmt}
 	r.l, err = Listen(r.path)
 	require.NoError(t, err)
 	r.wg.Add(1)
