@@ -1,0 +1,21 @@
+//go:build linux
+
+// Command parallax-roudi is the Parallax router daemon: it owns a domain's
+// shared memory, brokers topic discovery, connects publishers to
+// subscribers and reclaims what dead processes held.
+//
+//	parallax-roudi [-config file.toml] [-domain name] [-socket path] [-log-level info]
+//
+// Without -config it runs the embedded default configuration
+// (parallax-roudi -print-default-config shows it).
+package main
+
+import (
+	"os"
+
+	"github.com/parallax-ipc/parallax/roudi"
+)
+
+func main() {
+	os.Exit(roudi.Main(os.Args[1:], os.Stderr))
+}

@@ -1,0 +1,83 @@
+package roudi
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/parallax-ipc/parallax/discovery"
+)
+
+// Main is the body of the parallax-roudi command: it parses args (without
+// the program name), runs a router until SIGINT or SIGTERM and returns the
+// process exit code. Keeping it here keeps cmd/parallax-roudi tiny and lets
+// tests run the command in-process.
+func Main(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("parallax-roudi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "TOML config file (default: the embedded default config)")
+	domain := fs.String("domain", "", "domain to serve (default: $PARALLAX_DOMAIN or \"default\")")
+	socket := fs.String("socket", "", "control socket path (default: derived from the domain)")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (default: from config)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	printConfig := fs.Bool("print-default-config", false, "print the embedded default config and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *printConfig {
+		fmt.Fprint(os.Stdout, string(defaultTOML))
+		return 0
+	}
+	cfg := DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = LoadConfig(*configPath); err != nil {
+			fmt.Fprintf(stderr, "parallax-roudi: %v\n", err)
+			return 1
+		}
+	}
+	if *domain != "" {
+		cfg.Domain = *domain
+	}
+	if *socket != "" {
+		cfg.Socket = *socket
+	}
+	if *logLevel != "" {
+		cfg.LogLevel = *logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "parallax-roudi: invalid configuration: %v\n", err)
+		return 1
+	}
+	hopts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	} else if *logFormat != "text" {
+		fmt.Fprintf(stderr, "parallax-roudi: -log-format must be text or json, got %q\n", *logFormat)
+		return 2
+	}
+	log := slog.New(h)
+	srv, err := New(cfg, Options{Logger: log})
+	if err != nil {
+		log.Error("router not started", "err", err)
+		return 1
+	}
+	defer srv.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Serve(ctx); err != nil {
+		log.Error("router stopped", "err", err)
+		if errors.Is(err, discovery.ErrRouterRunning) {
+			return 3
+		}
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,363 @@
+package roudi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/hugepages"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/mempool"
+	"github.com/parallax-ipc/parallax/ringbuf"
+	"github.com/parallax-ipc/parallax/segment"
+)
+
+// Options tune a [Server] beyond its [Config]. The zero value is ready to
+// use.
+type Options struct {
+	// Logger receives the router's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// TickInterval is the real time of one core tick; 0 means 10 ms.
+	TickInterval time.Duration
+}
+
+// A Server is a running router: the I/O shell around the deterministic
+// [Router] core. It owns the domain's management and payload segments, the
+// control socket and one goroutine per client connection; a single
+// goroutine (the one in [Server.Serve]) drives the core, executes its
+// actions and is the only one that touches the registry.
+//
+// Use [New]; the zero value is invalid. Serve may be called once. Close
+// releases the segments; it must be called after Serve returns (or instead
+// of Serve) and is idempotent.
+type Server struct {
+	cfg    *Config
+	opts   Options
+	log    *slog.Logger
+	core   *Router
+	layout mgmtLayout
+
+	mgmt    *segment.Mapped
+	payload []*segment.Mapped // by pool id
+	roFiles []*os.File        // read-only fds of the payload segments, for subscribers
+	pools   *mempool.Set      // the router's view, for reclaim and statistics
+
+	path  string
+	ready chan struct{}
+
+	events chan event
+	conns  map[ConnID]*serverConn // owned by the Serve goroutine
+	nextID ConnID
+
+	stats serverStats
+
+	serveOnce sync.Once
+	closed    atomic.Bool
+}
+
+type serverStats struct {
+	reclaimed atomic.Uint64 // chunks returned to the pools by reclaim
+	clients   atomic.Int64
+}
+
+type serverConn struct {
+	id      ConnID
+	sc      *discovery.ServerConn
+	hello   bool
+	client  ClientID
+	sentRW  bool // payload segments granted read-write
+	sentRO  bool // payload segments granted read-only
+	version uint16
+	done    chan struct{}
+
+	helloReqID uint32
+}
+
+// New creates the router's segments for cfg (the embedded default when
+// nil): the management segment with every pool's bitmap and chunk headers
+// and the ring arena, and one payload segment per pool (hugepages as the
+// config asks, falling back to normal pages with a logged reason). It does
+// not listen yet: [Server.Serve] does.
+func New(cfg *Config, opts Options) (_ *Server, err error) {
+	if cfg == nil {
+		cfg = DefaultConfig()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.Clone()
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, ready: make(chan struct{}), events: make(chan event, 256), conns: make(map[ConnID]*serverConn)}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.opts.TickInterval <= 0 {
+		s.opts.TickInterval = 10 * time.Millisecond
+	}
+	s.path = cfg.SocketPath()
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.layout, err = computeLayout(cfg); err != nil {
+		return nil, err
+	}
+	if err := s.createSegments(); err != nil {
+		return nil, err
+	}
+	s.core, err = NewRouter(RouterOptions{
+		Config:       cfg,
+		Arena:        Region{Offset: uint64(s.layout.ArenaOff), Size: uint64(s.layout.ArenaSize)},
+		RingSize:     ringbuf.Size,
+		NotifierSize: ringbuf.NotifierSize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) createSegments() error {
+	var err error
+	s.mgmt, err = segment.NewMemfd(s.cfg.Domain+"-mgmt", s.layout.Size, segment.MemfdOptions{})
+	if err != nil {
+		return fmt.Errorf("create management segment: %w", err)
+	}
+	mem := s.mgmt.Bytes()
+	wire.PutMgmtHeader(mem, wire.MgmtHeader{
+		Pools: uint32(len(s.layout.Pools)), Size: uint64(s.layout.Size),
+		ArenaOff: uint64(s.layout.ArenaOff), ArenaSize: uint64(s.layout.ArenaSize), RouterPID: uint64(os.Getpid()),
+	})
+	s.pools = mempool.NewSet(mempool.SetOptions{})
+	for i, pa := range s.layout.Pools {
+		pc := s.cfg.Pools[i]
+		size := pa.Class.PayloadSize()
+		name := fmt.Sprintf("%s-pool%d-%s", s.cfg.Domain, pa.ID, pc.ChunkSize)
+		var seg *segment.Mapped
+		switch pc.Hugepages {
+		case HugepagesNever:
+			seg, err = segment.NewMemfd(name, size, segment.MemfdOptions{})
+		case Hugepages1G:
+			seg, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Huge1G, Require: true})
+		case Hugepages2M:
+			seg, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Huge2M, Require: true})
+		default:
+			seg, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Auto})
+		}
+		if err != nil {
+			return fmt.Errorf("create payload segment of pools[%d] (%s x %d): %w", i, pc.ChunkSize, pc.Count, err)
+		}
+		s.payload = append(s.payload, seg)
+		if r := seg.FallbackReason(); r != "" {
+			s.log.Info("pool uses normal pages", "pool", pa.ID, "chunk_size", pc.ChunkSize.String(), "reason", r)
+		}
+		ro, err := seg.ReadOnlyFile()
+		if err != nil {
+			return fmt.Errorf("reopen payload segment of pools[%d] read-only: %w", i, err)
+		}
+		s.roFiles = append(s.roFiles, ro)
+		p, err := mempool.Format(mem[pa.Offset:pa.Offset+pa.Size], pa.ID, pa.Class)
+		if err != nil {
+			return fmt.Errorf("format pools[%d]: %w", i, err)
+		}
+		if err := p.SetPayload(seg.Bytes()); err != nil {
+			return fmt.Errorf("attach payload of pools[%d]: %w", i, err)
+		}
+		if err := s.pools.Add(p); err != nil {
+			return fmt.Errorf("add pools[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// SocketPath returns the control socket path the server listens on.
+func (s *Server) SocketPath() string { return s.path }
+
+// Ready returns a channel closed once Serve listens and accepts clients.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Config returns the server's (validated) configuration.
+func (s *Server) Config() *Config { return s.cfg }
+
+// Pools returns the router's view of the domain's pools (statistics,
+// audits). It stays valid until Close.
+func (s *Server) Pools() *mempool.Set { return s.pools }
+
+// Snapshot returns the core's registry snapshot. It is safe to call from any
+// goroutine while Serve runs.
+func (s *Server) Snapshot(ctx context.Context) (Snapshot, error) {
+	reply := make(chan Snapshot, 1)
+	select {
+	case s.events <- evSnapshot{reply: reply}:
+	case <-ctx.Done():
+		return Snapshot{}, ctx.Err()
+	}
+	select {
+	case snap := <-reply:
+		return snap, nil
+	case <-ctx.Done():
+		return Snapshot{}, ctx.Err()
+	}
+}
+
+// Serve listens on the domain's socket and serves clients until ctx is
+// done. A live router already serving the socket makes it fail with an
+// error wrapping discovery.ErrRouterRunning; a stale socket left by a dead
+// one is taken over. On return every client has been told (Shutdown), the
+// connections are closed and the socket file removed; the segments stay
+// until Close.
+func (s *Server) Serve(ctx context.Context) error {
+	err := errors.New("roudi: Serve called twice")
+	s.serveOnce.Do(func() { err = s.serve(ctx) })
+	return err
+}
+
+func (s *Server) serve(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("serve: %w", os.ErrClosed)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), os.FileMode(s.cfg.SocketDirMode)); err != nil {
+		return fmt.Errorf("create socket directory: %w", err)
+	}
+	ln, err := discovery.Listen(s.path)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.acceptLoop(ctx, ln) }()
+	s.log.Info("router ready", "domain", s.cfg.Domain, "socket", s.path, "pid", os.Getpid(),
+		"pools", len(s.layout.Pools), "mgmt_bytes", s.layout.Size)
+	close(s.ready)
+
+	tick := time.NewTicker(s.opts.TickInterval)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-tick.C:
+			s.step(Tick{})
+		case ev := <-s.events:
+			s.handle(ev)
+		}
+	}
+	ln.Close()
+	for _, c := range s.conns {
+		_ = c.sc.Push(&wire.Shutdown{Reason: "router shutting down"}, nil)
+		c.sc.Close()
+	}
+	// Drain events until every connection goroutine has exited.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		select {
+		case ev := <-s.events:
+			if a, ok := ev.(evAccepted); ok {
+				a.sc.Close()
+			}
+		case <-done:
+			s.conns = map[ConnID]*serverConn{}
+			s.log.Info("router stopped", "domain", s.cfg.Domain)
+			return nil
+		}
+	}
+}
+
+// Close releases the segments and read-only fds. Call it after Serve has
+// returned. It is idempotent.
+func (s *Server) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	var errs []error
+	for _, f := range s.roFiles {
+		errs = append(errs, f.Close())
+	}
+	for _, p := range s.payload {
+		errs = append(errs, p.Close())
+	}
+	if s.mgmt != nil {
+		errs = append(errs, s.mgmt.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) acceptLoop(ctx context.Context, ln *net.UnixListener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		uc, err := ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("accept", "err", err)
+			}
+			return
+		}
+		sc, err := discovery.NewServerConn(uc)
+		if err != nil {
+			s.log.Warn("reject connection", "err", err)
+			continue
+		}
+		c := &serverConn{sc: sc, done: make(chan struct{})}
+		select {
+		case s.events <- evAccepted{c: c, sc: sc}:
+		case <-ctx.Done():
+			sc.Close()
+			return
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); s.readLoop(ctx, c) }()
+	}
+}
+
+// readLoop reads one client's messages and forwards them to the Serve
+// goroutine. It owns nothing but the read side of the connection.
+func (s *Server) readLoop(ctx context.Context, c *serverConn) {
+	send := func(ev event) bool {
+		select {
+		case s.events <- ev:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	reqID, hello, err := c.sc.ReadHello(hctx)
+	cancel()
+	if err != nil {
+		send(evGone{c: c, err: fmt.Errorf("handshake: %w", err)})
+		return
+	}
+	if !send(evHello{c: c, reqID: reqID, hello: hello}) {
+		return
+	}
+	for {
+		env, files, err := c.sc.ReadRequest()
+		if err != nil {
+			send(evGone{c: c, err: err})
+			return
+		}
+		if !send(evRequest{c: c, env: env, files: files}) {
+			closeFiles(files)
+			return
+		}
+	}
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}

@@ -1,0 +1,314 @@
+package roudi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+// Events that the connection goroutines send to the Serve goroutine.
+type event interface{ isServerEvent() }
+
+type evAccepted struct {
+	c  *serverConn
+	sc *discovery.ServerConn
+}
+type evHello struct {
+	c     *serverConn
+	reqID uint32
+	hello *wire.Hello
+}
+type evRequest struct {
+	c     *serverConn
+	env   wire.Envelope
+	files []*os.File
+}
+type evGone struct {
+	c   *serverConn
+	err error
+}
+type evSnapshot struct{ reply chan<- Snapshot }
+
+func (evAccepted) isServerEvent() {}
+func (evHello) isServerEvent()    {}
+func (evRequest) isServerEvent()  {}
+func (evGone) isServerEvent()     {}
+func (evSnapshot) isServerEvent() {}
+
+// handle runs on the Serve goroutine.
+func (s *Server) handle(ev event) {
+	switch ev := ev.(type) {
+	case evAccepted:
+		s.nextID++
+		ev.c.id = s.nextID
+		s.conns[ev.c.id] = ev.c
+		s.step(ConnAccepted{Conn: ev.c.id})
+	case evHello:
+		if s.conns[ev.c.id] != ev.c {
+			return // already gone
+		}
+		ev.c.version = ev.c.sc.Version
+		ev.c.hello = true
+		ev.c.helloReq(ev.reqID)
+		cred := ev.c.sc.Cred
+		s.step(ClientConnected{Conn: ev.c.id, PID: cred.PID, UID: cred.UID, GID: cred.GID, Name: ev.hello.Name})
+	case evRequest:
+		closeFiles(ev.files) // clients send no fds today
+		if s.conns[ev.c.id] != ev.c {
+			return
+		}
+		s.request(ev.c, ev.env)
+	case evGone:
+		if s.conns[ev.c.id] != ev.c {
+			return
+		}
+		if ev.err != nil && !errors.Is(ev.err, io.EOF) && !errors.Is(ev.err, os.ErrClosed) {
+			s.log.Warn("client connection failed", "conn", ev.c.id, "pid", ev.c.sc.Cred.PID, "err", ev.err)
+		}
+		s.step(ClientDisconnected{Conn: ev.c.id})
+		s.dropConn(ev.c)
+	case evSnapshot:
+		ev.reply <- s.core.Snapshot()
+	}
+}
+
+// helloReq remembers the handshake's request id for the Welcome reply.
+func (c *serverConn) helloReq(id uint32) { c.helloReqID = id }
+
+func (s *Server) dropConn(c *serverConn) {
+	if s.conns[c.id] == c {
+		delete(s.conns, c.id)
+		c.sc.Close()
+	}
+}
+
+// request translates a wire request into a core event (or answers it
+// directly when the core has no part in it).
+func (s *Server) request(c *serverConn, env wire.Envelope) {
+	var req Request
+	switch m := env.Msg.(type) {
+	case *wire.Ping:
+		s.send(c, env.ReqID, &wire.Pong{}, nil)
+		return
+	case *wire.CreatePublisher:
+		req = CreatePublisher{Topic: m.Topic, Type: TypeInfo(m.Type), History: int(m.History)}
+	case *wire.CreateSubscriber:
+		req = CreateSubscriber{Topic: m.Topic, Type: TypeInfo(m.Type), QueueCapacity: int(m.QueueCapacity), History: int(m.History), Policy: Policy(m.Policy)}
+	case *wire.ClosePublisher:
+		req = ClosePublisher{Pub: PubID(m.PubID)}
+	case *wire.CloseSubscriber:
+		req = CloseSubscriber{Sub: SubID(m.SubID)}
+	default:
+		s.replyError(c, env.ReqID, fmt.Errorf("unexpected %T request: %w", env.Msg, parallax.ErrProtocol))
+		return
+	}
+	s.step(ClientRequest{Conn: c.id, ReqID: env.ReqID, Req: req})
+}
+
+// step feeds the core one event and executes the actions it produces.
+func (s *Server) step(ev Event) {
+	s.core.Step(ev)
+	for _, a := range s.core.Ready() {
+		s.execute(a)
+	}
+}
+
+func (s *Server) execute(a Action) {
+	switch a := a.(type) {
+	case Reply:
+		s.reply(a)
+	case ConnectionAdded:
+		c := s.conns[a.Conn]
+		if c == nil {
+			return
+		}
+		s.push(c, &wire.ConnectionAdded{
+			ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub),
+			RingOffset: a.Ring.Offset, RingSize: a.Ring.Size, Capacity: uint32(a.Capacity),
+			Policy: uint8(a.Policy), NotifierOffset: a.Notifier.Offset, History: uint32(a.History),
+		})
+	case ConnectionRemoved:
+		c := s.conns[a.Conn]
+		if c == nil {
+			return
+		}
+		s.push(c, &wire.ConnectionRemoved{ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub), Reason: a.Reason})
+	case FormatRing:
+		pol := ringbuf.DiscardOldest
+		if a.Policy == BlockProducer {
+			pol = ringbuf.BlockProducer
+		}
+		if _, err := ringbuf.Format(s.region(a.Region), a.Capacity, pol); err != nil {
+			s.log.Error("format ring", "region", a.Region.String(), "err", err)
+		}
+	case FormatNotifier:
+		if _, err := ringbuf.FormatNotifier(s.region(a.Region)); err != nil {
+			s.log.Error("format notifier", "region", a.Region.String(), "err", err)
+		}
+	case FreeRegion:
+		if a.Kind == RegionRing {
+			s.drainRing(a.Region)
+		}
+	case ReclaimClient:
+		s.reclaim(a)
+	case CloseConn:
+		if c := s.conns[a.Conn]; c != nil {
+			s.log.Info("closing client connection", "conn", a.Conn, "reason", a.Reason)
+			s.dropConn(c)
+		}
+	case Log:
+		args := make([]any, 0, len(a.Attrs))
+		for _, at := range a.Attrs {
+			args = append(args, at)
+		}
+		s.log.Log(nil, a.Level, a.Msg, args...) //nolint:staticcheck // slog accepts a nil context
+	}
+}
+
+func (s *Server) region(r Region) []byte {
+	return s.mgmt.Bytes()[r.Offset : r.Offset+r.Size]
+}
+
+func (s *Server) reply(a Reply) {
+	c := s.conns[a.Conn]
+	if c == nil {
+		return
+	}
+	if a.Err != nil {
+		s.replyError(c, a.ReqID, a.Err)
+		return
+	}
+	switch r := a.Result.(type) {
+	case Welcome:
+		c.client = r.Client
+		s.stats.clients.Add(1)
+		w := &wire.Welcome{
+			Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()), Domain: s.cfg.Domain,
+			Mgmt: wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
+		}
+		for i, pa := range s.layout.Pools {
+			w.Pools = append(w.Pools, wire.PoolDesc{ID: pa.ID, ChunkSize: pa.Class.ChunkSize, Count: pa.Class.Count,
+				MgmtOffset: uint64(pa.Offset), MgmtSize: uint64(pa.Size), SegmentID: uint32(i + 1)})
+		}
+		s.send(c, c.helloReqID, w, []*os.File{s.mgmt.File()})
+	case PublisherCreated:
+		m := &wire.PublisherCreated{PubID: uint32(r.Pub)}
+		var files []*os.File
+		if !c.sentRW {
+			m.Segments, files = s.payloadGrant(false)
+			c.sentRW = true
+		}
+		s.send(c, a.ReqID, m, files)
+	case SubscriberCreated:
+		m := &wire.SubscriberCreated{SubID: uint32(r.Sub), NotifierOffset: r.Notifier.Offset}
+		var files []*os.File
+		if !c.sentRO {
+			m.Segments, files = s.payloadGrant(true)
+			c.sentRO = true
+		}
+		s.send(c, a.ReqID, m, files)
+	case Closed:
+		s.send(c, a.ReqID, &wire.Ack{}, nil)
+	}
+}
+
+// payloadGrant describes every payload segment with the fd to send:
+// read-write for publishers, the read-only reopened fd for subscribers.
+func (s *Server) payloadGrant(readOnly bool) ([]wire.SegmentDesc, []*os.File) {
+	descs := make([]wire.SegmentDesc, 0, len(s.payload))
+	files := make([]*os.File, 0, len(s.payload))
+	for i, seg := range s.payload {
+		kind := wire.KindMemfd
+		if seg.PageSize() > os.Getpagesize() {
+			kind = wire.KindHugetlb
+		}
+		descs = append(descs, wire.SegmentDesc{ID: uint32(i + 1), Role: wire.RolePayload, Kind: kind, Size: uint64(seg.Len()),
+			PageSize: uint32(seg.PageSize()), ReadOnly: readOnly, PoolID: s.layout.Pools[i].ID})
+		if readOnly {
+			files = append(files, s.roFiles[i])
+		} else {
+			files = append(files, seg.File())
+		}
+	}
+	return descs, files
+}
+
+func (s *Server) send(c *serverConn, reqID uint32, m wire.Message, files []*os.File) {
+	if err := c.sc.Reply(reqID, m, files); err != nil {
+		s.log.Warn("send to client failed; dropping it", "conn", c.id, "msg", fmt.Sprintf("%T", m), "err", err)
+		s.step(ClientDisconnected{Conn: c.id})
+		s.dropConn(c)
+	}
+}
+
+func (s *Server) push(c *serverConn, m wire.Message) { s.send(c, 0, m, nil) }
+
+func (s *Server) replyError(c *serverConn, reqID uint32, err error) {
+	s.log.Debug("request refused", "conn", c.id, "req", reqID, "err", err)
+	if e := c.sc.ReplyError(reqID, err); e != nil {
+		s.log.Warn("send error reply failed", "conn", c.id, "err", e)
+	}
+}
+
+// drainRing releases the refs still queued in a ring whose connection is
+// gone (the quarantine ended, nobody pops it any more).
+func (s *Server) drainRing(r Region) {
+	ring, err := ringbuf.Attach(s.region(r))
+	if err != nil {
+		s.log.Error("attach ring to drain it", "region", r.String(), "err", err)
+		return
+	}
+	for {
+		ref, ok := ring.TryPop()
+		if !ok {
+			return
+		}
+		s.releaseReclaimed(ref, "ring")
+	}
+}
+
+func (s *Server) releaseReclaimed(ref parallax.ChunkRef, where string) {
+	if _, err := s.pools.Release(ref); err != nil {
+		s.log.Warn("reclaim: bad ref", "where", where, "ref", ref.String(), "err", err)
+		return
+	}
+	s.stats.reclaimed.Add(1)
+}
+
+// reclaim returns what a dead client held: refs queued in the rings it was
+// the consumer of (drained now: nobody else pops them), and its notifier's
+// waiters are woken so nothing waits on a dead peer.
+func (s *Server) reclaim(a ReclaimClient) {
+	s.stats.clients.Add(-1)
+	for _, r := range a.SubRings {
+		ring, err := ringbuf.Attach(s.region(r))
+		if err != nil {
+			s.log.Error("reclaim: attach ring", "region", r.String(), "err", err)
+			continue
+		}
+		_ = ring.Close() // a publisher blocked on it returns
+		// A pop that the dead consumer had claimed but not yet recorded.
+		if ref, popped := ring.PendingPop(); popped && !ref.IsNil() {
+			s.releaseReclaimed(ref, "pending pop")
+		}
+		s.drainRing(r)
+	}
+	for _, r := range a.PubRings {
+		if ring, err := ringbuf.Attach(s.region(r)); err == nil {
+			_ = ring.Close()
+		}
+	}
+	for _, r := range a.Notifiers {
+		if n, err := ringbuf.AttachNotifier(s.region(r)); err == nil {
+			_ = n.Close()
+		}
+	}
+	s.log.Info("reclaimed client", "client", a.Client, "pid", a.PID, slog.Int("sub_rings", len(a.SubRings)), slog.Int("pub_rings", len(a.PubRings)))
+}
