@@ -164,3 +164,12 @@ func slotWords(mem []byte, off uintptr, n int) []atomic.Uint64 {
 	_ = mem[off:end] // bounds check
 	return unsafe.Slice(word64(mem, off), n)
 }
+
+// bytesOf views words as bytes. Tests use it to get 8-byte aligned buffers
+// of any length.
+func bytesOf(words []uint64) []byte {
+	if len(words) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), 8*len(words))
+}
