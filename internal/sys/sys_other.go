@@ -99,3 +99,6 @@ func PidfdSendSignal(pidfd int, sig syscall.Signal) error { return unsupported("
 func PidfdSignal(f *os.File, sig syscall.Signal) error    { return unsupported("pidfd_send_signal") }
 func WaitPidfd(ctx context.Context, f *os.File) error     { return unsupported("wait for pidfd") }
 func PidfdExited(fd int) (bool, error)                    { return false, unsupported("poll pidfd") }
+
+// DupFile is not supported off Linux.
+func DupFile(f *os.File) (*os.File, error) { return nil, unsupported("dup") }

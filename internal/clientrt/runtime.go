@@ -1,0 +1,397 @@
+package clientrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/sys"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/mempool"
+	"github.com/parallax-ipc/parallax/ringbuf"
+	"github.com/parallax-ipc/parallax/segment"
+)
+
+// Endpoint receives the pushes addressed to one local publisher or
+// subscriber. Handlers run on the control client's dispatch goroutine, one
+// at a time.
+type Endpoint interface {
+	ConnectionAdded(m *wire.ConnectionAdded)
+	ConnectionRemoved(m *wire.ConnectionRemoved)
+}
+
+// Runtime is one process's connection to one router. Use [Acquire]; the
+// zero value is invalid. It is safe for concurrent use. Each Acquire must
+// be paired with one Release; the last Release closes the control
+// connection and unmaps the segments.
+type Runtime struct {
+	key  string
+	refs int // guarded by runtimes.mu
+
+	client  *discovery.SharedClient
+	welcome wire.Welcome
+	mgmt    *segment.Mapped
+	remove  func()
+
+	mu       sync.Mutex
+	rw       *mempool.Set      // pools with read-write payload, nil until a publisher exists
+	ro       *mempool.Set      // pools with read-only payload, nil until a subscriber exists
+	segs     []*segment.Mapped // payload mappings, closed at the end
+	pubs     map[uint32]Endpoint
+	subs     map[uint32]Endpoint
+	pending  []wire.Message // pushes for endpoints not registered yet
+	inflight int            // Create requests whose endpoint has not registered yet
+	closeErr error
+}
+
+var runtimes struct {
+	mu sync.Mutex
+	m  map[string]*Runtime
+}
+
+// Options select the router.
+type Options struct {
+	Domain string // "" = $PARALLAX_DOMAIN or "default"
+	Socket string // "" = derived from the domain ($PARALLAX_SOCKET overrides)
+	Name   string // process name shown by the router; "" = program name
+}
+
+// Acquire returns this process's runtime for the router opts names,
+// connecting on first use.
+func Acquire(ctx context.Context, opts Options) (*Runtime, error) {
+	dopts := discovery.DialOptions{Domain: opts.Domain, Socket: opts.Socket, Name: opts.Name}
+	path := opts.Socket
+	if path == "" {
+		d := opts.Domain
+		if d == "" {
+			var err error
+			if d, err = discovery.DefaultDomain(); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		if path, err = discovery.SocketPath(d); err != nil {
+			return nil, err
+		}
+	}
+	runtimes.mu.Lock()
+	defer runtimes.mu.Unlock()
+	if rt := runtimes.m[path]; rt != nil {
+		if rt.client.Err() == nil {
+			rt.refs++
+			return rt, nil
+		}
+		delete(runtimes.m, path) // router went away: a new runtime for new endpoints
+	}
+	dopts.Socket = path
+	rt, err := open(ctx, path, dopts)
+	if err != nil {
+		return nil, err
+	}
+	rt.refs = 1
+	if runtimes.m == nil {
+		runtimes.m = make(map[string]*Runtime)
+	}
+	runtimes.m[path] = rt
+	return rt, nil
+}
+
+func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runtime, err error) {
+	sc, err := discovery.Shared(ctx, dopts)
+	if err != nil {
+		return nil, err
+	}
+	rt := &Runtime{key: key, client: sc, welcome: sc.Welcome(), pubs: map[uint32]Endpoint{}, subs: map[uint32]Endpoint{}}
+	defer func() {
+		if err != nil {
+			rt.teardown()
+		}
+	}()
+	mf := sc.Mgmt()
+	if mf == nil {
+		return nil, fmt.Errorf("router sent no management segment: %w", parallax.ErrProtocol)
+	}
+	dup, err := sys.DupFile(mf)
+	if err != nil {
+		return nil, err
+	}
+	rt.mgmt, err = segment.Open(dup, segment.OpenOptions{ExpectedSize: int64(rt.welcome.Mgmt.Size), RequireSeals: true})
+	if err != nil {
+		dup.Close()
+		return nil, fmt.Errorf("map management segment: %w", err)
+	}
+	if _, err := wire.ReadMgmtHeader(rt.mgmt.Bytes()); err != nil {
+		return nil, err
+	}
+	rt.remove = sc.OnPush(rt.onPush)
+	return rt, nil
+}
+
+// Release drops one reference; the last one disconnects and unmaps.
+func (rt *Runtime) Release() {
+	runtimes.mu.Lock()
+	rt.refs--
+	last := rt.refs == 0
+	if last && runtimes.m[rt.key] == rt {
+		delete(runtimes.m, rt.key)
+	}
+	runtimes.mu.Unlock()
+	if last {
+		rt.teardown()
+	}
+}
+
+func (rt *Runtime) teardown() {
+	if rt.remove != nil {
+		rt.remove()
+	}
+	rt.client.Release()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, s := range rt.segs {
+		s.Close()
+	}
+	rt.segs = nil
+	if rt.mgmt != nil {
+		rt.mgmt.Close()
+	}
+}
+
+// ClientID is this process's client id, the owner recorded on loans.
+func (rt *Runtime) ClientID() uint16 { return rt.welcome.ClientID }
+
+// Request sends a control request and waits for its reply.
+func (rt *Runtime) Request(ctx context.Context, m wire.Message) (wire.Message, []*os.File, error) {
+	return rt.client.Request(ctx, m, nil)
+}
+
+// Done is closed when the control connection stops.
+func (rt *Runtime) Done() <-chan struct{} { return rt.client.Done() }
+
+// Mgmt returns the management segment bytes.
+func (rt *Runtime) Mgmt() []byte { return rt.mgmt.Bytes() }
+
+// Region returns the management bytes [off, off+size), checking bounds
+// (offsets come from the router, but a runtime never trusts them blindly).
+func (rt *Runtime) Region(off, size uint64) ([]byte, error) {
+	mem := rt.mgmt.Bytes()
+	if off > uint64(len(mem)) || size > uint64(len(mem))-off {
+		return nil, fmt.Errorf("region %d+%d outside the %d-byte management segment: %w", off, size, len(mem), parallax.ErrProtocol)
+	}
+	return mem[off : off+size], nil
+}
+
+// Ring attaches the ring at off.
+func (rt *Runtime) Ring(off, size uint64) (*ringbuf.Ring, error) {
+	b, err := rt.Region(off, size)
+	if err != nil {
+		return nil, err
+	}
+	return ringbuf.Attach(b)
+}
+
+// Notifier attaches the notifier at off.
+func (rt *Runtime) Notifier(off uint64) (*ringbuf.Notifier, error) {
+	b, err := rt.Region(off, uint64(ringbuf.NotifierSize))
+	if err != nil {
+		return nil, err
+	}
+	return ringbuf.AttachNotifier(b)
+}
+
+// Grant maps the payload segments of a PublisherCreated (read-write) or
+// SubscriberCreated (read-only) reply and returns the matching pool set.
+// It takes ownership of files.
+func (rt *Runtime) Grant(descs []wire.SegmentDesc, files []*os.File, readOnly bool) (*mempool.Set, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	set := rt.rw
+	if readOnly {
+		set = rt.ro
+	}
+	if set != nil {
+		closeAll(files)
+		return set, nil
+	}
+	if len(descs) != len(files) || len(descs) != len(rt.welcome.Pools) {
+		closeAll(files)
+		return nil, fmt.Errorf("router granted %d segments with %d fds for %d pools: %w", len(descs), len(files), len(rt.welcome.Pools), parallax.ErrProtocol)
+	}
+	set = mempool.NewSet(mempool.SetOptions{})
+	var mapped []*segment.Mapped
+	fail := func(err error) (*mempool.Set, error) {
+		for _, m := range mapped {
+			m.Close()
+		}
+		return nil, err
+	}
+	for i, d := range descs {
+		pd := rt.welcome.Pools[i]
+		if d.PoolID != pd.ID || d.Role != wire.RolePayload {
+			closeAll(files[i:])
+			return fail(fmt.Errorf("segment %d is not the payload of pool %d: %w", d.ID, pd.ID, parallax.ErrProtocol))
+		}
+		seg, err := segment.Open(files[i], segment.OpenOptions{ExpectedSize: int64(d.Size), ReadOnly: readOnly, RequireSeals: true})
+		if err != nil {
+			closeAll(files[i:])
+			return fail(fmt.Errorf("map payload segment of pool %d: %w", pd.ID, err))
+		}
+		mapped = append(mapped, seg)
+		mg, err := rt.Region(pd.MgmtOffset, pd.MgmtSize)
+		if err != nil {
+			closeAll(files[i+1:])
+			return fail(err)
+		}
+		p, err := mempool.Attach(mg, seg.Bytes())
+		if err != nil {
+			closeAll(files[i+1:])
+			return fail(fmt.Errorf("attach pool %d: %w", pd.ID, err))
+		}
+		if err := set.Add(p); err != nil {
+			closeAll(files[i+1:])
+			return fail(err)
+		}
+	}
+	rt.segs = append(rt.segs, mapped...)
+	if readOnly {
+		rt.ro = set
+	} else {
+		rt.rw = set
+	}
+	return set, nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// BeginCreate announces a Create request: until the matching EndCreate,
+// pushes for endpoints not yet registered are held (the router pushes a
+// new endpoint's connections right after its reply, possibly before the
+// endpoint registers).
+func (rt *Runtime) BeginCreate() {
+	rt.mu.Lock()
+	rt.inflight++
+	rt.mu.Unlock()
+}
+
+// EndCreate ends what BeginCreate started, after the endpoint registered
+// (or its request failed). With no Create in flight, held pushes can only
+// concern endpoints of other processes, so they are dropped.
+func (rt *Runtime) EndCreate() {
+	rt.mu.Lock()
+	rt.inflight--
+	if rt.inflight == 0 {
+		rt.pending = nil
+	}
+	rt.mu.Unlock()
+}
+
+// RegisterPublisher routes pushes for pub to ep and replays the ones that
+// arrived before it registered.
+func (rt *Runtime) RegisterPublisher(id uint32, ep Endpoint) { rt.register(rt.pubs, id, ep, true) }
+
+// RegisterSubscriber is RegisterPublisher for subscribers.
+func (rt *Runtime) RegisterSubscriber(id uint32, ep Endpoint) { rt.register(rt.subs, id, ep, false) }
+
+// Unregister removes a local endpoint.
+func (rt *Runtime) Unregister(pub bool, id uint32) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if pub {
+		delete(rt.pubs, id)
+	} else {
+		delete(rt.subs, id)
+	}
+}
+
+func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub bool) {
+	rt.mu.Lock()
+	m[id] = ep
+	var replay []wire.Message
+	keep := rt.pending[:0]
+	for _, msg := range rt.pending {
+		if target(msg, pub) == id {
+			replay = append(replay, msg)
+		} else {
+			keep = append(keep, msg)
+		}
+	}
+	rt.pending = keep
+	rt.mu.Unlock()
+	for _, msg := range replay {
+		deliver(ep, msg)
+	}
+}
+
+// target returns the endpoint id a push names on the publisher (pub) or
+// subscriber side.
+func target(m wire.Message, pub bool) uint32 {
+	switch m := m.(type) {
+	case *wire.ConnectionAdded:
+		if pub {
+			return m.PubID
+		}
+		return m.SubID
+	case *wire.ConnectionRemoved:
+		if pub {
+			return m.PubID
+		}
+		return m.SubID
+	}
+	return 0
+}
+
+func deliver(ep Endpoint, m wire.Message) {
+	switch m := m.(type) {
+	case *wire.ConnectionAdded:
+		ep.ConnectionAdded(m)
+	case *wire.ConnectionRemoved:
+		ep.ConnectionRemoved(m)
+	}
+}
+
+// maxPending bounds the pushes held for endpoints that never register.
+const maxPending = 4096
+
+func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
+	switch m.(type) {
+	case *wire.ConnectionAdded, *wire.ConnectionRemoved:
+	default:
+		return // Shutdown, SegmentGrant: not handled yet
+	}
+	rt.mu.Lock()
+	// A connection between two endpoints of this process is pushed once
+	// and concerns both.
+	pubEP, subEP := rt.pubs[target(m, true)], rt.subs[target(m, false)]
+	var eps []Endpoint
+	if subEP != nil {
+		eps = append(eps, subEP)
+	}
+	if pubEP != nil {
+		eps = append(eps, pubEP)
+	}
+	if (pubEP == nil || subEP == nil) && rt.inflight > 0 && len(rt.pending) < maxPending {
+		rt.pending = append(rt.pending, m)
+	}
+	rt.mu.Unlock()
+	for _, ep := range eps {
+		deliver(ep, m)
+	}
+}
+
+// ErrClosed is returned by endpoints used after Close.
+var ErrClosed = fmt.Errorf("endpoint closed: %w", os.ErrClosed)
+
+// IsClosed reports whether err means the router connection is gone.
+func IsClosed(err error) bool {
+	return errors.Is(err, os.ErrClosed) || errors.Is(err, parallax.ErrDaemonUnavailable)
+}
