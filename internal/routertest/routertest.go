@@ -1,0 +1,93 @@
+// Package routertest starts an in-process router for tests: its own domain
+// and socket under t.TempDir(), a small pool configuration, stopped and
+// released by t.Cleanup.
+package routertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parallax-ipc/parallax/roudi"
+)
+
+var seq atomic.Int64
+
+// Small is a pool configuration suited to tests: a few MiB in all.
+const Small = `
+[[pools]]
+chunk_size = "256B"
+count = 1024
+hugepages = "never"
+[[pools]]
+chunk_size = "4KiB"
+count = 256
+hugepages = "never"
+[[pools]]
+chunk_size = "64KiB"
+count = 64
+hugepages = "never"
+[[pools]]
+chunk_size = "1MiB"
+count = 8
+hugepages = "never"
+[limits]
+max_connections = 1024
+max_subscribers = 512
+`
+
+// Start runs a router with the given TOML (Small when empty) and returns it
+// once it accepts clients.
+func Start(t testing.TB, toml string) *roudi.Server {
+	t.Helper()
+	if toml == "" {
+		toml = Small
+	}
+	cfg, err := roudi.ParseConfig([]byte(toml))
+	if err != nil {
+		t.Fatalf("routertest: config: %v", err)
+	}
+	cfg.Domain = fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, seq.Add(1))
+	cfg.Socket = filepath.Join(t.TempDir(), "roudi.sock")
+	var log *slog.Logger
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	srv, err := roudi.New(cfg, roudi.Options{Logger: log})
+	if err != nil {
+		t.Fatalf("routertest: new router: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("routertest: serve: %v", err)
+		}
+		srv.Close()
+	})
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		t.Fatalf("routertest: serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("routertest: router not ready after 10s")
+	}
+	return srv
+}
+
+type tlog struct{ t testing.TB }
+
+func (w tlog) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}

@@ -1,0 +1,16 @@
+// Package publisher is the sending side of Parallax topics. A [Publisher]
+// loans a chunk straight from the router's shared memory pools, the caller
+// writes the payload in place, and [Publisher.Publish] hands an 8-byte
+// reference to every subscriber's ring: payload bytes are never copied.
+//
+//	pub, err := publisher.New(ctx, "frames", publisher.Options{TypeName: "raw", TypeSize: 0})
+//	c, err := pub.Loan(4096)
+//	fill(c.Bytes())
+//	err = pub.Publish(c)
+//
+// [Publisher.Send] is the copying convenience beside the zero-copy path, and
+// [Typed] publishes fixed-layout Go values.
+//
+// The publish path allocates nothing, takes no lock and makes a system call
+// only when a subscriber sleeps (its futex is woken).
+package publisher

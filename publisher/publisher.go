@@ -1,0 +1,398 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/clientrt"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/mempool"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+// Options configure a [Publisher]. The zero value is a valid default: the
+// router of $PARALLAX_DOMAIN (or "default"), an untyped byte payload, no
+// history.
+type Options struct {
+	// Domain and Socket select the router ("" = defaults).
+	Domain, Socket string
+	// TypeName, TypeSize and TypeAlign describe the payload type; a
+	// subscriber that asks for a different type is refused with
+	// parallax.ErrIncompatibleType. TypeSize 0 means variable-size bytes.
+	TypeName  string
+	TypeSize  uint32
+	TypeAlign uint32
+	// History keeps the last History samples for subscribers that join
+	// later and ask for history.
+	History int
+	// BlockTimeout bounds how long Publish waits for space on a
+	// block-producer subscriber's full queue; 0 means 1 s. When it passes,
+	// that subscriber misses the sample and Publish returns an error
+	// wrapping parallax.ErrTimeout (the others got it).
+	BlockTimeout time.Duration
+}
+
+// A Publisher publishes samples on one topic. Use [New]; the zero value is
+// invalid. Loan, Publish and Send must not be called concurrently (doing
+// so returns an error wrapping parallax.ErrConcurrentUse); Close may be
+// called from any goroutine and is idempotent.
+type Publisher struct {
+	rt    *clientrt.Runtime
+	pools *mempool.Set
+	id    uint32
+	topic string
+	owner uint16
+	opts  Options
+
+	// state serialises the publishing goroutine (stPublishing) with the
+	// control goroutine that adds and removes connections (stControl).
+	state atomic.Uint32
+	conns atomic.Pointer[[]*conn]
+	seq   uint64
+
+	history []parallax.ChunkRef // ring of the last len(history) refs, each held once
+	histN   int                 // refs in history
+	histAt  int                 // next write index
+
+	published atomic.Uint64
+	timeouts  atomic.Uint64
+	closeOnce sync.Once
+	closed    atomic.Bool
+}
+
+const (
+	stIdle uint32 = iota
+	stPublishing
+	stControl
+)
+
+type conn struct {
+	id       uint32
+	sub      uint32
+	ring     *ringbuf.Ring
+	notifier *ringbuf.Notifier
+	block    bool
+	dropped  atomic.Uint64 // samples this publisher discarded (oldest) or timed out on
+}
+
+// New creates a publisher on topic.
+func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err error) {
+	if err := wire.ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	if opts.History < 0 {
+		return nil, fmt.Errorf("publisher %q: negative history %d", topic, opts.History)
+	}
+	if opts.BlockTimeout <= 0 {
+		opts.BlockTimeout = time.Second
+	}
+	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
+	if err != nil {
+		return nil, fmt.Errorf("publisher %q: %w", topic, err)
+	}
+	p := &Publisher{rt: rt, topic: topic, owner: rt.ClientID(), opts: opts}
+	p.conns.Store(&[]*conn{})
+	if opts.History > 0 {
+		p.history = make([]parallax.ChunkRef, opts.History)
+	}
+	rt.BeginCreate()
+	defer rt.EndCreate()
+	reply, files, err := rt.Request(ctx, &wire.CreatePublisher{Topic: topic, History: uint32(opts.History),
+		Type: wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign}})
+	if err != nil {
+		rt.Release()
+		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
+	}
+	pc, ok := reply.(*wire.PublisherCreated)
+	if !ok {
+		rt.Release()
+		return nil, fmt.Errorf("create publisher on %q: unexpected reply %T: %w", topic, reply, parallax.ErrProtocol)
+	}
+	p.id = pc.PubID
+	if p.pools, err = rt.Grant(pc.Segments, files, false); err != nil {
+		p.closeRemote()
+		rt.Release()
+		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
+	}
+	rt.RegisterPublisher(p.id, p)
+	return p, nil
+}
+
+// ID returns the router-assigned publisher id (the origin in sample headers).
+func (p *Publisher) ID() uint32 { return p.id }
+
+// Topic returns the topic name.
+func (p *Publisher) Topic() string { return p.topic }
+
+// Subscribers returns the number of subscribers currently connected.
+func (p *Publisher) Subscribers() int { return len(*p.conns.Load()) }
+
+// Published returns the number of samples published.
+func (p *Publisher) Published() uint64 { return p.published.Load() }
+
+// Dropped returns the samples that subscribers missed because of this
+// publisher's discards (discard-oldest) or block timeouts.
+func (p *Publisher) Dropped() uint64 {
+	var n uint64
+	for _, c := range *p.conns.Load() {
+		n += c.dropped.Load()
+	}
+	return n + p.timeouts.Load()
+}
+
+// enter claims the publishing side; the control goroutine may hold it
+// briefly while it changes connections.
+func (p *Publisher) enter() error {
+	for {
+		if p.state.CompareAndSwap(stIdle, stPublishing) {
+			return nil
+		}
+		switch p.state.Load() {
+		case stPublishing:
+			return fmt.Errorf("publisher %q: %w", p.topic, parallax.ErrConcurrentUse)
+		default:
+			spinYield()
+		}
+	}
+}
+
+func (p *Publisher) exit() { p.state.Store(stIdle) }
+
+// control runs fn while holding off the publishing goroutine.
+func (p *Publisher) control(fn func()) {
+	for !p.state.CompareAndSwap(stIdle, stControl) {
+		spinYield()
+	}
+	defer p.state.Store(stIdle)
+	fn()
+}
+
+// A Chunk is a loaned piece of shared memory. Its bytes alias the pool
+// and are only valid until it is published or released. A Chunk is a small
+// value; copying it does not copy the loan (publish or release it once).
+type Chunk struct {
+	ref parallax.ChunkRef
+	buf []byte
+}
+
+// Bytes returns the chunk's payload bytes (in shared memory).
+func (c Chunk) Bytes() []byte { return c.buf }
+
+// Len returns the payload length that Publish will announce.
+func (c Chunk) Len() int { return len(c.buf) }
+
+// Ref returns the chunk reference.
+func (c Chunk) Ref() parallax.ChunkRef { return c.ref }
+
+// Truncate returns c announcing only the first n bytes.
+func (c Chunk) Truncate(n int) Chunk {
+	if n >= 0 && n <= len(c.buf) {
+		c.buf = c.buf[:n]
+	}
+	return c
+}
+
+// Loan returns a chunk of at least n bytes from the smallest fitting pool.
+// When the pool is exhausted it returns an error wrapping
+// parallax.ErrPoolExhausted at once.
+func (p *Publisher) Loan(n int) (Chunk, error) {
+	if p.closed.Load() {
+		return Chunk{}, clientrt.ErrClosed
+	}
+	if p.opts.TypeSize != 0 && n != int(p.opts.TypeSize) {
+		return Chunk{}, fmt.Errorf("loan %d bytes on %q of type %q (%d bytes): %w", n, p.topic, p.opts.TypeName, p.opts.TypeSize, parallax.ErrIncompatibleType)
+	}
+	ref, err := p.pools.Loan(n, p.owner)
+	if err != nil {
+		return Chunk{}, err
+	}
+	b, err := p.pools.Payload(ref)
+	if err != nil {
+		_, _ = p.pools.Release(ref)
+		return Chunk{}, err
+	}
+	return Chunk{ref: ref, buf: b[:n]}, nil
+}
+
+// Release gives back a loaned chunk without publishing it.
+func (p *Publisher) Release(c Chunk) error {
+	_, err := p.pools.Release(c.ref)
+	return err
+}
+
+// Publish delivers c to every connected subscriber and to the history, and
+// gives up the loan. It never copies payload bytes.
+func (p *Publisher) Publish(c Chunk) error {
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
+	return p.publish(c)
+}
+
+func (p *Publisher) publish(c Chunk) error {
+	p.seq++
+	if err := p.pools.SetMeta(c.ref, mempool.Meta{Length: uint64(len(c.buf)), Seq: p.seq, Timestamp: time.Now().UnixNano(), Origin: uint64(p.id)}); err != nil {
+		return err
+	}
+	var firstErr error
+	for _, cn := range *p.conns.Load() {
+		if err := p.deliver(cn, c.ref); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if p.history != nil {
+		if err := p.pools.AddRef(c.ref, 1); err == nil {
+			if p.histN == len(p.history) {
+				_, _ = p.pools.Release(p.history[p.histAt])
+			} else {
+				p.histN++
+			}
+			p.history[p.histAt] = c.ref
+			p.histAt = (p.histAt + 1) % len(p.history)
+		}
+	}
+	p.published.Add(1)
+	if _, err := p.pools.Release(c.ref); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	return firstErr
+}
+
+// deliver pushes ref into one subscriber's ring: the ring entry holds one
+// reference, taken before the push.
+func (p *Publisher) deliver(cn *conn, ref parallax.ChunkRef) error {
+	if err := p.pools.AddRef(ref, 1); err != nil {
+		return err
+	}
+	old, err := cn.ring.TryPush(ref)
+	if errors.Is(err, ringbuf.ErrFull) && cn.block {
+		old, err = p.pushBlocking(cn, ref)
+	}
+	if err != nil {
+		_, _ = p.pools.Release(ref)
+		if errors.Is(err, ringbuf.ErrFull) || errors.Is(err, parallax.ErrTimeout) {
+			cn.dropped.Add(1)
+			return fmt.Errorf("publish on %q to subscriber %d: queue full for %v: %w", p.topic, cn.sub, p.opts.BlockTimeout, parallax.ErrTimeout)
+		}
+		if errors.Is(err, os.ErrClosed) {
+			return nil // subscriber went away; the router tells us shortly
+		}
+		return fmt.Errorf("publish on %q to subscriber %d: %w", p.topic, cn.sub, err)
+	}
+	if !old.IsNil() {
+		cn.dropped.Add(1)
+		_, _ = p.pools.Release(old)
+	}
+	_ = cn.notifier.Notify()
+	return nil
+}
+
+// pushBlocking is the slow path of a full block-producer queue.
+func (p *Publisher) pushBlocking(cn *conn, ref parallax.ChunkRef) (parallax.ChunkRef, error) {
+	_ = cn.notifier.Notify() // make sure the consumer is awake to drain
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.BlockTimeout)
+	defer cancel()
+	return cn.ring.Push(ctx, ref)
+}
+
+// Send copies b into a loaned chunk and publishes it.
+func (p *Publisher) Send(b []byte) error {
+	c, err := p.Loan(len(b))
+	if err != nil {
+		return err
+	}
+	copy(c.buf, b)
+	return p.Publish(c)
+}
+
+// ConnectionAdded implements clientrt.Endpoint: it attaches the ring,
+// replays history when asked, and starts delivering to the subscriber.
+func (p *Publisher) ConnectionAdded(m *wire.ConnectionAdded) {
+	ring, err := p.rt.Ring(m.RingOffset, m.RingSize)
+	if err != nil {
+		return
+	}
+	nt, err := p.rt.Notifier(m.NotifierOffset)
+	if err != nil {
+		return
+	}
+	cn := &conn{id: m.ConnID, sub: m.SubID, ring: ring, notifier: nt, block: m.Policy == wire.PolicyBlockProducer}
+	p.control(func() {
+		if p.closed.Load() {
+			return
+		}
+		// History, oldest first, at most what the subscriber asked for.
+		n := min(int(m.History), p.histN)
+		for i := n; i > 0; i-- {
+			idx := (p.histAt - i + len(p.history)) % len(p.history)
+			ref := p.history[idx]
+			if p.pools.AddRef(ref, 1) != nil {
+				continue
+			}
+			if old, err := ring.TryPush(ref); err != nil {
+				_, _ = p.pools.Release(ref)
+			} else if !old.IsNil() {
+				_, _ = p.pools.Release(old)
+			}
+		}
+		if n > 0 {
+			_ = nt.Notify()
+		}
+		old := *p.conns.Load()
+		next := make([]*conn, 0, len(old)+1)
+		next = append(append(next, old...), cn)
+		p.conns.Store(&next)
+	})
+}
+
+// ConnectionRemoved implements clientrt.Endpoint.
+func (p *Publisher) ConnectionRemoved(m *wire.ConnectionRemoved) {
+	p.control(func() {
+		old := *p.conns.Load()
+		next := make([]*conn, 0, len(old))
+		for _, c := range old {
+			if c.id != m.ConnID {
+				next = append(next, c)
+			}
+		}
+		p.conns.Store(&next)
+	})
+}
+
+// Close releases the history, tells the router the publisher is gone and
+// drops this publisher's share of the process runtime. Samples already
+// delivered stay readable by subscribers until they release them.
+func (p *Publisher) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		p.rt.Unregister(true, p.id)
+		p.control(func() {
+			p.closed.Store(true)
+			for i := 0; i < p.histN; i++ {
+				_, _ = p.pools.Release(p.history[(p.histAt-1-i+2*len(p.history))%len(p.history)])
+			}
+			p.histN = 0
+			p.conns.Store(&[]*conn{})
+		})
+		err = p.closeRemote()
+		p.rt.Release()
+	})
+	return err
+}
+
+func (p *Publisher) closeRemote() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _, err := p.rt.Request(ctx, &wire.ClosePublisher{PubID: p.id})
+	if err != nil && clientrt.IsClosed(err) {
+		return nil // router gone: nothing left to tell
+	}
+	return err
+}

@@ -1,0 +1,5 @@
+package publisher
+
+import "runtime"
+
+func spinYield() { runtime.Gosched() }

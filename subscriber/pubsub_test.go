@@ -1,0 +1,78 @@
+package subscriber_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/routertest"
+	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+func TestPublishSubscribeInProcess(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sock := srv.SocketPath()
+
+	sub, err := subscriber.New(ctx, "numbers", subscriber.Options{Socket: sock, QueueCapacity: 64, Policy: subscriber.BlockProducer})
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := publisher.New(ctx, "numbers", publisher.Options{Socket: sock})
+	require.NoError(t, err)
+	defer pub.Close()
+
+	// Wait until the router connected them.
+	for pub.Subscribers() == 0 || sub.Publishers() == 0 {
+		require.NoError(t, ctx.Err(), "publisher and subscriber never connected")
+		time.Sleep(time.Millisecond)
+	}
+
+	const n = 5000
+	go func() {
+		for i := 1; i <= n; i++ {
+			c, err := pub.Loan(8)
+			if err != nil {
+				t.Errorf("loan %d: %v", i, err)
+				return
+			}
+			binary.LittleEndian.PutUint64(c.Bytes(), uint64(i))
+			if err := pub.Publish(c); err != nil {
+				t.Errorf("publish %d: %v", i, err)
+				return
+			}
+		}
+	}()
+	for i := 1; i <= n; i++ {
+		s, err := sub.Take(ctx)
+		require.NoError(t, err, "take %d", i)
+		require.Equal(t, uint64(i), binary.LittleEndian.Uint64(s.Bytes()))
+		require.Equal(t, uint64(i), s.Header().Seq)
+		require.Equal(t, pub.ID(), s.Header().PublisherID)
+		require.NoError(t, s.Release())
+	}
+	_, err = sub.TryTake()
+	require.True(t, errors.Is(err, subscriber.ErrNoData), "got %v", err)
+	for _, st := range srv.Pools().Stats() {
+		require.Zero(t, st.InUse, "pool %d still has chunks in use", st.ID)
+	}
+}
+
+func TestIncompatibleType(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub, err := publisher.New(ctx, "typed", publisher.Options{Socket: srv.SocketPath(), TypeName: "Point", TypeSize: 16, TypeAlign: 8})
+	require.NoError(t, err)
+	defer pub.Close()
+	_, err = subscriber.New(ctx, "typed", subscriber.Options{Socket: srv.SocketPath(), TypeName: "Point3", TypeSize: 24, TypeAlign: 8})
+	require.ErrorIs(t, err, parallax.ErrIncompatibleType)
+}

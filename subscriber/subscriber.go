@@ -1,0 +1,368 @@
+package subscriber
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/clientrt"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/mempool"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+// Policy is what a publisher does when this subscriber's queue is full.
+type Policy uint8
+
+const (
+	// DiscardOldest makes the publisher drop the oldest queued sample
+	// (counted in [Subscriber.Dropped]).
+	DiscardOldest Policy = Policy(wire.PolicyDiscardOldest)
+	// BlockProducer makes the publisher wait for space, up to its
+	// BlockTimeout.
+	BlockProducer Policy = Policy(wire.PolicyBlockProducer)
+)
+
+// Options configure a [Subscriber]. The zero value is a valid default:
+// the default router, untyped bytes, the router's default queue capacity,
+// no history, discard-oldest, futex waiting after a short spin.
+type Options struct {
+	Domain, Socket string
+	// TypeName, TypeSize and TypeAlign must match the topic's publishers.
+	TypeName  string
+	TypeSize  uint32
+	TypeAlign uint32
+	// QueueCapacity is the ring capacity per publisher (rounded up to a
+	// power of two); 0 means the router's default.
+	QueueCapacity int
+	// History asks publishers for up to this many past samples on connect.
+	History int
+	// Policy is the queue-full policy.
+	Policy Policy
+	// Spin is the number of readiness checks before sleeping in Take; 0
+	// means ringbuf.DefaultSpin, negative means none.
+	Spin int
+	// BusyPoll makes Take poll without ever sleeping: lowest latency, one
+	// core burnt. Meant for dedicated cores.
+	BusyPoll bool
+}
+
+// A Subscriber receives the samples of one topic. Use [New]; the zero value
+// is invalid. TryTake and Take must not be called concurrently (an error
+// wrapping parallax.ErrConcurrentUse); samples may be released from any
+// goroutine. Close is idempotent.
+type Subscriber struct {
+	rt       *clientrt.Runtime
+	pools    *mempool.Set
+	id       uint32
+	topic    string
+	opts     Options
+	notifier *ringbuf.Notifier
+	wait     ringbuf.WaitOptions
+
+	conns   atomic.Pointer[[]*conn]
+	next    int         // round-robin start, owned by the taking goroutine
+	busy    atomic.Bool // guards TryTake/Take against concurrent use
+	ready   func() bool // cached method value: Take must not allocate
+	removed atomic.Uint64
+
+	backlogMu sync.Mutex
+	backlog   []parallax.ChunkRef // refs drained from removed connections, held
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+}
+
+type conn struct {
+	id   uint32
+	pub  uint32
+	ring *ringbuf.Ring
+}
+
+// New subscribes to topic.
+func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err error) {
+	if err := wire.ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	if opts.QueueCapacity < 0 || opts.History < 0 {
+		return nil, fmt.Errorf("subscriber %q: negative queue capacity or history", topic)
+	}
+	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
+	if err != nil {
+		return nil, fmt.Errorf("subscriber %q: %w", topic, err)
+	}
+	s := &Subscriber{rt: rt, topic: topic, opts: opts, wait: ringbuf.WaitOptions{Spin: opts.Spin, BusyPoll: opts.BusyPoll}}
+	s.conns.Store(&[]*conn{})
+	s.ready = s.hasData
+	rt.BeginCreate()
+	defer rt.EndCreate()
+	reply, files, err := rt.Request(ctx, &wire.CreateSubscriber{Topic: topic, QueueCapacity: uint32(opts.QueueCapacity),
+		History: uint32(opts.History), Policy: uint8(opts.Policy),
+		Type: wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign}})
+	if err != nil {
+		rt.Release()
+		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
+	}
+	sc, ok := reply.(*wire.SubscriberCreated)
+	if !ok {
+		rt.Release()
+		return nil, fmt.Errorf("subscribe to %q: unexpected reply %T: %w", topic, reply, parallax.ErrProtocol)
+	}
+	s.id = sc.SubID
+	fail := func(err error) (*Subscriber, error) {
+		s.closeRemote()
+		rt.Release()
+		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
+	}
+	if s.pools, err = rt.Grant(sc.Segments, files, true); err != nil {
+		return fail(err)
+	}
+	if s.notifier, err = rt.Notifier(sc.NotifierOffset); err != nil {
+		return fail(err)
+	}
+	rt.RegisterSubscriber(s.id, s)
+	return s, nil
+}
+
+// ID returns the router-assigned subscriber id.
+func (s *Subscriber) ID() uint32 { return s.id }
+
+// Topic returns the topic name.
+func (s *Subscriber) Topic() string { return s.topic }
+
+// Publishers returns the number of publishers currently connected.
+func (s *Subscriber) Publishers() int { return len(*s.conns.Load()) }
+
+// Dropped returns how many samples publishers discarded from this
+// subscriber's queues (discard-oldest overflow) on current connections.
+func (s *Subscriber) Dropped() uint64 {
+	var n uint64
+	for _, c := range *s.conns.Load() {
+		n += c.ring.Dropped()
+	}
+	return n + s.removed.Load()
+}
+
+// Header is the metadata of a sample.
+type Header struct {
+	Seq         uint64 // publisher's sequence number, from 1
+	Timestamp   int64  // publish time, unix nanoseconds
+	PublisherID uint32 // the publisher's id
+}
+
+// A Sample is a received message. Its bytes alias shared memory (mapped
+// read-only) and are only valid until Release. A Sample is a small value;
+// release it exactly once.
+type Sample struct {
+	ref  parallax.ChunkRef
+	data []byte
+	hdr  Header
+	sub  *Subscriber
+}
+
+// Bytes returns the payload (read-only shared memory: do not write).
+func (x Sample) Bytes() []byte { return x.data }
+
+// Header returns the sample's metadata.
+func (x Sample) Header() Header { return x.hdr }
+
+// Ref returns the chunk reference.
+func (x Sample) Ref() parallax.ChunkRef { return x.ref }
+
+// Release gives the sample back; the chunk returns to its pool when its
+// last holder releases it.
+func (x Sample) Release() error {
+	if x.sub == nil {
+		return nil
+	}
+	_, err := x.sub.pools.Release(x.ref)
+	return err
+}
+
+// ErrNoData is returned by TryTake when no sample is queued.
+var ErrNoData = fmt.Errorf("no sample available")
+
+// TryTake returns the next queued sample without blocking, or ErrNoData.
+func (s *Subscriber) TryTake() (Sample, error) {
+	if !s.busy.CompareAndSwap(false, true) {
+		return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, parallax.ErrConcurrentUse)
+	}
+	defer s.busy.Store(false)
+	return s.tryTake()
+}
+
+func (s *Subscriber) tryTake() (Sample, error) {
+	conns := *s.conns.Load()
+	n := len(conns)
+	for i := 0; i < n; i++ {
+		c := conns[(s.next+i)%n]
+		ref, ok := c.ring.TryPop()
+		if !ok {
+			continue
+		}
+		s.next = (s.next + i + 1) % n
+		return s.sample(ref)
+	}
+	if ref, ok := s.popBacklog(); ok {
+		return s.sample(ref)
+	}
+	if s.closed.Load() {
+		return Sample{}, clientrt.ErrClosed
+	}
+	return Sample{}, ErrNoData
+}
+
+// sample validates a ref read from shared memory: a faulty peer's garbage
+// yields an error, never a crash or someone else's chunk.
+func (s *Subscriber) sample(ref parallax.ChunkRef) (Sample, error) {
+	m, err := s.pools.Meta(ref)
+	if err != nil {
+		return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
+	}
+	data, err := s.pools.Data(ref)
+	if err != nil {
+		_, _ = s.pools.Release(ref)
+		return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
+	}
+	return Sample{ref: ref, data: data, hdr: Header{Seq: m.Seq, Timestamp: m.Timestamp, PublisherID: uint32(m.Origin)}, sub: s}, nil
+}
+
+func (s *Subscriber) hasData() bool {
+	for _, c := range *s.conns.Load() {
+		if c.ring.Len() > 0 {
+			return true
+		}
+	}
+	return s.closed.Load() || s.hasBacklog()
+}
+
+// Take returns the next sample, waiting until one arrives, ctx ends
+// (an error wrapping ctx.Err()) or the subscriber closes.
+func (s *Subscriber) Take(ctx context.Context) (Sample, error) {
+	if !s.busy.CompareAndSwap(false, true) {
+		return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, parallax.ErrConcurrentUse)
+	}
+	defer s.busy.Store(false)
+	for {
+		x, err := s.tryTake()
+		if err != ErrNoData {
+			return x, err
+		}
+		if err := s.notifier.Wait(ctx, s.ready, s.wait); err != nil {
+			return Sample{}, fmt.Errorf("take from %q: %w", s.topic, err)
+		}
+	}
+}
+
+// TakeTimeout is Take with a relative timeout (an error wrapping
+// parallax.ErrTimeout when it passes).
+func (s *Subscriber) TakeTimeout(d time.Duration) (Sample, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return s.Take(ctx)
+}
+
+func (s *Subscriber) hasBacklog() bool {
+	s.backlogMu.Lock()
+	defer s.backlogMu.Unlock()
+	return len(s.backlog) > 0
+}
+
+func (s *Subscriber) popBacklog() (parallax.ChunkRef, bool) {
+	s.backlogMu.Lock()
+	defer s.backlogMu.Unlock()
+	if len(s.backlog) == 0 {
+		return 0, false
+	}
+	ref := s.backlog[0]
+	s.backlog = s.backlog[1:]
+	return ref, true
+}
+
+// ConnectionAdded implements clientrt.Endpoint.
+func (s *Subscriber) ConnectionAdded(m *wire.ConnectionAdded) {
+	ring, err := s.rt.Ring(m.RingOffset, m.RingSize)
+	if err != nil {
+		return
+	}
+	old := *s.conns.Load()
+	next := append(append(make([]*conn, 0, len(old)+1), old...), &conn{id: m.ConnID, pub: m.PubID, ring: ring})
+	s.conns.Store(&next)
+	_ = s.notifier.Notify()
+}
+
+// ConnectionRemoved implements clientrt.Endpoint: the publisher is gone, so
+// nothing more arrives on its ring; what it already queued moves to a
+// private backlog (still held, still delivered in order) so the router can
+// recycle the ring.
+func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
+	old := *s.conns.Load()
+	next := make([]*conn, 0, len(old))
+	var gone *conn
+	for _, c := range old {
+		if c.id == m.ConnID {
+			gone = c
+		} else {
+			next = append(next, c)
+		}
+	}
+	if gone == nil {
+		return
+	}
+	s.conns.Store(&next)
+	s.removed.Add(gone.ring.Dropped())
+	s.backlogMu.Lock()
+	for {
+		ref, ok := gone.ring.TryPop()
+		if !ok {
+			break
+		}
+		s.backlog = append(s.backlog, ref)
+	}
+	s.backlogMu.Unlock()
+	_ = s.notifier.Notify()
+}
+
+// Close unsubscribes: queued samples are released, the router is told, and
+// a blocked Take returns an error wrapping os.ErrClosed. Samples already
+// taken stay valid until released.
+func (s *Subscriber) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.rt.Unregister(false, s.id)
+		_ = s.notifier.Notify()
+		err = s.closeRemote()
+		// The router removed our connections: drain what is still queued.
+		for _, c := range *s.conns.Load() {
+			for {
+				ref, ok := c.ring.TryPop()
+				if !ok {
+					break
+				}
+				_, _ = s.pools.Release(ref)
+			}
+		}
+		s.backlogMu.Lock()
+		for _, ref := range s.backlog {
+			_, _ = s.pools.Release(ref)
+		}
+		s.backlog = nil
+		s.backlogMu.Unlock()
+		s.rt.Release()
+	})
+	return err
+}
+
+func (s *Subscriber) closeRemote() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _, err := s.rt.Request(ctx, &wire.CloseSubscriber{SubID: s.id})
+	if err != nil && clientrt.IsClosed(err) {
+		return nil
+	}
+	return err
+}
