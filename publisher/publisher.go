@@ -60,6 +60,7 @@ type Publisher struct {
 	histN   int                 // refs in history
 	histAt  int                 // next write index
 
+	changed   clientrt.Signal
 	published atomic.Uint64
 	timeouts  atomic.Uint64
 	closeOnce sync.Once
@@ -132,6 +133,15 @@ func (p *Publisher) Topic() string { return p.topic }
 
 // Subscribers returns the number of subscribers currently connected.
 func (p *Publisher) Subscribers() int { return len(*p.conns.Load()) }
+
+// WaitForSubscribers waits until at least n subscribers are connected, or
+// ctx ends.
+func (p *Publisher) WaitForSubscribers(ctx context.Context, n int) error {
+	if err := p.changed.Wait(ctx, func() bool { return p.Subscribers() >= n }); err != nil {
+		return fmt.Errorf("publisher %q: wait for %d subscribers (have %d): %w", p.topic, n, p.Subscribers(), err)
+	}
+	return nil
+}
 
 // Published returns the number of samples published.
 func (p *Publisher) Published() uint64 { return p.published.Load() }
@@ -350,6 +360,7 @@ func (p *Publisher) ConnectionAdded(m *wire.ConnectionAdded) {
 		next = append(append(next, old...), cn)
 		p.conns.Store(&next)
 	})
+	p.changed.Broadcast()
 }
 
 // ConnectionRemoved implements clientrt.Endpoint.
@@ -364,6 +375,7 @@ func (p *Publisher) ConnectionRemoved(m *wire.ConnectionRemoved) {
 		}
 		p.conns.Store(&next)
 	})
+	p.changed.Broadcast()
 }
 
 // Close releases the history, tells the router the publisher is gone and

@@ -29,11 +29,8 @@ func TestPublishSubscribeInProcess(t *testing.T) {
 	require.NoError(t, err)
 	defer pub.Close()
 
-	// Wait until the router connected them.
-	for pub.Subscribers() == 0 || sub.Publishers() == 0 {
-		require.NoError(t, ctx.Err(), "publisher and subscriber never connected")
-		time.Sleep(time.Millisecond)
-	}
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	require.NoError(t, sub.WaitForPublishers(ctx, 1))
 
 	const n = 5000
 	go func() {

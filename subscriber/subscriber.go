@@ -68,6 +68,7 @@ type Subscriber struct {
 	busy    atomic.Bool // guards TryTake/Take against concurrent use
 	ready   func() bool // cached method value: Take must not allocate
 	removed atomic.Uint64
+	changed clientrt.Signal
 
 	backlogMu sync.Mutex
 	backlog   []parallax.ChunkRef // refs drained from removed connections, held
@@ -135,6 +136,15 @@ func (s *Subscriber) Topic() string { return s.topic }
 
 // Publishers returns the number of publishers currently connected.
 func (s *Subscriber) Publishers() int { return len(*s.conns.Load()) }
+
+// WaitForPublishers waits until at least n publishers are connected, or
+// ctx ends.
+func (s *Subscriber) WaitForPublishers(ctx context.Context, n int) error {
+	if err := s.changed.Wait(ctx, func() bool { return s.Publishers() >= n }); err != nil {
+		return fmt.Errorf("subscriber %q: wait for %d publishers (have %d): %w", s.topic, n, s.Publishers(), err)
+	}
+	return nil
+}
 
 // Dropped returns how many samples publishers discarded from this
 // subscriber's queues (discard-oldest overflow) on current connections.
@@ -292,6 +302,7 @@ func (s *Subscriber) ConnectionAdded(m *wire.ConnectionAdded) {
 	next := append(append(make([]*conn, 0, len(old)+1), old...), &conn{id: m.ConnID, pub: m.PubID, ring: ring})
 	s.conns.Store(&next)
 	_ = s.notifier.Notify()
+	s.changed.Broadcast()
 }
 
 // ConnectionRemoved implements clientrt.Endpoint: the publisher is gone, so
@@ -324,6 +335,7 @@ func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
 	}
 	s.backlogMu.Unlock()
 	_ = s.notifier.Notify()
+	s.changed.Broadcast()
 }
 
 // Close unsubscribes: queued samples are released, the router is told, and
