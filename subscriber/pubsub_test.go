@@ -73,3 +73,43 @@ func TestIncompatibleType(t *testing.T) {
 	_, err = subscriber.New(ctx, "typed", subscriber.Options{Socket: srv.SocketPath(), TypeName: "Point3", TypeSize: 24, TypeAlign: 8})
 	require.ErrorIs(t, err, parallax.ErrIncompatibleType)
 }
+
+type pose struct {
+	X, Y, Z float64
+	Frame   uint32
+	_       uint32
+}
+
+func TestTyped(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 16}
+	sub, err := subscriber.NewTyped[pose](ctx, "pose", opts)
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := publisher.NewTyped[pose](ctx, "pose", publisher.Options{Socket: srv.SocketPath()})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.Publisher().WaitForSubscribers(ctx, 1))
+
+	c, err := pub.Loan()
+	require.NoError(t, err)
+	c.Value().X, c.Value().Frame = 3.25, 7
+	require.NoError(t, pub.Publish(c))
+	require.NoError(t, pub.Send(pose{Y: 1, Frame: 8}))
+
+	s, err := sub.Take(ctx)
+	require.NoError(t, err)
+	require.Equal(t, pose{X: 3.25, Frame: 7}, s.Copy())
+	require.NoError(t, s.Release())
+	s, err = sub.Take(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint32(8), s.Value().Frame)
+	require.NoError(t, s.Release())
+
+	// A subscriber of another type with the same name is refused.
+	_, err = subscriber.New(ctx, "pose", subscriber.Options{Socket: srv.SocketPath(), TypeName: publisher.TypeName[pose](), TypeSize: 8})
+	require.ErrorIs(t, err, parallax.ErrIncompatibleType)
+}
