@@ -1,0 +1,15 @@
+package shm_test
+
+import (
+	"testing"
+
+	"github.com/parallax-ipc/parallax/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	testutil.ChildMain(map[string]func([]string) int{
+		"stress-producer": stressProducerChild,
+		"stress-consumer": stressConsumerChild,
+	})
+	testutil.Main(m)
+}
