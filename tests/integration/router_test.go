@@ -1,0 +1,196 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/internal/routertest"
+	"github.com/parallax-ipc/parallax/roudi"
+)
+
+// testConfig is the pool configuration of every test router: normal pages
+// (hugepages are tested elsewhere), about 30 MiB in all.
+const testConfig = `
+[[pools]]
+chunk_size = "256B"
+count = 1024
+hugepages = "never"
+[[pools]]
+chunk_size = "4KiB"
+count = 512
+hugepages = "never"
+[[pools]]
+chunk_size = "64KiB"
+count = 256
+hugepages = "never"
+[[pools]]
+chunk_size = "1MiB"
+count = 8
+hugepages = "never"
+[limits]
+max_history = 64
+max_queue_capacity = 4096
+`
+
+// readyTimeout bounds how long a router may take to print its ready line.
+const readyTimeout = 30 * time.Second
+
+var domainSeq atomic.Int64
+
+// A router is one running router for a test: the real binary, or an
+// in-process server under -parallax.no-daemon (then srv is set).
+type router struct {
+	Socket string
+	Domain string
+	srv    *roudi.Server
+}
+
+// startRouter starts a router with its own domain and socket in
+// t.TempDir(), waits until it is ready and stops it in t.Cleanup.
+func startRouter(t *testing.T) *router {
+	t.Helper()
+	if *noDaemon {
+		srv := routertest.Start(t, testConfig)
+		return &router{Socket: srv.SocketPath(), Domain: srv.Config().Domain, srv: srv}
+	}
+	return startBinaryRouter(t)
+}
+
+// startInProcessRouter starts an in-process router (whatever the flags),
+// for tests that audit the pools.
+func startInProcessRouter(t *testing.T) *router {
+	t.Helper()
+	srv := routertest.Start(t, testConfig)
+	return &router{Socket: srv.SocketPath(), Domain: srv.Config().Domain, srv: srv}
+}
+
+// startBinaryRouter runs parallax-roudi with a config file, domain and
+// socket of its own. It waits for the "router ready" log line on stderr;
+// cleanup sends SIGTERM to its PID and checks that it exits 0 and removes
+// its socket.
+func startBinaryRouter(t *testing.T) *router {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "roudi.toml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	r := &router{
+		Socket: filepath.Join(dir, "roudi.sock"),
+		Domain: fmt.Sprintf("it-%d-%d", os.Getpid(), domainSeq.Add(1)),
+	}
+	cmd := exec.Command(roudiBin, "-config", cfgPath, "-domain", r.Domain, "-socket", r.Socket, "-log-level", "info")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start(), "start parallax-roudi")
+
+	var (
+		logMu sync.Mutex
+		log   bytes.Buffer
+	)
+	ready := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		seen := false
+		for sc.Scan() {
+			line := sc.Text()
+			logMu.Lock()
+			log.WriteString(line + "\n")
+			logMu.Unlock()
+			if !seen && strings.Contains(line, `msg="router ready"`) {
+				seen = true
+				close(ready)
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	logs := func() string {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return log.String()
+	}
+	exited := make(chan error, 1)
+	go func() {
+		<-drained // Wait closes the pipe: read everything first
+		exited <- cmd.Wait()
+	}()
+
+	t.Cleanup(func() {
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			t.Errorf("SIGTERM parallax-roudi (pid %d): %v", cmd.Process.Pid, err)
+		}
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("parallax-roudi (pid %d) exited with %v; log:\n%s", cmd.Process.Pid, err, logs())
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Errorf("parallax-roudi (pid %d) did not exit within 30s of SIGTERM; log:\n%s", cmd.Process.Pid, logs())
+		}
+		if _, err := os.Stat(r.Socket); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("parallax-roudi left its socket %s behind (stat: %v)", r.Socket, err)
+		}
+		if t.Failed() && testing.Verbose() {
+			t.Logf("parallax-roudi log:\n%s", logs())
+		}
+	})
+
+	select {
+	case <-ready:
+	case err := <-exited:
+		exited <- err // let the cleanup see it too
+		t.Fatalf("parallax-roudi exited before it was ready (%v); log:\n%s", err, logs())
+	case <-time.After(readyTimeout):
+		t.Fatalf("parallax-roudi not ready after %v; log:\n%s", readyTimeout, logs())
+	}
+	return r
+}
+
+// requirePoolsFree asserts, for an in-process router, that every pool is
+// entirely and consistently free once all clients are gone. Reclaiming a
+// departed client's holds happens on the router's goroutine shortly after
+// the client's socket closes, so it waits for the condition (with a
+// deadline) before failing. For a binary router it does nothing.
+func (r *router) requirePoolsFree(t *testing.T) {
+	t.Helper()
+	if r.srv == nil {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var bad []string
+		for _, p := range r.srv.Pools().Pools() {
+			if a := p.Audit(); !a.AllFree() {
+				bad = append(bad, fmt.Sprintf("pool %d: %v", p.ID(), a))
+			}
+		}
+		if len(bad) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("router pools not all free after the clients left:\n%s", strings.Join(bad, "\n"))
+		}
+		<-tick.C
+	}
+}
