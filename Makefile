@@ -66,3 +66,7 @@ check-unsafe: ## "unsafe" only in *_unsafe.go files of the memory-layout package
 
 clean: ## remove build outputs
 	rm -rf $(BIN)
+
+.PHONY: demo
+demo: ## build the router and examples/multiproc, run the pipeline on a private router, print msg/s and latency
+	GO=$(GO) BIN=$(BIN) ./scripts/demo.sh

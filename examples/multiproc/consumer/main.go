@@ -41,6 +41,10 @@ func main() {
 	queue := flag.Int("queue", 16, "subscriber queue capacity")
 	busy := flag.Bool("busy-poll", false, "busy-poll instead of sleeping (burns a core)")
 	flag.Parse()
+	if *size != 0 && *size < frame.MinSize {
+		fmt.Fprintf(os.Stderr, "consumer: -size must be 0 or at least %d\n", frame.MinSize)
+		os.Exit(2)
+	}
 	ok, err := run(*domain, *socket, *duration, *size, *idle, *queue, *busy)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "consumer: %v\n", err)

@@ -38,6 +38,10 @@ func main() {
 	busy := flag.Bool("busy-poll", false, "busy-poll instead of sleeping (burns a core)")
 	wait := flag.Duration("wait", 10*time.Second, "how long to wait for a subscriber of \"processed\"")
 	flag.Parse()
+	if *size != 0 && *size < frame.MinSize {
+		fmt.Fprintf(os.Stderr, "processor: -size must be 0 or at least %d\n", frame.MinSize)
+		os.Exit(2)
+	}
 	if err := run(*domain, *socket, *duration, *size, *idle, *queue, *busy, *wait); err != nil {
 		fmt.Fprintf(os.Stderr, "processor: %v\n", err)
 		os.Exit(1)
