@@ -253,19 +253,26 @@ type child struct {
 	out  bytes.Buffer
 }
 
-// startChild starts role on d's segments. It reaps the child at cleanup if
-// the test ended before waiting for it.
+// startChild starts role on d's segments (fds 3 and 4, the payload
+// read-only when ro), with c as its flags.
 func startChild(t testing.TB, d *domain, name, role string, ro bool, c config) *child {
 	t.Helper()
 	files, closeFiles := d.files(t, ro)
+	defer closeFiles()
+	return startChildFiles(t, name, role, files, c)
+}
+
+// startChildFiles starts role with files as fds 3, 4, ... and c as its
+// flags. It reaps the child at cleanup if the test ended before waiting for
+// it. The caller keeps ownership of files (exec duplicates them).
+func startChildFiles(t testing.TB, name, role string, files []*os.File, c config) *child {
+	t.Helper()
 	ch := &child{name: name}
 	ch.cmd = testutil.ChildCommand(t, role, files, c.args()...)
 	ch.cmd.Stdout = &ch.out
 	// A child must not outlive a parent killed by the test timeout.
 	ch.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err := ch.cmd.Start()
-	closeFiles()
-	require.NoError(t, err, "start %s", name)
+	require.NoError(t, ch.cmd.Start(), "start %s", name)
 	t.Cleanup(func() {
 		if ch.cmd.ProcessState == nil { // the test failed before waiting
 			_ = ch.cmd.Process.Kill()
@@ -275,9 +282,9 @@ func startChild(t testing.TB, d *domain, name, role string, ro bool, c config) *
 	return ch
 }
 
-// waitChildren waits for every child. When one fails it aborts the domain
-// so the others return instead of waiting forever for a dead peer.
-func waitChildren(t testing.TB, d *domain, children ...*child) {
+// waitChildren waits for every child. When one fails it calls abort (nil:
+// nothing) so the others return instead of waiting forever for a dead peer.
+func waitChildren(t testing.TB, abort func(), children ...*child) {
 	t.Helper()
 	type result struct {
 		ch  *child
@@ -292,7 +299,9 @@ func waitChildren(t testing.TB, d *domain, children ...*child) {
 		r := <-done
 		if r.err != nil {
 			errs = append(errs, fmt.Errorf("child %s: %w", r.ch.name, r.err))
-			d.abort()
+			if abort != nil {
+				abort()
+			}
 		}
 	}
 	require.NoError(t, errors.Join(errs...))

@@ -10,6 +10,10 @@ func TestMain(m *testing.M) {
 	testutil.ChildMain(map[string]func([]string) int{
 		"stress-producer": stressProducerChild,
 		"stress-consumer": stressConsumerChild,
+		"bench-echo":      benchEchoChild,
+		"bench-sink":      benchSinkChild,
+		"bench-uds-echo":  benchUDSEchoChild,
+		"bench-uds-sink":  benchUDSSinkChild,
 	})
 	testutil.Main(m)
 }

@@ -84,7 +84,7 @@ func runStress(t *testing.T, c config) {
 		pc.ID = i + 1
 		prods[i] = startChild(t, d, fmt.Sprintf("producer%d", pc.ID), "stress-producer", false, pc)
 	}
-	waitChildren(t, d, append([]*child{cons}, prods...)...)
+	waitChildren(t, d.abort, append([]*child{cons}, prods...)...)
 	elapsed := time.Since(start)
 
 	cr := cons.report(t)
