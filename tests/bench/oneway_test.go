@@ -1,0 +1,239 @@
+//go:build linux
+
+package bench_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+// BenchmarkOneWay streams samples (filled by the parent) to a child that
+// reads each in full; the child acknowledges the total on topic ack at the
+// end. msgs/s counts from the first publish until that acknowledgement.
+func BenchmarkOneWay(b *testing.B) {
+	for _, size := range payloads {
+		b.Run(fmt.Sprintf("payload=%d", size), func(b *testing.B) {
+			benchOneWay(b, size)
+		})
+	}
+}
+
+func benchOneWay(b *testing.B, size int) {
+	srv := startRouter(b)
+	sock := srv.SocketPath()
+	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
+	defer cancel()
+	ack, err := subscriber.New(ctx, "ack", subscriber.Options{Socket: sock, QueueCapacity: 4, Policy: subscriber.BlockProducer})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ack.Close()
+	pub, err := publisher.New(ctx, "stream", publisher.Options{Socket: sock, BlockTimeout: childTimeout})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	startChild(b, "sink", sock)
+	waitConnected(b, pub, ack)
+
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	var n uint64
+	var start time.Time
+	for b.Loop() {
+		if n == 0 {
+			start = time.Now()
+		}
+		c, err := loan(pub, size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fill(c.Bytes(), cmdData)
+		if err := pub.Publish(c); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	if err := quit(pub); err != nil {
+		b.Fatal(err)
+	}
+	s, err := ack.TakeTimeout(childTimeout)
+	if err != nil {
+		b.Fatal(err)
+	}
+	el := time.Since(start)
+	got := binary.LittleEndian.Uint64(s.Bytes()[8:])
+	_ = s.Release()
+	b.StopTimer()
+	if got != n {
+		b.Fatalf("child received %d samples, sent %d", got, n)
+	}
+	b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
+}
+
+// sinkMain is the child of BenchmarkOneWay: it reads every sample of topic
+// stream and on the quit command publishes the count on topic ack. Its one
+// argument is the router socket.
+func sinkMain(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "sink: want socket")
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
+	defer cancel()
+	sub, err := subscriber.New(ctx, "stream", subscriber.Options{Socket: args[0], QueueCapacity: 64, Policy: subscriber.BlockProducer})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sink: %v\n", err)
+		return 1
+	}
+	defer sub.Close()
+	pub, err := publisher.New(ctx, "ack", publisher.Options{Socket: args[0], BlockTimeout: childTimeout})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sink: %v\n", err)
+		return 1
+	}
+	defer pub.Close()
+	var n uint64
+	for {
+		s, err := sub.TakeTimeout(childTimeout)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "sink: take after %d: %v\n", n, err)
+			return 1
+		}
+		in := s.Bytes()
+		if in[0] == cmdQuit {
+			_ = s.Release()
+			break
+		}
+		touch(in)
+		_ = s.Release()
+		n++
+	}
+	c, err := loan(pub, 64)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sink: loan: %v\n", err)
+		return 1
+	}
+	binary.LittleEndian.PutUint64(c.Bytes()[8:], n)
+	if err := pub.Publish(c); err != nil {
+		fmt.Fprintf(os.Stderr, "sink: publish: %v\n", err)
+		return 1
+	}
+	// Stay until the parent has the ack: closing the publisher first would
+	// be fine too (delivered samples stay readable), but the parent's
+	// subscriber must not see the connection vanish before it is wired.
+	for pub.Subscribers() > 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	return 0
+}
+
+// BenchmarkRoundTripUDS is BenchmarkRoundTrip over a Unix domain stream
+// socket: the parent writes its filled buffer, the child reads it in full
+// (copied by the kernel), touches it and writes back a filled buffer of the
+// same size, which the parent reads in full.
+func BenchmarkRoundTripUDS(b *testing.B) {
+	for _, size := range payloads {
+		b.Run(fmt.Sprintf("payload=%d", size), func(b *testing.B) {
+			benchRoundTripUDS(b, size)
+		})
+	}
+}
+
+func benchRoundTripUDS(b *testing.B, size int) {
+	path := filepath.Join(b.TempDir(), "echo.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	startChild(b, "uds-echo", path, fmt.Sprint(size))
+	if err := ln.SetDeadline(time.Now().Add(childTimeout)); err != nil {
+		b.Fatal(err)
+	}
+	conn, err := ln.AcceptUnix()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	out := make([]byte, size)
+	in := make([]byte, size)
+	ping := func() error {
+		fill(out, cmdData)
+		if _, err := conn.Write(out); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(conn, in); err != nil {
+			return err
+		}
+		touch(in)
+		return nil
+	}
+	for range 10 {
+		if err := ping(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make(latencies, 0, maxRecorded)
+	b.ReportAllocs()
+	for b.Loop() {
+		t0 := time.Now()
+		if err := ping(); err != nil {
+			b.Fatal(err)
+		}
+		lat.add(time.Since(t0))
+	}
+	b.StopTimer()
+	lat.report(b)
+	fill(out, cmdQuit)
+	if _, err := conn.Write(out); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// udsEchoMain is the child of BenchmarkRoundTripUDS: args are the socket
+// path and the message size.
+func udsEchoMain(args []string) int {
+	var size int
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "uds-echo: want path and size")
+		return 2
+	}
+	if _, err := fmt.Sscan(args[1], &size); err != nil || size < 1 {
+		fmt.Fprintf(os.Stderr, "uds-echo: bad size %q\n", args[1])
+		return 2
+	}
+	conn, err := net.DialTimeout("unix", args[0], childTimeout)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "uds-echo: %v\n", err)
+		return 1
+	}
+	defer conn.Close()
+	in := make([]byte, size)
+	out := make([]byte, size)
+	for {
+		if _, err := io.ReadFull(conn, in); err != nil {
+			fmt.Fprintf(os.Stderr, "uds-echo: read: %v\n", err)
+			return 1
+		}
+		if in[0] == cmdQuit {
+			return 0
+		}
+		touch(in)
+		fill(out, cmdData)
+		if _, err := conn.Write(out); err != nil {
+			fmt.Fprintf(os.Stderr, "uds-echo: write: %v\n", err)
+			return 1
+		}
+	}
+}
