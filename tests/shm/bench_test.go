@@ -148,11 +148,7 @@ func BenchmarkPingPong(b *testing.B) {
 		for _, payload := range benchPayloads {
 			b.Run(fmt.Sprintf("mode=%s/payload=%d", mode, payload), func(b *testing.B) {
 				c := pingPongConfig(mode, payload)
-				d, err := newDomain("shm-bench", c)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer d.Close()
+				d := mustDomain(b, "shm-bench", c)
 				ch := startChild(b, d, "echo", "bench-echo", false, c)
 				e := newEndpoint(d, 0, 1, mode)
 				roundTrip := func(seq uint64) error {
@@ -267,11 +263,7 @@ func BenchmarkThroughput(b *testing.B) {
 					ChunkSize: alignUp(payload, mempool.ChunkAlign), Count: capacity + 2,
 					Policy: int(ringbuf.BlockProducer), Mode: mode, Payload: payload,
 				}
-				d, err := newDomain("shm-bench", c)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer d.Close()
+				d := mustDomain(b, "shm-bench", c)
 				ch := startChild(b, d, "sink", "bench-sink", true, c)
 				e := newEndpoint(d, 0, -1, mode)
 				// Done when the sink has released everything.

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -128,8 +127,8 @@ type domain struct {
 }
 
 // newDomain creates and formats a domain, as the router would.
-func newDomain(name string, c config) (d *domain, err error) {
-	d = &domain{cfg: c}
+func newDomain(name string, c config) (_ *domain, err error) {
+	d := &domain{cfg: c}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -167,10 +166,24 @@ func newDomain(name string, c config) (d *domain, err error) {
 	return d, nil
 }
 
+// mustDomain is newDomain for a test: it skips where memfd segments are not
+// supported and closes the domain at cleanup (after the children, whose
+// cleanups were registered later, have been reaped).
+func mustDomain(t testing.TB, name string, c config) *domain {
+	t.Helper()
+	d, err := newDomain(name, c)
+	if errors.Is(err, parallax.ErrNotSupported) {
+		t.Skipf("memfd segments not supported here: %v", err)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, d.Close()) })
+	return d
+}
+
 // openDomain attaches to a domain whose segments arrive as fds 3
 // (management) and 4 (payload, read-only when ro), as a client would.
-func openDomain(c config, ro bool) (d *domain, err error) {
-	d = &domain{cfg: c}
+func openDomain(c config, ro bool) (_ *domain, err error) {
+	d := &domain{cfg: c}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -270,8 +283,7 @@ func startChildFiles(t testing.TB, name, role string, files []*os.File, c config
 	ch := &child{name: name}
 	ch.cmd = testutil.ChildCommand(t, role, files, c.args()...)
 	ch.cmd.Stdout = &ch.out
-	// A child must not outlive a parent killed by the test timeout.
-	ch.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(ch.cmd)
 	require.NoError(t, ch.cmd.Start(), "start %s", name)
 	t.Cleanup(func() {
 		if ch.cmd.ProcessState == nil { // the test failed before waiting

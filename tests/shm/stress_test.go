@@ -72,9 +72,7 @@ func TestMultiProcessDiscardOldest(t *testing.T) {
 }
 
 func runStress(t *testing.T, c config) {
-	d, err := newDomain("shm-stress", c)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, d.Close()) }()
+	d := mustDomain(t, "shm-stress", c)
 
 	start := time.Now()
 	cons := startChild(t, d, "consumer", "stress-consumer", true, c)
