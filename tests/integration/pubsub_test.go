@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -330,6 +331,7 @@ func zeroCopyScenario(t *testing.T, r *router, topic string, size int) {
 	rep := parseSubReport(t, sub.wait())
 	require.Len(t, pubMaps, n)
 	require.Len(t, rep.Maps, n)
+	t.Logf("seq 1: publisher chunk at %s; subscriber sample at %s", pubMaps[1], rep.Maps[1])
 	for seq := uint64(1); seq <= n; seq++ {
 		pm, sm := strings.Fields(pubMaps[seq]), strings.Fields(rep.Maps[seq])
 		require.GreaterOrEqual(t, len(pm), 4, "publisher mapping of seq %d: %q", seq, pubMaps[seq])
@@ -345,6 +347,30 @@ func TestZeroCopySameMemfd(t *testing.T) {
 	t.Parallel()
 	r := startRouter(t)
 	for _, size := range []int{200, 4000, 60000, 1 << 20} {
+		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
+			zeroCopyScenario(t, r, fmt.Sprintf("zc%d", size), size)
+		})
+	}
+	r.requirePoolsFree(t)
+}
+
+// TestZeroCopyHugepages is the zero-copy check with the payload pools on
+// 2 MiB hugepages (required, no fallback): both processes map the same
+// hugetlb memfd at the same offset.
+func TestZeroCopyHugepages(t *testing.T) {
+	testutil.MustHaveHugepages(t, 4)
+	t.Parallel()
+	r := startRouterWith(t, `
+[[pools]]
+chunk_size = "4KiB"
+count = 256
+hugepages = "2M"
+[[pools]]
+chunk_size = "64KiB"
+count = 32
+hugepages = "2M"
+`)
+	for _, size := range []int{4000, 60000} {
 		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
 			zeroCopyScenario(t, r, fmt.Sprintf("zc%d", size), size)
 		})

@@ -65,11 +65,17 @@ type router struct {
 // t.TempDir(), waits until it is ready and stops it in t.Cleanup.
 func startRouter(t *testing.T) *router {
 	t.Helper()
+	return startRouterWith(t, testConfig)
+}
+
+// startRouterWith is startRouter with another TOML configuration.
+func startRouterWith(t *testing.T, config string) *router {
+	t.Helper()
 	if *noDaemon {
-		srv := routertest.Start(t, testConfig)
+		srv := routertest.Start(t, config)
 		return &router{Socket: srv.SocketPath(), Domain: srv.Config().Domain, srv: srv}
 	}
-	return startBinaryRouter(t)
+	return startBinaryRouter(t, config)
 }
 
 // startInProcessRouter starts an in-process router (whatever the flags),
@@ -84,11 +90,11 @@ func startInProcessRouter(t *testing.T) *router {
 // socket of its own. It waits for the "router ready" log line on stderr;
 // cleanup sends SIGTERM to its PID and checks that it exits 0 and removes
 // its socket.
-func startBinaryRouter(t *testing.T) *router {
+func startBinaryRouter(t *testing.T, config string) *router {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "roudi.toml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o600))
 	r := &router{
 		Socket: filepath.Join(dir, "roudi.sock"),
 		Domain: fmt.Sprintf("it-%d-%d", os.Getpid(), domainSeq.Add(1)),
