@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,6 +181,34 @@ func loan(pub *publisher.Publisher, n int) (publisher.Chunk, error) {
 	}
 }
 
+// watch closes sub (failing its blocked Take) when progress stalls for
+// childTimeout, so a lost sample fails the benchmark instead of hanging it.
+func watch(b *testing.B, progress *atomic.Uint64, sub *subscriber.Subscriber) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last, since := progress.Load(), time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				if p := progress.Load(); p != last {
+					last, since = p, now
+				} else if now.Sub(since) > childTimeout {
+					fmt.Fprintf(os.Stderr, "watchdog: no progress for %v after %d samples; closing the subscriber\n", childTimeout, p)
+					_ = sub.Close()
+					return
+				}
+			}
+		}
+	}()
+	b.Cleanup(func() { close(stop); <-done })
+}
+
 // latencies records round-trip times without allocating in the loop.
 type latencies []time.Duration
 
@@ -242,6 +271,8 @@ func benchRoundTrip(b *testing.B, m mode, size int) {
 	startChild(b, "echo", sock, m.name)
 	waitConnected(b, pub, sub)
 
+	var progress atomic.Uint64
+	watch(b, &progress, sub)
 	ping := func() error {
 		c, err := loan(pub, size)
 		if err != nil {
@@ -251,10 +282,12 @@ func benchRoundTrip(b *testing.B, m mode, size int) {
 		if err := pub.Publish(c); err != nil {
 			return err
 		}
-		s, err := sub.TakeTimeout(childTimeout)
+		// Take without a deadline allocates nothing; the watchdog bounds it.
+		s, err := sub.Take(context.Background())
 		if err != nil {
 			return err
 		}
+		progress.Add(1)
 		touch(s.Bytes())
 		return s.Release()
 	}
