@@ -70,3 +70,8 @@ clean: ## remove build outputs
 .PHONY: demo
 demo: ## build the router and examples/multiproc, run the pipeline on a private router, print msg/s and latency
 	GO=$(GO) BIN=$(BIN) ./scripts/demo.sh
+
+IPC_BENCHTIME ?= 2000x
+.PHONY: bench-ipc
+bench-ipc: ## cross-process benchmarks (tests/bench): shared-memory round trip per wait mode, one-way msgs/s, Unix-socket baseline
+	$(GO) test -run='^$$' -bench=. -benchtime=$(IPC_BENCHTIME) ./tests/bench
