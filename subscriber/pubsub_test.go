@@ -113,3 +113,37 @@ func TestTyped(t *testing.T) {
 	_, err = subscriber.New(ctx, "pose", subscriber.Options{Socket: srv.SocketPath(), TypeName: publisher.TypeName[pose](), TypeSize: 8})
 	require.ErrorIs(t, err, parallax.ErrIncompatibleType)
 }
+
+func TestTakeTimeoutAndNoAllocs(t *testing.T) {
+	// Not parallel: testing.AllocsPerRun refuses parallel tests.
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := subscriber.New(ctx, "quiet", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 8})
+	require.NoError(t, err)
+	defer sub.Close()
+	_, err = sub.TakeTimeout(20 * time.Millisecond)
+	require.ErrorIs(t, err, parallax.ErrTimeout)
+
+	pub, err := publisher.New(ctx, "quiet", publisher.Options{Socket: srv.SocketPath()})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	allocs := testing.AllocsPerRun(200, func() {
+		c, err := pub.Loan(64)
+		if err != nil {
+			panic(err)
+		}
+		if err := pub.Publish(c); err != nil {
+			panic(err)
+		}
+		s, err := sub.TakeTimeout(time.Second)
+		if err != nil {
+			panic(err)
+		}
+		if err := s.Release(); err != nil {
+			panic(err)
+		}
+	})
+	require.Zero(t, allocs, "loan+publish+take+release must not allocate")
+}

@@ -250,8 +250,22 @@ func (s *Subscriber) hasData() bool {
 }
 
 // Take returns the next sample, waiting until one arrives, ctx ends
-// (an error wrapping ctx.Err()) or the subscriber closes.
+// (an error wrapping ctx.Err()) or the subscriber closes. With a ctx that
+// is never done (context.Background()) it allocates nothing, also when it
+// sleeps.
 func (s *Subscriber) Take(ctx context.Context) (Sample, error) {
+	return s.take(ctx, s.wait)
+}
+
+// TakeTimeout is Take with a relative timeout: when it passes, the error
+// wraps parallax.ErrTimeout. It allocates nothing.
+func (s *Subscriber) TakeTimeout(d time.Duration) (Sample, error) {
+	w := s.wait
+	w.Deadline = time.Now().Add(d)
+	return s.take(context.Background(), w)
+}
+
+func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, error) {
 	if !s.busy.CompareAndSwap(false, true) {
 		return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, parallax.ErrConcurrentUse)
 	}
@@ -261,18 +275,10 @@ func (s *Subscriber) Take(ctx context.Context) (Sample, error) {
 		if err != ErrNoData {
 			return x, err
 		}
-		if err := s.notifier.Wait(ctx, s.ready, s.wait); err != nil {
+		if err := s.notifier.Wait(ctx, s.ready, w); err != nil {
 			return Sample{}, fmt.Errorf("take from %q: %w", s.topic, err)
 		}
 	}
-}
-
-// TakeTimeout is Take with a relative timeout (an error wrapping
-// parallax.ErrTimeout when it passes).
-func (s *Subscriber) TakeTimeout(d time.Duration) (Sample, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	return s.Take(ctx)
 }
 
 func (s *Subscriber) hasBacklog() bool {
