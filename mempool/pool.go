@@ -190,6 +190,14 @@ func (p *Pool) Class() Class { return Class{ChunkSize: p.chunkSize, Count: p.cou
 // Loan takes no lock, makes no syscall and allocates nothing.
 func (p *Pool) Loan(owner uint16) (parallax.ChunkRef, error) {
 	ref, ok := p.tryLoan(owner)
+	if !ok && p.words > 1 {
+		// One scan visits the words one after another: a chunk freed in a
+		// word already visited, while a concurrent loaner took the last
+		// one ahead of us, would make a single pass report exhaustion with
+		// a chunk free at every instant. A second pass closes that window
+		// in practice (it is still bounded: no retry loop).
+		ref, ok = p.tryLoan(owner)
+	}
 	if !ok {
 		atomic.AddUint64(&p.stats.failedLoans, 1) // statistic only; no ordering
 		return parallax.NilRef, errExhausted
