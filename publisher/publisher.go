@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -326,13 +327,17 @@ func (p *Publisher) Send(b []byte) error {
 // replays history when asked, and starts delivering to the subscriber.
 func (p *Publisher) ConnectionAdded(m *wire.ConnectionAdded) {
 	ring, err := p.rt.Ring(m.RingOffset, m.RingSize)
-	if err != nil {
-		return
+	if err == nil {
+		var nt *ringbuf.Notifier
+		if nt, err = p.rt.Notifier(m.NotifierOffset); err == nil {
+			p.addConn(m, ring, nt)
+			return
+		}
 	}
-	nt, err := p.rt.Notifier(m.NotifierOffset)
-	if err != nil {
-		return
-	}
+	slog.Warn("parallax: publisher cannot attach connection", "topic", p.topic, "conn", m.ConnID, "sub", m.SubID, "err", err)
+}
+
+func (p *Publisher) addConn(m *wire.ConnectionAdded, ring *ringbuf.Ring, nt *ringbuf.Notifier) {
 	cn := &conn{id: m.ConnID, sub: m.SubID, ring: ring, notifier: nt, block: m.Policy == wire.PolicyBlockProducer}
 	p.control(func() {
 		if p.closed.Load() {

@@ -3,6 +3,7 @@ package subscriber
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -302,6 +303,9 @@ func (s *Subscriber) popBacklog() (parallax.ChunkRef, bool) {
 func (s *Subscriber) ConnectionAdded(m *wire.ConnectionAdded) {
 	ring, err := s.rt.Ring(m.RingOffset, m.RingSize)
 	if err != nil {
+		// The router handed a ring we cannot use: nothing of this
+		// publisher will arrive. Say so rather than wait silently.
+		slog.Warn("parallax: subscriber cannot attach connection ring", "topic", s.topic, "conn", m.ConnID, "pub", m.PubID, "err", err)
 		return
 	}
 	old := *s.conns.Load()
