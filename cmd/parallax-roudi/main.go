@@ -1,5 +1,3 @@
-//go:build linux
-
 // Command parallax-roudi is the Parallax router daemon: it owns a domain's
 // shared memory, brokers topic discovery, connects publishers to
 // subscribers and reclaims what dead processes held.
