@@ -238,11 +238,13 @@ func (r *Router) connect(ev ClientConnected) {
 	}
 	// IDs advance round-robin and skip live ones, so a just-freed ID (whose
 	// reclaim the server may still be performing) is not reused at once.
+	// IDs stay within 1..max_clients: the server indexes each client's
+	// accounting table in the management segment by its ID.
 	id := r.lastClient
 	for {
 		id++
-		if id == 0 {
-			continue
+		if id == 0 || int(id) > r.cfg.Limits.MaxClients {
+			id = 1
 		}
 		if _, used := r.clients[id]; !used {
 			break
