@@ -40,8 +40,8 @@ const (
 	TypeSegmentGrant      Type = 34
 
 	// TypeIntrospectFirst..TypeIntrospectLast are reserved for
-	// introspection requests (topics, clients, pool usage); no message uses
-	// them yet and decoding one fails.
+	// introspection requests and replies (topics, clients, pool usage);
+	// the ones in use are listed in introspect.go.
 	TypeIntrospectFirst Type = 64
 	TypeIntrospectLast  Type = 127
 )
@@ -104,7 +104,7 @@ func ReplyType(t Type) (Type, bool) {
 	case TypeClosePublisher, TypeCloseSubscriber:
 		return TypeAck, true
 	}
-	return 0, false
+	return introspectReplyType(t)
 }
 
 // New returns a pointer to a zero message of type t, or nil if t is
@@ -144,7 +144,7 @@ func New(t Type) Message {
 	case TypeSegmentGrant:
 		return new(SegmentGrant)
 	}
-	return nil
+	return newIntrospect(t)
 }
 
 // ExpectedFDs returns how many file descriptors must accompany m, in the

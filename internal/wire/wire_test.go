@@ -39,7 +39,7 @@ func samples() []struct {
 	reqID uint32
 	msg   Message
 } {
-	return []struct {
+	return append([]struct {
 		name  string
 		reqID uint32
 		msg   Message
@@ -61,7 +61,7 @@ func samples() []struct {
 		{"connection_added", 0, &ConnectionAdded{ConnID: 3, PubID: 9, SubID: 11, RingOffset: 1 << 16, RingSize: 4096, Capacity: 256, Policy: PolicyDiscardOldest, NotifierOffset: 8192, History: 1}},
 		{"connection_removed", 0, &ConnectionRemoved{ConnID: 3, PubID: 9, SubID: 11, Reason: "subscriber process 4243 exited"}},
 		{"segment_grant", 0, &SegmentGrant{Segments: []SegmentDesc{samplePay}}},
-	}
+	}, introspectSamples()...)
 }
 
 func TestSamplesCoverEveryType(t *testing.T) {
@@ -151,7 +151,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"not an array", []byte{0xa3, 'a', 'b', 'c'}, "3-element array"},
 		{"two elements", marshalRaw(t, 20, 1)[0:0:0], "3-element array"},
 		{"unknown type", marshalRaw(t, 999, 1, []any{}), "unknown message type 999"},
-		{"reserved introspection type", marshalRaw(t, 64, 1, []any{}), "unknown message type 64"},
+		{"reserved introspection type", marshalRaw(t, 127, 1, []any{}), "unknown message type 127"},
 		{"trailing garbage", append(append([]byte{}, good...), 0x00), "trailing"},
 		{"wrong field type", marshalRaw(t, uint16(TypeClosePublisher), 1, []any{"nine"}), "does not decode"},
 		{"extra field", marshalRaw(t, uint16(TypeClosePublisher), 1, []any{9, 10}), "ClosePublisher"},
@@ -311,8 +311,8 @@ func TestTypeTables(t *testing.T) {
 			require.False(t, typ.IsPush())
 		}
 	}
-	require.Nil(t, New(TypeIntrospectFirst))
-	require.Equal(t, "Type(64)", TypeIntrospectFirst.String())
+	require.Nil(t, New(TypeIntrospectLast))
+	require.Equal(t, "Type(127)", TypeIntrospectLast.String())
 	require.Equal(t, 1, ExpectedFDs(&Welcome{Mgmt: sampleMgmt}))
 	require.Equal(t, 0, ExpectedFDs(&Welcome{}))
 	require.Equal(t, 2, ExpectedFDs(&SubscriberCreated{Segments: []SegmentDesc{samplePay, samplePay}}))
