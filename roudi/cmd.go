@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/roudi/procmon"
 )
 
 // Main is the body of the parallax-roudi command: it parses args (without
@@ -26,8 +28,15 @@ func Main(args []string, stderr io.Writer) int {
 	socket := fs.String("socket", "", "control socket path (default: derived from the domain)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (default: from config)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off)")
 	printConfig := fs.Bool("print-default-config", false, "print the embedded default config and exit")
+	monitor := fs.String("monitor", "auto", "process-exit monitor: auto (eBPF when privileged, else pidfd), ebpf or pidfd")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	monMode, err := procmon.ParseMode(*monitor)
+	if err != nil {
+		fmt.Fprintf(stderr, "parallax-roudi: -monitor: %v\n", err)
 		return 2
 	}
 	if *printConfig {
@@ -64,7 +73,7 @@ func Main(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(h)
-	srv, err := New(cfg, Options{Logger: log})
+	srv, err := New(cfg, Options{Logger: log, Monitor: monMode})
 	if err != nil {
 		log.Error("router not started", "err", err)
 		return 1
@@ -72,6 +81,19 @@ func Main(args []string, stderr io.Writer) int {
 	defer srv.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			log.Error("router not started: metrics endpoint", "err", err)
+			return 1
+		}
+		log.Info("metrics endpoint", "url", "http://"+ln.Addr().String()+"/metrics")
+		go func() {
+			if err := srv.ServeMetrics(ctx, ln); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+	}
 	if err := srv.Serve(ctx); err != nil {
 		log.Error("router stopped", "err", err)
 		if errors.Is(err, discovery.ErrRouterRunning) {

@@ -58,6 +58,7 @@ type Server struct {
 	nextID ConnID
 
 	stats serverStats
+	obs   observer // introspection counters (introspect.go); owned by the Serve goroutine
 
 	serveOnce sync.Once
 	closed    atomic.Bool
@@ -249,6 +250,7 @@ loop:
 			break loop
 		case <-tick.C:
 			s.step(Tick{})
+			s.observeTick(time.Now())
 		case ev := <-s.events:
 			s.handle(ev)
 		}

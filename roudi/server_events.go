@@ -64,7 +64,7 @@ func (s *Server) handle(ev event) {
 		if s.conns[ev.c.id] != ev.c {
 			return
 		}
-		s.request(ev.c, ev.env)
+		s.timedRequest(ev.c, ev.env)
 	case evGone:
 		if s.conns[ev.c.id] != ev.c {
 			return
@@ -76,6 +76,8 @@ func (s *Server) handle(ev event) {
 		s.dropConn(ev.c)
 	case evSnapshot:
 		ev.reply <- s.core.Snapshot()
+	case evFunc:
+		ev.fn()
 	}
 }
 
@@ -92,6 +94,9 @@ func (s *Server) dropConn(c *serverConn) {
 // request translates a wire request into a core event (or answers it
 // directly when the core has no part in it).
 func (s *Server) request(c *serverConn, env wire.Envelope) {
+	if s.introspect(c, env) {
+		return
+	}
 	var req Request
 	switch m := env.Msg.(type) {
 	case *wire.Ping:
@@ -114,6 +119,7 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 
 // step feeds the core one event and executes the actions it produces.
 func (s *Server) step(ev Event) {
+	s.observeEvent(ev)
 	s.core.Step(ev)
 	for _, a := range s.core.Ready() {
 		s.execute(a)
@@ -121,6 +127,7 @@ func (s *Server) step(ev Event) {
 }
 
 func (s *Server) execute(a Action) {
+	s.observeAction(a)
 	switch a := a.(type) {
 	case Reply:
 		s.reply(a)

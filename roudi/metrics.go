@@ -1,0 +1,164 @@
+package roudi
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parallax-ipc/parallax/internal/wire"
+)
+
+// metrics is the router's Prometheus registry: a collector that turns an
+// [Introspection] into metrics at scrape time, and the control-request
+// latency histogram observed by the Serve goroutine. Safe for concurrent
+// use.
+type metrics struct {
+	reg     *prometheus.Registry
+	latency *prometheus.HistogramVec
+}
+
+// scrapeTimeout bounds how long a scrape waits for the Serve goroutine.
+const scrapeTimeout = 2 * time.Second
+
+func (s *Server) metricsState() *metrics {
+	s.obs.metricsOnce.Do(func() {
+		m := &metrics{reg: prometheus.NewRegistry()}
+		m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "parallax", Name: "control_request_duration_seconds",
+			Help:    "Time the router spent handling a control request, by message type.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10), // 1 µs .. 262 ms
+		}, []string{"type"})
+		m.reg.MustRegister(m.latency, routerCollector{s}, collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		s.obs.metrics = m
+	})
+	return s.obs.metrics
+}
+
+// timedRequest handles one control request and records how long it took.
+func (s *Server) timedRequest(c *serverConn, env wire.Envelope) {
+	start := time.Now()
+	s.request(c, env)
+	s.metricsState().latency.WithLabelValues(env.Type().String()).Observe(time.Since(start).Seconds())
+}
+
+// MetricsHandler returns the HTTP handler that serves the router's metrics
+// in the Prometheus exposition format: per-topic counters (published,
+// delivered, dropped) and queue depth, pool gauges, process, topic and
+// connection counts, reclaims, process-monitor events, control-request
+// latencies, and the Go runtime and process collectors. A scrape asks the
+// Serve goroutine for a fresh [Introspection]; while Serve is not running
+// only the latency histogram and the runtime metrics are served.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metricsState().reg, promhttp.HandlerOpts{})
+}
+
+// ServeMetrics serves [Server.MetricsHandler] at /metrics on ln until ctx
+// is done, then shuts the HTTP server down and closes ln. It returns nil
+// after a shutdown caused by ctx.
+func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", s.MetricsHandler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	err := hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		<-done
+		return nil
+	}
+	return err
+}
+
+// routerCollector turns an Introspection into const metrics. It is an
+// unchecked collector (its label sets change with the registry).
+type routerCollector struct{ s *Server }
+
+func (routerCollector) Describe(chan<- *prometheus.Desc) {}
+
+var (
+	descTopicPublished = prometheus.NewDesc("parallax_topic_published_total", "Samples the router saw entering a topic's rings (once per publish, however many subscribers).", []string{"topic"}, nil)
+	descTopicDelivered = prometheus.NewDesc("parallax_topic_delivered_total", "Samples taken by a topic's subscribers.", []string{"topic"}, nil)
+	descTopicDropped   = prometheus.NewDesc("parallax_topic_dropped_total", "Samples a discard-oldest queue overwrote before its subscriber took them.", []string{"topic"}, nil)
+	descTopicDepth     = prometheus.NewDesc("parallax_topic_queue_depth", "Samples waiting in a topic's rings.", []string{"topic"}, nil)
+	descTopicPubs      = prometheus.NewDesc("parallax_topic_publishers", "Publishers of a topic.", []string{"topic"}, nil)
+	descTopicSubs      = prometheus.NewDesc("parallax_topic_subscribers", "Subscribers of a topic.", []string{"topic"}, nil)
+	descPoolChunks     = prometheus.NewDesc("parallax_pool_chunks", "Chunks in a pool.", []string{"pool", "chunk_size"}, nil)
+	descPoolInUse      = prometheus.NewDesc("parallax_pool_in_use_chunks", "Chunks held now.", []string{"pool", "chunk_size"}, nil)
+	descPoolHigh       = prometheus.NewDesc("parallax_pool_high_water_chunks", "Most chunks held at once.", []string{"pool", "chunk_size"}, nil)
+	descPoolLoans      = prometheus.NewDesc("parallax_pool_loans_total", "Successful loans.", []string{"pool", "chunk_size"}, nil)
+	descPoolFailed     = prometheus.NewDesc("parallax_pool_failed_loans_total", "Loans refused because the pool was exhausted.", []string{"pool", "chunk_size"}, nil)
+	descPoolHuge       = prometheus.NewDesc("parallax_pool_hugepages", "1 if the pool's payload segment uses hugepages.", []string{"pool", "chunk_size"}, nil)
+	descProcesses      = prometheus.NewDesc("parallax_processes", "Registered client processes.", nil, nil)
+	descTopics         = prometheus.NewDesc("parallax_topics", "Topics.", nil, nil)
+	descConnections    = prometheus.NewDesc("parallax_connections", "Publisher-subscriber connections (rings).", nil, nil)
+	descReclaims       = prometheus.NewDesc("parallax_reclaims_total", "Dead clients whose resources were reclaimed.", nil, nil)
+	descReclaimed      = prometheus.NewDesc("parallax_reclaimed_chunks_total", "Chunks returned to the pools by reclaims.", nil, nil)
+	descMonitor        = prometheus.NewDesc("parallax_monitor_events_total", "Process-exit reports, by source.", []string{"source"}, nil)
+	descArenaUsed      = prometheus.NewDesc("parallax_arena_used_bytes", "Bytes of the management arena in use (rings, notifiers).", nil, nil)
+	descUptime         = prometheus.NewDesc("parallax_uptime_seconds", "Time since the router started.", nil, nil)
+	descInfo           = prometheus.NewDesc("parallax_router_info", "Router build and domain (always 1).", []string{"version", "domain", "monitor"}, nil)
+)
+
+func (rc routerCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	select {
+	case <-rc.s.ready:
+	default:
+		return // not serving: nothing to introspect
+	}
+	in, err := rc.s.Introspect(ctx)
+	if err != nil {
+		return
+	}
+	c := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, t, v, labels...)
+	}
+	for _, t := range in.Topics {
+		c(descTopicPublished, prometheus.CounterValue, float64(t.Published), t.Name)
+		c(descTopicDelivered, prometheus.CounterValue, float64(t.Delivered), t.Name)
+		c(descTopicDropped, prometheus.CounterValue, float64(t.Dropped), t.Name)
+		c(descTopicDepth, prometheus.GaugeValue, float64(t.QueueDepth), t.Name)
+		c(descTopicPubs, prometheus.GaugeValue, float64(t.Publishers), t.Name)
+		c(descTopicSubs, prometheus.GaugeValue, float64(t.Subscribers), t.Name)
+	}
+	for _, p := range in.Pools {
+		id, size := strconv.Itoa(int(p.ID)), strconv.FormatUint(uint64(p.ChunkSize), 10)
+		c(descPoolChunks, prometheus.GaugeValue, float64(p.Count), id, size)
+		c(descPoolInUse, prometheus.GaugeValue, float64(p.InUse), id, size)
+		c(descPoolHigh, prometheus.GaugeValue, float64(p.HighWater), id, size)
+		c(descPoolLoans, prometheus.CounterValue, float64(p.Loans), id, size)
+		c(descPoolFailed, prometheus.CounterValue, float64(p.FailedLoans), id, size)
+		huge := 0.0
+		if p.Hugepages {
+			huge = 1
+		}
+		c(descPoolHuge, prometheus.GaugeValue, huge, id, size)
+	}
+	r := in.Router
+	c(descProcesses, prometheus.GaugeValue, float64(r.Processes))
+	c(descTopics, prometheus.GaugeValue, float64(r.Topics))
+	c(descConnections, prometheus.GaugeValue, float64(r.Connections))
+	c(descReclaims, prometheus.CounterValue, float64(r.Reclaims))
+	c(descReclaimed, prometheus.CounterValue, float64(r.Reclaimed))
+	c(descArenaUsed, prometheus.GaugeValue, float64(r.ArenaUsed))
+	c(descUptime, prometheus.GaugeValue, float64(r.UptimeMs)/1000)
+	c(descInfo, prometheus.GaugeValue, 1, r.Version, r.Domain, r.Monitor)
+	for _, src := range []string{"socket", "process-exit"} {
+		c(descMonitor, prometheus.CounterValue, float64(in.MonitorEvents[src]), src)
+	}
+}
