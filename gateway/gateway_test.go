@@ -1,0 +1,356 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+func TestParseTopic(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want gateway.Topic
+		err  string
+	}{
+		{in: "frames", want: gateway.Topic{Name: "frames"}},
+		{in: "frames:", want: gateway.Topic{Name: "frames", Type: &gateway.Type{}}},
+		{in: "cam/left:acme.com/cam.Frame,64,8", want: gateway.Topic{Name: "cam/left", Type: &gateway.Type{Name: "acme.com/cam.Frame", Size: 64, Align: 8}}},
+		{in: "frames:raw,16", want: gateway.Topic{Name: "frames", Type: &gateway.Type{Name: "raw", Size: 16}}},
+		{in: "bad topic", err: "topic \"bad topic\""},
+		{in: "frames:raw,x", err: `type size "x" is not a decimal number`},
+		{in: "frames:raw,1,2,3", err: "want name:type[,size[,align]]"},
+	} {
+		got, err := gateway.ParseTopic(tc.in)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err, tc.in)
+			require.ErrorIs(t, err, gateway.ErrInvalidArgument)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, got, tc.in)
+		back, err := gateway.ParseTopic(got.String())
+		require.NoError(t, err)
+		require.Equal(t, got, back)
+	}
+}
+
+func TestMetaRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"/0/0", "a/b/c.T/64/8"} {
+		typ, err := gateway.ParseType(s)
+		require.NoError(t, err)
+		require.Equal(t, s, typ.String())
+	}
+	_, err := gateway.ParseType("raw/x/1")
+	require.ErrorIs(t, err, gateway.ErrInvalidArgument)
+	h := nats.Header{}
+	h.Set(gateway.HeaderSeq, "7")
+	h.Set(gateway.HeaderTimestamp, "123")
+	h.Set(gateway.HeaderType, "t/4/4")
+	h.Set(gateway.HeaderPublisher, "3")
+	h.Set(gateway.HeaderGateway, "gw1")
+	m, err := gateway.DecodeMeta(h)
+	require.NoError(t, err)
+	require.Equal(t, gateway.Meta{Seq: 7, Timestamp: 123, Type: gateway.Type{Name: "t", Size: 4, Align: 4}, Publisher: 3, Gateway: "gw1"}, m)
+	h.Set(gateway.HeaderSeq, "x")
+	_, err = gateway.DecodeMeta(h)
+	require.ErrorIs(t, err, gateway.ErrNotParallax)
+	_, err = gateway.DecodeMeta(nats.Header{})
+	require.ErrorIs(t, err, gateway.ErrNotParallax)
+}
+
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	_, err := gateway.New(gateway.Options{})
+	require.ErrorIs(t, err, gateway.ErrInvalidArgument)
+	_, err = gateway.New(gateway.Options{Export: []gateway.Topic{{Name: "a"}, {Name: "a"}}})
+	require.ErrorContains(t, err, `topic "a" listed twice in export`)
+	_, err = gateway.New(gateway.Options{Prefix: "x..", Import: []gateway.Topic{{Name: "a"}}})
+	require.ErrorContains(t, err, "empty token")
+}
+
+// bridge is two routers, a NATS server, gateway A exporting and gateway B
+// importing topic.
+type bridge struct {
+	ra, rb   *router
+	natsURL  string
+	ga, gb   *gateway.Gateway
+	stopA    func()
+	stopB    func()
+	logA     *logBuf
+	logB     *logBuf
+	optsB    gateway.Options
+	topicTyp *gateway.Type
+}
+
+func newBridge(t *testing.T, maxPayload int32, exp, imp gateway.Topic) *bridge {
+	ns := startNATS(t, -1, maxPayload)
+	b := &bridge{ra: newRouter(t), rb: newRouter(t), natsURL: ns.ClientURL()}
+	b.ga, b.logA, b.stopA = startGateway(t, gateway.Options{NATSURL: b.natsURL, Socket: b.ra.cfg.Socket, Export: []gateway.Topic{exp}})
+	b.optsB = gateway.Options{NATSURL: b.natsURL, Socket: b.rb.cfg.Socket, Import: []gateway.Topic{imp}}
+	b.gb, b.logB, b.stopB = startGateway(t, b.optsB)
+	return b
+}
+
+func TestBridgeOrderAndChecksum(t *testing.T) {
+	t.Parallel()
+	typ := &gateway.Type{Name: "bytes.v1"}
+	b := newBridge(t, 0, gateway.Topic{Name: "frames", Type: typ}, gateway.Topic{Name: "frames", Type: typ})
+	ctx := context.Background()
+	sub, err := subscriber.New(ctx, "frames", subscriber.Options{Socket: b.rb.cfg.Socket, TypeName: "bytes.v1", QueueCapacity: 128, Policy: subscriber.BlockProducer})
+	require.NoError(t, err)
+	defer sub.Close()
+	require.NoError(t, sub.WaitForPublishers(ctx, 1))
+	pub, err := publisher.New(ctx, "frames", publisher.Options{Socket: b.ra.cfg.Socket, TypeName: "bytes.v1"})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1)) // gateway A's exporter
+
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	var sent uint32
+	type result struct {
+		crc uint32
+		err error
+	}
+	res := make(chan result, 1)
+	go func() { // receive concurrently: B's queue is smaller than n
+		var got uint32
+		last := uint64(0)
+		for i := 1; i <= n; i++ {
+			s, err := sub.TakeTimeout(20 * time.Second)
+			if err != nil {
+				res <- result{err: fmt.Errorf("message %d of %d: %w", i, n, err)}
+				return
+			}
+			if seq := binary.LittleEndian.Uint64(s.Bytes()); seq != last+1 {
+				res <- result{err: fmt.Errorf("order per publisher: got seq %d after %d", seq, last)}
+				return
+			}
+			last++
+			got = crc32.Update(got, crcTable, s.Bytes())
+			if err := s.Release(); err != nil {
+				res <- result{err: err}
+				return
+			}
+		}
+		res <- result{crc: got}
+	}()
+	for i := 1; i <= n; i++ {
+		p := payload(uint64(i), 8+i%3000)
+		sent = crc32.Update(sent, crcTable, p)
+		require.NoError(t, pub.Send(p))
+		if i%256 == 0 { // stay under the exporter's queue: this test wants no loss
+			eventually(t, "exporter catching up", func() bool { return b.ga.Stats().Exported >= uint64(i) })
+		}
+	}
+	r := <-res
+	require.NoError(t, r.err, "A %v; B %v", b.ga.Stats(), b.gb.Stats())
+	got := r.crc
+	require.Equal(t, sent, got, "checksums")
+	sa, sb := b.ga.Stats(), b.gb.Stats()
+	require.Equal(t, uint64(n), sa.Exported, "%v", sa)
+	require.Equal(t, uint64(n), sb.Imported, "%v", sb)
+	require.Zero(t, sb.Gaps+sb.Reordered+sb.Refused+sb.Dropped, "%v", sb)
+}
+
+func TestTypeFromFirstMessageAndMismatchRefused(t *testing.T) {
+	t.Parallel()
+	// A exports "points" typed pt/16/8; B imports it without a type and
+	// has a local subscriber of another type: the importer is refused.
+	b := newBridge(t, 0, gateway.Topic{Name: "points", Type: &gateway.Type{Name: "pt", Size: 16, Align: 8}}, gateway.Topic{Name: "points"})
+	ctx := context.Background()
+	other, err := subscriber.New(ctx, "points", subscriber.Options{Socket: b.rb.cfg.Socket, TypeName: "other", TypeSize: 4, TypeAlign: 4})
+	require.NoError(t, err)
+	pub, err := publisher.New(ctx, "points", publisher.Options{Socket: b.ra.cfg.Socket, TypeName: "pt", TypeSize: 16, TypeAlign: 8})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	require.NoError(t, pub.Send(make([]byte, 16)))
+	eventually(t, "refusal", func() bool { return b.gb.Stats().Refused >= 1 })
+	require.Contains(t, b.logB.String(), "incompatible payload type")
+	require.Contains(t, b.logB.String(), "pt/16/8")
+	_, err = other.TryTake()
+	require.ErrorIs(t, err, subscriber.ErrNoData)
+	require.NoError(t, other.Close())
+
+	// Once the other type is gone, the type of the next message is taken
+	// (after the importer's backoff) and the flow starts.
+	sub, err := subscriber.New(ctx, "points", subscriber.Options{Socket: b.rb.cfg.Socket, TypeName: "pt", TypeSize: 16, TypeAlign: 8, QueueCapacity: 64})
+	require.NoError(t, err)
+	defer sub.Close()
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		require.NoError(t, pub.Send(make([]byte, 16)))
+		s, err := sub.TakeTimeout(20 * time.Millisecond)
+		if err == nil {
+			require.Len(t, s.Bytes(), 16)
+			require.NoError(t, s.Release())
+			break
+		}
+		require.ErrorIs(t, err, parallax.ErrTimeout)
+		require.NoError(t, tctx.Err(), "no message after the conflicting subscriber left; B %v", b.gb.Stats())
+	}
+}
+
+func TestConfiguredTypeMismatchRefused(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, 0, gateway.Topic{Name: "x", Type: &gateway.Type{Name: "a"}}, gateway.Topic{Name: "x", Type: &gateway.Type{Name: "b"}})
+	ctx := context.Background()
+	pub, err := publisher.New(ctx, "x", publisher.Options{Socket: b.ra.cfg.Socket, TypeName: "a"})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	require.NoError(t, pub.Send([]byte("hello")))
+	eventually(t, "refusal", func() bool { return b.gb.Stats().Refused == 1 })
+	require.Contains(t, b.logB.String(), "message of type a/0/0 from gateway "+b.ga.ID()+", topic configured as b/0/0")
+	require.Zero(t, b.gb.Stats().Imported)
+}
+
+func TestLargePayloadRefused(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, 8<<10, gateway.Topic{Name: "big"}, gateway.Topic{Name: "big", Type: &gateway.Type{}})
+	ctx := context.Background()
+	sub, err := subscriber.New(ctx, "big", subscriber.Options{Socket: b.rb.cfg.Socket, QueueCapacity: 16})
+	require.NoError(t, err)
+	defer sub.Close()
+	require.NoError(t, sub.WaitForPublishers(ctx, 1))
+	pub, err := publisher.New(ctx, "big", publisher.Options{Socket: b.ra.cfg.Socket})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	require.NoError(t, pub.Send(payload(1, 16<<10)))
+	require.NoError(t, pub.Send(payload(2, 1<<10)))
+	s, err := sub.TakeTimeout(20 * time.Second)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), binary.LittleEndian.Uint64(s.Bytes()), "the small sample still crosses")
+	require.NoError(t, s.Release())
+	require.Equal(t, uint64(1), b.ga.Stats().Refused)
+	require.Contains(t, b.logA.String(), "16384-byte sample")
+	require.Contains(t, b.logA.String(), "max payload of 8192 bytes")
+}
+
+func TestLoopPrevention(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1, 0)
+	ra, rb := newRouter(t), newRouter(t)
+	both := []gateway.Topic{{Name: "chat", Type: &gateway.Type{}}}
+	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: both, Import: both})
+	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Export: both, Import: both})
+	ctx := context.Background()
+	subA, err := subscriber.New(ctx, "chat", subscriber.Options{Socket: ra.cfg.Socket, QueueCapacity: 64})
+	require.NoError(t, err)
+	defer subA.Close()
+	subB, err := subscriber.New(ctx, "chat", subscriber.Options{Socket: rb.cfg.Socket, QueueCapacity: 64})
+	require.NoError(t, err)
+	defer subB.Close()
+	pub, err := publisher.New(ctx, "chat", publisher.Options{Socket: ra.cfg.Socket})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 2)) // subA + gateway A's exporter
+	const n = 10
+	for i := 1; i <= n; i++ {
+		require.NoError(t, pub.Send(payload(uint64(i), 64)))
+	}
+	for i := 1; i <= n; i++ {
+		s, err := subB.TakeTimeout(20 * time.Second)
+		require.NoError(t, err)
+		require.Equal(t, uint64(i), binary.LittleEndian.Uint64(s.Bytes()))
+		require.NoError(t, s.Release())
+	}
+	// B's exporter sees its importer's samples and skips them all.
+	eventually(t, "B skipping its imports", func() bool { return gb.Stats().Looped == n })
+	// A message claiming to come from gateway A is dropped by A's importer.
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	m := nats.NewMsg(gateway.DefaultPrefix + "chat")
+	m.Header.Set(gateway.HeaderSeq, "1")
+	m.Header.Set(gateway.HeaderTimestamp, "1")
+	m.Header.Set(gateway.HeaderType, "/0/0")
+	m.Header.Set(gateway.HeaderPublisher, "1")
+	m.Header.Set(gateway.HeaderGateway, ga.ID())
+	m.Data = []byte("echo")
+	require.NoError(t, nc.PublishMsg(m))
+	require.NoError(t, nc.Flush())
+	eventually(t, "A dropping its own echo", func() bool { return ga.Stats().Looped >= 1 })
+	// A's own subscriber saw each sample exactly once.
+	for i := 1; i <= n; i++ {
+		s, err := subA.TakeTimeout(20 * time.Second)
+		require.NoError(t, err)
+		require.Equal(t, uint64(i), binary.LittleEndian.Uint64(s.Bytes()))
+		require.NoError(t, s.Release())
+	}
+	_, err = subA.TryTake()
+	require.ErrorIs(t, err, subscriber.ErrNoData, "nothing came back to A")
+	// Malformed headers are refused.
+	require.NoError(t, nc.Publish(gateway.DefaultPrefix+"chat", []byte("no headers")))
+	require.NoError(t, nc.Flush())
+	eventually(t, "refusal of a headerless message", func() bool { return ga.Stats().Refused >= 1 && gb.Stats().Refused >= 1 })
+}
+
+func TestRouterRestart(t *testing.T) {
+	t.Parallel()
+	typ := &gateway.Type{Name: "r"}
+	b := newBridge(t, 0, gateway.Topic{Name: "t", Type: typ}, gateway.Topic{Name: "t", Type: typ})
+	ctx := context.Background()
+	pub, err := publisher.New(ctx, "t", publisher.Options{Socket: b.ra.cfg.Socket, TypeName: "r"})
+	require.NoError(t, err)
+	defer func() { pub.Close() }() // pub is replaced below
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	receive := func() {
+		sub, err := subscriber.New(ctx, "t", subscriber.Options{Socket: b.rb.cfg.Socket, TypeName: "r", QueueCapacity: 64})
+		require.NoError(t, err)
+		defer sub.Close()
+		require.NoError(t, sub.WaitForPublishers(ctx, 1))
+		deadline := time.Now().Add(20 * time.Second)
+		for seq := uint64(1); ; seq++ {
+			require.NoError(t, pub.Send(payload(seq, 32)))
+			s, err := sub.TakeTimeout(10 * time.Millisecond)
+			if err == nil {
+				require.NoError(t, s.Release())
+				return
+			}
+			require.True(t, time.Now().Before(deadline), "no message after restart; B %v", b.gb.Stats())
+		}
+	}
+	receive()
+	// Router B goes away and comes back on the same socket.
+	b.rb.stop()
+	b.rb.start()
+	eventually(t, "gateway B re-creating its publisher", func() bool { return b.gb.Stats().Reconnects >= 1 })
+	receive()
+	// Router A too (the exporter side).
+	require.NoError(t, pub.Close())
+	b.ra.stop()
+	b.ra.start()
+	eventually(t, "gateway A re-subscribing", func() bool { return b.ga.Stats().Reconnects >= 1 })
+	pub, err = publisher.New(ctx, "t", publisher.Options{Socket: b.ra.cfg.Socket, TypeName: "r"})
+	require.NoError(t, err)
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	receive()
+}
+
+func TestNATSRestart(t *testing.T) {
+	t.Parallel()
+	typ := &gateway.Type{Name: "n"}
+	b := newBridge(t, 0, gateway.Topic{Name: "t", Type: typ}, gateway.Topic{Name: "t", Type: typ})
+	_ = b
+	_ = errors.New
+}

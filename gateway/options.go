@@ -1,0 +1,208 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/parallax-ipc/parallax/internal/wire"
+)
+
+// DefaultPrefix is the NATS subject prefix used when [Options].Prefix is
+// empty.
+const DefaultPrefix = "parallax."
+
+// Type is a topic's payload type: the name, size and alignment that
+// publishers and subscribers of the topic must agree on. The zero value is
+// untyped (variable-size) bytes.
+type Type struct {
+	Name  string
+	Size  uint32
+	Align uint32
+}
+
+// String formats t as name/size/align, the Parallax-Type header format.
+func (t Type) String() string { return fmt.Sprintf("%s/%d/%d", t.Name, t.Size, t.Align) }
+
+// ParseType parses the name/size/align form of [Type.String]. The name may
+// itself contain slashes; size and align are the last two fields.
+func ParseType(s string) (Type, error) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return Type{}, fmt.Errorf("type %q: want name/size/align: %w", s, ErrInvalidArgument)
+	}
+	j := strings.LastIndexByte(s[:i], '/')
+	if j < 0 {
+		return Type{}, fmt.Errorf("type %q: want name/size/align: %w", s, ErrInvalidArgument)
+	}
+	size, err1 := strconv.ParseUint(s[j+1:i], 10, 32)
+	align, err2 := strconv.ParseUint(s[i+1:], 10, 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return Type{}, fmt.Errorf("type %q: size and align must be decimal: %w", s, ErrInvalidArgument)
+	}
+	return Type{Name: s[:j], Size: uint32(size), Align: uint32(align)}, nil
+}
+
+// A Topic is one bridged topic. Type nil means: exporters subscribe to
+// untyped bytes, importers take the type from the first message.
+type Topic struct {
+	Name string
+	Type *Type
+}
+
+// String formats t in the [ParseTopic] syntax.
+func (t Topic) String() string {
+	if t.Type == nil {
+		return t.Name
+	}
+	return fmt.Sprintf("%s:%s,%d,%d", t.Name, t.Type.Name, t.Type.Size, t.Type.Align)
+}
+
+// ParseTopic parses a command-line topic: "name" (no type given),
+// "name:typename", "name:typename,size" or "name:typename,size,align";
+// "name:" fixes the type to untyped bytes.
+func ParseTopic(s string) (Topic, error) {
+	name, typ, hasType := strings.Cut(s, ":")
+	if err := wire.ValidateTopic(name); err != nil {
+		return Topic{}, fmt.Errorf("parse topic %q: %w", s, err)
+	}
+	t := Topic{Name: name}
+	if !hasType {
+		return t, nil
+	}
+	parts := strings.Split(typ, ",")
+	if len(parts) > 3 {
+		return Topic{}, fmt.Errorf("parse topic %q: want name:type[,size[,align]]: %w", s, ErrInvalidArgument)
+	}
+	t.Type = &Type{Name: parts[0]}
+	for i, p := range parts[1:] {
+		v, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return Topic{}, fmt.Errorf("parse topic %q: type %s %q is not a decimal number: %w",
+				s, [...]string{"size", "align"}[i], p, ErrInvalidArgument)
+		}
+		if i == 0 {
+			t.Type.Size = uint32(v)
+		} else {
+			t.Type.Align = uint32(v)
+		}
+	}
+	return t, nil
+}
+
+// Options configure a [Gateway]. The zero value is a valid default apart
+// from the topics: the NATS server at nats.DefaultURL, subject prefix
+// [DefaultPrefix], the router of $PARALLAX_DOMAIN (or "default"), a random
+// gateway id, statistics logged every minute to slog.Default().
+//
+// Options are copied by [New]; the slices are not modified.
+type Options struct {
+	// NATSURL is the NATS server URL (several separated by commas).
+	NATSURL string
+	// NATSOptions are appended to the gateway's own nats.Options (name,
+	// NoEcho, reconnect settings) and so may override them.
+	NATSOptions []nats.Option
+	// Prefix is prepended to a topic name to form its NATS subject.
+	Prefix string
+	// Domain and Socket select the local router.
+	Domain, Socket string
+	// Export are the topics subscribed locally and published to NATS;
+	// Import the topics subscribed on NATS and published locally.
+	Export, Import []Topic
+	// ID identifies this gateway in the Parallax-Gateway header; "" = a
+	// random id.
+	ID string
+	// QueueCapacity is the exporters' local queue capacity per publisher;
+	// 0 = the router's default. The exporters use discard-oldest: a slow
+	// NATS link loses samples (counted as dropped) rather than stalling
+	// local publishers.
+	QueueCapacity int
+	// Logger receives errors, reconnections and periodic statistics;
+	// nil = slog.Default().
+	Logger *slog.Logger
+	// StatsInterval is the period of the statistics log line; 0 = one
+	// minute, negative = never.
+	StatsInterval time.Duration
+	// MinBackoff and MaxBackoff bound the exponential backoff between
+	// reconnection attempts (router and NATS); 0 = 50 ms and 5 s.
+	MinBackoff, MaxBackoff time.Duration
+	// SubscriberWait bounds how long an importer whose local publisher was
+	// just created waits for the router to connect existing subscribers
+	// before publishing its first message; 0 = 100 ms.
+	SubscriberWait time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.NATSURL == "" {
+		o.NATSURL = nats.DefaultURL
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.StatsInterval == 0 {
+		o.StatsInterval = time.Minute
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 50 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
+	if o.SubscriberWait <= 0 {
+		o.SubscriberWait = 100 * time.Millisecond
+	}
+}
+
+func (o *Options) validate() error {
+	if len(o.Export) == 0 && len(o.Import) == 0 {
+		return fmt.Errorf("gateway: no topic to export or import: %w", ErrInvalidArgument)
+	}
+	for _, list := range []struct {
+		what   string
+		topics []Topic
+	}{{"export", o.Export}, {"import", o.Import}} {
+		seen := map[string]bool{}
+		for _, t := range list.topics {
+			if err := wire.ValidateTopic(t.Name); err != nil {
+				return fmt.Errorf("gateway: %s: %w", list.what, err)
+			}
+			if seen[t.Name] {
+				return fmt.Errorf("gateway: topic %q listed twice in %s: %w", t.Name, list.what, ErrInvalidArgument)
+			}
+			seen[t.Name] = true
+			if err := validSubject(o.Prefix + t.Name); err != nil {
+				return fmt.Errorf("gateway: %s %q: %w", list.what, t.Name, err)
+			}
+		}
+	}
+	if strings.ContainsFunc(o.ID, unicode.IsSpace) {
+		return fmt.Errorf("gateway: id %q contains white space: %w", o.ID, ErrInvalidArgument)
+	}
+	return nil
+}
+
+// validSubject checks a NATS subject: non-empty dot-separated tokens, no
+// white space, no wildcard token.
+func validSubject(s string) error {
+	for tok := range strings.SplitSeq(s, ".") {
+		switch {
+		case tok == "":
+			return fmt.Errorf("NATS subject %q has an empty token: %w", s, ErrInvalidArgument)
+		case tok == "*" || tok == ">":
+			return fmt.Errorf("NATS subject %q has a wildcard token: %w", s, ErrInvalidArgument)
+		case strings.ContainsFunc(tok, unicode.IsSpace):
+			return fmt.Errorf("NATS subject %q contains white space: %w", s, ErrInvalidArgument)
+		}
+	}
+	return nil
+}
