@@ -156,6 +156,12 @@ func (h *HoldTable) Remove(idx int, ref parallax.ChunkRef) error {
 	return nil
 }
 
+// Has reports whether entry idx holds ref: a cheap check that a loan or
+// sample is still the caller's before it is used.
+func (h *HoldTable) Has(idx int, ref parallax.ChunkRef) bool {
+	return idx >= 0 && uint32(idx) < h.cap && atomic.LoadUint64(&h.entries[idx]) == uint64(ref)
+}
+
 // Refs returns the recorded references (for the router after the owner
 // died, when the table no longer changes).
 func (h *HoldTable) Refs() []parallax.ChunkRef {

@@ -57,7 +57,8 @@ type Publisher struct {
 	conns atomic.Pointer[[]*conn]
 	seq   uint64
 
-	history []parallax.ChunkRef // ring of the last len(history) refs, each held once
+	history []held // ring of the last len(history) refs, each held once
+	holds   *mempool.HoldTable
 	histN   int                 // refs in history
 	histAt  int                 // next write index
 
@@ -73,6 +74,12 @@ const (
 	stPublishing
 	stControl
 )
+
+// held is a reference recorded in the process's hold table.
+type held struct {
+	ref  parallax.ChunkRef
+	hold int
+}
 
 type conn struct {
 	id       uint32
@@ -98,10 +105,10 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	if err != nil {
 		return nil, fmt.Errorf("publisher %q: %w", topic, err)
 	}
-	p := &Publisher{rt: rt, topic: topic, owner: rt.ClientID(), opts: opts}
+	p := &Publisher{rt: rt, topic: topic, owner: rt.ClientID(), opts: opts, holds: rt.Holds()}
 	p.conns.Store(&[]*conn{})
 	if opts.History > 0 {
-		p.history = make([]parallax.ChunkRef, opts.History)
+		p.history = make([]held, opts.History)
 	}
 	rt.BeginCreate()
 	defer rt.EndCreate()
@@ -188,8 +195,9 @@ func (p *Publisher) control(fn func()) {
 // and are only valid until it is published or released. A Chunk is a small
 // value; copying it does not copy the loan (publish or release it once).
 type Chunk struct {
-	ref parallax.ChunkRef
-	buf []byte
+	ref  parallax.ChunkRef
+	buf  []byte
+	hold int // entry in the process's hold table
 }
 
 // Bytes returns the chunk's payload bytes (in shared memory).
@@ -223,16 +231,35 @@ func (p *Publisher) Loan(n int) (Chunk, error) {
 	if err != nil {
 		return Chunk{}, err
 	}
-	b, err := p.pools.Payload(ref)
+	// Record the loan before anything else can fail: from here on a
+	// crash of this process leaves the router a record of the chunk.
+	idx, err := p.holds.Add(ref)
 	if err != nil {
 		_, _ = p.pools.Release(ref)
+		return Chunk{}, fmt.Errorf("loan on %q: %w (%w: publish or release loans and samples)", p.topic, err, parallax.ErrLimit)
+	}
+	b, err := p.pools.Payload(ref)
+	if err != nil {
+		p.drop(held{ref, idx})
 		return Chunk{}, err
 	}
-	return Chunk{ref: ref, buf: b[:n]}, nil
+	return Chunk{ref: ref, buf: b[:n], hold: idx}, nil
+}
+
+// drop gives up one recorded reference: the record goes first, so a crash
+// in between leaks the chunk (recovered when the domain is idle) instead of
+// releasing it twice.
+func (p *Publisher) drop(h held) {
+	if p.holds.Remove(h.hold, h.ref) == nil {
+		_, _ = p.pools.Release(h.ref)
+	}
 }
 
 // Release gives back a loaned chunk without publishing it.
 func (p *Publisher) Release(c Chunk) error {
+	if err := p.holds.Remove(c.hold, c.ref); err != nil {
+		return fmt.Errorf("release chunk on %q: %w", p.topic, err)
+	}
 	_, err := p.pools.Release(c.ref)
 	return err
 }
@@ -248,6 +275,9 @@ func (p *Publisher) Publish(c Chunk) error {
 }
 
 func (p *Publisher) publish(c Chunk) error {
+	if !p.holds.Has(c.hold, c.ref) {
+		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, c.ref, parallax.ErrNotHeld)
+	}
 	p.seq++
 	if err := p.pools.SetMeta(c.ref, mempool.Meta{Length: uint64(len(c.buf)), Seq: p.seq, Timestamp: time.Now().UnixNano(), Origin: uint64(p.id)}); err != nil {
 		return err
@@ -259,20 +289,19 @@ func (p *Publisher) publish(c Chunk) error {
 		}
 	}
 	if p.history != nil {
-		if err := p.pools.AddRef(c.ref, 1); err == nil {
-			if p.histN == len(p.history) {
-				_, _ = p.pools.Release(p.history[p.histAt])
-			} else {
-				p.histN++
-			}
-			p.history[p.histAt] = c.ref
-			p.histAt = (p.histAt + 1) % len(p.history)
+		// The loan's reference becomes the history's: the hold record
+		// stays, only its owner (loan or history) changes.
+		if p.histN == len(p.history) {
+			p.drop(p.history[p.histAt])
+		} else {
+			p.histN++
 		}
+		p.history[p.histAt] = held{c.ref, c.hold}
+		p.histAt = (p.histAt + 1) % len(p.history)
+	} else {
+		p.drop(held{c.ref, c.hold})
 	}
 	p.published.Add(1)
-	if _, err := p.pools.Release(c.ref); err != nil && firstErr == nil {
-		firstErr = err
-	}
 	return firstErr
 }
 
@@ -347,7 +376,7 @@ func (p *Publisher) addConn(m *wire.ConnectionAdded, ring *ringbuf.Ring, nt *rin
 		n := min(int(m.History), p.histN)
 		for i := n; i > 0; i-- {
 			idx := (p.histAt - i + len(p.history)) % len(p.history)
-			ref := p.history[idx]
+			ref := p.history[idx].ref
 			if p.pools.AddRef(ref, 1) != nil {
 				continue
 			}
@@ -393,7 +422,7 @@ func (p *Publisher) Close() error {
 		p.control(func() {
 			p.closed.Store(true)
 			for i := 0; i < p.histN; i++ {
-				_, _ = p.pools.Release(p.history[(p.histAt-1-i+2*len(p.history))%len(p.history)])
+				p.drop(p.history[(p.histAt-1-i+2*len(p.history))%len(p.history)])
 			}
 			p.histN = 0
 			p.conns.Store(&[]*conn{})

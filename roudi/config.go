@@ -35,6 +35,11 @@ type Config struct {
 	Socket string `toml:"socket"`
 	// SocketDirMode is the permission mode of the socket's directory.
 	SocketDirMode FileMode `toml:"socket_dir_mode"`
+	// SocketMode is the permission mode of the socket file. Connecting
+	// needs write permission on it: "0666" (with a socket_dir_mode that
+	// lets others search the directory, e.g. "0711") opens the router to
+	// every uid, and the Access rules decide what each may do.
+	SocketMode FileMode `toml:"socket_mode"`
 	// LogLevel is "debug", "info", "warn" or "error".
 	LogLevel string `toml:"log_level"`
 
@@ -56,6 +61,10 @@ type Limits struct {
 	// MaxHistory bounds the history a publisher keeps and a subscriber asks
 	// for.
 	MaxHistory int `toml:"max_history"`
+	// MaxHolds bounds the chunk references one client process may hold at
+	// once (loans, history, taken samples); each client's hold table in
+	// the management segment has this many entries.
+	MaxHolds int `toml:"max_holds"`
 	// MaxQueueCapacity bounds the ring capacity a subscriber asks for.
 	MaxQueueCapacity int `toml:"max_queue_capacity"`
 	// MaxMessageSize bounds a topic's payload type size; 0 means the largest

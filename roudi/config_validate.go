@@ -45,6 +45,9 @@ func (c *Config) Validate() error {
 	if c.SocketDirMode&^0o777 != 0 || c.SocketDirMode&0o700 != 0o700 {
 		bad("socket_dir_mode", "must be a permission mode within 0777 that grants the owner rwx, got %v", c.SocketDirMode)
 	}
+	if c.SocketMode&^0o777 != 0 || c.SocketMode&0o600 != 0o600 {
+		bad("socket_mode", "must be a permission mode within 0777 that grants the owner rw, got %v", c.SocketMode)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -65,6 +68,9 @@ func (c *Config) Validate() error {
 	positive("limits.max_publishers", l.MaxPublishers)
 	positive("limits.max_subscribers", l.MaxSubscribers)
 	positive("limits.max_connections", l.MaxConnections)
+	if l.MaxHolds < 1 || l.MaxHolds > 1<<20 {
+		bad("limits.max_holds", "must be between 1 and 1048576, got %d", l.MaxHolds)
+	}
 	if l.MaxHistory < 0 {
 		bad("limits.max_history", "must not be negative, got %d", l.MaxHistory)
 	}

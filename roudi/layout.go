@@ -20,6 +20,9 @@ import (
 //	               | pool 1 management area                     |
 //	               | ...                                        |
 //	4 KiB aligned  +--------------------------------------------+
+//	               | hold tables, one per client id (mempool.   |
+//	               | HoldTable: what each process holds)        |
+//	4 KiB aligned  +--------------------------------------------+
 //	               | arena: rings and notifiers, allocated by   |
 //	               | the core (Router) in 128-byte units        |
 //	               +--------------------------------------------+
@@ -30,10 +33,14 @@ const mgmtAlign = 4096
 
 // mgmtLayout places the pools' management areas and the arena.
 type mgmtLayout struct {
-	Size      int
-	Pools     []poolArea
-	ArenaOff  int
-	ArenaSize int
+	Size        int
+	Pools       []poolArea
+	HoldsOff    int // hold tables, one per client id 1..HoldsCount
+	HoldsStride int
+	HoldsCount  int
+	HoldsCap    int // entries per table
+	ArenaOff    int
+	ArenaSize   int
 }
 
 type poolArea struct {
@@ -67,6 +74,11 @@ func computeLayout(cfg *Config) (mgmtLayout, error) {
 		l.Pools = append(l.Pools, poolArea{ID: uint16(i), Class: c, Offset: off, Size: sz})
 		off += sz
 	}
+	l.HoldsOff = off
+	l.HoldsCap = cfg.Limits.MaxHolds
+	l.HoldsStride = alignUp(mempool.HoldTableSize(l.HoldsCap), 128)
+	l.HoldsCount = cfg.Limits.MaxClients
+	off = alignUp(off+l.HoldsStride*l.HoldsCount, mgmtAlign)
 	l.ArenaOff = off
 	l.ArenaSize = arenaSize(cfg)
 	l.Size = off + l.ArenaSize

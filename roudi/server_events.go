@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/mempool"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
@@ -59,6 +61,7 @@ func (s *Server) handle(ev event) {
 		ev.c.helloReq(ev.reqID)
 		cred := ev.c.sc.Cred
 		s.step(ClientConnected{Conn: ev.c.id, PID: cred.PID, UID: cred.UID, GID: cred.GID, Name: ev.hello.Name})
+		s.watchPeer(ev.c)
 	case evRequest:
 		closeFiles(ev.files) // clients send no fds today
 		if s.conns[ev.c.id] != ev.c {
@@ -85,6 +88,7 @@ func (s *Server) handle(ev event) {
 func (c *serverConn) helloReq(id uint32) { c.helloReqID = id }
 
 func (s *Server) dropConn(c *serverConn) {
+	s.unwatchPeer(c)
 	if s.conns[c.id] == c {
 		delete(s.conns, c.id)
 		c.sc.Close()
@@ -179,6 +183,37 @@ func (s *Server) execute(a Action) {
 	}
 }
 
+// holdRegion returns client c's hold table bytes.
+func (s *Server) holdRegion(c ClientID) []byte {
+	off := s.layout.HoldsOff + (int(c)-1)*s.layout.HoldsStride
+	return s.mgmt.Bytes()[off : off+s.layout.HoldsStride]
+}
+
+// sweepIfQuiescent frees chunks leaked by processes killed inside a
+// bookkeeping window (see mempool.HoldTable). It runs only when no client
+// is attached and every ring region has been drained and freed, when any
+// chunk still held is by definition leaked.
+func (s *Server) sweepIfQuiescent() {
+	if s.stats.clients.Load() != 0 || len(s.conns) != 0 {
+		s.needSweep = false // the next disconnect sets it again
+		return
+	}
+	snap := s.core.Snapshot()
+	if len(snap.Clients) != 0 || snap.Arena.UsedBytes != 0 || snap.Arena.Quarantined != 0 {
+		return // rings still waiting for their drain: try again next tick
+	}
+	s.needSweep = false
+	for _, p := range s.pools.Pools() {
+		if p.Stats().InUse == 0 && p.Audit().AllFree() {
+			continue
+		}
+		if n := p.Sweep(); n > 0 {
+			s.stats.swept.Add(uint64(n))
+			s.log.Warn("recovered leaked chunks with the domain idle", "pool", p.ID(), "chunks", n)
+		}
+	}
+}
+
 func (s *Server) region(r Region) []byte {
 	return s.mgmt.Bytes()[r.Offset : r.Offset+r.Size]
 }
@@ -196,6 +231,9 @@ func (s *Server) reply(a Reply) {
 	case Welcome:
 		c.client = r.Client
 		s.stats.clients.Add(1)
+		if _, err := mempool.FormatHoldTable(s.holdRegion(r.Client), s.layout.HoldsCap, uint16(r.Client)); err != nil {
+			s.log.Error("format hold table", "client", r.Client, "err", err)
+		}
 		w := &wire.Welcome{
 			Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()), Domain: s.cfg.Domain,
 			Mgmt: wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
@@ -247,7 +285,12 @@ func (s *Server) payloadGrant(readOnly bool) ([]wire.SegmentDesc, []*os.File) {
 	return descs, files
 }
 
+// sendTimeout bounds a send to one client, so a client that stopped
+// reading cannot stall the router (it is dropped instead).
+const sendTimeout = 2 * time.Second
+
 func (s *Server) send(c *serverConn, reqID uint32, m wire.Message, files []*os.File) {
+	_ = c.sc.UnixConn().SetWriteDeadline(time.Now().Add(sendTimeout))
 	if err := c.sc.Reply(reqID, m, files); err != nil {
 		s.log.Warn("send to client failed; dropping it", "conn", c.id, "msg", fmt.Sprintf("%T", m), "err", err)
 		s.step(ClientDisconnected{Conn: c.id})
@@ -294,6 +337,16 @@ func (s *Server) releaseReclaimed(ref parallax.ChunkRef, where string) {
 // waiters are woken so nothing waits on a dead peer.
 func (s *Server) reclaim(a ReclaimClient) {
 	s.stats.clients.Add(-1)
+	s.needSweep = true
+	before := s.stats.reclaimed.Load()
+	if s.opts.OnReclaim != nil {
+		defer func() { s.opts.OnReclaim(a.PID, int(s.stats.reclaimed.Load()-before)) }()
+	}
+	holds, err := mempool.AttachHoldTable(s.holdRegion(a.Client))
+	if err != nil {
+		s.log.Error("reclaim: attach hold table", "client", a.Client, "err", err)
+		holds = nil
+	}
 	for _, r := range a.SubRings {
 		ring, err := ringbuf.Attach(s.region(r))
 		if err != nil {
@@ -301,8 +354,9 @@ func (s *Server) reclaim(a ReclaimClient) {
 			continue
 		}
 		_ = ring.Close() // a publisher blocked on it returns
-		// A pop that the dead consumer had claimed but not yet recorded.
-		if ref, popped := ring.PendingPop(); popped && !ref.IsNil() {
+		// A pop that the dead consumer had claimed but not yet recorded
+		// in its hold table: the ring's pop intent tells.
+		if ref, popped := ring.PendingPop(); popped && !ref.IsNil() && (holds == nil || !holds.Contains(ref)) {
 			s.releaseReclaimed(ref, "pending pop")
 		}
 		s.drainRing(r)
@@ -312,10 +366,19 @@ func (s *Server) reclaim(a ReclaimClient) {
 			_ = ring.Close()
 		}
 	}
+	// Everything the process recorded as held: loans, history, samples.
+	var held int
+	if holds != nil {
+		for _, ref := range holds.Refs() {
+			s.releaseReclaimed(ref, "hold")
+			held++
+		}
+		holds.Clear()
+	}
 	for _, r := range a.Notifiers {
 		if n, err := ringbuf.AttachNotifier(s.region(r)); err == nil {
 			_ = n.Close()
 		}
 	}
-	s.log.Info("reclaimed client", "client", a.Client, "pid", a.PID, slog.Int("sub_rings", len(a.SubRings)), slog.Int("pub_rings", len(a.PubRings)))
+	s.log.Info("reclaimed client", "client", a.Client, "pid", a.PID, slog.Int("sub_rings", len(a.SubRings)), slog.Int("pub_rings", len(a.PubRings)), slog.Int("holds", held))
 }

@@ -71,11 +71,19 @@ type Subscriber struct {
 	removed atomic.Uint64
 	changed clientrt.Signal
 
+	holds *mempool.HoldTable
+
 	backlogMu sync.Mutex
-	backlog   []parallax.ChunkRef // refs drained from removed connections, held
+	backlog   []held // refs drained from removed connections, recorded as held
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+}
+
+// held is a reference recorded in the process's hold table.
+type held struct {
+	ref  parallax.ChunkRef
+	hold int
 }
 
 type conn struct {
@@ -96,7 +104,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	if err != nil {
 		return nil, fmt.Errorf("subscriber %q: %w", topic, err)
 	}
-	s := &Subscriber{rt: rt, topic: topic, opts: opts, wait: ringbuf.WaitOptions{Spin: opts.Spin, BusyPoll: opts.BusyPoll}}
+	s := &Subscriber{rt: rt, topic: topic, opts: opts, holds: rt.Holds(), wait: ringbuf.WaitOptions{Spin: opts.Spin, BusyPoll: opts.BusyPoll}}
 	s.conns.Store(&[]*conn{})
 	s.ready = s.hasData
 	rt.BeginCreate()
@@ -172,6 +180,7 @@ type Sample struct {
 	data []byte
 	hdr  Header
 	sub  *Subscriber
+	hold int // entry in the process's hold table
 }
 
 // Bytes returns the payload (read-only shared memory: do not write).
@@ -188,6 +197,11 @@ func (x Sample) Ref() parallax.ChunkRef { return x.ref }
 func (x Sample) Release() error {
 	if x.sub == nil {
 		return nil
+	}
+	// The record goes first: a crash in between leaks the chunk (recovered
+	// when the domain is idle) rather than releasing it twice.
+	if err := x.sub.holds.Remove(x.hold, x.ref); err != nil {
+		return fmt.Errorf("release sample of %q: %w", x.sub.topic, err)
 	}
 	_, err := x.sub.pools.Release(x.ref)
 	return err
@@ -210,15 +224,22 @@ func (s *Subscriber) tryTake() (Sample, error) {
 	n := len(conns)
 	for i := 0; i < n; i++ {
 		c := conns[(s.next+i)%n]
-		ref, ok := c.ring.TryPop()
+		// A tracked pop: the ring records the intent, so if this process
+		// dies before the hold is recorded the router can tell.
+		ref, ok := c.ring.TryPopTracked()
 		if !ok {
 			continue
 		}
 		s.next = (s.next + i + 1) % n
-		return s.sample(ref)
+		h, err := s.hold(ref)
+		c.ring.ClearPopIntent()
+		if err != nil {
+			return Sample{}, err
+		}
+		return s.sample(h)
 	}
-	if ref, ok := s.popBacklog(); ok {
-		return s.sample(ref)
+	if h, ok := s.popBacklog(); ok {
+		return s.sample(h)
 	}
 	if s.closed.Load() {
 		return Sample{}, clientrt.ErrClosed
@@ -226,19 +247,34 @@ func (s *Subscriber) tryTake() (Sample, error) {
 	return Sample{}, ErrNoData
 }
 
-// sample validates a ref read from shared memory: a faulty peer's garbage
-// yields an error, never a crash or someone else's chunk.
-func (s *Subscriber) sample(ref parallax.ChunkRef) (Sample, error) {
-	m, err := s.pools.Meta(ref)
-	if err != nil {
-		return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
+// hold records a popped ref in the hold table. A ref that names no held
+// chunk (a faulty peer's garbage) is not recorded and yields an error.
+func (s *Subscriber) hold(ref parallax.ChunkRef) (held, error) {
+	if err := s.pools.Validate(ref); err != nil {
+		return held{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
 	}
-	data, err := s.pools.Data(ref)
+	idx, err := s.holds.Add(ref)
 	if err != nil {
 		_, _ = s.pools.Release(ref)
-		return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
+		return held{}, fmt.Errorf("subscriber %q: %w (%w: release samples)", s.topic, err, parallax.ErrLimit)
 	}
-	return Sample{ref: ref, data: data, hdr: Header{Seq: m.Seq, Timestamp: m.Timestamp, PublisherID: uint32(m.Origin)}, sub: s}, nil
+	return held{ref, idx}, nil
+}
+
+// sample validates a held ref read from shared memory: a faulty peer's
+// garbage yields an error, never a crash or someone else's chunk.
+func (s *Subscriber) sample(h held) (Sample, error) {
+	m, err := s.pools.Meta(h.ref)
+	if err == nil {
+		var data []byte
+		if data, err = s.pools.Data(h.ref); err == nil {
+			return Sample{ref: h.ref, data: data, hdr: Header{Seq: m.Seq, Timestamp: m.Timestamp, PublisherID: uint32(m.Origin)}, sub: s, hold: h.hold}, nil
+		}
+	}
+	if s.holds.Remove(h.hold, h.ref) == nil {
+		_, _ = s.pools.Release(h.ref)
+	}
+	return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
 }
 
 func (s *Subscriber) hasData() bool {
@@ -288,15 +324,15 @@ func (s *Subscriber) hasBacklog() bool {
 	return len(s.backlog) > 0
 }
 
-func (s *Subscriber) popBacklog() (parallax.ChunkRef, bool) {
+func (s *Subscriber) popBacklog() (held, bool) {
 	s.backlogMu.Lock()
 	defer s.backlogMu.Unlock()
 	if len(s.backlog) == 0 {
-		return 0, false
+		return held{}, false
 	}
-	ref := s.backlog[0]
+	h := s.backlog[0]
 	s.backlog = s.backlog[1:]
-	return ref, true
+	return h, true
 }
 
 // ConnectionAdded implements clientrt.Endpoint.
@@ -337,11 +373,15 @@ func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
 	s.removed.Add(gone.ring.Dropped())
 	s.backlogMu.Lock()
 	for {
-		ref, ok := gone.ring.TryPop()
+		ref, ok := gone.ring.TryPopTracked()
 		if !ok {
 			break
 		}
-		s.backlog = append(s.backlog, ref)
+		h, err := s.hold(ref)
+		gone.ring.ClearPopIntent()
+		if err == nil {
+			s.backlog = append(s.backlog, h)
+		}
 	}
 	s.backlogMu.Unlock()
 	_ = s.notifier.Notify()
@@ -369,8 +409,10 @@ func (s *Subscriber) Close() error {
 			}
 		}
 		s.backlogMu.Lock()
-		for _, ref := range s.backlog {
-			_, _ = s.pools.Release(ref)
+		for _, h := range s.backlog {
+			if s.holds.Remove(h.hold, h.ref) == nil {
+				_, _ = s.pools.Release(h.ref)
+			}
 		}
 		s.backlog = nil
 		s.backlogMu.Unlock()

@@ -35,6 +35,7 @@ type Runtime struct {
 	client  *discovery.SharedClient
 	welcome wire.Welcome
 	mgmt    *segment.Mapped
+	holds   *mempool.HoldTable
 	remove  func()
 
 	mu       sync.Mutex
@@ -124,8 +125,23 @@ func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runt
 		dup.Close()
 		return nil, fmt.Errorf("map management segment: %w", err)
 	}
-	if _, err := wire.ReadMgmtHeader(rt.mgmt.Bytes()); err != nil {
+	hdr, err := wire.ReadMgmtHeader(rt.mgmt.Bytes())
+	if err != nil {
 		return nil, err
+	}
+	off, ok := hdr.HoldTable(rt.welcome.ClientID)
+	if !ok {
+		return nil, fmt.Errorf("client id %d has no hold table (router has %d): %w", rt.welcome.ClientID, hdr.HoldsCount, parallax.ErrProtocol)
+	}
+	hb, err := rt.Region(off, uint64(hdr.HoldsStride))
+	if err != nil {
+		return nil, err
+	}
+	if rt.holds, err = mempool.AttachHoldTable(hb); err != nil {
+		return nil, fmt.Errorf("attach hold table: %w", err)
+	}
+	if rt.holds.Client() != rt.welcome.ClientID {
+		return nil, fmt.Errorf("hold table belongs to client %d, not %d: %w", rt.holds.Client(), rt.welcome.ClientID, parallax.ErrProtocol)
 	}
 	rt.remove = sc.OnPush(rt.onPush)
 	return rt, nil
@@ -160,6 +176,11 @@ func (rt *Runtime) teardown() {
 		rt.mgmt.Close()
 	}
 }
+
+// Holds is this process's hold table: every chunk reference it is
+// responsible for is recorded there, so the router can reclaim exactly
+// what a killed process held.
+func (rt *Runtime) Holds() *mempool.HoldTable { return rt.holds }
 
 // ClientID is this process's client id, the owner recorded on loans.
 func (rt *Runtime) ClientID() uint16 { return rt.welcome.ClientID }

@@ -46,6 +46,12 @@ max_subscribers = 512
 // once it accepts clients.
 func Start(t testing.TB, toml string) *roudi.Server {
 	t.Helper()
+	return StartWith(t, toml, roudi.Options{})
+}
+
+// StartWith is Start with server options (a nil Logger gets the test's).
+func StartWith(t testing.TB, toml string, opts roudi.Options) *roudi.Server {
+	t.Helper()
 	if toml == "" {
 		toml = Small
 	}
@@ -55,13 +61,15 @@ func Start(t testing.TB, toml string) *roudi.Server {
 	}
 	cfg.Domain = fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, seq.Add(1))
 	cfg.Socket = filepath.Join(t.TempDir(), "roudi.sock")
-	var log *slog.Logger
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	} else {
+	log := opts.Logger
+	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			log = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 	}
-	srv, err := roudi.New(cfg, roudi.Options{Logger: log})
+	opts.Logger = log
+	srv, err := roudi.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("routertest: new router: %v", err)
 	}

@@ -20,6 +20,9 @@ import (
 //	24      8     arena offset (rings and notifiers)
 //	32      8     arena size
 //	40      8     router pid
+//	48      8     hold tables offset (one per client id 1..max)
+//	56      4     hold table stride (bytes)
+//	60      4     number of hold tables (max clients)
 const (
 	MgmtMagic      uint64 = 0x31544d474d584c50
 	MgmtVersion    uint32 = 1
@@ -34,6 +37,20 @@ type MgmtHeader struct {
 	ArenaOff  uint64
 	ArenaSize uint64
 	RouterPID uint64
+	// Hold tables: client id c (1-based) owns the table at
+	// HoldsOff + (c-1)*HoldsStride.
+	HoldsOff    uint64
+	HoldsStride uint32
+	HoldsCount  uint32
+}
+
+// HoldTable returns the offset of client id c's hold table, or false when
+// c has none.
+func (h MgmtHeader) HoldTable(c uint16) (uint64, bool) {
+	if c == 0 || uint32(c) > h.HoldsCount || h.HoldsStride == 0 {
+		return 0, false
+	}
+	return h.HoldsOff + uint64(c-1)*uint64(h.HoldsStride), true
 }
 
 // PutMgmtHeader writes h (with the current magic and version) to mem.
@@ -46,6 +63,9 @@ func PutMgmtHeader(mem []byte, h MgmtHeader) {
 	le.PutUint64(mem[24:], h.ArenaOff)
 	le.PutUint64(mem[32:], h.ArenaSize)
 	le.PutUint64(mem[40:], h.RouterPID)
+	le.PutUint64(mem[48:], h.HoldsOff)
+	le.PutUint32(mem[56:], h.HoldsStride)
+	le.PutUint32(mem[60:], h.HoldsCount)
 }
 
 // ReadMgmtHeader decodes and checks the header at the start of mem. A
@@ -68,6 +88,12 @@ func ReadMgmtHeader(mem []byte) (MgmtHeader, error) {
 	h.ArenaOff = le.Uint64(mem[24:])
 	h.ArenaSize = le.Uint64(mem[32:])
 	h.RouterPID = le.Uint64(mem[40:])
+	h.HoldsOff = le.Uint64(mem[48:])
+	h.HoldsStride = le.Uint32(mem[56:])
+	h.HoldsCount = le.Uint32(mem[60:])
+	if end := h.HoldsOff + uint64(h.HoldsStride)*uint64(h.HoldsCount); h.HoldsCount > 0 && (h.HoldsOff < MgmtHeaderSize || end > h.Size || end < h.HoldsOff) {
+		return h, fmt.Errorf("management segment hold tables %d+%dx%d outside the %d-byte segment: %w", h.HoldsOff, h.HoldsCount, h.HoldsStride, h.Size, parallax.ErrCorrupt)
+	}
 	if h.Size != uint64(len(mem)) || h.ArenaOff < MgmtHeaderSize || h.ArenaOff > h.Size || h.ArenaSize > h.Size-h.ArenaOff {
 		return h, fmt.Errorf("management segment header (size %d, arena %d+%d) does not fit a %d-byte segment: %w",
 			h.Size, h.ArenaOff, h.ArenaSize, len(mem), parallax.ErrCorrupt)
