@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/parallax-ipc/parallax/gateway"
+)
+
+// topicFlags is a repeatable -export/-import flag.
+type topicFlags []gateway.Topic
+
+func (f *topicFlags) String() string {
+	s := make([]string, len(*f))
+	for i, t := range *f {
+		s[i] = t.String()
+	}
+	return strings.Join(s, " ")
+}
+
+func (f *topicFlags) Set(v string) error {
+	t, err := gateway.ParseTopic(v)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, t)
+	return nil
+}
+
+func init() {
+	register(&command{name: "gateway", short: "bridge topics to and from NATS",
+		usage: "-nats url [-export topic[:type[,size[,align]]]]... [-import topic[:type...]]... [-prefix parallax.]",
+		run:   runGateway})
+}
+
+func runGateway(e *env, fs *flag.FlagSet, g *globals, args []string) int {
+	var opts gateway.Options
+	var exports, imports topicFlags
+	var level slog.Level
+	fs.StringVar(&opts.NATSURL, "nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	fs.Var(&exports, "export", "topic to subscribe locally and publish to NATS (repeatable); :type fixes the payload type")
+	fs.Var(&imports, "import", "topic to receive from NATS and publish locally (repeatable); without :type the first message's type is used")
+	fs.StringVar(&opts.Prefix, "prefix", gateway.DefaultPrefix, "NATS subject prefix")
+	fs.StringVar(&opts.ID, "id", "", "gateway id in the Parallax-Gateway header (default: random)")
+	fs.IntVar(&opts.QueueCapacity, "queue", 0, "exporters' local queue capacity per publisher (0 = router default)")
+	fs.DurationVar(&opts.StatsInterval, "stats-interval", time.Minute, "period of the statistics log line (negative = never)")
+	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")
+	if ok, code := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "parallax gateway: unexpected arguments %q (topics go in -export/-import)\n", fs.Args())
+		return exitUsage
+	}
+	opts.Export, opts.Import = exports, imports
+	opts.Domain, opts.Socket = g.domain, g.socket
+	opts.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	gw, err := gateway.New(opts)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "parallax gateway: %v\n", err)
+		if errors.Is(err, gateway.ErrInvalidArgument) {
+			return exitUsage
+		}
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	readyDone := make(chan struct{})
+	go func() {
+		defer close(readyDone)
+		select {
+		case <-gw.Ready():
+			fmt.Fprintf(e.stdout, "gateway %s ready\n", gw.ID())
+		case <-ctx.Done():
+		}
+	}()
+	err = gw.Run(ctx)
+	stop()
+	<-readyDone
+	if err != nil {
+		fmt.Fprintf(e.stderr, "parallax gateway: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "gateway %s stopped: %v\n", gw.ID(), gw.Stats())
+	return exitOK
+}
