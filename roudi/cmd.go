@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/roudi/procmon"
 )
 
 // Main is the body of the parallax-roudi command: it parses args (without
@@ -29,7 +30,13 @@ func Main(args []string, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off)")
 	printConfig := fs.Bool("print-default-config", false, "print the embedded default config and exit")
+	monitor := fs.String("monitor", "auto", "process-exit monitor: auto (eBPF when privileged, else pidfd), ebpf or pidfd")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	monMode, err := procmon.ParseMode(*monitor)
+	if err != nil {
+		fmt.Fprintf(stderr, "parallax-roudi: -monitor: %v\n", err)
 		return 2
 	}
 	if *printConfig {
@@ -66,7 +73,7 @@ func Main(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(h)
-	srv, err := New(cfg, Options{Logger: log})
+	srv, err := New(cfg, Options{Logger: log, Monitor: monMode})
 	if err != nil {
 		log.Error("router not started", "err", err)
 		return 1
