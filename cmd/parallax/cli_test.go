@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/internal/routertest"
+	"github.com/parallax-ipc/parallax/internal/testutil"
+	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+func TestMain(m *testing.M) {
+	// A re-executed test binary plays the parallax command (bench's echo
+	// child).
+	testutil.ChildMain(map[string]func([]string) int{
+		"parallax": func(args []string) int { return run(args, os.Stdin, os.Stdout, os.Stderr) },
+	})
+	childCommand = func(args ...string) (*exec.Cmd, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(exe, append([]string{"-test.run=^$", "--"}, args...)...)
+		cmd.Env = append(os.Environ(), "PARALLAX_TEST_CHILD=parallax")
+		return cmd, nil
+	}
+	_, _ = os.ReadFile("/proc/self/stat")
+	testutil.Main(m)
+}
+
+// sock returns the -socket flag for srv.
+func sockFlag(path string) string { return "-socket=" + path }
+
+func TestIntrospectionCommands(t *testing.T) {
+	srv := routertest.Start(t, "")
+	sock := sockFlag(srv.SocketPath())
+	ctx := t.Context()
+	sub, err := subscriber.New(ctx, "cli/frames", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 8})
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := publisher.New(ctx, "cli/frames", publisher.Options{Socket: srv.SocketPath()})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	for range 3 {
+		require.NoError(t, pub.Send([]byte("hello")))
+	}
+
+	code, out, errs := runCLI(t, "", "topics", sock)
+	require.Equal(t, exitOK, code, errs)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2)
+	require.Regexp(t, `^TOPIC\s+TYPE\s+PUBS\s+SUBS\s+PUBLISHED\s+DELIVERED\s+DROPPED`, lines[0])
+	require.Regexp(t, `^cli/frames\s+bytes\s+1\s+1\s+3\s+0\s+0\s+.*3/8$`, lines[1])
+	// Columns are aligned: the header's PUBS starts where the row's count does.
+	require.Equal(t, strings.Index(lines[0], "PUBS"), strings.Index(lines[1], "1  "))
+
+	code, out, errs = runCLI(t, "", "topics", "-json", sock)
+	require.Equal(t, exitOK, code, errs)
+	var v view
+	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+	require.Len(t, v.Topics, 1)
+	require.EqualValues(t, 3, v.Topics[0].Published)
+	require.Equal(t, srv.Config().Domain, v.Router.Domain)
+
+	code, out, errs = runCLI(t, "", "clients", sock)
+	require.Equal(t, exitOK, code, errs)
+	require.Contains(t, out, "CLIENT")
+	require.Contains(t, out, "parallax-cli")
+	require.Regexp(t, `(?m)^1\s+cli/frames\s+`, out[strings.Index(out, "CONN"):])
+	code, out, _ = runCLI(t, "", "clients", "--json", sock)
+	require.Equal(t, exitOK, code)
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	require.Len(t, v.Connections, 1)
+	require.EqualValues(t, 3, v.Connections[0].Depth)
+
+	code, out, errs = runCLI(t, "", "pools", sock)
+	require.Equal(t, exitOK, code, errs)
+	require.Regexp(t, `(?m)^0\s+256B\s+1024\s+3\s+3\s+3\s+0\s+4KiB\s+1$`, out)
+	require.Regexp(t, `(?m)^3\s+1MiB\s+8\s+`, out)
+	code, out, _ = runCLI(t, "", "pools", "-json", sock)
+	require.Equal(t, exitOK, code)
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	require.Len(t, v.Pools, 4)
+}
+
+func TestTopPlain(t *testing.T) {
+	srv := routertest.Start(t, "")
+	code, out, errs := runCLI(t, "", "top", "-n", "2", "-interval", "10ms", sockFlag(srv.SocketPath()))
+	require.Equal(t, exitOK, code, errs)
+	require.Equal(t, 2, strings.Count(out, "parallax top"), out)
+	require.Equal(t, 2, strings.Count(out, "POOL"), out)
+	require.Contains(t, out, "no topics")
+	require.NotContains(t, out, "\x1b[", "no escapes when stdout is not a terminal")
+}
+
+func TestPubEcho(t *testing.T) {
+	srv := routertest.Start(t, "")
+	sock := sockFlag(srv.SocketPath())
+	var (
+		wg        sync.WaitGroup
+		code      int
+		out, errs string
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		code, out, errs = runCLI(t, "", "echo", "-n", "3", "-timeout", "10s", sock, "dbg/x")
+	}()
+	c1, _, e1 := runCLI(t, "", "pub", "-subs", "1", sock, "dbg/x", "hello world")
+	require.Equal(t, exitOK, c1, e1)
+	c2, _, e2 := runCLI(t, "binary\x00\x01", "pub", "-subs", "1", sock, "dbg/x", "-")
+	require.Equal(t, exitOK, c2, e2)
+	c3, _, e3 := runCLI(t, "", "pub", "-hex", "-subs=1", sock, "dbg/x", "de ad be ef")
+	require.Equal(t, exitOK, c3, e3)
+	wg.Wait()
+	require.Equal(t, exitOK, code, errs)
+	require.Regexp(t, `#1 pub=\d+ 11B \S+: hello world\n`, out)
+	require.Contains(t, out, "62 69 6e 61 72 79 00 01", "binary rendered as a hex dump")
+	require.Contains(t, out, "de ad be ef")
+}
+
+func TestEchoTimeout(t *testing.T) {
+	srv := routertest.Start(t, "")
+	code, _, errs := runCLI(t, "", "echo", "-n", "1", "-timeout", "50ms", sockFlag(srv.SocketPath()), "quiet")
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errs, `no message on "quiet" for 50ms`)
+}
+
+func TestErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{
+		{"topics", "-socket", missing},
+		{"clients", "-json", "-socket", missing},
+		{"pools", "-socket", missing},
+		{"top", "-n", "1", "-socket", missing},
+		{"pub", "-socket", missing, "t", "x"},
+		{"echo", "-socket", missing, "t"},
+	} {
+		code, out, errs := runCLI(t, "", args...)
+		require.Equal(t, exitNoRouter, code, "%v: %s", args, errs)
+		require.Empty(t, out)
+		require.Contains(t, errs, "no router at "+missing+" (start one with: parallax-roudi -domain ", args)
+	}
+	code, _, errs := runCLI(t, "", "topics", "-domain", "nope-"+strings.Repeat("x", 3), "-socket", missing)
+	require.Equal(t, exitNoRouter, code)
+	require.Contains(t, errs, "parallax-roudi -domain nope-xxx -socket "+missing)
+
+	srv := routertest.Start(t, "")
+	for _, args := range [][]string{
+		{"pub", sockFlag(srv.SocketPath()), "bad topic!", "x"},
+		{"echo", sockFlag(srv.SocketPath()), "a b"},
+	} {
+		code, _, errs := runCLI(t, "", args...)
+		require.Equal(t, exitUsage, code, errs)
+		require.Contains(t, errs, "invalid topic name")
+		require.Contains(t, errs, "not allowed")
+	}
+	code, _, errs = runCLI(t, "", "topics", "-domain", "../etc")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errs, `domain "../etc"`)
+	code, _, _ = runCLI(t, "", "topics", "extra")
+	require.Equal(t, exitUsage, code)
+	code, _, errs = runCLI(t, "", "echo", "-format", "rot13", "t")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errs, "-format must be")
+}
+
+// TestBinary runs the real parallax binary against the in-process router:
+// the exit code and hint survive a real process boundary.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary; skipped under -short")
+	}
+	bin := filepath.Join(t.TempDir(), "parallax")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+	srv := routertest.Start(t, "")
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "pools", "-json", "-socket", srv.SocketPath())
+	cmd.Stdout = &out
+	require.NoError(t, cmd.Run())
+	var v view
+	require.NoError(t, json.Unmarshal(out.Bytes(), &v))
+	require.Len(t, v.Pools, 4)
+
+	cmd = exec.Command(bin, "topics", "-socket", filepath.Join(t.TempDir(), "x.sock"))
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, exitNoRouter, ee.ExitCode())
+	require.Contains(t, errb.String(), "start one with: parallax-roudi")
+}
+
+func TestBenchEmbedded(t *testing.T) {
+	n := "200"
+	if testing.Short() {
+		n = "20"
+	}
+	code, out, errs := runCLI(t, "", "bench", "-embedded", "-modes", "blocking,spin", "-sizes", "64,65536", "-n", n)
+	require.Equal(t, exitOK, code, errs)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 5, out)
+	require.Regexp(t, `^MODE\s+SIZE\s+ROUNDS\s+P50\s+P99`, lines[0])
+	require.Regexp(t, `^blocking\s+64B\s+\d+\s+\S+s\s+`, lines[1])
+	require.Regexp(t, `^spin\s+64KiB\s+`, lines[4])
+	require.Contains(t, errs, "bench: blocking 64B", "progress on stderr")
+	t.Log("\n" + out)
+}
+
+func TestBenchAgainstRouter(t *testing.T) {
+	srv := routertest.Start(t, "")
+	code, out, errs := runCLI(t, "", "bench", sockFlag(srv.SocketPath()), "-modes", "busy-poll", "-sizes", "4096", "-n", "20")
+	require.Equal(t, exitOK, code, errs)
+	require.Regexp(t, `(?m)^busy-poll\s+4KiB\s+20\s+`, out)
+	code, _, errs = runCLI(t, "", "bench", "-modes", "warp", "-embedded")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errs, `unknown mode "warp"`)
+}

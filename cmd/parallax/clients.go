@@ -1,0 +1,6 @@
+package main
+
+func init() {
+	register(&command{name: "clients", short: "list the client processes and their connections (queue depth, policy)",
+		usage: "[-json]", run: introspectCommand("clients", wantProcesses|wantConnections, clientsTable)})
+}

@@ -1,0 +1,6 @@
+package main
+
+func init() {
+	register(&command{name: "pools", short: "list the router's memory pools (size class, capacity, use, hugepages)",
+		usage: "[-json]", run: introspectCommand("pools", wantPools, poolsTable)})
+}
