@@ -1,0 +1,61 @@
+package roudi_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net"
+	"os/signal"
+	"syscall"
+
+	"github.com/parallax-ipc/parallax/roudi"
+)
+
+// Run a router for the "lab" domain with the embedded default pools until
+// Ctrl-C, serving Prometheus metrics beside it.
+func Example() {
+	cfg := roudi.DefaultConfig()
+	cfg.Domain = "lab"
+	srv, err := roudi.New(cfg, roudi.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", "127.0.0.1:9464")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go srv.ServeMetrics(ctx, ln)
+	if err := srv.Serve(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Print the topics of a running router with their counters.
+func ExampleServer_Introspect() {
+	srv, err := roudi.New(nil, roudi.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx)
+	<-srv.Ready()
+	in, err := srv.Introspect(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, t := range in.Topics {
+		fmt.Printf("%s: %d published, %d delivered, %d dropped, %d queued\n", t.Name, t.Published, t.Delivered, t.Dropped, t.QueueDepth)
+	}
+}
+
+// The embedded default configuration validates and lists its pools.
+func ExampleDefaultConfig() {
+	cfg := roudi.DefaultConfig()
+	fmt.Println(cfg.Validate() == nil, len(cfg.Pools) > 0)
+	// Output: true true
+}
