@@ -3,9 +3,9 @@ package gateway_test
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
+	"net"
 	"testing"
 	"time"
 
@@ -349,8 +349,41 @@ func TestRouterRestart(t *testing.T) {
 
 func TestNATSRestart(t *testing.T) {
 	t.Parallel()
-	typ := &gateway.Type{Name: "n"}
-	b := newBridge(t, 0, gateway.Topic{Name: "t", Type: typ}, gateway.Topic{Name: "t", Type: typ})
-	_ = b
-	_ = errors.New
+	ns := startNATS(t, -1, 0)
+	port := ns.Addr().(*net.TCPAddr).Port
+	ra, rb := newRouter(t), newRouter(t)
+	typ := []gateway.Topic{{Name: "t", Type: &gateway.Type{Name: "n"}}}
+	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: typ})
+	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: typ})
+	ctx := context.Background()
+	pub, err := publisher.New(ctx, "t", publisher.Options{Socket: ra.cfg.Socket, TypeName: "n"})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	sub, err := subscriber.New(ctx, "t", subscriber.Options{Socket: rb.cfg.Socket, TypeName: "n", QueueCapacity: 64})
+	require.NoError(t, err)
+	defer sub.Close()
+	require.NoError(t, sub.WaitForPublishers(ctx, 1))
+	seq := uint64(0)
+	receive := func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			seq++
+			require.NoError(t, pub.Send(payload(seq, 32)))
+			s, err := sub.TakeTimeout(10 * time.Millisecond)
+			if err == nil {
+				require.NoError(t, s.Release())
+				return
+			}
+			require.True(t, time.Now().Before(deadline), "no message; A %v B %v", ga.Stats(), gb.Stats())
+		}
+	}
+	receive()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	startNATS(t, port, 0)
+	eventually(t, "both gateways reconnecting to NATS", func() bool {
+		return ga.Stats().Reconnects >= 1 && gb.Stats().Reconnects >= 1
+	})
+	receive()
 }

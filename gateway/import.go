@@ -35,11 +35,11 @@ type importer struct {
 	mu       sync.Mutex
 	ctx      context.Context // the session's, nil between sessions
 	pub      *publisher.Publisher
-	typ      Type          // pub's type
-	retryAt  time.Time     // no publisher creation before then
-	attempt  int           // failed creations in a row
-	lastErr  error         // why the last creation failed
-	lastType Type          // the type it was attempted with
+	typ      Type      // pub's type
+	retryAt  time.Time // no publisher creation before then
+	attempt  int       // failed creations in a row
+	lastErr  error     // why the last creation failed
+	lastType Type      // the type it was attempted with
 	origins  map[origin]uint64
 	limiter  limiter
 }
