@@ -11,6 +11,7 @@ import (
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/ringbuf"
+	"github.com/parallax-ipc/parallax/roudi/procmon"
 )
 
 // rateInterval is how often the server samples the rings' counters to
@@ -73,9 +74,15 @@ func (o *observer) init(now time.Time) {
 	o.monitorEvents = map[string]uint64{}
 }
 
-// monitorName names the process-exit detection in use. Until a process
-// monitor (eBPF or pidfd) is wired in, exits are seen as control-socket EOF.
-func (s *Server) monitorName() string { return "socket" }
+// monitorName names the process-exit detection in use: the process
+// monitor's kind ("ebpf" or "pidfd"), or "socket" when exits are only seen
+// as control-socket EOF.
+func (s *Server) monitorName() string {
+	if k := s.MonitorKind(); k != procmon.KindNone {
+		return k
+	}
+	return "socket"
+}
 
 // observeEvent counts what the monitors report; it runs before the core
 // sees ev.

@@ -68,7 +68,9 @@ func TestIntrospectCounters(t *testing.T) {
 	require.EqualValues(t, 4, in.Connections[0].Depth)
 	require.EqualValues(t, 10, in.Connections[0].Pushed)
 	require.Len(t, in.Processes, 1, "publisher and subscriber share the process's runtime")
-	require.Equal(t, "socket", in.Router.Monitor)
+	require.Equal(t, srv.MonitorKind(), in.Router.Monitor, "the process monitor in use (ebpf as root, else pidfd)")
+	require.Contains(t, []string{"ebpf", "pidfd"}, in.Router.Monitor)
+	require.Equal(t, in.Router.Monitor, in.Processes[0].Monitor)
 	require.EqualValues(t, 1, in.Router.Processes)
 	require.NotEmpty(t, in.Pools)
 	var inUse uint64
