@@ -46,8 +46,14 @@ func NewMemory(data []byte, owner Owner, seg segment.Segment, segOff int, ref pa
 // must not be called while any buffer refers to m.
 func (m *Memory) Init(data []byte, owner Owner, seg segment.Segment, segOff int, ref parallax.ChunkRef) {
 	m.data, m.owner, m.seg, m.segOff, m.ref = data, owner, seg, segOff, ref
-	m.cache.Store(nil)
-	m.refs.Store(0)
+	// A freed memory already has a nil cache and zero references (unref
+	// left them so); skip the locked stores then.
+	if m.cache.Load() != nil {
+		m.cache.Store(nil)
+	}
+	if m.refs.Load() != 0 {
+		m.refs.Store(0)
+	}
 }
 
 // NewBuffer returns a buffer holding a new reference to m, viewing its first n
@@ -87,7 +93,9 @@ func (m *Memory) unref() {
 	// them when it reuses the block.
 	switch n := m.refs.Add(-1); {
 	case n == 0:
-		m.cache.Store(nil)
+		if m.cache.Load() != nil {
+			m.cache.Store(nil)
+		}
 		if m.owner != nil {
 			m.owner.Free(m)
 		}

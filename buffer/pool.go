@@ -59,8 +59,7 @@ type Pool struct {
 	waiters atomic.Int32
 	wake    chan struct{}
 
-	allocs, fallbacks, waits atomic.Uint64
-	inUse                    atomic.Int64
+	fallbacks, waits atomic.Uint64
 }
 
 // Close must not race with Alloc: the owner closes the pool after its users
@@ -138,8 +137,6 @@ func (p *Pool) Alloc(ctx context.Context, n int) (*Buffer, error) {
 	m := &p.mems[ref.Pool()][ref.Slot()]
 	segOff := p.bases[ref.Pool()] + int(ref.Slot())*len(data)
 	m.Init(data, p, p.seg, segOff, ref)
-	p.allocs.Add(1)
-	p.inUse.Add(1)
 	return m.NewBuffer(n), nil
 }
 
@@ -171,7 +168,6 @@ func (p *Pool) Free(m *Memory) {
 	if _, err := p.set.Release(m.ref); err != nil {
 		panic(fmt.Sprintf("buffer: pool release of %v: %v", m.ref, err))
 	}
-	p.inUse.Add(-1)
 	if p.waiters.Load() > 0 {
 		select {
 		case p.wake <- struct{}{}:
@@ -182,7 +178,12 @@ func (p *Pool) Free(m *Memory) {
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats {
-	return PoolStats{Allocs: p.allocs.Load(), HeapFallbacks: p.fallbacks.Load(), Waits: p.waits.Load(), InUse: p.inUse.Load()}
+	s := PoolStats{HeapFallbacks: p.fallbacks.Load(), Waits: p.waits.Load()}
+	for _, ps := range p.set.Stats() {
+		s.Allocs += ps.Loans
+		s.InUse += int64(ps.InUse)
+	}
+	return s
 }
 
 // Classes describes the pool's size classes, for logs.
@@ -197,7 +198,7 @@ func (p *Pool) String() string {
 // Close unmaps the pool's segment. It fails with [ErrInUse], and changes
 // nothing, while buffers from the pool are held. It is idempotent.
 func (p *Pool) Close() error {
-	if n := p.inUse.Load(); n > 0 {
+	if n := p.Stats().InUse; n > 0 {
 		return fmt.Errorf("close buffer pool: %d %w", n, ErrInUse)
 	}
 	if !p.closed.CompareAndSwap(false, true) {
