@@ -61,6 +61,11 @@ type Client struct {
 	nextH    int
 	pushQ    []reply
 	err      error // terminal error, set once before done is closed
+	// pushed counts pushes queued by the reader, handled those the
+	// dispatcher finished; handledCh is closed (and replaced) whenever
+	// handled advances. Barrier waits on them.
+	pushed, handled uint64
+	handledCh       chan struct{}
 
 	pushSig   chan struct{} // buffered(1): pushQ is non-empty
 	done      chan struct{} // closed when the client is failed or closed
@@ -355,6 +360,7 @@ func (c *Client) readLoop() {
 		if env.Type().IsPush() {
 			c.mu.Lock()
 			c.pushQ = append(c.pushQ, reply{env, files})
+			c.pushed++
 			c.mu.Unlock()
 			select {
 			case c.pushSig <- struct{}{}:
@@ -371,6 +377,42 @@ func (c *Client) readLoop() {
 		c.mu.Unlock()
 		if !ok {
 			closeFiles(files) // late reply to a cancelled request
+		}
+	}
+}
+
+// Barrier waits until every push received before the call has been handed
+// to the push handlers (and they returned). The router sends the pushes
+// that concern a new endpoint (its connections) before its reply, so a
+// Barrier after the reply means the endpoint is fully wired. It must not be
+// called from a push handler.
+func (c *Client) Barrier(ctx context.Context) error {
+	c.mu.Lock()
+	target := c.pushed
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		if c.handled >= target {
+			c.mu.Unlock()
+			return nil
+		}
+		if c.handledCh == nil {
+			c.handledCh = make(chan struct{})
+		}
+		ch := c.handledCh
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-c.readerOut:
+			// The reader is gone: the dispatcher drains what was queued and
+			// exits; keep waiting for it unless the client is closed.
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -401,6 +443,13 @@ func (c *Client) pushLoop() {
 				h.fn(p.env.Msg, p.files)
 			}
 			closeFiles(p.files)
+			c.mu.Lock()
+			c.handled++
+			if c.handledCh != nil {
+				close(c.handledCh)
+				c.handledCh = nil
+			}
+			c.mu.Unlock()
 		}
 		if readerGone {
 			return

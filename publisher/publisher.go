@@ -59,8 +59,8 @@ type Publisher struct {
 
 	history []held // ring of the last len(history) refs, each held once
 	holds   *mempool.HoldTable
-	histN   int                 // refs in history
-	histAt  int                 // next write index
+	histN   int // refs in history
+	histAt  int // next write index
 
 	changed   clientrt.Signal
 	published atomic.Uint64
@@ -130,6 +130,13 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
 	}
 	rt.RegisterPublisher(p.id, p)
+	// The router pushed this endpoint's connections to existing peers
+	// before its reply: once they are routed, the endpoint is wired and a
+	// first sample cannot miss a peer that existed at creation.
+	if err := rt.Barrier(ctx); err != nil {
+		_ = p.Close()
+		return nil, fmt.Errorf("wire %q: %w", topic, err)
+	}
 	return p, nil
 }
 

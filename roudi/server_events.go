@@ -125,8 +125,28 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 func (s *Server) step(ev Event) {
 	s.observeEvent(ev)
 	s.core.Step(ev)
-	for _, a := range s.core.Ready() {
-		s.execute(a)
+	actions := s.core.Ready()
+	// Replies go after the step's other actions (and before its connection
+	// closes): the pushes that wire a new endpoint to its peers then reach
+	// the requesting client before the reply, so publisher.New and
+	// subscriber.New can return with every existing peer attached (they
+	// wait with a discovery Barrier after the reply).
+	for _, a := range actions {
+		switch a.(type) {
+		case Reply, CloseConn:
+		default:
+			s.execute(a)
+		}
+	}
+	for _, a := range actions {
+		if _, ok := a.(Reply); ok {
+			s.execute(a)
+		}
+	}
+	for _, a := range actions {
+		if _, ok := a.(CloseConn); ok {
+			s.execute(a)
+		}
 	}
 }
 

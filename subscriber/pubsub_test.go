@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -146,4 +147,34 @@ func TestTakeTimeoutAndNoAllocs(t *testing.T) {
 		}
 	})
 	require.Zero(t, allocs, "loan+publish+take+release must not allocate")
+}
+
+// A publisher (or subscriber) is wired to every peer that existed when New
+// returned: the first sample sent right away is not lost.
+func TestNewReturnsWired(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 30 {
+		topic := fmt.Sprintf("wired/%d", i)
+		sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 4})
+		require.NoError(t, err)
+		pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
+		require.NoError(t, err)
+		require.Equal(t, 1, pub.Subscribers(), "publisher.New returned before its connection was attached")
+		require.NoError(t, pub.Send([]byte("first")))
+		s, err := sub.TakeTimeout(10 * time.Second)
+		require.NoError(t, err, "iteration %d: first sample lost", i)
+		require.Equal(t, "first", string(s.Bytes()))
+		require.NoError(t, s.Release())
+
+		// And the other way round: a late subscriber sees the publisher at once.
+		sub2, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 4})
+		require.NoError(t, err)
+		require.Equal(t, 1, sub2.Publishers(), "subscriber.New returned before its connection was attached")
+		require.NoError(t, sub2.Close())
+		require.NoError(t, pub.Close())
+		require.NoError(t, sub.Close())
+	}
 }

@@ -134,6 +134,13 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 		return fail(err)
 	}
 	rt.RegisterSubscriber(s.id, s)
+	// The router pushed this endpoint's connections to existing peers
+	// before its reply: once they are routed, the endpoint is wired and a
+	// first sample cannot miss a peer that existed at creation.
+	if err := rt.Barrier(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("wire %q: %w", topic, err)
+	}
 	return s, nil
 }
 

@@ -190,6 +190,10 @@ func (rt *Runtime) Request(ctx context.Context, m wire.Message) (wire.Message, [
 	return rt.client.Request(ctx, m, nil)
 }
 
+// Barrier waits until the pushes received so far were routed to their
+// endpoints (see discovery.Client.Barrier).
+func (rt *Runtime) Barrier(ctx context.Context) error { return rt.client.Barrier(ctx) }
+
 // Done is closed when the control connection stops.
 func (rt *Runtime) Done() <-chan struct{} { return rt.client.Done() }
 
