@@ -66,7 +66,9 @@ type Options struct {
 }
 
 // NodeStats counts what one node has processed: buffers (and bytes) it
-// produced, output or, for a sink, consumed.
+// output, summed over its outputs (a tee with two outputs counts each buffer
+// twice), or, for a node without outputs, consumed. Counts of a node's own
+// loop are published every few hundred buffers and when it finishes.
 type NodeStats struct {
 	Name     string
 	Buffers  uint64
@@ -114,7 +116,7 @@ const flushEvery = 256
 func (l *localCount) add(n int) {
 	l.buffers++
 	l.bytes += uint64(n)
-	if l.buffers == flushEvery {
+	if l.buffers >= min(flushEvery, l.nr.every) {
 		l.flush()
 	}
 }
@@ -351,7 +353,7 @@ func (p *Pipeline) runNode(nr *nodeRun) {
 	switch {
 	case err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, ErrStopped):
 		p.fail(name, err)
-	case nr.sink:
+	case nr.sink && p.ctx.Err() == nil: // finished by end of stream, not by a stop
 		if p.sinksLeft.Add(-1) == 0 {
 			p.endOfStream()
 		}
