@@ -178,3 +178,48 @@ func TestNewReturnsWired(t *testing.T) {
 		require.NoError(t, sub.Close())
 	}
 }
+
+func TestWaitSet(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sock := srv.SocketPath()
+	var subs []*subscriber.Subscriber
+	var pubs []*publisher.Publisher
+	for i := range 3 {
+		s, err := subscriber.New(ctx, fmt.Sprintf("ws/%d", i), subscriber.Options{Socket: sock, QueueCapacity: 8, Spin: -1})
+		require.NoError(t, err)
+		defer s.Close()
+		subs = append(subs, s)
+		p, err := publisher.New(ctx, fmt.Sprintf("ws/%d", i), publisher.Options{Socket: sock})
+		require.NoError(t, err)
+		defer p.Close()
+		pubs = append(pubs, p)
+	}
+	ws, err := subscriber.NewWaitSet(subs...)
+	require.NoError(t, err)
+
+	tctx, tcancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	_, err = ws.Wait(tctx)
+	tcancel()
+	require.ErrorIs(t, err, parallax.ErrTimeout, "nothing published yet")
+
+	for _, i := range []int{2, 0, 1} {
+		done := make(chan []*subscriber.Subscriber, 1)
+		go func() {
+			ready, err := ws.Wait(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- append([]*subscriber.Subscriber(nil), ready...)
+		}()
+		require.NoError(t, pubs[i].Send([]byte{byte(i)}))
+		ready := <-done
+		require.Equal(t, []*subscriber.Subscriber{subs[i]}, ready, "only topic %d has data", i)
+		smp, err := ready[0].TryTake()
+		require.NoError(t, err)
+		require.Equal(t, []byte{byte(i)}, smp.Bytes())
+		require.NoError(t, smp.Release())
+	}
+}

@@ -58,3 +58,51 @@ func FutexWake(addr *uint32, n int) (int, error) {
 	}
 	return int(r), nil
 }
+
+// futexWaitv mirrors the kernel's struct futex_waitv (Linux 5.16+).
+type futexWaitv struct {
+	val      uint64
+	uaddr    uint64
+	flags    uint32
+	reserved uint32
+}
+
+// futex2SizeU32 is FUTEX2_SIZE_U32: a 32-bit futex word, shared (no
+// FUTEX2_PRIVATE), as FutexWait's.
+const futex2SizeU32 = 0x02
+
+// MaxWaitv is the most words FutexWaitv accepts (FUTEX_WAITV_MAX).
+const MaxWaitv = 128
+
+// FutexWaitv blocks until one of the words changes from its value in vals
+// and is woken (FutexWake on any of them), or until timeout (<= 0 means
+// none). It returns the index of the woken word, or an error: EAGAIN when a
+// word already differed on entry, ETIMEDOUT, EINTR; callers loop and
+// re-check their condition. On kernels without futex_waitv the error wraps
+// ENOSYS.
+func FutexWaitv(addrs []*uint32, vals []uint32, timeout time.Duration) (int, error) {
+	n := len(addrs)
+	if n == 0 || n != len(vals) || n > MaxWaitv {
+		return -1, EINVAL
+	}
+	var ws [MaxWaitv]futexWaitv
+	for i, a := range addrs {
+		ws[i] = futexWaitv{val: uint64(vals[i]), uaddr: uint64(uintptr(unsafe.Pointer(a))), flags: futex2SizeU32}
+	}
+	var tsp *unix.Timespec
+	var ts unix.Timespec
+	if timeout > 0 {
+		// futex_waitv takes an absolute CLOCK_MONOTONIC deadline.
+		var now unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &now); err != nil {
+			return -1, err
+		}
+		ts = unix.NsecToTimespec(now.Nano() + int64(timeout))
+		tsp = &ts
+	}
+	r, _, e := unix.Syscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&ws[0])), uintptr(n), 0, uintptr(unsafe.Pointer(tsp)), uintptr(unix.CLOCK_MONOTONIC), 0)
+	if e != 0 {
+		return -1, errnoErr(e)
+	}
+	return int(r), nil
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/parallax-ipc/parallax"
 )
@@ -102,3 +103,11 @@ func PidfdExited(fd int) (bool, error)                    { return false, unsupp
 
 // DupFile is not supported off Linux.
 func DupFile(f *os.File) (*os.File, error) { return nil, unsupported("dup") }
+
+// MaxWaitv is the most words FutexWaitv accepts.
+const MaxWaitv = 128
+
+// FutexWaitv is not supported off Linux.
+func FutexWaitv(addrs []*uint32, vals []uint32, timeout time.Duration) (int, error) {
+	return -1, unsupported("futex_waitv")
+}

@@ -1,0 +1,77 @@
+package subscriber
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+// A WaitSet waits on several subscribers at once: one sleep (futex_waitv
+// over the subscribers' notifiers), woken by whichever publisher notifies
+// first. It is the Parallax counterpart of select over many topics.
+//
+//	ws, _ := subscriber.NewWaitSet(a, b)
+//	for {
+//		ready, err := ws.Wait(ctx)
+//		for _, s := range ready { ... s.TryTake() ... }
+//	}
+//
+// Use [NewWaitSet]; the zero value is invalid. A WaitSet must not be used
+// concurrently, and while it waits its subscribers must not be in Take.
+type WaitSet struct {
+	subs   []*Subscriber
+	waiter *ringbuf.Waiter
+	opts   ringbuf.WaitOptions
+	ready  func() bool // cached method value: Wait allocates nothing when data is there
+	out    []*Subscriber
+}
+
+// NewWaitSet returns a wait set over subs (at most 128). Spin and BusyPoll
+// come from the first subscriber's options.
+func NewWaitSet(subs ...*Subscriber) (*WaitSet, error) {
+	if len(subs) == 0 {
+		return nil, fmt.Errorf("wait set over no subscribers: %w", ringbuf.ErrInvalidArgument)
+	}
+	ns := make([]*ringbuf.Notifier, len(subs))
+	for i, s := range subs {
+		ns[i] = s.notifier
+	}
+	w, err := ringbuf.NewWaiter(ns...)
+	if err != nil {
+		return nil, err
+	}
+	ws := &WaitSet{subs: subs, waiter: w, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs))}
+	ws.ready = ws.anyReady
+	return ws, nil
+}
+
+func (ws *WaitSet) anyReady() bool {
+	for _, s := range ws.subs {
+		if s.hasData() {
+			return true
+		}
+	}
+	return false
+}
+
+// Wait blocks until at least one subscriber has a sample (or is closed) and
+// returns those that do, in the set's order. The returned slice is reused
+// by the next Wait. ctx ending returns an error wrapping ctx.Err() (and
+// parallax.ErrTimeout for a deadline).
+func (ws *WaitSet) Wait(ctx context.Context) ([]*Subscriber, error) {
+	if err := ws.waiter.Wait(ctx, ws.ready, ws.opts); err != nil {
+		return nil, fmt.Errorf("wait set: %w", err)
+	}
+	ws.out = ws.out[:0]
+	for _, s := range ws.subs {
+		if s.hasData() {
+			ws.out = append(ws.out, s)
+		}
+	}
+	if len(ws.out) == 0 {
+		return nil, fmt.Errorf("wait set: woken with nothing ready: %w", parallax.ErrTimeout)
+	}
+	return ws.out, nil
+}
