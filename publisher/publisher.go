@@ -69,6 +69,10 @@ type Publisher struct {
 	closed    atomic.Bool
 }
 
+// blockSpin bounds the TryPush attempts on a full block-producer queue
+// before the publisher sleeps on the ring's futex.
+const blockSpin = 1024
+
 const (
 	stIdle uint32 = iota
 	stPublishing
@@ -344,6 +348,18 @@ func (p *Publisher) deliver(cn *conn, ref parallax.ChunkRef) error {
 // pushBlocking is the slow path of a full block-producer queue.
 func (p *Publisher) pushBlocking(cn *conn, ref parallax.ChunkRef) (parallax.ChunkRef, error) {
 	_ = cn.notifier.Notify() // make sure the consumer is awake to drain
+	// A consumer that is awake frees a slot within microseconds: spin for
+	// it first (yielding, so a consumer on the same core can run), and only
+	// then sleep on the ring's futex, which costs the consumer a wake
+	// system call per slot it frees.
+	for i := 0; i < blockSpin; i++ {
+		if old, err := cn.ring.TryPush(ref); !errors.Is(err, ringbuf.ErrFull) {
+			return old, err
+		}
+		if i%16 == 15 {
+			spinYield()
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.BlockTimeout)
 	defer cancel()
 	return cn.ring.Push(ctx, ref)
