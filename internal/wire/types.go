@@ -18,7 +18,8 @@ const MaxMessageSize = 64 << 10
 type Type uint16
 
 // Message types. Ranges: 1-15 session, 16-31 publish/subscribe requests and
-// replies, 32-47 pushes, 64-127 reserved for introspection requests.
+// replies, 32-47 pushes, 48-55 peer reports (report.go), 64-127 reserved for
+// introspection requests.
 const (
 	TypeHello    Type = 1
 	TypeWelcome  Type = 2
@@ -104,6 +105,9 @@ func ReplyType(t Type) (Type, bool) {
 	case TypeClosePublisher, TypeCloseSubscriber:
 		return TypeAck, true
 	}
+	if rt, ok := reportReplyType(t); ok {
+		return rt, true
+	}
 	return introspectReplyType(t)
 }
 
@@ -143,6 +147,9 @@ func New(t Type) Message {
 		return new(ConnectionRemoved)
 	case TypeSegmentGrant:
 		return new(SegmentGrant)
+	}
+	if m := newReport(t); m != nil {
+		return m
 	}
 	return newIntrospect(t)
 }

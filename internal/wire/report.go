@@ -1,0 +1,72 @@
+package wire
+
+// Peer reports (types 48–55). A client that meets evidence of a faulty or
+// hostile peer in shared memory tells the router, which verifies what it
+// cheaply can and contains the offender (see the roudi package's trust
+// model). Types 49–55 are reserved for further reports.
+const (
+	// TypeReportPeer reports a bad entry popped from a connection's ring;
+	// answered by [Ack] (also when the router finds the report
+	// unconvincing: a report is evidence, not a command) or an [Error]
+	// for a malformed report.
+	TypeReportPeer Type = 48
+
+	// TypeReportFirst..TypeReportLast is the range of peer reports.
+	TypeReportFirst Type = 48
+	TypeReportLast  Type = 55
+)
+
+// Reasons of a [ReportPeer].
+const (
+	// ReportBadRef: the ring carried a value that names no chunk held by
+	// anyone (pool or slot out of range, generation 0 or moved on,
+	// reference count 0).
+	ReportBadRef uint8 = 1
+	reportLast         = ReportBadRef
+)
+
+// ReportPeer is sent by the consumer (subscriber side) of connection ConnID
+// when it popped Ref from the connection's ring and Ref failed validation.
+// SubID is the reporting subscriber; Detail is the validation error's text,
+// for the router's log.
+type ReportPeer struct {
+	ConnID uint32
+	SubID  uint32
+	Ref    uint64
+	Reason uint8
+	Detail string
+}
+
+// MessageType implements [Message].
+func (*ReportPeer) MessageType() Type { return TypeReportPeer }
+
+// Validate implements [Message].
+func (m *ReportPeer) Validate() error {
+	if m.ConnID == 0 {
+		return invalid(m.MessageType(), "ConnID", "is 0")
+	}
+	if m.Reason == 0 || m.Reason > reportLast {
+		return invalid(m.MessageType(), "Reason", "%d unknown", m.Reason)
+	}
+	return checkLen(m.MessageType(), "Detail", m.Detail, MaxTextLen)
+}
+
+func init() {
+	typeNames[TypeReportPeer] = "ReportPeer"
+}
+
+// reportReplyType is ReplyType for the report range.
+func reportReplyType(t Type) (Type, bool) {
+	if t == TypeReportPeer {
+		return TypeAck, true
+	}
+	return 0, false
+}
+
+// newReport is New for the report range.
+func newReport(t Type) Message {
+	if t == TypeReportPeer {
+		return new(ReportPeer)
+	}
+	return nil
+}
