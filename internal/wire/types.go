@@ -108,6 +108,9 @@ func ReplyType(t Type) (Type, bool) {
 	if rt, ok := reportReplyType(t); ok {
 		return rt, true
 	}
+	if rt, ok := segmentsReplyType(t); ok {
+		return rt, true
+	}
 	return introspectReplyType(t)
 }
 
@@ -151,6 +154,9 @@ func New(t Type) Message {
 	if m := newReport(t); m != nil {
 		return m
 	}
+	if m := newSegments(t); m != nil {
+		return m
+	}
 	return newIntrospect(t)
 }
 
@@ -168,6 +174,8 @@ func ExpectedFDs(m Message) int {
 	case *SubscriberCreated:
 		return len(m.Segments)
 	case *SegmentGrant:
+		return len(m.Segments)
+	case *PoolGranted:
 		return len(m.Segments)
 	}
 	return 0
