@@ -18,7 +18,8 @@ const MaxMessageSize = 64 << 10
 type Type uint16
 
 // Message types. Ranges: 1-15 session, 16-31 publish/subscribe requests and
-// replies, 32-47 pushes, 48-55 peer reports (report.go), 64-127 reserved for
+// replies, 32-47 pushes, 48-55 peer reports (report.go), 56-63 resuming after
+// a router restart (resume.go), 64-127 reserved for
 // introspection requests.
 const (
 	TypeHello    Type = 1
@@ -111,6 +112,9 @@ func ReplyType(t Type) (Type, bool) {
 	if rt, ok := segmentsReplyType(t); ok {
 		return rt, true
 	}
+	if rt, ok := resumeReplyType(t); ok {
+		return rt, true
+	}
 	return introspectReplyType(t)
 }
 
@@ -155,6 +159,9 @@ func New(t Type) Message {
 		return m
 	}
 	if m := newSegments(t); m != nil {
+		return m
+	}
+	if m := newResume(t); m != nil {
 		return m
 	}
 	return newIntrospect(t)

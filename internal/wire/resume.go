@@ -1,0 +1,155 @@
+package wire
+
+// Resuming after a router restart (types 56–63). When its router dies, a
+// client keeps its shared memory mapped and its rings flowing, reconnects to
+// the next router of the domain and, after the handshake, sends [Resume]:
+// the client id it had and every publisher, subscriber and connection it
+// still runs. A router that adopted the old segments (it finds them through
+// the surviving processes) re-registers them under the same ids and answers
+// [Resumed]; one that could not adopt them answers an Error (the client's
+// endpoints keep running on the old segments, unknown to the new router).
+const (
+	TypeResume  Type = 56
+	TypeResumed Type = 57
+
+	// TypeResumeFirst..TypeResumeLast is the range of resume messages.
+	TypeResumeFirst Type = 56
+	TypeResumeLast  Type = 63
+)
+
+// MaxResumeItems bounds each list of a [Resume].
+const MaxResumeItems = 1024
+
+// ResumePublisher is one publisher a resuming client still runs.
+type ResumePublisher struct {
+	PubID   uint32
+	Topic   string
+	Type    TypeInfo
+	History uint32
+}
+
+// ResumeSubscriber is one subscriber a resuming client still runs.
+type ResumeSubscriber struct {
+	SubID          uint32
+	Topic          string
+	Type           TypeInfo
+	QueueCapacity  uint32
+	History        uint32
+	Policy         uint8
+	NotifierOffset uint64
+}
+
+// ResumeConnection is one connection (ring) a resuming client's endpoint
+// is part of.
+type ResumeConnection struct {
+	ConnID     uint32
+	PubID      uint32
+	SubID      uint32
+	RingOffset uint64
+	RingSize   uint64
+	Capacity   uint32
+	Policy     uint8
+}
+
+// Resume asks the router to take the client's endpoints back.
+type Resume struct {
+	OldClient   uint16
+	MgmtInode   uint64 // inode of the management memfd the client has mapped
+	Publishers  []ResumePublisher
+	Subscribers []ResumeSubscriber
+	Connections []ResumeConnection
+}
+
+// Resumed answers a [Resume]: the client runs under ClientID again.
+type Resumed struct {
+	ClientID uint16
+}
+
+// MessageType implements [Message].
+func (*Resume) MessageType() Type { return TypeResume }
+
+// MessageType implements [Message].
+func (*Resumed) MessageType() Type { return TypeResumed }
+
+// Validate implements [Message].
+func (m *Resume) Validate() error {
+	t := m.MessageType()
+	if m.OldClient == 0 {
+		return invalid(t, "OldClient", "is 0")
+	}
+	if len(m.Publishers) > MaxResumeItems || len(m.Subscribers) > MaxResumeItems || len(m.Connections) > MaxResumeItems {
+		return invalid(t, "lists", "longer than %d", MaxResumeItems)
+	}
+	for i := range m.Publishers {
+		p := &m.Publishers[i]
+		if p.PubID == 0 {
+			return invalid(t, "Publishers.PubID", "is 0")
+		}
+		if err := ValidateTopic(p.Topic); err != nil {
+			return invalid(t, "Publishers.Topic", "%v", err)
+		}
+		if err := checkLen(t, "Publishers.Type.Name", p.Type.Name, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	for i := range m.Subscribers {
+		s := &m.Subscribers[i]
+		if s.SubID == 0 {
+			return invalid(t, "Subscribers.SubID", "is 0")
+		}
+		if err := ValidateTopic(s.Topic); err != nil {
+			return invalid(t, "Subscribers.Topic", "%v", err)
+		}
+		if err := checkLen(t, "Subscribers.Type.Name", s.Type.Name, MaxNameLen); err != nil {
+			return err
+		}
+		if s.Policy > PolicyBlockProducer {
+			return invalid(t, "Subscribers.Policy", "%d unknown", s.Policy)
+		}
+	}
+	for i := range m.Connections {
+		c := &m.Connections[i]
+		if c.ConnID == 0 || c.PubID == 0 || c.SubID == 0 {
+			return invalid(t, "Connections", "an id is 0")
+		}
+		if c.Capacity == 0 || c.Capacity&(c.Capacity-1) != 0 {
+			return invalid(t, "Connections.Capacity", "%d is not a power of two", c.Capacity)
+		}
+		if c.Policy > PolicyBlockProducer {
+			return invalid(t, "Connections.Policy", "%d unknown", c.Policy)
+		}
+	}
+	return nil
+}
+
+// Validate implements [Message].
+func (m *Resumed) Validate() error {
+	if m.ClientID == 0 {
+		return invalid(m.MessageType(), "ClientID", "is 0")
+	}
+	return nil
+}
+
+func init() {
+	typeNames[TypeResume] = "Resume"
+	typeNames[TypeResumed] = "Resumed"
+}
+
+// resumeReplyType is ReplyType for the resume range.
+func resumeReplyType(t Type) (Type, bool) {
+	if t == TypeResume {
+		return TypeResumed, true
+	}
+	return 0, false
+}
+
+// newResume is New for the resume range.
+func newResume(t Type) Message {
+	switch t {
+	case TypeResume:
+		return new(Resume)
+	case TypeResumed:
+		return new(Resumed)
+	}
+	return nil
+}

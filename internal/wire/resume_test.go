@@ -1,0 +1,44 @@
+package wire
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func resumeSamples() []struct {
+	name  string
+	reqID uint32
+	msg   Message
+} {
+	return []struct {
+		name  string
+		reqID uint32
+		msg   Message
+	}{
+		{"resume", 40, &Resume{OldClient: 3, MgmtInode: 7781,
+			Publishers:  []ResumePublisher{{PubID: 9, Topic: "camera/front", Type: TypeInfo{Name: "Frame", Size: 64, Align: 8}, History: 2}},
+			Subscribers: []ResumeSubscriber{{SubID: 11, Topic: "camera/back", QueueCapacity: 64, History: 1, Policy: PolicyBlockProducer, NotifierOffset: 8192}},
+			Connections: []ResumeConnection{{ConnID: 4, PubID: 9, SubID: 12, RingOffset: 1 << 16, RingSize: 1024, Capacity: 64, Policy: PolicyDiscardOldest}}}},
+		{"resumed", 40, &Resumed{ClientID: 3}},
+	}
+}
+
+func TestResumeTypes(t *testing.T) {
+	t.Parallel()
+	rt, ok := ReplyType(TypeResume)
+	require.True(t, ok)
+	require.Equal(t, TypeResumed, rt)
+	require.Equal(t, "Resume", TypeResume.String())
+	require.IsType(t, &Resumed{}, New(TypeResumed))
+	for name, m := range map[string]Message{
+		"client 0":     &Resume{},
+		"pub id 0":     &Resume{OldClient: 1, Publishers: []ResumePublisher{{Topic: "a"}}},
+		"bad topic":    &Resume{OldClient: 1, Subscribers: []ResumeSubscriber{{SubID: 1, Topic: "a b"}}},
+		"bad capacity": &Resume{OldClient: 1, Connections: []ResumeConnection{{ConnID: 1, PubID: 1, SubID: 1, Capacity: 3}}},
+		"resumed 0":    &Resumed{},
+		"policy":       &Resume{OldClient: 1, Connections: []ResumeConnection{{ConnID: 1, PubID: 1, SubID: 1, Capacity: 4, Policy: 9}}},
+	} {
+		require.ErrorIs(t, m.Validate(), ErrInvalidArgument, name)
+	}
+}
