@@ -1,0 +1,188 @@
+package elements
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/parallax-ipc/parallax/buffer"
+	"github.com/parallax-ipc/parallax/pipeline"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+// Queue-full policies of [IPCSrc].
+const (
+	PolicyBlock         = "block"          // the publisher waits for space (lossless, up to its block timeout)
+	PolicyDiscardOldest = "discard-oldest" // the publisher drops this subscriber's oldest sample
+)
+
+// IPCSrc is a [subscriber.Subscriber] on a Parallax topic as a pipeline
+// source: it continues a pipeline that another process (or another
+// pipeline) feeds with an [IPCSink].
+//
+// Its buffers are read-only views of the samples in shared memory (no byte
+// is copied); releasing a buffer releases the sample. The bytes are mapped
+// read-only: an element must never write into them, even when
+// [buffer.Buffer.Writable] reports true (see [ReadOnly]).
+//
+// The stream ends (io.EOF) after NumBuffers samples (0 or negative:
+// never), or when Timeout (0: never) passes without a sample.
+//
+// Set the fields before the pipeline starts; Topic is required. Received
+// may be read from any goroutine. Close closes the subscriber; samples held
+// by buffers stay valid until released.
+type IPCSrc struct {
+	Topic          string
+	Domain, Socket string // router selection ("": defaults)
+	TypeName       string // topic payload type name ("": untyped bytes)
+	Queue          int    // ring capacity per publisher (0: router default)
+	Policy         string // PolicyBlock ("" too) or PolicyDiscardOldest
+	History        int    // past samples asked for on connect
+	NumBuffers     int64
+	Timeout        time.Duration
+	BusyPoll       bool // poll without sleeping (a dedicated core)
+
+	sub      *subscriber.Subscriber
+	n        uint64
+	free     chan *srcMem
+	received atomic.Uint64
+}
+
+var ipcSrcFactory = pipeline.Factory{
+	Name: "ipcsrc", Kind: "source",
+	Description: "Subscribes to a Parallax topic; buffers are read-only views of the samples (zero copy)",
+	Properties: []pipeline.PropSpec{
+		{Name: "topic", Type: pipeline.PropString, Description: "topic to subscribe to (required)"},
+		{Name: "domain", Type: pipeline.PropString, Description: "router domain (default: $PARALLAX_DOMAIN or \"default\")"},
+		{Name: "socket", Type: pipeline.PropString, Description: "router control socket (default: derived from the domain)"},
+		{Name: "type", Type: pipeline.PropString, Description: "payload type name of the topic (default: untyped bytes)"},
+		{Name: "queue", Type: pipeline.PropInt, Default: "0", Description: "queue capacity per publisher (0: the router's default)", Min: 0, Max: 1 << 24},
+		{Name: "policy", Type: pipeline.PropEnum, Default: PolicyBlock, Enum: []string{PolicyBlock, PolicyDiscardOldest}, Description: "what a publisher does when the queue is full"},
+		{Name: "history", Type: pipeline.PropInt, Default: "0", Description: "past samples to ask publishers for", Min: 0, Max: 1 << 20},
+		{Name: "num-buffers", Type: pipeline.PropInt, Default: "-1", Description: "samples before end of stream (-1 or 0: unlimited)"},
+		{Name: "timeout", Type: pipeline.PropDuration, Default: "0s", Description: "end the stream after this long without a sample (0: never)", Min: 0, Max: float64(365 * 24 * time.Hour)},
+		{Name: "busy-poll", Type: pipeline.PropBool, Default: "false", Description: "poll without sleeping (lowest latency, burns a core)"},
+	},
+	New: func(p *pipeline.Props) (pipeline.Element, error) {
+		s := &IPCSrc{Topic: p.String("topic"), Domain: p.String("domain"), Socket: p.String("socket"),
+			TypeName: p.String("type"), Queue: int(p.Int("queue")), Policy: p.String("policy"),
+			History: int(p.Int("history")), NumBuffers: p.Int("num-buffers"), Timeout: p.Duration("timeout"),
+			BusyPoll: p.Bool("busy-poll")}
+		if s.Topic == "" {
+			return nil, &pipeline.PropertyError{Element: "ipcsrc", Property: "topic", Err: fmt.Errorf("%w: required", pipeline.ErrBadValue), Hint: "for example topic=frames"}
+		}
+		return s, nil
+	},
+}
+
+// Start implements [pipeline.Starter]: it subscribes.
+func (s *IPCSrc) Start(ctx context.Context) error {
+	if s.Topic == "" {
+		return errors.New("ipcsrc: no topic set")
+	}
+	pol := subscriber.BlockProducer
+	switch s.Policy {
+	case "", PolicyBlock:
+	case PolicyDiscardOldest:
+		pol = subscriber.DiscardOldest
+	default:
+		return fmt.Errorf("ipcsrc: unknown policy %q (want %s or %s)", s.Policy, PolicyBlock, PolicyDiscardOldest)
+	}
+	sub, err := subscriber.New(ctx, s.Topic, subscriber.Options{Domain: s.Domain, Socket: s.Socket,
+		TypeName: s.TypeName, QueueCapacity: s.Queue, History: s.History, Policy: pol, BusyPoll: s.BusyPoll})
+	if err != nil {
+		return err
+	}
+	s.sub = sub
+	s.free = make(chan *srcMem, 1024)
+	return nil
+}
+
+// Subscriber returns the source's subscriber (nil before Start).
+func (s *IPCSrc) Subscriber() *subscriber.Subscriber { return s.sub }
+
+// Received returns the number of samples received so far.
+func (s *IPCSrc) Received() uint64 { return s.received.Load() }
+
+// Produce implements [pipeline.Source].
+func (s *IPCSrc) Produce(ctx context.Context) (*buffer.Buffer, error) {
+	if s.NumBuffers > 0 && s.n >= uint64(s.NumBuffers) {
+		return nil, io.EOF
+	}
+	x, err := s.sub.TryTake()
+	if errors.Is(err, subscriber.ErrNoData) {
+		x, err = s.wait(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m *srcMem
+	select {
+	case m = <-s.free:
+	default:
+		m = &srcMem{free: s.free}
+	}
+	m.sample = x
+	m.mem.Init(x.Bytes(), m, nil, 0, x.Ref())
+	b := m.mem.NewBuffer(len(x.Bytes()))
+	h := x.Header()
+	b.Meta = buffer.Meta{Seq: h.Seq, PTS: buffer.NoTime, DTS: buffer.NoTime}
+	s.n++
+	s.received.Add(1)
+	return b, nil
+}
+
+// wait is the slow path: sleep until a sample arrives, the timeout passes
+// (end of stream) or the pipeline stops.
+func (s *IPCSrc) wait(ctx context.Context) (subscriber.Sample, error) {
+	if s.Timeout <= 0 {
+		return s.sub.Take(ctx)
+	}
+	tctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	x, err := s.sub.Take(tctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return x, io.EOF
+	}
+	return x, err
+}
+
+// Close implements io.Closer: it unsubscribes.
+func (s *IPCSrc) Close() error {
+	if s.sub == nil {
+		return nil
+	}
+	return s.sub.Close()
+}
+
+// srcMem is one received sample seen as buffer memory; it is its memory's
+// Owner, so releasing the last buffer releases the sample.
+type srcMem struct {
+	mem    buffer.Memory
+	sample subscriber.Sample
+	free   chan *srcMem
+}
+
+// Free implements [buffer.Owner].
+func (m *srcMem) Free(*buffer.Memory) {
+	_ = m.sample.Release()
+	m.sample = subscriber.Sample{}
+	select {
+	case m.free <- m:
+	default:
+	}
+}
+
+// ReadOnly reports whether b's bytes are read-only shared memory (a sample
+// received by an [IPCSrc]): an element that modifies data must then write
+// its result into a new buffer, whatever [buffer.Buffer.Writable] says.
+func ReadOnly(b *buffer.Buffer) bool {
+	if m := b.Memory(); m != nil {
+		_, ok := m.Owner().(*srcMem)
+		return ok
+	}
+	return false
+}
