@@ -70,6 +70,12 @@ type Limits struct {
 	// MaxMessageSize bounds a topic's payload type size; 0 means the largest
 	// pool chunk size.
 	MaxMessageSize ByteSize `toml:"max_message_size"`
+	// MaxRequestsPerSecond and RequestBurst rate-limit each control
+	// connection (a token bucket): requests beyond them are refused with
+	// [parallax.ErrLimit], and a client that keeps sending regardless is
+	// disconnected (server_guard.go).
+	MaxRequestsPerSecond int `toml:"max_requests_per_second"`
+	RequestBurst         int `toml:"request_burst"`
 }
 
 // Rings configures the per-connection rings.

@@ -75,6 +75,8 @@ func (c *Config) Validate() error {
 		bad("limits.max_history", "must not be negative, got %d", l.MaxHistory)
 	}
 	positive("limits.max_queue_capacity", l.MaxQueueCapacity)
+	positive("limits.max_requests_per_second", l.MaxRequestsPerSecond)
+	positive("limits.request_burst", l.RequestBurst)
 	if largest := c.LargestChunk(); l.MaxMessageSize != 0 && largest != 0 && l.MaxMessageSize > largest && !c.Growth.Enabled {
 		bad("limits.max_message_size", "must not exceed the largest chunk size %v unless growth is enabled, got %v", largest, l.MaxMessageSize)
 	}

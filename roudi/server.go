@@ -74,6 +74,8 @@ type Server struct {
 
 	mon serverMonitor // process-exit monitor (server_monitor.go); owned by the Serve goroutine
 
+	guard guardState // hostile-peer handling (server_guard.go)
+
 	serveOnce sync.Once
 	closed    atomic.Bool
 }
@@ -93,6 +95,7 @@ type serverConn struct {
 	sentRO  bool // payload segments granted read-only
 	version uint16
 	done    chan struct{}
+	guard   connGuard // rate limit, owned by the read goroutine (server_guard.go)
 
 	helloReqID uint32
 }
@@ -387,6 +390,12 @@ func (s *Server) readLoop(ctx context.Context, c *serverConn) {
 		if err != nil {
 			send(evGone{c: c, err: err})
 			return
+		}
+		if drop, stop := s.admitRequest(c, env, files); stop {
+			send(evGone{c: c, err: ErrFlooding})
+			return
+		} else if drop {
+			continue
 		}
 		if !send(evRequest{c: c, env: env, files: files}) {
 			closeFiles(files)

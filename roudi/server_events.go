@@ -106,6 +106,9 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 	case *wire.Ping:
 		s.send(c, env.ReqID, &wire.Pong{}, nil)
 		return
+	case *wire.ReportPeer:
+		s.reportPeer(c, env.ReqID, m) // server_guard.go
+		return
 	case *wire.CreatePublisher:
 		req = CreatePublisher{Topic: m.Topic, Type: TypeInfo(m.Type), History: int(m.History)}
 	case *wire.CreateSubscriber:

@@ -71,7 +71,8 @@ type Subscriber struct {
 	removed atomic.Uint64
 	changed clientrt.Signal
 
-	holds *mempool.HoldTable
+	holds   *mempool.HoldTable
+	reports reporter // bad refs told to the router (report.go)
 
 	backlogMu sync.Mutex
 	backlog   []held // refs drained from removed connections, recorded as held
@@ -241,6 +242,7 @@ func (s *Subscriber) tryTake() (Sample, error) {
 		h, err := s.hold(ref)
 		c.ring.ClearPopIntent()
 		if err != nil {
+			s.report(c, ref, err) // report.go: tell the router about a bad ref
 			return Sample{}, err
 		}
 		return s.sample(h)

@@ -1,0 +1,248 @@
+package roudi
+
+// Guarding the router and the clients against hostile or broken peers.
+//
+// # Trust model
+//
+// Every client maps the management segment read-write: pool bitmaps, chunk
+// headers (ctl words), rings and hold tables. A client with that mapping can
+// corrupt any of it, and nothing the router does can prevent that, nor tell
+// afterwards which process wrote a given word. The goal is containment, not
+// prevention:
+//
+//   - Nobody crashes. Every value read from shared memory is validated
+//     before use (mempool checks pool, slot, generation and reference count
+//     against counts cached locally; rings bound their positions), so
+//     garbage yields errors, never a panic or an out-of-range access.
+//   - No chunk is freed twice by honest code: Release and AddRef are CAS
+//     loops that require the ref's generation and a positive count, so a
+//     double release, a stale ref or a forged one fails and changes nothing.
+//     (A client that writes ctl words directly can still lower a count it
+//     does not own, or make a held chunk look free; that is the limit of
+//     what shared-memory accounting can enforce.)
+//   - The router restores consistency when the domain is idle: the sweep
+//     run after the last client leaves audits every pool, frees what is still
+//     held and repairs corrupt ctl words and bitmap bits
+//     (mempool.Pool.Sweep, Pool.Repair).
+//   - An offender is disconnected and reclaimed: a control connection that
+//     floods the router is rate-limited and then dropped; a publisher whose
+//     ring carries garbage is dropped once its consumer reported it
+//     [reportThreshold] times.
+//
+// # Reports
+//
+// A subscriber that pops a ref failing validation sends a wire.ReportPeer
+// naming the connection. The router acts on it only if it verifies what is
+// cheap to verify, so that a report cannot be used to kill an arbitrary
+// peer:
+//
+//   - the reporter is the consumer of that connection (a client can only
+//     accuse the publishers that feed it);
+//   - the reported value fails validation in the router's own view of the
+//     pools now (an honest in-flight ref is held by its ring entry, so it is
+//     valid until the consumer releases it);
+//   - the value is present in one of the connection ring's slots (slots keep
+//     their last value after a pop), so the reporter did not invent it
+//     without writing it into its own ring first — which any client with the
+//     mapping can do anyway, so this grants no power it did not have.
+//
+// After [reportThreshold] verified reports against a publisher's process,
+// the router closes that process's control connection and reclaims it like a
+// dead one (its connections are removed, its rings drained, what its hold
+// table lists released). The process itself keeps its mappings: the router
+// cannot revoke them, so a hostile process that stays alive can keep
+// scribbling on shared memory; honest peers keep validating.
+//
+// # Rate limiting
+//
+// Each control connection has a token bucket (limits.max_requests_per_second
+// refilled continuously, limits.request_burst deep), kept by the
+// connection's read goroutine, so a flood costs the Serve goroutine nothing.
+// A request without a token is answered at once with an error wrapping
+// parallax.ErrLimit and not forwarded. A client that sends [floodStrikes]
+// refused requests in a row (it ignores the errors instead of backing off)
+// is disconnected and reclaimed. Malformed messages are refused by
+// discovery.ServerConn with a protocol error, which also ends the
+// connection.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+const (
+	// reportThreshold is the number of verified bad-ref reports against a
+	// publisher's process after which the router disconnects it.
+	reportThreshold = 3
+	// floodStrikes is the number of consecutive rate-limited requests after
+	// which a control connection is dropped.
+	floodStrikes = 64
+)
+
+// ErrFlooding is the error a connection dropped for flooding ends with; it
+// wraps parallax.ErrLimit.
+var ErrFlooding = fmt.Errorf("control connection kept exceeding its request rate: %w", parallax.ErrLimit)
+
+// errRateLimited answers a request refused by the token bucket.
+var errRateLimited = fmt.Errorf("request rate limit exceeded (limits.max_requests_per_second): %w", parallax.ErrLimit)
+
+// connGuard is one control connection's token bucket. It is owned by the
+// connection's read goroutine; the zero value starts with a full bucket.
+type connGuard struct {
+	started bool
+	tokens  float64
+	last    time.Time
+	strikes int
+}
+
+// guardState is the router's record of hostile-peer handling: reports is
+// owned by the Serve goroutine, the counters are atomics.
+type guardState struct {
+	reports map[ClientID]int // verified reports against a publisher's process
+
+	rateLimited, floods, verified, refused, kicked atomic.Uint64
+}
+
+// admitRequest runs on c's read goroutine for every request after the
+// handshake. It reports whether to forward the request (drop == false) and
+// whether to end the connection for flooding (stop). A refused request is
+// answered with an error wrapping parallax.ErrLimit here, and its fds are
+// closed.
+func (s *Server) admitRequest(c *serverConn, env wire.Envelope, files []*os.File) (drop, stop bool) {
+	g := &c.guard
+	now := time.Now()
+	rate, burst := float64(s.cfg.Limits.MaxRequestsPerSecond), float64(s.cfg.Limits.RequestBurst)
+	if !g.started {
+		g.started, g.tokens, g.last = true, burst, now
+	} else {
+		g.tokens = min(burst, g.tokens+now.Sub(g.last).Seconds()*rate)
+		g.last = now
+	}
+	if g.tokens >= 1 {
+		g.tokens--
+		g.strikes = 0
+		return false, false
+	}
+	closeFiles(files)
+	s.guard.rateLimited.Add(1)
+	g.strikes++
+	if g.strikes >= floodStrikes {
+		s.guard.floods.Add(1)
+		return true, true
+	}
+	// Sends are safe for concurrent use with the Serve goroutine's; the
+	// deadline keeps a flooder that does not read from stalling this
+	// goroutine for long (a failed send ends the connection below anyway).
+	_ = c.sc.UnixConn().SetWriteDeadline(now.Add(sendTimeout))
+	if err := c.sc.ReplyError(env.ReqID, errRateLimited); err != nil {
+		s.guard.floods.Add(1)
+		return true, true
+	}
+	return true, false
+}
+
+// reportPeer handles a wire.ReportPeer on the Serve goroutine: it verifies
+// the report (see the trust model above), counts it against the publisher's
+// process, and disconnects that process at [reportThreshold]. The reporter
+// always gets an Ack: a report is evidence, not a command.
+func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
+	defer s.send(c, reqID, &wire.Ack{}, nil)
+	ref := parallax.ChunkRef(m.Ref)
+	refuse := func(why string) {
+		s.guard.refused.Add(1)
+		s.log.Warn("peer report not verified", "conn", c.id, "client", c.client, "connection", m.ConnID, "ref", ref.String(), "why", why)
+	}
+	snap := s.core.Snapshot()
+	var ci *ConnectionInfo
+	for i := range snap.Connections {
+		if snap.Connections[i].ID == ConnectionID(m.ConnID) {
+			ci = &snap.Connections[i]
+			break
+		}
+	}
+	switch {
+	case ci == nil:
+		refuse("no such connection")
+		return
+	case !c.hello || ci.SubClient != c.client:
+		refuse("reporter is not the connection's consumer")
+		return
+	case s.pools.Validate(ref) == nil:
+		refuse("the reported ref is valid")
+		return
+	case !s.ringHolds(ci.Ring, ci.Capacity, m.Ref):
+		refuse("the reported value is not in the connection's ring")
+		return
+	}
+	if s.guard.reports == nil {
+		s.guard.reports = make(map[ClientID]int)
+	}
+	s.guard.verified.Add(1)
+	for id := range s.guard.reports { // forget processes that are gone
+		if !slices.ContainsFunc(snap.Clients, func(cl ClientInfo) bool { return cl.ID == id }) {
+			delete(s.guard.reports, id)
+		}
+	}
+	s.guard.reports[ci.PubClient]++
+	n := s.guard.reports[ci.PubClient]
+	s.log.Warn("bad ref in a ring reported", "connection", m.ConnID, "topic", ci.Topic, "publisher_client", ci.PubClient,
+		"reporter_client", c.client, "ref", ref.String(), "detail", m.Detail, "reports", n)
+	if n < reportThreshold {
+		return
+	}
+	for _, cl := range snap.Clients {
+		if cl.ID != ci.PubClient {
+			continue
+		}
+		if oc := s.conns[cl.Conn]; oc != nil {
+			s.log.Warn("disconnecting client for corrupting a ring", "client", cl.ID, "pid", cl.PID, "name", cl.Name, "reports", n)
+			delete(s.guard.reports, cl.ID)
+			s.guard.kicked.Add(1)
+			s.step(ClientDisconnected{Conn: oc.id})
+			s.dropConn(oc)
+		}
+	}
+}
+
+// ringHolds reports whether one of the ring's slots (at region r, capacity
+// slots) holds v. Slots keep their value after a pop, so this finds a
+// recently popped entry as well as a queued one. The read is plain: the
+// value may race with the producer, which only makes a report fail.
+func (s *Server) ringHolds(r Region, capacity int, v uint64) bool {
+	mem := s.region(r)
+	for i := range capacity {
+		off := ringbuf.HeaderSize + 8*i
+		if off+8 > len(mem) {
+			return false
+		}
+		if binary.LittleEndian.Uint64(mem[off:]) == v {
+			return true
+		}
+	}
+	return false
+}
+
+// GuardStats counts what the router did against hostile or broken peers.
+type GuardStats struct {
+	RateLimited       uint64 // requests refused by the rate limit
+	FloodDisconnects  uint64 // connections dropped for flooding
+	VerifiedReports   uint64 // bad-ref reports that passed verification
+	RefusedReports    uint64 // reports that did not
+	ReportDisconnects uint64 // processes dropped for corrupting rings
+}
+
+// GuardStats returns the router's counters of hostile-peer handling. It is
+// safe to call from any goroutine.
+func (s *Server) GuardStats() GuardStats {
+	g := &s.guard
+	return GuardStats{RateLimited: g.rateLimited.Load(), FloodDisconnects: g.floods.Load(), VerifiedReports: g.verified.Load(),
+		RefusedReports: g.refused.Load(), ReportDisconnects: g.kicked.Load()}
+}
