@@ -74,6 +74,8 @@ type Server struct {
 
 	mon serverMonitor // process-exit monitor (server_monitor.go); owned by the Serve goroutine
 
+	growth growthState // grown and dedicated pools (server_growth.go); owned by the Serve goroutine
+
 	guard guardState // hostile-peer handling (server_guard.go)
 
 	serveOnce sync.Once
@@ -332,6 +334,7 @@ func (s *Server) Close() error {
 	if s.mgmt != nil {
 		errs = append(errs, s.mgmt.Close())
 	}
+	errs = append(errs, s.closeGrowth())
 	errs = append(errs, s.closeMonitor())
 	return errors.Join(errs...)
 }

@@ -101,6 +101,9 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 	if s.introspect(c, env) {
 		return
 	}
+	if s.growthRequest(c, env) {
+		return
+	}
 	var req Request
 	switch m := env.Msg.(type) {
 	case *wire.Ping:
@@ -127,6 +130,9 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 // step feeds the core one event and executes the actions it produces.
 func (s *Server) step(ev Event) {
 	s.observeEvent(ev)
+	if _, ok := ev.(Tick); ok {
+		s.growthTick()
+	}
 	s.core.Step(ev)
 	actions := s.core.Ready()
 	// Replies go after the step's other actions (and before its connection
