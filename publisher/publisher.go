@@ -240,7 +240,9 @@ func (p *Publisher) Loan(n int) (Chunk, error) {
 	}
 	ref, err := p.pools.Loan(n, p.owner)
 	if err != nil {
-		return Chunk{}, err
+		if ref, err = p.grow(n, err); err != nil { // grow.go
+			return Chunk{}, err
+		}
 	}
 	// Record the loan before anything else can fail: from here on a
 	// crash of this process leaves the router a record of the chunk.

@@ -259,6 +259,7 @@ func (s *Subscriber) tryTake() (Sample, error) {
 // hold records a popped ref in the hold table. A ref that names no held
 // chunk (a faulty peer's garbage) is not recorded and yields an error.
 func (s *Subscriber) hold(ref parallax.ChunkRef) (held, error) {
+	_ = s.rt.MapPool(s.pools, ref, true) // a pool added at run time is mapped on first sight; Validate reports failures
 	if err := s.pools.Validate(ref); err != nil {
 		return held{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
 	}

@@ -47,6 +47,8 @@ type Runtime struct {
 	pending  []wire.Message // pushes for endpoints not registered yet
 	inflight int            // Create requests whose endpoint has not registered yet
 	closeErr error
+
+	grow growState // pools added at run time (segments.go)
 }
 
 var runtimes struct {
