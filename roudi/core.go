@@ -82,6 +82,10 @@ type Router struct {
 
 	retiring []retired // in retirement order, due ticks non-decreasing
 	actions  []Action
+
+	// After adopting a restarted domain (core_resume.go).
+	reserved     map[ClientID]bool
+	pendingLinks map[ConnectionID]*pendingLink
 }
 
 type client struct {
@@ -202,6 +206,10 @@ func (r *Router) Step(ev Event) {
 		}
 	case Tick:
 		r.tick()
+	case AdoptClients:
+		r.adopt(ev)
+	case ResumeDeadline:
+		r.resumeDeadline()
 	default:
 		r.log(slog.LevelError, "unknown event", slog.String("type", fmt.Sprintf("%T", ev)))
 	}
@@ -230,7 +238,7 @@ func (r *Router) connect(ev ClientConnected) {
 		return
 	}
 	delete(r.pending, ev.Conn)
-	if len(r.clients) >= r.cfg.Limits.MaxClients {
+	if len(r.clients)+len(r.reserved) >= r.cfg.Limits.MaxClients {
 		r.emit(Reply{Conn: ev.Conn, Err: fmt.Errorf("handshake: %w: %d clients (limits.max_clients)", parallax.ErrLimit, len(r.clients))})
 		r.emit(CloseConn{Conn: ev.Conn, Reason: "client limit reached"})
 		r.log(slog.LevelWarn, "client refused: limit reached", slog.Int("pid", int(ev.PID)), slog.String("name", ev.Name))
@@ -246,7 +254,7 @@ func (r *Router) connect(ev ClientConnected) {
 		if id == 0 || int(id) > r.cfg.Limits.MaxClients {
 			id = 1
 		}
-		if _, used := r.clients[id]; !used {
+		if _, used := r.clients[id]; !used && !r.reserved[id] {
 			break
 		}
 	}

@@ -24,6 +24,8 @@ func (r *Router) request(ev ClientRequest) {
 		r.createPublisher(c, req, reply)
 	case CreateSubscriber:
 		r.createSubscriber(c, req, reply)
+	case ResumeClient:
+		r.resume(c, req, reply)
 	case ClosePublisher:
 		p, ok := r.pubs[req.Pub]
 		switch {

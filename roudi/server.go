@@ -31,6 +31,13 @@ type Options struct {
 	// empty: eBPF when privileged, else pidfd, with the reason logged).
 	// Control-socket EOF is always a signal too.
 	Monitor procmon.Mode
+	// NoAdopt makes the router start with fresh segments even when the
+	// segments of a previous (dead) router of its domain survive in its
+	// clients. By default it adopts them and the clients resume.
+	NoAdopt bool
+	// ResumeGrace is how long an adopting router waits for its previous
+	// clients to resume; 0 means DefaultResumeGrace.
+	ResumeGrace time.Duration
 	// OnReclaim, when set, is called on the router goroutine after a
 	// departed client's resources were reclaimed, with its pid and the
 	// number of chunk references returned to the pools (tests measure
@@ -67,6 +74,11 @@ type Server struct {
 	// needSweep is set when a client went away; the next quiescent tick
 	// checks the pools for leaked chunks. Owned by the Serve goroutine.
 	needSweep bool
+	// adopted: the segments came from a previous router (server_resume.go);
+	// resumeAt is when the grace period ends, resumeDone once it did.
+	adopted    bool
+	resumeAt   time.Time
+	resumeDone bool
 	nextID    ConnID
 
 	stats serverStats
@@ -131,8 +143,14 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if s.layout, err = computeLayout(cfg); err != nil {
 		return nil, err
 	}
-	if err := s.createSegments(); err != nil {
+	adopted, err := s.tryAdopt()
+	if err != nil {
 		return nil, err
+	}
+	if !adopted {
+		if err := s.createSegments(); err != nil {
+			return nil, err
+		}
 	}
 	s.core, err = NewRouter(RouterOptions{
 		Config:       cfg,
@@ -146,7 +164,20 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if err := s.startMonitor(); err != nil {
 		return nil, err
 	}
+	if adopted {
+		ids := s.adoptedClients()
+		s.step(AdoptClients{IDs: ids})
+		s.log.Info("adopted the segments of a previous router of this domain; waiting for its clients to resume",
+			"clients", len(ids), "grace", s.resumeGrace().String())
+	}
 	return s, nil
+}
+
+func (s *Server) resumeGrace() time.Duration {
+	if s.opts.ResumeGrace > 0 {
+		return s.opts.ResumeGrace
+	}
+	return DefaultResumeGrace
 }
 
 func (s *Server) createSegments() error {
@@ -275,6 +306,7 @@ func (s *Server) serve(ctx context.Context) error {
 	go func() { defer wg.Done(); s.acceptLoop(ctx, ln) }()
 	s.log.Info("router ready", "domain", s.cfg.Domain, "socket", s.path, "pid", os.Getpid(),
 		"pools", len(s.layout.Pools), "mgmt_bytes", s.layout.Size, "monitor", s.MonitorKind())
+	s.resumeAt = time.Now().Add(s.resumeGrace())
 	close(s.ready)
 
 	tick := time.NewTicker(s.opts.TickInterval)
@@ -287,6 +319,9 @@ loop:
 		case <-tick.C:
 			s.step(Tick{})
 			s.observeTick(time.Now())
+			if s.adopted && !s.resumeDone && time.Now().After(s.resumeAt) {
+				s.resumeDeadline()
+			}
 			if s.needSweep {
 				s.sweepIfQuiescent()
 			}

@@ -120,6 +120,9 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		req = ClosePublisher{Pub: PubID(m.PubID)}
 	case *wire.CloseSubscriber:
 		req = CloseSubscriber{Sub: SubID(m.SubID)}
+	case *wire.Resume:
+		s.resumeRequest(c, env.ReqID, m)
+		return
 	default:
 		s.replyError(c, env.ReqID, fmt.Errorf("unexpected %T request: %w", env.Msg, parallax.ErrProtocol))
 		return
@@ -290,6 +293,9 @@ func (s *Server) reply(a Reply) {
 		s.send(c, a.ReqID, m, files)
 	case Closed:
 		s.send(c, a.ReqID, &wire.Ack{}, nil)
+	case Resumed:
+		c.client = r.Client
+		s.send(c, a.ReqID, &wire.Resumed{ClientID: uint16(r.Client)}, nil)
 	}
 }
 
@@ -365,7 +371,9 @@ func (s *Server) releaseReclaimed(ref parallax.ChunkRef, where string) {
 // the consumer of (drained now: nobody else pops them), and its notifier's
 // waiters are woken so nothing waits on a dead peer.
 func (s *Server) reclaim(a ReclaimClient) {
-	s.stats.clients.Add(-1)
+	if a.PID != 0 { // 0: an adopted client that never resumed (never counted)
+		s.stats.clients.Add(-1)
+	}
 	s.needSweep = true
 	before := s.stats.reclaimed.Load()
 	if s.opts.OnReclaim != nil {

@@ -1,0 +1,282 @@
+package roudi
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/parallax-ipc/parallax"
+)
+
+// Resuming after a router restart.
+//
+// A restarted router that adopted the previous router's segments (see
+// Server) starts with an empty registry but a management segment full of
+// live state: hold tables of clients, rings and notifiers of connections.
+// The server tells the core which client ids had hold tables
+// (AdoptClients); those ids are reserved, so no new client is given one. A
+// surviving client reconnects, handshakes as usual, then sends a
+// ResumeClient request with its old id and its endpoints and connections,
+// which the core re-registers under the same ids, carving their regions out
+// of the arena. A connection is complete when both its ends resumed. When
+// the grace period ends (ResumeDeadline), the ids nobody resumed are
+// reclaimed (ReclaimClient) and half-resumed connections are removed, as
+// for a client that died.
+
+// AdoptClients reserves the client ids found in an adopted management
+// segment until they resume or the deadline passes.
+type AdoptClients struct{ IDs []ClientID }
+
+// ResumeDeadline ends the grace period for resuming clients.
+type ResumeDeadline struct{}
+
+func (AdoptClients) isEvent()   {}
+func (ResumeDeadline) isEvent() {}
+
+// ResumeClient is the request of a client re-registering after a restart.
+type ResumeClient struct {
+	OldClient ClientID
+	Pubs      []RestorePub
+	Subs      []RestoreSub
+	Links     []RestoreLink
+}
+
+// RestorePub is a publisher to re-register under its id.
+type RestorePub struct {
+	ID      PubID
+	Topic   string
+	Type    TypeInfo
+	History int
+}
+
+// RestoreSub is a subscriber to re-register under its id.
+type RestoreSub struct {
+	ID       SubID
+	Topic    string
+	Type     TypeInfo
+	Capacity int
+	History  int
+	Policy   Policy
+	Notifier Region
+}
+
+// RestoreLink is a connection (ring) one of the client's endpoints is part
+// of.
+type RestoreLink struct {
+	ID       ConnectionID
+	Pub      PubID
+	Sub      SubID
+	Ring     Region
+	Capacity int
+	Policy   Policy
+}
+
+// Resumed is the result of a ResumeClient: the client's id again.
+type Resumed struct{ Client ClientID }
+
+func (ResumeClient) isRequest() {}
+func (Resumed) isResult()       {}
+
+// pendingLink is a connection declared by one end whose other end has not
+// resumed yet. Its ring region is already carved out of the arena.
+type pendingLink struct {
+	RestoreLink
+	declaredBy ClientID
+}
+
+// reserveRegion carves r out of the arena; false if any of it is in use.
+func (a *arena) reserve(r Region) bool {
+	if r.Size == 0 || r.Offset%regionAlign != 0 || r.Size%regionAlign != 0 {
+		return false
+	}
+	for i, f := range a.free {
+		if r.Offset < f.Offset || r.End() > f.End() {
+			continue
+		}
+		var repl []Region
+		if r.Offset > f.Offset {
+			repl = append(repl, Region{Offset: f.Offset, Size: r.Offset - f.Offset})
+		}
+		if r.End() < f.End() {
+			repl = append(repl, Region{Offset: r.End(), Size: f.End() - r.End()})
+		}
+		a.free = slices.Replace(a.free, i, i+1, repl...)
+		a.used[r.Offset] = r.Size
+		a.usedBytes += r.Size
+		return true
+	}
+	return false
+}
+
+func (r *Router) adopt(ev AdoptClients) {
+	if r.reserved == nil {
+		r.reserved = make(map[ClientID]bool)
+	}
+	for _, id := range ev.IDs {
+		if id != 0 {
+			r.reserved[id] = true
+		}
+	}
+	r.log(slog.LevelInfo, "adopted client ids reserved for resuming", slog.Int("clients", len(ev.IDs)))
+}
+
+// resume handles a ResumeClient from client c (already connected under a
+// new id).
+func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) {
+	fail := func(err error) { reply(nil, fmt.Errorf("resume client %d: %w", req.OldClient, err)) }
+	if !r.reserved[req.OldClient] {
+		fail(fmt.Errorf("%w: id %d is not awaiting a resume (the router did not adopt it, or its grace period ended)", parallax.ErrProtocol, req.OldClient))
+		return
+	}
+	if len(c.pubs) != 0 || len(c.subs) != 0 {
+		fail(fmt.Errorf("%w: resume must come before any other request", parallax.ErrProtocol))
+		return
+	}
+	// Validate everything before changing anything.
+	for _, p := range req.Pubs {
+		if _, used := r.pubs[p.ID]; used || p.ID == 0 {
+			fail(fmt.Errorf("%w: publisher id %d in use", parallax.ErrProtocol, p.ID))
+			return
+		}
+	}
+	for _, s := range req.Subs {
+		if _, used := r.subs[s.ID]; used || s.ID == 0 {
+			fail(fmt.Errorf("%w: subscriber id %d in use", parallax.ErrProtocol, s.ID))
+			return
+		}
+	}
+	// Re-key the client to its old id (the handshake gave it a new one).
+	delete(r.clients, c.id)
+	delete(r.reserved, req.OldClient)
+	c.id = req.OldClient
+	r.clients[c.id] = c
+	for _, p := range req.Pubs {
+		t := r.topicFor(p.Topic, p.Type)
+		if t == nil {
+			r.log(slog.LevelWarn, "resume: publisher type differs from its topic's; skipped", slog.Int("pub", int(p.ID)), slog.String("topic", p.Topic))
+			continue
+		}
+		pp := &publisher{id: p.ID, client: c, topic: t, history: p.History}
+		r.pubs[p.ID] = pp
+		c.pubs = append(c.pubs, p.ID)
+		t.pubs = append(t.pubs, p.ID)
+		r.nextPub = max(r.nextPub, p.ID)
+	}
+	for _, s := range req.Subs {
+		t := r.topicFor(s.Topic, s.Type)
+		if t == nil || !r.arena.reserve(s.Notifier) {
+			r.log(slog.LevelWarn, "resume: subscriber skipped (type or notifier region conflict)", slog.Int("sub", int(s.ID)), slog.String("topic", s.Topic))
+			continue
+		}
+		ss := &subscriber{id: s.ID, client: c, topic: t, capacity: s.Capacity, history: s.History, policy: s.Policy, notifier: s.Notifier}
+		r.subs[s.ID] = ss
+		c.subs = append(c.subs, s.ID)
+		t.subs = append(t.subs, s.ID)
+		r.nextSub = max(r.nextSub, s.ID)
+	}
+	for _, l := range req.Links {
+		r.nextLink = max(r.nextLink, l.ID)
+		if _, done := r.links[l.ID]; done {
+			continue // both ends in this client, or already completed
+		}
+		if pl, ok := r.pendingLinks[l.ID]; ok && pl.declaredBy != c.id {
+			p, s := r.pubs[l.Pub], r.subs[l.Sub]
+			if p != nil && s != nil && pl.Ring == l.Ring {
+				conn := &connection{id: l.ID, pub: p, sub: s, ring: l.Ring}
+				r.links[l.ID] = conn
+				p.links = append(p.links, l.ID)
+				s.links = append(s.links, l.ID)
+				delete(r.pendingLinks, l.ID)
+			}
+			continue
+		}
+		if !r.arena.reserve(l.Ring) {
+			r.log(slog.LevelWarn, "resume: ring region conflict; connection skipped", slog.Int("conn", int(l.ID)))
+			continue
+		}
+		p, s := r.pubs[l.Pub], r.subs[l.Sub]
+		if p != nil && s != nil && p.client == c && s.client == c {
+			conn := &connection{id: l.ID, pub: p, sub: s, ring: l.Ring}
+			r.links[l.ID] = conn
+			p.links = append(p.links, l.ID)
+			s.links = append(s.links, l.ID)
+			continue
+		}
+		if r.pendingLinks == nil {
+			r.pendingLinks = make(map[ConnectionID]*pendingLink)
+		}
+		r.pendingLinks[l.ID] = &pendingLink{RestoreLink: l, declaredBy: c.id}
+	}
+	reply(Resumed{Client: c.id}, nil)
+	r.log(slog.LevelInfo, "client resumed", slog.Int("client", int(c.id)), slog.Int("pid", int(c.pid)),
+		slog.Int("publishers", len(c.pubs)), slog.Int("subscribers", len(c.subs)))
+}
+
+// topicFor returns the topic name, creating it with typ, or nil when it
+// exists with another type.
+func (r *Router) topicFor(name string, typ TypeInfo) *topic {
+	t := r.topics[name]
+	if t == nil {
+		t = &topic{name: name, typ: typ}
+		r.topics[name] = t
+		return t
+	}
+	if t.typ != typ {
+		return nil
+	}
+	return t
+}
+
+// resumeDeadline ends the grace period: reserved ids that did not resume
+// are reclaimed, half-resumed connections removed.
+func (r *Router) resumeDeadline() {
+	ids := make([]ClientID, 0, len(r.reserved))
+	for id := range r.reserved {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		r.emit(ReclaimClient{Client: id})
+		r.log(slog.LevelInfo, "client did not resume; reclaimed", slog.Int("client", int(id)))
+	}
+	r.reserved = nil
+	lids := make([]ConnectionID, 0, len(r.pendingLinks))
+	for id := range r.pendingLinks {
+		lids = append(lids, id)
+	}
+	slices.Sort(lids)
+	for _, id := range lids {
+		pl := r.pendingLinks[id]
+		rm := ConnectionRemoved{Connection: pl.ID, Pub: pl.Pub, Sub: pl.Sub, Reason: "peer did not resume after the router restart"}
+		if p := r.pubs[pl.Pub]; p != nil {
+			rm.Conn = p.client.conn
+			r.emit(rm)
+		}
+		if s := r.subs[pl.Sub]; s != nil {
+			rm.Conn = s.client.conn
+			r.emit(rm)
+		}
+		r.retire(pl.Ring, RegionRing)
+	}
+	r.pendingLinks = nil
+}
+
+// AllocatedRegions returns the arena regions in use (rings, notifiers,
+// quarantined ones), sorted by offset; the server uses it to find orphaned
+// rings in an adopted arena.
+func (r *Router) AllocatedRegions() []Region {
+	out := make([]Region, 0, len(r.arena.used))
+	for off, sz := range r.arena.used {
+		out = append(out, Region{Offset: off, Size: sz})
+	}
+	slices.SortFunc(out, func(a, b Region) int {
+		switch {
+		case a.Offset < b.Offset:
+			return -1
+		case a.Offset > b.Offset:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
