@@ -79,7 +79,7 @@ type Server struct {
 	adopted    bool
 	resumeAt   time.Time
 	resumeDone bool
-	nextID    ConnID
+	nextID     ConnID
 
 	stats serverStats
 	obs   observer // introspection counters (introspect.go); owned by the Serve goroutine
