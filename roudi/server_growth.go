@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/hugepages"
@@ -49,6 +50,9 @@ type growthState struct {
 	nextArea  int                   // next unused dedicated area
 	liveBytes int64                 // payload bytes of live grown and dedicated segments
 	dedBytes  int64                 // payload bytes of live dedicated segments
+
+	retiredMu sync.Mutex          // guards retired, read by RetiredPool from any goroutine
+	retired   map[uint16]struct{} // ids of retired dedicated pools
 }
 
 type grownPool struct {
@@ -290,6 +294,12 @@ func (s *Server) growthTick() {
 			continue
 		}
 		d.retired = true
+		g.retiredMu.Lock()
+		if g.retired == nil {
+			g.retired = make(map[uint16]struct{})
+		}
+		g.retired[d.area.ID] = struct{}{}
+		g.retiredMu.Unlock()
 		size := int64(d.area.Class.ChunkSize)
 		g.liveBytes -= size
 		g.dedBytes -= size
@@ -312,11 +322,16 @@ func (s *Server) growthTick() {
 	}
 }
 
-// retiredPool reports whether pool id is a retired dedicated pool (its
-// chunk is the router's tombstone, not a leak).
-func (s *Server) retiredPool(id uint16) bool {
-	g := s.growth.byID[id]
-	return g != nil && g.retired
+// RetiredPool reports whether pool id is a retired dedicated pool: its
+// segment is gone and its one chunk is the router's tombstone (in use for
+// ever, so that no client loans it again), not a leak. Audits of
+// [Server.Pools] skip such pools. It is safe to call from any goroutine.
+func (s *Server) RetiredPool(id uint16) bool {
+	g := &s.growth
+	g.retiredMu.Lock()
+	defer g.retiredMu.Unlock()
+	_, ok := g.retired[id]
+	return ok
 }
 
 // closeGrowth releases the grown and dedicated segments (Close).
