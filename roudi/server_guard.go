@@ -59,9 +59,10 @@ package roudi
 // refilled continuously, limits.request_burst deep), kept by the
 // connection's read goroutine, so a flood costs the Serve goroutine nothing.
 // A request without a token is answered at once with an error wrapping
-// parallax.ErrLimit and not forwarded. A client that sends [floodStrikes]
-// refused requests in a row (it ignores the errors instead of backing off)
-// is disconnected and reclaimed. Malformed messages are refused by
+// parallax.ErrLimit and not forwarded. Each refusal adds a strike and each
+// admitted request forgives one; a client that reaches [floodStrikes] (it
+// keeps sending faster than the limit instead of backing off) is
+// disconnected and reclaimed. Malformed messages are refused by
 // discovery.ServerConn with a protocol error, which also ends the
 // connection.
 
@@ -82,8 +83,8 @@ const (
 	// reportThreshold is the number of verified bad-ref reports against a
 	// publisher's process after which the router disconnects it.
 	reportThreshold = 3
-	// floodStrikes is the number of consecutive rate-limited requests after
-	// which a control connection is dropped.
+	// floodStrikes is the strike count (refused requests minus admitted
+	// ones, never below 0) at which a control connection is dropped.
 	floodStrikes = 64
 )
 
@@ -94,7 +95,7 @@ var ErrFlooding = fmt.Errorf("control connection kept exceeding its request rate
 // errRateLimited answers a request refused by the token bucket.
 var errRateLimited = fmt.Errorf("request rate limit exceeded (limits.max_requests_per_second): %w", parallax.ErrLimit)
 
-// connGuard is one control connection's token bucket. It is owned by the
+// connGuard is one control connection's token bucket and strike count. It is owned by the
 // connection's read goroutine; the zero value starts with a full bucket.
 type connGuard struct {
 	started bool
@@ -128,7 +129,9 @@ func (s *Server) admitRequest(c *serverConn, env wire.Envelope, files []*os.File
 	}
 	if g.tokens >= 1 {
 		g.tokens--
-		g.strikes = 0
+		if g.strikes > 0 {
+			g.strikes-- // every admitted request forgives one refusal
+		}
 		return false, false
 	}
 	closeFiles(files)
