@@ -289,6 +289,10 @@ func (s *Server) growthTick() {
 	g := &s.growth
 	live := g.dedicated[:0]
 	for _, d := range g.dedicated {
+		if st, err := d.pool.Slot(0); err != nil || st.RefCount != 0 {
+			live = append(live, d) // held: checked without counting a failed loan
+			continue
+		}
 		if _, err := d.pool.Loan(tombstoneOwner); err != nil {
 			live = append(live, d) // still held (or loaned again)
 			continue
@@ -316,7 +320,7 @@ func (s *Server) growthTick() {
 		return
 	}
 	for _, d := range g.byID {
-		if d.retired && d.pool.Stats().InUse == 0 {
+		if st, err := d.pool.Slot(0); d.retired && err == nil && st.RefCount == 0 {
 			_, _ = d.pool.Loan(tombstoneOwner)
 		}
 	}
