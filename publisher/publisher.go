@@ -91,7 +91,8 @@ type conn struct {
 	ring     *ringbuf.Ring
 	notifier *ringbuf.Notifier
 	block    bool
-	dropped  atomic.Uint64 // samples this publisher discarded (oldest) or timed out on
+	dropped  atomic.Uint64        // samples this publisher discarded (oldest) or timed out on
+	added    wire.ConnectionAdded // as the router announced it (for resuming)
 }
 
 // New creates a publisher on topic.
@@ -392,7 +393,7 @@ func (p *Publisher) ConnectionAdded(m *wire.ConnectionAdded) {
 }
 
 func (p *Publisher) addConn(m *wire.ConnectionAdded, ring *ringbuf.Ring, nt *ringbuf.Notifier) {
-	cn := &conn{id: m.ConnID, sub: m.SubID, ring: ring, notifier: nt, block: m.Policy == wire.PolicyBlockProducer}
+	cn := &conn{id: m.ConnID, sub: m.SubID, ring: ring, notifier: nt, block: m.Policy == wire.PolicyBlockProducer, added: *m}
 	p.control(func() {
 		if p.closed.Load() {
 			return

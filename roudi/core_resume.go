@@ -168,7 +168,11 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 			r.log(slog.LevelWarn, "resume: subscriber skipped (type or notifier region conflict)", slog.Int("sub", int(s.ID)), slog.String("topic", s.Topic))
 			continue
 		}
-		ss := &subscriber{id: s.ID, client: c, topic: t, capacity: s.Capacity, history: s.History, policy: s.Policy, notifier: s.Notifier}
+		capacity := s.Capacity
+		if capacity <= 0 {
+			capacity = r.cfg.Rings.DefaultCapacity
+		}
+		ss := &subscriber{id: s.ID, client: c, topic: t, capacity: capacity, history: s.History, policy: s.Policy, notifier: s.Notifier}
 		r.subs[s.ID] = ss
 		c.subs = append(c.subs, s.ID)
 		t.subs = append(t.subs, s.ID)

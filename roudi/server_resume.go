@@ -46,9 +46,8 @@ func findMemfds(match func(link string) (key string, ok bool)) map[string]string
 	if err != nil {
 		return found
 	}
-	self := strconv.Itoa(os.Getpid())
 	for _, p := range procs {
-		if _, err := strconv.Atoi(p.Name()); err != nil || p.Name() == self {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
 			continue
 		}
 		dir := filepath.Join("/proc", p.Name(), "fd")
@@ -180,6 +179,10 @@ func (s *Server) tryAdopt() (adopted bool, err error) {
 	s.adopted = true
 	return true, nil
 }
+
+// Adopted reports whether the router adopted the segments of a previous
+// router of its domain (and waits for its clients to resume).
+func (s *Server) Adopted() bool { return s.adopted }
 
 // adoptedClients returns the client ids whose hold tables the adopted
 // management segment holds.

@@ -63,6 +63,8 @@ type Subscriber struct {
 	opts     Options
 	notifier *ringbuf.Notifier
 	wait     ringbuf.WaitOptions
+	// notifierOff is the notifier's offset in the management segment.
+	notifierOff uint64
 
 	conns   atomic.Pointer[[]*conn]
 	next    int         // round-robin start, owned by the taking goroutine
@@ -88,9 +90,10 @@ type held struct {
 }
 
 type conn struct {
-	id   uint32
-	pub  uint32
-	ring *ringbuf.Ring
+	id    uint32
+	pub   uint32
+	ring  *ringbuf.Ring
+	added wire.ConnectionAdded // as the router announced it (for resuming)
 }
 
 // New subscribes to topic.
@@ -131,6 +134,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	if s.pools, err = rt.Grant(sc.Segments, files, true); err != nil {
 		return fail(err)
 	}
+	s.notifierOff = sc.NotifierOffset
 	if s.notifier, err = rt.Notifier(sc.NotifierOffset); err != nil {
 		return fail(err)
 	}
@@ -355,7 +359,7 @@ func (s *Subscriber) ConnectionAdded(m *wire.ConnectionAdded) {
 		return
 	}
 	old := *s.conns.Load()
-	next := append(append(make([]*conn, 0, len(old)+1), old...), &conn{id: m.ConnID, pub: m.PubID, ring: ring})
+	next := append(append(make([]*conn, 0, len(old)+1), old...), &conn{id: m.ConnID, pub: m.PubID, ring: ring, added: *m})
 	s.conns.Store(&next)
 	_ = s.notifier.Notify()
 	s.changed.Broadcast()

@@ -32,7 +32,7 @@ type Runtime struct {
 	key  string
 	refs int // guarded by runtimes.mu
 
-	client  *discovery.SharedClient
+	client  *controlConn
 	welcome wire.Welcome
 	mgmt    *segment.Mapped
 	holds   *mempool.HoldTable
@@ -49,6 +49,7 @@ type Runtime struct {
 	closeErr error
 
 	grow growState // pools added at run time (segments.go)
+	rc   reconnector
 }
 
 var runtimes struct {
@@ -108,7 +109,7 @@ func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runt
 	if err != nil {
 		return nil, err
 	}
-	rt := &Runtime{key: key, client: sc, welcome: sc.Welcome(), pubs: map[uint32]Endpoint{}, subs: map[uint32]Endpoint{}}
+	rt := &Runtime{key: key, client: newControlConn(sc), welcome: sc.Welcome(), pubs: map[uint32]Endpoint{}, subs: map[uint32]Endpoint{}}
 	defer func() {
 		if err != nil {
 			rt.teardown()
@@ -146,6 +147,7 @@ func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runt
 		return nil, fmt.Errorf("hold table belongs to client %d, not %d: %w", rt.holds.Client(), rt.welcome.ClientID, parallax.ErrProtocol)
 	}
 	rt.remove = sc.OnPush(rt.onPush)
+	rt.startReconnector(dopts)
 	return rt, nil
 }
 
@@ -164,6 +166,7 @@ func (rt *Runtime) Release() {
 }
 
 func (rt *Runtime) teardown() {
+	rt.stopReconnector()
 	if rt.remove != nil {
 		rt.remove()
 	}

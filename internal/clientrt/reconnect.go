@@ -1,0 +1,209 @@
+package clientrt
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/wire"
+)
+
+// Reconnecting after the router died.
+//
+// When the control connection breaks (the router was killed), the
+// runtime's data path keeps working: segments stay mapped, rings keep
+// flowing. A goroutine then redials the same socket with a short backoff
+// (20 ms doubling to 200 ms, so a router that is back is found well within
+// a second of its ready line). If the new router adopted this process's
+// segments (same management memfd inode), the runtime sends a Resume with
+// its client id and every endpoint and connection it runs, and from then on
+// uses the new connection. A router that started with fresh segments
+// cannot take the endpoints back: the runtime stops trying, its endpoints
+// keep running among the survivors, and new endpoints get a new runtime.
+
+// Resumer is implemented by endpoints that can re-register after a router
+// restart.
+type Resumer interface {
+	// ResumeInfo describes the endpoint and its connections.
+	ResumeInfo() (pub *wire.ResumePublisher, sub *wire.ResumeSubscriber, conns []wire.ResumeConnection)
+}
+
+// controlConn is the runtime's control connection: the process-wide shared
+// client it started with, then whichever connection resumed it.
+type controlConn struct {
+	shared *discovery.SharedClient
+	cur    atomic.Pointer[discovery.Client]
+}
+
+func newControlConn(sc *discovery.SharedClient) *controlConn {
+	c := &controlConn{shared: sc}
+	c.cur.Store(sc.Client)
+	return c
+}
+
+func (c *controlConn) Request(ctx context.Context, m wire.Message, files []*os.File) (wire.Message, []*os.File, error) {
+	return c.cur.Load().Request(ctx, m, files)
+}
+func (c *controlConn) Barrier(ctx context.Context) error { return c.cur.Load().Barrier(ctx) }
+func (c *controlConn) Done() <-chan struct{}             { return c.cur.Load().Done() }
+func (c *controlConn) Err() error                        { return c.cur.Load().Err() }
+func (c *controlConn) Welcome() wire.Welcome             { return c.shared.Welcome() }
+func (c *controlConn) Mgmt() *os.File                    { return c.shared.Mgmt() }
+func (c *controlConn) OnPush(h discovery.PushHandler) func() {
+	return c.shared.OnPush(h)
+}
+
+// Release closes a resumed connection and drops the shared one.
+func (c *controlConn) Release() {
+	if cur := c.cur.Load(); cur != c.shared.Client {
+		cur.Close()
+	}
+	c.shared.Release()
+}
+
+// reconnector state of a Runtime.
+type reconnector struct {
+	stop    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	resumed atomic.Uint64 // successful resumes (for tests and logs)
+}
+
+// ResumeCount returns how many times this runtime resumed with a restarted
+// router.
+func (rt *Runtime) ResumeCount() uint64 { return rt.rc.resumed.Load() }
+
+func (rt *Runtime) startReconnector(dopts discovery.DialOptions) {
+	rt.rc.stop = make(chan struct{})
+	rt.rc.wg.Add(1)
+	go func() {
+		defer rt.rc.wg.Done()
+		for {
+			select {
+			case <-rt.client.Done():
+			case <-rt.rc.stop:
+				return
+			}
+			if !rt.reconnect(dopts) {
+				return
+			}
+		}
+	}()
+}
+
+func (rt *Runtime) stopReconnector() {
+	if rt.rc.stop == nil {
+		return
+	}
+	rt.rc.once.Do(func() { close(rt.rc.stop) })
+	rt.rc.wg.Wait()
+}
+
+// reconnect redials until a router answers; it returns true once resumed,
+// false when it should give up (stopped, or the router did not adopt us).
+func (rt *Runtime) reconnect(dopts discovery.DialOptions) bool {
+	backoff := 20 * time.Millisecond
+	for {
+		select {
+		case <-rt.rc.stop:
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		nc, err := discovery.Dial(ctx, dopts)
+		cancel()
+		if err != nil {
+			continue
+		}
+		ok, retry := rt.resume(nc)
+		if ok {
+			return true
+		}
+		nc.Close()
+		if !retry {
+			return false
+		}
+	}
+}
+
+func inode(f *os.File) uint64 {
+	if f == nil {
+		return 0
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return s.Ino
+	}
+	return 0
+}
+
+// resume re-registers this process's endpoints with the router behind nc.
+func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
+	ours := inode(rt.mgmt.File())
+	if theirs := inode(nc.Mgmt()); theirs != ours {
+		slog.Warn("parallax: the restarted router did not adopt this process's segments; endpoints keep running without a router",
+			"socket", nc.Path(), "mgmt_inode", ours, "router_mgmt_inode", theirs)
+		return false, false
+	}
+	m := &wire.Resume{OldClient: rt.welcome.ClientID, MgmtInode: ours}
+	rt.mu.Lock()
+	seen := map[uint32]bool{}
+	collect := func(ep Endpoint) {
+		r, ok := ep.(Resumer)
+		if !ok {
+			return
+		}
+		p, s, conns := r.ResumeInfo()
+		if p != nil {
+			m.Publishers = append(m.Publishers, *p)
+		}
+		if s != nil {
+			m.Subscribers = append(m.Subscribers, *s)
+		}
+		for _, c := range conns {
+			if !seen[c.ConnID] {
+				seen[c.ConnID] = true
+				m.Connections = append(m.Connections, c)
+			}
+		}
+	}
+	for _, ep := range rt.pubs {
+		collect(ep)
+	}
+	for _, ep := range rt.subs {
+		collect(ep)
+	}
+	rt.mu.Unlock()
+	remove := nc.OnPush(rt.onPush)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	reply, _, err := nc.Request(ctx, m, nil)
+	if err != nil {
+		remove()
+		slog.Warn("parallax: resume refused by the restarted router", "err", err)
+		return false, false
+	}
+	if r, ok := reply.(*wire.Resumed); !ok || r.ClientID != rt.welcome.ClientID {
+		remove()
+		slog.Warn("parallax: unexpected resume reply", "reply", fmt.Sprintf("%T", reply))
+		return false, false
+	}
+	old := rt.client.cur.Swap(nc)
+	if old != rt.client.shared.Client {
+		old.Close()
+	}
+	rt.rc.resumed.Add(1)
+	slog.Info("parallax: resumed with a restarted router", "socket", nc.Path(), "client", rt.welcome.ClientID,
+		"publishers", len(m.Publishers), "subscribers", len(m.Subscribers), "connections", len(m.Connections))
+	return true, false
+}

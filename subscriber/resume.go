@@ -1,0 +1,28 @@
+package subscriber
+
+import (
+	"math/bits"
+
+	"github.com/parallax-ipc/parallax/internal/wire"
+)
+
+// ResumeInfo implements clientrt.Resumer: what a restarted router needs to
+// take this subscriber and its connections back.
+func (s *Subscriber) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
+	if s.closed.Load() {
+		return nil, nil, nil
+	}
+	rs := &wire.ResumeSubscriber{SubID: s.id, Topic: s.topic, History: uint32(s.opts.History), Policy: uint8(s.opts.Policy),
+		NotifierOffset: s.notifierOff, Type: wire.TypeInfo{Name: s.opts.TypeName, Size: s.opts.TypeSize, Align: s.opts.TypeAlign}}
+	if q := s.opts.QueueCapacity; q > 0 {
+		rs.QueueCapacity = uint32(max(2, 1<<bits.Len(uint(q-1))))
+	}
+	var conns []wire.ResumeConnection
+	for _, c := range *s.conns.Load() {
+		m := &c.added
+		rs.QueueCapacity = m.Capacity // what the router gave this subscriber
+		conns = append(conns, wire.ResumeConnection{ConnID: m.ConnID, PubID: m.PubID, SubID: m.SubID,
+			RingOffset: m.RingOffset, RingSize: m.RingSize, Capacity: m.Capacity, Policy: m.Policy})
+	}
+	return nil, rs, conns
+}

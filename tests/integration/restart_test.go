@@ -1,0 +1,267 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/roudi"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+// Router restart: SIGKILL the router while a stream runs; the stream keeps
+// flowing without a router; a new router of the domain adopts the segments,
+// the clients resume, a new subscriber joins the old publisher, and at the
+// end every pool is free.
+
+func init() {
+	childRoles["rspub"] = restartPubMain
+	childRoles["rssub"] = restartSubMain
+}
+
+// restartPubMain publishes seq-numbered 256 B samples on "rs" until a
+// "stop" line, then prints "published <n>" and closes at stdin EOF.
+func restartPubMain(args []string) int {
+	fs := flag.NewFlagSet("rspub", flag.ContinueOnError)
+	socket := fs.String("socket", "", "")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	pub, err := publisher.New(context.Background(), "rs", publisher.Options{Socket: *socket, History: 8, BlockTimeout: time.Minute})
+	if err != nil {
+		return childFail("rspub", "%v", err)
+	}
+	in := bufio.NewScanner(os.Stdin)
+	stop := make(chan struct{})
+	go func() { in.Scan(); close(stop) }()
+	fmt.Println("ready")
+	var seq uint64
+loop:
+	for {
+		select {
+		case <-stop:
+			break loop
+		default:
+		}
+		c, err := pub.Loan(256)
+		if errors.Is(err, parallax.ErrPoolExhausted) {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return childFail("rspub", "loan: %v", err)
+		}
+		seq++
+		binary.LittleEndian.PutUint64(c.Bytes(), seq)
+		for i := 8; i < 256; i++ {
+			c.Bytes()[i] = byte(seq) ^ byte(i)
+		}
+		if err := pub.Publish(c); err != nil {
+			return childFail("rspub", "publish %d: %v", seq, err)
+		}
+		if seq%50 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	fmt.Printf("published %d\n", seq)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	if err := pub.Close(); err != nil {
+		return childFail("rspub", "close: %v", err)
+	}
+	return 0
+}
+
+// restartSubMain takes "rs" samples, checking order and content, prints
+// "progress <n>" every 500, and on "stop <last>" reads until seq <last>,
+// prints "done <n> <first> <bad>" and closes at stdin EOF.
+func restartSubMain(args []string) int {
+	fs := flag.NewFlagSet("rssub", flag.ContinueOnError)
+	socket := fs.String("socket", "", "")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	sub, err := subscriber.New(context.Background(), "rs", subscriber.Options{Socket: *socket, QueueCapacity: 64, Policy: subscriber.BlockProducer})
+	if err != nil {
+		return childFail("rssub", "%v", err)
+	}
+	var last, first, n, bad uint64
+	var target sync.Map
+	in := bufio.NewScanner(os.Stdin)
+	go func() {
+		for in.Scan() {
+			var t uint64
+			if _, err := fmt.Sscanf(in.Text(), "stop %d", &t); err == nil {
+				target.Store("t", t)
+			}
+		}
+	}()
+	fmt.Println("ready")
+	for {
+		if t, ok := target.Load("t"); ok && last >= t.(uint64) {
+			break
+		}
+		s, err := sub.TakeTimeout(100 * time.Millisecond)
+		if errors.Is(err, parallax.ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			return childFail("rssub", "take after %d: %v", n, err)
+		}
+		b := s.Bytes()
+		seq := binary.LittleEndian.Uint64(b)
+		ok := len(b) == 256 && (last == 0 || seq == last+1)
+		for i := 8; ok && i < 256; i++ {
+			ok = b[i] == byte(seq)^byte(i)
+		}
+		if !ok {
+			bad++
+		}
+		if first == 0 {
+			first = seq
+		}
+		last = seq
+		n++
+		_ = s.Release()
+		if n%500 == 0 {
+			fmt.Printf("progress %d\n", n)
+		}
+	}
+	fmt.Printf("done %d %d %d\n", n, first, bad)
+	if err := sub.Close(); err != nil {
+		return childFail("rssub", "close: %v", err)
+	}
+	return 0
+}
+
+func TestRouterRestart(t *testing.T) {
+	if *noDaemon {
+		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "roudi.toml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	sock := filepath.Join(dir, "roudi.sock")
+	domain := fmt.Sprintf("rs-%d-%d", os.Getpid(), domainSeq.Add(1))
+
+	// Router 1: the real binary, to be SIGKILLed.
+	r1 := exec.Command(roudiBin, "-config", cfgPath, "-domain", domain, "-socket", sock)
+	stderr, err := r1.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, r1.Start())
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `msg="router ready"`) {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(readyTimeout):
+		_ = r1.Process.Kill()
+		t.Fatal("router 1 not ready")
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = r1.Process.Kill() // our own child, by PID
+			_ = r1.Wait()
+		}
+	})
+
+	sub1 := spawn(t, "sub1", "rssub", "-socket", sock)
+	sub1.expect("ready")
+	pub := spawn(t, "pub", "rspub", "-socket", sock)
+	pub.expect("ready")
+	sub1.expect("progress")
+
+	// Kill the router in the middle of the stream.
+	require.NoError(t, r1.Process.Signal(syscall.SIGKILL))
+	_ = r1.Wait()
+	killed = true
+	// No router: the stream keeps flowing.
+	sub1.expect("progress")
+	sub1.expect("progress")
+
+	// Router 2, in this process (so the test can audit its pools), on the
+	// same domain and socket: it adopts the survivors' segments.
+	cfg, err := roudi.ParseConfig([]byte(testConfig))
+	require.NoError(t, err)
+	cfg.Domain, cfg.Socket = domain, sock
+	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 2 * time.Second})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+		srv.Close()
+	})
+	<-srv.Ready()
+	readyAt := time.Now()
+	require.True(t, srv.Adopted(), "the new router must adopt the surviving segments")
+
+	// Both clients resume: the registry has the publisher, the subscriber
+	// and their connection again.
+	waitCtx, waitCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer waitCancel()
+	for {
+		snap, err := srv.Snapshot(waitCtx)
+		require.NoError(t, err)
+		if len(snap.Clients) == 2 && len(snap.Connections) == 1 {
+			break
+		}
+		select {
+		case <-waitCtx.Done():
+			t.Fatalf("clients did not resume: %v", snap)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	t.Logf("clients resumed %v after the new router's ready line", time.Since(readyAt))
+
+	// A new subscriber joins the old publisher.
+	sub2 := spawn(t, "sub2", "rssub", "-socket", sock)
+	sub2.expect("ready")
+	sub2.expect("progress")
+
+	pub.send("stop")
+	n := pub.expect("published ")
+	last := atoi(t, n[0])
+	for _, s := range []*proc{sub1, sub2} {
+		s.send(fmt.Sprintf("stop %d", last))
+		f := s.expect("done ")
+		got, first := atoi(t, f[0]), atoi(t, f[1])
+		require.Equal(t, "0", f[2], "%s saw corrupted or reordered samples", s.name)
+		require.Equal(t, last-first+1, got, "%s lost or duplicated samples (first %d, last %d)", s.name, first, last)
+		if s == sub1 {
+			require.Equal(t, uint64(1), first, "sub1 was there from the start")
+		}
+		t.Logf("%s received %d samples (%d..%d), 0 bad", s.name, got, first, last)
+	}
+	for _, p := range []*proc{pub, sub1, sub2} {
+		p.wait()
+	}
+	(&router{srv: srv}).requirePoolsFree(t)
+}
