@@ -39,15 +39,19 @@ const DefaultResumeGrace = 3 * time.Second
 func memfdLink(name string) string { return "/memfd:parallax-" + name + " (deleted)" }
 
 // findMemfds returns, for each wanted memfd link text, one /proc path of an
-// fd that refers to it (in any process we may inspect).
+// fd that refers to it (in any other process we may inspect).
 func findMemfds(match func(link string) (key string, ok bool)) map[string]string {
 	found := map[string]string{}
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		return found
 	}
+	// Our own process is skipped: a router restarted inside the process
+	// whose clients hold the old segments (tests, embedded routers) starts
+	// fresh, and those in-process clients re-create their endpoints.
+	self := strconv.Itoa(os.Getpid())
 	for _, p := range procs {
-		if _, err := strconv.Atoi(p.Name()); err != nil {
+		if _, err := strconv.Atoi(p.Name()); err != nil || p.Name() == self {
 			continue
 		}
 		dir := filepath.Join("/proc", p.Name(), "fd")
