@@ -109,7 +109,9 @@ func TestBridgeOrderAndChecksum(t *testing.T) {
 	t.Parallel()
 	typ := &gateway.Type{Name: "bytes.v1"}
 	b := newBridge(t, 0, gateway.Topic{Name: "frames", Type: typ}, gateway.Topic{Name: "frames", Type: typ})
-	ctx := context.Background()
+	// Bounded: a broken bridge fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	sub, err := subscriber.New(ctx, "frames", subscriber.Options{Socket: b.rb.cfg.Socket, TypeName: "bytes.v1", QueueCapacity: 128, Policy: subscriber.BlockProducer})
 	require.NoError(t, err)
 	defer sub.Close()
@@ -174,7 +176,9 @@ func TestTypeFromFirstMessageAndMismatchRefused(t *testing.T) {
 	// A exports "points" typed pt/16/8; B imports it without a type and
 	// has a local subscriber of another type: the importer is refused.
 	b := newBridge(t, 0, gateway.Topic{Name: "points", Type: &gateway.Type{Name: "pt", Size: 16, Align: 8}}, gateway.Topic{Name: "points"})
-	ctx := context.Background()
+	// Bounded: a broken bridge fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	other, err := subscriber.New(ctx, "points", subscriber.Options{Socket: b.rb.cfg.Socket, TypeName: "other", TypeSize: 4, TypeAlign: 4})
 	require.NoError(t, err)
 	pub, err := publisher.New(ctx, "points", publisher.Options{Socket: b.ra.cfg.Socket, TypeName: "pt", TypeSize: 16, TypeAlign: 8})
@@ -212,7 +216,9 @@ func TestTypeFromFirstMessageAndMismatchRefused(t *testing.T) {
 func TestConfiguredTypeMismatchRefused(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, 0, gateway.Topic{Name: "x", Type: &gateway.Type{Name: "a"}}, gateway.Topic{Name: "x", Type: &gateway.Type{Name: "b"}})
-	ctx := context.Background()
+	// Bounded: a broken bridge fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	pub, err := publisher.New(ctx, "x", publisher.Options{Socket: b.ra.cfg.Socket, TypeName: "a"})
 	require.NoError(t, err)
 	defer pub.Close()
@@ -226,7 +232,9 @@ func TestConfiguredTypeMismatchRefused(t *testing.T) {
 func TestLargePayloadRefused(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, 8<<10, gateway.Topic{Name: "big"}, gateway.Topic{Name: "big", Type: &gateway.Type{}})
-	ctx := context.Background()
+	// Bounded: a broken bridge fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	sub, err := subscriber.New(ctx, "big", subscriber.Options{Socket: b.rb.cfg.Socket, QueueCapacity: 16})
 	require.NoError(t, err)
 	defer sub.Close()
@@ -253,7 +261,9 @@ func TestLoopPrevention(t *testing.T) {
 	both := []gateway.Topic{{Name: "chat", Type: &gateway.Type{}}}
 	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: both, Import: both})
 	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Export: both, Import: both})
-	ctx := context.Background()
+	// Bounded: a broken bridge fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	subA, err := subscriber.New(ctx, "chat", subscriber.Options{Socket: ra.cfg.Socket, QueueCapacity: 64})
 	require.NoError(t, err)
 	defer subA.Close()
@@ -309,7 +319,9 @@ func TestRouterRestart(t *testing.T) {
 	t.Parallel()
 	typ := &gateway.Type{Name: "r"}
 	b := newBridge(t, 0, gateway.Topic{Name: "t", Type: typ}, gateway.Topic{Name: "t", Type: typ})
-	ctx := context.Background()
+	// Bounded: a broken bridge fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	pub, err := publisher.New(ctx, "t", publisher.Options{Socket: b.ra.cfg.Socket, TypeName: "r"})
 	require.NoError(t, err)
 	defer func() { pub.Close() }() // pub is replaced below
@@ -355,7 +367,9 @@ func TestNATSRestart(t *testing.T) {
 	typ := []gateway.Topic{{Name: "t", Type: &gateway.Type{Name: "n"}}}
 	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: typ})
 	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: typ})
-	ctx := context.Background()
+	// Bounded: a broken bridge fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	pub, err := publisher.New(ctx, "t", publisher.Options{Socket: ra.cfg.Socket, TypeName: "n"})
 	require.NoError(t, err)
 	defer pub.Close()
