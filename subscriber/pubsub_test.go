@@ -1,6 +1,7 @@
 package subscriber_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -222,4 +223,32 @@ func TestWaitSet(t *testing.T) {
 		require.Equal(t, []byte{byte(i)}, smp.Bytes())
 		require.NoError(t, smp.Release())
 	}
+}
+
+// Samples taken before Close stay readable until released, even when the
+// subscriber was the process's last endpoint (its runtime, and with it the
+// mappings, must wait for them).
+func TestSampleOutlivesClose(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sub, err := subscriber.New(ctx, "outlive", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 8})
+	require.NoError(t, err)
+	pub, err := publisher.New(ctx, "outlive", publisher.Options{Socket: srv.SocketPath()})
+	require.NoError(t, err)
+	require.NoError(t, pub.Send(bytes.Repeat([]byte{0xab}, 3000)))
+	s, err := sub.TakeTimeout(10 * time.Second)
+	require.NoError(t, err)
+	require.NoError(t, pub.Close())
+	require.NoError(t, sub.Close()) // the last endpoint of this process's runtime
+	require.Equal(t, bytes.Repeat([]byte{0xab}, 3000), s.Bytes(), "sample unreadable after Close")
+	require.NoError(t, s.Release())
+	(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for srv.Pools().Stats()[1].InUse != 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	})()
+	require.Zero(t, srv.Pools().Stats()[1].InUse)
 }

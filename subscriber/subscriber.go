@@ -81,6 +81,11 @@ type Subscriber struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	// taken counts samples handed out and not yet released; the runtime
+	// (segments, control connection) is kept until it drops to 0 after
+	// Close.
+	taken  atomic.Int64
+	rtOnce sync.Once
 }
 
 // held is a reference recorded in the process's hold table.
@@ -216,8 +221,17 @@ func (x Sample) Release() error {
 		return fmt.Errorf("release sample of %q: %w", x.sub.topic, err)
 	}
 	_, err := x.sub.pools.Release(x.ref)
+	// The last sample released after Close lets the runtime go (and the
+	// segments be unmapped): taken samples outlive Close, as documented.
+	if x.sub.taken.Add(-1) == 0 && x.sub.closed.Load() {
+		x.sub.releaseRuntime()
+	}
 	return err
 }
+
+// releaseRuntime drops this subscriber's share of the process runtime,
+// once: at Close, or at the last Release of a sample taken before Close.
+func (s *Subscriber) releaseRuntime() { s.rtOnce.Do(s.rt.Release) }
 
 // ErrNoData is returned by TryTake when no sample is queued.
 var ErrNoData = fmt.Errorf("no sample available")
@@ -282,6 +296,7 @@ func (s *Subscriber) sample(h held) (Sample, error) {
 	if err == nil {
 		var data []byte
 		if data, err = s.pools.Data(h.ref); err == nil {
+			s.taken.Add(1)
 			return Sample{ref: h.ref, data: data, hdr: Header{Seq: m.Seq, Timestamp: m.Timestamp, PublisherID: uint32(m.Origin)}, sub: s, hold: h.hold}, nil
 		}
 	}
@@ -430,7 +445,9 @@ func (s *Subscriber) Close() error {
 		}
 		s.backlog = nil
 		s.backlogMu.Unlock()
-		s.rt.Release()
+		if s.taken.Load() == 0 {
+			s.releaseRuntime()
+		}
 	})
 	return err
 }
