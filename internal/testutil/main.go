@@ -18,13 +18,21 @@ import (
 //
 // A child process re-executed by a multi-process test should be dispatched
 // before calling Main (see [ChildMain]).
-func Main(m *testing.M) {
+func Main(m *testing.M) { MainWithCleanup(m, nil) }
+
+// MainWithCleanup is Main with a cleanup run after the tests and before the
+// leak checks (TestMain cannot run code after Main: it exits). Use it to
+// remove what TestMain set up, such as built binaries.
+func MainWithCleanup(m *testing.M, cleanup func()) {
 	// Warm up the runtime netpoller (its epoll fd and eventfd are created on
 	// first use of os.File I/O) so they are not counted as leaks.
 	warmUp()
 	fds0 := countFDs()
 	maps0 := countMemfdMaps()
 	code := m.Run()
+	if cleanup != nil {
+		cleanup()
+	}
 	if code == 0 {
 		// Give finalizer-driven closes (runtime.AddCleanup backstops) no
 		// say: a leak is a leak. Count once more after the run.

@@ -52,7 +52,14 @@ func TestMain(m *testing.M) {
 		roudiBin = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
 		defer f.Close() // kept open for the whole run (os.Exit skips this)
 	}
-	testutil.Main(m)
+	// The CLI and the example plugin are built here, before testutil.Main
+	// counts fds, and removed after the tests.
+	dir, err := buildCLIAndPlugin()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		os.Exit(1)
+	}
+	testutil.MainWithCleanup(m, func() { os.RemoveAll(dir) })
 }
 
 // buildRoudi builds cmd/parallax-roudi (with -race, like the suite) and

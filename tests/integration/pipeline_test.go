@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -23,51 +22,45 @@ import (
 // running `parallax launch "<line>"`, joined through a router by ipcsink and
 // ipcsrc.
 
-// cliBuild holds the parallax binary and the example xor plugin, built once
-// (with -race, like the router) and executed through /proc/self/fd (see
-// buildRoudi for why).
+// cliBuild holds the parallax binary and the example xor plugin, built by
+// TestMain (with -race, like the router).
 var cliBuild struct {
-	once      sync.Once
 	bin       string
 	pluginDir string // a directory holding xor.so, kept for the whole run
-	err       error
+}
+
+// buildCLIAndPlugin builds cmd/parallax and the example plugin (with
+// -race, like the suite) into a new directory and returns it; TestMain
+// removes it after the tests.
+func buildCLIAndPlugin() (string, error) {
+	dir, err := os.MkdirTemp("", "parallax-integration-cli-")
+	if err != nil {
+		return "", err
+	}
+	build := func(args ...string) error {
+		cmd := exec.Command("go", append([]string{"build", "-race"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go build %v: %w\n%s", args, err, out)
+		}
+		return nil
+	}
+	if err := build("-o", filepath.Join(dir, "parallax"), "github.com/parallax-ipc/parallax/cmd/parallax"); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	if err := build("-buildmode=plugin", "-o", filepath.Join(dir, "plugins", "xor.so"), "github.com/parallax-ipc/parallax/examples/plugin"); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	cliBuild.bin = filepath.Join(dir, "parallax")
+	cliBuild.pluginDir = filepath.Join(dir, "plugins")
+	return dir, nil
 }
 
 func buildCLI(t *testing.T) (bin, pluginDir string) {
 	t.Helper()
-	cliBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "parallax-integration-cli-")
-		if err != nil {
-			cliBuild.err = err
-			return
-		}
-		// The plugin directory stays until the process ends: the
-		// children dlopen the .so by path. It is tiny and under $TMPDIR.
-		build := func(args ...string) error {
-			cmd := exec.Command("go", append([]string{"build", "-race"}, args...)...)
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				return fmt.Errorf("go build %v: %w\n%s", args, err, out)
-			}
-			return nil
-		}
-		exe := filepath.Join(dir, "parallax")
-		if cliBuild.err = build("-o", exe, "github.com/parallax-ipc/parallax/cmd/parallax"); cliBuild.err != nil {
-			return
-		}
-		if cliBuild.err = build("-buildmode=plugin", "-o", filepath.Join(dir, "plugins", "xor.so"), "github.com/parallax-ipc/parallax/examples/plugin"); cliBuild.err != nil {
-			return
-		}
-		f, err := os.Open(exe)
-		if err != nil {
-			cliBuild.err = err
-			return
-		}
-		_ = os.Remove(exe)
-		cliBuild.bin = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()) // f stays open for the run
-		cliBuild.pluginDir = filepath.Join(dir, "plugins")
-	})
-	require.NoError(t, cliBuild.err)
+	require.NotEmpty(t, cliBuild.bin, "TestMain did not build the CLI")
 	return cliBuild.bin, cliBuild.pluginDir
 }
 
@@ -157,13 +150,6 @@ func TestPipelineAcrossTwoProcesses(t *testing.T) {
 
 func TestPipelineAcrossThreeProcesses(t *testing.T) {
 	t.Parallel()
-	if os.Getenv("PARALLAX_TEST_THREEPROC") == "" {
-		// Known failure, under investigation: the sink process faults
-		// (SIGSEGV) reading a received sample in xor, most likely a chunk
-		// of a pool the router grew at run time while the transform's
-		// allocation waited. Set PARALLAX_TEST_THREEPROC=1 to run it.
-		t.Skip("known failure: sink faults reading a sample of a grown pool (PARALLAX_TEST_THREEPROC=1 runs it)")
-	}
 	const n, size = 5000, 64 << 10
 	r := startRouter(t)
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
