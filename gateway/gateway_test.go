@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax"
@@ -169,6 +170,22 @@ func TestBridgeOrderAndChecksum(t *testing.T) {
 	require.Equal(t, uint64(n), sa.Exported, "%v", sa)
 	require.Equal(t, uint64(n), sb.Imported, "%v", sb)
 	require.Zero(t, sb.Gaps+sb.Reordered+sb.Refused+sb.Dropped, "%v", sb)
+
+	// The same counters, scraped as Prometheus metrics.
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(b.gb.Collector()))
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	values := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			require.Equal(t, b.gb.ID(), m.GetLabel()[0].GetValue())
+			values[f.GetName()] = m.GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, float64(n), values["parallax_gateway_imported_total"])
+	require.Equal(t, float64(0), values["parallax_gateway_dropped_total"])
+	require.Len(t, values, 9)
 }
 
 func TestTypeFromFirstMessageAndMismatchRefused(t *testing.T) {

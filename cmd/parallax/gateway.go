@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // topicFlags is a repeatable -export/-import flag.
@@ -53,6 +57,7 @@ func runGateway(e *env, fs *flag.FlagSet, g *globals, args []string) int {
 	fs.IntVar(&opts.QueueCapacity, "queue", 0, "exporters' local queue capacity per publisher (0 = router default)")
 	fs.DurationVar(&opts.StatsInterval, "stats-interval", time.Minute, "period of the statistics log line (negative = never)")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics (parallax_gateway_*) on this address, e.g. 127.0.0.1:9465 (default: off)")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -73,6 +78,19 @@ func runGateway(e *env, fs *flag.FlagSet, g *globals, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "parallax gateway: -metrics: %v\n", err)
+			return exitUsage
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(gw.Collector())
+		hs := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(ln) }()
+		defer hs.Close()
+		fmt.Fprintf(e.stderr, "parallax gateway: metrics on http://%s/metrics\n", ln.Addr())
+	}
 	readyDone := make(chan struct{})
 	go func() {
 		defer close(readyDone)
