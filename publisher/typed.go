@@ -3,8 +3,8 @@ package publisher
 import (
 	"context"
 	"fmt"
-	"reflect"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/segment"
 )
 
@@ -28,15 +28,8 @@ type TypedChunk[T any] struct {
 // Value returns the T to fill in.
 func (c TypedChunk[T]) Value() *T { return c.v }
 
-// TypeName returns the topic type name used for T: its package path and
-// name, such as "github.com/acme/cam.Frame".
-func TypeName[T any]() string {
-	t := reflect.TypeFor[T]()
-	if t.PkgPath() != "" {
-		return t.PkgPath() + "." + t.Name()
-	}
-	return t.String()
-}
+// TypeName returns the topic type name used for T (see parallax.TypeName).
+func TypeName[T any]() string { return parallax.TypeName[T]() }
 
 // NewTyped creates a publisher of T values on topic. opts' type fields are
 // filled from T (a non-empty opts.TypeName overrides the name).

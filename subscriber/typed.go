@@ -3,8 +3,8 @@ package subscriber
 import (
 	"context"
 	"fmt"
-	"reflect"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/segment"
 )
 
@@ -28,14 +28,6 @@ func (x TypedSample[T]) Value() *T { return x.v }
 // Copy returns a copy of the value, usable after Release.
 func (x TypedSample[T]) Copy() T { return *x.v }
 
-func typeName[T any]() string {
-	t := reflect.TypeFor[T]()
-	if t.PkgPath() != "" {
-		return t.PkgPath() + "." + t.Name()
-	}
-	return t.String()
-}
-
 // NewTyped subscribes to topic for T values. opts' type fields are filled
 // from T (a non-empty opts.TypeName overrides the name).
 func NewTyped[T any](ctx context.Context, topic string, opts Options) (*Typed[T], error) {
@@ -44,7 +36,7 @@ func NewTyped[T any](ctx context.Context, topic string, opts Options) (*Typed[T]
 	}
 	size, align := segment.SizeOf[T]()
 	if opts.TypeName == "" {
-		opts.TypeName = typeName[T]()
+		opts.TypeName = parallax.TypeName[T]()
 	}
 	opts.TypeSize, opts.TypeAlign = uint32(size), uint32(align)
 	s, err := New(ctx, topic, opts)
