@@ -423,6 +423,10 @@ func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
 func (s *Subscriber) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		// Close holds a share of the runtime while it works: a sample
+		// released concurrently must not tear the mappings down under
+		// the ring drain below.
+		s.taken.Add(1)
 		s.closed.Store(true)
 		s.rt.Unregister(false, s.id)
 		_ = s.notifier.Notify()
@@ -445,7 +449,7 @@ func (s *Subscriber) Close() error {
 		}
 		s.backlog = nil
 		s.backlogMu.Unlock()
-		if s.taken.Load() == 0 {
+		if s.taken.Add(-1) == 0 {
 			s.releaseRuntime()
 		}
 	})

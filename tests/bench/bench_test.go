@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 		"echo":     echoMain,
 		"sink":     sinkMain,
 		"uds-echo": udsEchoMain,
+		"pipesink": pipesinkMain,
 	})
 	testutil.Main(m)
 }
