@@ -252,3 +252,35 @@ func TestSampleOutlivesClose(t *testing.T) {
 	})()
 	require.Zero(t, srv.Pools().Stats()[1].InUse)
 }
+
+// A publisher and a subscriber of one process created at the same time are
+// both wired when their New returns (a push naming two local endpoints that
+// register at different times reaches both).
+func TestConcurrentNewSameProcess(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 40 {
+		topic := fmt.Sprintf("conc/%d", i)
+		var (
+			sub    *subscriber.Subscriber
+			subErr error
+			done   = make(chan struct{})
+		)
+		go func() {
+			defer close(done)
+			sub, subErr = subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 4})
+		}()
+		pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
+		require.NoError(t, err)
+		<-done
+		require.NoError(t, subErr)
+		// Whichever was created second saw the other at once; the first
+		// learns of the second through a push: wait for that, bounded.
+		require.NoError(t, pub.WaitForSubscribers(ctx, 1), "iteration %d", i)
+		require.NoError(t, sub.WaitForPublishers(ctx, 1), "iteration %d", i)
+		require.NoError(t, pub.Close())
+		require.NoError(t, sub.Close())
+	}
+}

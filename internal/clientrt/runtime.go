@@ -44,8 +44,8 @@ type Runtime struct {
 	segs     []*segment.Mapped // payload mappings, closed at the end
 	pubs     map[uint32]Endpoint
 	subs     map[uint32]Endpoint
-	pending  []wire.Message // pushes for endpoints not registered yet
-	inflight int            // Create requests whose endpoint has not registered yet
+	pending  []pendingPush // pushes for endpoints not registered yet
+	inflight int           // Create requests whose endpoint has not registered yet
 	closeErr error
 
 	grow growState // pools added at run time (segments.go)
@@ -347,12 +347,21 @@ func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub b
 	rt.mu.Lock()
 	m[id] = ep
 	var replay []wire.Message
+	// A push may concern two local endpoints (both ends of a connection in
+	// this process) that register at different times: deliver it to this
+	// one and keep it for the other.
 	keep := rt.pending[:0]
-	for _, msg := range rt.pending {
-		if target(msg, pub) == id {
-			replay = append(replay, msg)
-		} else {
-			keep = append(keep, msg)
+	for _, pp := range rt.pending {
+		need := &pp.needSub
+		if pub {
+			need = &pp.needPub
+		}
+		if *need && target(pp.msg, pub) == id {
+			replay = append(replay, pp.msg)
+			*need = false
+		}
+		if pp.needPub || pp.needSub {
+			keep = append(keep, pp)
 		}
 	}
 	rt.pending = keep
@@ -389,6 +398,13 @@ func deliver(ep Endpoint, m wire.Message) {
 	}
 }
 
+// pendingPush is a push held for the local endpoints it names that have
+// not registered yet.
+type pendingPush struct {
+	msg              wire.Message
+	needPub, needSub bool
+}
+
 // maxPending bounds the pushes held for endpoints that never register.
 const maxPending = 4096
 
@@ -410,7 +426,7 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 		eps = append(eps, pubEP)
 	}
 	if (pubEP == nil || subEP == nil) && rt.inflight > 0 && len(rt.pending) < maxPending {
-		rt.pending = append(rt.pending, m)
+		rt.pending = append(rt.pending, pendingPush{msg: m, needPub: pubEP == nil, needSub: subEP == nil})
 	}
 	rt.mu.Unlock()
 	for _, ep := range eps {
