@@ -28,6 +28,7 @@ func Main(args []string, stderr io.Writer) int {
 	socket := fs.String("socket", "", "control socket path (default: derived from the domain)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (default: from config)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	nice := fs.Int("nice", 0, "nice value for the router's threads, e.g. -10 (needs CAP_SYS_NICE; 0 = unchanged)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off)")
 	printConfig := fs.Bool("print-default-config", false, "print the embedded default config and exit")
 	monitor := fs.String("monitor", "auto", "process-exit monitor: auto (eBPF when privileged, else pidfd), ebpf or pidfd")
@@ -73,7 +74,7 @@ func Main(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(h)
-	srv, err := New(cfg, Options{Logger: log, Monitor: monMode})
+	srv, err := New(cfg, Options{Logger: log, Monitor: monMode, Nice: *nice})
 	if err != nil {
 		log.Error("router not started", "err", err)
 		return 1

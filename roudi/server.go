@@ -13,6 +13,7 @@ import (
 
 	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/hugepages"
+	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -31,6 +32,12 @@ type Options struct {
 	// empty: eBPF when privileged, else pidfd, with the reason logged).
 	// Control-socket EOF is always a signal too.
 	Monitor procmon.Mode
+	// Nice, when non-zero, sets the nice value of the router's threads
+	// (negative: more CPU priority, so reclaiming a dead client's chunks
+	// is not delayed behind busy clients on a loaded machine; needs
+	// CAP_SYS_NICE, otherwise a warning is logged). It applies to the
+	// whole process, so an embedding program decides for itself.
+	Nice int
 	// NoAdopt makes the router start with fresh segments even when the
 	// segments of a previous (dead) router of its domain survive in its
 	// clients. By default it adopts them and the clients resume.
@@ -306,6 +313,11 @@ func (s *Server) serve(ctx context.Context) error {
 	go func() { defer wg.Done(); s.acceptLoop(ctx, ln) }()
 	s.log.Info("router ready", "domain", s.cfg.Domain, "socket", s.path, "pid", os.Getpid(),
 		"pools", len(s.layout.Pools), "mgmt_bytes", s.layout.Size, "monitor", s.MonitorKind())
+	if s.opts.Nice != 0 {
+		if err := sys.ReniceProcess(s.opts.Nice); err != nil {
+			s.log.Warn("cannot change the router's priority", "nice", s.opts.Nice, "err", err)
+		}
+	}
 	s.resumeAt = time.Now().Add(s.resumeGrace())
 	close(s.ready)
 

@@ -111,3 +111,6 @@ const MaxWaitv = 128
 func FutexWaitv(addrs []*uint32, vals []uint32, timeout time.Duration) (int, error) {
 	return -1, unsupported("futex_waitv")
 }
+
+// ReniceProcess is not supported off Linux.
+func ReniceProcess(nice int) error { return unsupported("renice") }

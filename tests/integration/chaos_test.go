@@ -24,6 +24,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/routertest"
+	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/roudi"
@@ -93,6 +94,7 @@ func chaosCheck(b []byte, h subscriber.Header) error {
 
 // chaosPubMain publishes on its topic until killed (or stdin closes).
 func chaosPubMain(args []string) int {
+	_ = sys.ReniceProcess(0) // a client, not the (reniced) router that started us
 	fs := flag.NewFlagSet("chaospub", flag.ContinueOnError)
 	socket := fs.String("socket", "", "")
 	topic := fs.String("topic", "", "")
@@ -149,6 +151,7 @@ func chaosPubMain(args []string) int {
 // chaosSubMain subscribes to every chaos topic, verifies every sample and,
 // when stdin closes, prints "report <received> <bad>".
 func chaosSubMain(args []string) int {
+	_ = sys.ReniceProcess(0) // a client, not the (reniced) router that started us
 	fs := flag.NewFlagSet("chaossub", flag.ContinueOnError)
 	socket := fs.String("socket", "", "")
 	block := fs.Bool("block", false, "block-producer policy")
@@ -269,7 +272,10 @@ func TestChaosKillAndReclaim(t *testing.T) {
 		latencies []time.Duration
 		reclaimed int
 	)
-	srv := routertest.StartWith(t, chaosConfig, roudi.Options{OnReclaim: func(pid int32, chunks int) {
+	// The router runs as it is deployed: with more CPU priority than its
+	// clients (-nice), so that reclaiming is not queued behind them on two
+	// busy cores. This renices the test process, which hosts the router.
+	srv := routertest.StartWith(t, chaosConfig, roudi.Options{Nice: -10, OnReclaim: func(pid int32, chunks int) {
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
