@@ -325,7 +325,12 @@ func (s *Server) payloadGrant(readOnly bool) ([]wire.SegmentDesc, []*os.File) {
 const sendTimeout = 2 * time.Second
 
 func (s *Server) send(c *serverConn, reqID uint32, m wire.Message, files []*os.File) {
-	_ = c.sc.UnixConn().SetWriteDeadline(time.Now().Add(sendTimeout))
+	// The deadline is cleared again after the write: a deadline left in
+	// the past would make every later write on the connection fail (the
+	// per-connection goroutine also replies on it, e.g. rate-limit errors).
+	uc := c.sc.UnixConn()
+	_ = uc.SetWriteDeadline(time.Now().Add(sendTimeout))
+	defer uc.SetWriteDeadline(time.Time{})
 	if err := c.sc.Reply(reqID, m, files); err != nil {
 		s.log.Warn("send to client failed; dropping it", "conn", c.id, "msg", fmt.Sprintf("%T", m), "err", err)
 		s.step(ClientDisconnected{Conn: c.id})

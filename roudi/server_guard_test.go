@@ -141,8 +141,11 @@ func TestGuardGarbageRefs(t *testing.T) {
 	defer pub.Close()
 
 	h := dialHostile(t, srv)
-	_, _, err = h.c.Request(ctx, &wire.CreatePublisher{Topic: topic}, nil)
+	_, files, err := h.c.Request(ctx, &wire.CreatePublisher{Topic: topic}, nil)
 	require.NoError(t, err)
+	for _, f := range files { // the payload fds: this client only writes the ring
+		f.Close()
+	}
 	var added *wire.ConnectionAdded
 	for added == nil {
 		select {
@@ -192,7 +195,12 @@ func TestGuardGarbageRefs(t *testing.T) {
 		require.NoError(t, x.Release())
 		got++
 	}
-	require.Equal(t, len(garbage)+1, bad, "one error per garbage entry")
+	// Every garbage entry taken gives one error. Once three verified
+	// reports disconnected the hostile publisher, the subscriber moves what
+	// is left of its ring aside and drops the entries that fail validation
+	// without an error, so fewer than all may surface (timing).
+	require.GreaterOrEqual(t, bad, 3, "garbage entries must surface as errors")
+	require.LessOrEqual(t, bad, len(garbage)+1, "at most one error per garbage entry")
 
 	// The reports reach the router, which drops the hostile client.
 	select {
@@ -504,7 +512,11 @@ func TestGuardFlood(t *testing.T) {
 	st := srv.GuardStats()
 	t.Logf("flooder sent %d pings, %d refused with ErrLimit (router refused %d); honest pair exchanged %d samples; worst ping of another client %v",
 		flooded, limited.Load(), st.RateLimited, sent, worst)
-	require.Positive(t, limited.Load(), "the flooder got ErrLimit replies")
+	// The router refuses the excess with ErrLimit replies; how many the
+	// flooder reads before it is cut off depends on timing (it may be cut
+	// off with the replies still in flight), so the router's count is the
+	// assertion and the flooder's is logged above.
+	require.Positive(t, st.RateLimited, "the router refused the flooder's excess requests")
 	require.GreaterOrEqual(t, st.FloodDisconnects, uint64(1))
 	require.NoError(t, other.Close())
 	require.NoError(t, pub.Close())
