@@ -78,6 +78,9 @@ type Subscriber struct {
 
 	backlogMu sync.Mutex
 	backlog   []held // refs drained from removed connections, recorded as held
+	// backlogN mirrors len(backlog) so the take path checks it without
+	// the lock (it is written under backlogMu).
+	backlogN atomic.Int64
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -347,13 +350,12 @@ func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, e
 	}
 }
 
-func (s *Subscriber) hasBacklog() bool {
-	s.backlogMu.Lock()
-	defer s.backlogMu.Unlock()
-	return len(s.backlog) > 0
-}
+func (s *Subscriber) hasBacklog() bool { return s.backlogN.Load() > 0 }
 
 func (s *Subscriber) popBacklog() (held, bool) {
+	if s.backlogN.Load() == 0 { // the common case: no lock on the take path
+		return held{}, false
+	}
 	s.backlogMu.Lock()
 	defer s.backlogMu.Unlock()
 	if len(s.backlog) == 0 {
@@ -361,6 +363,7 @@ func (s *Subscriber) popBacklog() (held, bool) {
 	}
 	h := s.backlog[0]
 	s.backlog = s.backlog[1:]
+	s.backlogN.Store(int64(len(s.backlog)))
 	return h, true
 }
 
@@ -410,6 +413,7 @@ func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
 		gone.ring.ClearPopIntent()
 		if err == nil {
 			s.backlog = append(s.backlog, h)
+			s.backlogN.Store(int64(len(s.backlog)))
 		}
 	}
 	s.backlogMu.Unlock()
@@ -448,6 +452,7 @@ func (s *Subscriber) Close() error {
 			}
 		}
 		s.backlog = nil
+		s.backlogN.Store(0)
 		s.backlogMu.Unlock()
 		if s.taken.Add(-1) == 0 {
 			s.releaseRuntime()
