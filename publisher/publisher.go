@@ -117,16 +117,11 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	}
 	rt.BeginCreate()
 	defer rt.EndCreate()
-	reply, files, err := rt.Request(ctx, &wire.CreatePublisher{Topic: topic, History: uint32(opts.History),
+	pc, files, err := clientrt.Create[*wire.PublisherCreated](ctx, rt, &wire.CreatePublisher{Topic: topic, History: uint32(opts.History),
 		Type: wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign}})
 	if err != nil {
 		rt.Release()
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
-	}
-	pc, ok := reply.(*wire.PublisherCreated)
-	if !ok {
-		rt.Release()
-		return nil, fmt.Errorf("create publisher on %q: unexpected reply %T: %w", topic, reply, parallax.ErrProtocol)
 	}
 	p.id = pc.PubID
 	if p.pools, err = rt.Grant(pc.Segments, files, false); err != nil {
@@ -135,10 +130,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
 	}
 	rt.RegisterPublisher(p.id, p)
-	// The router pushed this endpoint's connections to existing peers
-	// before its reply: once they are routed, the endpoint is wired and a
-	// first sample cannot miss a peer that existed at creation.
-	if err := rt.Barrier(ctx); err != nil {
+	if err := rt.Wired(ctx); err != nil {
 		_ = p.Close()
 		return nil, fmt.Errorf("wire %q: %w", topic, err)
 	}

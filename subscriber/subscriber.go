@@ -121,17 +121,12 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	s.ready = s.hasData
 	rt.BeginCreate()
 	defer rt.EndCreate()
-	reply, files, err := rt.Request(ctx, &wire.CreateSubscriber{Topic: topic, QueueCapacity: uint32(opts.QueueCapacity),
+	sc, files, err := clientrt.Create[*wire.SubscriberCreated](ctx, rt, &wire.CreateSubscriber{Topic: topic, QueueCapacity: uint32(opts.QueueCapacity),
 		History: uint32(opts.History), Policy: uint8(opts.Policy),
 		Type: wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign}})
 	if err != nil {
 		rt.Release()
 		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
-	}
-	sc, ok := reply.(*wire.SubscriberCreated)
-	if !ok {
-		rt.Release()
-		return nil, fmt.Errorf("subscribe to %q: unexpected reply %T: %w", topic, reply, parallax.ErrProtocol)
 	}
 	s.id = sc.SubID
 	fail := func(err error) (*Subscriber, error) {
@@ -147,10 +142,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 		return fail(err)
 	}
 	rt.RegisterSubscriber(s.id, s)
-	// The router pushed this endpoint's connections to existing peers
-	// before its reply: once they are routed, the endpoint is wired and a
-	// first sample cannot miss a peer that existed at creation.
-	if err := rt.Barrier(ctx); err != nil {
+	if err := rt.Wired(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("wire %q: %w", topic, err)
 	}
