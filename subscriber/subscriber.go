@@ -77,7 +77,11 @@ type Subscriber struct {
 	reports reporter // bad refs told to the router (report.go)
 
 	backlogMu sync.Mutex
-	backlog   []held // refs drained from removed connections, recorded as held
+	// backlog holds what was queued on removed connections: refs recorded
+	// as held, and the errors of bad refs among them, in ring order, so a
+	// take reports each bad ref whether or not its connection is still
+	// there.
+	backlog []backlogEntry
 	// backlogN mirrors len(backlog) so the take path checks it without
 	// the lock (it is written under backlogMu).
 	backlogN atomic.Int64
@@ -89,6 +93,13 @@ type Subscriber struct {
 	// Close.
 	taken  atomic.Int64
 	rtOnce sync.Once
+}
+
+// backlogEntry is a held ref, or the error of a bad one, drained from a
+// removed connection.
+type backlogEntry struct {
+	h   held
+	err error
 }
 
 // held is a reference recorded in the process's hold table.
@@ -260,8 +271,11 @@ func (s *Subscriber) tryTake() (Sample, error) {
 		}
 		return s.sample(h)
 	}
-	if h, ok := s.popBacklog(); ok {
-		return s.sample(h)
+	if e, ok := s.popBacklog(); ok {
+		if e.err != nil {
+			return Sample{}, e.err
+		}
+		return s.sample(e.h)
 	}
 	if s.closed.Load() {
 		return Sample{}, clientrt.ErrClosed
@@ -344,19 +358,19 @@ func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, e
 
 func (s *Subscriber) hasBacklog() bool { return s.backlogN.Load() > 0 }
 
-func (s *Subscriber) popBacklog() (held, bool) {
+func (s *Subscriber) popBacklog() (backlogEntry, bool) {
 	if s.backlogN.Load() == 0 { // the common case: no lock on the take path
-		return held{}, false
+		return backlogEntry{}, false
 	}
 	s.backlogMu.Lock()
 	defer s.backlogMu.Unlock()
 	if len(s.backlog) == 0 {
-		return held{}, false
+		return backlogEntry{}, false
 	}
-	h := s.backlog[0]
+	e := s.backlog[0]
 	s.backlog = s.backlog[1:]
 	s.backlogN.Store(int64(len(s.backlog)))
-	return h, true
+	return e, true
 }
 
 // ConnectionAdded implements clientrt.Endpoint.
@@ -403,10 +417,11 @@ func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
 		}
 		h, err := s.hold(ref)
 		gone.ring.ClearPopIntent()
-		if err == nil {
-			s.backlog = append(s.backlog, h)
-			s.backlogN.Store(int64(len(s.backlog)))
-		}
+		// A bad ref is kept as its error: the taker sees it as it would
+		// have on the live connection (the router, which removed the
+		// connection, needs no report).
+		s.backlog = append(s.backlog, backlogEntry{h: h, err: err})
+		s.backlogN.Store(int64(len(s.backlog)))
 	}
 	s.backlogMu.Unlock()
 	_ = s.notifier.Notify()
@@ -438,9 +453,9 @@ func (s *Subscriber) Close() error {
 			}
 		}
 		s.backlogMu.Lock()
-		for _, h := range s.backlog {
-			if s.holds.Remove(h.hold, h.ref) == nil {
-				_, _ = s.pools.Release(h.ref)
+		for _, e := range s.backlog {
+			if e.err == nil && s.holds.Remove(e.h.hold, e.h.ref) == nil {
+				_, _ = s.pools.Release(e.h.ref)
 			}
 		}
 		s.backlog = nil
