@@ -3,7 +3,8 @@ package wire
 // Peer reports (types 48–55). A client that meets evidence of a faulty or
 // hostile peer in shared memory tells the router, which verifies what it
 // cheaply can and contains the offender (see the roudi package's trust
-// model). Types 49–55 are reserved for further reports.
+// model). Type 49 is a component's counter report ([ReportCounters],
+// counters.go); types 50–55 are reserved for further reports.
 const (
 	// TypeReportPeer reports a bad entry popped from a connection's ring;
 	// answered by [Ack] (also when the router finds the report

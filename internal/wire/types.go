@@ -18,9 +18,9 @@ const MaxMessageSize = 64 << 10
 type Type uint16
 
 // Message types. Ranges: 1-15 session, 16-31 publish/subscribe requests and
-// replies, 32-47 pushes, 48-55 peer reports (report.go), 56-63 resuming after
-// a router restart (resume.go), 64-127 reserved for
-// introspection requests.
+// replies, 32-47 pushes, 48-55 peer and component reports (report.go,
+// counters.go), 56-63 resuming after a router restart (resume.go), 64-127
+// reserved for introspection requests.
 const (
 	TypeHello    Type = 1
 	TypeWelcome  Type = 2
@@ -43,7 +43,7 @@ const (
 
 	// TypeIntrospectFirst..TypeIntrospectLast are reserved for
 	// introspection requests and replies (topics, clients, pool usage);
-	// the ones in use are listed in introspect.go.
+	// the ones in use are listed in introspect.go and counters.go.
 	TypeIntrospectFirst Type = 64
 	TypeIntrospectLast  Type = 127
 )
@@ -109,6 +109,9 @@ func ReplyType(t Type) (Type, bool) {
 	if rt, ok := reportReplyType(t); ok {
 		return rt, true
 	}
+	if rt, ok := countersReplyType(t); ok {
+		return rt, true
+	}
 	if rt, ok := segmentsReplyType(t); ok {
 		return rt, true
 	}
@@ -156,6 +159,9 @@ func New(t Type) Message {
 		return new(SegmentGrant)
 	}
 	if m := newReport(t); m != nil {
+		return m
+	}
+	if m := newCounters(t); m != nil {
 		return m
 	}
 	if m := newSegments(t); m != nil {
