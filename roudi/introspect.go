@@ -37,6 +37,8 @@ type observer struct {
 	reclaims      uint64
 	monitorEvents map[string]uint64
 
+	components componentReports // latest component counter reports (server_counters.go)
+
 	metricsOnce sync.Once
 	metrics     *metrics // set by metricsState; safe for concurrent use
 }
@@ -275,6 +277,9 @@ type Introspection struct {
 	Topics      []wire.TopicStat
 	Connections []wire.ConnStat
 	Pools       []wire.PoolStat
+	// Components are the latest counter reports of client-side
+	// components (gateways), sorted by component, instance and client.
+	Components []wire.ComponentStat
 	// MonitorEvents counts process-exit reports by source ("socket" for
 	// control-socket EOF, "process-exit" for the process monitor).
 	MonitorEvents map[string]uint64
@@ -354,6 +359,7 @@ func (s *Server) introspection() *Introspection {
 		in.Topics = append(in.Topics, ts)
 	}
 	in.Pools = s.poolStats()
+	in.Components = s.componentStats(now)
 	return in
 }
 
@@ -406,6 +412,10 @@ func (s *Server) introspect(c *serverConn, env wire.Envelope) bool {
 		items := s.poolStats()
 		lo, hi, next := page(len(items), m.Offset)
 		reply = &wire.PoolList{Pools: items[lo:hi], Next: next}
+	case *wire.ListComponents:
+		items := s.componentStats(time.Now())
+		lo, hi, next := pageOf(len(items), m.Offset, wire.MaxComponentPage)
+		reply = &wire.ComponentList{Components: items[lo:hi], Next: next}
 	default:
 		return false
 	}
@@ -416,8 +426,13 @@ func (s *Server) introspect(c *serverConn, env wire.Envelope) bool {
 // page returns the bounds of the page starting at off and the offset of
 // the next one (0 at the end).
 func page(n int, off uint32) (lo, hi int, next uint32) {
+	return pageOf(n, off, wire.MaxIntrospectPage)
+}
+
+// pageOf is page with a page size of size entries.
+func pageOf(n int, off uint32, size int) (lo, hi int, next uint32) {
 	lo = min(int(off), n)
-	hi = min(lo+wire.MaxIntrospectPage, n)
+	hi = min(lo+size, n)
 	if hi < n {
 		next = uint32(hi)
 	}

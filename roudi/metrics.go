@@ -52,10 +52,11 @@ func (s *Server) timedRequest(c *serverConn, env wire.Envelope) {
 // MetricsHandler returns the HTTP handler that serves the router's metrics
 // in the Prometheus exposition format: per-topic counters (published,
 // delivered, dropped) and queue depth, pool gauges, process, topic and
-// connection counts, reclaims, process-monitor events, control-request
-// latencies, and the Go runtime and process collectors. A scrape asks the
-// Serve goroutine for a fresh [Introspection]; while Serve is not running
-// only the latency histogram and the runtime metrics are served.
+// connection counts, reclaims, process-monitor events, the counters that
+// client-side components (gateways) report, control-request latencies, and
+// the Go runtime and process collectors. A scrape asks the Serve goroutine
+// for a fresh [Introspection]; while Serve is not running only the latency
+// histogram and the runtime metrics are served.
 func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.metricsState().reg, promhttp.HandlerOpts{})
 }
@@ -111,6 +112,8 @@ var (
 	descArenaUsed      = prometheus.NewDesc("parallax_arena_used_bytes", "Bytes of the management arena in use (rings, notifiers).", nil, nil)
 	descUptime         = prometheus.NewDesc("parallax_uptime_seconds", "Time since the router started.", nil, nil)
 	descInfo           = prometheus.NewDesc("parallax_router_info", "Router build and domain (always 1).", []string{"version", "domain", "monitor"}, nil)
+	descCompCounter    = prometheus.NewDesc("parallax_component_counter_total", "Latest reported value of a client-side component's counter (gateways: forwarded, exported, imported, dropped, ...).", []string{"component", "instance", "client", "counter"}, nil)
+	descCompAge        = prometheus.NewDesc("parallax_component_report_age_seconds", "Time since a client-side component last reported its counters.", []string{"component", "instance", "client"}, nil)
 )
 
 func (rc routerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -160,5 +163,12 @@ func (rc routerCollector) Collect(ch chan<- prometheus.Metric) {
 	c(descInfo, prometheus.GaugeValue, 1, r.Version, r.Domain, r.Monitor)
 	for _, src := range []string{"socket", "process-exit"} {
 		c(descMonitor, prometheus.CounterValue, float64(in.MonitorEvents[src]), src)
+	}
+	for _, comp := range in.Components {
+		client := clientLabel(comp.ClientID)
+		c(descCompAge, prometheus.GaugeValue, float64(comp.AgeMs)/1000, comp.Component, comp.Instance, client)
+		for _, ctr := range comp.Counters {
+			c(descCompCounter, prometheus.CounterValue, float64(ctr.Value), comp.Component, comp.Instance, client, ctr.Name)
+		}
 	}
 }

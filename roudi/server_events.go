@@ -91,6 +91,7 @@ func (s *Server) dropConn(c *serverConn) {
 	s.unwatchPeer(c)
 	if s.conns[c.id] == c {
 		delete(s.conns, c.id)
+		s.obs.forgetComponents(c.id)
 		c.sc.Close()
 	}
 }
@@ -111,6 +112,9 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		return
 	case *wire.ReportPeer:
 		s.reportPeer(c, env.ReqID, m) // server_guard.go
+		return
+	case *wire.ReportCounters:
+		s.reportCounters(c, env.ReqID, m) // server_counters.go
 		return
 	case *wire.CreatePublisher:
 		req = CreatePublisher{Topic: m.Topic, Type: TypeInfo(m.Type), History: int(m.History)}
