@@ -66,4 +66,18 @@
 // created), the gateway closes its local endpoints and re-creates them with
 // exponential backoff once a router serves the domain again. Every
 // reconnection (NATS or router) is counted in [Stats].Reconnects.
+//
+// # Counters
+//
+// [Gateway.Stats] returns the counters; they are also logged every
+// [Options].StatsInterval, served as Prometheus metrics by
+// [Gateway.Collector] (parallax_gateway_*_total, `parallax gateway
+// -metrics ADDR`), and reported to the router of the gateway's domain every
+// [Options].ReportInterval (one second by default) and once when Run ends.
+// The router lists the latest report in its introspection (`parallax
+// gateways`) and its own metrics
+// (parallax_component_counter_total{component="gateway",instance=<id>,...})
+// for as long as the gateway's control connection lasts. A failed report is
+// logged at debug level and never stops forwarding; after a router restart
+// the next session reports again.
 package gateway

@@ -299,6 +299,9 @@ func (g *Gateway) session(ctx context.Context, rt *clientrt.Runtime) {
 		e.open(sctx) // first attempt inline, so Ready means subscribed
 		wg.Go(func() { e.run(sctx) })
 	}
+	if g.opts.ReportInterval > 0 {
+		wg.Go(func() { g.reportLoop(sctx, rt) }) // report.go
+	}
 	g.setReady(true, false)
 	select {
 	case <-rt.Done():
@@ -308,5 +311,8 @@ func (g *Gateway) session(ctx context.Context, rt *clientrt.Runtime) {
 	wg.Wait()
 	for _, imp := range g.imports {
 		imp.stop()
+	}
+	if ctx.Err() != nil {
+		g.finalReport(ctx, rt)
 	}
 }

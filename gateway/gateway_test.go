@@ -81,6 +81,9 @@ func TestNewValidates(t *testing.T) {
 	require.ErrorContains(t, err, `topic "a" listed twice in export`)
 	_, err = gateway.New(gateway.Options{Prefix: "x..", Import: []gateway.Topic{{Name: "a"}}})
 	require.ErrorContains(t, err, "empty token")
+	_, err = gateway.New(gateway.Options{ID: "a b", Import: []gateway.Topic{{Name: "a"}}})
+	require.ErrorIs(t, err, gateway.ErrInvalidArgument)
+	require.ErrorContains(t, err, "gateway: id")
 }
 
 // bridge is two routers, a NATS server, gateway A exporting and gateway B
@@ -189,6 +192,14 @@ func TestBridgeOrderAndChecksum(t *testing.T) {
 	require.Equal(t, float64(n), values["parallax_gateway_imported_total"])
 	require.Equal(t, float64(0), values["parallax_gateway_dropped_total"])
 	require.Len(t, values, 9)
+
+	// And as each router sees them: the gateways report to their routers.
+	eventually(t, "router B showing gateway B's imports", func() bool {
+		c := routerCounters(t, b.rb, b.gb.ID())
+		return c["imported"] == uint64(n) && c["forwarded"] == uint64(n)
+	})
+	eventually(t, "router A showing gateway A's exports", func() bool { return routerCounters(t, b.ra, b.ga.ID())["exported"] == uint64(n) })
+	require.Len(t, routerCounters(t, b.ra, b.ga.ID()), 9)
 }
 
 func TestTypeFromFirstMessageAndMismatchRefused(t *testing.T) {
@@ -368,6 +379,7 @@ func TestRouterRestart(t *testing.T) {
 	b.rb.start()
 	eventually(t, "gateway B re-creating its publisher", func() bool { return b.gb.Stats().Reconnects >= 1 })
 	receive()
+	eventually(t, "gateway B reporting to the new router B", func() bool { return routerCounters(t, b.rb, b.gb.ID())["reconnects"] >= 1 })
 	// Router A too (the exporter side).
 	require.NoError(t, pub.Close())
 	b.ra.stop()
@@ -420,4 +432,69 @@ func TestNATSRestart(t *testing.T) {
 		return ga.Stats().Reconnects >= 1 && gb.Stats().Reconnects >= 1
 	})
 	receive()
+}
+
+// routerCounters returns the counters gateway id last reported to r's
+// router (nil if it has no report on record).
+func routerCounters(t testing.TB, r *router, id string) map[string]uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in, err := r.srv.Introspect(ctx)
+	require.NoError(t, err)
+	for _, c := range in.Components {
+		if c.Component == gateway.ReportComponent && c.Instance == id {
+			m := map[string]uint64{}
+			for _, ctr := range c.Counters {
+				m[ctr.Name] = ctr.Value
+			}
+			return m
+		}
+	}
+	return nil
+}
+
+// TestReportOnStop: the gateway reports at once when its endpoints start
+// and once more when Run ends; here a publisher shares the gateway's
+// runtime, so the connection (and the final report) outlives the gateway.
+func TestReportOnStop(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1, 0)
+	ra := newRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pub, err := publisher.New(ctx, "s", publisher.Options{Socket: ra.cfg.Socket})
+	require.NoError(t, err)
+	defer pub.Close()
+	g, _, stop := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket,
+		Export: []gateway.Topic{{Name: "s"}}, ReportInterval: time.Hour, ID: "stop-test"})
+	eventually(t, "the first report", func() bool { return routerCounters(t, ra, "stop-test") != nil })
+	require.Zero(t, routerCounters(t, ra, "stop-test")["exported"], "an hour before the next periodic report")
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	const n = 5
+	for i := range n {
+		require.NoError(t, pub.Send(payload(uint64(i+1), 16)))
+	}
+	eventually(t, "the exports", func() bool { return g.Stats().Exported == n })
+	stop()
+	require.EqualValues(t, n, routerCounters(t, ra, "stop-test")["exported"], "the final report")
+}
+
+// TestReportDisabled: a negative ReportInterval sends no report at all.
+func TestReportDisabled(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1, 0)
+	ra := newRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pub, err := publisher.New(ctx, "s", publisher.Options{Socket: ra.cfg.Socket})
+	require.NoError(t, err)
+	defer pub.Close()
+	g, _, stop := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket,
+		Export: []gateway.Topic{{Name: "s"}}, ReportInterval: -1})
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	require.NoError(t, pub.Send(payload(1, 16)))
+	eventually(t, "the export", func() bool { return g.Stats().Exported == 1 })
+	stop() // Run has returned: any report would have been answered by now
+	require.Nil(t, routerCounters(t, ra, g.ID()))
 }

@@ -69,6 +69,9 @@ func startGateway(t testing.TB, opts gateway.Options) (*gateway.Gateway, *logBuf
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 200 * time.Millisecond
 	}
+	if opts.ReportInterval == 0 {
+		opts.ReportInterval = 20 * time.Millisecond
+	}
 	g, err := gateway.New(opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

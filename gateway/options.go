@@ -99,7 +99,8 @@ func ParseTopic(s string) (Topic, error) {
 // Options configure a [Gateway]. The zero value is a valid default apart
 // from the topics: the NATS server at nats.DefaultURL, subject prefix
 // [DefaultPrefix], the router of $PARALLAX_DOMAIN (or "default"), a random
-// gateway id, statistics logged every minute to slog.Default().
+// gateway id, statistics logged every minute to slog.Default() and
+// reported to the router every second.
 //
 // Options are copied by [New]; the slices are not modified.
 type Options struct {
@@ -129,6 +130,10 @@ type Options struct {
 	// StatsInterval is the period of the statistics log line; 0 = one
 	// minute, negative = never.
 	StatsInterval time.Duration
+	// ReportInterval is the period of the counter reports to the router
+	// (shown by `parallax gateways` and the router's metrics); 0 =
+	// [DefaultReportInterval], negative = never.
+	ReportInterval time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff between
 	// reconnection attempts (router and NATS); 0 = 50 ms and 5 s.
 	MinBackoff, MaxBackoff time.Duration
@@ -150,6 +155,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.StatsInterval == 0 {
 		o.StatsInterval = time.Minute
+	}
+	if o.ReportInterval == 0 {
+		o.ReportInterval = DefaultReportInterval
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = 50 * time.Millisecond
@@ -185,8 +193,10 @@ func (o *Options) validate() error {
 			}
 		}
 	}
-	if strings.ContainsFunc(o.ID, unicode.IsSpace) {
-		return fmt.Errorf("gateway: id %q contains white space: %w", o.ID, ErrInvalidArgument)
+	if o.ID != "" {
+		if err := wire.ValidateInstance(o.ID); err != nil {
+			return fmt.Errorf("gateway: id: %w", err)
+		}
 	}
 	return nil
 }
