@@ -3,17 +3,21 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/internal/testutil"
+	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
@@ -228,4 +232,49 @@ func TestBenchAgainstRouter(t *testing.T) {
 	code, _, errs = runCLI(t, "", "bench", "-modes", "warp", "-embedded")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errs, `unknown mode "warp"`)
+}
+
+func TestGatewaysCommand(t *testing.T) {
+	srv := routertest.Start(t, "")
+	sock := sockFlag(srv.SocketPath())
+	code, out, errs := runCLI(t, "", "gateways", sock)
+	require.Equal(t, exitOK, code, errs)
+	require.Equal(t, 1, strings.Count(out, "\n"), "only the header without reports: %q", out)
+
+	// A client reporting as a gateway (the gateway package does this every
+	// second), and a component of another kind, which is not listed.
+	c, err := discovery.Dial(t.Context(), discovery.DialOptions{Socket: srv.SocketPath(), Name: "gw"})
+	require.NoError(t, err)
+	defer c.Close()
+	for _, m := range []*wire.ReportCounters{
+		{Component: "gateway", Instance: "site-a", Counters: []wire.Counter{{Name: "forwarded", Value: 15}, {Name: "exported", Value: 10}, {Name: "imported", Value: 5}, {Name: "dropped", Value: 1}}},
+		{Component: "recorder", Instance: "r1", Counters: []wire.Counter{{Name: "written", Value: 3}}},
+	} {
+		_, _, err = c.Request(t.Context(), m, nil)
+		require.NoError(t, err)
+	}
+
+	code, out, errs = runCLI(t, "", "gateways", sock)
+	require.Equal(t, exitOK, code, errs)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, out)
+	require.Regexp(t, `^GATEWAY\s+CLIENT\s+PID\s+FORWARDED\s+EXPORTED\s+IMPORTED\s+DROPPED\s+REFUSED\s+LOOPED\s+GAPS\s+REORDERED\s+RECONNECTS\s+AGE$`, lines[0])
+	require.Regexp(t, fmt.Sprintf(`^site-a\s+%d\s+%d\s+15\s+10\s+5\s+1\s+-\s+-\s+-\s+-\s+-\s+\S+$`, c.Welcome().ClientID, os.Getpid()), lines[1])
+	field := regexp.MustCompile(`\S+`)
+	head, cells := field.FindAllStringIndex(lines[0], -1), field.FindAllStringIndex(lines[1], -1)
+	require.Len(t, cells, len(head))
+	for i := range head {
+		require.Equal(t, head[i][0], cells[i][0], "column %d aligned", i)
+	}
+
+	code, out, errs = runCLI(t, "", "gateways", "-json", sock)
+	require.Equal(t, exitOK, code, errs)
+	var v view
+	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+	require.Len(t, v.Components, 1)
+	require.Equal(t, "site-a", v.Components[0].Instance)
+	require.Equal(t, wire.Counter{Name: "forwarded", Value: 15}, v.Components[0].Counters[0])
+
+	code, _, errs = runCLI(t, "", "gateways", "-socket", filepath.Join(t.TempDir(), "none.sock"))
+	require.Equal(t, exitNoRouter, code, errs)
 }

@@ -56,6 +56,7 @@ func runGateway(e *env, fs *flag.FlagSet, g *globals, args []string) int {
 	fs.StringVar(&opts.ID, "id", "", "gateway id in the Parallax-Gateway header (default: random)")
 	fs.IntVar(&opts.QueueCapacity, "queue", 0, "exporters' local queue capacity per publisher (0 = router default)")
 	fs.DurationVar(&opts.StatsInterval, "stats-interval", time.Minute, "period of the statistics log line (negative = never)")
+	fs.DurationVar(&opts.ReportInterval, "report-interval", gateway.DefaultReportInterval, "period of the counter reports to the router, shown by parallax gateways (negative = never)")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics (parallax_gateway_*) on this address, e.g. 127.0.0.1:9465 (default: off)")
 	if ok, code := parseFlags(fs, args); !ok {

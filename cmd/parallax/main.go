@@ -1,6 +1,7 @@
 // Command parallax is the Parallax command-line tool: pipelines (launch,
 // inspect, plugins), introspection of a running router (topics, clients,
-// pools, top), debugging (pub, echo), benchmarks and the NATS gateway.
+// pools, gateways, top), debugging (pub, echo), benchmarks and the NATS
+// gateway.
 //
 //	parallax <command> [flags] [args]
 //	parallax help [command]

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/gateway"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -111,6 +112,9 @@ type view struct {
 	Topics      []wire.TopicStat   `json:"topics,omitempty"`
 	Connections []wire.ConnStat    `json:"connections,omitempty"`
 	Pools       []wire.PoolStat    `json:"pools,omitempty"`
+	// Components are the latest counter reports of client-side components
+	// (gateways).
+	Components []wire.ComponentStat `json:"components,omitempty"`
 }
 
 // What to fetch into a view.
@@ -119,6 +123,8 @@ const (
 	wantTopics
 	wantConnections
 	wantPools
+	wantComponents // every component report
+	wantGateways   // the gateways' reports only
 )
 
 func fetch(ctx context.Context, c *discovery.Client, want int) (*view, error) {
@@ -157,6 +163,18 @@ func fetch(ctx context.Context, c *discovery.Client, want int) (*view, error) {
 			func(m wire.Message) uint32 {
 				l := m.(*wire.PoolList)
 				v.Pools = append(v.Pools, l.Pools...)
+				return l.Next
+			})
+	}
+	if err == nil && want&(wantComponents|wantGateways) != 0 {
+		err = listAll(ctx, c, func(o uint32) wire.Message { return &wire.ListComponents{Offset: o} },
+			func(m wire.Message) uint32 {
+				l := m.(*wire.ComponentList)
+				for _, cs := range l.Components {
+					if want&wantComponents != 0 || cs.Component == gateway.ReportComponent {
+						v.Components = append(v.Components, cs)
+					}
+				}
 				return l.Next
 			})
 	}
