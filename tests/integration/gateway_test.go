@@ -5,9 +5,11 @@ package integration
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -16,7 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
@@ -101,6 +105,85 @@ func TestGatewayAcrossDomains(t *testing.T) {
 	require.Equal(t, uint64(n), sa.Exported, "%v", sa)
 	require.Equal(t, uint64(n), sb.Imported, "%v", sb)
 	require.Zero(t, sb.Gaps+sb.Reordered+sb.Refused+sb.Dropped, "%v", sb)
+
+	// Each router shows its gateway's counters, as the gateways report
+	// them (every second): B's through the real CLI, A's through the
+	// introspection protocol.
+	waitCounters(t, "router B listing gateway B's imports (parallax gateways)", func() map[string]uint64 {
+		return cliGatewayCounters(t, rb, gb.ID())
+	}, map[string]uint64{"forwarded": n, "imported": n})
+	waitCounters(t, "router A listing gateway A's exports (ListComponents)", func() map[string]uint64 {
+		return introspectGatewayCounters(t, ra, ga.ID())
+	}, map[string]uint64{"forwarded": n, "exported": n})
+}
+
+// waitCounters polls get until every counter in atLeast has at least that
+// value, failing after a deadline.
+func waitCounters(t *testing.T, what string, get func() map[string]uint64, atLeast map[string]uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		got := get()
+		ok := got != nil
+		for name, v := range atLeast {
+			ok = ok && got[name] >= v
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: have %v, want at least %v", what, got, atLeast)
+		}
+		<-tick.C
+	}
+}
+
+// counterMap returns the counters of gateway id in list (nil if absent).
+func counterMap(list []wire.ComponentStat, id string) map[string]uint64 {
+	for _, c := range list {
+		if c.Component == gateway.ReportComponent && c.Instance == id {
+			m := map[string]uint64{}
+			for _, ctr := range c.Counters {
+				m[ctr.Name] = ctr.Value
+			}
+			return m
+		}
+	}
+	return nil
+}
+
+// cliGatewayCounters runs `parallax gateways -json` against r.
+func cliGatewayCounters(t *testing.T, r *router, id string) map[string]uint64 {
+	t.Helper()
+	bin, _ := buildCLI(t)
+	out, err := exec.Command(bin, "gateways", "-json", "-socket", r.Socket).Output()
+	require.NoError(t, err, "parallax gateways")
+	var v struct{ Components []wire.ComponentStat }
+	require.NoError(t, json.Unmarshal(out, &v), "%s", out)
+	return counterMap(v.Components, id)
+}
+
+// introspectGatewayCounters asks r for its component reports with the
+// introspection protocol.
+func introspectGatewayCounters(t *testing.T, r *router, id string) map[string]uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := discovery.Dial(ctx, discovery.DialOptions{Socket: r.Socket, Name: "gateway-test"})
+	require.NoError(t, err)
+	defer c.Close()
+	var all []wire.ComponentStat
+	for off := uint32(0); ; {
+		m, _, err := c.Request(ctx, &wire.ListComponents{Offset: off}, nil)
+		require.NoError(t, err)
+		l := m.(*wire.ComponentList)
+		all = append(all, l.Components...)
+		if off = l.Next; off == 0 {
+			return counterMap(all, id)
+		}
+	}
 }
 
 // TestGatewayRestartsAndTypeMismatch: the flow resumes after gateway B,
