@@ -13,6 +13,11 @@ import (
 // connection ends and shows it in introspection ([ListComponents]) and in
 // its metrics. A report is replaced, never merged: it carries every counter
 // of the instance.
+//
+// These messages were added without a [Version] bump (no existing encoding
+// changed). A router built before them does not know the types: it answers
+// a ReportCounters with a protocol error and ends the connection, so
+// reporting components need a router of the same build or newer.
 const (
 	// TypeReportCounters reports one component instance's counters;
 	// answered by [Ack], or an [Error] (CodeLimit when the connection
