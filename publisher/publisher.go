@@ -67,6 +67,38 @@ type Publisher struct {
 	timeouts  atomic.Uint64
 	closeOnce sync.Once
 	closed    atomic.Bool
+	// loans counts shares of the runtime: chunks loaned and not yet
+	// published or released, plus one while Close or a late Release
+	// works. The runtime (segments, hold table) is kept until the count
+	// drops to 0 after Close, so a loan made before Close can still be
+	// published (refused) or released; once it has been let go the word
+	// holds loansDead and no share can be taken, so a stale Chunk used
+	// after that never touches unmapped memory.
+	loans atomic.Int64
+}
+
+// loansDead marks the loans word once the runtime has been released.
+const loansDead = 1 << 62
+
+// share takes a share of the runtime, or reports false when it is gone.
+func (p *Publisher) share() bool {
+	for {
+		v := p.loans.Load()
+		if v&loansDead != 0 {
+			return false
+		}
+		if p.loans.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
+}
+
+// loanDone ends one share; the last one after Close releases this
+// publisher's share of the process runtime.
+func (p *Publisher) loanDone() {
+	if p.loans.Add(-1) == 0 && p.closed.Load() && p.loans.CompareAndSwap(0, loansDead) {
+		p.rt.Release()
+	}
 }
 
 // blockSpin bounds the TryPush attempts on a full block-producer queue
@@ -225,15 +257,22 @@ func (c Chunk) Truncate(n int) Chunk {
 // When the pool is exhausted it returns an error wrapping
 // parallax.ErrPoolExhausted at once.
 func (p *Publisher) Loan(n int) (Chunk, error) {
-	if p.closed.Load() {
-		return Chunk{}, clientrt.ErrClosed
-	}
 	if p.opts.TypeSize != 0 && n != int(p.opts.TypeSize) {
 		return Chunk{}, fmt.Errorf("loan %d bytes on %q of type %q (%d bytes): %w", n, p.topic, p.opts.TypeName, p.opts.TypeSize, parallax.ErrIncompatibleType)
+	}
+	// Count the loan before looking at closed: a Close that finishes
+	// after this keeps the runtime for it (see loans).
+	if !p.share() {
+		return Chunk{}, clientrt.ErrClosed
+	}
+	if p.closed.Load() {
+		p.loanDone()
+		return Chunk{}, clientrt.ErrClosed
 	}
 	ref, err := p.pools.Loan(n, p.owner)
 	if err != nil {
 		if ref, err = p.grow(n, err); err != nil { // grow.go
+			p.loanDone()
 			return Chunk{}, err
 		}
 	}
@@ -242,11 +281,13 @@ func (p *Publisher) Loan(n int) (Chunk, error) {
 	idx, err := p.holds.Add(ref)
 	if err != nil {
 		_, _ = p.pools.Release(ref)
+		p.loanDone()
 		return Chunk{}, fmt.Errorf("loan on %q: %w (%w: publish or release loans and samples)", p.topic, err, parallax.ErrLimit)
 	}
 	b, err := p.pools.Payload(ref)
 	if err != nil {
 		p.drop(held{ref, idx})
+		p.loanDone()
 		return Chunk{}, err
 	}
 	return Chunk{ref: ref, buf: b[:n], hold: idx}, nil
@@ -263,27 +304,41 @@ func (p *Publisher) drop(h held) {
 
 // Release gives back a loaned chunk without publishing it.
 func (p *Publisher) Release(c Chunk) error {
+	// A share of our own: c may be stale (released already) after Close.
+	if !p.share() {
+		return fmt.Errorf("release chunk on %q: %w", p.topic, clientrt.ErrClosed)
+	}
+	defer p.loanDone()
 	if err := p.holds.Remove(c.hold, c.ref); err != nil {
 		return fmt.Errorf("release chunk on %q: %w", p.topic, err)
 	}
 	_, err := p.pools.Release(c.ref)
+	p.loanDone() // the loan's share
 	return err
 }
 
 // Publish delivers c to every connected subscriber and to the history, and
-// gives up the loan. It never copies payload bytes.
+// gives up the loan. It never copies payload bytes. After Close it gives
+// the chunk back and returns an error wrapping os.ErrClosed.
 func (p *Publisher) Publish(c Chunk) error {
 	if err := p.enter(); err != nil {
 		return err
 	}
-	defer p.exit()
-	return p.publish(c)
+	err := p.publish(c)
+	p.exit()
+	return err
 }
 
 func (p *Publisher) publish(c Chunk) error {
+	// Close changes closed only under control, which excludes us: while
+	// it is false the runtime is there.
+	if p.closed.Load() {
+		return p.publishClosed(c)
+	}
 	if !p.holds.Has(c.hold, c.ref) {
 		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, c.ref, parallax.ErrNotHeld)
 	}
+	defer p.loanDone()
 	p.seq++
 	if err := p.pools.SetMeta(c.ref, mempool.Meta{Length: uint64(len(c.buf)), Seq: p.seq, Timestamp: time.Now().UnixNano(), Origin: uint64(p.id)}); err != nil {
 		return err
@@ -309,6 +364,19 @@ func (p *Publisher) publish(c Chunk) error {
 	}
 	p.published.Add(1)
 	return firstErr
+}
+
+// publishClosed refuses a publish after Close, giving the loan back.
+func (p *Publisher) publishClosed(c Chunk) error {
+	if !p.share() {
+		return fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
+	}
+	defer p.loanDone()
+	if p.holds.Remove(c.hold, c.ref) == nil {
+		_, _ = p.pools.Release(c.ref)
+		p.loanDone() // the loan's share
+	}
+	return fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
 }
 
 // deliver pushes ref into one subscriber's ring: the ring entry holds one
@@ -436,6 +504,7 @@ func (p *Publisher) ConnectionRemoved(m *wire.ConnectionRemoved) {
 func (p *Publisher) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
+		p.share() // Close's own share, ended by loanDone below
 		p.rt.Unregister(true, p.id)
 		p.control(func() {
 			p.closed.Store(true)
@@ -446,7 +515,7 @@ func (p *Publisher) Close() error {
 			p.conns.Store(&[]*conn{})
 		})
 		err = p.closeRemote()
-		p.rt.Release()
+		p.loanDone()
 	})
 	return err
 }

@@ -107,6 +107,21 @@ type Ring struct {
 	waitFlag   *atomic.Uint32
 	waitSeq    *atomic.Uint32
 	closed     *atomic.Uint32
+
+	// Process-local views of the peer's index, so that neither side reads
+	// the line the other writes on every operation (each such read is a
+	// cache miss once the peer has written it). They are hints: a view is
+	// only ever behind the real index, and a view that says "full" or
+	// "empty" is refreshed from shared memory. Atomics because a Ring may
+	// be used by several goroutines in turn (Go's memory model needs the
+	// hand-over); loads compile to plain moves and the stores happen once
+	// per refresh. Each sits on its own cache line: producer and consumer
+	// of one Ring may be goroutines of this process.
+	_        [lineSize]byte
+	headView atomic.Uint32 // producer's view of Head.Pos()
+	_        [lineSize - 4]byte
+	tailView atomic.Uint32 // consumer's view of Tail
+	_        [lineSize - 4]byte
 }
 
 // Format initialises a ring of the given capacity and policy in mem, which
@@ -234,11 +249,21 @@ func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err 
 	// Producer-owned: only this goroutine stores tail, so the load sees our
 	// own last store.
 	t := uint32(r.tail.Load())
+	// The view of head is a position the consumer had passed when we last
+	// loaded it (acquire); head only moves forward, so while the view says
+	// there is space, there is. It says nothing useful when it is stale by
+	// more than a capacity (first use, or another Ring value moved head).
+	if t-r.headView.Load() < r.capacity {
+		r.slots[t&r.mask].Store(uint64(ref))
+		r.tail.Store(uint64(t + 1))
+		return parallax.NilRef, nil
+	}
 	for {
 		// Acquire: pairs with the consumer's head CAS. Once head has moved
 		// past position t-capacity, the consumer has finished reading slot
 		// t&mask (it read the slot before its CAS), so we may overwrite it.
 		hw := HeadWord(r.head.Load())
+		r.headView.Store(hw.Pos())
 		n := t - hw.Pos()
 		if n < r.capacity {
 			break
@@ -292,9 +317,15 @@ func (r *Ring) pop(track bool) (parallax.ChunkRef, bool) {
 		// Acquire on both loads. Head first: head never passes tail, so
 		// reading tail second keeps tail-head >= 0.
 		hw := HeadWord(r.head.Load())
-		t := uint32(r.tail.Load())
-		if t == hw.Pos() {
-			return parallax.NilRef, false
+		// The view of tail is a tail we loaded (acquire) earlier: the
+		// slots below it were published. Refresh it when it shows no
+		// entry at hw.Pos(): empty, or stale by more than a capacity.
+		if t := r.tailView.Load(); t-hw.Pos()-1 >= r.capacity {
+			t = uint32(r.tail.Load())
+			if t == hw.Pos() {
+				return parallax.NilRef, false
+			}
+			r.tailView.Store(t)
 		}
 		// Ordered after the tail load, so the producer's slot store is
 		// visible. The value is ours only if the CAS below succeeds.

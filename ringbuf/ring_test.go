@@ -183,9 +183,15 @@ func TestCorruptIndicesAreErrors(t *testing.T) {
 	mem := make([]byte, ringbuf.Size(4))
 	r, err := ringbuf.Format(mem, 4, ringbuf.DiscardOldest)
 	require.NoError(t, err)
-	// A hostile consumer moves head far ahead of tail.
+	// A hostile consumer moves head far ahead of tail. The producer reads
+	// head when its cached view says the ring is full, so it notices
+	// within a capacity of pushes.
 	mem[128+2] = 0x10 // head position = 0x100000
-	_, err = r.TryPush(ref(1))
+	for i := range r.Cap() {
+		_, err = r.TryPush(ref(i + 1))
+		require.NoError(t, err)
+	}
+	_, err = r.TryPush(ref(9))
 	require.ErrorIs(t, err, parallax.ErrCorrupt)
 	// The consumer side never indexes out of range either.
 	clear(mem[128:136])

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -282,5 +283,60 @@ func TestConcurrentNewSameProcess(t *testing.T) {
 		require.NoError(t, sub.WaitForPublishers(ctx, 1), "iteration %d", i)
 		require.NoError(t, pub.Close())
 		require.NoError(t, sub.Close())
+	}
+}
+
+// Close while another goroutine takes: the taker gets os.ErrClosed, never
+// a fault on rings or segments Close let go.
+func TestCloseWhileTaking(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, blocking := range []bool{false, true} {
+		topic := fmt.Sprintf("closing/%v", blocking)
+		sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 1024})
+		require.NoError(t, err)
+		pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
+		require.NoError(t, err)
+		require.NoError(t, pub.Send([]byte("x")))
+		errc := make(chan error, 1)
+		took := make(chan struct{})
+		go func() {
+			first := true
+			for {
+				var s subscriber.Sample
+				var err error
+				if blocking {
+					s, err = sub.Take(context.Background())
+				} else {
+					s, err = sub.TryTake()
+				}
+				if err == nil {
+					_ = s.Release()
+				}
+				if first {
+					first = false
+					close(took)
+				}
+				if err != nil && !errors.Is(err, subscriber.ErrNoData) {
+					errc <- err
+					return
+				}
+			}
+		}()
+		<-took
+		// The subscriber's Close lets go of the process's last share of
+		// the runtime: its mappings go away.
+		require.NoError(t, pub.Close())
+		require.NoError(t, sub.Close())
+		select {
+		case err := <-errc:
+			require.ErrorIs(t, err, os.ErrClosed)
+		case <-ctx.Done():
+			t.Fatal("taker did not return after Close")
+		}
+		_, err = sub.TryTake()
+		require.ErrorIs(t, err, os.ErrClosed)
 	}
 }

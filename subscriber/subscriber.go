@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,13 +246,25 @@ var ErrNoData = fmt.Errorf("no sample available")
 // TryTake returns the next queued sample without blocking, or ErrNoData.
 func (s *Subscriber) TryTake() (Sample, error) {
 	if !s.busy.CompareAndSwap(false, true) {
-		return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, parallax.ErrConcurrentUse)
+		return Sample{}, s.busyErr()
 	}
 	defer s.busy.Store(false)
 	return s.tryTake()
 }
 
+// busyErr is the error of a take that finds another one in progress (or
+// Close at work).
+func (s *Subscriber) busyErr() error {
+	if s.closed.Load() {
+		return clientrt.ErrClosed
+	}
+	return fmt.Errorf("subscriber %q: %w", s.topic, parallax.ErrConcurrentUse)
+}
+
 func (s *Subscriber) tryTake() (Sample, error) {
+	if s.closed.Load() {
+		return Sample{}, clientrt.ErrClosed
+	}
 	conns := *s.conns.Load()
 	n := len(conns)
 	for i := 0; i < n; i++ {
@@ -276,9 +289,6 @@ func (s *Subscriber) tryTake() (Sample, error) {
 			return Sample{}, e.err
 		}
 		return s.sample(e.h)
-	}
-	if s.closed.Load() {
-		return Sample{}, clientrt.ErrClosed
 	}
 	return Sample{}, ErrNoData
 }
@@ -336,19 +346,24 @@ func (s *Subscriber) Take(ctx context.Context) (Sample, error) {
 // wraps parallax.ErrTimeout. It allocates nothing.
 func (s *Subscriber) TakeTimeout(d time.Duration) (Sample, error) {
 	w := s.wait
-	w.Deadline = time.Now().Add(d)
+	w.Timeout = d // the notifier reads the clock only if it has to wait
 	return s.take(context.Background(), w)
 }
 
 func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, error) {
 	if !s.busy.CompareAndSwap(false, true) {
-		return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, parallax.ErrConcurrentUse)
+		return Sample{}, s.busyErr()
 	}
 	defer s.busy.Store(false)
 	for {
 		x, err := s.tryTake()
 		if err != ErrNoData {
 			return x, err
+		}
+		if w.Timeout > 0 {
+			// TakeTimeout: the clock is read only once a wait is due,
+			// and once, so wake-ups that find nothing do not extend it.
+			w.Deadline, w.Timeout = time.Now().Add(w.Timeout), 0
 		}
 		if err := s.notifier.Wait(ctx, s.ready, w); err != nil {
 			return Sample{}, fmt.Errorf("take from %q: %w", s.topic, err)
@@ -441,6 +456,13 @@ func (s *Subscriber) Close() error {
 		s.closed.Store(true)
 		s.rt.Unregister(false, s.id)
 		_ = s.notifier.Notify()
+		// Wait out a Take or TryTake of another goroutine: it sees closed
+		// (a sleeping Take was woken above) and returns at once. From
+		// here no take touches the rings, and later ones fail.
+		for !s.busy.CompareAndSwap(false, true) {
+			runtime.Gosched()
+		}
+		defer s.busy.Store(false)
 		err = s.closeRemote()
 		// The router removed our connections: drain what is still queued.
 		for _, c := range *s.conns.Load() {
@@ -477,3 +499,4 @@ func (s *Subscriber) closeRemote() error {
 	}
 	return err
 }
+
