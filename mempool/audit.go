@@ -104,8 +104,7 @@ func (p *Pool) Repair() Audit {
 	}
 	// Make in use (loans - frees) match the ctl words.
 	loans := atomic.LoadUint64(&p.stats.loansTotal)
-	atomic.StoreUint64(&p.stats.freesTotal, loans-inUse)
-	atomic.StoreUint64(&p.hint.hint, 0)
+	atomic.StoreUint64(&p.hint.freesTotal, loans-inUse)
 	return before
 }
 

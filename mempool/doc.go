@@ -20,9 +20,9 @@
 //	            | 24 bitmap off u64    32 headers off u64              |
 //	            | 40 mgmt size u64     48 payload size u64             |
 //	offset 128  +------------------------------------------------------+
-//	            | stats (128 B): loans, frees, high water, failed      |
+//	            | loaners (128 B): 0 loans  16 high water  24 failed   |
 //	offset 256  +------------------------------------------------------+
-//	            | hint (128 B): bitmap word where Loan starts scanning |
+//	            | releasers (128 B): 8 frees                           |
 //	offset 384  +------------------------------------------------------+
 //	            | free bitmap: ceil(Count/64) u64 words, 1 = free,     |
 //	            | padded to a multiple of 128 B                        |

@@ -14,7 +14,7 @@ const (
 	// little-endian uint64.
 	Magic uint64 = 0x004c4f4f50584c50
 	// LayoutVersion is the version of the management-area layout.
-	LayoutVersion uint32 = 1
+	LayoutVersion uint32 = 2
 
 	// LineSize is the padding unit that keeps hot words apart (two 64-byte
 	// cache lines, so the adjacent-line prefetcher does not couple them).
@@ -23,11 +23,14 @@ const (
 	// HeaderOffset and HeaderSize locate the read-mostly header line.
 	HeaderOffset = 0
 	HeaderSize   = LineSize
-	// StatsOffset locates the statistics line (in use, high water, failed
-	// loans, loans total).
+	// StatsOffset locates the loaners' statistics line (loans total, high
+	// water, failed loans).
 	StatsOffset = HeaderOffset + HeaderSize
 	StatsSize   = LineSize
-	// HintOffset locates the allocation hint word on its own line.
+	// HintOffset locates the releasers' line: the frees counter (and the
+	// allocation hint of layout 1, now unused). Loaners and releasers are
+	// usually different processes on different cores: each side writes
+	// only its own line.
 	HintOffset = StatsOffset + StatsSize
 	HintSize   = LineSize
 	// BitmapOffset is where the free bitmap starts (1 bit per slot, 1 = free).

@@ -52,24 +52,26 @@ type header struct {
 	_           [72]byte
 }
 
-// statsLine holds the statistics words; they share one line because the
-// same operations (Loan, Release) write them. In-use is not stored: it is
-// loansTotal - freesTotal, so a loan and a release each pay one atomic add.
+// statsLine holds the loaners' statistics words. In-use is not stored: it
+// is loansTotal - freesTotal (freesTotal lives on the releasers' line), so
+// a loan and a release each pay one atomic add on a line of their own.
 type statsLine struct {
 	_           structs.HostLayout
 	loansTotal  uint64 // successful loans (monotonic, wraps at 2^64)
-	freesTotal  uint64 // slots returned by a last Release (monotonic)
+	_           uint64 // layout 1: freesTotal
 	highWater   uint64 // max in-use observed by a Loan
 	failedLoans uint64 // loans that found the pool exhausted
 	_           [96]byte
 }
 
-// hintLine holds the allocation hint: the bitmap word where Loan starts
-// scanning. It moves only when a word is emptied, to keep the line quiet.
+// hintLine is the releasers' line: a last Release counts its free here,
+// apart from the loaners' words, so a publisher and its subscribers (on
+// other cores) do not pass a line back and forth on every message.
 type hintLine struct {
-	_    structs.HostLayout
-	hint uint64
-	_    [120]byte
+	_          structs.HostLayout
+	hint       uint64 // layout 1: allocation hint; unused, kept zero
+	freesTotal uint64 // slots returned by a last Release (monotonic)
+	_          [112]byte
 }
 
 // chunkHeader is the per-slot record. ctl is the authority on the slot's

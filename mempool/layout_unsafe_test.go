@@ -13,7 +13,7 @@ func TestLayout(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, uint64(0x004c4f4f50584c50), Magic)
 	require.Equal(t, "PLXPOOL\x00", string([]byte{0x50, 0x4c, 0x58, 0x50, 0x4f, 0x4f, 0x4c, 0x00}))
-	require.Equal(t, uint32(1), LayoutVersion)
+	require.Equal(t, uint32(2), LayoutVersion)
 
 	require.Equal(t, 128, LineSize)
 	require.Equal(t, 0, HeaderOffset)
@@ -42,13 +42,13 @@ func TestLayout(t *testing.T) {
 	var s statsLine
 	require.Equal(t, uintptr(StatsSize), unsafe.Sizeof(s))
 	require.Equal(t, uintptr(0), unsafe.Offsetof(s.loansTotal))
-	require.Equal(t, uintptr(8), unsafe.Offsetof(s.freesTotal))
 	require.Equal(t, uintptr(16), unsafe.Offsetof(s.highWater))
 	require.Equal(t, uintptr(24), unsafe.Offsetof(s.failedLoans))
 
 	var hl hintLine
 	require.Equal(t, uintptr(HintSize), unsafe.Sizeof(hl))
 	require.Equal(t, uintptr(0), unsafe.Offsetof(hl.hint))
+	require.Equal(t, uintptr(8), unsafe.Offsetof(hl.freesTotal))
 
 	var ch chunkHeader
 	require.Equal(t, uintptr(ChunkHeaderSize), unsafe.Sizeof(ch))

@@ -34,6 +34,20 @@ type Pool struct {
 	count     uint32
 	words     uint32
 	lastMask  uint64 // valid bits of the last bitmap word
+
+	// Process-local state of the loaners of this process (hints only:
+	// any value is safe).
+	//
+	// cursor is the slot where the next loan starts looking (next fit):
+	// loans walk through the pool instead of taking back the slot a
+	// subscriber on another core released a moment ago, whose header,
+	// payload and bitmap lines are still hot in that core's cache.
+	cursor atomic.Uint32
+	// freesSeen is a frees count read earlier; frees only grow, so
+	// loans - freesSeen bounds in-use from above and the shared frees
+	// word (the releasers' line) is read only when that bound passes the
+	// high-water mark.
+	freesSeen atomic.Uint64
 }
 
 // Format initialises mgmt as the management area of a new pool with the
@@ -208,14 +222,18 @@ func (p *Pool) Loan(owner uint16) (parallax.ChunkRef, error) {
 // tryLoan is Loan without the failure statistic.
 func (p *Pool) tryLoan(owner uint16) (parallax.ChunkRef, bool) {
 	words := p.words
-	// The hint is only a starting point; a peer may have written anything
-	// there, so reduce it modulo words before use.
-	wi := uint32(atomic.LoadUint64(&p.hint.hint) % uint64(words))
-	for range words {
+	// Next fit from the cursor: the first word is scanned from the
+	// cursor's bit, and once more in full at the end.
+	cur := p.cursor.Load() % p.count
+	wi := cur / 64
+	for i := range words + 1 {
 		bw := &p.bitmap[wi]
 		mask := ^uint64(0)
 		if wi == words-1 {
 			mask = p.lastMask
+		}
+		if i == 0 {
+			mask &= ^uint64(0) << (cur % 64)
 		}
 		for {
 			// Acquire: pairs with Release's OrUint64, so the ctl word
@@ -229,13 +247,9 @@ func (p *Pool) tryLoan(owner uint16) (parallax.ChunkRef, bool) {
 			if !atomic.CompareAndSwapUint64(bw, w, w&^bit) {
 				continue // another loaner or releaser changed the word; rescan it
 			}
-			if free == bit {
-				// We emptied this word: point later loaners at the next
-				// one. Relaxed in spirit; a stale hint only costs a scan.
-				atomic.StoreUint64(&p.hint.hint, uint64((wi+1)%words))
-			}
 			// The cleared bit gives us exclusive right to claim the slot.
 			slot := wi*64 + uint32(bits.TrailingZeros64(bit))
+			p.cursor.Store(slot + 1)
 			h := &p.chunks[slot]
 			c := atomic.LoadUint64(&h.ctl)
 			g := ctlGen(c)
@@ -250,9 +264,14 @@ func (p *Pool) tryLoan(owner uint16) (parallax.ChunkRef, bool) {
 				// Frees is read after our add, so it may include releases
 				// of later loans; guard the subtraction.
 				loans := atomic.AddUint64(&p.stats.loansTotal, 1)
-				if frees := atomic.LoadUint64(&p.stats.freesTotal); frees < loans {
-					if n := loans - frees; n > atomic.LoadUint64(&p.stats.highWater) {
-						p.raiseHighWater(min(n, uint64(p.count)))
+				if hw := atomic.LoadUint64(&p.stats.highWater); loans-p.freesSeen.Load() > hw {
+					// The bound passed the mark: look at the real frees.
+					frees := atomic.LoadUint64(&p.hint.freesTotal)
+					if frees <= loans {
+						p.freesSeen.Store(frees)
+						if n := loans - frees; n > hw {
+							p.raiseHighWater(min(n, uint64(p.count)))
+						}
 					}
 				}
 				return parallax.MakeRef(uint32(p.id), slot, g), true
@@ -374,7 +393,7 @@ func (p *Pool) Release(ref parallax.ChunkRef) (freed bool, err error) {
 		if atomic.CompareAndSwapUint64(&h.ctl, c, makeCtl(parallax.NextGen(ctlGen(c)), 0, 0)) {
 			// Statistic; counted before the bit is set so that in use
 			// (loans - frees) never exceeds Count in a quiescent pool.
-			atomic.AddUint64(&p.stats.freesTotal, 1)
+			atomic.AddUint64(&p.hint.freesTotal, 1)
 			slot := ref.Slot()
 			// Release: publishes the retired ctl (and our payload reads)
 			// to the next loaner's bitmap CAS.
@@ -496,7 +515,7 @@ func (p *Pool) Stats() Stats {
 	s := Stats{ID: p.id, ChunkSize: p.chunkSize, Count: p.count}
 	// Frees first: loans read afterwards is at least as large, so the
 	// difference cannot underflow for a sound pool.
-	frees := atomic.LoadUint64(&p.stats.freesTotal)
+	frees := atomic.LoadUint64(&p.hint.freesTotal)
 	s.Loans = atomic.LoadUint64(&p.stats.loansTotal)
 	if s.Loans > frees {
 		s.InUse = min(s.Loans-frees, uint64(p.count))

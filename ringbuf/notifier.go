@@ -17,6 +17,10 @@ import (
 // it sleeps when [WaitOptions.Spin] is zero.
 const DefaultSpin = 64
 
+// maxSpinPause bounds the spin-wait hints between two readiness checks of
+// a spinning Wait (4: about 80 ns on current x86; the default spin then lasts about 5 µs).
+const maxSpinPause = 4
+
 // busyPollCheckEvery is how many readiness checks a busy poll makes between
 // looks at the context, the close word and the clock (and a
 // [runtime.Gosched], so same-process producers get a core).
@@ -162,7 +166,13 @@ func (n *Notifier) Wait(ctx context.Context, ready func() bool, opts WaitOptions
 		spin = DefaultSpin
 	}
 	done := ctx.Done()
+	pause := uint32(1)
 	for i := 1; i < spin; i++ {
+		// Pause between looks, longer and longer: a consumer that polls
+		// a ring's tail back to back takes the line from the producer on
+		// every look and slows the very pushes it waits for.
+		sys.Pause(pause)
+		pause = min(2*pause, maxSpinPause)
 		if ready() {
 			return nil
 		}

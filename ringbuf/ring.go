@@ -255,6 +255,7 @@ func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err 
 	// more than a capacity (first use, or another Ring value moved head).
 	if t-r.headView.Load() < r.capacity {
 		r.slots[t&r.mask].Store(uint64(ref))
+		// Seq-cst: also the store half of Notify's Dekker handshake.
 		r.tail.Store(uint64(t + 1))
 		return parallax.NilRef, nil
 	}
@@ -297,6 +298,19 @@ func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err 
 	// tail precedes its load of the slot.
 	r.tail.Store(uint64(t + 1))
 	return discarded, nil
+}
+
+// Full reports whether a push would find no room (the producer's side: it
+// reads the shared head only when its own view says full). A producer that
+// sees false can push without waiting or discarding: only it adds entries.
+func (r *Ring) Full() bool {
+	t := uint32(r.tail.Load())
+	if t-r.headView.Load() < r.capacity {
+		return false
+	}
+	hw := HeadWord(r.head.Load())
+	r.headView.Store(hw.Pos())
+	return t-hw.Pos() >= r.capacity
 }
 
 // TryPop removes and returns the oldest entry, or reports false when the ring

@@ -499,4 +499,3 @@ func (s *Subscriber) closeRemote() error {
 	}
 	return err
 }
-

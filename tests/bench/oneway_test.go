@@ -91,7 +91,7 @@ func sinkMain(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
 	defer cancel()
-	sub, err := subscriber.New(ctx, "stream", subscriber.Options{Socket: args[0], QueueCapacity: 64, Policy: subscriber.BlockProducer})
+	sub, err := subscriber.New(ctx, "stream", subscriber.Options{Socket: args[0], QueueCapacity: 256, Policy: subscriber.BlockProducer})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sink: %v\n", err)
 		return 1
