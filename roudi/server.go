@@ -325,6 +325,14 @@ func (s *Server) serve(ctx context.Context) error {
 	defer tick.Stop()
 loop:
 	for {
+		// Exits first: a dead client's chunks go back to the pools before
+		// the next request is served (select alone picks at random).
+		select {
+		case ex := <-s.monitorEvents():
+			s.processExited(ex)
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			break loop

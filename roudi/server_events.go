@@ -147,9 +147,17 @@ func (s *Server) step(ev Event) {
 	// the requesting client before the reply, so publisher.New and
 	// subscriber.New can return with every existing peer attached (they
 	// wait with a discovery Barrier after the reply).
+	// A dead client's memory first: its reclaim touches only shared
+	// memory, and the pushes that tell its peers (system calls, one per
+	// peer) can follow.
+	for _, a := range actions {
+		if _, ok := a.(ReclaimClient); ok {
+			s.execute(a)
+		}
+	}
 	for _, a := range actions {
 		switch a.(type) {
-		case Reply, CloseConn:
+		case Reply, CloseConn, ReclaimClient:
 		default:
 			s.execute(a)
 		}

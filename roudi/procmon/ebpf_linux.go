@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -217,6 +218,11 @@ func (m *ebpfMonitor) report(pid int32, source string) {
 	m.mu.Unlock()
 	select {
 	case m.events <- Exit{PID: pid, Source: source}:
+		// The receiver is now runnable, likely queued on this P; the
+		// reader's next step is a blocking epoll_wait that keeps the P
+		// until sysmon retakes it (up to 10 ms on an idle process). Let
+		// the receiver run first.
+		runtime.Gosched()
 	case <-m.done:
 	}
 }
