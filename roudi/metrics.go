@@ -22,6 +22,7 @@ import (
 type metrics struct {
 	reg     *prometheus.Registry
 	latency *prometheus.HistogramVec
+	reclaim prometheus.Histogram
 }
 
 // scrapeTimeout bounds how long a scrape waits for the Serve goroutine.
@@ -35,7 +36,12 @@ func (s *Server) metricsState() *metrics {
 			Help:    "Time the router spent handling a control request, by message type.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10), // 1 µs .. 262 ms
 		}, []string{"type"})
-		m.reg.MustRegister(m.latency, routerCollector{s}, collectors.NewGoCollector(),
+		m.reclaim = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "parallax", Name: "reclaim_latency_seconds",
+			Help:    "Time from a client process's exit (as the process monitor saw it; with eBPF the kernel's exit timestamp) until its chunks were back in the pools.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 2, 14), // 100 µs .. 0.8 s
+		})
+		m.reg.MustRegister(m.latency, m.reclaim, routerCollector{s}, collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		s.obs.metrics = m
 	})

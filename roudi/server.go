@@ -46,10 +46,27 @@ type Options struct {
 	// clients to resume; 0 means DefaultResumeGrace.
 	ResumeGrace time.Duration
 	// OnReclaim, when set, is called on the router goroutine after a
-	// departed client's resources were reclaimed, with its pid and the
-	// number of chunk references returned to the pools (tests measure
+	// departed client's resources were reclaimed (tests measure
 	// death-to-reclaim latency with it). It must not block.
-	OnReclaim func(pid int32, chunks int)
+	OnReclaim func(Reclaim)
+}
+
+// A Reclaim describes what the router recovered from a departed client.
+type Reclaim struct {
+	// PID is the client's process id (0 for an adopted client that never
+	// resumed).
+	PID int32
+	// Chunks counts the chunk references returned to the pools.
+	Chunks int
+	// Exited is when the process exited, as the process monitor saw it
+	// (with eBPF, the kernel's timestamp of the exit); zero when the
+	// client left without the monitor reporting its exit (it closed its
+	// connection, or the router was told by the socket first).
+	Exited time.Time
+	// Done is when the reclaim finished. Done - Exited is the
+	// death-to-reclaimed latency that parallax_reclaim_latency_seconds
+	// records.
+	Done time.Time
 }
 
 // A Server is a running router: the I/O shell around the deterministic

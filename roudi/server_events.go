@@ -393,9 +393,15 @@ func (s *Server) reclaim(a ReclaimClient) {
 	}
 	s.needSweep = true
 	before := s.stats.reclaimed.Load()
-	if s.opts.OnReclaim != nil {
-		defer func() { s.opts.OnReclaim(a.PID, int(s.stats.reclaimed.Load()-before)) }()
-	}
+	defer func() {
+		r := Reclaim{PID: a.PID, Chunks: int(s.stats.reclaimed.Load() - before), Exited: s.mon.exited[a.PID], Done: time.Now()}
+		if !r.Exited.IsZero() && a.PID != 0 {
+			s.metricsState().reclaim.Observe(max(r.Done.Sub(r.Exited), 0).Seconds())
+		}
+		if s.opts.OnReclaim != nil {
+			s.opts.OnReclaim(r)
+		}
+	}()
 	holds, err := mempool.AttachHoldTable(s.holdRegion(a.Client))
 	if err != nil {
 		s.log.Error("reclaim: attach hold table", "client", a.Client, "err", err)

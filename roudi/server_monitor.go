@@ -2,6 +2,7 @@ package roudi
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/parallax-ipc/parallax/roudi/procmon"
 )
@@ -13,6 +14,9 @@ type serverMonitor struct {
 	m     procmon.Monitor
 	pids  map[int32]int    // watched pid → connections watching it
 	conns map[ConnID]int32 // connection → the pid it watches
+	// exited holds the exit time the monitor reported for a pid until its
+	// reclaim (which follows in the same step) reads it.
+	exited map[int32]time.Time
 }
 
 // startMonitor creates the process monitor that Options.Monitor asks for
@@ -106,6 +110,13 @@ func (s *Server) processExited(ex procmon.Exit) {
 		}
 	}
 	s.log.Info("client process exited", "pid", ex.PID, "seen_by", ex.Source)
+	if !ex.At.IsZero() {
+		if s.mon.exited == nil {
+			s.mon.exited = map[int32]time.Time{}
+		}
+		s.mon.exited[ex.PID] = ex.At
+		defer delete(s.mon.exited, ex.PID)
+	}
 	s.step(ProcessExited{PID: ex.PID})
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -172,7 +173,9 @@ func TestMonitorReclaimsDeadProcessWithOpenSocket(t *testing.T) {
 				mustHaveEBPF(t)
 			}
 			var log lockedBuffer
-			srv := startServerConfig(t, testPools, Options{Monitor: mode, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			reclaims := make(chan Reclaim, 8)
+			srv := startServerConfig(t, testPools, Options{Monitor: mode, Logger: slog.New(slog.NewTextHandler(&log, nil)),
+				OnReclaim: func(r Reclaim) { reclaims <- r }})
 
 			cmd := testutil.ChildCommand(t, "orphan-socket", nil, srv.SocketPath())
 			stdin, err := cmd.StdinPipe()
@@ -203,6 +206,21 @@ func TestMonitorReclaimsDeadProcessWithOpenSocket(t *testing.T) {
 			require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 			waitFor(t, "the dead child to be removed", func() bool { return !hasClient(t, srv, pid) })
 			t.Logf("%s: SIGKILL to client removed: %v", mode, time.Since(killed))
+			// The reclaim carries the exit time the monitor reported (with
+			// eBPF the kernel's), and the latency histogram counts it.
+			var r Reclaim
+			select {
+			case r = <-reclaims:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no reclaim reported")
+			}
+			require.Equal(t, pid, r.PID)
+			require.False(t, r.Exited.IsZero(), "the monitor's exit time")
+			require.False(t, r.Exited.Before(killed.Add(-time.Millisecond)), "exit %v before the kill %v", r.Exited, killed)
+			require.False(t, r.Done.Before(r.Exited))
+			rec := httptest.NewRecorder()
+			srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			require.Contains(t, rec.Body.String(), "parallax_reclaim_latency_seconds_count 1\n")
 			require.Contains(t, log.String(), fmt.Sprintf(`msg="client process exited" pid=%d seen_by=%s`, pid, mode))
 			// The router closed the orphaned socket: the grandchild sees
 			// EOF and exits by itself.

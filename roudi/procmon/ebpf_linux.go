@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -203,12 +204,12 @@ func (m *ebpfMonitor) read() {
 		if m.trace != nil {
 			m.trace(tgid, binary.NativeEndian.Uint64(rec.RawSample[8:]))
 		}
-		m.report(tgid, KindEBPF)
+		m.report(tgid, KindEBPF, exitTime(binary.NativeEndian.Uint64(rec.RawSample[8:])))
 	}
 }
 
 // report sends the exit of pid if it is watched, and ends the watch.
-func (m *ebpfMonitor) report(pid int32, source string) {
+func (m *ebpfMonitor) report(pid int32, source string, at time.Time) {
 	m.mu.Lock()
 	if _, ok := m.watched[pid]; !ok {
 		m.mu.Unlock()
@@ -217,7 +218,7 @@ func (m *ebpfMonitor) report(pid int32, source string) {
 	delete(m.watched, pid)
 	m.mu.Unlock()
 	select {
-	case m.events <- Exit{PID: pid, Source: source}:
+	case m.events <- Exit{PID: pid, Source: source, At: at}:
 		// The receiver is now runnable, likely queued on this P; the
 		// reader's next step is a blocking epoll_wait that keeps the P
 		// until sysmon retakes it (up to 10 ms on an idle process). Let
@@ -259,9 +260,21 @@ func (m *ebpfMonitor) Watch(pid int32, pidfd *os.File) error {
 		// Report from another goroutine: the caller may be the one
 		// receiving Events.
 		m.wg.Add(1)
-		go func() { defer m.wg.Done(); m.report(pid, "pidfd-check") }()
+		go func() { defer m.wg.Done(); m.report(pid, "pidfd-check", time.Now()) }()
 	}
 	return nil
+}
+
+// exitTime converts the tracer's bpf_ktime_get_ns (CLOCK_MONOTONIC) to a
+// time.Time: now minus how long ago that was. A timestamp that is not in
+// the past (it cannot be, unless the record is garbage) yields now.
+func exitTime(ktimeNs uint64) time.Time {
+	now := time.Now()
+	mono, err := sys.MonotonicNanos()
+	if err != nil || ktimeNs > uint64(mono) {
+		return now
+	}
+	return now.Add(-time.Duration(uint64(mono) - ktimeNs))
 }
 
 // exited reports whether the process has exited, with its pidfd (closed

@@ -1,6 +1,7 @@
 package procmon
 
 import (
+	"time"
 	"context"
 	"errors"
 	"fmt"
@@ -119,7 +120,7 @@ func (m *pidfdMonitor) report(pid int32, w *pidWatch) {
 	m.mu.Unlock()
 	w.cancel()
 	select {
-	case m.events <- Exit{PID: pid, Source: KindPidfd}:
+	case m.events <- Exit{PID: pid, Source: KindPidfd, At: time.Now()}:
 	case <-m.done:
 	}
 }

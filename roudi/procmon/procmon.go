@@ -1,6 +1,7 @@
 package procmon
 
 import (
+	"time"
 	"errors"
 	"fmt"
 	"os"
@@ -66,6 +67,9 @@ type Exit struct {
 	// (the eBPF monitor's liveness check at Watch, for a process that died
 	// before it was watched).
 	Source string
+	// At is when the process exited: the kernel's timestamp of its exit
+	// for "ebpf", the moment the exit was noticed otherwise.
+	At time.Time
 }
 
 // A Monitor reports the exits of watched processes.
