@@ -1,12 +1,12 @@
 package procmon
 
 import (
-	"time"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/sys"

@@ -1,11 +1,11 @@
 package procmon
 
 import (
-	"time"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // Mode selects a [Monitor] implementation.
