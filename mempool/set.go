@@ -89,6 +89,34 @@ func (s *Set) Add(p *Pool) error {
 	return nil
 }
 
+// Remove takes the pool with the given id out of the set and returns it,
+// or nil when the set has no such pool. Readers that loaded the previous
+// snapshot may still use the pool for a moment: a caller that unmaps the
+// pool's memory afterwards must give them time (or know that nobody holds
+// a reference into it).
+func (s *Set) Remove(id uint16) *Pool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.state.Load()
+	if old == nil || int(id) >= len(old.byID) || old.byID[id] == nil {
+		return nil
+	}
+	p := old.byID[id]
+	next := &setState{byID: slices.Clone(old.byID), classes: make([]sizeClass, 0, len(old.classes))}
+	next.byID[id] = nil
+	for _, c := range old.classes {
+		if c.size == p.chunkSize {
+			c.pools = slices.DeleteFunc(slices.Clone(c.pools), func(q *Pool) bool { return q == p })
+			if len(c.pools) == 0 {
+				continue
+			}
+		}
+		next.classes = append(next.classes, c)
+	}
+	s.state.Store(next) // release, as in Add
+	return p
+}
+
 func (s *Set) snapshot() *setState {
 	if st := s.state.Load(); st != nil { // acquire: pairs with Add's Store
 		return st

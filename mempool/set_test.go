@@ -158,3 +158,33 @@ func TestSetAddWhileLoaning(t *testing.T) {
 		require.True(t, p.Audit().AllFree())
 	}
 }
+
+// Remove forgets a pool: its refs stop validating, loans no longer reach
+// it, its class goes when it was the last pool, and the other pools stay.
+func TestSetRemove(t *testing.T) {
+	t.Parallel()
+	s := NewSet(SetOptions{})
+	require.NoError(t, s.Add(newPool(t, 1, Class{ChunkSize: 64, Count: 1})))
+	require.NoError(t, s.Add(newPool(t, 2, Class{ChunkSize: 64, Count: 1})))
+	require.NoError(t, s.Add(newPool(t, 9, Class{ChunkSize: 4096, Count: 1})))
+	big, err := s.Loan(4096, 1)
+	require.NoError(t, err)
+	_, err = s.Release(big)
+	require.NoError(t, err)
+
+	require.Nil(t, s.Remove(3), "no such pool")
+	p := s.Remove(9)
+	require.NotNil(t, p)
+	require.Equal(t, uint16(9), p.ID())
+	require.Nil(t, s.Pool(9))
+	require.Nil(t, s.Remove(9), "removed already")
+	require.ErrorIs(t, s.Validate(big), parallax.ErrInvalidRef)
+	_, err = s.Loan(4096, 1)
+	require.ErrorIs(t, err, ErrTooLarge, "the class went with its only pool")
+
+	require.NotNil(t, s.Remove(1))
+	r, err := s.Loan(64, 1)
+	require.NoError(t, err)
+	require.Equal(t, uint32(2), r.Pool(), "the class keeps its other pool")
+	require.Len(t, s.Pools(), 1)
+}

@@ -3,6 +3,7 @@ package roudi
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -195,6 +196,8 @@ func TestDedicatedSegment(t *testing.T) {
 	_, err = pub.Loan(300 << 10)
 	require.ErrorIs(t, err, parallax.ErrPoolExhausted, "a second one exceeds max_dedicated_bytes")
 	id := uint16(c.Ref().Pool())
+	seg := fmt.Sprintf("/memfd:parallax-%s-pool%d-dedicated ", srv.cfg.Domain, id)
+	require.True(t, mapsContain(t, seg), "the dedicated segment is mapped")
 	require.NoError(t, pub.Publish(c))
 
 	s, err := sub.Take(ctx)
@@ -208,6 +211,10 @@ func TestDedicatedSegment(t *testing.T) {
 	require.False(t, srv.RetiredPool(id), "held by the subscriber")
 	require.NoError(t, s.Release())
 	require.Eventually(t, func() bool { return srv.RetiredPool(id) }, 10*time.Second, 5*time.Millisecond)
+	// The clients were told (wire.PoolRetired) and unmap it too: nothing in
+	// this process (router, publisher's and subscriber's runtimes) maps
+	// the segment any more, so its memory is back with the system.
+	require.Eventually(t, func() bool { return !mapsContain(t, seg) }, 10*time.Second, 5*time.Millisecond, "%s still mapped", seg)
 	var ded int64
 	onServe(t, srv, func() { ded = srv.growth.dedBytes })
 	require.Zero(t, ded)
@@ -265,4 +272,12 @@ func TestGrowthRequestsChecked(t *testing.T) {
 	_, files, err = c.Request(ctx, &wire.GetSegments{PoolID: 2, ReadOnly: true}, nil)
 	closeAll(files)
 	require.ErrorIs(t, err, wire.ErrNotFound)
+}
+
+// mapsContain reports whether /proc/self/maps has a line containing s.
+func mapsContain(t *testing.T, s string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/maps")
+	require.NoError(t, err)
+	return strings.Contains(string(b), s)
 }

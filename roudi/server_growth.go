@@ -31,8 +31,9 @@ import (
 // whose chunk is free: it loans the chunk to itself (a tombstone no client
 // can loan again, and that makes every old reference stale), closes its
 // payload segment and read-only fd, and refuses GetSegments for it.
-// Clients keep their mapping until their runtime closes (a mempool.Set cannot
-// forget a pool), and the pool id and management area are not reused.
+// It then pushes wire.PoolRetired to every client, which forgets the pool and
+// unmaps its segment, so the memory goes back to the system. The pool id and
+// management area are not reused within a router run.
 //
 // Clients that meet a reference into a pool they have not mapped ask for it
 // with GetSegments: read-only for anyone, read-write only for a client that
@@ -287,6 +288,7 @@ func (g *grownPool) close() error {
 // chunk, tombstones included).
 func (s *Server) growthTick() {
 	g := &s.growth
+	var retired []uint16
 	live := g.dedicated[:0]
 	for _, d := range g.dedicated {
 		if st, err := d.pool.Slot(0); err != nil || st.RefCount != 0 {
@@ -313,9 +315,19 @@ func (s *Server) growthTick() {
 			s.log.Warn("close retired dedicated segment", "pool", d.area.ID, "err", err)
 		}
 		s.log.Debug("dedicated segment retired", "pool", d.area.ID, "bytes", size)
+		retired = append(retired, d.area.ID)
 	}
 	clear(g.dedicated[len(live):])
 	g.dedicated = live
+	// Tell the clients, so that they unmap the segment too: its memory
+	// returns to the system only when the last mapping goes.
+	for _, id := range retired {
+		for _, c := range s.conns {
+			if c.hello {
+				s.push(c, &wire.PoolRetired{PoolID: id})
+			}
+		}
+	}
 	if s.needSweep || len(g.byID) == 0 {
 		return
 	}

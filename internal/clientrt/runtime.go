@@ -409,7 +409,11 @@ type pendingPush struct {
 const maxPending = 4096
 
 func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
-	switch m.(type) {
+	switch m := m.(type) {
+	case *wire.PoolRetired:
+		closeAll(files)
+		rt.retirePool(m.PoolID) // segments.go
+		return
 	case *wire.ConnectionAdded, *wire.ConnectionRemoved:
 	default:
 		return // Shutdown, SegmentGrant: not handled yet

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -18,15 +19,20 @@ import (
 // oversized loans (see roudi/server_growth.go). A publisher's runtime asks
 // for them when a loan fails ([Runtime.Grow]); any runtime maps a pool it
 // has not seen when it first meets a reference into it ([Runtime.MapPool]).
-// The mappings live until the runtime closes: a mempool.Set cannot forget
-// a pool, so a retired dedicated segment stays mapped here (the router
-// closed its side; the memory returns when the last mapping goes).
+// The mappings live until the runtime closes, except those of a dedicated
+// pool the router retires (wire.PoolRetired): nobody holds its chunk any
+// more, so the runtime forgets the pool and unmaps its segment, and the
+// memory returns to the system once every process has done so.
 
 // growState is a runtime's bookkeeping of growth requests.
 type growState struct {
 	disabled   atomic.Bool  // the router said growth is disabled: never ask again
 	retryAfter atomic.Int64 // unix ns before which a refused growth is not asked again
 	refused    map[uint16]bool
+	// Guarded by Runtime.mu: the payload mappings of added pools, by pool
+	// id, and how many pools were retired.
+	mapped  map[uint16][]*segment.Mapped
+	retired int
 }
 
 // growBackoff is how long a runtime waits after a refused growth before it
@@ -161,8 +167,52 @@ func (rt *Runtime) addPools(set *mempool.Set, pg *wire.PoolGranted, files []*os.
 			return err
 		}
 		rt.segs = append(rt.segs, seg)
+		if rt.grow.mapped == nil {
+			rt.grow.mapped = make(map[uint16][]*segment.Mapped)
+		}
+		rt.grow.mapped[pd.ID] = append(rt.grow.mapped[pd.ID], seg)
 	}
 	return nil
+}
+
+// retireGrace is how long a retired pool's payload stays mapped after the
+// pool left the sets: a goroutine that looked the pool up just before may
+// still be reading (only a stale or forged reference can lead there, since
+// nobody holds the chunk; it must not fault).
+const retireGrace = time.Second
+
+// retirePool forgets dedicated pool id, which the router retired, and
+// unmaps its payload segment after retireGrace.
+func (rt *Runtime) retirePool(id uint16) {
+	if int(id) < len(rt.welcome.Pools) {
+		return // base pools are never retired; a confused router is ignored
+	}
+	rt.mu.Lock()
+	for _, set := range []*mempool.Set{rt.rw, rt.ro} {
+		if set != nil {
+			set.Remove(id)
+		}
+	}
+	segs := rt.grow.mapped[id]
+	delete(rt.grow.mapped, id)
+	rt.segs = slices.DeleteFunc(rt.segs, func(s *segment.Mapped) bool { return slices.Contains(segs, s) })
+	rt.grow.retired++
+	rt.mu.Unlock()
+	if len(segs) > 0 {
+		time.AfterFunc(retireGrace, func() {
+			for _, s := range segs {
+				s.Close()
+			}
+		})
+	}
+}
+
+// RetiredPools returns how many dedicated pools this runtime forgot because
+// the router retired them.
+func (rt *Runtime) RetiredPools() int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.grow.retired
 }
 
 func (rt *Runtime) attachPool(pd wire.PoolDesc, seg *segment.Mapped) (*mempool.Pool, error) {

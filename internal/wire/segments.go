@@ -4,8 +4,9 @@ package wire
 // finds its size class exhausted, or larger than every class, asks the
 // router for more memory with [GrowPool]; a client that meets a reference
 // into a pool it has not mapped asks for that pool with [GetSegments]. Both
-// are answered by [PoolGranted], which carries one fd per segment.
-// Types 43–47 are reserved for further segment messages.
+// are answered by [PoolGranted], which carries one fd per segment. The
+// router pushes [PoolRetired] when a dedicated pool is gone. Types 44–47 are
+// reserved for further segment messages.
 const (
 	// TypeGrowPool asks for room for a loan; answered by [PoolGranted] or
 	// an [Error] (CodePoolExhausted beyond the configured limits,
@@ -17,6 +18,9 @@ const (
 	// [PoolGranted] or an [Error] (CodeNotFound for an unknown or retired
 	// pool).
 	TypeGetSegments Type = 42
+	// TypePoolRetired is a push: a dedicated pool whose chunk everybody
+	// released is retired; clients drop their mapping of its segment.
+	TypePoolRetired Type = 43
 
 	// TypeSegmentsFirst..TypeSegmentsLast is the range of segment messages.
 	TypeSegmentsFirst Type = 40
@@ -56,6 +60,22 @@ type GetSegments struct {
 	ReadOnly bool
 }
 
+// PoolRetired tells every client that dedicated pool PoolID is retired:
+// nobody holds its chunk (the router loaned it to itself as a tombstone, so
+// every old reference is stale) and its segment is closed on the router's
+// side. A client forgets the pool and unmaps its payload segment, so the
+// memory returns to the system (a memfd's pages live while anyone maps
+// them). Base pools (ids below the Welcome's pool count) are never retired.
+type PoolRetired struct {
+	PoolID uint16
+}
+
+// MessageType implements [Message].
+func (*PoolRetired) MessageType() Type { return TypePoolRetired }
+
+// Validate implements [Message].
+func (*PoolRetired) Validate() error { return nil }
+
 // MessageType implements [Message].
 func (*GrowPool) MessageType() Type { return TypeGrowPool }
 
@@ -91,6 +111,7 @@ func init() {
 	typeNames[TypeGrowPool] = "GrowPool"
 	typeNames[TypePoolGranted] = "PoolGranted"
 	typeNames[TypeGetSegments] = "GetSegments"
+	typeNames[TypePoolRetired] = "PoolRetired"
 }
 
 // segmentsReplyType is ReplyType for the segment range.
@@ -110,6 +131,8 @@ func newSegments(t Type) Message {
 		return new(PoolGranted)
 	case TypeGetSegments:
 		return new(GetSegments)
+	case TypePoolRetired:
+		return new(PoolRetired)
 	}
 	return nil
 }

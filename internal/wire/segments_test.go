@@ -23,6 +23,7 @@ func segmentsSamples() []struct {
 		{"pool_granted", 40, &PoolGranted{Pools: []PoolDesc{{ID: 7, ChunkSize: 4096, Count: 256, MgmtOffset: 1 << 16, MgmtSize: 20480, SegmentID: 8}},
 			Segments: []SegmentDesc{grown}, Ref: 0x0007_000001_000002}},
 		{"get_segments", 41, &GetSegments{PoolID: 7, ReadOnly: true}},
+		{"pool_retired", 0, &PoolRetired{PoolID: 9}},
 	}
 }
 
@@ -35,6 +36,9 @@ func TestSegmentsTypes(t *testing.T) {
 		require.False(t, typ.IsPush())
 	}
 	_, ok := ReplyType(TypePoolGranted)
+	require.False(t, ok)
+	require.True(t, TypePoolRetired.IsPush())
+	_, ok = ReplyType(TypePoolRetired)
 	require.False(t, ok)
 	require.Nil(t, New(TypeSegmentsLast))
 	s := segmentsSamples()

@@ -85,7 +85,7 @@ func (t Type) Known() bool {
 // id 0 and answered by nobody.
 func (t Type) IsPush() bool {
 	switch t {
-	case TypeShutdown, TypeConnectionAdded, TypeConnectionRemoved, TypeSegmentGrant:
+	case TypeShutdown, TypeConnectionAdded, TypeConnectionRemoved, TypeSegmentGrant, TypePoolRetired:
 		return true
 	}
 	return false
