@@ -3,14 +3,15 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,7 +45,14 @@ func runGateway(t *testing.T, opts gateway.Options) (*gateway.Gateway, func()) {
 	if testing.Verbose() {
 		opts.Logger = slog.New(slog.NewTextHandler(tlogWriter{t}, nil))
 	} else {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		// Kept, and shown only when the test fails.
+		var buf syncBuffer
+		opts.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("gateway log:\n%s", buf.String())
+			}
+		})
 	}
 	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 200*time.Millisecond
 	g, err := gateway.New(opts)
@@ -71,6 +79,24 @@ func runGateway(t *testing.T, opts gateway.Options) (*gateway.Gateway, func()) {
 	return g, stop
 }
 
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 type tlogWriter struct{ t *testing.T }
 
 func (w tlogWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
@@ -86,6 +112,11 @@ func TestGatewayAcrossDomains(t *testing.T) {
 	topic := []gateway.Topic{{Name: "bridged", Type: &gateway.Type{Name: "pattern.v1"}}}
 	ga, _ := runGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.Socket, Export: topic, QueueCapacity: 1024})
 	gb, _ := runGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.Socket, Import: topic})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gateway A %v; gateway B %v", ga.Stats(), gb.Stats())
+		}
+	})
 
 	sub := spawn(t, "subscriber B", "sub", sockArg(rb), "-topic=bridged", "-type=pattern.v1", "-n="+strconv.Itoa(n),
 		"-qcap=64", "-policy=block", "-wait-pubs=1")
