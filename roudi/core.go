@@ -18,8 +18,14 @@ const (
 	// DefaultQuarantine is the number of ticks a removed connection's ring
 	// (and a removed subscriber's notifier) stays allocated, so a survivor
 	// that has not yet processed ConnectionRemoved never touches reused
-	// bytes.
-	DefaultQuarantine = 10
+	// bytes, and a subscriber still takes what a closed publisher had
+	// queued (it moves the entries to its backlog when it processes the
+	// push; the router drains only what is left after the quarantine).
+	// 300 ticks is 3 s at the default tick: a busy or descheduled client
+	// (a loaded CI machine took more than the former 100 ms) keeps its
+	// samples. An acknowledgement from the subscriber would make this
+	// exact; until then the time is generous.
+	DefaultQuarantine = 300
 	// maxTopicLen bounds topic names.
 	maxTopicLen = 255
 )
