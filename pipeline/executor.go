@@ -340,20 +340,24 @@ func (p *Pipeline) runNode(nr *nodeRun) {
 	name := nr.n.name
 	p.bus.publish(Event{Kind: EventNodeStarted, Node: name})
 	err := p.loop(nr)
-	for _, o := range nr.pads.out {
-		close(o)
-	}
 	if cerr := closeElement(nr.n.elem); err == nil || errors.Is(err, io.EOF) {
 		if cerr != nil {
 			err = fmt.Errorf("close: %w", cerr)
 		}
 	}
+	// A failure is recorded before the outputs close: downstream reads
+	// closed inputs as end of stream, and a sink that finished by it would
+	// otherwise end the pipeline "successfully" first, hiding the error.
+	failed := err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, ErrStopped)
+	if failed {
+		p.fail(name, err)
+	}
+	for _, o := range nr.pads.out {
+		close(o)
+	}
 	nr.finished.Store(true)
 	p.bus.publish(Event{Kind: EventNodeFinished, Node: name, Buffers: nr.buffers.Load(), Bytes: nr.bytes.Load()})
-	switch {
-	case err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, ErrStopped):
-		p.fail(name, err)
-	case nr.sink && p.ctx.Err() == nil: // finished by end of stream, not by a stop
+	if !failed && nr.sink && p.ctx.Err() == nil { // finished by end of stream, not by a stop
 		if p.sinksLeft.Add(-1) == 0 {
 			p.endOfStream()
 		}
