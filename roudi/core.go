@@ -292,6 +292,34 @@ func (r *Router) tick() {
 	r.retiring = slices.Delete(r.retiring, 0, n)
 }
 
+// minQuarantine is the shortest quarantine a region gets when the arena
+// is full: [Router.alloc] then frees regions that have been in quarantine
+// at least this many ticks, oldest first, instead of refusing the
+// allocation (the full quarantine is generous; churn must not exhaust the
+// arena with it).
+const minQuarantine = 10
+
+// alloc allocates n bytes of the arena. When the arena is full it ends the
+// quarantine of the oldest retired regions early, each at least
+// minQuarantine ticks old, until the allocation fits.
+func (r *Router) alloc(n int) (Region, bool) {
+	for {
+		if reg, ok := r.arena.alloc(n); ok {
+			return reg, true
+		}
+		if len(r.retiring) == 0 {
+			return Region{}, false
+		}
+		// retiring is in retirement order; the first one is the oldest.
+		if rt := r.retiring[0]; r.now+uint64(r.quarantine) >= rt.due+minQuarantine {
+			r.free(rt.region, rt.kind)
+			r.retiring = slices.Delete(r.retiring, 0, 1)
+			continue
+		}
+		return Region{}, false
+	}
+}
+
 // retire schedules a region for FreeRegion after the quarantine.
 func (r *Router) retire(reg Region, kind RegionKind) {
 	if r.quarantine == 0 {
