@@ -209,7 +209,12 @@ func (s *Server) execute(a Action) {
 		}
 	case FreeRegion:
 		if a.Kind == RegionRing {
-			s.drainRing(a.Region)
+			if n := s.drainRing(a.Region); n > 0 {
+				// Pushed after the subscriber closed, or not moved to
+				// its backlog by a subscriber still alive (a very slow
+				// or stuck client, which then lost them).
+				s.log.Info("released samples left in a removed connection's ring at the end of its quarantine", "region", a.Region.String(), "samples", n)
+			}
 		}
 	case ReclaimClient:
 		s.reclaim(a)
@@ -361,18 +366,19 @@ func (s *Server) replyError(c *serverConn, reqID uint32, err error) {
 
 // drainRing releases the refs still queued in a ring whose connection is
 // gone (the quarantine ended, nobody pops it any more).
-func (s *Server) drainRing(r Region) {
+func (s *Server) drainRing(r Region) (n int) {
 	ring, err := ringbuf.Attach(s.region(r))
 	if err != nil {
 		s.log.Error("attach ring to drain it", "region", r.String(), "err", err)
-		return
+		return 0
 	}
 	for {
 		ref, ok := ring.TryPop()
 		if !ok {
-			return
+			return n
 		}
 		s.releaseReclaimed(ref, "ring")
+		n++
 	}
 }
 
