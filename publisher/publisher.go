@@ -67,36 +67,20 @@ type Publisher struct {
 	timeouts  atomic.Uint64
 	closeOnce sync.Once
 	closed    atomic.Bool
-	// loans counts shares of the runtime: chunks loaned and not yet
+	// loans counts the runtime shares of chunks loaned and not yet
 	// published or released, plus one while Close or a late Release
-	// works. The runtime (segments, hold table) is kept until the count
-	// drops to 0 after Close, so a loan made before Close can still be
-	// published (refused) or released; once it has been let go the word
-	// holds loansDead and no share can be taken, so a stale Chunk used
-	// after that never touches unmapped memory.
-	loans atomic.Int64
+	// works: a loan made before Close can still be published (refused)
+	// or released.
+	loans clientrt.Shares
 }
-
-// loansDead marks the loans word once the runtime has been released.
-const loansDead = 1 << 62
 
 // share takes a share of the runtime, or reports false when it is gone.
-func (p *Publisher) share() bool {
-	for {
-		v := p.loans.Load()
-		if v&loansDead != 0 {
-			return false
-		}
-		if p.loans.CompareAndSwap(v, v+1) {
-			return true
-		}
-	}
-}
+func (p *Publisher) share() bool { return p.loans.Take() }
 
 // loanDone ends one share; the last one after Close releases this
 // publisher's share of the process runtime.
 func (p *Publisher) loanDone() {
-	if p.loans.Add(-1) == 0 && p.closed.Load() && p.loans.CompareAndSwap(0, loansDead) {
+	if p.loans.Drop(&p.closed) {
 		p.rt.Release()
 	}
 }
@@ -365,9 +349,9 @@ func (p *Publisher) publish(c Chunk) error {
 			firstErr = err
 		}
 	}
-	if moved {
-		// The loan's reference went to the last ring.
-	} else if p.history != nil {
+	switch {
+	case moved: // the loan's reference went to the last ring
+	case p.history != nil:
 		// The loan's reference becomes the history's: the hold record
 		// stays, only its owner (loan or history) changes.
 		if p.histN == len(p.history) {
@@ -377,7 +361,7 @@ func (p *Publisher) publish(c Chunk) error {
 		}
 		p.history[p.histAt] = held{c.ref, c.hold}
 		p.histAt = (p.histAt + 1) % len(p.history)
-	} else {
+	default:
 		p.drop(held{c.ref, c.hold})
 	}
 	p.published.Add(1)

@@ -2,7 +2,6 @@ package roudi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -87,24 +85,6 @@ func holdSocketChild([]string) int {
 	return 0
 }
 
-// lockedBuffer is an io.Writer for a logger shared between goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // hasClient reports whether the registry has a client with pid.
 func hasClient(t *testing.T, srv *Server, pid int32) bool {
 	t.Helper()
@@ -147,7 +127,7 @@ func TestServerMonitorKind(t *testing.T) {
 	})
 	t.Run("pidfd", func(t *testing.T) {
 		t.Parallel()
-		var log lockedBuffer
+		var log testutil.Buffer
 		srv := startServerConfig(t, testPools, Options{Monitor: procmon.ModePidfd, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 		require.Equal(t, procmon.KindPidfd, srv.MonitorKind())
 		require.Contains(t, log.String(), "monitor=pidfd", "the ready line names the monitor")
@@ -172,7 +152,7 @@ func TestMonitorReclaimsDeadProcessWithOpenSocket(t *testing.T) {
 			if mode == procmon.ModeEBPF {
 				mustHaveEBPF(t)
 			}
-			var log lockedBuffer
+			var log testutil.Buffer
 			reclaims := make(chan Reclaim, 8)
 			srv := startServerConfig(t, testPools, Options{Monitor: mode, Logger: slog.New(slog.NewTextHandler(&log, nil)),
 				OnReclaim: func(r Reclaim) { reclaims <- r }})

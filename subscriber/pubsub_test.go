@@ -245,6 +245,9 @@ func TestSampleOutlivesClose(t *testing.T) {
 	require.NoError(t, sub.Close()) // the last endpoint of this process's runtime
 	require.Equal(t, bytes.Repeat([]byte{0xab}, 3000), s.Bytes(), "sample unreadable after Close")
 	require.NoError(t, s.Release())
+	// The runtime is gone with that last release: a second one is an
+	// error, not a fault on unmapped memory.
+	require.ErrorIs(t, s.Release(), os.ErrClosed)
 	(func() {
 		deadline := time.Now().Add(10 * time.Second)
 		for srv.Pools().Stats()[1].InUse != 0 && time.Now().Before(deadline) {

@@ -92,8 +92,7 @@ type Subscriber struct {
 	// taken counts samples handed out and not yet released; the runtime
 	// (segments, control connection) is kept until it drops to 0 after
 	// Close.
-	taken  atomic.Int64
-	rtOnce sync.Once
+	taken clientrt.Shares
 }
 
 // backlogEntry is a held ref, or the error of a bad one, drained from a
@@ -222,23 +221,34 @@ func (x Sample) Release() error {
 	if x.sub == nil {
 		return nil
 	}
+	s := x.sub
+	if s.closed.Load() {
+		// After Close x may be stale (released already) and the runtime
+		// gone: work under a share of our own, which fails then.
+		if !s.taken.Take() {
+			return fmt.Errorf("release sample of %q: %w", s.topic, clientrt.ErrClosed)
+		}
+		defer s.dropShare()
+	}
 	// The record goes first: a crash in between leaks the chunk (recovered
 	// when the domain is idle) rather than releasing it twice.
-	if err := x.sub.holds.Remove(x.hold, x.ref); err != nil {
-		return fmt.Errorf("release sample of %q: %w", x.sub.topic, err)
+	if err := s.holds.Remove(x.hold, x.ref); err != nil {
+		return fmt.Errorf("release sample of %q: %w", s.topic, err)
 	}
-	_, err := x.sub.pools.Release(x.ref)
+	_, err := s.pools.Release(x.ref)
 	// The last sample released after Close lets the runtime go (and the
 	// segments be unmapped): taken samples outlive Close, as documented.
-	if x.sub.taken.Add(-1) == 0 && x.sub.closed.Load() {
-		x.sub.releaseRuntime()
-	}
+	s.dropShare()
 	return err
 }
 
-// releaseRuntime drops this subscriber's share of the process runtime,
-// once: at Close, or at the last Release of a sample taken before Close.
-func (s *Subscriber) releaseRuntime() { s.rtOnce.Do(s.rt.Release) }
+// dropShare ends one share of taken; the last one after Close lets this
+// subscriber's share of the process runtime go.
+func (s *Subscriber) dropShare() {
+	if s.taken.Drop(&s.closed) {
+		s.rt.Release()
+	}
+}
 
 // ErrNoData is returned by TryTake when no sample is queued.
 var ErrNoData = fmt.Errorf("no sample available")
@@ -315,7 +325,7 @@ func (s *Subscriber) sample(h held) (Sample, error) {
 	if err == nil {
 		var data []byte
 		if data, err = s.pools.Data(h.ref); err == nil {
-			s.taken.Add(1)
+			s.taken.Take() // cannot fail: Close, which ends the runtime, waits for takes
 			return Sample{ref: h.ref, data: data, hdr: Header{Seq: m.Seq, Timestamp: m.Timestamp, PublisherID: uint32(m.Origin)}, sub: s, hold: h.hold}, nil
 		}
 	}
@@ -452,7 +462,7 @@ func (s *Subscriber) Close() error {
 		// Close holds a share of the runtime while it works: a sample
 		// released concurrently must not tear the mappings down under
 		// the ring drain below.
-		s.taken.Add(1)
+		s.taken.Take()
 		s.closed.Store(true)
 		s.rt.Unregister(false, s.id)
 		_ = s.notifier.Notify()
@@ -483,9 +493,7 @@ func (s *Subscriber) Close() error {
 		s.backlog = nil
 		s.backlogN.Store(0)
 		s.backlogMu.Unlock()
-		if s.taken.Add(-1) == 0 {
-			s.releaseRuntime()
-		}
+		s.dropShare()
 	})
 	return err
 }

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
@@ -46,7 +45,7 @@ func runGateway(t *testing.T, opts gateway.Options) (*gateway.Gateway, func()) {
 		opts.Logger = slog.New(slog.NewTextHandler(tlogWriter{t}, nil))
 	} else {
 		// Kept, and shown only when the test fails.
-		var buf syncBuffer
+		var buf testutil.Buffer
 		opts.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -77,24 +76,6 @@ func runGateway(t *testing.T, opts gateway.Options) (*gateway.Gateway, func()) {
 		t.Fatal("gateway not ready after 30s")
 	}
 	return g, stop
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 type tlogWriter struct{ t *testing.T }
