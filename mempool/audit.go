@@ -44,8 +44,8 @@ func (a Audit) String() string {
 func (p *Pool) Audit() Audit {
 	a := Audit{Count: p.count}
 	for i := range p.count {
-		c := atomic.LoadUint64(&p.chunks[i].ctl)                   // snapshot
-		bit := atomic.LoadUint64(&p.bitmap[i/64])&(1<<(i%64)) != 0 // snapshot
+		c := atomic.LoadUint64(&p.chunks[i].ctl)                              // snapshot
+		bit := atomic.LoadUint64(p.word(i/wordSlots))&(1<<(i%wordSlots)) != 0 // snapshot
 		if bit {
 			a.BitFree++
 		}
@@ -80,8 +80,8 @@ func (p *Pool) Repair() Audit {
 	var inUse uint64
 	for wi := range p.words {
 		var w uint64
-		for b := range uint32(64) {
-			i := wi*64 + b
+		for b := range uint32(wordSlots) {
+			i := wi*wordSlots + b
 			if i >= p.count {
 				break
 			}
@@ -100,7 +100,7 @@ func (p *Pool) Repair() Audit {
 				inUse++
 			}
 		}
-		atomic.StoreUint64(&p.bitmap[wi], w) // quiescent; ordered by whatever resumes the clients
+		atomic.StoreUint64(p.word(wi), w) // quiescent; ordered by whatever resumes the clients
 	}
 	// Make in use (loans - frees) match the ctl words.
 	loans := atomic.LoadUint64(&p.stats.loansTotal)

@@ -24,8 +24,9 @@
 //	offset 256  +------------------------------------------------------+
 //	            | releasers (128 B): 8 frees                           |
 //	offset 384  +------------------------------------------------------+
-//	            | free bitmap: ceil(Count/64) u64 words, 1 = free,     |
-//	            | padded to a multiple of 128 B                        |
+//	            | free bitmap: ceil(Count/8) lines of 128 B; the first |
+//	            | u64 of line w holds slots 8w..8w+7 in bits 0..7      |
+//	            | (1 = free), the rest of the line is padding          |
 //	headers off +------------------------------------------------------+
 //	            | chunk header[0]  (64 B)                              |
 //	            |   0 ctl u64 = gen:24 | loaner:16 | refcount:24       |
@@ -81,4 +82,12 @@
 //
 // Loan and Release take no lock, make no syscall and allocate nothing; a
 // loan is typically one load and two CAS plus the statistics adds.
+//
+// Loans walk the pool from a process-local cursor (next fit) and prefetch,
+// for writing, the header and first payload line of the slot two ahead:
+// those lines were last written by whichever core released that slot, and
+// fetching them early overlaps the transfer with the current message
+// instead of stalling the next atomic instruction on it. A bitmap word
+// covers only 8 slots and has a line of its own, so a subscriber freeing
+// slots a few samples behind the publisher's loans works on other lines.
 package mempool

@@ -14,7 +14,7 @@ const (
 	// little-endian uint64.
 	Magic uint64 = 0x004c4f4f50584c50
 	// LayoutVersion is the version of the management-area layout.
-	LayoutVersion uint32 = 2
+	LayoutVersion uint32 = 3
 
 	// LineSize is the padding unit that keeps hot words apart (two 64-byte
 	// cache lines, so the adjacent-line prefetcher does not couple them).
@@ -103,12 +103,27 @@ func (c Class) validate() error {
 }
 
 // bitmapWords returns the number of 64-bit words of the free bitmap.
-func (c Class) bitmapWords() int { return (int(c.Count) + 63) / 64 }
+func (c Class) bitmapWords() int { return (int(c.Count) + wordSlots - 1) / wordSlots }
 
-// headersOffset returns the offset of the chunk-header array: the bitmap
-// rounded up to a whole line.
+// wordSlots is the number of slots one bitmap word covers (its low bits).
+// Each word has a line of its own (BitmapStride), so a loaner and a
+// releaser more than wordSlots slots apart, such as a publisher and a
+// subscriber a few samples behind it, never write the same line.
+const wordSlots = 8
+
+// fullWord has the bits of all wordSlots slots of a word set.
+const fullWord uint64 = 1<<wordSlots - 1
+
+// BitmapStride is the distance in 64-bit words between two bitmap words:
+// each word has a 128-byte line of its own, so a loaner claiming chunks in
+// one word and a subscriber on another core freeing chunks of an earlier
+// word do not pass one line back and forth on every message.
+const BitmapStride = LineSize / 8
+
+// headersOffset returns the offset of the chunk-header array, after the
+// bitmap (one line per word).
 func (c Class) headersOffset() int {
-	return BitmapOffset + roundUp(c.bitmapWords()*8, LineSize)
+	return BitmapOffset + c.bitmapWords()*LineSize
 }
 
 // PayloadSize returns the bytes of payload region the class needs.

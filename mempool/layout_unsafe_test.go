@@ -13,9 +13,11 @@ func TestLayout(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, uint64(0x004c4f4f50584c50), Magic)
 	require.Equal(t, "PLXPOOL\x00", string([]byte{0x50, 0x4c, 0x58, 0x50, 0x4f, 0x4f, 0x4c, 0x00}))
-	require.Equal(t, uint32(2), LayoutVersion)
+	require.Equal(t, uint32(3), LayoutVersion)
 
 	require.Equal(t, 128, LineSize)
+	require.Equal(t, 8, wordSlots)
+	require.Equal(t, 16, BitmapStride)
 	require.Equal(t, 0, HeaderOffset)
 	require.Equal(t, 128, HeaderSize)
 	require.Equal(t, 128, StatsOffset)
@@ -69,12 +71,14 @@ func TestLayout(t *testing.T) {
 		c              Class
 		headers, total int
 	}{
+		// One 128-byte line per bitmap word of 8 slots.
 		{Class{64, 1}, 512, 576},
-		{Class{128, 64}, 512, 512 + 64*64},
-		{Class{128, 65}, 512, 512 + 65*64},
-		{Class{4096, 1024}, 384 + 128, 512 + 1024*64},
-		{Class{4096, 1025}, 384 + 256, 640 + 1025*64},
-		{Class{64, MaxCount}, 384 + MaxCount/8, 384 + MaxCount/8 + MaxCount*64},
+		{Class{128, 8}, 512, 512 + 8*64},
+		{Class{128, 9}, 640, 640 + 9*64},
+		{Class{128, 64}, 384 + 8*128, 384 + 8*128 + 64*64},
+		{Class{4096, 1024}, 384 + 128*128, 384 + 128*128 + 1024*64},
+		{Class{4096, 1025}, 384 + 129*128, 384 + 129*128 + 1025*64},
+		{Class{64, MaxCount}, 384 + MaxCount*16, 384 + MaxCount*16 + MaxCount*64},
 	} {
 		require.Equal(t, tc.headers, tc.c.headersOffset(), "%v", tc.c)
 		require.Equal(t, tc.total, MgmtSize(tc.c), "%v", tc.c)

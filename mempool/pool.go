@@ -2,6 +2,7 @@ package mempool
 
 import (
 	"fmt"
+	"github.com/parallax-ipc/parallax/internal/sys"
 	"math/bits"
 	"sync/atomic"
 
@@ -26,14 +27,15 @@ type Pool struct {
 	hdr    *header
 	stats  *statsLine
 	hint   *hintLine
-	bitmap []uint64      // len words
+	bitmap []uint64      // words*BitmapStride; see word
 	chunks []chunkHeader // len count
 
-	id        uint16
-	chunkSize uint32
-	count     uint32
-	words     uint32
-	lastMask  uint64 // valid bits of the last bitmap word
+	id         uint16
+	chunkSize  uint32
+	count      uint32
+	words      uint32
+	lastMask   uint64 // valid bits of the last bitmap word
+	headersOff int
 
 	// Process-local state of the loaners of this process (hints only:
 	// any value is safe).
@@ -83,10 +85,11 @@ func Format(mgmt []byte, id uint16, c Class) (*Pool, error) {
 	h.payloadSize = uint64(c.PayloadSize())
 	*p.stats = statsLine{}
 	*p.hint = hintLine{}
-	for i := range p.bitmap {
-		p.bitmap[i] = ^uint64(0)
+	clear(p.bitmap)
+	for wi := range p.words {
+		*p.word(wi) = ^uint64(0)
 	}
-	p.bitmap[len(p.bitmap)-1] = p.lastMask
+	*p.word(p.words - 1) = p.lastMask
 	for i := range p.chunks {
 		p.chunks[i] = chunkHeader{ctl: makeCtl(1, 0, 0)}
 	}
@@ -154,7 +157,7 @@ func Attach(mgmt []byte, payload []byte) (p *Pool, err error) {
 // mapPool builds the typed views over mgmt for class c. The caller has
 // validated c and the header.
 func mapPool(mgmt []byte, id uint16, c Class) (*Pool, error) {
-	p := &Pool{mgmt: mgmt, id: id, chunkSize: c.ChunkSize, count: c.Count, words: uint32(c.bitmapWords())}
+	p := &Pool{mgmt: mgmt, id: id, chunkSize: c.ChunkSize, count: c.Count, words: uint32(c.bitmapWords()), headersOff: c.headersOffset()}
 	var err error
 	if p.hdr, err = view[header](mgmt, HeaderOffset); err != nil {
 		return nil, err
@@ -165,14 +168,14 @@ func mapPool(mgmt []byte, id uint16, c Class) (*Pool, error) {
 	if p.hint, err = view[hintLine](mgmt, HintOffset); err != nil {
 		return nil, err
 	}
-	if p.bitmap, err = viewSlice[uint64](mgmt, BitmapOffset, int(p.words)); err != nil {
+	if p.bitmap, err = viewSlice[uint64](mgmt, BitmapOffset, int(p.words)*BitmapStride); err != nil {
 		return nil, err
 	}
 	if p.chunks, err = viewSlice[chunkHeader](mgmt, c.headersOffset(), int(c.Count)); err != nil {
 		return nil, err
 	}
-	p.lastMask = ^uint64(0)
-	if r := c.Count % 64; r != 0 {
+	p.lastMask = fullWord
+	if r := c.Count % wordSlots; r != 0 {
 		p.lastMask = 1<<r - 1
 	}
 	return p, nil
@@ -225,15 +228,15 @@ func (p *Pool) tryLoan(owner uint16) (parallax.ChunkRef, bool) {
 	// Next fit from the cursor: the first word is scanned from the
 	// cursor's bit, and once more in full at the end.
 	cur := p.cursor.Load() % p.count
-	wi := cur / 64
+	wi := cur / wordSlots
 	for i := range words + 1 {
-		bw := &p.bitmap[wi]
-		mask := ^uint64(0)
+		bw := p.word(wi)
+		mask := fullWord
 		if wi == words-1 {
 			mask = p.lastMask
 		}
 		if i == 0 {
-			mask &= ^uint64(0) << (cur % 64)
+			mask &= fullWord << (cur % wordSlots)
 		}
 		for {
 			// Acquire: pairs with Release's OrUint64, so the ctl word
@@ -248,8 +251,14 @@ func (p *Pool) tryLoan(owner uint16) (parallax.ChunkRef, bool) {
 				continue // another loaner or releaser changed the word; rescan it
 			}
 			// The cleared bit gives us exclusive right to claim the slot.
-			slot := wi*64 + uint32(bits.TrailingZeros64(bit))
+			slot := wi*wordSlots + uint32(bits.TrailingZeros64(bit))
 			p.cursor.Store(slot + 1)
+			if n := slot + prefetchAhead; n < p.count {
+				sys.PrefetchW(p.mgmt[p.headersOff+int(n)*ChunkHeaderSize:])
+				if p.payload != nil {
+					sys.PrefetchW(p.payload[int(n)*int(p.chunkSize):])
+				}
+			}
 			h := &p.chunks[slot]
 			c := atomic.LoadUint64(&h.ctl)
 			g := ctlGen(c)
@@ -286,6 +295,11 @@ func (p *Pool) tryLoan(owner uint16) (parallax.ChunkRef, bool) {
 	}
 	return parallax.NilRef, false
 }
+
+const prefetchAhead = 2
+
+// word returns bitmap word wi (slots wordSlots*wi to wordSlots*wi+wordSlots-1).
+func (p *Pool) word(wi uint32) *uint64 { return &p.bitmap[wi*BitmapStride] }
 
 func (p *Pool) raiseHighWater(n uint64) {
 	for {
@@ -397,7 +411,7 @@ func (p *Pool) Release(ref parallax.ChunkRef) (freed bool, err error) {
 			slot := ref.Slot()
 			// Release: publishes the retired ctl (and our payload reads)
 			// to the next loaner's bitmap CAS.
-			atomic.OrUint64(&p.bitmap[slot/64], 1<<(slot%64))
+			atomic.OrUint64(p.word(slot/wordSlots), 1<<(slot%wordSlots))
 			return true, nil
 		}
 	}

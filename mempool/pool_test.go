@@ -328,9 +328,9 @@ func TestAuditRepair(t *testing.T) {
 
 	// Simulate a loaner killed between clearing a bit and claiming ctl.
 	lost := uint32(50)
-	p.bitmap[lost/64] &^= 1 << (lost % 64)
+	*p.word(lost / wordSlots) &^= 1 << (lost % wordSlots)
 	// Simulate a set bit over a held slot and two corrupt ctl words.
-	p.bitmap[r1.Slot()/64] |= 1 << (r1.Slot() % 64)
+	*p.word(r1.Slot() / wordSlots) |= 1 << (r1.Slot() % wordSlots)
 	p.chunks[60].ctl = makeCtl(0, 0, 0)
 	p.chunks[61].ctl = makeCtl(4, 9, 0)
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
+	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -324,7 +325,7 @@ func (p *Publisher) publish(c Chunk) error {
 	}
 	defer p.loanDone()
 	p.seq++
-	if err := p.pools.SetMeta(c.ref, mempool.Meta{Length: uint64(len(c.buf)), Seq: p.seq, Timestamp: time.Now().UnixNano(), Origin: uint64(p.id)}); err != nil {
+	if err := p.pools.SetMeta(c.ref, mempool.Meta{Length: uint64(len(c.buf)), Seq: p.seq, Timestamp: sys.UnixNano(), Origin: uint64(p.id)}); err != nil {
 		return err
 	}
 	var firstErr error

@@ -1,0 +1,45 @@
+package sys
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// unixClock turns the monotonic clock into wall-clock time: UnixNano adds
+// an offset, measured with [time.Now] at most recalibrate ago, to one
+// monotonic reading. That halves the cost of a timestamp (time.Now reads
+// two clocks) while a step or slew of the wall clock shows up within
+// recalibrate.
+var unixClock struct {
+	at     atomic.Int64 // monotonic reading of the last calibration (0: never)
+	offset atomic.Int64 // wall - monotonic at that calibration
+}
+
+// recalibrate bounds how long UnixNano keeps an offset between the clocks.
+const recalibrate = 50 * time.Millisecond
+
+// UnixNano returns the current wall-clock time in nanoseconds since the
+// Unix epoch, like time.Now().UnixNano(), at the cost of one monotonic
+// clock read. It allocates nothing and is safe for concurrent use.
+func UnixNano() int64 {
+	m := nanotime()
+	// Any ordering: a reader that pairs one calibration's time with the
+	// next one's offset is off by the drift between them, which is what
+	// recalibrate bounds anyway.
+	if at := unixClock.at.Load(); at != 0 && m-at < int64(recalibrate) {
+		return m + unixClock.offset.Load()
+	}
+	return calibrate()
+}
+
+// calibrate measures the offset between the wall and the monotonic clock
+// and returns the current wall-clock time.
+func calibrate() int64 {
+	m0 := nanotime()
+	w := time.Now().UnixNano()
+	m1 := nanotime()
+	m := m0 + (m1-m0)/2
+	unixClock.offset.Store(w - m)
+	unixClock.at.Store(m)
+	return w
+}
