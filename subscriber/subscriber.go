@@ -11,6 +11,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
+	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -50,7 +51,25 @@ type Options struct {
 	// BusyPoll makes Take poll without ever sleeping: lowest latency, one
 	// core burnt. Meant for dedicated cores.
 	BusyPoll bool
+	// Coalesce trades latency for throughput on fast streams. When a Take
+	// finds the queue empty right after a Take that found a sample
+	// waiting (the subscriber is keeping up with a stream), it waits this
+	// long, on this core and without looking at the queue, before it looks
+	// again; samples published meanwhile are then taken in a batch. Each
+	// look at an empty queue pulls the publisher's ring lines over to this
+	// core, so a subscriber that keeps up sample by sample slows the
+	// publisher down on every message; batches avoid that. A Take that
+	// had to wait (request/response, slow streams) never coalesces, so
+	// their latency is unchanged; a fast stream's samples arrive up to
+	// Coalesce later. 0 (the default) disables it; at most MaxCoalesce.
+	// Keep it well below the time the publishers need to fill the queue:
+	// a full queue blocks them (BlockProducer) or drops (DiscardOldest).
+	Coalesce time.Duration
 }
+
+// MaxCoalesce bounds [Options.Coalesce]: a Take does not notice its
+// context's end while it coalesces.
+const MaxCoalesce = time.Millisecond
 
 // A Subscriber receives the samples of one topic. Use [New]; the zero value
 // is invalid. TryTake and Take must not be called concurrently (an error
@@ -67,12 +86,15 @@ type Subscriber struct {
 	// notifierOff is the notifier's offset in the management segment.
 	notifierOff uint64
 
-	conns   atomic.Pointer[[]*conn]
-	next    int         // round-robin start, owned by the taking goroutine
-	busy    atomic.Bool // guards TryTake/Take against concurrent use
-	ready   func() bool // cached method value: Take must not allocate
-	removed atomic.Uint64
-	changed clientrt.Signal
+	conns atomic.Pointer[[]*conn]
+	next  int // round-robin start, owned by the taking goroutine
+	// streaming: the last take found its sample without waiting (owned
+	// by the taking goroutine; see Options.Coalesce).
+	streaming bool
+	busy      atomic.Bool // guards TryTake/Take against concurrent use
+	ready     func() bool // cached method value: Take must not allocate
+	removed   atomic.Uint64
+	changed   clientrt.Signal
 
 	holds   *mempool.HoldTable
 	reports reporter // bad refs told to the router (report.go)
@@ -122,6 +144,9 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	}
 	if opts.QueueCapacity < 0 || opts.History < 0 {
 		return nil, fmt.Errorf("subscriber %q: negative queue capacity or history", topic)
+	}
+	if opts.Coalesce < 0 || opts.Coalesce > MaxCoalesce {
+		return nil, fmt.Errorf("subscriber %q: coalesce %v outside [0, %v]", topic, opts.Coalesce, MaxCoalesce)
 	}
 	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
 	if err != nil {
@@ -365,11 +390,20 @@ func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, e
 		return Sample{}, s.busyErr()
 	}
 	defer s.busy.Store(false)
+	waited, coalesced := false, false
 	for {
 		x, err := s.tryTake()
 		if err != ErrNoData {
+			s.streaming = !waited
 			return x, err
 		}
+		if s.streaming && !coalesced && s.opts.Coalesce > 0 {
+			// Options.Coalesce: let the stream's next samples pile up.
+			coalesced = true
+			sys.SpinFor(s.opts.Coalesce)
+			continue
+		}
+		waited = true
 		if w.Timeout > 0 {
 			// TakeTimeout: the clock is read only once a wait is due,
 			// and once, so wake-ups that find nothing do not extend it.
@@ -507,3 +541,7 @@ func (s *Subscriber) closeRemote() error {
 	}
 	return err
 }
+
+// WakeStats returns the counters of this subscriber's wake-up channel:
+// futex sleeps it made and wake calls its publishers made for it.
+func (s *Subscriber) WakeStats() ringbuf.NotifierStats { return s.notifier.Stats() }

@@ -1,6 +1,8 @@
 package sys
 
 import (
+	"runtime"
+	"time"
 	_ "unsafe" // go:linkname
 )
 
@@ -15,3 +17,14 @@ func procyield(cycles uint32)
 // (and the core to a hyperthread sibling) instead of hammering it. It
 // makes no system call and does not yield the goroutine.
 func Pause(n uint32) { procyield(n) }
+
+// SpinFor spends about d on this core with spin-wait hints between clock
+// reads, yielding the processor to other goroutines now and then. It is
+// for pauses far shorter than a sleep's wake-up latency.
+func SpinFor(d time.Duration) {
+	end := nanotime() + int64(d)
+	for nanotime() < end {
+		procyield(32)
+		runtime.Gosched()
+	}
+}
