@@ -150,7 +150,8 @@ func (n *Notifier) wake() error {
 // [Notifier.Notify], [Notifier.Close], ctx's cancellation or the timeout
 // wakes it (each sleep is also bounded by a 100 ms slice, after which it
 // re-checks, so a producer that died between pushing and notifying costs
-// latency, not a hang). With opts.BusyPoll it never sleeps.
+// latency, not a hang). With opts.BusyPoll it never sleeps and
+// never pauses: it calls ready back to back.
 //
 // It returns an error wrapping ctx.Err() when ctx is done, wrapping
 // [parallax.ErrTimeout] when the timeout or deadline (including ctx's)
@@ -160,6 +161,11 @@ func (n *Notifier) wake() error {
 func (n *Notifier) Wait(ctx context.Context, ready func() bool, opts WaitOptions) error {
 	if ready() {
 		return nil
+	}
+	if opts.BusyPoll {
+		// No pauses between looks: a busy poll owns its core and wants
+		// the entry the moment it lands.
+		return n.busyPoll(ctx, ctx.Done(), ready, opts.deadline())
 	}
 	spin := opts.Spin
 	if spin == 0 {
@@ -177,16 +183,18 @@ func (n *Notifier) Wait(ctx context.Context, ready func() bool, opts WaitOptions
 			return nil
 		}
 	}
-	deadline := opts.Deadline
-	if opts.Timeout > 0 {
-		if d := time.Now().Add(opts.Timeout); deadline.IsZero() || d.Before(deadline) {
+	return n.sleep(ctx, done, ready, opts.deadline())
+}
+
+// deadline is the earlier of Deadline and now + Timeout (zero: none).
+func (o WaitOptions) deadline() time.Time {
+	deadline := o.Deadline
+	if o.Timeout > 0 {
+		if d := time.Now().Add(o.Timeout); deadline.IsZero() || d.Before(deadline) {
 			deadline = d
 		}
 	}
-	if opts.BusyPoll {
-		return n.busyPoll(ctx, done, ready, deadline)
-	}
-	return n.sleep(ctx, done, ready, deadline)
+	return deadline
 }
 
 func (n *Notifier) busyPoll(ctx context.Context, done <-chan struct{}, ready func() bool, deadline time.Time) error {
