@@ -20,14 +20,14 @@ import (
 // runIPC runs "src ! checksum ! ipcsink" and "ipcsrc ! checksum ! fakesink"
 // as two pipelines against one router and returns both checksums and the
 // sink's stats.
-func runIPC(t *testing.T, n int, size, sinkProps string) (sent, got elements.ChecksumResult, st elements.IPCSinkStats) {
+func runIPC(t *testing.T, n int, size, sinkProps, srcProps string) (sent, got elements.ChecksumResult, st elements.IPCSinkStats) {
 	t.Helper()
 	srv := routertest.Start(t, "")
 	sock := srv.SocketPath()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	rx, err := pipeline.Launch(fmt.Sprintf(`ipcsrc socket=%q topic=t num-buffers=%d ! checksum name=c ! fakesink`, sock, n), nil)
+	rx, err := pipeline.Launch(fmt.Sprintf(`ipcsrc socket=%q topic=t num-buffers=%d %s ! checksum name=c ! fakesink`, sock, n, srcProps), nil)
 	require.NoError(t, err)
 	rxp, err := pipeline.New(rx, pipeline.Options{})
 	require.NoError(t, err)
@@ -50,7 +50,7 @@ func TestIPCZeroCopy(t *testing.T) {
 	if testing.Short() {
 		n = 200
 	}
-	sent, got, st := runIPC(t, n, "64KiB", "")
+	sent, got, st := runIPC(t, n, "64KiB", "", "")
 	require.Equal(t, sent, got)
 	require.Equal(t, uint64(n), got.Buffers)
 	require.Equal(t, uint64(n)<<16, got.Bytes)
@@ -61,7 +61,7 @@ func TestIPCZeroCopy(t *testing.T) {
 func TestIPCCopyCounted(t *testing.T) {
 	t.Parallel()
 	n := 100
-	sent, got, st := runIPC(t, n, "4KiB", "copy=true")
+	sent, got, st := runIPC(t, n, "4KiB", "copy=true", "")
 	require.Equal(t, sent, got)
 	require.Equal(t, uint64(n), st.Copied)
 	require.Equal(t, uint64(n)*4096, st.CopiedBytes)
@@ -162,6 +162,19 @@ func TestIPCSrcTimeoutEndsStream(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, pipeline.Run(context.Background(), g, pipeline.Options{}))
 	require.Zero(t, g.Element("f").(*elements.FakeSink).Buffers())
+}
+
+// A coalescing ipcsrc (subscriber.Options.Coalesce) receives the whole
+// stream; an out-of-range value is refused by name.
+func TestIPCSrcCoalesce(t *testing.T) {
+	t.Parallel()
+	sent, got, _ := runIPC(t, 5000, "64", "", "queue=64 coalesce=200us")
+	require.Equal(t, sent, got)
+	require.Equal(t, uint64(5000), got.Buffers)
+
+	_, err := pipeline.Launch("ipcsrc topic=t coalesce=2ms ! fakesink", nil)
+	require.ErrorIs(t, err, pipeline.ErrBadValue)
+	require.ErrorContains(t, err, "coalesce")
 }
 
 func TestIPCTopicRequired(t *testing.T) {
