@@ -3,7 +3,6 @@ package procmon
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -284,7 +283,7 @@ func TestAutoPicksEBPFWhenPrivileged(t *testing.T) {
 func TestUnprivilegedFallsBackToPidfd(t *testing.T) {
 	t.Parallel()
 	testutil.RequiresRoot(t)
-	exe := worldExecutableCopy(t)
+	exe := testutil.WorldExecutableCopy(t)
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PARALLAX_TEST_CHILD=probe")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -302,27 +301,6 @@ func TestUnprivilegedFallsBackToPidfd(t *testing.T) {
 	require.Contains(t, lines["auto-reason"], "operation not permitted")
 	require.Contains(t, lines["ebpf-err"], "notsupported=true permission=true")
 	require.Equal(t, KindPidfd, lines["pidfd-kind"])
-}
-
-// worldExecutableCopy copies the test binary into a directory that uid
-// 65534 may enter (go test builds into a 0700 directory).
-func worldExecutableCopy(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	require.NoError(t, err)
-	dir, err := os.MkdirTemp("", "procmon-test-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	require.NoError(t, os.Chmod(dir, 0o755))
-	dst := filepath.Join(dir, filepath.Base(self))
-	src, err := os.Open(self)
-	require.NoError(t, err)
-	defer src.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
-	require.NoError(t, err)
-	_, err = io.Copy(out, src)
-	require.NoError(t, errors.Join(err, out.Close()))
-	return dst
 }
 
 func TestParseMode(t *testing.T) {

@@ -130,27 +130,6 @@ func payloadHoldings() string {
 	return fmt.Sprintf("payload-fds %d payload-maps %d", fds, maps)
 }
 
-// nobodyBinary copies the test binary where uid 65534 may execute it (go
-// test builds into a 0700 directory).
-func nobodyBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	require.NoError(t, err)
-	dir, err := os.MkdirTemp("", "parallax-acl-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	require.NoError(t, os.Chmod(dir, 0o755))
-	dst := filepath.Join(dir, "integration.test")
-	src, err := os.Open(self)
-	require.NoError(t, err)
-	defer src.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
-	require.NoError(t, err)
-	_, err = io.Copy(out, src)
-	require.NoError(t, errors.Join(err, out.Close()))
-	return dst
-}
-
 // aclChild starts the acl role as uid/gid 65534 and returns its command,
 // stdout lines and stdin.
 func aclChild(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan string, io.WriteCloser) {
@@ -165,6 +144,16 @@ func aclChild(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan strin
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd, readLines(stdout), stdin
+}
+
+// readLines sends the lines read from r until EOF.
+func readLines(stdout io.Reader) <-chan string {
 	lines := make(chan string, 16)
 	go func() {
 		defer close(lines)
@@ -173,12 +162,7 @@ func aclChild(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan strin
 			lines <- sc.Text()
 		}
 	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	return cmd, lines, stdin
+	return lines
 }
 
 func nextLine(t *testing.T, lines <-chan string) string {
@@ -209,7 +193,7 @@ func TestAccessControlAcrossUIDs(t *testing.T) {
 	st, err := os.Stat(r.Socket)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o666), st.Mode().Perm(), "socket_mode")
-	bin := nobodyBinary(t)
+	bin := testutil.WorldExecutableCopy(t)
 
 	// Refused by the secret/* rule.
 	for _, role := range []string{"pub", "sub"} {
