@@ -254,6 +254,11 @@ func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err 
 	// there is space, there is. It says nothing useful when it is stale by
 	// more than a capacity (first use, or another Ring value moved head).
 	if t-r.headView.Load() < r.capacity {
+		if t%slotsPerLine == 0 {
+			// Entering a new line of slots, which the consumer read a
+			// lap ago: ask for it ahead of the stores that need it.
+			sys.PrefetchW(r.mem[HeaderSize+int((t+slotsPerLine)&r.mask)*8:])
+		}
 		r.slots[t&r.mask].Store(uint64(ref))
 		// Seq-cst: also the store half of Notify's Dekker handshake.
 		r.tail.Store(uint64(t + 1))
@@ -303,6 +308,9 @@ func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err 
 // Full reports whether a push would find no room (the producer's side: it
 // reads the shared head only when its own view says full). A producer that
 // sees false can push without waiting or discarding: only it adds entries.
+// slotsPerLine is the number of 8-byte slots in a 64-byte cache line.
+const slotsPerLine = 8
+
 func (r *Ring) Full() bool {
 	t := uint32(r.tail.Load())
 	if t-r.headView.Load() < r.capacity {
