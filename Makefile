@@ -20,7 +20,7 @@ build: ## build every package and the binaries into ./bin
 	@mkdir -p $(BIN)
 	@if [ -d cmd ]; then $(GO) build -o $(BIN)/ ./cmd/...; fi
 
-test: vet check-deps check-unsafe unit integration fuzz-short ## vet, dependency rules, unit tests (-race), integration tests, short fuzzing
+test: vet lint check-deps check-unsafe unit integration fuzz-short ## vet, golangci-lint, dependency rules, unit tests (-race), integration tests, short fuzzing
 
 unit: ## unit tests with the race detector
 	$(GO) test -race -count=1 ./...
@@ -46,9 +46,10 @@ vet: ## go vet and gofmt
 	$(GO) vet -tags integration ./tests/...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-lint: ## golangci-lint (depguard, gofmt, goimports) — installs it on first use
+lint: ## golangci-lint with .golangci.yml (standard linters, depguard, gofmt, goimports) — installs it on first use
 	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 	golangci-lint run ./...
+	golangci-lint run --build-tags integration ./tests/...
 
 check-deps: ## enforce the import graph: only internal/sys imports x/sys/unix; clients never import roudi
 	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./... | grep 'golang.org/x/sys/unix' | grep -v '^$(PKG)/internal/sys:' || true); \

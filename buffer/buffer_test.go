@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/parallax-ipc/parallax/buffer"
 	"github.com/parallax-ipc/parallax/mempool"
 	"github.com/parallax-ipc/parallax/segment"
-	"github.com/stretchr/testify/require"
 )
 
 func newPool(t testing.TB, opts buffer.PoolOptions) *buffer.Pool {

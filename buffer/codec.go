@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"reflect"
 
-	"github.com/parallax-ipc/parallax/segment"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/parallax-ipc/parallax/segment"
 )
 
 // View returns a *T aliasing the start of b's bytes, for a fixed-layout T

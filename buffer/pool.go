@@ -131,7 +131,7 @@ func (p *Pool) Alloc(ctx context.Context, n int) (*Buffer, error) {
 	}
 	data, err := p.set.Payload(ref)
 	if err != nil { // cannot happen for a ref just loaned
-		p.set.Release(ref)
+		_, _ = p.set.Release(ref)
 		return nil, fmt.Errorf("allocate %d bytes: %w", n, err)
 	}
 	m := &p.mems[ref.Pool()][ref.Slot()]

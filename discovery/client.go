@@ -202,18 +202,18 @@ func handshake(ctx context.Context, conn *Conn, path string, opts DialOptions) (
 func recvCtx(ctx context.Context, conn *Conn) (wire.Envelope, []*os.File, error) {
 	uc := conn.UnixConn()
 	if dl, ok := ctx.Deadline(); ok {
-		uc.SetReadDeadline(dl)
+		_ = uc.SetReadDeadline(dl)
 	}
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		uc.SetReadDeadline(time.Unix(1, 0))
+		_ = uc.SetReadDeadline(time.Unix(1, 0))
 		close(fired)
 	})
 	env, files, err := conn.Recv()
 	if !stop() {
 		<-fired // the past deadline it set must not outlive this call
 	}
-	uc.SetReadDeadline(time.Time{})
+	_ = uc.SetReadDeadline(time.Time{})
 	return env, files, err
 }
 

@@ -22,19 +22,19 @@ func echoHandler(seg *os.File) func(s *ServerConn, env wire.Envelope, files []*o
 	return func(s *ServerConn, env wire.Envelope, files []*os.File) {
 		switch m := env.Msg.(type) {
 		case *wire.Ping:
-			s.Reply(env.ReqID, &wire.Pong{}, nil)
+			_ = s.Reply(env.ReqID, &wire.Pong{}, nil)
 		case *wire.CreatePublisher:
 			if m.Topic == "missing" {
-				s.ReplyError(env.ReqID, fmt.Errorf("create publisher on %q: %w", m.Topic, parallax.ErrTopicNotFound))
+				_ = s.ReplyError(env.ReqID, fmt.Errorf("create publisher on %q: %w", m.Topic, parallax.ErrTopicNotFound))
 				return
 			}
-			s.Reply(env.ReqID, &wire.PublisherCreated{PubID: env.ReqID, Segments: []wire.SegmentDesc{paySeg}}, []*os.File{seg})
+			_ = s.Reply(env.ReqID, &wire.PublisherCreated{PubID: env.ReqID, Segments: []wire.SegmentDesc{paySeg}}, []*os.File{seg})
 		case *wire.CreateSubscriber:
-			s.Reply(env.ReqID, &wire.SubscriberCreated{SubID: 7, NotifierOffset: 64}, nil)
-			s.Push(&wire.ConnectionAdded{ConnID: 1, PubID: 1, SubID: 7, RingOffset: 4096, RingSize: 4096, Capacity: 8}, nil)
-			s.Push(&wire.SegmentGrant{Segments: []wire.SegmentDesc{paySeg}}, []*os.File{seg})
+			_ = s.Reply(env.ReqID, &wire.SubscriberCreated{SubID: 7, NotifierOffset: 64}, nil)
+			_ = s.Push(&wire.ConnectionAdded{ConnID: 1, PubID: 1, SubID: 7, RingOffset: 4096, RingSize: 4096, Capacity: 8}, nil)
+			_ = s.Push(&wire.SegmentGrant{Segments: []wire.SegmentDesc{paySeg}}, []*os.File{seg})
 		default:
-			s.Reply(env.ReqID, &wire.Ack{}, nil)
+			_ = s.Reply(env.ReqID, &wire.Ack{}, nil)
 		}
 	}
 }
@@ -291,8 +291,8 @@ func TestShared(t *testing.T) {
 	_, _, err = b.Request(ctx, &wire.Ping{}, nil)
 	require.NoError(t, err)
 	require.NoError(t, b.Close())
-	<-a.Client.Done()
-	require.ErrorIs(t, a.Client.Err(), os.ErrClosed)
+	<-a.Done()
+	require.ErrorIs(t, a.Err(), os.ErrClosed)
 
 	c, err := Shared(ctx, DialOptions{Socket: r.path})
 	require.NoError(t, err)

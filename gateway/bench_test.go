@@ -65,11 +65,11 @@ func benchBridge(b *testing.B, size, window int, bridged bool) {
 				recvErr <- err
 				return
 			}
-			s.Release()
+			_ = s.Release()
 			credits <- struct{}{}
 		}
 	}()
-	defer func() { cancel(); <-recvErr }()
+	defer func() { cancel(); _ = <-recvErr }()
 	data := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()

@@ -296,7 +296,7 @@ func (g *Gateway) session(ctx context.Context, rt *clientrt.Runtime) {
 	}
 	var wg sync.WaitGroup
 	for _, e := range g.exports {
-		e.open(sctx) // first attempt inline, so Ready means subscribed
+		_ = e.open(sctx) // first attempt inline, so Ready means subscribed
 		wg.Go(func() { e.run(sctx) })
 	}
 	if g.opts.ReportInterval > 0 {

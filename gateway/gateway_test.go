@@ -89,15 +89,14 @@ func TestNewValidates(t *testing.T) {
 // bridge is two routers, a NATS server, gateway A exporting and gateway B
 // importing topic.
 type bridge struct {
-	ra, rb   *router
-	natsURL  string
-	ga, gb   *gateway.Gateway
-	stopA    func()
-	stopB    func()
-	logA     *logBuf
-	logB     *logBuf
-	optsB    gateway.Options
-	topicTyp *gateway.Type
+	ra, rb  *router
+	natsURL string
+	ga, gb  *gateway.Gateway
+	stopA   func()
+	stopB   func()
+	logA    *logBuf
+	logB    *logBuf
+	optsB   gateway.Options
 }
 
 func newBridge(t *testing.T, maxPayload int32, exp, imp gateway.Topic) *bridge {

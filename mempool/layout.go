@@ -137,5 +137,3 @@ func MgmtSize(c Class) int {
 	}
 	return c.headersOffset() + int(c.Count)*ChunkHeaderSize
 }
-
-func roundUp(n, to int) int { return (n + to - 1) / to * to }

@@ -4,8 +4,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/internal/testutil"
 )
 
 func TestMain(m *testing.M) {

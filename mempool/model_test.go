@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/testutil"
-	"github.com/stretchr/testify/require"
 )
 
 // refModel is a deliberately simple reference for a Pool: a slice of slot

@@ -2,9 +2,10 @@ package mempool
 
 import (
 	"fmt"
-	"github.com/parallax-ipc/parallax/internal/sys"
 	"math/bits"
 	"sync/atomic"
+
+	"github.com/parallax-ipc/parallax/internal/sys"
 
 	"github.com/parallax-ipc/parallax"
 )

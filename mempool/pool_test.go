@@ -4,8 +4,9 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/parallax-ipc/parallax"
 	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
 )
 
 func TestFormatAttach(t *testing.T) {

@@ -4,8 +4,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/parallax-ipc/parallax"
 	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
 )
 
 func TestSetLoanPicksSmallestClass(t *testing.T) {

@@ -8,9 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/testutil"
-	"github.com/stretchr/testify/require"
 )
 
 // shared is a chunk handed to a reader goroutine, with the stamp the loaner

@@ -268,9 +268,9 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 		if s, ok := nr.n.elem.(Starter); ok {
 			if err := s.Start(p.ctx); err != nil {
 				for _, st := range started {
-					closeElement(st.n.elem)
+					_ = closeElement(st.n.elem)
 				}
-				closeElement(nr.n.elem)
+				_ = closeElement(nr.n.elem)
 				p.abortStart()
 				return &NodeError{Node: nr.n.name, Err: fmt.Errorf("start: %w", err)}
 			}

@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/parallax-ipc/parallax/buffer"
 	"github.com/parallax-ipc/parallax/mempool"
 	"github.com/parallax-ipc/parallax/pipeline"
 	"github.com/parallax-ipc/parallax/pipeline/elements"
-	"github.com/stretchr/testify/require"
 )
 
 func launch(t *testing.T, line string) *pipeline.Graph {

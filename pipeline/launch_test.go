@@ -4,9 +4,10 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/parallax-ipc/parallax/pipeline"
 	_ "github.com/parallax-ipc/parallax/pipeline/elements"
-	"github.com/stretchr/testify/require"
 )
 
 func TestParse(t *testing.T) {
@@ -38,9 +39,9 @@ func TestParse(t *testing.T) {
 		require.Equal(t, tc.elems, elems, tc.in)
 		require.Equal(t, tc.links, links, tc.in)
 	}
-	d, err := pipeline.Parse(`filesink location="/tmp/a b\"c" x='it''s'`)
+	_, err := pipeline.Parse(`filesink location="/tmp/a b\"c" x='it''s'`)
 	require.Error(t, err) // 'it''s' has a quote right after the closing one
-	d, err = pipeline.Parse(`filesink location="/tmp/a b\"c!" mode='x y'`)
+	d, err := pipeline.Parse(`filesink location="/tmp/a b\"c!" mode='x y'`)
 	require.NoError(t, err)
 	require.Equal(t, `/tmp/a b"c!`, d.Elements[0].Props[0].Value)
 	require.Equal(t, "x y", d.Elements[0].Props[1].Value)

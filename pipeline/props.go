@@ -247,7 +247,7 @@ func (p *Props) IsSet(name string) bool { return p.set[name] }
 
 func (p *Props) get(name string, t PropType) any {
 	spec := p.spec(name)
-	if spec == nil || (spec.Type != t && !(t == PropString && spec.Type == PropEnum)) {
+	if spec == nil || (spec.Type != t && (t != PropString || spec.Type != PropEnum)) {
 		panic(fmt.Sprintf("pipeline: element %s reads undeclared property %q as %v", p.element, name, t))
 	}
 	return p.vals[name]

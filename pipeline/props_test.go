@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parallax-ipc/parallax/pipeline"
 	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/pipeline"
 )
 
 func TestParseValue(t *testing.T) {

@@ -142,7 +142,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	}
 	p.id = pc.PubID
 	if p.pools, err = rt.Grant(pc.Segments, files, false); err != nil {
-		p.closeRemote()
+		_ = p.closeRemote()
 		rt.Release()
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
 	}

@@ -127,7 +127,7 @@ func producerChild(args []string) int {
 		fmt.Fprintln(os.Stderr, "producer:", err)
 		return 1
 	}
-	defer sys.Munmap(mem)
+	defer func() { _ = sys.Munmap(mem) }()
 	nt, err := ringbuf.AttachNotifier(mem[:mpRingOff])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "producer:", err)

@@ -167,7 +167,7 @@ func TestSegmentsSealedAndReadOnly(t *testing.T) {
 		var mem []byte
 		mem, merr = syscall.Mmap(int(fd), 0, int(st.Size()), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 		if merr == nil {
-			syscall.Munmap(mem)
+			_ = syscall.Munmap(mem)
 		}
 	}))
 	require.ErrorIs(t, merr, syscall.EACCES, "map a subscriber's payload segment writable")
@@ -191,7 +191,7 @@ func TestSubscriberPayloadIsReadOnly(t *testing.T) {
 	require.NoError(t, pub.Send([]byte("hello")))
 	s, err := sub.Take(ctx)
 	require.NoError(t, err)
-	defer s.Release()
+	defer func() { _ = s.Release() }()
 	b := s.Bytes()
 	require.Equal(t, "hello", string(b))
 

@@ -5,9 +5,10 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/testutil"
-	"github.com/stretchr/testify/require"
 )
 
 func newTestRouter(t *testing.T, mutate func(*Config), opts RouterOptions) *Router {

@@ -27,7 +27,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	go srv.ServeMetrics(ctx, ln)
+	go func() { _ = srv.ServeMetrics(ctx, ln) }()
 	if err := srv.Serve(ctx); err != nil {
 		log.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func ExampleServer_Introspect() {
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go srv.Serve(ctx)
+	go func() { _ = srv.Serve(ctx) }()
 	<-srv.Ready()
 	in, err := srv.Introspect(ctx)
 	if err != nil {

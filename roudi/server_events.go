@@ -347,7 +347,7 @@ func (s *Server) send(c *serverConn, reqID uint32, m wire.Message, files []*os.F
 	// per-connection goroutine also replies on it, e.g. rate-limit errors).
 	uc := c.sc.UnixConn()
 	_ = uc.SetWriteDeadline(time.Now().Add(sendTimeout))
-	defer uc.SetWriteDeadline(time.Time{})
+	defer func() { _ = uc.SetWriteDeadline(time.Time{}) }()
 	if err := c.sc.Reply(reqID, m, files); err != nil {
 		s.log.Warn("send to client failed; dropping it", "conn", c.id, "msg", fmt.Sprintf("%T", m), "err", err)
 		s.step(ClientDisconnected{Conn: c.id})

@@ -24,7 +24,7 @@ func Example() {
 			log.Fatal(err)
 		}
 		fmt.Println(s.Header().Seq, len(s.Bytes()))
-		s.Release()
+		_ = s.Release()
 	}
 }
 
@@ -39,6 +39,6 @@ func ExampleSubscriber_TakeTimeout() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer s.Release()
+	defer func() { _ = s.Release() }()
 	fmt.Printf("%d bytes\n", len(s.Bytes()))
 }

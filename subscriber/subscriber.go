@@ -166,7 +166,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	}
 	s.id = sc.SubID
 	fail := func(err error) (*Subscriber, error) {
-		s.closeRemote()
+		_ = s.closeRemote()
 		rt.Release()
 		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
 	}

@@ -177,7 +177,7 @@ func startEmbedded(ctx context.Context, sizes []int) (*roudi.Server, func(), err
 	go func() { done <- srv.Serve(sctx) }()
 	stop := func() {
 		cancel()
-		<-done
+		_ = <-done
 		srv.Close()
 		os.RemoveAll(dir)
 	}
@@ -233,7 +233,7 @@ func benchMode(ctx context.Context, e *env, path, domain, mode string, sizes []i
 			}
 		case <-time.After(5 * time.Second):
 			_ = cmd.Process.Kill() // our own child, by PID
-			<-exited
+			_ = <-exited
 		}
 	}()
 	if err := pub.WaitForSubscribers(dctx, 1); err != nil {
@@ -304,7 +304,7 @@ func roundTrip(pub *publisher.Publisher, sub *subscriber.Subscriber, seq uint64,
 			return 0, err
 		}
 		got := binary.LittleEndian.Uint64(s.Bytes())
-		s.Release()
+		_ = s.Release()
 		if got == seq {
 			return time.Since(start), nil
 		}
@@ -362,7 +362,7 @@ func benchEcho(path, domain, mode, ping, pong string, stdin io.Reader) error {
 			copy(c.Bytes()[:8], in[:8])
 			err = pub.Publish(c)
 		}
-		s.Release()
+		_ = s.Release()
 		if err != nil {
 			return err
 		}

@@ -104,7 +104,7 @@ func render(w io.Writer, format string, seq uint64, pub uint32, ts int64, b []by
 		if len(d) > max {
 			d = d[:max]
 		}
-		io.WriteString(w, hex.Dump(d))
+		_, _ = io.WriteString(w, hex.Dump(d))
 		if len(b) > max {
 			fmt.Fprintf(w, "... %d more bytes\n", len(b)-max)
 		}

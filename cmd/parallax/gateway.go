@@ -14,9 +14,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/parallax-ipc/parallax/gateway"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parallax-ipc/parallax/gateway"
 )
 
 // topicFlags is a repeatable -export/-import flag.

@@ -70,7 +70,7 @@ func runTop(e *env, fs *flag.FlagSet, g *globals, args []string) int {
 	if inFile && term.IsTerminal(int(in.Fd())) {
 		old, err := term.MakeRaw(int(in.Fd()))
 		if err == nil {
-			defer term.Restore(int(in.Fd()), old)
+			defer func() { _ = term.Restore(int(in.Fd()), old) }()
 			keys = readKeys(in)
 		}
 	}
@@ -122,7 +122,7 @@ func topPlain(ctx context.Context, e *env, g *globals, c *discovery.Client, inte
 		if err != nil {
 			return routerError(e, "top", g, err)
 		}
-		io.WriteString(e.stdout, topFrame(v, interval, false))
+		_, _ = io.WriteString(e.stdout, topFrame(v, interval, false))
 	}
 	return exitOK
 }

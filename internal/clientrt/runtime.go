@@ -46,7 +46,6 @@ type Runtime struct {
 	subs     map[uint32]Endpoint
 	pending  []pendingPush // pushes for endpoints not registered yet
 	inflight int           // Create requests whose endpoint has not registered yet
-	closeErr error
 
 	grow growState // pools added at run time (segments.go)
 	rc   reconnector

@@ -14,7 +14,7 @@ func TestMain(m *testing.M) {
 		// "block" waits until its stdin closes: a peer to watch via pidfd.
 		"block": func([]string) int {
 			var b [1]byte
-			os.Stdin.Read(b[:])
+			_, _ = os.Stdin.Read(b[:])
 			return 0
 		},
 	})

@@ -4,9 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/parallax-ipc/parallax/pipeline"
 	"github.com/parallax-ipc/parallax/pipeline/elements"
-	"github.com/stretchr/testify/require"
 )
 
 func TestRegistered(t *testing.T) {

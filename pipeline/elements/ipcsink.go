@@ -308,7 +308,7 @@ func (m *ipcMem) Free(*buffer.Memory) {
 	default:
 	}
 	if a.done() {
-		go a.finish() // Free must not block: close the publisher aside
+		go func() { _ = a.finish() }() // Free must not block: close the publisher aside
 	}
 }
 

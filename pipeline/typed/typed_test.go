@@ -7,10 +7,11 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/parallax-ipc/parallax/pipeline"
 	"github.com/parallax-ipc/parallax/pipeline/elements"
 	"github.com/parallax-ipc/parallax/pipeline/typed"
-	"github.com/stretchr/testify/require"
 )
 
 type sample struct {

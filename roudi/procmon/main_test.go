@@ -56,7 +56,7 @@ func threadCount() int {
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), "Threads:"); ok {
 			var n int
-			fmt.Sscan(rest, &n)
+			_, _ = fmt.Sscan(rest, &n)
 			return n
 		}
 	}

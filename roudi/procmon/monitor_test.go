@@ -80,7 +80,7 @@ func startChild(t testing.TB) *child {
 	c := &child{cmd: cmd, pid: int32(cmd.Process.Pid), stdin: stdin}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		c.wait()
+		_ = c.wait()
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	require.NoError(t, err, "read child's ready line")

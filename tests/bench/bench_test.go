@@ -147,7 +147,7 @@ func startChild(b *testing.B, role string, args ...string) *exec.Cmd {
 		case <-time.After(childTimeout):
 			b.Errorf("child %s (PID %d) did not exit; killing it", role, cmd.Process.Pid)
 			_ = cmd.Process.Kill()
-			<-done
+			_ = <-done
 		}
 	})
 	return cmd

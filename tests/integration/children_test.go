@@ -300,7 +300,7 @@ func subMain(args []string) int {
 	stats := map[uint32]*pubStats{}
 	total := 0
 	handle := func(x subscriber.Sample) error {
-		defer x.Release()
+		defer func() { _ = x.Release() }()
 		h := x.Header()
 		b := x.Bytes()
 		st := stats[h.PublisherID]
@@ -357,7 +357,7 @@ func subMain(args []string) int {
 		if *exact {
 			if x, err := sub.TryTake(); !errors.Is(err, subscriber.ErrNoData) {
 				if err == nil {
-					x.Release()
+					_ = x.Release()
 					return childFail("sub", "sample seq %d queued beyond the %d expected", x.Header().Seq, *n)
 				}
 				return childFail("sub", "try take after %d: %v", *n, err)

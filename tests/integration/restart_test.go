@@ -216,7 +216,7 @@ func TestRouterRestart(t *testing.T) {
 	go func() { served <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-served
+		_ = <-served
 		srv.Close()
 	})
 	<-srv.Ready()

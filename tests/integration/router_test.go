@@ -149,7 +149,7 @@ func startBinaryRouter(t *testing.T, config string) *router {
 			}
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			_ = <-exited
 			t.Errorf("parallax-roudi (pid %d) did not exit within 30s of SIGTERM; log:\n%s", cmd.Process.Pid, logs())
 		}
 		if _, err := os.Stat(r.Socket); !errors.Is(err, os.ErrNotExist) {

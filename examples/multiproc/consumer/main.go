@@ -95,14 +95,14 @@ func run(domain, socket string, duration time.Duration, size int, idle time.Dura
 		b := s.Bytes()
 		if v == nil {
 			if len(b) < frame.MinSize {
-				s.Release()
+				_ = s.Release()
 				return false, fmt.Errorf("first frame has %d bytes", len(b))
 			}
 			v = frame.NewVerifier(len(b))
 		}
 		h, err := v.Verify(b)
 		now := time.Now()
-		s.Release()
+		_ = s.Release()
 		n++
 		if n == 1 {
 			first = now

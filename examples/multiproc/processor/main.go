@@ -96,7 +96,7 @@ func run(domain, socket string, duration time.Duration, size int, idle time.Dura
 		}
 		b := in.Bytes()
 		if size != 0 && len(b) != size {
-			in.Release()
+			_ = in.Release()
 			return fmt.Errorf("frame of %d bytes, want %d", len(b), size)
 		}
 		var out publisher.Chunk
@@ -109,14 +109,14 @@ func run(domain, socket string, duration time.Duration, size int, idle time.Dura
 			time.Sleep(20 * time.Microsecond)
 		}
 		if err != nil {
-			in.Release()
+			_ = in.Release()
 			return err
 		}
 		err = frame.Process(out.Bytes(), b)
 		origin := in.Header().PublisherID
-		in.Release()
+		_ = in.Release()
 		if err != nil {
-			pub.Release(out)
+			_ = pub.Release(out)
 			return fmt.Errorf("frame from publisher %d: %w", origin, err)
 		}
 		if err := pub.Publish(out); err != nil && !errors.Is(err, parallax.ErrTimeout) {
