@@ -527,7 +527,6 @@ func (p *Publisher) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
 		p.share() // Close's own share, ended by loanDone below
-		p.rt.Unregister(true, p.id)
 		p.control(func() {
 			p.closed.Store(true)
 			for i := 0; i < p.histN; i++ {
@@ -536,6 +535,10 @@ func (p *Publisher) Close() error {
 			p.histN = 0
 			p.conns.Store(&[]*conn{})
 		})
+		// Only now stop taking pushes: from there on the runtime releases
+		// removed connections without asking us, and no publish touches
+		// a ring any more.
+		p.rt.Unregister(true, p.id)
 		err = p.closeRemote()
 		p.loanDone()
 	})

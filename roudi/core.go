@@ -15,17 +15,16 @@ const (
 	// DefaultHelloTimeout is the number of ticks an accepted connection may
 	// take to complete its handshake.
 	DefaultHelloTimeout = 50
-	// DefaultQuarantine is the number of ticks a removed connection's ring
-	// (and a removed subscriber's notifier) stays allocated, so a survivor
-	// that has not yet processed ConnectionRemoved never touches reused
-	// bytes, and a subscriber still takes what a closed publisher had
-	// queued (it moves the entries to its backlog when it processes the
-	// push; the router drains only what is left after the quarantine).
-	// 300 ticks is 3 s at the default tick: a busy or descheduled client
-	// (a loaded CI machine took more than the former 100 ms) keeps its
-	// samples. An acknowledgement from the subscriber would make this
-	// exact; until then the time is generous.
-	DefaultQuarantine = 300
+	// DefaultQuarantine bounds, in ticks, how long a removed connection's
+	// ring (and a removed subscriber's notifier) stays allocated while a
+	// survivor that was told has not released it. Survivors release a
+	// connection (ReleaseConnection) as soon as they have processed its
+	// ConnectionRemoved, and a region is freed when all of them have, or
+	// have died: a subscriber still takes what a closed publisher had
+	// queued, and nobody touches reused bytes. The bound only matters for a
+	// client that stopped processing its control messages; 6000 ticks is
+	// one minute at the default tick.
+	DefaultQuarantine = 6000
 	// maxTopicLen bounds topic names.
 	maxTopicLen = 255
 )
@@ -140,7 +139,15 @@ type connection struct {
 type retired struct {
 	region Region
 	kind   RegionKind
-	due    uint64
+	due    uint64    // freed at this tick at the latest
+	waits  []release // survivors that still use the region
+}
+
+// release is a survivor that was told a connection was removed and has
+// not yet said that it let go of its ring (wire.ReleaseConnection).
+type release struct {
+	client ClientID
+	link   ConnectionID
 }
 
 // NewRouter returns a Router with an empty registry.
@@ -292,41 +299,45 @@ func (r *Router) tick() {
 	r.retiring = slices.Delete(r.retiring, 0, n)
 }
 
-// minQuarantine is the shortest quarantine a region gets when the arena
-// is full: [Router.alloc] then frees regions that have been in quarantine
-// at least this many ticks, oldest first, instead of refusing the
-// allocation (the full quarantine is generous; churn must not exhaust the
-// arena with it).
-const minQuarantine = 10
-
-// alloc allocates n bytes of the arena. When the arena is full it ends the
-// quarantine of the oldest retired regions early, each at least
-// minQuarantine ticks old, until the allocation fits.
+// alloc allocates n bytes of the arena. Regions that survivors have not
+// released yet are never taken back early: a full arena refuses the
+// allocation instead.
 func (r *Router) alloc(n int) (Region, bool) {
-	for {
-		if reg, ok := r.arena.alloc(n); ok {
-			return reg, true
-		}
-		if len(r.retiring) == 0 {
-			return Region{}, false
-		}
-		// retiring is in retirement order; the first one is the oldest.
-		if rt := r.retiring[0]; r.now+uint64(r.quarantine) >= rt.due+minQuarantine {
-			r.free(rt.region, rt.kind)
-			r.retiring = slices.Delete(r.retiring, 0, 1)
-			continue
-		}
-		return Region{}, false
-	}
+	return r.arena.alloc(n)
 }
 
-// retire schedules a region for FreeRegion after the quarantine.
-func (r *Router) retire(reg Region, kind RegionKind) {
-	if r.quarantine == 0 {
+// retire frees a region once the survivors in waits have released it (at
+// once when there are none), or after the quarantine at the latest.
+func (r *Router) retire(reg Region, kind RegionKind, waits []release) {
+	if r.quarantine == 0 || len(waits) == 0 {
 		r.free(reg, kind)
 		return
 	}
-	r.retiring = append(r.retiring, retired{region: reg, kind: kind, due: r.now + uint64(r.quarantine)})
+	r.retiring = append(r.retiring, retired{region: reg, kind: kind, due: r.now + uint64(r.quarantine), waits: slices.Clone(waits)})
+}
+
+// released takes the waits matching pred off every retired region (one
+// per region when once is set) and frees the regions nobody waits for any
+// more.
+func (r *Router) released(pred func(release) bool, once bool) {
+	keep := r.retiring[:0]
+	for _, rt := range r.retiring {
+		before, n := len(rt.waits), 0
+		rt.waits = slices.DeleteFunc(rt.waits, func(w release) bool {
+			if pred(w) && (!once || n == 0) {
+				n++
+				return true
+			}
+			return false
+		})
+		if len(rt.waits) == 0 && before > 0 {
+			r.free(rt.region, rt.kind)
+			continue
+		}
+		keep = append(keep, rt)
+	}
+	clear(r.retiring[len(keep):])
+	r.retiring = keep
 }
 
 func (r *Router) free(reg Region, kind RegionKind) {
@@ -345,29 +356,34 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool) {
 		for _, lid := range slices.Clone(p.links) {
 			l := r.links[lid]
 			rc.PubRings = append(rc.PubRings, l.ring)
-			regions = append(regions, retired{region: l.ring, kind: RegionRing})
-			r.unlink(l, l.sub.client != c, false, reason)
+			waits := r.unlink(l, l.sub.client != c, false, reason)
+			regions = append(regions, retired{region: l.ring, kind: RegionRing, waits: waits})
 		}
 		r.dropPublisher(p)
 	}
 	for _, id := range slices.Clone(c.subs) {
 		s := r.subs[id]
+		var all []release // the notifier waits for every publisher told
 		for _, lid := range slices.Clone(s.links) {
 			l := r.links[lid]
 			rc.SubRings = append(rc.SubRings, l.ring)
-			regions = append(regions, retired{region: l.ring, kind: RegionRing})
-			r.unlink(l, false, l.pub.client != c, reason)
+			waits := r.unlink(l, false, l.pub.client != c, reason)
+			regions = append(regions, retired{region: l.ring, kind: RegionRing, waits: waits})
+			all = append(all, waits...)
 		}
 		rc.Notifiers = append(rc.Notifiers, s.notifier)
-		regions = append(regions, retired{region: s.notifier, kind: RegionNotifier})
+		regions = append(regions, retired{region: s.notifier, kind: RegionNotifier, waits: all})
 		r.dropSubscriber(s)
 	}
 	delete(r.clients, c.id)
 	delete(r.conns, c.conn)
 	r.emit(rc)
 	for _, rt := range regions {
-		r.retire(rt.region, rt.kind)
+		r.retire(rt.region, rt.kind, rt.waits)
 	}
+	// A dead client releases nothing any more: regions that waited only
+	// for it are free now.
+	r.released(func(w release) bool { return w.client == c.id }, false)
 	if closeConn {
 		r.emit(CloseConn{Conn: c.conn, Reason: reason})
 	}
@@ -375,20 +391,25 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool) {
 }
 
 // unlink removes a connection from the registry and tells the requested
-// sides. It does not free the ring.
-func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string) {
+// sides. It does not free the ring; it returns the sides told, whose
+// release the ring (and a closed subscriber's notifier) waits for.
+func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string) []release {
+	var waits []release
 	rm := ConnectionRemoved{Connection: l.id, Pub: l.pub.id, Sub: l.sub.id, Reason: reason}
 	if tellSub {
 		rm.Conn = l.sub.client.conn
 		r.emit(rm)
+		waits = append(waits, release{client: l.sub.client.id, link: l.id})
 	}
 	if tellPub {
 		rm.Conn = l.pub.client.conn
 		r.emit(rm)
+		waits = append(waits, release{client: l.pub.client.id, link: l.id})
 	}
 	delete(r.links, l.id)
 	l.sub.links = deleteValue(l.sub.links, l.id)
 	l.pub.links = deleteValue(l.pub.links, l.id)
+	return waits
 }
 
 // dropPublisher removes a publisher without links from the registry.

@@ -36,8 +36,7 @@ func (r *Router) request(ev ClientRequest) {
 		default:
 			for _, lid := range slices.Clone(p.links) {
 				l := r.links[lid]
-				r.unlink(l, true, false, "publisher closed")
-				r.retire(l.ring, RegionRing)
+				r.retire(l.ring, RegionRing, r.unlink(l, true, false, "publisher closed"))
 			}
 			r.dropPublisher(p)
 			reply(Closed{}, nil)
@@ -50,15 +49,22 @@ func (r *Router) request(ev ClientRequest) {
 		case s.client != c:
 			reply(nil, fmt.Errorf("close subscriber %d: %w: owned by client %d", req.Sub, parallax.ErrPermissionDenied, s.client.id))
 		default:
+			var all []release // the notifier waits for every publisher told
 			for _, lid := range slices.Clone(s.links) {
 				l := r.links[lid]
-				r.unlink(l, false, true, "subscriber closed")
-				r.retire(l.ring, RegionRing)
+				waits := r.unlink(l, false, true, "subscriber closed")
+				r.retire(l.ring, RegionRing, waits)
+				all = append(all, waits...)
 			}
-			r.retire(s.notifier, RegionNotifier)
+			r.retire(s.notifier, RegionNotifier, all)
 			r.dropSubscriber(s)
 			reply(Closed{}, nil)
 		}
+	case ReleaseConnection:
+		// Idempotent: a connection already freed (or never told to this
+		// client) is acknowledged too.
+		r.released(func(w release) bool { return w.client == c.id && w.link == req.Connection }, true)
+		reply(Closed{}, nil)
 	default:
 		reply(nil, fmt.Errorf("request %d: %w: unknown request %T", ev.ReqID, parallax.ErrProtocol, ev.Req))
 	}

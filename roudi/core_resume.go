@@ -252,15 +252,18 @@ func (r *Router) resumeDeadline() {
 	for _, id := range lids {
 		pl := r.pendingLinks[id]
 		rm := ConnectionRemoved{Connection: pl.ID, Pub: pl.Pub, Sub: pl.Sub, Reason: "peer did not resume after the router restart"}
+		var waits []release
 		if p := r.pubs[pl.Pub]; p != nil {
 			rm.Conn = p.client.conn
 			r.emit(rm)
+			waits = append(waits, release{client: p.client.id, link: pl.ID})
 		}
 		if s := r.subs[pl.Sub]; s != nil {
 			rm.Conn = s.client.conn
 			r.emit(rm)
+			waits = append(waits, release{client: s.client.id, link: pl.ID})
 		}
-		r.retire(pl.Ring, RegionRing)
+		r.retire(pl.Ring, RegionRing, waits)
 	}
 	r.pendingLinks = nil
 }

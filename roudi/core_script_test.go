@@ -270,6 +270,8 @@ func (s *scriptState) run(where, line string) []string {
 		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: ClosePublisher{Pub: PubID(num("pub", 0))}}
 	case "closesub":
 		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: CloseSubscriber{Sub: SubID(num("sub", 0))}}
+	case "release":
+		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: ReleaseConnection{Connection: ConnectionID(num("conn", 0))}}
 	case "disconnect":
 		ev = ClientDisconnected{Conn: conn()}
 	case "kill":

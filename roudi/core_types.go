@@ -150,10 +150,15 @@ type ClosePublisher struct{ Pub PubID }
 // CloseSubscriber closes one of the client's subscribers.
 type CloseSubscriber struct{ Sub SubID }
 
-func (CreatePublisher) isRequest()  {}
-func (CreateSubscriber) isRequest() {}
-func (ClosePublisher) isRequest()   {}
-func (CloseSubscriber) isRequest()  {}
+// ReleaseConnection says that the client let go of a removed connection's
+// ring (wire.ReleaseConnection); answered by [Closed].
+type ReleaseConnection struct{ Connection ConnectionID }
+
+func (CreatePublisher) isRequest()   {}
+func (CreateSubscriber) isRequest()  {}
+func (ClosePublisher) isRequest()    {}
+func (CloseSubscriber) isRequest()   {}
+func (ReleaseConnection) isRequest() {}
 
 // A Result is the successful outcome in a [Reply]: one of [Welcome],
 // [PublisherCreated], [SubscriberCreated] or [Closed].
@@ -177,7 +182,7 @@ type SubscriberCreated struct {
 	Capacity int
 }
 
-// Closed answers [ClosePublisher] and [CloseSubscriber].
+// Closed answers [ClosePublisher], [CloseSubscriber] and [ReleaseConnection].
 type Closed struct{}
 
 func (Welcome) isResult()           {}

@@ -20,6 +20,15 @@
 //     translating wire messages into events and actions into wire messages
 //     and shared-memory writes.
 //
+// A removed connection's ring (and a closed subscriber's notifier) is freed
+// when every surviving side told of the removal has released it
+// ([ReleaseConnection], which client runtimes send once their endpoints
+// have let go of the ring), or has died; [DefaultQuarantine] bounds the
+// wait for a client that stopped reading its control socket. Until then the
+// bytes are never reused, so a subscriber still takes what a closed
+// publisher had queued and no stale reader meets another connection's
+// entries.
+//
 // [Config] is the router's TOML configuration; an embedded default
 // (default.toml) needs no file. [LoadConfig], [ParseConfig] and
 // [Config.Validate] report problems as [*ConfigError] values naming the key.

@@ -124,6 +124,8 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		req = ClosePublisher{Pub: PubID(m.PubID)}
 	case *wire.CloseSubscriber:
 		req = CloseSubscriber{Sub: SubID(m.SubID)}
+	case *wire.ReleaseConnection:
+		req = ReleaseConnection{Connection: ConnectionID(m.ConnID)}
 	case *wire.Resume:
 		s.resumeRequest(c, env.ReqID, m)
 		return
@@ -210,10 +212,11 @@ func (s *Server) execute(a Action) {
 	case FreeRegion:
 		if a.Kind == RegionRing {
 			if n := s.drainRing(a.Region); n > 0 {
-				// Pushed after the subscriber closed, or not moved to
-				// its backlog by a subscriber still alive (a very slow
-				// or stuck client, which then lost them).
-				s.log.Info("released samples left in a removed connection's ring at the end of its quarantine", "region", a.Region.String(), "samples", n)
+				// Pushed after the subscriber closed or died, or left
+				// by a subscriber that did not release the connection
+				// within the quarantine (a stuck client, which then
+				// lost them).
+				s.log.Debug("released samples left in a removed connection's ring", "region", a.Region.String(), "samples", n)
 			}
 		}
 	case ReclaimClient:
@@ -365,7 +368,8 @@ func (s *Server) replyError(c *serverConn, reqID uint32, err error) {
 }
 
 // drainRing releases the refs still queued in a ring whose connection is
-// gone (the quarantine ended, nobody pops it any more).
+// gone (every side released it or died, or the quarantine ended: nobody
+// pops it any more).
 func (s *Server) drainRing(r Region) (n int) {
 	ring, err := ringbuf.Attach(s.region(r))
 	if err != nil {

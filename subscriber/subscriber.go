@@ -87,7 +87,14 @@ type Subscriber struct {
 	notifierOff uint64
 
 	conns atomic.Pointer[[]*conn]
-	next  int // round-robin start, owned by the taking goroutine
+	// connMu serializes the changes of conns (pushes, Close) and the
+	// ring drains that go with them.
+	connMu sync.Mutex
+	// passes guards the looks at the rings of conns (takes, readiness
+	// checks): a removed connection's ring is released to the router only
+	// once no look that may still hold it runs.
+	passes passGuard
+	next   int // round-robin start, owned by the taking goroutine
 	// streaming: the last take found its sample without waiting (owned
 	// by the taking goroutine; see Options.Coalesce).
 	streaming bool
@@ -300,6 +307,24 @@ func (s *Subscriber) tryTake() (Sample, error) {
 	if s.closed.Load() {
 		return Sample{}, clientrt.ErrClosed
 	}
+	e := s.passes.enter()
+	x, err, ok := s.takeRings()
+	s.passes.exit(e)
+	if ok {
+		return x, err
+	}
+	if e, ok := s.popBacklog(); ok {
+		if e.err != nil {
+			return Sample{}, e.err
+		}
+		return s.sample(e.h)
+	}
+	return Sample{}, ErrNoData
+}
+
+// takeRings takes from the first ring with an entry, round robin; ok
+// reports whether one had one. Call it inside a pass (see passGuard).
+func (s *Subscriber) takeRings() (_ Sample, _ error, ok bool) {
 	conns := *s.conns.Load()
 	n := len(conns)
 	for i := 0; i < n; i++ {
@@ -315,17 +340,44 @@ func (s *Subscriber) tryTake() (Sample, error) {
 		c.ring.ClearPopIntent()
 		if err != nil {
 			s.report(c, ref, err) // report.go: tell the router about a bad ref
-			return Sample{}, err
+			return Sample{}, err, true
 		}
-		return s.sample(h)
+		x, err := s.sample(h)
+		return x, err, true
 	}
-	if e, ok := s.popBacklog(); ok {
-		if e.err != nil {
-			return Sample{}, e.err
-		}
-		return s.sample(e.h)
+	return Sample{}, nil, false
+}
+
+// passGuard tells when every look at the rings that began before a
+// change of conns has ended (two-counter grace periods, as in sleepable
+// RCU). A look enters the current epoch's counter and leaves it when
+// done; wait flips the epoch and waits for the old counter to drain. New
+// looks count in the new epoch, so the wait ends even while looks keep
+// coming, and they see the new conns: the change is stored before the
+// flip, and a look loads conns after entering (seq-cst atomics).
+type passGuard struct {
+	epoch atomic.Uint32
+	n     [2]atomic.Int64
+	mu    sync.Mutex // one wait at a time
+}
+
+func (g *passGuard) enter() uint32 {
+	e := g.epoch.Load() & 1
+	g.n[e].Add(1)
+	return e
+}
+
+func (g *passGuard) exit(e uint32) { g.n[e].Add(-1) }
+
+// wait returns once the looks that entered before it have exited. A look
+// makes no system call and never blocks, so the wait is short.
+func (g *passGuard) wait() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.epoch.Add(1) - 1
+	for g.n[old&1].Load() != 0 {
+		runtime.Gosched()
 	}
-	return Sample{}, ErrNoData
 }
 
 // hold records a popped ref in the hold table. A ref that names no held
@@ -361,12 +413,16 @@ func (s *Subscriber) sample(h held) (Sample, error) {
 }
 
 func (s *Subscriber) hasData() bool {
+	e := s.passes.enter()
+	found := false
 	for _, c := range *s.conns.Load() {
 		if c.ring.Len() > 0 {
-			return true
+			found = true
+			break
 		}
 	}
-	return s.closed.Load() || s.hasBacklog()
+	s.passes.exit(e)
+	return found || s.closed.Load() || s.hasBacklog()
 }
 
 // Take returns the next sample, waiting until one arrives, ctx ends
@@ -441,9 +497,15 @@ func (s *Subscriber) ConnectionAdded(m *wire.ConnectionAdded) {
 		slog.Warn("parallax: subscriber cannot attach connection ring", "topic", s.topic, "conn", m.ConnID, "pub", m.PubID, "err", err)
 		return
 	}
+	s.connMu.Lock()
+	if s.closed.Load() {
+		s.connMu.Unlock()
+		return // Close has drained and forgotten the rings; the router frees this one
+	}
 	old := *s.conns.Load()
 	next := append(append(make([]*conn, 0, len(old)+1), old...), &conn{id: m.ConnID, pub: m.PubID, ring: ring, added: *m})
 	s.conns.Store(&next)
+	s.connMu.Unlock()
 	_ = s.notifier.Notify()
 	s.changed.Broadcast()
 }
@@ -453,6 +515,8 @@ func (s *Subscriber) ConnectionAdded(m *wire.ConnectionAdded) {
 // private backlog (still held, still delivered in order) so the router can
 // recycle the ring.
 func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
 	old := *s.conns.Load()
 	next := make([]*conn, 0, len(old))
 	var gone *conn
@@ -467,6 +531,9 @@ func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
 		return
 	}
 	s.conns.Store(&next)
+	// Once this returns, the runtime tells the router that this process
+	// let go of the ring: no take may still be reading it.
+	s.passes.wait()
 	s.removed.Add(gone.ring.Dropped())
 	s.backlogMu.Lock()
 	for {
@@ -498,7 +565,6 @@ func (s *Subscriber) Close() error {
 		// the ring drain below.
 		s.taken.Take()
 		s.closed.Store(true)
-		s.rt.Unregister(false, s.id)
 		_ = s.notifier.Notify()
 		// Wait out a Take or TryTake of another goroutine: it sees closed
 		// (a sleeping Take was woken above) and returns at once. From
@@ -507,8 +573,11 @@ func (s *Subscriber) Close() error {
 			runtime.Gosched()
 		}
 		defer s.busy.Store(false)
-		err = s.closeRemote()
-		// The router removed our connections: drain what is still queued.
+		// Drain what is queued and forget the rings, and only then stop
+		// taking pushes (Unregister): from there on the runtime releases
+		// removed connections without asking us, and the router frees
+		// their rings (releasing what was pushed after this drain).
+		s.connMu.Lock()
 		for _, c := range *s.conns.Load() {
 			for {
 				ref, ok := c.ring.TryPop()
@@ -517,7 +586,13 @@ func (s *Subscriber) Close() error {
 				}
 				_, _ = s.pools.Release(ref)
 			}
+			s.removed.Add(c.ring.Dropped())
 		}
+		s.conns.Store(&[]*conn{})
+		s.connMu.Unlock()
+		s.passes.wait() // a WaitSet may still be looking at them
+		s.rt.Unregister(false, s.id)
+		err = s.closeRemote()
 		s.backlogMu.Lock()
 		for _, e := range s.backlog {
 			if e.err == nil && s.holds.Remove(e.h.hold, e.h.ref) == nil {

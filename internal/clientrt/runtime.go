@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/discovery"
@@ -318,10 +319,19 @@ func (rt *Runtime) BeginCreate() {
 func (rt *Runtime) EndCreate() {
 	rt.mu.Lock()
 	rt.inflight--
+	var release []wire.Message
 	if rt.inflight == 0 {
+		for _, pp := range rt.pending {
+			release = append(release, pp.msg)
+		}
 		rt.pending = nil
 	}
 	rt.mu.Unlock()
+	// The endpoints these were held for will not register: whatever of
+	// this process had to let go of the rings has.
+	for _, m := range release {
+		rt.released(m)
+	}
 }
 
 // RegisterPublisher routes pushes for pub to ep and replays the ones that
@@ -345,7 +355,7 @@ func (rt *Runtime) Unregister(pub bool, id uint32) {
 func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub bool) {
 	rt.mu.Lock()
 	m[id] = ep
-	var replay []wire.Message
+	var replay, done []wire.Message
 	// A push may concern two local endpoints (both ends of a connection in
 	// this process) that register at different times: deliver it to this
 	// one and keep it for the other.
@@ -361,12 +371,17 @@ func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub b
 		}
 		if pp.needPub || pp.needSub {
 			keep = append(keep, pp)
+		} else {
+			done = append(done, pp.msg)
 		}
 	}
 	rt.pending = keep
 	rt.mu.Unlock()
 	for _, msg := range replay {
 		deliver(ep, msg)
+	}
+	for _, msg := range done {
+		rt.released(msg)
 	}
 }
 
@@ -428,14 +443,41 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 	if pubEP != nil {
 		eps = append(eps, pubEP)
 	}
-	if (pubEP == nil || subEP == nil) && rt.inflight > 0 && len(rt.pending) < maxPending {
+	held := (pubEP == nil || subEP == nil) && rt.inflight > 0 && len(rt.pending) < maxPending
+	if held {
 		rt.pending = append(rt.pending, pendingPush{msg: m, needPub: pubEP == nil, needSub: subEP == nil})
 	}
 	rt.mu.Unlock()
 	for _, ep := range eps {
 		deliver(ep, m)
 	}
+	if !held {
+		rt.released(m)
+	}
 }
+
+// released tells the router that this process let go of the ring of a
+// connection whose removal m announced, once every endpoint of this
+// process it concerned has processed it (endpoints stop touching a ring
+// before their ConnectionRemoved returns). The router frees the ring when
+// every side told has released it. The request runs aside: the reader
+// goroutine, which calls this, is the one that reads its answer (after
+// teardown it fails at once on the closed connection).
+func (rt *Runtime) released(m wire.Message) {
+	rm, ok := m.(*wire.ConnectionRemoved)
+	if !ok {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		// A router that is gone frees the ring (or adopts it) itself.
+		_, _, _ = rt.Request(ctx, &wire.ReleaseConnection{ConnID: rm.ConnID})
+	}()
+}
+
+// releaseTimeout bounds a ReleaseConnection request.
+const releaseTimeout = 5 * time.Second
 
 // ErrClosed is returned by endpoints used after Close.
 var ErrClosed = fmt.Errorf("endpoint closed: %w", os.ErrClosed)

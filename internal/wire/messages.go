@@ -129,6 +129,17 @@ type CloseSubscriber struct {
 	SubID uint32
 }
 
+// ReleaseConnection tells the router that this process no longer touches
+// the ring of connection ConnID (nor, on the publisher side, the notifier of
+// its subscriber): it sends one for every [ConnectionRemoved] it receives,
+// once the endpoints concerned have let go. The router frees the regions
+// of a removed connection when every surviving side has released it (or
+// died); answered by [Ack], also for a connection the router has already
+// freed.
+type ReleaseConnection struct {
+	ConnID uint32
+}
+
 // ConnectionAdded is pushed to both the publisher's and the subscriber's
 // process when the router connects them: the ring lives at RingOffset
 // (RingSize bytes, Capacity entries) in the management segment, and
@@ -199,6 +210,7 @@ func (*CreateSubscriber) MessageType() Type  { return TypeCreateSubscriber }
 func (*SubscriberCreated) MessageType() Type { return TypeSubscriberCreated }
 func (*ClosePublisher) MessageType() Type    { return TypeClosePublisher }
 func (*CloseSubscriber) MessageType() Type   { return TypeCloseSubscriber }
+func (*ReleaseConnection) MessageType() Type { return TypeReleaseConnection }
 func (*ConnectionAdded) MessageType() Type   { return TypeConnectionAdded }
 func (*ConnectionRemoved) MessageType() Type { return TypeConnectionRemoved }
 func (*SegmentGrant) MessageType() Type      { return TypeSegmentGrant }

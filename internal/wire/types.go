@@ -36,6 +36,7 @@ const (
 	TypeSubscriberCreated Type = 19
 	TypeClosePublisher    Type = 20
 	TypeCloseSubscriber   Type = 21
+	TypeReleaseConnection Type = 22
 
 	TypeConnectionAdded   Type = 32
 	TypeConnectionRemoved Type = 33
@@ -62,6 +63,7 @@ var typeNames = map[Type]string{
 	TypeSubscriberCreated: "SubscriberCreated",
 	TypeClosePublisher:    "ClosePublisher",
 	TypeCloseSubscriber:   "CloseSubscriber",
+	TypeReleaseConnection: "ReleaseConnection",
 	TypeConnectionAdded:   "ConnectionAdded",
 	TypeConnectionRemoved: "ConnectionRemoved",
 	TypeSegmentGrant:      "SegmentGrant",
@@ -103,7 +105,7 @@ func ReplyType(t Type) (Type, bool) {
 		return TypePublisherCreated, true
 	case TypeCreateSubscriber:
 		return TypeSubscriberCreated, true
-	case TypeClosePublisher, TypeCloseSubscriber:
+	case TypeClosePublisher, TypeCloseSubscriber, TypeReleaseConnection:
 		return TypeAck, true
 	}
 	if rt, ok := reportReplyType(t); ok {
@@ -151,6 +153,8 @@ func New(t Type) Message {
 		return new(ClosePublisher)
 	case TypeCloseSubscriber:
 		return new(CloseSubscriber)
+	case TypeReleaseConnection:
+		return new(ReleaseConnection)
 	case TypeConnectionAdded:
 		return new(ConnectionAdded)
 	case TypeConnectionRemoved:

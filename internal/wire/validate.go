@@ -233,6 +233,14 @@ func (*ClosePublisher) Validate() error { return nil }
 func (*CloseSubscriber) Validate() error { return nil }
 
 // Validate implements [Message].
+func (m *ReleaseConnection) Validate() error {
+	if m.ConnID == 0 {
+		return invalid(m.MessageType(), "ConnID", "is 0")
+	}
+	return nil
+}
+
+// Validate implements [Message].
 func (m *ConnectionAdded) Validate() error {
 	switch {
 	case m.Capacity == 0 || m.Capacity > MaxQueueCapacity:

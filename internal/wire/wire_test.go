@@ -57,6 +57,7 @@ func samples() []struct {
 		{"create_subscriber", 6, &CreateSubscriber{Topic: "camera/front.raw", Type: TypeInfo{Name: "image.Frame", Size: 1 << 21, Align: 64}, QueueCapacity: 256, History: 1, Policy: PolicyBlockProducer}},
 		{"subscriber_created", 6, &SubscriberCreated{SubID: 11, NotifierOffset: 8192, Segments: []SegmentDesc{samplePay, samplePay}}},
 		{"close_publisher", 7, &ClosePublisher{PubID: 9}},
+		{"release_connection", 7, &ReleaseConnection{ConnID: 12}},
 		{"close_subscriber", 8, &CloseSubscriber{SubID: 11}},
 		{"connection_added", 0, &ConnectionAdded{ConnID: 3, PubID: 9, SubID: 11, RingOffset: 1 << 16, RingSize: 4096, Capacity: 256, Policy: PolicyDiscardOldest, NotifierOffset: 8192, History: 1}},
 		{"connection_removed", 0, &ConnectionRemoved{ConnID: 3, PubID: 9, SubID: 11, Reason: "subscriber process 4243 exited"}},
@@ -211,6 +212,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"segment kind", 1, &PublisherCreated{Segments: []SegmentDesc{{Role: RolePayload, Kind: 9, Size: 1, PageSize: 4096}}}},
 		{"too many segments", 0, &SegmentGrant{Segments: make([]SegmentDesc, MaxSegmentsPerMessage+1)}},
 		{"capacity", 0, &ConnectionAdded{RingSize: 1}},
+		{"release connection 0", 1, &ReleaseConnection{}},
 		{"push with id", 3, &Shutdown{}},
 		{"long reason", 0, &Shutdown{Reason: strings.Repeat("x", MaxTextLen+1)}},
 	}
