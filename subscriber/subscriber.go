@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,15 +89,11 @@ type Subscriber struct {
 	// connMu serializes the changes of conns (pushes, Close) and the
 	// ring drains that go with them.
 	connMu sync.Mutex
-	// passes guards the looks at the rings of conns (takes, readiness
-	// checks): a removed connection's ring is released to the router only
-	// once no look that may still hold it runs.
-	passes passGuard
 	next   int // round-robin start, owned by the taking goroutine
 	// streaming: the last take found its sample without waiting (owned
 	// by the taking goroutine; see Options.Coalesce).
 	streaming bool
-	busy      atomic.Bool // guards TryTake/Take against concurrent use
+	busy      takeState   // one take at a time, and whether it looks at the rings (takestate.go)
 	ready     func() bool // cached method value: Take must not allocate
 	removed   atomic.Uint64
 	changed   clientrt.Signal
@@ -287,10 +282,10 @@ var ErrNoData = fmt.Errorf("no sample available")
 
 // TryTake returns the next queued sample without blocking, or ErrNoData.
 func (s *Subscriber) TryTake() (Sample, error) {
-	if !s.busy.CompareAndSwap(false, true) {
+	if !s.busy.begin() {
 		return Sample{}, s.busyErr()
 	}
-	defer s.busy.Store(false)
+	defer s.busy.end()
 	return s.tryTake()
 }
 
@@ -307,10 +302,7 @@ func (s *Subscriber) tryTake() (Sample, error) {
 	if s.closed.Load() {
 		return Sample{}, clientrt.ErrClosed
 	}
-	e := s.passes.enter()
-	x, err, ok := s.takeRings()
-	s.passes.exit(e)
-	if ok {
+	if x, err, ok := s.takeRings(); ok {
 		return x, err
 	}
 	if e, ok := s.popBacklog(); ok {
@@ -323,7 +315,7 @@ func (s *Subscriber) tryTake() (Sample, error) {
 }
 
 // takeRings takes from the first ring with an entry, round robin; ok
-// reports whether one had one. Call it inside a pass (see passGuard).
+// reports whether one had one. Call it inside a pass (see takeState).
 func (s *Subscriber) takeRings() (_ Sample, _ error, ok bool) {
 	conns := *s.conns.Load()
 	n := len(conns)
@@ -346,38 +338,6 @@ func (s *Subscriber) takeRings() (_ Sample, _ error, ok bool) {
 		return x, err, true
 	}
 	return Sample{}, nil, false
-}
-
-// passGuard tells when every look at the rings that began before a
-// change of conns has ended (two-counter grace periods, as in sleepable
-// RCU). A look enters the current epoch's counter and leaves it when
-// done; wait flips the epoch and waits for the old counter to drain. New
-// looks count in the new epoch, so the wait ends even while looks keep
-// coming, and they see the new conns: the change is stored before the
-// flip, and a look loads conns after entering (seq-cst atomics).
-type passGuard struct {
-	epoch atomic.Uint32
-	n     [2]atomic.Int64
-	mu    sync.Mutex // one wait at a time
-}
-
-func (g *passGuard) enter() uint32 {
-	e := g.epoch.Load() & 1
-	g.n[e].Add(1)
-	return e
-}
-
-func (g *passGuard) exit(e uint32) { g.n[e].Add(-1) }
-
-// wait returns once the looks that entered before it have exited. A look
-// makes no system call and never blocks, so the wait is short.
-func (g *passGuard) wait() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	old := g.epoch.Add(1) - 1
-	for g.n[old&1].Load() != 0 {
-		runtime.Gosched()
-	}
 }
 
 // hold records a popped ref in the hold table. A ref that names no held
@@ -412,17 +372,16 @@ func (s *Subscriber) sample(h held) (Sample, error) {
 	return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
 }
 
+// hasData is the readiness check of Take and of wait sets. It only reads
+// ring indices, so it needs no pass: a ring just removed, even reused,
+// yields at worst a spurious wake-up.
 func (s *Subscriber) hasData() bool {
-	e := s.passes.enter()
-	found := false
 	for _, c := range *s.conns.Load() {
 		if c.ring.Len() > 0 {
-			found = true
-			break
+			return true
 		}
 	}
-	s.passes.exit(e)
-	return found || s.closed.Load() || s.hasBacklog()
+	return s.closed.Load() || s.hasBacklog()
 }
 
 // Take returns the next sample, waiting until one arrives, ctx ends
@@ -442,10 +401,10 @@ func (s *Subscriber) TakeTimeout(d time.Duration) (Sample, error) {
 }
 
 func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, error) {
-	if !s.busy.CompareAndSwap(false, true) {
+	if !s.busy.begin() {
 		return Sample{}, s.busyErr()
 	}
-	defer s.busy.Store(false)
+	defer s.busy.end()
 	waited, coalesced := false, false
 	for {
 		x, err := s.tryTake()
@@ -456,7 +415,9 @@ func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, e
 		if s.streaming && !coalesced && s.opts.Coalesce > 0 {
 			// Options.Coalesce: let the stream's next samples pile up.
 			coalesced = true
+			s.busy.pause()
 			sys.SpinFor(s.opts.Coalesce)
+			s.busy.resume()
 			continue
 		}
 		waited = true
@@ -465,7 +426,10 @@ func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, e
 			// and once, so wake-ups that find nothing do not extend it.
 			w.Deadline, w.Timeout = time.Now().Add(w.Timeout), 0
 		}
-		if err := s.notifier.Wait(ctx, s.ready, w); err != nil {
+		s.busy.pause()
+		err = s.notifier.Wait(ctx, s.ready, w)
+		s.busy.resume()
+		if err != nil {
 			return Sample{}, fmt.Errorf("take from %q: %w", s.topic, err)
 		}
 	}
@@ -532,8 +496,8 @@ func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
 	}
 	s.conns.Store(&next)
 	// Once this returns, the runtime tells the router that this process
-	// let go of the ring: no take may still be reading it.
-	s.passes.wait()
+	// let go of the ring: no take may still be popping from it.
+	s.busy.waitPass()
 	s.removed.Add(gone.ring.Dropped())
 	s.backlogMu.Lock()
 	for {
@@ -569,10 +533,8 @@ func (s *Subscriber) Close() error {
 		// Wait out a Take or TryTake of another goroutine: it sees closed
 		// (a sleeping Take was woken above) and returns at once. From
 		// here no take touches the rings, and later ones fail.
-		for !s.busy.CompareAndSwap(false, true) {
-			runtime.Gosched()
-		}
-		defer s.busy.Store(false)
+		s.busy.claim()
+		defer s.busy.end()
 		// Drain what is queued and forget the rings, and only then stop
 		// taking pushes (Unregister): from there on the runtime releases
 		// removed connections without asking us, and the router frees
@@ -590,7 +552,6 @@ func (s *Subscriber) Close() error {
 		}
 		s.conns.Store(&[]*conn{})
 		s.connMu.Unlock()
-		s.passes.wait() // a WaitSet may still be looking at them
 		s.rt.Unregister(false, s.id)
 		err = s.closeRemote()
 		s.backlogMu.Lock()
