@@ -99,10 +99,25 @@ func (r *Router) checkInvariants() error {
 			return fmt.Errorf("topic %q is empty or misnamed", name)
 		}
 	}
+	var due uint64
 	for _, rt := range r.retiring {
 		if err := claim("quarantined", rt.region); err != nil {
 			return err
 		}
+		// A region is retired only while a live survivor has not
+		// released it; they are kept in order of their deadline.
+		if len(rt.waits) == 0 {
+			return fmt.Errorf("quarantined %v waits for nobody", rt.region)
+		}
+		for _, w := range rt.waits {
+			if r.clients[w.client] == nil {
+				return fmt.Errorf("quarantined %v waits for client %d, which is gone", rt.region, w.client)
+			}
+		}
+		if rt.due < due || rt.due <= r.now {
+			return fmt.Errorf("quarantined %v due at tick %d (now %d, previous due %d)", rt.region, rt.due, r.now, due)
+		}
+		due = rt.due
 	}
 	if len(owned) != len(r.arena.used) {
 		return fmt.Errorf("%d regions allocated but %d accounted for (leak)", len(r.arena.used), len(owned))

@@ -3,6 +3,7 @@ package roudi
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -215,6 +216,11 @@ func randomRun(t *testing.T, rng *rand.Rand, steps int) {
 	types := []TypeInfo{typT, {Name: "U", Size: 16, Align: 8}}
 	var reqID uint32
 	live := map[Region]bool{} // formatted and not yet freed
+	type removal struct {
+		conn ConnID
+		link ConnectionID
+	}
+	var told []removal // ConnectionRemoved pushes not yet released
 	for range steps {
 		conn := ConnID(1 + rng.IntN(8))
 		var ev Event
@@ -245,8 +251,22 @@ func randomRun(t *testing.T, rng *rand.Rand, steps int) {
 			} else {
 				ev = ClientRequest{Conn: conn, ReqID: reqID, Req: CloseSubscriber{Sub: SubID(1 + rng.IntN(12))}}
 			}
-		case k < 17:
+		case k < 17 && rng.IntN(2) == 0:
 			ev = ClientDisconnected{Conn: conn}
+		case k < 17:
+			// A release: mostly of a removal some client was told
+			// about, by that client (once or twice), else of anything.
+			reqID++
+			isReq = true
+			link := ConnectionID(1 + rng.IntN(40))
+			if len(told) > 0 && rng.IntN(5) != 0 {
+				i := rng.IntN(len(told))
+				conn, link = told[i].conn, told[i].link
+				if rng.IntN(3) != 0 {
+					told = slices.Delete(told, i, i+1)
+				}
+			}
+			ev = ClientRequest{Conn: conn, ReqID: reqID, Req: ReleaseConnection{Connection: link}}
 		case k < 18:
 			ev = ProcessExited{PID: int32(rng.IntN(5))}
 		default:
@@ -271,6 +291,8 @@ func randomRun(t *testing.T, rng *rand.Rand, steps int) {
 			case FreeRegion:
 				require.True(t, live[a.Region], "region %v freed but not live", a.Region)
 				delete(live, a.Region)
+			case ConnectionRemoved:
+				told = append(told, removal{a.Conn, a.Connection})
 			}
 		}
 		if isReq {
