@@ -449,6 +449,26 @@ func (p *Pool) Data(ref parallax.ChunkRef) ([]byte, error) {
 	return b[:n], nil
 }
 
+// View returns [Pool.Data] and [Pool.Meta] of the chunk ref names after a
+// single validation: what a holder reads to hand a sample out.
+func (p *Pool) View(ref parallax.ChunkRef) ([]byte, Meta, error) {
+	h, err := p.held("view", ref)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	if p.payload == nil {
+		return nil, Meta{}, refErr("view", ref, ErrNoPayload)
+	}
+	// Plain reads, once each into locals (a peer may change them): the
+	// writes happened before the ref was handed to us.
+	m := Meta{Length: h.length, Seq: h.seq, Timestamp: h.timestamp, Origin: h.origin}
+	if m.Length > uint64(p.chunkSize) {
+		return nil, Meta{}, refErr("view", ref, fmt.Errorf("length %d exceeds chunk size %d: %w", m.Length, p.chunkSize, parallax.ErrCorrupt))
+	}
+	off := int(ref.Slot()) * int(p.chunkSize)
+	return p.payload[off : off+int(m.Length) : off+int(p.chunkSize)], m, nil
+}
+
 // Meta is the per-chunk metadata kept in the chunk header next to the
 // reference count. Loan zeroes it.
 type Meta struct {

@@ -257,6 +257,8 @@ func TestInvalidRefs(t *testing.T) {
 			require.ErrorIs(t, err, tc.want)
 			_, err = p.Meta(tc.ref)
 			require.ErrorIs(t, err, tc.want)
+			_, _, err = p.View(tc.ref)
+			require.ErrorIs(t, err, tc.want)
 			require.ErrorIs(t, p.SetMeta(tc.ref, Meta{}), tc.want)
 			require.ErrorIs(t, p.SetLength(tc.ref, 0), tc.want)
 		})
@@ -286,6 +288,11 @@ func TestMetaAndData(t *testing.T) {
 	d, err := p.Data(r)
 	require.NoError(t, err)
 	require.Equal(t, "hello", string(d))
+	v, vm, err := p.View(r)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(v), "View is Data")
+	require.Equal(t, m, vm, "View is Meta")
+	require.Equal(t, cap(d), cap(v), "both end at the chunk's end")
 
 	require.NoError(t, p.SetLength(r, 128))
 	require.ErrorIs(t, p.SetLength(r, 129), ErrRegion)
@@ -295,6 +302,8 @@ func TestMetaAndData(t *testing.T) {
 	// A peer writing a bogus length is caught, not trusted.
 	p.chunks[r.Slot()].length = 1 << 40
 	_, err = p.Data(r)
+	require.ErrorIs(t, err, parallax.ErrCorrupt)
+	_, _, err = p.View(r)
 	require.ErrorIs(t, err, parallax.ErrCorrupt)
 
 	// Loan zeroes metadata of a reused slot.

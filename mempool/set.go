@@ -234,6 +234,15 @@ func (s *Set) Data(ref parallax.ChunkRef) ([]byte, error) {
 	return p.Data(ref)
 }
 
+// View is [Pool.View] on the pool ref names.
+func (s *Set) View(ref parallax.ChunkRef) ([]byte, Meta, error) {
+	p, err := s.lookup("view", ref)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	return p.View(ref)
+}
+
 // Meta is [Pool.Meta] on the pool ref names.
 func (s *Set) Meta(ref parallax.ChunkRef) (Meta, error) {
 	p, err := s.lookup("meta", ref)

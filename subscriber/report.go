@@ -24,13 +24,20 @@ type reporter struct {
 	skipped  atomic.Uint64
 }
 
+// badRef reports whether err says that a ref names no chunk held by
+// anyone (pool or slot out of range, generation 0 or moved on, reference
+// count 0), as opposed to a problem with a chunk that is held.
+func badRef(err error) bool {
+	return errors.Is(err, parallax.ErrInvalidRef) || errors.Is(err, parallax.ErrStaleRef) || errors.Is(err, parallax.ErrNotHeld)
+}
+
 // report sends a wire.ReportPeer for ref, popped from c's ring, when err
 // says that ref names no held chunk (not for local failures such as a full
 // hold table). It never blocks the caller: the request runs on its own
 // goroutine, and when [maxReportsInFlight] are already outstanding the
 // report is skipped.
 func (s *Subscriber) report(c *conn, ref parallax.ChunkRef, err error) {
-	if !errors.Is(err, parallax.ErrInvalidRef) && !errors.Is(err, parallax.ErrStaleRef) && !errors.Is(err, parallax.ErrNotHeld) {
+	if !badRef(err) {
 		return
 	}
 	r := &s.reports

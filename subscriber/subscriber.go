@@ -130,6 +130,8 @@ type backlogEntry struct {
 type held struct {
 	ref  parallax.ChunkRef
 	hold int
+	data []byte       // the chunk's used bytes
+	meta mempool.Meta // read once, when the ref was validated
 }
 
 type conn struct {
@@ -309,7 +311,7 @@ func (s *Subscriber) tryTake() (Sample, error) {
 		if e.err != nil {
 			return Sample{}, e.err
 		}
-		return s.sample(e.h)
+		return s.sample(e.h), nil
 	}
 	return Sample{}, ErrNoData
 }
@@ -334,17 +336,25 @@ func (s *Subscriber) takeRings() (_ Sample, _ error, ok bool) {
 			s.report(c, ref, err) // report.go: tell the router about a bad ref
 			return Sample{}, err, true
 		}
-		x, err := s.sample(h)
-		return x, err, true
+		return s.sample(h), nil, true
 	}
 	return Sample{}, nil, false
 }
 
 // hold records a popped ref in the hold table. A ref that names no held
 // chunk (a faulty peer's garbage) is not recorded and yields an error.
+// The ref comes from shared memory: it is validated (and its bytes and
+// metadata read) in one step, and a faulty peer's garbage yields an error,
+// never a crash or someone else's chunk.
 func (s *Subscriber) hold(ref parallax.ChunkRef) (held, error) {
-	_ = s.rt.MapPool(s.pools, ref, true) // a pool added at run time is mapped on first sight; Validate reports failures
-	if err := s.pools.Validate(ref); err != nil {
+	_ = s.rt.MapPool(s.pools, ref, true) // a pool added at run time is mapped on first sight; View reports failures
+	data, meta, err := s.pools.View(ref)
+	if err != nil {
+		if !badRef(err) {
+			// A chunk the ring did hold, with corrupt metadata: the
+			// ring's reference is ours to give back.
+			_, _ = s.pools.Release(ref)
+		}
 		return held{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
 	}
 	idx, err := s.holds.Add(ref)
@@ -352,24 +362,14 @@ func (s *Subscriber) hold(ref parallax.ChunkRef) (held, error) {
 		_, _ = s.pools.Release(ref)
 		return held{}, fmt.Errorf("subscriber %q: %w (%w: release samples)", s.topic, err, parallax.ErrLimit)
 	}
-	return held{ref, idx}, nil
+	return held{ref: ref, hold: idx, data: data, meta: meta}, nil
 }
 
-// sample validates a held ref read from shared memory: a faulty peer's
-// garbage yields an error, never a crash or someone else's chunk.
-func (s *Subscriber) sample(h held) (Sample, error) {
-	m, err := s.pools.Meta(h.ref)
-	if err == nil {
-		var data []byte
-		if data, err = s.pools.Data(h.ref); err == nil {
-			s.taken.Take() // cannot fail: Close, which ends the runtime, waits for takes
-			return Sample{ref: h.ref, data: data, hdr: Header{Seq: m.Seq, Timestamp: m.Timestamp, PublisherID: uint32(m.Origin)}, sub: s, hold: h.hold}, nil
-		}
-	}
-	if s.holds.Remove(h.hold, h.ref) == nil {
-		_, _ = s.pools.Release(h.ref)
-	}
-	return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
+// sample hands out a held ref.
+func (s *Subscriber) sample(h held) Sample {
+	s.taken.Take() // cannot fail: Close, which ends the runtime, waits for takes
+	m := h.meta
+	return Sample{ref: h.ref, data: h.data, hdr: Header{Seq: m.Seq, Timestamp: m.Timestamp, PublisherID: uint32(m.Origin)}, sub: s, hold: h.hold}
 }
 
 // hasData is the readiness check of Take and of wait sets. It only reads
