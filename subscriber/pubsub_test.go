@@ -60,9 +60,7 @@ func TestPublishSubscribeInProcess(t *testing.T) {
 	}
 	_, err = sub.TryTake()
 	require.True(t, errors.Is(err, subscriber.ErrNoData), "got %v", err)
-	for _, st := range srv.Pools().Stats() {
-		require.Zero(t, st.InUse, "pool %d still has chunks in use", st.ID)
-	}
+	requirePoolsFree(t, srv)
 }
 
 func TestIncompatibleType(t *testing.T) {
