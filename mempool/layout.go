@@ -106,7 +106,7 @@ func (c Class) validate() error {
 func (c Class) bitmapWords() int { return (int(c.Count) + wordSlots - 1) / wordSlots }
 
 // wordSlots is the number of slots one bitmap word covers (its low bits).
-// Each word has a line of its own (BitmapStride), so a loaner and a
+// Each word has a line of its own (bitmapStride), so a loaner and a
 // releaser more than wordSlots slots apart, such as a publisher and a
 // subscriber a few samples behind it, never write the same line.
 const wordSlots = 8
@@ -114,11 +114,11 @@ const wordSlots = 8
 // fullWord has the bits of all wordSlots slots of a word set.
 const fullWord uint64 = 1<<wordSlots - 1
 
-// BitmapStride is the distance in 64-bit words between two bitmap words:
+// bitmapStride is the distance in 64-bit words between two bitmap words:
 // each word has a 128-byte line of its own, so a loaner claiming chunks in
 // one word and a subscriber on another core freeing chunks of an earlier
 // word do not pass one line back and forth on every message.
-const BitmapStride = LineSize / 8
+const bitmapStride = LineSize / 8
 
 // headersOffset returns the offset of the chunk-header array, after the
 // bitmap (one line per word).

@@ -17,7 +17,7 @@ func TestLayout(t *testing.T) {
 
 	require.Equal(t, 128, LineSize)
 	require.Equal(t, 8, wordSlots)
-	require.Equal(t, 16, BitmapStride)
+	require.Equal(t, 16, bitmapStride)
 	require.Equal(t, 0, HeaderOffset)
 	require.Equal(t, 128, HeaderSize)
 	require.Equal(t, 128, StatsOffset)

@@ -28,7 +28,7 @@ type Pool struct {
 	hdr    *header
 	stats  *statsLine
 	hint   *hintLine
-	bitmap []uint64      // words*BitmapStride; see word
+	bitmap []uint64      // words*bitmapStride; see word
 	chunks []chunkHeader // len count
 
 	id         uint16
@@ -88,7 +88,7 @@ func Format(mgmt []byte, id uint16, c Class) (*Pool, error) {
 	*p.hint = hintLine{}
 	clear(p.bitmap)
 	for wi := range p.words {
-		*p.word(wi) = ^uint64(0)
+		*p.word(wi) = fullWord
 	}
 	*p.word(p.words - 1) = p.lastMask
 	for i := range p.chunks {
@@ -169,7 +169,7 @@ func mapPool(mgmt []byte, id uint16, c Class) (*Pool, error) {
 	if p.hint, err = view[hintLine](mgmt, HintOffset); err != nil {
 		return nil, err
 	}
-	if p.bitmap, err = viewSlice[uint64](mgmt, BitmapOffset, int(p.words)*BitmapStride); err != nil {
+	if p.bitmap, err = viewSlice[uint64](mgmt, BitmapOffset, int(p.words)*bitmapStride); err != nil {
 		return nil, err
 	}
 	if p.chunks, err = viewSlice[chunkHeader](mgmt, c.headersOffset(), int(c.Count)); err != nil {
@@ -297,10 +297,12 @@ func (p *Pool) tryLoan(owner uint16) (parallax.ChunkRef, bool) {
 	return parallax.NilRef, false
 }
 
+// prefetchAhead is how many slots past a loan's the next-fit walk
+// prefetches: far enough for the transfer to finish before that loan.
 const prefetchAhead = 2
 
 // word returns bitmap word wi (slots wordSlots*wi to wordSlots*wi+wordSlots-1).
-func (p *Pool) word(wi uint32) *uint64 { return &p.bitmap[wi*BitmapStride] }
+func (p *Pool) word(wi uint32) *uint64 { return &p.bitmap[wi*bitmapStride] }
 
 func (p *Pool) raiseHighWater(n uint64) {
 	for {
@@ -438,32 +440,27 @@ func (p *Pool) Payload(ref parallax.ChunkRef) ([]byte, error) {
 // [parallax.ErrCorrupt]. Like Payload it aliases shared memory and is only
 // valid while the caller holds ref.
 func (p *Pool) Data(ref parallax.ChunkRef) ([]byte, error) {
-	b, err := p.Payload(ref)
-	if err != nil {
-		return nil, err
-	}
-	n := p.chunks[ref.Slot()].length // read once into a local; a peer may change it
-	if n > uint64(len(b)) {
-		return nil, refErr("data", ref, fmt.Errorf("length %d exceeds chunk size %d: %w", n, len(b), parallax.ErrCorrupt))
-	}
-	return b[:n], nil
+	b, _, err := p.view("data", ref)
+	return b, err
 }
 
 // View returns [Pool.Data] and [Pool.Meta] of the chunk ref names after a
 // single validation: what a holder reads to hand a sample out.
-func (p *Pool) View(ref parallax.ChunkRef) ([]byte, Meta, error) {
-	h, err := p.held("view", ref)
+func (p *Pool) View(ref parallax.ChunkRef) ([]byte, Meta, error) { return p.view("view", ref) }
+
+func (p *Pool) view(op string, ref parallax.ChunkRef) ([]byte, Meta, error) {
+	h, err := p.held(op, ref)
 	if err != nil {
 		return nil, Meta{}, err
 	}
 	if p.payload == nil {
-		return nil, Meta{}, refErr("view", ref, ErrNoPayload)
+		return nil, Meta{}, refErr(op, ref, ErrNoPayload)
 	}
 	// Plain reads, once each into locals (a peer may change them): the
 	// writes happened before the ref was handed to us.
 	m := Meta{Length: h.length, Seq: h.seq, Timestamp: h.timestamp, Origin: h.origin}
 	if m.Length > uint64(p.chunkSize) {
-		return nil, Meta{}, refErr("view", ref, fmt.Errorf("length %d exceeds chunk size %d: %w", m.Length, p.chunkSize, parallax.ErrCorrupt))
+		return nil, Meta{}, refErr(op, ref, fmt.Errorf("length %d exceeds chunk size %d: %w", m.Length, p.chunkSize, parallax.ErrCorrupt))
 	}
 	off := int(ref.Slot()) * int(p.chunkSize)
 	return p.payload[off : off+int(m.Length) : off+int(p.chunkSize)], m, nil

@@ -299,15 +299,10 @@ func (r *Router) tick() {
 	r.retiring = slices.Delete(r.retiring, 0, n)
 }
 
-// alloc allocates n bytes of the arena. Regions that survivors have not
-// released yet are never taken back early: a full arena refuses the
-// allocation instead.
-func (r *Router) alloc(n int) (Region, bool) {
-	return r.arena.alloc(n)
-}
-
 // retire frees a region once the survivors in waits have released it (at
-// once when there are none), or after the quarantine at the latest.
+// once when there are none), or after the quarantine at the latest. It is
+// never taken back earlier, even when the arena is full: allocations are
+// refused instead.
 func (r *Router) retire(reg Region, kind RegionKind, waits []release) {
 	if r.quarantine == 0 || len(waits) == 0 {
 		r.free(reg, kind)

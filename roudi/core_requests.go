@@ -118,7 +118,7 @@ func (r *Router) allocRings(caps []int) ([]Region, error) {
 	}
 	rings := make([]Region, 0, n)
 	for _, capacity := range caps {
-		reg, ok := r.alloc(r.ringSize(capacity))
+		reg, ok := r.arena.alloc(r.ringSize(capacity))
 		if !ok {
 			for _, g := range rings {
 				r.arena.release(g)
@@ -219,7 +219,7 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 			pubs = append(pubs, r.pubs[id])
 		}
 	}
-	notifier, ok := r.alloc(r.notifierSize)
+	notifier, ok := r.arena.alloc(r.notifierSize)
 	if !ok {
 		fail(fmt.Errorf("%w: management arena full (%d of %d bytes used)", parallax.ErrLimit, r.arena.usedBytes, r.arena.size))
 		return

@@ -304,7 +304,7 @@ func (s *Subscriber) tryTake() (Sample, error) {
 	if s.closed.Load() {
 		return Sample{}, clientrt.ErrClosed
 	}
-	if x, err, ok := s.takeRings(); ok {
+	if x, err := s.takeRings(); err != ErrNoData {
 		return x, err
 	}
 	if e, ok := s.popBacklog(); ok {
@@ -316,9 +316,9 @@ func (s *Subscriber) tryTake() (Sample, error) {
 	return Sample{}, ErrNoData
 }
 
-// takeRings takes from the first ring with an entry, round robin; ok
-// reports whether one had one. Call it inside a pass (see takeState).
-func (s *Subscriber) takeRings() (_ Sample, _ error, ok bool) {
+// takeRings takes from the first ring with an entry, round robin, or
+// returns ErrNoData. Call it inside a pass (see takeState).
+func (s *Subscriber) takeRings() (Sample, error) {
 	conns := *s.conns.Load()
 	n := len(conns)
 	for i := 0; i < n; i++ {
@@ -334,18 +334,17 @@ func (s *Subscriber) takeRings() (_ Sample, _ error, ok bool) {
 		c.ring.ClearPopIntent()
 		if err != nil {
 			s.report(c, ref, err) // report.go: tell the router about a bad ref
-			return Sample{}, err, true
+			return Sample{}, err
 		}
-		return s.sample(h), nil, true
+		return s.sample(h), nil
 	}
-	return Sample{}, nil, false
+	return Sample{}, ErrNoData
 }
 
-// hold records a popped ref in the hold table. A ref that names no held
-// chunk (a faulty peer's garbage) is not recorded and yields an error.
-// The ref comes from shared memory: it is validated (and its bytes and
-// metadata read) in one step, and a faulty peer's garbage yields an error,
-// never a crash or someone else's chunk.
+// hold validates a popped ref, reads its bytes and metadata (one step)
+// and records it in the hold table. The ref comes from shared memory: one
+// that names no held chunk (a faulty peer's garbage) is not recorded and
+// yields an error, never a crash or someone else's chunk.
 func (s *Subscriber) hold(ref parallax.ChunkRef) (held, error) {
 	_ = s.rt.MapPool(s.pools, ref, true) // a pool added at run time is mapped on first sight; View reports failures
 	data, meta, err := s.pools.View(ref)
