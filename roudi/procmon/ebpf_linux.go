@@ -3,6 +3,7 @@
 package procmon
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -36,14 +37,46 @@ const recordSize = 16
 // the exiting thread, once per thread; only the last thread of a thread
 // group has group_dead set, so filtering on it yields one record per
 // process.
-func exitProgram(ringFD int) asm.Instructions {
-	return asm.Instructions{
+//
+// With ns nil (the router runs in the initial pid namespace) the record
+// carries the init-namespace pid_tgid, which is what SO_PEERCRED reports
+// there. Otherwise it carries the pid_tgid in ns
+// (bpf_get_ns_current_pid_tgid, Linux 5.7+), and the exits of processes
+// whose pid namespace is not exactly ns are not recorded: their numbers
+// would name other processes in the router's namespace.
+func exitProgram(ringFD int, ns *pidNS) asm.Instructions {
+	insns := asm.Instructions{
 		// r6 = group_dead (ctx[1]); skip thread exits.
 		asm.LoadMem(asm.R6, asm.R1, 8, asm.DWord),
 		asm.JEq.Imm(asm.R6, 0, "out"),
-		// fp[-16] = bpf_get_current_pid_tgid()
-		asm.FnGetCurrentPidTgid.Call(),
-		asm.StoreMem(asm.RFP, -16, asm.R0, asm.DWord),
+	}
+	if ns == nil {
+		insns = append(insns,
+			// fp[-16] = bpf_get_current_pid_tgid()
+			asm.FnGetCurrentPidTgid.Call(),
+			asm.StoreMem(asm.RFP, -16, asm.R0, asm.DWord),
+		)
+	} else {
+		insns = append(insns,
+			// bpf_get_ns_current_pid_tgid(dev, ino, fp-24, 8) fills
+			// struct bpf_pidns_info { u32 pid; u32 tgid; }; non-zero
+			// when the task is in another namespace.
+			asm.LoadImm(asm.R1, int64(ns.dev), asm.DWord),
+			asm.LoadImm(asm.R2, int64(ns.ino), asm.DWord),
+			asm.Mov.Reg(asm.R3, asm.RFP),
+			asm.Add.Imm(asm.R3, -24),
+			asm.Mov.Imm(asm.R4, 8),
+			asm.FnGetNsCurrentPidTgid.Call(),
+			asm.JNE.Imm(asm.R0, 0, "out"),
+			// fp[-16] = tgid << 32 | pid
+			asm.LoadMem(asm.R1, asm.RFP, -20, asm.Word),
+			asm.LSh.Imm(asm.R1, 32),
+			asm.LoadMem(asm.R2, asm.RFP, -24, asm.Word),
+			asm.Or.Reg(asm.R1, asm.R2),
+			asm.StoreMem(asm.RFP, -16, asm.R1, asm.DWord),
+		)
+	}
+	return append(insns,
 		// fp[-8] = bpf_ktime_get_ns()
 		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
@@ -56,7 +89,7 @@ func exitProgram(ringFD int) asm.Instructions {
 		asm.FnRingbufOutput.Call(),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
 		asm.Return(),
-	}
+	)
 }
 
 // exitTracer owns the kernel objects: the ring buffer map, the program,
@@ -69,6 +102,10 @@ type exitTracer struct {
 }
 
 func newExitTracer() (_ *exitTracer, err error) {
+	ns, err := ownPidNS()
+	if err != nil {
+		return nil, err
+	}
 	t := &exitTracer{}
 	defer func() {
 		if err != nil {
@@ -82,7 +119,7 @@ func newExitTracer() (_ *exitTracer, err error) {
 	t.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "plx_exit",
 		Type:         ebpf.RawTracepoint,
-		Instructions: exitProgram(t.ring.FD()),
+		Instructions: exitProgram(t.ring.FD(), ns),
 		License:      "GPL",
 	})
 	if err != nil {
@@ -146,6 +183,11 @@ func CheckEBPF() error {
 // ebpfMonitor reports exits seen by the exit tracer for the watched pids.
 // One goroutine reads the ring; it owns the tracer's reader.
 //
+// A traced exit is only a hint: the tracer names processes by their pid in
+// its namespace, which is not necessarily the router's, so the number may
+// belong to an unrelated process. Each watch holds the client's pidfd, and
+// an exit is reported only once that pidfd says the process has exited.
+//
 // Lock order: mu is a leaf; no send on events happens under it.
 type ebpfMonitor struct {
 	t      *exitTracer
@@ -155,10 +197,18 @@ type ebpfMonitor struct {
 	trace func(tgid int32, ktimeNs uint64)
 
 	mu      sync.Mutex
-	watched map[int32]struct{} // nil after Close
+	watched map[int32]*ebpfWatch // nil after Close
 
-	wg     sync.WaitGroup // the reader and late reports
+	wg     sync.WaitGroup // the reader, confirmations and late reports
 	closed closeOnce
+}
+
+// ebpfWatch is one watched process: its non-blocking pidfd, and the
+// cancel of the goroutine waiting on it once a traced exit could not be
+// confirmed at once (nil until then).
+type ebpfWatch struct {
+	f      *os.File // nil when the process was already reaped at Watch
+	cancel context.CancelFunc
 }
 
 func newEBPF(trace func(tgid int32, ktimeNs uint64)) (_ *ebpfMonitor, err error) {
@@ -174,7 +224,7 @@ func newEBPF(trace func(tgid int32, ktimeNs uint64)) (_ *ebpfMonitor, err error)
 		events:  make(chan Exit, eventBuffer),
 		done:    make(chan struct{}),
 		trace:   trace,
-		watched: make(map[int32]struct{}),
+		watched: make(map[int32]*ebpfWatch),
 	}
 	m.wg.Add(1)
 	go m.read()
@@ -204,19 +254,69 @@ func (m *ebpfMonitor) read() {
 		if m.trace != nil {
 			m.trace(tgid, binary.NativeEndian.Uint64(rec.RawSample[8:]))
 		}
-		m.report(tgid, KindEBPF, exitTime(binary.NativeEndian.Uint64(rec.RawSample[8:])))
+		m.traced(tgid, binary.NativeEndian.Uint64(rec.RawSample[8:]))
 	}
 }
 
-// report sends the exit of pid if it is watched, and ends the watch.
-func (m *ebpfMonitor) report(pid int32, source string, at time.Time) {
+// confirmWait bounds how long the ring reader waits for the pidfd of a
+// process whose exit it traced to become readable. The tracepoint fires
+// before the process has released its memory and files and become a zombie
+// (on 6.18 the pidfd is usually not readable yet when the record is read);
+// that takes microseconds to a few milliseconds. Waiting here, on the
+// reader's thread, keeps the report as fast as the trace; only a record
+// naming a live watched process (another namespace's number) waits it out.
+const confirmWait = 5 * time.Millisecond
+
+// traced handles a traced exit of tgid: when tgid is watched and its pidfd
+// confirms the exit (within confirmWait), it is reported. Otherwise the
+// record was another process's with the same number, or this process is
+// slow to finish exiting: a goroutine then waits on the pidfd in the
+// netpoller and reports when it becomes readable (at once in the second
+// case; when the watched process really dies in the first).
+func (m *ebpfMonitor) traced(tgid int32, ktimeNs uint64) {
 	m.mu.Lock()
-	if _, ok := m.watched[pid]; !ok {
+	w, ok := m.watched[tgid]
+	m.mu.Unlock()
+	if !ok {
+		return
+	}
+	if gone, err := exitedWithin(w.f, confirmWait); err == nil && gone {
+		m.report(tgid, w, KindEBPF, exitTime(ktimeNs))
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.watched[tgid] != w || w.cancel != nil || w.f == nil {
+		return // ended meanwhile, or already waited on
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	m.wg.Add(1) // under mu: Close has not cleared watched yet
+	go m.confirm(ctx, tgid, w)
+}
+
+// confirm waits on a watch's pidfd and reports the exit once it is
+// readable, at the time it became so: the record may have been another
+// process's, so its timestamp is not this one's exit. It ends early on
+// Unwatch or Close.
+func (m *ebpfMonitor) confirm(ctx context.Context, pid int32, w *ebpfWatch) {
+	defer m.wg.Done()
+	if err := sys.WaitPidfd(ctx, w.f); err != nil {
+		return
+	}
+	m.report(pid, w, KindEBPF, time.Now())
+}
+
+// report sends the exit of pid if w is still its watch, and ends the watch.
+func (m *ebpfMonitor) report(pid int32, w *ebpfWatch, source string, at time.Time) {
+	m.mu.Lock()
+	if m.watched == nil || m.watched[pid] != w {
 		m.mu.Unlock()
 		return
 	}
 	delete(m.watched, pid)
 	m.mu.Unlock()
+	w.end()
 	select {
 	case m.events <- Exit{PID: pid, Source: source, At: at}:
 		// The receiver is now runnable, likely queued on this P; the
@@ -228,30 +328,44 @@ func (m *ebpfMonitor) report(pid int32, source string, at time.Time) {
 	}
 }
 
-// Watch records pid and then checks, with the pidfd, that the process is
-// still alive: an exit traced before the pid was recorded would otherwise be
-// missed. Either path reports, never both.
+// end stops the watch's confirmation (if any) and closes its pidfd.
+func (w *ebpfWatch) end() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	closeFile(w.f)
+}
+
+// Watch records pid with a pidfd of the process and then checks, with the
+// pidfd, that the process is still alive: an exit traced before the pid
+// was recorded would otherwise be missed. Either path reports, never both.
 func (m *ebpfMonitor) Watch(pid int32, pidfd *os.File) error {
 	if pid <= 0 {
 		closeFile(pidfd)
 		return fmt.Errorf("watch pid %d: %w: must be positive", pid, ErrInvalidPID)
 	}
+	f, err := pollablePidfd(pid, pidfd)
+	if err != nil && !errors.Is(err, sys.ESRCH) {
+		return fmt.Errorf("watch pid %d: %w", pid, err)
+	}
+	// ESRCH: already reaped; f is nil and the check below reports it.
+	w := &ebpfWatch{f: f}
 	m.mu.Lock()
 	if m.watched == nil {
 		m.mu.Unlock()
-		closeFile(pidfd)
+		closeFile(f)
 		return fmt.Errorf("watch pid %d: %w", pid, os.ErrClosed)
 	}
-	_, dup := m.watched[pid]
-	m.watched[pid] = struct{}{}
+	if _, dup := m.watched[pid]; dup {
+		m.mu.Unlock()
+		closeFile(f)
+		return nil
+	}
+	m.watched[pid] = w
 	m.wg.Add(1) // under mu: Close cannot be waiting yet
 	m.mu.Unlock()
 	defer m.wg.Done()
-	if dup {
-		closeFile(pidfd)
-		return nil
-	}
-	gone, err := exited(pid, pidfd)
+	gone, err := exitedNow(f)
 	if err != nil {
 		m.Unwatch(pid)
 		return fmt.Errorf("watch pid %d: %w", pid, err)
@@ -260,7 +374,7 @@ func (m *ebpfMonitor) Watch(pid int32, pidfd *os.File) error {
 		// Report from another goroutine: the caller may be the one
 		// receiving Events.
 		m.wg.Add(1)
-		go func() { defer m.wg.Done(); m.report(pid, "pidfd-check", time.Now()) }()
+		go func() { defer m.wg.Done(); m.report(pid, w, "pidfd-check", time.Now()) }()
 	}
 	return nil
 }
@@ -277,27 +391,23 @@ func exitTime(ktimeNs uint64) time.Time {
 	return now.Add(-time.Duration(uint64(mono) - ktimeNs))
 }
 
-// exited reports whether the process has exited, with its pidfd (closed
-// here) or one opened for the check.
-func exited(pid int32, pidfd *os.File) (bool, error) {
-	if pidfd == nil {
-		fd, err := sys.PidfdOpen(int(pid), 0)
-		if errors.Is(err, sys.ESRCH) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		pidfd = os.NewFile(uintptr(fd), "pidfd")
+// exitedNow reports, without blocking, whether the process behind the
+// pidfd f has exited (a nil f: it was already reaped).
+func exitedNow(f *os.File) (bool, error) { return exitedWithin(f, 0) }
+
+// exitedWithin reports whether the process behind the pidfd f has exited
+// or exits within d (a nil f: it was already reaped). It blocks the thread.
+func exitedWithin(f *os.File, d time.Duration) (bool, error) {
+	if f == nil {
+		return true, nil
 	}
-	defer pidfd.Close()
-	rc, err := pidfd.SyscallConn()
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return false, fmt.Errorf("check pidfd: %w", err)
 	}
 	var gone bool
 	var perr error
-	if err := rc.Control(func(fd uintptr) { gone, perr = sys.PidfdExited(int(fd)) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { gone, perr = sys.PidfdExitedWithin(int(fd), d) }); err != nil {
 		return false, fmt.Errorf("check pidfd: %w", err)
 	}
 	return gone, perr
@@ -305,8 +415,12 @@ func exited(pid int32, pidfd *os.File) (bool, error) {
 
 func (m *ebpfMonitor) Unwatch(pid int32) {
 	m.mu.Lock()
+	w := m.watched[pid]
 	delete(m.watched, pid)
 	m.mu.Unlock()
+	if w != nil {
+		w.end()
+	}
 }
 
 // Close detaches the program, stops the reader and closes Events.
@@ -315,8 +429,12 @@ func (m *ebpfMonitor) Close() error {
 	m.closed.do(func() {
 		close(m.done)
 		m.mu.Lock()
+		ws := m.watched
 		m.watched = nil
 		m.mu.Unlock()
+		for _, w := range ws {
+			w.end()
+		}
 		err = m.t.Close()
 		m.wg.Wait()
 		close(m.events)

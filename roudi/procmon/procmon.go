@@ -59,7 +59,10 @@ var (
 	ErrInvalidPID = errors.New("invalid pid")
 )
 
-// An Exit reports that a watched process has exited (all its threads).
+// An Exit reports that a watched process has exited (all its threads). The
+// eBPF monitor's records are hints confirmed with the process's pidfd:
+// whatever the pid namespaces involved, an Exit is reported only for a
+// process that has exited.
 type Exit struct {
 	// PID is the process id (tgid) that was watched.
 	PID int32
@@ -67,8 +70,9 @@ type Exit struct {
 	// (the eBPF monitor's liveness check at Watch, for a process that died
 	// before it was watched).
 	Source string
-	// At is when the process exited: the kernel's timestamp of its exit
-	// for "ebpf", the moment the exit was noticed otherwise.
+	// At is when the process exited: for "ebpf", the kernel's timestamp
+	// of its exit when its pidfd confirmed the exit at once, else the
+	// moment the pidfd did; the moment the exit was noticed otherwise.
 	At time.Time
 }
 
