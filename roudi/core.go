@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 
 	"github.com/parallax-ipc/parallax"
@@ -73,6 +72,7 @@ type Router struct {
 
 	now     uint64
 	pending map[ConnID]uint64 // accepted, no handshake yet → tick accepted
+	hellos  hellos            // their deadlines in order (core_timers.go)
 	conns   map[ConnID]*client
 	clients map[ClientID]*client
 	topics  map[string]*topic
@@ -196,6 +196,7 @@ func (r *Router) Step(ev Event) {
 	case ConnAccepted:
 		if _, ok := r.conns[ev.Conn]; !ok {
 			r.pending[ev.Conn] = r.now
+			r.hellos.push(ev.Conn, r.now)
 		}
 	case ClientConnected:
 		r.connect(ev)
@@ -218,7 +219,7 @@ func (r *Router) Step(ev Event) {
 			r.removeClient(c, "process exited", true)
 		}
 	case Tick:
-		r.tick()
+		r.tick(max(ev.N, 1))
 	case AdoptClients:
 		r.adopt(ev)
 	case ResumeDeadline:
@@ -279,24 +280,26 @@ func (r *Router) connect(ev ClientConnected) {
 	r.log(slog.LevelInfo, "client connected", slog.Int("client", int(id)), slog.Int("pid", int(ev.PID)), slog.String("name", ev.Name))
 }
 
-func (r *Router) tick() {
-	r.now++
-	for _, conn := range slices.Sorted(maps.Keys(r.pending)) {
-		if r.now-r.pending[conn] >= r.helloTimeout {
-			delete(r.pending, conn)
-			r.emit(CloseConn{Conn: conn, Reason: "hello timeout"})
-			r.log(slog.LevelWarn, "connection closed: no handshake", slog.Uint64("conn", uint64(conn)))
-		}
-	}
-	n := 0
+// tick advances the clock by n ticks and does the timed work now due. It
+// allocates nothing.
+func (r *Router) tick(n uint64) {
+	r.now += n
+	r.expireHellos()
+	k := 0
 	for _, rt := range r.retiring {
 		if rt.due > r.now {
 			break
 		}
 		r.free(rt.region, rt.kind)
-		n++
+		k++
 	}
-	r.retiring = slices.Delete(r.retiring, 0, n)
+	if k > 0 {
+		r.retiring = slices.Delete(r.retiring, 0, k)
+	}
+}
+
+func (r *Router) logHelloTimeout(conn ConnID) {
+	r.log(slog.LevelWarn, "connection closed: no handshake", slog.Uint64("conn", uint64(conn)))
 }
 
 // retire frees a region once the survivors in waits have released it (at

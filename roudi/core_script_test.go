@@ -40,6 +40,7 @@ func testRingSize(capacity int) int { return 128 + 8*capacity }
 //	closepub cN pub=ID [req=R]       closesub cN sub=ID [req=R]
 //	disconnect cN                    kill pid=P
 //	tick [n=N]                       snapshot
+//	advance n=N   (one Tick{N: N})   next-tick   (prints Router.NextTick)
 func TestScripts(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.txt")
@@ -285,6 +286,13 @@ func (s *scriptState) run(where, line string) []string {
 			out = append(out, formatActions(r.Ready())...)
 		}
 		return out
+	case "advance":
+		ev = Tick{N: uint64(num("n", 1))}
+	case "next-tick":
+		if at, ok := s.router().NextTick(); ok {
+			return []string{fmt.Sprintf("next-tick %d", at)}
+		}
+		return []string{"next-tick none"}
 	case "snapshot":
 		return strings.Split(s.router().Snapshot().String(), "\n")
 	default:

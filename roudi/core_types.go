@@ -108,9 +108,10 @@ type ClientDisconnected struct{ Conn ConnID }
 // with that PID is gone; repeated or late reports are ignored.
 type ProcessExited struct{ PID int32 }
 
-// Tick advances the core's clock by one tick. The server decides how long
-// a tick is.
-type Tick struct{}
+// Tick advances the core's clock by N ticks (1 when N is 0) and does the
+// timed work then due. The server decides how long a tick is, and need not
+// step every tick: [Router.NextTick] says when the next timed work is due.
+type Tick struct{ N uint64 }
 
 func (ConnAccepted) isEvent()       {}
 func (ClientConnected) isEvent()    {}
