@@ -114,6 +114,8 @@ type Server struct {
 
 	guard guardState // hostile-peer handling (server_guard.go)
 
+	clock serverClock // when the core next needs a tick (server_timer.go); owned by the Serve goroutine
+
 	serveOnce sync.Once
 	closed    atomic.Bool
 }
@@ -338,14 +340,16 @@ func (s *Server) serve(ctx context.Context) error {
 	s.resumeAt = time.Now().Add(s.resumeGrace())
 	close(s.ready)
 
-	tick := time.NewTicker(s.opts.TickInterval)
-	defer tick.Stop()
+	s.startClock(time.Now())
+	defer s.clock.timer.Stop()
 loop:
 	for {
+		s.armClock(time.Now())
 		// Exits first: a dead client's chunks go back to the pools before
 		// the next request is served (select alone picks at random).
 		select {
 		case ex := <-s.monitorEvents():
+			s.advanceClock(time.Now())
 			s.processExited(ex)
 			continue
 		default:
@@ -353,18 +357,13 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
-		case <-tick.C:
-			s.step(Tick{})
-			s.observeTick(time.Now())
-			if s.adopted && !s.resumeDone && time.Now().After(s.resumeAt) {
-				s.resumeDeadline()
-			}
-			if s.needSweep {
-				s.sweepIfQuiescent()
-			}
+		case now := <-s.clockC():
+			s.clockFired(now)
 		case ev := <-s.events:
+			s.advanceClock(time.Now())
 			s.handle(ev)
 		case ex := <-s.monitorEvents():
+			s.advanceClock(time.Now())
 			s.processExited(ex)
 		}
 	}

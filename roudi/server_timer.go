@@ -1,0 +1,94 @@
+package roudi
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// serverClock maps the core's ticks to real time (tick k begins at start +
+// k·interval) and runs a timer only while some timed work is pending: the
+// core's (Router.NextTick), the resume grace, a pending idle sweep, live
+// dedicated pools to retire, and rate sampling while clients are attached.
+// An idle router sleeps. Owned by the Serve goroutine.
+type serverClock struct {
+	interval time.Duration
+	start    time.Time
+	timer    *time.Timer
+	armed    time.Time // when the timer fires; zero when stopped
+	// wakeups counts the timer's firings (tests check that an idle
+	// router has none).
+	wakeups atomic.Uint64
+}
+
+// startClock starts the core's clock at tick 0 with the timer stopped.
+func (s *Server) startClock(now time.Time) {
+	c := &s.clock
+	c.interval = s.opts.TickInterval
+	c.start = now.Add(-time.Duration(s.core.Now()) * c.interval)
+	c.timer = time.NewTimer(time.Hour)
+	c.timer.Stop()
+}
+
+// clockC is the timer's channel.
+func (s *Server) clockC() <-chan time.Time { return s.clock.timer.C }
+
+// advanceClock steps the core with the ticks that elapsed since the last
+// one it saw, so that its deadlines are right when an event follows a
+// sleep.
+func (s *Server) advanceClock(now time.Time) {
+	t := uint64(now.Sub(s.clock.start) / s.clock.interval)
+	if seen := s.core.Now(); t > seen {
+		s.step(Tick{N: t - seen})
+	}
+}
+
+// clockFired does the timed work that is due.
+func (s *Server) clockFired(now time.Time) {
+	s.clock.armed = time.Time{}
+	s.clock.wakeups.Add(1)
+	s.advanceClock(now)
+	s.observeTick(now)
+	if s.adopted && !s.resumeDone && now.After(s.resumeAt) {
+		s.resumeDeadline()
+	}
+	if s.needSweep {
+		s.sweepIfQuiescent()
+		if !s.needSweep && len(s.growth.byID) > 0 {
+			s.growthTick() // put back the tombstones the sweep freed
+		}
+	}
+}
+
+// armClock sets the timer for the earliest pending timed work, or stops
+// it when there is none.
+func (s *Server) armClock(now time.Time) {
+	c := &s.clock
+	var at time.Time
+	earliest := func(t time.Time) {
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	if k, ok := s.core.NextTick(); ok {
+		earliest(c.start.Add(time.Duration(k) * c.interval))
+	}
+	if s.needSweep || len(s.growth.dedicated) > 0 {
+		earliest(now.Add(c.interval)) // polled every tick
+	}
+	if s.adopted && !s.resumeDone {
+		earliest(s.resumeAt.Add(time.Millisecond))
+	}
+	if len(s.conns) > 0 {
+		earliest(s.obs.lastRate.Add(rateInterval))
+	}
+	switch {
+	case at.IsZero():
+		if !c.armed.IsZero() {
+			c.timer.Stop()
+			c.armed = time.Time{}
+		}
+	case !at.Equal(c.armed):
+		c.timer.Reset(max(at.Sub(now), 0))
+		c.armed = at
+	}
+}
