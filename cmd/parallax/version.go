@@ -10,11 +10,8 @@ import (
 
 func init() {
 	register(&command{name: "version", short: "print the Parallax and protocol versions", usage: "",
-		run: func(e *env, fs *flag.FlagSet, _ *globals, args []string) int {
-			if ok, code := parseFlags(fs, args); !ok {
-				return code
-			}
+		flags: noFlags(func(e *env, _ *flag.FlagSet, _ *globals) int {
 			fmt.Fprintf(e.stdout, "parallax %s (control protocol v%d)\n", parallax.Version, wire.Version)
 			return exitOK
-		}})
+		})})
 }
