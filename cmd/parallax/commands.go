@@ -85,10 +85,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	gfs.SetOutput(e.stderr)
 	before.declare(gfs)
 	gfs.Usage = func() { usage(e.stderr) }
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		args = []string{"help"}
+	}
 	if err := gfs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
 		return exitUsage
 	}
 	args = gfs.Args()
