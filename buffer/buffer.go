@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -134,9 +135,40 @@ func (b *Buffer) Memory() *Memory { return b.mem }
 // Offset returns the window's start within its memory.
 func (b *Buffer) Offset() int { return b.off }
 
-// Writable reports whether this buffer is the only reference to its memory,
-// so writing into Bytes affects no other holder.
-func (b *Buffer) Writable() bool { return b.mem == nil || b.mem.refs.Load() == 1 }
+// Writable reports whether writing into Bytes is allowed and affects no
+// other holder: the memory is not read-only ([Memory.ReadOnly], for example
+// a sample received from another process) and this buffer holds the only
+// reference to it. Use [Buffer.MakeWritable] to get a buffer that is.
+func (b *Buffer) Writable() bool {
+	return b.mem == nil || !b.mem.ro && b.mem.refs.Load() == 1
+}
+
+// MakeWritable returns a [Buffer.Writable] buffer with b's bytes, metadata
+// and value (copy on write): b itself when it is writable, otherwise a copy
+// allocated from a (nil: [Heap]), in which case b is released. It takes
+// ownership of b unless it fails; on error b is left as it was and the
+// caller still owns it.
+func (b *Buffer) MakeWritable(ctx context.Context, a Allocator) (*Buffer, error) {
+	b.check()
+	if b.Writable() {
+		return b, nil
+	}
+	if a == nil {
+		a = Heap{}
+	}
+	c, err := a.Alloc(ctx, b.n)
+	if err != nil {
+		return nil, fmt.Errorf("copy %d-byte buffer to write it: %w", b.n, err)
+	}
+	if err := c.SetLen(b.n); err != nil {
+		c.Release()
+		return nil, err
+	}
+	copy(c.Bytes(), b.Bytes())
+	c.Meta, c.value = b.Meta, b.value
+	b.Release()
+	return c, nil
+}
 
 // Clone returns another buffer over the same bytes with a copy of the
 // metadata, in O(1): it adds a reference to the memory and copies no byte.

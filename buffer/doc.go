@@ -21,7 +21,10 @@
 // pipeline link like a value sent on a channel); its methods are not safe for
 // concurrent use. Clones of the same Memory may live in different goroutines:
 // the reference count is atomic. Bytes aliases the memory and is valid only
-// until Release; write only when [Buffer.Writable].
+// until Release; write only when [Buffer.Writable], which is never the case
+// for read-only memory such as samples received from another process
+// ([Memory.ReadOnly]). [Buffer.MakeWritable] is the copy-on-write step: it
+// returns the buffer itself when it is writable, else a private copy.
 //
 // # Allocation
 //

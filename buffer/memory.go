@@ -15,7 +15,9 @@ type Owner interface {
 }
 
 // Memory is a reference-counted block of bytes: a pool chunk in a segment, or
-// plain Go memory. Buffers are windows onto it.
+// plain Go memory. Buffers are windows onto it. A Memory may be read-only
+// (see [Memory.SetReadOnly]): its bytes are mapped without write permission,
+// and no buffer over it is [Buffer.Writable].
 //
 // Allocators create Memory values with [NewMemory] (or keep one per pool slot
 // and re-arm it with [Memory.Init]); the zero value holds no bytes. A Memory
@@ -28,6 +30,7 @@ type Memory struct {
 	seg    segment.Segment
 	segOff int
 	ref    parallax.ChunkRef
+	ro     bool                    // bytes must not be written (see SetReadOnly)
 	cache  atomic.Pointer[decoded] // see codec.go
 }
 
@@ -43,9 +46,10 @@ func NewMemory(data []byte, owner Owner, seg segment.Segment, segOff int, ref pa
 
 // Init re-arms a free Memory (reference count zero) for a new allocation.
 // Allocators that keep one Memory per slot call it on every allocation; it
-// must not be called while any buffer refers to m.
+// must not be called while any buffer refers to m. The memory is writable
+// afterwards; call [Memory.SetReadOnly] for bytes that are not.
 func (m *Memory) Init(data []byte, owner Owner, seg segment.Segment, segOff int, ref parallax.ChunkRef) {
-	m.data, m.owner, m.seg, m.segOff, m.ref = data, owner, seg, segOff, ref
+	m.data, m.owner, m.seg, m.segOff, m.ref, m.ro = data, owner, seg, segOff, ref, false
 	// A freed memory already has a nil cache and zero references (unref
 	// left them so); skip the locked stores then.
 	if m.cache.Load() != nil {
@@ -65,6 +69,17 @@ func (m *Memory) NewBuffer(n int) *Buffer {
 	m.refs.Add(1)
 	return get(m, 0, n)
 }
+
+// SetReadOnly marks the memory's bytes as read-only (for example a sample
+// received from another process, mapped without write permission): no
+// buffer over it is then [Buffer.Writable], and [Buffer.MakeWritable]
+// copies. Like [Memory.Init], it must be called before any buffer refers to
+// m; Init clears it.
+func (m *Memory) SetReadOnly() { m.ro = true }
+
+// ReadOnly reports whether the memory's bytes must not be written (see
+// [Memory.SetReadOnly]).
+func (m *Memory) ReadOnly() bool { return m.ro }
 
 // Bytes returns the whole block. It aliases the memory and is valid only
 // while a reference is held.

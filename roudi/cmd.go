@@ -10,9 +10,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/buildinfo"
 	"github.com/parallax-ipc/parallax/roudi/procmon"
 )
 
@@ -32,6 +35,8 @@ func Main(args []string, stderr io.Writer) int {
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off)")
 	printConfig := fs.Bool("print-default-config", false, "print the embedded default config and exit")
 	monitor := fs.String("monitor", "auto", "process-exit monitor: auto (eBPF when privileged, else pidfd), ebpf or pidfd")
+	checkConfig := fs.Bool("check-config", false, "validate the configuration (-config or the embedded default, with -domain, -socket and -log-level applied), report \"ok\" and a summary or the problem on stderr, and exit 0 (valid) or 2 (invalid or unreadable)")
+	showVersion := fs.Bool("version", false, "print the version, module version and commit, and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -44,6 +49,13 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprint(os.Stdout, string(defaultTOML))
 		return 0
 	}
+	if *showVersion {
+		fmt.Fprintf(os.Stdout, "parallax-roudi %s\n%s\n", parallax.Version, buildinfo.Read())
+		return 0
+	}
+	if *checkConfig {
+		return checkConfigMain(stderr, *configPath, *domain, *socket, *logLevel)
+	}
 	cfg := DefaultConfig()
 	if *configPath != "" {
 		var err error
@@ -52,15 +64,7 @@ func Main(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if *domain != "" {
-		cfg.Domain = *domain
-	}
-	if *socket != "" {
-		cfg.Socket = *socket
-	}
-	if *logLevel != "" {
-		cfg.LogLevel = *logLevel
-	}
+	overrideConfig(cfg, *domain, *socket, *logLevel)
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "parallax-roudi: invalid configuration: %v\n", err)
 		return 1
@@ -102,5 +106,54 @@ func Main(args []string, stderr io.Writer) int {
 		}
 		return 1
 	}
+	return 0
+}
+
+// overrideConfig applies the -domain, -socket and -log-level flags (those
+// given, non-empty) to cfg.
+func overrideConfig(cfg *Config, domain, socket, logLevel string) {
+	if domain != "" {
+		cfg.Domain = domain
+	}
+	if socket != "" {
+		cfg.Socket = socket
+	}
+	if logLevel != "" {
+		cfg.LogLevel = logLevel
+	}
+}
+
+// checkConfigMain is parallax-roudi -check-config: it loads the config the
+// router would run (path, or the embedded default when path is empty, plus
+// the flag overrides), validates it and reports "ok" with a one-line
+// summary (exit 0) or the problem, each [*ConfigError] naming its key
+// (exit 2).
+func checkConfigMain(stderr io.Writer, path, domain, socket, logLevel string) int {
+	cfg, source := DefaultConfig(), "embedded default config"
+	if path != "" {
+		var err error
+		if cfg, err = LoadConfig(path); err != nil {
+			fmt.Fprintf(stderr, "parallax-roudi: invalid configuration: %v\n", err)
+			return 2
+		}
+		source = path
+	}
+	overrideConfig(cfg, domain, socket, logLevel)
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "parallax-roudi: invalid configuration: %s: %v\n", source, err)
+		return 2
+	}
+	var total ByteSize
+	pools := make([]string, len(cfg.Pools))
+	for i, p := range cfg.Pools {
+		pools[i] = fmt.Sprintf("%v x %d", p.ChunkSize, p.Count)
+		total += p.ChunkSize * ByteSize(p.Count)
+	}
+	growth := "off"
+	if cfg.Growth.Enabled {
+		growth = fmt.Sprintf("up to %v", cfg.Growth.MaxTotalBytes)
+	}
+	fmt.Fprintf(stderr, "ok: %s: domain %q, socket %s (mode %v, directory %v), pools %s (%v in all), growth %s, %d access rules, log level %s\n",
+		source, cfg.Domain, cfg.SocketPath(), cfg.SocketMode, cfg.SocketDirMode, strings.Join(pools, ", "), total, growth, len(cfg.Access), cfg.LogLevel)
 	return 0
 }

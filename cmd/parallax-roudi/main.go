@@ -5,7 +5,8 @@
 //	parallax-roudi [-config file.toml] [-domain name] [-socket path] [-log-level info]
 //
 // Without -config it runs the embedded default configuration
-// (parallax-roudi -print-default-config shows it).
+// (parallax-roudi -print-default-config shows it); -check-config validates
+// a configuration without starting, -version prints the build.
 package main
 
 import (

@@ -25,7 +25,7 @@ import (
 
 func init() {
 	register(&command{name: "bench", short: "measure cross-process round trips (modes x sizes) through a running or embedded router",
-		usage: "[-embedded] [-modes list] [-sizes list] [-n rounds]", run: runBench})
+		usage: "[-embedded] [-modes list] [-sizes list] [-n rounds]", flags: benchFlags})
 }
 
 // childCommand builds the command that runs `parallax args...` in a child
@@ -55,8 +55,9 @@ type benchResult struct {
 	lost          int
 }
 
-func runBench(e *env, fs *flag.FlagSet, g *globals, args []string) int {
-	const name = "bench"
+// benchFlags declares bench's flags; the command measures round trips per
+// mode and size.
+func benchFlags(fs *flag.FlagSet) runFunc {
 	embedded := fs.Bool("embedded", false, "run a private router in this process instead of using a running one")
 	modesFlag := fs.String("modes", "blocking,spin,busy-poll", "waiting modes to measure: blocking, spin, busy-poll")
 	sizesFlag := fs.String("sizes", "64,4096,65536,1048576", "payload sizes in bytes")
@@ -65,69 +66,69 @@ func runBench(e *env, fs *flag.FlagSet, g *globals, args []string) int {
 	mode := fs.String("mode", "blocking", "internal: the echo child's waiting mode")
 	ping := fs.String("ping", "", "internal: the echo child's ping topic")
 	pong := fs.String("pong", "", "internal: the echo child's pong topic")
-	if ok, code := parseFlags(fs, args); !ok {
-		return code
-	}
-	path, domain, err := g.target()
-	if err != nil {
-		return routerError(e, name, g, err)
-	}
-	if *child {
-		if err := benchEcho(path, domain, *mode, *ping, *pong, os.Stdin); err != nil {
-			fmt.Fprintf(e.stderr, "parallax bench echo: %v\n", err)
-			return exitFailure
-		}
-		return exitOK
-	}
-	var modes []string
-	for _, m := range strings.Split(*modesFlag, ",") {
-		if _, ok := benchModes[m]; !ok {
-			return failf(e, name, exitUsage, "unknown mode %q (want blocking, spin or busy-poll)", m)
-		}
-		modes = append(modes, m)
-	}
-	var sizes []int
-	for _, s := range strings.Split(*sizesFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 8 || n > 64<<20 {
-			return failf(e, name, exitUsage, "size %q: want an integer number of bytes in [8, 64MiB]", s)
-		}
-		sizes = append(sizes, n)
-	}
-	if *rounds < 1 {
-		return failf(e, name, exitUsage, "-n must be at least 1")
-	}
-	// The echo children's stderr and the progress line share e.stderr.
-	e = &env{stdin: e.stdin, stdout: e.stdout, stderr: &lockedWriter{w: e.stderr}}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if *embedded {
-		srv, stopRouter, err := startEmbedded(ctx, sizes)
+	return func(e *env, fs *flag.FlagSet, g *globals) int {
+		const name = "bench"
+		path, domain, err := g.target()
 		if err != nil {
-			return failf(e, name, exitFailure, "start embedded router: %v", err)
-		}
-		defer stopRouter()
-		path, domain = srv.SocketPath(), srv.Config().Domain
-		g = &globals{domain: domain, socket: path}
-	}
-	var results []benchResult
-	for _, m := range modes {
-		rs, err := benchMode(ctx, e, path, domain, m, sizes, *rounds)
-		if err != nil {
-			fmt.Fprintln(e.stderr)
 			return routerError(e, name, g, err)
 		}
-		results = append(results, rs...)
+		if *child {
+			if err := benchEcho(path, domain, *mode, *ping, *pong, os.Stdin); err != nil {
+				fmt.Fprintf(e.stderr, "parallax bench echo: %v\n", err)
+				return exitFailure
+			}
+			return exitOK
+		}
+		var modes []string
+		for _, m := range strings.Split(*modesFlag, ",") {
+			if _, ok := benchModes[m]; !ok {
+				return failf(e, name, exitUsage, "unknown mode %q (want blocking, spin or busy-poll)", m)
+			}
+			modes = append(modes, m)
+		}
+		var sizes []int
+		for _, s := range strings.Split(*sizesFlag, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 8 || n > 64<<20 {
+				return failf(e, name, exitUsage, "size %q: want an integer number of bytes in [8, 64MiB]", s)
+			}
+			sizes = append(sizes, n)
+		}
+		if *rounds < 1 {
+			return failf(e, name, exitUsage, "-n must be at least 1")
+		}
+		// The echo children's stderr and the progress line share e.stderr.
+		e = &env{stdin: e.stdin, stdout: e.stdout, stderr: &lockedWriter{w: e.stderr}}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		if *embedded {
+			srv, stopRouter, err := startEmbedded(ctx, sizes)
+			if err != nil {
+				return failf(e, name, exitFailure, "start embedded router: %v", err)
+			}
+			defer stopRouter()
+			path, domain = srv.SocketPath(), srv.Config().Domain
+			g = &globals{domain: domain, socket: path}
+		}
+		var results []benchResult
+		for _, m := range modes {
+			rs, err := benchMode(ctx, e, path, domain, m, sizes, *rounds)
+			if err != nil {
+				fmt.Fprintln(e.stderr)
+				return routerError(e, name, g, err)
+			}
+			results = append(results, rs...)
+		}
+		fmt.Fprint(e.stderr, "\r\x1b[K")
+		tw := newTable(e.stdout)
+		row(tw, "MODE", "SIZE", "ROUNDS", "P50", "P99", "MAX", "MEAN", "ROUND TRIPS/S", "LOST")
+		for _, r := range results {
+			row(tw, r.mode, bytesize(uint64(r.size)), r.rounds, r.p50, r.p99, r.max, r.mean,
+				rate(float64(time.Second)/float64(max(r.mean, 1))), r.lost)
+		}
+		tw.Flush()
+		return exitOK
 	}
-	fmt.Fprint(e.stderr, "\r\x1b[K")
-	tw := newTable(e.stdout)
-	row(tw, "MODE", "SIZE", "ROUNDS", "P50", "P99", "MAX", "MEAN", "ROUND TRIPS/S", "LOST")
-	for _, r := range results {
-		row(tw, r.mode, bytesize(uint64(r.size)), r.rounds, r.p50, r.p99, r.max, r.mean,
-			rate(float64(time.Second)/float64(max(r.mean, 1))), r.lost)
-	}
-	tw.Flush()
-	return exitOK
 }
 
 // lockedWriter serialises writes to w.

@@ -2,5 +2,5 @@ package main
 
 func init() {
 	register(&command{name: "clients", short: "list the client processes and their connections (queue depth, policy)",
-		usage: "[-json]", run: introspectCommand("clients", wantProcesses|wantConnections, clientsTable)})
+		usage: "[-json]", flags: introspectCommand("clients", wantProcesses|wantConnections, clientsTable)})
 }

@@ -43,10 +43,12 @@ func (f *topicFlags) Set(v string) error {
 func init() {
 	register(&command{name: "gateway", short: "bridge topics to and from NATS",
 		usage: "-nats url [-export topic[:type[,size[,align]]]]... [-import topic[:type...]]... [-prefix parallax.]",
-		run:   runGateway})
+		flags: gatewayFlags})
 }
 
-func runGateway(e *env, fs *flag.FlagSet, g *globals, args []string) int {
+// gatewayFlags declares gateway's flags; the command runs a gateway until
+// SIGINT or SIGTERM.
+func gatewayFlags(fs *flag.FlagSet) runFunc {
 	var opts gateway.Options
 	var exports, imports topicFlags
 	var level slog.Level
@@ -60,55 +62,54 @@ func runGateway(e *env, fs *flag.FlagSet, g *globals, args []string) int {
 	fs.DurationVar(&opts.ReportInterval, "report-interval", gateway.DefaultReportInterval, "period of the counter reports to the router, shown by parallax gateways (negative = never)")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics (parallax_gateway_*) on this address, e.g. 127.0.0.1:9465 (default: off)")
-	if ok, code := parseFlags(fs, args); !ok {
-		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "parallax gateway: unexpected arguments %q (topics go in -export/-import)\n", fs.Args())
-		return exitUsage
-	}
-	opts.Export, opts.Import = exports, imports
-	opts.Domain, opts.Socket = g.domain, g.socket
-	opts.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	gw, err := gateway.New(opts)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "parallax gateway: %v\n", err)
-		if errors.Is(err, gateway.ErrInvalidArgument) {
+	return func(e *env, fs *flag.FlagSet, g *globals) int {
+		if fs.NArg() > 0 {
+			fmt.Fprintf(e.stderr, "parallax gateway: unexpected arguments %q (topics go in -export/-import)\n", fs.Args())
 			return exitUsage
 		}
-		return exitFailure
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if *metricsAddr != "" {
-		ln, err := net.Listen("tcp", *metricsAddr)
+		opts.Export, opts.Import = exports, imports
+		opts.Domain, opts.Socket = g.domain, g.socket
+		opts.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+		gw, err := gateway.New(opts)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "parallax gateway: -metrics: %v\n", err)
-			return exitUsage
+			fmt.Fprintf(e.stderr, "parallax gateway: %v\n", err)
+			if errors.Is(err, gateway.ErrInvalidArgument) {
+				return exitUsage
+			}
+			return exitFailure
 		}
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(gw.Collector())
-		hs := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = hs.Serve(ln) }()
-		defer hs.Close()
-		fmt.Fprintf(e.stderr, "parallax gateway: metrics on http://%s/metrics\n", ln.Addr())
-	}
-	readyDone := make(chan struct{})
-	go func() {
-		defer close(readyDone)
-		select {
-		case <-gw.Ready():
-			fmt.Fprintf(e.stdout, "gateway %s ready\n", gw.ID())
-		case <-ctx.Done():
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if *metricsAddr != "" {
+			ln, err := net.Listen("tcp", *metricsAddr)
+			if err != nil {
+				fmt.Fprintf(e.stderr, "parallax gateway: -metrics: %v\n", err)
+				return exitUsage
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(gw.Collector())
+			hs := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+			go func() { _ = hs.Serve(ln) }()
+			defer hs.Close()
+			fmt.Fprintf(e.stderr, "parallax gateway: metrics on http://%s/metrics\n", ln.Addr())
 		}
-	}()
-	err = gw.Run(ctx)
-	stop()
-	<-readyDone
-	if err != nil {
-		fmt.Fprintf(e.stderr, "parallax gateway: %v\n", err)
-		return exitFailure
+		readyDone := make(chan struct{})
+		go func() {
+			defer close(readyDone)
+			select {
+			case <-gw.Ready():
+				fmt.Fprintf(e.stdout, "gateway %s ready\n", gw.ID())
+			case <-ctx.Done():
+			}
+		}()
+		err = gw.Run(ctx)
+		stop()
+		<-readyDone
+		if err != nil {
+			fmt.Fprintf(e.stderr, "parallax gateway: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(e.stdout, "gateway %s stopped: %v\n", gw.ID(), gw.Stats())
+		return exitOK
 	}
-	fmt.Fprintf(e.stdout, "gateway %s stopped: %v\n", gw.ID(), gw.Stats())
-	return exitOK
 }

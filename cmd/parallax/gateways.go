@@ -10,7 +10,7 @@ import (
 
 func init() {
 	register(&command{name: "gateways", short: "list the NATS gateways attached to the router and the counters they report",
-		usage: "[-json]", run: introspectCommand("gateways", wantGateways, gatewaysTable)})
+		usage: "[-json]", flags: introspectCommand("gateways", wantGateways, gatewaysTable)})
 }
 
 // gatewayColumns are the counters `parallax gateways` shows, in order

@@ -12,14 +12,11 @@ import (
 
 func init() {
 	register(&command{name: "inspect", short: "list pipeline elements, or show one element's properties and defaults",
-		usage: "[element]", run: runInspect})
+		usage: "[element]", flags: noFlags(runInspect)})
 }
 
-func runInspect(e *env, fs *flag.FlagSet, _ *globals, args []string) int {
+func runInspect(e *env, fs *flag.FlagSet, _ *globals) int {
 	const name = "inspect"
-	if ok, code := parseFlags(fs, args); !ok {
-		return code
-	}
 	if fs.NArg() > 1 {
 		return failf(e, name, exitUsage, "at most one element name, got %d arguments", fs.NArg())
 	}

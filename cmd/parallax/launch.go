@@ -24,7 +24,7 @@ import (
 func init() {
 	register(&command{name: "launch", short: "build and run a pipeline from a gst-launch-like description",
 		usage: "[flags] <pipeline>   (e.g. \"testsrc num-buffers=1000 size=64KiB ! ipcsink topic=v\")",
-		run:   runLaunch})
+		flags: launchFlags})
 }
 
 // loadPluginsOnce loads $PARALLAX_PLUGIN_PATH into the default registry
@@ -39,94 +39,93 @@ func loadPlugins(e *env) {
 	})
 }
 
-// runLaunch runs a pipeline until end of stream, an element's error or
+// launchFlags declares launch's flags. The command runs a pipeline until end of stream, an element's error or
 // Ctrl-C. On a terminal it shows progress (buffers, bytes, rate) on stderr;
 // -v prints every event on stdout. At the end it prints what elements
 // reported (checksums, ipcsink copy counters) and a summary line.
-func runLaunch(e *env, fs *flag.FlagSet, g *globals, args []string) int {
-	const name = "launch"
+func launchFlags(fs *flag.FlagSet) runFunc {
 	verbose := fs.Bool("v", false, "print pipeline events")
 	progress := fs.String("progress", "auto", "progress line on stderr: auto (on a terminal), always, never")
-	if ok, code := parseFlags(fs, args); !ok {
-		return code
-	}
-	line := strings.TrimSpace(strings.Join(fs.Args(), " "))
-	if line == "" {
-		return failf(e, name, exitUsage, "no pipeline given (e.g. parallax launch \"testsrc num-buffers=100 ! fakesink\")")
-	}
-	showProgress := false
-	switch *progress {
-	case "always":
-		showProgress = true
-	case "never":
-	case "auto":
-		f, ok := e.stderr.(*os.File)
-		showProgress = ok && term.IsTerminal(int(f.Fd()))
-	default:
-		return failf(e, name, exitUsage, "-progress must be auto, always or never, not %q", *progress)
-	}
-	loadPlugins(e)
-	gr, err := pipeline.Launch(line, nil)
-	if err != nil {
-		var se *pipeline.SyntaxError
-		if errors.As(err, &se) {
-			fmt.Fprintf(e.stderr, "parallax launch: %v\n%s\n", err, indent(se.Caret()))
-		} else {
-			fmt.Fprintf(e.stderr, "parallax launch: %v\n", err)
+	return func(e *env, fs *flag.FlagSet, g *globals) int {
+		const name = "launch"
+		line := strings.TrimSpace(strings.Join(fs.Args(), " "))
+		if line == "" {
+			return failf(e, name, exitUsage, "no pipeline given (e.g. parallax launch \"testsrc num-buffers=100 ! fakesink\")")
 		}
-		return exitUsage
-	}
-	applyRouter(gr, g)
-	p, err := pipeline.New(gr, pipeline.Options{})
-	if err != nil {
-		return failf(e, name, exitUsage, "%v", err)
-	}
+		showProgress := false
+		switch *progress {
+		case "always":
+			showProgress = true
+		case "never":
+		case "auto":
+			f, ok := e.stderr.(*os.File)
+			showProgress = ok && term.IsTerminal(int(f.Fd()))
+		default:
+			return failf(e, name, exitUsage, "-progress must be auto, always or never, not %q", *progress)
+		}
+		loadPlugins(e)
+		gr, err := pipeline.Launch(line, nil)
+		if err != nil {
+			var se *pipeline.SyntaxError
+			if errors.As(err, &se) {
+				fmt.Fprintf(e.stderr, "parallax launch: %v\n%s\n", err, indent(se.Caret()))
+			} else {
+				fmt.Fprintf(e.stderr, "parallax launch: %v\n", err)
+			}
+			return exitUsage
+		}
+		applyRouter(gr, g)
+		p, err := pipeline.New(gr, pipeline.Options{})
+		if err != nil {
+			return failf(e, name, exitUsage, "%v", err)
+		}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	lis := p.Events(4096)
-	var reports []string
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for ev := range lis.C {
-			if *verbose {
-				fmt.Fprintln(e.stdout, ev.String())
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		lis := p.Events(4096)
+		var reports []string
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range lis.C {
+				if *verbose {
+					fmt.Fprintln(e.stdout, ev.String())
+				}
+				if ev.Kind == pipeline.EventCustom {
+					reports = append(reports, fmt.Sprintf("%s: %s %v", ev.Node, ev.Name, ev.Value))
+				}
 			}
-			if ev.Kind == pipeline.EventCustom {
-				reports = append(reports, fmt.Sprintf("%s: %s %v", ev.Node, ev.Name, ev.Value))
-			}
+		}()
+		began := time.Now()
+		sinks := sinkNodes(gr)
+		if err := p.Start(ctx); err != nil {
+			wg.Wait()
+			return launchError(e, g, err)
 		}
-	}()
-	began := time.Now()
-	sinks := sinkNodes(gr)
-	if err := p.Start(ctx); err != nil {
+		var werr error
+		if showProgress {
+			werr = waitWithProgress(e.stderr, p, sinks, began)
+		} else {
+			werr = p.Wait()
+		}
 		wg.Wait()
-		return launchError(e, g, err)
+		elapsed := time.Since(began)
+		for _, r := range reports {
+			fmt.Fprintln(e.stdout, r)
+		}
+		buffers, bytes := totals(p, sinks)
+		interrupted := ctx.Err() != nil && (werr == nil || errors.Is(werr, context.Canceled))
+		fmt.Fprintf(e.stdout, "%s: %d buffers, %s in %s (%s)\n", map[bool]string{true: "interrupted", false: "done"}[interrupted],
+			buffers, humanBytes(bytes), elapsed.Round(time.Millisecond), launchRate(buffers, bytes, elapsed))
+		if lost := lis.Lost(); lost > 0 && *verbose {
+			fmt.Fprintf(e.stderr, "parallax launch: %d events lost (listener too slow)\n", lost)
+		}
+		if werr != nil && !interrupted {
+			return launchError(e, g, werr)
+		}
+		return exitOK
 	}
-	var werr error
-	if showProgress {
-		werr = waitWithProgress(e.stderr, p, sinks, began)
-	} else {
-		werr = p.Wait()
-	}
-	wg.Wait()
-	elapsed := time.Since(began)
-	for _, r := range reports {
-		fmt.Fprintln(e.stdout, r)
-	}
-	buffers, bytes := totals(p, sinks)
-	interrupted := ctx.Err() != nil && (werr == nil || errors.Is(werr, context.Canceled))
-	fmt.Fprintf(e.stdout, "%s: %d buffers, %s in %s (%s)\n", map[bool]string{true: "interrupted", false: "done"}[interrupted],
-		buffers, humanBytes(bytes), elapsed.Round(time.Millisecond), launchRate(buffers, bytes, elapsed))
-	if lost := lis.Lost(); lost > 0 && *verbose {
-		fmt.Fprintf(e.stderr, "parallax launch: %d events lost (listener too slow)\n", lost)
-	}
-	if werr != nil && !interrupted {
-		return launchError(e, g, werr)
-	}
-	return exitOK
 }
 
 // applyRouter points ipc elements without their own router at the one the

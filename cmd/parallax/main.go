@@ -3,10 +3,12 @@
 // pools, gateways, top), debugging (pub, echo), benchmarks and the NATS
 // gateway.
 //
-//	parallax <command> [flags] [args]
+//	parallax [-domain name] [-socket path] <command> [flags] [args]
 //	parallax help [command]
 //
-// Every command that talks to a router accepts -domain and -socket.
+// The global flags -domain and -socket select the router; every command
+// accepts them before its name or among its own flags (where they win).
+// `parallax help <command>` lists all of a command's flags.
 package main
 
 import "os"

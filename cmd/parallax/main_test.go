@@ -23,6 +23,11 @@ func TestHelpAndUnknown(t *testing.T) {
 	code, _, errs := runCLI(t, "", "frobnicate")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errs, `unknown command "frobnicate"`)
+	for _, h := range []string{"-h", "--help"} {
+		code, out, _ = runCLI(t, "", h)
+		require.Equal(t, exitOK, code)
+		require.Contains(t, out, "commands:")
+	}
 	code, out, _ = runCLI(t, "", "version")
 	require.Equal(t, exitOK, code)
 	require.Contains(t, out, "control protocol v")

@@ -12,14 +12,11 @@ import (
 
 func init() {
 	register(&command{name: "plugins", short: "list the element plugins of $PARALLAX_PLUGIN_PATH and their elements",
-		usage: "", run: runPlugins})
+		usage: "", flags: noFlags(runPlugins)})
 }
 
-func runPlugins(e *env, fs *flag.FlagSet, _ *globals, args []string) int {
+func runPlugins(e *env, fs *flag.FlagSet, _ *globals) int {
 	const name = "plugins"
-	if ok, code := parseFlags(fs, args); !ok {
-		return code
-	}
 	if fs.NArg() != 0 {
 		return failf(e, name, exitUsage, "unexpected argument %q", fs.Arg(0))
 	}

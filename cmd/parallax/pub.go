@@ -16,13 +16,12 @@ import (
 
 func init() {
 	register(&command{name: "pub", short: "publish a message on a topic (debugging)",
-		usage: "[flags] <topic> [data|-]", run: runPub})
+		usage: "[flags] <topic> [data|-]", flags: pubFlags})
 }
 
-// runPub publishes data (an argument, stdin with "-", or an empty message)
+// pubFlags declares pub's flags. The command publishes data (an argument, stdin with "-", or an empty message)
 // -n times, optionally waiting for subscribers first.
-func runPub(e *env, fs *flag.FlagSet, g *globals, args []string) int {
-	const name = "pub"
+func pubFlags(fs *flag.FlagSet) runFunc {
 	count := fs.Int("n", 1, "number of messages to publish")
 	interval := fs.Duration("interval", 0, "pause between messages")
 	subs := fs.Int("subs", 0, "wait for this many subscribers before publishing")
@@ -31,78 +30,78 @@ func runPub(e *env, fs *flag.FlagSet, g *globals, args []string) int {
 	typeName := fs.String("type", "", "payload type name (subscribers must agree)")
 	history := fs.Int("history", 0, "keep the last N messages for late subscribers (they must ask for history); the publisher lingers for -linger")
 	linger := fs.Duration("linger", 0, "stay connected this long after the last message (for late joiners)")
-	if ok, code := parseFlags(fs, args); !ok {
-		return code
-	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fs.Usage()
-		return exitUsage
-	}
-	topic := fs.Arg(0)
-	if err := wire.ValidateTopic(topic); err != nil {
-		return failf(e, name, exitUsage, "invalid topic name: %v", err)
-	}
-	if *count < 1 {
-		return failf(e, name, exitUsage, "-n must be at least 1, got %d", *count)
-	}
-	var data []byte
-	if fs.NArg() == 2 {
-		arg := fs.Arg(1)
-		if arg == "-" {
-			b, err := io.ReadAll(e.stdin)
-			if err != nil {
-				return failf(e, name, exitFailure, "read stdin: %v", err)
-			}
-			data = b
-		} else {
-			data = []byte(arg)
+	return func(e *env, fs *flag.FlagSet, g *globals) int {
+		const name = "pub"
+		if fs.NArg() < 1 || fs.NArg() > 2 {
+			fs.Usage()
+			return exitUsage
 		}
-		if *isHex {
-			b, err := hex.DecodeString(strings.Join(strings.Fields(string(data)), ""))
-			if err != nil {
-				return failf(e, name, exitUsage, "-hex data: %v", err)
-			}
-			data = b
+		topic := fs.Arg(0)
+		if err := wire.ValidateTopic(topic); err != nil {
+			return failf(e, name, exitUsage, "invalid topic name: %v", err)
 		}
-	}
-	path, domain, err := g.target()
-	if err != nil {
-		return routerError(e, name, g, err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	dctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	pub, err := publisher.New(dctx, topic, publisher.Options{Domain: domain, Socket: path, TypeName: *typeName, History: *history})
-	cancel()
-	if err != nil {
-		return routerError(e, name, g, err)
-	}
-	defer pub.Close()
-	if *subs > 0 {
-		wctx, cancel := context.WithTimeout(ctx, *wait)
-		err := pub.WaitForSubscribers(wctx, *subs)
+		if *count < 1 {
+			return failf(e, name, exitUsage, "-n must be at least 1, got %d", *count)
+		}
+		var data []byte
+		if fs.NArg() == 2 {
+			arg := fs.Arg(1)
+			if arg == "-" {
+				b, err := io.ReadAll(e.stdin)
+				if err != nil {
+					return failf(e, name, exitFailure, "read stdin: %v", err)
+				}
+				data = b
+			} else {
+				data = []byte(arg)
+			}
+			if *isHex {
+				b, err := hex.DecodeString(strings.Join(strings.Fields(string(data)), ""))
+				if err != nil {
+					return failf(e, name, exitUsage, "-hex data: %v", err)
+				}
+				data = b
+			}
+		}
+		path, domain, err := g.target()
+		if err != nil {
+			return routerError(e, name, g, err)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		pub, err := publisher.New(dctx, topic, publisher.Options{Domain: domain, Socket: path, TypeName: *typeName, History: *history})
 		cancel()
 		if err != nil {
-			return failf(e, name, exitFailure, "waiting for %d subscriber(s) on %q: %v", *subs, topic, err)
+			return routerError(e, name, g, err)
 		}
-	}
-	for i := range *count {
-		if i > 0 && *interval > 0 {
-			select {
-			case <-time.After(*interval):
-			case <-ctx.Done():
-				return exitOK
+		defer pub.Close()
+		if *subs > 0 {
+			wctx, cancel := context.WithTimeout(ctx, *wait)
+			err := pub.WaitForSubscribers(wctx, *subs)
+			cancel()
+			if err != nil {
+				return failf(e, name, exitFailure, "waiting for %d subscriber(s) on %q: %v", *subs, topic, err)
 			}
 		}
-		if err := pub.Send(data); err != nil {
-			return failf(e, name, exitFailure, "publish on %q: %v", topic, err)
+		for i := range *count {
+			if i > 0 && *interval > 0 {
+				select {
+				case <-time.After(*interval):
+				case <-ctx.Done():
+					return exitOK
+				}
+			}
+			if err := pub.Send(data); err != nil {
+				return failf(e, name, exitFailure, "publish on %q: %v", topic, err)
+			}
 		}
-	}
-	if *linger > 0 {
-		select {
-		case <-time.After(*linger):
-		case <-ctx.Done():
+		if *linger > 0 {
+			select {
+			case <-time.After(*linger):
+			case <-ctx.Done():
+			}
 		}
+		return exitOK
 	}
-	return exitOK
 }

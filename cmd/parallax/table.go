@@ -181,37 +181,36 @@ func fetch(ctx context.Context, c *discovery.Client, want int) (*view, error) {
 	return v, err
 }
 
-// introspectCommand runs the common body of topics, clients and pools:
-// flags, dial, fetch, then JSON or the table printer.
-func introspectCommand(name string, want int, table func(w io.Writer, v *view)) func(e *env, fs *flag.FlagSet, g *globals, args []string) int {
-	return func(e *env, fs *flag.FlagSet, g *globals, args []string) int {
+// introspectCommand is the flags function of topics, clients, pools and
+// gateways: -json, then dial, fetch, and JSON or the table printer.
+func introspectCommand(name string, want int, table func(w io.Writer, v *view)) func(fs *flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
 		asJSON := fs.Bool("json", false, "print JSON instead of a table")
-		if ok, code := parseFlags(fs, args); !ok {
-			return code
-		}
-		if fs.NArg() != 0 {
-			return failf(e, name, exitUsage, "unexpected argument %q", fs.Arg(0))
-		}
-		ctx := context.Background()
-		c, err := dial(ctx, g)
-		if err != nil {
-			return routerError(e, name, g, err)
-		}
-		defer c.Close()
-		v, err := fetch(ctx, c, want)
-		if err != nil {
-			return routerError(e, name, g, err)
-		}
-		if *asJSON {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(v); err != nil {
-				return failf(e, name, exitFailure, "%v", err)
+		return func(e *env, fs *flag.FlagSet, g *globals) int {
+			if fs.NArg() != 0 {
+				return failf(e, name, exitUsage, "unexpected argument %q", fs.Arg(0))
 			}
+			ctx := context.Background()
+			c, err := dial(ctx, g)
+			if err != nil {
+				return routerError(e, name, g, err)
+			}
+			defer c.Close()
+			v, err := fetch(ctx, c, want)
+			if err != nil {
+				return routerError(e, name, g, err)
+			}
+			if *asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(v); err != nil {
+					return failf(e, name, exitFailure, "%v", err)
+				}
+				return exitOK
+			}
+			table(e.stdout, v)
 			return exitOK
 		}
-		table(e.stdout, v)
-		return exitOK
 	}
 }
 

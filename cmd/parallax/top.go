@@ -20,7 +20,7 @@ import (
 
 func init() {
 	register(&command{name: "top", short: "live view of topics (rates, drops, queue depth) and pools; q or Ctrl-C quits",
-		usage: "[-interval d] [-n iterations] [-plain]", run: runTop})
+		usage: "[-interval d] [-n iterations] [-plain]", flags: topFlags})
 }
 
 // ANSI escapes used by the full-terminal view.
@@ -36,73 +36,72 @@ const (
 	ansiReset      = "\x1b[0m"
 )
 
-// runTop refreshes a view of the router every -interval. On a terminal it
+// topFlags declares top's flags. The command refreshes a view of the router every -interval. On a terminal it
 // takes over the screen (alternate screen, raw keyboard) until q or Ctrl-C;
 // otherwise, or with -plain, it prints one plain report per interval.
-func runTop(e *env, fs *flag.FlagSet, g *globals, args []string) int {
-	const name = "top"
+func topFlags(fs *flag.FlagSet) runFunc {
 	interval := fs.Duration("interval", time.Second, "refresh interval")
 	iterations := fs.Int("n", 0, "stop after this many refreshes (0: until q or Ctrl-C)")
 	plain := fs.Bool("plain", false, "plain periodic output even on a terminal")
-	if ok, code := parseFlags(fs, args); !ok {
-		return code
-	}
-	if fs.NArg() != 0 {
-		return failf(e, name, exitUsage, "unexpected argument %q", fs.Arg(0))
-	}
-	if *interval <= 0 || *iterations < 0 {
-		return failf(e, name, exitUsage, "-interval must be positive and -n not negative")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	c, err := dial(ctx, g)
-	if err != nil {
-		return routerError(e, name, g, err)
-	}
-	defer c.Close()
-
-	out, isFile := e.stdout.(*os.File)
-	in, inFile := e.stdin.(*os.File)
-	if *plain || !isFile || !term.IsTerminal(int(out.Fd())) {
-		return topPlain(ctx, e, g, c, *interval, *iterations)
-	}
-	var keys <-chan byte
-	if inFile && term.IsTerminal(int(in.Fd())) {
-		old, err := term.MakeRaw(int(in.Fd()))
-		if err == nil {
-			defer func() { _ = term.Restore(int(in.Fd()), old) }()
-			keys = readKeys(in)
+	return func(e *env, fs *flag.FlagSet, g *globals) int {
+		const name = "top"
+		if fs.NArg() != 0 {
+			return failf(e, name, exitUsage, "unexpected argument %q", fs.Arg(0))
 		}
-	}
-	fmt.Fprint(out, ansiAltScreen+ansiHideCursor)
-	defer fmt.Fprint(out, ansiShowCursor+ansiMainScreen)
-	tick := time.NewTicker(*interval)
-	defer tick.Stop()
-	for i := 0; *iterations == 0 || i < *iterations; i++ {
-		v, err := fetch(ctx, c, wantTopics|wantPools)
+		if *interval <= 0 || *iterations < 0 {
+			return failf(e, name, exitUsage, "-interval must be positive and -n not negative")
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		c, err := dial(ctx, g)
 		if err != nil {
-			fmt.Fprint(out, ansiShowCursor+ansiMainScreen)
 			return routerError(e, name, g, err)
 		}
-		w, h, err := term.GetSize(int(out.Fd()))
-		if err != nil {
-			w, h = 120, 40
+		defer c.Close()
+
+		out, isFile := e.stdout.(*os.File)
+		in, inFile := e.stdin.(*os.File)
+		if *plain || !isFile || !term.IsTerminal(int(out.Fd())) {
+			return topPlain(ctx, e, g, c, *interval, *iterations)
 		}
-		fmt.Fprint(out, ansiHome+fitScreen(topFrame(v, *interval, true), w, h)+ansiClearDown)
-		select {
-		case <-tick.C:
-		case k := <-keys:
-			if k == 'q' || k == 'Q' || k == 3 || k == 4 {
-				return exitOK
+		var keys <-chan byte
+		if inFile && term.IsTerminal(int(in.Fd())) {
+			old, err := term.MakeRaw(int(in.Fd()))
+			if err == nil {
+				defer func() { _ = term.Restore(int(in.Fd()), old) }()
+				keys = readKeys(in)
 			}
-		case <-ctx.Done():
-			return exitOK
-		case <-c.Done():
-			fmt.Fprint(out, ansiShowCursor+ansiMainScreen)
-			return routerError(e, name, g, c.Err())
 		}
+		fmt.Fprint(out, ansiAltScreen+ansiHideCursor)
+		defer fmt.Fprint(out, ansiShowCursor+ansiMainScreen)
+		tick := time.NewTicker(*interval)
+		defer tick.Stop()
+		for i := 0; *iterations == 0 || i < *iterations; i++ {
+			v, err := fetch(ctx, c, wantTopics|wantPools)
+			if err != nil {
+				fmt.Fprint(out, ansiShowCursor+ansiMainScreen)
+				return routerError(e, name, g, err)
+			}
+			w, h, err := term.GetSize(int(out.Fd()))
+			if err != nil {
+				w, h = 120, 40
+			}
+			fmt.Fprint(out, ansiHome+fitScreen(topFrame(v, *interval, true), w, h)+ansiClearDown)
+			select {
+			case <-tick.C:
+			case k := <-keys:
+				if k == 'q' || k == 'Q' || k == 3 || k == 4 {
+					return exitOK
+				}
+			case <-ctx.Done():
+				return exitOK
+			case <-c.Done():
+				fmt.Fprint(out, ansiShowCursor+ansiMainScreen)
+				return routerError(e, name, g, c.Err())
+			}
+		}
+		return exitOK
 	}
-	return exitOK
 }
 
 // topPlain prints a report per interval, for pipes and logs.

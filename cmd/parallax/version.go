@@ -5,16 +5,14 @@ import (
 	"fmt"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/buildinfo"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
 func init() {
-	register(&command{name: "version", short: "print the Parallax and protocol versions", usage: "",
-		run: func(e *env, fs *flag.FlagSet, _ *globals, args []string) int {
-			if ok, code := parseFlags(fs, args); !ok {
-				return code
-			}
-			fmt.Fprintf(e.stdout, "parallax %s (control protocol v%d)\n", parallax.Version, wire.Version)
+	register(&command{name: "version", short: "print the Parallax and protocol versions, the module version and commit", usage: "",
+		flags: noFlags(func(e *env, _ *flag.FlagSet, _ *globals) int {
+			fmt.Fprintf(e.stdout, "parallax %s (control protocol v%d)\n%s\n", parallax.Version, wire.Version, buildinfo.Read())
 			return exitOK
-		}})
+		})})
 }

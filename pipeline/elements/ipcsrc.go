@@ -25,8 +25,9 @@ const (
 //
 // Its buffers are read-only views of the samples in shared memory (no byte
 // is copied); releasing a buffer releases the sample. The bytes are mapped
-// read-only: an element must never write into them, even when
-// [buffer.Buffer.Writable] reports true (see [ReadOnly]).
+// read-only, so [buffer.Buffer.Writable] reports false for these buffers: an
+// element that modifies data gets its own copy with
+// [buffer.Buffer.MakeWritable] (or writes its result into a new buffer).
 //
 // The stream ends (io.EOF) after NumBuffers samples (0 or negative:
 // never), or when Timeout (0: never) passes without a sample.
@@ -129,6 +130,7 @@ func (s *IPCSrc) Produce(ctx context.Context) (*buffer.Buffer, error) {
 	}
 	m.sample = x
 	m.mem.Init(x.Bytes(), m, nil, 0, x.Ref())
+	m.mem.SetReadOnly()
 	b := m.mem.NewBuffer(len(x.Bytes()))
 	h := x.Header()
 	b.Meta = buffer.Meta{Seq: h.Seq, PTS: buffer.NoTime, DTS: buffer.NoTime}
@@ -178,13 +180,10 @@ func (m *srcMem) Free(*buffer.Memory) {
 	}
 }
 
-// ReadOnly reports whether b's bytes are read-only shared memory (a sample
-// received by an [IPCSrc]): an element that modifies data must then write
-// its result into a new buffer, whatever [buffer.Buffer.Writable] says.
+// ReadOnly reports whether b's bytes are read-only memory, such as a sample
+// received by an [IPCSrc]. It is b.Memory().ReadOnly() for a buffer with
+// memory; such a buffer is never [buffer.Buffer.Writable].
 func ReadOnly(b *buffer.Buffer) bool {
-	if m := b.Memory(); m != nil {
-		_, ok := m.Owner().(*srcMem)
-		return ok
-	}
-	return false
+	m := b.Memory()
+	return m != nil && m.ReadOnly()
 }
