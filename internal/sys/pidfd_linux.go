@@ -115,32 +115,12 @@ func closedErr(f *os.File, err error) error {
 // pidfd fd has exited.
 func PidfdExited(fd int) (bool, error) { return pollExited(fd) }
 
-// PidfdExitedWithin reports whether the process behind the pidfd fd has
-// exited or exits within d. It blocks the calling thread (poll(2)) for up to
-// d, so d must be short.
-func PidfdExitedWithin(fd int, d time.Duration) (bool, error) {
-	return pollExitedWithin(fd, d)
-}
-
-// pollExited polls fd with a zero timeout.
-func pollExited(fd int) (bool, error) { return pollExitedWithin(fd, 0) }
-
-// pollExitedWithin polls fd for up to d, retrying on EINTR with the time
-// left (poll(2) is never restarted after a signal such as Go's SIGURG
-// preemption).
-func pollExitedWithin(fd int, d time.Duration) (bool, error) {
+// pollExited polls fd with a zero timeout, retrying on EINTR (poll(2) is
+// never restarted after a signal such as Go's SIGURG preemption).
+func pollExited(fd int) (bool, error) {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	var deadline time.Time
-	if d > 0 {
-		deadline = time.Now().Add(d)
-	}
 	for {
-		ms := 0
-		if d > 0 {
-			ms = int((time.Until(deadline) + time.Millisecond - 1) / time.Millisecond)
-			ms = max(ms, 0)
-		}
-		n, err := unix.Poll(fds, ms)
+		n, err := unix.Poll(fds, 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}

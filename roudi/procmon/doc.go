@@ -22,8 +22,35 @@
 // processes whose socket outlives them (inherited by a forked child), never
 // the only source of truth.
 //
-// Monitors report by pid. A pid is only reused after the process is reaped;
-// the router watches a pid only while a client with that pid is connected.
+// # Pids and namespaces
+//
+// Monitors report by pid, and the pids are those of the caller's (the
+// router's) pid namespace: the numbers SO_PEERCRED gives it for its
+// clients. A pid names one live process of a namespace and is only reused
+// after that process is reaped; the router watches a pid only while a
+// client with that pid is connected. What each monitor guarantees:
+//
+//   - "pidfd" waits on the client's own pidfd: whatever the namespaces, it
+//     reports only that process's exit.
+//   - "ebpf" in the initial pid namespace: the tracer names every exiting
+//     process by its init-namespace pid, the router's own numbers. A record
+//     for a watched pid taken after the watch began is that client's exit
+//     and is reported at once. A record taken before the watch began (the
+//     number's previous owner, read late) is not trusted: the client's
+//     pidfd decides.
+//   - "ebpf" in a child pid namespace (a container): the tracer uses
+//     bpf_get_ns_current_pid_tgid with the router's namespace and records
+//     only exits of processes of exactly that namespace, by their pid
+//     there; a host or sibling container process is never taken for a
+//     client, whatever its number. Clients in a namespace nested below the
+//     router's are not traced: every watch there also waits on the client's
+//     pidfd, so their exits are reported at pidfd latency. When that
+//     program cannot be loaded (kernel before 5.7), there is no eBPF
+//     monitor: [ModeEBPF] fails and [ModeAuto] falls back to pidfd with the
+//     reason.
+//
+// A pid of 0 (a client in a namespace the router cannot see) cannot be
+// watched ([ErrInvalidPID]).
 //
 // This package is the only importer of github.com/cilium/ebpf.
 package procmon

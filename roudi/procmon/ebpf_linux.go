@@ -38,12 +38,16 @@ const recordSize = 16
 // group has group_dead set, so filtering on it yields one record per
 // process.
 //
-// With ns nil (the router runs in the initial pid namespace) the record
-// carries the init-namespace pid_tgid, which is what SO_PEERCRED reports
-// there. Otherwise it carries the pid_tgid in ns
-// (bpf_get_ns_current_pid_tgid, Linux 5.7+), and the exits of processes
-// whose pid namespace is not exactly ns are not recorded: their numbers
-// would name other processes in the router's namespace.
+// The record names the process by its pid in the router's own pid
+// namespace, the one SO_PEERCRED translates client pids into. With ns nil
+// (the router runs in the initial pid namespace) that is the init-namespace
+// pid_tgid (bpf_get_current_pid_tgid), and every exit on the machine is
+// recorded. Otherwise it is the pid_tgid in ns (bpf_get_ns_current_pid_tgid,
+// Linux 5.7+), and only exits of processes whose pid namespace is exactly ns
+// are recorded: a process of an ancestor or sibling namespace has no number
+// there, or another process's; one of a namespace nested below ns is not
+// recorded either (the helper only matches its own namespace), which the
+// monitor covers with the pidfd.
 func exitProgram(ringFD int, ns *pidNS) asm.Instructions {
 	insns := asm.Instructions{
 		// r6 = group_dead (ctx[1]); skip thread exits.
@@ -101,11 +105,9 @@ type exitTracer struct {
 	rd   *ringbuf.Reader
 }
 
-func newExitTracer() (_ *exitTracer, err error) {
-	ns, err := ownPidNS()
-	if err != nil {
-		return nil, err
-	}
+// newExitTracer loads and attaches the exit program for a router in the
+// pid namespace ns (nil: the initial one).
+func newExitTracer(ns *pidNS) (_ *exitTracer, err error) {
 	t := &exitTracer{}
 	defer func() {
 		if err != nil {
@@ -122,6 +124,11 @@ func newExitTracer() (_ *exitTracer, err error) {
 		Instructions: exitProgram(t.ring.FD(), ns),
 		License:      "GPL",
 	})
+	if err != nil && ns != nil {
+		// No eBPF then: the plain program's init-namespace pids would
+		// name other processes in the router's namespace.
+		return nil, fmt.Errorf("load exit program for pid namespace %d (the router is not in the initial pid namespace; needs bpf_get_ns_current_pid_tgid, Linux 5.7+): %w", ns.ino, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load exit program: %w", err)
 	}
@@ -158,7 +165,11 @@ func (t *exitTracer) Close() error {
 // ebpfProbe loads, attaches and releases the tracer once per process; its
 // result decides whether eBPF is available.
 var ebpfProbe = sync.OnceValue(func() error {
-	t, err := newExitTracer()
+	ns, err := ownPidNS()
+	if err != nil {
+		return err
+	}
+	t, err := newExitTracer(ns)
 	if err != nil {
 		return err
 	}
@@ -183,10 +194,19 @@ func CheckEBPF() error {
 // ebpfMonitor reports exits seen by the exit tracer for the watched pids.
 // One goroutine reads the ring; it owns the tracer's reader.
 //
-// A traced exit is only a hint: the tracer names processes by their pid in
-// its namespace, which is not necessarily the router's, so the number may
-// belong to an unrelated process. Each watch holds the client's pidfd, and
-// an exit is reported only once that pidfd says the process has exited.
+// The tracer's numbers are pids of the router's own pid namespace (see
+// [exitProgram]), the namespace SO_PEERCRED translates client pids into. A
+// pid names one live process of a namespace, so a record for a watched
+// number taken after the watch began is the watched process's exit, and is
+// reported at once. Two cases are confirmed with the client's pidfd
+// instead (they report when the pidfd becomes readable):
+//
+//   - a record taken before the watch began (ktime < since): it may be the
+//     exit of an earlier process with the same number, read late;
+//   - in a child namespace, the tracer records only processes whose
+//     namespace is exactly the router's; a client in a namespace nested
+//     below it (whose SO_PEERCRED pid is still of the router's namespace)
+//     is not traced, so every watch there also waits on its pidfd.
 //
 // Lock order: mu is a leaf; no send on events happens under it.
 type ebpfMonitor struct {
@@ -195,19 +215,26 @@ type ebpfMonitor struct {
 	done   chan struct{}
 	// trace, when set (tests), sees every record's tgid before filtering.
 	trace func(tgid int32, ktimeNs uint64)
+	// nested is set when the router is not in the initial pid namespace:
+	// exits of nested namespaces' processes are not traced.
+	nested bool
 
 	mu      sync.Mutex
 	watched map[int32]*ebpfWatch // nil after Close
 
-	wg     sync.WaitGroup // the reader, confirmations and late reports
+	wg     sync.WaitGroup // the reader, pidfd waits and late reports
 	closed closeOnce
 }
 
-// ebpfWatch is one watched process: its non-blocking pidfd, and the
-// cancel of the goroutine waiting on it once a traced exit could not be
-// confirmed at once (nil until then).
+// ebpfWatch is one watched process: its non-blocking pidfd, when the watch
+// began, and the cancel of the goroutine waiting on the pidfd (nil until
+// one is started).
 type ebpfWatch struct {
-	f      *os.File // nil when the process was already reaped at Watch
+	f *os.File // nil when the process was already reaped at Watch
+	// since is CLOCK_MONOTONIC when the watch began, after the process
+	// connected: a record of this number taken earlier may be another
+	// process's (the number's previous owner).
+	since  uint64
 	cancel context.CancelFunc
 }
 
@@ -215,7 +242,11 @@ func newEBPF(trace func(tgid int32, ktimeNs uint64)) (_ *ebpfMonitor, err error)
 	if err := CheckEBPF(); err != nil {
 		return nil, err
 	}
-	t, err := newExitTracer()
+	ns, err := ownPidNS()
+	if err != nil {
+		return nil, fmt.Errorf("ebpf process monitor: %w", err)
+	}
+	t, err := newExitTracer(ns)
 	if err != nil {
 		return nil, fmt.Errorf("ebpf process monitor: %w", err)
 	}
@@ -224,6 +255,7 @@ func newEBPF(trace func(tgid int32, ktimeNs uint64)) (_ *ebpfMonitor, err error)
 		events:  make(chan Exit, eventBuffer),
 		done:    make(chan struct{}),
 		trace:   trace,
+		nested:  ns != nil,
 		watched: make(map[int32]*ebpfWatch),
 	}
 	m.wg.Add(1)
@@ -251,28 +283,19 @@ func (m *ebpfMonitor) read() {
 			continue
 		}
 		tgid := int32(binary.NativeEndian.Uint64(rec.RawSample) >> 32)
+		ktime := binary.NativeEndian.Uint64(rec.RawSample[8:])
 		if m.trace != nil {
-			m.trace(tgid, binary.NativeEndian.Uint64(rec.RawSample[8:]))
+			m.trace(tgid, ktime)
 		}
-		m.traced(tgid, binary.NativeEndian.Uint64(rec.RawSample[8:]))
+		m.traced(tgid, ktime)
 	}
 }
 
-// confirmWait bounds how long the ring reader waits for the pidfd of a
-// process whose exit it traced to become readable. The tracepoint fires
-// before the process has released its memory and files and become a zombie
-// (on 6.18 the pidfd is usually not readable yet when the record is read);
-// that takes microseconds to a few milliseconds. Waiting here, on the
-// reader's thread, keeps the report as fast as the trace; only a record
-// naming a live watched process (another namespace's number) waits it out.
-const confirmWait = 5 * time.Millisecond
-
-// traced handles a traced exit of tgid: when tgid is watched and its pidfd
-// confirms the exit (within confirmWait), it is reported. Otherwise the
-// record was another process's with the same number, or this process is
-// slow to finish exiting: a goroutine then waits on the pidfd in the
-// netpoller and reports when it becomes readable (at once in the second
-// case; when the watched process really dies in the first).
+// traced handles a traced exit of tgid (a pid of the router's namespace).
+// When tgid is watched since before ktime, the record is the watched
+// process's exit: it is reported at once. An older record may be a
+// previous owner's of the number: the watch's pidfd decides (see
+// [ebpfMonitor]).
 func (m *ebpfMonitor) traced(tgid int32, ktimeNs uint64) {
 	m.mu.Lock()
 	w, ok := m.watched[tgid]
@@ -280,31 +303,35 @@ func (m *ebpfMonitor) traced(tgid int32, ktimeNs uint64) {
 	if !ok {
 		return
 	}
-	if gone, err := exitedWithin(w.f, confirmWait); err == nil && gone {
+	if ktimeNs >= w.since {
 		m.report(tgid, w, KindEBPF, exitTime(ktimeNs))
 		return
 	}
+	m.waitPidfd(tgid, w)
+}
+
+// waitPidfd starts a goroutine that reports the watch's exit once its
+// pidfd is readable, unless one runs already or the watch has ended.
+func (m *ebpfMonitor) waitPidfd(pid int32, w *ebpfWatch) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.watched[tgid] != w || w.cancel != nil || w.f == nil {
+	if m.watched[pid] != w || w.cancel != nil || w.f == nil {
 		return // ended meanwhile, or already waited on
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
 	m.wg.Add(1) // under mu: Close has not cleared watched yet
-	go m.confirm(ctx, tgid, w)
+	go m.confirm(ctx, pid, w)
 }
 
 // confirm waits on a watch's pidfd and reports the exit once it is
-// readable, at the time it became so: the record may have been another
-// process's, so its timestamp is not this one's exit. It ends early on
-// Unwatch or Close.
+// readable, at the time it became so. It ends early on Unwatch or Close.
 func (m *ebpfMonitor) confirm(ctx context.Context, pid int32, w *ebpfWatch) {
 	defer m.wg.Done()
 	if err := sys.WaitPidfd(ctx, w.f); err != nil {
 		return
 	}
-	m.report(pid, w, KindEBPF, time.Now())
+	m.report(pid, w, KindPidfd, time.Now())
 }
 
 // report sends the exit of pid if w is still its watch, and ends the watch.
@@ -328,7 +355,7 @@ func (m *ebpfMonitor) report(pid int32, w *ebpfWatch, source string, at time.Tim
 	}
 }
 
-// end stops the watch's confirmation (if any) and closes its pidfd.
+// end stops the watch's pidfd wait (if any) and closes its pidfd.
 func (w *ebpfWatch) end() {
 	if w.cancel != nil {
 		w.cancel()
@@ -339,17 +366,23 @@ func (w *ebpfWatch) end() {
 // Watch records pid with a pidfd of the process and then checks, with the
 // pidfd, that the process is still alive: an exit traced before the pid
 // was recorded would otherwise be missed. Either path reports, never both.
+// pid must be the process's pid in the router's namespace (SO_PEERCRED's).
 func (m *ebpfMonitor) Watch(pid int32, pidfd *os.File) error {
 	if pid <= 0 {
 		closeFile(pidfd)
 		return fmt.Errorf("watch pid %d: %w: must be positive", pid, ErrInvalidPID)
+	}
+	since, err := sys.MonotonicNanos()
+	if err != nil {
+		closeFile(pidfd)
+		return fmt.Errorf("watch pid %d: %w", pid, err)
 	}
 	f, err := pollablePidfd(pid, pidfd)
 	if err != nil && !errors.Is(err, sys.ESRCH) {
 		return fmt.Errorf("watch pid %d: %w", pid, err)
 	}
 	// ESRCH: already reaped; f is nil and the check below reports it.
-	w := &ebpfWatch{f: f}
+	w := &ebpfWatch{f: f, since: uint64(since)}
 	m.mu.Lock()
 	if m.watched == nil {
 		m.mu.Unlock()
@@ -375,6 +408,10 @@ func (m *ebpfMonitor) Watch(pid int32, pidfd *os.File) error {
 		// receiving Events.
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); m.report(pid, w, "pidfd-check", time.Now()) }()
+		return nil
+	}
+	if m.nested {
+		m.waitPidfd(pid, w) // a nested namespace's exit is not traced
 	}
 	return nil
 }
@@ -393,11 +430,7 @@ func exitTime(ktimeNs uint64) time.Time {
 
 // exitedNow reports, without blocking, whether the process behind the
 // pidfd f has exited (a nil f: it was already reaped).
-func exitedNow(f *os.File) (bool, error) { return exitedWithin(f, 0) }
-
-// exitedWithin reports whether the process behind the pidfd f has exited
-// or exits within d (a nil f: it was already reaped). It blocks the thread.
-func exitedWithin(f *os.File, d time.Duration) (bool, error) {
+func exitedNow(f *os.File) (bool, error) {
 	if f == nil {
 		return true, nil
 	}
@@ -407,7 +440,7 @@ func exitedWithin(f *os.File, d time.Duration) (bool, error) {
 	}
 	var gone bool
 	var perr error
-	if err := rc.Control(func(fd uintptr) { gone, perr = sys.PidfdExitedWithin(int(fd), d) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { gone, perr = sys.PidfdExited(int(fd)) }); err != nil {
 		return false, fmt.Errorf("check pidfd: %w", err)
 	}
 	return gone, perr

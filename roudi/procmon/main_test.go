@@ -18,6 +18,8 @@ func TestMain(m *testing.M) {
 	testutil.ChildMain(map[string]func([]string) int{
 		"threads": threadsChild,
 		"probe":   probeChild,
+		// pidns_test.go
+		"pidns-monitor": pidnsMonitorChild,
 	})
 	testutil.Main(m)
 }

@@ -59,20 +59,19 @@ var (
 	ErrInvalidPID = errors.New("invalid pid")
 )
 
-// An Exit reports that a watched process has exited (all its threads). The
-// eBPF monitor's records are hints confirmed with the process's pidfd:
-// whatever the pid namespaces involved, an Exit is reported only for a
-// process that has exited.
+// An Exit reports that a watched process has exited (all its threads).
+// The pid is one of the router's pid namespace (the caller's); see the
+// package doc for what the eBPF monitor guarantees across namespaces.
 type Exit struct {
 	// PID is the process id (tgid) that was watched.
 	PID int32
-	// Source names what noticed the exit: "ebpf", "pidfd" or "pidfd-check"
-	// (the eBPF monitor's liveness check at Watch, for a process that died
-	// before it was watched).
+	// Source names what noticed the exit: "ebpf", "pidfd" (the pidfd
+	// monitor, or the eBPF monitor's pidfd wait in the cases the package
+	// doc lists) or "pidfd-check" (the eBPF monitor's liveness check at
+	// Watch, for a process that died before it was watched).
 	Source string
 	// At is when the process exited: for "ebpf", the kernel's timestamp
-	// of its exit when its pidfd confirmed the exit at once, else the
-	// moment the pidfd did; the moment the exit was noticed otherwise.
+	// of its exit; the moment the exit was noticed otherwise.
 	At time.Time
 }
 

@@ -1,0 +1,214 @@
+//go:build linux
+
+package roudi
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/internal/testutil"
+	"github.com/parallax-ipc/parallax/roudi/procmon"
+)
+
+func init() { serverChildRoles["pidns-router"] = pidnsRouterChild }
+
+// TestMonitorInChildPidNamespace runs the router with the eBPF monitor as
+// init of a new pid namespace (a container), with a client whose pid there
+// is N while an unrelated host process has init-namespace pid N. The host
+// process's exit must not make the router reclaim the live client; the
+// client's own death must (its socket is held open by its child, so only
+// the monitor can tell).
+func TestMonitorInChildPidNamespace(t *testing.T) {
+	t.Parallel()
+	testutil.RequiresRoot(t)
+	mustHaveEBPF(t)
+	// The decoy: a host process that waits for its stdin to close.
+	decoy := exec.Command("cat")
+	decoyIn, err := decoy.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, decoy.Start())
+	t.Cleanup(func() { _ = decoy.Process.Kill(); decoyIn.Close(); _ = decoy.Wait() })
+	n := decoy.Process.Pid
+
+	sock := filepath.Join(t.TempDir(), "r.sock")
+	cmd := testutil.PidNSCommand(t, "pidns-router", strconv.Itoa(n), sock)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	// Killing the namespace's init kills everything in the namespace.
+	t.Cleanup(func() { _ = cmd.Process.Kill(); stdin.Close(); _ = cmd.Wait() })
+	var report strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		report.WriteString(sc.Text() + "\n")
+		if sc.Text() == "ready" {
+			require.NoError(t, decoy.Process.Signal(syscall.SIGKILL))
+			_ = decoy.Wait()
+			fmt.Fprintln(stdin, "decoy-dead")
+		}
+	}
+	err = cmd.Wait()
+	t.Log(report.String())
+	require.NoError(t, err, "router in a child pid namespace failed; its report:\n%s", report.String())
+	require.Contains(t, report.String(), "ok\n")
+}
+
+// pidnsRouterChild is TestMonitorInChildPidNamespace's child, the init of
+// a new pid namespace: args are N (the init-namespace pid of the live
+// decoy) and the socket path. It mounts its own /proc, runs a router with
+// the eBPF monitor, connects a sentinel client and then a client at pid N
+// of the namespace ("orphan-socket" children: their sockets outlive them),
+// prints "ready" and waits for "decoy-dead" on stdin. It kills the
+// sentinel and waits for its reclaim: the monitor reports in order, so a
+// decoy's exit taken for the client's would have reclaimed the client
+// first. Last it kills the client and waits for its reclaim, reported by
+// the monitor. It prints "ok", or "fail: why" and exits 1.
+func pidnsRouterChild(args []string) int {
+	fail := func(format string, a ...any) int {
+		fmt.Printf("fail: "+format+"\n", a...)
+		return 1
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n < 100 {
+		return fail("decoy pid %q: want a number ≥ 100", args[0])
+	}
+	if err := testutil.MountOwnProc(); err != nil {
+		return fail("%v", err)
+	}
+	cfg, err := ParseConfig([]byte(testPools))
+	if err != nil {
+		return fail("%v", err)
+	}
+	cfg.Domain = "pidns" + args[0]
+	cfg.Socket = args[1]
+	reclaims := make(chan Reclaim, 16)
+	srv, err := New(cfg, Options{Monitor: procmon.ModeEBPF, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		OnReclaim: func(r Reclaim) { reclaims <- r }})
+	if err != nil {
+		return fail("router in a child pid namespace: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() { cancel(); <-done; srv.Close() }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		return fail("router stopped: %v", err)
+	}
+	if k := srv.MonitorKind(); k != procmon.KindEBPF {
+		return fail("monitor %s, want ebpf", k)
+	}
+
+	sentinel, err := startOrphanClient(srv)
+	if err != nil {
+		return fail("sentinel: %v", err)
+	}
+	defer sentinel.Process.Kill()
+	if err := testutil.SetNextPid(n); err != nil {
+		return fail("%v", err)
+	}
+	client, err := startOrphanClient(srv)
+	if err != nil {
+		return fail("client: %v", err)
+	}
+	defer client.Process.Kill()
+	if client.Process.Pid != n {
+		return fail("client got pid %d in the namespace, want %d", client.Process.Pid, n)
+	}
+	fmt.Println("ready")
+	if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "decoy-dead\n" {
+		return fail("parent said %q, want decoy-dead", line)
+	}
+
+	spid := int32(sentinel.Process.Pid)
+	_ = sentinel.Process.Signal(syscall.SIGKILL)
+	_ = sentinel.Wait()
+	deadline := time.After(20 * time.Second)
+	for reclaimed := false; !reclaimed; {
+		select {
+		case r := <-reclaims:
+			if r.PID == int32(n) {
+				return fail("live client (pid %d) reclaimed after a host process with init-namespace pid %d exited", n, n)
+			}
+			reclaimed = r.PID == spid
+		case <-deadline:
+			return fail("the sentinel (pid %d) was not reclaimed", spid)
+		}
+	}
+	if !clientConnected(srv, int32(n)) {
+		return fail("live client (pid %d) is gone", n)
+	}
+
+	_ = client.Process.Signal(syscall.SIGKILL)
+	_ = client.Wait()
+	select {
+	case r := <-reclaims:
+		if r.PID != int32(n) || r.Exited.IsZero() {
+			return fail("reclaim %+v, want the client's (pid %d) with the monitor's exit time", r, n)
+		}
+	case <-time.After(20 * time.Second):
+		return fail("the client (pid %d) was not reclaimed after it was killed", n)
+	}
+	fmt.Println("ok")
+	return 0
+}
+
+// startOrphanClient starts an "orphan-socket" child connected to srv and
+// waits until the router has registered it. Killing the child leaves its
+// socket open in its own child, which exits once the router closes it.
+func startOrphanClient(srv *Server) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "-test.run=^$", "--", srv.SocketPath())
+	cmd.Env = append(os.Environ(), "PARALLAX_TEST_CHILD=orphan-socket")
+	cmd.Stderr = os.Stderr
+	if _, err := cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || !strings.HasPrefix(line, "ready ") {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("ready line %q: %v", line, err)
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(20 * time.Second); !clientConnected(srv, int32(cmd.Process.Pid)); <-tick.C {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return nil, fmt.Errorf("pid %d not registered", cmd.Process.Pid)
+		}
+	}
+	return cmd, nil
+}
+
+// clientConnected reports whether srv has a client with pid.
+func clientConnected(srv *Server, pid int32) bool {
+	snap, err := srv.Snapshot(context.Background())
+	return err == nil && slices.ContainsFunc(snap.Clients, func(c ClientInfo) bool { return c.PID == pid })
+}
