@@ -12,8 +12,8 @@ import (
 // (ringbuf.ErrCorruptRing: the consumer, or someone else with the mapping,
 // wrote a head no consumer can produce). The push that found it failed and
 // returned an error for this subscriber only. The first time, corruptRing
-// counts and logs it and, on its own goroutine, drops the connection from
-// the publish set (so no later publish touches the ring) and tells the
+// counts and logs it, drops the connection from the publish set (so no
+// later publish touches the ring) and, on its own goroutine, tells the
 // router (wire.ReportPeer, reason ReportCorruptRing), which checks the ring,
 // cuts the connection for both ends and disconnects the offender. Publishing
 // to the other subscribers goes on.
@@ -27,18 +27,18 @@ func (p *Publisher) corruptRing(cn *conn, err error) {
 	if len(m.Detail) > wire.MaxTextLen {
 		m.Detail = m.Detail[:wire.MaxTextLen]
 	}
+	// The caller (a publish) holds the publishing side, which excludes
+	// the control goroutine: the set of connections is ours to change.
+	old := *p.conns.Load()
+	next := make([]*conn, 0, len(old))
+	for _, o := range old {
+		if o != cn {
+			next = append(next, o)
+		}
+	}
+	p.conns.Store(&next)
+	p.changed.Broadcast()
 	go func() {
-		p.control(func() {
-			old := *p.conns.Load()
-			next := make([]*conn, 0, len(old))
-			for _, o := range old {
-				if o != cn {
-					next = append(next, o)
-				}
-			}
-			p.conns.Store(&next)
-		})
-		p.changed.Broadcast()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, _, _ = p.rt.Request(ctx, m)
