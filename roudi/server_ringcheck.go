@@ -41,6 +41,23 @@ package roudi
 //     never writes there, and the head is wrong too): undetermined — the
 //     connection is cut and neither end is disconnected.
 //
+// # Loops over peer-written numbers in the router
+//
+// Audited with this change: drainRing (FreeRegion), the reclaim of a dead
+// client's consumer rings and the orphan drain after a restart all use
+// drainBounded; the orphan walk itself advances by at least regionAlign per
+// step over the router's own arena bounds (a ring's capacity is validated
+// against the region it sits in). PendingPop is a single read. A hold
+// table's capacity is a uint32 checked against the router-sized region
+// (mempool.AttachHoldTable), so Refs/Clear are bounded by that region.
+// ringHolds (report verification) loops over the capacity the router
+// recorded, within the region. Pool sweeps, audits and repairs loop over
+// counts the router configured, never over header words. Not bounded: the
+// CAS loops on pool bitmap words and ctl words (mempool) retry while
+// another process keeps changing the word, as any lock-free CAS does; a
+// process writing them continuously can slow a loan or release down, not
+// make it loop on a number it wrote.
+//
 // A hostile consumer that forges a consistent head (moving pos and pops
 // together) gets its own publisher blamed; that is no more power than it
 // has anyway (it can write garbage refs into its ring and report them, see
