@@ -66,8 +66,11 @@ type Publisher struct {
 	changed   clientrt.Signal
 	published atomic.Uint64
 	timeouts  atomic.Uint64
-	closeOnce sync.Once
-	closed    atomic.Bool
+	// corruptConns counts connections whose ring was found corrupt
+	// (corrupt.go).
+	corruptConns atomic.Uint64
+	closeOnce    sync.Once
+	closed       atomic.Bool
 	// loans counts the runtime shares of chunks loaned and not yet
 	// published or released, plus one while Close or a late Release
 	// works: a loan made before Close can still be published (refused)
@@ -110,6 +113,7 @@ type conn struct {
 	block    bool
 	dropped  atomic.Uint64        // samples this publisher discarded (oldest) or timed out on
 	added    wire.ConnectionAdded // as the router announced it (for resuming)
+	corrupt  atomic.Bool          // the ring's indices were found impossible (corrupt.go)
 }
 
 // New creates a publisher on topic.
@@ -419,6 +423,9 @@ func (p *Publisher) settle(cn *conn, ref, old parallax.ChunkRef, err error) erro
 		}
 		if errors.Is(err, os.ErrClosed) {
 			return nil // subscriber went away; the router tells us shortly
+		}
+		if errors.Is(err, ringbuf.ErrCorruptRing) {
+			p.corruptRing(cn, err) // corrupt.go: the ring is dead
 		}
 		return fmt.Errorf("publish on %q to subscriber %d: %w", p.topic, cn.sub, err)
 	}

@@ -22,14 +22,14 @@ func BenchmarkPushPop(b *testing.B) {
 					if _, err := r.TryPush(1); err != nil {
 						b.Fatal(err)
 					}
-					var ok bool
+					var err error
 					if tracked {
-						_, ok = r.TryPopTracked()
+						_, err = r.TryPopTracked()
 					} else {
-						_, ok = r.TryPop()
+						_, err = r.TryPop()
 					}
-					if !ok {
-						b.Fatal("empty")
+					if err != nil {
+						b.Fatal(err)
 					}
 				}
 			})
@@ -87,7 +87,7 @@ func benchSPSC(b *testing.B, p ringbuf.Policy, capacity, spin int) {
 			return r.Len() > 0
 		}
 		for {
-			if v, ok := r.TryPop(); ok {
+			if v, err := r.TryPop(); err == nil {
 				popped++
 				last = uint64(v)
 				continue

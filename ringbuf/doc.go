@@ -64,6 +64,39 @@
 //     FutexWait(seq, sampled). A wake that races with the sleep changes seq,
 //     so FutexWait returns at once.
 //
+// # Validation
+//
+// Each side trusts nothing the other writes. Head is written by the consumer
+// (and, under DiscardOldest, by the producer); tail, slots and dropped by the
+// producer; and any process holding the mapping can write anything. What an
+// honest pair guarantees is 0 <= tail-head <= capacity (mod 2^32) and a tail
+// word whose high 32 bits are zero; every read of the peer's index checks
+// that, and an impossible state yields an error wrapping [ErrCorruptRing]
+// (and [parallax.ErrCorrupt]) instead of entries:
+//
+//   - Consumer: pop reads the shared tail only when its local view of tail
+//     shows no entry, and checks it there (a compare, no extra atomic). A
+//     producer that discards may move head between the consumer's head
+//     and tail loads, making a stale head look more than a capacity behind;
+//     so the consumer declares corruption only if head is unchanged when
+//     it looks again, and otherwise retries (at most a bounded number of
+//     times, then reports the ring empty for now).
+//   - Producer: push reads the shared head only when its local view says
+//     full, and checks it against its own exact tail. A head moved backward
+//     behind the view, or past tail, fails the same distance check. A head
+//     moved backward within the window [tail-capacity, tail] is
+//     indistinguishable from a consumer that has not popped.
+//   - The direction of tail is not checked: any tail within a capacity of
+//     head is a state an honest producer can reach, and the entries it
+//     exposes are refs the producer wrote, which the consumer validates.
+//   - Loops are bounded: a push's discard loop by maxPushRetries (a head
+//     that keeps moving without making room is corruption), a pop's claim
+//     loop by maxPopRetries. A ring never holds more than [Ring.Cap]
+//     entries, so callers bound drain loops by it; a peer still pushing
+//     cannot keep a drain going.
+//   - [Ring.Len] is 0 on impossible indices; [Ring.Check] validates a
+//     snapshot for the router, which inspects rings it does not use.
+//
 // # Notifier layout
 //
 //	  0 +--------------------------------------------------------------+

@@ -15,6 +15,15 @@ var (
 	// ErrInvalidArgument reports a bad capacity, policy or region handed to
 	// [Format] or [FormatNotifier], or a nil ref handed to a push.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrEmpty reports a pop from an empty ring.
+	ErrEmpty = errors.New("ring empty")
+	// ErrCorruptRing reports ring indices that no sequence of honest pushes
+	// and pops can produce (a faulty or hostile peer wrote them): tail more
+	// than a capacity ahead of head, head past tail (or moved back more than
+	// the producer allows), garbage in the tail word's unused half. The errors that carry it also
+	// wrap [parallax.ErrCorrupt] and name what was wrong. The ring is dead:
+	// stop using it and drop its connection.
+	ErrCorruptRing = errors.New("corrupt ring indices")
 )
 
 // Pre-allocated errors for the hot paths, so they never allocate.
@@ -22,5 +31,11 @@ var (
 	errRingClosed     = fmt.Errorf("ring closed: %w", os.ErrClosed)
 	errNotifierClosed = fmt.Errorf("notifier closed: %w", os.ErrClosed)
 	errNilRef         = fmt.Errorf("push nil chunk ref: %w", ErrInvalidArgument)
-	errCorruptIndices = fmt.Errorf("ring holds more entries than its capacity: %w", parallax.ErrCorrupt)
+
+	// Corrupt indices, each naming what was wrong (see ErrCorruptRing).
+	// Positions wrap modulo 2^32, so "tail far ahead" and "head past
+	// tail" are the same condition: tail-head > capacity.
+	errDistance  = fmt.Errorf("ring tail is not within the capacity ahead of head (tail far ahead, or head past tail): %w: %w", ErrCorruptRing, parallax.ErrCorrupt)
+	errTailHigh  = fmt.Errorf("ring tail word has bits set above its 32-bit position: %w: %w", ErrCorruptRing, parallax.ErrCorrupt)
+	errHeadChurn = fmt.Errorf("ring head keeps changing without making room: %w: %w", ErrCorruptRing, parallax.ErrCorrupt)
 )

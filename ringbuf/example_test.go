@@ -40,7 +40,7 @@ func Example() {
 	if err := nt.Wait(context.Background(), ready, ringbuf.WaitOptions{}); err != nil {
 		panic(err)
 	}
-	for ref, ok := r.TryPop(); ok; ref, ok = r.TryPop() {
+	for ref, err := r.TryPop(); err == nil; ref, err = r.TryPop() {
 		fmt.Println("consumer popped", ref)
 	}
 	fmt.Println("dropped:", r.Dropped(), "wake syscalls:", nt.Stats().Wakes)

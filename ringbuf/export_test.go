@@ -5,3 +5,17 @@ func ProducerWaiting(r *Ring) bool { return r.waitFlag.Load() != 0 }
 
 // BytesOf views a []uint64 as bytes (8-byte aligned) for tests.
 var BytesOf = bytesOf
+
+// Offsets of the index words, for tests that play a corrupt peer.
+const (
+	OffHead    = int(offHead)
+	OffTail    = int(offTail)
+	OffDropped = int(offDropped)
+)
+
+// StoreWord atomically stores v at mem[off:off+8], as a peer in another
+// process would (tests of corrupt indices race such stores with pops).
+func StoreWord(mem []byte, off int, v uint64) { word64(mem, uintptr(off)).Store(v) }
+
+// LoadWord atomically loads the word at mem[off:off+8].
+func LoadWord(mem []byte, off int) uint64 { return word64(mem, uintptr(off)).Load() }

@@ -2,6 +2,7 @@ package ringbuf_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/parallax-ipc/parallax"
@@ -56,7 +57,10 @@ func FuzzAttach(f *testing.F) {
 			}
 		}
 		for range 2*r.Cap() + 2 {
-			if _, ok := r.TryPopTracked(); !ok {
+			if _, err := r.TryPopTracked(); err != nil {
+				if err != ringbuf.ErrEmpty && !errors.Is(err, ringbuf.ErrCorruptRing) {
+					t.Fatalf("pop: unexpected error %v", err)
+				}
 				break
 			}
 		}

@@ -1,10 +1,13 @@
 package ringbuf_test
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/testutil"
+	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -20,4 +23,16 @@ func TestMain(m *testing.M) {
 		w.Close()
 	}
 	testutil.Main(m)
+}
+
+// popOK adapts TryPop's result for tests of honest rings: (ref, true) for an
+// entry, (nil, false) when empty. Any other error is a bug in the ring.
+func popOK(ref parallax.ChunkRef, err error) (parallax.ChunkRef, bool) {
+	if err == ringbuf.ErrEmpty {
+		return parallax.NilRef, false
+	}
+	if err != nil {
+		panic(fmt.Sprintf("pop from an honest ring: %v", err))
+	}
+	return ref, true
 }

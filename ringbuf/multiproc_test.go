@@ -78,12 +78,12 @@ func TestCrossProcess(t *testing.T) {
 			var popped []parallax.ChunkRef
 			ready := func() bool { return r.Len() > 0 || r.Closed() }
 			for {
-				if v, ok := r.TryPop(); ok {
+				if v, ok := popOK(r.TryPop()); ok {
 					popped = append(popped, v)
 					continue
 				}
 				if r.Closed() { // the child closes the ring when done
-					for v, ok := r.TryPop(); ok; v, ok = r.TryPop() {
+					for v, ok := popOK(r.TryPop()); ok; v, ok = popOK(r.TryPop()) {
 						popped = append(popped, v)
 					}
 					break

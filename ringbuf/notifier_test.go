@@ -70,7 +70,7 @@ func TestWaitNoSleepPathAllocatesNothing(t *testing.T) {
 		if err := n.Wait(ctx, ready, ringbuf.WaitOptions{}); err != nil {
 			panic(err)
 		}
-		if _, ok := r.TryPop(); !ok {
+		if _, ok := popOK(r.TryPop()); !ok {
 			panic("empty")
 		}
 	})
@@ -128,7 +128,7 @@ func TestWaitSetAcrossRings(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, n.Notify())
 		require.NoError(t, <-done)
-		v, ok := r.TryPop()
+		v, ok := popOK(r.TryPop())
 		require.True(t, ok)
 		require.Equal(t, ref(i+1), v)
 	}

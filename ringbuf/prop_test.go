@@ -86,9 +86,9 @@ func TestPropertyAgainstModel(t *testing.T) {
 				var got parallax.ChunkRef
 				var ok bool
 				if op%2 == 0 {
-					got, ok = r.TryPopTracked()
+					got, ok = popOK(r.TryPopTracked())
 				} else {
-					got, ok = r.TryPop()
+					got, ok = popOK(r.TryPop())
 				}
 				want, wantOK := m.pop()
 				if ok != wantOK || got != want {

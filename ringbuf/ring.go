@@ -212,11 +212,81 @@ func (r *Ring) Cap() int { return int(r.capacity) }
 func (r *Ring) Policy() Policy { return r.policy }
 
 // Len returns the number of entries in the ring. With concurrent pushes and
-// pops it is a snapshot that may already be stale.
+// pops it is a snapshot that may already be stale. A ring whose indices are
+// impossible (see [Ring.Check]) has no entry anyone can pop: Len is 0.
 func (r *Ring) Len() int {
-	h := HeadWord(r.head.Load()).Pos() // no ordering needed: a snapshot
-	t := uint32(r.tail.Load())
-	return int(min(t-h, r.capacity))
+	hw := r.head.Load() // no ordering needed: a snapshot
+	tw := r.tail.Load()
+	if tw>>32 != 0 {
+		return 0
+	}
+	if n := uint32(tw) - HeadWord(hw).Pos(); n <= r.capacity {
+		return int(n)
+	}
+	if r.head.Load() == hw {
+		return 0 // head did not move while we read tail: impossible indices
+	}
+	return int(r.capacity) // a discard moved head while we read tail: full
+}
+
+// Check validates a snapshot of the ring's indices: the tail word's unused
+// half is zero and tail is at most a capacity ahead of head (head never
+// passes tail). It returns nil or an error wrapping [ErrCorruptRing] that
+// names what is wrong. Pops and pushes make the same checks as they go;
+// Check is for the router, which inspects rings it does not use.
+//
+// A live producer that discards moves head while Check reads tail, so Check
+// trusts only a snapshot during which head did not change; when head keeps
+// moving it gives up and returns nil (whoever pops will see any fault).
+func (r *Ring) Check() error {
+	for range maxPopRetries {
+		hw := r.head.Load() // seq-cst loads: head, tail, head again
+		tw := r.tail.Load()
+		if tw>>32 != 0 {
+			return errTailHigh
+		}
+		err := r.distance(uint32(tw), HeadWord(hw).Pos())
+		if err == nil || r.head.Load() == hw {
+			return err
+		}
+	}
+	return nil
+}
+
+// distance checks that tail t is at most a capacity ahead of head h.
+func (r *Ring) distance(t, h uint32) error {
+	if t-h <= r.capacity {
+		return nil
+	}
+	return errDistance
+}
+
+// maxPushRetries bounds TryPush's discard loop. With an honest consumer a
+// failed discard CAS means it popped, so the next look finds room: two
+// rounds at most. More means somebody keeps rewriting head.
+const maxPushRetries = 8
+
+// maxPopRetries bounds pop's claim loop. A failed claim means the producer
+// discarded the entry (DiscardOldest); losing this many races in a row is
+// contention, not corruption, and the pop reports the ring empty for now.
+const maxPopRetries = 64
+
+// loadHead loads the shared head word on the producer side (acquire: pairs
+// with the consumer's head CAS) and validates it against the producer's own
+// tail t, which is exact (only the producer moves it): head may be neither
+// past t nor more than a capacity behind it. A valid head becomes the
+// producer's view. This is the only place the producer reads the consumer's
+// index, so the check costs a compare on a path that already pays for a
+// shared load. (The producer reloads head only when its view says full,
+// t-view == capacity, so a head that moved backward from the view lands
+// more than a capacity behind t and fails the same check.)
+func (r *Ring) loadHead(t uint32) (HeadWord, error) {
+	hw := HeadWord(r.head.Load())
+	if err := r.distance(t, hw.Pos()); err != nil {
+		return hw, err
+	}
+	r.headView.Store(hw.Pos())
+	return hw, nil
 }
 
 // Dropped returns how many entries the producer has discarded so far
@@ -234,9 +304,9 @@ func (r *Ring) Dropped() uint64 {
 // while the consumer is popping concurrently. On a full [BlockProducer] ring
 // it returns [ErrFull]. It returns an error wrapping [os.ErrClosed] after
 // [Ring.Close], one wrapping [ErrInvalidArgument] for a nil ref and one
-// wrapping [parallax.ErrCorrupt] when the head word is out of range (a
-// faulty peer). TryPush allocates nothing, takes no lock and makes no system
-// call.
+// wrapping [ErrCorruptRing] (and [parallax.ErrCorrupt]) when the head word is
+// impossible (a faulty peer: see loadHead); the ring is then dead. TryPush
+// allocates nothing, takes no lock and makes no system call.
 func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err error) {
 	if ref == parallax.NilRef {
 		return parallax.NilRef, errNilRef
@@ -264,18 +334,20 @@ func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err 
 		r.tail.Store(uint64(t + 1))
 		return parallax.NilRef, nil
 	}
-	for {
-		// Acquire: pairs with the consumer's head CAS. Once head has moved
-		// past position t-capacity, the consumer has finished reading slot
-		// t&mask (it read the slot before its CAS), so we may overwrite it.
-		hw := HeadWord(r.head.Load())
-		r.headView.Store(hw.Pos())
-		n := t - hw.Pos()
-		if n < r.capacity {
-			break
+	for i := 0; ; i++ {
+		if i == maxPushRetries {
+			return parallax.NilRef, errHeadChurn
 		}
-		if n > r.capacity {
-			return parallax.NilRef, errCorruptIndices
+		// Acquire (loadHead): pairs with the consumer's head CAS. Once head
+		// has moved past position t-capacity, the consumer has finished
+		// reading slot t&mask (it read the slot before its CAS), so we may
+		// overwrite it.
+		hw, err := r.loadHead(t)
+		if err != nil {
+			return parallax.NilRef, err
+		}
+		if t-hw.Pos() < r.capacity {
+			break
 		}
 		if r.policy != DiscardOldest {
 			return parallax.NilRef, ErrFull
@@ -305,47 +377,72 @@ func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err 
 	return discarded, nil
 }
 
-// Full reports whether a push would find no room (the producer's side: it
-// reads the shared head only when its own view says full). A producer that
-// sees false can push without waiting or discarding: only it adds entries.
 // slotsPerLine is the number of 8-byte slots in a 64-byte cache line.
 const slotsPerLine = 8
 
+// Full reports whether a push would find no room (the producer's side: it
+// reads the shared head only when its own view says full). A producer that
+// sees false can push without waiting or discarding: only it adds entries.
+// A ring with impossible indices counts as full: the push that follows
+// reports the corruption.
 func (r *Ring) Full() bool {
 	t := uint32(r.tail.Load())
 	if t-r.headView.Load() < r.capacity {
 		return false
 	}
-	hw := HeadWord(r.head.Load())
-	r.headView.Store(hw.Pos())
-	return t-hw.Pos() >= r.capacity
+	hw, err := r.loadHead(t)
+	return err != nil || t-hw.Pos() >= r.capacity
 }
 
-// TryPop removes and returns the oldest entry, or reports false when the ring
-// is empty. On a [BlockProducer] ring it wakes a producer that waits for
-// space (a system call made only when one waits). TryPop allocates nothing
-// and takes no lock. The returned ref comes from shared memory: validate it
-// before use.
-func (r *Ring) TryPop() (parallax.ChunkRef, bool) { return r.pop(false) }
+// TryPop removes and returns the oldest entry. It returns [ErrEmpty] when the
+// ring is empty, and an error wrapping [ErrCorruptRing] (and
+// [parallax.ErrCorrupt]) when the indices are impossible — tail more than a
+// capacity ahead of head, head past tail, garbage in the tail word — in
+// which case nothing is popped and the ring is dead. On a [BlockProducer]
+// ring it wakes a producer that waits for space (a system call made only
+// when one waits). TryPop allocates nothing and takes no lock. The returned
+// ref comes from shared memory: validate it before use.
+//
+// A drain loop needs no more than [Ring.Cap] pops: the ring never holds more
+// (bound drain loops by it; a producer still pushing cannot keep them going).
+func (r *Ring) TryPop() (parallax.ChunkRef, error) { return r.pop(false) }
 
 // TryPopTracked is TryPop that first records its intent in the ring header,
 // for crash accounting: before the head CAS that claims an entry, it stores
 // the head word it expects and the ref it read, in that order. If the
 // consumer dies, [Ring.PendingPop] tells whether that pop took place.
-func (r *Ring) TryPopTracked() (parallax.ChunkRef, bool) { return r.pop(true) }
+func (r *Ring) TryPopTracked() (parallax.ChunkRef, error) { return r.pop(true) }
 
-func (r *Ring) pop(track bool) (parallax.ChunkRef, bool) {
-	for {
+func (r *Ring) pop(track bool) (parallax.ChunkRef, error) {
+	for range maxPopRetries {
 		// Acquire on both loads. Head first: head never passes tail, so
-		// reading tail second keeps tail-head >= 0.
+		// reading tail second keeps tail-head >= 0 (but not <= capacity:
+		// see the distance check).
 		hw := HeadWord(r.head.Load())
-		// The view of tail is a tail we loaded (acquire) earlier: the
-		// slots below it were published. Refresh it when it shows no
-		// entry at hw.Pos(): empty, or stale by more than a capacity.
+		// The view of tail is a tail we loaded (acquire) and validated
+		// earlier: the slots below it were published. Refresh it when it
+		// shows no entry at hw.Pos(): empty, stale by more than a
+		// capacity, or behind a head that moved backward. Only here do we
+		// read the producer's word, so only here is it checked: a
+		// compare, on a path that already pays for the shared load.
 		if t := r.tailView.Load(); t-hw.Pos()-1 >= r.capacity {
-			t = uint32(r.tail.Load())
+			tw := r.tail.Load()
+			if tw>>32 != 0 {
+				return parallax.NilRef, errTailHigh
+			}
+			t = uint32(tw)
+			if err := r.distance(t, hw.Pos()); err != nil {
+				// Honest only if a discard moved head after we loaded
+				// it (then tail may be more than a capacity ahead of
+				// our stale head): look again. Head unchanged means
+				// head and tail were both current when tail was read.
+				if r.head.Load() != uint64(hw) {
+					continue
+				}
+				return parallax.NilRef, err
+			}
 			if t == hw.Pos() {
-				return parallax.NilRef, false
+				return parallax.NilRef, ErrEmpty
 			}
 			r.tailView.Store(t)
 		}
@@ -361,7 +458,8 @@ func (r *Ring) pop(track bool) (parallax.ChunkRef, bool) {
 			r.intentRef.Store(v)
 		}
 		// Seq-cst CAS: claims position hw.Pos() against a discarding
-		// producer. Failure means the producer discarded it; retry.
+		// producer. Failure means the producer discarded it; retry (at
+		// most maxPopRetries times).
 		if r.head.CompareAndSwap(uint64(hw), uint64(hw.popped())) {
 			// Dekker with Push's wait loop: we stored head (CAS) and now
 			// load the flag; the producer stores the flag and then loads
@@ -371,9 +469,12 @@ func (r *Ring) pop(track bool) (parallax.ChunkRef, bool) {
 			if r.policy == BlockProducer && r.waitFlag.Load() != 0 {
 				r.wakeProducer()
 			}
-			return parallax.ChunkRef(v), true
+			return parallax.ChunkRef(v), nil
 		}
 	}
+	// Lost every claim to a discarding producer: report "nothing for now"
+	// rather than spin; the entry stays for the next pop.
+	return parallax.NilRef, ErrEmpty
 }
 
 // wakeProducer clears the wait flag and wakes the producer. Only the CAS
@@ -474,6 +575,11 @@ func (r *Ring) Head() HeadWord { return HeadWord(r.head.Load()) }
 
 // Tail returns the tail position (modulo 2^32).
 func (r *Ring) Tail() uint32 { return uint32(r.tail.Load()) }
+
+// TailWord returns the raw tail word: the position in the low 32 bits, and
+// high bits an honest producer leaves zero. The router uses it to tell who
+// corrupted a ring.
+func (r *Ring) TailWord() uint64 { return r.tail.Load() }
 
 // PopIntent returns the intent last recorded by [Ring.TryPopTracked]: the
 // head word it was about to claim and the ref it had read there.

@@ -66,14 +66,14 @@ func TestStress(t *testing.T) {
 			popped := make([]parallax.ChunkRef, 0, n)
 			ready := func() bool { return r.Len() > 0 || producerDone.Load() }
 			for {
-				v, ok := r.TryPop()
+				v, ok := popOK(r.TryPop())
 				if ok {
 					popped = append(popped, v)
 					continue
 				}
 				if producerDone.Load() {
 					// Drain what the producer pushed before finishing.
-					for v, ok := r.TryPop(); ok; v, ok = r.TryPop() {
+					for v, ok := popOK(r.TryPop()); ok; v, ok = popOK(r.TryPop()) {
 						popped = append(popped, v)
 					}
 					break

@@ -224,6 +224,8 @@ func (r *Router) Step(ev Event) {
 		r.adopt(ev)
 	case ResumeDeadline:
 		r.resumeDeadline()
+	case CutConnection:
+		r.cut(ev) // core_cut.go
 	default:
 		r.log(slog.LevelError, "unknown event", slog.String("type", fmt.Sprintf("%T", ev)))
 	}

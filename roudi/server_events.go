@@ -369,21 +369,14 @@ func (s *Server) replyError(c *serverConn, reqID uint32, err error) {
 
 // drainRing releases the refs still queued in a ring whose connection is
 // gone (every side released it or died, or the quarantine ended: nobody
-// pops it any more).
+// pops it any more): at most its capacity, stopping at corrupt indices.
 func (s *Server) drainRing(r Region) (n int) {
 	ring, err := ringbuf.Attach(s.region(r))
 	if err != nil {
 		s.log.Error("attach ring to drain it", "region", r.String(), "err", err)
 		return 0
 	}
-	for {
-		ref, ok := ring.TryPop()
-		if !ok {
-			return n
-		}
-		s.releaseReclaimed(ref, "ring")
-		n++
-	}
+	return s.drainBounded(ring, "ring", r) // server_ringcheck.go
 }
 
 func (s *Server) releaseReclaimed(ref parallax.ChunkRef, where string) {

@@ -27,7 +27,9 @@ package roudi
 //   - An offender is disconnected and reclaimed: a control connection that
 //     floods the router is rate-limited and then dropped; a publisher whose
 //     ring carries garbage is dropped once its consumer reported it
-//     [reportThreshold] times.
+//     [reportThreshold] times; a ring whose indices are impossible has its
+//     connection cut at once and its offender, when known, dropped
+//     (server_ringcheck.go).
 //
 // # Reports
 //
@@ -110,6 +112,7 @@ type guardState struct {
 	reports map[ClientID]int // verified reports against a publisher's process
 
 	rateLimited, floods, verified, refused, kicked atomic.Uint64
+	corruptRings, corruptKicked                    atomic.Uint64 // server_ringcheck.go
 }
 
 // admitRequest runs on c's read goroutine for every request after the
@@ -157,6 +160,10 @@ func (s *Server) admitRequest(c *serverConn, env wire.Envelope, files []*os.File
 // process, and disconnects that process at [reportThreshold]. The reporter
 // always gets an Ack: a report is evidence, not a command.
 func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
+	if m.Reason == wire.ReportCorruptRing {
+		s.reportCorruptRing(c, reqID, m) // server_ringcheck.go
+		return
+	}
 	defer s.send(c, reqID, &wire.Ack{}, nil)
 	ref := parallax.ChunkRef(m.Ref)
 	refuse := func(why string) {
@@ -240,6 +247,12 @@ type GuardStats struct {
 	VerifiedReports   uint64 // bad-ref reports that passed verification
 	RefusedReports    uint64 // reports that did not
 	ReportDisconnects uint64 // processes dropped for corrupting rings
+	// CorruptRings counts rings found with impossible indices: reported
+	// and verified (each such connection is cut), or met while draining.
+	CorruptRings uint64
+	// CorruptRingDisconnects counts processes dropped as the offender of
+	// a corrupt ring's indices (see server_ringcheck.go for the blame).
+	CorruptRingDisconnects uint64
 }
 
 // GuardStats returns the router's counters of hostile-peer handling. It is
@@ -247,5 +260,6 @@ type GuardStats struct {
 func (s *Server) GuardStats() GuardStats {
 	g := &s.guard
 	return GuardStats{RateLimited: g.rateLimited.Load(), FloodDisconnects: g.floods.Load(), VerifiedReports: g.verified.Load(),
-		RefusedReports: g.refused.Load(), ReportDisconnects: g.kicked.Load()}
+		RefusedReports: g.refused.Load(), ReportDisconnects: g.kicked.Load(),
+		CorruptRings: g.corruptRings.Load(), CorruptRingDisconnects: g.corruptKicked.Load()}
 }

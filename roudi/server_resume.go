@@ -234,14 +234,7 @@ func (s *Server) drainOrphanRings() {
 			continue
 		}
 		size := ringbuf.Size(ring.Cap())
-		for {
-			ref, ok := ring.TryPop()
-			if !ok {
-				break
-			}
-			s.releaseReclaimed(ref, "orphaned ring")
-			drained++
-		}
+		drained += s.drainBounded(ring, "orphaned ring", Region{Offset: uint64(off), Size: uint64(size)})
 		clear(mem[off : off+8]) // the magic: it is no ring any more
 		off += (size + regionAlign - 1) &^ (regionAlign - 1)
 	}

@@ -100,6 +100,9 @@ type Subscriber struct {
 
 	holds   *mempool.HoldTable
 	reports reporter // bad refs told to the router (report.go)
+	// corruptConns counts connections whose ring was found corrupt
+	// (corrupt.go).
+	corruptConns atomic.Uint64
 
 	backlogMu sync.Mutex
 	// backlog holds what was queued on removed connections: refs recorded
@@ -139,6 +142,9 @@ type conn struct {
 	pub   uint32
 	ring  *ringbuf.Ring
 	added wire.ConnectionAdded // as the router announced it (for resuming)
+	// corrupt is set once the ring's indices were found impossible
+	// (corrupt.go); written and read off the take fast path only.
+	corrupt atomic.Bool
 }
 
 // New subscribes to topic.
@@ -325,8 +331,11 @@ func (s *Subscriber) takeRings() (Sample, error) {
 		c := conns[(s.next+i)%n]
 		// A tracked pop: the ring records the intent, so if this process
 		// dies before the hold is recorded the router can tell.
-		ref, ok := c.ring.TryPopTracked()
-		if !ok {
+		ref, err := c.ring.TryPopTracked()
+		if err != nil {
+			if err != ringbuf.ErrEmpty {
+				s.corruptRing(c, err, true) // corrupt.go: stop using it, tell the router
+			}
 			continue
 		}
 		s.next = (s.next + i + 1) % n
@@ -499,9 +508,15 @@ func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
 	s.busy.waitPass()
 	s.removed.Add(gone.ring.Dropped())
 	s.backlogMu.Lock()
-	for {
-		ref, ok := gone.ring.TryPopTracked()
-		if !ok {
+	// At most a capacity of entries: the ring never holds more, and a
+	// corrupt one (impossible indices) stops the drain, so the backlog
+	// never grows with a number the peer wrote.
+	for range gone.ring.Cap() {
+		ref, err := gone.ring.TryPopTracked()
+		if err != nil {
+			if err != ringbuf.ErrEmpty {
+				s.corruptRing(gone, err, false) // removed already: just count it
+			}
 			break
 		}
 		h, err := s.hold(ref)
@@ -540,9 +555,9 @@ func (s *Subscriber) Close() error {
 		// their rings (releasing what was pushed after this drain).
 		s.connMu.Lock()
 		for _, c := range *s.conns.Load() {
-			for {
-				ref, ok := c.ring.TryPop()
-				if !ok {
+			for range c.ring.Cap() { // bounded: see ConnectionRemoved
+				ref, err := c.ring.TryPop()
+				if err != nil {
 					break
 				}
 				_, _ = s.pools.Release(ref)

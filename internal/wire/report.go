@@ -23,13 +23,19 @@ const (
 	// anyone (pool or slot out of range, generation 0 or moved on,
 	// reference count 0).
 	ReportBadRef uint8 = 1
-	reportLast         = ReportBadRef
+	// ReportCorruptRing: the connection's ring indices are impossible
+	// (ringbuf.ErrCorruptRing); the reporter stopped using the ring. Either
+	// end of the connection may send it; Ref is 0. The router checks the
+	// ring itself before it cuts the connection.
+	ReportCorruptRing uint8 = 2
+	reportLast              = ReportCorruptRing
 )
 
 // ReportPeer is sent by the consumer (subscriber side) of connection ConnID
-// when it popped Ref from the connection's ring and Ref failed validation.
-// SubID is the reporting subscriber; Detail is the validation error's text,
-// for the router's log.
+// when it popped Ref from the connection's ring and Ref failed validation
+// ([ReportBadRef]), or by either end when the ring's indices are impossible
+// ([ReportCorruptRing]). SubID is the reporting subscriber (0 from a
+// publisher); Detail is the error's text, for the router's log.
 type ReportPeer struct {
 	ConnID uint32
 	SubID  uint32

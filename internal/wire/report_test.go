@@ -21,6 +21,8 @@ func reportSamples() []struct {
 	}{
 		{"report_peer", 30, &ReportPeer{ConnID: 3, SubID: 11, Ref: 0xdead_beef_0000_0001, Reason: ReportBadRef,
 			Detail: "validate ref pool=57005 slot=48879 gen=1: invalid chunk reference"}},
+		{"report_peer_corrupt_ring", 31, &ReportPeer{ConnID: 4, SubID: 12, Reason: ReportCorruptRing,
+			Detail: "ring tail is not within the capacity ahead of head (tail far ahead, or head past tail): corrupt ring indices: corrupt shared memory layout"}},
 	}
 }
 

@@ -275,9 +275,12 @@ func consume(c config, d *domain) error {
 	}
 	take := func(i int) (bool, error) {
 		r := d.rings[i]
-		ref, ok := r.TryPopTracked()
-		if !ok {
+		ref, err := r.TryPopTracked()
+		if err == ringbuf.ErrEmpty {
 			return false, nil
+		}
+		if err != nil {
+			return false, err
 		}
 		// The hold is recorded (in ref, on this goroutine's stack: a real
 		// subscriber writes its hold list in shared memory first).
