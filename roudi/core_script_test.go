@@ -40,6 +40,9 @@ func testRingSize(capacity int) int { return 128 + 8*capacity }
 //	closepub cN pub=ID [req=R]       closesub cN sub=ID [req=R]
 //	disconnect cN                    kill pid=P
 //	tick [n=N]                       snapshot
+//	adopt clients=1,2                (a restarted router reserves the ids of an adopted segment)
+//	resume cN client=ID              deadline (the resume grace period ends)
+//	sweep                            (may the pools be swept for leaked chunks now?)
 func TestScripts(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.txt")
@@ -272,6 +275,18 @@ func (s *scriptState) run(where, line string) []string {
 		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: CloseSubscriber{Sub: SubID(num("sub", 0))}}
 	case "release":
 		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: ReleaseConnection{Connection: ConnectionID(num("conn", 0))}}
+	case "adopt":
+		var cs []ClientID
+		for _, id := range ids("clients") {
+			cs = append(cs, ClientID(id))
+		}
+		ev = AdoptClients{IDs: cs}
+	case "resume":
+		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: ResumeClient{OldClient: ClientID(num("client", 0))}}
+	case "deadline":
+		ev = ResumeDeadline{}
+	case "sweep":
+		return []string{"sweep " + s.router().Sweep().String()}
 	case "disconnect":
 		ev = ClientDisconnected{Conn: conn()}
 	case "kill":

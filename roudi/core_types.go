@@ -326,6 +326,8 @@ func (a Reply) String() string {
 		r = fmt.Sprintf("subscriber-created sub=%d notifier=%v cap=%d", v.Sub, v.Notifier, v.Capacity)
 	case Closed:
 		r = "closed"
+	case Resumed:
+		r = fmt.Sprintf("resumed client=%d", v.Client)
 	default:
 		r = fmt.Sprintf("%#v", v)
 	}

@@ -242,17 +242,20 @@ func (s *Server) holdRegion(c ClientID) []byte {
 }
 
 // sweepIfQuiescent frees chunks leaked by processes killed inside a
-// bookkeeping window (see mempool.HoldTable). It runs only when no client
-// is attached and every ring region has been drained and freed, when any
-// chunk still held is by definition leaked.
+// bookkeeping window (see mempool.HoldTable) when the core says the domain
+// is idle (Router.Sweep): no client attached, connecting or due to resume,
+// every ring region drained and freed. Any chunk still held is then leaked.
 func (s *Server) sweepIfQuiescent() {
-	if s.stats.clients.Load() != 0 || len(s.conns) != 0 {
-		s.needSweep = false // the next disconnect sets it again
+	switch s.core.Sweep() {
+	case SweepNo:
+		s.needSweep = false // the next departure or the resume deadline sets it again
 		return
-	}
-	snap := s.core.Snapshot()
-	if len(snap.Clients) != 0 || snap.Arena.UsedBytes != 0 || snap.Arena.Quarantined != 0 {
+	case SweepLater:
 		return // rings still waiting for their drain: try again next tick
+	}
+	if len(s.conns) != 0 {
+		s.needSweep = false
+		return
 	}
 	s.needSweep = false
 	for _, p := range s.pools.Pools() {

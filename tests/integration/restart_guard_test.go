@@ -1,0 +1,209 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/roudi"
+)
+
+// What a restarted router must not do before its survivors have resumed.
+
+// startKillableRouter runs parallax-roudi on domain and sock with the test
+// config, waits for its ready line and returns it; the test SIGKILLs it.
+// Cleanup kills and reaps it (our own child, by PID) if it still runs.
+func startKillableRouter(t *testing.T, cfgPath, domain, sock string) *exec.Cmd {
+	t.Helper()
+	r := exec.Command(roudiBin, "-config", cfgPath, "-domain", domain, "-socket", sock)
+	stderr, err := r.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, r.Start())
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `msg="router ready"`) {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = r.Process.Kill()
+		_ = r.Wait()
+	})
+	select {
+	case <-ready:
+	case <-time.After(readyTimeout):
+		t.Fatal("router not ready")
+	}
+	return r
+}
+
+// TestRestartShortClientKeepsSurvivorsChunks: after a SIGKILL and a
+// restart, clients that connect and leave before the survivors resumed (a
+// `parallax pools`, say) must not make the new router believe the domain is
+// idle: nothing the survivors hold or have queued may be swept.
+func TestRestartShortClientKeepsSurvivorsChunks(t *testing.T) {
+	if *noDaemon {
+		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
+	}
+	cli, _ := buildCLI(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "roudi.toml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	sock := filepath.Join(dir, "roudi.sock")
+	domain := fmt.Sprintf("rg-%d-%d", os.Getpid(), domainSeq.Add(1))
+
+	r1 := startKillableRouter(t, cfgPath, domain, sock)
+	sub := spawn(t, "sub", "rssub", "-socket", sock, "-count-stale")
+	sub.expect("ready")
+	pub := spawn(t, "pub", "rspub", "-socket", sock)
+	pub.expect("ready")
+	sub.expect("progress")
+
+	require.NoError(t, r1.Process.Signal(syscall.SIGKILL))
+	_ = r1.Wait()
+	sub.expect("progress") // flowing without a router
+
+	cfg, err := roudi.ParseConfig([]byte(testConfig))
+	require.NoError(t, err)
+	cfg.Domain, cfg.Socket = domain, sock
+	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 20 * time.Second})
+	require.NoError(t, err)
+	require.True(t, srv.Adopted(), "the new router must adopt the surviving segments")
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = <-served
+		srv.Close()
+	})
+	<-srv.Ready()
+
+	// Short-lived clients, at once and repeatedly, until the survivors'
+	// connection is back: in-process dials (the fastest) and the CLI.
+	var shorts atomic.Int64
+	stopShort := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stopShort:
+				return
+			default:
+			}
+			dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+			c, err := discovery.Dial(dctx, discovery.DialOptions{Socket: sock, Name: "short"})
+			dcancel()
+			if err != nil {
+				continue
+			}
+			id := c.Welcome().ClientID
+			c.Close()
+			shorts.Add(1)
+			// Let the router see the departure and tick twice with no
+			// connection at all, as after a lone CLI call.
+			waitSnapshot(ctx, srv, func(s roudi.Snapshot) bool {
+				for _, ci := range s.Clients {
+					if uint16(ci.ID) == id {
+						return false
+					}
+				}
+				return true
+			})
+			snap, err := srv.Snapshot(ctx)
+			if err != nil {
+				return
+			}
+			waitSnapshot(ctx, srv, func(s roudi.Snapshot) bool { return s.Tick >= snap.Tick+2 })
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for range 3 {
+			select {
+			case <-stopShort:
+				return
+			default:
+			}
+			if out, err := exec.Command(cli, "pools", "-socket", sock).CombinedOutput(); err == nil {
+				shorts.Add(1)
+			} else {
+				t.Logf("parallax pools: %v\n%s", err, out)
+			}
+		}
+	}()
+
+	waitCtx, waitCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer waitCancel()
+	for {
+		snap, err := srv.Snapshot(waitCtx)
+		require.NoError(t, err, "survivors did not resume")
+		if len(snap.Connections) == 1 {
+			break
+		}
+		select {
+		case <-waitCtx.Done():
+			t.Fatalf("survivors did not resume: %v", snap)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	close(stopShort)
+	wg.Wait()
+	require.NotZero(t, shorts.Load(), "no short-lived client ran")
+	t.Logf("%d short-lived clients came and went around the resume", shorts.Load())
+
+	// The stream goes on without a gap.
+	sub.expect("progress")
+	sub.expect("progress")
+	pub.send("stop")
+	last := atoi(t, pub.expect("published ")[0])
+	sub.send(fmt.Sprintf("stop %d", last))
+	f := sub.expect("done ")
+	got, first := atoi(t, f[0]), atoi(t, f[1])
+	require.Equal(t, "0", f[3], "the subscriber took stale references")
+	require.Equal(t, "0", f[2], "the subscriber saw corrupted or reordered samples")
+	require.Equal(t, uint64(1), first)
+	require.Equal(t, last, got, "the subscriber lost samples (%d of %d)", last-got, last)
+	pub.wait()
+	sub.wait()
+	require.Zero(t, srv.SweptChunks(), "the router swept chunks while survivors were due to resume")
+	(&router{srv: srv}).requirePoolsFree(t)
+}
+
+// waitSnapshot polls srv's registry until cond holds or ctx ends.
+func waitSnapshot(ctx context.Context, srv *roudi.Server, cond func(roudi.Snapshot) bool) bool {
+	for {
+		snap, err := srv.Snapshot(ctx)
+		if err != nil {
+			return false
+		}
+		if cond(snap) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
