@@ -26,6 +26,7 @@ func Main(args []string, stderr io.Writer) int {
 	configPath := fs.String("config", "", "TOML config file (default: the embedded default config)")
 	domain := fs.String("domain", "", "domain to serve (default: $PARALLAX_DOMAIN or \"default\")")
 	socket := fs.String("socket", "", "control socket path (default: derived from the domain)")
+	runtimeDir := fs.String("runtime-dir", "", "directory of the domain lock <domain>.lock (default: $XDG_RUNTIME_DIR/parallax or /tmp/parallax-<uid>)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (default: from config)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	nice := fs.Int("nice", 0, "nice value for the router's threads, e.g. -10 (needs CAP_SYS_NICE; 0 = unchanged)")
@@ -58,6 +59,9 @@ func Main(args []string, stderr io.Writer) int {
 	if *socket != "" {
 		cfg.Socket = *socket
 	}
+	if *runtimeDir != "" {
+		cfg.RuntimeDir = *runtimeDir
+	}
 	if *logLevel != "" {
 		cfg.LogLevel = *logLevel
 	}
@@ -77,6 +81,9 @@ func Main(args []string, stderr io.Writer) int {
 	srv, err := New(cfg, Options{Logger: log, Monitor: monMode, Nice: *nice})
 	if err != nil {
 		log.Error("router not started", "err", err)
+		if errors.Is(err, discovery.ErrRouterRunning) {
+			return 3 // another router serves the domain
+		}
 		return 1
 	}
 	defer srv.Close()

@@ -91,6 +91,7 @@ type Server struct {
 	pools   *mempool.Set      // the router's view, for reclaim and statistics
 
 	path  string
+	lock  *domainLock // held from New to Close (server_lock.go)
 	ready chan struct{}
 
 	events chan event
@@ -165,6 +166,11 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		}
 	}()
 	if s.layout, err = computeLayout(cfg); err != nil {
+		return nil, err
+	}
+	// One router per domain; the lock also proves that a previous router
+	// whose segments we may adopt is dead (server_lock.go).
+	if s.lock, err = lockDomain(cfg, s.path, os.FileMode(cfg.SocketDirMode)); err != nil {
 		return nil, err
 	}
 	adopted, err := s.tryAdopt()
@@ -408,6 +414,7 @@ func (s *Server) Close() error {
 	}
 	errs = append(errs, s.closeGrowth())
 	errs = append(errs, s.closeMonitor())
+	errs = append(errs, s.lock.Close()) // last: the segments are gone
 	return errors.Join(errs...)
 }
 

@@ -207,3 +207,90 @@ func waitSnapshot(ctx context.Context, srv *roudi.Server, cond func(roudi.Snapsh
 		}
 	}
 }
+
+// TestSecondRouterSameDomainExits: a router started for a live router's
+// domain under another socket exits with code 3 naming the live router
+// (pid, socket) and takes nothing over: the live domain's stream goes on
+// without a loss. A router of another domain runs beside it.
+func TestSecondRouterSameDomainExits(t *testing.T) {
+	if *noDaemon {
+		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
+	}
+	live := startBinaryRouter(t, testConfig)
+	sub := spawn(t, "sub", "rssub", "-socket", live.Socket, "-count-stale")
+	sub.expect("ready")
+	pub := spawn(t, "pub", "rspub", "-socket", live.Socket)
+	pub.expect("ready")
+	sub.expect("progress")
+
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	c, err := discovery.Dial(dctx, discovery.DialOptions{Socket: live.Socket})
+	require.NoError(t, err)
+	livePID := c.Welcome().RouterPID
+	c.Close()
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "roudi.toml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	second := exec.Command(roudiBin, "-config", cfgPath, "-domain", live.Domain, "-socket", filepath.Join(dir, "second.sock"))
+	stderr, err := second.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, second.Start())
+	var log strings.Builder
+	started := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		ready := false
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), `msg="router ready"`) && !ready {
+				ready = true
+				started <- true
+			}
+		}
+		if !ready {
+			started <- false
+		}
+	}()
+	select {
+	case ok := <-started:
+		if ok {
+			_ = second.Process.Kill() // our own child, by PID
+			_ = second.Wait()
+			t.Fatal("a second router of a live domain started")
+		}
+	case <-time.After(readyTimeout):
+		_ = second.Process.Kill()
+		_ = second.Wait()
+		t.Fatal("the second router neither exited nor started")
+	}
+	err = second.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "log:\n%s", log.String())
+	require.Equal(t, 3, exit.ExitCode(), "log:\n%s", log.String())
+	require.Contains(t, log.String(), fmt.Sprintf("pid %d", livePID), "the message names the live router's pid")
+	require.Contains(t, log.String(), live.Socket, "the message names the live router's socket")
+
+	// Another domain name runs beside it.
+	other := startBinaryRouter(t, testConfig)
+	require.NotEqual(t, live.Domain, other.Domain)
+	oc, err := discovery.Dial(dctx, discovery.DialOptions{Socket: other.Socket})
+	require.NoError(t, err)
+	require.Equal(t, other.Domain, oc.Welcome().Domain)
+	oc.Close()
+
+	// The live domain's stream never stopped.
+	sub.expect("progress")
+	sub.expect("progress")
+	pub.send("stop")
+	last := atoi(t, pub.expect("published ")[0])
+	sub.send(fmt.Sprintf("stop %d", last))
+	f := sub.expect("done ")
+	require.Equal(t, "0", f[3], "the subscriber took stale references")
+	require.Equal(t, "0", f[2], "the subscriber saw corrupted or reordered samples")
+	require.Equal(t, uint64(1), atoi(t, f[1]))
+	require.Equal(t, last, atoi(t, f[0]), "the subscriber lost samples")
+	pub.wait()
+	sub.wait()
+}
