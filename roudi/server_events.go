@@ -289,9 +289,13 @@ func (s *Server) reply(a Reply) {
 		if _, err := mempool.FormatHoldTable(s.holdRegion(r.Client), s.layout.HoldsCap, uint16(r.Client)); err != nil {
 			s.log.Error("format hold table", "client", r.Client, "err", err)
 		}
+		if err := s.idents.put(r.Identity); err != nil {
+			s.log.Error("the client will not be able to resume after a router restart", "client", r.Client, "err", err)
+		}
 		w := &wire.Welcome{
 			Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()), Domain: s.cfg.Domain,
-			Mgmt: wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
+			ResumeToken: r.Token[:],
+			Mgmt:        wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
 		}
 		for i, pa := range s.layout.Pools {
 			w.Pools = append(w.Pools, wire.PoolDesc{ID: pa.ID, ChunkSize: pa.Class.ChunkSize, Count: pa.Class.Count,

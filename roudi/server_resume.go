@@ -272,6 +272,7 @@ func (s *Server) resumeRequest(c *serverConn, reqID uint32, m *wire.Resume) {
 		}
 	}
 	req := ResumeClient{OldClient: ClientID(m.OldClient)}
+	copy(req.Token[:], m.Token) // a short or missing token is a wrong one
 	for _, p := range m.Publishers {
 		req.Pubs = append(req.Pubs, RestorePub{ID: PubID(p.PubID), Topic: p.Topic, Type: TypeInfo(p.Type), History: int(p.History)})
 	}

@@ -18,7 +18,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/roudi"
 )
 
@@ -27,9 +29,9 @@ import (
 // startKillableRouter runs parallax-roudi on domain and sock with the test
 // config, waits for its ready line and returns it; the test SIGKILLs it.
 // Cleanup kills and reaps it (our own child, by PID) if it still runs.
-func startKillableRouter(t *testing.T, cfgPath, domain, sock string) *exec.Cmd {
+func startKillableRouter(t *testing.T, cfgPath, domain, sock string, args ...string) *exec.Cmd {
 	t.Helper()
-	r := exec.Command(roudiBin, "-config", cfgPath, "-domain", domain, "-socket", sock)
+	r := exec.Command(roudiBin, append([]string{"-config", cfgPath, "-domain", domain, "-socket", sock}, args...)...)
 	stderr, err := r.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, r.Start())
@@ -70,7 +72,7 @@ func TestRestartShortClientKeepsSurvivorsChunks(t *testing.T) {
 	sock := filepath.Join(dir, "roudi.sock")
 	domain := fmt.Sprintf("rg-%d-%d", os.Getpid(), domainSeq.Add(1))
 
-	r1 := startKillableRouter(t, cfgPath, domain, sock)
+	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
 	sub := spawn(t, "sub", "rssub", "-socket", sock, "-count-stale")
 	sub.expect("ready")
 	pub := spawn(t, "pub", "rspub", "-socket", sock)
@@ -83,7 +85,7 @@ func TestRestartShortClientKeepsSurvivorsChunks(t *testing.T) {
 
 	cfg, err := roudi.ParseConfig([]byte(testConfig))
 	require.NoError(t, err)
-	cfg.Domain, cfg.Socket = domain, sock
+	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
 	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 20 * time.Second})
 	require.NoError(t, err)
 	require.True(t, srv.Adopted(), "the new router must adopt the surviving segments")
@@ -233,7 +235,8 @@ func TestSecondRouterSameDomainExits(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "roudi.toml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
-	second := exec.Command(roudiBin, "-config", cfgPath, "-domain", live.Domain, "-socket", filepath.Join(dir, "second.sock"))
+	second := exec.Command(roudiBin, "-config", cfgPath, "-domain", live.Domain, "-runtime-dir", live.RuntimeDir,
+		"-socket", filepath.Join(dir, "second.sock"))
 	stderr, err := second.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, second.Start())
@@ -293,4 +296,92 @@ func TestSecondRouterSameDomainExits(t *testing.T) {
 	require.Equal(t, last, atoi(t, f[0]), "the subscriber lost samples")
 	pub.wait()
 	sub.wait()
+}
+
+// TestResumeRefusesStranger: after a router restart, a connection that
+// names a reserved client id and the right management inode, from another
+// process and without the client's token, is refused with
+// ErrPermissionDenied; the real clients then resume and lose nothing.
+func TestResumeRefusesStranger(t *testing.T) {
+	if *noDaemon {
+		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "roudi.toml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	sock := filepath.Join(dir, "roudi.sock")
+	domain := fmt.Sprintf("ra-%d-%d", os.Getpid(), domainSeq.Add(1))
+
+	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	sub := spawn(t, "sub", "rssub", "-socket", sock, "-count-stale") // client 1
+	sub.expect("ready")
+	pub := spawn(t, "pub", "rspub", "-socket", sock) // client 2
+	pub.expect("ready")
+	sub.expect("progress")
+
+	// Kill the router, and stop the survivors (our own children, by PID)
+	// so that the stranger tries first.
+	require.NoError(t, r1.Process.Signal(syscall.SIGKILL))
+	_ = r1.Wait()
+	for _, p := range []*proc{sub, pub} {
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGSTOP))
+	}
+	stopped := true
+	cont := func() {
+		if stopped {
+			for _, p := range []*proc{sub, pub} {
+				_ = p.cmd.Process.Signal(syscall.SIGCONT)
+			}
+			stopped = false
+		}
+	}
+	t.Cleanup(cont)
+
+	cfg, err := roudi.ParseConfig([]byte(testConfig))
+	require.NoError(t, err)
+	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
+	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 20 * time.Second})
+	require.NoError(t, err)
+	require.True(t, srv.Adopted())
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = <-served
+		srv.Close()
+	})
+	<-srv.Ready()
+
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	stranger, err := discovery.Dial(rctx, discovery.DialOptions{Socket: sock, Name: "stranger"})
+	require.NoError(t, err)
+	defer stranger.Close()
+	st, err := stranger.Mgmt().Stat()
+	require.NoError(t, err)
+	inode := st.Sys().(*syscall.Stat_t).Ino
+	for _, id := range []uint16{1, 2} {
+		for _, tok := range [][]byte{nil, make([]byte, 32)} {
+			_, _, err := stranger.Request(rctx, &wire.Resume{OldClient: id, MgmtInode: inode, Token: tok}, nil)
+			require.ErrorIs(t, err, parallax.ErrPermissionDenied, "a stranger resumed as client %d", id)
+		}
+	}
+
+	// The real clients resume and the stream goes on without a loss.
+	cont()
+	require.True(t, waitSnapshot(rctx, srv, func(s roudi.Snapshot) bool { return len(s.Connections) == 1 }),
+		"the real clients did not resume")
+	sub.expect("progress")
+	pub.send("stop")
+	last := atoi(t, pub.expect("published ")[0])
+	sub.send(fmt.Sprintf("stop %d", last))
+	f := sub.expect("done ")
+	require.Equal(t, "0", f[3], "the subscriber took stale references")
+	require.Equal(t, "0", f[2], "the subscriber saw corrupted or reordered samples")
+	require.Equal(t, last, atoi(t, f[0]), "the subscriber lost samples")
+	pub.wait()
+	sub.wait()
+	stranger.Close()
+	(&router{srv: srv}).requirePoolsFree(t)
 }

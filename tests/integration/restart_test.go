@@ -169,7 +169,7 @@ func TestRouterRestart(t *testing.T) {
 	domain := fmt.Sprintf("rs-%d-%d", os.Getpid(), domainSeq.Add(1))
 
 	// Router 1: the real binary, to be SIGKILLed.
-	r1 := exec.Command(roudiBin, "-config", cfgPath, "-domain", domain, "-socket", sock)
+	r1 := exec.Command(roudiBin, "-config", cfgPath, "-domain", domain, "-socket", sock, "-runtime-dir", dir)
 	stderr, err := r1.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, r1.Start())
@@ -215,7 +215,7 @@ func TestRouterRestart(t *testing.T) {
 	// same domain and socket: it adopts the survivors' segments.
 	cfg, err := roudi.ParseConfig([]byte(testConfig))
 	require.NoError(t, err)
-	cfg.Domain, cfg.Socket = domain, sock
+	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
 	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 2 * time.Second})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
