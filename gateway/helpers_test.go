@@ -142,6 +142,7 @@ func newRouter(t testing.TB) *router {
 	cfg.Domain = fmt.Sprintf("gw%d-%d", time.Now().UnixNano()%1e6, routerN)
 	routerSeq.Unlock()
 	cfg.Socket = filepath.Join(t.TempDir(), "roudi.sock")
+	cfg.RuntimeDir = filepath.Dir(cfg.Socket)
 	r := &router{t: t, cfg: cfg}
 	r.start()
 	t.Cleanup(r.stop)

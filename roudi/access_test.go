@@ -30,6 +30,7 @@ func startServerConfig(t *testing.T, toml string, opts Options) *Server {
 	if cfg.Socket == "" {
 		cfg.Socket = filepath.Join(t.TempDir(), "r.sock")
 	}
+	cfg.RuntimeDir = t.TempDir() // the domain lock, apart from parallel tests
 	if opts.Logger == nil {
 		opts.Logger = discardLogger()
 	}

@@ -29,13 +29,14 @@ func Main(args []string, stderr io.Writer) int {
 	configPath := fs.String("config", "", "TOML config file (default: the embedded default config)")
 	domain := fs.String("domain", "", "domain to serve (default: $PARALLAX_DOMAIN or \"default\")")
 	socket := fs.String("socket", "", "control socket path (default: derived from the domain)")
+	runtimeDir := fs.String("runtime-dir", "", "directory of the domain lock <domain>.lock (default: $XDG_RUNTIME_DIR/parallax or /tmp/parallax-<uid>)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (default: from config)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	nice := fs.Int("nice", 0, "nice value for the router's threads, e.g. -10 (needs CAP_SYS_NICE; 0 = unchanged)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off)")
 	printConfig := fs.Bool("print-default-config", false, "print the embedded default config and exit")
 	monitor := fs.String("monitor", "auto", "process-exit monitor: auto (eBPF when privileged, else pidfd), ebpf or pidfd")
-	checkConfig := fs.Bool("check-config", false, "validate the configuration (-config or the embedded default, with -domain, -socket and -log-level applied), report \"ok\" and a summary or the problem on stderr, and exit 0 (valid) or 2 (invalid or unreadable)")
+	checkConfig := fs.Bool("check-config", false, "validate the configuration (-config or the embedded default, with -domain, -socket, -runtime-dir and -log-level applied), report \"ok\" and a summary or the problem on stderr, and exit 0 (valid) or 2 (invalid or unreadable)")
 	showVersion := fs.Bool("version", false, "print the version, module version and commit, and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -54,7 +55,7 @@ func Main(args []string, stderr io.Writer) int {
 		return 0
 	}
 	if *checkConfig {
-		return checkConfigMain(stderr, *configPath, *domain, *socket, *logLevel)
+		return checkConfigMain(stderr, *configPath, *domain, *socket, *runtimeDir, *logLevel)
 	}
 	cfg := DefaultConfig()
 	if *configPath != "" {
@@ -64,7 +65,7 @@ func Main(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	overrideConfig(cfg, *domain, *socket, *logLevel)
+	overrideConfig(cfg, *domain, *socket, *runtimeDir, *logLevel)
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "parallax-roudi: invalid configuration: %v\n", err)
 		return 1
@@ -81,6 +82,9 @@ func Main(args []string, stderr io.Writer) int {
 	srv, err := New(cfg, Options{Logger: log, Monitor: monMode, Nice: *nice})
 	if err != nil {
 		log.Error("router not started", "err", err)
+		if errors.Is(err, discovery.ErrRouterRunning) {
+			return 3 // another router serves the domain
+		}
 		return 1
 	}
 	defer srv.Close()
@@ -109,14 +113,17 @@ func Main(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// overrideConfig applies the -domain, -socket and -log-level flags (those
-// given, non-empty) to cfg.
-func overrideConfig(cfg *Config, domain, socket, logLevel string) {
+// overrideConfig applies the -domain, -socket, -runtime-dir and -log-level
+// flags (those given, non-empty) to cfg.
+func overrideConfig(cfg *Config, domain, socket, runtimeDir, logLevel string) {
 	if domain != "" {
 		cfg.Domain = domain
 	}
 	if socket != "" {
 		cfg.Socket = socket
+	}
+	if runtimeDir != "" {
+		cfg.RuntimeDir = runtimeDir
 	}
 	if logLevel != "" {
 		cfg.LogLevel = logLevel
@@ -128,7 +135,7 @@ func overrideConfig(cfg *Config, domain, socket, logLevel string) {
 // the flag overrides), validates it and reports "ok" with a one-line
 // summary (exit 0) or the problem, each [*ConfigError] naming its key
 // (exit 2).
-func checkConfigMain(stderr io.Writer, path, domain, socket, logLevel string) int {
+func checkConfigMain(stderr io.Writer, path, domain, socket, runtimeDir, logLevel string) int {
 	cfg, source := DefaultConfig(), "embedded default config"
 	if path != "" {
 		var err error
@@ -138,7 +145,7 @@ func checkConfigMain(stderr io.Writer, path, domain, socket, logLevel string) in
 		}
 		source = path
 	}
-	overrideConfig(cfg, domain, socket, logLevel)
+	overrideConfig(cfg, domain, socket, runtimeDir, logLevel)
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "parallax-roudi: invalid configuration: %s: %v\n", source, err)
 		return 2

@@ -33,6 +33,12 @@ type Config struct {
 	// Socket is the control socket path; empty means derived from Domain
 	// (see [Config.SocketPath]).
 	Socket string `toml:"socket"`
+	// RuntimeDir holds the domain's lock file, <RuntimeDir>/<Domain>.lock,
+	// which the router holds for its whole life: one router per domain
+	// name, whatever its socket. Empty means the default socket directory
+	// ($XDG_RUNTIME_DIR/parallax or /tmp/parallax-<uid>), also when Socket
+	// names another place. See [Config.LockPath].
+	RuntimeDir string `toml:"runtime_dir"`
 	// SocketDirMode is the permission mode of the socket's directory.
 	SocketDirMode FileMode `toml:"socket_dir_mode"`
 	// SocketMode is the permission mode of the socket file. Connecting
@@ -266,13 +272,27 @@ func (c *Config) SocketPath() string {
 	if s := os.Getenv("PARALLAX_SOCKET"); s != "" {
 		return s
 	}
-	dir := ""
-	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
-		dir = filepath.Join(x, "parallax")
-	} else {
-		dir = filepath.Join(os.TempDir(), "parallax-"+strconv.Itoa(os.Getuid()))
+	return filepath.Join(defaultRuntimeDir(), c.Domain+".sock")
+}
+
+// LockPath returns the path of the domain lock: <RuntimeDir>/<Domain>.lock,
+// in the default socket directory when RuntimeDir is empty. It does not
+// depend on Socket, so two routers of one domain collide whatever their
+// sockets.
+func (c *Config) LockPath() string {
+	dir := c.RuntimeDir
+	if dir == "" {
+		dir = defaultRuntimeDir()
 	}
-	return filepath.Join(dir, c.Domain+".sock")
+	return filepath.Join(dir, c.Domain+".lock")
+}
+
+// defaultRuntimeDir is $XDG_RUNTIME_DIR/parallax, else /tmp/parallax-<uid>.
+func defaultRuntimeDir() string {
+	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
+		return filepath.Join(x, "parallax")
+	}
+	return filepath.Join(os.TempDir(), "parallax-"+strconv.Itoa(os.Getuid()))
 }
 
 // SlogLevel returns LogLevel as a [slog.Level] (info when unrecognised;

@@ -1,8 +1,10 @@
 package roudi
 
 import (
+	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 
@@ -49,6 +51,9 @@ type RouterOptions struct {
 	// regions are freed at once (still after the ReclaimClient that lists
 	// them).
 	Quarantine int
+	// Rand is the source of the clients' resume tokens; nil means
+	// crypto/rand. Tests inject a deterministic one.
+	Rand io.Reader
 }
 
 // A Router is the router's deterministic core: the registry of clients,
@@ -70,6 +75,7 @@ type Router struct {
 	helloTimeout uint64
 	quarantine   int
 
+	rand    io.Reader
 	now     uint64
 	pending map[ConnID]uint64 // accepted, no handshake yet → tick accepted
 	hellos  hellos            // their deadlines in order (core_timers.go)
@@ -90,6 +96,7 @@ type Router struct {
 
 	// After adopting a restarted domain (core_resume.go).
 	reserved     map[ClientID]bool
+	identities   map[ClientID]ClientIdentity // of reserved ids (core_identity.go)
 	pendingLinks map[ConnectionID]*pendingLink
 }
 
@@ -180,6 +187,10 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 		pubs:         make(map[PubID]*publisher),
 		subs:         make(map[SubID]*subscriber),
 		links:        make(map[ConnectionID]*connection),
+	}
+	r.rand = opts.Rand
+	if r.rand == nil {
+		r.rand = crand.Reader
 	}
 	if opts.HelloTimeout > 0 {
 		r.helloTimeout = uint64(opts.HelloTimeout)
@@ -278,7 +289,15 @@ func (r *Router) connect(ev ClientConnected) {
 	c := &client{id: id, conn: ev.Conn, pid: ev.PID, uid: ev.UID, gid: ev.GID, name: ev.Name}
 	r.clients[id] = c
 	r.conns[ev.Conn] = c
-	r.emit(Reply{Conn: ev.Conn, Result: Welcome{Client: id}})
+	tok, err := r.newToken()
+	if err != nil {
+		delete(r.clients, id)
+		delete(r.conns, ev.Conn)
+		r.emit(Reply{Conn: ev.Conn, Err: fmt.Errorf("handshake: issue a resume token: %w", err)})
+		r.emit(CloseConn{Conn: ev.Conn, Reason: "no resume token"})
+		return
+	}
+	r.emit(Reply{Conn: ev.Conn, Result: Welcome{Client: id, Token: tok, Identity: identityOf(c, tok)}})
 	r.log(slog.LevelInfo, "client connected", slog.Int("client", int(id)), slog.Int("pid", int(ev.PID)), slog.String("name", ev.Name))
 }
 

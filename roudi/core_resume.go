@@ -24,8 +24,13 @@ import (
 // for a client that died.
 
 // AdoptClients reserves the client ids found in an adopted management
-// segment until they resume or the deadline passes.
-type AdoptClients struct{ IDs []ClientID }
+// segment until they resume or the deadline passes. Identities are what
+// the previous router recorded about them (core_identity.go); an id
+// without one cannot be resumed.
+type AdoptClients struct {
+	IDs        []ClientID
+	Identities []ClientIdentity
+}
 
 // ResumeDeadline ends the grace period for resuming clients.
 type ResumeDeadline struct{}
@@ -36,6 +41,7 @@ func (ResumeDeadline) isEvent() {}
 // ResumeClient is the request of a client re-registering after a restart.
 type ResumeClient struct {
 	OldClient ClientID
+	Token     ResumeToken // issued to OldClient at its Welcome
 	Pubs      []RestorePub
 	Subs      []RestoreSub
 	Links     []RestoreLink
@@ -112,9 +118,17 @@ func (r *Router) adopt(ev AdoptClients) {
 	if r.reserved == nil {
 		r.reserved = make(map[ClientID]bool)
 	}
+	if r.identities == nil {
+		r.identities = make(map[ClientID]ClientIdentity)
+	}
 	for _, id := range ev.IDs {
 		if id != 0 {
 			r.reserved[id] = true
+		}
+	}
+	for _, in := range ev.Identities {
+		if r.reserved[in.Client] {
+			r.identities[in.Client] = in
 		}
 	}
 	r.log(slog.LevelInfo, "adopted client ids reserved for resuming", slog.Int("clients", len(ev.IDs)))
@@ -126,6 +140,10 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 	fail := func(err error) { reply(nil, fmt.Errorf("resume client %d: %w", req.OldClient, err)) }
 	if !r.reserved[req.OldClient] {
 		fail(fmt.Errorf("%w: id %d is not awaiting a resume (the router did not adopt it, or its grace period ended)", parallax.ErrProtocol, req.OldClient))
+		return
+	}
+	if err := r.checkResumer(c, req.OldClient, req.Token); err != nil {
+		fail(err)
 		return
 	}
 	if len(c.pubs) != 0 || len(c.subs) != 0 {
@@ -148,6 +166,7 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 	// Re-key the client to its old id (the handshake gave it a new one).
 	delete(r.clients, c.id)
 	delete(r.reserved, req.OldClient)
+	delete(r.identities, req.OldClient)
 	c.id = req.OldClient
 	r.clients[c.id] = c
 	for _, p := range req.Pubs {
@@ -243,7 +262,7 @@ func (r *Router) resumeDeadline() {
 		r.emit(ReclaimClient{Client: id})
 		r.log(slog.LevelInfo, "client did not resume; reclaimed", slog.Int("client", int(id)))
 	}
-	r.reserved = nil
+	r.reserved, r.identities = nil, nil
 	lids := make([]ConnectionID, 0, len(r.pendingLinks))
 	for id := range r.pendingLinks {
 		lids = append(lids, id)

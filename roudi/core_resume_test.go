@@ -8,9 +8,21 @@ import (
 	"github.com/parallax-ipc/parallax"
 )
 
+// testIdentity is the identity of client id run by pid (uid 0) with the
+// token whose bytes are all id.
+func testIdentity(id ClientID, pid int32) (ClientIdentity, ResumeToken) {
+	var tok ResumeToken
+	for i := range tok {
+		tok[i] = byte(id)
+	}
+	return identityOf(&client{id: id, pid: pid}, tok), tok
+}
+
 func TestResumeRestoresRegistry(t *testing.T) {
 	r := newTestRouter(t, nil, RouterOptions{})
-	r.Step(AdoptClients{IDs: []ClientID{1, 2, 3}})
+	id1, tok1 := testIdentity(1, 100)
+	id2, tok2 := testIdentity(2, 101)
+	r.Step(AdoptClients{IDs: []ClientID{1, 2, 3}, Identities: []ClientIdentity{id1, id2}})
 	// New clients never get a reserved id.
 	r.Step(ClientConnected{Conn: 10, PID: 100})
 	w := replyOf(t, r.Ready()).Result.(Welcome)
@@ -22,11 +34,11 @@ func TestResumeRestoresRegistry(t *testing.T) {
 	ring := Region{Offset: testArenaBase + 4096, Size: 1024}
 	link := RestoreLink{ID: 7, Pub: 3, Sub: 9, Ring: ring, Capacity: 64}
 	// The publisher's client resumes as 1, the subscriber's as 2.
-	r.Step(ClientRequest{Conn: 10, ReqID: 1, Req: ResumeClient{OldClient: 1, Pubs: []RestorePub{{ID: 3, Topic: "a", Type: typ}}, Links: []RestoreLink{link}}})
+	r.Step(ClientRequest{Conn: 10, ReqID: 1, Req: ResumeClient{OldClient: 1, Token: tok1, Pubs: []RestorePub{{ID: 3, Topic: "a", Type: typ}}, Links: []RestoreLink{link}}})
 	rep := replyOf(t, r.Ready())
 	require.NoError(t, rep.Err)
 	require.Equal(t, ClientID(1), rep.Result.(Resumed).Client)
-	r.Step(ClientRequest{Conn: 11, ReqID: 1, Req: ResumeClient{OldClient: 2, Subs: []RestoreSub{{ID: 9, Topic: "a", Type: typ, Capacity: 64, Notifier: Region{Offset: testArenaBase, Size: 128}}}, Links: []RestoreLink{link}}})
+	r.Step(ClientRequest{Conn: 11, ReqID: 1, Req: ResumeClient{OldClient: 2, Token: tok2, Subs: []RestoreSub{{ID: 9, Topic: "a", Type: typ, Capacity: 64, Notifier: Region{Offset: testArenaBase, Size: 128}}}, Links: []RestoreLink{link}}})
 	require.NoError(t, replyOf(t, r.Ready()).Err)
 
 	snap := r.Snapshot()
@@ -35,7 +47,7 @@ func TestResumeRestoresRegistry(t *testing.T) {
 	// A resumed id cannot be resumed twice; an unreserved one not at all.
 	r.Step(ClientConnected{Conn: 12, PID: 102})
 	r.Ready()
-	r.Step(ClientRequest{Conn: 12, ReqID: 1, Req: ResumeClient{OldClient: 1}})
+	r.Step(ClientRequest{Conn: 12, ReqID: 1, Req: ResumeClient{OldClient: 1, Token: tok1}})
 	require.ErrorIs(t, replyOf(t, r.Ready()).Err, parallax.ErrProtocol)
 
 	// A new subscriber joins the resumed publisher: a new connection, a
@@ -65,11 +77,12 @@ func TestResumeRestoresRegistry(t *testing.T) {
 
 func TestResumeHalfLinkRemovedAtDeadline(t *testing.T) {
 	r := newTestRouter(t, nil, RouterOptions{})
-	r.Step(AdoptClients{IDs: []ClientID{1, 2}})
+	id1, tok1 := testIdentity(1, 100)
+	r.Step(AdoptClients{IDs: []ClientID{1, 2}, Identities: []ClientIdentity{id1}})
 	r.Step(ClientConnected{Conn: 10, PID: 100})
 	r.Ready()
 	ring := Region{Offset: testArenaBase, Size: 1024}
-	r.Step(ClientRequest{Conn: 10, ReqID: 1, Req: ResumeClient{OldClient: 1,
+	r.Step(ClientRequest{Conn: 10, ReqID: 1, Req: ResumeClient{OldClient: 1, Token: tok1,
 		Pubs:  []RestorePub{{ID: 3, Topic: "a"}},
 		Links: []RestoreLink{{ID: 7, Pub: 3, Sub: 9, Ring: ring, Capacity: 64}}}})
 	require.NoError(t, replyOf(t, r.Ready()).Err)

@@ -41,6 +41,12 @@ func testRingSize(capacity int) int { return 128 + 8*capacity }
 //	disconnect cN                    kill pid=P
 //	tick [n=N]                       snapshot
 //	advance n=N   (one Tick{N: N})   next-tick   (prints Router.NextTick)
+//	adopt clients=1,2                (a restarted router reserves ids, without identities)
+//	restart                          (a new router adopts the clients registered now, with the
+//	                                 identities recorded at their Welcome)
+//	resume cN client=ID [token=issued|wrong]
+//	deadline                         (the resume grace period ends)
+//	sweep                            (may the pools be swept for leaked chunks now?)
 func TestScripts(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.txt")
@@ -96,6 +102,7 @@ func runScript(t *testing.T, path string) {
 		RingSize:     testRingSize,
 		NotifierSize: testNotifierSize,
 		Quarantine:   -1,
+		Rand:         &countingReader{},
 	}}
 	var out strings.Builder
 	for i, b := range blocks {
@@ -131,11 +138,13 @@ func runScript(t *testing.T, path string) {
 }
 
 type scriptState struct {
-	t    *testing.T
-	cfg  *Config
-	opts RouterOptions
-	r    *Router
-	req  uint32
+	t      *testing.T
+	cfg    *Config
+	opts   RouterOptions
+	r      *Router
+	req    uint32
+	tokens map[ClientID]ResumeToken // issued at Welcome
+	idents map[ClientID]ClientIdentity
 }
 
 func (s *scriptState) router() *Router {
@@ -273,6 +282,44 @@ func (s *scriptState) run(where, line string) []string {
 		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: CloseSubscriber{Sub: SubID(num("sub", 0))}}
 	case "release":
 		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: ReleaseConnection{Connection: ConnectionID(num("conn", 0))}}
+	case "adopt":
+		var cs []ClientID
+		for _, id := range ids("clients") {
+			cs = append(cs, ClientID(id))
+		}
+		ev = AdoptClients{IDs: cs}
+	case "resume":
+		id := ClientID(num("client", 0))
+		tok := s.tokens[id]
+		switch kv["token"] {
+		case "", "issued":
+		case "wrong":
+			tok[0] ^= 0xff
+		default:
+			t.Fatalf("%s: token=%q: want issued or wrong", where, kv["token"])
+		}
+		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: ResumeClient{OldClient: id, Token: tok}}
+	case "restart":
+		// The router dies; a new one adopts its segment: the ids of the
+		// clients registered now are reserved, with the identities the
+		// old one recorded at their Welcome.
+		old := s.router()
+		var adopt AdoptClients
+		for _, c := range old.Snapshot().Clients {
+			adopt.IDs = append(adopt.IDs, c.ID)
+			if in, ok := s.idents[c.ID]; ok {
+				adopt.Identities = append(adopt.Identities, in)
+			}
+		}
+		s.r = nil
+		r := s.router()
+		r.Step(adopt)
+		require.NoError(t, r.checkInvariants(), where)
+		return append([]string{fmt.Sprintf("restarted: reserved %v", adopt.IDs)}, s.format(r.Ready())...)
+	case "deadline":
+		ev = ResumeDeadline{}
+	case "sweep":
+		return []string{"sweep " + s.router().Sweep().String()}
 	case "disconnect":
 		ev = ClientDisconnected{Conn: conn()}
 	case "kill":
@@ -283,7 +330,7 @@ func (s *scriptState) run(where, line string) []string {
 		for range num("n", 1) {
 			r.Step(Tick{})
 			require.NoError(t, r.checkInvariants(), where)
-			out = append(out, formatActions(r.Ready())...)
+			out = append(out, s.format(r.Ready())...)
 		}
 		return out
 	case "advance":
@@ -301,7 +348,34 @@ func (s *scriptState) run(where, line string) []string {
 	r := s.router()
 	r.Step(ev)
 	require.NoError(t, r.checkInvariants(), "%s: %s", where, line)
-	return formatActions(r.Ready())
+	return s.format(r.Ready())
+}
+
+// format formats actions and remembers the tokens and identities issued
+// in Welcomes (for resume and restart).
+func (s *scriptState) format(as []Action) []string {
+	for _, a := range as {
+		if rp, ok := a.(Reply); ok {
+			if w, ok := rp.Result.(Welcome); ok {
+				if s.tokens == nil {
+					s.tokens, s.idents = map[ClientID]ResumeToken{}, map[ClientID]ClientIdentity{}
+				}
+				s.tokens[w.Client], s.idents[w.Client] = w.Token, w.Identity
+			}
+		}
+	}
+	return formatActions(as)
+}
+
+// countingReader is the scripts' deterministic source of resume tokens.
+type countingReader struct{ n byte }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	for i := range p {
+		c.n++
+		p[i] = c.n
+	}
+	return len(p), nil
 }
 
 func formatActions(as []Action) []string {

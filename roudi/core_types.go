@@ -166,7 +166,16 @@ func (ReleaseConnection) isRequest() {}
 type Result interface{ isResult() }
 
 // Welcome answers [ClientConnected] with the client's ID.
-type Welcome struct{ Client ClientID }
+type Welcome struct {
+	Client ClientID
+	// Token is the client's resume token, sent to it alone: it proves
+	// its identity to a restarted router (core_identity.go).
+	Token ResumeToken
+	// Identity is what the server keeps where it survives the router
+	// (never in memory clients can write): the client's pid and uid and
+	// the SHA-256 of its token.
+	Identity ClientIdentity
+}
 
 // PublisherCreated answers [CreatePublisher]. The publisher's connections
 // follow as [ConnectionAdded] actions.
@@ -327,6 +336,8 @@ func (a Reply) String() string {
 		r = fmt.Sprintf("subscriber-created sub=%d notifier=%v cap=%d", v.Sub, v.Notifier, v.Capacity)
 	case Closed:
 		r = "closed"
+	case Resumed:
+		r = fmt.Sprintf("resumed client=%d", v.Client)
 	default:
 		r = fmt.Sprintf("%#v", v)
 	}

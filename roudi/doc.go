@@ -29,6 +29,16 @@
 // publisher had queued and no stale reader meets another connection's
 // entries.
 //
+// One router serves a domain: [New] takes a flock on
+// <runtime_dir>/<domain>.lock and holds it until [Server.Close]; a second
+// router of the domain fails with an error wrapping
+// discovery.ErrRouterRunning naming the live one (parallax-roudi exits
+// with code 3). Only with that lock held does a router adopt a dead
+// router's segments. Until the adopted clients resume or their grace
+// period ends, they count as attached ([Router.Sweep]), and a client
+// resumes only as the same process (pid and uid) with the token its
+// Welcome carried (core_identity.go).
+//
 // [Config] is the router's TOML configuration; an embedded default
 // (default.toml) needs no file. [LoadConfig], [ParseConfig] and
 // [Config.Validate] report problems as [*ConfigError] values naming the key.

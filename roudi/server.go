@@ -90,8 +90,11 @@ type Server struct {
 	roFiles []*os.File        // read-only fds of the payload segments, for subscribers
 	pools   *mempool.Set      // the router's view, for reclaim and statistics
 
-	path  string
-	ready chan struct{}
+	path string
+	lock *domainLock // held from New to Close (server_lock.go)
+	// idents records who may resume as which client (server_identity.go).
+	idents *identityFile
+	ready  chan struct{}
 
 	events chan event
 	conns  map[ConnID]*serverConn // owned by the Serve goroutine
@@ -169,6 +172,14 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if s.layout, err = computeLayout(cfg); err != nil {
 		return nil, err
 	}
+	// One router per domain; the lock also proves that a previous router
+	// whose segments we may adopt is dead (server_lock.go).
+	if s.lock, err = lockDomain(cfg, s.path, os.FileMode(cfg.SocketDirMode)); err != nil {
+		return nil, err
+	}
+	if s.idents, err = openIdentityFile(cfg); err != nil {
+		return nil, err
+	}
 	adopted, err := s.tryAdopt()
 	if err != nil {
 		return nil, err
@@ -192,7 +203,13 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	}
 	if adopted {
 		ids := s.adoptedClients()
-		s.step(AdoptClients{IDs: ids})
+		var idents []ClientIdentity
+		for _, id := range ids {
+			if in, ok := s.idents.get(id); ok {
+				idents = append(idents, in)
+			}
+		}
+		s.step(AdoptClients{IDs: ids, Identities: idents})
 		s.log.Info("adopted the segments of a previous router of this domain; waiting for its clients to resume",
 			"clients", len(ids), "grace", s.resumeGrace().String())
 	}
@@ -407,6 +424,8 @@ func (s *Server) Close() error {
 	}
 	errs = append(errs, s.closeGrowth())
 	errs = append(errs, s.closeMonitor())
+	errs = append(errs, s.idents.Close())
+	errs = append(errs, s.lock.Close()) // last: the segments are gone
 	return errors.Join(errs...)
 }
 

@@ -242,17 +242,20 @@ func (s *Server) holdRegion(c ClientID) []byte {
 }
 
 // sweepIfQuiescent frees chunks leaked by processes killed inside a
-// bookkeeping window (see mempool.HoldTable). It runs only when no client
-// is attached and every ring region has been drained and freed, when any
-// chunk still held is by definition leaked.
+// bookkeeping window (see mempool.HoldTable) when the core says the domain
+// is idle (Router.Sweep): no client attached, connecting or due to resume,
+// every ring region drained and freed. Any chunk still held is then leaked.
 func (s *Server) sweepIfQuiescent() {
-	if s.stats.clients.Load() != 0 || len(s.conns) != 0 {
-		s.needSweep = false // the next disconnect sets it again
+	switch s.core.Sweep() {
+	case SweepNo:
+		s.needSweep = false // the next departure or the resume deadline sets it again
 		return
-	}
-	snap := s.core.Snapshot()
-	if len(snap.Clients) != 0 || snap.Arena.UsedBytes != 0 || snap.Arena.Quarantined != 0 {
+	case SweepLater:
 		return // rings still waiting for their drain: try again next tick
+	}
+	if len(s.conns) != 0 {
+		s.needSweep = false
+		return
 	}
 	s.needSweep = false
 	for _, p := range s.pools.Pools() {
@@ -286,9 +289,13 @@ func (s *Server) reply(a Reply) {
 		if _, err := mempool.FormatHoldTable(s.holdRegion(r.Client), s.layout.HoldsCap, uint16(r.Client)); err != nil {
 			s.log.Error("format hold table", "client", r.Client, "err", err)
 		}
+		if err := s.idents.put(r.Identity); err != nil {
+			s.log.Error("the client will not be able to resume after a router restart", "client", r.Client, "err", err)
+		}
 		w := &wire.Welcome{
 			Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()), Domain: s.cfg.Domain,
-			Mgmt: wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
+			ResumeToken: r.Token[:],
+			Mgmt:        wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
 		}
 		for i, pa := range s.layout.Pools {
 			w.Pools = append(w.Pools, wire.PoolDesc{ID: pa.ID, ChunkSize: pa.Class.ChunkSize, Count: pa.Class.Count,

@@ -136,6 +136,7 @@ func TestServerMonitorKind(t *testing.T) {
 		t.Parallel()
 		cfg, err := ParseConfig([]byte(testPools))
 		require.NoError(t, err)
+		cfg.RuntimeDir = t.TempDir()
 		_, err = New(cfg, Options{Monitor: "kprobe", Logger: discardLogger()})
 		require.ErrorIs(t, err, procmon.ErrInvalidMode)
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -25,6 +26,9 @@ import (
 // adopts those segments instead of creating fresh ones: it finds the
 // management and payload memfds of the domain among the surviving
 // processes' fds (/proc/<pid>/fd, by memfd name), reopens them read-write,
+// makes sure that the router recorded in them is dead (New adopts only
+// while it holds the domain lock, see server_lock.go, and never a segment
+// whose recorded router pid is alive),
 // checks that their layout is the one its config gives, and attaches to the
 // pools as they are — chunks held by survivors stay held. Clients reconnect
 // and resume (core_resume.go); after the grace period, whatever belonged to
@@ -142,6 +146,14 @@ func (s *Server) tryAdopt() (adopted bool, err error) {
 		s.log.Warn("a previous router's management segment has another layout (config changed?); starting fresh", "err", err)
 		return false, nil
 	}
+	// We hold the domain lock, so no router of this domain and runtime
+	// directory lives. A segment whose router does (one of the same domain
+	// name under another runtime directory) is never taken over.
+	if pid := int(h.RouterPID); pid != os.Getpid() && sys.ProcessAlive(pid) {
+		s.log.Warn("the management segment of this domain name belongs to a live router (another runtime directory?); starting fresh",
+			"router_pid", pid, "path", paths["mgmt"])
+		return false, nil
+	}
 	set := mempool.NewSet(mempool.SetOptions{})
 	var payload []*segment.Mapped
 	for _, pa := range s.layout.Pools {
@@ -253,6 +265,7 @@ func (s *Server) resumeRequest(c *serverConn, reqID uint32, m *wire.Resume) {
 		}
 	}
 	req := ResumeClient{OldClient: ClientID(m.OldClient)}
+	copy(req.Token[:], m.Token) // a short or missing token is a wrong one
 	for _, p := range m.Publishers {
 		req.Pubs = append(req.Pubs, RestorePub{ID: PubID(p.PubID), Topic: p.Topic, Type: TypeInfo(p.Type), History: int(p.History)})
 	}

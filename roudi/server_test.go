@@ -35,6 +35,7 @@ func startServer(t *testing.T, sock string) (srv *Server, stop func() error) {
 	require.NoError(t, err)
 	cfg.Domain = "srvtest"
 	cfg.Socket = sock
+	cfg.RuntimeDir = filepath.Dir(sock) // the domain lock, apart from parallel tests
 	srv, err = New(cfg, Options{Logger: discardLogger()})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -66,6 +67,7 @@ func TestServerRefusesSecondRouterOnSameSocket(t *testing.T) {
 	cfg, err := ParseConfig([]byte(testPools))
 	require.NoError(t, err)
 	cfg.Socket = sock
+	cfg.RuntimeDir = t.TempDir()
 	second, err := New(cfg, Options{Logger: discardLogger()})
 	require.NoError(t, err)
 	defer second.Close()

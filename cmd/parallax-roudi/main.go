@@ -7,6 +7,9 @@
 // Without -config it runs the embedded default configuration
 // (parallax-roudi -print-default-config shows it); -check-config validates
 // a configuration without starting, -version prints the build.
+// Exit codes: 0 after SIGINT or SIGTERM, 1 on errors, 2 on usage errors,
+// 3 when another router already serves the domain (the message names its
+// pid and socket).
 package main
 
 import (

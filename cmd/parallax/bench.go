@@ -168,6 +168,7 @@ func startEmbedded(ctx context.Context, sizes []int) (*roudi.Server, func(), err
 	}
 	cfg.Domain = fmt.Sprintf("bench-%d", os.Getpid())
 	cfg.Socket = filepath.Join(dir, "roudi.sock")
+	cfg.RuntimeDir = dir
 	srv, err := roudi.New(cfg, roudi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		os.RemoveAll(dir)

@@ -155,7 +155,9 @@ func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
 			"socket", nc.Path(), "mgmt_inode", ours, "router_mgmt_inode", theirs)
 		return false, false
 	}
-	m := &wire.Resume{OldClient: rt.welcome.ClientID, MgmtInode: ours}
+	// The token of our first Welcome: the restarted router checks it (and
+	// our pid and uid) against what the previous one recorded.
+	m := &wire.Resume{OldClient: rt.welcome.ClientID, MgmtInode: ours, Token: rt.welcome.ResumeToken}
 	rt.mu.Lock()
 	seen := map[uint32]bool{}
 	collect := func(ep Endpoint) {

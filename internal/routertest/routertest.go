@@ -61,6 +61,7 @@ func StartWith(t testing.TB, toml string, opts roudi.Options) *roudi.Server {
 	}
 	cfg.Domain = fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, seq.Add(1))
 	cfg.Socket = filepath.Join(t.TempDir(), "roudi.sock")
+	cfg.RuntimeDir = filepath.Dir(cfg.Socket)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))

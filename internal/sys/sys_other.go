@@ -4,6 +4,7 @@ package sys
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -114,3 +115,12 @@ func FutexWaitv(addrs []*uint32, vals []uint32, timeout time.Duration) (int, err
 
 // ReniceProcess is not supported off Linux.
 func ReniceProcess(nice int) error { return unsupported("renice") }
+
+// ErrLocked reports that [TryLockFile] found the file locked.
+var ErrLocked = errors.New("file is locked")
+
+// TryLockFile is not supported off Linux.
+func TryLockFile(f *os.File) error { return fmt.Errorf("flock: %w", parallax.ErrNotSupported) }
+
+// ProcessAlive cannot tell off Linux: every positive pid counts as alive.
+func ProcessAlive(pid int) bool { return pid > 0 }

@@ -44,14 +44,17 @@ type Hello struct {
 
 // Welcome answers [Hello]: the negotiated Version, the client's id, the
 // domain and the management segment (its fd is attached when Mgmt.Size > 0)
-// with the pools laid out in it.
+// with the pools laid out in it, and the client's resume token: a secret
+// of [ResumeTokenSize] random bytes that only this client is told and
+// that it presents in [Resume] after a router restart.
 type Welcome struct {
-	Version   uint16
-	ClientID  uint16
-	RouterPID int32
-	Domain    string
-	Mgmt      SegmentDesc
-	Pools     []PoolDesc
+	Version     uint16
+	ClientID    uint16
+	RouterPID   int32
+	Domain      string
+	Mgmt        SegmentDesc
+	Pools       []PoolDesc
+	ResumeToken []byte
 }
 
 // Error answers a request that failed. Use [NewError] to build one from a Go

@@ -20,6 +20,9 @@ const (
 // MaxResumeItems bounds each list of a [Resume].
 const MaxResumeItems = 1024
 
+// ResumeTokenSize is the length of the resume token a [Welcome] carries.
+const ResumeTokenSize = 32
+
 // ResumePublisher is one publisher a resuming client still runs.
 type ResumePublisher struct {
 	PubID   uint32
@@ -55,6 +58,7 @@ type ResumeConnection struct {
 type Resume struct {
 	OldClient   uint16
 	MgmtInode   uint64 // inode of the management memfd the client has mapped
+	Token       []byte // the ResumeToken of OldClient's Welcome
 	Publishers  []ResumePublisher
 	Subscribers []ResumeSubscriber
 	Connections []ResumeConnection
@@ -76,6 +80,9 @@ func (m *Resume) Validate() error {
 	t := m.MessageType()
 	if m.OldClient == 0 {
 		return invalid(t, "OldClient", "is 0")
+	}
+	if len(m.Token) > ResumeTokenSize {
+		return invalid(t, "Token", "%d bytes, longer than %d", len(m.Token), ResumeTokenSize)
 	}
 	if len(m.Publishers) > MaxResumeItems || len(m.Subscribers) > MaxResumeItems || len(m.Connections) > MaxResumeItems {
 		return invalid(t, "lists", "longer than %d", MaxResumeItems)

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -16,7 +17,7 @@ func resumeSamples() []struct {
 		reqID uint32
 		msg   Message
 	}{
-		{"resume", 40, &Resume{OldClient: 3, MgmtInode: 7781,
+		{"resume", 40, &Resume{OldClient: 3, MgmtInode: 7781, Token: bytes.Repeat([]byte{0xa5}, ResumeTokenSize),
 			Publishers:  []ResumePublisher{{PubID: 9, Topic: "camera/front", Type: TypeInfo{Name: "Frame", Size: 64, Align: 8}, History: 2}},
 			Subscribers: []ResumeSubscriber{{SubID: 11, Topic: "camera/back", QueueCapacity: 64, History: 1, Policy: PolicyBlockProducer, NotifierOffset: 8192}},
 			Connections: []ResumeConnection{{ConnID: 4, PubID: 9, SubID: 12, RingOffset: 1 << 16, RingSize: 1024, Capacity: 64, Policy: PolicyDiscardOldest}}}},

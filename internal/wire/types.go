@@ -4,10 +4,15 @@ import "fmt"
 
 // Version is the control protocol version this build speaks. Bump it
 // whenever any encoding changes (the golden tests enforce this).
-const Version uint16 = 1
+//
+// Version 2 added Welcome.ResumeToken and Resume.Token (a client resumes
+// after a router restart only with the token its Welcome gave it).
+const Version uint16 = 2
 
 // MinVersion is the oldest protocol version this build still accepts.
-const MinVersion uint16 = 1
+// Version 1 had no resume tokens: its Welcome and Resume do not decode as
+// version 2's, so it is not accepted any more.
+const MinVersion uint16 = 2
 
 // MaxMessageSize is the largest encoded message, in bytes. One message is
 // one unixpacket datagram.

@@ -164,6 +164,9 @@ func (m *Welcome) Validate() error {
 	if len(m.Pools) > MaxPools {
 		return invalid(m.MessageType(), "Pools", "has %d entries, limit %d", len(m.Pools), MaxPools)
 	}
+	if n := len(m.ResumeToken); n != 0 && n != ResumeTokenSize {
+		return invalid(m.MessageType(), "ResumeToken", "has %d bytes, want %d (or none)", n, ResumeTokenSize)
+	}
 	for i, p := range m.Pools {
 		if p.ChunkSize == 0 || p.Count == 0 {
 			return invalid(m.MessageType(), fmt.Sprintf("Pools[%d]", i), "has ChunkSize %d, Count %d; both must be > 0", p.ChunkSize, p.Count)

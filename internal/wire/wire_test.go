@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -45,7 +46,7 @@ func samples() []struct {
 		msg   Message
 	}{
 		{"hello", 1, &Hello{Version: 1, MinVersion: 1, PID: 4242, Name: "camera"}},
-		{"welcome", 1, &Welcome{Version: 1, ClientID: 7, RouterPID: 100, Domain: "default", Mgmt: sampleMgmt,
+		{"welcome", 1, &Welcome{Version: 2, ClientID: 7, RouterPID: 100, Domain: "default", Mgmt: sampleMgmt, ResumeToken: bytes.Repeat([]byte{0x5a}, ResumeTokenSize),
 			Pools: []PoolDesc{{ID: 0, ChunkSize: 128, Count: 1024, MgmtOffset: 4096, MgmtSize: 65536, SegmentID: 2}, {ID: 1, ChunkSize: 4 << 20, Count: 16, MgmtOffset: 1 << 17, MgmtSize: 4096, SegmentID: 3}}}},
 		{"error", 2, &Error{Code: CodeIncompatibleType, Message: `create subscriber "frames": incompatible payload type`}},
 		{"ack", 3, &Ack{}},

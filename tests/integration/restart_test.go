@@ -91,10 +91,13 @@ loop:
 
 // restartSubMain takes "rs" samples, checking order and content, prints
 // "progress <n>" every 500, and on "stop <last>" reads until seq <last>,
-// prints "done <n> <first> <bad>" and closes at stdin EOF.
+// prints "done <n> <first> <bad> <stale>" and closes at stdin EOF. A take
+// that fails on a ref naming no held chunk (stale, invalid, not held) is
+// counted in <stale> with -count-stale, and fails the child without it.
 func restartSubMain(args []string) int {
 	fs := flag.NewFlagSet("rssub", flag.ContinueOnError)
 	socket := fs.String("socket", "", "")
+	countStale := fs.Bool("count-stale", false, "")
 	if fs.Parse(args) != nil {
 		return 2
 	}
@@ -102,7 +105,7 @@ func restartSubMain(args []string) int {
 	if err != nil {
 		return childFail("rssub", "%v", err)
 	}
-	var last, first, n, bad uint64
+	var last, first, n, bad, stale uint64
 	var target sync.Map
 	in := bufio.NewScanner(os.Stdin)
 	go func() {
@@ -120,6 +123,10 @@ func restartSubMain(args []string) int {
 		}
 		s, err := sub.TakeTimeout(100 * time.Millisecond)
 		if errors.Is(err, parallax.ErrTimeout) {
+			continue
+		}
+		if *countStale && (errors.Is(err, parallax.ErrStaleRef) || errors.Is(err, parallax.ErrInvalidRef) || errors.Is(err, parallax.ErrNotHeld)) {
+			stale++
 			continue
 		}
 		if err != nil {
@@ -144,7 +151,7 @@ func restartSubMain(args []string) int {
 			fmt.Printf("progress %d\n", n)
 		}
 	}
-	fmt.Printf("done %d %d %d\n", n, first, bad)
+	fmt.Printf("done %d %d %d %d\n", n, first, bad, stale)
 	if err := sub.Close(); err != nil {
 		return childFail("rssub", "close: %v", err)
 	}
@@ -162,7 +169,7 @@ func TestRouterRestart(t *testing.T) {
 	domain := fmt.Sprintf("rs-%d-%d", os.Getpid(), domainSeq.Add(1))
 
 	// Router 1: the real binary, to be SIGKILLed.
-	r1 := exec.Command(roudiBin, "-config", cfgPath, "-domain", domain, "-socket", sock)
+	r1 := exec.Command(roudiBin, "-config", cfgPath, "-domain", domain, "-socket", sock, "-runtime-dir", dir)
 	stderr, err := r1.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, r1.Start())
@@ -208,7 +215,7 @@ func TestRouterRestart(t *testing.T) {
 	// same domain and socket: it adopts the survivors' segments.
 	cfg, err := roudi.ParseConfig([]byte(testConfig))
 	require.NoError(t, err)
-	cfg.Domain, cfg.Socket = domain, sock
+	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
 	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 2 * time.Second})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -56,9 +56,10 @@ var domainSeq atomic.Int64
 // A router is one running router for a test: the real binary, or an
 // in-process server under -parallax.no-daemon (then srv is set).
 type router struct {
-	Socket string
-	Domain string
-	srv    *roudi.Server
+	Socket     string
+	Domain     string
+	RuntimeDir string // of the binary router: its domain lock
+	srv        *roudi.Server
 }
 
 // startRouter starts a router with its own domain and socket in
@@ -96,10 +97,11 @@ func startBinaryRouter(t *testing.T, config string) *router {
 	cfgPath := filepath.Join(dir, "roudi.toml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o600))
 	r := &router{
-		Socket: filepath.Join(dir, "roudi.sock"),
-		Domain: fmt.Sprintf("it-%d-%d", os.Getpid(), domainSeq.Add(1)),
+		Socket:     filepath.Join(dir, "roudi.sock"),
+		Domain:     fmt.Sprintf("it-%d-%d", os.Getpid(), domainSeq.Add(1)),
+		RuntimeDir: dir,
 	}
-	cmd := exec.Command(roudiBin, "-config", cfgPath, "-domain", r.Domain, "-socket", r.Socket, "-log-level", "info")
+	cmd := exec.Command(roudiBin, "-config", cfgPath, "-domain", r.Domain, "-socket", r.Socket, "-runtime-dir", r.RuntimeDir, "-log-level", "info")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start(), "start parallax-roudi")

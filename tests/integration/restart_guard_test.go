@@ -1,0 +1,387 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/roudi"
+)
+
+// What a restarted router must not do before its survivors have resumed.
+
+// startKillableRouter runs parallax-roudi on domain and sock with the test
+// config, waits for its ready line and returns it; the test SIGKILLs it.
+// Cleanup kills and reaps it (our own child, by PID) if it still runs.
+func startKillableRouter(t *testing.T, cfgPath, domain, sock string, args ...string) *exec.Cmd {
+	t.Helper()
+	r := exec.Command(roudiBin, append([]string{"-config", cfgPath, "-domain", domain, "-socket", sock}, args...)...)
+	stderr, err := r.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, r.Start())
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `msg="router ready"`) {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = r.Process.Kill()
+		_ = r.Wait()
+	})
+	select {
+	case <-ready:
+	case <-time.After(readyTimeout):
+		t.Fatal("router not ready")
+	}
+	return r
+}
+
+// TestRestartShortClientKeepsSurvivorsChunks: after a SIGKILL and a
+// restart, clients that connect and leave before the survivors resumed (a
+// `parallax pools`, say) must not make the new router believe the domain is
+// idle: nothing the survivors hold or have queued may be swept.
+func TestRestartShortClientKeepsSurvivorsChunks(t *testing.T) {
+	if *noDaemon {
+		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
+	}
+	cli, _ := buildCLI(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "roudi.toml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	sock := filepath.Join(dir, "roudi.sock")
+	domain := fmt.Sprintf("rg-%d-%d", os.Getpid(), domainSeq.Add(1))
+
+	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	sub := spawn(t, "sub", "rssub", "-socket", sock, "-count-stale")
+	sub.expect("ready")
+	pub := spawn(t, "pub", "rspub", "-socket", sock)
+	pub.expect("ready")
+	sub.expect("progress")
+
+	require.NoError(t, r1.Process.Signal(syscall.SIGKILL))
+	_ = r1.Wait()
+	sub.expect("progress") // flowing without a router
+
+	cfg, err := roudi.ParseConfig([]byte(testConfig))
+	require.NoError(t, err)
+	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
+	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 20 * time.Second})
+	require.NoError(t, err)
+	require.True(t, srv.Adopted(), "the new router must adopt the surviving segments")
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = <-served
+		srv.Close()
+	})
+	<-srv.Ready()
+
+	// Short-lived clients, at once and repeatedly, until the survivors'
+	// connection is back: in-process dials (the fastest) and the CLI.
+	var shorts atomic.Int64
+	stopShort := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stopShort:
+				return
+			default:
+			}
+			dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+			c, err := discovery.Dial(dctx, discovery.DialOptions{Socket: sock, Name: "short"})
+			dcancel()
+			if err != nil {
+				continue
+			}
+			id := c.Welcome().ClientID
+			c.Close()
+			shorts.Add(1)
+			// Let the router see the departure and tick twice with no
+			// connection at all, as after a lone CLI call.
+			waitSnapshot(ctx, srv, func(s roudi.Snapshot) bool {
+				for _, ci := range s.Clients {
+					if uint16(ci.ID) == id {
+						return false
+					}
+				}
+				return true
+			})
+			snap, err := srv.Snapshot(ctx)
+			if err != nil {
+				return
+			}
+			waitSnapshot(ctx, srv, func(s roudi.Snapshot) bool { return s.Tick >= snap.Tick+2 })
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for range 3 {
+			select {
+			case <-stopShort:
+				return
+			default:
+			}
+			if out, err := exec.Command(cli, "pools", "-socket", sock).CombinedOutput(); err == nil {
+				shorts.Add(1)
+			} else {
+				t.Logf("parallax pools: %v\n%s", err, out)
+			}
+		}
+	}()
+
+	waitCtx, waitCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer waitCancel()
+	for {
+		snap, err := srv.Snapshot(waitCtx)
+		require.NoError(t, err, "survivors did not resume")
+		if len(snap.Connections) == 1 {
+			break
+		}
+		select {
+		case <-waitCtx.Done():
+			t.Fatalf("survivors did not resume: %v", snap)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	close(stopShort)
+	wg.Wait()
+	require.NotZero(t, shorts.Load(), "no short-lived client ran")
+	t.Logf("%d short-lived clients came and went around the resume", shorts.Load())
+
+	// The stream goes on without a gap.
+	sub.expect("progress")
+	sub.expect("progress")
+	pub.send("stop")
+	last := atoi(t, pub.expect("published ")[0])
+	sub.send(fmt.Sprintf("stop %d", last))
+	f := sub.expect("done ")
+	got, first := atoi(t, f[0]), atoi(t, f[1])
+	require.Equal(t, "0", f[3], "the subscriber took stale references")
+	require.Equal(t, "0", f[2], "the subscriber saw corrupted or reordered samples")
+	require.Equal(t, uint64(1), first)
+	require.Equal(t, last, got, "the subscriber lost samples (%d of %d)", last-got, last)
+	pub.wait()
+	sub.wait()
+	require.Zero(t, srv.SweptChunks(), "the router swept chunks while survivors were due to resume")
+	(&router{srv: srv}).requirePoolsFree(t)
+}
+
+// waitSnapshot polls srv's registry until cond holds or ctx ends.
+func waitSnapshot(ctx context.Context, srv *roudi.Server, cond func(roudi.Snapshot) bool) bool {
+	for {
+		snap, err := srv.Snapshot(ctx)
+		if err != nil {
+			return false
+		}
+		if cond(snap) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// TestSecondRouterSameDomainExits: a router started for a live router's
+// domain under another socket exits with code 3 naming the live router
+// (pid, socket) and takes nothing over: the live domain's stream goes on
+// without a loss. A router of another domain runs beside it.
+func TestSecondRouterSameDomainExits(t *testing.T) {
+	if *noDaemon {
+		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
+	}
+	live := startBinaryRouter(t, testConfig)
+	sub := spawn(t, "sub", "rssub", "-socket", live.Socket, "-count-stale")
+	sub.expect("ready")
+	pub := spawn(t, "pub", "rspub", "-socket", live.Socket)
+	pub.expect("ready")
+	sub.expect("progress")
+
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	c, err := discovery.Dial(dctx, discovery.DialOptions{Socket: live.Socket})
+	require.NoError(t, err)
+	livePID := c.Welcome().RouterPID
+	c.Close()
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "roudi.toml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	second := exec.Command(roudiBin, "-config", cfgPath, "-domain", live.Domain, "-runtime-dir", live.RuntimeDir,
+		"-socket", filepath.Join(dir, "second.sock"))
+	stderr, err := second.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, second.Start())
+	var log strings.Builder
+	started := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		ready := false
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), `msg="router ready"`) && !ready {
+				ready = true
+				started <- true
+			}
+		}
+		if !ready {
+			started <- false
+		}
+	}()
+	select {
+	case ok := <-started:
+		if ok {
+			_ = second.Process.Kill() // our own child, by PID
+			_ = second.Wait()
+			t.Fatal("a second router of a live domain started")
+		}
+	case <-time.After(readyTimeout):
+		_ = second.Process.Kill()
+		_ = second.Wait()
+		t.Fatal("the second router neither exited nor started")
+	}
+	err = second.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "log:\n%s", log.String())
+	require.Equal(t, 3, exit.ExitCode(), "log:\n%s", log.String())
+	require.Contains(t, log.String(), fmt.Sprintf("pid %d", livePID), "the message names the live router's pid")
+	require.Contains(t, log.String(), live.Socket, "the message names the live router's socket")
+
+	// Another domain name runs beside it.
+	other := startBinaryRouter(t, testConfig)
+	require.NotEqual(t, live.Domain, other.Domain)
+	oc, err := discovery.Dial(dctx, discovery.DialOptions{Socket: other.Socket})
+	require.NoError(t, err)
+	require.Equal(t, other.Domain, oc.Welcome().Domain)
+	oc.Close()
+
+	// The live domain's stream never stopped.
+	sub.expect("progress")
+	sub.expect("progress")
+	pub.send("stop")
+	last := atoi(t, pub.expect("published ")[0])
+	sub.send(fmt.Sprintf("stop %d", last))
+	f := sub.expect("done ")
+	require.Equal(t, "0", f[3], "the subscriber took stale references")
+	require.Equal(t, "0", f[2], "the subscriber saw corrupted or reordered samples")
+	require.Equal(t, uint64(1), atoi(t, f[1]))
+	require.Equal(t, last, atoi(t, f[0]), "the subscriber lost samples")
+	pub.wait()
+	sub.wait()
+}
+
+// TestResumeRefusesStranger: after a router restart, a connection that
+// names a reserved client id and the right management inode, from another
+// process and without the client's token, is refused with
+// ErrPermissionDenied; the real clients then resume and lose nothing.
+func TestResumeRefusesStranger(t *testing.T) {
+	if *noDaemon {
+		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "roudi.toml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	sock := filepath.Join(dir, "roudi.sock")
+	domain := fmt.Sprintf("ra-%d-%d", os.Getpid(), domainSeq.Add(1))
+
+	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	sub := spawn(t, "sub", "rssub", "-socket", sock, "-count-stale") // client 1
+	sub.expect("ready")
+	pub := spawn(t, "pub", "rspub", "-socket", sock) // client 2
+	pub.expect("ready")
+	sub.expect("progress")
+
+	// Kill the router, and stop the survivors (our own children, by PID)
+	// so that the stranger tries first.
+	require.NoError(t, r1.Process.Signal(syscall.SIGKILL))
+	_ = r1.Wait()
+	for _, p := range []*proc{sub, pub} {
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGSTOP))
+	}
+	stopped := true
+	cont := func() {
+		if stopped {
+			for _, p := range []*proc{sub, pub} {
+				_ = p.cmd.Process.Signal(syscall.SIGCONT)
+			}
+			stopped = false
+		}
+	}
+	t.Cleanup(cont)
+
+	cfg, err := roudi.ParseConfig([]byte(testConfig))
+	require.NoError(t, err)
+	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
+	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 20 * time.Second})
+	require.NoError(t, err)
+	require.True(t, srv.Adopted())
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = <-served
+		srv.Close()
+	})
+	<-srv.Ready()
+
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	stranger, err := discovery.Dial(rctx, discovery.DialOptions{Socket: sock, Name: "stranger"})
+	require.NoError(t, err)
+	defer stranger.Close()
+	st, err := stranger.Mgmt().Stat()
+	require.NoError(t, err)
+	inode := st.Sys().(*syscall.Stat_t).Ino
+	for _, id := range []uint16{1, 2} {
+		for _, tok := range [][]byte{nil, make([]byte, 32)} {
+			_, _, err := stranger.Request(rctx, &wire.Resume{OldClient: id, MgmtInode: inode, Token: tok}, nil)
+			require.ErrorIs(t, err, parallax.ErrPermissionDenied, "a stranger resumed as client %d", id)
+		}
+	}
+
+	// The real clients resume and the stream goes on without a loss.
+	cont()
+	require.True(t, waitSnapshot(rctx, srv, func(s roudi.Snapshot) bool { return len(s.Connections) == 1 }),
+		"the real clients did not resume")
+	sub.expect("progress")
+	pub.send("stop")
+	last := atoi(t, pub.expect("published ")[0])
+	sub.send(fmt.Sprintf("stop %d", last))
+	f := sub.expect("done ")
+	require.Equal(t, "0", f[3], "the subscriber took stale references")
+	require.Equal(t, "0", f[2], "the subscriber saw corrupted or reordered samples")
+	require.Equal(t, last, atoi(t, f[0]), "the subscriber lost samples")
+	pub.wait()
+	sub.wait()
+	stranger.Close()
+	(&router{srv: srv}).requirePoolsFree(t)
+}
