@@ -174,7 +174,9 @@ func (s *ServerConn) ReadRequest() (wire.Envelope, []*os.File, error) {
 }
 
 // Reply answers request reqID with m and its fds (still owned by the
-// caller).
+// caller). With a writer started it only queues: the error then wraps
+// ErrQueueFull when this message overflowed the queue (the connection is
+// cut) and os.ErrClosed once the connection was cut or closed.
 func (s *ServerConn) Reply(reqID uint32, m wire.Message, files []*os.File) error {
 	return s.send(reqID, m, files)
 }
