@@ -119,6 +119,7 @@ var (
 	descMonitor        = prometheus.NewDesc("parallax_monitor_events_total", "Process-exit reports, by source.", []string{"source"}, nil)
 	descArenaUsed      = prometheus.NewDesc("parallax_arena_used_bytes", "Bytes of the management arena in use (rings, notifiers).", nil, nil)
 	descUptime         = prometheus.NewDesc("parallax_uptime_seconds", "Time since the router started.", nil, nil)
+	descStalled        = prometheus.NewDesc("parallax_stalled_client_disconnects_total", "Control connections cut because the client did not read its socket (outgoing queue overflowed or a write made no progress within the write timeout).", nil, nil)
 	descInfo           = prometheus.NewDesc("parallax_router_info", "Router build and domain (always 1).", []string{"version", "domain", "monitor"}, nil)
 	descCompCounter    = prometheus.NewDesc("parallax_component_counter_total", "Latest reported value of a client-side component's counter (gateways: forwarded, exported, imported, dropped, ...).", []string{"component", "instance", "client", "counter"}, nil)
 	descCompAge        = prometheus.NewDesc("parallax_component_report_age_seconds", "Time since a client-side component last reported its counters.", []string{"component", "instance", "client"}, nil)
@@ -172,6 +173,7 @@ func (rc routerCollector) Collect(ch chan<- prometheus.Metric) {
 	c(descArenaUsed, prometheus.GaugeValue, float64(r.ArenaUsed))
 	c(descUptime, prometheus.GaugeValue, float64(r.UptimeMs)/1000)
 	c(descInfo, prometheus.GaugeValue, 1, r.Version, r.Domain, r.Monitor)
+	c(descStalled, prometheus.CounterValue, float64(rc.s.guard.stalled.Load()))
 	for _, src := range []string{"socket", "process-exit"} {
 		c(descMonitor, prometheus.CounterValue, float64(in.MonitorEvents[src]), src)
 	}

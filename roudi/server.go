@@ -385,11 +385,15 @@ loop:
 		}
 	}
 	ln.Close()
+	// Queued, not written here: a client that does not read cannot delay
+	// the others; each connection closes once flushed (bounded by
+	// sendTimeout, all in parallel).
 	for _, c := range s.conns {
 		_ = c.sc.Push(&wire.Shutdown{Reason: "router shutting down"}, nil)
-		c.sc.Close()
+		c.sc.CloseWhenFlushed()
 	}
-	// Drain events until every connection goroutine has exited.
+	// Drain events until every connection goroutine (and its writer) has
+	// exited.
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	for {
@@ -445,6 +449,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln *net.UnixListener) {
 			s.log.Warn("reject connection", "err", err)
 			continue
 		}
+		sc.StartWriter(s.queueOptions(sc)) // server_outq.go
 		c := &serverConn{sc: sc, done: make(chan struct{})}
 		select {
 		case s.events <- evAccepted{c: c, sc: sc}:
@@ -453,7 +458,17 @@ func (s *Server) acceptLoop(ctx context.Context, ln *net.UnixListener) {
 			return
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); s.readLoop(ctx, c) }()
+		go func() {
+			defer wg.Done()
+			s.readLoop(ctx, c)
+			if ctx.Err() == nil {
+				// The read side ended (departure, cut, protocol error):
+				// write what is queued, then close. On shutdown Serve
+				// queues the Shutdown push first and closes.
+				c.sc.CloseWhenFlushed()
+			}
+			<-c.sc.Done() // the writer's exit
+		}()
 	}
 }
 

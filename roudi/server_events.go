@@ -92,7 +92,7 @@ func (s *Server) dropConn(c *serverConn) {
 	if s.conns[c.id] == c {
 		delete(s.conns, c.id)
 		s.obs.forgetComponents(c.id)
-		c.sc.Close()
+		c.sc.CloseWhenFlushed() // a reply queued before the close still goes out
 	}
 }
 
@@ -347,18 +347,14 @@ func (s *Server) payloadGrant(readOnly bool) ([]wire.SegmentDesc, []*os.File) {
 	return descs, files
 }
 
-// sendTimeout bounds a send to one client, so a client that stopped
-// reading cannot stall the router (it is dropped instead).
+// sendTimeout bounds the write of one message to a client (its writer's
+// write timeout, server_outq.go): a client that lets a write wait longer is
+// cut.
 const sendTimeout = 2 * time.Second
 
+// send queues m for c; it never blocks on the client (server_outq.go).
 func (s *Server) send(c *serverConn, reqID uint32, m wire.Message, files []*os.File) {
-	// The deadline is cleared again after the write: a deadline left in
-	// the past would make every later write on the connection fail (the
-	// per-connection goroutine also replies on it, e.g. rate-limit errors).
-	uc := c.sc.UnixConn()
-	_ = uc.SetWriteDeadline(time.Now().Add(sendTimeout))
-	defer func() { _ = uc.SetWriteDeadline(time.Time{}) }()
-	if err := c.sc.Reply(reqID, m, files); err != nil {
+	if err := c.sc.Reply(reqID, m, files); sendFailed(err) {
 		s.log.Warn("send to client failed; dropping it", "conn", c.id, "msg", fmt.Sprintf("%T", m), "err", err)
 		s.step(ClientDisconnected{Conn: c.id})
 		s.dropConn(c)
@@ -369,7 +365,7 @@ func (s *Server) push(c *serverConn, m wire.Message) { s.send(c, 0, m, nil) }
 
 func (s *Server) replyError(c *serverConn, reqID uint32, err error) {
 	s.log.Debug("request refused", "conn", c.id, "req", reqID, "err", err)
-	if e := c.sc.ReplyError(reqID, err); e != nil {
+	if e := c.sc.ReplyError(reqID, err); sendFailed(e) {
 		s.log.Warn("send error reply failed", "conn", c.id, "err", e)
 	}
 }

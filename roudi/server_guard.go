@@ -113,6 +113,7 @@ type guardState struct {
 
 	rateLimited, floods, verified, refused, kicked atomic.Uint64
 	corruptRings, corruptKicked                    atomic.Uint64 // server_ringcheck.go
+	stalled                                        atomic.Uint64 // cut for not reading (server_outq.go)
 }
 
 // admitRequest runs on c's read goroutine for every request after the
@@ -144,14 +145,10 @@ func (s *Server) admitRequest(c *serverConn, env wire.Envelope, files []*os.File
 		s.guard.floods.Add(1)
 		return true, true
 	}
-	// Sends are safe for concurrent use with the Serve goroutine's; the
-	// deadline keeps a flooder that does not read from stalling this
-	// goroutine for long (a failed send ends the connection below anyway).
-	_ = c.sc.UnixConn().SetWriteDeadline(now.Add(sendTimeout))
-	if err := c.sc.ReplyError(env.ReqID, errRateLimited); err != nil {
-		s.guard.floods.Add(1)
-		return true, true
-	}
+	// Queued like every send (server_outq.go), so this goroutine never
+	// waits for the client either. A failed send means the connection was
+	// cut or closed: the next read ends the loop.
+	_ = c.sc.ReplyError(env.ReqID, errRateLimited)
 	return true, false
 }
 
@@ -253,6 +250,10 @@ type GuardStats struct {
 	// CorruptRingDisconnects counts processes dropped as the offender of
 	// a corrupt ring's indices (see server_ringcheck.go for the blame).
 	CorruptRingDisconnects uint64
+	// StalledDisconnects counts connections cut because the client did
+	// not read its socket: its outgoing queue overflowed or a write made
+	// no progress for the write timeout (server_outq.go).
+	StalledDisconnects uint64
 }
 
 // GuardStats returns the router's counters of hostile-peer handling. It is
@@ -260,6 +261,6 @@ type GuardStats struct {
 func (s *Server) GuardStats() GuardStats {
 	g := &s.guard
 	return GuardStats{RateLimited: g.rateLimited.Load(), FloodDisconnects: g.floods.Load(), VerifiedReports: g.verified.Load(),
-		RefusedReports: g.refused.Load(), ReportDisconnects: g.kicked.Load(),
+		RefusedReports: g.refused.Load(), ReportDisconnects: g.kicked.Load(), StalledDisconnects: g.stalled.Load(),
 		CorruptRings: g.corruptRings.Load(), CorruptRingDisconnects: g.corruptKicked.Load()}
 }
