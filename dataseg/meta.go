@@ -1,0 +1,98 @@
+package dataseg
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/parallax-ipc/parallax"
+)
+
+// Meta is the metadata of one chunk: the 64-byte chunk header, decoded. The
+// owning publisher writes it with [Segment.SetMeta] before publishing; a
+// reader gets a private copy from [Segment.View]. Meta is a plain value.
+type Meta struct {
+	Length   uint32 // payload bytes in use, ≤ the chunk size
+	Flags    uint32 // buffer flags (issue 14)
+	Seq      uint64 // publisher sequence number, from 1
+	Stamp    int64  // publish time, unix ns
+	PTS      int64  // presentation time stamp (buffer.Meta.PTS; the NoTime sentinel is allowed)
+	DTS      int64  // decode time stamp (buffer.Meta.DTS)
+	Duration int64  // buffer.Meta.Duration
+	Offset   uint64 // buffer.Meta.Offset
+	UserSeq  uint64 // the producer's own sequence (buffer.Meta.Seq); Seq stays the publisher's
+}
+
+// SetMeta writes m into slot's chunk header with plain stores. Like
+// [Segment.Chunk] it is for the owning publisher only, while it holds slot
+// as a loan: the ring push that publishes the ref orders these stores
+// before any reader's [Segment.View].
+//
+// SetMeta panics if slot >= Count, if s is read-only, or if m.Length exceeds
+// the chunk size (readers would reject the chunk).
+func (s *Segment) SetMeta(slot uint32, m Meta) {
+	s.mustOwn(slot, "SetMeta")
+	if int64(m.Length) > int64(s.chunkSize) {
+		panic(fmt.Sprintf("dataseg: SetMeta(slot %d) length %d exceeds chunk size %d", slot, m.Length, s.chunkSize))
+	}
+	off := int(slot) * ChunkHeaderSize
+	h := s.headers[off : off+ChunkHeaderSize]
+	le := binary.LittleEndian
+	le.PutUint32(h[metaLength:], m.Length)
+	le.PutUint32(h[metaFlags:], m.Flags)
+	le.PutUint64(h[metaSeq:], m.Seq)
+	le.PutUint64(h[metaStamp:], uint64(m.Stamp))
+	le.PutUint64(h[metaPTS:], uint64(m.PTS))
+	le.PutUint64(h[metaDTS:], uint64(m.DTS))
+	le.PutUint64(h[metaDuration:], uint64(m.Duration))
+	le.PutUint64(h[metaOffset:], m.Offset)
+	le.PutUint64(h[metaUserSeq:], m.UserSeq)
+}
+
+// View returns the payload in use of slot and a private copy of its header.
+// It is the reader's path: the slot comes from a ref that a peer may have
+// forged, and the header from memory the publisher can rewrite at any time.
+//
+// View checks slot < Count (cached), reads the 64-byte header exactly once
+// into the returned Meta, and rejects a length above the chunk size. The
+// returned slice is payload[0:Length] of that chunk with its capacity
+// ending there too; it aliases shared memory and is only valid until the
+// reader hands the ref back to the owner. Its contents may still change if
+// the publisher misbehaves, but never its bounds.
+//
+// Errors wrap [ErrSlot] and [parallax.ErrInvalidRef] for a slot out of
+// range, and [ErrLength] and [parallax.ErrCorrupt] for a bad length. View
+// is safe for concurrent use, allocates nothing on success and never
+// panics.
+func (s *Segment) View(slot uint32) ([]byte, Meta, error) {
+	if slot >= s.count {
+		return nil, Meta{}, fmt.Errorf("view slot %d of data segment %d (count %d): %w: %w",
+			slot, s.desc.Index, s.count, ErrSlot, parallax.ErrInvalidRef)
+	}
+	off := int(slot) * ChunkHeaderSize
+	m := decodeMeta(s.headers[off : off+ChunkHeaderSize])
+	if int64(m.Length) > int64(s.chunkSize) {
+		return nil, Meta{}, fmt.Errorf("view slot %d of data segment %d: length %d, chunk size %d: %w: %w",
+			slot, s.desc.Index, m.Length, s.chunkSize, ErrLength, parallax.ErrCorrupt)
+	}
+	p := int(slot) * s.chunkSize
+	end := p + int(m.Length)
+	return s.payload[p:end:end], m, nil
+}
+
+// decodeMeta reads a chunk header. h is read once, field by field; the
+// caller validates the result, never h again.
+func decodeMeta(h []byte) Meta {
+	h = h[:ChunkHeaderSize]
+	le := binary.LittleEndian
+	return Meta{
+		Length:   le.Uint32(h[metaLength:]),
+		Flags:    le.Uint32(h[metaFlags:]),
+		Seq:      le.Uint64(h[metaSeq:]),
+		Stamp:    int64(le.Uint64(h[metaStamp:])),
+		PTS:      int64(le.Uint64(h[metaPTS:])),
+		DTS:      int64(le.Uint64(h[metaDTS:])),
+		Duration: int64(le.Uint64(h[metaDuration:])),
+		Offset:   le.Uint64(h[metaOffset:]),
+		UserSeq:  le.Uint64(h[metaUserSeq:]),
+	}
+}
