@@ -9,6 +9,9 @@ BIN := bin
 FUZZTIME ?= 150000x
 BENCHTIME ?= 1s
 GOLANGCI_VERSION ?= v2.15.0
+# The router core (roudi/internal/core) is a deterministic state machine:
+# these are the only packages it may import directly.
+CORE_IMPORTS := cmp|crypto/sha256|crypto/subtle|errors|fmt|io|log/slog|maps|math|math/bits|slices|sort|strconv|strings|$(PKG)
 
 .PHONY: help build test unit root-test integration fuzz-short bench lint fmt vet check-deps check-unsafe clean
 
@@ -51,7 +54,7 @@ lint: ## golangci-lint with .golangci.yml (standard linters, depguard, gofmt, go
 	golangci-lint run ./...
 	golangci-lint run --build-tags integration ./tests/...
 
-check-deps: ## enforce the import graph: only internal/sys imports x/sys/unix; clients never import roudi
+check-deps: ## enforce the import graph: only internal/sys imports x/sys/unix; clients never import roudi; the router core stays pure
 	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./... | grep 'golang.org/x/sys/unix' | grep -v '^$(PKG)/internal/sys:' || true); \
 	if [ -n "$$bad" ]; then echo "only internal/sys may import golang.org/x/sys/unix:"; echo "$$bad"; exit 1; fi
 	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./... | grep 'github.com/cilium/ebpf' | grep -v '^$(PKG)/roudi/procmon:' || true); \
@@ -59,6 +62,8 @@ check-deps: ## enforce the import graph: only internal/sys imports x/sys/unix; c
 	@for p in publisher subscriber; do if [ -d $$p ]; then \
 		if $(GO) list -deps ./$$p | grep -q '^$(PKG)/roudi'; then echo "$$p must not depend on roudi"; exit 1; fi; fi; done
 	@if $(GO) list -f '{{join .Imports "\n"}}' . | grep -q '^$(PKG)/'; then echo "root package must import no subpackage"; exit 1; fi
+	@bad=$$($(GO) list -f '{{join .Imports "\n"}}' ./roudi/internal/core | grep -vxE '$(CORE_IMPORTS)' || true); \
+	if [ -n "$$bad" ]; then echo "the router core must stay pure (no I/O, clock, randomness, goroutines or shared memory); it imports:"; echo "$$bad"; exit 1; fi
 	@echo "import graph ok"
 
 check-unsafe: ## "unsafe" only in *_unsafe.go files of the memory-layout packages

@@ -3,6 +3,7 @@ package roudi
 import (
 	"context"
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"math"
 	"os"
 	"sync"
@@ -30,8 +31,8 @@ type observer struct {
 	start    time.Time
 	lastRate time.Time
 
-	conns  map[ConnectionID]*connCounters
-	byRing map[uint64]ConnectionID // ring offset -> connection, until FreeRegion
+	conns  map[core.ConnectionID]*connCounters
+	byRing map[uint64]core.ConnectionID // ring offset -> connection, until FreeRegion
 	topics map[string]*topicCounters
 
 	reclaims      uint64
@@ -44,9 +45,9 @@ type observer struct {
 }
 
 type connCounters struct {
-	id       ConnectionID
+	id       core.ConnectionID
 	topic    string
-	pub      PubID
+	pub      core.PubID
 	ring     *ringbuf.Ring
 	notifier *ringbuf.Notifier // the subscriber's; nil if unknown
 
@@ -70,8 +71,8 @@ func (o *observer) init(now time.Time) {
 		return
 	}
 	o.start, o.lastRate = now, now
-	o.conns = map[ConnectionID]*connCounters{}
-	o.byRing = map[uint64]ConnectionID{}
+	o.conns = map[core.ConnectionID]*connCounters{}
+	o.byRing = map[uint64]core.ConnectionID{}
 	o.topics = map[string]*topicCounters{}
 	o.monitorEvents = map[string]uint64{}
 }
@@ -88,12 +89,12 @@ func (s *Server) monitorName() string {
 
 // observeEvent counts what the monitors report; it runs before the core
 // sees ev.
-func (s *Server) observeEvent(ev Event) {
+func (s *Server) observeEvent(ev core.Event) {
 	s.obs.init(time.Now())
 	switch ev.(type) {
-	case ClientDisconnected:
+	case core.ClientDisconnected:
 		s.obs.monitorEvents["socket"]++
-	case ProcessExited:
+	case core.ProcessExited:
 		s.obs.monitorEvents["process-exit"]++
 	}
 }
@@ -102,20 +103,20 @@ func (s *Server) observeEvent(ev Event) {
 // before the action is executed, so a ring is sampled one last time before
 // FreeRegion drains it and before a reclaim drains a dead consumer's rings
 // (those pops are not deliveries).
-func (s *Server) observeAction(a Action) {
+func (s *Server) observeAction(a core.Action) {
 	o := &s.obs
 	o.init(time.Now())
 	switch a := a.(type) {
-	case ConnectionAdded:
+	case core.ConnectionAdded:
 		c := o.conn(s, a.Connection, a.Ring)
 		if c != nil && c.notifier == nil {
 			c.notifier, _ = ringbuf.AttachNotifier(s.region(a.Notifier))
 		}
-	case FreeRegion:
-		if a.Kind == RegionRing {
+	case core.FreeRegion:
+		if a.Kind == core.RegionRing {
 			o.retireRing(a.Region.Offset)
 		}
-	case ReclaimClient:
+	case core.ReclaimClient:
 		o.reclaims++
 		for _, r := range a.SubRings {
 			o.retireRing(r.Offset)
@@ -125,7 +126,7 @@ func (s *Server) observeAction(a Action) {
 
 // conn returns the counters of a connection, creating them (and attaching
 // its ring) on first sight.
-func (o *observer) conn(s *Server, id ConnectionID, ring Region) *connCounters {
+func (o *observer) conn(s *Server, id core.ConnectionID, ring core.Region) *connCounters {
 	if c := o.conns[id]; c != nil {
 		return c
 	}
@@ -156,7 +157,7 @@ func (o *observer) retireRing(off uint64) {
 // topic. pubMax collects, per publisher, the largest push delta among its
 // connections (a publish is pushed once into every ring of the publisher);
 // nil adds the connection's push delta to the topic directly.
-func (o *observer) sampleConn(c *connCounters, pubMax map[PubID]uint64) {
+func (o *observer) sampleConn(c *connCounters, pubMax map[core.PubID]uint64) {
 	if c.topic == "" {
 		return // not in a snapshot yet: leave the progress for the first sample that names the topic
 	}
@@ -185,11 +186,11 @@ func (o *observer) sampleConn(c *connCounters, pubMax map[PubID]uint64) {
 
 // sample brings every counter up to date with snap and, once per
 // rateInterval, recomputes the rates.
-func (s *Server) sample(snap *Snapshot, now time.Time) {
+func (s *Server) sample(snap *core.Snapshot, now time.Time) {
 	o := &s.obs
 	o.init(now)
-	live := make(map[ConnectionID]bool, len(snap.Connections))
-	topicOf := make(map[PubID]string, len(snap.Connections))
+	live := make(map[core.ConnectionID]bool, len(snap.Connections))
+	topicOf := make(map[core.PubID]string, len(snap.Connections))
 	for _, t := range snap.Topics {
 		if o.topics[t.Name] == nil {
 			o.topics[t.Name] = &topicCounters{}
@@ -200,7 +201,7 @@ func (s *Server) sample(snap *Snapshot, now time.Time) {
 			delete(o.topics, name)
 		}
 	}
-	pubMax := map[PubID]uint64{}
+	pubMax := map[core.PubID]uint64{}
 	for _, ci := range snap.Connections {
 		live[ci.ID] = true
 		c := o.conn(s, ci.ID, ci.Ring)
@@ -238,7 +239,7 @@ func (s *Server) sample(snap *Snapshot, now time.Time) {
 	}
 }
 
-func hasTopic(snap *Snapshot, name string) bool {
+func hasTopic(snap *core.Snapshot, name string) bool {
 	for _, t := range snap.Topics {
 		if t.Name == name {
 			return true
@@ -320,7 +321,7 @@ func (s *Server) introspection() *Introspection {
 		Processes: uint32(len(snap.Clients)), Topics: uint32(len(snap.Topics)), Connections: uint32(len(snap.Connections)),
 		Reclaims: o.reclaims, Reclaimed: s.stats.reclaimed.Load(), ArenaUsed: snap.Arena.UsedBytes, ArenaSize: snap.Arena.Size,
 	}
-	pids := make(map[ClientID]int32, len(snap.Clients))
+	pids := make(map[core.ClientID]int32, len(snap.Clients))
 	for _, c := range snap.Clients {
 		pids[c.ID] = c.PID
 		in.Processes = append(in.Processes, wire.ProcessStat{

@@ -2,8 +2,10 @@ package roudi
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"log/slog"
 	"net"
 	"os"
@@ -82,7 +84,7 @@ type Server struct {
 	cfg    *Config
 	opts   Options
 	log    *slog.Logger
-	core   *Router
+	core   *core.Router
 	layout mgmtLayout
 
 	mgmt    *segment.Mapped
@@ -97,7 +99,7 @@ type Server struct {
 	ready  chan struct{}
 
 	events chan event
-	conns  map[ConnID]*serverConn // owned by the Serve goroutine
+	conns  map[core.ConnID]*serverConn // owned by the Serve goroutine
 	// needSweep is set when a client went away; the next quiescent tick
 	// checks the pools for leaked chunks. Owned by the Serve goroutine.
 	needSweep bool
@@ -106,7 +108,7 @@ type Server struct {
 	adopted    bool
 	resumeAt   time.Time
 	resumeDone bool
-	nextID     ConnID
+	nextID     core.ConnID
 
 	stats serverStats
 	obs   observer // introspection counters (introspect.go); owned by the Serve goroutine
@@ -130,10 +132,10 @@ type serverStats struct {
 }
 
 type serverConn struct {
-	id      ConnID
+	id      core.ConnID
 	sc      *discovery.ServerConn
 	hello   bool
-	client  ClientID
+	client  core.ClientID
 	sentRW  bool // payload segments granted read-write
 	sentRO  bool // payload segments granted read-only
 	version uint16
@@ -156,7 +158,7 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	cfg = cfg.Clone()
-	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, ready: make(chan struct{}), events: make(chan event, 256), conns: make(map[ConnID]*serverConn)}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, ready: make(chan struct{}), events: make(chan event, 256), conns: make(map[core.ConnID]*serverConn)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -189,9 +191,11 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	s.core, err = NewRouter(RouterOptions{
-		Config:       cfg,
-		Arena:        Region{Offset: uint64(s.layout.ArenaOff), Size: uint64(s.layout.ArenaSize)},
+	rules := cfg.rules()
+	s.core, err = core.NewRouter(core.RouterOptions{
+		Rules:        &rules,
+		Rand:         rand.Reader,
+		Arena:        core.Region{Offset: uint64(s.layout.ArenaOff), Size: uint64(s.layout.ArenaSize)},
 		RingSize:     ringbuf.Size,
 		NotifierSize: ringbuf.NotifierSize,
 	})
@@ -203,13 +207,13 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	}
 	if adopted {
 		ids := s.adoptedClients()
-		var idents []ClientIdentity
+		var idents []core.ClientIdentity
 		for _, id := range ids {
 			if in, ok := s.idents.get(id); ok {
 				idents = append(idents, in)
 			}
 		}
-		s.step(AdoptClients{IDs: ids, Identities: idents})
+		s.step(core.AdoptClients{IDs: ids, Identities: idents})
 		s.log.Info("adopted the segments of a previous router of this domain; waiting for its clients to resume",
 			"clients", len(ids), "grace", s.resumeGrace().String())
 	}
@@ -298,20 +302,27 @@ func (s *Server) Config() *Config { return s.cfg }
 // audits). It stays valid until Close.
 func (s *Server) Pools() *mempool.Set { return s.pools }
 
+// Snapshot is the router core's registry snapshot (clients, topics,
+// endpoints, connections, arena use, the core's tick).
+//
+// It aliases an internal type until the public introspection API (issue
+// 14) replaces it.
+type Snapshot = core.Snapshot
+
 // Snapshot returns the core's registry snapshot. It is safe to call from any
 // goroutine while Serve runs.
 func (s *Server) Snapshot(ctx context.Context) (Snapshot, error) {
-	reply := make(chan Snapshot, 1)
+	reply := make(chan core.Snapshot, 1)
 	select {
 	case s.events <- evSnapshot{reply: reply}:
 	case <-ctx.Done():
-		return Snapshot{}, ctx.Err()
+		return core.Snapshot{}, ctx.Err()
 	}
 	select {
 	case snap := <-reply:
 		return snap, nil
 	case <-ctx.Done():
-		return Snapshot{}, ctx.Err()
+		return core.Snapshot{}, ctx.Err()
 	}
 }
 
@@ -403,7 +414,7 @@ loop:
 				a.sc.Close()
 			}
 		case <-done:
-			s.conns = map[ConnID]*serverConn{}
+			s.conns = map[core.ConnID]*serverConn{}
 			s.log.Info("router stopped", "domain", s.cfg.Domain)
 			return nil
 		}

@@ -3,6 +3,7 @@ package roudi
 import (
 	"cmp"
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"slices"
 	"strconv"
 	"time"
@@ -36,7 +37,7 @@ type componentReport struct {
 
 // componentReports holds the latest reports by connection. The zero value
 // is ready to use; it is owned by the Serve goroutine.
-type componentReports map[ConnID]map[componentKey]componentReport
+type componentReports map[core.ConnID]map[componentKey]componentReport
 
 // reportCounters handles a wire.ReportCounters on the Serve goroutine: it
 // records the report (replacing the instance's previous one) and answers
@@ -63,7 +64,7 @@ func (s *Server) reportCounters(c *serverConn, reqID uint32, m *wire.ReportCount
 }
 
 // forgetComponents drops the reports of a connection that ended.
-func (o *observer) forgetComponents(id ConnID) { delete(o.components, id) }
+func (o *observer) forgetComponents(id core.ConnID) { delete(o.components, id) }
 
 // componentStats lists the latest reports, sorted by component, instance
 // and client id.

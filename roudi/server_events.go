@@ -3,6 +3,7 @@ package roudi
 import (
 	"errors"
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"io"
 	"log/slog"
 	"os"
@@ -36,7 +37,7 @@ type evGone struct {
 	c   *serverConn
 	err error
 }
-type evSnapshot struct{ reply chan<- Snapshot }
+type evSnapshot struct{ reply chan<- core.Snapshot }
 
 func (evAccepted) isServerEvent() {}
 func (evHello) isServerEvent()    {}
@@ -51,7 +52,7 @@ func (s *Server) handle(ev event) {
 		s.nextID++
 		ev.c.id = s.nextID
 		s.conns[ev.c.id] = ev.c
-		s.step(ConnAccepted{Conn: ev.c.id})
+		s.step(core.ConnAccepted{Conn: ev.c.id})
 	case evHello:
 		if s.conns[ev.c.id] != ev.c {
 			return // already gone
@@ -60,7 +61,7 @@ func (s *Server) handle(ev event) {
 		ev.c.hello = true
 		ev.c.helloReq(ev.reqID)
 		cred := ev.c.sc.Cred
-		s.step(ClientConnected{Conn: ev.c.id, PID: cred.PID, UID: cred.UID, GID: cred.GID, Name: ev.hello.Name})
+		s.step(core.ClientConnected{Conn: ev.c.id, PID: cred.PID, UID: cred.UID, GID: cred.GID, Name: ev.hello.Name})
 		s.watchPeer(ev.c)
 	case evRequest:
 		closeFiles(ev.files) // clients send no fds today
@@ -75,7 +76,7 @@ func (s *Server) handle(ev event) {
 		if ev.err != nil && !errors.Is(ev.err, io.EOF) && !errors.Is(ev.err, os.ErrClosed) {
 			s.log.Warn("client connection failed", "conn", ev.c.id, "pid", ev.c.sc.Cred.PID, "err", ev.err)
 		}
-		s.step(ClientDisconnected{Conn: ev.c.id})
+		s.step(core.ClientDisconnected{Conn: ev.c.id})
 		s.dropConn(ev.c)
 	case evSnapshot:
 		ev.reply <- s.core.Snapshot()
@@ -105,7 +106,7 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 	if s.growthRequest(c, env) {
 		return
 	}
-	var req Request
+	var req core.Request
 	switch m := env.Msg.(type) {
 	case *wire.Ping:
 		s.send(c, env.ReqID, &wire.Pong{}, nil)
@@ -117,15 +118,15 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		s.reportCounters(c, env.ReqID, m) // server_counters.go
 		return
 	case *wire.CreatePublisher:
-		req = CreatePublisher{Topic: m.Topic, Type: TypeInfo(m.Type), History: int(m.History)}
+		req = core.CreatePublisher{Topic: m.Topic, Type: core.TypeInfo(m.Type), History: int(m.History)}
 	case *wire.CreateSubscriber:
-		req = CreateSubscriber{Topic: m.Topic, Type: TypeInfo(m.Type), QueueCapacity: int(m.QueueCapacity), History: int(m.History), Policy: Policy(m.Policy)}
+		req = core.CreateSubscriber{Topic: m.Topic, Type: core.TypeInfo(m.Type), QueueCapacity: int(m.QueueCapacity), History: int(m.History), Policy: core.Policy(m.Policy)}
 	case *wire.ClosePublisher:
-		req = ClosePublisher{Pub: PubID(m.PubID)}
+		req = core.ClosePublisher{Pub: core.PubID(m.PubID)}
 	case *wire.CloseSubscriber:
-		req = CloseSubscriber{Sub: SubID(m.SubID)}
+		req = core.CloseSubscriber{Sub: core.SubID(m.SubID)}
 	case *wire.ReleaseConnection:
-		req = ReleaseConnection{Connection: ConnectionID(m.ConnID)}
+		req = core.ReleaseConnection{Connection: core.ConnectionID(m.ConnID)}
 	case *wire.Resume:
 		s.resumeRequest(c, env.ReqID, m)
 		return
@@ -133,13 +134,13 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		s.replyError(c, env.ReqID, fmt.Errorf("unexpected %T request: %w", env.Msg, parallax.ErrProtocol))
 		return
 	}
-	s.step(ClientRequest{Conn: c.id, ReqID: env.ReqID, Req: req})
+	s.step(core.ClientRequest{Conn: c.id, ReqID: env.ReqID, Req: req})
 }
 
 // step feeds the core one event and executes the actions it produces.
-func (s *Server) step(ev Event) {
+func (s *Server) step(ev core.Event) {
 	s.observeEvent(ev)
-	if _, ok := ev.(Tick); ok {
+	if _, ok := ev.(core.Tick); ok {
 		s.growthTick()
 	}
 	s.core.Step(ev)
@@ -153,35 +154,35 @@ func (s *Server) step(ev Event) {
 	// memory, and the pushes that tell its peers (system calls, one per
 	// peer) can follow.
 	for _, a := range actions {
-		if _, ok := a.(ReclaimClient); ok {
+		if _, ok := a.(core.ReclaimClient); ok {
 			s.execute(a)
 		}
 	}
 	for _, a := range actions {
 		switch a.(type) {
-		case Reply, CloseConn, ReclaimClient:
+		case core.Reply, core.CloseConn, core.ReclaimClient:
 		default:
 			s.execute(a)
 		}
 	}
 	for _, a := range actions {
-		if _, ok := a.(Reply); ok {
+		if _, ok := a.(core.Reply); ok {
 			s.execute(a)
 		}
 	}
 	for _, a := range actions {
-		if _, ok := a.(CloseConn); ok {
+		if _, ok := a.(core.CloseConn); ok {
 			s.execute(a)
 		}
 	}
 }
 
-func (s *Server) execute(a Action) {
+func (s *Server) execute(a core.Action) {
 	s.observeAction(a)
 	switch a := a.(type) {
-	case Reply:
+	case core.Reply:
 		s.reply(a)
-	case ConnectionAdded:
+	case core.ConnectionAdded:
 		c := s.conns[a.Conn]
 		if c == nil {
 			return
@@ -191,26 +192,26 @@ func (s *Server) execute(a Action) {
 			RingOffset: a.Ring.Offset, RingSize: a.Ring.Size, Capacity: uint32(a.Capacity),
 			Policy: uint8(a.Policy), NotifierOffset: a.Notifier.Offset, History: uint32(a.History),
 		})
-	case ConnectionRemoved:
+	case core.ConnectionRemoved:
 		c := s.conns[a.Conn]
 		if c == nil {
 			return
 		}
 		s.push(c, &wire.ConnectionRemoved{ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub), Reason: a.Reason})
-	case FormatRing:
+	case core.FormatRing:
 		pol := ringbuf.DiscardOldest
-		if a.Policy == BlockProducer {
+		if a.Policy == core.BlockProducer {
 			pol = ringbuf.BlockProducer
 		}
 		if _, err := ringbuf.Format(s.region(a.Region), a.Capacity, pol); err != nil {
 			s.log.Error("format ring", "region", a.Region.String(), "err", err)
 		}
-	case FormatNotifier:
+	case core.FormatNotifier:
 		if _, err := ringbuf.FormatNotifier(s.region(a.Region)); err != nil {
 			s.log.Error("format notifier", "region", a.Region.String(), "err", err)
 		}
-	case FreeRegion:
-		if a.Kind == RegionRing {
+	case core.FreeRegion:
+		if a.Kind == core.RegionRing {
 			if n := s.drainRing(a.Region); n > 0 {
 				// Pushed after the subscriber closed or died, or left
 				// by a subscriber that did not release the connection
@@ -219,14 +220,14 @@ func (s *Server) execute(a Action) {
 				s.log.Debug("released samples left in a removed connection's ring", "region", a.Region.String(), "samples", n)
 			}
 		}
-	case ReclaimClient:
+	case core.ReclaimClient:
 		s.reclaim(a)
-	case CloseConn:
+	case core.CloseConn:
 		if c := s.conns[a.Conn]; c != nil {
 			s.log.Info("closing client connection", "conn", a.Conn, "reason", a.Reason)
 			s.dropConn(c)
 		}
-	case Log:
+	case core.Log:
 		args := make([]any, 0, len(a.Attrs))
 		for _, at := range a.Attrs {
 			args = append(args, at)
@@ -236,7 +237,7 @@ func (s *Server) execute(a Action) {
 }
 
 // holdRegion returns client c's hold table bytes.
-func (s *Server) holdRegion(c ClientID) []byte {
+func (s *Server) holdRegion(c core.ClientID) []byte {
 	off := s.layout.HoldsOff + (int(c)-1)*s.layout.HoldsStride
 	return s.mgmt.Bytes()[off : off+s.layout.HoldsStride]
 }
@@ -247,10 +248,10 @@ func (s *Server) holdRegion(c ClientID) []byte {
 // every ring region drained and freed. Any chunk still held is then leaked.
 func (s *Server) sweepIfQuiescent() {
 	switch s.core.Sweep() {
-	case SweepNo:
+	case core.SweepNo:
 		s.needSweep = false // the next departure or the resume deadline sets it again
 		return
-	case SweepLater:
+	case core.SweepLater:
 		return // rings still waiting for their drain: try again next tick
 	}
 	if len(s.conns) != 0 {
@@ -269,11 +270,11 @@ func (s *Server) sweepIfQuiescent() {
 	}
 }
 
-func (s *Server) region(r Region) []byte {
+func (s *Server) region(r core.Region) []byte {
 	return s.mgmt.Bytes()[r.Offset : r.Offset+r.Size]
 }
 
-func (s *Server) reply(a Reply) {
+func (s *Server) reply(a core.Reply) {
 	c := s.conns[a.Conn]
 	if c == nil {
 		return
@@ -283,7 +284,7 @@ func (s *Server) reply(a Reply) {
 		return
 	}
 	switch r := a.Result.(type) {
-	case Welcome:
+	case core.Welcome:
 		c.client = r.Client
 		s.stats.clients.Add(1)
 		if _, err := mempool.FormatHoldTable(s.holdRegion(r.Client), s.layout.HoldsCap, uint16(r.Client)); err != nil {
@@ -302,7 +303,7 @@ func (s *Server) reply(a Reply) {
 				MgmtOffset: uint64(pa.Offset), MgmtSize: uint64(pa.Size), SegmentID: uint32(i + 1)})
 		}
 		s.send(c, c.helloReqID, w, []*os.File{s.mgmt.File()})
-	case PublisherCreated:
+	case core.PublisherCreated:
 		m := &wire.PublisherCreated{PubID: uint32(r.Pub)}
 		var files []*os.File
 		if !c.sentRW {
@@ -310,7 +311,7 @@ func (s *Server) reply(a Reply) {
 			c.sentRW = true
 		}
 		s.send(c, a.ReqID, m, files)
-	case SubscriberCreated:
+	case core.SubscriberCreated:
 		m := &wire.SubscriberCreated{SubID: uint32(r.Sub), NotifierOffset: r.Notifier.Offset}
 		var files []*os.File
 		if !c.sentRO {
@@ -318,9 +319,9 @@ func (s *Server) reply(a Reply) {
 			c.sentRO = true
 		}
 		s.send(c, a.ReqID, m, files)
-	case Closed:
+	case core.Closed:
 		s.send(c, a.ReqID, &wire.Ack{}, nil)
-	case Resumed:
+	case core.Resumed:
 		c.client = r.Client
 		s.send(c, a.ReqID, &wire.Resumed{ClientID: uint16(r.Client)}, nil)
 	}
@@ -356,7 +357,7 @@ const sendTimeout = 2 * time.Second
 func (s *Server) send(c *serverConn, reqID uint32, m wire.Message, files []*os.File) {
 	if err := c.sc.Reply(reqID, m, files); sendFailed(err) {
 		s.log.Warn("send to client failed; dropping it", "conn", c.id, "msg", fmt.Sprintf("%T", m), "err", err)
-		s.step(ClientDisconnected{Conn: c.id})
+		s.step(core.ClientDisconnected{Conn: c.id})
 		s.dropConn(c)
 	}
 }
@@ -373,7 +374,7 @@ func (s *Server) replyError(c *serverConn, reqID uint32, err error) {
 // drainRing releases the refs still queued in a ring whose connection is
 // gone (every side released it or died, or the quarantine ended: nobody
 // pops it any more): at most its capacity, stopping at corrupt indices.
-func (s *Server) drainRing(r Region) (n int) {
+func (s *Server) drainRing(r core.Region) (n int) {
 	ring, err := ringbuf.Attach(s.region(r))
 	if err != nil {
 		s.log.Error("attach ring to drain it", "region", r.String(), "err", err)
@@ -393,7 +394,7 @@ func (s *Server) releaseReclaimed(ref parallax.ChunkRef, where string) {
 // reclaim returns what a dead client held: refs queued in the rings it was
 // the consumer of (drained now: nobody else pops them), and its notifier's
 // waiters are woken so nothing waits on a dead peer.
-func (s *Server) reclaim(a ReclaimClient) {
+func (s *Server) reclaim(a core.ReclaimClient) {
 	if a.PID != 0 { // 0: an adopted client that never resumed (never counted)
 		s.stats.clients.Add(-1)
 	}

@@ -71,6 +71,7 @@ package roudi
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -109,7 +110,7 @@ type connGuard struct {
 // guardState is the router's record of hostile-peer handling: reports is
 // owned by the Serve goroutine, the counters are atomics.
 type guardState struct {
-	reports map[ClientID]int // verified reports against a publisher's process
+	reports map[core.ClientID]int // verified reports against a publisher's process
 
 	rateLimited, floods, verified, refused, kicked atomic.Uint64
 	corruptRings, corruptKicked                    atomic.Uint64 // server_ringcheck.go
@@ -168,9 +169,9 @@ func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
 		s.log.Warn("peer report not verified", "conn", c.id, "client", c.client, "connection", m.ConnID, "ref", ref.String(), "why", why)
 	}
 	snap := s.core.Snapshot()
-	var ci *ConnectionInfo
+	var ci *core.ConnectionInfo
 	for i := range snap.Connections {
-		if snap.Connections[i].ID == ConnectionID(m.ConnID) {
+		if snap.Connections[i].ID == core.ConnectionID(m.ConnID) {
 			ci = &snap.Connections[i]
 			break
 		}
@@ -190,11 +191,11 @@ func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
 		return
 	}
 	if s.guard.reports == nil {
-		s.guard.reports = make(map[ClientID]int)
+		s.guard.reports = make(map[core.ClientID]int)
 	}
 	s.guard.verified.Add(1)
 	for id := range s.guard.reports { // forget processes that are gone
-		if !slices.ContainsFunc(snap.Clients, func(cl ClientInfo) bool { return cl.ID == id }) {
+		if !slices.ContainsFunc(snap.Clients, func(cl core.ClientInfo) bool { return cl.ID == id }) {
 			delete(s.guard.reports, id)
 		}
 	}
@@ -213,7 +214,7 @@ func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
 			s.log.Warn("disconnecting client for corrupting a ring", "client", cl.ID, "pid", cl.PID, "name", cl.Name, "reports", n)
 			delete(s.guard.reports, cl.ID)
 			s.guard.kicked.Add(1)
-			s.step(ClientDisconnected{Conn: oc.id})
+			s.step(core.ClientDisconnected{Conn: oc.id})
 			s.dropConn(oc)
 		}
 	}
@@ -223,7 +224,7 @@ func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
 // slots) holds v. Slots keep their value after a pop, so this finds a
 // recently popped entry as well as a queued one. The read is plain: the
 // value may race with the producer, which only makes a report fail.
-func (s *Server) ringHolds(r Region, capacity int, v uint64) bool {
+func (s *Server) ringHolds(r core.Region, capacity int, v uint64) bool {
 	mem := s.region(r)
 	for i := range capacity {
 		off := ringbuf.HeaderSize + 8*i

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"io"
 	"os"
 	"strings"
@@ -51,7 +52,7 @@ func openIdentityFile(cfg *Config) (*identityFile, error) {
 }
 
 // put records id.
-func (x *identityFile) put(id ClientIdentity) error {
+func (x *identityFile) put(id core.ClientIdentity) error {
 	if id.Client == 0 {
 		return errors.New("record identity: client id 0")
 	}
@@ -70,19 +71,19 @@ func (x *identityFile) put(id ClientIdentity) error {
 
 // get reads client c's record; false when there is none (or it is not a
 // record of c).
-func (x *identityFile) get(c ClientID) (ClientIdentity, bool) {
+func (x *identityFile) get(c core.ClientID) (core.ClientIdentity, bool) {
 	var b [identityRecSize]byte
 	if c == 0 {
-		return ClientIdentity{}, false
+		return core.ClientIdentity{}, false
 	}
 	if _, err := x.f.ReadAt(b[:], int64(c-1)*identityRecSize); err != nil && !errors.Is(err, io.EOF) {
-		return ClientIdentity{}, false
+		return core.ClientIdentity{}, false
 	}
 	le := binary.LittleEndian
-	if le.Uint32(b[0:]) != identityMagic || ClientID(le.Uint16(b[4:])) != c {
-		return ClientIdentity{}, false
+	if le.Uint32(b[0:]) != identityMagic || core.ClientID(le.Uint16(b[4:])) != c {
+		return core.ClientIdentity{}, false
 	}
-	id := ClientIdentity{Client: c, PID: int32(le.Uint32(b[8:])), UID: le.Uint32(b[12:])}
+	id := core.ClientIdentity{Client: c, PID: int32(le.Uint32(b[8:])), UID: le.Uint32(b[12:])}
 	copy(id.TokenHash[:], b[16:48])
 	return id, true
 }

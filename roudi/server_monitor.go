@@ -2,6 +2,7 @@ package roudi
 
 import (
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"time"
 
 	"github.com/parallax-ipc/parallax/roudi/procmon"
@@ -12,8 +13,8 @@ import (
 // itself is safe for concurrent use).
 type serverMonitor struct {
 	m     procmon.Monitor
-	pids  map[int32]int    // watched pid → connections watching it
-	conns map[ConnID]int32 // connection → the pid it watches
+	pids  map[int32]int         // watched pid → connections watching it
+	conns map[core.ConnID]int32 // connection → the pid it watches
 	// exited holds the exit time the monitor reported for a pid until its
 	// reclaim (which follows in the same step) reads it.
 	exited map[int32]time.Time
@@ -30,7 +31,7 @@ func (s *Server) startMonitor() error {
 	if err != nil {
 		return fmt.Errorf("start process monitor: %w", err)
 	}
-	s.mon = serverMonitor{m: m, pids: make(map[int32]int), conns: make(map[ConnID]int32)}
+	s.mon = serverMonitor{m: m, pids: make(map[int32]int), conns: make(map[core.ConnID]int32)}
 	if r := procmon.FallbackReason(m); r != "" {
 		s.log.Info("process monitor falls back", "monitor", m.Kind(), "reason", r)
 	}
@@ -117,7 +118,7 @@ func (s *Server) processExited(ex procmon.Exit) {
 		s.mon.exited[ex.PID] = ex.At
 		defer delete(s.mon.exited, ex.PID)
 	}
-	s.step(ProcessExited{PID: ex.PID})
+	s.step(core.ProcessExited{PID: ex.PID})
 }
 
 // closeMonitor stops the monitor. Called by Close.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"io"
 	"log/slog"
 	"net"
@@ -90,7 +91,7 @@ func hasClient(t *testing.T, srv *Server, pid int32) bool {
 	t.Helper()
 	snap, err := srv.Snapshot(context.Background())
 	require.NoError(t, err)
-	return slices.ContainsFunc(snap.Clients, func(c ClientInfo) bool { return c.PID == pid })
+	return slices.ContainsFunc(snap.Clients, func(c core.ClientInfo) bool { return c.PID == pid })
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -2,6 +2,7 @@ package roudi
 
 import (
 	"context"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"io"
 	"net"
 	"os"
@@ -199,7 +200,7 @@ func waitRegistered(b *testing.B, ctx context.Context, srv *Server, pid int32) {
 	defer tick.Stop()
 	for {
 		snap, err := srv.Snapshot(ctx)
-		if err == nil && slices.ContainsFunc(snap.Clients, func(c ClientInfo) bool { return c.PID == pid }) {
+		if err == nil && slices.ContainsFunc(snap.Clients, func(c core.ClientInfo) bool { return c.PID == pid }) {
 			return
 		}
 		if time.Now().After(deadline) {

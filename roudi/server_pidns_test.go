@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -210,5 +211,5 @@ func startOrphanClient(srv *Server) (*exec.Cmd, error) {
 // clientConnected reports whether srv has a client with pid.
 func clientConnected(srv *Server, pid int32) bool {
 	snap, err := srv.Snapshot(context.Background())
-	return err == nil && slices.ContainsFunc(snap.Clients, func(c ClientInfo) bool { return c.PID == pid })
+	return err == nil && slices.ContainsFunc(snap.Clients, func(c core.ClientInfo) bool { return c.PID == pid })
 }

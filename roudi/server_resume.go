@@ -2,6 +2,7 @@ package roudi
 
 import (
 	"fmt"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"net"
 	"os"
 	"path/filepath"
@@ -202,11 +203,11 @@ func (s *Server) Adopted() bool { return s.adopted }
 
 // adoptedClients returns the client ids whose hold tables the adopted
 // management segment holds.
-func (s *Server) adoptedClients() []ClientID {
-	var ids []ClientID
+func (s *Server) adoptedClients() []core.ClientID {
+	var ids []core.ClientID
 	for c := 1; c <= s.layout.HoldsCount; c++ {
-		if t, err := mempool.AttachHoldTable(s.holdRegion(ClientID(c))); err == nil && int(t.Client()) == c {
-			ids = append(ids, ClientID(c))
+		if t, err := mempool.AttachHoldTable(s.holdRegion(core.ClientID(c))); err == nil && int(t.Client()) == c {
+			ids = append(ids, core.ClientID(c))
 		}
 	}
 	return ids
@@ -216,7 +217,7 @@ func (s *Server) adoptedClients() []ClientID {
 // not resume, then rings in the arena that nobody resumed are drained.
 func (s *Server) resumeDeadline() {
 	s.resumeDone = true
-	s.step(ResumeDeadline{})
+	s.step(core.ResumeDeadline{})
 	s.drainOrphanRings()
 }
 
@@ -242,13 +243,13 @@ func (s *Server) drainOrphanRings() {
 		}
 		ring, err := ringbuf.Attach(mem[off:limit])
 		if err != nil {
-			off += regionAlign
+			off += core.RegionAlign
 			continue
 		}
 		size := ringbuf.Size(ring.Cap())
-		drained += s.drainBounded(ring, "orphaned ring", Region{Offset: uint64(off), Size: uint64(size)})
+		drained += s.drainBounded(ring, "orphaned ring", core.Region{Offset: uint64(off), Size: uint64(size)})
 		clear(mem[off : off+8]) // the magic: it is no ring any more
-		off += (size + regionAlign - 1) &^ (regionAlign - 1)
+		off += (size + core.RegionAlign - 1) &^ (core.RegionAlign - 1)
 	}
 	if drained > 0 {
 		s.log.Info("drained rings nobody resumed", "chunks", drained)
@@ -264,18 +265,18 @@ func (s *Server) resumeRequest(c *serverConn, reqID uint32, m *wire.Resume) {
 			return
 		}
 	}
-	req := ResumeClient{OldClient: ClientID(m.OldClient)}
+	req := core.ResumeClient{OldClient: core.ClientID(m.OldClient)}
 	copy(req.Token[:], m.Token) // a short or missing token is a wrong one
 	for _, p := range m.Publishers {
-		req.Pubs = append(req.Pubs, RestorePub{ID: PubID(p.PubID), Topic: p.Topic, Type: TypeInfo(p.Type), History: int(p.History)})
+		req.Pubs = append(req.Pubs, core.RestorePub{ID: core.PubID(p.PubID), Topic: p.Topic, Type: core.TypeInfo(p.Type), History: int(p.History)})
 	}
 	for _, sb := range m.Subscribers {
-		req.Subs = append(req.Subs, RestoreSub{ID: SubID(sb.SubID), Topic: sb.Topic, Type: TypeInfo(sb.Type), Capacity: int(sb.QueueCapacity),
-			History: int(sb.History), Policy: Policy(sb.Policy), Notifier: Region{Offset: sb.NotifierOffset, Size: uint64(alignUp(ringbuf.NotifierSize, regionAlign))}})
+		req.Subs = append(req.Subs, core.RestoreSub{ID: core.SubID(sb.SubID), Topic: sb.Topic, Type: core.TypeInfo(sb.Type), Capacity: int(sb.QueueCapacity),
+			History: int(sb.History), Policy: core.Policy(sb.Policy), Notifier: core.Region{Offset: sb.NotifierOffset, Size: uint64(alignUp(ringbuf.NotifierSize, core.RegionAlign))}})
 	}
 	for _, l := range m.Connections {
-		req.Links = append(req.Links, RestoreLink{ID: ConnectionID(l.ConnID), Pub: PubID(l.PubID), Sub: SubID(l.SubID),
-			Ring: Region{Offset: l.RingOffset, Size: l.RingSize}, Capacity: int(l.Capacity), Policy: Policy(l.Policy)})
+		req.Links = append(req.Links, core.RestoreLink{ID: core.ConnectionID(l.ConnID), Pub: core.PubID(l.PubID), Sub: core.SubID(l.SubID),
+			Ring: core.Region{Offset: l.RingOffset, Size: l.RingSize}, Capacity: int(l.Capacity), Policy: core.Policy(l.Policy)})
 	}
-	s.step(ClientRequest{Conn: c.id, ReqID: reqID, Req: req})
+	s.step(core.ClientRequest{Conn: c.id, ReqID: reqID, Req: req})
 }

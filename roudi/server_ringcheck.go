@@ -65,6 +65,7 @@ package roudi
 
 import (
 	"errors"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"log/slog"
 
 	"github.com/parallax-ipc/parallax/internal/wire"
@@ -109,7 +110,7 @@ func ringOffender(ring *ringbuf.Ring) ringEnd {
 // them; it stops early on an empty ring and on a corrupt one (logged and
 // counted, where names the loop). A peer that keeps pushing or scribbling
 // cannot keep the Serve goroutine here.
-func (s *Server) drainBounded(ring *ringbuf.Ring, where string, r Region) (n int) {
+func (s *Server) drainBounded(ring *ringbuf.Ring, where string, r core.Region) (n int) {
 	for range ring.Cap() {
 		ref, err := ring.TryPop()
 		if err != nil {
@@ -136,9 +137,9 @@ func (s *Server) reportCorruptRing(c *serverConn, reqID uint32, m *wire.ReportPe
 		s.log.Warn("corrupt-ring report not verified", "conn", c.id, "client", c.client, "connection", m.ConnID, "why", why)
 	}
 	snap := s.core.Snapshot()
-	var ci *ConnectionInfo
+	var ci *core.ConnectionInfo
 	for i := range snap.Connections {
-		if snap.Connections[i].ID == ConnectionID(m.ConnID) {
+		if snap.Connections[i].ID == core.ConnectionID(m.ConnID) {
 			ci = &snap.Connections[i]
 			break
 		}
@@ -164,8 +165,8 @@ func (s *Server) reportCorruptRing(c *serverConn, reqID uint32, m *wire.ReportPe
 	s.log.Warn("corrupt ring: cutting its connection", "connection", m.ConnID, "topic", ci.Topic,
 		"publisher_client", ci.PubClient, "subscriber_client", ci.SubClient, "reporter_client", c.client,
 		"offender", offender.String(), "err", err, "detail", m.Detail)
-	s.step(CutConnection{Connection: ci.ID, Reason: "ring corrupt: " + err.Error()})
-	var blamed ClientID
+	s.step(core.CutConnection{Connection: ci.ID, Reason: "ring corrupt: " + err.Error()})
+	var blamed core.ClientID
 	switch offender {
 	case endProducer:
 		blamed = ci.PubClient
@@ -182,7 +183,7 @@ func (s *Server) reportCorruptRing(c *serverConn, reqID uint32, m *wire.ReportPe
 			s.log.Warn("disconnecting client for corrupting a ring's indices", "client", cl.ID, "pid", cl.PID, "name", cl.Name,
 				slog.String("end", offender.String()))
 			s.guard.corruptKicked.Add(1)
-			s.step(ClientDisconnected{Conn: oc.id})
+			s.step(core.ClientDisconnected{Conn: oc.id})
 			s.dropConn(oc)
 		}
 	}

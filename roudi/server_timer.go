@@ -1,6 +1,7 @@
 package roudi
 
 import (
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"sync/atomic"
 	"time"
 )
@@ -38,7 +39,7 @@ func (s *Server) clockC() <-chan time.Time { return s.clock.timer.C }
 func (s *Server) advanceClock(now time.Time) {
 	t := uint64(now.Sub(s.clock.start) / s.clock.interval)
 	if seen := s.core.Now(); t > seen {
-		s.step(Tick{N: t - seen})
+		s.step(core.Tick{N: t - seen})
 	}
 }
 

@@ -1,4 +1,4 @@
-package roudi
+package core
 
 import (
 	"fmt"
@@ -92,7 +92,7 @@ type pendingLink struct {
 
 // reserveRegion carves r out of the arena; false if any of it is in use.
 func (a *arena) reserve(r Region) bool {
-	if r.Size == 0 || r.Offset%regionAlign != 0 || r.Size%regionAlign != 0 {
+	if r.Size == 0 || r.Offset%RegionAlign != 0 || r.Size%RegionAlign != 0 {
 		return false
 	}
 	for i, f := range a.free {

@@ -1,4 +1,4 @@
-package roudi
+package core
 
 import (
 	"fmt"
@@ -12,18 +12,21 @@ import (
 	"github.com/parallax-ipc/parallax/internal/testutil"
 )
 
-func newTestRouter(t *testing.T, mutate func(*Config), opts RouterOptions) *Router {
+func newTestRouter(t *testing.T, mutate func(*Rules), opts RouterOptions) *Router {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := DefaultRules()
 	if mutate != nil {
-		mutate(cfg)
+		mutate(&cfg)
 	}
-	opts.Config = cfg
+	opts.Rules = &cfg
 	if opts.Arena.Size == 0 {
 		opts.Arena = Region{Offset: testArenaBase, Size: testArenaSize}
 	}
 	opts.RingSize = testRingSize
 	opts.NotifierSize = testNotifierSize
+	if opts.Rand == nil {
+		opts.Rand = &countingReader{}
+	}
 	r, err := NewRouter(opts)
 	require.NoError(t, err)
 	return r
@@ -64,13 +67,16 @@ func TestNewRouterRejectsBadOptions(t *testing.T) {
 	t.Parallel()
 	_, err := NewRouter(RouterOptions{Arena: Region{Offset: 0, Size: 4096}, NotifierSize: 64})
 	require.Error(t, err)
-	_, err = NewRouter(RouterOptions{Arena: Region{Offset: 100, Size: 4096}, RingSize: testRingSize, NotifierSize: 64})
+	_, err = NewRouter(RouterOptions{Arena: Region{Offset: 100, Size: 4096}, RingSize: testRingSize, NotifierSize: 64, Rand: &countingReader{}})
 	require.ErrorContains(t, err, "aligned")
-	bad := DefaultConfig()
+	_, err = NewRouter(RouterOptions{Arena: Region{Offset: 0, Size: 4096}, RingSize: testRingSize, NotifierSize: 64})
+	require.ErrorContains(t, err, "Rand")
+	_, err = NewRouter(RouterOptions{Arena: Region{Offset: 100, Size: 4096}, RingSize: testRingSize, NotifierSize: 64, Rand: &countingReader{}})
+	require.ErrorContains(t, err, "aligned")
+	bad := DefaultRules()
 	bad.Rings.DefaultCapacity = 3
-	_, err = NewRouter(RouterOptions{Config: bad, Arena: Region{Size: 4096}, RingSize: testRingSize, NotifierSize: 64})
-	var ce *ConfigError
-	require.ErrorAs(t, err, &ce)
+	_, err = NewRouter(RouterOptions{Rules: &bad, Arena: Region{Size: 4096}, RingSize: testRingSize, NotifierSize: 64, Rand: &countingReader{}})
+	require.ErrorContains(t, err, "default ring capacity must be a power of two, got 3")
 }
 
 func TestTypeMismatchIsIncompatibleType(t *testing.T) {
@@ -88,7 +94,7 @@ func TestTypeMismatchIsIncompatibleType(t *testing.T) {
 
 func TestLimitsAreErrLimit(t *testing.T) {
 	t.Parallel()
-	r := newTestRouter(t, func(c *Config) { c.Limits.MaxPublishers = 1; c.Limits.MaxTopics = 1 }, RouterOptions{})
+	r := newTestRouter(t, func(c *Rules) { c.Limits.MaxPublishers = 1; c.Limits.MaxTopics = 1 }, RouterOptions{})
 	do(t, r, ClientConnected{Conn: 1, PID: 1})
 	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 1, Req: CreatePublisher{Topic: "a", Type: typT}})).Err)
 	require.ErrorIs(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 2, Req: CreatePublisher{Topic: "a", Type: typT}})).Err, parallax.ErrLimit)
@@ -97,7 +103,7 @@ func TestLimitsAreErrLimit(t *testing.T) {
 
 func TestAccessRules(t *testing.T) {
 	t.Parallel()
-	r := newTestRouter(t, func(c *Config) {
+	r := newTestRouter(t, func(c *Rules) {
 		c.Access = []AccessRule{{Topic: "cam/*", PublishUIDs: []uint32{1000}, SubscribeGIDs: []uint32{44}}}
 	}, RouterOptions{})
 	do(t, r, ClientConnected{Conn: 1, PID: 1, UID: 1000, GID: 1000})
@@ -201,7 +207,7 @@ func TestRandomEventsKeepInvariants(t *testing.T) {
 }
 
 func randomRun(t *testing.T, rng *rand.Rand, steps int) {
-	r := newTestRouter(t, func(c *Config) {
+	r := newTestRouter(t, func(c *Rules) {
 		c.Limits.MaxClients = 6
 		c.Limits.MaxTopics = 4
 		c.Limits.MaxPublishers = 10
@@ -326,7 +332,7 @@ func TestArenaFirstFitCoalescing(t *testing.T) {
 func BenchmarkRouterCreateAndDie(b *testing.B) {
 	for _, subs := range []int{1, 8} {
 		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
-			r, err := NewRouter(RouterOptions{Arena: Region{Size: 1 << 20}, RingSize: testRingSize, NotifierSize: 64, Quarantine: -1})
+			r, err := NewRouter(RouterOptions{Arena: Region{Size: 1 << 20}, RingSize: testRingSize, NotifierSize: 64, Quarantine: -1, Rand: &countingReader{}})
 			require.NoError(b, err)
 			b.ReportAllocs()
 			pid := int32(0)

@@ -1,4 +1,4 @@
-package roudi
+package core
 
 import "slices"
 

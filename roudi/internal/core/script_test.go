@@ -1,4 +1,4 @@
-package roudi
+package core
 
 import (
 	"flag"
@@ -97,7 +97,7 @@ func runScript(t *testing.T, path string) {
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	blocks, trailer := parseScript(t, string(data))
-	s := &scriptState{t: t, cfg: DefaultConfig(), opts: RouterOptions{
+	s := &scriptState{t: t, cfg: DefaultRules(), opts: RouterOptions{
 		Arena:        Region{Offset: testArenaBase, Size: testArenaSize},
 		RingSize:     testRingSize,
 		NotifierSize: testNotifierSize,
@@ -139,7 +139,7 @@ func runScript(t *testing.T, path string) {
 
 type scriptState struct {
 	t      *testing.T
-	cfg    *Config
+	cfg    Rules
 	opts   RouterOptions
 	r      *Router
 	req    uint32
@@ -149,7 +149,8 @@ type scriptState struct {
 
 func (s *scriptState) router() *Router {
 	if s.r == nil {
-		s.opts.Config = s.cfg
+		rules := s.cfg.Clone()
+		s.opts.Rules = &rules
 		r, err := NewRouter(s.opts)
 		require.NoError(s.t, err)
 		s.r = r
@@ -237,7 +238,7 @@ func (s *scriptState) run(where, line string) []string {
 			case "max_queue_capacity":
 				l.MaxQueueCapacity = num(k, 0)
 			case "max_message_size":
-				l.MaxMessageSize = ByteSize(num(k, 0))
+				l.MaxMessageSize = uint64(num(k, 0))
 			case "default_cap":
 				s.cfg.Rings.DefaultCapacity = num(k, 0)
 			case "max_cap":

@@ -1,7 +1,6 @@
-package roudi
+package core
 
 import (
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -33,10 +32,10 @@ const (
 // RouterOptions configures [NewRouter]. Arena, RingSize and NotifierSize
 // are required; the zero value of every other field means its default.
 type RouterOptions struct {
-	// Config supplies limits, ring capacities and access rules; nil means
-	// [DefaultConfig]. It must pass [Config.Validate]. The router keeps a
+	// Rules supplies limits, ring capacities and access rules; nil means
+	// [DefaultRules]. It must pass [Rules.Validate]. The router keeps a
 	// copy.
-	Config *Config
+	Rules *Rules
 	// Arena is the part of the management segment where the router places
 	// rings and notifiers. Its offset must be 128-byte aligned.
 	Arena Region
@@ -51,8 +50,9 @@ type RouterOptions struct {
 	// regions are freed at once (still after the ReclaimClient that lists
 	// them).
 	Quarantine int
-	// Rand is the source of the clients' resume tokens; nil means
-	// crypto/rand. Tests inject a deterministic one.
+	// Rand is the source of the clients' resume tokens (required: the
+	// server passes crypto/rand's Reader; tests inject a deterministic
+	// one). The core draws no randomness of its own.
 	Rand io.Reader
 }
 
@@ -68,7 +68,7 @@ type RouterOptions struct {
 // drives it. Given the same options and events, it produces the same
 // actions.
 type Router struct {
-	cfg          *Config
+	cfg          Rules
 	arena        *arena
 	ringSize     func(int) int
 	notifierSize int
@@ -159,15 +159,15 @@ type release struct {
 
 // NewRouter returns a Router with an empty registry.
 func NewRouter(opts RouterOptions) (*Router, error) {
-	cfg := opts.Config
-	if cfg == nil {
-		cfg = DefaultConfig()
+	cfg := DefaultRules()
+	if opts.Rules != nil {
+		cfg = *opts.Rules
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
-	if opts.RingSize == nil || opts.NotifierSize <= 0 {
-		return nil, errors.New("create router: RingSize and a positive NotifierSize are required")
+	if opts.RingSize == nil || opts.NotifierSize <= 0 || opts.Rand == nil {
+		return nil, errors.New("create router: RingSize, a positive NotifierSize and Rand are required")
 	}
 	a, err := newArena(opts.Arena.Offset, opts.Arena.Size)
 	if err != nil {
@@ -189,9 +189,6 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 		links:        make(map[ConnectionID]*connection),
 	}
 	r.rand = opts.Rand
-	if r.rand == nil {
-		r.rand = crand.Reader
-	}
 	if opts.HelloTimeout > 0 {
 		r.helloTimeout = uint64(opts.HelloTimeout)
 	}

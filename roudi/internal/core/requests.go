@@ -1,4 +1,4 @@
-package roudi
+package core
 
 import (
 	"fmt"
@@ -79,12 +79,8 @@ func (r *Router) checkEndpoint(c *client, name string, typ TypeInfo, history int
 	if typ.Align != 0 && bits.OnesCount32(typ.Align) != 1 {
 		return nil, fmt.Errorf("%w: type %v: alignment must be a power of two", parallax.ErrProtocol, typ)
 	}
-	maxMsg := r.cfg.Limits.MaxMessageSize
-	if maxMsg == 0 {
-		maxMsg = r.cfg.LargestChunk()
-	}
-	if ByteSize(typ.Size) > maxMsg {
-		return nil, fmt.Errorf("%w: type %v is larger than the %v message size limit", parallax.ErrLimit, typ, maxMsg)
+	if maxMsg := r.cfg.Limits.MaxMessageSize; maxMsg != 0 && uint64(typ.Size) > maxMsg {
+		return nil, fmt.Errorf("%w: type %v is larger than the %d-byte message size limit", parallax.ErrLimit, typ, maxMsg)
 	}
 	if history < 0 {
 		return nil, fmt.Errorf("%w: negative history %d", parallax.ErrProtocol, history)

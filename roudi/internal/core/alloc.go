@@ -1,4 +1,4 @@
-package roudi
+package core
 
 import (
 	"cmp"
@@ -6,9 +6,9 @@ import (
 	"slices"
 )
 
-// regionAlign is the alignment of every region offset and size: two cache
+// RegionAlign is the alignment of every region offset and size: two cache
 // lines, so no two regions share a line (or an adjacent-line prefetch pair).
-const regionAlign = 128
+const RegionAlign = 128
 
 // An arena is a deterministic first-fit allocator of [Region]s inside
 // [base, base+size). Free extents are kept sorted by offset and coalesced
@@ -22,12 +22,12 @@ type arena struct {
 }
 
 func newArena(base, size uint64) (*arena, error) {
-	if base%regionAlign != 0 {
-		return nil, fmt.Errorf("arena base %d: must be %d-byte aligned", base, regionAlign)
+	if base%RegionAlign != 0 {
+		return nil, fmt.Errorf("arena base %d: must be %d-byte aligned", base, RegionAlign)
 	}
-	size -= size % regionAlign
+	size -= size % RegionAlign
 	if size == 0 || base+size < base {
-		return nil, fmt.Errorf("arena [%d, +%d): must hold at least %d bytes and not wrap", base, size, regionAlign)
+		return nil, fmt.Errorf("arena [%d, +%d): must hold at least %d bytes and not wrap", base, size, RegionAlign)
 	}
 	return &arena{
 		base: base, size: size,
@@ -37,12 +37,12 @@ func newArena(base, size uint64) (*arena, error) {
 }
 
 // alloc returns the lowest free region of at least n bytes (rounded up to
-// regionAlign), or false when no extent fits.
+// RegionAlign), or false when no extent fits.
 func (a *arena) alloc(n int) (Region, bool) {
 	if n <= 0 {
 		n = 1
 	}
-	sz := (uint64(n) + regionAlign - 1) &^ (regionAlign - 1)
+	sz := (uint64(n) + RegionAlign - 1) &^ (RegionAlign - 1)
 	for i, f := range a.free {
 		if f.Size < sz {
 			continue
@@ -105,7 +105,7 @@ func (a *arena) check() error {
 	}
 	var usedBytes uint64
 	for off, sz := range a.used {
-		if off%regionAlign != 0 || sz%regionAlign != 0 || sz == 0 {
+		if off%RegionAlign != 0 || sz%RegionAlign != 0 || sz == 0 {
 			return fmt.Errorf("region @%d+%d is misaligned", off, sz)
 		}
 		usedBytes += sz

@@ -1,0 +1,30 @@
+// Package core is the Parallax router's deterministic core, in the style of
+// etcd-io/raft's RawNode: the registry of clients, topics, publishers,
+// subscribers and connections, the region allocator of the management
+// arena, and every decision the router makes about them (types, limits,
+// access rules, who is told what when a client goes, when a removed ring
+// may be reused, who may resume after a restart).
+//
+// [Router] owns no goroutines, sockets, clock or shared memory. Events go
+// in through [Router.Step] ([ClientConnected], [ClientRequest],
+// [ProcessExited], [Tick], ...); actions come out of [Router.Ready]
+// ([Reply], [ConnectionAdded], [FormatRing], [ReclaimClient],
+// [FreeRegion], [CloseConn], [Log], ...). The router's server (package
+// roudi) performs the actions: it moves bytes and file descriptors and
+// formats and drains the regions the actions name, and decides nothing.
+//
+// The package may import only the standard library's pure packages and the
+// root parallax package (make check-deps enforces the list), so it stays
+// testable without sockets: datadriven scripts in testdata/ (run with
+// -rewrite to update their expected output) and a property test against
+// the invariants in invariants_test.go.
+//
+// A removed connection's ring (and a closed subscriber's notifier) is freed
+// when every surviving side told of the removal has released it
+// ([ReleaseConnection], which client runtimes send once their endpoints
+// have let go of the ring), or has died; [DefaultQuarantine] bounds the
+// wait for a client that stopped reading its control socket. Until then the
+// bytes are never reused, so a subscriber still takes what a closed
+// publisher had queued and no stale reader meets another connection's
+// entries.
+package core
