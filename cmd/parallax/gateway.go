@@ -54,7 +54,7 @@ func runGateway(e *env, fs *flag.FlagSet, g *globals, args []string) int {
 	fs.Var(&exports, "export", "topic to subscribe locally and publish to NATS (repeatable); :type fixes the payload type")
 	fs.Var(&imports, "import", "topic to receive from NATS and publish locally (repeatable); without :type the first message's type is used")
 	fs.StringVar(&opts.Prefix, "prefix", gateway.DefaultPrefix, "NATS subject prefix")
-	fs.StringVar(&opts.ID, "id", "", "gateway id in the Parallax-Gateway header (default: random)")
+	fs.StringVar(&opts.ID, "id", "", "gateway id in the header of its NATS messages (default: random)")
 	fs.IntVar(&opts.QueueCapacity, "queue", 0, "exporters' local queue capacity per publisher (0 = router default)")
 	fs.DurationVar(&opts.StatsInterval, "stats-interval", time.Minute, "period of the statistics log line (negative = never)")
 	fs.DurationVar(&opts.ReportInterval, "report-interval", gateway.DefaultReportInterval, "period of the counter reports to the router, shown by parallax gateways (negative = never)")
