@@ -16,6 +16,10 @@ import (
 // publishes its counters (and looks at its context) again.
 const maxBatch = 256
 
+// maxBatchBytes ends a batch early, so that the counters of large samples
+// are not held back.
+const maxBatchBytes = 1 << 20
+
 // An exporter subscribes to one local topic and publishes its samples to
 // NATS. Its goroutine is the only user of sub's Take, of buf and of the
 // batch counts.
@@ -114,7 +118,7 @@ func (e *exporter) run(ctx context.Context) {
 }
 
 // pump forwards batches: one blocking Take, then what is queued (up to
-// maxBatch) without blocking, then the batch's counters. nats.go buffers
+// maxBatch samples or maxBatchBytes) without blocking, then the batch's counters. nats.go buffers
 // the publishes and its flusher writes them out; nothing here flushes.
 func (e *exporter) pump(ctx context.Context, sub *subscriber.Subscriber) error {
 	for {
@@ -122,12 +126,13 @@ func (e *exporter) pump(ctx context.Context, sub *subscriber.Subscriber) error {
 		if err != nil {
 			return err
 		}
-		for n := 1; ; n++ {
+		for n, size := 1, 0; ; n++ {
+			size += len(s.Bytes())
 			e.forward(ctx, s)
 			if err := s.Release(); err != nil {
 				e.g.log.Warn("release exported sample", "topic", e.topic.Name, "err", err)
 			}
-			if n == maxBatch {
+			if n == maxBatch || size >= maxBatchBytes {
 				break
 			}
 			if s, err = sub.TryTake(); err != nil {

@@ -42,6 +42,12 @@ func newImporter(g *Gateway, t Topic) *importer {
 	return &importer{g: g, topic: t, subject: g.opts.Prefix + t.Name}
 }
 
+// blockTimeout is how long, under PolicyBlock, an importer's publish waits
+// for a block-producer subscriber's queue before that subscriber misses
+// the message (counted as dropped). While it waits, nats.go holds the
+// following messages (up to the pending limits).
+const blockTimeout = 5 * time.Second
+
 // isOwn reports whether local publisher id is this importer's publisher.
 func (i *importer) isOwn(id uint32) bool { return id != 0 && i.ownID.Load() == id }
 
@@ -98,10 +104,14 @@ func (i *importer) create(t Type) error {
 	if time.Now().Before(i.retryAt) && t == i.lastType {
 		return i.lastErr
 	}
-	pub, err := publisher.New(i.ctx, i.topic.Name, publisher.Options{
+	opts := publisher.Options{
 		Domain: i.g.opts.Domain, Socket: i.g.opts.Socket,
 		TypeName: t.Name, TypeSize: t.Size, TypeAlign: t.Align,
-	})
+	}
+	if i.g.opts.Policy == PolicyBlock {
+		opts.BlockTimeout = blockTimeout
+	}
+	pub, err := publisher.New(i.ctx, i.topic.Name, opts)
 	if err != nil {
 		i.lastErr = fmt.Errorf("import %q: publish locally as %v: %w", i.topic.Name, t, err)
 		i.lastType = t
