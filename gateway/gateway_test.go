@@ -519,3 +519,24 @@ func TestReportDisabled(t *testing.T) {
 	stop() // Run has returned: any report would have been answered by now
 	require.Nil(t, routerCounters(t, ra, g.ID()))
 }
+
+// TestCleanStopNoWarning: stopping a gateway logs no warning or error
+// (nats.go reports the gateway's own Close as a disconnection without an
+// error, on its callback goroutine, before the closed callback).
+func TestCleanStopNoWarning(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1, 0)
+	ra := newRouter(t)
+	closed := make(chan struct{})
+	_, logs, stop := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket,
+		Export: []gateway.Topic{{Name: "quiet"}}, Import: []gateway.Topic{{Name: "other"}},
+		NATSOptions: []nats.Option{nats.ClosedHandler(func(*nats.Conn) { close(closed) })}})
+	stop()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("NATS connection not closed 20 s after the gateway stopped")
+	}
+	require.NotContains(t, logs.String(), "level=WARN")
+	require.NotContains(t, logs.String(), "level=ERROR")
+}
