@@ -212,6 +212,19 @@ func (p Policy) String() string {
 	return fmt.Sprintf("Policy(%d)", uint8(p))
 }
 
+// MarshalText implements encoding.TextMarshaler (flag.TextVar).
+func (p Policy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with [ParsePolicy].
+func (p *Policy) UnmarshalText(b []byte) error {
+	v, err := ParsePolicy(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
 // ParsePolicy parses "discard" or "block".
 func ParsePolicy(s string) (Policy, error) {
 	switch s {
