@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -47,6 +48,9 @@ import (
 // mean anything).
 //
 //	go test -run='^$' -bench=Gateway -benchtime=200000x ./tests/bench
+//
+// With PARALLAX_BENCH_GATEWAY_PROFILE=dir each gateway process writes a
+// CPU profile there (gateway-export-PID.pprof, gateway-import-PID.pprof).
 func BenchmarkGateway(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		for _, load := range []string{"flat", "paced"} {
@@ -392,6 +396,15 @@ func gatewayMain(args []string) int {
 	case err := <-done:
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		return 1
+	}
+	if dir := os.Getenv("PARALLAX_BENCH_GATEWAY_PROFILE"); dir != "" {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("gateway-%s-%d.pprof", args[2], os.Getpid())))
+		if err == nil {
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
 	}
 	fmt.Println("ready", g.ID())
 	untilStdinCloses()
