@@ -184,10 +184,10 @@ func (e *exporter) forward(ctx context.Context, s subscriber.Sample) {
 	}
 	room := limit - int64(len(e.split))
 	if room < 1 {
-		e.c.refused.Add(1)
 		e.limiter.log(e.g, "refused sample", "topic", e.topic.Name, "err",
 			fmt.Errorf("export %q: the NATS server's max payload of %d bytes leaves no room behind the %d-byte header: %w",
 				e.topic.Name, limit, len(e.split), ErrPayloadTooLarge))
+		e.c.refused.Add(1)
 		return
 	}
 	count := (int64(len(data)) + room - 1) / room
@@ -222,13 +222,13 @@ func (e *exporter) send(ctx context.Context, b []byte) bool {
 			sleep(ctx, e.g.backoff(min(attempt, 3)))
 			continue
 		}
+		counter := &e.c.dropped
 		if errors.Is(err, nats.ErrMaxPayload) {
-			e.c.refused.Add(1)
+			counter = &e.c.refused
 			err = fmt.Errorf("export %q: %d-byte NATS message: %w: %w", e.topic.Name, len(b), ErrPayloadTooLarge, err)
-		} else {
-			e.c.dropped.Add(1)
 		}
-		e.limiter.log(e.g, "sample not exported", "topic", e.topic.Name, "err", err)
+		e.limiter.log(e.g, "sample not exported", "topic", e.topic.Name, "err", err) // before counting: see importer.refuse
+		counter.Add(1)
 		return false
 	}
 }

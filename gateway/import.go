@@ -223,14 +223,16 @@ func (i *importer) publish(c publisher.Chunk) {
 	i.c.forwarded.Add(1)
 }
 
+// refuse and drop log before they count, so that whoever sees the count
+// finds the log line.
 func (i *importer) refuse(err error) {
-	i.c.refused.Add(1)
 	i.logLimited("refused message", err)
+	i.c.refused.Add(1)
 }
 
 func (i *importer) drop(err error) {
-	i.c.dropped.Add(1)
 	i.logLimited("message not imported", err)
+	i.c.dropped.Add(1)
 }
 
 // logLimited may run before mu is taken (refusals); the limiter is only

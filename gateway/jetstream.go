@@ -22,7 +22,12 @@ import (
 // pull consumer each and acknowledge every message once it is published
 // locally (or refused); a restarted importer resumes after the last
 // acknowledged message. A new durable consumer starts with the messages
-// published after its creation.
+// published after its creation. Messages the consumer had pulled but not
+// yet handled when the gateway stopped are redelivered by the server after
+// the consumer's AckWait (30 s by default), possibly after newer ones: the
+// importer publishes them and counts them as reordered. A part of a split
+// message that JetStream does not acknowledge is counted as dropped (per
+// part), and the importer drops the incomplete message.
 
 // jsMaxPending bounds the unacknowledged asynchronous publishes.
 const jsMaxPending = 4096
