@@ -132,7 +132,10 @@ type Options struct {
 	MaxMessageSize int64
 	// MaxPartial bounds the split messages an importer reassembles at the
 	// same time (one per origin publisher at most); when a new one would
-	// exceed it, the oldest is dropped. 0 = [DefaultMaxPartial].
+	// exceed it, the oldest is dropped. 0 = [DefaultMaxPartial]. Each holds
+	// a chunk of its message's size loaned from the local pools, so an
+	// importer holds at most MaxPartial * MaxMessageSize bytes of partial
+	// messages (512 MiB with the defaults), whatever its peers send.
 	MaxPartial int
 	// PendingMsgs and PendingBytes are the importers' NATS pending limits
 	// (messages received but not yet published locally); beyond them
@@ -174,7 +177,7 @@ type Options struct {
 // DefaultMaxMessageSize and DefaultMaxPartial are the defaults of
 // [Options].MaxMessageSize and MaxPartial.
 const (
-	DefaultMaxMessageSize = 256 << 20
+	DefaultMaxMessageSize = 64 << 20
 	DefaultMaxPartial     = 8
 )
 

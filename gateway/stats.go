@@ -86,6 +86,7 @@ func (s *Stats) add(t TopicStats) {
 // goroutine at a time.
 type seqTracker struct {
 	byGateway map[string]map[uint32]uint64
+	origins   int  // entries in byGateway's maps
 	have      bool // cur belongs to (curGW, curPub)
 	curGW     string
 	curPub    uint32
@@ -94,8 +95,9 @@ type seqTracker struct {
 	reordered uint64
 }
 
-// maxOrigins bounds the origins a tracker remembers (a hostile peer could
-// invent many); beyond it the tracker starts afresh.
+// maxOrigins bounds the origins (gateway, publisher) a tracker remembers
+// (a hostile peer could invent many); beyond it the tracker starts afresh,
+// which at worst misses gaps across the reset.
 const maxOrigins = 4096
 
 // track records seq from origin (gateway, publisher).
@@ -124,17 +126,21 @@ func (t *seqTracker) switchTo(gateway []byte, publisher uint32) {
 		}
 	}
 	pubs, ok := t.byGateway[string(gateway)]
+	if last, known := pubs[publisher]; known {
+		t.have, t.curGW, t.curPub, t.cur = true, string(gateway), publisher, last
+		return
+	}
+	if t.origins >= maxOrigins {
+		clear(t.byGateway)
+		t.origins, ok = 0, false
+	}
 	if !ok {
-		if len(t.byGateway) >= maxOrigins {
-			clear(t.byGateway)
-		}
 		pubs = map[uint32]uint64{}
 		t.byGateway[string(gateway)] = pubs
 	}
-	if _, ok := pubs[publisher]; !ok && len(pubs) >= maxOrigins {
-		clear(pubs)
-	}
-	t.have, t.curGW, t.curPub, t.cur = true, string(gateway), publisher, pubs[publisher]
+	pubs[publisher] = 0
+	t.origins++
+	t.have, t.curGW, t.curPub, t.cur = true, string(gateway), publisher, 0
 }
 
 // flush moves the counted gaps and reorderings to c.
