@@ -45,7 +45,8 @@ import (
 // cpu-µs/msg (user+system CPU of this process and all its children over
 // the run, per delivered message; read from /proc/<pid>/stat and
 // getrusage, so with USER_HZ = 100 it needs runs of a second or more to
-// mean anything).
+// mean anything), also split by process: cpu-µs/msg-self (publisher and
+// subscriber), -nats, -export and -import (the gateways).
 //
 //	go test -run='^$' -bench=Gateway -benchtime=200000x ./tests/bench
 //
@@ -136,36 +137,50 @@ func (c *gwChild) stop(b *testing.B, role string) func() {
 	}
 }
 
-// cpuTime is the user+system CPU time of this process and of pids.
-func cpuTime(pids []int) time.Duration {
+// selfCPU is the user+system CPU time of this process.
+func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')') // the command may contain spaces
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:]) // f[0] is field 3 (state); utime is field 14
-		if len(f) < 13 {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		d += time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the user+system CPU time of process pid (0 when unknown).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
 	}
-	return d
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the command may contain spaces
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state); utime is field 14
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+}
+
+// cpuRoles is a process per role ("" = this process) whose CPU time is
+// measured.
+type cpuRoles map[string]int
+
+// sample returns the CPU time of each role.
+func (r cpuRoles) sample() map[string]time.Duration {
+	m := map[string]time.Duration{"self": selfCPU()}
+	for role, pid := range r {
+		m[role] += procCPU(pid)
+	}
+	return m
 }
 
 func benchGateway(b *testing.B, size int, paced bool, path string) {
 	dir := b.TempDir()
 	ns, url := startGWChild(b, "nats")
-	pids := []int{ns.cmd.Process.Pid}
+	roles := cpuRoles{"nats": ns.cmd.Process.Pid}
 	var send func([]byte) error
 	var received atomic.Uint64
 	var outOfOrder atomic.Uint64
@@ -207,7 +222,8 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 		rb, _ := startGWChild(b, "gw-router", sockB)
 		ga, _ := startGWChild(b, "gateway", url, sockA, "export", policy)
 		gb, _ := startGWChild(b, "gateway", url, sockB, "import", policy)
-		pids = append(pids, ra.cmd.Process.Pid, rb.cmd.Process.Pid, ga.cmd.Process.Pid, gb.cmd.Process.Pid)
+		roles["routers"], roles["export"], roles["import"] = ra.cmd.Process.Pid, ga.cmd.Process.Pid, gb.cmd.Process.Pid
+		roles["router-b"] = rb.cmd.Process.Pid
 		sub, err := subscriber.New(ctx, "t", subscriber.Options{Socket: sockB, TypeName: "bench", QueueCapacity: 256, Policy: subscriber.BlockProducer})
 		if err != nil {
 			b.Fatal(err)
@@ -258,7 +274,7 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 
 	n := uint64(b.N)
 	rate := pacedRate(size)
-	cpu0 := cpuTime(pids)
+	cpu0 := roles.sample()
 	b.ResetTimer()
 	start := time.Now()
 	for i := uint64(1); i <= n; i++ {
@@ -289,12 +305,21 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 	}
 	b.StopTimer()
 	got := received.Load() - 1
-	cpu := cpuTime(pids) - cpu0
+	cpu1 := roles.sample()
+	var cpu time.Duration
+	for role := range cpu1 {
+		cpu += cpu1[role] - cpu0[role]
+	}
 	b.ReportMetric(float64(got)/el.Seconds(), "msgs/s")
 	b.ReportMetric(float64(n-min(got, n)), "lost")
 	b.ReportMetric(float64(outOfOrder.Load()), "reordered")
 	if got > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(got), "cpu-µs/msg")
+		for _, role := range []string{"self", "nats", "export", "import"} {
+			if _, ok := cpu1[role]; ok {
+				b.ReportMetric(float64((cpu1[role]-cpu0[role]).Microseconds())/float64(got), "cpu-µs/msg-"+role)
+			}
+		}
 	}
 	b.SetBytes(int64(size))
 }
