@@ -12,15 +12,33 @@
 //
 // # Message format
 //
-// Each NATS message starts with a compact binary header (magic "PX",
-// version 1; the layout is in header.go and [AppendMessage]): the origin
-// publisher's sequence number, publish time and id, the payload type, the
-// exporting gateway's id and, for a split message, the part block. The
-// payload follows, unchanged. No NATS headers are used: encoding is a few
-// stores into a header built once per topic, decoding reads fixed offsets
-// and allocates nothing. Programs other than gateways use
-// [AppendMessage] and [DecodeMessage]; a message without the header is
-// refused (counted, logged) by importers.
+// Each NATS message starts with a compact binary header, then the payload
+// (all of it, or one part of a split message), unchanged. No NATS headers
+// are used: encoding is a few stores into a header built once per topic,
+// decoding reads fixed offsets and allocates nothing. Version 1,
+// little-endian:
+//
+//	offset size field
+//	0      2    magic "PX"
+//	2      1    version (1)
+//	3      1    flags: bit 0 = part of a split message; other bits 0
+//	4      1    G, length of the exporting gateway's id (1..255)
+//	5      1    T, length of the payload type name (0..255)
+//	6      2    reserved, 0
+//	8      8    origin sequence number
+//	16     8    origin timestamp, unix nanoseconds
+//	24     4    origin publisher id (in the exporting domain)
+//	28     4    type size
+//	32     4    type align
+//	36     24   only for a part: total length (8), part index (4),
+//	            part count (4), offset of the part in the message (8)
+//	then   G    gateway id, then T type name, then the payload
+//
+// A receiver refuses a message whose magic, version, flags, reserved bytes
+// or lengths are wrong, or whose part fields are inconsistent; a change of
+// layout gets a new version. Programs other than gateways use
+// [AppendMessage] and [DecodeMessage]; a non-Parallax consumer of a bridged
+// subject skips 36+G+T bytes (60+G+T for a part).
 //
 // The local publisher of an importing gateway assigns its own sequence
 // numbers and timestamps; the origin's are only in the header. The
@@ -29,10 +47,11 @@
 //
 // # Batching
 //
-// An exporter takes what its local queue holds (up to 256 samples) after
-// each blocking take, publishes each with nats.Conn.Publish (which copies
-// it into nats.go's buffer; nats.go's flusher writes what accumulated in
-// one system call) and updates its counters once per batch. Nothing flushes
+// An exporter takes what its local queue holds (up to 256 samples or 1
+// MiB) after each blocking take, copies each behind the header into one
+// reused buffer, publishes it with nats.Conn.Publish (which copies it into
+// nats.go's buffer; nats.go's flusher writes what accumulated in one
+// system call) and updates its counters once per batch. Nothing flushes
 // per message. An importer copies each payload once, from the NATS
 // message into a chunk loaned from the local pool, and publishes it.
 //
