@@ -21,12 +21,24 @@ import (
 // samples at the exporter's queue.)
 func TestLosslessFlatOut(t *testing.T) {
 	t.Parallel()
+	n := 20000
+	if testing.Short() {
+		n = 3000
+	}
+	t.Run("size=1KiB", func(t *testing.T) { t.Parallel(); losslessFlatOut(t, 1<<10, n, 64) })
+	// 64 KiB: the exporter's queue (16) leaves the publisher chunks of
+	// the 64 in its pool; in B the subscriber's queue (64) takes the whole
+	// pool, and the importer waits for chunks instead of dropping.
+	t.Run("size=64KiB", func(t *testing.T) { t.Parallel(); losslessFlatOut(t, 64<<10, n/10, 16) })
+}
+
+func losslessFlatOut(t *testing.T, size, n, exportQueue int) {
 	ns := startNATS(t, -1, 0)
 	ra, rb := newRouter(t), newRouter(t)
 	typ := &gateway.Type{Name: "flat"}
 	topic := []gateway.Topic{{Name: "flat", Type: typ}}
 	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: topic,
-		Policy: gateway.PolicyBlock, QueueCapacity: 64})
+		Policy: gateway.PolicyBlock, QueueCapacity: exportQueue})
 	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: topic,
 		Policy: gateway.PolicyBlock})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -40,10 +52,6 @@ func TestLosslessFlatOut(t *testing.T) {
 	defer pub.Close()
 	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
 
-	n := 20000
-	if testing.Short() {
-		n = 3000
-	}
 	res := make(chan error, 1)
 	go func() {
 		for i := 1; i <= n; i++ {
@@ -61,7 +69,7 @@ func TestLosslessFlatOut(t *testing.T) {
 		}
 		res <- nil
 	}()
-	b := make([]byte, 1024)
+	b := make([]byte, size)
 	for i := 1; i <= n; i++ { // flat out: no pacing at all
 		binary.LittleEndian.PutUint64(b, uint64(i))
 		require.NoError(t, pub.Send(b))
