@@ -38,7 +38,10 @@ import (
 // gateways are children (the re-executed test binary); the publisher (in
 // domain A) and the subscriber (in domain B) run in this process. path=nats
 // is the baseline in the same run: a nats.go publisher and a nats.go
-// subscriber in this process through the same NATS server process. load=
+// subscriber in this process through the same NATS server process;
+// path=bridge-jetstream is bridge-block through a JetStream stream (file
+// storage in the benchmark's temporary directory) and a durable consumer.
+// load=
 // flat publishes as fast as the path accepts; load=paced at a fixed rate
 // (pacedRate). Reported: delivered msgs/s, loss (messages published but
 // not delivered, with the bridge's policy block that must be 0) and
@@ -56,7 +59,7 @@ import (
 func BenchmarkGateway(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		for _, load := range []string{"flat", "paced"} {
-			for _, path := range []string{"nats", "bridge-block", "bridge-discard"} {
+			for _, path := range []string{"nats", "bridge-block", "bridge-discard", "bridge-jetstream"} {
 				b.Run(fmt.Sprintf("payload=%d/load=%s/path=%s", size, load, path), func(b *testing.B) {
 					benchGateway(b, size, load == "paced", path)
 				})
@@ -179,7 +182,7 @@ func (r cpuRoles) sample() map[string]time.Duration {
 
 func benchGateway(b *testing.B, size int, paced bool, path string) {
 	dir := b.TempDir()
-	ns, url := startGWChild(b, "nats")
+	ns, url := startGWChild(b, "nats", filepath.Join(dir, "js"))
 	roles := cpuRoles{"nats": ns.cmd.Process.Pid}
 	var send func([]byte) error
 	var received atomic.Uint64
@@ -216,12 +219,15 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 		send = func(p []byte) error { return nc.Publish("bench.t", p) }
 		defer func() { _ = nc.Flush() }()
 	} else {
-		policy := strings.TrimPrefix(path, "bridge-")
+		policy, stream := strings.TrimPrefix(path, "bridge-"), ""
+		if policy == "jetstream" {
+			policy, stream = "block", "GWBENCH"
+		}
 		sockA, sockB := filepath.Join(dir, "a.sock"), filepath.Join(dir, "b.sock")
 		ra, _ := startGWChild(b, "gw-router", sockA)
 		rb, _ := startGWChild(b, "gw-router", sockB)
-		ga, _ := startGWChild(b, "gateway", url, sockA, "export", policy)
-		gb, _ := startGWChild(b, "gateway", url, sockB, "import", policy)
+		ga, _ := startGWChild(b, "gateway", url, sockA, "export", policy, stream)
+		gb, _ := startGWChild(b, "gateway", url, sockB, "import", policy, stream)
 		roles["routers"], roles["export"], roles["import"] = ra.cmd.Process.Pid, ga.cmd.Process.Pid, gb.cmd.Process.Pid
 		roles["router-b"] = rb.cmd.Process.Pid
 		sub, err := subscriber.New(ctx, "t", subscriber.Options{Socket: sockB, TypeName: "bench", QueueCapacity: 256, Policy: subscriber.BlockProducer})
@@ -339,9 +345,11 @@ func waitFor(b *testing.B, what string, cond func() bool) {
 // untilStdinCloses blocks until the parent closes the child's stdin.
 func untilStdinCloses() { _, _ = io.Copy(io.Discard, os.Stdin) }
 
-// natsMain is the "nats" child: a NATS server on a random loopback port.
-func natsMain([]string) int {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+// natsMain is the "nats" child: a NATS server on a random loopback port,
+// with JetStream storing in args[0].
+func natsMain(args []string) int {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: args[0]})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nats:", err)
 		return 1
@@ -397,7 +405,8 @@ func gwRouterMain(args []string) int {
 }
 
 // gatewayMain is the "gateway" child: args are the NATS URL, the router
-// socket, export or import, and the policy; the topic is t of type bench.
+// socket, export or import, the policy and the JetStream stream ("" =
+// none); the topic is t of type bench.
 func gatewayMain(args []string) int {
 	policy, err := gateway.ParsePolicy(args[3])
 	if err != nil {
@@ -410,7 +419,8 @@ func gatewayMain(args []string) int {
 		logTo = os.Stderr
 	}
 	opts := gateway.Options{NATSURL: args[0], Socket: args[1], Prefix: "gwbench.", Policy: policy, QueueCapacity: 256,
-		StatsInterval: -1, Logger: slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		StatsInterval: -1, Logger: slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Stream: args[4], Durable: "gwbench"}
 	if args[2] == "export" {
 		opts.Export = topic
 	} else {
