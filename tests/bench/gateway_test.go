@@ -41,9 +41,8 @@ import (
 // subscriber in this process through the same NATS server process;
 // path=bridge-jetstream is bridge-block through a JetStream stream (file
 // storage in the benchmark's temporary directory) and a durable consumer.
-// load=
-// flat publishes as fast as the path accepts; load=paced at a fixed rate
-// (pacedRate). Reported: delivered msgs/s, loss (messages published but
+// load=flat publishes as fast as the path accepts; load=paced at a fixed
+// rate (pacedRate). Reported: delivered msgs/s, loss (messages published but
 // not delivered, with the bridge's policy block that must be 0) and
 // cpu-µs/msg (user+system CPU of this process and all its children over
 // the run, per delivered message; read from /proc/<pid>/stat and
