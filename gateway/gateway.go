@@ -162,6 +162,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 			g.log.Warn("flush NATS on exit", "err", err)
 		}
 		g.closing.Store(true)
+		for _, imp := range g.order { // keep nats.go's slow-consumer drops
+			if sub := imp.natsSub.Swap(nil); sub != nil {
+				if n, err := sub.Dropped(); err == nil {
+					imp.c.dropped.Add(uint64(n))
+				}
+			}
+		}
 		nc.Close()
 	}()
 	if g.opts.Stream == "" {
