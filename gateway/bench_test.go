@@ -19,7 +19,7 @@ import (
 // A credit window keeps the bridge lossless (at most window samples in
 // flight), so msgs/s is delivered messages. MB/s comes from b.SetBytes.
 func BenchmarkBridge(b *testing.B) {
-	for _, size := range []int{64, 64 << 10} {
+	for _, size := range []int{64, 1 << 10, 64 << 10} {
 		window := 256
 		if size > 4096 {
 			window = 24 // the test routers have 64 chunks of 64 KiB

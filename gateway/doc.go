@@ -10,21 +10,61 @@
 // of the gateway. Two gateways in two domains, one exporting and one
 // importing a topic, carry that topic from one domain to the other.
 //
-// # Headers
+// # Message format
 //
-// Each NATS message carries the sample's Parallax header in NATS headers:
+// Each NATS message starts with a compact binary header, then the payload
+// (all of it, or one part of a split message), unchanged. No NATS headers
+// are used: encoding is a few stores into a header built once per topic,
+// decoding reads fixed offsets and allocates nothing. Version 1,
+// little-endian:
 //
-//	Parallax-Seq        origin publisher's sequence number (decimal)
-//	Parallax-Timestamp  origin publish time, unix nanoseconds (decimal)
-//	Parallax-Type       payload type as name/size/align ("/0/0" = untyped bytes)
-//	Parallax-Publisher  origin publisher id in the exporting domain (decimal)
-//	Parallax-Gateway    id of the exporting gateway
+//	offset size field
+//	0      2    magic "PX"
+//	2      1    version (1)
+//	3      1    flags: bit 0 = part of a split message; other bits 0
+//	4      1    G, length of the exporting gateway's id (1..255)
+//	5      1    T, length of the payload type name (0..255)
+//	6      2    reserved, 0
+//	8      8    origin sequence number
+//	16     8    origin timestamp, unix nanoseconds
+//	24     4    origin publisher id (in the exporting domain)
+//	28     4    type size
+//	32     4    type align
+//	36     24   only for a part: total length (8), part index (4),
+//	            part count (4), offset of the part in the message (8)
+//	then   G    gateway id, then T type name, then the payload
 //
-// The payload is the sample's bytes, unchanged. The local publisher of an
-// importing gateway assigns its own sequence numbers and timestamps; the
-// origin's are only in the NATS headers. The importer uses them to count
-// sequence gaps per origin ([Stats].Gaps: samples lost on the way, for
-// example while NATS was unreachable).
+// A receiver refuses a message whose magic, version, flags, reserved bytes
+// or lengths are wrong, or whose part fields are inconsistent; a change of
+// layout gets a new version. Programs other than gateways use
+// [AppendMessage] and [DecodeMessage]; a non-Parallax consumer of a bridged
+// subject skips 36+G+T bytes (60+G+T for a part).
+//
+// The local publisher of an importing gateway assigns its own sequence
+// numbers and timestamps; the origin's are only in the header. The
+// importer uses them to count sequence gaps per origin ([Stats].Gaps:
+// messages lost on the way, for example while NATS was unreachable).
+//
+// # Batching
+//
+// An exporter takes what its local queue holds (up to 256 samples or 1
+// MiB) after each blocking take, copies each behind the header into one
+// reused buffer, publishes it with nats.Conn.Publish (which copies it into
+// nats.go's buffer; nats.go's flusher writes what accumulated in one
+// system call) and updates its counters once per batch. Nothing flushes
+// per message. An importer copies each payload once, from the NATS
+// message into a chunk loaned from the local pool, and publishes it.
+//
+// # Policies
+//
+// [PolicyDiscard] (the default) keeps local publishers at full speed and
+// counts what the gateway loses; [PolicyBlock] (`-policy block`) makes the
+// exporters' local queues block-producer, so a fast local publisher is
+// slowed to NATS's pace, waits for NATS while it is unreachable, and makes
+// importers wait for pool chunks. Importers' NATS pending limits
+// ([Options].PendingMsgs, PendingBytes) bound what nats.go holds for a
+// slow importer; beyond them it drops (slow consumer), counted as dropped.
+// Losses are counted per topic and direction ([Gateway.TopicStats]).
 //
 // # Types
 //
@@ -40,7 +80,7 @@
 // # Loop prevention
 //
 // A message imported from NATS is never exported back: an importer ignores
-// messages whose Parallax-Gateway header is its own gateway's id (and the
+// messages whose header names its own gateway as their origin (and the
 // NATS connection is opened with NoEcho), and an exporter skips every local
 // sample whose publisher (subscriber.Header.PublisherID) is one of its own
 // gateway's importing publishers. One gateway per domain and topic is
@@ -49,12 +89,21 @@
 //
 // # Large payloads
 //
-// Payloads are not chunked. A sample whose payload plus headers exceed the
-// NATS server's maximum payload (nats.Conn.MaxPayload, 1 MiB by default) is
-// refused with an error naming both sizes, counted in [Stats].Refused, and
-// the flow continues with the next sample. Raise max_payload on the NATS
-// servers to bridge larger samples. On the importing side a message larger
-// than the router's largest chunk fails to loan and is counted as dropped.
+// A sample larger than the NATS server's maximum payload
+// (nats.Conn.MaxPayload, 1 MiB by default) is split into parts that carry
+// the total length, the part index and count and the part's offset; the
+// importer reassembles them into one chunk loaned from its local pool and
+// publishes it when the last part arrived. A message that lost a part (for
+// example while NATS reconnected) is dropped and counted, never delivered
+// partially. Reassembly is bounded: [Options].MaxMessageSize caps the
+// total (checked before any loan), [Options].MaxPartial the messages in
+// reassembly at once, and every header field is validated.
+//
+// # Persistence
+//
+// With [Options].Stream, exporters publish to a JetStream stream and
+// importers consume with durable consumers, so an importing domain that
+// was down receives what was published meanwhile (see jetstream.go).
 //
 // # Reconnection
 //

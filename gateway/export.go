@@ -12,19 +12,43 @@ import (
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
+// maxBatch bounds the samples an exporter takes in one go before it
+// publishes its counters (and looks at its context) again.
+const maxBatch = 256
+
+// maxBatchBytes ends a batch early, so that the counters of large samples
+// are not held back.
+const maxBatchBytes = 1 << 20
+
 // An exporter subscribes to one local topic and publishes its samples to
-// NATS. Its goroutine is the only user of sub's Take and of msg.
+// NATS. Its goroutine is the only user of sub's Take, of buf and of the
+// batch counts.
 type exporter struct {
 	g       *Gateway
 	topic   Topic
 	typ     Type
 	subject string
 	imp     *importer // the same topic's importer, or nil (loop prevention)
+	c       counters
 
-	sub     atomic.Pointer[subscriber.Subscriber] // current local subscriber, nil when none
-	msg     *nats.Msg
-	typStr  string
-	limiter limiter
+	sub       atomic.Pointer[subscriber.Subscriber] // current local subscriber, nil when none
+	whole     []byte                                // header of an unsplit message (origin fields zero)
+	split     []byte                                // header of a part
+	buf       []byte                                // the message being published
+	seq       seqTracker                            // origin gaps of local publishers (PolicyBlock)
+	nExported uint64                                // counts of the current batch
+	nLooped   uint64
+	limiter   limiter
+}
+
+func newExporter(g *Gateway, t Topic) *exporter {
+	e := &exporter{g: g, topic: t, subject: g.opts.Prefix + t.Name, imp: g.imports[t.Name]}
+	if t.Type != nil {
+		e.typ = *t.Type
+	}
+	e.whole = appendPrefix(nil, g.id, e.typ, false)
+	e.split = appendPrefix(nil, g.id, e.typ, true)
+	return e
 }
 
 // open tries once to create the local subscriber.
@@ -32,10 +56,14 @@ func (e *exporter) open(ctx context.Context) error {
 	if e.sub.Load() != nil {
 		return nil
 	}
+	policy := subscriber.DiscardOldest
+	if e.g.opts.Policy == PolicyBlock {
+		policy = subscriber.BlockProducer
+	}
 	sub, err := subscriber.New(ctx, e.topic.Name, subscriber.Options{
 		Domain: e.g.opts.Domain, Socket: e.g.opts.Socket,
 		TypeName: e.typ.Name, TypeSize: e.typ.Size, TypeAlign: e.typ.Align,
-		QueueCapacity: e.g.opts.QueueCapacity, Policy: subscriber.DiscardOldest,
+		QueueCapacity: e.g.opts.QueueCapacity, Policy: policy,
 	})
 	if err != nil {
 		return fmt.Errorf("export %q: subscribe locally as %v: %w", e.topic.Name, e.typ, err)
@@ -50,18 +78,26 @@ func (e *exporter) close() {
 	if sub == nil {
 		return
 	}
-	e.g.c.dropped.Add(sub.Dropped())
+	e.c.dropped.Add(sub.Dropped())
 	if err := sub.Close(); err != nil {
 		e.g.log.Debug("close export subscriber", "topic", e.topic.Name, "err", err)
 	}
+}
+
+// stats returns the topic's counters, with the current subscriber's
+// discards.
+func (e *exporter) stats() TopicStats {
+	s := e.c.load(e.topic.Name, true)
+	if sub := e.sub.Load(); sub != nil {
+		s.Dropped += sub.Dropped()
+	}
+	return s
 }
 
 // run forwards samples until ctx ends, re-creating the subscriber with
 // backoff when it fails.
 func (e *exporter) run(ctx context.Context) {
 	defer e.close()
-	e.msg = &nats.Msg{Subject: e.subject, Header: nats.Header{}}
-	e.typStr = e.typ.String()
 	for attempt := 0; ctx.Err() == nil; {
 		if err := e.open(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -74,68 +110,127 @@ func (e *exporter) run(ctx context.Context) {
 			continue
 		}
 		attempt = 0
-		sub := e.sub.Load()
-		for {
-			s, err := sub.Take(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					e.g.log.Warn("export subscriber failed; re-creating", "topic", e.topic.Name, "err", err)
-					e.close()
-				}
-				break
-			}
-			e.forward(s)
+		if err := e.pump(ctx, e.sub.Load()); err != nil && ctx.Err() == nil {
+			e.g.log.Warn("export subscriber failed; re-creating", "topic", e.topic.Name, "err", err)
+			e.close()
+		}
+	}
+}
+
+// pump forwards batches: one blocking Take, then what is queued (up to
+// maxBatch samples or maxBatchBytes) without blocking, then the batch's counters. nats.go buffers
+// the publishes and its flusher writes them out; nothing here flushes.
+func (e *exporter) pump(ctx context.Context, sub *subscriber.Subscriber) error {
+	for {
+		s, err := sub.Take(ctx)
+		if err != nil {
+			return err
+		}
+		for n, size := 1, 0; ; n++ {
+			size += len(s.Bytes())
+			e.forward(ctx, s)
 			if err := s.Release(); err != nil {
 				e.g.log.Warn("release exported sample", "topic", e.topic.Name, "err", err)
 			}
+			if n == maxBatch || size >= maxBatchBytes {
+				break
+			}
+			if s, err = sub.TryTake(); err != nil {
+				if !errors.Is(err, subscriber.ErrNoData) {
+					e.flushCounts()
+					return err
+				}
+				break
+			}
 		}
+		e.flushCounts()
 	}
 }
 
-// forward publishes one sample to NATS (nats.go copies it into its buffer
-// before PublishMsg returns, so the sample may be released afterwards).
-func (e *exporter) forward(s subscriber.Sample) {
+func (e *exporter) flushCounts() {
+	if e.nExported > 0 {
+		e.c.forwarded.Add(e.nExported)
+		e.nExported = 0
+	}
+	if e.nLooped > 0 {
+		e.c.looped.Add(e.nLooped)
+		e.nLooped = 0
+	}
+	e.seq.flush(&e.c)
+}
+
+// forward publishes one sample to NATS, split into parts when it is larger
+// than the server's max payload. The bytes are copied (behind the header)
+// into buf, and nats.go copies buf into its own buffer before Publish
+// returns, so the sample may be released afterwards.
+func (e *exporter) forward(ctx context.Context, s subscriber.Sample) {
 	h := s.Header()
 	if e.imp != nil && e.imp.isOwn(h.PublisherID) {
-		e.g.c.looped.Add(1)
+		e.nLooped++
 		return
 	}
-	m := Meta{Seq: h.Seq, Timestamp: h.Timestamp, Publisher: h.PublisherID, Gateway: e.g.id}
-	m.encode(e.msg.Header, e.typStr)
+	if e.g.opts.Policy == PolicyBlock {
+		e.seq.track(nil, h.PublisherID, h.Seq)
+	}
 	data := s.Bytes()
-	e.msg.Data = data
-	defer func() { e.msg.Data = nil }()
-	nc := e.g.nc.Load()
-	if hl, limit := headerLen(e.msg.Header), nc.MaxPayload(); limit > 0 && int64(len(data)+hl) > limit {
-		e.g.c.refused.Add(1)
-		e.limiter.log(e.g, "refused sample", "topic", e.topic.Name, "err",
-			fmt.Errorf("export %q: %d-byte sample (+%d header bytes) exceeds the NATS server's max payload of %d bytes: %w",
-				e.topic.Name, len(data), hl, limit, ErrPayloadTooLarge))
-		return
-	}
-	if err := nc.PublishMsg(e.msg); err != nil {
-		if errors.Is(err, nats.ErrMaxPayload) {
-			e.g.c.refused.Add(1)
-			err = fmt.Errorf("export %q: %d-byte sample: %w: %w", e.topic.Name, len(data), ErrPayloadTooLarge, err)
-		} else {
-			e.g.c.dropped.Add(1)
+	limit := e.g.maxPayload.Load()
+	if int64(len(e.whole)+len(data)) <= limit {
+		e.buf = append(append(e.buf[:0], e.whole...), data...)
+		setOrigin(e.buf, h.Seq, h.Timestamp, h.PublisherID)
+		if e.send(ctx, e.buf) {
+			e.nExported++
 		}
-		e.limiter.log(e.g, "sample not exported", "topic", e.topic.Name, "err", err)
 		return
 	}
-	e.g.c.exported.Add(1)
+	room := limit - int64(len(e.split))
+	if room < 1 {
+		e.limiter.log(e.g, "refused sample", "topic", e.topic.Name, "err",
+			fmt.Errorf("export %q: the NATS server's max payload of %d bytes leaves no room behind the %d-byte header: %w",
+				e.topic.Name, limit, len(e.split), ErrPayloadTooLarge))
+		e.c.refused.Add(1)
+		return
+	}
+	count := (int64(len(data)) + room - 1) / room
+	for i, off := int64(0), int64(0); i < count; i++ {
+		end := min(off+room, int64(len(data)))
+		e.buf = append(append(e.buf[:0], e.split...), data[off:end]...)
+		setOrigin(e.buf, h.Seq, h.Timestamp, h.PublisherID)
+		setPart(e.buf, uint64(len(data)), uint32(i), uint32(count), uint64(off))
+		if !e.send(ctx, e.buf) {
+			return // the importer drops the incomplete message
+		}
+		off = end
+	}
+	e.nExported++
 }
 
-// headerLen is the encoded size of h (NATS/1.0 line, "Key: value" lines,
-// blank line), as counted against the server's max payload.
-func headerLen(h nats.Header) int {
-	n := len("NATS/1.0\r\n") + 2
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + 2 + len(v) + 2
+// send publishes one NATS message. Under PolicyBlock it waits while NATS
+// refuses for want of a connection (the reconnect buffer is full) and
+// retries; otherwise such a message is dropped. It reports whether the
+// message went out.
+func (e *exporter) send(ctx context.Context, b []byte) bool {
+	for attempt := 0; ; attempt++ {
+		err := e.g.publish(e.subject, b)
+		if err == nil {
+			return true
 		}
+		retry := errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, errJSStalled)
+		if retry && e.g.opts.Policy == PolicyBlock && ctx.Err() == nil {
+			if attempt == 0 {
+				e.limiter.log(e.g, "NATS not accepting; waiting (policy block)", "topic", e.topic.Name, "err", err)
+			}
+			sleep(ctx, e.g.backoff(min(attempt, 3)))
+			continue
+		}
+		counter := &e.c.dropped
+		if errors.Is(err, nats.ErrMaxPayload) {
+			counter = &e.c.refused
+			err = fmt.Errorf("export %q: %d-byte NATS message: %w: %w", e.topic.Name, len(b), ErrPayloadTooLarge, err)
+		}
+		e.limiter.log(e.g, "sample not exported", "topic", e.topic.Name, "err", err) // before counting: see importer.refuse
+		counter.Add(1)
+		return false
 	}
-	return n
 }
 
 // limiter rate-limits a repeated error log to one line per second, with

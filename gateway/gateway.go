@@ -25,11 +25,16 @@ type Gateway struct {
 	opts    Options
 	log     *slog.Logger
 	id      string
-	c       counters
 	exports []*exporter
 	imports map[string]*importer
+	order   []*importer // imports in Options order
+
+	reconnects atomic.Uint64
+	maxPayload atomic.Int64 // the NATS server's, defaultMaxPayload until known
+	js         *jetStream   // nil without Options.Stream (jetstream.go)
 
 	ran        atomic.Bool
+	closing    atomic.Bool // Run is closing the NATS connection
 	nc         atomic.Pointer[nats.Conn]
 	natsUp     chan struct{} // signalled (buffered 1) on connect and reconnect
 	ready      chan struct{}
@@ -53,20 +58,19 @@ func New(opts Options) (*Gateway, error) {
 	g := &Gateway{opts: opts, id: opts.ID, imports: map[string]*importer{},
 		natsUp: make(chan struct{}, 1), ready: make(chan struct{})}
 	g.log = opts.Logger.With("gateway", g.id)
+	g.maxPayload.Store(defaultMaxPayload)
 	for _, t := range opts.Import {
-		g.imports[t.Name] = &importer{g: g, topic: t, subject: opts.Prefix + t.Name, origins: map[origin]uint64{}}
+		i := newImporter(g, t)
+		g.imports[t.Name] = i
+		g.order = append(g.order, i)
 	}
 	for _, t := range opts.Export {
-		e := &exporter{g: g, topic: t, subject: opts.Prefix + t.Name, imp: g.imports[t.Name]}
-		if t.Type != nil {
-			e.typ = *t.Type
-		}
-		g.exports = append(g.exports, e)
+		g.exports = append(g.exports, newExporter(g, t))
 	}
 	return g, nil
 }
 
-// ID returns the gateway id carried in the Parallax-Gateway header.
+// ID returns the gateway id carried in the header of its messages.
 func (g *Gateway) ID() string { return g.id }
 
 // Ready is closed once the gateway is connected to NATS (its
@@ -74,32 +78,31 @@ func (g *Gateway) ID() string { return g.id }
 // endpoints for the first time: from then on, published samples cross.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
-// Stats returns the gateway's counters.
+// defaultMaxPayload is the NATS server's default max_payload, assumed
+// until the server tells its own.
+const defaultMaxPayload = 1 << 20
+
+// Stats returns the gateway's counters: the sums of [Gateway.TopicStats].
 func (g *Gateway) Stats() Stats {
-	s := Stats{
-		Exported:   g.c.exported.Load(),
-		Imported:   g.c.imported.Load(),
-		Dropped:    g.c.dropped.Load(),
-		Refused:    g.c.refused.Load(),
-		Looped:     g.c.looped.Load(),
-		Gaps:       g.c.gaps.Load(),
-		Reordered:  g.c.reordered.Load(),
-		Reconnects: g.c.reconnects.Load(),
-	}
-	for _, e := range g.exports {
-		if sub := e.sub.Load(); sub != nil {
-			s.Dropped += sub.Dropped()
-		}
-	}
-	for _, i := range g.imports {
-		if sub := i.natsSub.Load(); sub != nil {
-			if n, err := sub.Dropped(); err == nil {
-				s.Dropped += uint64(n)
-			}
-		}
+	s := Stats{Reconnects: g.reconnects.Load()}
+	for _, t := range g.TopicStats() {
+		s.add(t)
 	}
 	s.Forwarded = s.Exported + s.Imported
 	return s
+}
+
+// TopicStats returns the counters of each exported topic, then of each
+// imported one, in the order of [Options].Export and Import.
+func (g *Gateway) TopicStats() []TopicStats {
+	out := make([]TopicStats, 0, len(g.exports)+len(g.order))
+	for _, e := range g.exports {
+		out = append(out, e.stats())
+	}
+	for _, i := range g.order {
+		out = append(out, i.stats())
+	}
+	return out
 }
 
 func (g *Gateway) setReady(local, nats bool) {
@@ -154,17 +157,33 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.nc.Store(nc)
 	defer func() {
+		g.closeJetStream()
 		if err := nc.FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			g.log.Warn("flush NATS on exit", "err", err)
 		}
+		g.closing.Store(true)
+		for _, imp := range g.order { // keep nats.go's slow-consumer drops
+			if sub := imp.natsSub.Swap(nil); sub != nil {
+				if n, err := sub.Dropped(); err == nil {
+					imp.c.dropped.Add(uint64(n))
+				}
+			}
+		}
 		nc.Close()
 	}()
-	for _, imp := range g.imports {
-		sub, err := nc.Subscribe(imp.subject, imp.onMsg)
-		if err != nil {
-			return fmt.Errorf("gateway %s: subscribe to NATS subject %q: %w", g.id, imp.subject, err)
+	if g.opts.Stream == "" {
+		for _, imp := range g.order {
+			sub, err := nc.Subscribe(imp.subject, imp.onMsg)
+			if err == nil {
+				err = sub.SetPendingLimits(g.opts.PendingMsgs, g.opts.PendingBytes)
+			}
+			if err != nil {
+				return fmt.Errorf("gateway %s: subscribe to NATS subject %q: %w", g.id, imp.subject, err)
+			}
+			imp.natsSub.Store(sub)
 		}
-		imp.natsSub.Store(sub)
+	} else if err := g.openJetStream(nc); err != nil {
+		return err
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -186,13 +205,23 @@ func (g *Gateway) connect() (*nats.Conn, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(func(attempts int) time.Duration { return g.backoff(attempts - 1) }),
-		nats.ConnectHandler(func(*nats.Conn) { g.signalNATS() }),
+		nats.ConnectHandler(func(c *nats.Conn) {
+			g.setMaxPayload(c)
+			g.signalNATS()
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			g.c.reconnects.Add(1)
+			g.reconnects.Add(1)
+			g.setMaxPayload(c)
 			g.log.Info("reconnected to NATS", "url", c.ConnectedUrlRedacted())
 			g.signalNATS()
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			// nats.go reports a clean Close as a disconnection without
+			// an error: that is the gateway's own stop.
+			if err == nil && g.closing.Load() {
+				g.log.Debug("disconnected from NATS on stop")
+				return
+			}
 			g.log.Warn("disconnected from NATS", "err", err)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -210,6 +239,22 @@ func (g *Gateway) connect() (*nats.Conn, error) {
 	return nc, nil
 }
 
+// setMaxPayload records the max payload of the server c is connected to.
+func (g *Gateway) setMaxPayload(c *nats.Conn) {
+	if n := c.MaxPayload(); n > 0 {
+		g.maxPayload.Store(n)
+	}
+}
+
+// publish sends one message to NATS: buffered by nats.go (core NATS) or
+// to the stream with an asynchronous acknowledgement (JetStream).
+func (g *Gateway) publish(subject string, b []byte) error {
+	if g.js != nil {
+		return g.js.publish(subject, b)
+	}
+	return g.nc.Load().Publish(subject, b)
+}
+
 func (g *Gateway) signalNATS() {
 	select {
 	case g.natsUp <- struct{}{}:
@@ -218,14 +263,22 @@ func (g *Gateway) signalNATS() {
 }
 
 // waitNATS marks NATS ready once the connection is up and the server has
-// processed the subscriptions (a flush round trip).
+// processed the subscriptions (a flush round trip), and, with JetStream,
+// the stream and the consumers exist.
 func (g *Gateway) waitNATS(ctx context.Context, nc *nats.Conn) {
 	for attempt := 0; ; attempt++ {
 		if nc.IsConnected() {
-			if err := nc.FlushTimeout(5 * time.Second); err == nil {
+			err := nc.FlushTimeout(5 * time.Second)
+			if err == nil && g.js != nil {
+				err = g.js.setup(ctx)
+			}
+			if err == nil {
 				g.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
 				g.setReady(false, true)
 				return
+			}
+			if ctx.Err() == nil {
+				g.log.Warn("NATS not ready; retrying", "err", err)
 			}
 		}
 		select {
@@ -266,7 +319,7 @@ func (g *Gateway) runLocal(ctx context.Context) {
 			continue
 		}
 		if sessions > 0 {
-			g.c.reconnects.Add(1)
+			g.reconnects.Add(1)
 			g.log.Info("router back; local endpoints re-created")
 		}
 		sessions++

@@ -48,7 +48,7 @@ func TestParseTopic(t *testing.T) {
 	}
 }
 
-func TestMetaRoundTrip(t *testing.T) {
+func TestMessageRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{"/0/0", "a/b/c.T/64/8"} {
 		typ, err := gateway.ParseType(s)
@@ -57,20 +57,31 @@ func TestMetaRoundTrip(t *testing.T) {
 	}
 	_, err := gateway.ParseType("raw/x/1")
 	require.ErrorIs(t, err, gateway.ErrInvalidArgument)
-	h := nats.Header{}
-	h.Set(gateway.HeaderSeq, "7")
-	h.Set(gateway.HeaderTimestamp, "123")
-	h.Set(gateway.HeaderType, "t/4/4")
-	h.Set(gateway.HeaderPublisher, "3")
-	h.Set(gateway.HeaderGateway, "gw1")
-	m, err := gateway.DecodeMeta(h)
+	want := gateway.Meta{Seq: 7, Timestamp: -123, Type: gateway.Type{Name: "t", Size: 4, Align: 4}, Publisher: 3, Gateway: "gw1"}
+	b, err := gateway.AppendMessage([]byte("keep"), want, []byte("data"))
 	require.NoError(t, err)
-	require.Equal(t, gateway.Meta{Seq: 7, Timestamp: 123, Type: gateway.Type{Name: "t", Size: 4, Align: 4}, Publisher: 3, Gateway: "gw1"}, m)
-	h.Set(gateway.HeaderSeq, "x")
-	_, err = gateway.DecodeMeta(h)
-	require.ErrorIs(t, err, gateway.ErrNotParallax)
-	_, err = gateway.DecodeMeta(nats.Header{})
-	require.ErrorIs(t, err, gateway.ErrNotParallax)
+	require.Equal(t, "keep", string(b[:4]))
+	m, p, err := gateway.DecodeMessage(b[4:])
+	require.NoError(t, err)
+	require.Equal(t, want, m)
+	require.Equal(t, "data", string(p))
+	// Every truncation, and every corrupted byte of the fixed header but
+	// the origin fields, is refused.
+	for n := range len(b) - 4 - len("data") {
+		_, _, err = gateway.DecodeMessage(b[4 : 4+n])
+		require.ErrorIs(t, err, gateway.ErrNotParallax, "truncated to %d bytes", n)
+	}
+	for _, off := range []int{0, 1, 2, 3, 4, 6, 7} {
+		c := append([]byte(nil), b[4:]...)
+		c[off] ^= 0x80
+		if off == 4 {
+			c[off] = 0 // empty gateway id
+		}
+		_, _, err = gateway.DecodeMessage(c)
+		require.ErrorIs(t, err, gateway.ErrNotParallax, "byte %d corrupted", off)
+	}
+	_, err = gateway.AppendMessage(nil, gateway.Meta{}, nil)
+	require.ErrorIs(t, err, gateway.ErrInvalidArgument, "no gateway id")
 }
 
 func TestNewValidates(t *testing.T) {
@@ -184,13 +195,23 @@ func TestBridgeOrderAndChecksum(t *testing.T) {
 	values := map[string]float64{}
 	for _, f := range families {
 		for _, m := range f.GetMetric() {
-			require.Equal(t, b.gb.ID(), m.GetLabel()[0].GetValue())
-			values[f.GetName()] = m.GetCounter().GetValue()
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			require.Equal(t, b.gb.ID(), labels["gateway"])
+			name := f.GetName()
+			if labels["topic"] != "" {
+				name += "{" + labels["topic"] + "," + labels["direction"] + "}"
+			}
+			values[name] = m.GetCounter().GetValue()
 		}
 	}
 	require.Equal(t, float64(n), values["parallax_gateway_imported_total"])
 	require.Equal(t, float64(0), values["parallax_gateway_dropped_total"])
-	require.Len(t, values, 9)
+	require.Equal(t, float64(n), values["parallax_gateway_topic_forwarded_total{frames,import}"])
+	require.Equal(t, float64(0), values["parallax_gateway_topic_dropped_total{frames,import}"])
+	require.Len(t, values, 9+4)
 
 	// And as each router sees them: the gateways report to their routers.
 	eventually(t, "router B showing gateway B's imports", func() bool {
@@ -259,7 +280,9 @@ func TestConfiguredTypeMismatchRefused(t *testing.T) {
 	require.Zero(t, b.gb.Stats().Imported)
 }
 
-func TestLargePayloadRefused(t *testing.T) {
+// TestLargePayloadSplit: a sample larger than the NATS server's max
+// payload crosses in parts and arrives whole, between smaller ones.
+func TestLargePayloadSplit(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, 8<<10, gateway.Topic{Name: "big"}, gateway.Topic{Name: "big", Type: &gateway.Type{}})
 	// Bounded: a broken bridge fails the test instead of hanging it.
@@ -273,15 +296,19 @@ func TestLargePayloadRefused(t *testing.T) {
 	require.NoError(t, err)
 	defer pub.Close()
 	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
-	require.NoError(t, pub.Send(payload(1, 16<<10)))
-	require.NoError(t, pub.Send(payload(2, 1<<10)))
-	s, err := sub.TakeTimeout(20 * time.Second)
-	require.NoError(t, err)
-	require.Equal(t, uint64(2), binary.LittleEndian.Uint64(s.Bytes()), "the small sample still crosses")
-	require.NoError(t, s.Release())
-	require.Equal(t, uint64(1), b.ga.Stats().Refused)
-	require.Contains(t, b.logA.String(), "16384-byte sample")
-	require.Contains(t, b.logA.String(), "max payload of 8192 bytes")
+	sizes := []int{16 << 10, 1 << 10, 8 << 10, 200 << 10}
+	for i, n := range sizes {
+		require.NoError(t, pub.Send(payload(uint64(i+1), n)))
+	}
+	for i, n := range sizes {
+		s, err := sub.TakeTimeout(20 * time.Second)
+		require.NoError(t, err, "A %v; B %v", b.ga.Stats(), b.gb.Stats())
+		require.Equal(t, payload(uint64(i+1), n), s.Bytes(), "message %d", i+1)
+		require.NoError(t, s.Release())
+	}
+	sa, sb := b.ga.Stats(), b.gb.Stats()
+	require.Equal(t, uint64(len(sizes)), sa.Exported, "%v", sa)
+	require.Zero(t, sa.Refused+sa.Dropped+sb.Refused+sb.Dropped+sb.Gaps, "A %v; B %v", sa, sb)
 }
 
 func TestLoopPrevention(t *testing.T) {
@@ -320,14 +347,9 @@ func TestLoopPrevention(t *testing.T) {
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(t, err)
 	defer nc.Close()
-	m := nats.NewMsg(gateway.DefaultPrefix + "chat")
-	m.Header.Set(gateway.HeaderSeq, "1")
-	m.Header.Set(gateway.HeaderTimestamp, "1")
-	m.Header.Set(gateway.HeaderType, "/0/0")
-	m.Header.Set(gateway.HeaderPublisher, "1")
-	m.Header.Set(gateway.HeaderGateway, ga.ID())
-	m.Data = []byte("echo")
-	require.NoError(t, nc.PublishMsg(m))
+	echo, err := gateway.AppendMessage(nil, gateway.Meta{Seq: 1, Timestamp: 1, Publisher: 1, Gateway: ga.ID()}, []byte("echo"))
+	require.NoError(t, err)
+	require.NoError(t, nc.Publish(gateway.DefaultPrefix+"chat", echo))
 	require.NoError(t, nc.Flush())
 	eventually(t, "A dropping its own echo", func() bool { return ga.Stats().Looped >= 1 })
 	// A's own subscriber saw each sample exactly once.
@@ -340,7 +362,7 @@ func TestLoopPrevention(t *testing.T) {
 	_, err = subA.TryTake()
 	require.ErrorIs(t, err, subscriber.ErrNoData, "nothing came back to A")
 	// Malformed headers are refused.
-	require.NoError(t, nc.Publish(gateway.DefaultPrefix+"chat", []byte("no headers")))
+	require.NoError(t, nc.Publish(gateway.DefaultPrefix+"chat", []byte("not a Parallax message")))
 	require.NoError(t, nc.Flush())
 	eventually(t, "refusal of a headerless message", func() bool { return ga.Stats().Refused >= 1 && gb.Stats().Refused >= 1 })
 }
@@ -496,4 +518,25 @@ func TestReportDisabled(t *testing.T) {
 	eventually(t, "the export", func() bool { return g.Stats().Exported == 1 })
 	stop() // Run has returned: any report would have been answered by now
 	require.Nil(t, routerCounters(t, ra, g.ID()))
+}
+
+// TestCleanStopNoWarning: stopping a gateway logs no warning or error
+// (nats.go reports the gateway's own Close as a disconnection without an
+// error, on its callback goroutine, before the closed callback).
+func TestCleanStopNoWarning(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1, 0)
+	ra := newRouter(t)
+	closed := make(chan struct{})
+	_, logs, stop := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket,
+		Export: []gateway.Topic{{Name: "quiet"}}, Import: []gateway.Topic{{Name: "other"}},
+		NATSOptions: []nats.Option{nats.ClosedHandler(func(*nats.Conn) { close(closed) })}})
+	stop()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("NATS connection not closed 20 s after the gateway stopped")
+	}
+	require.NotContains(t, logs.String(), "level=WARN")
+	require.NotContains(t, logs.String(), "level=ERROR")
 }

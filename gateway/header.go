@@ -1,22 +1,53 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
-	"strconv"
-
-	"github.com/nats-io/nats.go"
 )
 
-// NATS header names of a bridged sample (see the package documentation).
+// The frame: every NATS message a gateway publishes is a binary header
+// followed by the payload (or, for a split message, by one part of it); no
+// NATS headers are used. Little-endian, version 1:
+//
+//	offset size field
+//	0      2    magic "PX"
+//	2      1    version (1)
+//	3      1    flags: bit 0 = part of a split message (the part block
+//	            follows); the other bits are 0
+//	4      1    G, length of the exporting gateway's id (1..255)
+//	5      1    T, length of the payload type name (0..255)
+//	6      2    reserved, 0
+//	8      8    origin sequence number (the local publisher's, from 1)
+//	16     8    origin timestamp, unix nanoseconds (signed)
+//	24     4    origin publisher id in the exporting domain
+//	28     4    type size
+//	32     4    type align
+//	36     24   part block, only when flags bit 0 is set:
+//	            36 8 total message length in bytes
+//	            44 4 part index, from 0
+//	            48 4 part count (2..)
+//	            52 8 byte offset of this part in the message
+//	then        G   gateway id
+//	then        T   type name
+//	then            payload bytes (all of them, or this part's)
+//
+// A receiver refuses a frame whose magic, version, flags, reserved bytes or
+// lengths are wrong ([ErrNotParallax]), so a foreign message on a Parallax
+// subject is counted as refused and never published locally. A
+// non-Parallax consumer of a bridged subject strips the 36+G+T (or
+// 60+G+T) bytes in front of the payload.
 const (
-	HeaderSeq       = "Parallax-Seq"
-	HeaderTimestamp = "Parallax-Timestamp"
-	HeaderType      = "Parallax-Type"
-	HeaderPublisher = "Parallax-Publisher"
-	HeaderGateway   = "Parallax-Gateway"
+	frameVersion  = 1
+	flagPart      = 1
+	fixedLen      = 36
+	partBlockLen  = 24
+	maxFrameIDLen = 255
 )
 
-// Meta is the Parallax header of a bridged sample.
+var frameMagic = [2]byte{'P', 'X'}
+
+// Meta is the Parallax header of a bridged sample (see [DecodeMessage]).
 type Meta struct {
 	Seq       uint64
 	Timestamp int64 // unix nanoseconds
@@ -25,65 +56,151 @@ type Meta struct {
 	Gateway   string // exporting gateway id
 }
 
-// encode writes m into h, reusing h's value slices (no allocation beyond
-// the formatted numbers).
-func (m *Meta) encode(h nats.Header, typ string) {
-	set := func(k, v string) {
-		if s := h[k]; len(s) == 1 {
-			s[0] = v
-			return
-		}
-		h[k] = []string{v}
-	}
-	set(HeaderSeq, strconv.FormatUint(m.Seq, 10))
-	set(HeaderTimestamp, strconv.FormatInt(m.Timestamp, 10))
-	set(HeaderType, typ)
-	set(HeaderPublisher, strconv.FormatUint(uint64(m.Publisher), 10))
-	set(HeaderGateway, m.Gateway)
+// frame is a decoded header. gateway, typeName and payload alias the
+// message bytes: decoding allocates nothing.
+type frame struct {
+	seq, total, offset  uint64
+	ts                  int64
+	publisher           uint32
+	typeSize, typeAlign uint32
+	part, count         uint32
+	split               bool
+	gateway, typeName   []byte
+	payload             []byte
 }
 
-// DecodeMeta reads the Parallax header of a NATS message. A missing or
-// malformed field is an error wrapping [ErrNotParallax].
-func DecodeMeta(h nats.Header) (Meta, error) {
-	get := func(k string) (string, error) {
-		v := h[k]
-		if len(v) != 1 {
-			return "", fmt.Errorf("header %s: %d values, want 1: %w", k, len(v), ErrNotParallax)
-		}
-		return v[0], nil
+// AppendMessage appends a whole (unsplit) message carrying m and payload,
+// in the frame format above, to dst. It is how a program other than a
+// gateway publishes to a bridged subject.
+func AppendMessage(dst []byte, m Meta, payload []byte) ([]byte, error) {
+	if m.Gateway == "" || len(m.Gateway) > maxFrameIDLen || len(m.Type.Name) > maxFrameIDLen {
+		return dst, fmt.Errorf("encode message: gateway id of %d bytes or type name of %d bytes (want 1..255 and 0..255): %w",
+			len(m.Gateway), len(m.Type.Name), ErrInvalidArgument)
 	}
-	var m Meta
-	var err error
-	var s string
-	if s, err = get(HeaderGateway); err != nil {
-		return m, err
+	dst = appendPrefix(dst, m.Gateway, m.Type, false)
+	setOrigin(dst[len(dst)-headerLen(m.Gateway, m.Type, false):], m.Seq, m.Timestamp, m.Publisher)
+	return append(dst, payload...), nil
+}
+
+// DecodeMessage reads the header of a message a gateway published and
+// returns it with the payload (aliasing data). Split-message parts and
+// malformed headers are errors wrapping [ErrNotParallax].
+func DecodeMessage(data []byte) (Meta, []byte, error) {
+	var f frame
+	if err := parseFrame(data, &f); err != nil {
+		return Meta{}, nil, err
 	}
-	m.Gateway = s
-	if s, err = get(HeaderSeq); err != nil {
-		return m, err
+	if f.split {
+		return Meta{}, nil, fmt.Errorf("decode message: part %d of %d of a split message: %w", f.part, f.count, ErrNotParallax)
 	}
-	if m.Seq, err = strconv.ParseUint(s, 10, 64); err != nil {
-		return m, fmt.Errorf("header %s %q: %w", HeaderSeq, s, ErrNotParallax)
+	return f.meta(), f.payload, nil
+}
+
+func (f *frame) meta() Meta {
+	return Meta{Seq: f.seq, Timestamp: f.ts, Publisher: f.publisher, Gateway: string(f.gateway),
+		Type: Type{Name: string(f.typeName), Size: f.typeSize, Align: f.typeAlign}}
+}
+
+// headerLen is the length of the header in front of the payload.
+func headerLen(gateway string, t Type, split bool) int {
+	n := fixedLen + len(gateway) + len(t.Name)
+	if split {
+		n += partBlockLen
 	}
-	if s, err = get(HeaderTimestamp); err != nil {
-		return m, err
+	return n
+}
+
+// appendPrefix appends a header with zero origin and part fields, to be
+// filled per message by setOrigin and setPart. The caller checked the
+// lengths (options validation).
+func appendPrefix(dst []byte, gateway string, t Type, split bool) []byte {
+	var h [fixedLen + partBlockLen]byte
+	h[0], h[1], h[2] = frameMagic[0], frameMagic[1], frameVersion
+	n := fixedLen
+	if split {
+		h[3] = flagPart
+		n += partBlockLen
 	}
-	if m.Timestamp, err = strconv.ParseInt(s, 10, 64); err != nil {
-		return m, fmt.Errorf("header %s %q: %w", HeaderTimestamp, s, ErrNotParallax)
+	h[4], h[5] = byte(len(gateway)), byte(len(t.Name))
+	binary.LittleEndian.PutUint32(h[28:], t.Size)
+	binary.LittleEndian.PutUint32(h[32:], t.Align)
+	dst = append(dst, h[:n]...)
+	dst = append(dst, gateway...)
+	return append(dst, t.Name...)
+}
+
+// setOrigin fills the origin fields of the header at the start of b.
+func setOrigin(b []byte, seq uint64, ts int64, publisher uint32) {
+	binary.LittleEndian.PutUint64(b[8:], seq)
+	binary.LittleEndian.PutUint64(b[16:], uint64(ts))
+	binary.LittleEndian.PutUint32(b[24:], publisher)
+}
+
+// setPart fills the part block of the (split) header at the start of b.
+func setPart(b []byte, total uint64, part, count uint32, offset uint64) {
+	binary.LittleEndian.PutUint64(b[36:], total)
+	binary.LittleEndian.PutUint32(b[44:], part)
+	binary.LittleEndian.PutUint32(b[48:], count)
+	binary.LittleEndian.PutUint64(b[52:], offset)
+}
+
+// parseFrame decodes b into f, validating every field another process
+// wrote. A part's fields are checked for consistency (index below count,
+// offset and length inside the total) but not against other parts.
+func parseFrame(b []byte, f *frame) error {
+	if len(b) < fixedLen {
+		return fmt.Errorf("message of %d bytes is shorter than the %d-byte header: %w", len(b), fixedLen, ErrNotParallax)
 	}
-	if s, err = get(HeaderPublisher); err != nil {
-		return m, err
+	if !bytes.Equal(b[:2], frameMagic[:]) {
+		return fmt.Errorf("message starts with %q, not the magic %q: %w", b[:2], frameMagic[:], ErrNotParallax)
 	}
-	p, err := strconv.ParseUint(s, 10, 32)
-	if err != nil {
-		return m, fmt.Errorf("header %s %q: %w", HeaderPublisher, s, ErrNotParallax)
+	if b[2] != frameVersion {
+		return fmt.Errorf("header version %d, want %d: %w", b[2], frameVersion, ErrNotParallax)
 	}
-	m.Publisher = uint32(p)
-	if s, err = get(HeaderType); err != nil {
-		return m, err
+	if b[3]&^flagPart != 0 || b[6] != 0 || b[7] != 0 {
+		return fmt.Errorf("header flags %#x or reserved bytes %#x %#x not zero: %w", b[3], b[6], b[7], ErrNotParallax)
 	}
-	if m.Type, err = ParseType(s); err != nil {
-		return m, fmt.Errorf("header %s: %w: %w", HeaderType, err, ErrNotParallax)
+	f.split = b[3]&flagPart != 0
+	g, t := int(b[4]), int(b[5])
+	if g == 0 {
+		return fmt.Errorf("header has an empty gateway id: %w", ErrNotParallax)
 	}
-	return m, nil
+	n := fixedLen
+	if f.split {
+		n += partBlockLen
+	}
+	if len(b) < n+g+t {
+		return fmt.Errorf("message of %d bytes is shorter than its %d-byte header: %w", len(b), n+g+t, ErrNotParallax)
+	}
+	f.seq = binary.LittleEndian.Uint64(b[8:])
+	f.ts = int64(binary.LittleEndian.Uint64(b[16:]))
+	f.publisher = binary.LittleEndian.Uint32(b[24:])
+	f.typeSize = binary.LittleEndian.Uint32(b[28:])
+	f.typeAlign = binary.LittleEndian.Uint32(b[32:])
+	f.gateway = b[n : n+g]
+	f.typeName = b[n+g : n+g+t]
+	f.payload = b[n+g+t:]
+	f.part, f.count, f.total, f.offset = 0, 1, uint64(len(f.payload)), 0
+	if !f.split {
+		return nil
+	}
+	f.total = binary.LittleEndian.Uint64(b[36:])
+	f.part = binary.LittleEndian.Uint32(b[44:])
+	f.count = binary.LittleEndian.Uint32(b[48:])
+	f.offset = binary.LittleEndian.Uint64(b[52:])
+	switch {
+	case f.count < 2 || f.part >= f.count:
+		return fmt.Errorf("part %d of %d: want count >= 2 and index < count: %w", f.part, f.count, ErrNotParallax)
+	case f.part == 0 && f.offset != 0:
+		return fmt.Errorf("first part at offset %d, want 0: %w", f.offset, ErrNotParallax)
+	case f.total < uint64(f.count):
+		return fmt.Errorf("%d-byte message in %d parts: every part must carry bytes: %w", f.total, f.count, ErrNotParallax)
+	case len(f.payload) == 0 || f.offset > f.total || uint64(len(f.payload)) > f.total-f.offset:
+		return fmt.Errorf("part %d: %d bytes at offset %d overflow the %d-byte message: %w",
+			f.part, len(f.payload), f.offset, f.total, ErrNotParallax)
+	case f.part == f.count-1 && f.offset+uint64(len(f.payload)) != f.total:
+		return fmt.Errorf("last part %d ends at %d, not at the message end %d: %w",
+			f.part, f.offset+uint64(len(f.payload)), f.total, ErrNotParallax)
+	}
+	return nil
 }

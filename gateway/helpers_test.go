@@ -25,7 +25,14 @@ import (
 // shut down by t.Cleanup.
 func startNATS(t testing.TB, port int, maxPayload int32) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, MaxPayload: maxPayload})
+	return startNATSOpts(t, &server.Options{Port: port, MaxPayload: maxPayload})
+}
+
+// startNATSOpts is startNATS with more server options (JetStream).
+func startNATSOpts(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
+	o.Host, o.NoLog, o.NoSigs = "127.0.0.1", true, true
+	ns, err := server.NewServer(o)
 	require.NoError(t, err)
 	go ns.Start()
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
@@ -135,7 +142,13 @@ var routerN int
 
 func newRouter(t testing.TB) *router {
 	t.Helper()
-	cfg, err := roudi.ParseConfig([]byte(routertest.Small))
+	return newRouterTOML(t, routertest.Small)
+}
+
+// newRouterTOML is newRouter with the given pool configuration.
+func newRouterTOML(t testing.TB, toml string) *router {
+	t.Helper()
+	cfg, err := roudi.ParseConfig([]byte(toml))
 	require.NoError(t, err)
 	routerSeq.Lock()
 	routerN++

@@ -14,23 +14,16 @@ import (
 	"github.com/parallax-ipc/parallax/publisher"
 )
 
-// origin names a stream whose order is kept: one publisher behind one
-// exporting gateway.
-type origin struct {
-	gateway   string
-	publisher uint32
-}
-
 // An importer receives one NATS subject and publishes its messages on the
-// local topic. onMsg runs on the subscription's nats.go goroutine (one at a
-// time); start and stop run on the gateway's session goroutine; mu orders
-// them.
+// local topic. handle runs on the subscription's goroutine (one at a time);
+// start and stop run on the gateway's session goroutine; mu orders them.
 type importer struct {
 	g       *Gateway
 	topic   Topic
 	subject string
-	natsSub atomic.Pointer[nats.Subscription]
-	ownID   atomic.Uint32 // id of pub, 0 when none (router ids start at 1)
+	natsSub atomic.Pointer[nats.Subscription] // core NATS only
+	ownID   atomic.Uint32                     // id of pub, 0 when none (router ids start at 1)
+	c       counters
 
 	mu       sync.Mutex
 	ctx      context.Context // the session's, nil between sessions
@@ -40,12 +33,34 @@ type importer struct {
 	attempt  int       // failed creations in a row
 	lastErr  error     // why the last creation failed
 	lastType Type      // the type it was attempted with
-	origins  map[origin]uint64
+	seq      seqTracker
+	parts    reassembly // reassemble.go
 	limiter  limiter
 }
 
+func newImporter(g *Gateway, t Topic) *importer {
+	return &importer{g: g, topic: t, subject: g.opts.Prefix + t.Name}
+}
+
+// blockTimeout is how long, under PolicyBlock, an importer's publish waits
+// for a block-producer subscriber's queue before that subscriber misses
+// the message (counted as dropped). While it waits, nats.go holds the
+// following messages (up to the pending limits).
+const blockTimeout = 5 * time.Second
+
 // isOwn reports whether local publisher id is this importer's publisher.
 func (i *importer) isOwn(id uint32) bool { return id != 0 && i.ownID.Load() == id }
+
+// stats returns the topic's counters, with nats.go's slow-consumer drops.
+func (i *importer) stats() TopicStats {
+	s := i.c.load(i.topic.Name, false)
+	if sub := i.natsSub.Load(); sub != nil {
+		if n, err := sub.Dropped(); err == nil {
+			s.Dropped += uint64(n)
+		}
+	}
+	return s
+}
 
 // start begins a session: with a configured type the publisher is created
 // at once, so that local subscribers connect before the first message.
@@ -72,6 +87,7 @@ func (i *importer) closePub() {
 	if i.pub == nil {
 		return
 	}
+	i.c.dropped.Add(i.parts.clear(i.pub))
 	i.ownID.Store(0)
 	if err := i.pub.Close(); err != nil {
 		i.g.log.Debug("close import publisher", "topic", i.topic.Name, "err", err)
@@ -88,10 +104,14 @@ func (i *importer) create(t Type) error {
 	if time.Now().Before(i.retryAt) && t == i.lastType {
 		return i.lastErr
 	}
-	pub, err := publisher.New(i.ctx, i.topic.Name, publisher.Options{
+	opts := publisher.Options{
 		Domain: i.g.opts.Domain, Socket: i.g.opts.Socket,
 		TypeName: t.Name, TypeSize: t.Size, TypeAlign: t.Align,
-	})
+	}
+	if i.g.opts.Policy == PolicyBlock {
+		opts.BlockTimeout = blockTimeout
+	}
+	pub, err := publisher.New(i.ctx, i.topic.Name, opts)
 	if err != nil {
 		i.lastErr = fmt.Errorf("import %q: publish locally as %v: %w", i.topic.Name, t, err)
 		i.lastType = t
@@ -111,27 +131,36 @@ func (i *importer) create(t Type) error {
 	return nil
 }
 
-// onMsg publishes one NATS message locally.
-func (i *importer) onMsg(m *nats.Msg) {
-	meta, err := DecodeMeta(m.Header)
-	if err != nil {
-		i.refuse(fmt.Errorf("import %q: message on %q: %w", i.topic.Name, m.Subject, err))
+// onMsg is the core NATS subscription's handler.
+func (i *importer) onMsg(m *nats.Msg) { i.handle(m.Data) }
+
+// handle publishes one NATS message locally (or, for a part of a split
+// message, adds it to the message being reassembled). Decoding allocates
+// nothing; the payload is copied once, from the NATS message into a
+// loaned chunk.
+func (i *importer) handle(data []byte) {
+	var f frame
+	if err := parseFrame(data, &f); err != nil {
+		i.refuse(fmt.Errorf("import %q: message on %q: %w", i.topic.Name, i.subject, err))
 		return
 	}
-	if meta.Gateway == i.g.id {
-		i.g.c.looped.Add(1)
+	if string(f.gateway) == i.g.id {
+		i.c.looped.Add(1)
 		return
 	}
-	if want := i.topic.Type; want != nil && meta.Type != *want {
+	if want := i.topic.Type; want != nil && !f.isType(*want) {
 		i.refuse(fmt.Errorf("import %q: message of type %v from gateway %s, topic configured as %v: %w",
-			i.topic.Name, meta.Type, meta.Gateway, *want, parallax.ErrIncompatibleType))
+			i.topic.Name, f.meta().Type, f.gateway, *want, parallax.ErrIncompatibleType))
 		return
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.track(meta)
+	if f.part == 0 {
+		i.seq.track(f.gateway, f.publisher, f.seq)
+		i.seq.flush(&i.c)
+	}
 	if i.pub == nil {
-		if err := i.create(meta.Type); err != nil {
+		if err := i.create(f.meta().Type); err != nil {
 			if errors.Is(err, parallax.ErrIncompatibleType) {
 				i.refuse(err)
 			} else {
@@ -140,42 +169,70 @@ func (i *importer) onMsg(m *nats.Msg) {
 			return
 		}
 	}
-	if meta.Type != i.typ {
+	if !f.isType(i.typ) {
 		i.refuse(fmt.Errorf("import %q: message of type %v from gateway %s, local publisher has %v: %w",
-			i.topic.Name, meta.Type, meta.Gateway, i.typ, parallax.ErrIncompatibleType))
+			i.topic.Name, f.meta().Type, f.gateway, i.typ, parallax.ErrIncompatibleType))
 		return
 	}
-	if err := i.pub.Send(m.Data); err != nil {
-		i.drop(fmt.Errorf("import %q: publish %d bytes locally: %w", i.topic.Name, len(m.Data), err))
+	if f.split {
+		i.addPart(&f)
 		return
 	}
-	i.g.c.imported.Add(1)
+	c, err := i.loan(len(f.payload))
+	if err != nil {
+		i.drop(err)
+		return
+	}
+	copy(c.Bytes(), f.payload)
+	i.publish(c)
 }
 
-// track counts sequence gaps and reorderings per origin. A sequence of 1
-// starts the stream afresh (a restarted origin).
-func (i *importer) track(m Meta) {
-	k := origin{m.Gateway, m.Publisher}
-	last, seen := i.origins[k]
-	switch {
-	case !seen || m.Seq == 1:
-	case m.Seq > last+1:
-		i.g.c.gaps.Add(m.Seq - last - 1)
-	case m.Seq <= last:
-		i.g.c.reordered.Add(1)
-		return
-	}
-	i.origins[k] = m.Seq
+// isType reports whether f carries type t.
+func (f *frame) isType(t Type) bool {
+	return f.typeSize == t.Size && f.typeAlign == t.Align && string(f.typeName) == t.Name
 }
 
+// loan loans a chunk of n bytes. Under PolicyBlock it waits (with backoff,
+// until the session ends) while the pool is exhausted.
+func (i *importer) loan(n int) (publisher.Chunk, error) {
+	for attempt := 0; ; attempt++ {
+		c, err := i.pub.Loan(n)
+		if err == nil {
+			return c, nil
+		}
+		if i.g.opts.Policy != PolicyBlock || !errors.Is(err, parallax.ErrPoolExhausted) || !sleep(i.ctx, poolBackoff(attempt)) {
+			return c, fmt.Errorf("import %q: loan %d bytes locally: %w", i.topic.Name, n, err)
+		}
+	}
+}
+
+// poolBackoff is the wait after attempt failed loans: 20 us doubling to
+// 5 ms.
+func poolBackoff(attempt int) time.Duration {
+	return min(20*time.Microsecond<<min(attempt, 8), 5*time.Millisecond)
+}
+
+// publish publishes a filled chunk locally and counts it.
+func (i *importer) publish(c publisher.Chunk) {
+	if err := i.pub.Publish(c); err != nil {
+		// A block-producer subscriber's timeout: it missed the message,
+		// the others have it.
+		i.drop(fmt.Errorf("import %q: publish %d bytes locally: %w", i.topic.Name, c.Len(), err))
+		return
+	}
+	i.c.forwarded.Add(1)
+}
+
+// refuse and drop log before they count, so that whoever sees the count
+// finds the log line.
 func (i *importer) refuse(err error) {
-	i.g.c.refused.Add(1)
 	i.logLimited("refused message", err)
+	i.c.refused.Add(1)
 }
 
 func (i *importer) drop(err error) {
-	i.g.c.dropped.Add(1)
 	i.logLimited("message not imported", err)
+	i.c.dropped.Add(1)
 }
 
 // logLimited may run before mu is taken (refusals); the limiter is only

@@ -27,6 +27,23 @@ var gatewayMetrics = []struct {
 	{"parallax_gateway_reconnects_total", "Reconnections to NATS or the router.", func(s Stats) uint64 { return s.Reconnects }},
 }
 
+// topicMetrics are the per-topic counters, labelled with the gateway id,
+// the topic and the direction (export or import).
+var topicMetrics = []struct {
+	name, help string
+	get        func(TopicStats) uint64
+}{
+	{"parallax_gateway_topic_forwarded_total", "Messages forwarded, per topic and direction.", func(s TopicStats) uint64 { return s.Forwarded }},
+	{"parallax_gateway_topic_dropped_total", "Messages lost inside the gateway, per topic and direction.", func(s TopicStats) uint64 { return s.Dropped }},
+	{"parallax_gateway_topic_refused_total", "Messages refused, per topic and direction.", func(s TopicStats) uint64 { return s.Refused }},
+	{"parallax_gateway_topic_gaps_total", "Origin sequence numbers that never arrived, per topic and direction.", func(s TopicStats) uint64 { return s.Gaps }},
+}
+
+func (c *collector) topicDesc(i int) *prometheus.Desc {
+	m := topicMetrics[i]
+	return prometheus.NewDesc(m.name, m.help, []string{"topic", "direction"}, prometheus.Labels{"gateway": c.g.ID()})
+}
+
 func (c *collector) desc(i int) *prometheus.Desc {
 	m := gatewayMetrics[i]
 	return prometheus.NewDesc(m.name, m.help, nil, prometheus.Labels{"gateway": c.g.ID()})
@@ -37,6 +54,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for i := range gatewayMetrics {
 		ch <- c.desc(i)
 	}
+	for i := range topicMetrics {
+		ch <- c.topicDesc(i)
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -44,5 +64,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.g.Stats()
 	for i, m := range gatewayMetrics {
 		ch <- prometheus.MustNewConstMetric(c.desc(i), prometheus.CounterValue, float64(m.get(s)))
+	}
+	for _, t := range c.g.TopicStats() {
+		dir := "import"
+		if t.Export {
+			dir = "export"
+		}
+		for i, m := range topicMetrics {
+			ch <- prometheus.MustNewConstMetric(c.topicDesc(i), prometheus.CounterValue, float64(m.get(t)), t.Topic, dir)
+		}
 	}
 }

@@ -27,7 +27,7 @@ type Type struct {
 	Align uint32
 }
 
-// String formats t as name/size/align, the Parallax-Type header format.
+// String formats t as name/size/align.
 func (t Type) String() string { return fmt.Sprintf("%s/%d/%d", t.Name, t.Size, t.Align) }
 
 // ParseType parses the name/size/align form of [Type.String]. The name may
@@ -116,14 +116,45 @@ type Options struct {
 	// Export are the topics subscribed locally and published to NATS;
 	// Import the topics subscribed on NATS and published locally.
 	Export, Import []Topic
-	// ID identifies this gateway in the Parallax-Gateway header; "" = a
+	// ID identifies this gateway in the header of its messages; "" = a
 	// random id.
 	ID string
 	// QueueCapacity is the exporters' local queue capacity per publisher;
-	// 0 = the router's default. The exporters use discard-oldest: a slow
-	// NATS link loses samples (counted as dropped) rather than stalling
-	// local publishers.
+	// 0 = the router's default.
 	QueueCapacity int
+	// Policy is what happens when the gateway cannot keep up (see
+	// [Policy]); the zero value is [PolicyDiscard].
+	Policy Policy
+	// MaxMessageSize bounds the size of a message an importer reassembles
+	// from parts (a larger one is refused before any memory is loaned);
+	// 0 = [DefaultMaxMessageSize]. Exporters split samples larger than
+	// the NATS server's max payload whatever this is.
+	MaxMessageSize int64
+	// MaxPartial bounds the split messages an importer reassembles at the
+	// same time (one per origin publisher at most); when a new one would
+	// exceed it, the oldest is dropped. 0 = [DefaultMaxPartial]. Each holds
+	// a chunk of its message's size loaned from the local pools, so an
+	// importer holds at most MaxPartial * MaxMessageSize bytes of partial
+	// messages (512 MiB with the defaults), whatever its peers send.
+	MaxPartial int
+	// PendingMsgs and PendingBytes are the importers' NATS pending limits
+	// (messages received but not yet published locally); beyond them
+	// nats.go drops messages (slow consumer, counted as dropped). 0 =
+	// 65536 messages and 256 MiB.
+	PendingMsgs, PendingBytes int
+	// Stream, when not empty, makes the gateway use JetStream: exporters
+	// publish to the stream of that name (created, capturing
+	// Prefix + ">", if it does not exist) and wait for its
+	// acknowledgements; importers consume with durable consumers, so
+	// that messages published while the importing domain was down are
+	// delivered when it is back. The NATS server must have JetStream
+	// enabled.
+	Stream string
+	// Durable names the importers' durable consumers: Durable + "_" +
+	// the topic with other characters than letters, digits, '-' and '_'
+	// replaced by '_'. "" = "parallax_" + ID (so give an ID, or the
+	// consumer is new on every start).
+	Durable string
 	// Logger receives errors, reconnections and periodic statistics;
 	// nil = slog.Default().
 	Logger *slog.Logger
@@ -143,7 +174,84 @@ type Options struct {
 	SubscriberWait time.Duration
 }
 
+// DefaultMaxMessageSize and DefaultMaxPartial are the defaults of
+// [Options].MaxMessageSize and MaxPartial.
+const (
+	DefaultMaxMessageSize = 64 << 20
+	DefaultMaxPartial     = 8
+)
+
+// A Policy is what a gateway does when it cannot forward as fast as
+// messages arrive.
+type Policy uint8
+
+const (
+	// PolicyDiscard keeps publishers at full speed: an exporter's local
+	// queue discards its oldest samples, a publish to NATS that nats.go
+	// refuses (reconnect buffer full) is dropped, and an importer drops a
+	// message it cannot publish locally (pool exhausted). Every loss is
+	// counted.
+	PolicyDiscard Policy = iota
+	// PolicyBlock slows publishers down instead: exporters subscribe
+	// locally with block-producer queues (a local publisher waits, up to
+	// its BlockTimeout, for the gateway), wait for NATS while it is
+	// unreachable instead of dropping, and importers wait for pool
+	// chunks. What can still be lost is counted: samples a local
+	// publisher gave up on after its BlockTimeout (seen as sequence gaps
+	// by the exporter), NATS messages beyond an importer's pending limits
+	// (slow consumer) and messages the NATS server did not deliver (gaps
+	// at the importer). Use [Options].Stream for persistence.
+	PolicyBlock
+)
+
+// String returns "discard" or "block".
+func (p Policy) String() string {
+	switch p {
+	case PolicyDiscard:
+		return "discard"
+	case PolicyBlock:
+		return "block"
+	}
+	return fmt.Sprintf("Policy(%d)", uint8(p))
+}
+
+// MarshalText implements encoding.TextMarshaler (flag.TextVar).
+func (p Policy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with [ParsePolicy].
+func (p *Policy) UnmarshalText(b []byte) error {
+	v, err := ParsePolicy(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// ParsePolicy parses "discard" or "block".
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "discard", "":
+		return PolicyDiscard, nil
+	case "block":
+		return PolicyBlock, nil
+	}
+	return 0, fmt.Errorf("policy %q: want discard or block: %w", s, ErrInvalidArgument)
+}
+
 func (o *Options) setDefaults() {
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.MaxPartial <= 0 {
+		o.MaxPartial = DefaultMaxPartial
+	}
+	if o.PendingMsgs <= 0 {
+		o.PendingMsgs = 1 << 16
+	}
+	if o.PendingBytes <= 0 {
+		o.PendingBytes = 256 << 20
+	}
 	if o.NATSURL == "" {
 		o.NATSURL = nats.DefaultURL
 	}
@@ -196,6 +304,14 @@ func (o *Options) validate() error {
 	if o.ID != "" {
 		if err := wire.ValidateInstance(o.ID); err != nil {
 			return fmt.Errorf("gateway: id: %w", err)
+		}
+	}
+	if o.Policy > PolicyBlock {
+		return fmt.Errorf("gateway: %v: %w", o.Policy, ErrInvalidArgument)
+	}
+	for _, t := range append(append([]Topic(nil), o.Export...), o.Import...) {
+		if t.Type != nil && len(t.Type.Name) > maxFrameIDLen {
+			return fmt.Errorf("gateway: topic %q: type name of %d bytes, limit %d: %w", t.Name, len(t.Type.Name), maxFrameIDLen, ErrInvalidArgument)
 		}
 	}
 	return nil

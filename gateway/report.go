@@ -30,6 +30,40 @@ const reportTimeout = 2 * time.Second
 // under.
 const ReportComponent = "gateway"
 
+// TopicReportComponent is the component kind of the per-topic reports: one
+// per bridged topic and direction, instance [TopicInstance], counters
+// named as in [TopicStats] (forwarded, dropped, refused, looped, gaps,
+// reordered). A router keeps wire.MaxComponentsPerConn reports per
+// connection, so only the first maxTopicReports topics are reported; all
+// are in [Gateway.TopicStats] and the gateway's own metrics.
+const TopicReportComponent = "gateway-topic"
+
+// maxTopicReports leaves one of a connection's report slots to the
+// gateway's totals.
+const maxTopicReports = wire.MaxComponentsPerConn - 1
+
+// TopicInstance is the instance name of a topic's report: gateway id,
+// "export" or "import", and the topic, separated by slashes.
+func TopicInstance(id string, export bool, topic string) string {
+	dir := "import"
+	if export {
+		dir = "export"
+	}
+	return id + "/" + dir + "/" + topic
+}
+
+// wireCounters returns t's counters as those of a report.
+func (t TopicStats) wireCounters() []wire.Counter {
+	return []wire.Counter{
+		{Name: "forwarded", Value: t.Forwarded},
+		{Name: "dropped", Value: t.Dropped},
+		{Name: "refused", Value: t.Refused},
+		{Name: "looped", Value: t.Looped},
+		{Name: "gaps", Value: t.Gaps},
+		{Name: "reordered", Value: t.Reordered},
+	}
+}
+
 // wireCounters returns s as the counters of a report, named as in
 // [Stats.String].
 func (s Stats) wireCounters() []wire.Counter {
@@ -66,13 +100,24 @@ func (g *Gateway) reportLoop(ctx context.Context, rt *clientrt.Runtime) {
 func (g *Gateway) report(ctx context.Context, rt *clientrt.Runtime) {
 	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
-	m := &wire.ReportCounters{Component: ReportComponent, Instance: g.id, Counters: g.Stats().wireCounters()}
-	_, files, err := rt.Request(ctx, m)
-	for _, f := range files {
-		f.Close()
+	send := func(m *wire.ReportCounters) {
+		_, files, err := rt.Request(ctx, m)
+		for _, f := range files {
+			f.Close()
+		}
+		if err != nil && ctx.Err() == nil {
+			g.log.Debug("report counters to the router", "instance", m.Instance, "err", err)
+		}
 	}
-	if err != nil && ctx.Err() == nil {
-		g.log.Debug("report counters to the router", "err", err)
+	send(&wire.ReportCounters{Component: ReportComponent, Instance: g.id, Counters: g.Stats().wireCounters()})
+	n := 0
+	for _, t := range g.TopicStats() {
+		inst := TopicInstance(g.id, t.Export, t.Topic)
+		if n == maxTopicReports || wire.ValidateInstance(inst) != nil {
+			continue
+		}
+		n++
+		send(&wire.ReportCounters{Component: TopicReportComponent, Instance: inst, Counters: t.wireCounters()})
 	}
 }
 

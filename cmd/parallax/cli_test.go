@@ -275,6 +275,25 @@ func TestGatewaysCommand(t *testing.T) {
 	require.Equal(t, "site-a", v.Components[0].Instance)
 	require.Equal(t, wire.Counter{Name: "forwarded", Value: 15}, v.Components[0].Counters[0])
 
+	// Per-topic reports are listed below the gateways.
+	_, _, err = c.Request(t.Context(), &wire.ReportCounters{Component: "gateway-topic", Instance: "site-a/export/cam/left",
+		Counters: []wire.Counter{{Name: "forwarded", Value: 9}, {Name: "dropped", Value: 2}, {Name: "gaps", Value: 1}}}, nil)
+	require.NoError(t, err)
+	code, out, errs = runCLI(t, "", "gateways", sock)
+	require.Equal(t, exitOK, code, errs)
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 5, out)
+	require.Regexp(t, `^site-a\s`, lines[1])
+	require.Empty(t, lines[2])
+	require.Regexp(t, `^GATEWAY\s+DIRECTION\s+TOPIC\s+FORWARDED\s+DROPPED\s+REFUSED\s+LOOPED\s+GAPS\s+REORDERED$`, lines[3])
+	require.Regexp(t, `^site-a\s+export\s+cam/left\s+9\s+2\s+-\s+-\s+1\s+-$`, lines[4])
+
 	code, _, errs = runCLI(t, "", "gateways", "-socket", filepath.Join(t.TempDir(), "none.sock"))
 	require.Equal(t, exitNoRouter, code, errs)
+}
+
+func TestGatewayPolicyFlag(t *testing.T) {
+	code, _, errs := runCLI(t, "", "gateway", "-policy", "lossy", "-export", "x")
+	require.Equal(t, exitUsage, code, errs)
+	require.Contains(t, errs, "want discard or block")
 }

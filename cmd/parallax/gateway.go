@@ -42,7 +42,7 @@ func (f *topicFlags) Set(v string) error {
 
 func init() {
 	register(&command{name: "gateway", short: "bridge topics to and from NATS",
-		usage: "-nats url [-export topic[:type[,size[,align]]]]... [-import topic[:type...]]... [-prefix parallax.]",
+		usage: "-nats url [-export topic[:type[,size[,align]]]]... [-import topic[:type...]]... [-prefix parallax.] [-policy discard|block] [-stream name]",
 		flags: gatewayFlags})
 }
 
@@ -56,8 +56,12 @@ func gatewayFlags(fs *flag.FlagSet) runFunc {
 	fs.Var(&exports, "export", "topic to subscribe locally and publish to NATS (repeatable); :type fixes the payload type")
 	fs.Var(&imports, "import", "topic to receive from NATS and publish locally (repeatable); without :type the first message's type is used")
 	fs.StringVar(&opts.Prefix, "prefix", gateway.DefaultPrefix, "NATS subject prefix")
-	fs.StringVar(&opts.ID, "id", "", "gateway id in the Parallax-Gateway header (default: random)")
+	fs.StringVar(&opts.ID, "id", "", "gateway id in the header of its NATS messages (default: random)")
 	fs.IntVar(&opts.QueueCapacity, "queue", 0, "exporters' local queue capacity per publisher (0 = router default)")
+	fs.TextVar(&opts.Policy, "policy", gateway.PolicyDiscard, "when the bridge cannot keep up: discard (count losses, never slow publishers) or block (slow local publishers down to NATS's pace)")
+	fs.StringVar(&opts.Stream, "stream", "", "JetStream stream to export to and import from with durable consumers (default: core NATS, no persistence)")
+	fs.StringVar(&opts.Durable, "durable", "", "name prefix of the importers' durable JetStream consumers (default: parallax_<id>)")
+	fs.Int64Var(&opts.MaxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest message an importer reassembles from parts, in bytes")
 	fs.DurationVar(&opts.StatsInterval, "stats-interval", time.Minute, "period of the statistics log line (negative = never)")
 	fs.DurationVar(&opts.ReportInterval, "report-interval", gateway.DefaultReportInterval, "period of the counter reports to the router, shown by parallax gateways (negative = never)")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")

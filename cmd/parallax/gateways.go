@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/parallax-ipc/parallax/gateway"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -28,11 +30,47 @@ func gatewaysTable(w io.Writer, v *view) {
 	}
 	row(tw, append(head, "AGE")...)
 	for _, g := range v.Components {
+		if g.Component != gateway.ReportComponent {
+			continue
+		}
 		cols := []any{g.Instance, g.ClientID, g.PID}
 		for _, name := range gatewayColumns {
 			cols = append(cols, counterCell(g.Counters, name))
 		}
 		row(tw, append(cols, (time.Duration(g.AgeMs)*time.Millisecond).Round(100*time.Millisecond))...)
+	}
+	tw.Flush()
+	gatewayTopicsTable(w, v)
+}
+
+// gatewayTopicColumns are the per-topic counters (gateway.TopicStats).
+var gatewayTopicColumns = []string{"forwarded", "dropped", "refused", "looped", "gaps", "reordered"}
+
+// gatewayTopicsTable prints the gateways' per-topic reports (instance
+// gateway/direction/topic), if any, below the gateways.
+func gatewayTopicsTable(w io.Writer, v *view) {
+	tw := newTable(w)
+	head := true
+	for _, c := range v.Components {
+		if c.Component != gateway.TopicReportComponent {
+			continue
+		}
+		if head {
+			fmt.Fprintln(w)
+			h := []any{"GATEWAY", "DIRECTION", "TOPIC"}
+			for _, name := range gatewayTopicColumns {
+				h = append(h, strings.ToUpper(name))
+			}
+			row(tw, h...)
+			head = false
+		}
+		id, rest, _ := strings.Cut(c.Instance, "/")
+		dir, topic, _ := strings.Cut(rest, "/")
+		cols := []any{id, dir, topic}
+		for _, name := range gatewayTopicColumns {
+			cols = append(cols, counterCell(c.Counters, name))
+		}
+		row(tw, cols...)
 	}
 	tw.Flush()
 }

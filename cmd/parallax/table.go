@@ -171,7 +171,7 @@ func fetch(ctx context.Context, c *discovery.Client, want int) (*view, error) {
 			func(m wire.Message) uint32 {
 				l := m.(*wire.ComponentList)
 				for _, cs := range l.Components {
-					if want&wantComponents != 0 || cs.Component == gateway.ReportComponent {
+					if want&wantComponents != 0 || cs.Component == gateway.ReportComponent || cs.Component == gateway.TopicReportComponent {
 						v.Components = append(v.Components, cs)
 					}
 				}

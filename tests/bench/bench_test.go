@@ -35,6 +35,10 @@ func TestMain(m *testing.M) {
 		"sink":     sinkMain,
 		"uds-echo": udsEchoMain,
 		"pipesink": pipesinkMain,
+		// gateway_test.go
+		"nats":      natsMain,
+		"gw-router": gwRouterMain,
+		"gateway":   gatewayMain,
 	})
 	testutil.Main(m)
 }

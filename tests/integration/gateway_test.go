@@ -3,13 +3,16 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,4 +292,102 @@ func TestGatewayRestartsAndTypeMismatch(t *testing.T) {
 	_, err = wrong.TryTake()
 	require.ErrorIs(t, err, subscriber.ErrNoData, "nothing of the wrong type delivered")
 	require.Zero(t, gc.Stats().Imported)
+}
+
+// cliGateway is a `parallax gateway` process.
+type cliGateway struct {
+	stopped bool   // stop ran (the test goroutine's)
+	last    string // the last stdout line
+	cmd     *exec.Cmd
+	stdout  *bufio.Scanner
+	stderr  testutil.Buffer
+	done    chan error
+}
+
+// startCLIGateway runs `parallax gateway args...` and waits for its ready
+// line; t.Cleanup interrupts it (and kills it, by PID, if it hangs).
+func startCLIGateway(t *testing.T, args ...string) *cliGateway {
+	t.Helper()
+	bin, _ := buildCLI(t)
+	g := &cliGateway{cmd: exec.Command(bin, append([]string{"gateway"}, args...)...), done: make(chan error, 1)}
+	g.cmd.Stderr = &g.stderr
+	out, err := g.cmd.StdoutPipe()
+	require.NoError(t, err)
+	g.stdout = bufio.NewScanner(out)
+	require.NoError(t, g.cmd.Start())
+	go func() { g.done <- g.cmd.Wait() }()
+	t.Cleanup(func() { g.stop(t) })
+	ready := make(chan bool, 1)
+	go func() { ready <- g.stdout.Scan() && strings.HasSuffix(g.stdout.Text(), " ready") }()
+	select {
+	case ok := <-ready:
+		require.True(t, ok, "gateway %v: no ready line; stderr:\n%s", args, g.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("gateway %v not ready after 30s; stderr:\n%s", args, g.stderr.String())
+	}
+	return g
+}
+
+// stop interrupts the gateway and returns its last stdout line (the
+// stopped line with its counters). Idempotent.
+func (g *cliGateway) stop(t *testing.T) string {
+	t.Helper()
+	if g.stopped {
+		return g.last
+	}
+	g.stopped = true
+	_ = g.cmd.Process.Signal(os.Interrupt)
+	lines := make(chan struct{})
+	go func() {
+		for g.stdout.Scan() {
+			g.last = g.stdout.Text()
+		}
+		close(lines)
+	}()
+	select {
+	case err := <-g.done:
+		<-lines
+		require.NoError(t, err, "gateway exit; stderr:\n%s", g.stderr.String())
+	case <-time.After(30 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.done
+		t.Fatalf("gateway did not stop on SIGINT; stderr:\n%s", g.stderr.String())
+	}
+	return g.last
+}
+
+// TestGatewayCLILossless: two `parallax gateway -policy block` processes
+// carry a flat-out publisher process's samples to a subscriber process
+// without loss and in order (the publisher is slowed down instead), and
+// stop cleanly on SIGINT without warnings.
+func TestGatewayCLILossless(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1)
+	ra, rb := startRouter(t), startRouter(t)
+	const n = 20000 // 20x the 256 B pool: only backpressure keeps this lossless
+	ga := startCLIGateway(t, "-socket", ra.Socket, "-nats", ns.ClientURL(), "-export", "flat:pattern.v1", "-policy", "block", "-queue", "64")
+	gb := startCLIGateway(t, "-socket", rb.Socket, "-nats", ns.ClientURL(), "-import", "flat:pattern.v1", "-policy", "block")
+	sub := spawn(t, "subscriber B", "sub", sockArg(rb), "-topic=flat", "-type=pattern.v1", "-n="+strconv.Itoa(n),
+		"-qcap=64", "-policy=block", "-wait-pubs=1")
+	sub.expect("connected")
+	pub := spawn(t, "publisher A", "pub", sockArg(ra), "-topic=flat", "-type=pattern.v1", "-n="+strconv.Itoa(n), "-size=200", "-subs=1")
+	res := parsePubResult(t, pub.expect("result "))
+	pub.wait()
+	rep := parseSubReport(t, sub.wait())
+	require.Equal(t, uint64(n), rep.Total)
+	for _, got := range rep.Pubs {
+		require.Equal(t, res.CRC, got.CRC, "checksums across the bridge")
+		require.Equal(t, uint64(1), got.First)
+		require.Equal(t, uint64(n), got.Last)
+	}
+	lastA, lastB := ga.stop(t), gb.stop(t)
+	require.Contains(t, lastA, "exported="+strconv.Itoa(n))
+	require.Contains(t, lastA, "dropped=0 ")
+	require.Contains(t, lastB, "imported="+strconv.Itoa(n))
+	require.Contains(t, lastB, "dropped=0 ")
+	require.Contains(t, lastB, "gaps=0 ")
+	for _, g := range []*cliGateway{ga, gb} {
+		require.NotContains(t, g.stderr.String(), "level=WARN")
+		require.NotContains(t, g.stderr.String(), "level=ERROR")
+	}
 }
