@@ -174,7 +174,9 @@ func (a CreatePool) String() string {
 
 func (a RetirePool) String() string { return fmt.Sprintf("retire-pool %d", a.Pool) }
 
-func (a TellPoolRetired) String() string { return fmt.Sprintf("pool-retired %v pool=%d", a.Conn, a.Pool) }
+func (a TellPoolRetired) String() string {
+	return fmt.Sprintf("pool-retired %v pool=%d", a.Conn, a.Pool)
+}
 
 func (p PoolsGranted) String() string {
 	s := fmt.Sprintf("pools-granted %v", p.Pools)
