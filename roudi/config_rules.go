@@ -16,6 +16,8 @@ func (c *Config) rules() core.Rules {
 			MaxSubscribers: l.MaxSubscribers, MaxConnections: l.MaxConnections, MaxHistory: l.MaxHistory,
 			MaxQueueCapacity: l.MaxQueueCapacity, MaxMessageSize: uint64(maxMsg)},
 		Rings: core.Rings{DefaultCapacity: c.Rings.DefaultCapacity, MaxCapacity: c.Rings.MaxCapacity},
+		Growth: core.Growth{Enabled: c.Growth.Enabled, MaxSegmentsPerPool: c.Growth.MaxSegmentsPerPool,
+			MaxTotalBytes: uint64(c.Growth.MaxTotalBytes), MaxDedicatedBytes: uint64(c.Growth.MaxDedicatedBytes)},
 	}
 	for _, a := range c.Access {
 		r.Access = append(r.Access, core.AccessRule(a))

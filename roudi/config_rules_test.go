@@ -17,6 +17,7 @@ func TestDefaultRulesMatchDefaultConfig(t *testing.T) {
 	want.Limits.MaxMessageSize = uint64(DefaultConfig().LargestChunk())
 	require.Equal(t, want.Limits, got.Limits)
 	require.Equal(t, want.Rings, got.Rings)
+	require.Equal(t, want.Growth, got.Growth)
 	require.Empty(t, got.Access)
 }
 
@@ -28,6 +29,8 @@ func TestRulesCarryAccessAndLimits(t *testing.T) {
 	r := cfg.rules()
 	require.Equal(t, uint64(1024), r.Limits.MaxMessageSize)
 	require.Equal(t, []core.AccessRule{{Topic: "cam/*", PublishUIDs: []uint32{1000}, SubscribeGIDs: []uint32{44}}}, r.Access)
+	cfg.Growth = Growth{Enabled: true, MaxSegmentsPerPool: 3, MaxTotalBytes: 2 * GiB, MaxDedicatedBytes: 512 * MiB}
+	require.Equal(t, core.Growth{Enabled: true, MaxSegmentsPerPool: 3, MaxTotalBytes: 2 << 30, MaxDedicatedBytes: 512 << 20}, cfg.rules().Growth)
 	cfg.Access[0].PublishUIDs[0] = 1 // the rules are a copy
 	require.Equal(t, uint32(1000), r.Access[0].PublishUIDs[0])
 	require.NoError(t, r.Validate())

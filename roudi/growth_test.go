@@ -215,8 +215,8 @@ func TestDedicatedSegment(t *testing.T) {
 	// this process (router, publisher's and subscriber's runtimes) maps
 	// the segment any more, so its memory is back with the system.
 	require.Eventually(t, func() bool { return !mapsContain(t, seg) }, 10*time.Second, 5*time.Millisecond, "%s still mapped", seg)
-	var ded int64
-	onServe(t, srv, func() { ded = srv.growth.dedBytes })
+	var ded uint64
+	onServe(t, srv, func() { ded = srv.core.Growth().DedicatedBytes })
 	require.Zero(t, ded)
 
 	// The retired pool is refused to late askers, and its budget is back.

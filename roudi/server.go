@@ -198,6 +198,7 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		Arena:        core.Region{Offset: uint64(s.layout.ArenaOff), Size: uint64(s.layout.ArenaSize)},
 		RingSize:     ringbuf.Size,
 		NotifierSize: ringbuf.NotifierSize,
+		Pools:        s.layout.corePools(cfg),
 	})
 	if err != nil {
 		return nil, err

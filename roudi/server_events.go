@@ -103,9 +103,6 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 	if s.introspect(c, env) {
 		return
 	}
-	if s.growthRequest(c, env) {
-		return
-	}
 	var req core.Request
 	switch m := env.Msg.(type) {
 	case *wire.Ping:
@@ -127,6 +124,10 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		req = core.CloseSubscriber{Sub: core.SubID(m.SubID)}
 	case *wire.ReleaseConnection:
 		req = core.ReleaseConnection{Connection: core.ConnectionID(m.ConnID)}
+	case *wire.GrowPool:
+		req = core.GrowPool{Size: m.Size, Known: m.Known}
+	case *wire.GetSegments:
+		req = core.GetSegments{Pool: m.PoolID, ReadOnly: m.ReadOnly}
 	case *wire.Resume:
 		s.resumeRequest(c, env.ReqID, m)
 		return
@@ -140,9 +141,6 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 // step feeds the core one event and executes the actions it produces.
 func (s *Server) step(ev core.Event) {
 	s.observeEvent(ev)
-	if _, ok := ev.(core.Tick); ok {
-		s.growthTick()
-	}
 	s.core.Step(ev)
 	actions := s.core.Ready()
 	// Replies go after the step's other actions (and before its connection
@@ -175,6 +173,10 @@ func (s *Server) step(ev core.Event) {
 			s.execute(a)
 		}
 	}
+	if _, ok := ev.(core.Tick); ok {
+		s.reportFreeDedicated()
+	}
+	s.growthReports() // server_growth.go
 }
 
 func (s *Server) execute(a core.Action) {
@@ -222,6 +224,14 @@ func (s *Server) execute(a core.Action) {
 		}
 	case core.ReclaimClient:
 		s.reclaim(a)
+	case core.CreatePool:
+		s.createPool(a) // server_growth.go
+	case core.RetirePool:
+		s.retirePool(a)
+	case core.TellPoolRetired:
+		if c := s.conns[a.Conn]; c != nil && c.hello {
+			s.push(c, &wire.PoolRetired{PoolID: a.Pool})
+		}
 	case core.CloseConn:
 		if c := s.conns[a.Conn]; c != nil {
 			s.log.Info("closing client connection", "conn", a.Conn, "reason", a.Reason)
@@ -280,7 +290,7 @@ func (s *Server) reply(a core.Reply) {
 		return
 	}
 	if a.Err != nil {
-		s.replyError(c, a.ReqID, a.Err)
+		s.replyError(c, a.ReqID, wireError(a.Err))
 		return
 	}
 	switch r := a.Result.(type) {
@@ -321,6 +331,8 @@ func (s *Server) reply(a core.Reply) {
 		s.send(c, a.ReqID, m, files)
 	case core.Closed:
 		s.send(c, a.ReqID, &wire.Ack{}, nil)
+	case core.PoolsGranted:
+		s.grantPools(c, a.ReqID, r) // server_growth.go
 	case core.Resumed:
 		c.client = r.Client
 		s.send(c, a.ReqID, &wire.Resumed{ClientID: uint16(r.Client)}, nil)

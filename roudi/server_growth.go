@@ -4,53 +4,52 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/hugepages"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"github.com/parallax-ipc/parallax/segment"
 )
 
-// Run-time pool growth and dedicated segments.
+// Run-time pool growth and dedicated segments: the memory work. The
+// decisions (may this client grow, which class and area, the limits
+// growth.max_segments_per_pool, max_total_bytes and max_dedicated_bytes,
+// who may map which pool, when a dedicated pool retires) are the router
+// core's (roudi/internal/core/growth.go); the server performs its actions:
 //
-// A publisher whose loan finds its size class exhausted sends GrowPool. The
-// router first grants the pools of that class the client has not mapped yet
-// (grown earlier for another process); when the client knows them all it
-// formats the next reserved management area of the class (layout.go), creates
-// its payload segment and grants it. Beyond growth.max_segments_per_pool or
-// growth.max_total_bytes the reply is ErrPoolExhausted. Grown pools live until
-// the router stops.
+//   - core.CreatePool: format the management area, create the payload
+//     segment (and its read-only fd), loan a dedicated pool's chunk to the
+//     requesting client, add the pool to the set; then step
+//     core.PoolCreated with the outcome (on failure nothing is left, so the
+//     core's byte accounting stays what exists).
+//   - core.PoolsGranted: send the pools' descriptions and segment fds.
+//   - On each tick, step core.DedicatedFree with the live dedicated pools
+//     whose chunk is free (a memory read).
+//   - core.RetirePool: loan the chunk to the router (a tombstone no client
+//     can loan again, and that makes every old reference stale; it fails
+//     when a loan took the chunk since), close the payload segment and
+//     read-only fd, and refuse nothing (the core does); then step
+//     core.PoolRetired.
+//   - core.TellPoolRetired: push wire.PoolRetired, so the client forgets
+//     the pool and unmaps its segment and the memory goes back to the
+//     system.
 //
-// A loan larger than every class gets a dedicated pool: one chunk of the
-// loan's size (rounded up to mempool.ChunkAlign) in its own segment, whose
-// chunk the router loans to the requesting client before replying (so no
-// other loan can take it first). growth.max_dedicated_bytes bounds the bytes
-// of live dedicated segments. On each tick the router retires a dedicated pool
-// whose chunk is free: it loans the chunk to itself (a tombstone no client
-// can loan again, and that makes every old reference stale), closes its
-// payload segment and read-only fd, and refuses GetSegments for it.
-// It then pushes wire.PoolRetired to every client, which forgets the pool and
-// unmaps its segment, so the memory goes back to the system. The pool id and
-// management area are not reused within a router run.
-//
-// Clients that meet a reference into a pool they have not mapped ask for it
-// with GetSegments: read-only for anyone, read-write only for a client that
-// has a publisher.
+// Reports (PoolCreated, DedicatedFree, PoolRetired) are stepped after the
+// actions of the step that led to them (growthReports).
 
 // tombstoneOwner is the loaner id the router uses for retired dedicated pools.
 const tombstoneOwner = 0
 
-// growthState is the router's bookkeeping of grown and dedicated pools. It is
-// owned by the Serve goroutine (and by New/Close).
+// growthState is the server's record of grown and dedicated pools: memory
+// objects only. It is owned by the Serve goroutine (and by New/Close).
 type growthState struct {
-	byID      map[uint16]*grownPool // every grown or dedicated pool, retired included
-	perPool   []int                 // growths so far per configured pool
-	dedicated []*grownPool          // live dedicated pools
-	nextArea  int                   // next unused dedicated area
-	liveBytes int64                 // payload bytes of live grown and dedicated segments
-	dedBytes  int64                 // payload bytes of live dedicated segments
+	byID    map[uint16]*grownPool // every created grown or dedicated pool, retired included
+	live    []*grownPool          // live dedicated pools, checked on each tick
+	reports []core.Event          // outcomes to step after the current step's actions
 
 	retiredMu sync.Mutex          // guards retired, read by RetiredPool from any goroutine
 	retired   map[uint16]struct{} // ids of retired dedicated pools
@@ -65,41 +64,66 @@ type grownPool struct {
 	retired   bool
 }
 
-// growthRequest answers GrowPool and GetSegments; it reports whether env
-// was one of them.
-func (s *Server) growthRequest(c *serverConn, env wire.Envelope) bool {
-	var (
-		gps []*grownPool
-		ref parallax.ChunkRef
-		ro  bool
-		err error
-	)
-	switch m := env.Msg.(type) {
-	case *wire.GrowPool:
-		gps, ref, err = s.grow(c, m)
-	case *wire.GetSegments:
-		ro = m.ReadOnly
-		gps, err = s.lookupGrown(c, m)
-	default:
-		return false
+// corePools describes the pools and the growth reserve to the core.
+func (l *mgmtLayout) corePools(cfg *Config) core.PoolLayout {
+	p := core.PoolLayout{ChunkAlign: mempool.ChunkAlign}
+	for i, pa := range l.Pools {
+		p.Base = append(p.Base, core.PoolClass{ChunkSize: pa.Class.ChunkSize, Count: pa.Class.Count, Pages: pageMode(cfg.Pools[i].Hugepages)})
 	}
-	if err != nil {
-		s.replyError(c, env.ReqID, err)
-		return true
+	for _, ga := range l.Grown {
+		p.Grown = append(p.Grown, core.PoolArea{ID: ga.ID, Mgmt: core.Region{Offset: uint64(ga.Offset), Size: uint64(ga.Size)}})
 	}
-	r := &wire.PoolGranted{Ref: uint64(ref)}
-	files := make([]*os.File, 0, len(gps))
-	for _, g := range gps {
+	for _, off := range l.Dedicated {
+		p.Dedicated = append(p.Dedicated, core.Region{Offset: uint64(off), Size: uint64(l.DedicatedSize)})
+	}
+	return p
+}
+
+func pageMode(h HugepageMode) core.PageMode {
+	switch h {
+	case HugepagesNever:
+		return core.PagesNever
+	case Hugepages2M:
+		return core.Pages2M
+	case Hugepages1G:
+		return core.Pages1G
+	}
+	return core.PagesAuto
+}
+
+// grantPools answers GrowPool and GetSegments as the core decided.
+func (s *Server) grantPools(c *serverConn, reqID uint32, pg core.PoolsGranted) {
+	r := &wire.PoolGranted{Ref: pg.Ref}
+	files := make([]*os.File, 0, len(pg.Pools))
+	for _, id := range pg.Pools {
+		g := s.growth.byID[id]
+		if g == nil || g.seg == nil {
+			s.log.Error("core granted a pool the server does not have", "pool", id)
+			s.replyError(c, reqID, fmt.Errorf("grant pool %d: the router has no segment for it: %w", id, wire.ErrNotFound))
+			return
+		}
 		r.Pools = append(r.Pools, g.desc())
-		r.Segments = append(r.Segments, g.segDesc(ro))
-		if ro {
+		r.Segments = append(r.Segments, g.segDesc(pg.ReadOnly))
+		if pg.ReadOnly {
 			files = append(files, g.ro)
 		} else {
 			files = append(files, g.seg.File())
 		}
 	}
-	s.send(c, env.ReqID, r, files)
-	return true
+	s.send(c, reqID, r, files)
+}
+
+// notFoundErr carries the core's ErrNotFound as the protocol's.
+type notFoundErr struct{ error }
+
+func (e notFoundErr) Is(target error) bool { return target == wire.ErrNotFound }
+
+// wireError maps the core's own sentinels onto the protocol's.
+func wireError(err error) error {
+	if errors.Is(err, core.ErrNotFound) {
+		return notFoundErr{err}
+	}
+	return err
 }
 
 func (g *grownPool) desc() wire.PoolDesc {
@@ -117,128 +141,45 @@ func (g *grownPool) segDesc(readOnly bool) wire.SegmentDesc {
 		PageSize: uint32(g.seg.PageSize()), ReadOnly: readOnly, PoolID: g.area.ID}
 }
 
-// lookupGrown serves GetSegments.
-func (s *Server) lookupGrown(c *serverConn, m *wire.GetSegments) ([]*grownPool, error) {
-	if !m.ReadOnly && !c.sentRW {
-		return nil, fmt.Errorf("get segments of pool %d read-write: only a client with a publisher may write payload: %w", m.PoolID, parallax.ErrPermissionDenied)
+// createPool performs a core.CreatePool and queues its report.
+func (s *Server) createPool(a core.CreatePool) {
+	area := poolArea{ID: a.Pool, Class: mempool.Class{ChunkSize: a.ChunkSize, Count: a.Count}, Offset: int(a.Mgmt.Offset), Size: int(a.Mgmt.Size)}
+	ev := core.PoolCreated{Pool: a.Pool}
+	if uint64(area.Class.PayloadSize()) != a.Bytes {
+		ev.Err = fmt.Errorf("create pool %d: %d bytes asked for a %v payload: %w", a.Pool, a.Bytes, area.Class, parallax.ErrProtocol)
+	} else {
+		var ref parallax.ChunkRef
+		ref, ev.Err = s.newGrown(area, a.Pages, a.Dedicated, a.LoanTo)
+		ev.Ref = uint64(ref)
 	}
-	g := s.growth.byID[m.PoolID]
-	if g == nil || g.retired {
-		return nil, fmt.Errorf("get segments of pool %d: no such grown or dedicated pool (base pools come with the first endpoint; dedicated ones retire when freed): %w", m.PoolID, wire.ErrNotFound)
-	}
-	return []*grownPool{g}, nil
+	s.growth.reports = append(s.growth.reports, ev)
 }
 
-// grow serves GrowPool.
-func (s *Server) grow(c *serverConn, m *wire.GrowPool) ([]*grownPool, parallax.ChunkRef, error) {
-	if !c.sentRW {
-		return nil, 0, fmt.Errorf("grow pool for %d bytes: only a client with a publisher may loan: %w", m.Size, parallax.ErrPermissionDenied)
-	}
-	if !s.cfg.Growth.Enabled {
-		return nil, 0, fmt.Errorf("grow pool for %d bytes: growth is disabled (config [growth] enabled = false): %w", m.Size, parallax.ErrNotSupported)
-	}
-	class := -1 // smallest configured chunk size that fits
-	for i, pa := range s.layout.Pools {
-		if uint64(pa.Class.ChunkSize) >= m.Size && (class < 0 || pa.Class.ChunkSize < s.layout.Pools[class].Class.ChunkSize) {
-			class = i
-		}
-	}
-	if class < 0 {
-		g, ref, err := s.newDedicated(c, m.Size)
-		if err != nil {
-			return nil, 0, err
-		}
-		return []*grownPool{g}, ref, nil
-	}
-	if s.growth.perPool == nil {
-		s.growth.perPool = make([]int, len(s.layout.Pools))
-	}
-	size := s.layout.Pools[class].Class.ChunkSize
-	known := make(map[uint16]bool, len(m.Known))
-	for _, id := range m.Known {
-		known[id] = true
-	}
-	var missing []*grownPool
-	for _, g := range s.growth.byID {
-		if !g.dedicated && g.area.Class.ChunkSize == size && !known[g.area.ID] {
-			missing = append(missing, g)
-		}
-	}
-	if len(missing) > 0 {
-		return missing, 0, nil
-	}
-	for i, pa := range s.layout.Pools {
-		if pa.Class.ChunkSize != size || s.growth.perPool[i] >= s.layout.GrowPer {
-			continue
-		}
-		bytes := int64(pa.Class.PayloadSize())
-		if s.growth.liveBytes+bytes > int64(s.cfg.Growth.MaxTotalBytes) {
-			break
-		}
-		area := s.layout.Grown[i*s.layout.GrowPer+s.growth.perPool[i]]
-		g, err := s.newGrown(area, s.cfg.Pools[i].Hugepages, false)
-		if err != nil {
-			return nil, 0, err
-		}
-		s.growth.perPool[i]++
-		s.log.Info("pool grown", "pool", area.ID, "chunk_size", s.cfg.Pools[i].ChunkSize.String(), "count", pa.Class.Count,
-			"growth", s.growth.perPool[i], "growth_bytes", s.growth.liveBytes)
-		return []*grownPool{g}, 0, nil
-	}
-	return nil, 0, fmt.Errorf("grow the %d-byte class: limits reached (growth.max_segments_per_pool %d, growth.max_total_bytes %v, %d bytes grown): %w",
-		size, s.layout.GrowPer, s.cfg.Growth.MaxTotalBytes, s.growth.liveBytes, parallax.ErrPoolExhausted)
-}
-
-// newDedicated creates a dedicated pool for one loan of n bytes and loans
-// its chunk to c's client.
-func (s *Server) newDedicated(c *serverConn, n uint64) (*grownPool, parallax.ChunkRef, error) {
-	size := uint64(alignUp(int(min(n, 1<<33)), mempool.ChunkAlign))
-	g := &s.growth
-	switch {
-	case size > 1<<32-mempool.ChunkAlign:
-		return nil, 0, fmt.Errorf("dedicated segment for %d bytes: a chunk holds at most 4 GiB: %w", n, parallax.ErrPoolExhausted)
-	case g.dedBytes+int64(size) > int64(s.cfg.Growth.MaxDedicatedBytes) || g.liveBytes+int64(size) > int64(s.cfg.Growth.MaxTotalBytes):
-		return nil, 0, fmt.Errorf("dedicated segment for %d bytes: limits reached (growth.max_dedicated_bytes %v with %d in use, growth.max_total_bytes %v with %d in use): %w",
-			n, s.cfg.Growth.MaxDedicatedBytes, g.dedBytes, s.cfg.Growth.MaxTotalBytes, g.liveBytes, parallax.ErrPoolExhausted)
-	case g.nextArea >= len(s.layout.Dedicated):
-		return nil, 0, fmt.Errorf("dedicated segment for %d bytes: all %d dedicated pool areas of this router run are used: %w", n, len(s.layout.Dedicated), parallax.ErrPoolExhausted)
-	}
-	id := uint16(len(s.layout.Pools) + len(s.layout.Grown) + g.nextArea)
-	area := poolArea{ID: id, Class: mempool.Class{ChunkSize: uint32(size), Count: 1}, Offset: s.layout.Dedicated[g.nextArea], Size: s.layout.DedicatedSize}
-	gp, err := s.newGrown(area, HugepagesAuto, true)
-	if err != nil {
-		return nil, 0, err
-	}
-	g.nextArea++
-	ref, err := gp.pool.Loan(uint16(c.client))
-	if err != nil { // cannot happen: nobody else knows the pool yet
-		return nil, 0, fmt.Errorf("loan dedicated pool %d: %w", id, err)
-	}
-	s.log.Debug("dedicated segment", "pool", id, "bytes", size, "client", c.client)
-	return gp, ref, nil
-}
-
-// newGrown formats area, creates its payload segment and adds the pool to
-// the router's set.
-func (s *Server) newGrown(area poolArea, hp HugepageMode, dedicated bool) (_ *grownPool, err error) {
+// newGrown formats area, creates its payload segment, loans its chunk to
+// loanTo when that is not 0, and adds the pool to the router's set. On
+// failure nothing of the pool is left.
+func (s *Server) newGrown(area poolArea, pages core.PageMode, dedicated bool, loanTo core.ClientID) (ref parallax.ChunkRef, err error) {
 	size := area.Class.PayloadSize()
 	name := fmt.Sprintf("%s-pool%d-grown", s.cfg.Domain, area.ID)
 	if dedicated {
 		name = fmt.Sprintf("%s-pool%d-dedicated", s.cfg.Domain, area.ID)
 	}
+	if area.Offset < 0 || area.Size <= 0 || area.Offset+area.Size > s.mgmt.Len() {
+		return 0, fmt.Errorf("create pool %d: management area @%d+%d outside the segment: %w", area.ID, area.Offset, area.Size, parallax.ErrProtocol)
+	}
 	var seg *segment.Mapped
-	switch {
-	case hp == HugepagesNever || (dedicated && size < 2<<20):
+	switch pages {
+	case core.PagesNever:
 		seg, err = segment.NewMemfd(name, size, segment.MemfdOptions{})
-	case hp == Hugepages1G:
+	case core.Pages1G:
 		seg, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Huge1G, Require: true})
-	case hp == Hugepages2M:
+	case core.Pages2M:
 		seg, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Huge2M, Require: true})
 	default:
 		seg, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Auto})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create payload segment of pool %d (%v): %w", area.ID, area.Class, err)
+		return 0, fmt.Errorf("create payload segment of pool %d (%v): %w", area.ID, area.Class, err)
 	}
 	g := &grownPool{area: area, seg: seg, dedicated: dedicated}
 	defer func() {
@@ -247,27 +188,31 @@ func (s *Server) newGrown(area poolArea, hp HugepageMode, dedicated bool) (_ *gr
 		}
 	}()
 	if g.ro, err = seg.ReadOnlyFile(); err != nil {
-		return nil, fmt.Errorf("reopen payload segment of pool %d read-only: %w", area.ID, err)
+		return 0, fmt.Errorf("reopen payload segment of pool %d read-only: %w", area.ID, err)
 	}
 	if g.pool, err = mempool.Format(s.mgmt.Bytes()[area.Offset:area.Offset+area.Size], area.ID, area.Class); err != nil {
-		return nil, fmt.Errorf("format pool %d: %w", area.ID, err)
+		return 0, fmt.Errorf("format pool %d: %w", area.ID, err)
 	}
 	if err = g.pool.SetPayload(seg.Bytes()); err != nil {
-		return nil, fmt.Errorf("attach payload of pool %d: %w", area.ID, err)
+		return 0, fmt.Errorf("attach payload of pool %d: %w", area.ID, err)
+	}
+	if loanTo != 0 {
+		// Before anyone else knows the pool, so no other loan takes it.
+		if ref, err = g.pool.Loan(uint16(loanTo)); err != nil {
+			return 0, fmt.Errorf("loan dedicated pool %d: %w", area.ID, err)
+		}
 	}
 	if err = s.pools.Add(g.pool); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if s.growth.byID == nil {
 		s.growth.byID = make(map[uint16]*grownPool)
 	}
 	s.growth.byID[area.ID] = g
-	s.growth.liveBytes += int64(size)
 	if dedicated {
-		s.growth.dedBytes += int64(size)
-		s.growth.dedicated = append(s.growth.dedicated, g)
+		s.growth.live = append(s.growth.live, g)
 	}
-	return g, nil
+	return ref, nil
 }
 
 func (g *grownPool) close() error {
@@ -283,55 +228,70 @@ func (g *grownPool) close() error {
 	return errors.Join(errs...)
 }
 
-// growthTick retires the dedicated pools whose chunk is free, and keeps the
-// tombstones of retired ones in place (the idle sweep frees every held
-// chunk, tombstones included).
-func (s *Server) growthTick() {
+// reportFreeDedicated queues core.DedicatedFree with the live dedicated
+// pools whose chunk is free now (on each tick). It allocates only when
+// there are some.
+func (s *Server) reportFreeDedicated() {
+	var free []uint16
+	for _, d := range s.growth.live {
+		if st, err := d.pool.Slot(0); err == nil && st.RefCount == 0 {
+			free = append(free, d.area.ID)
+		}
+	}
+	if len(free) > 0 {
+		s.growth.reports = append(s.growth.reports, core.DedicatedFree{Pools: free})
+	}
+}
+
+// retirePool performs a core.RetirePool and queues its report.
+func (s *Server) retirePool(a core.RetirePool) {
 	g := &s.growth
-	var retired []uint16
-	live := g.dedicated[:0]
-	for _, d := range g.dedicated {
-		if st, err := d.pool.Slot(0); err != nil || st.RefCount != 0 {
-			live = append(live, d) // held: checked without counting a failed loan
-			continue
-		}
-		if _, err := d.pool.Loan(tombstoneOwner); err != nil {
-			live = append(live, d) // still held (or loaned again)
-			continue
-		}
-		d.retired = true
-		g.retiredMu.Lock()
-		if g.retired == nil {
-			g.retired = make(map[uint16]struct{})
-		}
-		g.retired[d.area.ID] = struct{}{}
-		g.retiredMu.Unlock()
-		size := int64(d.area.Class.ChunkSize)
-		g.liveBytes -= size
-		g.dedBytes -= size
-		// The router never reads payload bytes (reclaim and sweep touch
-		// only management words), so its mapping can go now.
-		if err := d.close(); err != nil {
-			s.log.Warn("close retired dedicated segment", "pool", d.area.ID, "err", err)
-		}
-		s.log.Debug("dedicated segment retired", "pool", d.area.ID, "bytes", size)
-		retired = append(retired, d.area.ID)
-	}
-	clear(g.dedicated[len(live):])
-	g.dedicated = live
-	// Tell the clients, so that they unmap the segment too: its memory
-	// returns to the system only when the last mapping goes.
-	for _, id := range retired {
-		for _, c := range s.conns {
-			if c.hello {
-				s.push(c, &wire.PoolRetired{PoolID: id})
-			}
-		}
-	}
-	if s.needSweep || len(g.byID) == 0 {
+	i := slices.IndexFunc(g.live, func(d *grownPool) bool { return d.area.ID == a.Pool })
+	if i < 0 {
+		s.log.Error("core retires a pool that is not a live dedicated one", "pool", a.Pool)
+		g.reports = append(g.reports, core.PoolRetired{Pool: a.Pool, Held: true})
 		return
 	}
-	for _, d := range g.byID {
+	d := g.live[i]
+	if st, err := d.pool.Slot(0); err != nil || st.RefCount != 0 {
+		g.reports = append(g.reports, core.PoolRetired{Pool: a.Pool, Held: true}) // checked without counting a failed loan
+		return
+	}
+	if _, err := d.pool.Loan(tombstoneOwner); err != nil {
+		g.reports = append(g.reports, core.PoolRetired{Pool: a.Pool, Held: true}) // loaned again
+		return
+	}
+	g.live = slices.Delete(g.live, i, i+1)
+	d.retired = true
+	g.retiredMu.Lock()
+	if g.retired == nil {
+		g.retired = make(map[uint16]struct{})
+	}
+	g.retired[d.area.ID] = struct{}{}
+	g.retiredMu.Unlock()
+	// The router never reads payload bytes (reclaim and sweep touch only
+	// management words), so its mapping can go now.
+	if err := d.close(); err != nil {
+		s.log.Warn("close retired dedicated segment", "pool", d.area.ID, "err", err)
+	}
+	g.reports = append(g.reports, core.PoolRetired{Pool: a.Pool})
+}
+
+// growthReports steps the reports queued by the actions just performed.
+func (s *Server) growthReports() {
+	for len(s.growth.reports) > 0 {
+		ev := s.growth.reports[0]
+		n := copy(s.growth.reports, s.growth.reports[1:])
+		s.growth.reports[n] = nil
+		s.growth.reports = s.growth.reports[:n]
+		s.step(ev)
+	}
+}
+
+// keepTombstones puts back the tombstones of retired dedicated pools that
+// the idle sweep freed (it frees every held chunk, tombstones included).
+func (s *Server) keepTombstones() {
+	for _, d := range s.growth.byID {
 		if st, err := d.pool.Slot(0); d.retired && err == nil && st.RefCount == 0 {
 			_, _ = d.pool.Loan(tombstoneOwner)
 		}

@@ -55,7 +55,7 @@ func (s *Server) clockFired(now time.Time) {
 	if s.needSweep {
 		s.sweepIfQuiescent()
 		if !s.needSweep && len(s.growth.byID) > 0 {
-			s.growthTick() // put back the tombstones the sweep freed
+			s.keepTombstones() // put back the tombstones the sweep freed
 		}
 	}
 }
@@ -73,7 +73,7 @@ func (s *Server) armClock(now time.Time) {
 	if k, ok := s.core.NextTick(); ok {
 		earliest(c.start.Add(time.Duration(k) * c.interval))
 	}
-	if s.needSweep || len(s.growth.dedicated) > 0 {
+	if s.needSweep || len(s.growth.live) > 0 {
 		earliest(now.Add(c.interval)) // polled every tick
 	}
 	if s.adopted && !s.resumeDone {

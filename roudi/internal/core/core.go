@@ -54,6 +54,9 @@ type RouterOptions struct {
 	// server passes crypto/rand's Reader; tests inject a deterministic
 	// one). The core draws no randomness of its own.
 	Rand io.Reader
+	// Pools describes the pools and the growth reserve (growth.go);
+	// required when Rules.Growth.Enabled.
+	Pools PoolLayout
 }
 
 // A Router is the router's deterministic core: the registry of clients,
@@ -92,6 +95,7 @@ type Router struct {
 	nextLink   ConnectionID
 
 	retiring []retired // in retirement order, due ticks non-decreasing
+	growth   growth    // grown and dedicated pools (growth.go)
 	actions  []Action
 
 	// After adopting a restarted domain (core_resume.go).
@@ -106,6 +110,7 @@ type client struct {
 	pid      int32
 	uid, gid uint32
 	name     string
+	wrote    bool    // has had a publisher: the payload segments are granted read-write
 	pubs     []PubID // creation order
 	subs     []SubID // creation order
 }
@@ -169,6 +174,9 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 	if opts.RingSize == nil || opts.NotifierSize <= 0 || opts.Rand == nil {
 		return nil, errors.New("create router: RingSize, a positive NotifierSize and Rand are required")
 	}
+	if err := opts.Pools.validate(cfg.Growth); err != nil {
+		return nil, fmt.Errorf("create router: %w", err)
+	}
 	a, err := newArena(opts.Arena.Offset, opts.Arena.Size)
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
@@ -187,6 +195,7 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 		pubs:         make(map[PubID]*publisher),
 		subs:         make(map[SubID]*subscriber),
 		links:        make(map[ConnectionID]*connection),
+		growth:       newGrowth(opts.Pools),
 	}
 	r.rand = opts.Rand
 	if opts.HelloTimeout > 0 {
@@ -234,6 +243,12 @@ func (r *Router) Step(ev Event) {
 		r.resumeDeadline()
 	case CutConnection:
 		r.cut(ev) // core_cut.go
+	case PoolCreated:
+		r.poolCreated(ev) // growth.go
+	case DedicatedFree:
+		r.dedicatedFree(ev)
+	case PoolRetired:
+		r.poolRetired(ev)
 	default:
 		r.log(slog.LevelError, "unknown event", slog.String("type", fmt.Sprintf("%T", ev)))
 	}

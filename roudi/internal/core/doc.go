@@ -3,7 +3,8 @@
 // subscribers and connections, the region allocator of the management
 // arena, and every decision the router makes about them (types, limits,
 // access rules, who is told what when a client goes, when a removed ring
-// may be reused, who may resume after a restart).
+// may be reused, who may resume after a restart, which pools grow within
+// which limits and when a dedicated pool retires: growth.go).
 //
 // [Router] owns no goroutines, sockets, clock or shared memory. Events go
 // in through [Router.Step] ([ClientConnected], [ClientRequest],

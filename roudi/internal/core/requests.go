@@ -60,6 +60,8 @@ func (r *Router) request(ev ClientRequest) {
 			r.dropSubscriber(s)
 			reply(Closed{}, nil)
 		}
+	case GrowPool, GetSegments:
+		r.growRequest(c, ev, reply) // growth.go
 	case ReleaseConnection:
 		// Idempotent: a connection already freed (or never told to this
 		// client) is acknowledged too.
@@ -162,6 +164,7 @@ func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Resu
 	p := &publisher{id: r.nextPub, client: c, topic: t, history: req.History}
 	r.pubs[p.id] = p
 	c.pubs = append(c.pubs, p.id)
+	c.wrote = true
 	t.pubs = append(t.pubs, p.id)
 	links := make([]*connection, len(subs))
 	for i, s := range subs {

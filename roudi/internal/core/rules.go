@@ -7,13 +7,30 @@ import (
 )
 
 // Rules are what the core decides requests by: registry limits, ring
-// capacities and access rules. The router's TOML configuration
+// capacities, access rules and pool growth limits. The router's TOML configuration
 // (roudi.Config) is validated and translated into Rules; the core keeps
 // its own copy.
 type Rules struct {
 	Limits Limits
 	Rings  Rings
 	Access []AccessRule
+	Growth Growth
+}
+
+// Growth bounds run-time pool growth (growth.go). Requests beyond a bound
+// fail with parallax.ErrPoolExhausted; with Enabled false, with
+// parallax.ErrNotSupported.
+type Growth struct {
+	Enabled bool
+	// MaxSegmentsPerPool is how often each configured pool may grow (the
+	// management areas reserved per pool).
+	MaxSegmentsPerPool int
+	// MaxTotalBytes bounds the payload bytes of live grown and dedicated
+	// segments.
+	MaxTotalBytes uint64
+	// MaxDedicatedBytes bounds the payload bytes of live dedicated
+	// segments (one chunk each, for loans larger than every class).
+	MaxDedicatedBytes uint64
 }
 
 // Limits bounds the registry. Every count is a total over the domain;
@@ -57,7 +74,8 @@ func DefaultRules() Rules {
 	return Rules{
 		Limits: Limits{MaxClients: 256, MaxTopics: 4096, MaxPublishers: 4096, MaxSubscribers: 8192,
 			MaxConnections: 16384, MaxHistory: 64, MaxQueueCapacity: 4096},
-		Rings: Rings{DefaultCapacity: 256, MaxCapacity: 4096},
+		Rings:  Rings{DefaultCapacity: 256, MaxCapacity: 4096},
+		Growth: Growth{Enabled: false, MaxSegmentsPerPool: 4, MaxTotalBytes: 1 << 30, MaxDedicatedBytes: 256 << 20},
 	}
 }
 
@@ -103,6 +121,14 @@ func (r Rules) Validate() error {
 		if c.v <= 0 || bits.OnesCount(uint(c.v)) != 1 {
 			errs = append(errs, fmt.Errorf("%s must be a power of two, got %d", c.name, c.v))
 		}
+	}
+	if g := r.Growth; g.MaxSegmentsPerPool < 0 {
+		errs = append(errs, fmt.Errorf("growth max segments per pool must not be negative, got %d", g.MaxSegmentsPerPool))
+	} else if g.Enabled && (g.MaxSegmentsPerPool == 0 || g.MaxTotalBytes == 0) {
+		errs = append(errs, errors.New("growth max segments per pool and max total bytes must be positive when growth is enabled"))
+	}
+	if r.Growth.MaxDedicatedBytes > r.Growth.MaxTotalBytes {
+		errs = append(errs, fmt.Errorf("growth max dedicated bytes %d exceeds max total bytes %d", r.Growth.MaxDedicatedBytes, r.Growth.MaxTotalBytes))
 	}
 	if r.Rings.DefaultCapacity > r.Rings.MaxCapacity {
 		errs = append(errs, fmt.Errorf("default ring capacity %d exceeds the max %d", r.Rings.DefaultCapacity, r.Rings.MaxCapacity))

@@ -47,6 +47,16 @@ func testRingSize(capacity int) int { return 128 + 8*capacity }
 //	resume cN client=ID [token=issued|wrong]
 //	deadline                         (the resume grace period ends)
 //	sweep                            (may the pools be swept for leaked chunks now?)
+//
+// Growth (growth_script_test.go):
+//
+//	config growth=1 max_segments=G max_total=B max_dedicated=B dedicated_areas=N
+//	pools classes=256x4,1024x2       (configured chunk sizes x counts, before the router starts)
+//	grow cN size=S [known=4,5]       getseg cN pool=P [ro=1]
+//	created pool=P [ref=R] [err=text_with_underscores]   (the server's report of a create-pool)
+//	free pools=P,...                 (the server found these dedicated chunks free)
+//	retired pool=P [held=1]          (the server's report of a retire-pool)
+//	growth                           (prints the growth accounting)
 func TestScripts(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.txt")
@@ -145,12 +155,14 @@ type scriptState struct {
 	req    uint32
 	tokens map[ClientID]ResumeToken // issued at Welcome
 	idents map[ClientID]ClientIdentity
+	growth scriptGrowth // growth_script_test.go
 }
 
 func (s *scriptState) router() *Router {
 	if s.r == nil {
 		rules := s.cfg.Clone()
 		s.opts.Rules = &rules
+		s.opts.Pools = s.growth.layout(rules.Growth)
 		r, err := NewRouter(s.opts)
 		require.NoError(s.t, err)
 		s.r = r
@@ -252,7 +264,9 @@ func (s *scriptState) run(where, line string) []string {
 			case "hello":
 				s.opts.HelloTimeout = num(k, 0)
 			default:
-				t.Fatalf("%s: unknown config key %q", where, k)
+				if !s.growthConfig(k, num(k, 0)) {
+					t.Fatalf("%s: unknown config key %q", where, k)
+				}
 			}
 		}
 		return nil
@@ -344,7 +358,16 @@ func (s *scriptState) run(where, line string) []string {
 	case "snapshot":
 		return strings.Split(s.router().Snapshot().String(), "\n")
 	default:
-		t.Fatalf("%s: unknown command %q", where, cmd)
+		var (
+			out []string
+			ok  bool
+		)
+		if ev, out, ok = s.growthCommand(where, cmd, kv, conn, reqID, ids); !ok {
+			t.Fatalf("%s: unknown command %q", where, cmd)
+		}
+		if ev == nil {
+			return out
+		}
 	}
 	r := s.router()
 	r.Step(ev)
