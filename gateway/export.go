@@ -110,7 +110,8 @@ func (e *exporter) run(ctx context.Context) {
 			continue
 		}
 		attempt = 0
-		if err := e.pump(ctx, e.sub.Load()); err != nil && ctx.Err() == nil {
+		// pump returns only with an error (ctx's when it ends).
+		if err := e.pump(ctx, e.sub.Load()); ctx.Err() == nil {
 			e.g.log.Warn("export subscriber failed; re-creating", "topic", e.topic.Name, "err", err)
 			e.close()
 		}

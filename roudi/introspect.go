@@ -3,11 +3,12 @@ package roudi
 import (
 	"context"
 	"fmt"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"math"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/wire"

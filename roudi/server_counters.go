@@ -3,10 +3,11 @@ package roudi
 import (
 	"cmp"
 	"fmt"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/wire"

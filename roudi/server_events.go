@@ -3,11 +3,12 @@ package roudi
 import (
 	"errors"
 	"fmt"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"io"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/discovery"

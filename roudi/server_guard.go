@@ -71,11 +71,12 @@ package roudi
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"os"
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/wire"

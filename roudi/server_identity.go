@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 )
 
 // The identity file: what a restarted router checks resuming clients

@@ -72,7 +72,8 @@ func lockDomain(cfg *Config, socket string, dirMode os.FileMode) (*domainLock, e
 			continue
 		}
 		owner := fmt.Sprintf("pid %d\nsocket %s\n", os.Getpid(), socket)
-		if err := f.Truncate(0); err == nil {
+		err = f.Truncate(0)
+		if err == nil {
 			_, err = f.WriteAt([]byte(owner), 0)
 		}
 		if err != nil {

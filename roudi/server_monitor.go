@@ -2,8 +2,9 @@ package roudi
 
 import (
 	"fmt"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"time"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/parallax-ipc/parallax/roudi/procmon"
 )

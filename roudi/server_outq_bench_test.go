@@ -2,7 +2,6 @@ package roudi
 
 import (
 	"context"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"io"
 	"net"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/internal/testutil"

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/stretchr/testify/require"
 
@@ -106,7 +107,7 @@ func pidnsRouterChild(args []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	defer func() { cancel(); <-done; srv.Close() }()
+	defer func() { cancel(); _ = <-done; _ = srv.Close() }()
 	select {
 	case <-srv.Ready():
 	case err := <-done:
@@ -120,7 +121,7 @@ func pidnsRouterChild(args []string) int {
 	if err != nil {
 		return fail("sentinel: %v", err)
 	}
-	defer sentinel.Process.Kill()
+	defer func() { _ = sentinel.Process.Kill() }()
 	if err := testutil.SetNextPid(n); err != nil {
 		return fail("%v", err)
 	}
@@ -128,7 +129,7 @@ func pidnsRouterChild(args []string) int {
 	if err != nil {
 		return fail("client: %v", err)
 	}
-	defer client.Process.Kill()
+	defer func() { _ = client.Process.Kill() }()
 	if client.Process.Pid != n {
 		return fail("client got pid %d in the namespace, want %d", client.Process.Pid, n)
 	}

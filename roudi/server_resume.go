@@ -2,7 +2,6 @@ package roudi
 
 import (
 	"fmt"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/sys"

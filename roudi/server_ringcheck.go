@@ -65,8 +65,9 @@ package roudi
 
 import (
 	"errors"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"log/slog"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/ringbuf"

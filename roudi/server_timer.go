@@ -1,9 +1,10 @@
 package roudi
 
 import (
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
 	"sync/atomic"
 	"time"
+
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
 )
 
 // serverClock maps the core's ticks to real time (tick k begins at start +

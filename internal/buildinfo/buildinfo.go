@@ -48,8 +48,8 @@ func Read() Info {
 // From extracts the Parallax module's build information from bi.
 func From(bi *debug.BuildInfo) Info {
 	info := Info{GoVersion: bi.GoVersion}
-	switch {
-	case bi.Main.Path == ModulePath:
+	switch bi.Main.Path {
+	case ModulePath:
 		info.Main, info.Version = true, bi.Main.Version
 		for _, s := range bi.Settings {
 			switch s.Key {

@@ -97,7 +97,7 @@ func pidnsMonitorChild(args []string) int {
 	if err != nil {
 		return fail("start sentinel: %v", err)
 	}
-	defer sentinel.Process.Kill()
+	defer func() { _ = sentinel.Process.Kill() }()
 	if err := testutil.SetNextPid(n); err != nil {
 		return fail("%v", err)
 	}
@@ -105,7 +105,7 @@ func pidnsMonitorChild(args []string) int {
 	if err != nil {
 		return fail("start client: %v", err)
 	}
-	defer client.Process.Kill()
+	defer func() { _ = client.Process.Kill() }()
 	if client.Process.Pid != n {
 		return fail("client got pid %d in the namespace, want %d", client.Process.Pid, n)
 	}

@@ -134,7 +134,7 @@ func (c *gwChild) stop(b *testing.B, role string) func() {
 		case <-time.After(childTimeout):
 			b.Errorf("%s (PID %d) did not exit; killing it", role, c.cmd.Process.Pid)
 			_ = c.cmd.Process.Kill()
-			<-c.done
+			b.Logf("%s after SIGKILL: %v", role, <-c.done)
 		}
 	}
 }
@@ -413,7 +413,7 @@ func gatewayMain(args []string) int {
 		return 2
 	}
 	topic := []gateway.Topic{{Name: "t", Type: &gateway.Type{Name: "bench"}}}
-	var logTo io.Writer = io.Discard // losses are logged, and would garble the benchmark's lines
+	logTo := io.Discard // losses are logged, and would garble the benchmark's lines
 	if os.Getenv("PARALLAX_BENCH_GATEWAY_LOG") != "" {
 		logTo = os.Stderr
 	}

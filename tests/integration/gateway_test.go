@@ -350,7 +350,7 @@ func (g *cliGateway) stop(t *testing.T) string {
 		require.NoError(t, err, "gateway exit; stderr:\n%s", g.stderr.String())
 	case <-time.After(30 * time.Second):
 		_ = g.cmd.Process.Kill()
-		<-g.done
+		t.Logf("gateway after SIGKILL: %v", <-g.done)
 		t.Fatalf("gateway did not stop on SIGINT; stderr:\n%s", g.stderr.String())
 	}
 	return g.last
