@@ -222,6 +222,10 @@ func (s *Server) execute(a core.Action) {
 		}
 	case core.ReclaimClient:
 		s.reclaim(a)
+	case core.DrainOrphans:
+		s.drainOrphanRings(a.Free) // server_resume.go
+	case core.Count:
+		s.countGuard(a) // server_guard.go
 	case core.CloseConn:
 		if c := s.conns[a.Conn]; c != nil {
 			s.log.Info("closing client connection", "conn", a.Conn, "reason", a.Reason)
@@ -319,7 +323,7 @@ func (s *Server) reply(a core.Reply) {
 			c.sentRO = true
 		}
 		s.send(c, a.ReqID, m, files)
-	case core.Closed:
+	case core.Closed, core.Noted:
 		s.send(c, a.ReqID, &wire.Ack{}, nil)
 	case core.Resumed:
 		c.client = r.Client

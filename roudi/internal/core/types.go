@@ -338,6 +338,8 @@ func (a Reply) String() string {
 		r = "closed"
 	case Resumed:
 		r = fmt.Sprintf("resumed client=%d", v.Client)
+	case Noted:
+		r = "noted"
 	default:
 		r = fmt.Sprintf("%#v", v)
 	}
