@@ -306,23 +306,3 @@ func (r *Router) resumeDeadline() {
 	r.pendingLinks = nil
 	r.emit(DrainOrphans{Free: slices.Clone(r.arena.free)})
 }
-
-// AllocatedRegions returns the arena regions in use (rings, notifiers,
-// quarantined ones), sorted by offset; the server uses it to find orphaned
-// rings in an adopted arena.
-func (r *Router) AllocatedRegions() []Region {
-	out := make([]Region, 0, len(r.arena.used))
-	for off, sz := range r.arena.used {
-		out = append(out, Region{Offset: off, Size: sz})
-	}
-	slices.SortFunc(out, func(a, b Region) int {
-		switch {
-		case a.Offset < b.Offset:
-			return -1
-		case a.Offset > b.Offset:
-			return 1
-		}
-		return 0
-	})
-	return out
-}
