@@ -233,6 +233,10 @@ func (s *Server) execute(a core.Action) {
 		if c := s.conns[a.Conn]; c != nil && c.hello {
 			s.push(c, &wire.PoolRetired{PoolID: a.Pool})
 		}
+	case core.DrainOrphans:
+		s.drainOrphanRings(a.Free) // server_resume.go
+	case core.Count:
+		s.countGuard(a) // server_guard.go
 	case core.CloseConn:
 		if c := s.conns[a.Conn]; c != nil {
 			s.log.Info("closing client connection", "conn", a.Conn, "reason", a.Reason)
@@ -330,7 +334,7 @@ func (s *Server) reply(a core.Reply) {
 			c.sentRO = true
 		}
 		s.send(c, a.ReqID, m, files)
-	case core.Closed:
+	case core.Closed, core.Noted:
 		s.send(c, a.ReqID, &wire.Ack{}, nil)
 	case core.PoolsGranted:
 		s.grantPools(c, a.ReqID, r) // server_growth.go

@@ -27,9 +27,34 @@ package roudi
 //   - An offender is disconnected and reclaimed: a control connection that
 //     floods the router is rate-limited and then dropped; a publisher whose
 //     ring carries garbage is dropped once its consumer reported it
-//     [reportThreshold] times; a ring whose indices are impossible has its
-//     connection cut at once and its offender, when known, dropped
+//     [core.ReportThreshold] times; a ring whose indices are impossible has
+//     its connection cut at once and its offender, when known, dropped
 //     (server_ringcheck.go).
+//
+// # Where each decision lives
+//
+// The server reads shared memory and moves bytes and fds; the router core
+// (roudi/internal/core, covered by its datadriven scripts) decides:
+//
+//   - bad-ref reports: the server checks the ref against its pools and
+//     looks for the value in the ring (reportPeer, ringHolds); the core
+//     checks the reporter, counts, forgets the counts of processes gone
+//     and disconnects (core.PeerReported, guard.go);
+//   - corrupt-ring reports: the server checks the ring and reads its index
+//     words (reportCorruptRing); the core checks the reporter, cuts the
+//     connection and blames an end (core.RingReported, core.Blame);
+//   - the orphan drain after a restart: the core names the arena ranges
+//     nobody accounts for at the resume deadline (core.DrainOrphans); the
+//     server walks those ranges for rings and drains them;
+//   - the counters (GuardStats) are the server's atomics, bumped on the
+//     core's core.Count actions.
+//
+// Two disconnects stay in the server because they are flow control of one
+// socket, not registry decisions: the request rate limit below (a token
+// bucket on wall time, kept by the connection's read goroutine so that a
+// flood costs the Serve goroutine nothing) and the cut of a client whose
+// outgoing queue overflows or stalls (server_outq.go). Both end in a
+// core.ClientDisconnected like any other departure.
 //
 // # Reports
 //
@@ -39,7 +64,7 @@ package roudi
 // peer:
 //
 //   - the reporter is the consumer of that connection (a client can only
-//     accuse the publishers that feed it);
+//     accuse the publishers that feed it) — the core's registry says;
 //   - the reported value fails validation in the router's own view of the
 //     pools now (an honest in-flight ref is held by its ring entry, so it is
 //     valid until the consumer releases it);
@@ -48,12 +73,13 @@ package roudi
 //     without writing it into its own ring first — which any client with the
 //     mapping can do anyway, so this grants no power it did not have.
 //
-// After [reportThreshold] verified reports against a publisher's process,
-// the router closes that process's control connection and reclaims it like a
-// dead one (its connections are removed, its rings drained, what its hold
-// table lists released). The process itself keeps its mappings: the router
-// cannot revoke them, so a hostile process that stays alive can keep
-// scribbling on shared memory; honest peers keep validating.
+// After [core.ReportThreshold] verified reports against a publisher's
+// process, the router closes that process's control connection and
+// reclaims it like a dead one (its connections are removed, its rings
+// drained, what its hold table lists released). The process itself keeps
+// its mappings: the router cannot revoke them, so a hostile process that
+// stays alive can keep scribbling on shared memory; honest peers keep
+// validating.
 //
 // # Rate limiting
 //
@@ -72,7 +98,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -84,9 +109,6 @@ import (
 )
 
 const (
-	// reportThreshold is the number of verified bad-ref reports against a
-	// publisher's process after which the router disconnects it.
-	reportThreshold = 3
 	// floodStrikes is the strike count (refused requests minus admitted
 	// ones, never below 0) at which a control connection is dropped.
 	floodStrikes = 64
@@ -108,11 +130,10 @@ type connGuard struct {
 	strikes int
 }
 
-// guardState is the router's record of hostile-peer handling: reports is
-// owned by the Serve goroutine, the counters are atomics.
+// guardState is the server's counters of hostile-peer handling (atomics:
+// GuardStats reads them from any goroutine). The verdicts behind most of
+// them are the core's (core.Count actions, countGuard).
 type guardState struct {
-	reports map[core.ClientID]int // verified reports against a publisher's process
-
 	rateLimited, floods, verified, refused, kicked atomic.Uint64
 	corruptRings, corruptKicked                    atomic.Uint64 // server_ringcheck.go
 	stalled                                        atomic.Uint64 // cut for not reading (server_outq.go)
@@ -154,71 +175,24 @@ func (s *Server) admitRequest(c *serverConn, env wire.Envelope, files []*os.File
 	return true, false
 }
 
-// reportPeer handles a wire.ReportPeer on the Serve goroutine: it verifies
-// the report (see the trust model above), counts it against the publisher's
-// process, and disconnects that process at [reportThreshold]. The reporter
-// always gets an Ack: a report is evidence, not a command.
+// reportPeer handles a wire.ReportPeer on the Serve goroutine: it reads
+// what the verdict needs from shared memory — is the ref invalid in the
+// router's view of the pools, is the value in the connection's ring — and
+// steps the core, which decides (core.PeerReported: the reporter must be
+// the connection's consumer; verified reports are counted per publisher
+// process, which is disconnected at core.ReportThreshold). The reporter
+// always gets an Ack.
 func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
 	if m.Reason == wire.ReportCorruptRing {
 		s.reportCorruptRing(c, reqID, m) // server_ringcheck.go
 		return
 	}
-	defer s.send(c, reqID, &wire.Ack{}, nil)
-	ref := parallax.ChunkRef(m.Ref)
-	refuse := func(why string) {
-		s.guard.refused.Add(1)
-		s.log.Warn("peer report not verified", "conn", c.id, "client", c.client, "connection", m.ConnID, "ref", ref.String(), "why", why)
+	ev := core.PeerReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Ref: parallax.ChunkRef(m.Ref), Detail: m.Detail}
+	if ci, ok := s.core.Connection(ev.Connection); ok {
+		ev.RefInvalid = s.pools.Validate(ev.Ref) != nil
+		ev.InRing = ev.RefInvalid && s.ringHolds(ci.Ring, ci.Capacity, m.Ref)
 	}
-	snap := s.core.Snapshot()
-	var ci *core.ConnectionInfo
-	for i := range snap.Connections {
-		if snap.Connections[i].ID == core.ConnectionID(m.ConnID) {
-			ci = &snap.Connections[i]
-			break
-		}
-	}
-	switch {
-	case ci == nil:
-		refuse("no such connection")
-		return
-	case !c.hello || ci.SubClient != c.client:
-		refuse("reporter is not the connection's consumer")
-		return
-	case s.pools.Validate(ref) == nil:
-		refuse("the reported ref is valid")
-		return
-	case !s.ringHolds(ci.Ring, ci.Capacity, m.Ref):
-		refuse("the reported value is not in the connection's ring")
-		return
-	}
-	if s.guard.reports == nil {
-		s.guard.reports = make(map[core.ClientID]int)
-	}
-	s.guard.verified.Add(1)
-	for id := range s.guard.reports { // forget processes that are gone
-		if !slices.ContainsFunc(snap.Clients, func(cl core.ClientInfo) bool { return cl.ID == id }) {
-			delete(s.guard.reports, id)
-		}
-	}
-	s.guard.reports[ci.PubClient]++
-	n := s.guard.reports[ci.PubClient]
-	s.log.Warn("bad ref in a ring reported", "connection", m.ConnID, "topic", ci.Topic, "publisher_client", ci.PubClient,
-		"reporter_client", c.client, "ref", ref.String(), "detail", m.Detail, "reports", n)
-	if n < reportThreshold {
-		return
-	}
-	for _, cl := range snap.Clients {
-		if cl.ID != ci.PubClient {
-			continue
-		}
-		if oc := s.conns[cl.Conn]; oc != nil {
-			s.log.Warn("disconnecting client for corrupting a ring", "client", cl.ID, "pid", cl.PID, "name", cl.Name, "reports", n)
-			delete(s.guard.reports, cl.ID)
-			s.guard.kicked.Add(1)
-			s.step(core.ClientDisconnected{Conn: oc.id})
-			s.dropConn(oc)
-		}
-	}
+	s.step(ev)
 }
 
 // ringHolds reports whether one of the ring's slots (at region r, capacity
@@ -239,6 +213,23 @@ func (s *Server) ringHolds(r core.Region, capacity int, v uint64) bool {
 	return false
 }
 
+// countGuard performs a core.Count action.
+func (s *Server) countGuard(a core.Count) {
+	g := &s.guard
+	switch a.Counter {
+	case core.CountReportRefused:
+		g.refused.Add(1)
+	case core.CountReportVerified:
+		g.verified.Add(1)
+	case core.CountReportDisconnect:
+		g.kicked.Add(1)
+	case core.CountCorruptRing:
+		g.corruptRings.Add(1)
+	case core.CountCorruptRingDisconnect:
+		g.corruptKicked.Add(1)
+	}
+}
+
 // GuardStats counts what the router did against hostile or broken peers.
 type GuardStats struct {
 	RateLimited       uint64 // requests refused by the rate limit
@@ -250,7 +241,7 @@ type GuardStats struct {
 	// and verified (each such connection is cut), or met while draining.
 	CorruptRings uint64
 	// CorruptRingDisconnects counts processes dropped as the offender of
-	// a corrupt ring's indices (see server_ringcheck.go for the blame).
+	// a corrupt ring's indices (the blame is core.Blame's).
 	CorruptRingDisconnects uint64
 	// StalledDisconnects counts connections cut because the client did
 	// not read its socket: its outgoing queue overflowed or a write made

@@ -20,7 +20,10 @@ import (
 // for [sendTimeout], is cut: its socket is closed, its read goroutine sees
 // the end of the connection and reports it like any departure (the core
 // then disconnects and reclaims it), GuardStats.StalledDisconnects counts
-// it and one warning is logged.
+// it and one warning is logged. This cut is decided here, not in the router
+// core: it is flow control of one socket (the writer sees the overflow or
+// the stalled write), not a registry decision, and the core learns of it
+// as of any other departure (core.ClientDisconnected).
 //
 // Order across clients is the order of queueing, not of delivery: a
 // ConnectionAdded queued for the subscriber's client before the

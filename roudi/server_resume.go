@@ -215,42 +215,35 @@ func (s *Server) adoptedClients() []core.ClientID {
 }
 
 // resumeDeadline ends the grace period: the core reclaims the ids that did
-// not resume, then rings in the arena that nobody resumed are drained.
+// not resume and names the arena ranges it does not account for, whose
+// rings nobody resumed (core.DrainOrphans, performed by drainOrphanRings).
 func (s *Server) resumeDeadline() {
 	s.resumeDone = true
 	s.step(core.ResumeDeadline{})
-	s.drainOrphanRings()
 }
 
-// drainOrphanRings releases the refs queued in rings the adopted arena
-// holds outside every region the core knows: connections whose both ends
-// died while no router ran.
-func (s *Server) drainOrphanRings() {
+// drainOrphanRings releases the refs queued in the rings found in free, the
+// ranges of the adopted arena outside every region the core knows:
+// connections whose both ends died while no router ran.
+func (s *Server) drainOrphanRings(free []core.Region) {
 	mem := s.mgmt.Bytes()
-	base, end := s.layout.ArenaOff, s.layout.ArenaOff+s.layout.ArenaSize
-	used := s.core.AllocatedRegions()
 	drained := 0
-	for off, u := base, 0; off < end; {
-		for u < len(used) && int(used[u].End()) <= off {
-			u++
-		}
-		if u < len(used) && int(used[u].Offset) <= off {
-			off = int(used[u].End())
+	for _, f := range free {
+		if f.End() > uint64(len(mem)) || f.End() < f.Offset {
+			s.log.Error("orphan drain: range outside the management segment", "range", f.String())
 			continue
 		}
-		limit := end
-		if u < len(used) {
-			limit = int(used[u].Offset)
+		for off, end := int(f.Offset), int(f.End()); off < end; {
+			ring, err := ringbuf.Attach(mem[off:end])
+			if err != nil {
+				off += core.RegionAlign
+				continue
+			}
+			size := ringbuf.Size(ring.Cap())
+			drained += s.drainBounded(ring, "orphaned ring", core.Region{Offset: uint64(off), Size: uint64(size)})
+			clear(mem[off : off+8]) // the magic: it is no ring any more
+			off += (size + core.RegionAlign - 1) &^ (core.RegionAlign - 1)
 		}
-		ring, err := ringbuf.Attach(mem[off:limit])
-		if err != nil {
-			off += core.RegionAlign
-			continue
-		}
-		size := ringbuf.Size(ring.Cap())
-		drained += s.drainBounded(ring, "orphaned ring", core.Region{Offset: uint64(off), Size: uint64(size)})
-		clear(mem[off : off+8]) // the magic: it is no ring any more
-		off += (size + core.RegionAlign - 1) &^ (core.RegionAlign - 1)
 	}
 	if drained > 0 {
 		s.log.Info("drained rings nobody resumed", "chunks", drained)

@@ -102,6 +102,9 @@ type Router struct {
 	reserved     map[ClientID]bool
 	identities   map[ClientID]ClientIdentity // of reserved ids (core_identity.go)
 	pendingLinks map[ConnectionID]*pendingLink
+
+	reports map[ClientID]int // verified bad-ref reports against a publisher's process (guard.go)
+	cuts    map[cutPair]bool // pairs whose connection was cut (cut.go)
 }
 
 type client struct {
@@ -242,7 +245,11 @@ func (r *Router) Step(ev Event) {
 	case ResumeDeadline:
 		r.resumeDeadline()
 	case CutConnection:
-		r.cut(ev) // core_cut.go
+		r.cut(ev) // cut.go
+	case PeerReported:
+		r.peerReported(ev) // guard.go
+	case RingReported:
+		r.ringReported(ev) // guard.go
 	case PoolCreated:
 		r.poolCreated(ev) // growth.go
 	case DedicatedFree:
@@ -408,6 +415,7 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool) {
 	}
 	delete(r.clients, c.id)
 	delete(r.conns, c.conn)
+	delete(r.reports, c.id) // a new process given this id starts clean
 	r.emit(rc)
 	for _, rt := range regions {
 		r.retire(rt.region, rt.kind, rt.waits)
@@ -446,6 +454,7 @@ func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string) []r
 // dropPublisher removes a publisher without links from the registry.
 func (r *Router) dropPublisher(p *publisher) {
 	delete(r.pubs, p.id)
+	r.forgetCuts(func(c cutPair) bool { return c.pub == p.id })
 	p.client.pubs = deleteValue(p.client.pubs, p.id)
 	p.topic.pubs = deleteValue(p.topic.pubs, p.id)
 	r.dropTopicIfEmpty(p.topic)
@@ -454,6 +463,7 @@ func (r *Router) dropPublisher(p *publisher) {
 // dropSubscriber removes a subscriber without links from the registry.
 func (r *Router) dropSubscriber(s *subscriber) {
 	delete(r.subs, s.id)
+	r.forgetCuts(func(c cutPair) bool { return c.sub == s.id })
 	s.client.subs = deleteValue(s.client.subs, s.id)
 	s.topic.subs = deleteValue(s.topic.subs, s.id)
 	r.dropTopicIfEmpty(s.topic)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -231,7 +232,7 @@ func randomRun(t *testing.T, rng *rand.Rand, steps int) {
 		conn := ConnID(1 + rng.IntN(8))
 		var ev Event
 		var isReq bool
-		switch k := rng.IntN(20); {
+		switch k := rng.IntN(22); {
 		case k < 2:
 			ev = ConnAccepted{Conn: conn}
 		case k < 5:
@@ -275,6 +276,21 @@ func randomRun(t *testing.T, rng *rand.Rand, steps int) {
 			ev = ClientRequest{Conn: conn, ReqID: reqID, Req: ReleaseConnection{Connection: link}}
 		case k < 18:
 			ev = ProcessExited{PID: int32(rng.IntN(5))}
+		case k < 20:
+			// Reports of corrupted rings, true or not, from anyone.
+			reqID++
+			isReq = true
+			link := ConnectionID(1 + rng.IntN(20))
+			if k == 18 {
+				ev = PeerReported{Conn: conn, ReqID: reqID, Connection: link, RefInvalid: rng.IntN(4) != 0, InRing: rng.IntN(4) != 0}
+				break
+			}
+			st := RingState{Attached: rng.IntN(4) != 0, HeadPos: uint32(rng.IntN(4)), HeadPops: uint32(rng.IntN(4)),
+				Tail: uint64(rng.IntN(8)) << (32 * uint(rng.IntN(2))), Dropped: uint32(rng.IntN(3)), Policy: Policy(rng.IntN(2))}
+			if rng.IntN(4) != 0 {
+				st.Err = errors.New("corrupt")
+			}
+			ev = RingReported{Conn: conn, ReqID: reqID, Connection: link, Ring: st}
 		default:
 			ev = Tick{}
 		}

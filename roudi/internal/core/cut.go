@@ -1,13 +1,17 @@
 package core
 
-import "log/slog"
+import (
+	"log/slog"
+	"maps"
+)
 
 // CutConnection removes a connection whose ring is corrupt (its indices
 // are impossible: see ringbuf.ErrCorruptRing), as if both ends had closed
 // it: both are told with ConnectionRemoved, and the ring is retired until
 // both released it (or the quarantine ends), then freed. The publisher and
-// the subscriber stay; their other connections are untouched. Cutting a
-// connection that no longer exists does nothing.
+// the subscriber stay, unconnected to each other until either closes;
+// their other connections are untouched. Cutting a connection that no
+// longer exists does nothing.
 type CutConnection struct {
 	Connection ConnectionID
 	Reason     string
@@ -20,6 +24,24 @@ func (r *Router) cut(ev CutConnection) {
 	if !ok {
 		return
 	}
+	if r.cuts == nil {
+		r.cuts = make(map[cutPair]bool)
+	}
+	r.cuts[cutPair{pub: l.pub.id, sub: l.sub.id}] = true
 	r.retire(l.ring, RegionRing, r.unlink(l, true, true, ev.Reason))
 	r.log(slog.LevelWarn, "connection cut", slog.Int("connection", int(ev.Connection)), slog.String("reason", ev.Reason))
+}
+
+// A cutPair is a publisher and a subscriber of one topic whose connection
+// was cut: they stay unconnected while both live.
+type cutPair struct {
+	pub PubID
+	sub SubID
+}
+
+// forgetCuts forgets the cut pairs matching gone (an endpoint closed).
+func (r *Router) forgetCuts(gone func(cutPair) bool) {
+	if len(r.cuts) != 0 {
+		maps.DeleteFunc(r.cuts, func(c cutPair, _ bool) bool { return gone(c) })
+	}
 }

@@ -13,6 +13,16 @@
 // [FreeRegion], [CloseConn], [Log], ...). The router's server (package
 // roudi) performs the actions: it moves bytes and file descriptors and
 // formats and drains the regions the actions name, and decides nothing.
+// Where a decision needs shared memory, the server reads it and steps the
+// facts: reports of corrupted rings ([PeerReported], [RingReported];
+// guard.go, blame.go) are verified and acted on here, and at the end of a
+// restart's grace period the core names the arena ranges to drain of
+// orphaned rings ([DrainOrphans]). Two disconnects stay in the server:
+// the per-connection request rate limit and the cut of a client whose
+// outgoing queue overflows are flow control of one socket (kept on wall
+// time by that connection's goroutines, so a flood costs the core
+// nothing), not registry decisions; the core sees their outcome as a
+// [ClientDisconnected].
 //
 // The package may import only the standard library's pure packages and the
 // root parallax package (make check-deps enforces the list), so it stays

@@ -53,8 +53,8 @@ func (r *Router) checkInvariants() error {
 		if r.topics[p.topic.name] != p.topic || !slices.Contains(p.topic.pubs, id) {
 			return fmt.Errorf("publisher %d not on its topic %q", id, p.topic.name)
 		}
-		if len(p.links) != len(p.topic.subs) {
-			return fmt.Errorf("publisher %d has %d connections, topic %q has %d subscribers", id, len(p.links), p.topic.name, len(p.topic.subs))
+		if n := len(p.links) + r.cutsOf(func(c cutPair) bool { return c.pub == id }); n != len(p.topic.subs) {
+			return fmt.Errorf("publisher %d has %d connections (with cut ones), topic %q has %d subscribers", id, n, p.topic.name, len(p.topic.subs))
 		}
 	}
 	for id, s := range r.subs {
@@ -64,8 +64,8 @@ func (r *Router) checkInvariants() error {
 		if r.topics[s.topic.name] != s.topic || !slices.Contains(s.topic.subs, id) {
 			return fmt.Errorf("subscriber %d not on its topic %q", id, s.topic.name)
 		}
-		if len(s.links) != len(s.topic.pubs) {
-			return fmt.Errorf("subscriber %d has %d connections, topic %q has %d publishers", id, len(s.links), s.topic.name, len(s.topic.pubs))
+		if n := len(s.links) + r.cutsOf(func(c cutPair) bool { return c.sub == id }); n != len(s.topic.pubs) {
+			return fmt.Errorf("subscriber %d has %d connections (with cut ones), topic %q has %d publishers", id, n, s.topic.name, len(s.topic.pubs))
 		}
 		if err := claim(fmt.Sprintf("subscriber %d notifier", id), s.notifier); err != nil {
 			return err
@@ -95,6 +95,25 @@ func (r *Router) checkInvariants() error {
 		}
 		if err := claim(fmt.Sprintf("connection %d ring", id), l.ring); err != nil {
 			return err
+		}
+	}
+	for c := range r.cuts {
+		p, s := r.pubs[c.pub], r.subs[c.sub]
+		if p == nil || s == nil || p.topic != s.topic {
+			return fmt.Errorf("cut pair pub %d sub %d names a removed endpoint or two topics", c.pub, c.sub)
+		}
+		if pairs[[2]uint32{uint32(c.pub), uint32(c.sub)}] {
+			return fmt.Errorf("cut pair pub %d sub %d is connected", c.pub, c.sub)
+		}
+	}
+	for id, pl := range r.pendingLinks {
+		if err := claim(fmt.Sprintf("pending connection %d ring", id), pl.Ring); err != nil {
+			return err
+		}
+	}
+	for id := range r.reports {
+		if r.clients[id] == nil {
+			return fmt.Errorf("reports counted against client %d, which is gone", id)
 		}
 	}
 	for name, t := range r.topics {
@@ -132,4 +151,15 @@ func (r *Router) checkInvariants() error {
 			len(r.clients), len(r.topics), len(r.pubs), len(r.subs), len(r.links))
 	}
 	return nil
+}
+
+// cutsOf counts the cut pairs matching pred.
+func (r *Router) cutsOf(pred func(cutPair) bool) int {
+	n := 0
+	for c := range r.cuts {
+		if pred(c) {
+			n++
+		}
+	}
+	return n
 }

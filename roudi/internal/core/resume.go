@@ -250,9 +250,28 @@ func (r *Router) topicFor(name string, typ TypeInfo) *topic {
 	return t
 }
 
+// DrainOrphans asks the server, at the end of the resume grace period, to
+// drain the rings left in the free ranges of an adopted arena: connections
+// whose both ends died while no router ran, which no client declared. Free
+// lists the arena's free extents (sorted, disjoint; everything the core
+// does not account for). The server walks each range for ring headers,
+// releases the refs queued in them (bounded by each ring's capacity) and
+// erases their magic; it may then sweep the pools when the core says so
+// ([Router.Sweep]).
+type DrainOrphans struct{ Free []Region }
+
+func (DrainOrphans) isAction() {}
+
+func (a DrainOrphans) String() string { return fmt.Sprintf("drain-orphans %v", a.Free) }
+
 // resumeDeadline ends the grace period: reserved ids that did not resume
-// are reclaimed, half-resumed connections removed.
+// are reclaimed, half-resumed connections removed, and the free ranges of
+// the adopted arena drained of orphaned rings (after the FreeRegions of
+// the rings removed here, as the server performs actions in order).
 func (r *Router) resumeDeadline() {
+	if r.reserved == nil {
+		return // nothing adopted, or the deadline already passed
+	}
 	ids := make([]ClientID, 0, len(r.reserved))
 	for id := range r.reserved {
 		ids = append(ids, id)
@@ -285,24 +304,5 @@ func (r *Router) resumeDeadline() {
 		r.retire(pl.Ring, RegionRing, waits)
 	}
 	r.pendingLinks = nil
-}
-
-// AllocatedRegions returns the arena regions in use (rings, notifiers,
-// quarantined ones), sorted by offset; the server uses it to find orphaned
-// rings in an adopted arena.
-func (r *Router) AllocatedRegions() []Region {
-	out := make([]Region, 0, len(r.arena.used))
-	for off, sz := range r.arena.used {
-		out = append(out, Region{Offset: off, Size: sz})
-	}
-	slices.SortFunc(out, func(a, b Region) int {
-		switch {
-		case a.Offset < b.Offset:
-			return -1
-		case a.Offset > b.Offset:
-			return 1
-		}
-		return 0
-	})
-	return out
+	r.emit(DrainOrphans{Free: slices.Clone(r.arena.free)})
 }

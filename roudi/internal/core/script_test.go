@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of roudi/testdata/*.txt scripts")
@@ -44,9 +47,15 @@ func testRingSize(capacity int) int { return 128 + 8*capacity }
 //	adopt clients=1,2                (a restarted router reserves ids, without identities)
 //	restart                          (a new router adopts the clients registered now, with the
 //	                                 identities recorded at their Welcome)
-//	resume cN client=ID [token=issued|wrong]
+//	resume cN client=ID [token=issued|wrong] [topic=T type=..] [pubs=ID,..] [subs=ID@OFF,..]
+//	       [links=ID/PUB/SUB@OFF+SIZE,..] (endpoints and connections to restore; capacity 16)
 //	deadline                         (the resume grace period ends)
 //	sweep                            (may the pools be swept for leaked chunks now?)
+//	report cN conn=ID [ref=R] [invalid=0|1] [inring=0|1]
+//	                                 (a bad-ref report; invalid and inring default to 1)
+//	ringreport cN conn=ID [attached=0|1] [corrupt=0|1] [head=POS/POPS] [tail=T] [dropped=D]
+//	           [policy=discard|block] (a corrupt-ring report with the words the server read;
+//	                                 attached and corrupt default to 1)
 //
 // Growth (growth_script_test.go):
 //
@@ -313,7 +322,31 @@ func (s *scriptState) run(where, line string) []string {
 		default:
 			t.Fatalf("%s: token=%q: want issued or wrong", where, kv["token"])
 		}
-		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: ResumeClient{OldClient: id, Token: tok}}
+		req := ResumeClient{OldClient: id, Token: tok}
+		for _, p := range ids("pubs") {
+			req.Pubs = append(req.Pubs, RestorePub{ID: PubID(p), Topic: kv["topic"], Type: typ()})
+		}
+		for v := range strings.SplitSeq(kv["subs"], ",") { // ID@OFFSET
+			if v == "" {
+				continue
+			}
+			var sid, off uint64
+			_, err := fmt.Sscanf(v, "%d@%d", &sid, &off)
+			require.NoError(t, err, "%s: subs=%s", where, v)
+			req.Subs = append(req.Subs, RestoreSub{ID: SubID(sid), Topic: kv["topic"], Type: typ(), Capacity: 16,
+				Notifier: Region{Offset: off, Size: RegionAlign}})
+		}
+		for v := range strings.SplitSeq(kv["links"], ",") { // ID/PUB/SUB@OFFSET+SIZE
+			if v == "" {
+				continue
+			}
+			var lid, pub, sub, off, size uint64
+			_, err := fmt.Sscanf(v, "%d/%d/%d@%d+%d", &lid, &pub, &sub, &off, &size)
+			require.NoError(t, err, "%s: links=%s", where, v)
+			req.Links = append(req.Links, RestoreLink{ID: ConnectionID(lid), Pub: PubID(pub), Sub: SubID(sub),
+				Ring: Region{Offset: off, Size: size}, Capacity: 16})
+		}
+		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: req}
 	case "restart":
 		// The router dies; a new one adopts its segment: the ids of the
 		// clients registered now are reserved, with the identities the
@@ -333,6 +366,11 @@ func (s *scriptState) run(where, line string) []string {
 		return append([]string{fmt.Sprintf("restarted: reserved %v", adopt.IDs)}, s.format(r.Ready())...)
 	case "deadline":
 		ev = ResumeDeadline{}
+	case "report":
+		ev = PeerReported{Conn: conn(), ReqID: reqID(), Connection: ConnectionID(num("conn", 0)),
+			Ref: parallax.ChunkRef(num("ref", 0)), RefInvalid: num("invalid", 1) == 1, InRing: num("inring", 1) == 1}
+	case "ringreport":
+		ev = RingReported{Conn: conn(), ReqID: reqID(), Connection: ConnectionID(num("conn", 0)), Ring: s.ringState(where, kv)}
 	case "sweep":
 		return []string{"sweep " + s.router().Sweep().String()}
 	case "disconnect":
@@ -373,6 +411,40 @@ func (s *scriptState) run(where, line string) []string {
 	r.Step(ev)
 	require.NoError(t, r.checkInvariants(), "%s: %s", where, line)
 	return s.format(r.Ready())
+}
+
+// ringState builds what a ringreport command says the server read.
+func (s *scriptState) ringState(where string, kv map[string]string) RingState {
+	t := s.t
+	num := func(k string, def uint64) uint64 {
+		v, ok := kv[k]
+		if !ok {
+			return def
+		}
+		n, err := strconv.ParseUint(v, 0, 64)
+		require.NoError(t, err, "%s: %s=%s", where, k, v)
+		return n
+	}
+	st := RingState{Attached: num("attached", 1) == 1, Tail: num("tail", 0), Dropped: uint32(num("dropped", 0))}
+	switch {
+	case !st.Attached:
+		st.Err = errors.New("attach ring: bad magic")
+	case num("corrupt", 1) == 1:
+		st.Err = errors.New("impossible indices")
+	}
+	if h, ok := kv["head"]; ok {
+		pos, pops, found := strings.Cut(h, "/")
+		require.True(t, found, "%s: head=%s: want POS/POPS", where, h)
+		p, err := strconv.ParseUint(pos, 0, 32)
+		require.NoError(t, err, where)
+		q, err := strconv.ParseUint(pops, 0, 32)
+		require.NoError(t, err, where)
+		st.HeadPos, st.HeadPops = uint32(p), uint32(q)
+	}
+	if kv["policy"] == "block" {
+		st.Policy = BlockProducer
+	}
+	return st
 }
 
 // format formats actions and remembers the tokens and identities issued

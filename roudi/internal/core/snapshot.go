@@ -84,12 +84,8 @@ func (r *Router) Snapshot() Snapshot {
 		})
 	}
 	for _, id := range slices.Sorted(maps.Keys(r.links)) {
-		l := r.links[id]
-		s.Connections = append(s.Connections, ConnectionInfo{
-			ID: id, Topic: l.pub.topic.name, Pub: l.pub.id, Sub: l.sub.id,
-			PubClient: l.pub.client.id, SubClient: l.sub.client.id,
-			Ring: l.ring, Capacity: l.sub.capacity, Policy: l.sub.policy,
-		})
+		ci, _ := r.Connection(id)
+		s.Connections = append(s.Connections, ci)
 	}
 	return s
 }
@@ -111,4 +107,19 @@ func (s Snapshot) String() string {
 			c.ID, c.Topic, c.Pub, c.PubClient, c.Sub, c.SubClient, c.Ring, c.Capacity, c.Policy)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// Connection returns what the registry knows of one connection, without
+// copying the rest of it; false if there is no such connection. The server
+// uses it to find the ring a report names before reading it.
+func (r *Router) Connection(id ConnectionID) (ConnectionInfo, bool) {
+	l, ok := r.links[id]
+	if !ok {
+		return ConnectionInfo{}, false
+	}
+	return ConnectionInfo{
+		ID: id, Topic: l.pub.topic.name, Pub: l.pub.id, Sub: l.sub.id,
+		PubClient: l.pub.client.id, SubClient: l.sub.client.id,
+		Ring: l.ring, Capacity: l.sub.capacity, Policy: l.sub.policy,
+	}, true
 }

@@ -340,6 +340,8 @@ func (a Reply) String() string {
 		r = fmt.Sprintf("resumed client=%d", v.Client)
 	case PoolsGranted:
 		r = v.String()
+	case Noted:
+		r = "noted"
 	default:
 		r = fmt.Sprintf("%#v", v)
 	}
