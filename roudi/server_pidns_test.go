@@ -70,10 +70,7 @@ func TestMonitorInChildPidNamespace(t *testing.T) {
 // first. Last it kills the client and waits for its reclaim, reported by
 // the monitor. It prints "ok", or "fail: why" and exits 1.
 func pidnsRouterChild(args []string) int {
-	fail := func(format string, a ...any) int {
-		fmt.Printf("fail: "+format+"\n", a...)
-		return 1
-	}
+	fail := testutil.FailReport
 	n, err := testutil.InitDecoyNS(args[0])
 	if err != nil {
 		return fail("%v", err)

@@ -139,3 +139,10 @@ func StartReadyChild(role string, args ...string) (*exec.Cmd, string, error) {
 	}
 	return cmd, line, nil
 }
+
+// FailReport, in a child that reports to its parent on stdout, prints
+// "fail: " and the formatted reason and returns exit code 1.
+func FailReport(format string, a ...any) int {
+	fmt.Printf("fail: "+format+"\n", a...)
+	return 1
+}

@@ -50,10 +50,7 @@ func TestEBPFInChildPidNamespace(t *testing.T) {
 // number would be on Events by then. Last it kills the client and waits for
 // the tracer's report of it. It prints "ok", or "fail: why" and exits 1.
 func pidnsMonitorChild(args []string) int {
-	fail := func(format string, a ...any) int {
-		fmt.Printf("fail: "+format+"\n", a...)
-		return 1
-	}
+	fail := testutil.FailReport
 	n, err := testutil.InitDecoyNS(args[0])
 	if err != nil {
 		return fail("%v", err)
