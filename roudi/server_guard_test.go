@@ -1,12 +1,9 @@
 package roudi_test
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,111 +15,8 @@ import (
 	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/mempool"
-	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/ringbuf"
-	"github.com/parallax-ipc/parallax/roudi"
-	"github.com/parallax-ipc/parallax/segment"
-	"github.com/parallax-ipc/parallax/subscriber"
 )
-
-// hostile is a raw client that maps the management segment read-write, as
-// every client does, and abuses it.
-type hostile struct {
-	c      *discovery.Client
-	mgmt   *segment.Mapped
-	pushes chan wire.Message
-}
-
-func dialHostile(t *testing.T, srv *roudi.Server) *hostile {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := discovery.Dial(ctx, discovery.DialOptions{Socket: srv.SocketPath(), Name: "hostile"})
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	// A second fd for the management segment: segment.Open owns what it
-	// gets, and the client owns its own.
-	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", c.Mgmt().Fd()), os.O_RDWR, 0)
-	require.NoError(t, err)
-	mgmt, err := segment.Open(f, segment.OpenOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() { mgmt.Close() })
-	h := &hostile{c: c, mgmt: mgmt, pushes: make(chan wire.Message, 64)}
-	remove := c.OnPush(func(m wire.Message, files []*os.File) {
-		for _, f := range files {
-			f.Close()
-		}
-		select {
-		case h.pushes <- m:
-		default:
-		}
-	})
-	t.Cleanup(remove)
-	return h
-}
-
-// pool attaches pool i's management area (no payload) through the hostile's
-// own mapping.
-func (h *hostile) pool(t *testing.T, i int) *mempool.Pool {
-	t.Helper()
-	pd := h.c.Welcome().Pools[i]
-	p, err := mempool.Attach(h.mgmt.Bytes()[pd.MgmtOffset:pd.MgmtOffset+pd.MgmtSize], nil)
-	require.NoError(t, err)
-	return p
-}
-
-// ctlWord returns the bytes of slot's ctl word in pool i.
-func (h *hostile) ctlWord(i int, slot uint32) []byte {
-	pd := h.c.Welcome().Pools[i]
-	area := h.mgmt.Bytes()[pd.MgmtOffset : pd.MgmtOffset+pd.MgmtSize]
-	headers := binary.LittleEndian.Uint64(area[32:]) // header: headers offset
-	off := headers + uint64(slot)*mempool.ChunkHeaderSize
-	return area[off : off+8]
-}
-
-func ctl(gen uint32, owner uint16, rc uint32) uint64 {
-	return uint64(gen)<<40 | uint64(owner)<<24 | uint64(rc)
-}
-
-func ctx10s(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// requireAliveAndFree checks the router still answers and, once every
-// client is gone, that every pool is 100% free (the idle sweep repairs what
-// hostile peers left).
-func requireAliveAndFree(t *testing.T, srv *roudi.Server) {
-	t.Helper()
-	ctx := ctx10s(t)
-	c, err := discovery.Dial(ctx, discovery.DialOptions{Socket: srv.SocketPath(), Name: "probe"})
-	require.NoError(t, err, "router must still accept clients")
-	_, _, err = c.Request(ctx, &wire.Ping{}, nil)
-	require.NoError(t, err, "router must still answer")
-	require.NoError(t, c.Close())
-	waitFor(t, "every pool 100% free", func() bool {
-		for _, p := range srv.Pools().Pools() {
-			if !p.Audit().AllFree() {
-				return false
-			}
-		}
-		return true
-	})
-}
 
 // TestGuardGarbageRefs: a hostile publisher writes garbage into its ring.
 // The subscriber gets an error for each garbage entry (never a panic, never
@@ -133,28 +27,10 @@ func TestGuardGarbageRefs(t *testing.T) {
 	srv := routertest.Start(t, "")
 	ctx := ctx10s(t)
 	const topic = "guard/garbage"
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub.Close()
+	sub, pub := newPair(t, ctx, srv, topic)
 
 	h := dialHostile(t, srv)
-	_, files, err := h.c.Request(ctx, &wire.CreatePublisher{Topic: topic}, nil)
-	require.NoError(t, err)
-	for _, f := range files { // the payload fds: this client only writes the ring
-		f.Close()
-	}
-	var added *wire.ConnectionAdded
-	for added == nil {
-		select {
-		case m := <-h.pushes:
-			added, _ = m.(*wire.ConnectionAdded)
-		case <-ctx.Done():
-			t.Fatal("no ConnectionAdded for the hostile publisher")
-		}
-	}
+	_, added := h.create(t, ctx, &wire.CreatePublisher{Topic: topic})
 	require.NoError(t, sub.WaitForPublishers(ctx, 2))
 	ring, err := ringbuf.Attach(h.mgmt.Bytes()[added.RingOffset : added.RingOffset+added.RingSize])
 	require.NoError(t, err)
@@ -203,11 +79,7 @@ func TestGuardGarbageRefs(t *testing.T) {
 	require.LessOrEqual(t, bad, len(garbage)+1, "at most one error per garbage entry")
 
 	// The reports reach the router, which drops the hostile client.
-	select {
-	case <-h.c.Done():
-	case <-ctx.Done():
-		t.Fatalf("hostile client not disconnected; guard stats %+v", srv.GuardStats())
-	}
+	h.awaitDisconnected(t, ctx, srv)
 	st := srv.GuardStats()
 	require.GreaterOrEqual(t, st.VerifiedReports, uint64(3))
 	require.Equal(t, uint64(1), st.ReportDisconnects)
@@ -216,13 +88,8 @@ func TestGuardGarbageRefs(t *testing.T) {
 
 	// The honest pair keeps flowing.
 	require.NoError(t, pub.Send([]byte("after")))
-	x, err := sub.TakeTimeout(5 * time.Second)
-	require.NoError(t, err)
-	require.Equal(t, "after", string(x.Bytes()))
-	require.NoError(t, x.Release())
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	requireAliveAndFree(t, srv)
+	expectTake(t, sub, "after")
+	closeAllAndAudit(t, srv, pub, sub)
 }
 
 // TestGuardReportCannotKillInnocent: reports that do not verify (from a
@@ -233,12 +100,7 @@ func TestGuardReportCannotKillInnocent(t *testing.T) {
 	srv := routertest.Start(t, "")
 	ctx := ctx10s(t)
 	const topic = "guard/innocent"
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub.Close()
+	sub, pub := newPair(t, ctx, srv, topic)
 	require.NoError(t, pub.Send([]byte("x")))
 
 	snap, err := srv.Snapshot(ctx)
@@ -263,14 +125,8 @@ func TestGuardReportCannotKillInnocent(t *testing.T) {
 	require.Zero(t, st.ReportDisconnects)
 	require.GreaterOrEqual(t, st.RefusedReports, uint64(11))
 	require.Equal(t, 1, pub.Subscribers(), "the publisher is still connected")
-	x, err := sub.TakeTimeout(5 * time.Second)
-	require.NoError(t, err)
-	require.Equal(t, "x", string(x.Bytes()))
-	require.NoError(t, x.Release())
-	require.NoError(t, h.c.Close())
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	requireAliveAndFree(t, srv)
+	expectTake(t, sub, "x")
+	closeAllAndAudit(t, srv, h.c, pub, sub)
 }
 
 // TestGuardCorruptHeaders: a hostile client writes garbage into chunk
@@ -281,12 +137,7 @@ func TestGuardCorruptHeaders(t *testing.T) {
 	srv := routertest.Start(t, "")
 	ctx := ctx10s(t)
 	const topic = "guard/headers"
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub.Close()
+	sub, pub := newPair(t, ctx, srv, topic)
 	h := dialHostile(t, srv)
 	p0 := h.pool(t, 0)
 
@@ -350,23 +201,8 @@ func TestGuardCorruptHeaders(t *testing.T) {
 	// Honest traffic continues; then everyone leaves and the idle sweep
 	// repairs the pool.
 	require.NoError(t, pub.Send([]byte("three")))
-	x, err := sub.TakeTimeout(5 * time.Second)
-	require.NoError(t, err)
-	require.Equal(t, "three", string(x.Bytes()))
-	require.NoError(t, x.Release())
-	require.NoError(t, h.c.Close())
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	requireAliveAndFree(t, srv)
-}
-
-func contains(s []uint32, v uint32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
+	expectTake(t, sub, "three")
+	closeAllAndAudit(t, srv, h.c, pub, sub)
 }
 
 // TestGuardForeignRelease: releasing refs one never took fails on the
@@ -377,12 +213,7 @@ func TestGuardForeignRelease(t *testing.T) {
 	srv := routertest.Start(t, "")
 	ctx := ctx10s(t)
 	const topic = "guard/release"
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub.Close()
+	sub, pub := newPair(t, ctx, srv, topic)
 	h := dialHostile(t, srv)
 	p0 := h.pool(t, 0)
 
@@ -427,10 +258,7 @@ func TestGuardForeignRelease(t *testing.T) {
 		wg.Wait()
 		require.Equal(t, int32(1), ok.Load(), "exactly one release succeeds")
 	}
-	require.NoError(t, h.c.Close())
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	requireAliveAndFree(t, srv)
+	closeAllAndAudit(t, srv, h.c, pub, sub)
 }
 
 const floodConfig = routertest.Small + `
@@ -446,12 +274,7 @@ func TestGuardFlood(t *testing.T) {
 	srv := routertest.Start(t, floodConfig)
 	ctx := ctx10s(t)
 	const topic = "guard/flood"
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub.Close()
+	sub, pub := newPair(t, ctx, srv, topic)
 
 	fc := rawConn(t, srv)
 	var limited atomic.Int64
@@ -491,10 +314,7 @@ func TestGuardFlood(t *testing.T) {
 	var worst time.Duration
 	for i := 0; i < 50; i++ {
 		require.NoError(t, pub.Send(fmt.Appendf(nil, "m%d", i)))
-		x, err := sub.TakeTimeout(5 * time.Second)
-		require.NoError(t, err)
-		require.Equal(t, fmt.Sprintf("m%d", i), string(x.Bytes()))
-		require.NoError(t, x.Release())
+		expectTake(t, sub, fmt.Sprintf("m%d", i))
 		start := time.Now()
 		_, _, err = other.Request(ctx, &wire.Ping{}, nil)
 		require.NoError(t, err, "another client is served during the flood")
@@ -518,10 +338,7 @@ func TestGuardFlood(t *testing.T) {
 	// assertion and the flooder's is logged above.
 	require.Positive(t, st.RateLimited, "the router refused the flooder's excess requests")
 	require.GreaterOrEqual(t, st.FloodDisconnects, uint64(1))
-	require.NoError(t, other.Close())
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	requireAliveAndFree(t, srv)
+	closeAllAndAudit(t, srv, other, pub, sub)
 }
 
 // TestGuardGarbageMessages: datagrams that are not protocol messages end
@@ -547,21 +364,4 @@ func TestGuardGarbageMessages(t *testing.T) {
 	}
 	fc.Close()
 	requireAliveAndFree(t, srv)
-}
-
-// rawConn dials the router and completes the handshake by hand.
-func rawConn(t *testing.T, srv *roudi.Server) *discovery.Conn {
-	t.Helper()
-	uc, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: srv.SocketPath(), Net: "unixpacket"})
-	require.NoError(t, err)
-	fc := discovery.NewConn(uc)
-	t.Cleanup(func() { fc.Close() })
-	require.NoError(t, fc.Send(1, &wire.Hello{Version: wire.Version, MinVersion: wire.MinVersion, PID: int32(os.Getpid()), Name: "raw"}, nil))
-	env, files, err := fc.Recv()
-	require.NoError(t, err)
-	for _, f := range files {
-		f.Close()
-	}
-	require.IsType(t, &wire.Welcome{}, env.Msg)
-	return fc
 }

@@ -3,9 +3,9 @@
 package roudi
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -47,27 +47,16 @@ func TestMonitorInChildPidNamespace(t *testing.T) {
 
 	sock := filepath.Join(t.TempDir(), "r.sock")
 	cmd := testutil.PidNSCommand(t, "pidns-router", strconv.Itoa(n), sock)
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
 	// Killing the namespace's init kills everything in the namespace.
-	t.Cleanup(func() { _ = cmd.Process.Kill(); stdin.Close(); _ = cmd.Wait() })
-	var report strings.Builder
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		report.WriteString(sc.Text() + "\n")
-		if sc.Text() == "ready" {
+	report := testutil.RunNSChild(t, cmd, func(line string, tell io.Writer) {
+		if line == "ready" {
 			require.NoError(t, decoy.Process.Signal(syscall.SIGKILL))
 			_ = decoy.Wait()
-			fmt.Fprintln(stdin, "decoy-dead")
+			fmt.Fprintln(tell, "decoy-dead")
 		}
-	}
-	err = cmd.Wait()
-	t.Log(report.String())
-	require.NoError(t, err, "router in a child pid namespace failed; its report:\n%s", report.String())
-	require.Contains(t, report.String(), "ok\n")
+	})
+	t.Log(report)
+	require.Contains(t, report, "ok\n")
 }
 
 // pidnsRouterChild is TestMonitorInChildPidNamespace's child, the init of
@@ -81,15 +70,9 @@ func TestMonitorInChildPidNamespace(t *testing.T) {
 // first. Last it kills the client and waits for its reclaim, reported by
 // the monitor. It prints "ok", or "fail: why" and exits 1.
 func pidnsRouterChild(args []string) int {
-	fail := func(format string, a ...any) int {
-		fmt.Printf("fail: "+format+"\n", a...)
-		return 1
-	}
-	n, err := strconv.Atoi(args[0])
-	if err != nil || n < 100 {
-		return fail("decoy pid %q: want a number ≥ 100", args[0])
-	}
-	if err := testutil.MountOwnProc(); err != nil {
+	fail := testutil.FailReport
+	n, err := testutil.InitDecoyNS(args[0])
+	if err != nil {
 		return fail("%v", err)
 	}
 	cfg, err := ParseConfig([]byte(testPools))
@@ -134,8 +117,8 @@ func pidnsRouterChild(args []string) int {
 		return fail("client got pid %d in the namespace, want %d", client.Process.Pid, n)
 	}
 	fmt.Println("ready")
-	if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "decoy-dead\n" {
-		return fail("parent said %q, want decoy-dead", line)
+	if err := testutil.AwaitParent("decoy-dead"); err != nil {
+		return fail("%v", err)
 	}
 
 	spid := int32(sentinel.Process.Pid)
@@ -175,27 +158,14 @@ func pidnsRouterChild(args []string) int {
 // waits until the router has registered it. Killing the child leaves its
 // socket open in its own child, which exits once the router closes it.
 func startOrphanClient(srv *Server) (*exec.Cmd, error) {
-	exe, err := os.Executable()
+	cmd, line, err := testutil.StartReadyChild("orphan-socket", srv.SocketPath())
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-test.run=^$", "--", srv.SocketPath())
-	cmd.Env = append(os.Environ(), "PARALLAX_TEST_CHILD=orphan-socket")
-	cmd.Stderr = os.Stderr
-	if _, err := cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || !strings.HasPrefix(line, "ready ") {
+	if !strings.HasPrefix(line, "ready ") {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return nil, fmt.Errorf("ready line %q: %v", line, err)
+		return nil, fmt.Errorf("ready line %q", line)
 	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()

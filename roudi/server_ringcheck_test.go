@@ -19,33 +19,6 @@ import (
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
-// Ring header words (ringbuf layout version 1, pinned by ringbuf's
-// TestLayout): head at 128 (position | pops<<32), tail at 256.
-const (
-	ringHeadOff = 128
-	ringTailOff = 256
-)
-
-// awaitConnection returns the ConnectionAdded pushed to h.
-func (h *hostile) awaitConnection(t *testing.T, ctx context.Context) *wire.ConnectionAdded {
-	t.Helper()
-	for {
-		select {
-		case m := <-h.pushes:
-			if added, ok := m.(*wire.ConnectionAdded); ok {
-				return added
-			}
-		case <-ctx.Done():
-			t.Fatal("no ConnectionAdded for the hostile client")
-		}
-	}
-}
-
-// word returns the 8 bytes at off in the ring a connection uses.
-func (h *hostile) word(added *wire.ConnectionAdded, off uint64) []byte {
-	return h.mgmt.Bytes()[added.RingOffset+off : added.RingOffset+off+8]
-}
-
 // heapGuard panics (failing the whole test binary, on purpose: nothing
 // else stops a drain that allocates without bound) if this process's heap
 // grows by more than limit before stop is called.
@@ -74,18 +47,6 @@ func heapGuard(limit uint64) (stop func()) {
 	return func() { once.Do(func() { close(done) }) }
 }
 
-// sendTake sends n samples on pub and takes them on sub, in order: 0 loss.
-func sendTake(t *testing.T, pub *publisher.Publisher, sub *subscriber.Subscriber, tag string, n int) {
-	t.Helper()
-	for i := range n {
-		require.NoError(t, pub.Send(fmt.Appendf(nil, "%s %d", tag, i)))
-		x, err := sub.TakeTimeout(5 * time.Second)
-		require.NoError(t, err, "%s: sample %d", tag, i)
-		require.Equal(t, fmt.Sprintf("%s %d", tag, i), string(x.Bytes()))
-		require.NoError(t, x.Release())
-	}
-}
-
 // TestCorruptRingTailThenClose: a publisher writes a tail 4e9 ahead of
 // head into its ring and closes. The subscriber's drain on
 // ConnectionRemoved must not buffer 4e9 entries: its memory stays bounded,
@@ -97,35 +58,19 @@ func TestCorruptRingTailThenClose(t *testing.T) {
 	srv := routertest.Start(t, "")
 	ctx := ctx10s(t)
 	const topic, other = "ringcheck/tail", "ringcheck/other"
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub.Close()
-	sub2, err := subscriber.New(ctx, other, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub2.Close()
-	pub2, err := publisher.New(ctx, other, publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub2.Close()
+	sub, pub := newPair(t, ctx, srv, topic)
+	sub2, pub2 := newPair(t, ctx, srv, other)
 	require.NoError(t, pub2.WaitForSubscribers(ctx, 1))
 
 	h := dialHostile(t, srv)
-	reply, files, err := h.c.Request(ctx, &wire.CreatePublisher{Topic: topic}, nil)
-	require.NoError(t, err)
-	for _, f := range files {
-		f.Close()
-	}
-	added := h.awaitConnection(t, ctx)
+	reply, added := h.create(t, ctx, &wire.CreatePublisher{Topic: topic})
 	require.NoError(t, sub.WaitForPublishers(ctx, 2))
 	sendTake(t, pub, sub, "before", 10)
 
 	stop := heapGuard(256 << 20)
 	defer stop()
-	tail := h.word(added, ringTailOff)
-	binary.LittleEndian.PutUint64(tail, binary.LittleEndian.Uint64(tail)+4_000_000_000)
-	_, _, err = h.c.Request(ctx, &wire.ClosePublisher{PubID: reply.(*wire.PublisherCreated).PubID}, nil)
+	h.addToTail(added, 4_000_000_000)
+	_, _, err := h.c.Request(ctx, &wire.ClosePublisher{PubID: reply.(*wire.PublisherCreated).PubID}, nil)
 	require.NoError(t, err)
 
 	waitFor(t, "the corrupt connection removed", func() bool { return sub.Publishers() == 1 })
@@ -134,11 +79,7 @@ func TestCorruptRingTailThenClose(t *testing.T) {
 	sendTake(t, pub2, sub2, "other", 50)
 	require.Zero(t, sub2.CorruptConnections())
 	waitFor(t, "the router to count the corrupt ring", func() bool { return srv.GuardStats().CorruptRings >= 1 })
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	require.NoError(t, pub2.Close())
-	require.NoError(t, sub2.Close())
-	requireAliveAndFree(t, srv)
+	closeAllAndAudit(t, srv, pub, sub, pub2, sub2)
 }
 
 // TestCorruptRingLiveCut: a publisher corrupts its ring's tail while
@@ -151,40 +92,23 @@ func TestCorruptRingLiveCut(t *testing.T) {
 	srv := routertest.Start(t, "")
 	ctx := ctx10s(t)
 	const topic = "ringcheck/live"
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub.Close()
+	sub, pub := newPair(t, ctx, srv, topic)
 	h := dialHostile(t, srv)
-	_, files, err := h.c.Request(ctx, &wire.CreatePublisher{Topic: topic}, nil)
-	require.NoError(t, err)
-	for _, f := range files {
-		f.Close()
-	}
-	added := h.awaitConnection(t, ctx)
+	_, added := h.create(t, ctx, &wire.CreatePublisher{Topic: topic})
 	require.NoError(t, sub.WaitForPublishers(ctx, 2))
 
 	stop := heapGuard(256 << 20)
 	defer stop()
-	tail := h.word(added, ringTailOff)
-	binary.LittleEndian.PutUint64(tail, binary.LittleEndian.Uint64(tail)+4_000_000_000)
+	h.addToTail(added, 4_000_000_000)
 	sendTake(t, pub, sub, "honest", 50)
-	select {
-	case <-h.c.Done():
-	case <-ctx.Done():
-		t.Fatalf("hostile publisher not disconnected; guard stats %+v, subscriber corrupt=%d", srv.GuardStats(), sub.CorruptConnections())
-	}
+	h.awaitDisconnected(t, ctx, srv)
 	st := srv.GuardStats()
 	require.Equal(t, uint64(1), st.CorruptRingDisconnects)
 	require.GreaterOrEqual(t, st.CorruptRings, uint64(1))
 	require.Equal(t, uint64(1), sub.CorruptConnections())
 	waitFor(t, "the cut connection removed", func() bool { return sub.Publishers() == 1 })
 	sendTake(t, pub, sub, "after", 50)
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	requireAliveAndFree(t, srv)
+	closeAllAndAudit(t, srv, pub, sub)
 }
 
 // TestCorruptRingReclaimResponsive: a subscriber client writes a head 4e9
@@ -197,19 +121,10 @@ func TestCorruptRingReclaimResponsive(t *testing.T) {
 	srv := routertest.Start(t, "")
 	ctx := ctx10s(t)
 	const topic = "ringcheck/reclaim"
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub.Close()
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub.Close()
+	pub := newPub(t, ctx, srv, topic, publisher.Options{})
+	sub := newSub(t, ctx, srv, topic, subscriber.Options{})
 	h := dialHostile(t, srv)
-	_, files, err := h.c.Request(ctx, &wire.CreateSubscriber{Topic: topic}, nil)
-	require.NoError(t, err)
-	for _, f := range files {
-		f.Close()
-	}
-	added := h.awaitConnection(t, ctx)
+	_, added := h.create(t, ctx, &wire.CreateSubscriber{Topic: topic})
 	require.NoError(t, pub.WaitForSubscribers(ctx, 2))
 	sendTake(t, pub, sub, "before", 5) // the hostile's ring now holds 5 entries
 
@@ -228,9 +143,7 @@ func TestCorruptRingReclaimResponsive(t *testing.T) {
 	require.NoError(t, probe.Close())
 	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
 	sendTake(t, pub, sub, "after", 50)
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	requireAliveAndFree(t, srv)
+	closeAllAndAudit(t, srv, pub, sub)
 }
 
 // TestCorruptRingConsumerHead: a block-producer subscriber writes a head
@@ -245,20 +158,11 @@ func TestCorruptRingConsumerHead(t *testing.T) {
 	srv := routertest.Start(t, "")
 	ctx := ctx10s(t)
 	const topic = "ringcheck/head"
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: srv.SocketPath(), BlockTimeout: 10 * time.Second})
-	require.NoError(t, err)
-	defer pub.Close()
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer sub.Close()
+	pub := newPub(t, ctx, srv, topic, publisher.Options{BlockTimeout: 10 * time.Second})
+	sub := newSub(t, ctx, srv, topic, subscriber.Options{})
 	h := dialHostile(t, srv)
 	const capacity = 8
-	_, files, err := h.c.Request(ctx, &wire.CreateSubscriber{Topic: topic, QueueCapacity: capacity, Policy: wire.PolicyBlockProducer}, nil)
-	require.NoError(t, err)
-	for _, f := range files {
-		f.Close()
-	}
-	added := h.awaitConnection(t, ctx)
+	_, added := h.create(t, ctx, &wire.CreateSubscriber{Topic: topic, QueueCapacity: capacity, Policy: wire.PolicyBlockProducer})
 	require.NoError(t, pub.WaitForSubscribers(ctx, 2))
 	head := h.word(added, ringHeadOff)
 	binary.LittleEndian.PutUint64(head, 100) // position 100, 0 pops: past tail 0
@@ -270,22 +174,13 @@ func TestCorruptRingConsumerHead(t *testing.T) {
 			require.ErrorIs(t, err, parallax.ErrCorrupt, "sample %d", i)
 			failed++
 		}
-		x, err := sub.TakeTimeout(5 * time.Second)
-		require.NoError(t, err, "the honest subscriber's sample %d", i)
-		require.Equal(t, fmt.Sprintf("s %d", i), string(x.Bytes()))
-		require.NoError(t, x.Release())
+		expectTake(t, sub, fmt.Sprintf("s %d", i))
 	}
 	require.Equal(t, 1, failed, "one publish reports the corrupt ring, then the connection is dropped")
 	require.Equal(t, uint64(1), pub.CorruptConnections())
-	select {
-	case <-h.c.Done():
-	case <-ctx.Done():
-		t.Fatalf("hostile subscriber not disconnected; guard stats %+v", srv.GuardStats())
-	}
+	h.awaitDisconnected(t, ctx, srv)
 	require.Equal(t, uint64(1), srv.GuardStats().CorruptRingDisconnects)
 	waitFor(t, "the cut connection removed", func() bool { return pub.Subscribers() == 1 })
 	sendTake(t, pub, sub, "after", 20)
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	requireAliveAndFree(t, srv)
+	closeAllAndAudit(t, srv, pub, sub)
 }

@@ -3,10 +3,13 @@
 package testutil
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -52,4 +55,94 @@ func SetNextPid(next int) error {
 		return fmt.Errorf("set next pid %d: %w", next, err)
 	}
 	return nil
+}
+
+// RunNSChild starts cmd (from [PidNSCommand]), passes each line it prints
+// to onLine (which may write to the child's stdin through tell), waits for
+// it and returns its output; it fails t if the child fails. Cleanup kills
+// it by pid, which ends its whole pid namespace.
+func RunNSChild(t testing.TB, cmd *exec.Cmd, onLine func(line string, tell io.Writer)) string {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var all strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		all.WriteString(sc.Text() + "\n")
+		onLine(sc.Text(), stdin)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("namespace child failed: %v; its report:\n%s", err, all.String())
+	}
+	return all.String()
+}
+
+// InitDecoyNS, run first in a child started by [PidNSCommand] whose
+// argument arg is the init-namespace pid N of a live host process (the
+// decoy), checks that N is a number of at least 100 and mounts the
+// namespace's own /proc ([MountOwnProc]). It returns N.
+func InitDecoyNS(arg string) (int, error) {
+	n, err := strconv.Atoi(arg)
+	if err != nil || n < 100 {
+		return 0, fmt.Errorf("decoy pid %q: want a number ≥ 100", arg)
+	}
+	return n, MountOwnProc()
+}
+
+// AwaitParent reads one line from stdin, in a child, and fails unless it
+// is want.
+func AwaitParent(want string) error {
+	if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != want+"\n" {
+		return fmt.Errorf("parent said %q, want %s", line, want)
+	}
+	return nil
+}
+
+// StartReadyChild, in a child, starts the test binary again in role with
+// args (its stdin a pipe kept open, so that a child that lives until stdin
+// closes lives on) and returns it with the first line it prints. If that
+// line cannot be read it kills and reaps the child.
+func StartReadyChild(role string, args ...string) (*exec.Cmd, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(exe, append([]string{"-test.run=^$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), childEnv+"="+role)
+	cmd.Stderr = os.Stderr
+	if _, err := cmd.StdinPipe(); err != nil {
+		return nil, "", err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, line, fmt.Errorf("read ready line: %w", err)
+	}
+	return cmd, line, nil
+}
+
+// FailReport, in a child that reports to its parent on stdout, prints
+// "fail: " and the formatted reason and returns exit code 1.
+func FailReport(format string, a ...any) int {
+	fmt.Printf("fail: "+format+"\n", a...)
+	return 1
 }

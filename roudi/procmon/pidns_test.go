@@ -3,13 +3,10 @@
 package procmon
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +28,7 @@ func TestEBPFInChildPidNamespace(t *testing.T) {
 	mustHaveEBPF(t)
 	decoy := startChild(t) // a host process; its pid is N
 	cmd := testutil.PidNSCommand(t, "pidns-monitor", strconv.Itoa(int(decoy.pid)))
-	out := runNSChild(t, cmd, func(line string, tell io.Writer) {
+	out := testutil.RunNSChild(t, cmd, func(line string, tell io.Writer) {
 		if line != "ready" {
 			return
 		}
@@ -41,29 +38,6 @@ func TestEBPFInChildPidNamespace(t *testing.T) {
 	})
 	t.Log(out)
 	require.Contains(t, out, "ok", "child's report:\n%s", out)
-}
-
-// runNSChild starts cmd, passes each line it prints to onLine (which may
-// write to the child's stdin through tell), waits for it and returns its
-// output. Cleanup kills it by pid, which ends its whole pid namespace.
-func runNSChild(t *testing.T, cmd *exec.Cmd, onLine func(line string, tell io.Writer)) string {
-	t.Helper()
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var all strings.Builder
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		all.WriteString(sc.Text() + "\n")
-		onLine(sc.Text(), stdin)
-	}
-	stdin.Close()
-	err = cmd.Wait()
-	require.NoError(t, err, "namespace child failed; its report:\n%s", all.String())
-	return all.String()
 }
 
 // pidnsMonitorChild is TestEBPFInChildPidNamespace's child, the init of a
@@ -76,15 +50,9 @@ func runNSChild(t *testing.T, cmd *exec.Cmd, onLine func(line string, tell io.Wr
 // number would be on Events by then. Last it kills the client and waits for
 // the tracer's report of it. It prints "ok", or "fail: why" and exits 1.
 func pidnsMonitorChild(args []string) int {
-	fail := func(format string, a ...any) int {
-		fmt.Printf("fail: "+format+"\n", a...)
-		return 1
-	}
-	n, err := strconv.Atoi(args[0])
-	if err != nil || n < 100 {
-		return fail("decoy pid %q: want a number ≥ 100", args[0])
-	}
-	if err := testutil.MountOwnProc(); err != nil {
+	fail := testutil.FailReport
+	n, err := testutil.InitDecoyNS(args[0])
+	if err != nil {
 		return fail("%v", err)
 	}
 	traced := make(chan int32, 64)
@@ -93,7 +61,7 @@ func pidnsMonitorChild(args []string) int {
 		return fail("ebpf monitor in a child pid namespace: %v", err)
 	}
 	defer m.Close()
-	sentinel, err := startNSChild()
+	sentinel, _, err := testutil.StartReadyChild("threads")
 	if err != nil {
 		return fail("start sentinel: %v", err)
 	}
@@ -101,7 +69,7 @@ func pidnsMonitorChild(args []string) int {
 	if err := testutil.SetNextPid(n); err != nil {
 		return fail("%v", err)
 	}
-	client, err := startNSChild()
+	client, _, err := testutil.StartReadyChild("threads")
 	if err != nil {
 		return fail("start client: %v", err)
 	}
@@ -119,8 +87,8 @@ func pidnsMonitorChild(args []string) int {
 		}
 	}
 	fmt.Println("ready")
-	if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "decoy-dead\n" {
-		return fail("parent said %q, want decoy-dead", line)
+	if err := testutil.AwaitParent("decoy-dead"); err != nil {
+		return fail("%v", err)
 	}
 
 	spid := int32(sentinel.Process.Pid)
@@ -154,34 +122,6 @@ func pidnsMonitorChild(args []string) int {
 	}
 	fmt.Println("ok")
 	return 0
-}
-
-// startNSChild starts a "threads" child (it lives until killed or its
-// stdin closes) and waits for its ready line.
-func startNSChild() (*exec.Cmd, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "PARALLAX_TEST_CHILD=threads")
-	cmd.Stderr = os.Stderr
-	if _, err := cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("read ready line: %w", err)
-	}
-	return cmd, nil
 }
 
 // TestEBPFOldRecordIsConfirmed feeds the monitor a record of a watched

@@ -26,37 +26,6 @@ import (
 
 // What a restarted router must not do before its survivors have resumed.
 
-// startKillableRouter runs parallax-roudi on domain and sock with the test
-// config, waits for its ready line and returns it; the test SIGKILLs it.
-// Cleanup kills and reaps it (our own child, by PID) if it still runs.
-func startKillableRouter(t *testing.T, cfgPath, domain, sock string, args ...string) *exec.Cmd {
-	t.Helper()
-	r := exec.Command(roudiBin, append([]string{"-config", cfgPath, "-domain", domain, "-socket", sock}, args...)...)
-	stderr, err := r.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, r.Start())
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), `msg="router ready"`) {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = r.Process.Kill()
-		_ = r.Wait()
-	})
-	select {
-	case <-ready:
-	case <-time.After(readyTimeout):
-		t.Fatal("router not ready")
-	}
-	return r
-}
-
 // TestRestartShortClientKeepsSurvivorsChunks: after a SIGKILL and a
 // restart, clients that connect and leave before the survivors resumed (a
 // `parallax pools`, say) must not make the new router believe the domain is
@@ -66,38 +35,16 @@ func TestRestartShortClientKeepsSurvivorsChunks(t *testing.T) {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
 	cli, _ := buildCLI(t)
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "roudi.toml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
-	sock := filepath.Join(dir, "roudi.sock")
-	domain := fmt.Sprintf("rg-%d-%d", os.Getpid(), domainSeq.Add(1))
+	dir, cfgPath, sock, domain := restartFiles(t, "rg")
 
 	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
-	sub := spawn(t, "sub", "rssub", "-socket", sock, "-count-stale")
-	sub.expect("ready")
-	pub := spawn(t, "pub", "rspub", "-socket", sock)
-	pub.expect("ready")
-	sub.expect("progress")
+	sub, pub := startStream(t, sock)
 
-	require.NoError(t, r1.Process.Signal(syscall.SIGKILL))
-	_ = r1.Wait()
+	killRouter(t, r1)
 	sub.expect("progress") // flowing without a router
 
-	cfg, err := roudi.ParseConfig([]byte(testConfig))
-	require.NoError(t, err)
-	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
-	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 20 * time.Second})
-	require.NoError(t, err)
+	srv, ctx := startSuccessor(t, domain, sock, dir, 20*time.Second)
 	require.True(t, srv.Adopted(), "the new router must adopt the surviving segments")
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		_ = <-served
-		srv.Close()
-	})
-	<-srv.Ready()
 
 	// Short-lived clients, at once and repeatedly, until the survivors'
 	// connection is back: in-process dials (the fastest) and the CLI.
@@ -177,37 +124,13 @@ func TestRestartShortClientKeepsSurvivorsChunks(t *testing.T) {
 	// The stream goes on without a gap.
 	sub.expect("progress")
 	sub.expect("progress")
-	pub.send("stop")
-	last := atoi(t, pub.expect("published ")[0])
-	sub.send(fmt.Sprintf("stop %d", last))
-	f := sub.expect("done ")
-	got, first := atoi(t, f[0]), atoi(t, f[1])
-	require.Equal(t, "0", f[3], "the subscriber took stale references")
-	require.Equal(t, "0", f[2], "the subscriber saw corrupted or reordered samples")
+	got, first, last := stopStream(t, sub, pub)
 	require.Equal(t, uint64(1), first)
 	require.Equal(t, last, got, "the subscriber lost samples (%d of %d)", last-got, last)
 	pub.wait()
 	sub.wait()
 	require.Zero(t, srv.SweptChunks(), "the router swept chunks while survivors were due to resume")
 	(&router{srv: srv}).requirePoolsFree(t)
-}
-
-// waitSnapshot polls srv's registry until cond holds or ctx ends.
-func waitSnapshot(ctx context.Context, srv *roudi.Server, cond func(roudi.Snapshot) bool) bool {
-	for {
-		snap, err := srv.Snapshot(ctx)
-		if err != nil {
-			return false
-		}
-		if cond(snap) {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(time.Millisecond):
-		}
-	}
 }
 
 // TestSecondRouterSameDomainExits: a router started for a live router's
@@ -219,11 +142,7 @@ func TestSecondRouterSameDomainExits(t *testing.T) {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
 	live := startBinaryRouter(t, testConfig)
-	sub := spawn(t, "sub", "rssub", "-socket", live.Socket, "-count-stale")
-	sub.expect("ready")
-	pub := spawn(t, "pub", "rspub", "-socket", live.Socket)
-	pub.expect("ready")
-	sub.expect("progress")
+	sub, pub := startStream(t, live.Socket)
 
 	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer dcancel()
@@ -286,14 +205,9 @@ func TestSecondRouterSameDomainExits(t *testing.T) {
 	// The live domain's stream never stopped.
 	sub.expect("progress")
 	sub.expect("progress")
-	pub.send("stop")
-	last := atoi(t, pub.expect("published ")[0])
-	sub.send(fmt.Sprintf("stop %d", last))
-	f := sub.expect("done ")
-	require.Equal(t, "0", f[3], "the subscriber took stale references")
-	require.Equal(t, "0", f[2], "the subscriber saw corrupted or reordered samples")
-	require.Equal(t, uint64(1), atoi(t, f[1]))
-	require.Equal(t, last, atoi(t, f[0]), "the subscriber lost samples")
+	got, first, last := stopStream(t, sub, pub)
+	require.Equal(t, uint64(1), first)
+	require.Equal(t, last, got, "the subscriber lost samples")
 	pub.wait()
 	sub.wait()
 }
@@ -306,23 +220,14 @@ func TestResumeRefusesStranger(t *testing.T) {
 	if *noDaemon {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "roudi.toml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
-	sock := filepath.Join(dir, "roudi.sock")
-	domain := fmt.Sprintf("ra-%d-%d", os.Getpid(), domainSeq.Add(1))
+	dir, cfgPath, sock, domain := restartFiles(t, "ra")
 
 	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
-	sub := spawn(t, "sub", "rssub", "-socket", sock, "-count-stale") // client 1
-	sub.expect("ready")
-	pub := spawn(t, "pub", "rspub", "-socket", sock) // client 2
-	pub.expect("ready")
-	sub.expect("progress")
+	sub, pub := startStream(t, sock) // clients 1 and 2
 
 	// Kill the router, and stop the survivors (our own children, by PID)
 	// so that the stranger tries first.
-	require.NoError(t, r1.Process.Signal(syscall.SIGKILL))
-	_ = r1.Wait()
+	killRouter(t, r1)
 	for _, p := range []*proc{sub, pub} {
 		require.NoError(t, p.cmd.Process.Signal(syscall.SIGSTOP))
 	}
@@ -337,21 +242,8 @@ func TestResumeRefusesStranger(t *testing.T) {
 	}
 	t.Cleanup(cont)
 
-	cfg, err := roudi.ParseConfig([]byte(testConfig))
-	require.NoError(t, err)
-	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
-	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 20 * time.Second})
-	require.NoError(t, err)
+	srv, ctx := startSuccessor(t, domain, sock, dir, 20*time.Second)
 	require.True(t, srv.Adopted())
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		_ = <-served
-		srv.Close()
-	})
-	<-srv.Ready()
 
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer rcancel()
@@ -373,13 +265,8 @@ func TestResumeRefusesStranger(t *testing.T) {
 	require.True(t, waitSnapshot(rctx, srv, func(s roudi.Snapshot) bool { return len(s.Connections) == 1 }),
 		"the real clients did not resume")
 	sub.expect("progress")
-	pub.send("stop")
-	last := atoi(t, pub.expect("published ")[0])
-	sub.send(fmt.Sprintf("stop %d", last))
-	f := sub.expect("done ")
-	require.Equal(t, "0", f[3], "the subscriber took stale references")
-	require.Equal(t, "0", f[2], "the subscriber saw corrupted or reordered samples")
-	require.Equal(t, last, atoi(t, f[0]), "the subscriber lost samples")
+	got, _, last := stopStream(t, sub, pub)
+	require.Equal(t, last, got, "the subscriber lost samples")
 	pub.wait()
 	sub.wait()
 	stranger.Close()

@@ -11,11 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +19,6 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/publisher"
-	"github.com/parallax-ipc/parallax/roudi"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
@@ -162,40 +157,10 @@ func TestRouterRestart(t *testing.T) {
 	if *noDaemon {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "roudi.toml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
-	sock := filepath.Join(dir, "roudi.sock")
-	domain := fmt.Sprintf("rs-%d-%d", os.Getpid(), domainSeq.Add(1))
+	dir, cfgPath, sock, domain := restartFiles(t, "rs")
 
 	// Router 1: the real binary, to be SIGKILLed.
-	r1 := exec.Command(roudiBin, "-config", cfgPath, "-domain", domain, "-socket", sock, "-runtime-dir", dir)
-	stderr, err := r1.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, r1.Start())
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), `msg="router ready"`) {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(readyTimeout):
-		_ = r1.Process.Kill()
-		t.Fatal("router 1 not ready")
-	}
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = r1.Process.Kill() // our own child, by PID
-			_ = r1.Wait()
-		}
-	})
+	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
 
 	sub1 := spawn(t, "sub1", "rssub", "-socket", sock)
 	sub1.expect("ready")
@@ -204,29 +169,14 @@ func TestRouterRestart(t *testing.T) {
 	sub1.expect("progress")
 
 	// Kill the router in the middle of the stream.
-	require.NoError(t, r1.Process.Signal(syscall.SIGKILL))
-	_ = r1.Wait()
-	killed = true
+	killRouter(t, r1)
 	// No router: the stream keeps flowing.
 	sub1.expect("progress")
 	sub1.expect("progress")
 
 	// Router 2, in this process (so the test can audit its pools), on the
 	// same domain and socket: it adopts the survivors' segments.
-	cfg, err := roudi.ParseConfig([]byte(testConfig))
-	require.NoError(t, err)
-	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
-	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: 2 * time.Second})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		_ = <-served
-		srv.Close()
-	})
-	<-srv.Ready()
+	srv, ctx := startSuccessor(t, domain, sock, dir, 2*time.Second)
 	readyAt := time.Now()
 	require.True(t, srv.Adopted(), "the new router must adopt the surviving segments")
 
