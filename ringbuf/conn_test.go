@@ -50,7 +50,7 @@ func TestConnLayout(t *testing.T) {
 	require.Equal(t, "PLXCONN1", string(m[:]))
 
 	for _, c := range []struct {
-		dataCap, retCap                       int
+		dataCap, retCap                    int
 		dataWake, retWake, data, ret, size int
 	}{
 		// The design's example: capacity 256, bound 272 → return ring 512: 8 KiB.
