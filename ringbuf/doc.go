@@ -97,6 +97,42 @@
 //   - [Ring.Len] is 0 on impossible indices; [Ring.Check] validates a
 //     snapshot for the router, which inspects rings it does not use.
 //
+// # Connection segment
+//
+// One publisher–subscriber connection (issue 12, docs/design/memory-ownership.md
+// §1.4) is one segment laid out by [FormatConn] (the router) and validated
+// by [AttachConn] (both ends) against a [ConnDesc]:
+//
+//	   0 +------------------------------------------------------------------+
+//	     | conn header (128 B, router-written, cross-checked by both sides) |
+//	     |   0 magic "PLXCONN1"  8 version u32  12 data ring policy u32     |
+//	     |  16 conn id u32  20 pub id u32  24 sub id u32  28 max held u32   |
+//	     |  32 data cap u32  36 return cap u32  40 bound u32  44 0 u32      |
+//	     |  48 data ring off u64  56 return ring off u64                    |
+//	     |  64 data wake off u64  72 return wake off u64  80 size u64       |
+//	     |  88..127 reserved (0)                                            |
+//	 128 +------------------------------------------------------------------+
+//	     | data wake (Notifier): the subscriber sleeps here                 |
+//	 256 +------------------------------------------------------------------+
+//	     | return wake (Notifier): the publisher sleeps here                |
+//	 384 +------------------------------------------------------------------+
+//	     | data ring (DiscardOldest | BlockProducer, cap = DataCap):       |
+//	     |   producer = publisher, consumer = subscriber                    |
+//	     +--- rounded up to 128 B -------------------------------------------+
+//	     | return ring ([Reject], cap = ReturnCap ≥ Bound):                 |
+//	     |   producer = subscriber, consumer = publisher                    |
+//	size +--- rounded up to 4 KiB ([ConnSize]) ----------------------------+
+//
+// The return ring never discards and never blocks: a push on a full one
+// fails with [ErrFull]. The publisher keeps at most Bound chunks outstanding
+// on the connection, and every one of them is in the data ring, in the
+// subscriber's hands or in the return ring, so an honest publisher never
+// lets it fill. The publisher drains it with [Conn.PopBatch]: one tail load
+// and one head CAS per batch. Both rings keep their own validation (below),
+// so corrupt indices in one ring are errors for that ring, and the
+// connection, only. AttachConn caches every offset and capacity; nothing is
+// re-read from the header afterwards.
+//
 // # Notifier layout
 //
 //	  0 +--------------------------------------------------------------+

@@ -19,3 +19,22 @@ func StoreWord(mem []byte, off int, v uint64) { word64(mem, uintptr(off)).Store(
 
 // LoadWord atomically loads the word at mem[off:off+8].
 func LoadWord(mem []byte, off int) uint64 { return word64(mem, uintptr(off)).Load() }
+
+// ConnRegions returns the offsets of a connection segment's data wake,
+// return wake, data ring and return ring, for tests that pin the layout or
+// scribble on one ring as a corrupt peer would.
+func ConnRegions(dataCap, retCap int) (dataWake, returnWake, dataRing, returnRing int) {
+	l := layoutConn(dataCap, retCap)
+	return connDataWakeOff, connReturnWakeOff, l.dataRing, l.returnRing
+}
+
+// Connection header field offsets, for TestConnLayout.
+var ConnHeaderOffsets = map[string]int{
+	"magic": connOffMagic, "version": connOffVersion, "policy": connOffPolicy,
+	"conn id": connOffConnID, "pub id": connOffPubID, "sub id": connOffSubID,
+	"max held": connOffMaxHeld, "data cap": connOffDataCap, "return cap": connOffReturnCap,
+	"bound": connOffBound, "reserved44": connOffReserved44,
+	"data ring off": connOffDataRing, "return ring off": connOffReturnRing,
+	"data wake off": connOffDataWake, "return wake off": connOffReturnWake,
+	"size": connOffSize, "reserved": connOffReserved,
+}

@@ -44,7 +44,16 @@ const (
 	// BlockProducer makes TryPush fail with [ErrFull] and Push wait for the
 	// consumer to make space.
 	BlockProducer Policy = 2
+	// Reject makes TryPush and Push fail with [ErrFull] on a full ring: they
+	// neither discard nor wait. A connection's return ring uses it: its
+	// consumer (the publisher) caps what can be in it, so a full return ring
+	// means the consumer broke that cap, and the push fails rather than
+	// lose a release or block the subscriber.
+	Reject Policy = 3
 )
+
+// valid reports whether p is a known policy.
+func (p Policy) valid() bool { return p == DiscardOldest || p == BlockProducer || p == Reject }
 
 // String returns the policy name.
 func (p Policy) String() string {
@@ -53,6 +62,8 @@ func (p Policy) String() string {
 		return "discard-oldest"
 	case BlockProducer:
 		return "block-producer"
+	case Reject:
+		return "reject"
 	}
 	return fmt.Sprintf("policy(%d)", uint32(p))
 }
@@ -134,7 +145,7 @@ func Format(mem []byte, capacity int, policy Policy) (*Ring, error) {
 	if capacity < 1 || capacity > MaxCapacity || capacity&(capacity-1) != 0 {
 		return nil, fmt.Errorf("format ring: capacity %d is not a power of two in [1, %d]: %w", capacity, MaxCapacity, ErrInvalidArgument)
 	}
-	if policy != DiscardOldest && policy != BlockProducer {
+	if !policy.valid() {
 		return nil, fmt.Errorf("format ring: unknown %v: %w", policy, ErrInvalidArgument)
 	}
 	if len(mem) < Size(capacity) {
@@ -174,7 +185,7 @@ func Attach(mem []byte) (*Ring, error) {
 		return nil, fmt.Errorf("attach ring: layout version %d, want %d: %w", v, LayoutVersion, parallax.ErrCorrupt)
 	}
 	policy := Policy(word32(mem, offPolicy).Load())
-	if policy != DiscardOldest && policy != BlockProducer {
+	if !policy.valid() {
 		return nil, fmt.Errorf("attach ring: unknown %v: %w", policy, parallax.ErrCorrupt)
 	}
 	c := word32(mem, offCapacity).Load()
@@ -302,7 +313,7 @@ func (r *Ring) Dropped() uint64 {
 // returns it as discarded: the caller now owns that reference and must
 // release it. Exactly one of producer and consumer obtains each entry, even
 // while the consumer is popping concurrently. On a full [BlockProducer] ring
-// it returns [ErrFull]. It returns an error wrapping [os.ErrClosed] after
+// or a full [Reject] ring it returns [ErrFull]. It returns an error wrapping [os.ErrClosed] after
 // [Ring.Close], one wrapping [ErrInvalidArgument] for a nil ref and one
 // wrapping [ErrCorruptRing] (and [parallax.ErrCorrupt]) when the head word is
 // impossible (a faulty peer: see loadHead); the ring is then dead. TryPush
@@ -492,12 +503,13 @@ func (r *Ring) wakeProducer() {
 // Push appends ref. On a [DiscardOldest] ring it is [Ring.TryPush]. On a
 // [BlockProducer] ring it waits for space until ctx is done: an error then
 // wraps ctx.Err(), and also [parallax.ErrTimeout] when ctx's deadline passed.
+// On a full [Reject] ring it returns [ErrFull] at once.
 // It returns an error wrapping [os.ErrClosed] when the ring is closed while
 // it waits. The fast path (space available) allocates nothing and makes no
 // system call.
 func (r *Ring) Push(ctx context.Context, ref parallax.ChunkRef) (discarded parallax.ChunkRef, err error) {
 	discarded, err = r.TryPush(ref)
-	if err != ErrFull {
+	if err != ErrFull || r.policy == Reject {
 		return discarded, err
 	}
 	return r.pushSlow(ctx, ref)

@@ -23,7 +23,7 @@ import (
 // spins DefaultSpin checks and then sleeps, busypoll never sleeps.
 var (
 	benchModes    = []string{"futex", "default", "busypoll"}
-	benchPayloads = []int{64, 1 << 20}
+	benchPayloads = []int{64, 4 << 10, 1 << 20}
 )
 
 // latencySamples bounds the round-trip samples kept (the last ones win).

@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 		"bench-sink":      benchSinkChild,
 		"bench-uds-echo":  benchUDSEchoChild,
 		"bench-uds-sink":  benchUDSSinkChild,
+		"owned-sink":      ownedSinkChild,
+		"owned-idle":      ownedIdleChild,
+		"owned-echo":      ownedEchoChild,
 	})
 	testutil.Main(m)
 }
