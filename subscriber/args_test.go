@@ -23,6 +23,7 @@ func TestNewInvalidArgument(t *testing.T) {
 		"negative history":  {"ok", subscriber.Options{History: -1}},
 		"negative capacity": {"ok", subscriber.Options{QueueCapacity: -1}},
 		"coalesce too long": {"ok", subscriber.Options{Coalesce: subscriber.MaxCoalesce + 1}},
+		"unknown policy":    {"ok", subscriber.Options{Policy: 7}},
 	} {
 		tc.opts.Socket = sock
 		_, err := subscriber.New(context.Background(), tc.topic, tc.opts)

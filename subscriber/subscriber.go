@@ -16,16 +16,17 @@ import (
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
-// Policy is what a publisher does when this subscriber's queue is full.
-type Policy uint8
+// Policy is what a publisher does when this subscriber's queue is full: it
+// is [parallax.Policy], named here for convenience.
+type Policy = parallax.Policy
 
 const (
 	// DiscardOldest makes the publisher drop the oldest queued sample
 	// (counted in [Subscriber.Dropped]).
-	DiscardOldest Policy = Policy(wire.PolicyDiscardOldest)
+	DiscardOldest = parallax.DiscardOldest
 	// BlockProducer makes the publisher wait for space, up to its
 	// BlockTimeout.
-	BlockProducer Policy = Policy(wire.PolicyBlockProducer)
+	BlockProducer = parallax.BlockProducer
 )
 
 // Options configure a [Subscriber]. The zero value is a valid default:
@@ -154,6 +155,9 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	}
 	if opts.QueueCapacity < 0 || opts.History < 0 {
 		return nil, fmt.Errorf("subscriber %q: negative queue capacity %d or history %d: %w", topic, opts.QueueCapacity, opts.History, parallax.ErrInvalidArgument)
+	}
+	if !opts.Policy.Valid() {
+		return nil, fmt.Errorf("subscriber %q: %v: %w", topic, opts.Policy, parallax.ErrInvalidArgument)
 	}
 	if opts.Coalesce < 0 || opts.Coalesce > MaxCoalesce {
 		return nil, fmt.Errorf("subscriber %q: coalesce %v outside [0, %v]: %w", topic, opts.Coalesce, MaxCoalesce, parallax.ErrInvalidArgument)
