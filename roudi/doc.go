@@ -14,7 +14,7 @@
 // when set, otherwise as text on standard error at [Config.LogLevel].
 //
 // The router has two halves, in the style of etcd-io/raft's RawNode and
-// node: a deterministic core (package roudi/internal/core) that holds the
+// node: a deterministic core (an internal package) that holds the
 // registry and makes every decision, with no goroutines, sockets, clock or
 // shared memory, tested with scripts; and the [Server] around it, which
 // does the I/O: accepting control connections, SCM_RIGHTS, timers and

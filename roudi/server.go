@@ -314,27 +314,21 @@ func (s *Server) Config() *Config { return s.cfg }
 // audits). It stays valid until Close.
 func (s *Server) Pools() *mempool.Set { return s.pools }
 
-// Snapshot is the router core's registry snapshot (clients, topics,
-// endpoints, connections, arena use, the core's tick).
-//
-// It aliases an internal type until the public introspection API (issue
-// 14) replaces it.
-type Snapshot = core.Snapshot
-
-// Snapshot returns the core's registry snapshot. It is safe to call from any
-// goroutine while Serve runs.
+// Snapshot returns a copy of the router's registry. It is safe to call from
+// any goroutine while Serve runs; it fails with ctx's error if Serve does
+// not answer in time.
 func (s *Server) Snapshot(ctx context.Context) (Snapshot, error) {
 	reply := make(chan core.Snapshot, 1)
 	select {
 	case s.events <- evSnapshot{reply: reply}:
 	case <-ctx.Done():
-		return core.Snapshot{}, ctx.Err()
+		return Snapshot{}, ctx.Err()
 	}
 	select {
 	case snap := <-reply:
-		return snap, nil
+		return publicSnapshot(snap), nil
 	case <-ctx.Done():
-		return core.Snapshot{}, ctx.Err()
+		return Snapshot{}, ctx.Err()
 	}
 }
 
