@@ -42,6 +42,11 @@ var (
 	// ErrTimeout reports that a deadline passed before the operation could
 	// complete.
 	ErrTimeout = errors.New("timeout")
+	// ErrInvalidArgument reports an argument that cannot be valid: a
+	// malformed topic or domain name, an out-of-range option, an unknown
+	// policy. Clients return it before asking the router; the router's
+	// refusals of invalid requests match it too.
+	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrLimit reports that a configured limit (topics, publishers,
 	// subscribers, connections, segments) was reached.
 	ErrLimit = errors.New("limit reached")

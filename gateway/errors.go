@@ -3,14 +3,14 @@ package gateway
 import (
 	"errors"
 
-	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax"
 )
 
 var (
 	// ErrInvalidArgument wraps bad options and topic specifications. It is
-	// the same value as the one the router's topic validation wraps, so
-	// errors.Is works for both.
-	ErrInvalidArgument = wire.ErrInvalidArgument
+	// [parallax.ErrInvalidArgument], the value client-side validation and
+	// the router's refusals wrap, so errors.Is works for all of them.
+	ErrInvalidArgument = parallax.ErrInvalidArgument
 	// ErrPayloadTooLarge wraps the refusal of a sample larger than the NATS
 	// server's maximum payload.
 	ErrPayloadTooLarge = errors.New("payload too large for NATS")

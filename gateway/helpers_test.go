@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -130,11 +129,9 @@ func payload(seq uint64, n int) []byte {
 
 // router is a restartable in-process router on a fixed socket.
 type router struct {
-	t      testing.TB
-	cfg    *roudi.Config
-	cancel context.CancelFunc
-	done   chan error
-	srv    *roudi.Server
+	t   testing.TB
+	cfg *roudi.Config
+	srv *roudi.Server
 }
 
 var routerSeq sync.Mutex
@@ -164,26 +161,17 @@ func newRouterTOML(t testing.TB, toml string) *router {
 
 func (r *router) start() {
 	r.t.Helper()
-	srv, err := roudi.New(r.cfg, roudi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv, err := roudi.Start(ctx, r.cfg, roudi.Options{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(r.t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	r.srv, r.cancel, r.done = srv, cancel, make(chan error, 1)
-	go func() { r.done <- srv.Serve(ctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-r.done:
-		r.t.Fatalf("router: %v", err)
-	case <-time.After(10 * time.Second):
-		r.t.Fatal("router not ready after 10s")
-	}
+	r.srv = srv
 }
 
 func (r *router) stop() {
 	if r.srv == nil {
 		return
 	}
-	r.cancel()
-	require.NoError(r.t, <-r.done)
 	require.NoError(r.t, r.srv.Close())
 	r.srv = nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -182,8 +183,11 @@ const (
 )
 
 // A Policy is what a gateway does when it cannot forward as fast as
-// messages arrive.
-type Policy uint8
+// messages arrive. It is [parallax.Policy]: the gateway applies the
+// queue-full policy of its local subscribers to the whole bridge. Flags and
+// configuration spell it "discard" or "block" (or the full names,
+// [parallax.ParsePolicy]).
+type Policy = parallax.Policy
 
 const (
 	// PolicyDiscard keeps publishers at full speed: an exporter's local
@@ -191,7 +195,7 @@ const (
 	// refuses (reconnect buffer full) is dropped, and an importer drops a
 	// message it cannot publish locally (pool exhausted). Every loss is
 	// counted.
-	PolicyDiscard Policy = iota
+	PolicyDiscard = parallax.DiscardOldest
 	// PolicyBlock slows publishers down instead: exporters subscribe
 	// locally with block-producer queues (a local publisher waits, up to
 	// its BlockTimeout, for the gateway), wait for NATS while it is
@@ -201,43 +205,12 @@ const (
 	// by the exporter), NATS messages beyond an importer's pending limits
 	// (slow consumer) and messages the NATS server did not deliver (gaps
 	// at the importer). Use [Options].Stream for persistence.
-	PolicyBlock
+	PolicyBlock = parallax.BlockProducer
 )
 
-// String returns "discard" or "block".
-func (p Policy) String() string {
-	switch p {
-	case PolicyDiscard:
-		return "discard"
-	case PolicyBlock:
-		return "block"
-	}
-	return fmt.Sprintf("Policy(%d)", uint8(p))
-}
-
-// MarshalText implements encoding.TextMarshaler (flag.TextVar).
-func (p Policy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler with [ParsePolicy].
-func (p *Policy) UnmarshalText(b []byte) error {
-	v, err := ParsePolicy(string(b))
-	if err != nil {
-		return err
-	}
-	*p = v
-	return nil
-}
-
-// ParsePolicy parses "discard" or "block".
-func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "discard", "":
-		return PolicyDiscard, nil
-	case "block":
-		return PolicyBlock, nil
-	}
-	return 0, fmt.Errorf("policy %q: want discard or block: %w", s, ErrInvalidArgument)
-}
+// ParsePolicy is [parallax.ParsePolicy]: "discard" or "block" (or
+// "discard-oldest", "block-producer").
+func ParsePolicy(s string) (Policy, error) { return parallax.ParsePolicy(s) }
 
 func (o *Options) setDefaults() {
 	if o.MaxMessageSize <= 0 {
@@ -306,7 +279,7 @@ func (o *Options) validate() error {
 			return fmt.Errorf("gateway: id: %w", err)
 		}
 	}
-	if o.Policy > PolicyBlock {
+	if !o.Policy.Valid() {
 		return fmt.Errorf("gateway: %v: %w", o.Policy, ErrInvalidArgument)
 	}
 	for _, t := range append(append([]Topic(nil), o.Export...), o.Import...) {

@@ -33,8 +33,8 @@ const ReportComponent = "gateway"
 // TopicReportComponent is the component kind of the per-topic reports: one
 // per bridged topic and direction, instance [TopicInstance], counters
 // named as in [TopicStats] (forwarded, dropped, refused, looped, gaps,
-// reordered). A router keeps wire.MaxComponentsPerConn reports per
-// connection, so only the first maxTopicReports topics are reported; all
+// reordered). A router keeps a bounded number of reports (16) per
+// connection, so only the first 15 topics are reported; all
 // are in [Gateway.TopicStats] and the gateway's own metrics.
 const TopicReportComponent = "gateway-topic"
 

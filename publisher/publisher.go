@@ -119,10 +119,10 @@ type conn struct {
 // New creates a publisher on topic.
 func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err error) {
 	if err := wire.ValidateTopic(topic); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("publisher: %w", err) // wraps parallax.ErrInvalidArgument
 	}
 	if opts.History < 0 {
-		return nil, fmt.Errorf("publisher %q: negative history %d", topic, opts.History)
+		return nil, fmt.Errorf("publisher %q: negative history %d: %w", topic, opts.History, parallax.ErrInvalidArgument)
 	}
 	if opts.BlockTimeout <= 0 {
 		opts.BlockTimeout = time.Second
@@ -150,7 +150,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 		rt.Release()
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
 	}
-	rt.RegisterPublisher(p.id, p)
+	rt.RegisterPublisher(p.id, endpoint{p})
 	if err := rt.Wired(ctx); err != nil {
 		_ = p.Close()
 		return nil, fmt.Errorf("wire %q: %w", topic, err)
@@ -467,9 +467,9 @@ func (p *Publisher) Send(b []byte) error {
 	return p.Publish(c)
 }
 
-// ConnectionAdded implements clientrt.Endpoint: it attaches the ring,
+// connectionAdded handles clientrt.Endpoint.ConnectionAdded: it attaches the ring,
 // replays history when asked, and starts delivering to the subscriber.
-func (p *Publisher) ConnectionAdded(m *wire.ConnectionAdded) {
+func (p *Publisher) connectionAdded(m *wire.ConnectionAdded) {
 	ring, err := p.rt.Ring(m.RingOffset, m.RingSize)
 	if err == nil {
 		var nt *ringbuf.Notifier
@@ -512,8 +512,8 @@ func (p *Publisher) addConn(m *wire.ConnectionAdded, ring *ringbuf.Ring, nt *rin
 	p.changed.Broadcast()
 }
 
-// ConnectionRemoved implements clientrt.Endpoint.
-func (p *Publisher) ConnectionRemoved(m *wire.ConnectionRemoved) {
+// connectionRemoved handles clientrt.Endpoint.ConnectionRemoved.
+func (p *Publisher) connectionRemoved(m *wire.ConnectionRemoved) {
 	p.control(func() {
 		old := *p.conns.Load()
 		next := make([]*conn, 0, len(old))

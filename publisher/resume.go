@@ -2,9 +2,9 @@ package publisher
 
 import "github.com/parallax-ipc/parallax/internal/wire"
 
-// ResumeInfo implements clientrt.Resumer: what a restarted router needs to
+// resumeInfo answers clientrt.Resumer.ResumeInfo: what a restarted router needs to
 // take this publisher and its connections back.
-func (p *Publisher) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
+func (p *Publisher) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
 	if p.closed.Load() {
 		return nil, nil, nil
 	}

@@ -7,11 +7,14 @@
 // An embedder needs [Config] (the router's TOML configuration; an embedded
 // default, default.toml, needs no file; [LoadConfig], [ParseConfig] and
 // [Config.Validate] report problems as [*ConfigError] values naming the
-// key), [New] and [Server.Serve] to run a router, its introspection
-// methods, and [Server.Close].
+// key), [Start] to run a router (it returns once clients can connect, and
+// [Server.Close] stops it), its introspection methods, and [Server.Close].
+// [New] and [Server.Serve] are for programs that run the serving loop
+// themselves (parallax-roudi does). The router logs to [Options.Logger]
+// when set, otherwise as text on standard error at [Config.LogLevel].
 //
 // The router has two halves, in the style of etcd-io/raft's RawNode and
-// node: a deterministic core (package roudi/internal/core) that holds the
+// node: a deterministic core (an internal package) that holds the
 // registry and makes every decision, with no goroutines, sockets, clock or
 // shared memory, tested with scripts; and the [Server] around it, which
 // does the I/O: accepting control connections, SCM_RIGHTS, timers and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"os/signal"
 	"syscall"
@@ -12,7 +13,9 @@ import (
 )
 
 // Run a router for the "lab" domain with the embedded default pools until
-// Ctrl-C, serving Prometheus metrics beside it.
+// Ctrl-C, serving Prometheus metrics beside it. New and Serve leave the
+// serving loop to the caller (parallax-roudi does this); [roudi.Start] runs
+// it on its own goroutine.
 func Example() {
 	cfg := roudi.DefaultConfig()
 	cfg.Domain = "lab"
@@ -33,17 +36,28 @@ func Example() {
 	}
 }
 
+// Embed a router in a program (or a test): Start returns once it accepts
+// clients, and Close stops it and releases its segments.
+func ExampleStart() {
+	cfg := roudi.DefaultConfig()
+	cfg.Domain = "embedded"
+	cfg.LogLevel = "warn" // honoured when Options.Logger is nil
+	srv, err := roudi.Start(context.Background(), cfg, roudi.Options{})
+	if err != nil {
+		log.Fatal(err) // e.g. another router owns the domain: discovery.ErrRouterRunning
+	}
+	defer srv.Close()
+	fmt.Println("clients connect to", srv.SocketPath())
+}
+
 // Print the topics of a running router with their counters.
 func ExampleServer_Introspect() {
-	srv, err := roudi.New(nil, roudi.Options{})
+	ctx := context.Background()
+	srv, err := roudi.Start(ctx, nil, roudi.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = srv.Serve(ctx) }()
-	<-srv.Ready()
 	in, err := srv.Introspect(ctx)
 	if err != nil {
 		log.Fatal(err)

@@ -270,29 +270,12 @@ func (s *Server) observeTick(now time.Time) {
 	s.sample(&snap, now)
 }
 
-// An Introspection is a consistent view of the router for tools and
-// metrics: the core's registry plus the counters the server derives from
-// shared memory. It shares nothing with the server.
-type Introspection struct {
-	Router      wire.RouterInfo
-	Processes   []wire.ProcessStat
-	Topics      []wire.TopicStat
-	Connections []wire.ConnStat
-	Pools       []wire.PoolStat
-	// Components are the latest counter reports of client-side
-	// components (gateways), sorted by component, instance and client.
-	Components []wire.ComponentStat
-	// MonitorEvents counts process-exit reports by source ("socket" for
-	// control-socket EOF, "process-exit" for the process monitor).
-	MonitorEvents map[string]uint64
-}
-
 // Introspect returns an [Introspection] of the running server. It is safe to
 // call from any goroutine while Serve runs; it fails with ctx's error if
 // Serve does not answer in time.
 func (s *Server) Introspect(ctx context.Context) (*Introspection, error) {
 	reply := make(chan *Introspection, 1)
-	fn := func() { reply <- s.introspection() }
+	fn := func() { reply <- s.introspection().public() }
 	select {
 	case s.events <- evFunc{fn: fn}:
 	case <-ctx.Done():
@@ -306,13 +289,14 @@ func (s *Server) Introspect(ctx context.Context) (*Introspection, error) {
 	}
 }
 
-// introspection builds an Introspection on the Serve goroutine.
-func (s *Server) introspection() *Introspection {
+// introspection builds the wire form of an Introspection on the Serve
+// goroutine.
+func (s *Server) introspection() *wireIntrospection {
 	now := time.Now()
 	snap := s.core.Snapshot()
 	s.sample(&snap, now)
 	o := &s.obs
-	in := &Introspection{MonitorEvents: make(map[string]uint64, len(o.monitorEvents))}
+	in := &wireIntrospection{MonitorEvents: make(map[string]uint64, len(o.monitorEvents))}
 	for k, v := range o.monitorEvents {
 		in.MonitorEvents[k] = v
 	}

@@ -27,7 +27,9 @@ import (
 // Options tune a [Server] beyond its [Config]. The zero value is ready to
 // use.
 type Options struct {
-	// Logger receives the router's logs; nil means slog.Default().
+	// Logger receives every log record of the router (its process
+	// monitor's included); the embedder's handler decides the level. Nil
+	// means text on standard error at the [Config]'s LogLevel.
 	Logger *slog.Logger
 	// TickInterval is the real time of one core tick; 0 means 10 ms.
 	TickInterval time.Duration
@@ -78,9 +80,11 @@ type Reclaim struct {
 // goroutine (the one in [Server.Serve]) drives the core, executes its
 // actions and is the only one that touches the registry.
 //
-// Use [New]; the zero value is invalid. Serve may be called once. Close
-// releases the segments; it must be called after Serve returns (or instead
-// of Serve) and is idempotent.
+// Use [Start] (a running router whose Close stops it) or [New] and
+// [Server.Serve] (the caller runs the loop); the zero value is invalid.
+// Serve may be called once. Close releases the segments; for a server from
+// New it must be called after Serve returns (or instead of Serve). Close is
+// idempotent. The methods are safe for concurrent use.
 type Server struct {
 	cfg    *Config
 	opts   Options
@@ -124,6 +128,12 @@ type Server struct {
 
 	serveOnce sync.Once
 	closed    atomic.Bool
+
+	// Set by Start (start.go): stop cancels the serving goroutine, served
+	// is closed when it returned with serveErr.
+	stop     context.CancelFunc
+	served   chan struct{}
+	serveErr error
 }
 
 type serverStats struct {
@@ -161,7 +171,7 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	cfg = cfg.Clone()
 	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, ready: make(chan struct{}), events: make(chan event, 256), conns: make(map[core.ConnID]*serverConn)}
 	if s.log == nil {
-		s.log = slog.Default()
+		s.log = newLogger(cfg)
 	}
 	if s.opts.TickInterval <= 0 {
 		s.opts.TickInterval = 10 * time.Millisecond
@@ -304,27 +314,21 @@ func (s *Server) Config() *Config { return s.cfg }
 // audits). It stays valid until Close.
 func (s *Server) Pools() *mempool.Set { return s.pools }
 
-// Snapshot is the router core's registry snapshot (clients, topics,
-// endpoints, connections, arena use, the core's tick).
-//
-// It aliases an internal type until the public introspection API (issue
-// 14) replaces it.
-type Snapshot = core.Snapshot
-
-// Snapshot returns the core's registry snapshot. It is safe to call from any
-// goroutine while Serve runs.
+// Snapshot returns a copy of the router's registry. It is safe to call from
+// any goroutine while Serve runs; it fails with ctx's error if Serve does
+// not answer in time.
 func (s *Server) Snapshot(ctx context.Context) (Snapshot, error) {
 	reply := make(chan core.Snapshot, 1)
 	select {
 	case s.events <- evSnapshot{reply: reply}:
 	case <-ctx.Done():
-		return core.Snapshot{}, ctx.Err()
+		return Snapshot{}, ctx.Err()
 	}
 	select {
 	case snap := <-reply:
-		return snap, nil
+		return publicSnapshot(snap), nil
 	case <-ctx.Done():
-		return core.Snapshot{}, ctx.Err()
+		return Snapshot{}, ctx.Err()
 	}
 }
 
@@ -423,13 +427,16 @@ loop:
 	}
 }
 
-// Close releases the segments and read-only fds. Call it after Serve has
-// returned. It is idempotent.
+// Close stops a router made by [Start] (as cancelling its context does) and
+// waits until it stopped serving; then it releases the segments and
+// read-only fds. For a server made by [New], call it after Serve has
+// returned. It is idempotent and returns the error Serve returned, if any,
+// joined with those of releasing.
 func (s *Server) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	var errs []error
+	errs := []error{s.stopServing()}
 	for _, f := range s.roFiles {
 		errs = append(errs, f.Close())
 	}

@@ -101,7 +101,7 @@ func TestComponentReports(t *testing.T) {
 
 	in, err := srv.Introspect(ctx)
 	require.NoError(t, err)
-	require.Equal(t, zeroAge(list), zeroAge(in.Components))
+	require.Equal(t, zeroAge(list), zeroAge(wireComponents(in.Components)))
 
 	hs := httptest.NewServer(srv.MetricsHandler())
 	defer hs.Close()
@@ -126,6 +126,19 @@ func zeroAge(cs []wire.ComponentStat) []wire.ComponentStat {
 	for i, c := range cs {
 		c.AgeMs = 0
 		out[i] = c
+	}
+	return out
+}
+
+// wireComponents is the public ComponentStat in its wire form.
+func wireComponents(cs []roudi.ComponentStat) []wire.ComponentStat {
+	var out []wire.ComponentStat
+	for _, c := range cs {
+		w := wire.ComponentStat{ClientID: c.ClientID, PID: c.PID, Component: c.Component, Instance: c.Instance, AgeMs: c.AgeMs}
+		for _, ctr := range c.Counters {
+			w.Counters = append(w.Counters, wire.Counter(ctr))
+		}
+		out = append(out, w)
 	}
 	return out
 }

@@ -202,11 +202,7 @@ func (s *Server) execute(a core.Action) {
 		}
 		s.push(c, &wire.ConnectionRemoved{ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub), Reason: a.Reason})
 	case core.FormatRing:
-		pol := ringbuf.DiscardOldest
-		if a.Policy == core.BlockProducer {
-			pol = ringbuf.BlockProducer
-		}
-		if _, err := ringbuf.Format(s.region(a.Region), a.Capacity, pol); err != nil {
+		if _, err := ringbuf.Format(s.region(a.Region), a.Capacity, ringPolicy(a.Policy)); err != nil {
 			s.log.Error("format ring", "region", a.Region.String(), "err", err)
 		}
 	case core.FormatNotifier:

@@ -241,7 +241,7 @@ type GuardStats struct {
 	// and verified (each such connection is cut), or met while draining.
 	CorruptRings uint64
 	// CorruptRingDisconnects counts processes dropped as the offender of
-	// a corrupt ring's indices (the blame is core.Blame's).
+	// a corrupt ring's indices (the router core's blame rules).
 	CorruptRingDisconnects uint64
 	// StalledDisconnects counts connections cut because the client did
 	// not read its socket: its outgoing queue overflowed or a write made

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
-
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax/discovery"
@@ -92,7 +90,7 @@ func hasClient(t *testing.T, srv *Server, pid int32) bool {
 	t.Helper()
 	snap, err := srv.Snapshot(context.Background())
 	require.NoError(t, err)
-	return slices.ContainsFunc(snap.Clients, func(c core.ClientInfo) bool { return c.PID == pid })
+	return slices.ContainsFunc(snap.Clients, func(c ClientInfo) bool { return c.PID == pid })
 }
 
 // waitFor polls cond until it holds or the deadline passes.

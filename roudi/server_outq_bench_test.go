@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
-
 	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/internal/wire"
@@ -201,7 +199,7 @@ func waitRegistered(b *testing.B, ctx context.Context, srv *Server, pid int32) {
 	defer tick.Stop()
 	for {
 		snap, err := srv.Snapshot(ctx)
-		if err == nil && slices.ContainsFunc(snap.Clients, func(c core.ClientInfo) bool { return c.PID == pid }) {
+		if err == nil && slices.ContainsFunc(snap.Clients, func(c ClientInfo) bool { return c.PID == pid }) {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
-
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax/internal/testutil"
@@ -182,5 +180,5 @@ func startOrphanClient(srv *Server) (*exec.Cmd, error) {
 // clientConnected reports whether srv has a client with pid.
 func clientConnected(srv *Server, pid int32) bool {
 	snap, err := srv.Snapshot(context.Background())
-	return err == nil && slices.ContainsFunc(snap.Clients, func(c core.ClientInfo) bool { return c.PID == pid })
+	return err == nil && slices.ContainsFunc(snap.Clients, func(c ClientInfo) bool { return c.PID == pid })
 }

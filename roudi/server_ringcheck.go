@@ -55,12 +55,8 @@ import (
 // is wrong with it (nil: its indices are possible).
 func ringState(ring *ringbuf.Ring, err error) core.RingState {
 	hw := ring.Head()
-	pol := core.DiscardOldest
-	if ring.Policy() == ringbuf.BlockProducer {
-		pol = core.BlockProducer
-	}
 	return core.RingState{Err: err, Attached: true, HeadPos: hw.Pos(), HeadPops: hw.Pops(), Tail: ring.TailWord(),
-		Dropped: uint32(ring.Dropped()), Policy: pol}
+		Dropped: uint32(ring.Dropped()), Policy: corePolicy(ring.Policy())}
 }
 
 // drainBounded pops at most the ring's capacity of entries and releases

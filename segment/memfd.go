@@ -15,8 +15,13 @@ import (
 const memfdPrefix = "parallax-"
 
 // SealMask is the seals every created memfd carries and [Open] can require:
-// the size can neither shrink nor grow, and the seals are final.
-const SealMask = sys.F_SEAL_SHRINK | sys.F_SEAL_GROW | sys.F_SEAL_SEAL
+// the size can neither shrink nor grow, and the seals are final
+// (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL of <linux/fcntl.h>).
+const SealMask = 0x2 | 0x4 | 0x1
+
+// The kernel's values, checked at compile time: the index is out of range
+// unless SealMask equals them.
+var _ = [1]struct{}{}[SealMask^(sys.F_SEAL_SHRINK|sys.F_SEAL_GROW|sys.F_SEAL_SEAL)]
 
 // MemfdOptions tunes [NewMemfd]. The zero value gives the defaults.
 type MemfdOptions struct {

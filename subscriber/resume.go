@@ -6,9 +6,9 @@ import (
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
-// ResumeInfo implements clientrt.Resumer: what a restarted router needs to
+// resumeInfo answers clientrt.Resumer.ResumeInfo: what a restarted router needs to
 // take this subscriber and its connections back.
-func (s *Subscriber) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
+func (s *Subscriber) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
 	if s.closed.Load() {
 		return nil, nil, nil
 	}

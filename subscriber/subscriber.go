@@ -16,16 +16,17 @@ import (
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
-// Policy is what a publisher does when this subscriber's queue is full.
-type Policy uint8
+// Policy is what a publisher does when this subscriber's queue is full: it
+// is [parallax.Policy], named here for convenience.
+type Policy = parallax.Policy
 
 const (
 	// DiscardOldest makes the publisher drop the oldest queued sample
 	// (counted in [Subscriber.Dropped]).
-	DiscardOldest Policy = Policy(wire.PolicyDiscardOldest)
+	DiscardOldest = parallax.DiscardOldest
 	// BlockProducer makes the publisher wait for space, up to its
 	// BlockTimeout.
-	BlockProducer Policy = Policy(wire.PolicyBlockProducer)
+	BlockProducer = parallax.BlockProducer
 )
 
 // Options configure a [Subscriber]. The zero value is a valid default:
@@ -150,13 +151,16 @@ type conn struct {
 // New subscribes to topic.
 func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err error) {
 	if err := wire.ValidateTopic(topic); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("subscriber: %w", err) // wraps parallax.ErrInvalidArgument
 	}
 	if opts.QueueCapacity < 0 || opts.History < 0 {
-		return nil, fmt.Errorf("subscriber %q: negative queue capacity or history", topic)
+		return nil, fmt.Errorf("subscriber %q: negative queue capacity %d or history %d: %w", topic, opts.QueueCapacity, opts.History, parallax.ErrInvalidArgument)
+	}
+	if !opts.Policy.Valid() {
+		return nil, fmt.Errorf("subscriber %q: %v: %w", topic, opts.Policy, parallax.ErrInvalidArgument)
 	}
 	if opts.Coalesce < 0 || opts.Coalesce > MaxCoalesce {
-		return nil, fmt.Errorf("subscriber %q: coalesce %v outside [0, %v]", topic, opts.Coalesce, MaxCoalesce)
+		return nil, fmt.Errorf("subscriber %q: coalesce %v outside [0, %v]: %w", topic, opts.Coalesce, MaxCoalesce, parallax.ErrInvalidArgument)
 	}
 	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
 	if err != nil {
@@ -187,7 +191,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	if s.notifier, err = rt.Notifier(sc.NotifierOffset); err != nil {
 		return fail(err)
 	}
-	rt.RegisterSubscriber(s.id, s)
+	rt.RegisterSubscriber(s.id, endpoint{s})
 	if err := rt.Wired(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("wire %q: %w", topic, err)
@@ -460,8 +464,8 @@ func (s *Subscriber) popBacklog() (backlogEntry, bool) {
 	return e, true
 }
 
-// ConnectionAdded implements clientrt.Endpoint.
-func (s *Subscriber) ConnectionAdded(m *wire.ConnectionAdded) {
+// connectionAdded handles clientrt.Endpoint.ConnectionAdded.
+func (s *Subscriber) connectionAdded(m *wire.ConnectionAdded) {
 	ring, err := s.rt.Ring(m.RingOffset, m.RingSize)
 	if err != nil {
 		// The router handed a ring we cannot use: nothing of this
@@ -482,11 +486,11 @@ func (s *Subscriber) ConnectionAdded(m *wire.ConnectionAdded) {
 	s.changed.Broadcast()
 }
 
-// ConnectionRemoved implements clientrt.Endpoint: the publisher is gone, so
+// connectionRemoved handles clientrt.Endpoint.ConnectionRemoved: the publisher is gone, so
 // nothing more arrives on its ring; what it already queued moves to a
 // private backlog (still held, still delivered in order) so the router can
 // recycle the ring.
-func (s *Subscriber) ConnectionRemoved(m *wire.ConnectionRemoved) {
+func (s *Subscriber) connectionRemoved(m *wire.ConnectionRemoved) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	old := *s.conns.Load()

@@ -169,28 +169,12 @@ func startEmbedded(ctx context.Context, sizes []int) (*roudi.Server, func(), err
 	cfg.Domain = fmt.Sprintf("bench-%d", os.Getpid())
 	cfg.Socket = filepath.Join(dir, "roudi.sock")
 	cfg.RuntimeDir = dir
-	srv, err := roudi.New(cfg, roudi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := roudi.Start(ctx, cfg, roudi.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx) }()
-	stop := func() {
-		cancel()
-		_ = <-done
-		srv.Close()
-		os.RemoveAll(dir)
-	}
-	select {
-	case <-srv.Ready():
-		return srv, stop, nil
-	case err := <-done:
-		srv.Close()
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
+	return srv, func() { _ = srv.Close(); os.RemoveAll(dir) }, nil
 }
 
 // benchMode measures every size in one mode against one echo child.

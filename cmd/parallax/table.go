@@ -265,12 +265,7 @@ func typeName(t wire.TypeInfo) string {
 	return s
 }
 
-func policyName(p uint8) string {
-	if p == wire.PolicyBlockProducer {
-		return "block-producer"
-	}
-	return "discard-oldest"
-}
+func policyName(p uint8) string { return parallax.Policy(p).String() }
 
 func routerLine(w io.Writer, r wire.RouterInfo) {
 	fmt.Fprintf(w, "router %s pid %d domain %s up %s monitor %s: %d processes, %d topics, %d connections, %d reclaims\n",

@@ -70,27 +70,17 @@ func StartWith(t testing.TB, toml string, opts roudi.Options) *roudi.Server {
 		}
 	}
 	opts.Logger = log
-	srv, err := roudi.New(cfg, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv, err := roudi.Start(ctx, cfg, opts)
 	if err != nil {
-		t.Fatalf("routertest: new router: %v", err)
+		t.Fatalf("routertest: start router: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("routertest: serve: %v", err)
+		if err := srv.Close(); err != nil {
+			t.Errorf("routertest: stop router: %v", err)
 		}
-		srv.Close()
 	})
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		t.Fatalf("routertest: serve: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("routertest: router not ready after 10s")
-	}
 	return srv
 }
 

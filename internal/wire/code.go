@@ -24,7 +24,7 @@ const (
 	CodeTopicNotFound    Code = 6  // parallax.ErrTopicNotFound
 	CodePoolExhausted    Code = 7  // parallax.ErrPoolExhausted
 	CodeLimit            Code = 8  // parallax.ErrLimit
-	CodeInvalidArgument  Code = 9  // ErrInvalidArgument
+	CodeInvalidArgument  Code = 9  // parallax.ErrInvalidArgument (ErrInvalidArgument)
 	CodeNotFound         Code = 10 // ErrNotFound
 	CodeNotSupported     Code = 11 // parallax.ErrNotSupported
 	CodeUnavailable      Code = 12 // parallax.ErrDaemonUnavailable

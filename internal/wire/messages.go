@@ -1,5 +1,7 @@
 package wire
 
+import "github.com/parallax-ipc/parallax"
+
 // A Message is one control message: a pointer to one of the structs in this
 // file. Messages are plain values: the zero value of each is encodable when
 // its Validate accepts it, they may be copied freely and hold no resources
@@ -14,8 +16,8 @@ type Message interface {
 // Overflow policies of a subscriber queue ([CreateSubscriber.Policy],
 // [ConnectionAdded.Policy]).
 const (
-	PolicyDiscardOldest uint8 = 0 // the producer reclaims the oldest entry
-	PolicyBlockProducer uint8 = 1 // the producer waits for space
+	PolicyDiscardOldest = uint8(parallax.DiscardOldest) // the producer reclaims the oldest entry
+	PolicyBlockProducer = uint8(parallax.BlockProducer) // the producer waits for space
 )
 
 // Segment roles ([SegmentDesc.Role]).

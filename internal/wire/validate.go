@@ -3,6 +3,8 @@ package wire
 import (
 	"errors"
 	"fmt"
+
+	"github.com/parallax-ipc/parallax"
 )
 
 // Field limits enforced by Validate.
@@ -22,9 +24,10 @@ const (
 // Errors of this package.
 var (
 	// ErrInvalidArgument reports a message field outside its limits, or a
-	// request the router refused as malformed. Its code is
-	// [CodeInvalidArgument].
-	ErrInvalidArgument = errors.New("invalid argument")
+	// request the router refused as malformed. It is
+	// [parallax.ErrInvalidArgument], so public callers match it; its code
+	// is [CodeInvalidArgument].
+	ErrInvalidArgument = parallax.ErrInvalidArgument
 	// ErrNotFound reports a request naming an object (publisher,
 	// subscriber, connection, segment) that does not exist. Its code is
 	// [CodeNotFound].

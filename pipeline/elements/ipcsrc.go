@@ -8,15 +8,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/buffer"
 	"github.com/parallax-ipc/parallax/pipeline"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
-// Queue-full policies of [IPCSrc].
+// Queue-full policies of [IPCSrc], as its policy property spells them:
+// the names [parallax.ParsePolicy] accepts.
 const (
-	PolicyBlock         = "block"          // the publisher waits for space (lossless, up to its block timeout)
-	PolicyDiscardOldest = "discard-oldest" // the publisher drops this subscriber's oldest sample
+	PolicyBlock         = "block"          // parallax.BlockProducer: the publisher waits for space (lossless, up to its block timeout)
+	PolicyDiscardOldest = "discard-oldest" // parallax.DiscardOldest: the publisher drops this subscriber's oldest sample
 )
 
 // IPCSrc is a [subscriber.Subscriber] on a Parallax topic as a pipeline
@@ -40,7 +42,7 @@ type IPCSrc struct {
 	Domain, Socket string // router selection ("": defaults)
 	TypeName       string // topic payload type name ("": untyped bytes)
 	Queue          int    // ring capacity per publisher (0: router default)
-	Policy         string // PolicyBlock ("" too) or PolicyDiscardOldest
+	Policy         string // as parallax.ParsePolicy reads it; "" means PolicyBlock (not the parallax.Policy zero value)
 	History        int    // past samples asked for on connect
 	NumBuffers     int64
 	Timeout        time.Duration
@@ -62,7 +64,7 @@ var ipcSrcFactory = pipeline.Factory{
 		{Name: "socket", Type: pipeline.PropString, Description: "router control socket (default: derived from the domain)"},
 		{Name: "type", Type: pipeline.PropString, Description: "payload type name of the topic (default: untyped bytes)"},
 		{Name: "queue", Type: pipeline.PropInt, Default: "0", Description: "queue capacity per publisher (0: the router's default)", Min: 0, Max: 1 << 24},
-		{Name: "policy", Type: pipeline.PropEnum, Default: PolicyBlock, Enum: []string{PolicyBlock, PolicyDiscardOldest}, Description: "what a publisher does when the queue is full"},
+		{Name: "policy", Type: pipeline.PropEnum, Default: PolicyBlock, Enum: []string{PolicyBlock, PolicyDiscardOldest, "block-producer", "discard"}, Description: "what a publisher does when the queue is full"},
 		{Name: "history", Type: pipeline.PropInt, Default: "0", Description: "past samples to ask publishers for", Min: 0, Max: 1 << 20},
 		{Name: "num-buffers", Type: pipeline.PropInt, Default: "-1", Description: "samples before end of stream (-1 or 0: unlimited)"},
 		{Name: "timeout", Type: pipeline.PropDuration, Default: "0s", Description: "end the stream after this long without a sample (0: never)", Min: 0, Max: float64(365 * 24 * time.Hour)},
@@ -86,13 +88,12 @@ func (s *IPCSrc) Start(ctx context.Context) error {
 	if s.Topic == "" {
 		return errors.New("ipcsrc: no topic set")
 	}
-	pol := subscriber.BlockProducer
-	switch s.Policy {
-	case "", PolicyBlock:
-	case PolicyDiscardOldest:
-		pol = subscriber.DiscardOldest
-	default:
-		return fmt.Errorf("ipcsrc: unknown policy %q (want %s or %s)", s.Policy, PolicyBlock, PolicyDiscardOldest)
+	pol := parallax.BlockProducer
+	if s.Policy != "" {
+		var err error
+		if pol, err = parallax.ParsePolicy(s.Policy); err != nil {
+			return fmt.Errorf("ipcsrc: %w", err)
+		}
 	}
 	sub, err := subscriber.New(ctx, s.Topic, subscriber.Options{Domain: s.Domain, Socket: s.Socket,
 		TypeName: s.TypeName, QueueCapacity: s.Queue, History: s.History, Policy: pol, BusyPoll: s.BusyPoll, Coalesce: s.Coalesce})

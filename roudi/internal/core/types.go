@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/parallax-ipc/parallax"
 )
 
 // Identifiers used by the core. All are plain values chosen by the core,
@@ -48,16 +50,17 @@ type TypeInfo struct {
 
 func (t TypeInfo) String() string { return fmt.Sprintf("%s/%d/%d", t.Name, t.Size, t.Align) }
 
-// Policy is a connection's queue-full policy. The server maps it onto the
-// ring package's policy.
+// Policy is a connection's queue-full policy, with the values of the
+// public [parallax.Policy] (and of the wire). The server maps it onto the
+// ring package's policy (roudi/policy.go).
 type Policy uint8
 
 // Queue-full policies.
 const (
 	// DiscardOldest lets the producer drop the oldest queued entry.
-	DiscardOldest Policy = iota
+	DiscardOldest = Policy(parallax.DiscardOldest)
 	// BlockProducer makes the producer wait for space.
-	BlockProducer
+	BlockProducer = Policy(parallax.BlockProducer)
 )
 
 func (p Policy) String() string {

@@ -1,0 +1,15 @@
+package publisher
+
+import "github.com/parallax-ipc/parallax/internal/wire"
+
+// endpoint is how the client runtime reaches a Publisher: it implements
+// clientrt.Endpoint and clientrt.Resumer with methods that, on *Publisher
+// itself, would put internal wire types into the public API.
+type endpoint struct{ p *Publisher }
+
+func (e endpoint) ConnectionAdded(m *wire.ConnectionAdded)     { e.p.connectionAdded(m) }
+func (e endpoint) ConnectionRemoved(m *wire.ConnectionRemoved) { e.p.connectionRemoved(m) }
+
+func (e endpoint) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
+	return e.p.resumeInfo()
+}

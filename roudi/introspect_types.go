@@ -1,0 +1,181 @@
+package roudi
+
+import (
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/wire"
+)
+
+// An Introspection is a consistent view of the router for tools and
+// metrics: the core's registry plus the counters the server derives from
+// shared memory. It shares nothing with the server. The same figures are
+// what `parallax topics` and friends show.
+type Introspection struct {
+	Router      RouterInfo
+	Processes   []ProcessStat // sorted by client id
+	Topics      []TopicStat   // sorted by name
+	Connections []ConnStat    // sorted by connection id
+	Pools       []PoolStat    // sorted by pool id
+	// Components are the latest counter reports of client-side
+	// components (gateways), sorted by component, instance and client.
+	Components []ComponentStat
+	// MonitorEvents counts process-exit reports by source ("socket" for
+	// control-socket EOF, "process-exit" for the process monitor).
+	MonitorEvents map[string]uint64
+}
+
+// RouterInfo describes the router as a whole.
+type RouterInfo struct {
+	Version     string // Parallax version of the router build
+	PID         int32
+	Domain      string
+	Socket      string
+	UptimeMs    uint64
+	Monitor     string // process-exit monitor in use: "ebpf", "pidfd" or "socket"
+	Processes   uint32 // registered client processes
+	Topics      uint32
+	Connections uint32
+	Reclaims    uint64 // dead clients whose resources were reclaimed
+	Reclaimed   uint64 // chunks returned to the pools by reclaims
+	ArenaUsed   uint64 // bytes of the management arena in use (rings, notifiers)
+	ArenaSize   uint64
+}
+
+// ProcessStat describes one client process.
+type ProcessStat struct {
+	ClientID    uint16
+	PID         int32
+	UID, GID    uint32
+	Name        string
+	Monitor     string // how its exit is detected: "ebpf", "pidfd" or "socket"
+	Publishers  uint32
+	Subscribers uint32
+}
+
+// TypeInfo is a topic's payload type: name, size and alignment in bytes
+// (all zero for untyped bytes).
+type TypeInfo struct {
+	Name  string
+	Size  uint32
+	Align uint32
+}
+
+// TopicStat describes one topic. Published counts the samples the router
+// saw entering its rings (a publisher's pushes, counted once however many
+// subscribers it has; samples published while nobody subscribes are not
+// seen: the publisher counts those itself, publisher.Stats); Delivered
+// counts samples taken by subscribers; Dropped counts samples a
+// discard-oldest queue overwrote. QueueDepth is the sum of the entries
+// waiting in the topic's rings. Rates are per second over the router's
+// last sampling interval (about one second).
+type TopicStat struct {
+	Name          string
+	Type          TypeInfo
+	Publishers    uint32
+	Subscribers   uint32
+	Connections   uint32
+	Published     uint64
+	Delivered     uint64
+	Dropped       uint64
+	QueueDepth    uint64
+	PublishRate   float64
+	DeliverRate   float64
+	DropRate      float64
+	QueueCapacity uint64 // sum of the capacities of the topic's rings
+}
+
+// ConnStat describes one publisher–subscriber connection (one ring).
+type ConnStat struct {
+	ConnID    uint32
+	Topic     string
+	PubID     uint32
+	SubID     uint32
+	PubPID    int32
+	SubPID    int32
+	Capacity  uint32
+	Depth     uint32 // entries queued now
+	Policy    parallax.Policy
+	Pushed    uint64
+	Popped    uint64
+	Dropped   uint64
+	PushRate  float64
+	PopRate   float64
+	SubSleeps bool // the subscriber announced it sleeps on its notifier
+}
+
+// PoolStat describes one size-class pool.
+type PoolStat struct {
+	ID          uint16
+	ChunkSize   uint32
+	Count       uint32
+	InUse       uint64
+	HighWater   uint64
+	Loans       uint64
+	FailedLoans uint64
+	PageSize    uint32 // of its payload segment: > 4096 means hugepages
+	Hugepages   bool
+	Segments    uint32
+	Fallback    string // why it uses normal pages although hugepages were allowed ("" if not)
+}
+
+// ComponentStat is the latest counter report of one client-side component
+// (a gateway instance).
+type ComponentStat struct {
+	ClientID  uint16
+	PID       int32
+	Component string
+	Instance  string
+	AgeMs     uint64 // since the router received the report
+	Counters  []Counter
+}
+
+// Counter is one named counter of a [ComponentStat].
+type Counter struct {
+	Name  string
+	Value uint64
+}
+
+// public converts the wire form the server builds (and sends to tools)
+// into the public one.
+func (in *wireIntrospection) public() *Introspection {
+	out := &Introspection{Router: RouterInfo(in.Router), MonitorEvents: in.MonitorEvents}
+	for _, p := range in.Processes {
+		out.Processes = append(out.Processes, ProcessStat(p))
+	}
+	for _, t := range in.Topics {
+		out.Topics = append(out.Topics, TopicStat{
+			Name: t.Name, Type: TypeInfo(t.Type), Publishers: t.Publishers, Subscribers: t.Subscribers, Connections: t.Connections,
+			Published: t.Published, Delivered: t.Delivered, Dropped: t.Dropped, QueueDepth: t.QueueDepth,
+			PublishRate: t.PublishRate, DeliverRate: t.DeliverRate, DropRate: t.DropRate, QueueCapacity: t.QueueCapacity,
+		})
+	}
+	for _, c := range in.Connections {
+		out.Connections = append(out.Connections, ConnStat{
+			ConnID: c.ConnID, Topic: c.Topic, PubID: c.PubID, SubID: c.SubID, PubPID: c.PubPID, SubPID: c.SubPID,
+			Capacity: c.Capacity, Depth: c.Depth, Policy: parallax.Policy(c.Policy), Pushed: c.Pushed, Popped: c.Popped,
+			Dropped: c.Dropped, PushRate: c.PushRate, PopRate: c.PopRate, SubSleeps: c.SubSleeps,
+		})
+	}
+	for _, p := range in.Pools {
+		out.Pools = append(out.Pools, PoolStat(p))
+	}
+	for _, c := range in.Components {
+		cs := ComponentStat{ClientID: c.ClientID, PID: c.PID, Component: c.Component, Instance: c.Instance, AgeMs: c.AgeMs}
+		for _, ctr := range c.Counters {
+			cs.Counters = append(cs.Counters, Counter(ctr))
+		}
+		out.Components = append(out.Components, cs)
+	}
+	return out
+}
+
+// wireIntrospection is an Introspection as the control protocol carries
+// it; the server builds it on the Serve goroutine (introspect.go).
+type wireIntrospection struct {
+	Router        wire.RouterInfo
+	Processes     []wire.ProcessStat
+	Topics        []wire.TopicStat
+	Connections   []wire.ConnStat
+	Pools         []wire.PoolStat
+	Components    []wire.ComponentStat
+	MonitorEvents map[string]uint64
+}

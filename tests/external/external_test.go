@@ -1,0 +1,134 @@
+// Package external is a separate module that uses Parallax as a user
+// would: only its public packages, through a replace directive. It must
+// compile without naming any internal type. (The waiting loan of issue 14
+// is not built yet and is not exercised here.)
+package external
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/roudi"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+type point struct {
+	X, Y int64
+}
+
+type other struct {
+	A int32
+}
+
+// startRouter embeds a router on a private socket.
+func startRouter(t *testing.T) (*roudi.Server, *roudi.Config) {
+	t.Helper()
+	cfg, err := roudi.ParseConfig([]byte("[[pools]]\nchunk_size = \"256B\"\ncount = 64\nhugepages = \"never\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Domain = "external"
+	cfg.Socket = filepath.Join(t.TempDir(), "roudi.sock")
+	cfg.RuntimeDir = filepath.Dir(cfg.Socket)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv, err := roudi.Start(ctx, cfg, roudi.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("start router: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("stop router: %v", err)
+		}
+	})
+	return srv, cfg
+}
+
+func TestEmbeddedTypedPubSub(t *testing.T) {
+	srv, cfg := startRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// A second router for the same domain is refused.
+	if _, err := roudi.Start(ctx, cfg, roudi.Options{Logger: slog.New(slog.DiscardHandler)}); !errors.Is(err, discovery.ErrRouterRunning) {
+		t.Fatalf("second router: err = %v, want discovery.ErrRouterRunning", err)
+	}
+
+	pub, err := publisher.NewTyped[point](ctx, "points", publisher.Options{Socket: cfg.Socket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := subscriber.NewTyped[point](ctx, "points", subscriber.Options{Socket: cfg.Socket, QueueCapacity: 8, Policy: parallax.BlockProducer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := pub.Publisher().WaitForSubscribers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Send(point{X: 3, Y: 4}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sub.Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Copy(); got != (point{3, 4}) {
+		t.Errorf("received %+v, want {3 4}", got)
+	}
+	if err := s.Release(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Errors match public sentinels.
+	if _, err := subscriber.NewTyped[other](ctx, "points", subscriber.Options{Socket: cfg.Socket}); !errors.Is(err, parallax.ErrIncompatibleType) {
+		t.Errorf("mismatched type: err = %v, want parallax.ErrIncompatibleType", err)
+	}
+	if _, err := publisher.New(ctx, "", publisher.Options{Socket: cfg.Socket}); !errors.Is(err, parallax.ErrInvalidArgument) {
+		t.Errorf("empty topic: err = %v, want parallax.ErrInvalidArgument", err)
+	}
+	if _, err := parallax.ParsePolicy("sometimes"); !errors.Is(err, parallax.ErrInvalidArgument) {
+		t.Errorf("unknown policy: err = %v, want parallax.ErrInvalidArgument", err)
+	}
+
+	// Introspection through public types.
+	in, err := srv.Introspect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var topic *roudi.TopicStat
+	for i := range in.Topics {
+		if in.Topics[i].Name == "points" {
+			topic = &in.Topics[i]
+		}
+	}
+	if topic == nil || topic.Publishers != 1 || topic.Subscribers != 1 || topic.Type.Size != 16 {
+		t.Errorf("topic points in the introspection: %+v", topic)
+	}
+	var conn roudi.ConnStat
+	if len(in.Connections) == 1 {
+		conn = in.Connections[0]
+	}
+	if conn.Policy != parallax.BlockProducer {
+		t.Errorf("connection policy = %v, want block-producer", conn.Policy)
+	}
+	var pools []roudi.PoolStat = in.Pools
+	if len(pools) != 1 || pools[0].Count != 64 {
+		t.Errorf("pools: %+v", pools)
+	}
+	snap, err := srv.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Clients) != 1 || len(snap.Connections) != 1 {
+		t.Errorf("snapshot: %d clients, %d connections; want 1, 1", len(snap.Clients), len(snap.Connections))
+	}
+}
