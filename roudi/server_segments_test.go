@@ -47,8 +47,8 @@ hugepages = "never"
 	go func() { done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
-		srv.Close()
+		require.NoError(t, <-done, "serve")
+		require.NoError(t, srv.Close())
 	})
 	select {
 	case <-srv.Ready():
