@@ -54,6 +54,9 @@ type Config struct {
 	Pools  []Pool       `toml:"pools"`
 	Growth Growth       `toml:"growth"`
 	Access []AccessRule `toml:"access"`
+
+	Memory     Memory     `toml:"memory"`     // config_memory.go
+	Publishers Publishers `toml:"publishers"` // owned model sizing
 }
 
 // Limits bounds the router's registry. Every count is a total over the
@@ -82,6 +85,12 @@ type Limits struct {
 	// disconnected (server_guard.go).
 	MaxRequestsPerSecond int `toml:"max_requests_per_second"`
 	RequestBurst         int `toml:"request_burst"`
+	// Owned memory model bounds (config_memory.go): the data segment bytes
+	// of one publisher, the bytes of every owned segment of the domain,
+	// and one publisher's data segments.
+	MaxPublisherBytes       ByteSize `toml:"max_publisher_bytes"`
+	MaxSharedBytes          ByteSize `toml:"max_shared_bytes"`
+	MaxSegmentsPerPublisher int      `toml:"max_segments_per_publisher"`
 }
 
 // Rings configures the per-connection rings.

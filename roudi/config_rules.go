@@ -18,6 +18,7 @@ func (c *Config) rules() core.Rules {
 		Rings: core.Rings{DefaultCapacity: c.Rings.DefaultCapacity, MaxCapacity: c.Rings.MaxCapacity},
 		Growth: core.Growth{Enabled: c.Growth.Enabled, MaxSegmentsPerPool: c.Growth.MaxSegmentsPerPool,
 			MaxTotalBytes: uint64(c.Growth.MaxTotalBytes), MaxDedicatedBytes: uint64(c.Growth.MaxDedicatedBytes)},
+		Memory: c.memoryRules(),
 	}
 	for _, a := range c.Access {
 		r.Access = append(r.Access, core.AccessRule(a))

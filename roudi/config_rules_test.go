@@ -18,6 +18,7 @@ func TestDefaultRulesMatchDefaultConfig(t *testing.T) {
 	require.Equal(t, want.Limits, got.Limits)
 	require.Equal(t, want.Rings, got.Rings)
 	require.Equal(t, want.Growth, got.Growth)
+	require.Equal(t, want.Memory, got.Memory)
 	require.Empty(t, got.Access)
 }
 

@@ -145,6 +145,8 @@ func (c *Config) Validate() error {
 		bad("growth.max_dedicated_bytes", "must not exceed growth.max_total_bytes %v, got %v", g.MaxTotalBytes, g.MaxDedicatedBytes)
 	}
 
+	c.validateMemory(bad) // config_memory.go
+
 	patterns := make(map[string]int)
 	for i, r := range c.Access {
 		key := fmt.Sprintf("access[%d]", i)

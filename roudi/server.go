@@ -121,6 +121,7 @@ type Server struct {
 	mon serverMonitor // process-exit monitor (server_monitor.go); owned by the Serve goroutine
 
 	growth growthState // grown and dedicated pools (server_growth.go); owned by the Serve goroutine
+	segs   segFiles    // owned-model segments (server_segments.go); owned by the Serve goroutine
 
 	guard guardState // hostile-peer handling (server_guard.go)
 
@@ -210,6 +211,7 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		RingSize:     ringbuf.Size,
 		NotifierSize: ringbuf.NotifierSize,
 		Pools:        s.layout.corePools(cfg),
+		Sizes:        ownedSegmentSizes(), // server_segments.go
 	})
 	if err != nil {
 		return nil, err
@@ -447,6 +449,7 @@ func (s *Server) Close() error {
 		errs = append(errs, s.mgmt.Close())
 	}
 	errs = append(errs, s.closeGrowth())
+	errs = append(errs, s.closeSegments())
 	errs = append(errs, s.closeMonitor())
 	errs = append(errs, s.idents.Close())
 	errs = append(errs, s.lock.Close()) // last: the segments are gone

@@ -229,6 +229,8 @@ func (s *Server) execute(a core.Action) {
 		if c := s.conns[a.Conn]; c != nil && c.hello {
 			s.push(c, &wire.PoolRetired{PoolID: a.Pool})
 		}
+	case core.CreateDataSegment, core.CreateConnSegment, core.GrantSegments, core.CloseDataSegments, core.CloseConnSegment:
+		s.segmentAction(a) // server_segments.go
 	case core.DrainOrphans:
 		s.drainOrphanRings(a.Free) // server_resume.go
 	case core.Count:

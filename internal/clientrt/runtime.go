@@ -430,7 +430,8 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 		return
 	case *wire.ConnectionAdded, *wire.ConnectionRemoved:
 	default:
-		return // Shutdown, SegmentGrant: not handled yet
+		closeAll(files) // Shutdown, SegmentGrant, owned-model grants: not handled yet
+		return
 	}
 	rt.mu.Lock()
 	// A connection between two endpoints of this process is pushed once

@@ -92,7 +92,8 @@ func (t Type) Known() bool {
 // id 0 and answered by nobody.
 func (t Type) IsPush() bool {
 	switch t {
-	case TypeShutdown, TypeConnectionAdded, TypeConnectionRemoved, TypeSegmentGrant, TypePoolRetired:
+	case TypeShutdown, TypeConnectionAdded, TypeConnectionRemoved, TypeSegmentGrant, TypePoolRetired,
+		TypeDataSegmentAdded, TypeConnSegmentAdded:
 		return true
 	}
 	return false
@@ -179,6 +180,9 @@ func New(t Type) Message {
 	if m := newResume(t); m != nil {
 		return m
 	}
+	if m := newOwned(t); m != nil {
+		return m
+	}
 	return newIntrospect(t)
 }
 
@@ -199,6 +203,8 @@ func ExpectedFDs(m Message) int {
 		return len(m.Segments)
 	case *PoolGranted:
 		return len(m.Segments)
+	case *DataSegmentAdded, *ConnSegmentAdded:
+		return 1
 	}
 	return 0
 }

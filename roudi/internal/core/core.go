@@ -57,6 +57,9 @@ type RouterOptions struct {
 	// Pools describes the pools and the growth reserve (growth.go);
 	// required when Rules.Growth.Enabled.
 	Pools PoolLayout
+	// Sizes computes owned segment sizes (memory.go); required when
+	// Rules.Memory.Owned.
+	Sizes SegmentSizes
 }
 
 // A Router is the router's deterministic core: the registry of clients,
@@ -96,6 +99,8 @@ type Router struct {
 
 	retiring []retired // in retirement order, due ticks non-decreasing
 	growth   growth    // grown and dedicated pools (growth.go)
+	mem      memState  // owned memory (memory.go, conn_state.go)
+	segSizes SegmentSizes
 	actions  []Action
 
 	// After adopting a restarted domain (core_resume.go).
@@ -140,6 +145,7 @@ type subscriber struct {
 	capacity int
 	history  int
 	policy   Policy
+	maxHeld  int // 0: the default
 	notifier Region
 	links    []ConnectionID
 }
@@ -177,6 +183,9 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 	if opts.RingSize == nil || opts.NotifierSize <= 0 || opts.Rand == nil {
 		return nil, errors.New("create router: RingSize, a positive NotifierSize and Rand are required")
 	}
+	if cfg.Memory.Owned && (opts.Sizes.Data == nil || opts.Sizes.Conn == nil) {
+		return nil, errors.New("create router: the owned memory model needs Sizes")
+	}
 	if err := opts.Pools.validate(cfg.Growth); err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
@@ -199,6 +208,8 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 		subs:         make(map[SubID]*subscriber),
 		links:        make(map[ConnectionID]*connection),
 		growth:       newGrowth(opts.Pools),
+		mem:          newMemState(),
+		segSizes:     opts.Sizes,
 	}
 	r.rand = opts.Rand
 	if opts.HelloTimeout > 0 {
@@ -256,6 +267,10 @@ func (r *Router) Step(ev Event) {
 		r.dedicatedFree(ev)
 	case PoolRetired:
 		r.poolRetired(ev)
+	case DataSegmentCreated:
+		r.dataSegmentCreated(ev) // memory.go
+	case ConnSegmentCreated:
+		r.connSegCreated(ev) // conn_state.go
 	default:
 		r.log(slog.LevelError, "unknown event", slog.String("type", fmt.Sprintf("%T", ev)))
 	}
@@ -416,6 +431,7 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool) {
 	delete(r.clients, c.id)
 	delete(r.conns, c.conn)
 	delete(r.reports, c.id) // a new process given this id starts clean
+	r.memReleased(c.id, 0)  // it maps no connection segment any more
 	r.emit(rc)
 	for _, rt := range regions {
 		r.retire(rt.region, rt.kind, rt.waits)
@@ -448,11 +464,13 @@ func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string) []r
 	delete(r.links, l.id)
 	l.sub.links = deleteValue(l.sub.links, l.id)
 	l.pub.links = deleteValue(l.pub.links, l.id)
+	r.memUnlinked(l, tellSub, tellPub, waits) // conn_state.go
 	return waits
 }
 
 // dropPublisher removes a publisher without links from the registry.
 func (r *Router) dropPublisher(p *publisher) {
+	r.memDropPublisher(p)
 	delete(r.pubs, p.id)
 	r.forgetCuts(func(c cutPair) bool { return c.pub == p.id })
 	p.client.pubs = deleteValue(p.client.pubs, p.id)

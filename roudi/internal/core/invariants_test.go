@@ -14,6 +14,9 @@ func (r *Router) checkInvariants() error {
 	if err := r.checkGrowth(); err != nil {
 		return fmt.Errorf("growth: %w", err)
 	}
+	if err := r.checkMemory(); err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
 	owned := make(map[uint64]uint64) // offset → size of every region the registry accounts for
 	claim := func(what string, reg Region) error {
 		if _, dup := owned[reg.Offset]; dup {

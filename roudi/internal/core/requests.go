@@ -21,7 +21,11 @@ func (r *Router) request(ev ClientRequest) {
 	}
 	switch req := ev.Req.(type) {
 	case CreatePublisher:
-		r.createPublisher(c, req, reply)
+		if r.owned() {
+			r.createOwnedPublisher(c, ev, req, reply) // memory.go
+		} else {
+			r.createPublisher(c, req, reply, nil)
+		}
 	case CreateSubscriber:
 		r.createSubscriber(c, req, reply)
 	case ResumeClient:
@@ -66,6 +70,7 @@ func (r *Router) request(ev ClientRequest) {
 		// Idempotent: a connection already freed (or never told to this
 		// client) is acknowledged too.
 		r.released(func(w release) bool { return w.client == c.id && w.link == req.Connection }, true)
+		r.memReleased(c.id, req.Connection)
 		reply(Closed{}, nil)
 	default:
 		reply(nil, fmt.Errorf("request %d: %w: unknown request %T", ev.ReqID, parallax.ErrProtocol, ev.Req))
@@ -128,18 +133,21 @@ func (r *Router) allocRings(caps []int) ([]Region, error) {
 	return rings, nil
 }
 
-func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Result, error)) {
+// createPublisher registers a publisher. In the owned model m is its
+// memory, whose first data segment exists, and its id; it returns nil when
+// the request failed.
+func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Result, error), m *pubMem) *publisher {
 	fail := func(err error) {
 		reply(nil, fmt.Errorf("create publisher on %q: %w", req.Topic, err))
 	}
 	t, err := r.checkEndpoint(c, req.Topic, req.Type, req.History, true)
 	if err != nil {
 		fail(err)
-		return
+		return nil
 	}
 	if len(r.pubs) >= r.cfg.Limits.MaxPublishers {
 		fail(fmt.Errorf("%w: %d publishers (limits.max_publishers)", parallax.ErrLimit, len(r.pubs)))
-		return
+		return nil
 	}
 	var subs []*subscriber
 	if t != nil {
@@ -154,14 +162,19 @@ func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Resu
 	rings, err := r.allocRings(caps)
 	if err != nil {
 		fail(err)
-		return
+		return nil
 	}
 	if t == nil {
 		t = &topic{name: req.Topic, typ: req.Type}
 		r.topics[t.name] = t
 	}
-	r.nextPub++
-	p := &publisher{id: r.nextPub, client: c, topic: t, history: req.History}
+	id := r.nextPub + 1
+	if m != nil {
+		id = m.id // reserved when its segment was asked for
+	} else {
+		r.nextPub++
+	}
+	p := &publisher{id: id, client: c, topic: t, history: req.History}
 	r.pubs[p.id] = p
 	c.pubs = append(c.pubs, p.id)
 	c.wrote = true
@@ -171,11 +184,16 @@ func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Resu
 		links[i] = r.link(p, s, rings[i])
 		r.emit(FormatRing{Region: rings[i], Capacity: s.capacity, Policy: s.policy})
 	}
+	if m != nil {
+		r.memPublisherAdded(p, m)
+	}
 	reply(PublisherCreated{Pub: p.id, History: p.history}, nil)
 	for _, l := range links {
 		r.announce(l)
 	}
+	r.memLinks(links)
 	r.log(slog.LevelDebug, "publisher created", slog.Int("pub", int(p.id)), slog.String("topic", t.name), slog.Int("client", int(c.id)))
+	return p
 }
 
 func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Result, error)) {
@@ -224,7 +242,16 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 		return
 	}
 	rings, err := r.allocRings(slices.Repeat([]int{capacity}, len(pubs)))
+	if err == nil && req.MaxHeld < 0 {
+		err = fmt.Errorf("%w: negative max held %d", parallax.ErrProtocol, req.MaxHeld)
+	}
+	if err == nil {
+		err = r.memCheckSubscriber(pubs, capacity, req.MaxHeld) // memory.go
+	}
 	if err != nil {
+		for _, g := range rings {
+			r.arena.release(g)
+		}
 		r.arena.release(notifier)
 		fail(err)
 		return
@@ -234,7 +261,7 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 		r.topics[t.name] = t
 	}
 	r.nextSub++
-	s := &subscriber{id: r.nextSub, client: c, topic: t, capacity: capacity, history: req.History, policy: req.Policy, notifier: notifier}
+	s := &subscriber{id: r.nextSub, client: c, topic: t, capacity: capacity, history: req.History, policy: req.Policy, maxHeld: req.MaxHeld, notifier: notifier}
 	r.subs[s.id] = s
 	c.subs = append(c.subs, s.id)
 	t.subs = append(t.subs, s.id)
@@ -248,6 +275,7 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 	for _, l := range links {
 		r.announce(l)
 	}
+	r.memLinks(links)
 	r.log(slog.LevelDebug, "subscriber created", slog.Int("sub", int(s.id)), slog.String("topic", t.name), slog.Int("client", int(c.id)))
 }
 

@@ -15,6 +15,7 @@ type Rules struct {
 	Rings  Rings
 	Access []AccessRule
 	Growth Growth
+	Memory Memory // memory_types.go
 }
 
 // Growth bounds run-time pool growth (growth.go). Requests beyond a bound
@@ -76,6 +77,9 @@ func DefaultRules() Rules {
 			MaxConnections: 16384, MaxHistory: 64, MaxQueueCapacity: 4096},
 		Rings:  Rings{DefaultCapacity: 256, MaxCapacity: 4096},
 		Growth: Growth{Enabled: false, MaxSegmentsPerPool: 4, MaxTotalBytes: 1 << 30, MaxDedicatedBytes: 256 << 20},
+		Memory: Memory{DefaultMaxPayload: 4096, DefaultMaxLoans: 4, DefaultMaxHeld: 16, ConnectionBudget: 32 << 20,
+			Hugepages: HugeAuto, HugepageMinBytes: 8 << 20, MaxPublisherBytes: 1 << 30, MaxSharedBytes: 8 << 30,
+			MaxSegmentsPerPublisher: 4096},
 	}
 }
 
@@ -129,6 +133,20 @@ func (r Rules) Validate() error {
 	}
 	if r.Growth.MaxDedicatedBytes > r.Growth.MaxTotalBytes {
 		errs = append(errs, fmt.Errorf("growth max dedicated bytes %d exceeds max total bytes %d", r.Growth.MaxDedicatedBytes, r.Growth.MaxTotalBytes))
+	}
+	if m := r.Memory; m.Owned {
+		if m.DefaultMaxPayload == 0 || m.DefaultMaxPayload%64 != 0 {
+			errs = append(errs, fmt.Errorf("default max payload must be a positive multiple of 64, got %d", m.DefaultMaxPayload))
+		}
+		positive("default max loans", m.DefaultMaxLoans)
+		positive("default max held", m.DefaultMaxHeld)
+		positive("max segments per publisher", m.MaxSegmentsPerPublisher)
+		if m.ConnectionBudget == 0 || m.MaxPublisherBytes == 0 || m.MaxSharedBytes == 0 {
+			errs = append(errs, errors.New("connection budget, max publisher bytes and max shared bytes must be positive"))
+		}
+		if m.Hugepages > HugeAlways {
+			errs = append(errs, fmt.Errorf("unknown hugepage mode %v", m.Hugepages))
+		}
 	}
 	if r.Rings.DefaultCapacity > r.Rings.MaxCapacity {
 		errs = append(errs, fmt.Errorf("default ring capacity %d exceeds the max %d", r.Rings.DefaultCapacity, r.Rings.MaxCapacity))

@@ -122,6 +122,7 @@ func runScript(t *testing.T, path string) {
 		NotifierSize: testNotifierSize,
 		Quarantine:   -1,
 		Rand:         &countingReader{},
+		Sizes:        testSizes,
 	}}
 	var out strings.Builder
 	for i, b := range blocks {
@@ -273,7 +274,7 @@ func (s *scriptState) run(where, line string) []string {
 			case "hello":
 				s.opts.HelloTimeout = num(k, 0)
 			default:
-				if !s.growthConfig(k, num(k, 0)) {
+				if !s.memoryConfig(k, kv[k], num) && !s.growthConfig(k, num(k, 0)) {
 					t.Fatalf("%s: unknown config key %q", where, k)
 				}
 			}
@@ -291,7 +292,8 @@ func (s *scriptState) run(where, line string) []string {
 	case "connect":
 		ev = ClientConnected{Conn: conn(), PID: int32(num("pid", 0)), UID: uint32(num("uid", 0)), GID: uint32(num("gid", 0)), Name: kv["name"]}
 	case "pub":
-		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: CreatePublisher{Topic: kv["topic"], Type: typ(), History: num("history", 0)}}
+		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: CreatePublisher{Topic: kv["topic"], Type: typ(), History: num("history", 0),
+			MaxPayload: uint32(num("max_payload", 0)), MaxLoans: num("loans", 0), ExpectedSubscribers: num("expect", 0)}}
 	case "sub":
 		pol := DiscardOldest
 		if kv["policy"] == "block" {
@@ -299,6 +301,7 @@ func (s *scriptState) run(where, line string) []string {
 		}
 		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: CreateSubscriber{
 			Topic: kv["topic"], Type: typ(), QueueCapacity: num("cap", 0), History: num("history", 0), Policy: pol,
+			MaxHeld: num("max_held", 0),
 		}}
 	case "closepub":
 		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: ClosePublisher{Pub: PubID(num("pub", 0))}}
@@ -401,7 +404,9 @@ func (s *scriptState) run(where, line string) []string {
 			ok  bool
 		)
 		if ev, out, ok = s.growthCommand(where, cmd, kv, conn, reqID, ids); !ok {
-			t.Fatalf("%s: unknown command %q", where, cmd)
+			if ev, out, ok = s.memoryCommand(cmd, kv, num); !ok {
+				t.Fatalf("%s: unknown command %q", where, cmd)
+			}
 		}
 		if ev == nil {
 			return out

@@ -135,6 +135,11 @@ type CreatePublisher struct {
 	Topic   string
 	Type    TypeInfo
 	History int
+	// Owned model sizing (design §1.3); 0 means the default. MaxPayload
+	// is the chunk size of an untyped publisher (Type.Size 0).
+	MaxPayload          uint32
+	MaxLoans            int
+	ExpectedSubscribers int
 }
 
 // CreateSubscriber asks for a subscriber on Topic. QueueCapacity 0 means
@@ -146,6 +151,9 @@ type CreateSubscriber struct {
 	QueueCapacity int
 	History       int
 	Policy        Policy
+	// MaxHeld is the samples held at once per connection in the owned
+	// model; 0 means the default.
+	MaxHeld int
 }
 
 // ClosePublisher closes one of the client's publishers.

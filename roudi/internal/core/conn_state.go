@@ -1,0 +1,204 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+)
+
+// Connection segments and their life cycle (design §4.1), in the owned
+// model:
+//
+//	creating ──(ConnSegmentCreated ok)──▶ live
+//	live ──(subscriber side ends: CloseSubscriber, its death)──▶ closing
+//	live ──(publisher side ends: ClosePublisher, its death)──▶ orphaned
+//	live ──(cut: both sides told)──▶ gone
+//	closing/orphaned/gone ──(every told side released it or died)──▶ forgotten
+//
+// The router closes its fd of a connection segment when the connection
+// leaves the registry (nobody is granted it afterwards; the memory lives as
+// long as an endpoint maps it), and counts its bytes until every side told
+// of the removal has released the connection (wire.ReleaseConnection) or
+// died: until then a side may still map it.
+
+// ConnState is the owned-memory state of a connection.
+type ConnState uint8
+
+// Connection states.
+const (
+	ConnCreating ConnState = iota + 1
+	ConnLive
+	ConnClosing  // the subscriber side ended; the publisher drains
+	ConnOrphaned // the publisher side ended; the subscriber drains
+	ConnGone     // cut, or both sides ended
+)
+
+func (s ConnState) String() string {
+	switch s {
+	case ConnCreating:
+		return "creating"
+	case ConnLive:
+		return "live"
+	case ConnClosing:
+		return "closing"
+	case ConnOrphaned:
+		return "orphaned"
+	case ConnGone:
+		return "gone"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// ConnMemory is one connection segment's accounting.
+type ConnMemory struct {
+	Connection ConnectionID
+	Pub        PubID
+	State      ConnState
+	Bound      int
+	Bytes      uint64
+}
+
+type connSeg struct {
+	id       ConnectionID
+	pub      *pubMem
+	bound    int
+	bytes    uint64
+	state    ConnState
+	created  bool      // the server reported the segment created
+	unlinked bool      // the connection left the registry
+	waits    []release // sides told of the removal that have not released it
+}
+
+// memLinks gives each new connection its segment (and its publisher a
+// growth segment when the invariant of §1.3 would break).
+func (r *Router) memLinks(links []*connection) {
+	if !r.owned() {
+		return
+	}
+	for _, l := range links {
+		r.memLink(l)
+	}
+}
+
+func (r *Router) memLink(l *connection) {
+	m := r.mem.pubs[l.pub.id]
+	if m == nil || m.dead {
+		// A publisher restored after a router restart has no owned
+		// segments here (restart in the owned model is a later step).
+		return
+	}
+	b := r.bound(l.sub.capacity, r.maxHeld(l.sub), m.chunkSize)
+	if need := r.needed(m, b); need > m.chunks {
+		a, err := r.segPlan(m, max(need-m.chunks, m.chunks))
+		if err != nil {
+			r.log(slog.LevelWarn, "publisher not grown for a new connection", slog.Int("pub", int(m.id)), slog.Int("conn", int(l.id)), slog.String("err", err.Error()))
+		} else {
+			r.addSeg(m, a)
+		}
+	}
+	a := CreateConnSegment{Connection: l.id, Pub: l.pub.id, Sub: l.sub.id, Capacity: l.sub.capacity,
+		ReturnCapacity: retCap(b), Bound: b, MaxHeld: r.maxHeld(l.sub), Policy: l.sub.policy}
+	a.Bytes = r.connSegSize(a.Capacity, a.ReturnCapacity)
+	cs := &connSeg{id: l.id, pub: m, bound: b, bytes: a.Bytes, state: ConnCreating}
+	r.mem.conns[l.id] = cs
+	m.conns++
+	r.mem.shared += a.Bytes
+	r.emit(a)
+}
+
+// connSegCreated completes a connection segment: grants it to both ends,
+// and the publisher's live data segments read-only to the subscriber's
+// client.
+func (r *Router) connSegCreated(ev ConnSegmentCreated) {
+	cs := r.mem.conns[ev.Connection]
+	if cs == nil || cs.created {
+		r.log(slog.LevelError, "connection segment creation reported for no segment being created", slog.Int("conn", int(ev.Connection)))
+		return
+	}
+	if ev.Err != nil {
+		r.log(slog.LevelWarn, "connection segment creation failed", slog.Int("conn", int(cs.id)), slog.String("err", ev.Err.Error()))
+		r.forgetConnSeg(cs)
+		return
+	}
+	cs.created = true
+	if cs.unlinked {
+		r.emit(CloseConnSegment{Connection: cs.id})
+		r.maybeForget(cs)
+		return
+	}
+	cs.state = ConnLive
+	l := r.links[cs.id]
+	var data []uint16
+	for i, s := range cs.pub.segs {
+		if s.state == segLive {
+			data = append(data, uint16(i))
+		}
+	}
+	if l.sub.client == l.pub.client {
+		r.emit(GrantSegments{Conn: l.sub.client.conn, Connection: cs.id})
+		return
+	}
+	r.emit(GrantSegments{Conn: l.sub.client.conn, Connection: cs.id, Pub: l.pub.id, Data: data, ReadOnly: true})
+	r.emit(GrantSegments{Conn: l.pub.client.conn, Connection: cs.id})
+}
+
+// memUnlinked moves a connection that left the registry on: waits are the
+// sides told of the removal (unlink's result).
+func (r *Router) memUnlinked(l *connection, tellSub, tellPub bool, waits []release) {
+	cs := r.mem.conns[l.id]
+	if cs == nil {
+		return
+	}
+	switch {
+	case tellSub && tellPub:
+		cs.state = ConnGone
+	case tellPub:
+		cs.state = ConnClosing
+	case tellSub:
+		cs.state = ConnOrphaned
+	default:
+		cs.state = ConnGone
+	}
+	cs.unlinked = true
+	cs.waits = slices.Clone(waits)
+	if cs.created {
+		r.emit(CloseConnSegment{Connection: cs.id})
+	}
+	r.maybeForget(cs)
+}
+
+// memReleased takes client's release of connection link (or, with link 0,
+// every wait of a departed client) off the connection records.
+func (r *Router) memReleased(client ClientID, link ConnectionID) {
+	if !r.owned() {
+		return
+	}
+	ids := make([]ConnectionID, 0, len(r.mem.conns))
+	for id := range r.mem.conns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		cs := r.mem.conns[id]
+		if link != 0 && id != link || !cs.unlinked {
+			continue
+		}
+		cs.waits = slices.DeleteFunc(cs.waits, func(w release) bool { return w.client == client })
+		r.maybeForget(cs)
+	}
+}
+
+// maybeForget drops a removed connection's record once its segment's
+// creation is settled and nobody told still maps it.
+func (r *Router) maybeForget(cs *connSeg) {
+	if cs.unlinked && cs.created && len(cs.waits) == 0 {
+		r.forgetConnSeg(cs)
+	}
+}
+
+func (r *Router) forgetConnSeg(cs *connSeg) {
+	delete(r.mem.conns, cs.id)
+	r.mem.shared -= cs.bytes
+	cs.pub.conns--
+	r.retireTombstone(cs.pub)
+}

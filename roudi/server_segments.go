@@ -1,0 +1,255 @@
+package roudi
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/hugepages"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/ringbuf"
+	"github.com/parallax-ipc/parallax/roudi/internal/core"
+	"github.com/parallax-ipc/parallax/segment"
+)
+
+// Owned segments (design docs/design/memory-ownership.md §3.1): the
+// memory work of the owned model. The core decides what exists and who
+// gets which fd (roudi/internal/core/memory.go, conn_state.go); the server
+// performs its actions:
+//
+//   - core.CreateDataSegment: a memfd (hugetlb when asked) named
+//     "plx:<domain>:p<pub>.<index>", sized, sealed, fchmod 0600, mapped
+//     once to write the dataseg header, unmapped; the server keeps a
+//     read-write fd and a read-only twin (/proc/self/fd reopened O_RDONLY,
+//     which works because the router owns the 0600 inode). Then it steps
+//     core.DataSegmentCreated; on failure nothing is left.
+//   - core.CreateConnSegment: likewise "plx:<domain>:c<conn>", formatted
+//     with ringbuf.FormatConn; one read-write fd.
+//   - core.GrantSegments: wire.ConnSegmentAdded and wire.DataSegmentAdded
+//     pushes, one fd each.
+//   - core.CloseDataSegments, core.CloseConnSegment: close the fds (the
+//     memory lives as long as a client maps it).
+//
+// The router never maps an owned segment again after formatting it.
+
+// segFiles is the server's record of owned segments; owned by the Serve
+// goroutine (and by Close).
+type segFiles struct {
+	data map[dataKey]*dataSegFile
+	conn map[core.ConnectionID]*connSegFile
+}
+
+type dataKey struct {
+	pub   core.PubID
+	index uint16
+}
+
+type dataSegFile struct {
+	desc   wire.DataSegDesc // ReadOnly false
+	rw, ro *os.File
+}
+
+type connSegFile struct {
+	desc wire.ConnSegDesc
+	rw   *os.File
+}
+
+// ownedSegmentSizes gives the core the real layouts' sizes.
+func ownedSegmentSizes() core.SegmentSizes {
+	return core.SegmentSizes{
+		Data: func(chunk, count uint32, huge bool) uint64 {
+			return uint64(dataseg.Size(dataseg.Desc{PubID: 1, ChunkSize: chunk, Count: count, PageSize: uint32(dataPageSize(huge))}))
+		},
+		Conn: func(capacity, ret int) uint64 { return uint64(ringbuf.ConnSize(capacity, ret)) },
+	}
+}
+
+func dataPageSize(huge bool) int {
+	if huge {
+		return 2 << 20
+	}
+	return os.Getpagesize()
+}
+
+// segmentAction performs one owned-segment action.
+func (s *Server) segmentAction(a core.Action) {
+	if s.segs.data == nil {
+		s.segs = segFiles{data: map[dataKey]*dataSegFile{}, conn: map[core.ConnectionID]*connSegFile{}}
+	}
+	switch a := a.(type) {
+	case core.CreateDataSegment:
+		ev := core.DataSegmentCreated{Pub: a.Pub, Index: a.Index}
+		f, err := s.createDataSeg(a)
+		if err != nil {
+			ev.Err = err
+			s.log.Warn("create data segment", "pub", a.Pub, "index", a.Index, "err", err)
+		} else {
+			s.segs.data[dataKey{a.Pub, a.Index}] = f
+		}
+		s.growth.reports = append(s.growth.reports, ev)
+	case core.CreateConnSegment:
+		ev := core.ConnSegmentCreated{Connection: a.Connection}
+		f, err := s.createConnSeg(a)
+		if err != nil {
+			ev.Err = err
+			s.log.Warn("create connection segment", "conn", a.Connection, "err", err)
+		} else {
+			s.segs.conn[a.Connection] = f
+		}
+		s.growth.reports = append(s.growth.reports, ev)
+	case core.GrantSegments:
+		s.grantSegments(a)
+	case core.CloseDataSegments:
+		for _, i := range a.Indices {
+			k := dataKey{a.Pub, i}
+			if f := s.segs.data[k]; f != nil {
+				f.close()
+				delete(s.segs.data, k)
+			}
+		}
+	case core.CloseConnSegment:
+		if f := s.segs.conn[a.Connection]; f != nil {
+			_ = f.rw.Close()
+			delete(s.segs.conn, a.Connection)
+		}
+	}
+}
+
+func (f *dataSegFile) close() error {
+	err := f.rw.Close()
+	if f.ro != nil {
+		err = errors.Join(err, f.ro.Close())
+	}
+	return err
+}
+
+// newOwnedSeg creates a sealed memfd of size bytes (on 2 MiB pages when
+// huge: required when require), fchmods it 0600, lets format lay it out,
+// then unmaps it and returns a read-write fd and the page size used.
+func newOwnedSeg(name string, size int, huge, require bool, format func(mem []byte, pageSize int) error) (_ *os.File, pageSize int, err error) {
+	var m *segment.Mapped
+	if huge {
+		m, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Huge2M, Require: require, NoPrefault: true})
+	} else {
+		m, err = segment.NewMemfd(name, size, segment.MemfdOptions{NoPrefault: true})
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { err = errors.Join(err, m.Close()) }()
+	if err := m.File().Chmod(0o600); err != nil {
+		return nil, 0, fmt.Errorf("fchmod %s 0600: %w", name, err)
+	}
+	if err := format(m.Bytes(), m.PageSize()); err != nil {
+		return nil, 0, fmt.Errorf("format %s: %w", name, err)
+	}
+	// A second fd of the inode outlives the mapping (Close unmaps and
+	// closes the first).
+	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", m.File().Fd()), os.O_RDWR, 0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("keep an fd of %s: %w", name, err)
+	}
+	return f, m.PageSize(), nil
+}
+
+func (s *Server) createDataSeg(a core.CreateDataSegment) (*dataSegFile, error) {
+	name := fmt.Sprintf("plx:%s:p%d.%d", s.cfg.Domain, a.Pub, a.Index)
+	var (
+		d    dataseg.Desc
+		size int
+	)
+	rw, page, err := newOwnedSeg(name, int(a.Bytes), a.Hugepages, a.Require, func(mem []byte, page int) error {
+		// After a fallback to normal pages (hugepages "auto") the
+		// segment keeps the size asked, larger than the layout needs.
+		size = len(mem)
+		d = dataseg.Desc{PubID: uint32(a.Pub), Index: a.Index, ChunkSize: a.ChunkSize, Count: a.Count, PageSize: uint32(page)}
+		if page > os.Getpagesize() {
+			d.Flags = dataseg.FlagHugetlb
+		}
+		if n := dataseg.Size(d); n == 0 || n > len(mem) {
+			return fmt.Errorf("%d chunks of %d bytes need %d bytes, the segment has %d", a.Count, a.ChunkSize, n, len(mem))
+		}
+		_, err := dataseg.Format(mem[:dataseg.Size(d)], d)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	f := &dataSegFile{rw: rw, desc: wire.DataSegDesc{PubID: uint32(a.Pub), Index: a.Index, Kind: wire.KindMemfd,
+		ChunkSize: a.ChunkSize, Count: a.Count, PageSize: d.PageSize, Size: uint64(size)}}
+	if page > os.Getpagesize() {
+		f.desc.Kind = wire.KindHugetlb
+	}
+	if f.ro, err = os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", rw.Fd()), os.O_RDONLY, 0); err != nil {
+		_ = rw.Close()
+		return nil, fmt.Errorf("reopen %s read-only: %w", name, err)
+	}
+	return f, nil
+}
+
+func (s *Server) createConnSeg(a core.CreateConnSegment) (*connSegFile, error) {
+	name := fmt.Sprintf("plx:%s:c%d", s.cfg.Domain, a.Connection)
+	pol := ringbuf.DiscardOldest
+	wpol := wire.PolicyDiscardOldest
+	if a.Policy == core.BlockProducer {
+		pol, wpol = ringbuf.BlockProducer, wire.PolicyBlockProducer
+	}
+	cd := ringbuf.ConnDesc{ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub), Policy: pol,
+		DataCap: uint32(a.Capacity), ReturnCap: uint32(a.ReturnCapacity), MaxHeld: uint32(a.MaxHeld), Bound: uint32(a.Bound)}
+	rw, _, err := newOwnedSeg(name, int(a.Bytes), false, false, func(mem []byte, _ int) error {
+		_, err := ringbuf.FormatConn(mem, cd)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &connSegFile{rw: rw, desc: wire.ConnSegDesc{ConnID: cd.ConnID, PubID: cd.PubID, SubID: cd.SubID,
+		Capacity: cd.DataCap, ReturnCapacity: cd.ReturnCap, Bound: cd.Bound, MaxHeld: cd.MaxHeld, Policy: wpol, Size: a.Bytes}}, nil
+}
+
+// grantSegments sends what the core granted: the connection segment, then
+// the data segments, one push and one fd each.
+func (s *Server) grantSegments(a core.GrantSegments) {
+	c := s.conns[a.Conn]
+	if c == nil || !c.hello {
+		return
+	}
+	if a.Connection != 0 {
+		f := s.segs.conn[a.Connection]
+		if f == nil {
+			s.log.Error("core granted a connection segment the server does not have", "conn", a.Connection)
+		} else {
+			s.send(c, 0, &wire.ConnSegmentAdded{Seg: f.desc}, []*os.File{f.rw})
+		}
+	}
+	for _, i := range a.Data {
+		f := s.segs.data[dataKey{a.Pub, i}]
+		if f == nil {
+			s.log.Error("core granted a data segment the server does not have", "pub", a.Pub, "index", i)
+			continue
+		}
+		d, file := f.desc, f.rw
+		if a.ReadOnly {
+			d.ReadOnly, file = true, f.ro
+		}
+		if s.conns[a.Conn] != c {
+			return // the send failed and dropped the client
+		}
+		s.send(c, 0, &wire.DataSegmentAdded{Seg: d}, []*os.File{file})
+	}
+}
+
+// closeSegments closes every owned segment fd (Server.Close).
+func (s *Server) closeSegments() error {
+	var errs []error
+	for k, f := range s.segs.data {
+		errs = append(errs, f.close())
+		delete(s.segs.data, k)
+	}
+	for k, f := range s.segs.conn {
+		errs = append(errs, f.rw.Close())
+		delete(s.segs.conn, k)
+	}
+	return errors.Join(errs...)
+}
