@@ -13,7 +13,7 @@ import (
 // The block-producer slow path (design §2.6). Each wait releases mu, with
 // e.blocked set (other Publish calls wait: c's data ring has one producer)
 // and c.pushing set (RemoveConn waits before it lets the caller unmap c).
-// Everything here allocates (a context); it runs only when a ring is full.
+// Waits allocate nothing; a timeout allocates its error.
 
 // waitPush pushes ref, already delivered on c in the Tracker, into c's
 // full block-producer data ring, waiting for space up to BlockTimeout. mu
@@ -23,15 +23,14 @@ func (e *Engine) waitPush(c *Conn, ref parallax.ChunkRef) error {
 	if err := e.notify(c); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, e.opts.BlockTimeout)
-	defer cancel()
-	return e.pushWaiting(ctx, c, ref)
+	return e.pushWaiting(time.Now().Add(e.opts.BlockTimeout), c, ref)
 }
 
-// pushWaiting is waitPush's wait under a given context. mu held.
-func (e *Engine) pushWaiting(ctx context.Context, c *Conn, ref parallax.ChunkRef) error {
+// pushWaiting is waitPush's wait until deadline. mu held.
+func (e *Engine) pushWaiting(deadline time.Time, c *Conn, ref parallax.ChunkRef) error {
 	var err error
-	e.unlocked(c, func() { _, err = c.data.Push(ctx, ref) })
+	c.wctx.deadline = deadline
+	e.unlocked(c, func() { _, err = c.data.Push(&c.wctx, ref) })
 	if err == nil && !c.removed {
 		c.delivered++
 		return e.notify(c)
@@ -49,16 +48,11 @@ func (e *Engine) pushWaiting(ctx context.Context, c *Conn, ref parallax.ChunkRef
 // waitBound waits until c, a block-producer connection at its bound after
 // a drain, has returned something, drains it, and delivers idx. mu held.
 func (e *Engine) waitBound(c *Conn, idx uint32, ref parallax.ChunkRef) error {
-	ctx, cancel := context.WithTimeout(c.ctx, e.opts.BlockTimeout)
-	defer cancel()
 	opts := e.opts.Wait
-	opts.Timeout, opts.Deadline = 0, deadlineOf(ctx)
+	opts.Timeout, opts.Deadline = 0, time.Now().Add(e.opts.BlockTimeout)
 	for {
 		var err error
-		e.unlocked(c, func() { err = c.rc.ReturnWake().Wait(ctx, c.retReady, opts) })
-		if err == nil && ctx.Err() != nil {
-			err = ctx.Err() // retReady saw the connection end
-		}
+		e.unlocked(c, func() { err = c.rc.ReturnWake().Wait(context.Background(), c.retReady, opts) })
 		if err != nil || c.removed || !c.ct.Live() {
 			return e.blockErr(c, err)
 		}
@@ -74,7 +68,7 @@ func (e *Engine) waitBound(c *Conn, idx uint32, ref parallax.ChunkRef) error {
 			if c.err != nil {
 				return c.err
 			}
-			return e.pushWaiting(ctx, c, ref)
+			return e.pushWaiting(opts.Deadline, c, ref)
 		case err != owner.ErrBound:
 			e.fail(c, err)
 			return c.err
@@ -98,7 +92,7 @@ func (e *Engine) unlocked(c *Conn, wait func()) {
 // messages), a timeout error naming c, or c's failure. mu held.
 func (e *Engine) blockErr(c *Conn, err error) error {
 	switch {
-	case c.removed || !c.ct.Live() || c.ctx.Err() != nil:
+	case c.removed || !c.ct.Live() || c.closed.Load():
 		return c.err
 	case errors.Is(err, parallax.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
 		c.timeouts++
@@ -111,7 +105,28 @@ func (e *Engine) blockErr(c *Conn, err error) error {
 	return c.err
 }
 
-func deadlineOf(ctx context.Context) (d time.Time) {
-	d, _ = ctx.Deadline()
-	return d
+// waitCtx is the context of a Push wait on c's data ring: a deadline and
+// c's closed flag, with no Done channel. Ring.Push polls Err before every
+// futex slice and bounds each slice by the deadline, so this needs no
+// timer, goroutine or allocation per wait (context.WithTimeout plus the
+// AfterFunc Push registers for a Done channel cost ~1 µs and 400 B, on a
+// path a fast publisher takes often). A closing connection is woken by
+// the ring's Close (stopWaits), not by Done. Only for ringbuf waits: it
+// breaks the context contract (Err turns non-nil without Done).
+type waitCtx struct {
+	c        *Conn
+	deadline time.Time // written by the waiter before each wait
+}
+
+func (w *waitCtx) Deadline() (time.Time, bool) { return w.deadline, true }
+func (w *waitCtx) Done() <-chan struct{}       { return nil }
+func (w *waitCtx) Value(any) any               { return nil }
+func (w *waitCtx) Err() error {
+	if w.c.closed.Load() {
+		return context.Canceled
+	}
+	if !time.Now().Before(w.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }

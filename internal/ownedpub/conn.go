@@ -1,8 +1,8 @@
 package ownedpub
 
 import (
-	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/owner"
@@ -23,13 +23,16 @@ type Conn struct {
 	wake   *ringbuf.Notifier
 	policy ringbuf.Policy
 
-	// ctx is cancelled by CloseConn and RemoveConn: it ends a Publish
-	// waiting on this connection.
-	ctx    context.Context
-	cancel context.CancelFunc
+	// closed is set by CloseConn and RemoveConn: it ends a Publish waiting
+	// on this connection. Process-local; any ordering (the waiter re-checks
+	// it after every wake, and the closer wakes it after setting it).
+	closed atomic.Bool
 	// retReady is the return-wake readiness check, built once so a wait
 	// allocates no closure.
 	retReady func() bool
+	// wctx is the context of Push waits on the data ring, reused (guarded
+	// by the blocked flag: one waiter at a time).
+	wctx waitCtx
 
 	// Guarded by e.mu.
 	err       error // first failure (*ConnError); deliveries and drains stop
@@ -97,14 +100,13 @@ func (e *Engine) AddConn(rc *ringbuf.Conn, bound int, policy ringbuf.Policy, his
 	}
 	c := &Conn{e: e, rc: rc, data: rc.DataRing(), wake: rc.DataWake(), policy: policy}
 	ret := rc.ReturnRing()
-	c.retReady = func() bool { return ret.Len() > 0 || c.ctx.Err() != nil }
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.retReady = func() bool { return ret.Len() > 0 || c.closed.Load() }
+	c.wctx.c = c
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ct, err := e.tr.AddConn(d.ConnID, bound)
 	if err != nil {
-		c.cancel()
 		return nil, fmt.Errorf("add connection %d: %w", d.ConnID, err)
 	}
 	c.ct = ct
@@ -142,9 +144,11 @@ func (e *Engine) replay(c *Conn, history int) {
 
 // CloseConn stops deliveries on c (the subscriber closed it): Publish skips
 // it and a Publish waiting on it gives up, but its returns are still
-// drained, until [Engine.RemoveConn]. Closing twice does nothing.
+// drained, until [Engine.RemoveConn]. It closes c's data ring (the
+// subscriber still pops what is queued; see [ringbuf.Ring.Close]).
+// Closing twice does nothing.
 func (e *Engine) CloseConn(c *Conn) {
-	c.cancel()
+	c.stopWaits()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c.e == e && !c.removed {
@@ -163,7 +167,7 @@ func (e *Engine) RemoveConn(c *Conn) (int, error) {
 	if c == nil || c.e != e {
 		return 0, ErrConnGone
 	}
-	c.cancel()
+	c.stopWaits()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for c.pushing {
@@ -181,4 +185,14 @@ func (e *Engine) RemoveConn(c *Conn) (int, error) {
 	}
 	e.conns = conns
 	return e.tr.ReclaimConn(c.ct), nil
+}
+
+// stopWaits ends a Publish waiting on c: it sets closed, closes the data
+// ring (a producer waiting for space returns at once; the subscriber,
+// closing or gone, only pops from it any more) and wakes a wait for
+// returns.
+func (c *Conn) stopWaits() {
+	c.closed.Store(true)
+	_ = c.data.Close()
+	_ = c.rc.ReturnWake().Notify()
 }

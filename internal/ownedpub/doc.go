@@ -58,6 +58,6 @@
 // engine adds no shared-memory atomics of its own: every shared-memory
 // access is a [ringbuf] call, whose orderings ringbuf documents; the mutex
 // is the only other atomic (two uncontended local atomics per Publish and
-// per Loan). The publish path allocates nothing; the blocking slow path
-// allocates a context.
+// per Loan). The publish path allocates nothing, waits included; only
+// a timeout allocates its error.
 package ownedpub
