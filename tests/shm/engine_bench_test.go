@@ -78,55 +78,64 @@ func BenchmarkEngineThroughput(b *testing.B) {
 
 // BenchmarkEnginePingPong is BenchmarkOwnedPingPong with both publishers
 // (the parent's and the echo child's) played by the ownedpub engine: data
-// ring capacity 2, bound 3, 4 chunks per publisher. With the drain only on
-// need (the bound is reached every third message) a round trip no longer
-// pays a return-ring hand-off per message. ns/op is one round trip.
+// ring capacity 2. With held=1 (as BenchmarkOwnedPingPong) the bound is 3
+// and a publisher has 4 chunks, like the raw benchmark's pool; with the
+// drain only on need (the bound is reached every third message) a round
+// trip no longer pays a return-ring hand-off per message. held=16 is the
+// design's default MaxHeld: bound 18, 19 chunks, a drain every 18th
+// message. ns/op is one round trip.
 func BenchmarkEnginePingPong(b *testing.B) {
 	for _, mode := range benchModes {
 		for _, payload := range ownedPayloads {
-			b.Run(fmt.Sprintf("mode=%s/payload=%d", mode, payload), func(b *testing.B) {
-				d, cd := ownedSizes(1, 1, payload, 2, 1, ringbuf.BlockProducer)
-				ed, ecd := ownedSizes(2, 2, payload, 2, 1, ringbuf.BlockProducer)
-				dm, cm := routerDataSeg(b, d), routerConnSeg(b, cd)
-				edm, ecm := routerDataSeg(b, ed), routerConnSeg(b, ecd)
-				pub, err := newEnginePub(grant(b, dm, false), d, payload, ownedpub.Options{MaxLoans: 1, Wait: waitOptions(mode)})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = pub.Close() })
-				pc, err := pub.addConn(grant(b, cm, false), cd)
-				if err != nil {
-					b.Fatal(err)
-				}
-				sub, err := openOwnedSub(grant(b, edm, true), grant(b, ecm, false), ed, ecd, mode, payload)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = sub.Close() })
-				echo := startOwned(b, "echo", "engine-echo",
-					[]*os.File{grant(b, dm, true), grant(b, cm, false), grant(b, edm, false), grant(b, ecm, false)},
-					ownedConfig{Data: d, Conn: cd, EchoData: ed, EchoConn: ecd, Mode: mode, Payload: payload}, false,
-					func() { abortEngineConn(pc)(); _ = sub.data.Close(); _ = sub.wake.Close() })
-				roundTrip := func(seq uint64) error {
-					if err := pub.send(seq); err != nil {
-						return err
-					}
-					got, err := sub.recv()
-					if err == nil && got != seq {
-						err = fmt.Errorf("answer %d to message %d", got, seq)
-					}
-					return err
-				}
-				runPingPong(b, roundTrip)
-				if err := pc.c.Err(); err != nil {
-					b.Fatal(err)
-				}
-				closeEngineConn(pc)
-				if err := echo.wait(); err != nil {
-					b.Fatal(err)
-				}
-			})
+			for _, held := range []int{1, 16} {
+				b.Run(fmt.Sprintf("mode=%s/payload=%d/held=%d", mode, payload, held), func(b *testing.B) {
+					enginePingPong(b, mode, payload, held)
+				})
+			}
 		}
+	}
+}
+
+func enginePingPong(b *testing.B, mode string, payload, held int) {
+	d, cd := ownedSizesHeld(1, 1, payload, 2, 1, held, ringbuf.BlockProducer)
+	ed, ecd := ownedSizesHeld(2, 2, payload, 2, 1, held, ringbuf.BlockProducer)
+	dm, cm := routerDataSeg(b, d), routerConnSeg(b, cd)
+	edm, ecm := routerDataSeg(b, ed), routerConnSeg(b, ecd)
+	pub, err := newEnginePub(grant(b, dm, false), d, payload, ownedpub.Options{MaxLoans: 1, Wait: waitOptions(mode)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = pub.Close() })
+	pc, err := pub.addConn(grant(b, cm, false), cd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub, err := openOwnedSub(grant(b, edm, true), grant(b, ecm, false), ed, ecd, mode, payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sub.Close() })
+	echo := startOwned(b, "echo", "engine-echo",
+		[]*os.File{grant(b, dm, true), grant(b, cm, false), grant(b, edm, false), grant(b, ecm, false)},
+		ownedConfig{Data: d, Conn: cd, EchoData: ed, EchoConn: ecd, Mode: mode, Payload: payload}, false,
+		func() { abortEngineConn(pc)(); _ = sub.data.Close(); _ = sub.wake.Close() })
+	roundTrip := func(seq uint64) error {
+		if err := pub.send(seq); err != nil {
+			return err
+		}
+		got, err := sub.recv()
+		if err == nil && got != seq {
+			err = fmt.Errorf("answer %d to message %d", got, seq)
+		}
+		return err
+	}
+	runPingPong(b, roundTrip)
+	if err := pc.c.Err(); err != nil {
+		b.Fatal(err)
+	}
+	closeEngineConn(pc)
+	if err := echo.wait(); err != nil {
+		b.Fatal(err)
 	}
 }
 
