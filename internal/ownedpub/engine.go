@@ -147,10 +147,13 @@ func (e *Engine) Drain() {
 	e.mu.Unlock()
 }
 
-// drainAll drains every connection that has not failed. mu held.
+// drainAll drains every connection that has not failed. It skips a
+// connection a Publish waits on: that Publish waits for returns to show up
+// in the return ring and drains them itself (draining them here would
+// leave it asleep until its timeout). mu held.
 func (e *Engine) drainAll() {
 	for _, c := range e.conns {
-		if c.err == nil {
+		if c.err == nil && !c.pushing {
 			e.drain(c)
 		}
 	}

@@ -441,3 +441,36 @@ func TestConcurrentLoans(t *testing.T) {
 	_, err := r.e.RemoveConn(c)
 	require.NoError(t, err)
 }
+
+// TestBoundWaitNotStolen: while a Publish waits for returns on a
+// block-producer connection at its bound, a drain of every connection on
+// another goroutine (Drain, or a Loan that found no free chunk) leaves that
+// one alone, so the waiting Publish
+// finds the returns and delivers.
+func TestBoundWaitNotStolen(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, ownedpub.Options{BlockTimeout: 5 * time.Second, Wait: ringbuf.WaitOptions{Spin: -1}}, 64, 16)
+	c, s := r.conn(t, 1, ringbuf.BlockProducer, 2, 3, 0)
+	require.NoError(t, r.publish(t, 64, 1))
+	require.NoError(t, r.publish(t, 64, 2))
+	held, _ := s.mustPop()
+	require.NoError(t, r.publish(t, 64, 3)) // bound reached: 1 held, 2 and 3 queued
+	done := make(chan error, 1)
+	go func() { done <- r.publish(t, 64, 4) }()
+	require.Eventually(t, func() bool { return s.c.ReturnWake().Sleeping() }, 5*time.Second, time.Millisecond)
+	ref, _ := s.mustPop()
+	// Returns without a wake, then a drain of everything it may drain.
+	_, err := s.c.ReturnRing().TryPush(held)
+	require.NoError(t, err)
+	_, err = s.c.ReturnRing().TryPush(ref)
+	require.NoError(t, err)
+	r.e.Drain()
+	require.NoError(t, s.c.ReturnWake().Notify())
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish still waiting")
+	}
+	require.Equal(t, 2, c.Stats().Outstanding, "3 and 4")
+}
