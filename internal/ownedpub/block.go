@@ -79,6 +79,7 @@ func (e *Engine) waitBound(c *Conn, idx uint32, ref parallax.ChunkRef) error {
 // unlocked runs wait with mu released and c marked as waited on. mu held
 // on entry and return.
 func (e *Engine) unlocked(c *Conn, wait func()) {
+	e.waits++
 	e.blocked, c.pushing = true, true
 	e.mu.Unlock()
 	wait()

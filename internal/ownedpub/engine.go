@@ -69,7 +69,7 @@ type Engine struct {
 	blocked    bool // a Publish waits with mu released
 	seq        uint64
 
-	published, drains, drained, discarded, timeouts, failed, replayed uint64
+	published, drains, drained, discarded, waits, timeouts, failed, replayed uint64
 }
 
 // New returns an engine without memory or connections; add them with
@@ -123,6 +123,7 @@ type Stats struct {
 	Drains    uint64 // return-ring batches popped
 	Drained   uint64 // refs accepted from return rings and take-backs
 	Discarded uint64 // entries taken back by discard-oldest pushes
+	Waits     uint64 // block-producer deliveries that waited (ring full, or at the bound with nothing returned)
 	Timeouts  uint64 // block-producer deliveries that timed out
 	Failed    uint64 // connections failed (ConnError)
 	Replayed  uint64 // history entries delivered to new connections
@@ -135,7 +136,7 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Stats: e.tr.Stats(), Conns: len(e.conns), Published: e.published,
 		Drains: e.drains, Drained: e.drained, Discarded: e.discarded,
-		Timeouts: e.timeouts, Failed: e.failed, Replayed: e.replayed,
+		Waits: e.waits, Timeouts: e.timeouts, Failed: e.failed, Replayed: e.replayed,
 	}
 }
 

@@ -24,7 +24,7 @@ func BenchmarkEngineThroughput(b *testing.B) {
 			b.Run(fmt.Sprintf("mode=%s/payload=%d", mode, payload), func(b *testing.B) {
 				d, cd := ownedSizes(1, 1, payload, 64, 1, ringbuf.BlockProducer)
 				dm, cm := routerDataSeg(b, d), routerConnSeg(b, cd)
-				pub, err := newEnginePub(grant(b, dm, false), d, payload, ownedpub.Options{MaxLoans: 1, Wait: waitOptions(mode)})
+				pub, err := newEnginePub(grant(b, dm, false), d, payload, ownedpub.Options{MaxLoans: 1, Wait: waitOptions(mode), DrainEvery: drainEveryFlag})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -71,6 +71,8 @@ func BenchmarkEngineThroughput(b *testing.B) {
 				st := pub.e.Stats()
 				b.ReportMetric(float64(seq-first)/elapsed.Seconds(), "msgs/s")
 				b.ReportMetric(float64(st.Drains)/float64(seq), "drains/op")
+				b.ReportMetric(float64(st.Waits)/float64(seq), "waits/op")
+				b.ReportMetric(float64(pc.rc.DataWake().Stats().Wakes)/float64(seq), "wakes/op")
 			})
 		}
 	}
@@ -101,7 +103,7 @@ func enginePingPong(b *testing.B, mode string, payload, held int) {
 	ed, ecd := ownedSizesHeld(2, 2, payload, 2, 1, held, ringbuf.BlockProducer)
 	dm, cm := routerDataSeg(b, d), routerConnSeg(b, cd)
 	edm, ecm := routerDataSeg(b, ed), routerConnSeg(b, ecd)
-	pub, err := newEnginePub(grant(b, dm, false), d, payload, ownedpub.Options{MaxLoans: 1, Wait: waitOptions(mode)})
+	pub, err := newEnginePub(grant(b, dm, false), d, payload, ownedpub.Options{MaxLoans: 1, Wait: waitOptions(mode), DrainEvery: drainEveryFlag})
 	if err != nil {
 		b.Fatal(err)
 	}

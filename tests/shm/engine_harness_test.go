@@ -103,3 +103,13 @@ func abortEngineConn(c *engineConn) func() {
 		_ = c.rc.ReturnWake().Close()
 	}
 }
+
+// drainEveryFlag is ownedpub.Options.DrainEvery for the engine benchmarks'
+// parent publisher (0: the engine's default).
+var drainEveryFlag = 0
+
+func init() {
+	if v := os.Getenv("PARALLAX_BENCH_DRAIN_EVERY"); v != "" {
+		fmt.Sscan(v, &drainEveryFlag)
+	}
+}
