@@ -81,9 +81,9 @@ func (e *Engine) waitBound(c *Conn, idx uint32, ref parallax.ChunkRef) error {
 func (e *Engine) unlocked(c *Conn, wait func()) {
 	e.waits++
 	e.blocked, c.pushing = true, true
-	e.mu.Unlock()
+	e.unlock()
 	wait()
-	e.mu.Lock()
+	e.lock()
 	e.blocked, c.pushing = false, false
 	e.cond.Broadcast()
 }

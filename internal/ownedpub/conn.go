@@ -48,8 +48,8 @@ func (c *Conn) ID() uint32 { return c.rc.Desc().ConnID }
 
 // Err returns the connection's failure (a [*ConnError]), or nil.
 func (c *Conn) Err() error {
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
+	c.e.lock()
+	defer c.e.unlock()
 	return c.err
 }
 
@@ -66,8 +66,8 @@ type ConnStats struct {
 
 // Stats returns c's counters.
 func (c *Conn) Stats() ConnStats {
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
+	c.e.lock()
+	defer c.e.unlock()
 	return ConnStats{
 		Outstanding: c.ct.Outstanding(), Bound: c.ct.Bound(), Live: c.ct.Live(),
 		Delivered: c.delivered, Discarded: c.discarded, Timeouts: c.timeouts,
@@ -103,8 +103,8 @@ func (e *Engine) AddConn(rc *ringbuf.Conn, bound int, policy ringbuf.Policy, his
 	c.retReady = func() bool { return ret.Len() > 0 || c.closed.Load() }
 	c.wctx.c = c
 
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	ct, err := e.tr.AddConn(d.ConnID, bound)
 	if err != nil {
 		return nil, fmt.Errorf("add connection %d: %w", d.ConnID, err)
@@ -149,8 +149,8 @@ func (e *Engine) replay(c *Conn, history int) {
 // Closing twice does nothing.
 func (e *Engine) CloseConn(c *Conn) {
 	c.stopWaits()
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if c.e == e && !c.removed {
 		e.tr.CloseConn(c.ct)
 	}
@@ -168,8 +168,8 @@ func (e *Engine) RemoveConn(c *Conn) (int, error) {
 		return 0, ErrConnGone
 	}
 	c.stopWaits()
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	for c.pushing {
 		e.cond.Wait()
 	}

@@ -58,6 +58,7 @@
 // engine adds no shared-memory atomics of its own: every shared-memory
 // access is a [ringbuf] call, whose orderings ringbuf documents; the mutex
 // is the only other atomic (two uncontended local atomics per Publish and
-// per Loan). The publish path allocates nothing, waits included; only
+// per Loan; none with [Options.SingleGoroutine], for a caller that
+// serialises every call itself). The publish path allocates nothing, waits included; only
 // a timeout allocates its error.
 package ownedpub

@@ -35,6 +35,15 @@ type Options struct {
 	// BlockTimeout bounds how long Publish waits on one block-producer
 	// connection; 0 means [DefaultBlockTimeout].
 	BlockTimeout time.Duration
+	// SingleGoroutine promises that every call to the engine, its Conns
+	// and its Loans comes from one goroutine at a time, with the
+	// happens-before edges between them supplied by the caller (for
+	// example the publisher's own state machine). The engine then takes
+	// no mutex: two local atomic read-modify-writes fewer per Loan and per
+	// Publish (≈20 % of a 64 B one-way message in tests/shm). A Publish
+	// waiting on a full block-producer connection then cannot be ended by
+	// CloseConn or RemoveConn, only by its timeout or the peer.
+	SingleGoroutine bool
 	// Wait tunes the wait for returns on a block-producer connection at
 	// its bound (spin, then sleep on the return wake). Its Timeout and
 	// Deadline are ignored: BlockTimeout applies.
@@ -45,8 +54,8 @@ type Options struct {
 // [owner.Tracker] and its connections. See the package doc.
 //
 // Use [New]; the zero value is invalid. An Engine is safe for concurrent
-// use as the package doc describes (Publish calls are serialised), and
-// must not be copied. It owns no fds or mappings: the caller keeps every
+// use as the package doc describes (Publish calls are serialised), unless
+// [Options.SingleGoroutine] says it need not be; it must not be copied. It owns no fds or mappings: the caller keeps every
 // segment mapped until it has removed every connection and stopped using
 // the engine.
 type Engine struct {
@@ -100,8 +109,8 @@ func (e *Engine) AddSegment(s *dataseg.Segment) error {
 		return fmt.Errorf("add segment: nil or read-only segment: %w", ErrInvalidArgument)
 	}
 	d := s.Desc()
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if _, err := e.tr.AddSegment(d.Index, d.ChunkSize, s.Count()); err != nil {
 		return err
 	}
@@ -131,8 +140,8 @@ type Stats struct {
 
 // Stats returns the current accounting.
 func (e *Engine) Stats() Stats {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	return Stats{
 		Stats: e.tr.Stats(), Conns: len(e.conns), Published: e.published,
 		Drains: e.drains, Drained: e.drained, Discarded: e.discarded,
@@ -143,9 +152,23 @@ func (e *Engine) Stats() Stats {
 // Drain drains the return ring of every connection that has not failed,
 // for example before reading Stats.
 func (e *Engine) Drain() {
-	e.mu.Lock()
+	e.lock()
 	e.drainAll()
-	e.mu.Unlock()
+	e.unlock()
+}
+
+// lock takes mu unless the caller promised a single goroutine.
+func (e *Engine) lock() {
+	if !e.opts.SingleGoroutine {
+		e.mu.Lock()
+	}
+}
+
+// unlock releases mu unless the caller promised a single goroutine.
+func (e *Engine) unlock() {
+	if !e.opts.SingleGoroutine {
+		e.mu.Unlock()
+	}
 }
 
 // drainAll drains every connection that has not failed. It skips a

@@ -3,6 +3,7 @@ package ownedpub_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,8 +43,17 @@ func runConsumer(s *consumer, stop *atomic.Bool, out chan<- []uint64) {
 // reclaims everything.
 func TestFanOut(t *testing.T) {
 	t.Parallel()
+	for _, single := range []bool{false, true} {
+		t.Run(fmt.Sprintf("single=%v", single), func(t *testing.T) {
+			t.Parallel()
+			testFanOut(t, ownedpub.Options{MaxLoans: 1, SingleGoroutine: single})
+		})
+	}
+}
+
+func testFanOut(t *testing.T, opts ownedpub.Options) {
 	const n, dataCap = 2000, 4
-	r := newRig(t, ownedpub.Options{MaxLoans: 1}, 64, 1+3*(dataCap+1))
+	r := newRig(t, opts, 64, 1+3*(dataCap+1))
 	c1, s1 := r.conn(t, 1, ringbuf.DiscardOldest, dataCap, dataCap+1, 0)
 	c2, s2 := r.conn(t, 2, ringbuf.BlockProducer, dataCap, dataCap+1, 0)
 	c3, s3 := r.conn(t, 3, ringbuf.DiscardOldest, dataCap, dataCap+1, 0)

@@ -42,8 +42,8 @@ func (e *Engine) Loan(n int) (Loan, error) {
 	if n < 0 {
 		return Loan{}, errNegative
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	class, ok := e.tr.ClassFor(n)
 	if !ok {
 		return Loan{}, ErrTooLarge
@@ -64,8 +64,8 @@ var errNegative = fmt.Errorf("loan of a negative size: %w", ErrInvalidArgument)
 // Release gives back a loan that was not published. Errors: [ErrNotLoaned]
 // (published or released already). The loan is invalid afterwards.
 func (e *Engine) Release(l *Loan) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if !e.loaned(l) {
 		return ErrNotLoaned
 	}

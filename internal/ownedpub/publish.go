@@ -26,19 +26,19 @@ var errLength = fmt.Errorf("publish: meta length exceeds the chunk: %w", ErrInva
 // allocates nothing and makes no system call except a wake of a sleeping
 // subscriber.
 func (e *Engine) Publish(l *Loan) error {
-	e.mu.Lock()
+	e.lock()
 	for e.blocked {
 		e.cond.Wait()
 	}
 	if !e.loaned(l) {
-		e.mu.Unlock()
+		e.unlock()
 		return ErrNotLoaned
 	}
 	m := l.meta
 	if m.Length == 0 {
 		m.Length = uint32(len(l.buf))
 	} else if int64(m.Length) > int64(cap(l.buf)) {
-		e.mu.Unlock()
+		e.unlock()
 		return errLength
 	}
 	e.seq++
@@ -47,7 +47,7 @@ func (e *Engine) Publish(l *Loan) error {
 	*l = Loan{}
 	e.segs[ref.Pool()].SetMeta(ref.Slot(), m)
 	if err := e.tr.HistoryPush(idx); err != nil {
-		e.mu.Unlock()
+		e.unlock()
 		return err // not reached: idx is loaned and not in history
 	}
 	var first error
@@ -71,7 +71,7 @@ func (e *Engine) Publish(l *Loan) error {
 			e.drainAll()
 		}
 	}
-	e.mu.Unlock()
+	e.unlock()
 	return first
 }
 

@@ -21,59 +21,62 @@ import (
 func BenchmarkEngineThroughput(b *testing.B) {
 	for _, mode := range benchModes {
 		for _, payload := range ownedPayloads {
-			b.Run(fmt.Sprintf("mode=%s/payload=%d", mode, payload), func(b *testing.B) {
-				d, cd := ownedSizes(1, 1, payload, 64, 1, ringbuf.BlockProducer)
-				dm, cm := routerDataSeg(b, d), routerConnSeg(b, cd)
-				pub, err := newEnginePub(grant(b, dm, false), d, payload, ownedpub.Options{MaxLoans: 1, Wait: waitOptions(mode), DrainEvery: drainEveryFlag})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = pub.Close() })
-				pc, err := pub.addConn(grant(b, cm, false), cd)
-				if err != nil {
-					b.Fatal(err)
-				}
-				sink := startOwned(b, "sink", "owned-sink", []*os.File{grant(b, dm, true), grant(b, cm, false)},
-					ownedConfig{Data: d, Conn: cd, Mode: mode, Payload: payload}, false, abortEngineConn(pc))
-				drain := func() {
-					for pub.e.Stats().InUse > 0 && pc.c.Err() == nil {
-						pub.e.Drain()
-						runtime.Gosched()
-					}
-				}
-				var seq uint64
-				for range 100 {
-					seq++
-					if err := pub.send(seq); err != nil {
+			for _, single := range []bool{false, true} {
+				b.Run(fmt.Sprintf("mode=%s/payload=%d/single=%v", mode, payload, single), func(b *testing.B) {
+					d, cd := ownedSizes(1, 1, payload, 64, 1, ringbuf.BlockProducer)
+					dm, cm := routerDataSeg(b, d), routerConnSeg(b, cd)
+					pub, err := newEnginePub(grant(b, dm, false), d, payload,
+						ownedpub.Options{MaxLoans: 1, Wait: waitOptions(mode), DrainEvery: drainEveryFlag, SingleGoroutine: single})
+					if err != nil {
 						b.Fatal(err)
 					}
-				}
-				drain()
-				b.SetBytes(int64(payload))
-				b.ReportAllocs()
-				first := seq
-				start := time.Now()
-				for b.Loop() {
-					seq++
-					if err := pub.send(seq); err != nil {
+					b.Cleanup(func() { _ = pub.Close() })
+					pc, err := pub.addConn(grant(b, cm, false), cd)
+					if err != nil {
 						b.Fatal(err)
 					}
-				}
-				drain()
-				elapsed := time.Since(start)
-				if err := pc.c.Err(); err != nil {
-					b.Fatal(err)
-				}
-				closeEngineConn(pc)
-				if err := sink.wait(); err != nil {
-					b.Fatal(err)
-				}
-				st := pub.e.Stats()
-				b.ReportMetric(float64(seq-first)/elapsed.Seconds(), "msgs/s")
-				b.ReportMetric(float64(st.Drains)/float64(seq), "drains/op")
-				b.ReportMetric(float64(st.Waits)/float64(seq), "waits/op")
-				b.ReportMetric(float64(pc.rc.DataWake().Stats().Wakes)/float64(seq), "wakes/op")
-			})
+					sink := startOwned(b, "sink", "owned-sink", []*os.File{grant(b, dm, true), grant(b, cm, false)},
+						ownedConfig{Data: d, Conn: cd, Mode: mode, Payload: payload}, false, abortEngineConn(pc))
+					drain := func() {
+						for pub.e.Stats().InUse > 0 && pc.c.Err() == nil {
+							pub.e.Drain()
+							runtime.Gosched()
+						}
+					}
+					var seq uint64
+					for range 100 {
+						seq++
+						if err := pub.send(seq); err != nil {
+							b.Fatal(err)
+						}
+					}
+					drain()
+					b.SetBytes(int64(payload))
+					b.ReportAllocs()
+					first := seq
+					start := time.Now()
+					for b.Loop() {
+						seq++
+						if err := pub.send(seq); err != nil {
+							b.Fatal(err)
+						}
+					}
+					drain()
+					elapsed := time.Since(start)
+					if err := pc.c.Err(); err != nil {
+						b.Fatal(err)
+					}
+					closeEngineConn(pc)
+					if err := sink.wait(); err != nil {
+						b.Fatal(err)
+					}
+					st := pub.e.Stats()
+					b.ReportMetric(float64(seq-first)/elapsed.Seconds(), "msgs/s")
+					b.ReportMetric(float64(st.Drains)/float64(seq), "drains/op")
+					b.ReportMetric(float64(st.Waits)/float64(seq), "waits/op")
+					b.ReportMetric(float64(pc.rc.DataWake().Stats().Wakes)/float64(seq), "wakes/op")
+				})
+			}
 		}
 	}
 }
@@ -90,15 +93,17 @@ func BenchmarkEnginePingPong(b *testing.B) {
 	for _, mode := range benchModes {
 		for _, payload := range ownedPayloads {
 			for _, held := range []int{1, 16} {
-				b.Run(fmt.Sprintf("mode=%s/payload=%d/held=%d", mode, payload, held), func(b *testing.B) {
-					enginePingPong(b, mode, payload, held)
-				})
+				for _, single := range []bool{false, true} {
+					b.Run(fmt.Sprintf("mode=%s/payload=%d/held=%d/single=%v", mode, payload, held, single), func(b *testing.B) {
+						enginePingPong(b, mode, payload, held, single)
+					})
+				}
 			}
 		}
 	}
 }
 
-func enginePingPong(b *testing.B, mode string, payload, held int) {
+func enginePingPong(b *testing.B, mode string, payload, held int, single bool) {
 	d, cd := ownedSizesHeld(1, 1, payload, 2, 1, held, ringbuf.BlockProducer)
 	ed, ecd := ownedSizesHeld(2, 2, payload, 2, 1, held, ringbuf.BlockProducer)
 	dm, cm := routerDataSeg(b, d), routerConnSeg(b, cd)
@@ -155,7 +160,8 @@ func engineEchoChild(args []string) int {
 			return err
 		}
 		defer sub.Close()
-		pub, err := newEnginePub(os.NewFile(5, "echo-data"), c.EchoData, c.Payload, ownedpub.Options{MaxLoans: 1, Wait: waitOptions(c.Mode)})
+		pub, err := newEnginePub(os.NewFile(5, "echo-data"), c.EchoData, c.Payload,
+			ownedpub.Options{MaxLoans: 1, Wait: waitOptions(c.Mode), SingleGoroutine: c.Single})
 		if err != nil {
 			return err
 		}

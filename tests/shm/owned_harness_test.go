@@ -34,6 +34,7 @@ type ownedConfig struct {
 	Mode     string
 	Payload  int
 	Hostile  bool
+	Single   bool // engine-echo: ownedpub.Options.SingleGoroutine
 }
 
 func (c ownedConfig) args() []string {
