@@ -148,12 +148,16 @@ func (e *Engine) replay(c *Conn, history int) {
 // subscriber still pops what is queued; see [ringbuf.Ring.Close]).
 // Closing twice does nothing.
 func (e *Engine) CloseConn(c *Conn) {
-	c.stopWaits()
+	if c == nil || c.e != e {
+		return
+	}
 	e.lock()
 	defer e.unlock()
-	if c.e == e && !c.removed {
-		e.tr.CloseConn(c.ct)
+	if c.removed {
+		return // its segment may be unmapped already: touch nothing
 	}
+	c.stopWaits()
+	e.tr.CloseConn(c.ct)
 }
 
 // RemoveConn ends c (the subscriber is gone, or the router cut the
@@ -167,14 +171,17 @@ func (e *Engine) RemoveConn(c *Conn) (int, error) {
 	if c == nil || c.e != e {
 		return 0, ErrConnGone
 	}
-	c.stopWaits()
 	e.lock()
 	defer e.unlock()
+	if c.removed {
+		return 0, ErrConnGone // its segment may be unmapped already: touch nothing
+	}
+	c.stopWaits()
 	for c.pushing {
 		e.cond.Wait()
 	}
 	if c.removed {
-		return 0, ErrConnGone
+		return 0, ErrConnGone // removed by a concurrent RemoveConn while we waited
 	}
 	c.removed = true
 	conns := make([]*Conn, 0, len(e.conns))
@@ -190,7 +197,7 @@ func (e *Engine) RemoveConn(c *Conn) (int, error) {
 // stopWaits ends a Publish waiting on c: it sets closed, closes the data
 // ring (a producer waiting for space returns at once; the subscriber,
 // closing or gone, only pops from it any more) and wakes a wait for
-// returns.
+// returns. It does not block. e.mu held, c not removed.
 func (c *Conn) stopWaits() {
 	c.closed.Store(true)
 	_ = c.data.Close()
