@@ -222,6 +222,14 @@ func (t *Tracker) Ref(idx uint32) parallax.ChunkRef {
 	return t.ref(idx)
 }
 
+// Loaned reports whether chunk idx is loaned: between [Tracker.Loan] and
+// [Tracker.Published] or [Tracker.Unloan]. A publisher checks it before
+// delivering a loan its caller hands back, so a second publish of one loan
+// (whose chunk may be in history, which Deliver accepts) is refused.
+func (t *Tracker) Loaned(idx uint32) bool {
+	return int(idx) < len(t.chunks) && t.chunks[idx].state == stateLoaned
+}
+
 func (t *Tracker) ref(idx uint32) parallax.ChunkRef {
 	ch := &t.chunks[idx]
 	return parallax.MakeRef(uint32(ch.seg), idx-t.segs[ch.seg].base, ch.gen)

@@ -257,3 +257,23 @@ func TestDataPathAllocs(t *testing.T) {
 	})
 	require.Zero(t, n)
 }
+
+// TestLoaned follows one chunk through loan, history, publish and reuse:
+// Loaned is true exactly between Loan and Published or Unloan.
+func TestLoaned(t *testing.T) {
+	t.Parallel()
+	tr, _ := newTracker(t, Config{History: 1}, 2, 0, 1)
+	require.False(t, tr.Loaned(0))
+	require.False(t, tr.Loaned(99))
+	idx, _, err := tr.Loan(0)
+	require.NoError(t, err)
+	require.True(t, tr.Loaned(idx))
+	require.NoError(t, tr.HistoryPush(idx))
+	require.True(t, tr.Loaned(idx))
+	require.NoError(t, tr.Published(idx))
+	require.False(t, tr.Loaned(idx), "in history, not loaned")
+	idx2, _, err := tr.Loan(0)
+	require.NoError(t, err)
+	require.NoError(t, tr.Unloan(idx2))
+	require.False(t, tr.Loaned(idx2))
+}

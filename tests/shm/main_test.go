@@ -17,6 +17,7 @@ func TestMain(m *testing.M) {
 		"owned-sink":      ownedSinkChild,
 		"owned-idle":      ownedIdleChild,
 		"owned-echo":      ownedEchoChild,
+		"engine-echo":     engineEchoChild,
 	})
 	testutil.Main(m)
 }

@@ -72,6 +72,7 @@ func BenchmarkOwnedThroughput(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.ReportMetric(float64(seq-first)/elapsed.Seconds(), "msgs/s")
+				b.ReportMetric(float64(pc.wake.Stats().Wakes)/float64(seq), "wakes/op")
 			})
 		}
 	}

@@ -34,6 +34,7 @@ type ownedConfig struct {
 	Mode     string
 	Payload  int
 	Hostile  bool
+	Single   bool // engine-echo: ownedpub.Options.SingleGoroutine
 }
 
 func (c ownedConfig) args() []string {
@@ -59,7 +60,13 @@ func parseOwned(args []string) (ownedConfig, error) {
 // bound = queue capacity + MaxHeld, return ring = pow2 ≥ bound, chunks =
 // MaxLoans + bound per connection.
 func ownedSizes(pubID, connID uint32, payload, dataCap, conns int, policy ringbuf.Policy) (dataseg.Desc, ringbuf.ConnDesc) {
-	const maxHeld, maxLoans = 1, 1
+	return ownedSizesHeld(pubID, connID, payload, dataCap, conns, 1, policy)
+}
+
+// ownedSizesHeld is ownedSizes for a subscriber that may hold maxHeld
+// samples (the design's default is 16).
+func ownedSizesHeld(pubID, connID uint32, payload, dataCap, conns, maxHeld int, policy ringbuf.Policy) (dataseg.Desc, ringbuf.ConnDesc) {
+	const maxLoans = 1
 	bound := dataCap + maxHeld
 	ret := 1
 	for ret < bound {
@@ -71,7 +78,7 @@ func ownedSizes(pubID, connID uint32, payload, dataCap, conns int, policy ringbu
 	}
 	c := ringbuf.ConnDesc{
 		ConnID: connID, PubID: pubID, SubID: 1000 + connID, Policy: policy,
-		DataCap: uint32(dataCap), ReturnCap: uint32(ret), MaxHeld: maxHeld, Bound: uint32(bound),
+		DataCap: uint32(dataCap), ReturnCap: uint32(ret), MaxHeld: uint32(maxHeld), Bound: uint32(bound),
 	}
 	return d, c
 }

@@ -1,0 +1,133 @@
+package ownedpub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/owner"
+)
+
+// The block-producer slow path (design §2.6). Each wait releases mu, with
+// e.blocked set (other Publish calls wait: c's data ring has one producer)
+// and c.pushing set (RemoveConn waits before it lets the caller unmap c).
+// Waits allocate nothing; a timeout allocates its error.
+
+// waitPush pushes ref, already delivered on c in the Tracker, into c's
+// full block-producer data ring, waiting for space up to BlockTimeout. mu
+// held on entry and return.
+func (e *Engine) waitPush(c *Conn, ref parallax.ChunkRef) error {
+	// The subscriber must pop to make room: make sure it is awake.
+	if err := e.notify(c); err != nil {
+		return err
+	}
+	return e.pushWaiting(time.Now().Add(e.opts.BlockTimeout), c, ref)
+}
+
+// pushWaiting is waitPush's wait until deadline. mu held.
+func (e *Engine) pushWaiting(deadline time.Time, c *Conn, ref parallax.ChunkRef) error {
+	var err error
+	c.wctx.deadline = deadline
+	e.unlocked(c, func() { _, err = c.data.Push(&c.wctx, ref) })
+	if err == nil && !c.removed {
+		c.delivered++
+		return e.notify(c)
+	}
+	// Not pushed (or pushed into a connection removed meanwhile, whose
+	// chunks RemoveConn took back): undo the delivery. The ref never
+	// reached the ring, so nobody else can have returned it, and the bit
+	// is ours to clear unless RemoveConn reclaimed it.
+	if !c.ct.Gone() {
+		_ = e.tr.Return(c.ct, ref)
+	}
+	return e.blockErr(c, err)
+}
+
+// waitBound waits until c, a block-producer connection at its bound after
+// a drain, has returned something, drains it, and delivers idx. mu held.
+func (e *Engine) waitBound(c *Conn, idx uint32, ref parallax.ChunkRef) error {
+	opts := e.opts.Wait
+	opts.Timeout, opts.Deadline = 0, time.Now().Add(e.opts.BlockTimeout)
+	for {
+		var err error
+		e.unlocked(c, func() { err = c.rc.ReturnWake().Wait(context.Background(), c.retReady, opts) })
+		if err != nil || c.removed || !c.ct.Live() {
+			return e.blockErr(c, err)
+		}
+		e.drain(c)
+		if c.err != nil {
+			return c.err
+		}
+		switch err := e.tr.Deliver(c.ct, idx); {
+		case err == nil:
+			if e.push(c, ref) {
+				return e.notify(c)
+			}
+			if c.err != nil {
+				return c.err
+			}
+			return e.pushWaiting(opts.Deadline, c, ref)
+		case err != owner.ErrBound:
+			e.fail(c, err)
+			return c.err
+		}
+	}
+}
+
+// unlocked runs wait with mu released and c marked as waited on. mu held
+// on entry and return.
+func (e *Engine) unlocked(c *Conn, wait func()) {
+	e.waits++
+	e.blocked, c.pushing = true, true
+	e.unlock()
+	wait()
+	e.lock()
+	e.blocked, c.pushing = false, false
+	e.cond.Broadcast()
+}
+
+// blockErr turns the end of a failed wait on c into Publish's error: nil
+// when the connection was closed or removed meanwhile (it no longer wants
+// messages), a timeout error naming c, or c's failure. mu held.
+func (e *Engine) blockErr(c *Conn, err error) error {
+	switch {
+	case c.removed || !c.ct.Live() || c.closed.Load():
+		return c.err
+	case errors.Is(err, parallax.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+		c.timeouts++
+		e.timeouts++
+		return fmt.Errorf("publish on block-producer connection %d: full for %v: %w", c.ID(), e.opts.BlockTimeout, parallax.ErrTimeout)
+	case err == nil:
+		return nil
+	}
+	e.fail(c, err)
+	return c.err
+}
+
+// waitCtx is the context of a Push wait on c's data ring: a deadline and
+// c's closed flag, with no Done channel. Ring.Push polls Err before every
+// futex slice and bounds each slice by the deadline, so this needs no
+// timer, goroutine or allocation per wait (context.WithTimeout plus the
+// AfterFunc Push registers for a Done channel cost ~1 µs and 400 B, on a
+// path a fast publisher takes often). A closing connection is woken by
+// the ring's Close (stopWaits), not by Done. Only for ringbuf waits: it
+// breaks the context contract (Err turns non-nil without Done).
+type waitCtx struct {
+	c        *Conn
+	deadline time.Time // written by the waiter before each wait
+}
+
+func (w *waitCtx) Deadline() (time.Time, bool) { return w.deadline, true }
+func (w *waitCtx) Done() <-chan struct{}       { return nil }
+func (w *waitCtx) Value(any) any               { return nil }
+func (w *waitCtx) Err() error {
+	if w.c.closed.Load() {
+		return context.Canceled
+	}
+	if !time.Now().Before(w.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}

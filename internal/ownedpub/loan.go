@@ -1,0 +1,84 @@
+package ownedpub
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/dataseg"
+)
+
+// A Loan is one chunk of the publisher's data segment, loaned for writing
+// until [Engine.Publish] or [Engine.Release]. It is a small value; copies
+// name the same loan, and only one of them may be published or released
+// (the others then get [ErrNotLoaned]). The zero Loan is not loaned.
+type Loan struct {
+	idx  uint32
+	ref  parallax.ChunkRef
+	buf  []byte
+	meta dataseg.Meta
+}
+
+// Bytes returns the n bytes asked for; its capacity ends at the chunk. It
+// aliases the publisher's shared memory and is only valid until the loan
+// is published or released: subscribers read it from then on.
+func (l *Loan) Bytes() []byte { return l.buf }
+
+// Ref returns the loaned chunk's ref (segment, slot, generation).
+func (l *Loan) Ref() parallax.ChunkRef { return l.ref }
+
+// SetMeta sets the chunk header written at Publish. Length 0 means the
+// loan's size; Seq is overwritten with the publisher's sequence number.
+func (l *Loan) SetMeta(m dataseg.Meta) { l.meta = m }
+
+// Loan loans a chunk of the smallest size class that holds n bytes: the
+// most recently returned one. When the class is empty it drains every
+// connection's return ring and tries once more.
+//
+// Errors: [ErrTooLarge]; one wrapping [parallax.ErrLimit] when MaxLoans
+// chunks are loaned; one wrapping [parallax.ErrPoolExhausted] when no chunk
+// is free after the drain. Loan allocates nothing.
+func (e *Engine) Loan(n int) (Loan, error) {
+	if n < 0 {
+		return Loan{}, errNegative
+	}
+	e.lock()
+	defer e.unlock()
+	class, ok := e.tr.ClassFor(n)
+	if !ok {
+		return Loan{}, ErrTooLarge
+	}
+	idx, ref, err := e.tr.Loan(class)
+	if errors.Is(err, parallax.ErrPoolExhausted) {
+		e.drainAll()
+		idx, ref, err = e.tr.Loan(class)
+	}
+	if err != nil {
+		return Loan{}, err
+	}
+	return Loan{idx: idx, ref: ref, buf: e.segs[ref.Pool()].Chunk(ref.Slot())[:n]}, nil
+}
+
+var errNegative = fmt.Errorf("loan of a negative size: %w", ErrInvalidArgument)
+
+// Release gives back a loan that was not published. Errors: [ErrNotLoaned]
+// (published or released already). The loan is invalid afterwards.
+func (e *Engine) Release(l *Loan) error {
+	e.lock()
+	defer e.unlock()
+	if !e.loaned(l) {
+		return ErrNotLoaned
+	}
+	if err := e.tr.Unloan(l.idx); err != nil {
+		return err
+	}
+	*l = Loan{}
+	return nil
+}
+
+// loaned reports whether l is a current loan of e: its chunk is loaned
+// under l's generation (a stale copy of a published loan whose chunk was
+// loaned again has an older generation). mu held.
+func (e *Engine) loaned(l *Loan) bool {
+	return l.ref != parallax.NilRef && e.tr.Ref(l.idx) == l.ref && e.tr.Loaned(l.idx)
+}

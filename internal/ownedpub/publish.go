@@ -1,0 +1,170 @@
+package ownedpub
+
+import (
+	"fmt"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/owner"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+var errLength = fmt.Errorf("publish: meta length exceeds the chunk: %w", ErrInvalidArgument)
+
+// Publish writes l's chunk header (its meta, the loan's size as Length
+// unless set, the next sequence number as Seq), keeps the chunk in history
+// and delivers it on every live connection with that connection's policy.
+// The loan is spent afterwards, whatever the result.
+//
+// A connection that fails during the call (a forged take-back, corrupt
+// indices) gets the message no more; Publish delivers to the others and
+// returns the first such [*ConnError]. A block-producer connection that
+// stays full for [Options.BlockTimeout] misses this message and Publish
+// returns an error wrapping [parallax.ErrTimeout] naming it. Errors about
+// the loan itself ([ErrNotLoaned], a bad length) deliver nothing.
+//
+// The common path (room in every ring) takes the engine's mutex once,
+// allocates nothing and makes no system call except a wake of a sleeping
+// subscriber.
+func (e *Engine) Publish(l *Loan) error {
+	e.lock()
+	for e.blocked {
+		e.cond.Wait()
+	}
+	if !e.loaned(l) {
+		e.unlock()
+		return ErrNotLoaned
+	}
+	m := l.meta
+	if m.Length == 0 {
+		m.Length = uint32(len(l.buf))
+	} else if int64(m.Length) > int64(cap(l.buf)) {
+		e.unlock()
+		return errLength
+	}
+	e.seq++
+	m.Seq = e.seq
+	idx, ref := l.idx, l.ref
+	*l = Loan{}
+	e.segs[ref.Pool()].SetMeta(ref.Slot(), m)
+	if err := e.tr.HistoryPush(idx); err != nil {
+		e.unlock()
+		return err // not reached: idx is loaned and not in history
+	}
+	var first error
+	// A snapshot: AddConn and RemoveConn replace e.conns, so the slice
+	// stays valid while a blocking delivery releases mu.
+	for _, c := range e.conns {
+		if c.err != nil || c.removed || !c.ct.Live() {
+			continue
+		}
+		if err := e.deliver(c, idx, ref); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := e.tr.Published(idx); err != nil && first == nil {
+		first = err // not reached: the loan unit is ours until here
+	}
+	e.published++
+	if e.drainEvery > 0 {
+		if e.sinceDrain++; e.sinceDrain >= e.drainEvery {
+			e.sinceDrain = 0
+			e.drainAll()
+		}
+	}
+	e.unlock()
+	return first
+}
+
+// deliver records chunk idx on c and pushes ref into c's data ring, with
+// c's policy when c is at its bound or the ring is full. mu held (released
+// and re-taken while a block-producer delivery waits).
+func (e *Engine) deliver(c *Conn, idx uint32, ref parallax.ChunkRef) error {
+	err := e.tr.Deliver(c.ct, idx)
+	if err == owner.ErrBound {
+		// At the bound: take back what the subscriber returned, then
+		// retry once (design §2.3 (b)).
+		e.drain(c)
+		if c.err != nil {
+			return c.err
+		}
+		err = e.tr.Deliver(c.ct, idx)
+	}
+	if err == owner.ErrBound {
+		if c.policy == ringbuf.BlockProducer {
+			return e.waitBound(c, idx, ref)
+		}
+		if !e.takeBack(c) {
+			return c.err // nil: nothing in the ring to take back (see takeBack)
+		}
+		err = e.tr.Deliver(c.ct, idx)
+	}
+	if err != nil {
+		e.fail(c, err) // not reached: c is live and idx loaned, not yet on c
+		return c.err
+	}
+	if e.push(c, ref) {
+		if c.err != nil {
+			return c.err // a forged take-back
+		}
+		return e.notify(c)
+	}
+	if c.err != nil {
+		return c.err
+	}
+	return e.waitPush(c, ref)
+}
+
+// push pushes ref into c's data ring without waiting. On a full
+// discard-oldest ring the push takes the oldest entry back, which is
+// validated as a return (design §2.5). It reports whether ref is in the
+// ring; false with c.err nil means a full block-producer ring. mu held.
+func (e *Engine) push(c *Conn, ref parallax.ChunkRef) bool {
+	old, err := c.data.TryPush(ref)
+	if err == ringbuf.ErrFull {
+		return false
+	}
+	if err != nil {
+		e.fail(c, err)
+		return false
+	}
+	c.delivered++
+	if old != parallax.NilRef {
+		c.discarded++
+		e.discarded++
+		e.accept(c, old)
+	}
+	return true
+}
+
+// takeBack makes room on a discard-oldest connection at its bound: it
+// takes the oldest entry back from the data ring and validates it as a
+// return. It reports whether a chunk came back. An empty data ring means
+// the subscriber holds all Bound chunks itself (more than its queue
+// capacity plus MaxHeld, or the bound is below the queue capacity): the
+// message is not delivered on c (counted as discarded) and c stays live.
+// mu held.
+func (e *Engine) takeBack(c *Conn) bool {
+	old, err := c.data.TryDiscard()
+	if err == ringbuf.ErrEmpty {
+		c.discarded++
+		e.discarded++
+		return false
+	}
+	if err != nil {
+		e.fail(c, err)
+		return false
+	}
+	c.discarded++
+	e.discarded++
+	e.accept(c, old)
+	return c.err == nil
+}
+
+// notify wakes c's subscriber if it sleeps. mu held.
+func (e *Engine) notify(c *Conn) error {
+	if err := c.wake.Notify(); err != nil {
+		e.fail(c, err)
+		return c.err
+	}
+	return nil
+}
