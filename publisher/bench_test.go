@@ -17,7 +17,7 @@ func BenchmarkLoanPublish(b *testing.B) {
 	srv := routertest.Start(b, "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sub, err := subscriber.New(ctx, "bench", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 256, Policy: subscriber.BlockProducer, Spin: 4096})
+	sub, err := subscriber.New(ctx, "bench", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 256, Policy: subscriber.BlockProducer, Spin: time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}

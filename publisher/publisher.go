@@ -38,7 +38,18 @@ type Options struct {
 	// that subscriber misses the sample and Publish returns an error
 	// wrapping parallax.ErrTimeout (the others got it).
 	BlockTimeout time.Duration
+	// Spin is how long Publish keeps retrying a full block-producer queue
+	// (yielding now and then, so a consumer on the same core can run)
+	// before it sleeps on the queue's futex, measured on the monotonic
+	// clock so it means the same on every machine. 0 means [DefaultSpin];
+	// a negative value disables spinning: Publish sleeps at once. A
+	// consumer that is awake frees a slot within microseconds, and each
+	// sleep costs the consumer a wake system call per slot it frees.
+	Spin time.Duration
 }
+
+// DefaultSpin is the spin budget of a zero [Options.Spin].
+const DefaultSpin = 20 * time.Microsecond
 
 // A Publisher publishes samples on one topic. Use [New]; the zero value is
 // invalid. Loan, Publish and Send must not be called concurrently (doing
@@ -89,9 +100,13 @@ func (p *Publisher) loanDone() {
 	}
 }
 
-// blockSpin bounds the TryPush attempts on a full block-producer queue
-// before the publisher sleeps on the ring's futex.
-const blockSpin = 1024
+// blockSpinPause bounds the spin-wait hints between two TryPush attempts
+// on a full block-producer queue, and blockSpinYield is how many attempts
+// go between two yields of the processor.
+const (
+	blockSpinPause = 4
+	blockSpinYield = 64
+)
 
 const (
 	stIdle uint32 = iota
@@ -114,6 +129,30 @@ type conn struct {
 	dropped  atomic.Uint64        // samples this publisher discarded (oldest) or timed out on
 	added    wire.ConnectionAdded // as the router announced it (for resuming)
 	corrupt  atomic.Bool          // the ring's indices were found impossible (corrupt.go)
+
+	// The block-producer spin (pushBlocking), owned by the publishing
+	// goroutine: spinPush is a cached method value, so spinning allocates
+	// nothing.
+	spinPush  func() bool
+	spinRef   parallax.ChunkRef
+	spinOld   parallax.ChunkRef
+	spinErr   error
+	spinLooks int
+}
+
+// trySpinPush is one attempt of the block-producer spin: it reports true
+// when the push of spinRef is done (or failed for another reason than a
+// full ring), with its outcome in spinOld and spinErr.
+func (c *conn) trySpinPush() bool {
+	old, err := c.ring.TryPush(c.spinRef)
+	if !errors.Is(err, ringbuf.ErrFull) {
+		c.spinOld, c.spinErr = old, err
+		return true
+	}
+	if c.spinLooks++; c.spinLooks%blockSpinYield == 0 {
+		spinYield()
+	}
+	return false
 }
 
 // New creates a publisher on topic.
@@ -126,6 +165,9 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	}
 	if opts.BlockTimeout <= 0 {
 		opts.BlockTimeout = time.Second
+	}
+	if opts.Spin == 0 {
+		opts.Spin = DefaultSpin
 	}
 	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
 	if err != nil {
@@ -444,13 +486,10 @@ func (p *Publisher) pushBlocking(cn *conn, ref parallax.ChunkRef) (parallax.Chun
 	// it first (yielding, so a consumer on the same core can run), and only
 	// then sleep on the ring's futex, which costs the consumer a wake
 	// system call per slot it frees.
-	for i := 0; i < blockSpin; i++ {
-		if old, err := cn.ring.TryPush(ref); !errors.Is(err, ringbuf.ErrFull) {
-			return old, err
-		}
-		if i%256 == 255 {
-			spinYield()
-		}
+	cn.spinRef, cn.spinOld, cn.spinErr, cn.spinLooks = ref, parallax.NilRef, nil, 0
+	// The spin is bounded by BlockTimeout too.
+	if sys.SpinUntil(min(p.opts.Spin, p.opts.BlockTimeout), nil, blockSpinPause, cn.spinPush) {
+		return cn.spinOld, cn.spinErr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.BlockTimeout)
 	defer cancel()
@@ -483,6 +522,7 @@ func (p *Publisher) connectionAdded(m *wire.ConnectionAdded) {
 
 func (p *Publisher) addConn(m *wire.ConnectionAdded, ring *ringbuf.Ring, nt *ringbuf.Notifier) {
 	cn := &conn{id: m.ConnID, sub: m.SubID, ring: ring, notifier: nt, block: m.Policy == wire.PolicyBlockProducer, added: *m}
+	cn.spinPush = cn.trySpinPush
 	p.control(func() {
 		if p.closed.Load() {
 			return
