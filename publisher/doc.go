@@ -12,5 +12,7 @@
 // [Typed] publishes fixed-layout Go values.
 //
 // The publish path allocates nothing, takes no lock and makes a system call
-// only when a subscriber sleeps (its futex is woken).
+// only when a subscriber sleeps (its futex is woken) or a block-producer
+// subscriber's queue stays full past [Options.Spin] (the publisher sleeps
+// on it, still without allocating, for up to [Options.BlockTimeout]).
 package publisher

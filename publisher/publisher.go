@@ -482,18 +482,18 @@ func (p *Publisher) settle(cn *conn, ref, old parallax.ChunkRef, err error) erro
 // pushBlocking is the slow path of a full block-producer queue.
 func (p *Publisher) pushBlocking(cn *conn, ref parallax.ChunkRef) (parallax.ChunkRef, error) {
 	_ = cn.notifier.Notify() // make sure the consumer is awake to drain
+	// BlockTimeout bounds the spin and the sleep together. A deadline, not
+	// a context: waiting allocates nothing.
+	deadline := time.Now().Add(p.opts.BlockTimeout)
 	// A consumer that is awake frees a slot within microseconds: spin for
 	// it first (yielding, so a consumer on the same core can run), and only
 	// then sleep on the ring's futex, which costs the consumer a wake
 	// system call per slot it frees.
 	cn.spinRef, cn.spinOld, cn.spinErr, cn.spinLooks = ref, parallax.NilRef, nil, 0
-	// The spin is bounded by BlockTimeout too.
 	if sys.SpinUntil(min(p.opts.Spin, p.opts.BlockTimeout), nil, blockSpinPause, cn.spinPush) {
 		return cn.spinOld, cn.spinErr
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.BlockTimeout)
-	defer cancel()
-	return cn.ring.Push(ctx, ref)
+	return cn.ring.PushUntil(deadline, ref)
 }
 
 // Send copies b into a loaned chunk and publishes it.
