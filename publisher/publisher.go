@@ -76,7 +76,15 @@ type Publisher struct {
 
 	changed   clientrt.Signal
 	published atomic.Uint64
-	timeouts  atomic.Uint64
+	// delivered counts pushes into subscribers' rings, added once per
+	// publish (beside published, on the same line); pushed counts them
+	// within one publish (owned by the publishing goroutine).
+	delivered atomic.Uint64
+	pushed    int
+	// unconnected counts publishes made with no connection at all (the
+	// samples nobody could receive); added only on that path.
+	unconnected atomic.Uint64
+	timeouts    atomic.Uint64
 	// corruptConns counts connections whose ring was found corrupt
 	// (corrupt.go).
 	corruptConns atomic.Uint64
@@ -376,6 +384,7 @@ func (p *Publisher) publish(c Chunk) error {
 	}
 	var firstErr error
 	conns := *p.conns.Load()
+	p.pushed = 0
 	// Without history the loan's own reference can go to the last
 	// subscriber instead of taking one more and dropping the loan's: two
 	// fewer writes to the chunk's ctl word, a line the subscriber (on
@@ -412,6 +421,11 @@ func (p *Publisher) publish(c Chunk) error {
 		p.drop(held{c.ref, c.hold})
 	}
 	p.published.Add(1)
+	if p.pushed > 0 {
+		p.delivered.Add(uint64(p.pushed))
+	} else if len(conns) == 0 {
+		p.unconnected.Add(1)
+	}
 	return firstErr
 }
 
@@ -471,6 +485,7 @@ func (p *Publisher) settle(cn *conn, ref, old parallax.ChunkRef, err error) erro
 		}
 		return fmt.Errorf("publish on %q to subscriber %d: %w", p.topic, cn.sub, err)
 	}
+	p.pushed++
 	if !old.IsNil() {
 		cn.dropped.Add(1)
 		_, _ = p.pools.Release(old)
