@@ -11,6 +11,16 @@
 // [Publisher.Send] is the copying convenience beside the zero-copy path, and
 // [Typed] publishes fixed-layout Go values.
 //
+// Samples published while no subscriber is connected reach nobody (a
+// subscriber's connection takes a round trip through the router after its
+// New returns). Call [Publisher.WaitForSubscribers] before publishing what
+// must not be lost, or keep [Options.History] samples for subscribers
+// that join later and ask for history. [Publisher.Stats] counts what
+// happened: Published, Delivered (per subscriber), Unconnected (published
+// to nobody), Dropped and the loans outstanding.
+//
 // The publish path allocates nothing, takes no lock and makes a system call
-// only when a subscriber sleeps (its futex is woken).
+// only when a subscriber sleeps (its futex is woken) or a block-producer
+// subscriber's queue stays full past [Options.Spin] (the publisher sleeps
+// on it, still without allocating, for up to [Options.BlockTimeout]).
 package publisher

@@ -47,3 +47,28 @@ func ExamplePublisher_Send() {
 		log.Fatal(err)
 	}
 }
+
+// A publisher that publishes before its subscribers are connected loses
+// those samples: nobody is there to receive them. Wait for the subscribers
+// first (or keep a History that late joiners ask for), and watch
+// Stats().Unconnected to see what went unheard.
+func ExamplePublisher_Stats() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// History: 16 keeps the last 16 samples for subscribers that join
+	// later with subscriber.Options{History: 16}.
+	pub, err := publisher.New(ctx, "frames", publisher.Options{History: 16})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pub.Close()
+	if err := pub.WaitForSubscribers(ctx, 1); err != nil {
+		log.Fatal(err)
+	}
+	if err := pub.Send([]byte("first frame")); err != nil {
+		log.Fatal(err)
+	}
+	st := pub.Stats()
+	log.Printf("published %d, delivered %d, unheard %d, dropped %d",
+		st.Published, st.Delivered, st.Unconnected, st.Dropped)
+}

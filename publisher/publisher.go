@@ -38,7 +38,18 @@ type Options struct {
 	// that subscriber misses the sample and Publish returns an error
 	// wrapping parallax.ErrTimeout (the others got it).
 	BlockTimeout time.Duration
+	// Spin is how long Publish keeps retrying a full block-producer queue
+	// (yielding now and then, so a consumer on the same core can run)
+	// before it sleeps on the queue's futex, measured on the monotonic
+	// clock so it means the same on every machine. 0 means [DefaultSpin];
+	// a negative value disables spinning: Publish sleeps at once. A
+	// consumer that is awake frees a slot within microseconds, and each
+	// sleep costs the consumer a wake system call per slot it frees.
+	Spin time.Duration
 }
+
+// DefaultSpin is the spin budget of a zero [Options.Spin].
+const DefaultSpin = 20 * time.Microsecond
 
 // A Publisher publishes samples on one topic. Use [New]; the zero value is
 // invalid. Loan, Publish and Send must not be called concurrently (doing
@@ -65,7 +76,15 @@ type Publisher struct {
 
 	changed   clientrt.Signal
 	published atomic.Uint64
-	timeouts  atomic.Uint64
+	// delivered counts pushes into subscribers' rings, added once per
+	// publish (beside published, on the same line); pushed counts them
+	// within one publish (owned by the publishing goroutine).
+	delivered atomic.Uint64
+	pushed    int
+	// unconnected counts publishes made with no connection at all (the
+	// samples nobody could receive); added only on that path.
+	unconnected atomic.Uint64
+	timeouts    atomic.Uint64
 	// corruptConns counts connections whose ring was found corrupt
 	// (corrupt.go).
 	corruptConns atomic.Uint64
@@ -89,9 +108,13 @@ func (p *Publisher) loanDone() {
 	}
 }
 
-// blockSpin bounds the TryPush attempts on a full block-producer queue
-// before the publisher sleeps on the ring's futex.
-const blockSpin = 1024
+// blockSpinPause bounds the spin-wait hints between two TryPush attempts
+// on a full block-producer queue, and blockSpinYield is how many attempts
+// go between two yields of the processor.
+const (
+	blockSpinPause = 4
+	blockSpinYield = 64
+)
 
 const (
 	stIdle uint32 = iota
@@ -114,6 +137,30 @@ type conn struct {
 	dropped  atomic.Uint64        // samples this publisher discarded (oldest) or timed out on
 	added    wire.ConnectionAdded // as the router announced it (for resuming)
 	corrupt  atomic.Bool          // the ring's indices were found impossible (corrupt.go)
+
+	// The block-producer spin (pushBlocking), owned by the publishing
+	// goroutine: spinPush is a cached method value, so spinning allocates
+	// nothing.
+	spinPush  func() bool
+	spinRef   parallax.ChunkRef
+	spinOld   parallax.ChunkRef
+	spinErr   error
+	spinLooks int
+}
+
+// trySpinPush is one attempt of the block-producer spin: it reports true
+// when the push of spinRef is done (or failed for another reason than a
+// full ring), with its outcome in spinOld and spinErr.
+func (c *conn) trySpinPush() bool {
+	old, err := c.ring.TryPush(c.spinRef)
+	if !errors.Is(err, ringbuf.ErrFull) {
+		c.spinOld, c.spinErr = old, err
+		return true
+	}
+	if c.spinLooks++; c.spinLooks%blockSpinYield == 0 {
+		spinYield()
+	}
+	return false
 }
 
 // New creates a publisher on topic.
@@ -126,6 +173,9 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	}
 	if opts.BlockTimeout <= 0 {
 		opts.BlockTimeout = time.Second
+	}
+	if opts.Spin == 0 {
+		opts.Spin = DefaultSpin
 	}
 	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
 	if err != nil {
@@ -334,6 +384,7 @@ func (p *Publisher) publish(c Chunk) error {
 	}
 	var firstErr error
 	conns := *p.conns.Load()
+	p.pushed = 0
 	// Without history the loan's own reference can go to the last
 	// subscriber instead of taking one more and dropping the loan's: two
 	// fewer writes to the chunk's ctl word, a line the subscriber (on
@@ -370,6 +421,11 @@ func (p *Publisher) publish(c Chunk) error {
 		p.drop(held{c.ref, c.hold})
 	}
 	p.published.Add(1)
+	if p.pushed > 0 {
+		p.delivered.Add(uint64(p.pushed))
+	} else if len(conns) == 0 {
+		p.unconnected.Add(1)
+	}
 	return firstErr
 }
 
@@ -429,6 +485,7 @@ func (p *Publisher) settle(cn *conn, ref, old parallax.ChunkRef, err error) erro
 		}
 		return fmt.Errorf("publish on %q to subscriber %d: %w", p.topic, cn.sub, err)
 	}
+	p.pushed++
 	if !old.IsNil() {
 		cn.dropped.Add(1)
 		_, _ = p.pools.Release(old)
@@ -440,21 +497,18 @@ func (p *Publisher) settle(cn *conn, ref, old parallax.ChunkRef, err error) erro
 // pushBlocking is the slow path of a full block-producer queue.
 func (p *Publisher) pushBlocking(cn *conn, ref parallax.ChunkRef) (parallax.ChunkRef, error) {
 	_ = cn.notifier.Notify() // make sure the consumer is awake to drain
+	// BlockTimeout bounds the spin and the sleep together. A deadline, not
+	// a context: waiting allocates nothing.
+	deadline := time.Now().Add(p.opts.BlockTimeout)
 	// A consumer that is awake frees a slot within microseconds: spin for
 	// it first (yielding, so a consumer on the same core can run), and only
 	// then sleep on the ring's futex, which costs the consumer a wake
 	// system call per slot it frees.
-	for i := 0; i < blockSpin; i++ {
-		if old, err := cn.ring.TryPush(ref); !errors.Is(err, ringbuf.ErrFull) {
-			return old, err
-		}
-		if i%256 == 255 {
-			spinYield()
-		}
+	cn.spinRef, cn.spinOld, cn.spinErr, cn.spinLooks = ref, parallax.NilRef, nil, 0
+	if sys.SpinUntil(min(p.opts.Spin, p.opts.BlockTimeout), nil, blockSpinPause, cn.spinPush) {
+		return cn.spinOld, cn.spinErr
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.BlockTimeout)
-	defer cancel()
-	return cn.ring.Push(ctx, ref)
+	return cn.ring.PushUntil(deadline, ref)
 }
 
 // Send copies b into a loaned chunk and publishes it.
@@ -483,6 +537,7 @@ func (p *Publisher) connectionAdded(m *wire.ConnectionAdded) {
 
 func (p *Publisher) addConn(m *wire.ConnectionAdded, ring *ringbuf.Ring, nt *ringbuf.Notifier) {
 	cn := &conn{id: m.ConnID, sub: m.SubID, ring: ring, notifier: nt, block: m.Policy == wire.PolicyBlockProducer, added: *m}
+	cn.spinPush = cn.trySpinPush
 	p.control(func() {
 		if p.closed.Load() {
 			return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -58,12 +59,12 @@ func BenchmarkPushPopDiscard(b *testing.B) {
 
 // BenchmarkSPSC measures throughput between a producer and a consumer
 // goroutine; ns/op is per transferred ref. The consumer sleeps on a notifier
-// when the ring is empty, after spinning `spin` checks.
+// when the ring is empty, after spinning for `spin`.
 func BenchmarkSPSC(b *testing.B) {
 	for _, p := range []ringbuf.Policy{ringbuf.BlockProducer, ringbuf.DiscardOldest} {
 		for _, capacity := range []int{64, 1024} {
-			for _, spin := range []int{-1, 256} {
-				b.Run(fmt.Sprintf("policy=%v/cap=%d/spin=%d", p, capacity, spin), func(b *testing.B) {
+			for _, spin := range []time.Duration{-1, 10 * time.Microsecond} {
+				b.Run(fmt.Sprintf("policy=%v/cap=%d/spin=%v", p, capacity, spin), func(b *testing.B) {
 					benchSPSC(b, p, capacity, spin)
 				})
 			}
@@ -71,7 +72,7 @@ func BenchmarkSPSC(b *testing.B) {
 	}
 }
 
-func benchSPSC(b *testing.B, p ringbuf.Policy, capacity, spin int) {
+func benchSPSC(b *testing.B, p ringbuf.Policy, capacity int, spin time.Duration) {
 	r := newRing(b, capacity, p)
 	nt := newNotifier(b)
 	var wg sync.WaitGroup

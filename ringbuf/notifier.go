@@ -13,12 +13,14 @@ import (
 	"github.com/parallax-ipc/parallax/internal/sys"
 )
 
-// DefaultSpin is the number of readiness checks [Notifier.Wait] makes before
-// it sleeps when [WaitOptions.Spin] is zero.
-const DefaultSpin = 64
+// DefaultSpin is how long [Notifier.Wait] and [Waiter.Wait] keep checking
+// readiness before they sleep when [WaitOptions.Spin] is zero: long enough
+// to catch a producer that is mid-burst, short next to a futex sleep and
+// wake-up (tens of microseconds).
+const DefaultSpin = 5 * time.Microsecond
 
 // maxSpinPause bounds the spin-wait hints between two readiness checks of
-// a spinning Wait (4: about 80 ns on current x86; the default spin then lasts about 5 µs).
+// a spinning Wait (4: about 80 ns on current x86).
 const maxSpinPause = 4
 
 // busyPollCheckEvery is how many readiness checks a busy poll makes between
@@ -27,14 +29,20 @@ const maxSpinPause = 4
 const busyPollCheckEvery = 128
 
 // WaitOptions tune [Notifier.Wait]. The zero value is the default: a short
-// spin, then sleep without a timeout (only the context ends the wait).
+// spin ([DefaultSpin]), then sleep without a timeout (only the context ends
+// the wait).
 type WaitOptions struct {
-	// Spin is the number of readiness checks before sleeping. Zero means
-	// [DefaultSpin]; a negative value means none.
-	Spin int
+	// Spin is how long Wait keeps checking readiness (with spin-wait hints
+	// between checks) before it sleeps on the futex: a time on the
+	// monotonic clock, so it means the same on every machine. Zero means
+	// [DefaultSpin]; a negative value disables spinning (sleep after one
+	// check). The spin ends early at the timeout or deadline; a context
+	// cancelled without a deadline is noticed within a few checks.
+	Spin time.Duration
 	// BusyPoll makes Wait never sleep: it polls until ready, the context is
 	// done, the notifier closes or the deadline passes. It burns a core and
-	// is meant for dedicated cores only.
+	// is meant for dedicated cores only. Spin does not apply: a busy poll
+	// is a spin without a budget.
 	BusyPoll bool
 	// Timeout, when positive, bounds the wait; Deadline, when non-zero,
 	// bounds it too. The earlier of the two applies. Running out returns an
@@ -145,7 +153,7 @@ func (n *Notifier) wake() error {
 // its rings (for example "some ring is non-empty"); it must be cheap and have
 // no side effects the consumer cannot repeat.
 //
-// Wait first calls ready up to opts.Spin times, then announces that it
+// Wait first calls ready for up to opts.Spin, then announces that it
 // sleeps, calls ready once more and sleeps on the futex until a producer's
 // [Notifier.Notify], [Notifier.Close], ctx's cancellation or the timeout
 // wakes it (each sleep is also bounded by a 100 ms slice, after which it
@@ -167,23 +175,31 @@ func (n *Notifier) Wait(ctx context.Context, ready func() bool, opts WaitOptions
 		// the entry the moment it lands.
 		return n.busyPoll(ctx, ctx.Done(), ready, opts.deadline())
 	}
-	spin := opts.Spin
+	done := ctx.Done()
+	deadline := opts.deadline()
+	if sys.SpinUntil(opts.spinBudget(ctx, deadline), done, maxSpinPause, ready) {
+		return nil
+	}
+	return n.sleep(ctx, done, ready, deadline)
+}
+
+// spinBudget is how long to spin: Spin (zero: DefaultSpin), cut short by
+// the deadline and ctx's. A budget of zero or less means no spin.
+func (o WaitOptions) spinBudget(ctx context.Context, deadline time.Time) time.Duration {
+	spin := o.Spin
 	if spin == 0 {
 		spin = DefaultSpin
 	}
-	done := ctx.Done()
-	pause := uint32(1)
-	for i := 1; i < spin; i++ {
-		// Pause between looks, longer and longer: a consumer that polls
-		// a ring's tail back to back takes the line from the producer on
-		// every look and slows the very pushes it waits for.
-		sys.Pause(pause)
-		pause = min(2*pause, maxSpinPause)
-		if ready() {
-			return nil
-		}
+	if spin < 0 {
+		return 0
 	}
-	return n.sleep(ctx, done, ready, opts.deadline())
+	if cd, ok := ctx.Deadline(); ok && (deadline.IsZero() || cd.Before(deadline)) {
+		deadline = cd
+	}
+	if !deadline.IsZero() {
+		spin = min(spin, time.Until(deadline))
+	}
+	return spin
 }
 
 // deadline is the earlier of Deadline and now + Timeout (zero: none).

@@ -79,7 +79,7 @@ func TestWaitNoSleepPathAllocatesNothing(t *testing.T) {
 	calls := 0
 	spinReady := func() bool { calls++; return calls%3 == 0 }
 	allocs = testing.AllocsPerRun(100, func() {
-		if err := n.Wait(ctx, spinReady, ringbuf.WaitOptions{Spin: 8}); err != nil {
+		if err := n.Wait(ctx, spinReady, ringbuf.WaitOptions{Spin: time.Hour}); err != nil {
 			panic(err)
 		}
 	})
@@ -214,4 +214,87 @@ func TestWaitEnds(t *testing.T) {
 		require.NoError(t, n.Close())
 		require.ErrorIs(t, n.Wait(context.Background(), never, ringbuf.WaitOptions{BusyPoll: true}), os.ErrClosed)
 	})
+}
+
+// The spin budget is a duration: a spin of a millisecond ends and the wait
+// sleeps; a spin far longer than the wait's timeout, deadline or context
+// ends with it (a count of looks would spin on regardless); a cancelled
+// context ends a long spin.
+func TestWaitSpinBudget(t *testing.T) {
+	t.Parallel()
+	never := func() bool { return false }
+	// result runs wait in a goroutine and returns its error, failing the
+	// test if it does not return (a spin that ignores its bounds).
+	result := func(t *testing.T, wait func() error) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- wait() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("wait did not end: the spin ignored its bounds")
+			return nil
+		}
+	}
+	for _, w := range []struct {
+		name string
+		wait func(ctx context.Context, ready func() bool, opts ringbuf.WaitOptions) error
+	}{
+		{"notifier", newNotifier(t).Wait},
+		{"waiter", func() func(context.Context, func() bool, ringbuf.WaitOptions) error {
+			ws, err := ringbuf.NewWaiter(newNotifier(t), newNotifier(t))
+			require.NoError(t, err)
+			return ws.Wait
+		}()},
+	} {
+		t.Run(w.name+"/spin then sleep", func(t *testing.T) {
+			err := result(t, func() error {
+				return w.wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Millisecond, Timeout: 50 * time.Millisecond})
+			})
+			require.ErrorIs(t, err, parallax.ErrTimeout)
+		})
+		t.Run(w.name+"/timeout cuts the spin", func(t *testing.T) {
+			err := result(t, func() error {
+				return w.wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Hour, Timeout: 10 * time.Millisecond})
+			})
+			require.ErrorIs(t, err, parallax.ErrTimeout)
+		})
+		t.Run(w.name+"/context deadline cuts the spin", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			defer cancel()
+			err := result(t, func() error { return w.wait(ctx, never, ringbuf.WaitOptions{Spin: time.Hour}) })
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+		})
+		t.Run(w.name+"/cancel ends the spin", func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			looks := atomic.Int64{}
+			ready := func() bool {
+				if looks.Add(1) == 1000 {
+					cancel()
+				}
+				return false
+			}
+			err := result(t, func() error { return w.wait(ctx, ready, ringbuf.WaitOptions{Spin: time.Hour}) })
+			require.ErrorIs(t, err, context.Canceled)
+		})
+	}
+}
+
+// A spinning wait that times out then sleeps on the futex (its sleep is
+// counted), and a negative Spin sleeps after one look.
+func TestWaitSpinThenSleeps(t *testing.T) {
+	t.Parallel()
+	for _, spin := range []time.Duration{-1, 0, 100 * time.Microsecond} {
+		n := newNotifier(t)
+		looks := 0
+		err := n.Wait(context.Background(), func() bool { looks++; return false }, ringbuf.WaitOptions{Spin: spin, Timeout: 20 * time.Millisecond})
+		require.ErrorIs(t, err, parallax.ErrTimeout)
+		require.NotZero(t, n.Stats().Sleeps, "spin %v: the wait slept on the futex", spin)
+		if spin < 0 {
+			// One look before announcing the sleep, one after each
+			// announcement (at least one sleep): no spinning look.
+			require.LessOrEqual(t, looks, 1+int(n.Stats().Sleeps)+1, "spin %v: looks without sleeping", spin)
+		}
+	}
 }

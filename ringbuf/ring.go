@@ -512,10 +512,26 @@ func (r *Ring) Push(ctx context.Context, ref parallax.ChunkRef) (discarded paral
 	if err != ErrFull || r.policy == Reject {
 		return discarded, err
 	}
-	return r.pushSlow(ctx, ref)
+	deadline, _ := ctx.Deadline()
+	return r.pushSlow(ctx, deadline, ref)
 }
 
-func (r *Ring) pushSlow(ctx context.Context, ref parallax.ChunkRef) (parallax.ChunkRef, error) {
+// PushUntil is [Ring.Push] bounded by a deadline instead of a context (the
+// zero time: none): when the deadline passes it returns an error wrapping
+// [parallax.ErrTimeout] and [context.DeadlineExceeded]. Unlike Push with a
+// cancellable context, it allocates nothing while it waits: it has no
+// cancellation to watch.
+func (r *Ring) PushUntil(deadline time.Time, ref parallax.ChunkRef) (discarded parallax.ChunkRef, err error) {
+	discarded, err = r.TryPush(ref)
+	if err != ErrFull || r.policy == Reject {
+		return discarded, err
+	}
+	return r.pushSlow(context.Background(), deadline, ref)
+}
+
+// pushSlow waits for space until ctx is done or deadline (zero: none)
+// passes. Watching a cancellable ctx allocates; Background costs nothing.
+func (r *Ring) pushSlow(ctx context.Context, deadline time.Time, ref parallax.ChunkRef) (parallax.ChunkRef, error) {
 	if ctx.Done() != nil {
 		fired := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
@@ -529,7 +545,7 @@ func (r *Ring) pushSlow(ctx context.Context, ref parallax.ChunkRef) (parallax.Ch
 			}
 		}()
 	}
-	deadline, hasDeadline := ctx.Deadline()
+	hasDeadline := !deadline.IsZero()
 	for {
 		// Sample the futex word before arming the flag: any wake after the
 		// flag is visible changes WaitSeq, so FutexWait cannot miss it.
@@ -548,6 +564,10 @@ func (r *Ring) pushSlow(ctx context.Context, ref parallax.ChunkRef) (parallax.Ch
 				return parallax.NilRef, fmt.Errorf("push to full ring: %w: %w", parallax.ErrTimeout, cerr)
 			}
 			return parallax.NilRef, fmt.Errorf("push to full ring: %w", cerr)
+		}
+		if hasDeadline && !time.Now().Before(deadline) {
+			r.waitFlag.Store(0)
+			return parallax.NilRef, fmt.Errorf("push to full ring: %w: %w", parallax.ErrTimeout, context.DeadlineExceeded)
 		}
 		timeout := waitSlice
 		if hasDeadline {

@@ -329,6 +329,30 @@ func TestBlockingPush(t *testing.T) {
 		require.ErrorIs(t, err, parallax.ErrTimeout)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	})
+	t.Run("push until", func(t *testing.T) {
+		t.Parallel()
+		r := newRing(t, 1, ringbuf.BlockProducer)
+		_, err := r.TryPush(ref(1))
+		require.NoError(t, err)
+		_, err = r.PushUntil(time.Now().Add(20*time.Millisecond), ref(2))
+		require.ErrorIs(t, err, parallax.ErrTimeout)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.False(t, waitFlagSet(r), "a timed-out push leaves the wait flag clear")
+
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.PushUntil(time.Now().Add(time.Minute), ref(3))
+			done <- err
+		}()
+		waitFor(t, func() bool { return waitFlagSet(r) })
+		v, ok := popOK(r.TryPop())
+		require.True(t, ok)
+		require.Equal(t, ref(1), v)
+		require.NoError(t, <-done)
+		v, ok = popOK(r.TryPop())
+		require.True(t, ok)
+		require.Equal(t, ref(3), v)
+	})
 	t.Run("cancel", func(t *testing.T) {
 		t.Parallel()
 		r := newRing(t, 1, ringbuf.BlockProducer)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -25,14 +26,14 @@ func TestStress(t *testing.T) {
 	for _, c := range []struct {
 		policy   ringbuf.Policy
 		capacity int
-		spin     int
+		spin     time.Duration
 	}{
-		{ringbuf.DiscardOldest, 4, 1},
+		{ringbuf.DiscardOldest, 4, time.Microsecond},
 		{ringbuf.DiscardOldest, 64, -1},
-		{ringbuf.BlockProducer, 4, 1},
+		{ringbuf.BlockProducer, 4, time.Microsecond},
 		{ringbuf.BlockProducer, 64, -1},
 	} {
-		t.Run(fmt.Sprintf("policy=%v/cap=%d/spin=%d", c.policy, c.capacity, c.spin), func(t *testing.T) {
+		t.Run(fmt.Sprintf("policy=%v/cap=%d/spin=%v", c.policy, c.capacity, c.spin), func(t *testing.T) {
 			t.Parallel()
 			r := newRing(t, c.capacity, c.policy)
 			nt, err := ringbuf.FormatNotifier(make([]byte, ringbuf.NotifierSize))

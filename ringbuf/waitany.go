@@ -42,20 +42,9 @@ func (w *Waiter) Wait(ctx context.Context, ready func() bool, opts WaitOptions) 
 	if ready() {
 		return nil
 	}
-	spin := opts.Spin
-	if spin == 0 {
-		spin = DefaultSpin
-	}
-	for i := 1; i < spin; i++ {
-		if ready() {
-			return nil
-		}
-	}
-	deadline := opts.Deadline
-	if opts.Timeout > 0 {
-		if d := time.Now().Add(opts.Timeout); deadline.IsZero() || d.Before(deadline) {
-			deadline = d
-		}
+	deadline := opts.deadline()
+	if !opts.BusyPoll && sys.SpinUntil(opts.spinBudget(ctx, deadline), ctx.Done(), maxSpinPause, ready) {
+		return nil
 	}
 	done := ctx.Done()
 	if opts.BusyPoll {

@@ -9,13 +9,15 @@
 //	use(s.Bytes(), s.Header().Seq)
 //	s.Release()
 //
-// TryTake never blocks; Take sleeps on a futex (after an optional bounded
-// spin, or busy-polls when asked) until a publisher notifies it or ctx ends.
-// Taking and releasing allocate nothing and make no system call.
+// TryTake never blocks; Take sleeps on a futex (after a spin of
+// [Options.Spin], 5 µs by default, or busy-polls when asked) until a
+// publisher notifies it or ctx ends. Taking and releasing allocate nothing
+// and make no system call.
 //
-// Waiting modes trade latency, CPU and throughput: the default spins
-// briefly and then sleeps; [Options.BusyPoll] never sleeps (lowest
-// latency, one core); [Options.Coalesce] lets a subscriber that keeps up
+// Waiting modes trade latency, CPU and throughput: the default spins for
+// [DefaultSpin] (a time, the same on every machine) and then sleeps; a
+// negative [Options.Spin] sleeps at once; [Options.BusyPoll] never sleeps
+// (lowest latency, one core); [Options.Coalesce] lets a subscriber that keeps up
 // with a fast stream take it in batches, which multiplies the messages per
 // second two publishing and subscribing cores can exchange (each look at
 // an empty queue moves the publisher's cache lines to the subscriber's

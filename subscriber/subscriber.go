@@ -45,11 +45,17 @@ type Options struct {
 	History int
 	// Policy is the queue-full policy.
 	Policy Policy
-	// Spin is the number of readiness checks before sleeping in Take; 0
-	// means ringbuf.DefaultSpin, negative means none.
-	Spin int
+	// Spin is how long Take (and a [WaitSet]) keeps looking at an empty
+	// queue before it sleeps on the futex, measured on the monotonic clock
+	// so it means the same on every machine. 0 means [DefaultSpin]
+	// (5 µs); a negative value disables spinning: Take sleeps after one
+	// look. The spin ends early at Take's deadline. A longer spin catches
+	// samples that arrive a little later without a futex wake-up (tens of
+	// microseconds) at the price of a busy core meanwhile.
+	Spin time.Duration
 	// BusyPoll makes Take poll without ever sleeping: lowest latency, one
-	// core burnt. Meant for dedicated cores.
+	// core burnt. Meant for dedicated cores. It is a spin without a
+	// budget: Spin is ignored.
 	BusyPoll bool
 	// Coalesce trades latency for throughput on fast streams. When a Take
 	// finds the queue empty right after a Take that found a sample
@@ -66,6 +72,9 @@ type Options struct {
 	// a full queue blocks them (BlockProducer) or drops (DiscardOldest).
 	Coalesce time.Duration
 }
+
+// DefaultSpin is the spin budget of a zero [Options.Spin].
+const DefaultSpin = ringbuf.DefaultSpin
 
 // MaxCoalesce bounds [Options.Coalesce]: a Take does not notice its
 // context's end while it coalesces.

@@ -28,8 +28,8 @@ type WaitSet struct {
 	out    []*Subscriber
 }
 
-// NewWaitSet returns a wait set over subs (at most 128). Spin and BusyPoll
-// come from the first subscriber's options.
+// NewWaitSet returns a wait set over subs (at most 128). Spin (a duration)
+// and BusyPoll come from the first subscriber's options.
 func NewWaitSet(subs ...*Subscriber) (*WaitSet, error) {
 	if len(subs) == 0 {
 		return nil, fmt.Errorf("wait set over no subscribers: %w", ringbuf.ErrInvalidArgument)

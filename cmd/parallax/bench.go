@@ -42,7 +42,7 @@ var childCommand = func(args ...string) (*exec.Cmd, error) {
 // use.
 var benchModes = map[string]subscriber.Options{
 	"blocking":  {Spin: -1},
-	"spin":      {Spin: 20000},
+	"spin":      {Spin: time.Millisecond},
 	"busy-poll": {BusyPoll: true},
 }
 

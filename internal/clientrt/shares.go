@@ -32,3 +32,7 @@ func (s *Shares) Take() bool {
 func (s *Shares) Drop(closed *atomic.Bool) bool {
 	return s.v.Add(-1) == 0 && closed.Load() && s.v.CompareAndSwap(0, sharesDead)
 }
+
+// Count returns the shares held now (without the dead mark): a snapshot
+// for statistics.
+func (s *Shares) Count() int64 { return s.v.Load() &^ sharesDead }

@@ -177,6 +177,19 @@ func TestIPCSrcCoalesce(t *testing.T) {
 	require.ErrorContains(t, err, "coalesce")
 }
 
+// ipcsrc spin= is the subscriber's spin budget, a duration: a stream
+// arrives whole with a long spin and with none; out of range is refused.
+func TestIPCSrcSpin(t *testing.T) {
+	t.Parallel()
+	for _, spin := range []string{"-1ns", "200us"} {
+		sent, got, _ := runIPC(t, 2000, "64", "", "queue=64 spin="+spin)
+		require.Equal(t, sent, got, "spin=%s", spin)
+	}
+	_, err := pipeline.Launch("ipcsrc topic=t spin=2s ! fakesink", nil)
+	require.ErrorIs(t, err, pipeline.ErrBadValue)
+	require.ErrorContains(t, err, "spin")
+}
+
 func TestIPCTopicRequired(t *testing.T) {
 	t.Parallel()
 	for _, line := range []string{"testsrc ! ipcsink", "ipcsrc ! fakesink"} {

@@ -48,6 +48,7 @@ type IPCSrc struct {
 	Timeout        time.Duration
 	BusyPoll       bool          // poll without sleeping (a dedicated core)
 	Coalesce       time.Duration // see subscriber.Options.Coalesce
+	Spin           time.Duration // see subscriber.Options.Spin (0: 5 µs, negative: none)
 
 	sub      *subscriber.Subscriber
 	n        uint64
@@ -69,13 +70,14 @@ var ipcSrcFactory = pipeline.Factory{
 		{Name: "num-buffers", Type: pipeline.PropInt, Default: "-1", Description: "samples before end of stream (-1 or 0: unlimited)"},
 		{Name: "timeout", Type: pipeline.PropDuration, Default: "0s", Description: "end the stream after this long without a sample (0: never)", Min: 0, Max: float64(365 * 24 * time.Hour)},
 		{Name: "busy-poll", Type: pipeline.PropBool, Default: "false", Description: "poll without sleeping (lowest latency, burns a core)"},
+		{Name: "spin", Type: pipeline.PropDuration, Default: "0s", Description: "look at an empty queue this long before sleeping (0: the default, 5us; negative: sleep at once)", Min: float64(-time.Second), Max: float64(time.Second)},
 		{Name: "coalesce", Type: pipeline.PropDuration, Default: "0s", Description: "take a fast stream in batches, waiting this long after catching up (throughput for latency; 0: off)", Min: 0, Max: float64(subscriber.MaxCoalesce)},
 	},
 	New: func(p *pipeline.Props) (pipeline.Element, error) {
 		s := &IPCSrc{Topic: p.String("topic"), Domain: p.String("domain"), Socket: p.String("socket"),
 			TypeName: p.String("type"), Queue: int(p.Int("queue")), Policy: p.String("policy"),
 			History: int(p.Int("history")), NumBuffers: p.Int("num-buffers"), Timeout: p.Duration("timeout"),
-			BusyPoll: p.Bool("busy-poll"), Coalesce: p.Duration("coalesce")}
+			BusyPoll: p.Bool("busy-poll"), Coalesce: p.Duration("coalesce"), Spin: p.Duration("spin")}
 		if s.Topic == "" {
 			return nil, &pipeline.PropertyError{Element: "ipcsrc", Property: "topic", Err: fmt.Errorf("%w: required", pipeline.ErrBadValue), Hint: "for example topic=frames"}
 		}
@@ -96,7 +98,7 @@ func (s *IPCSrc) Start(ctx context.Context) error {
 		}
 	}
 	sub, err := subscriber.New(ctx, s.Topic, subscriber.Options{Domain: s.Domain, Socket: s.Socket,
-		TypeName: s.TypeName, QueueCapacity: s.Queue, History: s.History, Policy: pol, BusyPoll: s.BusyPoll, Coalesce: s.Coalesce})
+		TypeName: s.TypeName, QueueCapacity: s.Queue, History: s.History, Policy: pol, BusyPoll: s.BusyPoll, Coalesce: s.Coalesce, Spin: s.Spin})
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ var payloads = []int{64, 4 << 10, 64 << 10, 1 << 20, 4 << 20}
 // A mode is how both sides wait for a sample.
 type mode struct {
 	name     string
-	spin     int
+	spin     time.Duration
 	busyPoll bool
 }
 

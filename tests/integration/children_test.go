@@ -252,7 +252,7 @@ func subMain(args []string) int {
 	exact := fs.Bool("exact", false, "after -n samples, require that nothing more is queued")
 	maps := fs.Bool("maps", false, "print the mapping of every sample")
 	incompatible := fs.Bool("expect-incompatible", false, "require New to fail with ErrIncompatibleType")
-	spin := fs.Int("spin", 0, "spin count before sleeping")
+	spin := fs.Duration("spin", 0, "spin budget before sleeping (0: default, negative: none)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "overall deadline")
 	var tf typeFlags
 	tf.register(fs)

@@ -1,0 +1,45 @@
+package publisher
+
+// Stats are a publisher's counters, kept in this process. Read with
+// [Publisher.Stats]; each counter is read on its own, so a snapshot taken
+// while publishing may be off by the publish in progress.
+type Stats struct {
+	// Published counts the samples published (Publish and Send calls that
+	// got as far as delivering).
+	Published uint64
+	// Delivered counts the samples pushed into subscribers' queues, summed
+	// over connections: a sample published to three subscribers counts 3.
+	Delivered uint64
+	// Dropped counts the samples subscribers missed because of this
+	// publisher: the oldest queued samples it overwrote (discard-oldest)
+	// and the publishes that gave up on a full block-producer queue after
+	// BlockTimeout, as [Publisher.Dropped] returns.
+	Dropped uint64
+	// Unconnected counts the samples published while no subscriber was
+	// connected: nobody received them (unless History kept them for a
+	// subscriber that joins later and asks for history). See the package
+	// documentation for how to avoid losing them.
+	Unconnected uint64
+	// Loans counts the chunks loaned and not yet published or released (one
+	// more while a Release or Close is running).
+	Loans int64
+	// CorruptConnections counts the connections dropped because their ring
+	// had impossible indices, as [Publisher.CorruptConnections] returns.
+	CorruptConnections uint64
+	// Subscribers is the number of subscribers connected now.
+	Subscribers int
+}
+
+// Stats returns the publisher's counters. It is safe to call from any
+// goroutine, concurrently with publishing, and allocates nothing.
+func (p *Publisher) Stats() Stats {
+	return Stats{
+		Published:          p.published.Load(),
+		Delivered:          p.delivered.Load(),
+		Dropped:            p.Dropped(),
+		Unconnected:        p.unconnected.Load(),
+		Loans:              p.loans.Count(),
+		CorruptConnections: p.corruptConns.Load(),
+		Subscribers:        p.Subscribers(),
+	}
+}
