@@ -39,11 +39,10 @@ func newRig(t testing.TB, opts ownedpub.Options, chunkSize, count uint32) *rig {
 // the connection segment (as another process would have), popping from
 // the data ring and pushing returns.
 type consumer struct {
-	t    testing.TB
-	mem  []byte
-	c    *ringbuf.Conn
-	ro   *dataseg.Segment
-	held []parallax.ChunkRef
+	t   testing.TB
+	mem []byte
+	c   *ringbuf.Conn
+	ro  *dataseg.Segment
 }
 
 // conn formats a connection segment (as the router would), adds it to the

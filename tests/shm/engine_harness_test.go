@@ -110,6 +110,8 @@ var drainEveryFlag = 0
 
 func init() {
 	if v := os.Getenv("PARALLAX_BENCH_DRAIN_EVERY"); v != "" {
-		fmt.Sscan(v, &drainEveryFlag)
+		if _, err := fmt.Sscan(v, &drainEveryFlag); err != nil {
+			panic(fmt.Sprintf("PARALLAX_BENCH_DRAIN_EVERY=%q: %v", v, err))
+		}
 	}
 }
