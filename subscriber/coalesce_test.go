@@ -74,7 +74,10 @@ func TestWakeStats(t *testing.T) {
 	require.NoError(t, err)
 	defer sub.Close()
 	require.Zero(t, sub.WakeStats().Sleeps)
-	_, err = sub.TakeTimeout(time.Millisecond)
+	// Long enough that the deadline cannot pass before the take gets to
+	// its futex sleep on a loaded machine (-race, CI): a take whose
+	// deadline has already passed rightly returns without sleeping.
+	_, err = sub.TakeTimeout(50 * time.Millisecond)
 	require.ErrorIs(t, err, parallax.ErrTimeout)
 	slept := sub.WakeStats().Sleeps
 	require.NotZero(t, slept, "a take without spinning that times out sleeps on the futex")
