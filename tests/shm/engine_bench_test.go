@@ -1,9 +1,7 @@
 package shm_test
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"testing"
@@ -170,21 +168,6 @@ func engineEchoChild(args []string) int {
 		if err != nil {
 			return err
 		}
-		for want := uint64(1); ; want++ {
-			seq, err := sub.recv()
-			if errors.Is(err, io.EOF) {
-				closeEngineConn(pc)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if seq != want {
-				return fmt.Errorf("message %d, want %d", seq, want)
-			}
-			if err := pub.send(seq); err != nil {
-				return err
-			}
-		}
+		return echoLoop(sub.recv, pub.send, func() { closeEngineConn(pc) })
 	})
 }

@@ -148,26 +148,36 @@ func ownedEchoChild(args []string) int {
 		if err != nil {
 			return err
 		}
-		for want := uint64(1); ; want++ {
-			seq, err := sub.recv()
-			if errors.Is(err, io.EOF) {
-				closeConn(pc)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if seq != want {
-				return fmt.Errorf("message %d, want %d", seq, want)
-			}
+		send := func(seq uint64) error {
 			if err := pub.send(seq); err != nil {
 				return err
 			}
-			if pc.err != nil {
-				return pc.err
-			}
+			return pc.err
 		}
+		return echoLoop(sub.recv, send, func() { closeConn(pc) })
 	})
+}
+
+// echoLoop is the echo side of a ping-pong: it answers every sequence
+// number recv yields, in order from 1, with send, until recv reports
+// io.EOF (the pinger closed), then calls done.
+func echoLoop(recv func() (uint64, error), send func(uint64) error, done func()) error {
+	for want := uint64(1); ; want++ {
+		seq, err := recv()
+		if errors.Is(err, io.EOF) {
+			done()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if seq != want {
+			return fmt.Errorf("message %d, want %d", seq, want)
+		}
+		if err := send(seq); err != nil {
+			return err
+		}
+	}
 }
 
 // childProfile starts a CPU profile of a benchmark child when
