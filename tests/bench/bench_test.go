@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 		"sink":     sinkMain,
 		"uds-echo": udsEchoMain,
 		"pipesink": pipesinkMain,
+		// grid_test.go
+		"grid-pub": gridPubMain,
+		"grid-sub": gridSubMain,
 		// gateway_test.go
 		"nats":      natsMain,
 		"gw-router": gwRouterMain,
