@@ -224,7 +224,7 @@ func startLineChild(b *testing.B, role string, args ...string) *lineChild {
 			_ = c.cmd.Process.Kill()
 			for range c.lines {
 			}
-			<-done
+			_ = <-done
 		}
 	})
 	return c
