@@ -234,8 +234,15 @@ type victimSent struct {
 }
 
 type victimResult struct {
-	got  uint64
-	errs []string
+	got, lost, corrupt uint64
+	errs               []string
+}
+
+// note keeps the first ten problems.
+func (r *victimResult) note(s string) {
+	if len(r.errs) < 10 {
+		r.errs = append(r.errs, s)
+	}
 }
 
 // victimPayload is the size of each sample (the 256 B pool / chunk
@@ -292,11 +299,18 @@ func startVictim(ctx context.Context, t *testing.T, socket string) *victim {
 				return
 			}
 			res.got++
-			if err := verify(b, expect); err != nil && len(res.errs) < 10 {
-				res.errs = append(res.errs, err.Error())
-			}
-			if len(b) >= 8 && binary.LittleEndian.Uint64(b) > expect {
-				expect = binary.LittleEndian.Uint64(b)
+			// A sample is intact (the one expected), or intact but later
+			// (samples were lost: resynchronise), or corrupt.
+			seq := binary.LittleEndian.Uint64(b)
+			switch err := verify(b, expect); {
+			case err == nil:
+			case seq > expect && verify(b, seq) == nil:
+				res.lost += seq - expect
+				res.note(fmt.Sprintf("lost seq %d..%d", expect, seq-1))
+				expect = seq
+			default:
+				res.corrupt++
+				res.note("corrupt: " + err.Error())
 			}
 			expect++
 			_ = s.Release()
@@ -329,8 +343,8 @@ func (v *victim) finish(t *testing.T) (uint64, []string) {
 	if sent.err != nil {
 		res.errs = append(res.errs, fmt.Sprintf("publisher: %v", sent.err))
 	}
-	if res.got != sent.n {
-		res.errs = append(res.errs, fmt.Sprintf("took %d samples, %d were sent", res.got, sent.n))
+	if res.got != sent.n || res.lost > 0 || res.corrupt > 0 {
+		res.errs = append(res.errs, fmt.Sprintf("took %d samples of %d sent: %d lost, %d corrupt", res.got, sent.n, res.lost, res.corrupt))
 	}
 	return res.got, res.errs
 }
