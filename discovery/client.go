@@ -357,7 +357,7 @@ func (c *Client) readLoop() {
 			}
 			return
 		}
-		if env.Type().IsPush() {
+		if env.Type().IsPush() && env.ReqID == 0 { // a push type with an id answers a request
 			c.mu.Lock()
 			c.pushQ = append(c.pushQ, reply{env, files})
 			c.pushed++

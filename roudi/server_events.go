@@ -132,6 +132,8 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 	case *wire.Resume:
 		s.resumeRequest(c, env.ReqID, m)
 		return
+	case *wire.GrowData, *wire.RetireData, *wire.GetDataSegment:
+		req = ownedGrowRequest(m) // server_grow.go
 	default:
 		s.replyError(c, env.ReqID, fmt.Errorf("unexpected %T request: %w", env.Msg, parallax.ErrProtocol))
 		return
@@ -231,6 +233,8 @@ func (s *Server) execute(a core.Action) {
 		}
 	case core.CreateDataSegment, core.CreateConnSegment, core.GrantSegments, core.CloseDataSegments, core.CloseConnSegment:
 		s.segmentAction(a) // server_segments.go
+	case core.TellDataRetired:
+		s.tellDataRetired(a) // server_grow.go
 	case core.DrainOrphans:
 		s.drainOrphanRings(a.Free) // server_resume.go
 	case core.Count:
@@ -336,6 +340,8 @@ func (s *Server) reply(a core.Reply) {
 		s.send(c, a.ReqID, &wire.Ack{}, nil)
 	case core.PoolsGranted:
 		s.grantPools(c, a.ReqID, r) // server_growth.go
+	case core.DataSegmentGranted:
+		s.replyDataSeg(c, a.ReqID, r) // server_grow.go
 	case core.Resumed:
 		c.client = r.Client
 		s.send(c, a.ReqID, &wire.Resumed{ClientID: uint16(r.Client)}, nil)

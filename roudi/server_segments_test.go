@@ -28,8 +28,14 @@ func init() { serverChildRoles["reopen-rw"] = reopenRWChild }
 // socket and domain.
 func startOwnedServer(t *testing.T) *Server {
 	t.Helper()
+	return startOwnedServerWith(t, "")
+}
+
+// startOwnedServerWith is startOwnedServer with more [limits] keys.
+func startOwnedServerWith(t *testing.T, limits string) *Server {
+	t.Helper()
 	dir := t.TempDir()
-	cfg, err := ParseConfig([]byte(testPools + `
+	cfg, err := ParseConfig([]byte(testPools + limits + `
 [memory]
 model = "owned"
 [publishers]

@@ -29,7 +29,7 @@ func Encode(reqID uint32, m Message) ([]byte, error) {
 	if want := New(m.MessageType()); want == nil || reflect.TypeOf(want) != reflect.TypeOf(m) {
 		return nil, fmt.Errorf("encode %T as %s: not a wire message type: %w", m, m.MessageType(), ErrInvalidArgument)
 	}
-	if m.MessageType().IsPush() && reqID != 0 {
+	if m.MessageType().IsPush() && reqID != 0 && !m.MessageType().answersRequests() {
 		return nil, fmt.Errorf("encode %s: push with request id %d (want 0): %w", m.MessageType(), reqID, ErrInvalidArgument)
 	}
 	if err := m.Validate(); err != nil {
@@ -124,7 +124,7 @@ func Decode(b []byte) (Envelope, error) {
 	if err := m.Validate(); err != nil {
 		return Envelope{}, fmt.Errorf("decode message: %w: %w", parallax.ErrProtocol, err)
 	}
-	if typ.IsPush() && id != 0 {
+	if typ.IsPush() && id != 0 && !typ.answersRequests() {
 		return Envelope{}, protoErr("%s: push with request id %d (want 0)", typ, id)
 	}
 	return Envelope{ReqID: uint32(id), Msg: m}, nil

@@ -89,11 +89,14 @@ func (t Type) Known() bool {
 }
 
 // IsPush reports whether t is a router-initiated message, sent with request
-// id 0 and answered by nobody.
+// id 0 and answered by nobody. [DataSegmentAdded] is also a reply (to
+// [GrowData] and [GetDataSegment]), then with the request's id.
 func (t Type) IsPush() bool {
 	switch t {
 	case TypeShutdown, TypeConnectionAdded, TypeConnectionRemoved, TypeSegmentGrant, TypePoolRetired,
 		TypeDataSegmentAdded, TypeConnSegmentAdded:
+		return true
+	case TypeDataSegmentRetired:
 		return true
 	}
 	return false
@@ -124,6 +127,9 @@ func ReplyType(t Type) (Type, bool) {
 		return rt, true
 	}
 	if rt, ok := resumeReplyType(t); ok {
+		return rt, true
+	}
+	if rt, ok := ownedGrowReplyType(t); ok {
 		return rt, true
 	}
 	return introspectReplyType(t)
@@ -181,6 +187,9 @@ func New(t Type) Message {
 		return m
 	}
 	if m := newOwned(t); m != nil {
+		return m
+	}
+	if m := newOwnedGrow(t); m != nil {
 		return m
 	}
 	return newIntrospect(t)

@@ -44,6 +44,7 @@ const (
 )
 
 type dataSegRec struct {
+	chunk uint32 // the publisher's class, or a dedicated one (memory_grow.go)
 	count uint32
 	bytes uint64
 	huge  bool
@@ -59,7 +60,7 @@ type pubMem struct {
 	history   int
 	segs      []dataSegRec // by index
 	bytes     uint64       // of creating and live segments
-	chunks    uint64       // likewise
+	chunks    uint64       // likewise, of the class (dedicated segments not counted)
 	dead      bool         // the publisher is gone; its fds are closed
 	conns     int          // connection records naming it
 }
@@ -79,10 +80,11 @@ type memState struct {
 	pubs    map[PubID]*pubMem
 	pending map[PubID]*pendingPub
 	conns   map[ConnectionID]*connSeg // conn_state.go
+	grows   map[segKey]growReq        // GrowData waiting for its segment (memory_grow.go)
 }
 
 func newMemState() memState {
-	return memState{pubs: map[PubID]*pubMem{}, pending: map[PubID]*pendingPub{}, conns: map[ConnectionID]*connSeg{}}
+	return memState{pubs: map[PubID]*pubMem{}, pending: map[PubID]*pendingPub{}, conns: map[ConnectionID]*connSeg{}, grows: map[segKey]growReq{}}
 }
 
 func (r *Router) owned() bool { return r.cfg.Memory.Owned }
@@ -126,14 +128,20 @@ func (r *Router) needed(m *pubMem, extra int) uint64 {
 	return n
 }
 
-// segPlan sizes one data segment of m with count chunks.
+// segPlan sizes one data segment of m's class with count chunks.
 func (r *Router) segPlan(m *pubMem, count uint64) (CreateDataSegment, error) {
+	return r.segPlanChunk(m, m.chunkSize, count)
+}
+
+// segPlanChunk sizes one data segment of m with count chunks of chunk
+// bytes, in the lowest free index.
+func (r *Router) segPlanChunk(m *pubMem, chunk uint32, count uint64) (CreateDataSegment, error) {
 	if count > parallax.MaxSlots {
 		return CreateDataSegment{}, fmt.Errorf("%w: publisher %d: %d chunks of %d bytes exceed the %d chunks of one segment",
-			parallax.ErrLimit, m.id, count, m.chunkSize, parallax.MaxSlots)
+			parallax.ErrLimit, m.id, count, chunk, parallax.MaxSlots)
 	}
 	mc := r.cfg.Memory
-	a := CreateDataSegment{Pub: m.id, ChunkSize: m.chunkSize, Count: uint32(count)}
+	a := CreateDataSegment{Pub: m.id, ChunkSize: chunk, Count: uint32(count)}
 	a.Bytes = r.dataSegSize(a.ChunkSize, a.Count, false)
 	switch mc.Hugepages {
 	case HugeAlways:
@@ -176,14 +184,16 @@ func (r *Router) memLimit(m *pubMem, bytes uint64, newSeg bool, extraShared uint
 
 // addSeg counts a planned segment and asks the server to create it.
 func (r *Router) addSeg(m *pubMem, a CreateDataSegment) {
-	rec := dataSegRec{count: a.Count, bytes: a.Bytes, huge: a.Hugepages, state: segCreating}
+	rec := dataSegRec{chunk: a.ChunkSize, count: a.Count, bytes: a.Bytes, huge: a.Hugepages, state: segCreating}
 	if int(a.Index) < len(m.segs) {
 		m.segs[a.Index] = rec
 	} else {
 		m.segs = append(m.segs, rec)
 	}
 	m.bytes += a.Bytes
-	m.chunks += uint64(a.Count)
+	if a.ChunkSize == m.chunkSize {
+		m.chunks += uint64(a.Count)
+	}
 	r.mem.shared += a.Bytes
 	r.emit(a)
 }
@@ -192,7 +202,9 @@ func (r *Router) addSeg(m *pubMem, a CreateDataSegment) {
 func (r *Router) dropSeg(m *pubMem, idx uint16) {
 	s := &m.segs[idx]
 	m.bytes -= s.bytes
-	m.chunks -= uint64(s.count)
+	if s.chunk == m.chunkSize {
+		m.chunks -= uint64(s.count)
+	}
 	r.mem.shared -= s.bytes
 	*s = dataSegRec{state: segFailed}
 	for len(m.segs) > 0 && m.segs[len(m.segs)-1].state == segFailed {
@@ -260,6 +272,9 @@ func (r *Router) dataSegmentCreated(ev DataSegmentCreated) {
 		r.log(slog.LevelError, "data segment creation reported for no segment being created", slog.Int("pub", int(ev.Pub)), slog.Int("index", int(ev.Index)))
 		return
 	}
+	if r.grown(m, ev) { // asked for by GrowData: memory_grow.go
+		return
+	}
 	if ev.Err != nil {
 		r.dropSeg(m, ev.Index)
 		r.retireTombstone(m)
@@ -276,16 +291,24 @@ func (r *Router) dataSegmentCreated(ev DataSegmentCreated) {
 	// created lists the segments live when it completes).
 	p := r.pubs[m.id]
 	r.emit(GrantSegments{Conn: p.client.conn, Pub: m.id, Data: []uint16{ev.Index}})
-	var told []ClientID
+	for _, c := range r.readers(p) {
+		r.emit(GrantSegments{Conn: c.conn, Pub: m.id, Data: []uint16{ev.Index}, ReadOnly: true})
+	}
+}
+
+// readers are the clients other than p's own with a live connection to p,
+// each once, in connection order.
+func (r *Router) readers(p *publisher) []*client {
+	var out []*client
 	for _, lid := range p.links {
 		cs := r.mem.conns[lid]
 		l := r.links[lid]
-		if cs == nil || cs.state != ConnLive || l.sub.client == p.client || slices.Contains(told, l.sub.client.id) {
+		if cs == nil || cs.state != ConnLive || l.sub.client == p.client || slices.Contains(out, l.sub.client) {
 			continue
 		}
-		told = append(told, l.sub.client.id)
-		r.emit(GrantSegments{Conn: l.sub.client.conn, Pub: m.id, Data: []uint16{ev.Index}, ReadOnly: true})
+		out = append(out, l.sub.client)
 	}
+	return out
 }
 
 func (r *Router) firstSegment(pp *pendingPub, ev DataSegmentCreated) {
@@ -427,11 +450,12 @@ type PubMemory struct {
 
 // SegMemory is one data segment.
 type SegMemory struct {
-	Index uint16
-	Count uint32
-	Bytes uint64
-	Huge  bool
-	Live  bool
+	Index     uint16
+	ChunkSize uint32 // the publisher's class, or a dedicated one
+	Count     uint32
+	Bytes     uint64
+	Huge      bool
+	Live      bool
 }
 
 // Memory returns the owned memory accounting, by publisher and connection
@@ -442,7 +466,7 @@ func (r *Router) Memory() MemoryStats {
 		pm := PubMemory{Pub: m.id, ChunkSize: m.chunkSize, Chunks: m.chunks, Bytes: m.bytes, Dead: m.dead}
 		for i, sg := range m.segs {
 			if sg.state != segFailed {
-				pm.Segments = append(pm.Segments, SegMemory{Index: uint16(i), Count: sg.count, Bytes: sg.bytes, Huge: sg.huge, Live: sg.state == segLive})
+				pm.Segments = append(pm.Segments, SegMemory{Index: uint16(i), ChunkSize: sg.chunk, Count: sg.count, Bytes: sg.bytes, Huge: sg.huge, Live: sg.state == segLive})
 			}
 		}
 		s.Publishers = append(s.Publishers, pm)

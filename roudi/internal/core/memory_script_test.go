@@ -93,6 +93,9 @@ func (m MemoryStats) String() string {
 				st = "live"
 			}
 			fmt.Fprintf(&b, " [%d: %dx bytes=%d %s", sg.Index, sg.Count, sg.Bytes, st)
+			if sg.ChunkSize != p.ChunkSize {
+				fmt.Fprintf(&b, " chunk=%d", sg.ChunkSize)
+			}
 			if sg.Huge {
 				b.WriteString(" huge")
 			}
@@ -126,7 +129,9 @@ func (r *Router) checkMemory() error {
 		for _, sg := range m.segs {
 			if sg.state != segFailed {
 				bytes += sg.bytes
-				chunks += uint64(sg.count)
+				if sg.chunk == m.chunkSize {
+					chunks += uint64(sg.count)
+				}
 			}
 		}
 		if bytes != m.bytes || chunks != m.chunks {
@@ -155,6 +160,12 @@ func (r *Router) checkMemory() error {
 		}
 		if err := check(pp.mem); err != nil {
 			return err
+		}
+	}
+	for k := range r.mem.grows {
+		m := r.mem.pubs[k.pub]
+		if m == nil || int(k.index) >= len(m.segs) || m.segs[k.index].state != segCreating {
+			return fmt.Errorf("GrowData waits for segment %d of publisher %d, which is not being created", k.index, k.pub)
 		}
 	}
 	if total != r.mem.shared {

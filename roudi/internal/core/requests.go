@@ -66,6 +66,8 @@ func (r *Router) request(ev ClientRequest) {
 		}
 	case GrowPool, GetSegments:
 		r.growRequest(c, ev, reply) // growth.go
+	case GrowData, RetireData, GetDataSegment:
+		r.dataRequest(c, ev, reply) // memory_grow.go
 	case ReleaseConnection:
 		// Idempotent: a connection already freed (or never told to this
 		// client) is acknowledged too.

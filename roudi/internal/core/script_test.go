@@ -405,7 +405,9 @@ func (s *scriptState) run(where, line string) []string {
 		)
 		if ev, out, ok = s.growthCommand(where, cmd, kv, conn, reqID, ids); !ok {
 			if ev, out, ok = s.memoryCommand(cmd, kv, num); !ok {
-				t.Fatalf("%s: unknown command %q", where, cmd)
+				if ev, ok = growDataCommand(cmd, conn, reqID, num); !ok {
+					t.Fatalf("%s: unknown command %q", where, cmd)
+				}
 			}
 		}
 		if ev == nil {

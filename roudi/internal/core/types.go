@@ -353,6 +353,8 @@ func (a Reply) String() string {
 		r = v.String()
 	case Noted:
 		r = "noted"
+	case fmt.Stringer:
+		r = v.String()
 	default:
 		r = fmt.Sprintf("%#v", v)
 	}
