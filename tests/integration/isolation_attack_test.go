@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
@@ -85,6 +87,7 @@ type isoChild struct {
 	mu                        sync.Mutex
 	files                     []*os.File
 	conns, connSegs, dataSegs int
+	myConns                   map[uint32]bool
 	changed                   chan struct{}
 
 	rows map[[2]string]*isoResult
@@ -162,7 +165,7 @@ func isoMain(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := &isoChild{domain: *domain, oldAttacks: *oldAttacks, changed: make(chan struct{}, 1), rows: map[[2]string]*isoResult{}}
+	c := &isoChild{domain: *domain, oldAttacks: *oldAttacks, changed: make(chan struct{}, 1), rows: map[[2]string]*isoResult{}, myConns: map[uint32]bool{}}
 	cl, err := discovery.Dial(ctx, discovery.DialOptions{Socket: *socket, Name: "iso-" + *role})
 	if err != nil {
 		return childFail("iso", "dial: %v", err)
@@ -207,6 +210,9 @@ func isoMain(args []string) int {
 	}
 	fmt.Println("ready")
 
+	if *owned {
+		c.attackControl(ctx, cl)
+	}
 	c.attackHeld()
 	c.attackProc("router", *routerPID, true)
 	c.attackProc("root publisher+subscriber of a", *victimPID, false)
@@ -228,9 +234,10 @@ func (c *isoChild) onPush(m wire.Message, files []*os.File) {
 	}
 	c.mu.Lock()
 	c.files = append(c.files, kept...)
-	switch m.(type) {
+	switch m := m.(type) {
 	case *wire.ConnectionAdded:
 		c.conns++
+		c.myConns[m.ConnID] = true
 	case *wire.ConnSegmentAdded:
 		c.connSegs++
 	case *wire.DataSegmentAdded:
@@ -265,6 +272,53 @@ func (c *isoChild) waitFor(ctx context.Context, cond func() bool) error {
 			return fmt.Errorf("grants never arrived (connections %d, connection segments %d, data segments %d): %w", c.conns, c.connSegs, c.dataSegs, ctx.Err())
 		}
 	}
+}
+
+// Control-plane targets of the owned model (design §3.2, §8.2).
+const (
+	classGetData = "control: GetDataSegment of a connection not its own"
+	classGrow    = "control: GrowData of a publisher not its own"
+	opRequest    = "request"
+)
+
+// attackControl asks the router for the data segments of connections
+// 1..32 that are not its own and to grow publishers 1..16 that are not
+// its own; a reply is ALLOWED (its fd is kept, and attacked as held).
+func (c *isoChild) attackControl(ctx context.Context, cl *discovery.Client) {
+	c.mu.Lock()
+	mine := maps.Clone(c.myConns)
+	c.mu.Unlock()
+	for id := uint32(1); id <= 32; id++ {
+		if mine[id] {
+			continue
+		}
+		_, files, err := cl.Request(ctx, &wire.GetDataSegment{ConnID: id, Index: 0}, nil)
+		c.keep(files)
+		c.record(classGetData, opRequest, sentinelErr(err))
+	}
+	for id := uint32(1); id <= 16; id++ {
+		if id == c.myPub {
+			continue
+		}
+		_, files, err := cl.Request(ctx, &wire.GrowData{PubID: id, ChunkSize: 64, Count: 1, Reason: wire.GrowExhausted}, nil)
+		c.keep(files)
+		c.record(classGrow, opRequest, sentinelErr(err))
+	}
+}
+
+// sentinelErr replaces a router error by the name of the parallax
+// sentinel it matches, so that rows aggregate.
+func sentinelErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, s := range []error{parallax.ErrPermissionDenied, parallax.ErrTopicNotFound, parallax.ErrInvalidArgument,
+		parallax.ErrNotSupported, parallax.ErrLimit, parallax.ErrProtocol} {
+		if errors.Is(err, s) {
+			return errors.New(s.Error())
+		}
+	}
+	return err
 }
 
 // classify names the class of a held memfd from its /proc/self/fd link.
