@@ -398,7 +398,7 @@ func attackFd(fd int, size int64, op string, destructive bool) error {
 		if err != nil {
 			return err
 		}
-		defer sys.Munmap(m)
+		defer func() { _ = sys.Munmap(m) }()
 		return storeByte(m, len(m)-1)
 	case opMmapRW:
 		m, err := sys.Mmap(fd, 0, int(size), 0, sys.PROT_READ|sys.PROT_WRITE, sys.MAP_SHARED)
@@ -411,7 +411,7 @@ func attackFd(fd int, size int64, op string, destructive bool) error {
 		if err != nil {
 			return err
 		}
-		defer sys.Munmap(m)
+		defer func() { _ = sys.Munmap(m) }()
 		return sys.Mprotect(m, sys.PROT_READ|sys.PROT_WRITE)
 	case opReopenRW:
 		f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_RDWR, 0)
