@@ -86,6 +86,7 @@ func AddSeals(fd int, seals int) error                { return unsupported("add 
 func GetSeals(fd int) (int, error)                    { return 0, unsupported("get seals") }
 func Ftruncate(fd int, size int64) error              { return unsupported("ftruncate") }
 func Fstat(fd int) (Stat, error)                      { return Stat{}, unsupported("fstat") }
+func PunchHole(fd int, off, n int64) error            { return unsupported("fallocate") }
 func ReopenReadOnly(fd int) (int, error)              { return -1, unsupported("reopen read-only") }
 func FdPath(fd int) (string, error)                   { return "", unsupported("fd path") }
 func Close(fd int) error                              { return syscall.Close(fd) }
@@ -124,3 +125,13 @@ func TryLockFile(f *os.File) error { return fmt.Errorf("flock: %w", parallax.Err
 
 // ProcessAlive cannot tell off Linux: every positive pid counts as alive.
 func ProcessAlive(pid int) bool { return pid > 0 }
+
+// ErrnoName returns the symbolic name of the errno err wraps; elsewhere
+// than Linux only its number.
+func ErrnoName(err error) string {
+	var e syscall.Errno
+	if !errors.As(err, &e) {
+		return ""
+	}
+	return fmt.Sprintf("errno%d", int(e))
+}

@@ -59,6 +59,7 @@ type router struct {
 	Socket     string
 	Domain     string
 	RuntimeDir string // of the binary router: its domain lock
+	PID        int    // of the binary router (0 for an in-process one)
 	srv        *roudi.Server
 }
 
@@ -105,6 +106,7 @@ func startBinaryRouter(t *testing.T, config string) *router {
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start(), "start parallax-roudi")
+	r.PID = cmd.Process.Pid
 
 	var (
 		logMu sync.Mutex
