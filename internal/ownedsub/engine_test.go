@@ -390,3 +390,44 @@ func TestManyConns(t *testing.T) {
 	require.Equal(t, last.sc, x.Conn())
 	require.NoError(t, x.Release())
 }
+
+// TestRoundRobin: takes alternate between connections with data (none
+// starves), and removing connections behind the round-robin position
+// leaves the engine taking from the rest.
+func TestRoundRobin(t *testing.T) {
+	t.Parallel()
+	s := ownedsub.New(ownedsub.Options{})
+	var ps []*pub
+	var ls []*link
+	for i := range 3 {
+		p := newPub(t, uint32(i+1), ownedpub.Options{MaxLoans: 1}, 64, 1+8+2)
+		ls = append(ls, connect(t, p, s, uint32(i+1), ringbuf.BlockProducer, 8, 2, 0))
+		ps = append(ps, p)
+		for seq := uint64(1); seq <= 4; seq++ {
+			require.NoError(t, p.publish(t, 64, seq))
+		}
+	}
+	for round := uint64(1); round <= 3; round++ {
+		for i := range 3 {
+			x, err := s.TryTake()
+			require.NoError(t, err)
+			id, seq := check(t, x.Bytes())
+			require.Equal(t, uint32(i+1), id, "round %d", round)
+			require.Equal(t, round, seq)
+			require.NoError(t, x.Release())
+		}
+	}
+	// The next take would start after connection 3: remove 3 and 2.
+	for _, l := range ls[1:] {
+		_, err := s.RemoveConn(l.sc)
+		require.NoError(t, err)
+	}
+	x, err := s.TryTake()
+	require.NoError(t, err)
+	id, seq := check(t, x.Bytes())
+	require.Equal(t, uint32(1), id)
+	require.Equal(t, uint64(4), seq)
+	require.NoError(t, x.Release())
+	_, err = s.TryTake()
+	require.ErrorIs(t, err, ownedsub.ErrEmpty)
+}

@@ -102,8 +102,12 @@ func (e *Engine) tryTake() (Sample, error) {
 	conns := e.set.Load().conns
 	n := len(conns)
 	limited := false
+	start := e.next
+	if start >= n {
+		start = 0 // the set shrank (RemoveConn) since the last take
+	}
 	for i := range n {
-		j := e.next + i
+		j := start + i
 		if j >= n {
 			j -= n
 		}
