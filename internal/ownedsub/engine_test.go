@@ -397,12 +397,10 @@ func TestManyConns(t *testing.T) {
 func TestRoundRobin(t *testing.T) {
 	t.Parallel()
 	s := ownedsub.New(ownedsub.Options{})
-	var ps []*pub
 	var ls []*link
 	for i := range 3 {
 		p := newPub(t, uint32(i+1), ownedpub.Options{MaxLoans: 1}, 64, 1+8+2)
 		ls = append(ls, connect(t, p, s, uint32(i+1), ringbuf.BlockProducer, 8, 2, 0))
-		ps = append(ps, p)
 		for seq := uint64(1); seq <= 4; seq++ {
 			require.NoError(t, p.publish(t, 64, seq))
 		}
