@@ -429,3 +429,69 @@ func TestRoundRobin(t *testing.T) {
 	_, err = s.TryTake()
 	require.ErrorIs(t, err, ownedsub.ErrEmpty)
 }
+
+// TestReturnRingFull: a release into a full return ring (a publisher that
+// broke its bound never drained it) fails the connection instead of
+// waiting; the entry is freed and later releases push nothing.
+func TestReturnRingFull(t *testing.T) {
+	t.Parallel()
+	s := ownedsub.New(ownedsub.Options{})
+	h := newHostile(t)
+	l := connectRaw(t, 1, s, 1, ringbuf.BlockProducer, 4, 2, 1)
+	require.NoError(t, s.AddSegment(l.sc, h.ro[0]))
+	push(t, l, h.chunk(0, 0, 1))
+	push(t, l, h.chunk(0, 1, 2))
+	x, err := s.TryTake()
+	require.NoError(t, err)
+	y, err := s.TryTake()
+	require.NoError(t, err)
+	// Fill the return ring as the publisher side would never let happen.
+	sub, err := ringbuf.AttachConn(l.mem, l.pubRC.Desc())
+	require.NoError(t, err)
+	for sub.ReturnRing().Len() < sub.ReturnRing().Cap() {
+		_, err := sub.ReturnRing().TryPush(parallax.MakeRef(0, 7, 1))
+		require.NoError(t, err)
+	}
+	err = x.Release()
+	require.ErrorIs(t, err, ownedsub.ErrConnFailed)
+	require.ErrorIs(t, err, ringbuf.ErrFull)
+	require.Equal(t, ownedsub.Failed, l.sc.State())
+	require.NoError(t, y.Release(), "a failed connection's release frees the entry, pushes nothing")
+	require.Zero(t, l.sc.Held())
+	require.Equal(t, uint64(1), l.sc.Stats().Dropped)
+}
+
+// TestRemoveSegment: retiring a segment reports the samples of it still
+// held; a ref naming it afterwards is pending until a segment with that
+// index is added again (index reuse).
+func TestRemoveSegment(t *testing.T) {
+	t.Parallel()
+	s := ownedsub.New(ownedsub.Options{})
+	h := newHostile(t)
+	l := connectRaw(t, 1, s, 1, ringbuf.BlockProducer, 4, 2, 2)
+	require.NoError(t, s.AddSegment(l.sc, h.ro[0]))
+	require.NoError(t, s.AddSegment(l.sc, h.ro[1]))
+	require.ErrorIs(t, s.AddSegment(l.sc, h.ro[1]), ownedsub.ErrInvalidArgument, "index in use")
+	require.ErrorIs(t, s.AddSegment(l.sc, h.w[0]), ownedsub.ErrInvalidArgument, "writable")
+	push(t, l, h.chunk(1, 2, 1))
+	x, err := s.TryTake()
+	require.NoError(t, err)
+	held, err := s.RemoveSegment(l.sc, 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, held)
+	_, err = s.RemoveSegment(l.sc, 1)
+	require.ErrorIs(t, err, ownedsub.ErrInvalidArgument)
+	require.NoError(t, x.Release())
+	push(t, l, h.chunk(1, 3, 2))
+	_, err = s.TryTake()
+	require.ErrorIs(t, err, ownedsub.ErrPendingSegment)
+	require.NoError(t, s.AddSegment(l.sc, h.ro[1]))
+	y, err := s.TryTake()
+	require.NoError(t, err)
+	_, seq := check(t, y.Bytes())
+	require.Equal(t, uint64(2), seq)
+	require.NoError(t, y.Release())
+	st := l.sc.Stats()
+	require.Equal(t, uint64(2), st.Taken)
+	require.Equal(t, uint64(1), st.Pendings)
+}
