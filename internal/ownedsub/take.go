@@ -46,26 +46,32 @@ func (x Sample) Conn() *Conn { return x.c }
 // the entry is freed anyway). Release allocates nothing unless the
 // connection fails.
 func (x Sample) Release() error {
-	c := x.c
-	if c == nil {
+	// Small enough to inline: the caller passes the four words release
+	// needs, not a copy of the whole Sample.
+	if x.c == nil {
 		return ErrNotHeld
 	}
+	return x.c.release(x.ref, x.entry, x.epoch)
+}
+
+// release is Release of held entry entry, use epoch, holding ref.
+func (c *Conn) release(ref parallax.ChunkRef, entry int32, epoch uint32) error {
 	e := c.e
 	e.lock()
-	if x.entry < 0 || int(x.entry) >= len(c.held) || c.held[x.entry].ref != x.ref || c.held[x.entry].epoch != x.epoch ||
-		x.ref == parallax.NilRef || (c.pending != parallax.NilRef && c.pendEntry == x.entry) {
+	if entry < 0 || int(entry) >= len(c.held) || ref == parallax.NilRef ||
+		c.held[entry].ref != ref || c.held[entry].epoch != epoch {
 		e.unlock()
 		return ErrNotHeld
 	}
-	c.held[x.entry].ref = parallax.NilRef
-	c.free = append(c.free, x.entry)
+	c.held[entry].ref = parallax.NilRef
+	c.free = append(c.free, entry)
 	c.released++
 	e.released++
 	var err error
 	if c.removed || c.err != nil || c.orphaned {
 		c.dropped++
-	} else if _, perr := c.ret.TryPush(x.ref); perr != nil {
-		c.fail(fmt.Errorf("return %v: %w", x.ref, perr))
+	} else if _, perr := c.ret.TryPush(ref); perr != nil {
+		c.fail(fmt.Errorf("return %v: %w", ref, perr))
 		err = c.err
 	} else if perr := c.retWake.Notify(); perr != nil {
 		c.fail(perr)
@@ -88,14 +94,23 @@ func (x Sample) Release() error {
 // failed: bad ref, corrupt ring; reported once, then the connection is
 // skipped). TryTake allocates nothing except a failing connection's error.
 func (e *Engine) TryTake() (Sample, error) {
-	if e.closed.Load() {
-		return Sample{}, ErrClosed
-	}
 	var x Sample
-	e.lock()
-	err := e.tryTake(&x)
-	e.unlockReport()
+	err := e.TryTakeInto(&x)
 	return x, err
+}
+
+// TryTakeInto is [Engine.TryTake] that stores the sample in *x (on error
+// *x may be partly overwritten and must not be used): a caller that keeps
+// its current sample in place avoids copying it out of a return value
+// right after it was written.
+func (e *Engine) TryTakeInto(x *Sample) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	e.lock()
+	err := e.tryTake(x)
+	e.unlockReport()
+	return err
 }
 
 // tryTake is TryTake under mu; it fills *x (one copy of the Sample fewer
@@ -181,7 +196,9 @@ func (e *Engine) resolve(c *Conn, ref parallax.ChunkRef, entry int32, x *Sample)
 		c.free = append(c.free, entry)
 		return c.badRef(ref, fmt.Sprintf("segment index beyond the publisher's %d", c.maxSegments), parallax.ErrInvalidRef)
 	}
-	buf, meta, err := s.View(ref.Slot())
+	// The header is decoded in place (ViewInto), not copied: a 64-byte
+	// copy of just-stored fields stalls on store forwarding.
+	buf, err := s.ViewInto(ref.Slot(), &x.meta)
 	if err != nil {
 		c.free = append(c.free, entry)
 		return c.badRef(ref, "view", err)
@@ -191,6 +208,6 @@ func (e *Engine) resolve(c *Conn, ref parallax.ChunkRef, entry int32, x *Sample)
 	h.epoch++
 	c.taken++
 	e.taken++
-	*x = Sample{buf: buf, meta: meta, ref: ref, c: c, entry: entry, epoch: h.epoch}
+	x.buf, x.ref, x.c, x.entry, x.epoch = buf, ref, c, entry, h.epoch
 	return nil
 }
