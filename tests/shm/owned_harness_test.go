@@ -372,6 +372,7 @@ type ownedSub struct {
 	opts             ringbuf.WaitOptions
 	pat              []byte
 	ready            func() bool
+	cur              ownedsub.Sample // the sample take returns, taken in place
 }
 
 // openOwnedSub attaches a subscriber to data segment fd df (read-only) and
@@ -426,18 +427,19 @@ func (s *ownedSub) Close() error {
 
 // take waits for the next sample: the engine validates the ref against the
 // publisher's segment (index, slot, generation, length) and a bad one is
-// its ConnError. io.EOF once the data ring is closed and drained.
-func (s *ownedSub) take() (ownedsub.Sample, error) {
+// its ConnError. io.EOF once the data ring is closed and drained. The
+// sample is s.cur, valid until the next take.
+func (s *ownedSub) take() (*ownedsub.Sample, error) {
 	for {
-		x, err := s.e.TryTake()
+		err := s.e.TryTakeInto(&s.cur)
 		if err != ownedsub.ErrEmpty {
-			return x, err
+			return &s.cur, err
 		}
 		if s.data.Closed() && s.data.Len() == 0 {
-			return x, io.EOF
+			return nil, io.EOF
 		}
 		if err := s.wake.Wait(context.Background(), s.ready, s.opts); err != nil {
-			return x, err
+			return nil, err
 		}
 	}
 }
