@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -494,4 +495,46 @@ func TestRemoveSegment(t *testing.T) {
 	st := l.sc.Stats()
 	require.Equal(t, uint64(2), st.Taken)
 	require.Equal(t, uint64(1), st.Pendings)
+}
+
+// TestTakeSleepAllocs: a Take that sleeps on the futex (context.Background,
+// no timeout) and is woken by a publish allocates nothing.
+func TestTakeSleepAllocs(t *testing.T) {
+	s := ownedsub.New(ownedsub.Options{})
+	p := newPub(t, 1, ownedpub.Options{MaxLoans: 1}, 64, 1+4+2)
+	connect(t, p, s, 1, ringbuf.BlockProducer, 4, 2, 0)
+	ns, _ := s.Notifiers(nil)
+	req := make(chan struct{})
+	defer close(req)
+	go func() {
+		var seq uint64
+		for range req {
+			for !ns[0].Sleeping() {
+				runtime.Gosched()
+			}
+			seq++
+			l, err := p.e.Loan(64)
+			if err != nil {
+				panic(err)
+			}
+			msg(l.Bytes(), 1, seq)
+			if err := p.e.Publish(&l); err != nil {
+				panic(err)
+			}
+		}
+	}()
+	var x ownedsub.Sample
+	allocs := testing.AllocsPerRun(20, func() {
+		req <- struct{}{}
+		var err error
+		x, err = s.Take(context.Background(), ringbuf.WaitOptions{Spin: -1})
+		if err == nil {
+			err = x.Release()
+		}
+		if err != nil {
+			panic(err)
+		}
+	})
+	require.Zero(t, allocs)
+	require.Positive(t, ns[0].Stats().Sleeps, "the takes slept")
 }
