@@ -538,3 +538,106 @@ func TestTakeSleepAllocs(t *testing.T) {
 	require.Zero(t, allocs)
 	require.Positive(t, ns[0].Stats().Sleeps, "the takes slept")
 }
+
+// TestConcurrentRelease: samples taken on one goroutine are released on
+// another while the taker keeps taking (and sleeping), and connections
+// come and go meanwhile: every message arrives intact, every release
+// pushes once, and the publishers get every chunk back.
+func TestConcurrentRelease(t *testing.T) {
+	t.Parallel()
+	const n, dataCap, maxHeld = 2000, 8, 4
+	s := ownedsub.New(ownedsub.Options{})
+	pubs := []*pub{
+		newPub(t, 1, ownedpub.Options{MaxLoans: 1}, 64, 1+dataCap+maxHeld),
+		newPub(t, 2, ownedpub.Options{MaxLoans: 1}, 64, 1+dataCap+maxHeld),
+	}
+	links := []*link{
+		connect(t, pubs[0], s, 1, ringbuf.BlockProducer, dataCap, maxHeld, 0),
+		connect(t, pubs[1], s, 2, ringbuf.BlockProducer, dataCap, maxHeld, 0),
+	}
+	rel := make(chan ownedsub.Sample, 2*maxHeld)
+	relErr := make(chan error, 1)
+	go func() {
+		var first error
+		for x := range rel {
+			if err := x.Release(); err != nil && first == nil {
+				first = err
+			}
+		}
+		relErr <- first
+	}()
+	pubErr := make(chan error, 2)
+	for _, p := range pubs {
+		go func() {
+			for seq := uint64(1); seq <= n; seq++ {
+				l, err := p.e.Loan(64)
+				if err != nil {
+					pubErr <- err
+					return
+				}
+				msg(l.Bytes(), p.id, seq)
+				if err := p.e.Publish(&l); err != nil {
+					pubErr <- err
+					return
+				}
+			}
+			pubErr <- nil
+		}()
+	}
+	// Connections that come and go while the taker waits and takes.
+	d := ringbuf.ConnDesc{ConnID: 100, PubID: 9, SubID: 100, Policy: ringbuf.BlockProducer,
+		DataCap: 1, ReturnCap: 2, MaxHeld: 1, Bound: 2}
+	cmem := make([]byte, ringbuf.ConnSize(1, 2))
+	_, err := ringbuf.FormatConn(cmem, d)
+	require.NoError(t, err)
+	churn := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-churn:
+				churned <- nil
+				return
+			default:
+			}
+			rc, err := ringbuf.AttachConn(cmem, d)
+			if err == nil {
+				var c *ownedsub.Conn
+				if c, err = s.AddConn(rc, 1); err == nil {
+					_, err = s.RemoveConn(c)
+				}
+			}
+			if err != nil {
+				churned <- err
+				return
+			}
+		}
+	}()
+	last := map[uint32]uint64{}
+	deadline := time.Now().Add(30 * time.Second)
+	for last[1] != n || last[2] != n {
+		x, err := s.Take(context.Background(), ringbuf.WaitOptions{Deadline: deadline})
+		if errors.Is(err, ownedsub.ErrHeldLimit) {
+			runtime.Gosched() // the releaser is behind
+			continue
+		}
+		require.NoError(t, err)
+		id, seq := check(t, x.Bytes())
+		require.Equal(t, last[id]+1, seq)
+		last[id] = seq
+		rel <- x
+	}
+	close(churn)
+	require.NoError(t, <-churned)
+	close(rel)
+	require.NoError(t, <-relErr)
+	require.NoError(t, <-pubErr)
+	require.NoError(t, <-pubErr)
+	for i, p := range pubs {
+		p.e.Drain()
+		require.Zero(t, links[i].pc.Stats().Outstanding)
+		st := p.e.Stats()
+		require.Equal(t, st.Chunks, st.Free)
+	}
+	require.Equal(t, uint64(2*n), s.Stats().Released)
+}
