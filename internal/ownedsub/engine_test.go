@@ -641,3 +641,44 @@ func TestConcurrentRelease(t *testing.T) {
 	}
 	require.Equal(t, uint64(2*n), s.Stats().Released)
 }
+
+// TestTakeWithoutConns: a Take on an engine without connections waits for
+// one (it wakes when AddConn adds it), ends with an error wrapping
+// ErrTimeout at a ctx or option deadline, and with ErrClosed at Close.
+func TestTakeWithoutConns(t *testing.T) {
+	t.Parallel()
+	s := ownedsub.New(ownedsub.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	_, err := s.Take(ctx, ringbuf.WaitOptions{})
+	require.ErrorIs(t, err, parallax.ErrTimeout)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = s.Take(context.Background(), ringbuf.WaitOptions{Timeout: 5 * time.Millisecond})
+	require.ErrorIs(t, err, parallax.ErrTimeout)
+
+	got := make(chan error, 1)
+	go func() {
+		x, err := s.Take(context.Background(), ringbuf.WaitOptions{Spin: -1, Timeout: 20 * time.Second})
+		if err == nil {
+			_, seq := check(t, x.Bytes())
+			if seq != 5 {
+				err = fmt.Errorf("seq %d", seq)
+			}
+			err = errors.Join(err, x.Release())
+		}
+		got <- err
+	}()
+	p := newPub(t, 1, ownedpub.Options{MaxLoans: 1}, 64, 8)
+	connect(t, p, s, 1, ringbuf.BlockProducer, 4, 2, 0)
+	require.NoError(t, p.publish(t, 64, 5))
+	require.NoError(t, <-got)
+
+	s2 := ownedsub.New(ownedsub.Options{})
+	ended := make(chan error, 1)
+	go func() {
+		_, err := s2.Take(context.Background(), ringbuf.WaitOptions{})
+		ended <- err
+	}()
+	s2.Close()
+	require.ErrorIs(t, <-ended, ownedsub.ErrClosed)
+}
