@@ -311,7 +311,7 @@ func (s *Server) reply(a core.Reply) {
 		w := &wire.Welcome{
 			Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()), Domain: s.cfg.Domain,
 			ResumeToken: r.Token[:], Model: s.wireModel(),
-			Mgmt:        wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
+			Mgmt: wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
 		}
 		for i, pa := range s.layout.Pools {
 			w.Pools = append(w.Pools, wire.PoolDesc{ID: pa.ID, ChunkSize: pa.Class.ChunkSize, Count: pa.Class.Count,
