@@ -1,0 +1,188 @@
+package ownedsub
+
+import (
+	"fmt"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+// A Sample is one taken message: a view of the chunk's payload in the
+// publisher's data segment (mapped read-only) and a private copy of its
+// chunk header. It is a small value; copies name the same sample, and only
+// one of them may be released (the others then get [ErrNotHeld]). The zero
+// Sample is not held.
+type Sample struct {
+	buf   []byte
+	meta  dataseg.Meta
+	ref   parallax.ChunkRef
+	c     *Conn
+	entry int32
+	epoch uint32
+}
+
+// Bytes returns the payload, Meta().Length bytes. It aliases the
+// publisher's shared memory (read-only: do not write) and is only valid
+// until the sample is released. Its bounds are fixed; its contents can
+// change only if the publisher misbehaves.
+func (x Sample) Bytes() []byte { return x.buf }
+
+// Meta returns the chunk header as read once at take time.
+func (x Sample) Meta() dataseg.Meta { return x.meta }
+
+// Ref returns the chunk's ref, meaningful only with its connection.
+func (x Sample) Ref() parallax.ChunkRef { return x.ref }
+
+// Conn returns the connection the sample arrived on (nil for the zero
+// Sample). Its PubID is the sample's origin.
+func (x Sample) Conn() *Conn { return x.c }
+
+// Release gives the sample back: one push of its ref into its connection's
+// return ring and a wake of the publisher if it sleeps there. On an
+// orphaned, failed or removed connection it only frees the held entry.
+// Errors: [ErrNotHeld] (nothing pushed), or the connection's [*ConnError]
+// if the push failed (a full return ring: the publisher broke its bound;
+// the entry is freed anyway). Release allocates nothing unless the
+// connection fails.
+func (x Sample) Release() error {
+	c := x.c
+	if c == nil {
+		return ErrNotHeld
+	}
+	e := c.e
+	e.lock()
+	if x.entry < 0 || int(x.entry) >= len(c.held) || c.held[x.entry].ref != x.ref || c.held[x.entry].epoch != x.epoch ||
+		x.ref == parallax.NilRef || (c.pending != parallax.NilRef && c.pendEntry == x.entry) {
+		e.unlock()
+		return ErrNotHeld
+	}
+	c.held[x.entry].ref = parallax.NilRef
+	c.free = append(c.free, x.entry)
+	c.released++
+	e.released++
+	var err error
+	if c.removed || c.err != nil || c.orphaned {
+		c.dropped++
+	} else if _, perr := c.ret.TryPush(x.ref); perr != nil {
+		c.fail(fmt.Errorf("return %v: %w", x.ref, perr))
+		err = c.err
+	} else if perr := c.retWake.Notify(); perr != nil {
+		c.fail(perr)
+		err = c.err
+	}
+	c.checkFinished()
+	e.unlockReport()
+	return err
+}
+
+// TryTake takes the next sample without waiting, from the connections in
+// round-robin order (the one after the connection served last goes first,
+// so none starves). It skips closing, failed and removed connections, a
+// connection whose pending ref's segment is not added yet, and a
+// connection holding MaxHeld samples (nothing is popped from it).
+//
+// Errors: [ErrEmpty] (nothing to take), [ErrHeldLimit] (data only on
+// connections at their bound), [ErrClosed], a [*PendingError] (a ref waits
+// for a segment; reported once per ref), a [*ConnError] (the connection
+// failed: bad ref, corrupt ring; reported once, then the connection is
+// skipped). TryTake allocates nothing except a failing connection's error.
+func (e *Engine) TryTake() (Sample, error) {
+	if e.closed.Load() {
+		return Sample{}, ErrClosed
+	}
+	e.lock()
+	x, err := e.tryTake()
+	e.unlockReport()
+	return x, err
+}
+
+// tryTake is TryTake under mu.
+func (e *Engine) tryTake() (Sample, error) {
+	conns := e.set.Load().conns
+	n := len(conns)
+	limited := false
+	for i := range n {
+		j := e.next + i
+		if j >= n {
+			j -= n
+		}
+		c := conns[j]
+		if c.err != nil || c.closing {
+			continue
+		}
+		if c.pending != parallax.NilRef {
+			if !c.segmentAdded(c.pending.Pool()) {
+				continue
+			}
+			ref, entry := c.pending, c.pendEntry
+			c.pending = parallax.NilRef
+			c.updateSkip()
+			e.next = j + 1
+			return e.resolve(c, ref, entry)
+		}
+		if len(c.free) == 0 {
+			if c.data.Len() > 0 {
+				limited = true
+			}
+			continue
+		}
+		ref, err := c.data.TryPop()
+		if err == ringbuf.ErrEmpty {
+			if c.orphaned {
+				c.checkFinished()
+			}
+			continue
+		}
+		e.next = j + 1
+		if err != nil {
+			c.fail(fmt.Errorf("pop data ring: %w", err))
+			return Sample{}, c.err
+		}
+		entry := c.free[len(c.free)-1]
+		c.free = c.free[:len(c.free)-1]
+		return e.resolve(c, ref, entry)
+	}
+	if limited {
+		return Sample{}, ErrHeldLimit
+	}
+	return Sample{}, ErrEmpty
+}
+
+// resolve validates ref, popped from c, against c's publisher's segments
+// and, if it names a chunk, records it in held entry entry (taken from the
+// free stack by the caller) and returns its sample. A pending ref keeps
+// the entry; a bad one frees it and fails c. mu held.
+func (e *Engine) resolve(c *Conn, ref parallax.ChunkRef, entry int32) (Sample, error) {
+	seg := ref.Pool()
+	var s *dataseg.Segment
+	if seg < uint32(len(c.segs)) {
+		s = c.segs[seg]
+	}
+	switch {
+	case ref.Gen() == 0:
+		c.free = append(c.free, entry)
+		return Sample{}, c.badRef(ref, "generation 0", parallax.ErrInvalidRef)
+	case s == nil && seg < uint32(c.maxSegments):
+		c.pending, c.pendEntry = ref, entry
+		c.pendings++
+		e.pendings++
+		c.updateSkip()
+		c.pendErr.Segment = uint16(seg)
+		return Sample{}, &c.pendErr
+	case s == nil:
+		c.free = append(c.free, entry)
+		return Sample{}, c.badRef(ref, fmt.Sprintf("segment index beyond the publisher's %d", c.maxSegments), parallax.ErrInvalidRef)
+	}
+	buf, meta, err := s.View(ref.Slot())
+	if err != nil {
+		c.free = append(c.free, entry)
+		return Sample{}, c.badRef(ref, "view", err)
+	}
+	h := &c.held[entry]
+	h.ref = ref
+	h.epoch++
+	c.taken++
+	e.taken++
+	return Sample{buf: buf, meta: meta, ref: ref, c: c, entry: entry, epoch: h.epoch}, nil
+}
