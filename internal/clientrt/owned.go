@@ -8,6 +8,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/ringbuf"
 	"github.com/parallax-ipc/parallax/segment"
@@ -59,7 +60,7 @@ type PubSegments struct {
 	pub      uint32
 	readOnly bool
 	segs     atomic.Pointer[[]*dataseg.Segment] // by index; nil where not mapped (copy on write)
-	// Guarded by Runtime.mu.
+	// Guarded by Runtime.mu: the mappings, by segment index.
 	maps []*segment.Mapped
 	refs int
 }
@@ -94,14 +95,19 @@ func (p *PubSegments) add(m *segment.Mapped, s *dataseg.Segment) {
 	copy(next, old)
 	next[i] = s
 	p.segs.Store(&next)
-	p.maps = append(p.maps, m)
+	for len(p.maps) <= i {
+		p.maps = append(p.maps, nil)
+	}
+	p.maps[i] = m
 }
 
 // unmap closes every mapping; Runtime.mu held, nobody uses p any more.
 func (p *PubSegments) unmap() {
 	p.segs.Store(&[]*dataseg.Segment{})
 	for _, m := range p.maps {
-		m.Close()
+		if m != nil {
+			m.Close()
+		}
 	}
 	p.maps = nil
 }
@@ -194,10 +200,10 @@ func (rt *Runtime) OwnedMappings() (own, ro, conns int) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	for _, p := range rt.owned.own {
-		own += len(p.maps)
+		own += len(p.Segments())
 	}
 	for _, p := range rt.owned.ro {
-		ro += len(p.maps)
+		ro += len(p.Segments())
 	}
 	return own, ro, len(rt.owned.conns)
 }
@@ -228,7 +234,7 @@ func (rt *Runtime) onDataSegment(m *wire.DataSegmentAdded, f *os.File) {
 		slog.Warn("parallax: refusing a data segment", "pub", d.PubID, "index", d.Index, "err", err)
 		return
 	}
-	if p == nil {
+	if p == nil { // a local publisher's first segment
 		p = newPubSegments(d.PubID, false)
 		if rt.owned.own == nil {
 			rt.owned.own = map[uint32]*PubSegments{}
@@ -236,8 +242,29 @@ func (rt *Runtime) onDataSegment(m *wire.DataSegmentAdded, f *os.File) {
 		rt.owned.own[d.PubID] = p
 	}
 	p.add(mp, seg)
+	if !d.ReadOnly {
+		// Local subscribers of this local publisher get no read-only
+		// grant (the router sends one grant per process): they read a
+		// read-only twin of this mapping.
+		if ro := rt.owned.ro[d.PubID]; ro != nil {
+			rt.addTwins(ro, p)
+			d.ReadOnly = true
+			seg = ro.Segment(d.Index)
+		}
+	}
+	var eps []OwnedEndpoint
+	if d.ReadOnly && seg != nil {
+		// Every local subscriber: those connected to the publisher add it.
+		for _, ep := range rt.subs {
+			if oe, ok := ep.(OwnedEndpoint); ok {
+				eps = append(eps, oe)
+			}
+		}
+	} else if oe, ok := pubTable.(OwnedEndpoint); ok {
+		eps = append(eps, oe)
+	}
 	rt.mu.Unlock()
-	if oe, ok := pubTable.(OwnedEndpoint); ok && !d.ReadOnly {
+	for _, oe := range eps {
 		oe.DataSegmentAdded(seg)
 	}
 }
@@ -310,7 +337,48 @@ func (rt *Runtime) onConnSegment(m *wire.ConnSegmentAdded, f *os.File) *connGran
 		rt.owned.ro[d.PubID] = p
 	}
 	p.refs++
+	if own := rt.owned.own[d.PubID]; own != nil {
+		rt.addTwins(p, own) // both ends here: no read-only grant follows
+	}
 	return &connGrant{ConnSegmentAdded: m, cm: cm, pub: p}
+}
+
+// addTwins maps, read-only, every segment of a local publisher's table own
+// that ro lacks: the router grants a process one set of fds per
+// connection, so a subscriber in the publisher's own process maps the
+// publisher's read-write fds a second time with PROT_READ. Runtime.mu held.
+func (rt *Runtime) addTwins(ro, own *PubSegments) {
+	for i, seg := range own.Segments() {
+		if seg == nil || ro.Segment(uint16(i)) != nil {
+			continue
+		}
+		mp, twin, err := roTwin(own.maps[i], seg)
+		if err != nil {
+			slog.Warn("parallax: cannot map a local publisher's segment read-only", "pub", own.pub, "index", i, "err", err)
+			continue
+		}
+		ro.add(mp, twin)
+	}
+}
+
+// roTwin maps seg (mapped by src) again, read-only, through a dup of its
+// fd.
+func roTwin(src *segment.Mapped, seg *dataseg.Segment) (*segment.Mapped, *dataseg.Segment, error) {
+	dup, err := sys.DupFile(src.File())
+	if err != nil {
+		return nil, nil, err
+	}
+	mp, err := segment.Open(dup, segment.OpenOptions{ReadOnly: true, RequireSeals: true})
+	if err != nil {
+		dup.Close()
+		return nil, nil, err
+	}
+	twin, err := dataseg.Attach(mp.Bytes(), seg.Desc(), true)
+	if err != nil {
+		mp.Close()
+		return nil, nil, err
+	}
+	return mp, twin, nil
 }
 
 // side attaches g's segment for one local side: the publisher's (pub) or

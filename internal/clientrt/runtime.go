@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -438,25 +439,24 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 		closeAll(files)
 		rt.retirePool(m.PoolID) // segments.go
 		return
-	case *wire.DataSegmentAdded:
+	case *wire.DataSegmentAdded, *wire.ConnSegmentAdded:
+		// The push's fds are closed when the handlers return: keep a dup.
+		var f *os.File
 		if rt.Owned() && len(files) == 1 {
-			rt.onDataSegment(m, files[0]) // owned.go
-		} else {
-			closeAll(files)
+			var err error
+			if f, err = sys.DupFile(files[0]); err != nil {
+				slog.Warn("parallax: cannot keep a granted segment", "msg", m.MessageType(), "err", err)
+			}
 		}
-		return
-	case *wire.ConnSegmentAdded:
-		var g *connGrant
-		if rt.Owned() && len(files) == 1 {
-			g = rt.onConnSegment(m, files[0]) // owned.go
-		} else {
-			closeAll(files)
-		}
-		if g == nil {
+		closeAll(files)
+		if f == nil {
 			return
 		}
-		closeAll(files[1:])
-		rt.route(g)
+		if d, ok := m.(*wire.DataSegmentAdded); ok {
+			rt.onDataSegment(d, f) // owned.go
+		} else if g := rt.onConnSegment(m.(*wire.ConnSegmentAdded), f); g != nil {
+			rt.route(g)
+		}
 		return
 	case *wire.ConnectionAdded, *wire.ConnectionRemoved:
 	default:
