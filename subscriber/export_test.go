@@ -1,5 +1,8 @@
 package subscriber
 
+// DebugOwned describes a subscriber's owned-model state, for test failure
+// messages.
+
 import "fmt"
 
 func DebugOwned(s *Subscriber) string {

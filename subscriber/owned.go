@@ -241,6 +241,11 @@ func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.Wai
 				s.reportOwned(ce)
 			}
 			return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
+		case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, parallax.ErrTimeout):
+			// The engine's wait without connections returns the bare
+			// context error; a deadline is a timeout, as ringbuf's waits
+			// report it.
+			return Sample{}, fmt.Errorf("take from %q: %w: %w", s.topic, parallax.ErrTimeout, err)
 		default:
 			return Sample{}, fmt.Errorf("take from %q: %w", s.topic, err)
 		}
@@ -335,4 +340,42 @@ func (s *Subscriber) takeOwnedWait(o *ownedState, ctx context.Context, w ringbuf
 	s.busy.pause()
 	defer s.busy.resume()
 	return s.takeOwned(o, ctx, w, true)
+}
+
+// ownedWireTimeout bounds how long New waits for the segments of the
+// connections announced to it.
+const ownedWireTimeout = 2 * time.Second
+
+// waitOwnedWired waits until every connection announced before New
+// returned has its segment too (the router grants it after the reply), so
+// Publishers counts them when New returns, as in the shared model. A grant
+// that does not come ends the wait at ownedWireTimeout.
+func (s *Subscriber) waitOwnedWired(ctx context.Context, o *ownedState) {
+	ctx, cancel := context.WithTimeout(ctx, ownedWireTimeout)
+	defer cancel()
+	_ = s.changed.Wait(ctx, func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for _, oc := range o.conns {
+			if oc.c == nil && !oc.done {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// wakeStats sums the data wake counters of the current connections.
+func (o *ownedState) wakeStats() ringbuf.NotifierStats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var st ringbuf.NotifierStats
+	for _, oc := range o.conns {
+		if oc.seg != nil && !oc.done {
+			w := oc.seg.Conn().DataWake().Stats()
+			st.Wakes += w.Wakes
+			st.Sleeps += w.Sleeps
+		}
+	}
+	return st
 }

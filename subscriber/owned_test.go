@@ -13,7 +13,9 @@ import (
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
-func TestOwnedSmoke(t *testing.T) {
+// In the owned model every chunk is back on the publisher's free list once
+// the subscriber released everything (Stats drains the return ring).
+func TestOwnedChunksAllReturned(t *testing.T) {
 	t.Parallel()
 	srv := routertest.Start(t, routertest.Owned)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -223,6 +223,9 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 		_ = s.Close()
 		return nil, fmt.Errorf("wire %q: %w", topic, err)
 	}
+	if o := s.own.Load(); o != nil {
+		s.waitOwnedWired(ctx, o) // owned.go
+	}
 	return s, nil
 }
 
@@ -296,9 +299,6 @@ func (x Sample) Release() error {
 	if x.sub == nil {
 		return nil
 	}
-	if x.own.Conn() != nil {
-		return x.releaseOwned() // owned.go
-	}
 	s := x.sub
 	if s.closed.Load() {
 		// After Close x may be stale (released already) and the runtime
@@ -307,6 +307,9 @@ func (x Sample) Release() error {
 			return fmt.Errorf("release sample of %q: %w", s.topic, clientrt.ErrClosed)
 		}
 		defer s.dropShare()
+	}
+	if x.own.Conn() != nil {
+		return x.releaseOwned() // owned.go
 	}
 	// The record goes first: a crash in between leaks the chunk (recovered
 	// when the domain is idle) rather than releasing it twice.
@@ -659,4 +662,9 @@ func (s *Subscriber) closeRemote() error {
 
 // WakeStats returns the counters of this subscriber's wake-up channel:
 // futex sleeps it made and wake calls its publishers made for it.
-func (s *Subscriber) WakeStats() ringbuf.NotifierStats { return s.notifier.Stats() }
+func (s *Subscriber) WakeStats() ringbuf.NotifierStats {
+	if o := s.own.Load(); o != nil {
+		return o.wakeStats()
+	}
+	return s.notifier.Stats()
+}

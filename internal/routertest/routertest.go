@@ -60,6 +60,19 @@ type Model struct {
 // (Owned).
 var Models = []Model{{"shared", Small}, {"owned", Owned}}
 
+// ForModels runs test once per memory model, each as a parallel subtest
+// named after the model, with the configuration to Start. It marks t
+// parallel.
+func ForModels(t *testing.T, test func(t *testing.T, cfg string)) {
+	t.Parallel()
+	for _, m := range Models {
+		t.Run(m.Name, func(t *testing.T) {
+			t.Parallel()
+			test(t, m.TOML)
+		})
+	}
+}
+
 // Start runs a router with the given TOML (Small when empty) and returns it
 // once it accepts clients.
 func Start(t testing.TB, toml string) *roudi.Server {
