@@ -1,10 +1,9 @@
 package subscriber
 
-// DebugOwned describes a subscriber's owned-model state, for test failure
-// messages.
-
 import "fmt"
 
+// DebugOwned describes a subscriber's owned-model state, for test failure
+// messages.
 func DebugOwned(s *Subscriber) string {
 	o := s.own.Load()
 	if o == nil {

@@ -18,7 +18,9 @@ import (
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
-func TestPublishSubscribeInProcess(t *testing.T) { routertest.ForModels(t, testPublishSubscribeInProcess) }
+func TestPublishSubscribeInProcess(t *testing.T) {
+	routertest.ForModels(t, testPublishSubscribeInProcess)
+}
 
 func testPublishSubscribeInProcess(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)
@@ -264,7 +266,9 @@ func testSampleOutlivesClose(t *testing.T, cfg string) {
 // A publisher and a subscriber of one process created at the same time are
 // both wired when their New returns (a push naming two local endpoints that
 // register at different times reaches both).
-func TestConcurrentNewSameProcess(t *testing.T) { routertest.ForModels(t, testConcurrentNewSameProcess) }
+func TestConcurrentNewSameProcess(t *testing.T) {
+	routertest.ForModels(t, testConcurrentNewSameProcess)
+}
 
 func testConcurrentNewSameProcess(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)
