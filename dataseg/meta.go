@@ -64,35 +64,46 @@ func (s *Segment) SetMeta(slot uint32, m Meta) {
 // is safe for concurrent use, allocates nothing on success and never
 // panics.
 func (s *Segment) View(slot uint32) ([]byte, Meta, error) {
+	var m Meta
+	b, err := s.ViewInto(slot, &m)
+	return b, m, err
+}
+
+// ViewInto is [Segment.View] that decodes the header into *m instead of
+// returning it: a caller that keeps the Meta in a larger value (a sample)
+// decodes it in place, with no 64-byte copy of freshly stored fields (a
+// copy that stalls on store forwarding). On error *m is zeroed.
+func (s *Segment) ViewInto(slot uint32, m *Meta) ([]byte, error) {
 	if slot >= s.count {
-		return nil, Meta{}, fmt.Errorf("view slot %d of data segment %d (count %d): %w: %w",
+		*m = Meta{}
+		return nil, fmt.Errorf("view slot %d of data segment %d (count %d): %w: %w",
 			slot, s.desc.Index, s.count, ErrSlot, parallax.ErrInvalidRef)
 	}
 	off := int(slot) * ChunkHeaderSize
-	m := decodeMeta(s.headers[off : off+ChunkHeaderSize])
+	decodeMeta(s.headers[off:off+ChunkHeaderSize], m)
 	if int64(m.Length) > int64(s.chunkSize) {
-		return nil, Meta{}, fmt.Errorf("view slot %d of data segment %d: length %d, chunk size %d: %w: %w",
-			slot, s.desc.Index, m.Length, s.chunkSize, ErrLength, parallax.ErrCorrupt)
+		n := m.Length
+		*m = Meta{}
+		return nil, fmt.Errorf("view slot %d of data segment %d: length %d, chunk size %d: %w: %w",
+			slot, s.desc.Index, n, s.chunkSize, ErrLength, parallax.ErrCorrupt)
 	}
 	p := int(slot) * s.chunkSize
 	end := p + int(m.Length)
-	return s.payload[p:end:end], m, nil
+	return s.payload[p:end:end], nil
 }
 
-// decodeMeta reads a chunk header. h is read once, field by field; the
-// caller validates the result, never h again.
-func decodeMeta(h []byte) Meta {
+// decodeMeta reads a chunk header into *m. h is read once, field by field;
+// the caller validates the result, never h again.
+func decodeMeta(h []byte, m *Meta) {
 	h = h[:ChunkHeaderSize]
 	le := binary.LittleEndian
-	return Meta{
-		Length:   le.Uint32(h[metaLength:]),
-		Flags:    le.Uint32(h[metaFlags:]),
-		Seq:      le.Uint64(h[metaSeq:]),
-		Stamp:    int64(le.Uint64(h[metaStamp:])),
-		PTS:      int64(le.Uint64(h[metaPTS:])),
-		DTS:      int64(le.Uint64(h[metaDTS:])),
-		Duration: int64(le.Uint64(h[metaDuration:])),
-		Offset:   le.Uint64(h[metaOffset:]),
-		UserSeq:  le.Uint64(h[metaUserSeq:]),
-	}
+	m.Length = le.Uint32(h[metaLength:])
+	m.Flags = le.Uint32(h[metaFlags:])
+	m.Seq = le.Uint64(h[metaSeq:])
+	m.Stamp = int64(le.Uint64(h[metaStamp:]))
+	m.PTS = int64(le.Uint64(h[metaPTS:]))
+	m.DTS = int64(le.Uint64(h[metaDTS:]))
+	m.Duration = int64(le.Uint64(h[metaDuration:]))
+	m.Offset = le.Uint64(h[metaOffset:])
+	m.UserSeq = le.Uint64(h[metaUserSeq:])
 }

@@ -201,7 +201,7 @@ func (e *Engine) AddConn(rc *ringbuf.Conn, maxSegments int) (*Conn, error) {
 		c.free[i] = int32(len(c.free) - 1 - i) // entry 0 on top
 	}
 	e.lock()
-	defer e.unlock()
+	defer e.unlockReport()
 	old := e.set.Load().conns
 	for _, x := range old {
 		if x.id == c.id {
@@ -209,8 +209,7 @@ func (e *Engine) AddConn(rc *ringbuf.Conn, maxSegments int) (*Conn, error) {
 		}
 	}
 	if e.closed.Load() {
-		c.closing = true
-		c.skip.Store(true)
+		c.close() // added after Close: closing, and finished at once
 	}
 	conns := make([]*Conn, len(old), len(old)+1)
 	copy(conns, old)

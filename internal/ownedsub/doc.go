@@ -66,7 +66,8 @@
 // ([ringbuf.Waiter]) for up to 128. Beyond 128 it sleeps on the first 128
 // words in slices of at most 1 ms and re-checks every connection after each
 // slice, so a message on a connection past the 128th waits up to 1 ms
-// longer. A WaitSet that waits on several engines at once gets their words
+// longer. Without any connection it waits for AddConn (or Close). A
+// WaitSet that waits on several engines at once gets their words
 // from [Engine.Notifiers] and their readiness from [Engine.Ready].
 //
 // # Concurrency

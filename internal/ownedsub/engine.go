@@ -82,6 +82,9 @@ type connSet struct {
 	waiter *ringbuf.Waiter
 	slices bool
 	gen    uint64 // Engine.gen when published
+	// changed is closed when a newer set replaces this one, or at Close:
+	// a wait with no connection to sleep on waits for it.
+	changed chan struct{}
 }
 
 // New returns an engine without connections; add them with
@@ -90,7 +93,7 @@ func New(opts Options) *Engine {
 	e := &Engine{opts: opts}
 	e.waitCond.L = &e.waitMu
 	e.readyFn = e.waiterReady
-	e.set.Store(&connSet{})
+	e.set.Store(&connSet{changed: make(chan struct{})})
 	return e
 }
 
@@ -127,6 +130,7 @@ func (e *Engine) Close() {
 		c.close()
 	}
 	e.wakeWaiter(e.set.Load())
+	close(e.set.Load().changed) // a wait without connections
 	e.unlockReport()
 }
 
@@ -164,7 +168,7 @@ func (e *Engine) unlockReport() {
 // publish installs conns as the new set, with a waiter over their data
 // wakes. mu held.
 func (e *Engine) publish(conns []*Conn) {
-	s := &connSet{conns: conns}
+	s := &connSet{conns: conns, changed: make(chan struct{})}
 	if len(conns) > 1 {
 		ns := make([]*ringbuf.Notifier, 0, min(len(conns), sys.MaxWaitv))
 		for _, c := range conns[:min(len(conns), sys.MaxWaitv)] {
@@ -175,7 +179,11 @@ func (e *Engine) publish(conns []*Conn) {
 	}
 	e.gen++
 	s.gen = e.gen
+	old := e.set.Load()
 	e.set.Store(s)
+	if !e.closed.Load() {
+		close(old.changed) // Close closed it already
+	}
 }
 
 // wakeWaiter wakes a Take sleeping on any connection of s: a Notify on

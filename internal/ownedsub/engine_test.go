@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -389,4 +390,295 @@ func TestManyConns(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, last.sc, x.Conn())
 	require.NoError(t, x.Release())
+}
+
+// TestRoundRobin: takes alternate between connections with data (none
+// starves), and removing connections behind the round-robin position
+// leaves the engine taking from the rest.
+func TestRoundRobin(t *testing.T) {
+	t.Parallel()
+	s := ownedsub.New(ownedsub.Options{})
+	var ls []*link
+	for i := range 3 {
+		p := newPub(t, uint32(i+1), ownedpub.Options{MaxLoans: 1}, 64, 1+8+2)
+		ls = append(ls, connect(t, p, s, uint32(i+1), ringbuf.BlockProducer, 8, 2, 0))
+		for seq := uint64(1); seq <= 4; seq++ {
+			require.NoError(t, p.publish(t, 64, seq))
+		}
+	}
+	for round := uint64(1); round <= 3; round++ {
+		for i := range 3 {
+			x, err := s.TryTake()
+			require.NoError(t, err)
+			id, seq := check(t, x.Bytes())
+			require.Equal(t, uint32(i+1), id, "round %d", round)
+			require.Equal(t, round, seq)
+			require.NoError(t, x.Release())
+		}
+	}
+	// The next take would start after connection 3: remove 3 and 2.
+	for _, l := range ls[1:] {
+		_, err := s.RemoveConn(l.sc)
+		require.NoError(t, err)
+	}
+	x, err := s.TryTake()
+	require.NoError(t, err)
+	id, seq := check(t, x.Bytes())
+	require.Equal(t, uint32(1), id)
+	require.Equal(t, uint64(4), seq)
+	require.NoError(t, x.Release())
+	_, err = s.TryTake()
+	require.ErrorIs(t, err, ownedsub.ErrEmpty)
+}
+
+// TestReturnRingFull: a release into a full return ring (a publisher that
+// broke its bound never drained it) fails the connection instead of
+// waiting; the entry is freed and later releases push nothing.
+func TestReturnRingFull(t *testing.T) {
+	t.Parallel()
+	s := ownedsub.New(ownedsub.Options{})
+	h := newHostile(t)
+	l := connectRaw(t, 1, s, 1, ringbuf.BlockProducer, 4, 2, 1)
+	require.NoError(t, s.AddSegment(l.sc, h.ro[0]))
+	push(t, l, h.chunk(0, 0, 1))
+	push(t, l, h.chunk(0, 1, 2))
+	x, err := s.TryTake()
+	require.NoError(t, err)
+	y, err := s.TryTake()
+	require.NoError(t, err)
+	// Fill the return ring as the publisher side would never let happen.
+	sub, err := ringbuf.AttachConn(l.mem, l.pubRC.Desc())
+	require.NoError(t, err)
+	for sub.ReturnRing().Len() < sub.ReturnRing().Cap() {
+		_, err := sub.ReturnRing().TryPush(parallax.MakeRef(0, 7, 1))
+		require.NoError(t, err)
+	}
+	err = x.Release()
+	require.ErrorIs(t, err, ownedsub.ErrConnFailed)
+	require.ErrorIs(t, err, ringbuf.ErrFull)
+	require.Equal(t, ownedsub.Failed, l.sc.State())
+	require.NoError(t, y.Release(), "a failed connection's release frees the entry, pushes nothing")
+	require.Zero(t, l.sc.Held())
+	require.Equal(t, uint64(1), l.sc.Stats().Dropped)
+}
+
+// TestRemoveSegment: retiring a segment reports the samples of it still
+// held; a ref naming it afterwards is pending until a segment with that
+// index is added again (index reuse).
+func TestRemoveSegment(t *testing.T) {
+	t.Parallel()
+	s := ownedsub.New(ownedsub.Options{})
+	h := newHostile(t)
+	l := connectRaw(t, 1, s, 1, ringbuf.BlockProducer, 4, 2, 2)
+	require.NoError(t, s.AddSegment(l.sc, h.ro[0]))
+	require.NoError(t, s.AddSegment(l.sc, h.ro[1]))
+	require.ErrorIs(t, s.AddSegment(l.sc, h.ro[1]), ownedsub.ErrInvalidArgument, "index in use")
+	require.ErrorIs(t, s.AddSegment(l.sc, h.w[0]), ownedsub.ErrInvalidArgument, "writable")
+	push(t, l, h.chunk(1, 2, 1))
+	x, err := s.TryTake()
+	require.NoError(t, err)
+	held, err := s.RemoveSegment(l.sc, 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, held)
+	_, err = s.RemoveSegment(l.sc, 1)
+	require.ErrorIs(t, err, ownedsub.ErrInvalidArgument)
+	require.NoError(t, x.Release())
+	push(t, l, h.chunk(1, 3, 2))
+	_, err = s.TryTake()
+	require.ErrorIs(t, err, ownedsub.ErrPendingSegment)
+	require.NoError(t, s.AddSegment(l.sc, h.ro[1]))
+	y, err := s.TryTake()
+	require.NoError(t, err)
+	_, seq := check(t, y.Bytes())
+	require.Equal(t, uint64(2), seq)
+	require.NoError(t, y.Release())
+	st := l.sc.Stats()
+	require.Equal(t, uint64(2), st.Taken)
+	require.Equal(t, uint64(1), st.Pendings)
+}
+
+// TestTakeSleepAllocs: a Take that sleeps on the futex (context.Background,
+// no timeout) and is woken by a publish allocates nothing.
+func TestTakeSleepAllocs(t *testing.T) {
+	s := ownedsub.New(ownedsub.Options{})
+	p := newPub(t, 1, ownedpub.Options{MaxLoans: 1}, 64, 1+4+2)
+	connect(t, p, s, 1, ringbuf.BlockProducer, 4, 2, 0)
+	ns, _ := s.Notifiers(nil)
+	req := make(chan struct{})
+	defer close(req)
+	go func() {
+		var seq uint64
+		for range req {
+			for !ns[0].Sleeping() {
+				runtime.Gosched()
+			}
+			seq++
+			l, err := p.e.Loan(64)
+			if err != nil {
+				panic(err)
+			}
+			msg(l.Bytes(), 1, seq)
+			if err := p.e.Publish(&l); err != nil {
+				panic(err)
+			}
+		}
+	}()
+	var x ownedsub.Sample
+	allocs := testing.AllocsPerRun(20, func() {
+		req <- struct{}{}
+		var err error
+		x, err = s.Take(context.Background(), ringbuf.WaitOptions{Spin: -1})
+		if err == nil {
+			err = x.Release()
+		}
+		if err != nil {
+			panic(err)
+		}
+	})
+	require.Zero(t, allocs)
+	require.Positive(t, ns[0].Stats().Sleeps, "the takes slept")
+}
+
+// TestConcurrentRelease: samples taken on one goroutine are released on
+// another while the taker keeps taking (and sleeping), and connections
+// come and go meanwhile: every message arrives intact, every release
+// pushes once, and the publishers get every chunk back.
+func TestConcurrentRelease(t *testing.T) {
+	t.Parallel()
+	const n, dataCap, maxHeld = 2000, 8, 4
+	s := ownedsub.New(ownedsub.Options{})
+	pubs := []*pub{
+		newPub(t, 1, ownedpub.Options{MaxLoans: 1}, 64, 1+dataCap+maxHeld),
+		newPub(t, 2, ownedpub.Options{MaxLoans: 1}, 64, 1+dataCap+maxHeld),
+	}
+	links := []*link{
+		connect(t, pubs[0], s, 1, ringbuf.BlockProducer, dataCap, maxHeld, 0),
+		connect(t, pubs[1], s, 2, ringbuf.BlockProducer, dataCap, maxHeld, 0),
+	}
+	rel := make(chan ownedsub.Sample, 2*maxHeld)
+	relErr := make(chan error, 1)
+	go func() {
+		var first error
+		for x := range rel {
+			if err := x.Release(); err != nil && first == nil {
+				first = err
+			}
+		}
+		relErr <- first
+	}()
+	pubErr := make(chan error, 2)
+	for _, p := range pubs {
+		go func() {
+			for seq := uint64(1); seq <= n; seq++ {
+				l, err := p.e.Loan(64)
+				if err != nil {
+					pubErr <- err
+					return
+				}
+				msg(l.Bytes(), p.id, seq)
+				if err := p.e.Publish(&l); err != nil {
+					pubErr <- err
+					return
+				}
+			}
+			pubErr <- nil
+		}()
+	}
+	// Connections that come and go while the taker waits and takes.
+	d := ringbuf.ConnDesc{ConnID: 100, PubID: 9, SubID: 100, Policy: ringbuf.BlockProducer,
+		DataCap: 1, ReturnCap: 2, MaxHeld: 1, Bound: 2}
+	cmem := make([]byte, ringbuf.ConnSize(1, 2))
+	_, err := ringbuf.FormatConn(cmem, d)
+	require.NoError(t, err)
+	churn := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-churn:
+				churned <- nil
+				return
+			default:
+			}
+			rc, err := ringbuf.AttachConn(cmem, d)
+			if err == nil {
+				var c *ownedsub.Conn
+				if c, err = s.AddConn(rc, 1); err == nil {
+					_, err = s.RemoveConn(c)
+				}
+			}
+			if err != nil {
+				churned <- err
+				return
+			}
+		}
+	}()
+	last := map[uint32]uint64{}
+	deadline := time.Now().Add(30 * time.Second)
+	for last[1] != n || last[2] != n {
+		x, err := s.Take(context.Background(), ringbuf.WaitOptions{Deadline: deadline})
+		if errors.Is(err, ownedsub.ErrHeldLimit) {
+			runtime.Gosched() // the releaser is behind
+			continue
+		}
+		require.NoError(t, err)
+		id, seq := check(t, x.Bytes())
+		require.Equal(t, last[id]+1, seq)
+		last[id] = seq
+		rel <- x
+	}
+	close(churn)
+	require.NoError(t, <-churned)
+	close(rel)
+	require.NoError(t, <-relErr)
+	require.NoError(t, <-pubErr)
+	require.NoError(t, <-pubErr)
+	for i, p := range pubs {
+		p.e.Drain()
+		require.Zero(t, links[i].pc.Stats().Outstanding)
+		st := p.e.Stats()
+		require.Equal(t, st.Chunks, st.Free)
+	}
+	require.Equal(t, uint64(2*n), s.Stats().Released)
+}
+
+// TestTakeWithoutConns: a Take on an engine without connections waits for
+// one (it wakes when AddConn adds it), ends with an error wrapping
+// ErrTimeout at a ctx or option deadline, and with ErrClosed at Close.
+func TestTakeWithoutConns(t *testing.T) {
+	t.Parallel()
+	s := ownedsub.New(ownedsub.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	_, err := s.Take(ctx, ringbuf.WaitOptions{})
+	require.ErrorIs(t, err, parallax.ErrTimeout)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = s.Take(context.Background(), ringbuf.WaitOptions{Timeout: 5 * time.Millisecond})
+	require.ErrorIs(t, err, parallax.ErrTimeout)
+
+	got := make(chan error, 1)
+	go func() {
+		x, err := s.Take(context.Background(), ringbuf.WaitOptions{Spin: -1, Timeout: 20 * time.Second})
+		if err == nil {
+			_, seq := check(t, x.Bytes())
+			if seq != 5 {
+				err = fmt.Errorf("seq %d", seq)
+			}
+			err = errors.Join(err, x.Release())
+		}
+		got <- err
+	}()
+	p := newPub(t, 1, ownedpub.Options{MaxLoans: 1}, 64, 8)
+	connect(t, p, s, 1, ringbuf.BlockProducer, 4, 2, 0)
+	require.NoError(t, p.publish(t, 64, 5))
+	require.NoError(t, <-got)
+
+	s2 := ownedsub.New(ownedsub.Options{})
+	ended := make(chan error, 1)
+	go func() {
+		_, err := s2.Take(context.Background(), ringbuf.WaitOptions{})
+		ended <- err
+	}()
+	s2.Close()
+	require.ErrorIs(t, <-ended, ownedsub.ErrClosed)
 }

@@ -80,7 +80,7 @@ func (e *PendingError) Error() string {
 func (e *PendingError) Is(target error) bool { return target == ErrPendingSegment }
 
 // errTimeout is the timeout of a wait with no connection to sleep on.
-var errTimeout = fmt.Errorf("wait for samples: %w", parallax.ErrTimeout)
+var errTimeout = fmt.Errorf("no connection: %w", parallax.ErrTimeout)
 
 // isTimeout reports whether err is a wait's timeout.
 func isTimeout(err error) bool { return errors.Is(err, parallax.ErrTimeout) }

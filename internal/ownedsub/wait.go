@@ -2,10 +2,12 @@ package ownedsub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
@@ -22,14 +24,7 @@ const sliceWait = time.Millisecond
 // [ErrHeldLimit] does not wait for a release. With a ctx that is never
 // done, Take allocates nothing, also when it sleeps (as ringbuf's waits).
 func (e *Engine) Take(ctx context.Context, w ringbuf.WaitOptions) (Sample, error) {
-	if w.Timeout > 0 {
-		// The clock is read once, so wake-ups that find nothing do not
-		// extend the wait.
-		if d := time.Now().Add(w.Timeout); w.Deadline.IsZero() || d.Before(w.Deadline) {
-			w.Deadline = d
-		}
-		w.Timeout = 0
-	}
+	w = absolute(w)
 	for {
 		x, err := e.TryTake()
 		if err != ErrEmpty {
@@ -47,14 +42,18 @@ func (e *Engine) Take(ctx context.Context, w ringbuf.WaitOptions) (Sample, error
 // ctx ends or w's timeout or deadline passes. It waits as [Engine.Take]
 // does. Only the taker may call it.
 func (e *Engine) Wait(ctx context.Context, w ringbuf.WaitOptions) error {
+	w = absolute(w)
 	defer e.waitOn(nil)
 	for {
 		s := e.waitOn(&e.set)
+		if e.closed.Load() {
+			return nil // (a set made after Close never has changed closed)
+		}
 		var err error
 		switch {
 		case len(s.conns) == 0:
-			// Nothing to sleep on: wait in slices for a connection.
-			err = e.waitSlice(ctx, w)
+			// Nothing to sleep on: wait for a connection.
+			err = e.waitNoConn(ctx, w, s)
 		case s.waiter == nil:
 			err = s.conns[0].wake.Wait(ctx, e.readyFn, w)
 		case s.slices:
@@ -71,6 +70,19 @@ func (e *Engine) Wait(ctx context.Context, w ringbuf.WaitOptions) error {
 		// The set changed (AddConn, RemoveConn) and had nothing ready:
 		// wait on the new one.
 	}
+}
+
+// absolute turns w's Timeout into a Deadline. The clock is read once, so
+// wake-ups that find nothing do not extend the wait; it is read only when
+// a Timeout is set.
+func absolute(w ringbuf.WaitOptions) ringbuf.WaitOptions {
+	if w.Timeout > 0 {
+		if d := time.Now().Add(w.Timeout); w.Deadline.IsZero() || d.Before(w.Deadline) {
+			w.Deadline = d
+		}
+		w.Timeout = 0
+	}
+	return w
 }
 
 // waitOn records which set the waiter looks at (nil: none), under waitMu,
@@ -109,24 +121,32 @@ func (e *Engine) leaveSet(gen uint64) {
 	e.waitMu.Unlock()
 }
 
-// waitSlice waits without any wake word: it re-checks ready every
-// sliceWait until ready, ctx ends or w's deadline passes.
-func (e *Engine) waitSlice(ctx context.Context, w ringbuf.WaitOptions) error {
-	for !e.waiterReady() {
-		if err := ctx.Err(); err != nil {
-			return err
+// waitNoConn waits on set s, which has no connection and so no wake word:
+// until s is replaced (AddConn) or the engine closes (s.changed is closed
+// then), ctx ends or w's deadline passes. With no deadline and a ctx that
+// is never done it allocates nothing.
+func (e *Engine) waitNoConn(ctx context.Context, w ringbuf.WaitOptions, s *connSet) error {
+	var timeout <-chan time.Time
+	if !w.Deadline.IsZero() {
+		d := time.Until(w.Deadline)
+		if d <= 0 {
+			return errTimeout
 		}
-		if !w.Deadline.IsZero() && !time.Now().Before(w.Deadline) {
-			return fmt.Errorf("no connection: %w", errTimeout)
-		}
-		t := time.NewTimer(sliceWait)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
 	}
-	return nil
+	select {
+	case <-s.changed:
+		return nil
+	case <-timeout:
+		return errTimeout
+	case <-ctx.Done():
+		if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: %w", parallax.ErrTimeout, err)
+		}
+		return ctx.Err()
+	}
 }
 
 // waitSliced is a waiter's wait cut into sliceWait slices, for sets of

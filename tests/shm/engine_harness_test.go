@@ -2,7 +2,8 @@ package shm_test
 
 // The owned path of issue 12 with the publisher side played by the step-6
 // engine (internal/ownedpub) instead of owned_harness_test.go's hand-written
-// loop. Subscribers are unchanged (ownedSub).
+// loop. Subscribers are ownedSub, which runs on the step-7 subscriber
+// engine (internal/ownedsub).
 
 import (
 	"errors"

@@ -19,6 +19,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/ownedsub"
 	"github.com/parallax-ipc/parallax/internal/owner"
 	"github.com/parallax-ipc/parallax/ringbuf"
 	"github.com/parallax-ipc/parallax/segment"
@@ -357,22 +358,27 @@ func (p *ownedPub) accept(pc *pubConn, r parallax.ChunkRef) error {
 }
 
 // ownedSub is a subscriber's side of one connection: the publisher's data
-// segment mapped read-only and the connection segment.
+// segment mapped read-only and the connection segment, taken from and
+// released into through the step-7 engine (internal/ownedsub). The wait
+// is the harness's own (the data wake, with the data ring's close as the
+// end of the stream, which the engine does not treat as an event).
 type ownedSub struct {
 	dataMap, connMap *segment.Mapped
-	seg              *dataseg.Segment
+	e                *ownedsub.Engine
+	sc               *ownedsub.Conn
 	c                *ringbuf.Conn
 	data, ret        *ringbuf.Ring
-	wake, retWake    *ringbuf.Notifier
+	wake             *ringbuf.Notifier
 	opts             ringbuf.WaitOptions
 	pat              []byte
 	ready            func() bool
+	cur              ownedsub.Sample // the sample take returns, taken in place
 }
 
 // openOwnedSub attaches a subscriber to data segment fd df (read-only) and
 // connection fd cf, checking both against the router's descriptors.
 func openOwnedSub(df, cf *os.File, d dataseg.Desc, cd ringbuf.ConnDesc, mode string, payload int) (_ *ownedSub, err error) {
-	s := &ownedSub{opts: waitOptions(mode), pat: pattern(payload)}
+	s := &ownedSub{opts: waitOptions(mode), pat: pattern(payload), e: ownedsub.New(ownedsub.Options{SingleGoroutine: true})}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -385,20 +391,31 @@ func openOwnedSub(df, cf *os.File, d dataseg.Desc, cd ringbuf.ConnDesc, mode str
 	if s.connMap, err = openSeg(cf, ringbuf.ConnSize(int(cd.DataCap), int(cd.ReturnCap)), false); err != nil {
 		return nil, fmt.Errorf("open connection segment: %w", err)
 	}
-	if s.seg, err = dataseg.Attach(s.dataMap.Bytes(), d, true); err != nil {
+	seg, err := dataseg.Attach(s.dataMap.Bytes(), d, true)
+	if err != nil {
 		return nil, err
 	}
 	if s.c, err = ringbuf.AttachConn(s.connMap.Bytes(), cd); err != nil {
 		return nil, err
 	}
-	s.data, s.ret = s.c.DataRing(), s.c.ReturnRing()
-	s.wake, s.retWake = s.c.DataWake(), s.c.ReturnWake()
+	// The publisher has one segment: index d.Index, so d.Index+1 indices.
+	if s.sc, err = s.e.AddConn(s.c, int(d.Index)+1); err != nil {
+		return nil, err
+	}
+	if err = s.e.AddSegment(s.sc, seg); err != nil {
+		return nil, err
+	}
+	s.data, s.ret, s.wake = s.c.DataRing(), s.c.ReturnRing(), s.c.DataWake()
 	s.ready = func() bool { return s.data.Len() > 0 || s.data.Closed() }
 	return s, nil
 }
 
-// Close unmaps both segments. Idempotent.
+// Close removes the connection from the engine and unmaps both segments.
+// Idempotent.
 func (s *ownedSub) Close() error {
+	if s.sc != nil {
+		_, _ = s.e.RemoveConn(s.sc)
+	}
 	var errs []error
 	for _, m := range []*segment.Mapped{s.connMap, s.dataMap} {
 		if m != nil {
@@ -408,59 +425,58 @@ func (s *ownedSub) Close() error {
 	return errors.Join(errs...)
 }
 
-// errBadRef reports a ref that names no chunk of the publisher's segments.
-var errBadRef = errors.New("ref outside the publisher's segments")
-
-// take waits for the next ref, validates it against the publisher's
-// segments (segment index, generation, slot and length via View) and
-// returns it with its payload. io.EOF once the data ring is closed and
-// drained.
-func (s *ownedSub) take() (parallax.ChunkRef, []byte, dataseg.Meta, error) {
+// take waits for the next sample: the engine validates the ref against the
+// publisher's segment (index, slot, generation, length) and a bad one is
+// its ConnError. io.EOF once the data ring is closed and drained. The
+// sample is s.cur, valid until the next take.
+func (s *ownedSub) take() (*ownedsub.Sample, error) {
 	for {
-		ref, err := s.data.TryPop()
-		if err == nil {
-			if ref.Pool() != uint32(s.seg.Desc().Index) || ref.Gen() == 0 {
-				return ref, nil, dataseg.Meta{}, fmt.Errorf("%w: %v", errBadRef, ref)
-			}
-			buf, meta, err := s.seg.View(ref.Slot())
-			return ref, buf, meta, err
-		}
-		if err != ringbuf.ErrEmpty {
-			return ref, nil, dataseg.Meta{}, err
+		err := s.e.TryTakeInto(&s.cur)
+		if err != ownedsub.ErrEmpty {
+			return &s.cur, err
 		}
 		if s.data.Closed() && s.data.Len() == 0 {
-			return ref, nil, dataseg.Meta{}, io.EOF
+			return nil, io.EOF
 		}
 		if err := s.wake.Wait(context.Background(), s.ready, s.opts); err != nil {
-			return ref, nil, dataseg.Meta{}, err
+			return nil, err
 		}
 	}
 }
 
-// release pushes ref into the return ring and wakes the publisher if it
-// sleeps. A full return ring means the publisher broke its bound.
-func (s *ownedSub) release(ref parallax.ChunkRef) error {
-	if _, err := s.ret.TryPush(ref); err != nil {
-		return fmt.Errorf("return %v: %w", ref, err)
+// popRaw pops one entry past the engine, as a hostile subscriber that
+// stopped caring does (waiting if the ring is empty); io.EOF once the data
+// ring is closed and drained.
+func (s *ownedSub) popRaw() error {
+	for {
+		_, err := s.data.TryPop()
+		if err != ringbuf.ErrEmpty {
+			return err
+		}
+		if s.data.Closed() && s.data.Len() == 0 {
+			return io.EOF
+		}
+		if err := s.wake.Wait(context.Background(), s.ready, s.opts); err != nil {
+			return err
+		}
 	}
-	return s.retWake.Notify()
 }
 
-// recv takes a message, reads and checks every byte and its header, and
-// returns it. It returns its sequence number.
+// recv takes a message, reads and checks every byte and its header,
+// releases it (one return push) and returns its sequence number.
 func (s *ownedSub) recv() (uint64, error) {
-	ref, buf, meta, err := s.take()
+	x, err := s.take()
 	if err != nil {
 		return 0, err
 	}
-	seq, err := readMsg(buf, s.pat)
-	if err == nil && meta.Seq != seq {
-		err = fmt.Errorf("header seq %d, payload seq %d", meta.Seq, seq)
+	seq, err := readMsg(x.Bytes(), s.pat)
+	if err == nil && x.Meta().Seq != seq {
+		err = fmt.Errorf("header seq %d, payload seq %d", x.Meta().Seq, seq)
 	}
 	if err != nil {
 		return 0, err
 	}
-	return seq, s.release(ref)
+	return seq, x.Release()
 }
 
 // runOwnedChild parses the config, runs fn and reports a failure on
@@ -495,33 +511,42 @@ func ownedSinkChild(args []string) int {
 		var n, last uint64
 		forged := false
 		for {
-			ref, buf, meta, err := s.take()
+			if forged {
+				// A hostile peer keeps popping and stops caring: chunks
+				// its forged returns gave back may have been reused. It
+				// pops raw (its engine would hold, and stop at MaxHeld).
+				if err := s.popRaw(); errors.Is(err, io.EOF) {
+					break
+				} else if err != nil {
+					return err
+				}
+				continue
+			}
+			x, err := s.take()
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
 				return err
 			}
-			if forged {
-				// A hostile peer keeps popping and stops caring: chunks
-				// its forged returns gave back may have been reused.
-				continue
-			}
-			seq, err := readMsg(buf, s.pat)
+			seq, err := readMsg(x.Bytes(), s.pat)
 			if err != nil {
 				return fmt.Errorf("message after %d: %w", last, err)
 			}
-			if meta.Seq != seq || seq <= last {
-				return fmt.Errorf("message %d (header %d) after %d", seq, meta.Seq, last)
+			if x.Meta().Seq != seq || seq <= last {
+				return fmt.Errorf("message %d (header %d) after %d", seq, x.Meta().Seq, last)
 			}
 			last = seq
 			n++
 			if c.Hostile {
-				forgeReturns(s, ref, c.Data.Count)
+				// The engine's release is honest: the hostile peer
+				// writes the return ring itself from now on (and never
+				// releases through the engine again: one producer).
+				forgeReturns(s, x.Ref(), c.Data.Count)
 				forged = true
 				continue
 			}
-			if err := s.release(ref); err != nil {
+			if err := x.Release(); err != nil {
 				return err
 			}
 		}
@@ -548,7 +573,7 @@ func forgeReturns(s *ownedSub, ref parallax.ChunkRef, count uint32) {
 			}
 		}
 	}
-	_ = s.retWake.Notify()
+	_ = s.c.ReturnWake().Notify()
 }
 
 // ownedIdleChild maps the data segment read-only and holds it until its
