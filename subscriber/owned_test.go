@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
@@ -56,4 +57,63 @@ func TestOwnedChunksAllReturned(t *testing.T) {
 	t.Logf("%+v", st)
 	require.Positive(t, st.Memory.Chunks)
 	require.Equal(t, st.Memory.Chunks, st.Memory.Free)
+}
+
+// In the owned model a process unmaps what it no longer uses while its
+// runtime lives on: two subscribers of one publisher share one read-only
+// view of its data segment; a closed subscriber's connection segment goes
+// at once, and when the publisher (in this process) closes, the last
+// connection segment, the read-only view and the publisher's own mapping go.
+func TestOwnedMappingsReleased(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, routertest.Owned)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sock := srv.SocketPath()
+	rt, err := clientrt.Acquire(ctx, clientrt.Options{Socket: sock}) // this process's runtime, kept alive
+	require.NoError(t, err)
+	defer rt.Release()
+	require.True(t, rt.Owned())
+
+	sub, err := subscriber.New(ctx, "maps", subscriber.Options{Socket: sock})
+	require.NoError(t, err)
+	defer sub.Close()
+	sub2, err := subscriber.New(ctx, "maps", subscriber.Options{Socket: sock})
+	require.NoError(t, err)
+	defer sub2.Close()
+	pub, err := publisher.New(ctx, "maps", publisher.Options{Socket: sock})
+	require.NoError(t, err)
+	require.NoError(t, pub.Send([]byte("x")))
+	for _, sb := range []*subscriber.Subscriber{sub, sub2} {
+		s, err := sb.TakeTimeout(10 * time.Second)
+		require.NoError(t, err)
+		require.NoError(t, s.Release())
+	}
+	own, ro, conns := rt.OwnedMappings()
+	require.Equal(t, []int{1, 1, 2}, []int{own, ro, conns}, "own data, one read-only view shared by both subscribers, two connections")
+
+	require.NoError(t, sub2.Close())
+	require.NoError(t, waitUntil(ctx, func() bool { _, _, conns = rt.OwnedMappings(); return conns == 1 }), "conns %d", conns)
+	own, ro, _ = rt.OwnedMappings()
+	require.Equal(t, []int{1, 1}, []int{own, ro}, "the other subscriber still uses the read-only view")
+
+	require.NoError(t, pub.Close())
+	require.NoError(t, waitUntil(ctx, func() bool {
+		own, ro, conns = rt.OwnedMappings()
+		return own+ro+conns == 0
+	}), "mappings left after the publisher closed: own %d, ro %d, conns %d", own, ro, conns)
+}
+
+// waitUntil polls cond until it holds or ctx ends.
+func waitUntil(ctx context.Context, cond func() bool) error {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
