@@ -229,7 +229,8 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	if rt.Owned() {
 		// The data segments came before the reply; wait until the push
 		// goroutine mapped them, before any connection reaches us.
-		if err := rt.Wired(ctx); err == nil {
+		err := rt.Wired(ctx)
+		if err == nil {
 			err = p.initOwned() // owned.go
 		}
 		if err != nil {
