@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/publisher"
@@ -116,4 +117,48 @@ func waitUntil(ctx context.Context, cond func() bool) error {
 		}
 	}
 	return nil
+}
+
+// The owned-model sizing options reach the router and bound the endpoints:
+// MaxPayload (a larger loan fails), MaxLoans (a loan beyond fails with
+// ErrLimit), MaxHeld (a take beyond fails with ErrLimit, nothing lost).
+func TestOwnedLimits(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, routertest.Owned)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sock := srv.SocketPath()
+	sub, err := subscriber.New(ctx, "limits", subscriber.Options{Socket: sock, MaxHeld: 2, QueueCapacity: 8})
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := publisher.New(ctx, "limits", publisher.Options{Socket: sock, MaxPayload: 128, MaxLoans: 2})
+	require.NoError(t, err)
+	defer pub.Close()
+
+	_, err = pub.Loan(129)
+	require.Error(t, err, "a loan above MaxPayload")
+	a, err := pub.Loan(128)
+	require.NoError(t, err)
+	b, err := pub.Loan(1)
+	require.NoError(t, err)
+	_, err = pub.Loan(1)
+	require.ErrorIs(t, err, parallax.ErrLimit, "a third loan with MaxLoans 2")
+	require.NoError(t, pub.Release(a))
+	require.NoError(t, pub.Release(b))
+
+	for i := range 3 {
+		require.NoError(t, pub.Send([]byte{byte(i)}))
+	}
+	x0, err := sub.TakeTimeout(10 * time.Second)
+	require.NoError(t, err)
+	x1, err := sub.TakeTimeout(10 * time.Second)
+	require.NoError(t, err)
+	_, err = sub.TryTake()
+	require.ErrorIs(t, err, parallax.ErrLimit, "a third held sample with MaxHeld 2")
+	require.NoError(t, x0.Release())
+	x2, err := sub.TakeTimeout(10 * time.Second)
+	require.NoError(t, err)
+	require.Equal(t, []byte{2}, x2.Bytes(), "the sample held back is delivered after a release")
+	require.NoError(t, x1.Release())
+	require.NoError(t, x2.Release())
 }
