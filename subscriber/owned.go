@@ -209,30 +209,38 @@ func (o *ownedState) publishers() int {
 	return n
 }
 
-// takeOwned takes one sample: TryTake (wait false) or Take with w.
+// takeOwned takes one sample: TryTake (wait false) or Take with w. The
+// engine fills the Sample's own part in place (TryTakeInto: no copy of
+// the freshly decoded header through a return value).
 func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.WaitOptions, wait bool) (Sample, error) {
-	for {
-		var (
-			x   ownedsub.Sample
-			err error
-		)
-		if wait {
-			x, err = o.eng.Take(ctx, w)
-		} else {
-			x, err = o.eng.TryTake()
+	if wait && w.Timeout > 0 {
+		// The clock is read once, so wake-ups that find nothing do not
+		// extend the wait (as the engine's Take does).
+		if d := time.Now().Add(w.Timeout); w.Deadline.IsZero() || d.Before(w.Deadline) {
+			w.Deadline = d
 		}
+		w.Timeout = 0
+	}
+	var x Sample
+	for {
+		err := o.eng.TryTakeInto(&x.own)
 		switch {
 		case err == nil:
 			s.taken.Take() // cannot fail: Close, which ends the runtime, waits for takes
-			m := x.Meta()
-			return Sample{ref: x.Ref(), data: x.Bytes(), own: x, sub: s,
-				hdr: Header{Seq: m.Seq, Timestamp: m.Stamp, PublisherID: x.Conn().PubID()}}, nil
+			m := x.own.Meta()
+			x.ref, x.data, x.sub = x.own.Ref(), x.own.Bytes(), s
+			x.hdr = Header{Seq: m.Seq, Timestamp: m.Stamp, PublisherID: x.own.Conn().PubID()}
+			return x, nil
 		case errors.Is(err, ownedsub.ErrEmpty):
-			return Sample{}, ErrNoData
+			if !wait {
+				return Sample{}, ErrNoData
+			}
+			if err := o.eng.Wait(ctx, w); err != nil {
+				return Sample{}, s.ownedWaitErr(ctx, err)
+			}
 		case errors.Is(err, ownedsub.ErrPendingSegment):
 			// The engine keeps the ref and skips the connection until
 			// its segment is added: take from the others.
-			continue
 		case errors.Is(err, ownedsub.ErrClosed):
 			return Sample{}, clientrt.ErrClosed
 		case errors.Is(err, ownedsub.ErrConnFailed):
@@ -241,15 +249,22 @@ func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.Wai
 				s.reportOwned(ce)
 			}
 			return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
-		case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, parallax.ErrTimeout):
-			// The engine's wait without connections returns the bare
-			// context error; a deadline is a timeout, as ringbuf's waits
-			// report it.
-			return Sample{}, fmt.Errorf("take from %q: %w: %w", s.topic, parallax.ErrTimeout, err)
 		default:
 			return Sample{}, fmt.Errorf("take from %q: %w", s.topic, err)
 		}
 	}
+}
+
+// ownedWaitErr wraps the error of a wait that ended without a sample: a
+// context deadline is also a timeout, as ringbuf's waits report it.
+func (s *Subscriber) ownedWaitErr(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, parallax.ErrTimeout) {
+		return fmt.Errorf("take from %q: %w: %w", s.topic, parallax.ErrTimeout, err)
+	}
+	if s.closed.Load() {
+		return clientrt.ErrClosed
+	}
+	return fmt.Errorf("take from %q: %w", s.topic, err)
 }
 
 // reportOwned tells the router about a connection whose publisher sent a
