@@ -12,9 +12,15 @@ import (
 
 // BenchmarkLoanPublish measures the publishing side alone: loan 64 B, write,
 // publish to one subscriber (in this process) whose goroutine drains and
-// releases.
+// releases; in both memory models.
 func BenchmarkLoanPublish(b *testing.B) {
-	srv := routertest.Start(b, "")
+	for _, m := range routertest.Models {
+		b.Run("model="+m.Name, func(b *testing.B) { benchLoanPublish(b, m.TOML) })
+	}
+}
+
+func benchLoanPublish(b *testing.B, cfg string) {
+	srv := routertest.Start(b, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sub, err := subscriber.New(ctx, "bench", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 256, Policy: subscriber.BlockProducer, Spin: time.Millisecond})
@@ -60,7 +66,13 @@ func BenchmarkLoanPublish(b *testing.B) {
 // (Spin -1: every such publish goes to the futex). The blocking path must
 // allocate nothing, like the rest of the publish path.
 func BenchmarkPublishBlocked(b *testing.B) {
-	srv := routertest.Start(b, "")
+	for _, m := range routertest.Models {
+		b.Run("model="+m.Name, func(b *testing.B) { benchPublishBlocked(b, m.TOML) })
+	}
+}
+
+func benchPublishBlocked(b *testing.B, cfg string) {
+	srv := routertest.Start(b, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sub, err := subscriber.New(ctx, "blocked", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 2, Policy: subscriber.BlockProducer})

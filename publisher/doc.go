@@ -23,4 +23,14 @@
 // only when a subscriber sleeps (its futex is woken) or a block-producer
 // subscriber's queue stays full past [Options.Spin] (the publisher sleeps
 // on it, still without allocating, for up to [Options.BlockTimeout]).
+//
+// # Memory models
+//
+// With a router in the owned memory model (config [memory] model =
+// "owned") a publisher loans from data segments of its own, which only its
+// subscribers map, read-only; each subscriber returns the chunks it
+// releases over its own connection, and a subscriber that dies gives back
+// everything it held at once. [Options.MaxPayload], [Options.MaxLoans] and
+// [Options.ExpectedSubscribers] size those segments; [Stats.Memory] is the
+// publisher's own accounting of them. The API is the same in both models.
 package publisher

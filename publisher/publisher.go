@@ -12,6 +12,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
+	"github.com/parallax-ipc/parallax/internal/ownedpub"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
@@ -46,6 +47,19 @@ type Options struct {
 	// consumer that is awake frees a slot within microseconds, and each
 	// sleep costs the consumer a wake system call per slot it frees.
 	Spin time.Duration
+	// MaxPayload, MaxLoans and ExpectedSubscribers size the publisher's own
+	// data segment in the owned memory model (router [memory] model =
+	// "owned"): the chunk size of an untyped publisher (a larger Loan
+	// fails), the chunks loaned and not yet published or released at once
+	// (a Loan beyond fails with an error wrapping parallax.ErrLimit), and
+	// the subscribers the first segment makes room for. 0 means the
+	// router's [publishers] defaults (4 KiB, 4, 1); MaxLoans 0 also means
+	// the publisher itself caps no loans (a Loan fails with
+	// parallax.ErrPoolExhausted when no chunk is free). The shared model
+	// ignores them.
+	MaxPayload          int
+	MaxLoans            int
+	ExpectedSubscribers int
 }
 
 // DefaultSpin is the spin budget of a zero [Options.Spin].
@@ -90,6 +104,9 @@ type Publisher struct {
 	corruptConns atomic.Uint64
 	closeOnce    sync.Once
 	closed       atomic.Bool
+	// own is the owned-model state (owned.go), nil in the shared model;
+	// set once, before the endpoint sees its first connection.
+	own atomic.Pointer[owned]
 	// loans counts the runtime shares of chunks loaned and not yet
 	// published or released, plus one while Close or a late Release
 	// works: a loan made before Close can still be published (refused)
@@ -104,6 +121,9 @@ func (p *Publisher) share() bool { return p.loans.Take() }
 // publisher's share of the process runtime.
 func (p *Publisher) loanDone() {
 	if p.loans.Drop(&p.closed) {
+		if p.own.Load() != nil {
+			p.rt.CloseOwnedPublisher(p.id) // no loan touches the segments any more
+		}
 		p.rt.Release()
 	}
 }
@@ -171,6 +191,11 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	if opts.History < 0 {
 		return nil, fmt.Errorf("publisher %q: negative history %d: %w", topic, opts.History, parallax.ErrInvalidArgument)
 	}
+	if opts.MaxPayload < 0 || opts.MaxPayload > wire.MaxPayloadSize || opts.MaxLoans < 0 || opts.MaxLoans > wire.MaxLoansLimit ||
+		opts.ExpectedSubscribers < 0 || opts.ExpectedSubscribers > wire.MaxExpectedSubs {
+		return nil, fmt.Errorf("publisher %q: max payload %d (limit %d), max loans %d (limit %d) or expected subscribers %d (limit %d) out of range: %w",
+			topic, opts.MaxPayload, wire.MaxPayloadSize, opts.MaxLoans, wire.MaxLoansLimit, opts.ExpectedSubscribers, wire.MaxExpectedSubs, parallax.ErrInvalidArgument)
+	}
 	if opts.BlockTimeout <= 0 {
 		opts.BlockTimeout = time.Second
 	}
@@ -189,7 +214,8 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	rt.BeginCreate()
 	defer rt.EndCreate()
 	pc, files, err := clientrt.Create[*wire.PublisherCreated](ctx, rt, &wire.CreatePublisher{Topic: topic, History: uint32(opts.History),
-		Type: wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign}})
+		Type:       wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign},
+		MaxPayload: uint32(opts.MaxPayload), MaxLoans: uint32(opts.MaxLoans), ExpectedSubscribers: uint16(opts.ExpectedSubscribers)})
 	if err != nil {
 		rt.Release()
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
@@ -200,10 +226,27 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 		rt.Release()
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
 	}
+	if rt.Owned() {
+		// The data segments came before the reply; wait until the push
+		// goroutine mapped them, before any connection reaches us.
+		err := rt.Wired(ctx)
+		if err == nil {
+			err = p.initOwned() // owned.go
+		}
+		if err != nil {
+			_ = p.closeRemote()
+			rt.CloseOwnedPublisher(p.id)
+			rt.Release()
+			return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
+		}
+	}
 	rt.RegisterPublisher(p.id, endpoint{p})
 	if err := rt.Wired(ctx); err != nil {
 		_ = p.Close()
 		return nil, fmt.Errorf("wire %q: %w", topic, err)
+	}
+	if o := p.own.Load(); o != nil {
+		p.waitOwnedWired(ctx, o) // owned.go
 	}
 	return p, nil
 }
@@ -215,7 +258,12 @@ func (p *Publisher) ID() uint32 { return p.id }
 func (p *Publisher) Topic() string { return p.topic }
 
 // Subscribers returns the number of subscribers currently connected.
-func (p *Publisher) Subscribers() int { return len(*p.conns.Load()) }
+func (p *Publisher) Subscribers() int {
+	if o := p.own.Load(); o != nil {
+		return int(o.live.Load())
+	}
+	return len(*p.conns.Load())
+}
 
 // WaitForSubscribers waits until at least n subscribers are connected, or
 // ctx ends.
@@ -232,6 +280,9 @@ func (p *Publisher) Published() uint64 { return p.published.Load() }
 // Dropped returns the samples that subscribers missed because of this
 // publisher's discards (discard-oldest) or block timeouts.
 func (p *Publisher) Dropped() uint64 {
+	if p.own.Load() != nil {
+		return p.Stats().Dropped
+	}
 	var n uint64
 	for _, c := range *p.conns.Load() {
 		n += c.dropped.Load()
@@ -272,7 +323,8 @@ func (p *Publisher) control(fn func()) {
 type Chunk struct {
 	ref  parallax.ChunkRef
 	buf  []byte
-	hold int // entry in the process's hold table
+	hold int           // entry in the process's hold table
+	ol   ownedpub.Loan // the engine's loan, in the owned model
 }
 
 // Bytes returns the chunk's payload bytes (in shared memory).
@@ -307,6 +359,9 @@ func (p *Publisher) Loan(n int) (Chunk, error) {
 	if p.closed.Load() {
 		p.loanDone()
 		return Chunk{}, clientrt.ErrClosed
+	}
+	if o := p.own.Load(); o != nil {
+		return p.loanOwned(o, n) // owned.go
 	}
 	ref, err := p.pools.Loan(n, p.owner)
 	if err != nil {
@@ -343,6 +398,9 @@ func (p *Publisher) drop(h held) {
 
 // Release gives back a loaned chunk without publishing it.
 func (p *Publisher) Release(c Chunk) error {
+	if o := p.own.Load(); o != nil {
+		return p.releaseOwned(o, c) // owned.go
+	}
 	// A share of our own: c may be stale (released already) after Close.
 	if !p.share() {
 		return fmt.Errorf("release chunk on %q: %w", p.topic, clientrt.ErrClosed)
@@ -369,6 +427,9 @@ func (p *Publisher) Publish(c Chunk) error {
 }
 
 func (p *Publisher) publish(c Chunk) error {
+	if o := p.own.Load(); o != nil {
+		return p.publishOwned(o, c) // owned.go
+	}
 	// Close changes closed only under control, which excludes us: while
 	// it is false the runtime is there.
 	if p.closed.Load() {
@@ -524,6 +585,10 @@ func (p *Publisher) Send(b []byte) error {
 // connectionAdded handles clientrt.Endpoint.ConnectionAdded: it attaches the ring,
 // replays history when asked, and starts delivering to the subscriber.
 func (p *Publisher) connectionAdded(m *wire.ConnectionAdded) {
+	if o := p.own.Load(); o != nil {
+		p.ownedConnAdded(o, m) // owned.go
+		return
+	}
 	ring, err := p.rt.Ring(m.RingOffset, m.RingSize)
 	if err == nil {
 		var nt *ringbuf.Notifier
@@ -569,6 +634,10 @@ func (p *Publisher) addConn(m *wire.ConnectionAdded, ring *ringbuf.Ring, nt *rin
 
 // connectionRemoved handles clientrt.Endpoint.ConnectionRemoved.
 func (p *Publisher) connectionRemoved(m *wire.ConnectionRemoved) {
+	if o := p.own.Load(); o != nil {
+		p.ownedConnRemoved(o, m) // owned.go
+		return
+	}
 	p.control(func() {
 		old := *p.conns.Load()
 		next := make([]*conn, 0, len(old))
@@ -601,6 +670,9 @@ func (p *Publisher) Close() error {
 		// removed connections without asking us, and no publish touches
 		// a ring any more.
 		p.rt.Unregister(true, p.id)
+		if o := p.own.Load(); o != nil {
+			p.closeOwned(o) // owned.go
+		}
 		err = p.closeRemote()
 		p.loanDone()
 	})

@@ -18,9 +18,10 @@ import (
 // publish is refused with os.ErrClosed and gives the chunk back, a second
 // use of the same chunk is an error (not a crash on unmapped memory), and
 // the pools end free.
-func TestLoanOutlivesClose(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+func TestLoanOutlivesClose(t *testing.T) { routertest.ForModels(t, testLoanOutlivesClose) }
+
+func testLoanOutlivesClose(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	pub, err := publisher.New(ctx, "late", publisher.Options{Socket: srv.SocketPath()})
@@ -49,9 +50,10 @@ func TestLoanOutlivesClose(t *testing.T) {
 }
 
 // Publish of a chunk that is not a current loan is refused.
-func TestPublishTwice(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+func TestPublishTwice(t *testing.T) { routertest.ForModels(t, testPublishTwice) }
+
+func testPublishTwice(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	pub, err := publisher.New(ctx, "twice", publisher.Options{Socket: srv.SocketPath()})

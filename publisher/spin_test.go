@@ -16,9 +16,10 @@ import (
 // Options.Spin is a duration bounded by BlockTimeout: a publisher that
 // spins an hour on a full block-producer queue still gives up after
 // BlockTimeout, and so does one that does not spin at all.
-func TestPublishSpinIsBounded(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+func TestPublishSpinIsBounded(t *testing.T) { routertest.ForModels(t, testPublishSpinIsBounded) }
+
+func testPublishSpinIsBounded(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, spin := range []time.Duration{-1, 0, time.Hour} {

@@ -28,11 +28,37 @@ type Stats struct {
 	CorruptConnections uint64
 	// Subscribers is the number of subscribers connected now.
 	Subscribers int
+	// Memory is the accounting of this publisher's own data segments in
+	// the owned memory model (all zero in the shared model).
+	Memory MemoryStats
+}
+
+// MemoryStats is a publisher's accounting of its own chunks in the owned
+// memory model, kept in this process (the router knows sizes, not use).
+type MemoryStats struct {
+	Segments    int    // data segments
+	Chunks      int    // chunks in all of them
+	Free        int    // chunks free for loans
+	InUse       int    // chunks loaned, in history or delivered and not yet returned (Chunks - Free)
+	Loans       int    // chunks loaned and not yet published or released
+	History     int    // chunks kept for late joiners
+	Outstanding int    // chunks delivered to subscribers and not yet returned
+	HighWater   int    // largest InUse so far
+	Reclaimed   uint64 // chunks taken back from removed connections (dead or cut subscribers)
+	BadReturns  uint64 // refs subscribers returned that they were never given (their connection failed)
 }
 
 // Stats returns the publisher's counters. It is safe to call from any
-// goroutine, concurrently with publishing, and allocates nothing.
+// goroutine, concurrently with publishing, and allocates nothing. In the
+// owned model it first takes back what subscribers returned, so
+// Memory.Free counts every chunk no subscriber holds any more.
 func (p *Publisher) Stats() Stats {
+	if o := p.own.Load(); o != nil {
+		s := Stats{Published: p.published.Load(), Unconnected: p.unconnected.Load(), Loans: p.loans.Count(),
+			CorruptConnections: p.corruptConns.Load()}
+		o.stats(&s)
+		return s
+	}
 	return Stats{
 		Published:          p.published.Load(),
 		Delivered:          p.delivered.Load(),

@@ -1,6 +1,7 @@
 package roudi
 
 import (
+	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/roudi/internal/core"
 )
 
@@ -105,4 +106,12 @@ func (c *Config) memoryRules() core.Memory {
 		m.Hugepages = core.HugeAlways
 	}
 	return m
+}
+
+// wireModel is the memory model told to clients in wire.Welcome.
+func (s *Server) wireModel() uint8 {
+	if s.cfg.Memory.Model == ModelOwned {
+		return wire.ModelOwned
+	}
+	return wire.ModelShared
 }

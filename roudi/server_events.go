@@ -116,9 +116,11 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		s.reportCounters(c, env.ReqID, m) // server_counters.go
 		return
 	case *wire.CreatePublisher:
-		req = core.CreatePublisher{Topic: m.Topic, Type: core.TypeInfo(m.Type), History: int(m.History)}
+		req = core.CreatePublisher{Topic: m.Topic, Type: core.TypeInfo(m.Type), History: int(m.History),
+			MaxPayload: m.MaxPayload, MaxLoans: int(m.MaxLoans), ExpectedSubscribers: int(m.ExpectedSubscribers)}
 	case *wire.CreateSubscriber:
-		req = core.CreateSubscriber{Topic: m.Topic, Type: core.TypeInfo(m.Type), QueueCapacity: int(m.QueueCapacity), History: int(m.History), Policy: core.Policy(m.Policy)}
+		req = core.CreateSubscriber{Topic: m.Topic, Type: core.TypeInfo(m.Type), QueueCapacity: int(m.QueueCapacity), History: int(m.History), Policy: core.Policy(m.Policy),
+			MaxHeld: int(m.MaxHeld)}
 	case *wire.ClosePublisher:
 		req = core.ClosePublisher{Pub: core.PubID(m.PubID)}
 	case *wire.CloseSubscriber:
@@ -312,8 +314,8 @@ func (s *Server) reply(a core.Reply) {
 		}
 		w := &wire.Welcome{
 			Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()), Domain: s.cfg.Domain,
-			ResumeToken: r.Token[:],
-			Mgmt:        wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
+			ResumeToken: r.Token[:], Model: s.wireModel(),
+			Mgmt: wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
 		}
 		for i, pa := range s.layout.Pools {
 			w.Pools = append(w.Pools, wire.PoolDesc{ID: pa.ID, ChunkSize: pa.Class.ChunkSize, Count: pa.Class.Count,

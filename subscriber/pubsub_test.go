@@ -19,8 +19,11 @@ import (
 )
 
 func TestPublishSubscribeInProcess(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+	routertest.ForModels(t, testPublishSubscribeInProcess)
+}
+
+func testPublishSubscribeInProcess(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sock := srv.SocketPath()
@@ -63,9 +66,10 @@ func TestPublishSubscribeInProcess(t *testing.T) {
 	requirePoolsFree(t, srv)
 }
 
-func TestIncompatibleType(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+func TestIncompatibleType(t *testing.T) { routertest.ForModels(t, testIncompatibleType) }
+
+func testIncompatibleType(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pub, err := publisher.New(ctx, "typed", publisher.Options{Socket: srv.SocketPath(), TypeName: "Point", TypeSize: 16, TypeAlign: 8})
@@ -81,9 +85,10 @@ type pose struct {
 	_       uint32
 }
 
-func TestTyped(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+func TestTyped(t *testing.T) { routertest.ForModels(t, testTyped) }
+
+func testTyped(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opts := subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 16}
@@ -151,9 +156,10 @@ func TestTakeTimeoutAndNoAllocs(t *testing.T) {
 
 // A publisher (or subscriber) is wired to every peer that existed when New
 // returned: the first sample sent right away is not lost.
-func TestNewReturnsWired(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+func TestNewReturnsWired(t *testing.T) { routertest.ForModels(t, testNewReturnsWired) }
+
+func testNewReturnsWired(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 30 {
@@ -179,9 +185,10 @@ func TestNewReturnsWired(t *testing.T) {
 	}
 }
 
-func TestWaitSet(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+func TestWaitSet(t *testing.T) { routertest.ForModels(t, testWaitSet) }
+
+func testWaitSet(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	sock := srv.SocketPath()
@@ -227,9 +234,10 @@ func TestWaitSet(t *testing.T) {
 // Samples taken before Close stay readable until released, even when the
 // subscriber was the process's last endpoint (its runtime, and with it the
 // mappings, must wait for them).
-func TestSampleOutlivesClose(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+func TestSampleOutlivesClose(t *testing.T) { routertest.ForModels(t, testSampleOutlivesClose) }
+
+func testSampleOutlivesClose(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	sub, err := subscriber.New(ctx, "outlive", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 8})
@@ -259,8 +267,11 @@ func TestSampleOutlivesClose(t *testing.T) {
 // both wired when their New returns (a push naming two local endpoints that
 // register at different times reaches both).
 func TestConcurrentNewSameProcess(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+	routertest.ForModels(t, testConcurrentNewSameProcess)
+}
+
+func testConcurrentNewSameProcess(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i := range 40 {
@@ -289,9 +300,10 @@ func TestConcurrentNewSameProcess(t *testing.T) {
 
 // Close while another goroutine takes: the taker gets os.ErrClosed, never
 // a fault on rings or segments Close let go.
-func TestCloseWhileTaking(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+func TestCloseWhileTaking(t *testing.T) { routertest.ForModels(t, testCloseWhileTaking) }
+
+func testCloseWhileTaking(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, blocking := range []bool{false, true} {

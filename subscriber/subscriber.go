@@ -10,6 +10,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
+	"github.com/parallax-ipc/parallax/internal/ownedsub"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
@@ -71,6 +72,13 @@ type Options struct {
 	// Keep it well below the time the publishers need to fill the queue:
 	// a full queue blocks them (BlockProducer) or drops (DiscardOldest).
 	Coalesce time.Duration
+	// MaxHeld is how many samples taken from one publisher may be held
+	// (not yet released) at once in the owned memory model (router
+	// [memory] model = "owned"); a take finding only publishers at that
+	// bound fails with an error wrapping parallax.ErrLimit. 0 means the
+	// router's [publishers] default_max_held (16). The shared model
+	// ignores it (its bound is the process's hold table).
+	MaxHeld int
 }
 
 // DefaultSpin is the spin budget of a zero [Options.Spin].
@@ -124,6 +132,10 @@ type Subscriber struct {
 	// the lock (it is written under backlogMu).
 	backlogN atomic.Int64
 
+	// own is the owned-model state (owned.go), nil in the shared model;
+	// set before the endpoint registers.
+	own atomic.Pointer[ownedState]
+
 	closeOnce sync.Once
 	closed    atomic.Bool
 	// taken counts samples handed out and not yet released; the runtime
@@ -168,6 +180,9 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	if !opts.Policy.Valid() {
 		return nil, fmt.Errorf("subscriber %q: %v: %w", topic, opts.Policy, parallax.ErrInvalidArgument)
 	}
+	if opts.MaxHeld < 0 || opts.MaxHeld > wire.MaxHeldLimit {
+		return nil, fmt.Errorf("subscriber %q: max held %d outside [0, %d]: %w", topic, opts.MaxHeld, wire.MaxHeldLimit, parallax.ErrInvalidArgument)
+	}
 	if opts.Coalesce < 0 || opts.Coalesce > MaxCoalesce {
 		return nil, fmt.Errorf("subscriber %q: coalesce %v outside [0, %v]: %w", topic, opts.Coalesce, MaxCoalesce, parallax.ErrInvalidArgument)
 	}
@@ -181,7 +196,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	rt.BeginCreate()
 	defer rt.EndCreate()
 	sc, files, err := clientrt.Create[*wire.SubscriberCreated](ctx, rt, &wire.CreateSubscriber{Topic: topic, QueueCapacity: uint32(opts.QueueCapacity),
-		History: uint32(opts.History), Policy: uint8(opts.Policy),
+		History: uint32(opts.History), Policy: uint8(opts.Policy), MaxHeld: uint32(opts.MaxHeld),
 		Type: wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign}})
 	if err != nil {
 		rt.Release()
@@ -200,10 +215,16 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	if s.notifier, err = rt.Notifier(sc.NotifierOffset); err != nil {
 		return fail(err)
 	}
+	if rt.Owned() {
+		s.initOwned() // owned.go
+	}
 	rt.RegisterSubscriber(s.id, endpoint{s})
 	if err := rt.Wired(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("wire %q: %w", topic, err)
+	}
+	if o := s.own.Load(); o != nil {
+		s.waitOwnedWired(ctx, o) // owned.go
 	}
 	return s, nil
 }
@@ -215,7 +236,12 @@ func (s *Subscriber) ID() uint32 { return s.id }
 func (s *Subscriber) Topic() string { return s.topic }
 
 // Publishers returns the number of publishers currently connected.
-func (s *Subscriber) Publishers() int { return len(*s.conns.Load()) }
+func (s *Subscriber) Publishers() int {
+	if o := s.own.Load(); o != nil {
+		return o.publishers()
+	}
+	return len(*s.conns.Load())
+}
 
 // WaitForPublishers waits until at least n publishers are connected, or
 // ctx ends.
@@ -229,6 +255,9 @@ func (s *Subscriber) WaitForPublishers(ctx context.Context, n int) error {
 // Dropped returns how many samples publishers discarded from this
 // subscriber's queues (discard-oldest overflow) on current connections.
 func (s *Subscriber) Dropped() uint64 {
+	if o := s.own.Load(); o != nil {
+		return o.dropped()
+	}
 	var n uint64
 	for _, c := range *s.conns.Load() {
 		n += c.ring.Dropped()
@@ -251,7 +280,8 @@ type Sample struct {
 	data []byte
 	hdr  Header
 	sub  *Subscriber
-	hold int // entry in the process's hold table
+	hold int             // entry in the process's hold table
+	own  ownedsub.Sample // the engine's sample, in the owned model
 }
 
 // Bytes returns the payload (read-only shared memory: do not write).
@@ -277,6 +307,9 @@ func (x Sample) Release() error {
 			return fmt.Errorf("release sample of %q: %w", s.topic, clientrt.ErrClosed)
 		}
 		defer s.dropShare()
+	}
+	if x.own.Conn() != nil {
+		return x.releaseOwned() // owned.go
 	}
 	// The record goes first: a crash in between leaks the chunk (recovered
 	// when the domain is idle) rather than releasing it twice.
@@ -307,6 +340,9 @@ func (s *Subscriber) TryTake() (Sample, error) {
 		return Sample{}, s.busyErr()
 	}
 	defer s.busy.end()
+	if o := s.own.Load(); o != nil {
+		return s.takeOwned(o, context.Background(), s.wait, false) // owned.go
+	}
 	return s.tryTake()
 }
 
@@ -397,6 +433,9 @@ func (s *Subscriber) sample(h held) Sample {
 // ring indices, so it needs no pass: a ring just removed, even reused,
 // yields at worst a spurious wake-up.
 func (s *Subscriber) hasData() bool {
+	if o := s.own.Load(); o != nil {
+		return o.eng.Ready()
+	}
 	for _, c := range *s.conns.Load() {
 		if c.ring.Len() > 0 {
 			return true
@@ -426,6 +465,9 @@ func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, e
 		return Sample{}, s.busyErr()
 	}
 	defer s.busy.end()
+	if o := s.own.Load(); o != nil {
+		return s.takeOwnedWait(o, ctx, w)
+	}
 	waited, coalesced := false, false
 	for {
 		x, err := s.tryTake()
@@ -475,6 +517,10 @@ func (s *Subscriber) popBacklog() (backlogEntry, bool) {
 
 // connectionAdded handles clientrt.Endpoint.ConnectionAdded.
 func (s *Subscriber) connectionAdded(m *wire.ConnectionAdded) {
+	if o := s.own.Load(); o != nil {
+		s.ownedConnAdded(o, m) // owned.go
+		return
+	}
 	ring, err := s.rt.Ring(m.RingOffset, m.RingSize)
 	if err != nil {
 		// The router handed a ring we cannot use: nothing of this
@@ -500,6 +546,10 @@ func (s *Subscriber) connectionAdded(m *wire.ConnectionAdded) {
 // private backlog (still held, still delivered in order) so the router can
 // recycle the ring.
 func (s *Subscriber) connectionRemoved(m *wire.ConnectionRemoved) {
+	if o := s.own.Load(); o != nil {
+		s.ownedConnRemoved(o, m) // owned.go
+		return
+	}
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	old := *s.conns.Load()
@@ -557,6 +607,11 @@ func (s *Subscriber) Close() error {
 		s.taken.Take()
 		s.closed.Store(true)
 		_ = s.notifier.Notify()
+		if o := s.own.Load(); o != nil {
+			// Closing the engine wakes a Take sleeping in it; each
+			// connection goes once nothing taken from it is held.
+			s.closeOwned(o) // owned.go
+		}
 		// Wait out a Take or TryTake of another goroutine: it sees closed
 		// (a sleeping Take was woken above) and returns at once. From
 		// here no take touches the rings, and later ones fail.
@@ -607,4 +662,9 @@ func (s *Subscriber) closeRemote() error {
 
 // WakeStats returns the counters of this subscriber's wake-up channel:
 // futex sleeps it made and wake calls its publishers made for it.
-func (s *Subscriber) WakeStats() ringbuf.NotifierStats { return s.notifier.Stats() }
+func (s *Subscriber) WakeStats() ringbuf.NotifierStats {
+	if o := s.own.Load(); o != nil {
+		return o.wakeStats()
+	}
+	return s.notifier.Stats()
+}

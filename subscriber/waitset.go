@@ -26,6 +26,12 @@ type WaitSet struct {
 	opts   ringbuf.WaitOptions
 	ready  func() bool // cached method value: Wait allocates nothing when data is there
 	out    []*Subscriber
+
+	// The owned model (waitset_owned.go): the connections' wake words.
+	owned   bool
+	owaiter *ringbuf.Waiter
+	ons     []*ringbuf.Notifier
+	ogens   []uint64
 }
 
 // NewWaitSet returns a wait set over subs (at most 128). Spin (a duration)
@@ -35,14 +41,18 @@ func NewWaitSet(subs ...*Subscriber) (*WaitSet, error) {
 		return nil, fmt.Errorf("wait set over no subscribers: %w", ringbuf.ErrInvalidArgument)
 	}
 	ns := make([]*ringbuf.Notifier, len(subs))
+	owned := subs[0].own.Load() != nil
 	for i, s := range subs {
 		ns[i] = s.notifier
+		if (s.own.Load() != nil) != owned {
+			return nil, fmt.Errorf("wait set over subscribers of routers of different memory models: %w", ringbuf.ErrInvalidArgument)
+		}
 	}
 	w, err := ringbuf.NewWaiter(ns...)
 	if err != nil {
 		return nil, err
 	}
-	ws := &WaitSet{subs: subs, waiter: w, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs))}
+	ws := &WaitSet{subs: subs, waiter: w, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs)), owned: owned}
 	ws.ready = ws.anyReady
 	return ws, nil
 }
@@ -61,7 +71,13 @@ func (ws *WaitSet) anyReady() bool {
 // by the next Wait. ctx ending returns an error wrapping ctx.Err() (and
 // parallax.ErrTimeout for a deadline).
 func (ws *WaitSet) Wait(ctx context.Context) ([]*Subscriber, error) {
-	if err := ws.waiter.Wait(ctx, ws.ready, ws.opts); err != nil {
+	var err error
+	if ws.owned {
+		err = ws.waitOwned(ctx) // waitset_owned.go
+	} else {
+		err = ws.waiter.Wait(ctx, ws.ready, ws.opts)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("wait set: %w", err)
 	}
 	ws.out = ws.out[:0]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -48,8 +49,9 @@ type Runtime struct {
 	pending  []pendingPush // pushes for endpoints not registered yet
 	inflight int           // Create requests whose endpoint has not registered yet
 
-	grow growState // pools added at run time (segments.go)
-	rc   reconnector
+	grow  growState  // pools added at run time (segments.go)
+	owned ownedState // owned-model mappings (owned.go)
+	rc    reconnector
 }
 
 var runtimes struct {
@@ -177,6 +179,7 @@ func (rt *Runtime) teardown() {
 		s.Close()
 	}
 	rt.segs = nil
+	rt.closeOwned()
 	if rt.mgmt != nil {
 		rt.mgmt.Close()
 	}
@@ -378,7 +381,7 @@ func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub b
 	rt.pending = keep
 	rt.mu.Unlock()
 	for _, msg := range replay {
-		deliver(ep, msg)
+		rt.deliver(ep, msg, pub)
 	}
 	for _, msg := range done {
 		rt.released(msg)
@@ -399,16 +402,24 @@ func target(m wire.Message, pub bool) uint32 {
 			return m.PubID
 		}
 		return m.SubID
+	case *connGrant:
+		if pub {
+			return m.Seg.PubID
+		}
+		return m.Seg.SubID
 	}
 	return 0
 }
 
-func deliver(ep Endpoint, m wire.Message) {
+// deliver hands m to ep, the publisher (pub) or subscriber side.
+func (rt *Runtime) deliver(ep Endpoint, m wire.Message, pub bool) {
 	switch m := m.(type) {
 	case *wire.ConnectionAdded:
 		ep.ConnectionAdded(m)
 	case *wire.ConnectionRemoved:
 		ep.ConnectionRemoved(m)
+	case *connGrant:
+		rt.deliverConnSeg(ep, m, pub)
 	}
 }
 
@@ -428,29 +439,51 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 		closeAll(files)
 		rt.retirePool(m.PoolID) // segments.go
 		return
+	case *wire.DataSegmentAdded, *wire.ConnSegmentAdded:
+		// The push's fds are closed when the handlers return: keep a dup.
+		var f *os.File
+		if rt.Owned() && len(files) == 1 {
+			var err error
+			if f, err = sys.DupFile(files[0]); err != nil {
+				slog.Warn("parallax: cannot keep a granted segment", "msg", m.MessageType(), "err", err)
+			}
+		}
+		closeAll(files)
+		if f == nil {
+			return
+		}
+		if d, ok := m.(*wire.DataSegmentAdded); ok {
+			rt.onDataSegment(d, f) // owned.go
+		} else if g := rt.onConnSegment(m.(*wire.ConnSegmentAdded), f); g != nil {
+			rt.route(g)
+		}
+		return
 	case *wire.ConnectionAdded, *wire.ConnectionRemoved:
 	default:
-		closeAll(files) // Shutdown, SegmentGrant, owned-model grants: not handled yet
+		closeAll(files) // Shutdown, SegmentGrant: not handled here
 		return
 	}
+	closeAll(files)
+	rt.route(m)
+}
+
+// route delivers a connection push to the local endpoints it names, or
+// holds it for those not registered yet while a Create is in flight.
+func (rt *Runtime) route(m wire.Message) {
 	rt.mu.Lock()
 	// A connection between two endpoints of this process is pushed once
 	// and concerns both.
 	pubEP, subEP := rt.pubs[target(m, true)], rt.subs[target(m, false)]
-	var eps []Endpoint
-	if subEP != nil {
-		eps = append(eps, subEP)
-	}
-	if pubEP != nil {
-		eps = append(eps, pubEP)
-	}
 	held := (pubEP == nil || subEP == nil) && rt.inflight > 0 && len(rt.pending) < maxPending
 	if held {
 		rt.pending = append(rt.pending, pendingPush{msg: m, needPub: pubEP == nil, needSub: subEP == nil})
 	}
 	rt.mu.Unlock()
-	for _, ep := range eps {
-		deliver(ep, m)
+	if subEP != nil {
+		rt.deliver(subEP, m, false)
+	}
+	if pubEP != nil {
+		rt.deliver(pubEP, m, true)
 	}
 	if !held {
 		rt.released(m)
@@ -465,6 +498,10 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 // goroutine, which calls this, is the one that reads its answer (after
 // teardown it fails at once on the closed connection).
 func (rt *Runtime) released(m wire.Message) {
+	if g, ok := m.(*connGrant); ok {
+		rt.releaseGrant(g) // owned.go
+		return
+	}
 	rm, ok := m.(*wire.ConnectionRemoved)
 	if !ok {
 		return

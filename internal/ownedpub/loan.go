@@ -82,3 +82,12 @@ func (e *Engine) Release(l *Loan) error {
 func (e *Engine) loaned(l *Loan) bool {
 	return l.ref != parallax.NilRef && e.tr.Ref(l.idx) == l.ref && e.tr.Loaned(l.idx)
 }
+
+// Truncate makes l announce only its first n bytes at Publish (the chunk
+// header's Length, unless [Loan.SetMeta] sets one); n outside
+// [0, len(Bytes())] changes nothing.
+func (l *Loan) Truncate(n int) {
+	if n >= 0 && n <= len(l.buf) {
+		l.buf = l.buf[:n]
+	}
+}

@@ -42,6 +42,37 @@ max_connections = 1024
 max_subscribers = 512
 `
 
+// Owned is Small in the owned memory model ([memory] model = "owned"):
+// clients run their publishers and subscribers on owned segments.
+const Owned = Small + `
+[memory]
+model = "owned"
+`
+
+// A Model is a router configuration of one memory model, for tests that
+// run in both.
+type Model struct {
+	Name string // "shared" or "owned", a subtest name
+	TOML string // the configuration to Start with
+}
+
+// Models are the memory models a test runs in: shared (Small) and owned
+// (Owned).
+var Models = []Model{{"shared", Small}, {"owned", Owned}}
+
+// ForModels runs test once per memory model, each as a parallel subtest
+// named after the model, with the configuration to Start. It marks t
+// parallel.
+func ForModels(t *testing.T, test func(t *testing.T, cfg string)) {
+	t.Parallel()
+	for _, m := range Models {
+		t.Run(m.Name, func(t *testing.T) {
+			t.Parallel()
+			test(t, m.TOML)
+		})
+	}
+}
+
 // Start runs a router with the given TOML (Small when empty) and returns it
 // once it accepts clients.
 func Start(t testing.TB, toml string) *roudi.Server {

@@ -48,7 +48,11 @@ type Hello struct {
 // domain and the management segment (its fd is attached when Mgmt.Size > 0)
 // with the pools laid out in it, and the client's resume token: a secret
 // of [ResumeTokenSize] random bytes that only this client is told and
-// that it presents in [Resume] after a router restart.
+// that it presents in [Resume] after a router restart. Model is the
+// router's memory model ([ModelShared] or [ModelOwned], since version 3):
+// in the owned model the client runs its publishers and subscribers on the
+// owned segments the router grants ([DataSegmentAdded],
+// [ConnSegmentAdded]).
 type Welcome struct {
 	Version     uint16
 	ClientID    uint16
@@ -57,7 +61,17 @@ type Welcome struct {
 	Mgmt        SegmentDesc
 	Pools       []PoolDesc
 	ResumeToken []byte
+	Model       uint8
 }
+
+// Memory models of [Welcome.Model].
+const (
+	// ModelShared: router-wide pools every client maps (the default).
+	ModelShared uint8 = 0
+	// ModelOwned: each publisher owns its data segments, each connection
+	// its own segment (docs/design/memory-ownership.md).
+	ModelOwned uint8 = 1
+)
 
 // Error answers a request that failed. Use [NewError] to build one from a Go
 // error and [Error.Err] to turn it back into one.
@@ -92,10 +106,19 @@ type TypeInfo struct {
 
 // CreatePublisher asks for a publisher on Topic. History is how many of the
 // last samples the publisher keeps for late-joining subscribers.
+//
+// MaxPayload, MaxLoans and ExpectedSubscribers (since version 3) size the
+// publisher's owned data segment (design §1.3): the chunk size of an
+// untyped publisher, the loans outstanding at once and the subscribers to
+// make room for; 0 means the router's [publishers] defaults. The shared
+// model ignores them.
 type CreatePublisher struct {
-	Topic   string
-	Type    TypeInfo
-	History uint32
+	Topic               string
+	Type                TypeInfo
+	History             uint32
+	MaxPayload          uint32
+	MaxLoans            uint32
+	ExpectedSubscribers uint16
 }
 
 // PublisherCreated answers [CreatePublisher]. One fd per entry of Segments
@@ -107,12 +130,17 @@ type PublisherCreated struct {
 
 // CreateSubscriber asks for a subscriber on Topic. QueueCapacity 0 means
 // the router's default; History is how many past samples it wants on join.
+//
+// MaxHeld (since version 3) is the samples the subscriber holds at once per
+// connection in the owned model; 0 means the router's default. The shared
+// model ignores it.
 type CreateSubscriber struct {
 	Topic         string
 	Type          TypeInfo
 	QueueCapacity uint32
 	History       uint32
 	Policy        uint8
+	MaxHeld       uint32
 }
 
 // SubscriberCreated answers [CreateSubscriber]. NotifierOffset locates the

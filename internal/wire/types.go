@@ -7,12 +7,18 @@ import "fmt"
 //
 // Version 2 added Welcome.ResumeToken and Resume.Token (a client resumes
 // after a router restart only with the token its Welcome gave it).
-const Version uint16 = 2
+//
+// Version 3 added Welcome.Model, CreatePublisher.MaxPayload, MaxLoans and
+// ExpectedSubscribers, and CreateSubscriber.MaxHeld (the owned memory
+// model of docs/design/memory-ownership.md, landing step 7).
+const Version uint16 = 3
 
 // MinVersion is the oldest protocol version this build still accepts.
 // Version 1 had no resume tokens: its Welcome and Resume do not decode as
-// version 2's, so it is not accepted any more.
-const MinVersion uint16 = 2
+// version 2's, so it is not accepted any more; version 2's Welcome,
+// CreatePublisher and CreateSubscriber lack version 3's fields and do not
+// decode as version 3's either (the codec is canonical, array-encoded).
+const MinVersion uint16 = 3
 
 // MaxMessageSize is the largest encoded message, in bytes. One message is
 // one unixpacket datagram.

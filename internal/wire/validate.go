@@ -19,6 +19,10 @@ const (
 	MaxAlign              = 1 << 12 // payload type alignment
 	MinPageSize           = 4 << 10 // smallest segment page size
 	MaxPageSize           = 1 << 30 // largest segment page size (1 GiB hugepages)
+	MaxPayloadSize        = 1 << 30 // CreatePublisher.MaxPayload (the largest chunk size)
+	MaxLoansLimit         = 1 << 20 // CreatePublisher.MaxLoans
+	MaxExpectedSubs       = 1 << 12 // CreatePublisher.ExpectedSubscribers
+	MaxHeldLimit          = 1 << 20 // CreateSubscriber.MaxHeld
 )
 
 // Errors of this package.
@@ -167,6 +171,9 @@ func (m *Welcome) Validate() error {
 	if len(m.Pools) > MaxPools {
 		return invalid(m.MessageType(), "Pools", "has %d entries, limit %d", len(m.Pools), MaxPools)
 	}
+	if m.Model != ModelShared && m.Model != ModelOwned {
+		return invalid(m.MessageType(), "Model", "%d unknown", m.Model)
+	}
 	if n := len(m.ResumeToken); n != 0 && n != ResumeTokenSize {
 		return invalid(m.MessageType(), "ResumeToken", "has %d bytes, want %d (or none)", n, ResumeTokenSize)
 	}
@@ -203,8 +210,15 @@ func (m *CreatePublisher) Validate() error {
 	if err := ValidateTopic(m.Topic); err != nil {
 		return fmt.Errorf("%s.Topic: %w", m.MessageType(), err)
 	}
-	if m.History > MaxHistory {
+	switch {
+	case m.History > MaxHistory:
 		return invalid(m.MessageType(), "History", "%d above limit %d", m.History, MaxHistory)
+	case m.MaxPayload > MaxPayloadSize:
+		return invalid(m.MessageType(), "MaxPayload", "%d above limit %d", m.MaxPayload, MaxPayloadSize)
+	case m.MaxLoans > MaxLoansLimit:
+		return invalid(m.MessageType(), "MaxLoans", "%d above limit %d", m.MaxLoans, MaxLoansLimit)
+	case m.ExpectedSubscribers > MaxExpectedSubs:
+		return invalid(m.MessageType(), "ExpectedSubscribers", "%d above limit %d", m.ExpectedSubscribers, MaxExpectedSubs)
 	}
 	return m.Type.validate(TypeCreatePublisher)
 }
@@ -222,6 +236,8 @@ func (m *CreateSubscriber) Validate() error {
 		return invalid(TypeCreateSubscriber, "QueueCapacity", "%d above limit %d", m.QueueCapacity, MaxQueueCapacity)
 	case m.History > MaxHistory:
 		return invalid(TypeCreateSubscriber, "History", "%d above limit %d", m.History, MaxHistory)
+	case m.MaxHeld > MaxHeldLimit:
+		return invalid(TypeCreateSubscriber, "MaxHeld", "%d above limit %d", m.MaxHeld, MaxHeldLimit)
 	}
 	if err := checkPolicy(TypeCreateSubscriber, m.Policy); err != nil {
 		return err

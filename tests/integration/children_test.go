@@ -170,6 +170,8 @@ func pubMain(args []string) int {
 	hold := fs.Bool("hold", false, "after publishing, wait for stdin EOF before closing")
 	maps := fs.Bool("maps", false, "print the mapping of every loaned chunk")
 	blockTimeout := fs.Duration("block-timeout", time.Minute, "publisher block timeout")
+	maxPayload := fs.Int("max-payload", 0, "publisher.Options.MaxPayload (owned model)")
+	memStats := fs.Bool("stats", false, "after publishing, answer each stdin line with the owned memory stats (mem ...) until stdin EOF")
 	timeout := fs.Duration("timeout", 5*time.Minute, "overall deadline")
 	var tf typeFlags
 	tf.register(fs)
@@ -184,7 +186,7 @@ func pubMain(args []string) int {
 	stdin := bufio.NewReader(os.Stdin)
 
 	pub, err := publisher.New(ctx, *topic, publisher.Options{Socket: *socket, History: *history, BlockTimeout: *blockTimeout,
-		TypeName: tf.name, TypeSize: uint32(tf.size), TypeAlign: uint32(tf.align)})
+		TypeName: tf.name, TypeSize: uint32(tf.size), TypeAlign: uint32(tf.align), MaxPayload: *maxPayload})
 	if err != nil {
 		return childFail("pub", "new publisher: %v", err)
 	}
@@ -220,6 +222,16 @@ func pubMain(args []string) int {
 		}
 	}
 	fmt.Printf("result %d %d %d %d\n", pub.ID(), *n, crc, pub.Subscribers())
+	if *memStats {
+		for {
+			if _, err := stdin.ReadString('\n'); err != nil {
+				break // EOF: done
+			}
+			st := pub.Stats()
+			m := st.Memory
+			fmt.Printf("mem %d %d %d %d %d %d %d\n", m.Chunks, m.Free, m.InUse, m.Outstanding, st.Subscribers, m.Reclaimed, m.Loans)
+		}
+	}
 	if *hold {
 		if _, err := io.Copy(io.Discard, stdin); err != nil {
 			return childFail("pub", "wait for stdin EOF: %v", err)
@@ -253,6 +265,8 @@ func subMain(args []string) int {
 	maps := fs.Bool("maps", false, "print the mapping of every sample")
 	incompatible := fs.Bool("expect-incompatible", false, "require New to fail with ErrIncompatibleType")
 	spin := fs.Duration("spin", 0, "spin budget before sleeping (0: default, negative: none)")
+	keep := fs.Int("keep", 0, "keep the first samples taken without releasing them; after -n samples print holding and wait for stdin EOF")
+	roCheck := fs.Bool("ro-check", false, "after the first sample, try to write its memory (reopen its fd O_RDWR, mprotect PROT_WRITE, pwrite) and print ro <reopen> <mprotect> <pwrite> errors")
 	timeout := fs.Duration("timeout", 5*time.Minute, "overall deadline")
 	var tf typeFlags
 	tf.register(fs)
@@ -299,8 +313,19 @@ func subMain(args []string) int {
 
 	stats := map[uint32]*pubStats{}
 	total := 0
+	var kept []subscriber.Sample
+	roChecked := false
 	handle := func(x subscriber.Sample) error {
-		defer func() { _ = x.Release() }()
+		if len(kept) < *keep {
+			kept = append(kept, x)
+		} else {
+			defer func() { _ = x.Release() }()
+		}
+		if *roCheck && !roChecked {
+			roChecked = true
+			reopen, prot, pw := tryWrite(x.Bytes())
+			fmt.Printf("ro %s %s %s\n", errName(reopen), errName(prot), errName(pw))
+		}
 		h := x.Header()
 		b := x.Bytes()
 		st := stats[h.PublisherID]
@@ -362,6 +387,15 @@ func subMain(args []string) int {
 				}
 				return childFail("sub", "try take after %d: %v", *n, err)
 			}
+		}
+	}
+	if *keep > 0 {
+		fmt.Printf("holding %d\n", len(kept))
+		if _, err := io.Copy(io.Discard, stdin); err != nil {
+			return childFail("sub", "wait for stdin EOF: %v", err)
+		}
+		for _, x := range kept {
+			_ = x.Release()
 		}
 	}
 	ids := make([]uint32, 0, len(stats))

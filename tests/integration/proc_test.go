@@ -6,10 +6,13 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,7 +43,24 @@ type proc struct {
 // (by PID) if the test did not wait for it.
 func spawn(t *testing.T, name, role string, args ...string) *proc {
 	t.Helper()
-	cmd := testutil.ChildCommand(t, role, nil, args...)
+	return startProc(t, name, testutil.ChildCommand(t, role, nil, args...))
+}
+
+// spawnAs is spawn for a child of another uid (and gid): bin is a copy of
+// the test binary that uid may run (testutil.WorldExecutableCopy).
+func spawnAs(t *testing.T, name, role, bin string, uid uint32, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-test.run=^$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), "PARALLAX_TEST_CHILD="+role)
+	cmd.Dir = filepath.Dir(bin)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	return startProc(t, name, cmd)
+}
+
+// startProc starts cmd and follows its stdout.
+func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	stdin, err := cmd.StdinPipe()

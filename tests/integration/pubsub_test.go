@@ -42,10 +42,11 @@ func sockArg(r *router) string { return "-socket=" + r.Socket }
 
 // streamScenario: one publisher streams n samples of size bytes to one
 // block-producer subscriber, which verifies every byte and the order.
-func streamScenario(t *testing.T, r *router, topic string, n, size int) {
+// pubArgs go to the publisher child (for example -max-payload).
+func streamScenario(t *testing.T, r *router, topic string, n, size int, pubArgs ...string) {
 	sub := spawn(t, "subscriber", "sub", sockArg(r), "-topic="+topic, "-n="+strconv.Itoa(n), "-qcap=64", "-policy=block")
 	sub.expect("ready")
-	pub := spawn(t, "publisher", "pub", sockArg(r), "-topic="+topic, "-n="+strconv.Itoa(n), "-size="+strconv.Itoa(size), "-subs=1")
+	pub := spawn(t, "publisher", "pub", append([]string{sockArg(r), "-topic=" + topic, "-n=" + strconv.Itoa(n), "-size=" + strconv.Itoa(size), "-subs=1"}, pubArgs...)...)
 	res := parsePubResult(t, pub.expect("result "))
 	pub.wait()
 	rep := parseSubReport(t, sub.wait())

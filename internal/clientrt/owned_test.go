@@ -1,0 +1,94 @@
+package clientrt
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/sys"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/segment"
+)
+
+// ownedRuntime is a runtime with no router: enough for the grant handlers.
+func ownedRuntime() *Runtime {
+	return &Runtime{welcome: wire.Welcome{Model: wire.ModelOwned}, pubs: map[uint32]Endpoint{}, subs: map[uint32]Endpoint{}}
+}
+
+// grantFile returns a dup of a fresh memfd formatted as data segment d
+// (the fd a router would send) and the descriptor the router would send
+// with it.
+func grantFile(t *testing.T, d dataseg.Desc) (*os.File, wire.DataSegDesc) {
+	t.Helper()
+	size := dataseg.Size(d)
+	m, err := segment.NewMemfd("owned-test", size, segment.MemfdOptions{NoPrefault: true})
+	require.NoError(t, err)
+	defer m.Close()
+	_, err = dataseg.Format(m.Bytes()[:size], d)
+	require.NoError(t, err)
+	f, err := sys.DupFile(m.File())
+	require.NoError(t, err)
+	return f, wire.DataSegDesc{PubID: d.PubID, Index: d.Index, Kind: wire.KindMemfd, ChunkSize: d.ChunkSize, Count: d.Count,
+		PageSize: d.PageSize, Size: uint64(m.Len())}
+}
+
+// TestDataSegmentChecked: a granted data segment is mapped only if its fd
+// matches the descriptor (size, seals, memfd kind, layout); a refused fd
+// is closed and nothing is mapped.
+func TestDataSegmentChecked(t *testing.T) {
+	d := dataseg.Desc{PubID: 7, ChunkSize: 256, Count: 16, PageSize: uint32(os.Getpagesize())}
+	cases := []struct {
+		name  string
+		bend  func(wd *wire.DataSegDesc, f **os.File)
+		valid bool
+	}{
+		{"matching", func(*wire.DataSegDesc, **os.File) {}, true},
+		{"size", func(wd *wire.DataSegDesc, _ **os.File) { wd.Size += uint64(os.Getpagesize()) }, false},
+		{"chunk count", func(wd *wire.DataSegDesc, _ **os.File) { wd.Count++ }, false},
+		{"hugetlb kind", func(wd *wire.DataSegDesc, _ **os.File) { wd.Kind = wire.KindHugetlb }, false},
+		{"unsealed file", func(wd *wire.DataSegDesc, f **os.File) {
+			(*f).Close()
+			tmp, err := os.CreateTemp(t.TempDir(), "seg")
+			require.NoError(t, err)
+			require.NoError(t, tmp.Truncate(int64(wd.Size)))
+			*f = tmp
+		}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rt := ownedRuntime()
+			f, wd := grantFile(t, d)
+			c.bend(&wd, &f)
+			rt.onDataSegment(&wire.DataSegmentAdded{Seg: wd}, f)
+			own, ro, conns := rt.OwnedMappings()
+			if c.valid {
+				require.Equal(t, []int{1, 0, 0}, []int{own, ro, conns})
+				seg := rt.OwnedPublisher(7).Segment(0)
+				require.NotNil(t, seg)
+				require.False(t, seg.ReadOnly())
+			} else {
+				require.Zero(t, own+ro+conns, "a segment that does not match its descriptor was mapped")
+			}
+			// Either way the runtime owns f: mapped (closed by the unmap
+			// below) or closed already.
+			rt.CloseOwnedPublisher(7)
+			_, err := f.Stat()
+			require.ErrorIs(t, err, os.ErrClosed, "the granted fd is left open")
+		})
+	}
+}
+
+// TestReadOnlyGrantWithoutConnection: a read-only data segment for a
+// publisher no local subscriber is connected to is not mapped.
+func TestReadOnlyGrantWithoutConnection(t *testing.T) {
+	rt := ownedRuntime()
+	f, wd := grantFile(t, dataseg.Desc{PubID: 3, ChunkSize: 64, Count: 4, PageSize: uint32(os.Getpagesize())})
+	wd.ReadOnly = true
+	rt.onDataSegment(&wire.DataSegmentAdded{Seg: wd}, f)
+	own, ro, conns := rt.OwnedMappings()
+	require.Zero(t, own+ro+conns)
+	_, err := f.Stat()
+	require.ErrorIs(t, err, os.ErrClosed)
+}

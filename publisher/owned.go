@@ -1,0 +1,340 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/clientrt"
+	"github.com/parallax-ipc/parallax/internal/ownedpub"
+	"github.com/parallax-ipc/parallax/internal/sys"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+// The owned memory model (docs/design/memory-ownership.md, step 7): when
+// the router runs it, a Publisher loans, publishes and takes back chunks
+// of its own data segments through an internal/ownedpub Engine instead of
+// the router-wide pools. A connection becomes live when both its
+// ConnectionAdded (history asked) and its ConnSegmentAdded (the segment,
+// bound and policy) have arrived; its removal reclaims every chunk
+// delivered on it before the runtime tells the router it let go.
+
+// owned is a Publisher's owned-model state; nil in the shared model.
+type owned struct {
+	eng  *ownedpub.Engine
+	segs *clientrt.PubSegments
+
+	// mu guards the control-path state below (pushes, Close). Lock order:
+	// mu → the engine's own lock.
+	mu     sync.Mutex
+	added  map[uint16]bool // segment indices given to the engine
+	conns  map[uint32]*ownedConn
+	closed bool
+
+	live atomic.Int32 // connections attached to the engine (Subscribers)
+	// Counters of removed connections, so Stats does not go backwards.
+	goneDelivered, goneDropped atomic.Uint64
+	badConns                   atomic.Uint64
+}
+
+// ownedConn is one connection as its pushes arrive.
+type ownedConn struct {
+	added *wire.ConnectionAdded // nil until it arrives
+	seg   *clientrt.OwnedConn   // nil until the segment arrives
+	c     *ownedpub.Conn        // attached to the engine
+	bad   atomic.Bool           // reported to the router
+}
+
+// initOwned sets up the owned engine after the create reply: the data
+// segments the router granted before the reply are in the runtime's table.
+func (p *Publisher) initOwned() error {
+	segs := p.rt.OwnedPublisher(p.id)
+	if segs == nil {
+		return fmt.Errorf("router runs the owned model but granted publisher %d no data segment: %w", p.id, parallax.ErrProtocol)
+	}
+	o := &owned{
+		eng: ownedpub.New(ownedpub.Options{MaxLoans: p.opts.MaxLoans, History: p.opts.History,
+			BlockTimeout: p.opts.BlockTimeout, Wait: ringbuf.WaitOptions{Spin: max(p.opts.Spin, 0)}}),
+		segs: segs, added: map[uint16]bool{}, conns: map[uint32]*ownedConn{},
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, s := range segs.Segments() {
+		if s != nil {
+			if err := o.addSegment(s); err != nil {
+				return err
+			}
+		}
+	}
+	p.own.Store(o)
+	return nil
+}
+
+// addSegment gives s to the engine once; o.mu held.
+func (o *owned) addSegment(s *dataseg.Segment) error {
+	i := s.Desc().Index
+	if o.added[i] {
+		return nil
+	}
+	if err := o.eng.AddSegment(s); err != nil {
+		return fmt.Errorf("add data segment %d: %w", i, err)
+	}
+	o.added[i] = true
+	return nil
+}
+
+// dataSegmentAdded handles clientrt.OwnedEndpoint.DataSegmentAdded.
+func (p *Publisher) dataSegmentAdded(s *dataseg.Segment) {
+	o := p.own.Load()
+	if o == nil {
+		return // initOwned adds it from the table
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return
+	}
+	if err := o.addSegment(s); err != nil {
+		slog.Warn("parallax: publisher cannot use a data segment", "topic", p.topic, "err", err)
+	}
+}
+
+// ownedConnAdded records a ConnectionAdded in the owned model.
+func (p *Publisher) ownedConnAdded(o *owned, m *wire.ConnectionAdded) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	oc := o.conn(m.ConnID)
+	if oc == nil {
+		return
+	}
+	oc.added = m
+	p.attach(o, m.ConnID, oc)
+}
+
+// connSegmentAdded handles clientrt.OwnedEndpoint.ConnSegmentAdded.
+func (p *Publisher) connSegmentAdded(c *clientrt.OwnedConn) {
+	o := p.own.Load()
+	if o == nil {
+		c.Close()
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	id := c.Desc().ConnID
+	oc := o.conn(id)
+	if oc == nil || oc.seg != nil {
+		c.Close()
+		return
+	}
+	oc.seg = c
+	p.attach(o, id, oc)
+}
+
+// conn returns the record of connection id, creating it; nil after Close.
+// o.mu held.
+func (o *owned) conn(id uint32) *ownedConn {
+	if o.closed {
+		return nil
+	}
+	oc := o.conns[id]
+	if oc == nil {
+		oc = &ownedConn{}
+		o.conns[id] = oc
+	}
+	return oc
+}
+
+// attach adds the connection to the engine once both its pushes arrived.
+// o.mu held.
+func (p *Publisher) attach(o *owned, id uint32, oc *ownedConn) {
+	if oc.added == nil || oc.seg == nil || oc.c != nil {
+		return
+	}
+	d := oc.seg.Desc()
+	rc := oc.seg.Conn()
+	c, err := o.eng.AddConn(rc, int(d.Bound), rc.Desc().Policy, int(oc.added.History))
+	if err != nil {
+		slog.Warn("parallax: publisher cannot attach connection", "topic", p.topic, "conn", id, "err", err)
+		return
+	}
+	oc.c = c
+	o.live.Add(1)
+	p.changed.Broadcast()
+}
+
+// ownedConnRemoved handles a ConnectionRemoved in the owned model: the
+// engine takes back every chunk delivered on the connection (whatever the
+// subscriber did with them) and the segment is unmapped, before the
+// runtime tells the router this side let go.
+func (p *Publisher) ownedConnRemoved(o *owned, m *wire.ConnectionRemoved) {
+	o.mu.Lock()
+	oc := o.conns[m.ConnID]
+	delete(o.conns, m.ConnID)
+	o.mu.Unlock()
+	if oc == nil {
+		return
+	}
+	o.drop(oc)
+	p.changed.Broadcast()
+}
+
+// drop removes oc from the engine and unmaps its segment.
+func (o *owned) drop(oc *ownedConn) {
+	if oc.c != nil {
+		st := oc.c.Stats()
+		if _, err := o.eng.RemoveConn(oc.c); err == nil {
+			o.live.Add(-1)
+			o.goneDelivered.Add(st.Delivered)
+			o.goneDropped.Add(st.Discarded + st.Timeouts)
+		}
+	}
+	oc.seg.Close() // nil-safe
+}
+
+// loanOwned is Loan in the owned model.
+func (p *Publisher) loanOwned(o *owned, n int) (Chunk, error) {
+	l, err := o.eng.Loan(n)
+	if err != nil {
+		p.loanDone()
+		return Chunk{}, fmt.Errorf("loan %d bytes on %q: %w", n, p.topic, err)
+	}
+	return Chunk{ref: l.Ref(), buf: l.Bytes(), ol: l}, nil
+}
+
+// releaseOwned is Release in the owned model.
+func (p *Publisher) releaseOwned(o *owned, c Chunk) error {
+	if !p.share() {
+		return fmt.Errorf("release chunk on %q: %w", p.topic, clientrt.ErrClosed)
+	}
+	defer p.loanDone()
+	if err := o.eng.Release(&c.ol); err != nil {
+		return fmt.Errorf("release chunk on %q: %w", p.topic, err)
+	}
+	p.loanDone() // the loan's share
+	return nil
+}
+
+// publishOwned is publish in the owned model; the publishing side is
+// held.
+func (p *Publisher) publishOwned(o *owned, c Chunk) error {
+	if p.closed.Load() {
+		err := o.eng.Release(&c.ol)
+		if err == nil {
+			p.loanDone() // the loan's share
+		}
+		return fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
+	}
+	c.ol.Truncate(len(c.buf))
+	c.ol.SetMeta(dataseg.Meta{Stamp: sys.UnixNano()})
+	err := o.eng.Publish(&c.ol)
+	if errors.Is(err, ownedpub.ErrNotLoaned) {
+		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, c.ref, parallax.ErrNotHeld)
+	}
+	p.loanDone()
+	p.published.Add(1)
+	if o.live.Load() == 0 {
+		p.unconnected.Add(1)
+	}
+	if err != nil {
+		var ce *ownedpub.ConnError
+		if errors.As(err, &ce) {
+			p.badConn(o, ce)
+		}
+		return fmt.Errorf("publish on %q: %w", p.topic, err)
+	}
+	return nil
+}
+
+// badConn reports a connection the engine failed (its subscriber returned
+// a ref it was never given, or corrupted the ring indices) to the router,
+// which cuts it; its ConnectionRemoved then reclaims its chunks.
+func (p *Publisher) badConn(o *owned, ce *ownedpub.ConnError) {
+	o.mu.Lock()
+	oc := o.conns[ce.Conn]
+	o.mu.Unlock()
+	if oc == nil || !oc.bad.CompareAndSwap(false, true) {
+		return
+	}
+	o.badConns.Add(1)
+	p.corruptConns.Add(1)
+	slog.Warn("parallax: publisher stops using a connection", "topic", p.topic, "conn", ce.Conn, "err", ce.Err)
+	reason := wire.ReportCorruptRing
+	if errors.Is(ce, parallax.ErrInvalidRef) {
+		reason = wire.ReportBadRef
+	}
+	m := &wire.ReportPeer{ConnID: ce.Conn, Reason: reason, Detail: ce.Error()}
+	if len(m.Detail) > wire.MaxTextLen {
+		m.Detail = m.Detail[:wire.MaxTextLen]
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, _, _ = p.rt.Request(ctx, m)
+	}()
+}
+
+// closeOwned ends every connection; the data segments stay mapped until
+// the last loan ends (loanDone).
+func (p *Publisher) closeOwned(o *owned) {
+	o.mu.Lock()
+	o.closed = true
+	conns := o.conns
+	o.conns = map[uint32]*ownedConn{}
+	o.mu.Unlock()
+	for _, oc := range conns {
+		o.drop(oc)
+	}
+}
+
+// ownedStats fills the owned-model counters of s.
+func (o *owned) stats(s *Stats) {
+	var delivered, dropped uint64
+	o.mu.Lock()
+	for _, oc := range o.conns {
+		if oc.c != nil {
+			st := oc.c.Stats()
+			delivered += st.Delivered
+			dropped += st.Discarded + st.Timeouts
+		}
+	}
+	o.mu.Unlock()
+	o.eng.Drain() // take back what subscribers returned, so Memory is current
+	es := o.eng.Stats()
+	s.Delivered = delivered + o.goneDelivered.Load()
+	s.Dropped = dropped + o.goneDropped.Load()
+	s.Subscribers = int(o.live.Load())
+	s.Memory = MemoryStats{Segments: es.Segments, Chunks: es.Chunks, Free: es.Free, InUse: es.InUse, Loans: es.Loans,
+		History: es.History, Outstanding: es.Outstanding, HighWater: es.HighWater, Reclaimed: es.Reclaimed, BadReturns: es.BadReturns}
+}
+
+// ownedWireTimeout bounds how long New waits for the segments of the
+// connections announced to it.
+const ownedWireTimeout = 2 * time.Second
+
+// waitOwnedWired waits until every connection announced before New
+// returned has its segment too (the router grants it after the reply), so
+// a first sample reaches the subscribers that existed when the publisher
+// was created, as in the shared model. A grant that does not come (the
+// router failed to create the segment and cuts the connection) ends the
+// wait at ownedWireTimeout.
+func (p *Publisher) waitOwnedWired(ctx context.Context, o *owned) {
+	ctx, cancel := context.WithTimeout(ctx, ownedWireTimeout)
+	defer cancel()
+	_ = p.changed.Wait(ctx, func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for _, oc := range o.conns {
+			if oc.c == nil {
+				return false
+			}
+		}
+		return true
+	})
+}

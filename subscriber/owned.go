@@ -1,0 +1,396 @@
+package subscriber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/clientrt"
+	"github.com/parallax-ipc/parallax/internal/ownedsub"
+	"github.com/parallax-ipc/parallax/internal/sys"
+	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+// The owned memory model (docs/design/memory-ownership.md, step 7): when
+// the router runs it, a Subscriber takes from its connections' own
+// segments through an internal/ownedsub Engine. A connection becomes
+// takeable when both its ConnectionAdded and its ConnSegmentAdded have
+// arrived; the publisher's read-only data segments (DataSegmentAdded
+// pushes right after the connection segment, and growth later) are added
+// to it as they are mapped. A ref naming a segment not mapped yet stays
+// pending in the engine until its segment arrives (the router has no
+// GetDataSegment request yet: a grant that never comes leaves that
+// connection stalled, counted in the engine's Pendings, never dropped).
+
+// ownedState is a Subscriber's owned-model state; nil in the shared model.
+type ownedState struct {
+	eng *ownedsub.Engine
+
+	// mu guards the control-path state below. Lock order: mu → the
+	// engine's lock. The engine's Finished callback must not take mu
+	// while the engine holds its own lock (it does not: Finished runs
+	// with the engine unlocked).
+	mu     sync.Mutex
+	conns  map[uint32]*ownedConn // by connection id
+	closed bool
+}
+
+// ownedConn is one connection as its pushes arrive.
+type ownedConn struct {
+	added *wire.ConnectionAdded
+	seg   *clientrt.OwnedConn
+	c     *ownedsub.Conn
+	segs  map[uint16]bool // data segment indices added to c
+	done  bool            // removed from the engine, segment closed
+}
+
+// maxPubSegments is the segment indices a publisher may use (the router's
+// max_segments_per_publisher is at most this).
+const maxPubSegments = wire.MaxDataSegIndex
+
+func (s *Subscriber) initOwned() {
+	o := &ownedState{conns: map[uint32]*ownedConn{}}
+	o.eng = ownedsub.New(ownedsub.Options{Finished: func(c *ownedsub.Conn) { s.ownedFinished(o, c) }})
+	s.own.Store(o)
+}
+
+// ownedConnAdded records a ConnectionAdded in the owned model.
+func (s *Subscriber) ownedConnAdded(o *ownedState, m *wire.ConnectionAdded) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if oc := o.conn(m.ConnID); oc != nil {
+		oc.added = m
+		s.attach(o, oc)
+	}
+}
+
+// connSegmentAdded handles clientrt.OwnedEndpoint.ConnSegmentAdded.
+func (s *Subscriber) connSegmentAdded(c *clientrt.OwnedConn) {
+	o := s.own.Load()
+	if o == nil {
+		c.Close()
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	oc := o.conn(c.Desc().ConnID)
+	if oc == nil || oc.seg != nil {
+		c.Close()
+		return
+	}
+	oc.seg = c
+	s.attach(o, oc)
+}
+
+// dataSegmentAdded handles clientrt.OwnedEndpoint.DataSegmentAdded: a
+// read-only segment of a publisher; it goes to every connection of that
+// publisher.
+func (s *Subscriber) dataSegmentAdded(seg *dataseg.Segment) {
+	o := s.own.Load()
+	if o == nil || !seg.ReadOnly() {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, oc := range o.conns {
+		if oc.c != nil && !oc.done && oc.c.PubID() == seg.Desc().PubID {
+			s.addSegment(o, oc, seg)
+		}
+	}
+}
+
+// conn returns the record of connection id, creating it; nil after Close.
+// o.mu held.
+func (o *ownedState) conn(id uint32) *ownedConn {
+	if o.closed {
+		return nil
+	}
+	oc := o.conns[id]
+	if oc == nil {
+		oc = &ownedConn{segs: map[uint16]bool{}}
+		o.conns[id] = oc
+	}
+	return oc
+}
+
+// attach adds the connection to the engine once both pushes arrived, with
+// the publisher's segments mapped so far. o.mu held.
+func (s *Subscriber) attach(o *ownedState, oc *ownedConn) {
+	if oc.added == nil || oc.seg == nil || oc.c != nil || oc.done {
+		return
+	}
+	c, err := o.eng.AddConn(oc.seg.Conn(), maxPubSegments)
+	if err != nil {
+		slog.Warn("parallax: subscriber cannot attach connection", "topic", s.topic, "conn", oc.added.ConnID, "err", err)
+		return
+	}
+	oc.c = c
+	for _, seg := range oc.seg.Publisher().Segments() {
+		if seg != nil {
+			s.addSegment(o, oc, seg)
+		}
+	}
+	s.changed.Broadcast()
+}
+
+// addSegment adds seg to oc's connection once. o.mu held.
+func (s *Subscriber) addSegment(o *ownedState, oc *ownedConn, seg *dataseg.Segment) {
+	i := seg.Desc().Index
+	if oc.segs[i] {
+		return
+	}
+	if err := o.eng.AddSegment(oc.c, seg); err != nil {
+		slog.Warn("parallax: subscriber cannot use a data segment", "topic", s.topic, "pub", seg.Desc().PubID, "index", i, "err", err)
+		return
+	}
+	oc.segs[i] = true
+}
+
+// ownedConnRemoved handles a ConnectionRemoved in the owned model: the
+// publisher is gone (closed or dead), so the connection is orphaned: what
+// it queued is still taken, in order, and the segment is unmapped once the
+// ring is empty and nothing taken from it is held (ownedFinished).
+//
+// The router also removes connections it cuts; in the owned model it does
+// not cut any yet (its ReportPeer check reads the shared rings), and
+// ConnectionRemoved carries no code to tell a cut from a publisher's end.
+func (s *Subscriber) ownedConnRemoved(o *ownedState, m *wire.ConnectionRemoved) {
+	o.mu.Lock()
+	oc := o.conns[m.ConnID]
+	if oc == nil {
+		o.mu.Unlock()
+		return
+	}
+	if oc.c == nil {
+		delete(o.conns, m.ConnID)
+		o.mu.Unlock()
+		oc.seg.Close() // nil-safe
+		return
+	}
+	o.mu.Unlock()
+	o.eng.OrphanConn(oc.c) // may run ownedFinished
+	s.changed.Broadcast()
+}
+
+// ownedFinished is the engine's Finished callback: c needs nothing more
+// (closing with nothing held, or orphaned, drained and nothing held). The
+// engine forgets it and its segment is unmapped.
+func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
+	o.mu.Lock()
+	oc := o.conns[c.ID()]
+	if oc == nil || oc.c != c || oc.done {
+		o.mu.Unlock()
+		return
+	}
+	oc.done = true
+	delete(o.conns, c.ID())
+	o.mu.Unlock()
+	_, _ = o.eng.RemoveConn(c)
+	oc.seg.Close()
+	s.changed.Broadcast()
+}
+
+// ownedPublishers counts the connections attached and not orphaned.
+func (o *ownedState) publishers() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, oc := range o.conns {
+		if oc.c != nil && !oc.done && oc.c.State() == ownedsub.Live {
+			n++
+		}
+	}
+	return n
+}
+
+// takeOwned takes one sample: TryTake (wait false) or Take with w. The
+// engine fills the Sample's own part in place (TryTakeInto: no copy of
+// the freshly decoded header through a return value).
+func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.WaitOptions, wait bool) (Sample, error) {
+	if wait && w.Timeout > 0 {
+		// The clock is read once, so wake-ups that find nothing do not
+		// extend the wait (as the engine's Take does).
+		if d := time.Now().Add(w.Timeout); w.Deadline.IsZero() || d.Before(w.Deadline) {
+			w.Deadline = d
+		}
+		w.Timeout = 0
+	}
+	var x Sample
+	for {
+		err := o.eng.TryTakeInto(&x.own)
+		switch {
+		case err == nil:
+			s.taken.Take() // cannot fail: Close, which ends the runtime, waits for takes
+			m := x.own.Meta()
+			x.ref, x.data, x.sub = x.own.Ref(), x.own.Bytes(), s
+			x.hdr = Header{Seq: m.Seq, Timestamp: m.Stamp, PublisherID: x.own.Conn().PubID()}
+			return x, nil
+		case errors.Is(err, ownedsub.ErrEmpty):
+			if !wait {
+				return Sample{}, ErrNoData
+			}
+			if err := o.eng.Wait(ctx, w); err != nil {
+				return Sample{}, s.ownedWaitErr(ctx, err)
+			}
+		case errors.Is(err, ownedsub.ErrPendingSegment):
+			// The engine keeps the ref and skips the connection until
+			// its segment is added: take from the others.
+		case errors.Is(err, ownedsub.ErrClosed):
+			return Sample{}, clientrt.ErrClosed
+		case errors.Is(err, ownedsub.ErrConnFailed):
+			var ce *ownedsub.ConnError
+			if errors.As(err, &ce) {
+				s.reportOwned(ce)
+			}
+			return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
+		default:
+			return Sample{}, fmt.Errorf("take from %q: %w", s.topic, err)
+		}
+	}
+}
+
+// ownedWaitErr wraps the error of a wait that ended without a sample: a
+// context deadline is also a timeout, as ringbuf's waits report it.
+func (s *Subscriber) ownedWaitErr(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, parallax.ErrTimeout) {
+		return fmt.Errorf("take from %q: %w: %w", s.topic, parallax.ErrTimeout, err)
+	}
+	if s.closed.Load() {
+		return clientrt.ErrClosed
+	}
+	return fmt.Errorf("take from %q: %w", s.topic, err)
+}
+
+// reportOwned tells the router about a connection whose publisher sent a
+// ref naming nothing it may name, or corrupted the ring indices; the
+// engine takes from it no more.
+func (s *Subscriber) reportOwned(ce *ownedsub.ConnError) {
+	s.corruptConns.Add(1)
+	slog.Warn("parallax: subscriber stops using a connection", "topic", s.topic, "conn", ce.Conn, "pub", ce.PubID, "err", ce.Err)
+	reason := wire.ReportBadRef
+	if errors.Is(ce, ringbuf.ErrCorruptRing) {
+		reason = wire.ReportCorruptRing
+	}
+	m := &wire.ReportPeer{ConnID: ce.Conn, Reason: reason, Detail: ce.Error()}
+	if len(m.Detail) > wire.MaxTextLen {
+		m.Detail = m.Detail[:wire.MaxTextLen]
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, _, _ = s.rt.Request(ctx, m)
+	}()
+}
+
+// releaseOwned is Sample.Release in the owned model.
+func (x Sample) releaseOwned() error {
+	s := x.sub
+	err := x.own.Release()
+	if errors.Is(err, ownedsub.ErrNotHeld) {
+		return fmt.Errorf("release sample of %q: %w", s.topic, parallax.ErrNotHeld)
+	}
+	s.dropShare()
+	if err != nil {
+		var ce *ownedsub.ConnError
+		if errors.As(err, &ce) {
+			s.reportOwned(ce)
+		}
+		return fmt.Errorf("release sample of %q: %w", s.topic, err)
+	}
+	return nil
+}
+
+// closeOwned turns every connection closing: each is removed and unmapped
+// once nothing taken from it is held (ownedFinished).
+func (s *Subscriber) closeOwned(o *ownedState) {
+	o.mu.Lock()
+	o.closed = true
+	var unattached []*ownedConn
+	for id, oc := range o.conns {
+		if oc.c == nil {
+			unattached = append(unattached, oc)
+			delete(o.conns, id)
+		}
+	}
+	o.mu.Unlock()
+	for _, oc := range unattached {
+		oc.seg.Close()
+	}
+	o.eng.Close()
+}
+
+// ownedDropped sums the discards publishers made on this subscriber's
+// queues (current connections).
+func (o *ownedState) dropped() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var n uint64
+	for _, oc := range o.conns {
+		if oc.seg != nil && !oc.done {
+			n += oc.seg.Conn().DataRing().Dropped()
+		}
+	}
+	return n
+}
+
+// takeOwnedWait is take in the owned model: the engine spins and sleeps on
+// the connections' wake words. Coalesce applies as in the shared model.
+func (s *Subscriber) takeOwnedWait(o *ownedState, ctx context.Context, w ringbuf.WaitOptions) (Sample, error) {
+	if s.streaming && s.opts.Coalesce > 0 && !o.eng.Ready() {
+		// Options.Coalesce: let the stream's next samples pile up.
+		sys.SpinFor(s.opts.Coalesce)
+	}
+	x, err := s.takeOwned(o, context.Background(), w, false)
+	if err != ErrNoData {
+		s.streaming = err == nil
+		return x, err
+	}
+	s.streaming = false
+	s.busy.pause()
+	defer s.busy.resume()
+	return s.takeOwned(o, ctx, w, true)
+}
+
+// ownedWireTimeout bounds how long New waits for the segments of the
+// connections announced to it.
+const ownedWireTimeout = 2 * time.Second
+
+// waitOwnedWired waits until every connection announced before New
+// returned has its segment too (the router grants it after the reply), so
+// Publishers counts them when New returns, as in the shared model. A grant
+// that does not come ends the wait at ownedWireTimeout.
+func (s *Subscriber) waitOwnedWired(ctx context.Context, o *ownedState) {
+	ctx, cancel := context.WithTimeout(ctx, ownedWireTimeout)
+	defer cancel()
+	_ = s.changed.Wait(ctx, func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for _, oc := range o.conns {
+			if oc.c == nil && !oc.done {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// wakeStats sums the data wake counters of the current connections.
+func (o *ownedState) wakeStats() ringbuf.NotifierStats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var st ringbuf.NotifierStats
+	for _, oc := range o.conns {
+		if oc.seg != nil && !oc.done {
+			w := oc.seg.Conn().DataWake().Stats()
+			st.Wakes += w.Wakes
+			st.Sleeps += w.Sleeps
+		}
+	}
+	return st
+}

@@ -1,0 +1,95 @@
+package subscriber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/sys"
+	"github.com/parallax-ipc/parallax/ringbuf"
+)
+
+// ownedSlice bounds each sleep of a WaitSet in the owned model, so it
+// notices connection changes (its futex words are the connections' data
+// wakes, which come and go) within a slice; data wakes it at once.
+const ownedSlice = 10 * time.Millisecond
+
+// waitOwned is WaitSet.Wait when the set's subscribers run on the owned
+// model: it sleeps on the data wake words of every connection of every
+// subscriber (futex_waitv, at most 128; beyond that, or with none, in
+// slices), rebuilding its waiter when a subscriber's connections change.
+func (ws *WaitSet) waitOwned(ctx context.Context) error {
+	w := ws.opts
+	if w.Timeout > 0 {
+		w.Deadline, w.Timeout = time.Now().Add(w.Timeout), 0
+	}
+	for {
+		if ws.anyReady() {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return ctxErr(ctx, err)
+		}
+		ws.rebuild()
+		slice := w
+		d := time.Now().Add(ownedSlice)
+		if !w.Deadline.IsZero() && w.Deadline.Before(d) {
+			d = w.Deadline
+		}
+		slice.Deadline = d
+		var err error
+		if ws.owaiter != nil {
+			err = ws.owaiter.Wait(ctx, ws.ready, slice)
+		} else {
+			sys.SpinFor(time.Millisecond)
+		}
+		switch {
+		case err == nil, errors.Is(err, parallax.ErrTimeout) && (w.Deadline.IsZero() || time.Now().Before(w.Deadline)):
+			// Ready, or a slice ended: look again.
+		case errors.Is(err, parallax.ErrTimeout) && ctx.Err() == nil:
+			return err // the wait set's own deadline
+		case ctx.Err() != nil:
+			return ctxErr(ctx, ctx.Err())
+		default:
+			ws.ogens = nil // a word went away under the wait: rebuild
+		}
+		if !w.Deadline.IsZero() && !time.Now().Before(w.Deadline) && !ws.anyReady() {
+			return fmt.Errorf("wait: %w", parallax.ErrTimeout)
+		}
+	}
+}
+
+// ctxErr wraps a context's end as ringbuf's waits do.
+func ctxErr(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", parallax.ErrTimeout, err)
+	}
+	return err
+}
+
+// rebuild makes the waiter current: the wake words of every connection of
+// every subscriber, when one of their sets changed.
+func (ws *WaitSet) rebuild() {
+	same := len(ws.ogens) == len(ws.subs)
+	ns := ws.ons[:0]
+	gens := make([]uint64, len(ws.subs))
+	for i, s := range ws.subs {
+		var g uint64
+		ns, g = s.own.Load().eng.Notifiers(ns)
+		gens[i] = g
+		if same && ws.ogens[i] != g {
+			same = false
+		}
+	}
+	ws.ons = ns
+	if same && ws.owaiter != nil {
+		return
+	}
+	ws.ogens = gens
+	ws.owaiter = nil
+	if len(ns) > 0 && len(ns) <= sys.MaxWaitv {
+		ws.owaiter, _ = ringbuf.NewWaiter(ns...)
+	}
+}
