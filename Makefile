@@ -32,8 +32,9 @@ unit: ## unit tests with the race detector, and the external module that uses on
 root-test: ## unit tests with privileged tests required (fail instead of skip)
 	PARALLAX_TEST_ROOT=1 $(GO) test -race -count=1 ./...
 
-integration: ## multi-process integration suite (real router binary, separate processes)
-	$(GO) test -race -count=1 -tags integration ./tests/...
+integration: ## multi-process integration suite (real router binary, separate processes), with test hooks compiled in
+	$(GO) test -race -count=1 -tags integration,parallax_testhook ./tests/...
+	$(GO) test -race -count=1 -tags parallax_testhook ./internal/testhook
 
 fuzz-short: ## run every Fuzz target briefly ($(FUZZTIME) each)
 	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r dirname | sort -u); do \
@@ -48,12 +49,14 @@ bench: ## run the benchmarks and print them
 vet: ## go vet and gofmt
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./tests/...
+	$(GO) vet -tags integration,parallax_testhook ./tests/... ./internal/testhook
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 lint: ## golangci-lint with .golangci.yml (standard linters, depguard, gofmt, goimports) — installs it on first use
 	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 	golangci-lint run ./...
 	golangci-lint run --build-tags integration ./tests/...
+	golangci-lint run --build-tags parallax_testhook ./internal/testhook/...
 
 check-deps: ## enforce the import graph: only internal/sys imports x/sys/unix; clients never import roudi; the router core stays pure
 	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./... | grep 'golang.org/x/sys/unix' | grep -v '^$(PKG)/internal/sys:' || true); \

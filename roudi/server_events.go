@@ -79,6 +79,7 @@ func (s *Server) handle(ev event) {
 		}
 		s.step(core.ClientDisconnected{Conn: ev.c.id})
 		s.dropConn(ev.c)
+		s.confirmWithoutMonitor(ev.c) // server_lifecycle.go
 	case evSnapshot:
 		ev.reply <- s.core.Snapshot()
 	case evFunc:
@@ -204,7 +205,9 @@ func (s *Server) execute(a core.Action) {
 		if c == nil {
 			return
 		}
-		s.push(c, &wire.ConnectionRemoved{ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub), Reason: a.Reason})
+		s.push(c, &wire.ConnectionRemoved{ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub), Reason: a.Reason, Code: wireRemovedCode(a.Code)})
+	case core.ConnectionClosing:
+		s.connectionClosing(a) // server_lifecycle.go
 	case core.FormatRing:
 		if _, err := ringbuf.Format(s.region(a.Region), a.Capacity, ringPolicy(a.Policy)); err != nil {
 			s.log.Error("format ring", "region", a.Region.String(), "err", err)

@@ -19,6 +19,9 @@ type serverMonitor struct {
 	// exited holds the exit time the monitor reported for a pid until its
 	// reclaim (which follows in the same step) reads it.
 	exited map[int32]time.Time
+	// linger holds the processes still watched after their last
+	// connection ended (server_lifecycle.go).
+	linger map[int32]bool
 }
 
 // startMonitor creates the process monitor that Options.Monitor asks for
@@ -70,8 +73,8 @@ func (s *Server) watchPeer(c *serverConn) {
 	}
 	s.mon.conns[c.id] = pid
 	s.mon.pids[pid]++
-	if s.mon.pids[pid] > 1 {
-		return // the process is already watched (several connections)
+	if s.mon.pids[pid] > 1 || s.unlinger(pid) {
+		return // the process is already watched (several connections, or lingering)
 	}
 	pidfd, err := c.sc.PeerPidfd()
 	if err != nil {
@@ -92,7 +95,9 @@ func (s *Server) unwatchPeer(c *serverConn) {
 	delete(s.mon.conns, c.id)
 	if s.mon.pids[pid]--; s.mon.pids[pid] <= 0 {
 		delete(s.mon.pids, pid)
-		s.mon.m.Unwatch(pid)
+		if !s.linger(pid) { // server_lifecycle.go
+			s.mon.m.Unwatch(pid)
+		}
 	}
 }
 
@@ -100,8 +105,8 @@ func (s *Server) unwatchPeer(c *serverConn) {
 // ProcessExited event (idempotent with the ClientDisconnected that the
 // socket's EOF produces). Runs on the Serve goroutine.
 func (s *Server) processExited(ex procmon.Exit) {
-	if _, ok := s.mon.pids[ex.PID]; !ok {
-		return // its connections are already gone
+	if _, ok := s.mon.pids[ex.PID]; !ok && !s.unlinger(ex.PID) {
+		return // its connections are already gone, and it was not lingering
 	}
 	// The monitor has ended the watch: forget it before the core's
 	// CloseConn actions come back through dropConn.

@@ -190,12 +190,15 @@ type ConnectionAdded struct {
 }
 
 // ConnectionRemoved is pushed when a connection ends (a side closed or
-// died).
+// died). Code says why (the owned model; the shared model leaves it
+// [RemovedUnspecified], whose encoding is the four-field one from before
+// codes existed: see [ConnectionRemoved.EncodeMsgpack]).
 type ConnectionRemoved struct {
 	ConnID uint32
 	PubID  uint32
 	SubID  uint32
 	Reason string
+	Code   RemovedCode
 }
 
 // SegmentGrant is pushed when the router adds segments (pool growth). One fd

@@ -100,7 +100,7 @@ func (t Type) Known() bool {
 func (t Type) IsPush() bool {
 	switch t {
 	case TypeShutdown, TypeConnectionAdded, TypeConnectionRemoved, TypeSegmentGrant, TypePoolRetired,
-		TypeDataSegmentAdded, TypeConnSegmentAdded:
+		TypeDataSegmentAdded, TypeConnSegmentAdded, TypeConnectionClosing:
 		return true
 	case TypeDataSegmentRetired:
 		return true
@@ -191,6 +191,9 @@ func New(t Type) Message {
 	}
 	if m := newResume(t); m != nil {
 		return m
+	}
+	if t == TypeConnectionClosing {
+		return new(ConnectionClosing)
 	}
 	if m := newOwned(t); m != nil {
 		return m

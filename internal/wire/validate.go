@@ -276,9 +276,4 @@ func (m *ConnectionAdded) Validate() error {
 }
 
 // Validate implements [Message].
-func (m *ConnectionRemoved) Validate() error {
-	return checkLen(m.MessageType(), "Reason", m.Reason, MaxTextLen)
-}
-
-// Validate implements [Message].
 func (m *SegmentGrant) Validate() error { return checkSegments(m.MessageType(), m.Segments) }

@@ -3,23 +3,25 @@ package core
 import (
 	"fmt"
 	"log/slog"
-	"slices"
 )
 
 // Connection segments and their life cycle (design §4.1), in the owned
-// model:
+// model (death.go says which event leads where):
 //
 //	creating ──(ConnSegmentCreated ok)──▶ live
-//	live ──(subscriber side ends: CloseSubscriber, its death)──▶ closing
-//	live ──(publisher side ends: ClosePublisher, its death)──▶ orphaned
-//	live ──(cut: both sides told)──▶ gone
-//	closing/orphaned/gone ──(every told side released it or died)──▶ forgotten
+//	live ──(CloseSubscriber; its control connection ends)──▶ closing
+//	closing ──(the subscriber releases it, or its death is confirmed)──▶ gone
+//	live ──(the subscriber's process dies, confirmed)──▶ gone
+//	live ──(publisher side ends: ClosePublisher, its client goes)──▶ orphaned
+//	live ──(cut: both sides told; corruption)──▶ gone
+//	closing/orphaned/gone ──(no side maps it any more)──▶ forgotten
 //
 // The router closes its fd of a connection segment when the connection
 // leaves the registry (nobody is granted it afterwards; the memory lives as
-// long as an endpoint maps it), and counts its bytes until every side told
-// of the removal has released the connection (wire.ReleaseConnection) or
-// died: until then a side may still map it.
+// long as an endpoint maps it), and counts its bytes until every side that
+// may still map it has released the connection (wire.ReleaseConnection) or
+// died: the sides told of the removal, the closing subscriber, and a
+// subscriber process whose death is not confirmed yet.
 
 // ConnState is the owned-memory state of a connection.
 type ConnState uint8
@@ -49,24 +51,41 @@ func (s ConnState) String() string {
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
-// ConnMemory is one connection segment's accounting.
+// ConnMemory is one connection segment's accounting. PubWait and SubWait
+// are the sides that may still map a removed connection and have not
+// released it; AwaitPID is a closing connection's subscriber process whose
+// control connection ended and whose death is not confirmed yet.
 type ConnMemory struct {
 	Connection ConnectionID
 	Pub        PubID
 	State      ConnState
 	Bound      int
 	Bytes      uint64
+	PubWait    bool
+	SubWait    bool
+	AwaitPID   int32
 }
 
 type connSeg struct {
-	id       ConnectionID
-	pub      *pubMem
-	bound    int
-	bytes    uint64
-	state    ConnState
-	created  bool      // the server reported the segment created
-	unlinked bool      // the connection left the registry
-	waits    []release // sides told of the removal that have not released it
+	id        ConnectionID
+	pub       *pubMem
+	sub       SubID
+	pubClient ClientID
+	subClient ClientID
+	pubConn   ConnID
+	bound     int
+	bytes     uint64
+	state     ConnState
+	created   bool  // the server reported the segment created
+	unlinked  bool  // the connection left the registry
+	pubWait   bool  // removed: the publisher's client may still map it
+	subWait   bool  // removed: the subscriber's client may still map it
+	awaitPID  int32 // closing: the subscriber's process, gone once its death is confirmed
+}
+
+func (cs *connSeg) memory() ConnMemory {
+	return ConnMemory{Connection: cs.id, Pub: cs.pub.id, State: cs.state, Bound: cs.bound, Bytes: cs.bytes,
+		PubWait: cs.pubWait, SubWait: cs.subWait, AwaitPID: cs.awaitPID}
 }
 
 // memLinks gives each new connection its segment (and its publisher a
@@ -99,7 +118,8 @@ func (r *Router) memLink(l *connection) {
 	a := CreateConnSegment{Connection: l.id, Pub: l.pub.id, Sub: l.sub.id, Capacity: l.sub.capacity,
 		ReturnCapacity: retCap(b), Bound: b, MaxHeld: r.maxHeld(l.sub), Policy: l.sub.policy}
 	a.Bytes = r.connSegSize(a.Capacity, a.ReturnCapacity)
-	cs := &connSeg{id: l.id, pub: m, bound: b, bytes: a.Bytes, state: ConnCreating}
+	cs := &connSeg{id: l.id, pub: m, sub: l.sub.id, pubClient: l.pub.client.id, subClient: l.sub.client.id,
+		pubConn: l.pub.client.conn, bound: b, bytes: a.Bytes, state: ConnCreating}
 	r.mem.conns[l.id] = cs
 	m.conns++
 	r.mem.shared += a.Bytes
@@ -142,56 +162,35 @@ func (r *Router) connSegCreated(ev ConnSegmentCreated) {
 	r.emit(GrantSegments{Conn: l.pub.client.conn, Connection: cs.id})
 }
 
-// memUnlinked moves a connection that left the registry on: waits are the
-// sides told of the removal (unlink's result).
-func (r *Router) memUnlinked(l *connection, tellSub, tellPub bool, waits []release) {
+// memUnlinked moves a connection that left the registry on: e is how it
+// ended (memEnd), tellSub/tellPub the sides told, which may still map it.
+// A closing subscriber still maps it too: its client releases it, or, when
+// only its control connection ended, its death is awaited.
+func (r *Router) memUnlinked(l *connection, tellSub, tellPub bool, e ending, why endCause) {
 	cs := r.mem.conns[l.id]
 	if cs == nil {
 		return
 	}
-	switch {
-	case tellSub && tellPub:
-		cs.state = ConnGone
-	case tellPub:
-		cs.state = ConnClosing
-	case tellSub:
-		cs.state = ConnOrphaned
-	default:
-		cs.state = ConnGone
-	}
+	cs.state = e.state
 	cs.unlinked = true
-	cs.waits = slices.Clone(waits)
+	cs.pubWait, cs.subWait = tellPub, tellSub
+	if e.closing {
+		if why == endClosed {
+			cs.subWait = true
+		} else {
+			cs.awaitPID = l.sub.client.pid
+		}
+	}
 	if cs.created {
 		r.emit(CloseConnSegment{Connection: cs.id})
 	}
 	r.maybeForget(cs)
 }
 
-// memReleased takes client's release of connection link (or, with link 0,
-// every wait of a departed client) off the connection records.
-func (r *Router) memReleased(client ClientID, link ConnectionID) {
-	if !r.owned() {
-		return
-	}
-	ids := make([]ConnectionID, 0, len(r.mem.conns))
-	for id := range r.mem.conns {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		cs := r.mem.conns[id]
-		if link != 0 && id != link || !cs.unlinked {
-			continue
-		}
-		cs.waits = slices.DeleteFunc(cs.waits, func(w release) bool { return w.client == client })
-		r.maybeForget(cs)
-	}
-}
-
 // maybeForget drops a removed connection's record once its segment's
-// creation is settled and nobody told still maps it.
+// creation is settled and nobody still maps it.
 func (r *Router) maybeForget(cs *connSeg) {
-	if cs.unlinked && cs.created && len(cs.waits) == 0 {
+	if cs.unlinked && cs.created && !cs.pubWait && !cs.subWait && cs.awaitPID == 0 {
 		r.forgetConnSeg(cs)
 	}
 }

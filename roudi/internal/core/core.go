@@ -236,7 +236,7 @@ func (r *Router) Step(ev Event) {
 	case ClientDisconnected:
 		delete(r.pending, ev.Conn)
 		if c, ok := r.conns[ev.Conn]; ok {
-			r.removeClient(c, "client disconnected", false)
+			r.removeClient(c, "client disconnected", false, endDisconnected)
 		}
 	case ProcessExited:
 		var dead []*client
@@ -247,8 +247,9 @@ func (r *Router) Step(ev Event) {
 		}
 		slices.SortFunc(dead, func(a, b *client) int { return int(a.id) - int(b.id) })
 		for _, c := range dead {
-			r.removeClient(c, "process exited", true)
+			r.removeClient(c, "process exited", true, endExited)
 		}
+		r.memConfirmDeath(ev.PID) // death.go: subscribers whose socket ended first
 	case Tick:
 		r.tick(max(ev.N, 1))
 	case AdoptClients:
@@ -401,7 +402,7 @@ func (r *Router) free(reg Region, kind RegionKind) {
 // removeClient forgets a dead client: its connections (telling the
 // surviving peers), publishers, subscribers and emptied topics. It emits
 // ReclaimClient before the FreeRegion of any region the client used.
-func (r *Router) removeClient(c *client, reason string, closeConn bool) {
+func (r *Router) removeClient(c *client, reason string, closeConn bool, why endCause) {
 	rc := ReclaimClient{Client: c.id, PID: c.pid}
 	var regions []retired
 	for _, id := range slices.Clone(c.pubs) {
@@ -409,7 +410,7 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool) {
 		for _, lid := range slices.Clone(p.links) {
 			l := r.links[lid]
 			rc.PubRings = append(rc.PubRings, l.ring)
-			waits := r.unlink(l, l.sub.client != c, false, reason)
+			waits := r.unlink(l, l.sub.client != c, false, reason, why)
 			regions = append(regions, retired{region: l.ring, kind: RegionRing, waits: waits})
 		}
 		r.dropPublisher(p)
@@ -420,7 +421,7 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool) {
 		for _, lid := range slices.Clone(s.links) {
 			l := r.links[lid]
 			rc.SubRings = append(rc.SubRings, l.ring)
-			waits := r.unlink(l, false, l.pub.client != c, reason)
+			waits := r.unlink(l, false, l.pub.client != c, reason, why)
 			regions = append(regions, retired{region: l.ring, kind: RegionRing, waits: waits})
 			all = append(all, waits...)
 		}
@@ -431,7 +432,7 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool) {
 	delete(r.clients, c.id)
 	delete(r.conns, c.conn)
 	delete(r.reports, c.id) // a new process given this id starts clean
-	r.memReleased(c.id, 0)  // it maps no connection segment any more
+	r.memDeparted(c, why)   // death.go
 	r.emit(rc)
 	for _, rt := range regions {
 		r.retire(rt.region, rt.kind, rt.waits)
@@ -448,23 +449,31 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool) {
 // unlink removes a connection from the registry and tells the requested
 // sides. It does not free the ring; it returns the sides told, whose
 // release the ring (and a closed subscriber's notifier) waits for.
-func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string) []release {
+//
+// In the owned model why decides the code each side is told and whether
+// the publisher is told ConnectionClosing instead (death.go).
+func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string, why endCause) []release {
 	var waits []release
+	e := r.memEnd(l, tellSub, tellPub, why) // death.go
 	rm := ConnectionRemoved{Connection: l.id, Pub: l.pub.id, Sub: l.sub.id, Reason: reason}
 	if tellSub {
-		rm.Conn = l.sub.client.conn
+		rm.Conn, rm.Code = l.sub.client.conn, e.subCode
 		r.emit(rm)
 		waits = append(waits, release{client: l.sub.client.id, link: l.id})
 	}
 	if tellPub {
-		rm.Conn = l.pub.client.conn
-		r.emit(rm)
+		if e.closing {
+			r.emit(ConnectionClosing{Conn: l.pub.client.conn, Connection: l.id, Pub: l.pub.id, Sub: l.sub.id, Reason: reason})
+		} else {
+			rm.Conn, rm.Code = l.pub.client.conn, e.pubCode
+			r.emit(rm)
+		}
 		waits = append(waits, release{client: l.pub.client.id, link: l.id})
 	}
 	delete(r.links, l.id)
 	l.sub.links = deleteValue(l.sub.links, l.id)
 	l.pub.links = deleteValue(l.pub.links, l.id)
-	r.memUnlinked(l, tellSub, tellPub, waits) // conn_state.go
+	r.memUnlinked(l, tellSub, tellPub, e, why) // conn_state.go
 	return waits
 }
 

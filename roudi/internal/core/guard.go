@@ -179,7 +179,7 @@ func (r *Router) peerReported(ev PeerReported) {
 	r.emit(Count{Counter: CountReportDisconnect})
 	r.log(slog.LevelWarn, "disconnecting client for corrupting a ring", slog.Int("client", int(pub.id)), slog.Int("pid", int(pub.pid)),
 		slog.String("name", pub.name), slog.Int("reports", n))
-	r.removeClient(pub, "disconnected for corrupting a ring", true) // forgets its reports
+	r.removeClient(pub, "disconnected for corrupting a ring", true, endCorrupt) // forgets its reports
 }
 
 // clientID returns c's id, 0 for nil.
@@ -236,5 +236,5 @@ func (r *Router) ringReported(ev RingReported) {
 	r.emit(Count{Counter: CountCorruptRingDisconnect})
 	r.log(slog.LevelWarn, "disconnecting client for corrupting a ring's indices", slog.Int("client", int(blamed.id)),
 		slog.Int("pid", int(blamed.pid)), slog.String("name", blamed.name), slog.String("end", offender.String()))
-	r.removeClient(blamed, "disconnected for corrupting a ring's indices", true)
+	r.removeClient(blamed, "disconnected for corrupting a ring's indices", true, endCorrupt)
 }

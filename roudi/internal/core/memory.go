@@ -473,7 +473,7 @@ func (r *Router) Memory() MemoryStats {
 	}
 	slices.SortFunc(s.Publishers, func(a, b PubMemory) int { return int(a.Pub) - int(b.Pub) })
 	for _, cs := range r.mem.conns {
-		s.Connections = append(s.Connections, ConnMemory{Connection: cs.id, Pub: cs.pub.id, State: cs.state, Bound: cs.bound, Bytes: cs.bytes})
+		s.Connections = append(s.Connections, cs.memory())
 	}
 	slices.SortFunc(s.Connections, func(a, b ConnMemory) int { return int(a.Connection) - int(b.Connection) })
 	return s

@@ -104,6 +104,17 @@ func (m MemoryStats) String() string {
 	}
 	for _, c := range m.Connections {
 		fmt.Fprintf(&b, "\n  conn %d pub=%d %v bound=%d bytes=%d", c.Connection, c.Pub, c.State, c.Bound, c.Bytes)
+		switch {
+		case c.PubWait && c.SubWait:
+			b.WriteString(" waits=pub,sub")
+		case c.PubWait:
+			b.WriteString(" waits=pub")
+		case c.SubWait:
+			b.WriteString(" waits=sub")
+		}
+		if c.AwaitPID != 0 {
+			fmt.Fprintf(&b, " await-pid=%d", c.AwaitPID)
+		}
 	}
 	return b.String()
 }
@@ -120,6 +131,9 @@ func (r *Router) checkMemory() error {
 		}
 		if _, linked := r.links[id]; linked == cs.unlinked {
 			return fmt.Errorf("connection record %d: unlinked=%v but linked=%v", id, cs.unlinked, linked)
+		}
+		if err := cs.checkState(); err != nil {
+			return fmt.Errorf("connection record %d: %w", id, err)
 		}
 		total += cs.bytes
 		conns[cs.pub]++

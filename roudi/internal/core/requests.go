@@ -40,7 +40,7 @@ func (r *Router) request(ev ClientRequest) {
 		default:
 			for _, lid := range slices.Clone(p.links) {
 				l := r.links[lid]
-				r.retire(l.ring, RegionRing, r.unlink(l, true, false, "publisher closed"))
+				r.retire(l.ring, RegionRing, r.unlink(l, true, false, "publisher closed", endClosed))
 			}
 			r.dropPublisher(p)
 			reply(Closed{}, nil)
@@ -56,7 +56,7 @@ func (r *Router) request(ev ClientRequest) {
 			var all []release // the notifier waits for every publisher told
 			for _, lid := range slices.Clone(s.links) {
 				l := r.links[lid]
-				waits := r.unlink(l, false, true, "subscriber closed")
+				waits := r.unlink(l, false, true, "subscriber closed", endClosed)
 				r.retire(l.ring, RegionRing, waits)
 				all = append(all, waits...)
 			}
@@ -70,9 +70,15 @@ func (r *Router) request(ev ClientRequest) {
 		r.dataRequest(c, ev, reply) // memory_grow.go
 	case ReleaseConnection:
 		// Idempotent: a connection already freed (or never told to this
-		// client) is acknowledged too.
+		// client) is acknowledged too. The owned model refuses a client
+		// that is not an endpoint of a recorded connection (death.go).
+		if r.owned() {
+			if err := r.memRelease(c, req.Connection); err != nil {
+				reply(nil, err)
+				return
+			}
+		}
 		r.released(func(w release) bool { return w.client == c.id && w.link == req.Connection }, true)
-		r.memReleased(c.id, req.Connection)
 		reply(Closed{}, nil)
 	default:
 		reply(nil, fmt.Errorf("request %d: %w: unknown request %T", ev.ReqID, parallax.ErrProtocol, ev.Req))

@@ -458,6 +458,9 @@ func (s *scriptState) ringState(where string, kv map[string]string) RingState {
 // in Welcomes (for resume and restart).
 func (s *scriptState) format(as []Action) []string {
 	for _, a := range as {
+		if s.r != nil && !s.r.owned() {
+			require.NoError(s.t, sharedAction(a)) // death_test.go
+		}
 		if rp, ok := a.(Reply); ok {
 			if w, ok := rp.Result.(Welcome); ok {
 				if s.tokens == nil {

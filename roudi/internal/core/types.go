@@ -251,12 +251,16 @@ type ConnectionAdded struct {
 
 // ConnectionRemoved tells a surviving client on Conn that a connection is
 // gone. The ring region stays allocated until its [FreeRegion].
+//
+// Code says why, in the owned model (death.go); the shared model leaves it
+// RemovedUnspecified.
 type ConnectionRemoved struct {
 	Conn       ConnID
 	Connection ConnectionID
 	Pub        PubID
 	Sub        SubID
 	Reason     string
+	Code       RemovedCode
 }
 
 // FormatRing asks the server to initialise a ring in Region.
@@ -367,7 +371,11 @@ func (a ConnectionAdded) String() string {
 }
 
 func (a ConnectionRemoved) String() string {
-	return fmt.Sprintf("conn-removed %v conn=%d pub=%d sub=%d reason=%q", a.Conn, a.Connection, a.Pub, a.Sub, a.Reason)
+	s := fmt.Sprintf("conn-removed %v conn=%d pub=%d sub=%d reason=%q", a.Conn, a.Connection, a.Pub, a.Sub, a.Reason)
+	if a.Code != RemovedUnspecified {
+		s += " code=" + a.Code.String()
+	}
+	return s
 }
 
 func (a FormatRing) String() string {

@@ -1,0 +1,11 @@
+//go:build !parallax_testhook
+
+package testhook
+
+// Enabled reports whether hooks are compiled in (build tag
+// parallax_testhook).
+const Enabled = false
+
+// Stop does nothing: this binary was built without the
+// parallax_testhook tag. The call inlines to nothing.
+func Stop(string) {}
