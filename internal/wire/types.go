@@ -96,7 +96,7 @@ func (t Type) IsPush() bool {
 		TypeDataSegmentAdded, TypeConnSegmentAdded:
 		return true
 	}
-	return false
+	return isWatchPush(t) // watch.go
 }
 
 // ReplyType returns the message type that answers a request of type t (an
@@ -111,7 +111,7 @@ func ReplyType(t Type) (Type, bool) {
 		return TypePublisherCreated, true
 	case TypeCreateSubscriber:
 		return TypeSubscriberCreated, true
-	case TypeClosePublisher, TypeCloseSubscriber, TypeReleaseConnection:
+	case TypeClosePublisher, TypeCloseSubscriber, TypeReleaseConnection, TypeWatchServices:
 		return TypeAck, true
 	}
 	if rt, ok := reportReplyType(t); ok {
@@ -181,6 +181,9 @@ func New(t Type) Message {
 		return m
 	}
 	if m := newOwned(t); m != nil {
+		return m
+	}
+	if m := newWatch(t); m != nil {
 		return m
 	}
 	return newIntrospect(t)
