@@ -118,3 +118,38 @@ type Event struct {
 	Kind    EventKind
 	Service Service
 }
+
+// MarshalText implements encoding.TextMarshaler with [Kind.String].
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// MarshalText implements encoding.TextMarshaler with [EventKind.String].
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler: it accepts what
+// MarshalText produces.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for c := range Kind(255) {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	var n uint8
+	if _, err := fmt.Sscanf(string(b), "kind(%d)", &n); err != nil {
+		return fmt.Errorf("parse service kind %q: %w", b, parallax.ErrInvalidArgument)
+	}
+	*k = Kind(n)
+	return nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler: it accepts what
+// MarshalText produces.
+func (k *EventKind) UnmarshalText(b []byte) error {
+	for _, c := range []EventKind{Appeared, Changed, Disappeared} {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("parse event kind %q: %w", b, parallax.ErrInvalidArgument)
+}
