@@ -20,8 +20,8 @@ import (
 // service) it compares every topic's type and publisher and subscriber ids
 // with what the watchers were last told. Endpoint ids are never reused and
 // an endpoint's attributes never change, so equal ids mean an equal
-// service. The comparison costs O(topics) per step, and only while at
-// least one watcher exists.
+// service. The comparison costs O(topics) per step, allocates only for
+// the services that changed, and runs only while a watcher exists.
 
 // ServiceKind says what kind of service a [Service] is. Its values are
 // part of the protocol (wire.ServiceKind).
@@ -150,8 +150,9 @@ type serviceSig struct {
 	subs []SubID
 }
 
-func (s serviceSig) equal(o serviceSig) bool {
-	return s.typ == o.typ && slices.Equal(s.pubs, o.pubs) && slices.Equal(s.subs, o.subs)
+// matches reports whether t is still in the state s recorded.
+func (s serviceSig) matches(t *topic) bool {
+	return s.typ == t.typ && slices.Equal(s.pubs, t.pubs) && slices.Equal(s.subs, t.subs)
 }
 
 // watchRequest registers c as a watcher and sends it the snapshot.
@@ -189,34 +190,43 @@ func (r *Router) watchStep(ev Event) {
 		w.told = nil
 		return
 	}
-	now := r.serviceSigs()
-	names := sortedKeys(now)
-	for name := range w.told {
-		if _, ok := now[name]; !ok {
+	// Only the topics whose signature differs are cloned and sorted: a
+	// step that changed no service allocates nothing here.
+	var names []string
+	for name, t := range r.topics {
+		if old, ok := w.told[name]; !ok || !old.matches(t) {
 			names = append(names, name)
 		}
+	}
+	for name := range w.told {
+		if _, ok := r.topics[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return
 	}
 	slices.Sort(names)
 	conns := sortedKeys(w.watchers)
 	for _, name := range names {
 		old, had := w.told[name]
-		cur, has := now[name]
-		var ch ServiceChange
+		t, has := r.topics[name]
+		ch := ServiceUpdated
 		switch {
 		case had && !has:
 			ch = ServiceDisappeared
+			delete(w.told, name)
 		case !had && has:
 			ch = ServiceAppeared
-		case !old.equal(cur):
-			ch = ServiceUpdated
-		default:
-			continue
+		}
+		if has {
+			w.told[name] = sigOf(t)
 		}
 		for _, conn := range conns {
 			c := w.watchers[conn]
 			var s Service
 			if has {
-				s = r.service(r.topics[name], c)
+				s = r.service(t, c)
 			} else {
 				s = Service{Name: name, Kind: ServiceTopic, Type: old.typ,
 					CanPublish: r.allowed(name, c.uid, c.gid, true), CanSubscribe: r.allowed(name, c.uid, c.gid, false)}
@@ -224,15 +234,18 @@ func (r *Router) watchStep(ev Event) {
 			r.emit(ServiceChanged{Conn: conn, Change: ch, Service: s})
 		}
 	}
-	w.told = now
 }
 
 func (r *Router) serviceSigs() map[string]serviceSig {
 	m := make(map[string]serviceSig, len(r.topics))
 	for name, t := range r.topics {
-		m[name] = serviceSig{typ: t.typ, pubs: slices.Clone(t.pubs), subs: slices.Clone(t.subs)}
+		m[name] = sigOf(t)
 	}
 	return m
+}
+
+func sigOf(t *topic) serviceSig {
+	return serviceSig{typ: t.typ, pubs: slices.Clone(t.pubs), subs: slices.Clone(t.subs)}
 }
 
 // service describes topic t as watcher w sees it.
