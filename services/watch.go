@@ -86,7 +86,7 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 	case <-c.Done():
 		cancel()
 		c.Close()
-		return nil, fmt.Errorf("watch services: %w", w.connErr(c))
+		return nil, w.connErr(c)
 	case <-wctx.Done():
 		cancel()
 		c.Close()
@@ -102,14 +102,14 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 	return w, nil
 }
 
-// connErr returns why c stopped, or a protocol error the watcher recorded.
+// connErr returns a protocol error the watcher recorded, or why c stopped.
 func (w *Watcher) connErr(c *discovery.Client) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return w.err
 	}
-	return c.Err()
+	return fmt.Errorf("watch services: %w", c.Err())
 }
 
 // connect dials the router and starts watching; synced is closed once the
@@ -123,6 +123,12 @@ func (w *Watcher) connect() (*discovery.Client, <-chan struct{}, error) {
 	c.OnPush(st.push)
 	if _, _, err := c.Request(w.ctx, &wire.WatchServices{}, nil); err != nil {
 		c.Close()
+		w.mu.Lock()
+		perr := w.err // a protocol error in the pushes closed c
+		w.mu.Unlock()
+		if perr != nil {
+			return nil, nil, perr
+		}
 		return nil, nil, fmt.Errorf("watch services: %w", err)
 	}
 	return c, st.synced, nil
@@ -139,24 +145,24 @@ func (w *Watcher) run(c *discovery.Client) {
 		case <-c.Done():
 		}
 		c.Close()
-		w.mu.Lock()
-		perr := w.err
-		w.mu.Unlock()
-		if perr != nil {
-			w.cancel() // the router sent something invalid: stop
-			return
-		}
 		if c = w.reconnect(); c == nil {
+			w.cancel() // ended, or the router sent something invalid: stop
 			return
 		}
 	}
 }
 
-// reconnect redials until a router answers with a snapshot or the watcher
-// ends (then it returns nil).
+// reconnect redials until a router answers with a snapshot, or returns
+// nil when the watcher ends or a router broke the protocol.
 func (w *Watcher) reconnect() *discovery.Client {
 	backoff := minBackoff
 	for {
+		w.mu.Lock()
+		perr := w.err
+		w.mu.Unlock()
+		if perr != nil {
+			return nil
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-w.ctx.Done():
@@ -190,20 +196,23 @@ type stream struct {
 	isSync  bool
 	partial *Service // a service whose endpoints continue (More)
 	change  uint8
+	bad     bool // a protocol error was seen
 }
 
-// push runs on the client's dispatch goroutine and never blocks.
+// push runs on the client's dispatch goroutine and never blocks. After a
+// protocol error it ignores the rest of the connection's pushes.
 func (st *stream) push(m wire.Message, _ []*os.File) {
+	if st.bad {
+		return
+	}
 	switch m := m.(type) {
 	case *wire.ServiceUpdate:
 		if err := st.update(m); err != nil {
-			st.w.fail(err)
-			go st.c.Close() // Close must not run on the dispatch goroutine
+			st.broken(err)
 		}
 	case *wire.ServicesSynced:
 		if st.isSync || st.partial != nil {
-			st.w.fail(fmt.Errorf("watch services: unexpected ServicesSynced: %w", parallax.ErrProtocol))
-			go st.c.Close()
+			st.broken(fmt.Errorf("watch services: unexpected ServicesSynced: %w", parallax.ErrProtocol))
 			return
 		}
 		st.isSync = true
@@ -211,6 +220,13 @@ func (st *stream) push(m wire.Message, _ []*os.File) {
 		st.snap = nil
 		close(st.synced)
 	}
+}
+
+// broken records a protocol error: the watcher stops.
+func (st *stream) broken(err error) {
+	st.bad = true
+	st.w.fail(err)
+	go st.c.Close() // Close must not run on the dispatch goroutine
 }
 
 func (st *stream) update(m *wire.ServiceUpdate) error {
