@@ -43,6 +43,12 @@ func TestServicesCommand(t *testing.T) {
 	require.Len(t, list[0].Subscribers, 1)
 	require.Contains(t, out, `"Policy": "block-producer"`)
 
+	code, out, _ = runCLI(t, "", "help", "services")
+	require.Equal(t, exitOK, code)
+	for _, f := range []string{"-json", "-watch", "-domain", "-socket"} {
+		require.Contains(t, out, f)
+	}
+
 	code, _, errs = runCLI(t, "", "services", "extra", sock)
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errs, "unexpected argument")
