@@ -137,6 +137,8 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		return
 	case *wire.GrowData, *wire.RetireData, *wire.GetDataSegment:
 		req = ownedGrowRequest(m) // server_grow.go
+	case *wire.WatchServices:
+		req = core.WatchServices{} // server_watch.go
 	default:
 		s.replyError(c, env.ReqID, fmt.Errorf("unexpected %T request: %w", env.Msg, parallax.ErrProtocol))
 		return
@@ -244,6 +246,8 @@ func (s *Server) execute(a core.Action) {
 		s.drainOrphanRings(a.Free) // server_resume.go
 	case core.Count:
 		s.countGuard(a) // server_guard.go
+	case core.ServiceChanged, core.WatchSynced:
+		s.watchAction(a) // server_watch.go
 	case core.CloseConn:
 		if c := s.conns[a.Conn]; c != nil {
 			s.log.Info("closing client connection", "conn", a.Conn, "reason", a.Reason)
@@ -341,7 +345,7 @@ func (s *Server) reply(a core.Reply) {
 			c.sentRO = true
 		}
 		s.send(c, a.ReqID, m, files)
-	case core.Closed, core.Noted:
+	case core.Closed, core.Noted, core.Watching:
 		s.send(c, a.ReqID, &wire.Ack{}, nil)
 	case core.PoolsGranted:
 		s.grantPools(c, a.ReqID, r) // server_growth.go

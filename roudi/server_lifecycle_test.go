@@ -24,9 +24,9 @@ import (
 
 func init() { serverChildRoles["owned-sub"] = ownedSubChild }
 
-// startOwnedServerWith runs a router in the owned memory model with opts
+// startOwnedServerOpts runs a router in the owned memory model with opts
 // on its own socket and domain.
-func startOwnedServerWith(t *testing.T, opts Options) *Server {
+func startOwnedServerOpts(t *testing.T, opts Options) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := ParseConfig([]byte(testPools + `
@@ -168,7 +168,7 @@ func TestOwnedSubscriberKilled(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			srv := startOwnedServerWith(t, Options{Monitor: mode})
+			srv := startOwnedServerOpts(t, Options{Monitor: mode})
 			pc := dialLife(t, ctx, srv, "pub")
 			idle := dialLife(t, ctx, srv, "idle")
 

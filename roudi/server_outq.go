@@ -45,12 +45,14 @@ import (
 // client one message per connection it takes part in (ConnectionRemoved to
 // every peer of a departed client), so the count bound leaves room for two
 // such steps; the byte bound allows that many small pushes (well under
-// 128 bytes each) and several introspection replies (64 KiB at most).
+// 128 bytes each) and several introspection replies (64 KiB at most). A
+// service watcher's snapshot is one push per topic (server_watch.go): the
+// bounds also leave room for two of those.
 func (s *Server) queueOptions(sc *discovery.ServerConn) discovery.QueueOptions {
 	pid := sc.Cred.PID
 	return discovery.QueueOptions{
-		MaxMessages:  max(discovery.DefaultQueueMessages, 2*s.cfg.Limits.MaxConnections+256),
-		MaxBytes:     max(discovery.DefaultQueueBytes, 2*s.cfg.Limits.MaxConnections*128),
+		MaxMessages:  max(discovery.DefaultQueueMessages, 2*s.cfg.Limits.MaxConnections+256, 2*s.cfg.Limits.MaxTopics+256),
+		MaxBytes:     max(discovery.DefaultQueueBytes, 2*s.cfg.Limits.MaxConnections*128, 2*s.cfg.Limits.MaxTopics*256),
 		WriteTimeout: sendTimeout,
 		OnStall: func(err error) {
 			s.guard.stalled.Add(1)

@@ -105,7 +105,7 @@ func (t Type) IsPush() bool {
 	case TypeDataSegmentRetired:
 		return true
 	}
-	return false
+	return isWatchPush(t) // watch.go
 }
 
 // ReplyType returns the message type that answers a request of type t (an
@@ -120,7 +120,7 @@ func ReplyType(t Type) (Type, bool) {
 		return TypePublisherCreated, true
 	case TypeCreateSubscriber:
 		return TypeSubscriberCreated, true
-	case TypeClosePublisher, TypeCloseSubscriber, TypeReleaseConnection:
+	case TypeClosePublisher, TypeCloseSubscriber, TypeReleaseConnection, TypeWatchServices:
 		return TypeAck, true
 	}
 	if rt, ok := reportReplyType(t); ok {
@@ -199,6 +199,9 @@ func New(t Type) Message {
 		return m
 	}
 	if m := newOwnedGrow(t); m != nil {
+		return m
+	}
+	if m := newWatch(t); m != nil {
 		return m
 	}
 	return newIntrospect(t)

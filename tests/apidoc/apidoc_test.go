@@ -13,6 +13,7 @@ import (
 // packages. discovery is not among them yet: its control-connection API
 // (Client.Request, Conn, ServerConn, PushHandler) speaks internal/wire
 // messages by design and is to move to an internal package (issue 14).
+// Applications discover services through package services instead.
 var public = []string{
 	"github.com/parallax-ipc/parallax",
 	"github.com/parallax-ipc/parallax/publisher",
@@ -22,6 +23,7 @@ var public = []string{
 	"github.com/parallax-ipc/parallax/buffer",
 	"github.com/parallax-ipc/parallax/pipeline",
 	"github.com/parallax-ipc/parallax/segment",
+	"github.com/parallax-ipc/parallax/services",
 }
 
 // internalName matches a path into an internal package or a qualifier of

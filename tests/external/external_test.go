@@ -16,6 +16,7 @@ import (
 	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/roudi"
+	"github.com/parallax-ipc/parallax/services"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
@@ -130,5 +131,42 @@ func TestEmbeddedTypedPubSub(t *testing.T) {
 	}
 	if len(snap.Clients) != 1 || len(snap.Connections) != 1 {
 		t.Errorf("snapshot: %d clients, %d connections; want 1, 1", len(snap.Clients), len(snap.Connections))
+	}
+}
+
+// Service discovery through the public services package: the typed topic
+// with its endpoints, and a wait for a publisher that appears later.
+func TestServiceDiscovery(t *testing.T) {
+	_, cfg := startRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := services.Options{Socket: cfg.Socket}
+	sub, err := subscriber.NewTyped[point](ctx, "points", subscriber.Options{Socket: cfg.Socket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	waited := make(chan error, 1)
+	go func() {
+		s, err := services.WaitForPublisher(ctx, opts, "points")
+		if err == nil && s.Type.Name != parallax.TypeName[point]() {
+			err = errors.New("wrong type " + s.Type.String())
+		}
+		waited <- err
+	}()
+	pub, err := publisher.NewTyped[point](ctx, "points", publisher.Options{Socket: cfg.Socket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if err := <-waited; err != nil {
+		t.Fatalf("WaitForPublisher: %v", err)
+	}
+	list, err := services.List(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Kind != services.KindTopic || len(list[0].Publishers) != 1 || len(list[0].Subscribers) != 1 {
+		t.Fatalf("services = %+v, want the one topic with a publisher and a subscriber", list)
 	}
 }

@@ -110,6 +110,7 @@ type Router struct {
 
 	reports map[ClientID]int // verified bad-ref reports against a publisher's process (guard.go)
 	cuts    map[cutPair]bool // pairs whose connection was cut (cut.go)
+	watch   watchState       // service watchers (watch.go)
 }
 
 type client struct {
@@ -275,6 +276,7 @@ func (r *Router) Step(ev Event) {
 	default:
 		r.log(slog.LevelError, "unknown event", slog.String("type", fmt.Sprintf("%T", ev)))
 	}
+	r.watchStep(ev) // watch.go
 }
 
 // Ready returns the actions queued since the last call, in the order they

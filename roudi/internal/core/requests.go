@@ -64,6 +64,8 @@ func (r *Router) request(ev ClientRequest) {
 			r.dropSubscriber(s)
 			reply(Closed{}, nil)
 		}
+	case WatchServices:
+		r.watchRequest(c, ev, reply) // watch.go
 	case GrowPool, GetSegments:
 		r.growRequest(c, ev, reply) // growth.go
 	case GrowData, RetireData, GetDataSegment:

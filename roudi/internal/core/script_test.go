@@ -51,6 +51,7 @@ func testRingSize(capacity int) int { return 128 + 8*capacity }
 //	       [links=ID/PUB/SUB@OFF+SIZE,..] (endpoints and connections to restore; capacity 16)
 //	deadline                         (the resume grace period ends)
 //	sweep                            (may the pools be swept for leaked chunks now?)
+//	watch cN [req=R]                 (the client watches services: watch.go)
 //	report cN conn=ID [ref=R] [invalid=0|1] [inring=0|1]
 //	                                 (a bad-ref report; invalid and inring default to 1)
 //	ringreport cN conn=ID [attached=0|1] [corrupt=0|1] [head=POS/POPS] [tail=T] [dropped=D]
@@ -404,7 +405,10 @@ func (s *scriptState) run(where, line string) []string {
 			ok  bool
 		)
 		if ev, out, ok = s.growthCommand(where, cmd, kv, conn, reqID, ids); !ok {
-			if ev, out, ok = s.memoryCommand(cmd, kv, num); !ok {
+			if ev, out, ok = s.memoryCommand(cmd, kv, num); !ok && cmd == "watch" {
+				ev, ok = ClientRequest{Conn: conn(), ReqID: reqID(), Req: WatchServices{}}, true // watch.go
+			}
+			if !ok {
 				if ev, ok = growDataCommand(cmd, conn, reqID, num); !ok {
 					t.Fatalf("%s: unknown command %q", where, cmd)
 				}
