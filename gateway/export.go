@@ -35,6 +35,7 @@ type exporter struct {
 	whole     []byte                                // header of an unsplit message (origin fields zero)
 	split     []byte                                // header of a part
 	buf       []byte                                // the message being published
+	batch     []subscriber.Sample                   // taken, not yet released (pump)
 	seq       seqTracker                            // origin gaps of local publishers (PolicyBlock)
 	nExported uint64                                // counts of the current batch
 	nLooped   uint64
@@ -119,32 +120,40 @@ func (e *exporter) run(ctx context.Context) {
 }
 
 // pump forwards batches: one blocking Take, then what is queued (up to
-// maxBatch samples or maxBatchBytes) without blocking, then the batch's counters. nats.go buffers
-// the publishes and its flusher writes them out; nothing here flushes.
+// maxBatch samples or maxBatchBytes) without blocking; then the whole batch
+// is published, released, and its counters added. Taking the batch before
+// publishing empties the queue at once: a block-producer publisher waiting
+// on the full queue is woken once per batch and refills the queue while
+// the batch goes out, instead of waiting (spinning or sleeping) for every
+// slot that one publish frees. nats.go buffers the publishes and its
+// flusher writes them out; nothing here flushes.
 func (e *exporter) pump(ctx context.Context, sub *subscriber.Subscriber) error {
 	for {
 		s, err := sub.Take(ctx)
 		if err != nil {
 			return err
 		}
-		for n, size := 1, 0; ; n++ {
-			size += len(s.Bytes())
-			e.forward(ctx, s)
-			if err := s.Release(); err != nil {
-				e.g.log.Warn("release exported sample", "topic", e.topic.Name, "err", err)
-			}
-			if n == maxBatch || size >= maxBatchBytes {
-				break
-			}
+		batch := append(e.batch[:0], s)
+		for size := len(s.Bytes()); len(batch) < maxBatch && size < maxBatchBytes; size += len(s.Bytes()) {
 			if s, err = sub.TryTake(); err != nil {
-				if !errors.Is(err, subscriber.ErrNoData) {
-					e.flushCounts()
-					return err
-				}
 				break
 			}
+			batch = append(batch, s)
 		}
+		for _, s := range batch {
+			e.forward(ctx, s)
+		}
+		for i := range batch {
+			if rerr := batch[i].Release(); rerr != nil {
+				e.g.log.Warn("release exported sample", "topic", e.topic.Name, "err", rerr)
+			}
+			batch[i] = subscriber.Sample{}
+		}
+		e.batch = batch[:0]
 		e.flushCounts()
+		if err != nil && !errors.Is(err, subscriber.ErrNoData) {
+			return err
+		}
 	}
 }
 

@@ -186,6 +186,7 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 	var send func([]byte) error
 	var received atomic.Uint64
 	var outOfOrder atomic.Uint64
+	var loanRetries uint64 // failed loans of the bridge's publisher (send's goroutine only)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if path == "nats" {
@@ -259,6 +260,7 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 		send = func(p []byte) error {
 			c, err := pub.Loan(len(p))
 			for errors.Is(err, parallax.ErrPoolExhausted) { // the queues downstream hold the pool's chunks
+				loanRetries++
 				runtime.Gosched()
 				c, err = pub.Loan(len(p))
 			}
@@ -318,6 +320,9 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 	b.ReportMetric(float64(got)/el.Seconds(), "msgs/s")
 	b.ReportMetric(float64(n-min(got, n)), "lost")
 	b.ReportMetric(float64(outOfOrder.Load()), "reordered")
+	if path != "nats" {
+		b.ReportMetric(float64(loanRetries)/float64(n), "loan-retries/msg")
+	}
 	if got > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(got), "cpu-µs/msg")
 		for _, role := range []string{"self", "nats", "export", "import"} {
@@ -365,9 +370,37 @@ func natsMain(args []string) int {
 	return 0
 }
 
+// gwRouterConfig is routerConfig with pools large enough that the queues,
+// not the pools, bound what is in flight: the exporting gateway's queue
+// (256) and the batch it holds while publishing (up to 256), and the
+// subscriber's queue (256). With fewer chunks than that the publisher runs
+// out of chunks before the queue fills, and the benchmark's loan retry
+// loop, not block-producer backpressure, paces it.
+const gwRouterConfig = `
+[[pools]]
+chunk_size = "64B"
+count = 1024
+hugepages = "never"
+[[pools]]
+chunk_size = "4KiB"
+count = 2048
+hugepages = "never"
+[[pools]]
+chunk_size = "64KiB"
+count = 1024
+hugepages = "never"
+[[pools]]
+chunk_size = "1MiB"
+count = 16
+hugepages = "never"
+[limits]
+max_connections = 1024
+max_subscribers = 512
+`
+
 // gwRouterMain is the "gw-router" child: a router on socket args[0].
 func gwRouterMain(args []string) int {
-	cfg, err := roudi.ParseConfig([]byte(routerConfig))
+	cfg, err := roudi.ParseConfig([]byte(gwRouterConfig))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "router:", err)
 		return 1
