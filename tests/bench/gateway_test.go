@@ -76,6 +76,10 @@ func pacedRate(size int) float64 {
 	return 20000
 }
 
+// gwQueue is the queue capacity of the exporting gateway's and of the
+// benchmark's subscriber for a payload size: 256 samples, at most 2 MiB.
+func gwQueue(size int) int { return min(256, 2<<20/size) }
+
 // gwChild is a child process that prints a line starting with "ready" when
 // it serves and ends when its stdin closes.
 type gwChild struct {
@@ -226,16 +230,20 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 		sockA, sockB := filepath.Join(dir, "a.sock"), filepath.Join(dir, "b.sock")
 		ra, _ := startGWChild(b, "gw-router", sockA)
 		rb, _ := startGWChild(b, "gw-router", sockB)
-		ga, _ := startGWChild(b, "gateway", url, sockA, "export", policy, stream)
-		gb, _ := startGWChild(b, "gateway", url, sockB, "import", policy, stream)
+		queue := strconv.Itoa(gwQueue(size))
+		ga, _ := startGWChild(b, "gateway", url, sockA, "export", policy, stream, queue)
+		gb, _ := startGWChild(b, "gateway", url, sockB, "import", policy, stream, queue)
 		roles["routers"], roles["export"], roles["import"] = ra.cmd.Process.Pid, ga.cmd.Process.Pid, gb.cmd.Process.Pid
 		roles["router-b"] = rb.cmd.Process.Pid
-		sub, err := subscriber.New(ctx, "t", subscriber.Options{Socket: sockB, TypeName: "bench", QueueCapacity: 256, Policy: subscriber.BlockProducer})
+		sub, err := subscriber.New(ctx, "t", subscriber.Options{Socket: sockB, TypeName: "bench", QueueCapacity: gwQueue(size), Policy: subscriber.BlockProducer})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer sub.Close()
-		pub, err := publisher.New(ctx, "t", publisher.Options{Socket: sockA, TypeName: "bench", BlockTimeout: childTimeout})
+		// Spin -1: on the exporting gateway's full queue the publisher
+		// sleeps, as a nats.go publisher sleeps in write on a full socket;
+		// spinning would take a core from the gateways.
+		pub, err := publisher.New(ctx, "t", publisher.Options{Socket: sockA, TypeName: "bench", BlockTimeout: childTimeout, Spin: -1})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -370,12 +378,14 @@ func natsMain(args []string) int {
 	return 0
 }
 
-// gwRouterConfig is routerConfig with pools large enough that the queues,
-// not the pools, bound what is in flight: the exporting gateway's queue
-// (256) and the batch it holds while publishing (up to 256), and the
-// subscriber's queue (256). With fewer chunks than that the publisher runs
-// out of chunks before the queue fills, and the benchmark's loan retry
-// loop, not block-producer backpressure, paces it.
+// gwRouterConfig has pools large enough that the queues (gwQueue), not the
+// pools, bound what is in flight: the exporting gateway's queue and the
+// batch it holds while publishing (up to 256 samples or 1 MiB), and the
+// subscriber's queue. With fewer chunks the publisher runs out of chunks
+// before the queue fills, and the benchmark's loan retry loop, not
+// block-producer backpressure, paces it. Not much larger either: a pool
+// loans its chunks round robin, so all of it is the working set the
+// copies stream through.
 const gwRouterConfig = `
 [[pools]]
 chunk_size = "64B"
@@ -383,11 +393,11 @@ count = 1024
 hugepages = "never"
 [[pools]]
 chunk_size = "4KiB"
-count = 2048
+count = 1024
 hugepages = "never"
 [[pools]]
 chunk_size = "64KiB"
-count = 1024
+count = 128
 hugepages = "never"
 [[pools]]
 chunk_size = "1MiB"
@@ -437,8 +447,8 @@ func gwRouterMain(args []string) int {
 }
 
 // gatewayMain is the "gateway" child: args are the NATS URL, the router
-// socket, export or import, the policy and the JetStream stream ("" =
-// none); the topic is t of type bench.
+// socket, export or import, the policy, the JetStream stream ("" = none)
+// and the queue capacity; the topic is t of type bench.
 func gatewayMain(args []string) int {
 	policy, err := gateway.ParsePolicy(args[3])
 	if err != nil {
@@ -446,11 +456,16 @@ func gatewayMain(args []string) int {
 		return 2
 	}
 	topic := []gateway.Topic{{Name: "t", Type: &gateway.Type{Name: "bench"}}}
+	queue, err := strconv.Atoi(args[5])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway: queue capacity:", err)
+		return 2
+	}
 	logTo := io.Discard // losses are logged, and would garble the benchmark's lines
 	if os.Getenv("PARALLAX_BENCH_GATEWAY_LOG") != "" {
 		logTo = os.Stderr
 	}
-	opts := gateway.Options{NATSURL: args[0], Socket: args[1], Prefix: "gwbench.", Policy: policy, QueueCapacity: 256,
+	opts := gateway.Options{NATSURL: args[0], Socket: args[1], Prefix: "gwbench.", Policy: policy, QueueCapacity: queue,
 		StatsInterval: -1, Logger: slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Stream: args[4], Durable: "gwbench"}
 	if args[2] == "export" {
