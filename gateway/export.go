@@ -12,8 +12,8 @@ import (
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
-// maxBatch bounds the samples an exporter takes in one go before it
-// publishes its counters (and looks at its context) again.
+// maxBatch bounds the samples an exporter takes (and holds) in one go
+// before it publishes them, releases them and adds its counters.
 const maxBatch = 256
 
 // maxBatchBytes ends a batch early, so that the counters of large samples
