@@ -48,16 +48,17 @@
 // # Batching
 //
 // An exporter takes what its local queue holds (up to 256 samples or 1
-// MiB) after each blocking take, then copies each behind the header into
-// one reused buffer, publishes it with nats.Conn.Publish (which copies it
-// into nats.go's buffer; nats.go's flusher writes what accumulated in one
-// system call), releases the batch and updates its counters. Nothing
-// flushes per message. Taking the batch first empties the queue at once,
-// so a block-producer publisher waiting on the full queue is woken once
-// per batch rather than once per slot; the batch's chunks stay loaned
-// meanwhile (count them in the pool and in the router's limits.max_holds:
-// up to 256 per exported topic). An importer copies each payload once, from the NATS
-// message into a chunk loaned from the local pool, and publishes it.
+// MiB) after each blocking take, copying each behind its header into one
+// reused staging buffer and releasing it at once; then it publishes the
+// staged messages with nats.Conn.Publish (which copies each into nats.go's
+// buffer; nats.go's flusher writes what accumulated in one system call)
+// and updates its counters once per batch. Nothing flushes per message.
+// Emptying the queue before publishing means a block-producer publisher
+// waiting on the full queue is woken once per batch rather than once per
+// freed slot. A sample that must be split (or is larger than 1 MiB) is
+// published on its own, after the messages staged before it. An importer
+// copies each payload once, from the NATS message into a chunk loaned from
+// the local pool, and publishes it.
 //
 // # Policies
 //

@@ -12,8 +12,8 @@ import (
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
-// maxBatch bounds the samples an exporter takes (and holds) in one go
-// before it publishes them, releases them and adds its counters.
+// maxBatch bounds the samples an exporter takes (and stages) in one go
+// before it publishes them and adds its counters.
 const maxBatch = 256
 
 // maxBatchBytes ends a batch early, so that the counters of large samples
@@ -34,8 +34,9 @@ type exporter struct {
 	sub       atomic.Pointer[subscriber.Subscriber] // current local subscriber, nil when none
 	whole     []byte                                // header of an unsplit message (origin fields zero)
 	split     []byte                                // header of a part
-	buf       []byte                                // the message being published
-	batch     []subscriber.Sample                   // taken, not yet released (pump)
+	buf       []byte                                // the message being published (forward)
+	staged    []byte                                // messages staged for publishing, back to back (stage)
+	ends      []int                                 // end offset of each staged message in staged
 	seq       seqTracker                            // origin gaps of local publishers (PolicyBlock)
 	nExported uint64                                // counts of the current batch
 	nLooped   uint64
@@ -120,12 +121,15 @@ func (e *exporter) run(ctx context.Context) {
 }
 
 // pump forwards batches: one blocking Take, then what is queued (up to
-// maxBatch samples or maxBatchBytes) without blocking; then the whole batch
-// is published, released, and its counters added. Taking the batch before
-// publishing empties the queue at once: a block-producer publisher waiting
-// on the full queue is woken once per batch and refills the queue while
-// the batch goes out, instead of waiting (spinning or sleeping) for every
-// slot that one publish frees. nats.go buffers the publishes and its
+// maxBatch samples or maxBatchBytes) without blocking, each sample staged
+// (copied behind its header into one buffer) and released at once; then
+// the staged messages are published and the batch's counters added.
+// Taking the whole batch before publishing it empties the queue at once: a
+// block-producer publisher waiting on the full queue is woken once per
+// batch and refills the queue while the batch goes out, instead of waiting
+// (spinning or sleeping) for every slot that one publish frees. Staging
+// copies no more than publishing from the sample did, and holds no chunk
+// beyond the one being staged. nats.go buffers the publishes and its
 // flusher writes them out; nothing here flushes.
 func (e *exporter) pump(ctx context.Context, sub *subscriber.Subscriber) error {
 	for {
@@ -133,23 +137,20 @@ func (e *exporter) pump(ctx context.Context, sub *subscriber.Subscriber) error {
 		if err != nil {
 			return err
 		}
-		batch := append(e.batch[:0], s)
-		for size := len(s.Bytes()); len(batch) < maxBatch && size < maxBatchBytes; size += len(s.Bytes()) {
+		for n, size := 1, 0; ; n++ {
+			size += len(s.Bytes())
+			e.stage(ctx, s)
+			if rerr := s.Release(); rerr != nil {
+				e.g.log.Warn("release exported sample", "topic", e.topic.Name, "err", rerr)
+			}
+			if n == maxBatch || size >= maxBatchBytes {
+				break
+			}
 			if s, err = sub.TryTake(); err != nil {
 				break
 			}
-			batch = append(batch, s)
 		}
-		for _, s := range batch {
-			e.forward(ctx, s)
-		}
-		for i := range batch {
-			if rerr := batch[i].Release(); rerr != nil {
-				e.g.log.Warn("release exported sample", "topic", e.topic.Name, "err", rerr)
-			}
-			batch[i] = subscriber.Sample{}
-		}
-		e.batch = batch[:0]
+		e.publishStaged(ctx)
 		e.flushCounts()
 		if err != nil && !errors.Is(err, subscriber.ErrNoData) {
 			return err
@@ -169,11 +170,11 @@ func (e *exporter) flushCounts() {
 	e.seq.flush(&e.c)
 }
 
-// forward publishes one sample to NATS, split into parts when it is larger
-// than the server's max payload. The bytes are copied (behind the header)
-// into buf, and nats.go copies buf into its own buffer before Publish
-// returns, so the sample may be released afterwards.
-func (e *exporter) forward(ctx context.Context, s subscriber.Sample) {
+// stage appends sample s's message (header and payload) to the staged
+// messages. A sample that must be split, or is larger than maxBatchBytes,
+// is published at once instead, after the messages staged before it. The
+// bytes are copied, so s may be released afterwards.
+func (e *exporter) stage(ctx context.Context, s subscriber.Sample) {
 	h := s.Header()
 	if e.imp != nil && e.imp.isOwn(h.PublisherID) {
 		e.nLooped++
@@ -183,6 +184,36 @@ func (e *exporter) forward(ctx context.Context, s subscriber.Sample) {
 		e.seq.track(nil, h.PublisherID, h.Seq)
 	}
 	data := s.Bytes()
+	if len(data) > maxBatchBytes || int64(len(e.whole)+len(data)) > e.g.maxPayload.Load() {
+		e.publishStaged(ctx)
+		e.forward(ctx, h, data)
+		return
+	}
+	start := len(e.staged)
+	e.staged = append(append(e.staged, e.whole...), data...)
+	setOrigin(e.staged[start:], h.Seq, h.Timestamp, h.PublisherID)
+	e.ends = append(e.ends, len(e.staged))
+}
+
+// publishStaged publishes the staged messages in order and empties the
+// stage.
+func (e *exporter) publishStaged(ctx context.Context) {
+	start := 0
+	for _, end := range e.ends {
+		if e.send(ctx, e.staged[start:end]) {
+			e.nExported++
+		}
+		start = end
+	}
+	e.staged, e.ends = e.staged[:0], e.ends[:0]
+}
+
+// forward publishes one sample's payload data with header h to NATS, split
+// into parts when it is larger than the server's max payload. The bytes
+// are copied (behind the header) into buf, and nats.go copies buf into its
+// own buffer before Publish returns, so the sample may be released
+// afterwards.
+func (e *exporter) forward(ctx context.Context, h subscriber.Header, data []byte) {
 	limit := e.g.maxPayload.Load()
 	if int64(len(e.whole)+len(data)) <= limit {
 		e.buf = append(append(e.buf[:0], e.whole...), data...)
