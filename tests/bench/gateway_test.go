@@ -398,13 +398,12 @@ func natsMain(args []string) int {
 }
 
 // gwRouterConfig has pools large enough that the queues (gwQueue), not the
-// pools, bound what is in flight: the exporting gateway's queue and the
-// batch it holds while publishing (up to 256 samples or 1 MiB), and the
-// subscriber's queue. With fewer chunks the publisher runs out of chunks
-// before the queue fills, and the benchmark's loan retry loop, not
-// block-producer backpressure, paces it. Not much larger either: a pool
-// loans its chunks round robin, so all of it is the working set the
-// copies stream through.
+// pools, bound what is in flight (the exporting gateway's queue and the
+// subscriber's queue, a few chunks more): with fewer chunks the publisher
+// runs out of chunks before the exporter's queue fills, and the
+// benchmark's loan retry loop, not block-producer backpressure, paces it.
+// Not much larger either: a pool loans its chunks round robin, so all of
+// it is the working set the copies stream through.
 const gwRouterConfig = `
 [[pools]]
 chunk_size = "64B"
@@ -412,7 +411,7 @@ count = 1024
 hugepages = "never"
 [[pools]]
 chunk_size = "4KiB"
-count = 1024
+count = 512
 hugepages = "never"
 [[pools]]
 chunk_size = "64KiB"
