@@ -17,8 +17,14 @@ import (
 const maxBatch = 256
 
 // maxBatchBytes ends a batch early, so that the counters of large samples
-// are not held back.
-const maxBatchBytes = 1 << 20
+// are not held back and the staging buffer stays small enough for the
+// caches (nats.go copies out of it right after it was written).
+const maxBatchBytes = 256 << 10
+
+// maxStagedSample is the largest sample that is staged; a larger one is
+// published straight from its own buffer (no gain from batching a sample
+// that costs far more than a wake-up, and no cold staging buffer).
+const maxStagedSample = 16 << 10
 
 // An exporter subscribes to one local topic and publishes its samples to
 // NATS. Its goroutine is the only user of sub's Take, of buf and of the
@@ -171,8 +177,8 @@ func (e *exporter) flushCounts() {
 }
 
 // stage appends sample s's message (header and payload) to the staged
-// messages. A sample that must be split, or is larger than maxBatchBytes,
-// is published at once instead, after the messages staged before it. The
+// messages. A sample that must be split, or is larger than
+// maxStagedSample, is published at once instead, after the messages staged before it. The
 // bytes are copied, so s may be released afterwards.
 func (e *exporter) stage(ctx context.Context, s subscriber.Sample) {
 	h := s.Header()
@@ -184,7 +190,7 @@ func (e *exporter) stage(ctx context.Context, s subscriber.Sample) {
 		e.seq.track(nil, h.PublisherID, h.Seq)
 	}
 	data := s.Bytes()
-	if len(data) > maxBatchBytes || int64(len(e.whole)+len(data)) > e.g.maxPayload.Load() {
+	if len(data) > maxStagedSample || int64(len(e.whole)+len(data)) > e.g.maxPayload.Load() {
 		e.publishStaged(ctx)
 		e.forward(ctx, h, data)
 		return
