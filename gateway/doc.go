@@ -47,13 +47,19 @@
 //
 // # Batching
 //
-// An exporter takes what its local queue holds (up to 256 samples or 1
-// MiB) after each blocking take, copies each behind the header into one
-// reused buffer, publishes it with nats.Conn.Publish (which copies it into
-// nats.go's buffer; nats.go's flusher writes what accumulated in one
-// system call) and updates its counters once per batch. Nothing flushes
-// per message. An importer copies each payload once, from the NATS
-// message into a chunk loaned from the local pool, and publishes it.
+// An exporter takes what its local queue holds (up to 256 samples or 256
+// KiB) after each blocking take, copying each behind its header into one
+// reused staging buffer and releasing it at once; then it publishes the
+// staged messages with nats.Conn.Publish (which copies each into nats.go's
+// buffer; nats.go's flusher writes what accumulated in one system call)
+// and updates its counters once per batch. Nothing flushes per message.
+// Emptying the queue before publishing means a block-producer publisher
+// waiting on the full queue is woken once per batch rather than once per
+// freed slot. A sample that must be split, or is larger than 16 KiB, is
+// published on its own (its chunk held meanwhile), after the messages
+// staged before it. An importer
+// copies each payload once, from the NATS message into a chunk loaned from
+// the local pool, and publishes it.
 //
 // # Policies
 //

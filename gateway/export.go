@@ -12,13 +12,19 @@ import (
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
-// maxBatch bounds the samples an exporter takes in one go before it
-// publishes its counters (and looks at its context) again.
+// maxBatch bounds the samples an exporter takes (and stages) in one go
+// before it publishes them and adds its counters.
 const maxBatch = 256
 
 // maxBatchBytes ends a batch early, so that the counters of large samples
-// are not held back.
-const maxBatchBytes = 1 << 20
+// are not held back and the staging buffer stays small enough for the
+// caches (nats.go copies out of it right after it was written).
+const maxBatchBytes = 256 << 10
+
+// maxStagedSample is the largest sample that is staged; a larger one is
+// published straight from its own buffer (no gain from batching a sample
+// that costs far more than a wake-up, and no cold staging buffer).
+const maxStagedSample = 16 << 10
 
 // An exporter subscribes to one local topic and publishes its samples to
 // NATS. Its goroutine is the only user of sub's Take, of buf and of the
@@ -34,7 +40,9 @@ type exporter struct {
 	sub       atomic.Pointer[subscriber.Subscriber] // current local subscriber, nil when none
 	whole     []byte                                // header of an unsplit message (origin fields zero)
 	split     []byte                                // header of a part
-	buf       []byte                                // the message being published
+	buf       []byte                                // the message being published (forward)
+	staged    []byte                                // messages staged for publishing, back to back (stage)
+	ends      []int                                 // end offset of each staged message in staged
 	seq       seqTracker                            // origin gaps of local publishers (PolicyBlock)
 	nExported uint64                                // counts of the current batch
 	nLooped   uint64
@@ -119,8 +127,16 @@ func (e *exporter) run(ctx context.Context) {
 }
 
 // pump forwards batches: one blocking Take, then what is queued (up to
-// maxBatch samples or maxBatchBytes) without blocking, then the batch's counters. nats.go buffers
-// the publishes and its flusher writes them out; nothing here flushes.
+// maxBatch samples or maxBatchBytes) without blocking, each sample staged
+// (copied behind its header into one buffer) and released at once; then
+// the staged messages are published and the batch's counters added.
+// Taking the whole batch before publishing it empties the queue at once: a
+// block-producer publisher waiting on the full queue is woken once per
+// batch and refills the queue while the batch goes out, instead of waiting
+// (spinning or sleeping) for every slot that one publish frees. Staging
+// copies no more than publishing from the sample did, and holds no chunk
+// beyond the one being staged. nats.go buffers the publishes and its
+// flusher writes them out; nothing here flushes.
 func (e *exporter) pump(ctx context.Context, sub *subscriber.Subscriber) error {
 	for {
 		s, err := sub.Take(ctx)
@@ -129,22 +145,22 @@ func (e *exporter) pump(ctx context.Context, sub *subscriber.Subscriber) error {
 		}
 		for n, size := 1, 0; ; n++ {
 			size += len(s.Bytes())
-			e.forward(ctx, s)
-			if err := s.Release(); err != nil {
-				e.g.log.Warn("release exported sample", "topic", e.topic.Name, "err", err)
+			e.stage(ctx, s)
+			if rerr := s.Release(); rerr != nil {
+				e.g.log.Warn("release exported sample", "topic", e.topic.Name, "err", rerr)
 			}
 			if n == maxBatch || size >= maxBatchBytes {
 				break
 			}
 			if s, err = sub.TryTake(); err != nil {
-				if !errors.Is(err, subscriber.ErrNoData) {
-					e.flushCounts()
-					return err
-				}
 				break
 			}
 		}
+		e.publishStaged(ctx)
 		e.flushCounts()
+		if err != nil && !errors.Is(err, subscriber.ErrNoData) {
+			return err
+		}
 	}
 }
 
@@ -160,11 +176,11 @@ func (e *exporter) flushCounts() {
 	e.seq.flush(&e.c)
 }
 
-// forward publishes one sample to NATS, split into parts when it is larger
-// than the server's max payload. The bytes are copied (behind the header)
-// into buf, and nats.go copies buf into its own buffer before Publish
-// returns, so the sample may be released afterwards.
-func (e *exporter) forward(ctx context.Context, s subscriber.Sample) {
+// stage appends sample s's message (header and payload) to the staged
+// messages. A sample that must be split, or is larger than
+// maxStagedSample, is published at once instead, after the messages staged before it. The
+// bytes are copied, so s may be released afterwards.
+func (e *exporter) stage(ctx context.Context, s subscriber.Sample) {
 	h := s.Header()
 	if e.imp != nil && e.imp.isOwn(h.PublisherID) {
 		e.nLooped++
@@ -174,6 +190,36 @@ func (e *exporter) forward(ctx context.Context, s subscriber.Sample) {
 		e.seq.track(nil, h.PublisherID, h.Seq)
 	}
 	data := s.Bytes()
+	if len(data) > maxStagedSample || int64(len(e.whole)+len(data)) > e.g.maxPayload.Load() {
+		e.publishStaged(ctx)
+		e.forward(ctx, h, data)
+		return
+	}
+	start := len(e.staged)
+	e.staged = append(append(e.staged, e.whole...), data...)
+	setOrigin(e.staged[start:], h.Seq, h.Timestamp, h.PublisherID)
+	e.ends = append(e.ends, len(e.staged))
+}
+
+// publishStaged publishes the staged messages in order and empties the
+// stage.
+func (e *exporter) publishStaged(ctx context.Context) {
+	start := 0
+	for _, end := range e.ends {
+		if e.send(ctx, e.staged[start:end]) {
+			e.nExported++
+		}
+		start = end
+	}
+	e.staged, e.ends = e.staged[:0], e.ends[:0]
+}
+
+// forward publishes one sample's payload data with header h to NATS, split
+// into parts when it is larger than the server's max payload. The bytes
+// are copied (behind the header) into buf, and nats.go copies buf into its
+// own buffer before Publish returns, so the sample may be released
+// afterwards.
+func (e *exporter) forward(ctx context.Context, h subscriber.Header, data []byte) {
 	limit := e.g.maxPayload.Load()
 	if int64(len(e.whole)+len(data)) <= limit {
 		e.buf = append(append(e.buf[:0], e.whole...), data...)

@@ -54,7 +54,12 @@ import (
 //
 // With PARALLAX_BENCH_GATEWAY_PROFILE=dir each gateway process writes a
 // CPU profile there (gateway-export-PID.pprof, gateway-import-PID.pprof);
-// with PARALLAX_BENCH_GATEWAY_LOG=1 they log warnings and errors to stderr.
+// with PARALLAX_BENCH_GATEWAY_LOG=1 they log warnings and errors to stderr
+// (=debug: everything, with their counters when they stop); with
+// PARALLAX_BENCH_GATEWAY_PROCS_EXPORT=n (or _IMPORT) that gateway runs with
+// GOMAXPROCS n. Warm-up messages are not counted; loan-retries/msg counts
+// the bridge publisher's loans refused for an exhausted pool (each retry
+// yields: the benchmark's own overhead, which should be 0).
 func BenchmarkGateway(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		for _, load := range []string{"flat", "paced"} {
@@ -75,6 +80,10 @@ func pacedRate(size int) float64 {
 	}
 	return 20000
 }
+
+// gwQueue is the queue capacity of the exporting gateway's and of the
+// benchmark's subscriber for a payload size: 256 samples, at most 2 MiB.
+func gwQueue(size int) int { return min(256, 2<<20/size) }
 
 // gwChild is a child process that prints a line starting with "ready" when
 // it serves and ends when its stdin closes.
@@ -186,6 +195,22 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 	var send func([]byte) error
 	var received atomic.Uint64
 	var outOfOrder atomic.Uint64
+	var warm atomic.Uint64 // warm-up messages (sequence number 1) received
+	// count counts a received message (on the receiving goroutine, whose
+	// last sequence number is last).
+	count := func(seq uint64, last *uint64) {
+		switch {
+		case seq == 1:
+			warm.Add(1)
+			return
+		case seq <= *last:
+			outOfOrder.Add(1)
+		default:
+			*last = seq
+		}
+		received.Add(1)
+	}
+	var loanRetries uint64 // failed loans of the bridge's publisher (send's goroutine only)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if path == "nats" {
@@ -200,14 +225,7 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 		}
 		defer rc.Close()
 		var last uint64
-		sub, err := rc.Subscribe("bench.t", func(m *nats.Msg) {
-			if seq := binary.LittleEndian.Uint64(m.Data); seq <= last {
-				outOfOrder.Add(1)
-			} else {
-				last = seq
-			}
-			received.Add(1)
-		})
+		sub, err := rc.Subscribe("bench.t", func(m *nats.Msg) { count(binary.LittleEndian.Uint64(m.Data), &last) })
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -225,16 +243,20 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 		sockA, sockB := filepath.Join(dir, "a.sock"), filepath.Join(dir, "b.sock")
 		ra, _ := startGWChild(b, "gw-router", sockA)
 		rb, _ := startGWChild(b, "gw-router", sockB)
-		ga, _ := startGWChild(b, "gateway", url, sockA, "export", policy, stream)
-		gb, _ := startGWChild(b, "gateway", url, sockB, "import", policy, stream)
+		queue := strconv.Itoa(gwQueue(size))
+		ga, _ := startGWChild(b, "gateway", url, sockA, "export", policy, stream, queue)
+		gb, _ := startGWChild(b, "gateway", url, sockB, "import", policy, stream, queue)
 		roles["routers"], roles["export"], roles["import"] = ra.cmd.Process.Pid, ga.cmd.Process.Pid, gb.cmd.Process.Pid
 		roles["router-b"] = rb.cmd.Process.Pid
-		sub, err := subscriber.New(ctx, "t", subscriber.Options{Socket: sockB, TypeName: "bench", QueueCapacity: 256, Policy: subscriber.BlockProducer})
+		sub, err := subscriber.New(ctx, "t", subscriber.Options{Socket: sockB, TypeName: "bench", QueueCapacity: gwQueue(size), Policy: subscriber.BlockProducer})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer sub.Close()
-		pub, err := publisher.New(ctx, "t", publisher.Options{Socket: sockA, TypeName: "bench", BlockTimeout: childTimeout})
+		// Spin -1: on the exporting gateway's full queue the publisher
+		// sleeps, as a nats.go publisher sleeps in write on a full socket;
+		// spinning would take a core from the gateways.
+		pub, err := publisher.New(ctx, "t", publisher.Options{Socket: sockA, TypeName: "bench", BlockTimeout: childTimeout, Spin: -1})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -247,18 +269,14 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 				if err != nil {
 					return
 				}
-				if seq := binary.LittleEndian.Uint64(s.Bytes()); seq <= last {
-					outOfOrder.Add(1)
-				} else {
-					last = seq
-				}
+				count(binary.LittleEndian.Uint64(s.Bytes()), &last)
 				_ = s.Release()
-				received.Add(1)
 			}
 		}()
 		send = func(p []byte) error {
 			c, err := pub.Loan(len(p))
 			for errors.Is(err, parallax.ErrPoolExhausted) { // the queues downstream hold the pool's chunks
+				loanRetries++
 				runtime.Gosched()
 				c, err = pub.Loan(len(p))
 			}
@@ -269,13 +287,24 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 			return pub.Publish(c)
 		}
 	}
-	// One message first, so the path is warm and connected end to end.
+	// Warm-up messages (sequence number 1, not counted) until one arrives,
+	// so the path is warm and connected end to end: the bridge's first
+	// message may be lost when the importing gateway's publisher learns of
+	// the subscriber's connection after the subscriber does (the publisher
+	// counts it as unconnected).
 	p := make([]byte, size)
 	binary.LittleEndian.PutUint64(p, 1)
-	if err := send(p); err != nil {
-		b.Fatal(err)
+	for deadline := time.Now().Add(childTimeout); warm.Load() == 0; {
+		if time.Now().After(deadline) {
+			b.Fatalf("no warm-up message arrived in %v", childTimeout)
+		}
+		if err := send(p); err != nil {
+			b.Fatal(err)
+		}
+		for wait := time.Now().Add(time.Second); warm.Load() == 0 && time.Now().Before(wait); {
+			time.Sleep(time.Millisecond) // polling a counter from another goroutine
+		}
 	}
-	waitFor(b, "the first message", func() bool { return received.Load() == 1 })
 
 	n := uint64(b.N)
 	rate := pacedRate(size)
@@ -296,7 +325,7 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 	// Wait until everything arrived or nothing moved for two seconds; the
 	// time runs until the last delivery seen.
 	last, since := received.Load(), time.Now()
-	for last < n+1 {
+	for last < n {
 		if r := received.Load(); r != last {
 			last, since = r, time.Now()
 		} else if time.Since(since) > 2*time.Second {
@@ -305,11 +334,11 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 		time.Sleep(time.Millisecond) // polling a counter from another goroutine
 	}
 	el := since.Sub(start)
-	if last == n+1 {
+	if last == n {
 		el = time.Since(start)
 	}
 	b.StopTimer()
-	got := received.Load() - 1
+	got := received.Load()
 	cpu1 := roles.sample()
 	var cpu time.Duration
 	for role := range cpu1 {
@@ -318,6 +347,9 @@ func benchGateway(b *testing.B, size int, paced bool, path string) {
 	b.ReportMetric(float64(got)/el.Seconds(), "msgs/s")
 	b.ReportMetric(float64(n-min(got, n)), "lost")
 	b.ReportMetric(float64(outOfOrder.Load()), "reordered")
+	if path != "nats" {
+		b.ReportMetric(float64(loanRetries)/float64(n), "loan-retries/msg")
+	}
 	if got > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(got), "cpu-µs/msg")
 		for _, role := range []string{"self", "nats", "export", "import"} {
@@ -365,9 +397,38 @@ func natsMain(args []string) int {
 	return 0
 }
 
+// gwRouterConfig has pools large enough that the queues (gwQueue), not the
+// pools, bound what is in flight (the exporting gateway's queue and the
+// subscriber's queue, a few chunks more): with fewer chunks the publisher
+// runs out of chunks before the exporter's queue fills, and the
+// benchmark's loan retry loop, not block-producer backpressure, paces it.
+// Not much larger either: a pool loans its chunks round robin, so all of
+// it is the working set the copies stream through.
+const gwRouterConfig = `
+[[pools]]
+chunk_size = "64B"
+count = 1024
+hugepages = "never"
+[[pools]]
+chunk_size = "4KiB"
+count = 512
+hugepages = "never"
+[[pools]]
+chunk_size = "64KiB"
+count = 128
+hugepages = "never"
+[[pools]]
+chunk_size = "1MiB"
+count = 16
+hugepages = "never"
+[limits]
+max_connections = 1024
+max_subscribers = 512
+`
+
 // gwRouterMain is the "gw-router" child: a router on socket args[0].
 func gwRouterMain(args []string) int {
-	cfg, err := roudi.ParseConfig([]byte(routerConfig))
+	cfg, err := roudi.ParseConfig([]byte(gwRouterConfig))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "router:", err)
 		return 1
@@ -404,21 +465,30 @@ func gwRouterMain(args []string) int {
 }
 
 // gatewayMain is the "gateway" child: args are the NATS URL, the router
-// socket, export or import, the policy and the JetStream stream ("" =
-// none); the topic is t of type bench.
+// socket, export or import, the policy, the JetStream stream ("" = none)
+// and the queue capacity; the topic is t of type bench.
 func gatewayMain(args []string) int {
+	if v := os.Getenv("PARALLAX_BENCH_GATEWAY_PROCS_" + strings.ToUpper(args[2])); v != "" {
+		n, _ := strconv.Atoi(v)
+		runtime.GOMAXPROCS(n)
+	}
 	policy, err := gateway.ParsePolicy(args[3])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		return 2
 	}
 	topic := []gateway.Topic{{Name: "t", Type: &gateway.Type{Name: "bench"}}}
+	queue, err := strconv.Atoi(args[5])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway: queue capacity:", err)
+		return 2
+	}
 	logTo := io.Discard // losses are logged, and would garble the benchmark's lines
 	if os.Getenv("PARALLAX_BENCH_GATEWAY_LOG") != "" {
 		logTo = os.Stderr
 	}
-	opts := gateway.Options{NATSURL: args[0], Socket: args[1], Prefix: "gwbench.", Policy: policy, QueueCapacity: 256,
-		StatsInterval: -1, Logger: slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	opts := gateway.Options{NATSURL: args[0], Socket: args[1], Prefix: "gwbench.", Policy: policy, QueueCapacity: queue,
+		StatsInterval: -1, Logger: slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: logLevel()})),
 		Stream: args[4], Durable: "gwbench"}
 	if args[2] == "export" {
 		opts.Export = topic
@@ -457,4 +527,11 @@ func gatewayMain(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+func logLevel() slog.Level {
+	if os.Getenv("PARALLAX_BENCH_GATEWAY_LOG") == "debug" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
