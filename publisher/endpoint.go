@@ -13,6 +13,7 @@ type endpoint struct{ p *Publisher }
 
 func (e endpoint) ConnectionAdded(m *wire.ConnectionAdded)     { e.p.connectionAdded(m) }
 func (e endpoint) ConnectionRemoved(m *wire.ConnectionRemoved) { e.p.connectionRemoved(m) }
+func (e endpoint) ConnectionClosing(m *wire.ConnectionClosing) { e.p.connectionClosing(m) }
 func (e endpoint) ConnSegmentAdded(c *clientrt.OwnedConn)      { e.p.connSegmentAdded(c) }
 func (e endpoint) DataSegmentAdded(s *dataseg.Segment)         { e.p.dataSegmentAdded(s) }
 

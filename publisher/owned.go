@@ -185,6 +185,23 @@ func (p *Publisher) ownedConnRemoved(o *owned, m *wire.ConnectionRemoved) {
 	p.changed.Broadcast()
 }
 
+// connectionClosing handles clientrt.ClosingEndpoint.ConnectionClosing:
+// the subscriber closed, so the engine stops delivering on the connection
+// and keeps draining its returns until its ConnectionRemoved.
+func (p *Publisher) connectionClosing(m *wire.ConnectionClosing) {
+	o := p.own.Load()
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	oc := o.conns[m.ConnID]
+	o.mu.Unlock()
+	if oc != nil && oc.c != nil {
+		o.eng.CloseConn(oc.c)
+		p.changed.Broadcast()
+	}
+}
+
 // drop removes oc from the engine and unmaps its segment.
 func (o *owned) drop(oc *ownedConn) {
 	if oc.c != nil {

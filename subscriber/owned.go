@@ -39,6 +39,11 @@ type ownedState struct {
 	mu     sync.Mutex
 	conns  map[uint32]*ownedConn // by connection id
 	closed bool
+	// After Close: remoteClosed once the router knows (CloseSubscriber
+	// answered); connections finished before that wait in release, as the
+	// router refuses to release a connection that is not closing yet.
+	remoteClosed bool
+	release      []uint32
 }
 
 // ownedConn is one connection as its pushes arrive.
@@ -190,10 +195,33 @@ func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
 	}
 	oc.done = true
 	delete(o.conns, c.ID())
+	// A closed subscriber's connection is closing at the router until
+	// this side says it holds nothing of it any more.
+	tell := o.closed && o.remoteClosed
+	if o.closed && !o.remoteClosed {
+		o.release = append(o.release, c.ID())
+	}
 	o.mu.Unlock()
 	_, _ = o.eng.RemoveConn(c)
 	oc.seg.Close()
+	if tell {
+		s.rt.ReleaseConnection(c.ID())
+	}
 	s.changed.Broadcast()
+}
+
+// remoteClosedOwned runs once the router answered CloseSubscriber: the
+// connections that finished before are released now, later ones as they
+// finish (ownedFinished).
+func (s *Subscriber) remoteClosedOwned(o *ownedState) {
+	o.mu.Lock()
+	o.remoteClosed = true
+	ids := o.release
+	o.release = nil
+	o.mu.Unlock()
+	for _, id := range ids {
+		s.rt.ReleaseConnection(id)
+	}
 }
 
 // ownedPublishers counts the connections attached and not orphaned.

@@ -636,6 +636,9 @@ func (s *Subscriber) Close() error {
 		s.connMu.Unlock()
 		s.rt.Unregister(false, s.id)
 		err = s.closeRemote()
+		if o := s.own.Load(); o != nil {
+			s.remoteClosedOwned(o) // owned.go
+		}
 		s.backlogMu.Lock()
 		for _, e := range s.backlog {
 			if e.err == nil && s.holds.Remove(e.h.hold, e.h.ref) == nil {

@@ -26,6 +26,13 @@ type Endpoint interface {
 	ConnectionRemoved(m *wire.ConnectionRemoved)
 }
 
+// ClosingEndpoint is a publisher endpoint of the owned model told that a
+// subscriber closed one of its connections: deliver nothing more on it,
+// keep taking returns until the router removes it.
+type ClosingEndpoint interface {
+	ConnectionClosing(m *wire.ConnectionClosing)
+}
+
 // Runtime is one process's connection to one router. Use [Acquire]; the
 // zero value is invalid. It is safe for concurrent use. Each Acquire must
 // be paired with one Release; the last Release closes the control
@@ -458,6 +465,15 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 			rt.route(g)
 		}
 		return
+	case *wire.ConnectionClosing:
+		closeAll(files)
+		rt.mu.Lock()
+		ep := rt.pubs[m.PubID]
+		rt.mu.Unlock()
+		if c, ok := ep.(ClosingEndpoint); ok {
+			c.ConnectionClosing(m)
+		}
+		return
 	case *wire.ConnectionAdded, *wire.ConnectionRemoved:
 	default:
 		closeAll(files) // Shutdown, SegmentGrant: not handled here
@@ -502,15 +518,23 @@ func (rt *Runtime) released(m wire.Message) {
 		rt.releaseGrant(g) // owned.go
 		return
 	}
-	rm, ok := m.(*wire.ConnectionRemoved)
-	if !ok {
-		return
+	if rm, ok := m.(*wire.ConnectionRemoved); ok {
+		rt.ReleaseConnection(rm.ConnID)
 	}
+}
+
+// ReleaseConnection tells the router, aside, that this process let go of
+// connection id: after its removal, or (owned model) when a closed
+// subscriber holds nothing of it any more, which ends the connection's
+// closing state. The request runs on its own goroutine: the caller may be
+// the reader goroutine, which reads its answer (after teardown it fails at
+// once on the closed connection).
+func (rt *Runtime) ReleaseConnection(id uint32) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 		defer cancel()
 		// A router that is gone frees the ring (or adopts it) itself.
-		_, _, _ = rt.Request(ctx, &wire.ReleaseConnection{ConnID: rm.ConnID})
+		_, _, _ = rt.Request(ctx, &wire.ReleaseConnection{ConnID: id})
 	}()
 }
 
