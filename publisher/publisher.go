@@ -221,7 +221,11 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
 	}
 	p.id = pc.PubID
-	if p.pools, err = rt.Grant(pc.Segments, files, false); err != nil {
+	if rt.Owned() {
+		for _, f := range files { // the owned model grants no router-wide pools
+			_ = f.Close()
+		}
+	} else if p.pools, err = rt.Grant(pc.Segments, files, false); err != nil {
 		_ = p.closeRemote()
 		rt.Release()
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)

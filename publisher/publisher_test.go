@@ -42,6 +42,9 @@ func testLoanOutlivesClose(t *testing.T, cfg string) {
 	require.ErrorIs(t, pub.Publish(a), os.ErrClosed)
 	require.ErrorIs(t, pub.Release(b), os.ErrClosed)
 
+	if srv.Pools() == nil {
+		return // the owned model has no router-wide pools
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for srv.Pools().Stats()[0].InUse != 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)

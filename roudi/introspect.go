@@ -351,6 +351,9 @@ func (s *Server) introspection() *wireIntrospection {
 
 // poolStats reads the pools' shared statistics and their segments' backing.
 func (s *Server) poolStats() []wire.PoolStat {
+	if s.pools == nil {
+		return nil // the owned model has no router-wide pools
+	}
 	stats := s.pools.Stats()
 	out := make([]wire.PoolStat, 0, len(stats))
 	for i, st := range stats {

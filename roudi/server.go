@@ -194,11 +194,18 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if s.idents, err = openIdentityFile(cfg); err != nil {
 		return nil, err
 	}
-	adopted, err := s.tryAdopt()
-	if err != nil {
-		return nil, err
+	// The owned model has no management segment, router-wide pools or
+	// arena rings (docs/design/memory-ownership.md §8.6): every segment
+	// is a publisher's or a connection's (server_segments.go), so there
+	// is nothing to create here and no old-model segment to adopt.
+	owned := cfg.Memory.Model == ModelOwned
+	adopted := false
+	if !owned {
+		if adopted, err = s.tryAdopt(); err != nil {
+			return nil, err
+		}
 	}
-	if !adopted {
+	if !adopted && !owned {
 		if err := s.createSegments(); err != nil {
 			return nil, err
 		}
@@ -313,7 +320,8 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 func (s *Server) Config() *Config { return s.cfg }
 
 // Pools returns the router's view of the domain's pools (statistics,
-// audits). It stays valid until Close.
+// audits). It stays valid until Close. It is nil in the owned memory
+// model, which has no router-wide pools.
 func (s *Server) Pools() *mempool.Set { return s.pools }
 
 // Snapshot returns a copy of the router's registry. It is safe to call from
@@ -366,8 +374,13 @@ func (s *Server) serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.acceptLoop(ctx, ln) }()
-	s.log.Info("router ready", "domain", s.cfg.Domain, "socket", s.path, "pid", os.Getpid(),
-		"pools", len(s.layout.Pools), "mgmt_bytes", s.layout.Size, "monitor", s.MonitorKind())
+	if s.mgmt == nil {
+		s.log.Info("router ready", "domain", s.cfg.Domain, "socket", s.path, "pid", os.Getpid(),
+			"model", string(s.cfg.Memory.Model), "monitor", s.MonitorKind())
+	} else {
+		s.log.Info("router ready", "domain", s.cfg.Domain, "socket", s.path, "pid", os.Getpid(),
+			"pools", len(s.layout.Pools), "mgmt_bytes", s.layout.Size, "monitor", s.MonitorKind())
+	}
 	if s.opts.Nice != 0 {
 		if err := sys.ReniceProcess(s.opts.Nice); err != nil {
 			s.log.Warn("cannot change the router's priority", "nice", s.opts.Nice, "err", err)

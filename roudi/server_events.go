@@ -296,7 +296,12 @@ func (s *Server) sweepIfQuiescent() {
 	}
 }
 
+// region returns the management segment bytes of r; nil in the owned
+// model, which has no management segment (the core places nothing there).
 func (s *Server) region(r core.Region) []byte {
+	if s.mgmt == nil {
+		return nil
+	}
 	return s.mgmt.Bytes()[r.Offset : r.Offset+r.Size]
 }
 
@@ -313,11 +318,17 @@ func (s *Server) reply(a core.Reply) {
 	case core.Welcome:
 		c.client = r.Client
 		s.stats.clients.Add(1)
-		if _, err := mempool.FormatHoldTable(s.holdRegion(r.Client), s.layout.HoldsCap, uint16(r.Client)); err != nil {
-			s.log.Error("format hold table", "client", r.Client, "err", err)
-		}
 		if err := s.idents.put(r.Identity); err != nil {
 			s.log.Error("the client will not be able to resume after a router restart", "client", r.Client, "err", err)
+		}
+		if s.mgmt == nil {
+			// Owned model: no management segment, pools or hold table.
+			s.send(c, c.helloReqID, &wire.Welcome{Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()),
+				Domain: s.cfg.Domain, ResumeToken: r.Token[:], Model: s.wireModel()}, nil)
+			return
+		}
+		if _, err := mempool.FormatHoldTable(s.holdRegion(r.Client), s.layout.HoldsCap, uint16(r.Client)); err != nil {
+			s.log.Error("format hold table", "client", r.Client, "err", err)
 		}
 		w := &wire.Welcome{
 			Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()), Domain: s.cfg.Domain,
@@ -332,7 +343,7 @@ func (s *Server) reply(a core.Reply) {
 	case core.PublisherCreated:
 		m := &wire.PublisherCreated{PubID: uint32(r.Pub)}
 		var files []*os.File
-		if !c.sentRW {
+		if !c.sentRW && s.mgmt != nil { // the owned model grants data segments instead (server_segments.go)
 			m.Segments, files = s.payloadGrant(false)
 			c.sentRW = true
 		}
@@ -340,7 +351,7 @@ func (s *Server) reply(a core.Reply) {
 	case core.SubscriberCreated:
 		m := &wire.SubscriberCreated{SubID: uint32(r.Sub), NotifierOffset: r.Notifier.Offset}
 		var files []*os.File
-		if !c.sentRO {
+		if !c.sentRO && s.mgmt != nil { // the owned model: data segments come with each connection
 			m.Segments, files = s.payloadGrant(true)
 			c.sentRO = true
 		}
@@ -428,7 +439,6 @@ func (s *Server) reclaim(a core.ReclaimClient) {
 	if a.PID != 0 { // 0: an adopted client that never resumed (never counted)
 		s.stats.clients.Add(-1)
 	}
-	s.needSweep = true
 	before := s.stats.reclaimed.Load()
 	defer func() {
 		r := Reclaim{PID: a.PID, Chunks: int(s.stats.reclaimed.Load() - before), Exited: s.mon.exited[a.PID], Done: time.Now()}
@@ -439,6 +449,12 @@ func (s *Server) reclaim(a core.ReclaimClient) {
 			s.opts.OnReclaim(r)
 		}
 	}()
+	if s.mgmt == nil {
+		// Owned model: the router holds nothing of a client's; its
+		// publishers' peers take back what they delivered (death.go).
+		return
+	}
+	s.needSweep = true
 	holds, err := mempool.AttachHoldTable(s.holdRegion(a.Client))
 	if err != nil {
 		s.log.Error("reclaim: attach hold table", "client", a.Client, "err", err)

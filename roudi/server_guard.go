@@ -188,7 +188,9 @@ func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
 		return
 	}
 	ev := core.PeerReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Ref: parallax.ChunkRef(m.Ref), Detail: m.Detail}
-	if ci, ok := s.core.Connection(ev.Connection); ok {
+	// The owned model has no pools and the router reads no memory a
+	// client can write: nothing verifies the report (the core refuses it).
+	if ci, ok := s.core.Connection(ev.Connection); ok && s.pools != nil {
 		ev.RefInvalid = s.pools.Validate(ev.Ref) != nil
 		ev.InRing = ev.RefInvalid && s.ringHolds(ci.Ring, ci.Capacity, m.Ref)
 	}

@@ -86,7 +86,9 @@ func (s *Server) drainBounded(ring *ringbuf.Ring, where string, r core.Region) (
 // always gets an Ack.
 func (s *Server) reportCorruptRing(c *serverConn, reqID uint32, m *wire.ReportPeer) {
 	ev := core.RingReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Detail: m.Detail}
-	if ci, ok := s.core.Connection(ev.Connection); ok {
+	// The owned model has no management segment: no ring of it to read
+	// (the core refuses the report, as it has nothing to verify).
+	if ci, ok := s.core.Connection(ev.Connection); ok && s.mgmt != nil {
 		ring, err := ringbuf.Attach(s.region(ci.Ring))
 		if err != nil {
 			ev.Ring.Err = err // a header that no longer attaches

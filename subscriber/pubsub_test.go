@@ -254,6 +254,9 @@ func testSampleOutlivesClose(t *testing.T, cfg string) {
 	// The runtime is gone with that last release: a second one is an
 	// error, not a fault on unmapped memory.
 	require.ErrorIs(t, s.Release(), os.ErrClosed)
+	if srv.Pools() == nil {
+		return // the owned model has no router-wide pools
+	}
 	(func() {
 		deadline := time.Now().Add(10 * time.Second)
 		for srv.Pools().Stats()[1].InUse != 0 && time.Now().Before(deadline) {

@@ -208,15 +208,21 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 		rt.Release()
 		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
 	}
-	if s.pools, err = rt.Grant(sc.Segments, files, true); err != nil {
-		return fail(err)
-	}
-	s.notifierOff = sc.NotifierOffset
-	if s.notifier, err = rt.Notifier(sc.NotifierOffset); err != nil {
-		return fail(err)
-	}
 	if rt.Owned() {
-		s.initOwned() // owned.go
+		// No router-wide pools and no notifier in a management segment:
+		// the connections' segments carry the wake words (owned.go).
+		for _, f := range files {
+			_ = f.Close()
+		}
+		s.initOwned()
+	} else {
+		if s.pools, err = rt.Grant(sc.Segments, files, true); err != nil {
+			return fail(err)
+		}
+		s.notifierOff = sc.NotifierOffset
+		if s.notifier, err = rt.Notifier(sc.NotifierOffset); err != nil {
+			return fail(err)
+		}
 	}
 	rt.RegisterSubscriber(s.id, endpoint{s})
 	if err := rt.Wired(ctx); err != nil {
@@ -606,8 +612,9 @@ func (s *Subscriber) Close() error {
 		// the ring drain below.
 		s.taken.Take()
 		s.closed.Store(true)
-		_ = s.notifier.Notify()
-		if o := s.own.Load(); o != nil {
+		if o := s.own.Load(); o == nil {
+			_ = s.notifier.Notify()
+		} else {
 			// Closing the engine wakes a Take sleeping in it; each
 			// connection goes once nothing taken from it is held.
 			s.closeOwned(o) // owned.go

@@ -48,9 +48,12 @@ func NewWaitSet(subs ...*Subscriber) (*WaitSet, error) {
 			return nil, fmt.Errorf("wait set over subscribers of routers of different memory models: %w", ringbuf.ErrInvalidArgument)
 		}
 	}
-	w, err := ringbuf.NewWaiter(ns...)
-	if err != nil {
-		return nil, err
+	var w *ringbuf.Waiter
+	if !owned { // the owned model waits on the connections' wake words (waitset_owned.go)
+		var err error
+		if w, err = ringbuf.NewWaiter(ns...); err != nil {
+			return nil, err
+		}
 	}
 	ws := &WaitSet{subs: subs, waiter: w, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs)), owned: owned}
 	ws.ready = ws.anyReady

@@ -149,6 +149,11 @@ func inode(f *os.File) uint64 {
 
 // resume re-registers this process's endpoints with the router behind nc.
 func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
+	if rt.mgmt == nil {
+		slog.Warn("parallax: the router restarted; resuming is not supported in the owned memory model yet, endpoints keep running without a router",
+			"socket", nc.Path())
+		return false, false
+	}
 	ours := inode(rt.mgmt.File())
 	if theirs := inode(nc.Mgmt()); theirs != ours {
 		slog.Warn("parallax: the restarted router did not adopt this process's segments; endpoints keep running without a router",

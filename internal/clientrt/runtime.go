@@ -124,6 +124,13 @@ func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runt
 			rt.teardown()
 		}
 	}()
+	if rt.Owned() {
+		// The owned model: no management segment, pools or hold table;
+		// everything comes as owned grants (owned.go).
+		rt.remove = sc.OnPush(rt.onPush)
+		rt.startReconnector(dopts)
+		return rt, nil
+	}
 	mf := sc.Mgmt()
 	if mf == nil {
 		return nil, fmt.Errorf("router sent no management segment: %w", parallax.ErrProtocol)
@@ -194,7 +201,7 @@ func (rt *Runtime) teardown() {
 
 // Holds is this process's hold table: every chunk reference it is
 // responsible for is recorded there, so the router can reclaim exactly
-// what a killed process held.
+// what a killed process held. Nil in the owned model.
 func (rt *Runtime) Holds() *mempool.HoldTable { return rt.holds }
 
 // ClientID is this process's client id, the owner recorded on loans.

@@ -177,6 +177,9 @@ type ReleaseConnection struct {
 // process when the router connects them: the ring lives at RingOffset
 // (RingSize bytes, Capacity entries) in the management segment, and
 // NotifierOffset is the subscriber's notification word the publisher wakes.
+// In the owned model RingOffset, RingSize and NotifierOffset are 0: the
+// connection's rings and wake words are in its own segment
+// ([ConnSegmentAdded]).
 type ConnectionAdded struct {
 	ConnID         uint32
 	PubID          uint32

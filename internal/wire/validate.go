@@ -267,8 +267,10 @@ func (m *ConnectionAdded) Validate() error {
 	switch {
 	case m.Capacity == 0 || m.Capacity > MaxQueueCapacity:
 		return invalid(m.MessageType(), "Capacity", "%d outside [1, %d]", m.Capacity, MaxQueueCapacity)
-	case m.RingSize == 0:
-		return invalid(m.MessageType(), "RingSize", "is 0")
+	case m.RingSize == 0 && (m.RingOffset != 0 || m.NotifierOffset != 0):
+		// RingSize 0 with no offsets: the owned model, whose connection
+		// has its own segment (ConnSegmentAdded) and no management ring.
+		return invalid(m.MessageType(), "RingSize", "is 0 with ring offset %d, notifier offset %d", m.RingOffset, m.NotifierOffset)
 	case m.History > MaxHistory:
 		return invalid(m.MessageType(), "History", "%d above limit %d", m.History, MaxHistory)
 	}

@@ -61,6 +61,7 @@ func samples() []struct {
 		{"release_connection", 7, &ReleaseConnection{ConnID: 12}},
 		{"close_subscriber", 8, &CloseSubscriber{SubID: 11}},
 		{"connection_added", 0, &ConnectionAdded{ConnID: 3, PubID: 9, SubID: 11, RingOffset: 1 << 16, RingSize: 4096, Capacity: 256, Policy: PolicyDiscardOldest, NotifierOffset: 8192, History: 1}},
+		{"connection_added_owned", 0, &ConnectionAdded{ConnID: 3, PubID: 9, SubID: 11, Capacity: 256, Policy: PolicyDiscardOldest, History: 1}},
 		{"connection_removed", 0, &ConnectionRemoved{ConnID: 3, PubID: 9, SubID: 11, Reason: "subscriber process 4243 exited"}},
 		{"segment_grant", 0, &SegmentGrant{Segments: []SegmentDesc{samplePay}}},
 	}, append(append(append(append(append(introspectSamples(), reportSamples()...), segmentsSamples()...), resumeSamples()...), countersSamples()...), append(append(append(ownedSamples(), ownedGrowSamples()...), lifecycleSamples()...), watchSamples()...)...)...)
@@ -218,6 +219,8 @@ func TestEncodeRejects(t *testing.T) {
 		{"segment kind", 1, &PublisherCreated{Segments: []SegmentDesc{{Role: RolePayload, Kind: 9, Size: 1, PageSize: 4096}}}},
 		{"too many segments", 0, &SegmentGrant{Segments: make([]SegmentDesc, MaxSegmentsPerMessage+1)}},
 		{"capacity", 0, &ConnectionAdded{RingSize: 1}},
+		{"ring size 0 with a ring offset", 0, &ConnectionAdded{Capacity: 8, RingOffset: 4096}},
+		{"ring size 0 with a notifier", 0, &ConnectionAdded{Capacity: 8, NotifierOffset: 4096}},
 		{"release connection 0", 1, &ReleaseConnection{}},
 		{"push with id", 3, &Shutdown{}},
 		{"long reason", 0, &Shutdown{Reason: strings.Repeat("x", MaxTextLen+1)}},

@@ -365,6 +365,9 @@ func (r *Router) logHelloTimeout(conn ConnID) {
 // never taken back earlier, even when the arena is full: allocations are
 // refused instead.
 func (r *Router) retire(reg Region, kind RegionKind, waits []release) {
+	if r.owned() {
+		return // no arena regions: a connection's segment has its own life cycle (conn_state.go)
+	}
 	if r.quarantine == 0 || len(waits) == 0 {
 		r.free(reg, kind)
 		return
@@ -411,7 +414,9 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool, why endC
 		p := r.pubs[id]
 		for _, lid := range slices.Clone(p.links) {
 			l := r.links[lid]
-			rc.PubRings = append(rc.PubRings, l.ring)
+			if !r.owned() {
+				rc.PubRings = append(rc.PubRings, l.ring)
+			}
 			waits := r.unlink(l, l.sub.client != c, false, reason, why)
 			regions = append(regions, retired{region: l.ring, kind: RegionRing, waits: waits})
 		}
@@ -422,12 +427,16 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool, why endC
 		var all []release // the notifier waits for every publisher told
 		for _, lid := range slices.Clone(s.links) {
 			l := r.links[lid]
-			rc.SubRings = append(rc.SubRings, l.ring)
+			if !r.owned() {
+				rc.SubRings = append(rc.SubRings, l.ring)
+			}
 			waits := r.unlink(l, false, l.pub.client != c, reason, why)
 			regions = append(regions, retired{region: l.ring, kind: RegionRing, waits: waits})
 			all = append(all, waits...)
 		}
-		rc.Notifiers = append(rc.Notifiers, s.notifier)
+		if !r.owned() {
+			rc.Notifiers = append(rc.Notifiers, s.notifier)
+		}
 		regions = append(regions, retired{region: s.notifier, kind: RegionNotifier, waits: all})
 		r.dropSubscriber(s)
 	}

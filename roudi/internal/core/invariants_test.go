@@ -18,7 +18,16 @@ func (r *Router) checkInvariants() error {
 		return fmt.Errorf("memory: %w", err)
 	}
 	owned := make(map[uint64]uint64) // offset → size of every region the registry accounts for
+	if r.owned() && (r.arena.usedBytes != 0 || len(r.retiring) != 0) {
+		return fmt.Errorf("owned model: %d arena bytes used, %d regions retiring (it has no management arena)", r.arena.usedBytes, len(r.retiring))
+	}
 	claim := func(what string, reg Region) error {
+		if r.owned() {
+			if reg != (Region{}) {
+				return fmt.Errorf("owned model: %s region %v in the management arena", what, reg)
+			}
+			return nil
+		}
 		if _, dup := owned[reg.Offset]; dup {
 			return fmt.Errorf("%s region %v claimed twice", what, reg)
 		}
@@ -93,7 +102,7 @@ func (r *Router) checkInvariants() error {
 			return fmt.Errorf("two connections for pub %d sub %d", l.pub.id, l.sub.id)
 		}
 		pairs[key] = true
-		if l.ring.Size < uint64(r.ringSize(l.sub.capacity)) {
+		if !r.owned() && l.ring.Size < uint64(r.ringSize(l.sub.capacity)) {
 			return fmt.Errorf("connection %d ring %v smaller than RingSize(%d)", id, l.ring, l.sub.capacity)
 		}
 		if err := claim(fmt.Sprintf("connection %d ring", id), l.ring); err != nil {

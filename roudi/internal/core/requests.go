@@ -67,6 +67,10 @@ func (r *Router) request(ev ClientRequest) {
 	case WatchServices:
 		r.watchRequest(c, ev, reply) // watch.go
 	case GrowPool, GetSegments:
+		if r.owned() {
+			reply(nil, fmt.Errorf("%w: %T: the owned memory model has no router-wide pools (publishers grow with GrowData, subscribers ask GetDataSegment)", parallax.ErrNotSupported, ev.Req))
+			return
+		}
 		r.growRequest(c, ev, reply) // growth.go
 	case GrowData, RetireData, GetDataSegment:
 		r.dataRequest(c, ev, reply) // memory_grow.go
@@ -128,6 +132,11 @@ func (r *Router) allocRings(caps []int) ([]Region, error) {
 	if len(r.links)+n > r.cfg.Limits.MaxConnections {
 		return nil, fmt.Errorf("%w: %d connections plus %d new exceed limits.max_connections %d",
 			parallax.ErrLimit, len(r.links), n, r.cfg.Limits.MaxConnections)
+	}
+	if r.owned() {
+		// Connections live in their own segments (memory.go): nothing
+		// in the management arena, which the owned model does not have.
+		return make([]Region, n), nil
 	}
 	rings := make([]Region, 0, n)
 	for _, capacity := range caps {
@@ -192,7 +201,9 @@ func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Resu
 	links := make([]*connection, len(subs))
 	for i, s := range subs {
 		links[i] = r.link(p, s, rings[i])
-		r.emit(FormatRing{Region: rings[i], Capacity: s.capacity, Policy: s.policy})
+		if !r.owned() {
+			r.emit(FormatRing{Region: rings[i], Capacity: s.capacity, Policy: s.policy})
+		}
 	}
 	if m != nil {
 		r.memPublisherAdded(p, m)
@@ -246,10 +257,16 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 			pubs = append(pubs, r.pubs[id])
 		}
 	}
-	notifier, ok := r.arena.alloc(r.notifierSize)
-	if !ok {
-		fail(fmt.Errorf("%w: management arena full (%d of %d bytes used)", parallax.ErrLimit, r.arena.usedBytes, r.arena.size))
-		return
+	// The owned model has no management arena: a subscriber's wake words
+	// are in its connection segments, so its notifier stays the zero
+	// Region.
+	var notifier Region
+	if !r.owned() {
+		var ok bool
+		if notifier, ok = r.arena.alloc(r.notifierSize); !ok {
+			fail(fmt.Errorf("%w: management arena full (%d of %d bytes used)", parallax.ErrLimit, r.arena.usedBytes, r.arena.size))
+			return
+		}
 	}
 	rings, err := r.allocRings(slices.Repeat([]int{capacity}, len(pubs)))
 	if err == nil && req.MaxHeld < 0 {
@@ -259,10 +276,12 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 		err = r.memCheckSubscriber(pubs, capacity, req.MaxHeld) // memory.go
 	}
 	if err != nil {
-		for _, g := range rings {
-			r.arena.release(g)
+		if !r.owned() {
+			for _, g := range rings {
+				r.arena.release(g)
+			}
+			r.arena.release(notifier)
 		}
-		r.arena.release(notifier)
 		fail(err)
 		return
 	}
@@ -275,11 +294,15 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 	r.subs[s.id] = s
 	c.subs = append(c.subs, s.id)
 	t.subs = append(t.subs, s.id)
-	r.emit(FormatNotifier{Region: notifier})
+	if !r.owned() {
+		r.emit(FormatNotifier{Region: notifier})
+	}
 	links := make([]*connection, len(pubs))
 	for i, p := range pubs {
 		links[i] = r.link(p, s, rings[i])
-		r.emit(FormatRing{Region: rings[i], Capacity: capacity, Policy: s.policy})
+		if !r.owned() {
+			r.emit(FormatRing{Region: rings[i], Capacity: capacity, Policy: s.policy})
+		}
 	}
 	reply(SubscriberCreated{Sub: s.id, Notifier: notifier, Capacity: capacity}, nil)
 	for _, l := range links {

@@ -43,8 +43,13 @@ func (v SweepVerdict) String() string {
 // not ended) counts as attached: it still holds chunks and has refs queued
 // in rings this router does not know yet. So does a connection without a
 // handshake yet, which may be such a client coming back.
+//
+// The owned model never sweeps: it has no router-wide pools, and a chunk
+// is in use exactly when its owning publisher's private state says so.
 func (r *Router) Sweep() SweepVerdict {
 	switch {
+	case r.owned():
+		return SweepNo
 	case len(r.clients) != 0 || len(r.reserved) != 0 || len(r.pending) != 0:
 		return SweepNo
 	case r.arena.usedBytes != 0 || len(r.retiring) != 0 || len(r.pendingLinks) != 0:
