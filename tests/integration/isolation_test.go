@@ -80,12 +80,12 @@ var isoNeeded = map[string][][2]string{
 }
 
 // TestIsolationMatrix runs the matrix against a router in each memory
-// model. The shared model grants every client the router-wide pools and
-// the management segment by design, so it fails the matrix until step 14
-// deletes it; the owned model still grants them too during coexistence
-// (design §8.1). Without PARALLAX_ISOLATION_STRICT=1 the shared run is
-// skipped and the owned run leaves the old-model segments alone (rows
-// "skipped") while asserting every other row; with it everything runs.
+// model. The owned model grants nothing of the shared model (no management
+// segment, no router-wide pools: design §8.6), so its subtest attacks
+// every fd it holds and must pass. The shared model grants every client
+// the router-wide pools and the management segment by design, so it fails
+// the matrix until step 14 deletes it: its subtest runs only with
+// PARALLAX_ISOLATION_STRICT=1 (to measure it).
 func TestIsolationMatrix(t *testing.T) {
 	testutil.RequiresRoot(t)
 	strict := os.Getenv("PARALLAX_ISOLATION_STRICT") == "1"
@@ -96,16 +96,12 @@ func TestIsolationMatrix(t *testing.T) {
 				t.Skip("the shared model grants every client the router-wide pools and the management segment by design " +
 					"(deleted in step 14 of docs/design/memory-ownership.md); run with PARALLAX_ISOLATION_STRICT=1 to measure it")
 			}
-			if !strict {
-				t.Log("owned model still grants the old shared pools and management segment: their rows are skipped; " +
-					"attack them too after step 14 / with PARALLAX_ISOLATION_STRICT=1")
-			}
-			runIsolation(t, model, strict)
+			runIsolation(t, model)
 		})
 	}
 }
 
-func runIsolation(t *testing.T, model string, oldAttacks bool) {
+func runIsolation(t *testing.T, model string) {
 	cfg := `socket_mode = "0666"` + "\n" + testConfig + isoAccess
 	if model == "owned" {
 		cfg += "[memory]\nmodel = \"owned\"\n"
@@ -124,7 +120,7 @@ func runIsolation(t *testing.T, model string, oldAttacks bool) {
 
 	v := startVictim(ctx, t, r.Socket)
 	args := []string{"-socket", r.Socket, "-domain", r.Domain, "-a", isoTopicA, "-b", isoTopicB,
-		"-owned=" + strconv.FormatBool(model == "owned"), "-old-attacks=" + strconv.FormatBool(oldAttacks),
+		"-owned=" + strconv.FormatBool(model == "owned"),
 		"-router", strconv.Itoa(routerPID), "-victim", strconv.Itoa(os.Getpid())}
 	roles := []string{"sub-a", "pub-b", "denied"}
 	outs := make(map[string]<-chan string)
