@@ -65,6 +65,10 @@ type Conn struct {
 	// spurious wake-up or a re-check, never a lost take: TryTake decides
 	// under mu).
 	skip atomic.Bool
+	// pendReady tells the waiting path that a pending ref's segment was
+	// added: the kept ref is takeable although the data ring may be
+	// empty. Same ordering rules as skip.
+	pendReady atomic.Bool
 
 	// Guarded by e.mu.
 	segs      []*dataseg.Segment // by segment index; nil where not added
@@ -421,6 +425,7 @@ func (c *Conn) dropPending() {
 func (c *Conn) updateSkip() {
 	stuck := c.pending != parallax.NilRef && !c.segmentAdded(c.pending.Pool())
 	c.skip.Store(c.removed || c.err != nil || c.closing || stuck)
+	c.pendReady.Store(c.pending != parallax.NilRef && !stuck)
 }
 
 // segmentAdded reports whether index has a segment. mu held.
