@@ -75,10 +75,10 @@ type chunk struct {
 }
 
 type class struct {
-	size uint32
-	segs   int    // segments present in the class; ClassFor skips a class without any
-	chunks int    // chunks of those segments
-	free []uint32 // LIFO: the top is the end; capacity = every chunk of the class
+	size   uint32
+	segs   int      // segments present in the class; ClassFor skips a class without any
+	chunks int      // chunks of those segments
+	free   []uint32 // LIFO: the top is the end; capacity = every chunk of the class
 }
 
 // New returns an empty Tracker; add memory with [Tracker.AddSegment].
