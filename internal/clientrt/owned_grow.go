@@ -3,7 +3,6 @@ package clientrt
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
@@ -196,9 +195,4 @@ func (rt *Runtime) ForgetDataSegment(pub uint32, index uint16) {
 			m.Close()
 		}
 	}
-}
-
-// logRetired logs a retirement a local endpoint could not apply.
-func logRetired(pub uint32, index uint16, err error) {
-	slog.Warn("parallax: cannot drop a retired data segment", "pub", pub, "index", index, "err", err)
 }
