@@ -32,5 +32,29 @@
 // releases over its own connection, and a subscriber that dies gives back
 // everything it held at once. [Options.MaxPayload], [Options.MaxLoans] and
 // [Options.ExpectedSubscribers] size those segments; [Stats.Memory] is the
-// publisher's own accounting of them. The API is the same in both models.
+// publisher's own accounting of them. The API is the same in both models,
+// except [Publisher.LoanWait], which needs the owned model.
+//
+// # Memory (owned model)
+//
+// The router sizes a publisher's first segment so that loans within
+// MaxLoans never run out with honest subscribers: chunks = MaxLoans +
+// History + Σ over subscribers of bound, where a subscriber's bound is its
+// queue capacity plus its MaxHeld, capped by the router's
+// [publishers] connection_budget divided by the chunk size (so a
+// subscriber of 8 MiB chunks has an effective queue of a few entries, not
+// its capacity). A queue deeper than the bound does not exhaust the
+// publisher: a discard-oldest queue at its bound gives back its oldest
+// entry, a block-producer one makes Publish wait for a return.
+//
+// When a Loan still finds no free chunk (MaxLoans 0, or loans held
+// elsewhere in the process), the publisher asks the router for a growth
+// segment of its class, and a Loan larger than MaxPayload gets a
+// dedicated segment, which later loans of up to its size reuse and which is
+// given back once it stayed free for [Options.RetireAfter] (default
+// [DefaultRetireAfter]). Both count against the router's [limits]
+// (max_publisher_bytes, max_shared_bytes, max_segments_per_publisher,
+// max_message_size): a loan beyond them fails with an error wrapping
+// parallax.ErrLimit that names the limit. [Publisher.LoanWait] instead
+// waits, without polling, for a subscriber to return a chunk.
 package publisher

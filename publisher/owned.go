@@ -38,6 +38,8 @@ type owned struct {
 	conns  map[uint32]*ownedConn
 	closed bool
 
+	grow growState // owned_grow.go
+
 	live atomic.Int32 // connections attached to the engine (Subscribers)
 	// Counters of removed connections, so Stats does not go backwards.
 	goneDelivered, goneDropped atomic.Uint64
@@ -64,12 +66,16 @@ func (p *Publisher) initOwned() error {
 			BlockTimeout: p.opts.BlockTimeout, Wait: ringbuf.WaitOptions{Spin: max(p.opts.Spin, 0)}}),
 		segs: segs, added: map[uint16]bool{}, conns: map[uint32]*ownedConn{},
 	}
+	o.grow.dedicated = map[uint16]idleMark{}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, s := range segs.Segments() {
 		if s != nil {
 			if err := o.addSegment(s); err != nil {
 				return err
+			}
+			if s.Desc().Index == 0 {
+				o.grow.primary = s.Desc().ChunkSize
 			}
 		}
 	}
@@ -219,6 +225,9 @@ func (o *owned) drop(oc *ownedConn) {
 func (p *Publisher) loanOwned(o *owned, n int) (Chunk, error) {
 	l, err := o.eng.Loan(n)
 	if err != nil {
+		l, err = p.loanGrow(context.Background(), o, n, err, false) // owned_grow.go
+	}
+	if err != nil {
 		p.loanDone()
 		return Chunk{}, fmt.Errorf("loan %d bytes on %q: %w", n, p.topic, err)
 	}
@@ -302,6 +311,10 @@ func (p *Publisher) badConn(o *owned, ce *ownedpub.ConnError) {
 func (p *Publisher) closeOwned(o *owned) {
 	o.mu.Lock()
 	o.closed = true
+	if o.grow.timer != nil {
+		o.grow.timer.Stop()
+		o.grow.timer = nil
+	}
 	conns := o.conns
 	o.conns = map[uint32]*ownedConn{}
 	o.mu.Unlock()
@@ -328,7 +341,8 @@ func (o *owned) stats(s *Stats) {
 	s.Dropped = dropped + o.goneDropped.Load()
 	s.Subscribers = int(o.live.Load())
 	s.Memory = MemoryStats{Segments: es.Segments, Chunks: es.Chunks, Free: es.Free, InUse: es.InUse, Loans: es.Loans,
-		History: es.History, Outstanding: es.Outstanding, HighWater: es.HighWater, Reclaimed: es.Reclaimed, BadReturns: es.BadReturns}
+		History: es.History, Outstanding: es.Outstanding, HighWater: es.HighWater, Reclaimed: es.Reclaimed, BadReturns: es.BadReturns,
+		Grown: o.grow.grown.Load(), Retired: o.grow.retired.Load()}
 }
 
 // ownedWireTimeout bounds how long New waits for the segments of the

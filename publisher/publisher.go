@@ -54,12 +54,19 @@ type Options struct {
 	// (a Loan beyond fails with an error wrapping parallax.ErrLimit), and
 	// the subscribers the first segment makes room for. 0 means the
 	// router's [publishers] defaults (4 KiB, 4, 1); MaxLoans 0 also means
-	// the publisher itself caps no loans (a Loan fails with
-	// parallax.ErrPoolExhausted when no chunk is free). The shared model
+	// the publisher itself caps no loans. A Loan that finds no free chunk
+	// (within MaxLoans), or one larger than MaxPayload, gets more memory
+	// from the router (see the package doc, "Memory"). The shared model
 	// ignores them.
 	MaxPayload          int
 	MaxLoans            int
 	ExpectedSubscribers int
+	// RetireAfter is how long a dedicated segment (made for loans larger
+	// than MaxPayload) stays completely free before the publisher gives
+	// it back to the router, in the owned model. 0 means
+	// [DefaultRetireAfter]; a negative value keeps dedicated segments
+	// until Close.
+	RetireAfter time.Duration
 }
 
 // DefaultSpin is the spin budget of a zero [Options.Spin].

@@ -19,3 +19,5 @@ func (e endpoint) DataSegmentAdded(s *dataseg.Segment)         { e.s.dataSegment
 func (e endpoint) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
 	return e.s.resumeInfo()
 }
+
+func (e endpoint) DataSegmentRetired(r *clientrt.RetiredSegment) { e.s.dataSegmentRetired(r) }

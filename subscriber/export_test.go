@@ -24,3 +24,22 @@ func DebugOwned(s *Subscriber) string {
 	}
 	return out
 }
+
+// ForgetDataSegment makes s behave as if the grant of data segment index
+// of publisher pub had never arrived: out of its connections and out of
+// the runtime's read-only table (a test seam for GetDataSegment).
+func ForgetDataSegment(s *Subscriber, pub uint32, index uint16) {
+	o := s.own.Load()
+	o.mu.Lock()
+	for _, oc := range o.conns {
+		if oc.c != nil && oc.c.PubID() == pub && oc.segs[index] {
+			_, _ = o.eng.RemoveSegment(oc.c, index)
+			delete(oc.segs, index)
+		}
+	}
+	o.mu.Unlock()
+	s.rt.ForgetDataSegment(pub, index)
+}
+
+// SegmentAsks returns the GetDataSegment requests s sent.
+func SegmentAsks(s *Subscriber) uint64 { return s.own.Load().asks.Load() }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parallax-ipc/parallax"
@@ -44,6 +45,12 @@ type ownedState struct {
 	// router refuses to release a connection that is not closing yet.
 	remoteClosed bool
 	release      []uint32
+	// Retired segments still held (owned_grow.go); nRetiring mirrors
+	// len(retiring) so Release checks it with one load.
+	retiring  []retiring
+	nRetiring atomic.Int32
+	asked     map[segAsk]bool // GetDataSegment requests in flight
+	asks      atomic.Uint64   // GetDataSegment requests sent
 }
 
 // ownedConn is one connection as its pushes arrive.
@@ -204,6 +211,9 @@ func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
 	o.mu.Unlock()
 	_, _ = o.eng.RemoveConn(c)
 	oc.seg.Close()
+	if o.nRetiring.Load() != 0 {
+		s.checkRetiring(o) // its retired segments go with it
+	}
 	if tell {
 		s.rt.ReleaseConnection(c.ID())
 	}
@@ -268,7 +278,12 @@ func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.Wai
 			}
 		case errors.Is(err, ownedsub.ErrPendingSegment):
 			// The engine keeps the ref and skips the connection until
-			// its segment is added: take from the others.
+			// its segment is added: ask the router for it (once) and
+			// take from the others.
+			var pe *ownedsub.PendingError
+			if errors.As(err, &pe) {
+				s.askSegment(o, pe) // owned_grow.go
+			}
 		case errors.Is(err, ownedsub.ErrClosed):
 			return Sample{}, clientrt.ErrClosed
 		case errors.Is(err, ownedsub.ErrConnFailed):
@@ -322,6 +337,9 @@ func (x Sample) releaseOwned() error {
 	err := x.own.Release()
 	if errors.Is(err, ownedsub.ErrNotHeld) {
 		return fmt.Errorf("release sample of %q: %w", s.topic, parallax.ErrNotHeld)
+	}
+	if o := s.own.Load(); o != nil && o.nRetiring.Load() != 0 {
+		s.checkRetiring(o) // owned_grow.go
 	}
 	s.dropShare()
 	if err != nil {

@@ -135,8 +135,8 @@ func TestOwnedLimits(t *testing.T) {
 	require.NoError(t, err)
 	defer pub.Close()
 
-	_, err = pub.Loan(129)
-	require.Error(t, err, "a loan above MaxPayload")
+	_, err = pub.Loan(4 << 20)
+	require.ErrorIs(t, err, parallax.ErrLimit, "a loan above max_message_size (loans above MaxPayload get a dedicated segment)")
 	a, err := pub.Loan(128)
 	require.NoError(t, err)
 	b, err := pub.Loan(1)

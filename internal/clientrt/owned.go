@@ -117,6 +117,9 @@ type ownedState struct {
 	own   map[uint32]*PubSegments // local publishers' read-write segments
 	ro    map[uint32]*PubSegments // remote publishers' read-only segments
 	conns map[uint32]*connMap     // connection segments mapped, by ConnID
+	// retired: read-only segments their publisher retired, mapped while
+	// local samples of them are held (owned_grow.go).
+	retired map[*RetiredSegment]struct{}
 }
 
 // connMap is one mapped connection segment, shared by the local sides of
@@ -210,7 +213,18 @@ func (rt *Runtime) OwnedMappings() (own, ro, conns int) {
 
 // onDataSegment handles a DataSegmentAdded push; it takes ownership of f.
 func (rt *Runtime) onDataSegment(m *wire.DataSegmentAdded, f *os.File) {
-	d := m.Seg
+	if _, err := rt.addDataSegment(m.Seg, f, true); err != nil {
+		slog.Warn("parallax: refusing a data segment", "pub", m.Seg.PubID, "index", m.Seg.Index, "err", err)
+	}
+}
+
+// addDataSegment maps data segment d (fd f, owned by the call) into its
+// table and hands it to the local endpoints: the local subscribers when it
+// is read-only (or has a read-only twin), the local publisher when it is
+// read-write and notifyPub is set (a GrowData caller adds the segment
+// itself). It returns the segment mapped as d says (nil when no local
+// endpoint wants it).
+func (rt *Runtime) addDataSegment(d wire.DataSegDesc, f *os.File, notifyPub bool) (*dataseg.Segment, error) {
 	rt.mu.Lock()
 	tables, pubTable := rt.owned.own, rt.pubs[d.PubID]
 	if d.ReadOnly {
@@ -220,19 +234,17 @@ func (rt *Runtime) onDataSegment(m *wire.DataSegmentAdded, f *os.File) {
 	if d.ReadOnly && p == nil {
 		rt.mu.Unlock()
 		f.Close() // no local subscriber is connected to that publisher (any more)
-		return
+		return nil, nil
 	}
 	if p != nil && p.Segment(d.Index) != nil {
 		rt.mu.Unlock()
 		f.Close()
-		slog.Warn("parallax: router granted a data segment twice", "pub", d.PubID, "index", d.Index)
-		return
+		return nil, fmt.Errorf("data segment %d of publisher %d granted twice: %w", d.Index, d.PubID, parallax.ErrProtocol)
 	}
 	mp, seg, err := mapDataSegment(d, f)
 	if err != nil {
 		rt.mu.Unlock()
-		slog.Warn("parallax: refusing a data segment", "pub", d.PubID, "index", d.Index, "err", err)
-		return
+		return nil, fmt.Errorf("refuse data segment %d of publisher %d: %w", d.Index, d.PubID, err)
 	}
 	if p == nil { // a local publisher's first segment
 		p = newPubSegments(d.PubID, false)
@@ -242,31 +254,34 @@ func (rt *Runtime) onDataSegment(m *wire.DataSegmentAdded, f *os.File) {
 		rt.owned.own[d.PubID] = p
 	}
 	p.add(mp, seg)
-	if !d.ReadOnly {
+	mine := seg
+	ro := d.ReadOnly
+	if !ro {
 		// Local subscribers of this local publisher get no read-only
 		// grant (the router sends one grant per process): they read a
 		// read-only twin of this mapping.
-		if ro := rt.owned.ro[d.PubID]; ro != nil {
-			rt.addTwins(ro, p)
-			d.ReadOnly = true
-			seg = ro.Segment(d.Index)
+		if rot := rt.owned.ro[d.PubID]; rot != nil {
+			rt.addTwins(rot, p)
+			ro = true
+			seg = rot.Segment(d.Index)
 		}
 	}
 	var eps []OwnedEndpoint
-	if d.ReadOnly && seg != nil {
+	if ro && seg != nil {
 		// Every local subscriber: those connected to the publisher add it.
 		for _, ep := range rt.subs {
 			if oe, ok := ep.(OwnedEndpoint); ok {
 				eps = append(eps, oe)
 			}
 		}
-	} else if oe, ok := pubTable.(OwnedEndpoint); ok {
+	} else if oe, ok := pubTable.(OwnedEndpoint); ok && notifyPub {
 		eps = append(eps, oe)
 	}
 	rt.mu.Unlock()
 	for _, oe := range eps {
 		oe.DataSegmentAdded(seg)
 	}
+	return mine, nil
 }
 
 // mapDataSegment checks f against d (size, seals, memfd or hugetlb kind,
@@ -464,6 +479,9 @@ func (rt *Runtime) closeOwned() {
 	for _, cm := range rt.owned.conns {
 		cm.gone = true
 		cm.m.Close()
+	}
+	for r := range rt.owned.retired {
+		r.m.Close()
 	}
 	rt.owned = ownedState{}
 }

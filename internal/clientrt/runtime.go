@@ -472,6 +472,10 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 			rt.route(g)
 		}
 		return
+	case *wire.DataSegmentRetired:
+		closeAll(files)
+		rt.onDataRetired(m.PubID, m.Index) // owned_grow.go
+		return
 	case *wire.ConnectionClosing:
 		closeAll(files)
 		rt.mu.Lock()

@@ -65,6 +65,10 @@ type Conn struct {
 	// spurious wake-up or a re-check, never a lost take: TryTake decides
 	// under mu).
 	skip atomic.Bool
+	// pendReady tells the waiting path that a pending ref's segment was
+	// added: the kept ref is takeable although the data ring may be
+	// empty. Same ordering rules as skip.
+	pendReady atomic.Bool
 
 	// Guarded by e.mu.
 	segs      []*dataseg.Segment // by segment index; nil where not added
@@ -270,12 +274,28 @@ func (e *Engine) RemoveSegment(c *Conn, index uint16) (held int, err error) {
 		return 0, fmt.Errorf("remove segment %d from connection %d: not added: %w", index, c.id, ErrInvalidArgument)
 	}
 	c.segs[index] = nil
+	return c.heldIn(index), nil
+}
+
+// HeldIn returns how many samples of segment index c holds (taken and not
+// released), for example to know when a removed segment may be unmapped.
+// A removed connection counts what it held at removal and was not
+// released since.
+func (e *Engine) HeldIn(c *Conn, index uint16) int {
+	e.lock()
+	defer e.unlock()
+	return c.heldIn(index)
+}
+
+// heldIn counts c's held samples of segment index. mu held.
+func (c *Conn) heldIn(index uint16) int {
+	held := 0
 	for _, h := range c.held {
 		if h.ref != parallax.NilRef && h.ref.Pool() == uint32(index) && h.ref != c.pending {
 			held++
 		}
 	}
-	return held, nil
+	return held
 }
 
 // CloseConn turns c closing (the subscriber closed it): TryTake takes from
@@ -405,6 +425,7 @@ func (c *Conn) dropPending() {
 func (c *Conn) updateSkip() {
 	stuck := c.pending != parallax.NilRef && !c.segmentAdded(c.pending.Pool())
 	c.skip.Store(c.removed || c.err != nil || c.closing || stuck)
+	c.pendReady.Store(c.pending != parallax.NilRef && !stuck)
 }
 
 // segmentAdded reports whether index has a segment. mu held.

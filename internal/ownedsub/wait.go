@@ -170,7 +170,7 @@ func (e *Engine) waitSliced(ctx context.Context, w ringbuf.WaitOptions, wt *ring
 // it reads each connection's skip flag and ring indices.
 func (s *connSet) ready() bool {
 	for _, c := range s.conns {
-		if !c.skip.Load() && c.data.Len() > 0 {
+		if !c.skip.Load() && (c.data.Len() > 0 || c.pendReady.Load()) {
 			return true
 		}
 	}

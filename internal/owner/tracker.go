@@ -38,6 +38,7 @@ type Tracker struct {
 	chunks  []chunk   // by global chunk index
 	classes []class
 	conns   []*ConnTrack // live and closing connections
+	holes   []span       // chunk index ranges of removed segments
 
 	hist     []uint32 // ring of chunk indices, len = cfg.History
 	histHead int      // oldest entry
@@ -52,6 +53,10 @@ type segInfo struct {
 	class       int32
 	present     bool
 }
+
+// span is a range of global chunk indices a removed segment left; a later
+// segment of at most count chunks reuses it (RemoveSegment, AddSegment).
+type span struct{ base, count uint32 }
 
 // Chunk states.
 const (
@@ -70,8 +75,10 @@ type chunk struct {
 }
 
 type class struct {
-	size uint32
-	free []uint32 // LIFO: the top is the end; capacity = every chunk of the class
+	size   uint32
+	segs   int      // segments present in the class; ClassFor skips a class without any
+	chunks int      // chunks of those segments
+	free   []uint32 // LIFO: the top is the end; capacity = every chunk of the class
 }
 
 // New returns an empty Tracker; add memory with [Tracker.AddSegment].
@@ -110,9 +117,16 @@ func (t *Tracker) AddSegment(index uint16, chunkSize, count uint32) (int, error)
 		ci = len(t.classes)
 		t.classes = append(t.classes, class{size: chunkSize})
 	}
-	base := uint32(len(t.chunks))
-	for range count {
-		t.chunks = append(t.chunks, chunk{seg: index})
+	base, reused := t.takeHole(count)
+	if reused {
+		for i := base; i < base+count; i++ {
+			t.chunks[i] = chunk{gen: t.chunks[i].gen, seg: index} // keep gen: a stale ref stays stale
+		}
+	} else {
+		base = uint32(len(t.chunks))
+		for range count {
+			t.chunks = append(t.chunks, chunk{seg: index})
+		}
 	}
 	for len(t.segs) <= int(index) {
 		t.segs = append(t.segs, segInfo{})
@@ -120,7 +134,9 @@ func (t *Tracker) AddSegment(index uint16, chunkSize, count uint32) (int, error)
 	t.segs[index] = segInfo{base: base, count: count, class: int32(ci), present: true}
 
 	c := &t.classes[ci]
-	free := make([]uint32, 0, cap(c.free)+int(count))
+	c.segs++
+	c.chunks += int(count)
+	free := make([]uint32, 0, c.chunks)
 	for i := count; i > 0; i-- {
 		free = append(free, base+i-1)
 	}
@@ -135,7 +151,7 @@ func (t *Tracker) AddSegment(index uint16, chunkSize, count uint32) (int, error)
 func (t *Tracker) ClassFor(n int) (int, bool) {
 	best := -1
 	for i, c := range t.classes {
-		if int64(c.size) >= int64(n) && (best < 0 || c.size < t.classes[best].size) {
+		if c.segs > 0 && int64(c.size) >= int64(n) && (best < 0 || c.size < t.classes[best].size) {
 			best = i
 		}
 	}
@@ -267,7 +283,7 @@ type Stats struct {
 // Stats returns the current accounting.
 func (t *Tracker) Stats() Stats {
 	s := Stats{
-		Classes: len(t.classes), Chunks: len(t.chunks), InUse: t.inUse,
+		Classes: len(t.classes), InUse: t.inUse,
 		Loans: t.loans, History: t.histLen, Outstanding: t.outstanding, Units: t.units,
 		HighWater: t.hiWater, Loaned: t.loaned, Returned: t.returned,
 		BadReturns: t.badReturns, Reclaimed: t.reclaimed,
@@ -275,6 +291,7 @@ func (t *Tracker) Stats() Stats {
 	for _, sg := range t.segs {
 		if sg.present {
 			s.Segments++
+			s.Chunks += int(sg.count)
 		}
 	}
 	for _, c := range t.classes {

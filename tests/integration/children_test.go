@@ -45,7 +45,7 @@ var childRoles = map[string]func([]string) int{
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // patternMax is the largest payload the pattern covers.
-const patternMax = 1 << 20
+const patternMax = 8 << 20 // TestOwnedFrames8MiB
 
 // pattern is a fixed pseudo-random block; message seq of n bytes is its
 // seq (8 bytes, little endian) followed by pattern[off(seq):][:n-8].
