@@ -12,7 +12,7 @@ import (
 // reader gets a private copy from [Segment.View]. Meta is a plain value.
 type Meta struct {
 	Length   uint32 // payload bytes in use, ≤ the chunk size
-	Flags    uint32 // buffer flags (issue 14)
+	Flags    uint32 // buffer flags (issue 14); bit 31 is [FlagMetaSet]
 	Seq      uint64 // publisher sequence number, from 1
 	Stamp    int64  // publish time, unix ns
 	PTS      int64  // presentation time stamp (buffer.Meta.PTS; the NoTime sentinel is allowed)
@@ -21,6 +21,13 @@ type Meta struct {
 	Offset   uint64 // buffer.Meta.Offset
 	UserSeq  uint64 // the producer's own sequence (buffer.Meta.Seq); Seq stays the publisher's
 }
+
+// FlagMetaSet in [Meta.Flags] marks a chunk whose producer set the media
+// fields (PTS, DTS, Duration, Offset, UserSeq and the other flags), as
+// publisher.Chunk.SetMeta does; without it a reader treats them as unset.
+// It is the one bit of Flags that is not a buffer flag
+// (parallax.MetaFlagsReserved).
+const FlagMetaSet = parallax.MetaFlagsReserved
 
 // SetMeta writes m into slot's chunk header with plain stores. Like
 // [Segment.Chunk] it is for the owning publisher only, while it holds slot

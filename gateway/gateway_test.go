@@ -15,6 +15,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
@@ -110,19 +111,23 @@ type bridge struct {
 	optsB   gateway.Options
 }
 
-func newBridge(t *testing.T, maxPayload int32, exp, imp gateway.Topic) *bridge {
-	ns := startNATS(t, -1, maxPayload)
-	b := &bridge{ra: newRouter(t), rb: newRouter(t), natsURL: ns.ClientURL()}
+// newBridge starts the bridge; natsMax is the NATS server's max payload
+// (0: its default) and chunk gateway B's importer chunk size in the owned
+// model (gateway.Options.MaxPayload; 0: the router's default).
+func newBridge(t *testing.T, cfg string, natsMax int32, chunk int, exp, imp gateway.Topic) *bridge {
+	ns := startNATS(t, -1, natsMax)
+	b := &bridge{ra: newRouterTOML(t, cfg), rb: newRouterTOML(t, cfg), natsURL: ns.ClientURL()}
 	b.ga, b.logA, b.stopA = startGateway(t, gateway.Options{NATSURL: b.natsURL, Socket: b.ra.cfg.Socket, Export: []gateway.Topic{exp}})
-	b.optsB = gateway.Options{NATSURL: b.natsURL, Socket: b.rb.cfg.Socket, Import: []gateway.Topic{imp}}
+	b.optsB = gateway.Options{NATSURL: b.natsURL, Socket: b.rb.cfg.Socket, Import: []gateway.Topic{imp}, MaxPayload: chunk}
 	b.gb, b.logB, b.stopB = startGateway(t, b.optsB)
 	return b
 }
 
-func TestBridgeOrderAndChecksum(t *testing.T) {
-	t.Parallel()
+func TestBridgeOrderAndChecksum(t *testing.T) { routertest.ForModels(t, testBridgeOrderAndChecksum) }
+
+func testBridgeOrderAndChecksum(t *testing.T, cfg string) {
 	typ := &gateway.Type{Name: "bytes.v1"}
-	b := newBridge(t, 0, gateway.Topic{Name: "frames", Type: typ}, gateway.Topic{Name: "frames", Type: typ})
+	b := newBridge(t, cfg, 0, 0, gateway.Topic{Name: "frames", Type: typ}, gateway.Topic{Name: "frames", Type: typ})
 	// Bounded: a broken bridge fails the test instead of hanging it.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -223,10 +228,13 @@ func TestBridgeOrderAndChecksum(t *testing.T) {
 }
 
 func TestTypeFromFirstMessageAndMismatchRefused(t *testing.T) {
-	t.Parallel()
+	routertest.ForModels(t, testTypeFromFirstMessageAndMismatchRefused)
+}
+
+func testTypeFromFirstMessageAndMismatchRefused(t *testing.T, cfg string) {
 	// A exports "points" typed pt/16/8; B imports it without a type and
 	// has a local subscriber of another type: the importer is refused.
-	b := newBridge(t, 0, gateway.Topic{Name: "points", Type: &gateway.Type{Name: "pt", Size: 16, Align: 8}}, gateway.Topic{Name: "points"})
+	b := newBridge(t, cfg, 0, 0, gateway.Topic{Name: "points", Type: &gateway.Type{Name: "pt", Size: 16, Align: 8}}, gateway.Topic{Name: "points"})
 	// Bounded: a broken bridge fails the test instead of hanging it.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -265,8 +273,11 @@ func TestTypeFromFirstMessageAndMismatchRefused(t *testing.T) {
 }
 
 func TestConfiguredTypeMismatchRefused(t *testing.T) {
-	t.Parallel()
-	b := newBridge(t, 0, gateway.Topic{Name: "x", Type: &gateway.Type{Name: "a"}}, gateway.Topic{Name: "x", Type: &gateway.Type{Name: "b"}})
+	routertest.ForModels(t, testConfiguredTypeMismatchRefused)
+}
+
+func testConfiguredTypeMismatchRefused(t *testing.T, cfg string) {
+	b := newBridge(t, cfg, 0, 0, gateway.Topic{Name: "x", Type: &gateway.Type{Name: "a"}}, gateway.Topic{Name: "x", Type: &gateway.Type{Name: "b"}})
 	// Bounded: a broken bridge fails the test instead of hanging it.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -282,9 +293,10 @@ func TestConfiguredTypeMismatchRefused(t *testing.T) {
 
 // TestLargePayloadSplit: a sample larger than the NATS server's max
 // payload crosses in parts and arrives whole, between smaller ones.
-func TestLargePayloadSplit(t *testing.T) {
-	t.Parallel()
-	b := newBridge(t, 8<<10, gateway.Topic{Name: "big"}, gateway.Topic{Name: "big", Type: &gateway.Type{}})
+func TestLargePayloadSplit(t *testing.T) { routertest.ForModels(t, testLargePayloadSplit) }
+
+func testLargePayloadSplit(t *testing.T, cfg string) {
+	b := newBridge(t, cfg, 8<<10, 256<<10, gateway.Topic{Name: "big"}, gateway.Topic{Name: "big", Type: &gateway.Type{}})
 	// Bounded: a broken bridge fails the test instead of hanging it.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -292,7 +304,7 @@ func TestLargePayloadSplit(t *testing.T) {
 	require.NoError(t, err)
 	defer sub.Close()
 	require.NoError(t, sub.WaitForPublishers(ctx, 1))
-	pub, err := publisher.New(ctx, "big", publisher.Options{Socket: b.ra.cfg.Socket})
+	pub, err := publisher.New(ctx, "big", publisher.Options{Socket: b.ra.cfg.Socket, MaxPayload: 256 << 10})
 	require.NoError(t, err)
 	defer pub.Close()
 	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
@@ -311,10 +323,11 @@ func TestLargePayloadSplit(t *testing.T) {
 	require.Zero(t, sa.Refused+sa.Dropped+sb.Refused+sb.Dropped+sb.Gaps, "A %v; B %v", sa, sb)
 }
 
-func TestLoopPrevention(t *testing.T) {
-	t.Parallel()
+func TestLoopPrevention(t *testing.T) { routertest.ForModels(t, testLoopPrevention) }
+
+func testLoopPrevention(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
-	ra, rb := newRouter(t), newRouter(t)
+	ra, rb := newRouterTOML(t, cfg), newRouterTOML(t, cfg)
 	both := []gateway.Topic{{Name: "chat", Type: &gateway.Type{}}}
 	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: both, Import: both})
 	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Export: both, Import: both})
@@ -367,10 +380,11 @@ func TestLoopPrevention(t *testing.T) {
 	eventually(t, "refusal of a headerless message", func() bool { return ga.Stats().Refused >= 1 && gb.Stats().Refused >= 1 })
 }
 
-func TestRouterRestart(t *testing.T) {
-	t.Parallel()
+func TestRouterRestart(t *testing.T) { routertest.ForModels(t, testRouterRestart) }
+
+func testRouterRestart(t *testing.T, cfg string) {
 	typ := &gateway.Type{Name: "r"}
-	b := newBridge(t, 0, gateway.Topic{Name: "t", Type: typ}, gateway.Topic{Name: "t", Type: typ})
+	b := newBridge(t, cfg, 0, 0, gateway.Topic{Name: "t", Type: typ}, gateway.Topic{Name: "t", Type: typ})
 	// Bounded: a broken bridge fails the test instead of hanging it.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -412,11 +426,12 @@ func TestRouterRestart(t *testing.T) {
 	receive()
 }
 
-func TestNATSRestart(t *testing.T) {
-	t.Parallel()
+func TestNATSRestart(t *testing.T) { routertest.ForModels(t, testNATSRestart) }
+
+func testNATSRestart(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
 	port := ns.Addr().(*net.TCPAddr).Port
-	ra, rb := newRouter(t), newRouter(t)
+	ra, rb := newRouterTOML(t, cfg), newRouterTOML(t, cfg)
 	typ := []gateway.Topic{{Name: "t", Type: &gateway.Type{Name: "n"}}}
 	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: typ})
 	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: typ})
@@ -478,10 +493,11 @@ func routerCounters(t testing.TB, r *router, id string) map[string]uint64 {
 // TestReportOnStop: the gateway reports at once when its endpoints start
 // and once more when Run ends; here a publisher shares the gateway's
 // runtime, so the connection (and the final report) outlives the gateway.
-func TestReportOnStop(t *testing.T) {
-	t.Parallel()
+func TestReportOnStop(t *testing.T) { routertest.ForModels(t, testReportOnStop) }
+
+func testReportOnStop(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
-	ra := newRouter(t)
+	ra := newRouterTOML(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pub, err := publisher.New(ctx, "s", publisher.Options{Socket: ra.cfg.Socket})
@@ -502,10 +518,11 @@ func TestReportOnStop(t *testing.T) {
 }
 
 // TestReportDisabled: a negative ReportInterval sends no report at all.
-func TestReportDisabled(t *testing.T) {
-	t.Parallel()
+func TestReportDisabled(t *testing.T) { routertest.ForModels(t, testReportDisabled) }
+
+func testReportDisabled(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
-	ra := newRouter(t)
+	ra := newRouterTOML(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pub, err := publisher.New(ctx, "s", publisher.Options{Socket: ra.cfg.Socket})
@@ -523,10 +540,11 @@ func TestReportDisabled(t *testing.T) {
 // TestCleanStopNoWarning: stopping a gateway logs no warning or error
 // (nats.go reports the gateway's own Close as a disconnection without an
 // error, on its callback goroutine, before the closed callback).
-func TestCleanStopNoWarning(t *testing.T) {
-	t.Parallel()
+func TestCleanStopNoWarning(t *testing.T) { routertest.ForModels(t, testCleanStopNoWarning) }
+
+func testCleanStopNoWarning(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
-	ra := newRouter(t)
+	ra := newRouterTOML(t, cfg)
 	closed := make(chan struct{})
 	_, logs, stop := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket,
 		Export: []gateway.Topic{{Name: "quiet"}}, Import: []gateway.Topic{{Name: "other"}},

@@ -142,6 +142,15 @@ func newRouter(t testing.TB) *router {
 	return newRouterTOML(t, routertest.Small)
 }
 
+// withModel returns toml in the memory model of cfg (a
+// routertest.Models configuration).
+func withModel(toml, cfg string) string {
+	if cfg == routertest.Owned {
+		return toml + "\n[memory]\nmodel = \"owned\"\n"
+	}
+	return toml
+}
+
 // newRouterTOML is newRouter with the given pool configuration.
 func newRouterTOML(t testing.TB, toml string) *router {
 	t.Helper()

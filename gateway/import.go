@@ -107,6 +107,7 @@ func (i *importer) create(t Type) error {
 	opts := publisher.Options{
 		Domain: i.g.opts.Domain, Socket: i.g.opts.Socket,
 		TypeName: t.Name, TypeSize: t.Size, TypeAlign: t.Align,
+		MaxPayload: i.g.opts.MaxPayload,
 	}
 	if i.g.opts.Policy == PolicyBlock {
 		opts.BlockTimeout = blockTimeout

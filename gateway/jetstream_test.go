@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
@@ -17,10 +18,11 @@ import (
 // TestJetStreamCatchUp: with a stream, samples published while the
 // importing domain (router and gateway) is down are delivered, in order,
 // when it is back.
-func TestJetStreamCatchUp(t *testing.T) {
-	t.Parallel()
+func TestJetStreamCatchUp(t *testing.T) { routertest.ForModels(t, testJetStreamCatchUp) }
+
+func testJetStreamCatchUp(t *testing.T, cfg string) {
 	ns := startNATSOpts(t, &server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir()})
-	ra, rb := newRouter(t), newRouter(t)
+	ra, rb := newRouterTOML(t, cfg), newRouterTOML(t, cfg)
 	topic := []gateway.Topic{{Name: "js", Type: &gateway.Type{Name: "persist"}}}
 	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: topic,
 		Stream: "PARALLAX", Policy: gateway.PolicyBlock})

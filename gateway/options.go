@@ -131,6 +131,13 @@ type Options struct {
 	// 0 = [DefaultMaxMessageSize]. Exporters split samples larger than
 	// the NATS server's max payload whatever this is.
 	MaxMessageSize int64
+	// MaxPayload is the chunk size of each importer's local publisher when
+	// the router runs the owned memory model ([memory] model = "owned"):
+	// the largest message an importer can publish there (a larger one is
+	// dropped and counted); 0 = the router's [publishers]
+	// default_max_payload (4 KiB unless configured). The shared model
+	// ignores it.
+	MaxPayload int
 	// MaxPartial bounds the split messages an importer reassembles at the
 	// same time (one per origin publisher at most); when a new one would
 	// exceed it, the oldest is dropped. 0 = [DefaultMaxPartial]. Each holds
@@ -281,6 +288,9 @@ func (o *Options) validate() error {
 	}
 	if !o.Policy.Valid() {
 		return fmt.Errorf("gateway: %v: %w", o.Policy, ErrInvalidArgument)
+	}
+	if o.MaxPayload < 0 {
+		return fmt.Errorf("gateway: max payload %d is negative: %w", o.MaxPayload, ErrInvalidArgument)
 	}
 	for _, t := range append(append([]Topic(nil), o.Export...), o.Import...) {
 		if t.Type != nil && len(t.Type.Name) > maxFrameIDLen {

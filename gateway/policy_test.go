@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
@@ -20,35 +21,36 @@ import (
 // reaches the subscriber in domain B, in order, and no counter shows a
 // loss. (With the default policy the same publisher loses most of its
 // samples at the exporter's queue.)
-func TestLosslessFlatOut(t *testing.T) {
-	t.Parallel()
+func TestLosslessFlatOut(t *testing.T) { routertest.ForModels(t, testLosslessFlatOut) }
+
+func testLosslessFlatOut(t *testing.T, cfg string) {
 	n := 20000
 	if testing.Short() {
 		n = 3000
 	}
-	t.Run("size=1KiB", func(t *testing.T) { t.Parallel(); losslessFlatOut(t, 1<<10, n, 64) })
+	t.Run("size=1KiB", func(t *testing.T) { t.Parallel(); losslessFlatOut(t, cfg, 1<<10, n, 64) })
 	// 64 KiB: the exporter's queue (16) leaves the publisher chunks of
 	// the 64 in its pool; in B the subscriber's queue (64) takes the whole
 	// pool, and the importer waits for chunks instead of dropping.
-	t.Run("size=64KiB", func(t *testing.T) { t.Parallel(); losslessFlatOut(t, 64<<10, n/10, 16) })
+	t.Run("size=64KiB", func(t *testing.T) { t.Parallel(); losslessFlatOut(t, cfg, 64<<10, n/10, 16) })
 }
 
-func losslessFlatOut(t *testing.T, size, n, exportQueue int) {
+func losslessFlatOut(t *testing.T, cfg string, size, n, exportQueue int) {
 	ns := startNATS(t, -1, 0)
-	ra, rb := newRouter(t), newRouter(t)
+	ra, rb := newRouterTOML(t, cfg), newRouterTOML(t, cfg)
 	typ := &gateway.Type{Name: "flat"}
 	topic := []gateway.Topic{{Name: "flat", Type: typ}}
 	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: topic,
 		Policy: gateway.PolicyBlock, QueueCapacity: exportQueue})
 	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: topic,
-		Policy: gateway.PolicyBlock})
+		Policy: gateway.PolicyBlock, MaxPayload: size})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sub, err := subscriber.New(ctx, "flat", subscriber.Options{Socket: rb.cfg.Socket, TypeName: "flat", QueueCapacity: 64, Policy: subscriber.BlockProducer})
 	require.NoError(t, err)
 	defer sub.Close()
 	require.NoError(t, sub.WaitForPublishers(ctx, 1))
-	pub, err := publisher.New(ctx, "flat", publisher.Options{Socket: ra.cfg.Socket, TypeName: "flat", BlockTimeout: time.Minute})
+	pub, err := publisher.New(ctx, "flat", publisher.Options{Socket: ra.cfg.Socket, TypeName: "flat", BlockTimeout: time.Minute, MaxPayload: size})
 	require.NoError(t, err)
 	defer pub.Close()
 	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
@@ -105,7 +107,10 @@ func TestParsePolicy(t *testing.T) {
 // batch, published flat out and interleaved, all arrive byte-exact and in
 // publishing order.
 func TestLosslessMixedSizesInOrder(t *testing.T) {
-	t.Parallel()
+	routertest.ForModels(t, testLosslessMixedSizesInOrder)
+}
+
+func testLosslessMixedSizesInOrder(t *testing.T, cfg string) {
 	n := 3000
 	if testing.Short() {
 		n = 600
@@ -114,19 +119,19 @@ func TestLosslessMixedSizesInOrder(t *testing.T) {
 	// into parts; 40000 bytes is also beyond what the exporter stages.
 	sizes := []int{100, 3000, 12000, 200, 1000, 40000, 64, 5000}
 	ns := startNATS(t, -1, 8<<10)
-	ra, rb := newRouter(t), newRouter(t)
+	ra, rb := newRouterTOML(t, cfg), newRouterTOML(t, cfg)
 	topic := []gateway.Topic{{Name: "mixed", Type: &gateway.Type{Name: "mixed"}}}
 	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: topic,
 		Policy: gateway.PolicyBlock, QueueCapacity: 16})
 	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: topic,
-		Policy: gateway.PolicyBlock})
+		Policy: gateway.PolicyBlock, MaxPayload: 40 << 10})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sub, err := subscriber.New(ctx, "mixed", subscriber.Options{Socket: rb.cfg.Socket, TypeName: "mixed", QueueCapacity: 16, Policy: subscriber.BlockProducer})
 	require.NoError(t, err)
 	defer sub.Close()
 	require.NoError(t, sub.WaitForPublishers(ctx, 1))
-	pub, err := publisher.New(ctx, "mixed", publisher.Options{Socket: ra.cfg.Socket, TypeName: "mixed", BlockTimeout: time.Minute})
+	pub, err := publisher.New(ctx, "mixed", publisher.Options{Socket: ra.cfg.Socket, TypeName: "mixed", BlockTimeout: time.Minute, MaxPayload: 40 << 10})
 	require.NoError(t, err)
 	defer pub.Close()
 	require.NoError(t, pub.WaitForSubscribers(ctx, 1))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
@@ -34,21 +35,24 @@ hugepages = "never"
 // Every sample the subscriber gets is whole and byte-exact; every sample
 // it does not get is counted as lost by a gateway.
 func TestSplitAcrossNATSReconnect(t *testing.T) {
-	t.Parallel()
+	routertest.ForModels(t, testSplitAcrossNATSReconnect)
+}
+
+func testSplitAcrossNATSReconnect(t *testing.T, cfg string) {
 	const size = 16 << 20
 	ns := startNATS(t, -1, 0)
 	port := ns.Addr().(*net.TCPAddr).Port
-	ra, rb := newRouterTOML(t, bigPools), newRouterTOML(t, bigPools)
+	ra, rb := newRouterTOML(t, withModel(bigPools, cfg)), newRouterTOML(t, withModel(bigPools, cfg))
 	topic := []gateway.Topic{{Name: "big", Type: &gateway.Type{Name: "blob"}}}
 	ga, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.cfg.Socket, Export: topic, QueueCapacity: 2})
-	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: topic})
+	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: topic, MaxPayload: size})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sub, err := subscriber.New(ctx, "big", subscriber.Options{Socket: rb.cfg.Socket, TypeName: "blob", QueueCapacity: 2, Policy: subscriber.BlockProducer})
 	require.NoError(t, err)
 	defer sub.Close()
 	require.NoError(t, sub.WaitForPublishers(ctx, 1))
-	pub, err := publisher.New(ctx, "big", publisher.Options{Socket: ra.cfg.Socket, TypeName: "blob"})
+	pub, err := publisher.New(ctx, "big", publisher.Options{Socket: ra.cfg.Socket, TypeName: "blob", MaxPayload: size})
 	require.NoError(t, err)
 	defer pub.Close()
 	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
@@ -138,10 +142,11 @@ func TestSplitAcrossNATSReconnect(t *testing.T) {
 // TestSplitHostileParts: parts that do not fit together, or announce
 // more than MaxMessageSize, never reach a local subscriber and are
 // counted.
-func TestSplitHostileParts(t *testing.T) {
-	t.Parallel()
+func TestSplitHostileParts(t *testing.T) { routertest.ForModels(t, testSplitHostileParts) }
+
+func testSplitHostileParts(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
-	rb := newRouter(t)
+	rb := newRouterTOML(t, cfg)
 	topic := []gateway.Topic{{Name: "h", Type: &gateway.Type{}}}
 	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: topic,
 		MaxMessageSize: 64 << 10, MaxPartial: 2})

@@ -258,7 +258,7 @@ func (p *Publisher) publishOwned(o *owned, c Chunk) error {
 		return fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
 	}
 	c.ol.Truncate(len(c.buf))
-	c.ol.SetMeta(dataseg.Meta{Stamp: sys.UnixNano()})
+	c.ol.SetStamp(sys.UnixNano()) // keeps what Chunk.SetMeta set
 	err := o.eng.Publish(&c.ol)
 	if errors.Is(err, ownedpub.ErrNotLoaned) {
 		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, c.ref, parallax.ErrNotHeld)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/ownedpub"
 	"github.com/parallax-ipc/parallax/internal/sys"
@@ -346,6 +347,17 @@ func (c Chunk) Len() int { return len(c.buf) }
 
 // Ref returns the chunk reference.
 func (c Chunk) Ref() parallax.ChunkRef { return c.ref }
+
+// SetMeta sets the media metadata Publish carries in the chunk header, for
+// subscribers to read back exactly with subscriber.Sample.Meta (PTS, DTS,
+// duration, offset, the producer's own sequence number and flags; bit 31 of
+// the flags, [parallax.MetaFlagsReserved], is not carried). Only the owned
+// memory model carries it: the shared model's chunk header has no room, and
+// Publish there ignores it. It costs nothing when not called.
+func (c *Chunk) SetMeta(m parallax.SampleMeta) {
+	c.ol.SetMeta(dataseg.Meta{Flags: m.Flags&^dataseg.FlagMetaSet | dataseg.FlagMetaSet,
+		PTS: int64(m.PTS), DTS: int64(m.DTS), Duration: int64(m.Duration), Offset: m.Offset, UserSeq: m.Seq})
+}
 
 // Truncate returns c announcing only the first n bytes.
 func (c Chunk) Truncate(n int) Chunk {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/ownedsub"
 	"github.com/parallax-ipc/parallax/internal/sys"
@@ -295,6 +296,19 @@ func (x Sample) Bytes() []byte { return x.data }
 
 // Header returns the sample's metadata.
 func (x Sample) Header() Header { return x.hdr }
+
+// Meta returns the media metadata its publisher set with
+// publisher.Chunk.SetMeta, exactly as set, and true; false (and a zero
+// SampleMeta) when the publisher set none, or when the router runs the
+// shared memory model, whose chunk header has no room for it.
+func (x Sample) Meta() (parallax.SampleMeta, bool) {
+	m := x.own.Meta()
+	if m.Flags&dataseg.FlagMetaSet == 0 {
+		return parallax.SampleMeta{}, false
+	}
+	return parallax.SampleMeta{PTS: time.Duration(m.PTS), DTS: time.Duration(m.DTS), Duration: time.Duration(m.Duration),
+		Offset: m.Offset, Seq: m.UserSeq, Flags: m.Flags &^ dataseg.FlagMetaSet}, true
+}
 
 // Ref returns the chunk reference.
 func (x Sample) Ref() parallax.ChunkRef { return x.ref }

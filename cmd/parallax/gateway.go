@@ -62,6 +62,7 @@ func gatewayFlags(fs *flag.FlagSet) runFunc {
 	fs.StringVar(&opts.Stream, "stream", "", "JetStream stream to export to and import from with durable consumers (default: core NATS, no persistence)")
 	fs.StringVar(&opts.Durable, "durable", "", "name prefix of the importers' durable JetStream consumers (default: parallax_<id>)")
 	fs.Int64Var(&opts.MaxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest message an importer reassembles from parts, in bytes")
+	fs.IntVar(&opts.MaxPayload, "max-payload", 0, "owned memory model: largest message an importer publishes locally, in bytes (its chunk size; 0 = router default)")
 	fs.DurationVar(&opts.StatsInterval, "stats-interval", time.Minute, "period of the statistics log line (negative = never)")
 	fs.DurationVar(&opts.ReportInterval, "report-interval", gateway.DefaultReportInterval, "period of the counter reports to the router, shown by parallax gateways (negative = never)")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")

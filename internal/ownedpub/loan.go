@@ -31,6 +31,10 @@ func (l *Loan) Ref() parallax.ChunkRef { return l.ref }
 // loan's size; Seq is overwritten with the publisher's sequence number.
 func (l *Loan) SetMeta(m dataseg.Meta) { l.meta = m }
 
+// SetStamp sets only the publish time of the chunk header written at
+// Publish, keeping the rest of the meta [Loan.SetMeta] set.
+func (l *Loan) SetStamp(ns int64) { l.meta.Stamp = ns }
+
 // Loan loans a chunk of the smallest size class that holds n bytes: the
 // most recently returned one. When the class is empty it drains every
 // connection's return ring and tries once more.

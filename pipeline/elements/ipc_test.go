@@ -20,9 +20,9 @@ import (
 // runIPC runs "src ! checksum ! ipcsink" and "ipcsrc ! checksum ! fakesink"
 // as two pipelines against one router and returns both checksums and the
 // sink's stats.
-func runIPC(t *testing.T, n int, size, sinkProps, srcProps string) (sent, got elements.ChecksumResult, st elements.IPCSinkStats) {
+func runIPC(t *testing.T, cfg string, n int, size, sinkProps, srcProps string) (sent, got elements.ChecksumResult, st elements.IPCSinkStats) {
 	t.Helper()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, cfg)
 	sock := srv.SocketPath()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -45,28 +45,30 @@ func runIPC(t *testing.T, n int, size, sinkProps, srcProps string) (sent, got el
 }
 
 func TestIPCZeroCopy(t *testing.T) {
-	t.Parallel()
-	n := 2000
-	if testing.Short() {
-		n = 200
-	}
-	sent, got, st := runIPC(t, n, "64KiB", "", "")
-	require.Equal(t, sent, got)
-	require.Equal(t, uint64(n), got.Buffers)
-	require.Equal(t, uint64(n)<<16, got.Bytes)
-	require.Equal(t, elements.IPCSinkStats{Published: uint64(n), Bytes: uint64(n) << 16, ZeroCopy: uint64(n)}, st,
-		"every buffer reaching ipcsink is its own chunk: no byte copied")
+	routertest.ForModels(t, func(t *testing.T, cfg string) {
+		n := 2000
+		if testing.Short() {
+			n = 200
+		}
+		sent, got, st := runIPC(t, cfg, n, "64KiB", "max-payload=64KiB", "")
+		require.Equal(t, sent, got)
+		require.Equal(t, uint64(n), got.Buffers)
+		require.Equal(t, uint64(n)<<16, got.Bytes)
+		require.Equal(t, elements.IPCSinkStats{Published: uint64(n), Bytes: uint64(n) << 16, ZeroCopy: uint64(n)}, st,
+			"every buffer reaching ipcsink is its own chunk: no byte copied")
+	})
 }
 
 func TestIPCCopyCounted(t *testing.T) {
-	t.Parallel()
-	n := 100
-	sent, got, st := runIPC(t, n, "4KiB", "copy=true", "")
-	require.Equal(t, sent, got)
-	require.Equal(t, uint64(n), st.Copied)
-	require.Equal(t, uint64(n)*4096, st.CopiedBytes)
-	require.Zero(t, st.ZeroCopy)
-	require.GreaterOrEqual(t, elements.IPCCopiedBytes(), st.CopiedBytes)
+	routertest.ForModels(t, func(t *testing.T, cfg string) {
+		n := 100
+		sent, got, st := runIPC(t, cfg, n, "4KiB", "copy=true", "")
+		require.Equal(t, sent, got)
+		require.Equal(t, uint64(n), st.Copied)
+		require.Equal(t, uint64(n)*4096, st.CopiedBytes)
+		require.Zero(t, st.ZeroCopy)
+		require.GreaterOrEqual(t, elements.IPCCopiedBytes(), st.CopiedBytes)
+	})
 }
 
 // replace is a transform that replaces each buffer by a heap copy: the
@@ -80,8 +82,11 @@ func (replace) Process(_ context.Context, b *buffer.Buffer) (*buffer.Buffer, err
 }
 
 func TestIPCReplacedBufferIsCopied(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+	routertest.ForModels(t, testIPCReplacedBufferIsCopied)
+}
+
+func testIPCReplacedBufferIsCopied(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	src := &elements.IPCSrc{Topic: "r", Socket: srv.SocketPath(), NumBuffers: 10}
@@ -106,8 +111,11 @@ func TestIPCReplacedBufferIsCopied(t *testing.T) {
 }
 
 func TestIPCSrcBuffersAreReadOnlyViews(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+	routertest.ForModels(t, testIPCSrcBuffersAreReadOnlyViews)
+}
+
+func testIPCSrcBuffersAreReadOnlyViews(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	src := &elements.IPCSrc{Topic: "ro", Socket: srv.SocketPath()}
@@ -127,7 +135,11 @@ func TestIPCSrcBuffersAreReadOnlyViews(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "hello", string(got.Bytes()))
 	require.True(t, elements.ReadOnly(got))
-	require.Equal(t, uint64(1), got.Meta.Seq)
+	if cfg == routertest.Owned {
+		require.Equal(t, uint64(7), got.Meta.Seq, "the producer's Seq, carried in the chunk header")
+	} else {
+		require.Equal(t, uint64(1), got.Meta.Seq, "shared model: the publisher's sequence number")
+	}
 	got.Release()
 }
 
@@ -152,6 +164,7 @@ func (o *oneShot) Produce(ctx context.Context) (*buffer.Buffer, error) {
 	_, isDefault := o.alloc.(*buffer.Pool)
 	o.fromSink = !isDefault && b.Memory().Ref() != parallax.NilRef && !elements.ReadOnly(b)
 	copy(b.Bytes(), "hello")
+	b.Meta.Seq = 7
 	return b, nil
 }
 
@@ -168,7 +181,7 @@ func TestIPCSrcTimeoutEndsStream(t *testing.T) {
 // stream; an out-of-range value is refused by name.
 func TestIPCSrcCoalesce(t *testing.T) {
 	t.Parallel()
-	sent, got, _ := runIPC(t, 5000, "64", "", "queue=64 coalesce=200us")
+	sent, got, _ := runIPC(t, "", 5000, "64", "", "queue=64 coalesce=200us")
 	require.Equal(t, sent, got)
 	require.Equal(t, uint64(5000), got.Buffers)
 
@@ -182,7 +195,7 @@ func TestIPCSrcCoalesce(t *testing.T) {
 func TestIPCSrcSpin(t *testing.T) {
 	t.Parallel()
 	for _, spin := range []string{"-1ns", "200us"} {
-		sent, got, _ := runIPC(t, 2000, "64", "", "queue=64 spin="+spin)
+		sent, got, _ := runIPC(t, "", 2000, "64", "", "queue=64 spin="+spin)
 		require.Equal(t, sent, got, "spin=%s", spin)
 	}
 	_, err := pipeline.Launch("ipcsrc topic=t spin=2s ! fakesink", nil)

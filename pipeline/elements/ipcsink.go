@@ -51,13 +51,24 @@ func (s IPCSinkStats) String() string {
 //
 // Allocation negotiation: the sink provides the allocator of its upstream
 // ([pipeline.AllocatorProvider]); its buffers are chunks loaned from the
-// publisher's shared pool, so upstream elements write straight into shared
-// memory and the sink publishes the chunk itself. A buffer that is not one
+// publisher's memory (in the owned memory model its own data segment,
+// in the shared model the router's pools), so upstream elements write
+// straight into shared memory and the sink publishes the chunk itself. A buffer that is not one
 // of its chunks (a transform replaced it, a tee shares it, Copy is set) is
 // copied into a fresh chunk; [IPCSinkStats.CopiedBytes] and
 // [IPCCopiedBytes] count those bytes. When upstream's pool is exhausted
-// (subscribers hold every chunk) allocation waits until one is released or
-// the pipeline stops.
+// (subscribers hold every chunk, or MaxLoans buffers are out) allocation
+// waits until one is released or the pipeline stops.
+//
+// Metadata: each buffer's [buffer.Meta] (PTS, DTS, duration, offset, flags
+// and the producer's Seq) travels in the chunk header and an [IPCSrc]
+// restores it exactly, in the owned memory model. The shared model's chunk
+// header has no room for it: there an IPCSrc sees the publisher's sequence
+// number and no timestamps.
+//
+// In the owned model the publisher's chunk size is MaxPayload (0: the
+// router's [publishers] default_max_payload, 4 KiB by default): set it to
+// the largest buffer upstream produces.
 //
 // Set the fields before the pipeline starts; Topic is required. Stats may
 // be read from any goroutine. Close (called by the executor) closes the
@@ -75,6 +86,13 @@ type IPCSink struct {
 	// Copy disables allocation negotiation: upstream allocates elsewhere
 	// and every buffer is copied (for comparisons and tests).
 	Copy bool
+	// MaxPayload is the largest buffer, in bytes (owned model: the chunk
+	// size of the publisher's segment; 0: the router's default).
+	MaxPayload int
+	// MaxLoans bounds the buffers loaned to upstream and not yet
+	// published (owned model; 0: DefaultIPCSinkLoans). More allocations
+	// wait. The publisher's segment is sized for them.
+	MaxLoans int
 
 	pub   *publisher.Publisher
 	alloc *ipcAllocator
@@ -94,11 +112,14 @@ var ipcSinkFactory = pipeline.Factory{
 		{Name: "block-timeout", Type: pipeline.PropDuration, Default: "1s", Description: "how long to wait for space on a block-producer subscriber's full queue", Min: 0, Max: float64(24 * time.Hour)},
 		{Name: "wait-subscribers", Type: pipeline.PropInt, Default: "0", Description: "wait for this many subscribers before starting", Min: 0, Max: 1 << 20},
 		{Name: "copy", Type: pipeline.PropBool, Default: "false", Description: "do not provide the allocator: copy every buffer (disables zero copy)"},
+		{Name: "max-payload", Type: pipeline.PropBytes, Default: "0", Description: "largest buffer (owned memory model: the chunk size; 0: the router's default)", Min: 0, Max: 1 << 30},
+		{Name: "max-loans", Type: pipeline.PropInt, Default: "0", Description: "buffers loaned to upstream at once (owned memory model; 0: 2 x the default link capacity)", Min: 0, Max: 1 << 20},
 	},
 	New: func(p *pipeline.Props) (pipeline.Element, error) {
 		s := &IPCSink{Topic: p.String("topic"), Domain: p.String("domain"), Socket: p.String("socket"),
 			TypeName: p.String("type"), History: int(p.Int("history")), BlockTimeout: p.Duration("block-timeout"),
-			WaitSubscribers: int(p.Int("wait-subscribers")), Copy: p.Bool("copy")}
+			WaitSubscribers: int(p.Int("wait-subscribers")), Copy: p.Bool("copy"),
+			MaxPayload: int(p.Bytes("max-payload")), MaxLoans: int(p.Int("max-loans"))}
 		if s.Topic == "" {
 			return nil, &pipeline.PropertyError{Element: "ipcsink", Property: "topic", Err: fmt.Errorf("%w: required", pipeline.ErrBadValue), Hint: "for example topic=frames"}
 		}
@@ -115,8 +136,13 @@ func (s *IPCSink) Start(ctx context.Context) error {
 	if s.Topic == "" {
 		return errors.New("ipcsink: no topic set")
 	}
+	loans := s.MaxLoans
+	if loans <= 0 {
+		loans = DefaultIPCSinkLoans
+	}
 	pub, err := publisher.New(ctx, s.Topic, publisher.Options{Domain: s.Domain, Socket: s.Socket,
-		TypeName: s.TypeName, History: s.History, BlockTimeout: s.BlockTimeout})
+		TypeName: s.TypeName, History: s.History, BlockTimeout: s.BlockTimeout,
+		MaxPayload: s.MaxPayload, MaxLoans: loans})
 	if err != nil {
 		return err
 	}
@@ -127,9 +153,14 @@ func (s *IPCSink) Start(ctx context.Context) error {
 		}
 	}
 	s.pub = pub
-	s.alloc = &ipcAllocator{pub: pub, free: make(chan *ipcMem, 1024)}
+	s.alloc = &ipcAllocator{pub: pub, maxPayload: s.MaxPayload, free: make(chan *ipcMem, 1024)}
 	return nil
 }
+
+// DefaultIPCSinkLoans is the [IPCSink.MaxLoans] of a zero value: two links
+// of the default capacity, so a source and one transform ahead of the sink
+// allocate without waiting for it.
+const DefaultIPCSinkLoans = 2 * pipeline.DefaultCapacity
 
 // ProvideAllocator implements [pipeline.AllocatorProvider]: chunks of the
 // publisher's shared pool, unless Copy is set.
@@ -166,8 +197,8 @@ func (s *IPCSink) Run(ctx context.Context, p *pipeline.Pads) error {
 	}
 }
 
-// publish publishes b (zero copy when it is one of the sink's chunks) and
-// releases it.
+// publish publishes b (zero copy when it is one of the sink's chunks) with
+// its metadata, and releases it.
 func (s *IPCSink) publish(ctx context.Context, b *buffer.Buffer) error {
 	var c publisher.Chunk
 	n := b.Len()
@@ -186,6 +217,8 @@ func (s *IPCSink) publish(ctx context.Context, b *buffer.Buffer) error {
 		s.copiedB.Add(uint64(n))
 		copiedBytes.Add(uint64(n))
 	}
+	c.SetMeta(parallax.SampleMeta{PTS: b.Meta.PTS, DTS: b.Meta.DTS, Duration: b.Meta.Duration,
+		Offset: b.Meta.Offset, Seq: b.Meta.Seq, Flags: uint32(b.Meta.Flags)})
 	b.Release()
 	err := s.pub.Publish(c)
 	s.published.Add(1)
@@ -213,6 +246,7 @@ func (s *IPCSink) Close() error {
 // Free and close are safe for concurrent use.
 type ipcAllocator struct {
 	pub         *publisher.Publisher
+	maxPayload  int
 	free        chan *ipcMem // recycled memories (a lock-free-enough free list)
 	outstanding atomic.Int64 // buffers loaned and not yet freed
 	closing     atomic.Bool
@@ -263,16 +297,18 @@ func (a *ipcAllocator) loan(ctx context.Context, n int) (publisher.Chunk, error)
 		if err == nil {
 			return c, nil
 		}
-		// Exhausted, or the router was too slow to grow the pool (the
-		// runtime backs off and retries growth later): both pass when
-		// subscribers release chunks.
-		if !errors.Is(err, parallax.ErrPoolExhausted) && !errors.Is(err, context.DeadlineExceeded) {
-			return c, fmt.Errorf("loan %d bytes on %q: %w", n, a.pub.Topic(), err)
+		// Exhausted, MaxLoans buffers out (owned model), or the router was
+		// too slow to grow the pool (the runtime backs off and retries
+		// growth later): all pass when subscribers release chunks or the
+		// sink publishes.
+		if !errors.Is(err, parallax.ErrPoolExhausted) && !errors.Is(err, parallax.ErrLimit) && !errors.Is(err, context.DeadlineExceeded) {
+			return c, fmt.Errorf("loan %d bytes on %q (ipcsink max-payload %d, 0: the router's default): %w", n, a.pub.Topic(), a.maxPayload, err)
 		}
 		if ctx.Err() != nil {
 			return c, fmt.Errorf("loan %d bytes on %q: %w (%w)", n, a.pub.Topic(), err, context.Cause(ctx))
 		}
 		// Subscribers hold every chunk: back off until one is released.
+		// (Publisher has no waiting loan yet, issue 14: this polls.)
 		if i < 32 {
 			runtime.Gosched()
 		} else {

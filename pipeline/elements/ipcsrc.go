@@ -31,6 +31,16 @@ const (
 // element that modifies data gets its own copy with
 // [buffer.Buffer.MakeWritable] (or writes its result into a new buffer).
 //
+// Each buffer carries the metadata its [IPCSink] published (PTS, DTS,
+// duration, offset, flags, the producer's Seq), exactly, in the owned memory
+// model. Samples without it (a plain publisher, or the shared model, whose
+// chunk header has no room for it) get Seq = the publisher's sequence
+// number and PTS = DTS = [buffer.NoTime].
+//
+// At most MaxHeld buffers (per publisher) are out at once: Produce waits
+// for one to be released beyond that (owned model; 0: the router's
+// [publishers] default_max_held, 16 by default).
+//
 // The stream ends (io.EOF) after NumBuffers samples (0 or negative:
 // never), or when Timeout (0: never) passes without a sample.
 //
@@ -49,11 +59,16 @@ type IPCSrc struct {
 	BusyPoll       bool          // poll without sleeping (a dedicated core)
 	Coalesce       time.Duration // see subscriber.Options.Coalesce
 	Spin           time.Duration // see subscriber.Options.Spin (0: 5 µs, negative: none)
+	MaxHeld        int           // see subscriber.Options.MaxHeld (owned model; 0: the router's default)
 
 	sub      *subscriber.Subscriber
 	n        uint64
 	free     chan *srcMem
 	received atomic.Uint64
+	// released wakes a Produce waiting at the held limit; waiting tells
+	// Free that one does (so Free sends nothing otherwise).
+	released chan struct{}
+	waiting  atomic.Bool
 }
 
 var ipcSrcFactory = pipeline.Factory{
@@ -71,13 +86,15 @@ var ipcSrcFactory = pipeline.Factory{
 		{Name: "timeout", Type: pipeline.PropDuration, Default: "0s", Description: "end the stream after this long without a sample (0: never)", Min: 0, Max: float64(365 * 24 * time.Hour)},
 		{Name: "busy-poll", Type: pipeline.PropBool, Default: "false", Description: "poll without sleeping (lowest latency, burns a core)"},
 		{Name: "spin", Type: pipeline.PropDuration, Default: "0s", Description: "look at an empty queue this long before sleeping (0: the default, 5us; negative: sleep at once)", Min: float64(-time.Second), Max: float64(time.Second)},
+		{Name: "max-held", Type: pipeline.PropInt, Default: "0", Description: "buffers out at once per publisher (owned memory model; 0: the router's default)", Min: 0, Max: 1 << 20},
 		{Name: "coalesce", Type: pipeline.PropDuration, Default: "0s", Description: "take a fast stream in batches, waiting this long after catching up (throughput for latency; 0: off)", Min: 0, Max: float64(subscriber.MaxCoalesce)},
 	},
 	New: func(p *pipeline.Props) (pipeline.Element, error) {
 		s := &IPCSrc{Topic: p.String("topic"), Domain: p.String("domain"), Socket: p.String("socket"),
 			TypeName: p.String("type"), Queue: int(p.Int("queue")), Policy: p.String("policy"),
 			History: int(p.Int("history")), NumBuffers: p.Int("num-buffers"), Timeout: p.Duration("timeout"),
-			BusyPoll: p.Bool("busy-poll"), Coalesce: p.Duration("coalesce"), Spin: p.Duration("spin")}
+			BusyPoll: p.Bool("busy-poll"), Coalesce: p.Duration("coalesce"), Spin: p.Duration("spin"),
+			MaxHeld: int(p.Int("max-held"))}
 		if s.Topic == "" {
 			return nil, &pipeline.PropertyError{Element: "ipcsrc", Property: "topic", Err: fmt.Errorf("%w: required", pipeline.ErrBadValue), Hint: "for example topic=frames"}
 		}
@@ -98,12 +115,14 @@ func (s *IPCSrc) Start(ctx context.Context) error {
 		}
 	}
 	sub, err := subscriber.New(ctx, s.Topic, subscriber.Options{Domain: s.Domain, Socket: s.Socket,
-		TypeName: s.TypeName, QueueCapacity: s.Queue, History: s.History, Policy: pol, BusyPoll: s.BusyPoll, Coalesce: s.Coalesce, Spin: s.Spin})
+		TypeName: s.TypeName, QueueCapacity: s.Queue, History: s.History, Policy: pol, BusyPoll: s.BusyPoll, Coalesce: s.Coalesce, Spin: s.Spin,
+		MaxHeld: s.MaxHeld})
 	if err != nil {
 		return err
 	}
 	s.sub = sub
 	s.free = make(chan *srcMem, 1024)
+	s.released = make(chan struct{}, 1)
 	return nil
 }
 
@@ -122,6 +141,9 @@ func (s *IPCSrc) Produce(ctx context.Context) (*buffer.Buffer, error) {
 	if errors.Is(err, subscriber.ErrNoData) {
 		x, err = s.wait(ctx)
 	}
+	if errors.Is(err, parallax.ErrLimit) {
+		x, err = s.waitHeld(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -129,14 +151,17 @@ func (s *IPCSrc) Produce(ctx context.Context) (*buffer.Buffer, error) {
 	select {
 	case m = <-s.free:
 	default:
-		m = &srcMem{free: s.free}
+		m = &srcMem{src: s}
 	}
 	m.sample = x
 	m.mem.Init(x.Bytes(), m, nil, 0, x.Ref())
 	m.mem.SetReadOnly()
 	b := m.mem.NewBuffer(len(x.Bytes()))
-	h := x.Header()
-	b.Meta = buffer.Meta{Seq: h.Seq, PTS: buffer.NoTime, DTS: buffer.NoTime}
+	if sm, ok := x.Meta(); ok {
+		b.Meta = buffer.Meta{PTS: sm.PTS, DTS: sm.DTS, Duration: sm.Duration, Seq: sm.Seq, Offset: sm.Offset, Flags: buffer.Flags(sm.Flags)}
+	} else {
+		b.Meta = buffer.Meta{Seq: x.Header().Seq, PTS: buffer.NoTime, DTS: buffer.NoTime}
+	}
 	s.n++
 	s.received.Add(1)
 	return b, nil
@@ -157,6 +182,29 @@ func (s *IPCSrc) wait(ctx context.Context) (subscriber.Sample, error) {
 	return x, err
 }
 
+// waitHeld is the slow path at the held limit (owned model): every
+// publisher's connection holds MaxHeld samples, in buffers downstream.
+// It waits until a buffer is released, then takes again.
+func (s *IPCSrc) waitHeld(ctx context.Context) (subscriber.Sample, error) {
+	s.waiting.Store(true)
+	defer s.waiting.Store(false)
+	for {
+		// Taken after waiting is set: a release from now on wakes us.
+		x, err := s.sub.TryTake()
+		switch {
+		case errors.Is(err, subscriber.ErrNoData):
+			return s.wait(ctx)
+		case !errors.Is(err, parallax.ErrLimit):
+			return x, err
+		}
+		select {
+		case <-s.released:
+		case <-ctx.Done():
+			return x, context.Cause(ctx)
+		}
+	}
+}
+
 // Close implements io.Closer: it unsubscribes.
 func (s *IPCSrc) Close() error {
 	if s.sub == nil {
@@ -170,16 +218,23 @@ func (s *IPCSrc) Close() error {
 type srcMem struct {
 	mem    buffer.Memory
 	sample subscriber.Sample
-	free   chan *srcMem
+	src    *IPCSrc
 }
 
 // Free implements [buffer.Owner].
 func (m *srcMem) Free(*buffer.Memory) {
 	_ = m.sample.Release()
 	m.sample = subscriber.Sample{}
+	s := m.src
 	select {
-	case m.free <- m:
+	case s.free <- m:
 	default:
+	}
+	if s.waiting.Load() { // after the release: see waitHeld
+		select {
+		case s.released <- struct{}{}:
+		default:
+		}
 	}
 }
 

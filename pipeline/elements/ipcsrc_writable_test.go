@@ -22,8 +22,11 @@ import (
 // read-only), MakeWritable hands it a private copy, and the publisher's
 // bytes, as another subscriber sees them, stay unchanged.
 func TestIPCSrcBuffersNotWritable(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, "")
+	routertest.ForModels(t, testIPCSrcBuffersNotWritable)
+}
+
+func testIPCSrcBuffersNotWritable(t *testing.T, cfg string) {
+	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

@@ -87,11 +87,21 @@ func (w tlogWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return le
 
 // TestGatewayAcrossDomains: a publisher process in domain A reaches a
 // subscriber process in domain B through gateway A (export) -> NATS ->
-// gateway B (import): every byte verified, checksums equal, order kept.
+// gateway B (import): every byte verified, checksums equal, order kept;
+// with both routers in the shared and in the owned memory model.
 func TestGatewayAcrossDomains(t *testing.T) {
 	t.Parallel()
+	for _, m := range []struct{ name, config string }{{"shared", testConfig}, {"owned", ownedConfig}} {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			testGatewayAcrossDomains(t, m.config)
+		})
+	}
+}
+
+func testGatewayAcrossDomains(t *testing.T, config string) {
 	ns := startNATS(t, -1)
-	ra, rb := startRouter(t), startRouter(t)
+	ra, rb := startRouterWith(t, config), startRouterWith(t, config)
 	const n = 800 // fits the exporter's queue and the 256 B pool: lossless whatever the speeds
 	topic := []gateway.Topic{{Name: "bridged", Type: &gateway.Type{Name: "pattern.v1"}}}
 	ga, _ := runGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: ra.Socket, Export: topic, QueueCapacity: 1024})

@@ -116,7 +116,7 @@ func (r *Router) memLink(l *connection) {
 		}
 	}
 	a := CreateConnSegment{Connection: l.id, Pub: l.pub.id, Sub: l.sub.id, Capacity: l.sub.capacity,
-		ReturnCapacity: retCap(b), Bound: b, MaxHeld: r.maxHeld(l.sub), Policy: l.sub.policy}
+		ReturnCapacity: retCap(b), Bound: b, MaxHeld: min(r.maxHeld(l.sub), b), Policy: l.sub.policy}
 	a.Bytes = r.connSegSize(a.Capacity, a.ReturnCapacity)
 	cs := &connSeg{id: l.id, pub: m, sub: l.sub.id, pubClient: l.pub.client.id, subClient: l.sub.client.id,
 		pubConn: l.pub.client.conn, bound: b, bytes: a.Bytes, state: ConnCreating}
