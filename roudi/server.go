@@ -122,6 +122,10 @@ type Server struct {
 
 	growth growthState // grown and dedicated pools (server_growth.go); owned by the Serve goroutine
 	segs   segFiles    // owned-model segments (server_segments.go); owned by the Serve goroutine
+	// During a resume's step: the owned fds it handed back, checked
+	// (server_adopt.go); resumeFds: the fds of the Resume being handled.
+	adopting  map[adoptKey]adoptedFile
+	resumeFds []*os.File
 
 	guard guardState // hostile-peer handling (server_guard.go)
 

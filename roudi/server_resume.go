@@ -253,8 +253,11 @@ func (s *Server) drainOrphanRings(free []core.Region) {
 
 // resumeRequest translates a wire Resume.
 func (s *Server) resumeRequest(c *serverConn, reqID uint32, m *wire.Resume) {
+	files := s.resumeFds
+	s.resumeFds = nil
 	if st, err := s.mgmt.File().Stat(); err == nil {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Ino != m.MgmtInode {
+			closeFiles(files)
 			s.replyError(c, reqID, fmt.Errorf("resume: %w: this router did not adopt the segments you map (management inode %d, ours %d)", parallax.ErrProtocol, m.MgmtInode, sys.Ino))
 			return
 		}
@@ -272,5 +275,11 @@ func (s *Server) resumeRequest(c *serverConn, reqID uint32, m *wire.Resume) {
 		req.Links = append(req.Links, core.RestoreLink{ID: core.ConnectionID(l.ConnID), Pub: core.PubID(l.PubID), Sub: core.SubID(l.SubID),
 			Ring: core.Region{Offset: l.RingOffset, Size: l.RingSize}, Capacity: int(l.Capacity), Policy: core.Policy(l.Policy)})
 	}
+	if err := s.adoptResumeFds(m, files, &req); err != nil { // server_adopt.go
+		s.log.Warn("resume refused: a handed-back segment failed its check", "client", m.OldClient, "pid", c.sc.Cred.PID, "err", err)
+		s.replyError(c, reqID, fmt.Errorf("resume client %d: %w", m.OldClient, err))
+		return
+	}
 	s.step(core.ClientRequest{Conn: c.id, ReqID: reqID, Req: req})
+	s.endAdopting()
 }

@@ -185,11 +185,28 @@ func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
 	for _, ep := range rt.subs {
 		collect(ep)
 	}
+	var files []*os.File
+	if rt.Owned() {
+		files = rt.addOwnedResume(m) // reconnect_owned.go
+	}
 	rt.mu.Unlock()
+	if len(files) > wire.MaxResumeFds {
+		slog.Warn("parallax: too many owned segments to hand back to the restarted router in one resume; endpoints keep running without a router",
+			"segments", len(files), "limit", wire.MaxResumeFds)
+		return false, false
+	}
 	remove := nc.OnPush(rt.onPush)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	reply, _, err := nc.Request(ctx, m, nil)
+	// Dups, so that a mapping closed meanwhile cannot close an fd being sent.
+	files, err := dupFiles(files)
+	if err != nil {
+		slog.Warn("parallax: resume: cannot dup owned segment fds", "err", err)
+		remove()
+		return false, true
+	}
+	reply, _, err := nc.Request(ctx, m, files)
+	closeAll(files)
 	if err != nil {
 		remove()
 		slog.Warn("parallax: resume refused by the restarted router", "err", err)

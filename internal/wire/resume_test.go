@@ -38,6 +38,12 @@ func TestResumeTypes(t *testing.T) {
 	require.Equal(t, TypeResumed, rt)
 	require.Equal(t, "Resume", TypeResume.String())
 	require.IsType(t, &Resumed{}, New(TypeResumed))
+	for _, s := range resumeSamples() {
+		if r, ok := s.msg.(*Resume); ok {
+			require.Equal(t, r.ResumeFds(), ExpectedFDs(r), s.name)
+			require.Equal(t, map[string]int{"resume": 0, "resume_owned": 2}[s.name], ExpectedFDs(r), s.name)
+		}
+	}
 	for name, m := range map[string]Message{
 		"client 0":     &Resume{},
 		"pub id 0":     &Resume{OldClient: 1, Publishers: []ResumePublisher{{Topic: "a"}}},

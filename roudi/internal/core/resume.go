@@ -53,6 +53,11 @@ type RestorePub struct {
 	Topic   string
 	Type    TypeInfo
 	History int
+	// Owned model (resume_owned.go): the publisher's loans bound as it
+	// asked it (0: the default) and the data segments its client handed
+	// back, checked by the server.
+	MaxLoans int
+	Data     []RestoreDataSeg
 }
 
 // RestoreSub is a subscriber to re-register under its id.
@@ -75,6 +80,9 @@ type RestoreLink struct {
 	Ring     Region
 	Capacity int
 	Policy   Policy
+	// Seg is the connection segment this end handed back (owned model;
+	// nil in the shared model).
+	Seg *RestoreConnSeg
 }
 
 // Resumed is the result of a ResumeClient: the client's id again.
@@ -163,6 +171,10 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 			return
 		}
 	}
+	if err := r.checkOwnedResume(c, req); err != nil {
+		fail(err)
+		return
+	}
 	// Re-key the client to its old id (the handshake gave it a new one).
 	delete(r.clients, c.id)
 	delete(r.reserved, req.OldClient)
@@ -180,6 +192,7 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 		c.pubs = append(c.pubs, p.ID)
 		t.pubs = append(t.pubs, p.ID)
 		r.nextPub = max(r.nextPub, p.ID)
+		r.adoptPubMem(pp, p)
 	}
 	for _, s := range req.Subs {
 		t := r.topicFor(s.Topic, s.Type)
@@ -210,6 +223,7 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 				p.links = append(p.links, l.ID)
 				s.links = append(s.links, l.ID)
 				delete(r.pendingLinks, l.ID)
+				r.adoptConnSeg(conn, l.Seg)
 			}
 			continue
 		}
@@ -223,6 +237,7 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 			r.links[l.ID] = conn
 			p.links = append(p.links, l.ID)
 			s.links = append(s.links, l.ID)
+			r.adoptConnSeg(conn, l.Seg)
 			continue
 		}
 		if r.pendingLinks == nil {
@@ -293,11 +308,17 @@ func (r *Router) resumeDeadline() {
 		var waits []release
 		if p := r.pubs[pl.Pub]; p != nil {
 			rm.Conn = p.client.conn
+			if r.owned() {
+				rm.Code = RemovedSubscriberGone
+			}
 			r.emit(rm)
 			waits = append(waits, release{client: p.client.id, link: pl.ID})
 		}
 		if s := r.subs[pl.Sub]; s != nil {
 			rm.Conn = s.client.conn
+			if r.owned() {
+				rm.Code = RemovedPublisherGone
+			}
 			r.emit(rm)
 			waits = append(waits, release{client: s.client.id, link: pl.ID})
 		}
