@@ -294,7 +294,8 @@ func testRouterRestart(t *testing.T, cfg string, owned bool) {
 		ms := pub.memStats(t)
 		require.Equal(t, memStats{Chunks: ms.Chunks, Free: ms.Chunks - 8, InUse: 8, Subscribers: 2}, ms, "publisher memory after the restart")
 	}
-	for _, p := range []*proc{pub, sub1, sub2} {
+	// The subscribers close first, while the publisher still runs.
+	for _, p := range []*proc{sub1, sub2, pub} {
 		p.wait()
 	}
 	(&router{srv: srv}).requirePoolsFree(t)
