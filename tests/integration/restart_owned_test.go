@@ -112,6 +112,21 @@ func restartForgeMain(args []string) int {
 	if err := cl.Barrier(ctx); err != nil {
 		return childFail("rsforge", "barrier: %v", err)
 	}
+	// The subscriber's grants follow the connection's creation, possibly
+	// after the barrier: wait for the rs publisher's segment.
+	for *mode == "other" {
+		fg.mu.Lock()
+		n := len(fg.data)
+		fg.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return childFail("rsforge", "no segment of the rs publisher granted")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	welcome, mgmt := cl.Welcome(), inodeOf(cl.Mgmt())
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
