@@ -11,11 +11,27 @@ func (p *Publisher) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber,
 	rp := &wire.ResumePublisher{PubID: p.id, Topic: p.topic, History: uint32(p.opts.History),
 		Type: wire.TypeInfo{Name: p.opts.TypeName, Size: p.opts.TypeSize, Align: p.opts.TypeAlign}}
 	var conns []wire.ResumeConnection
+	if o := p.own.Load(); o != nil {
+		// Owned model: the connections attached to the engine; the
+		// runtime hands their segments back (clientrt reconnect_owned.go).
+		o.mu.Lock()
+		for _, oc := range o.conns {
+			if oc.c != nil {
+				conns = append(conns, resumeConn(oc.added))
+			}
+		}
+		o.mu.Unlock()
+		return rp, nil, conns
+	}
 	for _, c := range *p.conns.Load() {
 		conns = append(conns, resumeConn(&c.added))
 	}
 	return rp, nil, conns
 }
+
+// resumeMaxLoans answers clientrt.OwnedResumer: the loans bound this
+// publisher asked the router for (0: the router's default).
+func (p *Publisher) resumeMaxLoans() uint32 { return uint32(max(p.opts.MaxLoans, 0)) }
 
 func resumeConn(m *wire.ConnectionAdded) wire.ResumeConnection {
 	return wire.ResumeConnection{ConnID: m.ConnID, PubID: m.PubID, SubID: m.SubID,

@@ -122,6 +122,10 @@ type Server struct {
 
 	growth growthState // grown and dedicated pools (server_growth.go); owned by the Serve goroutine
 	segs   segFiles    // owned-model segments (server_segments.go); owned by the Serve goroutine
+	// During a resume's step: the owned fds it handed back, checked
+	// (server_adopt.go); resumeFds: the fds of the Resume being handled.
+	adopting  map[adoptKey]adoptedFile
+	resumeFds []*os.File
 
 	guard guardState // hostile-peer handling (server_guard.go)
 
@@ -200,10 +204,17 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	// is nothing to create here and no old-model segment to adopt.
 	owned := cfg.Memory.Model == ModelOwned
 	adopted := false
+	var ownedIDs []core.ClientIdentity
 	if !owned {
 		if adopted, err = s.tryAdopt(); err != nil {
 			return nil, err
 		}
+	} else {
+		// Clients own their segments and hand them back when they resume
+		// (server_adopt.go); who may resume comes from the identity file.
+		ownedIDs = s.survivingClients()
+		adopted = len(ownedIDs) > 0
+		s.adopted = adopted
 	}
 	if !adopted && !owned {
 		if err := s.createSegments(); err != nil {
@@ -226,7 +237,15 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if err := s.startMonitor(); err != nil {
 		return nil, err
 	}
-	if adopted {
+	if adopted && owned {
+		ids := make([]core.ClientID, len(ownedIDs))
+		for i, in := range ownedIDs {
+			ids[i] = in.Client
+		}
+		s.step(core.AdoptClients{IDs: ids, Identities: ownedIDs})
+		s.log.Info("a previous router of this domain left live clients; waiting for them to resume",
+			"clients", len(ids), "grace", s.resumeGrace().String())
+	} else if adopted {
 		ids := s.adoptedClients()
 		var idents []core.ClientIdentity
 		for _, id := range ids {

@@ -65,11 +65,16 @@ func (s *Server) handle(ev event) {
 		s.step(core.ClientConnected{Conn: ev.c.id, PID: cred.PID, UID: cred.UID, GID: cred.GID, Name: ev.hello.Name})
 		s.watchPeer(ev.c)
 	case evRequest:
-		closeFiles(ev.files) // clients send no fds today
-		if s.conns[ev.c.id] != ev.c {
-			return
+		if _, ok := ev.env.Msg.(*wire.Resume); ok {
+			s.resumeFds = ev.files // owned segments handed back (server_adopt.go)
+		} else {
+			closeFiles(ev.files) // no other request carries fds
 		}
-		s.timedRequest(ev.c, ev.env)
+		if s.conns[ev.c.id] == ev.c {
+			s.timedRequest(ev.c, ev.env)
+		}
+		closeFiles(s.resumeFds) // not taken over
+		s.resumeFds = nil
 	case evGone:
 		if s.conns[ev.c.id] != ev.c {
 			return
@@ -78,6 +83,7 @@ func (s *Server) handle(ev event) {
 			s.log.Warn("client connection failed", "conn", ev.c.id, "pid", ev.c.sc.Cred.PID, "err", ev.err)
 		}
 		s.step(core.ClientDisconnected{Conn: ev.c.id})
+		s.idents.clear(ev.c.client) // it left: nothing to resume after a restart
 		s.dropConn(ev.c)
 		s.confirmWithoutMonitor(ev.c) // server_lifecycle.go
 	case evSnapshot:
@@ -240,6 +246,8 @@ func (s *Server) execute(a core.Action) {
 		}
 	case core.CreateDataSegment, core.CreateConnSegment, core.GrantSegments, core.CloseDataSegments, core.CloseConnSegment:
 		s.segmentAction(a) // server_segments.go
+	case core.KeepAdopted:
+		s.keepAdopted(a) // server_adopt.go
 	case core.TellDataRetired:
 		s.tellDataRetired(a) // server_grow.go
 	case core.DrainOrphans:

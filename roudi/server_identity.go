@@ -98,3 +98,34 @@ func (x *identityFile) Close() error {
 	x.f = nil
 	return err
 }
+
+// clear removes client c's record: a client that left will not resume.
+func (x *identityFile) clear(c core.ClientID) {
+	if c == 0 || x == nil || x.f == nil {
+		return
+	}
+	var b [identityRecSize]byte
+	_, _ = x.f.WriteAt(b[:], int64(c-1)*identityRecSize) // a stale record only reserves an id for one grace period
+}
+
+// maxIdentityRecords bounds the file read when adopting: client ids are
+// 16-bit.
+const maxIdentityRecords = 1 << 16
+
+// all returns every well-formed record, in id order. The file is the
+// router's own (0600, written only under the domain lock), yet a torn or
+// foreign record is skipped rather than trusted.
+func (x *identityFile) all() []core.ClientIdentity {
+	var out []core.ClientIdentity
+	for i := 1; i < maxIdentityRecords; i++ {
+		c := core.ClientID(i)
+		var b [4]byte
+		if _, err := x.f.ReadAt(b[:], int64(c-1)*identityRecSize); err != nil {
+			break // end of file
+		}
+		if id, ok := x.get(c); ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}

@@ -198,6 +198,25 @@ func (s *Server) tryAdopt() (adopted bool, err error) {
 	return true, nil
 }
 
+// survivingClients returns the identity records of a previous router's
+// clients whose processes still live (owned model): they may resume.
+// A record whose pid now names another process only reserves its id for
+// the grace period; the resume token keeps that process out.
+func (s *Server) survivingClients() []core.ClientIdentity {
+	if s.opts.NoAdopt || routerAlive(s.path) {
+		return nil
+	}
+	var live []core.ClientIdentity
+	for _, in := range s.idents.all() {
+		if in.PID > 0 && in.PID != int32(os.Getpid()) {
+			if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(int(in.PID)))); err == nil {
+				live = append(live, in)
+			}
+		}
+	}
+	return live
+}
+
 // Adopted reports whether the router adopted the segments of a previous
 // router of its domain (and waits for its clients to resume).
 func (s *Server) Adopted() bool { return s.adopted }
@@ -226,6 +245,9 @@ func (s *Server) resumeDeadline() {
 // ranges of the adopted arena outside every region the core knows:
 // connections whose both ends died while no router ran.
 func (s *Server) drainOrphanRings(free []core.Region) {
+	if s.mgmt == nil {
+		return // owned model: no arena rings
+	}
 	mem := s.mgmt.Bytes()
 	drained := 0
 	for _, f := range free {
@@ -253,8 +275,17 @@ func (s *Server) drainOrphanRings(free []core.Region) {
 
 // resumeRequest translates a wire Resume.
 func (s *Server) resumeRequest(c *serverConn, reqID uint32, m *wire.Resume) {
-	if st, err := s.mgmt.File().Stat(); err == nil {
+	files := s.resumeFds
+	s.resumeFds = nil
+	if s.mgmt == nil { // owned model: no management segment, nothing to match
+		if m.MgmtInode != 0 {
+			closeFiles(files)
+			s.replyError(c, reqID, fmt.Errorf("resume: %w: this router runs the owned memory model and has no management segment (you claim inode %d)", parallax.ErrProtocol, m.MgmtInode))
+			return
+		}
+	} else if st, err := s.mgmt.File().Stat(); err == nil {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Ino != m.MgmtInode {
+			closeFiles(files)
 			s.replyError(c, reqID, fmt.Errorf("resume: %w: this router did not adopt the segments you map (management inode %d, ours %d)", parallax.ErrProtocol, m.MgmtInode, sys.Ino))
 			return
 		}
@@ -272,5 +303,11 @@ func (s *Server) resumeRequest(c *serverConn, reqID uint32, m *wire.Resume) {
 		req.Links = append(req.Links, core.RestoreLink{ID: core.ConnectionID(l.ConnID), Pub: core.PubID(l.PubID), Sub: core.SubID(l.SubID),
 			Ring: core.Region{Offset: l.RingOffset, Size: l.RingSize}, Capacity: int(l.Capacity), Policy: core.Policy(l.Policy)})
 	}
+	if err := s.adoptResumeFds(m, files, &req); err != nil { // server_adopt.go
+		s.log.Warn("resume refused: a handed-back segment failed its check", "client", m.OldClient, "pid", c.sc.Cred.PID, "err", err)
+		s.replyError(c, reqID, fmt.Errorf("resume client %d: %w", m.OldClient, err))
+		return
+	}
 	s.step(core.ClientRequest{Conn: c.id, ReqID: reqID, Req: req})
+	s.endAdopting()
 }

@@ -3,6 +3,7 @@ package subscriber
 import (
 	"math/bits"
 
+	"github.com/parallax-ipc/parallax/internal/ownedsub"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -18,6 +19,21 @@ func (s *Subscriber) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber
 		rs.QueueCapacity = uint32(max(2, 1<<bits.Len(uint(q-1))))
 	}
 	var conns []wire.ResumeConnection
+	if o := s.own.Load(); o != nil {
+		// Owned model: the live connections; the runtime hands their
+		// segments back (clientrt reconnect_owned.go).
+		o.mu.Lock()
+		for _, oc := range o.conns {
+			if oc.c != nil && oc.added != nil && oc.c.State() == ownedsub.Live {
+				m := oc.added
+				rs.QueueCapacity = m.Capacity
+				conns = append(conns, wire.ResumeConnection{ConnID: m.ConnID, PubID: m.PubID, SubID: m.SubID,
+					RingOffset: m.RingOffset, RingSize: m.RingSize, Capacity: m.Capacity, Policy: m.Policy})
+			}
+		}
+		o.mu.Unlock()
+		return nil, rs, conns
+	}
 	for _, c := range *s.conns.Load() {
 		m := &c.added
 		rs.QueueCapacity = m.Capacity // what the router gave this subscriber

@@ -149,12 +149,10 @@ func inode(f *os.File) uint64 {
 
 // resume re-registers this process's endpoints with the router behind nc.
 func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
-	if rt.mgmt == nil {
-		slog.Warn("parallax: the router restarted; resuming is not supported in the owned memory model yet, endpoints keep running without a router",
-			"socket", nc.Path())
-		return false, false
+	var ours uint64 // the owned model has no management segment
+	if rt.mgmt != nil {
+		ours = inode(rt.mgmt.File())
 	}
-	ours := inode(rt.mgmt.File())
 	if theirs := inode(nc.Mgmt()); theirs != ours {
 		slog.Warn("parallax: the restarted router did not adopt this process's segments; endpoints keep running without a router",
 			"socket", nc.Path(), "mgmt_inode", ours, "router_mgmt_inode", theirs)
@@ -190,11 +188,28 @@ func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
 	for _, ep := range rt.subs {
 		collect(ep)
 	}
+	var files []*os.File
+	if rt.Owned() {
+		files = rt.addOwnedResume(m) // reconnect_owned.go
+	}
 	rt.mu.Unlock()
+	if len(files) > wire.MaxResumeFds {
+		slog.Warn("parallax: too many owned segments to hand back to the restarted router in one resume; endpoints keep running without a router",
+			"segments", len(files), "limit", wire.MaxResumeFds)
+		return false, false
+	}
 	remove := nc.OnPush(rt.onPush)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	reply, _, err := nc.Request(ctx, m, nil)
+	// Dups, so that a mapping closed meanwhile cannot close an fd being sent.
+	files, err := dupFiles(files)
+	if err != nil {
+		slog.Warn("parallax: resume: cannot dup owned segment fds", "err", err)
+		remove()
+		return false, true
+	}
+	reply, _, err := nc.Request(ctx, m, files)
+	closeAll(files)
 	if err != nil {
 		remove()
 		slog.Warn("parallax: resume refused by the restarted router", "err", err)

@@ -59,8 +59,10 @@ func (*DataSegmentAdded) MessageType() Type { return TypeDataSegmentAdded }
 func (*ConnSegmentAdded) MessageType() Type { return TypeConnSegmentAdded }
 
 // Validate implements [Message].
-func (m *DataSegmentAdded) Validate() error {
-	s, t := &m.Seg, m.MessageType()
+func (m *DataSegmentAdded) Validate() error { return validateDataSeg(m.MessageType(), &m.Seg) }
+
+// validateDataSeg checks a data segment descriptor of a message of type t.
+func validateDataSeg(t Type, s *DataSegDesc) error {
 	switch {
 	case s.PubID == 0:
 		return invalid(t, "Seg.PubID", "is 0")
@@ -81,8 +83,11 @@ func (m *DataSegmentAdded) Validate() error {
 }
 
 // Validate implements [Message].
-func (m *ConnSegmentAdded) Validate() error {
-	s, t := &m.Seg, m.MessageType()
+func (m *ConnSegmentAdded) Validate() error { return validateConnSeg(m.MessageType(), &m.Seg) }
+
+// validateConnSeg checks a connection segment descriptor of a message of
+// type t.
+func validateConnSeg(t Type, s *ConnSegDesc) error {
 	pow2 := func(v uint32) bool { return v >= 1 && v <= MaxConnCapacity && isPow2(uint64(v)) }
 	switch {
 	case s.ConnID == 0 || s.PubID == 0 || s.SubID == 0:

@@ -62,6 +62,10 @@ type Resume struct {
 	Publishers  []ResumePublisher
 	Subscribers []ResumeSubscriber
 	Connections []ResumeConnection
+	// Owned model only (resume_owned.go): the publishers' data segments
+	// and the connection segments handed back, fds attached.
+	OwnedPubs []ResumePubMemory
+	ConnSegs  []ResumeConnSeg
 }
 
 // Resumed answers a [Resume]: the client runs under ClientID again.
@@ -126,7 +130,7 @@ func (m *Resume) Validate() error {
 			return invalid(t, "Connections.Policy", "%d unknown", c.Policy)
 		}
 	}
-	return nil
+	return m.validateOwned()
 }
 
 // Validate implements [Message].

@@ -226,6 +226,8 @@ func ExpectedFDs(m Message) int {
 		return len(m.Segments)
 	case *DataSegmentAdded, *ConnSegmentAdded:
 		return 1
+	case *Resume:
+		return m.ResumeFds()
 	}
 	return 0
 }

@@ -27,9 +27,15 @@ import (
 // written to it, a socket path in it and a fresh domain name with prefix.
 func restartFiles(t *testing.T, prefix string) (dir, cfgPath, sock, domain string) {
 	t.Helper()
+	return restartFilesWith(t, prefix, testConfig)
+}
+
+// restartFilesWith is restartFiles with the config cfg.
+func restartFilesWith(t *testing.T, prefix, cfg string) (dir, cfgPath, sock, domain string) {
+	t.Helper()
 	dir = t.TempDir()
 	cfgPath = filepath.Join(dir, "roudi.toml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(testConfig), 0o600))
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
 	sock = filepath.Join(dir, "roudi.sock")
 	domain = fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), domainSeq.Add(1))
 	return dir, cfgPath, sock, domain
@@ -79,7 +85,13 @@ func killRouter(t *testing.T, r *exec.Cmd) {
 // context that ends when cleanup stops it.
 func startSuccessor(t *testing.T, domain, sock, dir string, grace time.Duration) (*roudi.Server, context.Context) {
 	t.Helper()
-	cfg, err := roudi.ParseConfig([]byte(testConfig))
+	return startSuccessorWith(t, testConfig, domain, sock, dir, grace)
+}
+
+// startSuccessorWith is startSuccessor with the config text cfgText.
+func startSuccessorWith(t *testing.T, cfgText, domain, sock, dir string, grace time.Duration) (*roudi.Server, context.Context) {
+	t.Helper()
+	cfg, err := roudi.ParseConfig([]byte(cfgText))
 	require.NoError(t, err)
 	cfg.Domain, cfg.Socket, cfg.RuntimeDir = domain, sock, dir
 	srv, err := roudi.New(cfg, roudi.Options{ResumeGrace: grace})

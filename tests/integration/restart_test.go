@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -77,6 +78,13 @@ loop:
 		}
 	}
 	fmt.Printf("published %d\n", seq)
+	// Each further line asks for the owned memory stats ("mem ..." as the
+	// pub role prints them; zeros in the shared model); EOF ends it.
+	for in.Scan() {
+		st := pub.Stats()
+		m := st.Memory
+		fmt.Printf("mem %d %d %d %d %d %d %d\n", m.Chunks, m.Free, m.InUse, m.Outstanding, st.Subscribers, m.Reclaimed, m.Loans)
+	}
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	if err := pub.Close(); err != nil {
 		return childFail("rspub", "close: %v", err)
@@ -86,6 +94,9 @@ loop:
 
 // restartSubMain takes "rs" samples, checking order and content, prints
 // "progress <n>" every 500, and on "stop <last>" reads until seq <last>,
+// With -hold K it keeps its first K samples, prints "holding K", and on a
+// "release" line checks that their content is intact, releases them and
+// prints "released <bad>".
 // prints "done <n> <first> <bad> <stale>" and closes at stdin EOF. A take
 // that fails on a ref naming no held chunk (stale, invalid, not held) is
 // counted in <stale> with -count-stale, and fails the child without it.
@@ -93,9 +104,12 @@ func restartSubMain(args []string) int {
 	fs := flag.NewFlagSet("rssub", flag.ContinueOnError)
 	socket := fs.String("socket", "", "")
 	countStale := fs.Bool("count-stale", false, "")
+	hold := fs.Int("hold", 0, "")
 	if fs.Parse(args) != nil {
 		return 2
 	}
+	var held []subscriber.Sample
+	release := make(chan struct{})
 	sub, err := subscriber.New(context.Background(), "rs", subscriber.Options{Socket: *socket, QueueCapacity: 64, Policy: subscriber.BlockProducer})
 	if err != nil {
 		return childFail("rssub", "%v", err)
@@ -103,11 +117,16 @@ func restartSubMain(args []string) int {
 	var last, first, n, bad, stale uint64
 	var target sync.Map
 	in := bufio.NewScanner(os.Stdin)
+	eof := make(chan struct{})
 	go func() {
+		defer close(eof)
 		for in.Scan() {
 			var t uint64
 			if _, err := fmt.Sscanf(in.Text(), "stop %d", &t); err == nil {
 				target.Store("t", t)
+			}
+			if in.Text() == "release" {
+				close(release)
 			}
 		}
 	}()
@@ -115,6 +134,12 @@ func restartSubMain(args []string) int {
 	for {
 		if t, ok := target.Load("t"); ok && last >= t.(uint64) {
 			break
+		}
+		select {
+		case <-release:
+			fmt.Printf("released %d\n", releaseHeld(held))
+			held, release = nil, nil
+		default:
 		}
 		s, err := sub.TakeTimeout(100 * time.Millisecond)
 		if errors.Is(err, parallax.ErrTimeout) {
@@ -141,31 +166,72 @@ func restartSubMain(args []string) int {
 		}
 		last = seq
 		n++
-		_ = s.Release()
+		if len(held) < *hold && release != nil {
+			if held = append(held, s); len(held) == *hold {
+				fmt.Printf("holding %d\n", len(held))
+			}
+		} else {
+			_ = s.Release()
+		}
 		if n%500 == 0 {
 			fmt.Printf("progress %d\n", n)
 		}
 	}
 	fmt.Printf("done %d %d %d %d\n", n, first, bad, stale)
+	<-eof // the subscriber stays until stdin EOF, as documented
 	if err := sub.Close(); err != nil {
 		return childFail("rssub", "close: %v", err)
 	}
 	return 0
 }
 
+// releaseHeld checks that each held sample still has its content, releases
+// it and returns how many did not (or failed to release).
+func releaseHeld(held []subscriber.Sample) int {
+	bad := 0
+	for i := range held {
+		s := &held[i]
+		b := s.Bytes()
+		seq := binary.LittleEndian.Uint64(b)
+		ok := len(b) == 256
+		for i := 8; ok && i < 256; i++ {
+			ok = b[i] == byte(seq)^byte(i)
+		}
+		if !ok || s.Release() != nil {
+			bad++
+		}
+	}
+	return bad
+}
+
+// TestRouterRestart runs in both memory models. In the owned one the
+// clients hand their segments back to the new router (design §4.3): the
+// first subscriber holds 10 samples across the restart and releases them
+// afterwards, intact; the publisher's own accounting is exact at the end.
 func TestRouterRestart(t *testing.T) {
 	if *noDaemon {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
-	dir, cfgPath, sock, domain := restartFiles(t, "rs")
+	for _, m := range []struct{ name, cfg string }{{"shared", testConfig}, {"owned", ownedConfig}} {
+		t.Run("model="+m.name, func(t *testing.T) {
+			t.Parallel()
+			testRouterRestart(t, m.cfg, m.name == "owned")
+		})
+	}
+}
+
+func testRouterRestart(t *testing.T, cfg string, owned bool) {
+	const hold = 10
+	dir, cfgPath, sock, domain := restartFilesWith(t, "rs", cfg)
 
 	// Router 1: the real binary, to be SIGKILLed.
 	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
 
-	sub1 := spawn(t, "sub1", "rssub", "-socket", sock)
+	sub1 := spawn(t, "sub1", "rssub", "-socket", sock, "-hold", strconv.Itoa(hold))
 	sub1.expect("ready")
 	pub := spawn(t, "pub", "rspub", "-socket", sock)
 	pub.expect("ready")
+	sub1.expect("holding")
 	sub1.expect("progress")
 
 	// Kill the router in the middle of the stream.
@@ -176,7 +242,7 @@ func TestRouterRestart(t *testing.T) {
 
 	// Router 2, in this process (so the test can audit its pools), on the
 	// same domain and socket: it adopts the survivors' segments.
-	srv, ctx := startSuccessor(t, domain, sock, dir, 2*time.Second)
+	srv, ctx := startSuccessorWith(t, cfg, domain, sock, dir, 2*time.Second)
 	readyAt := time.Now()
 	require.True(t, srv.Adopted(), "the new router must adopt the surviving segments")
 
@@ -198,6 +264,11 @@ func TestRouterRestart(t *testing.T) {
 	}
 	t.Logf("clients resumed %v after the new router's ready line", time.Since(readyAt))
 
+	// The samples held across the restart are intact and go back to their
+	// publisher.
+	sub1.send("release")
+	require.Equal(t, "0", sub1.expect("released ")[0], "samples held across the restart changed")
+
 	// A new subscriber joins the old publisher.
 	sub2 := spawn(t, "sub2", "rssub", "-socket", sock)
 	sub2.expect("ready")
@@ -217,7 +288,14 @@ func TestRouterRestart(t *testing.T) {
 		}
 		t.Logf("%s received %d samples (%d..%d), 0 bad", s.name, got, first, last)
 	}
-	for _, p := range []*proc{pub, sub1, sub2} {
+	if owned {
+		// Exact: with every sample taken and released, the publisher's
+		// chunks in use are its history (8), none outstanding, no loan.
+		ms := pub.memStats(t)
+		require.Equal(t, memStats{Chunks: ms.Chunks, Free: ms.Chunks - 8, InUse: 8, Subscribers: 2}, ms, "publisher memory after the restart")
+	}
+	// The subscribers close first, while the publisher still runs.
+	for _, p := range []*proc{sub1, sub2, pub} {
 		p.wait()
 	}
 	(&router{srv: srv}).requirePoolsFree(t)

@@ -76,11 +76,12 @@ type connSeg struct {
 	bound     int
 	bytes     uint64
 	state     ConnState
-	created   bool  // the server reported the segment created
-	unlinked  bool  // the connection left the registry
-	pubWait   bool  // removed: the publisher's client may still map it
-	subWait   bool  // removed: the subscriber's client may still map it
-	awaitPID  int32 // closing: the subscriber's process, gone once its death is confirmed
+	created   bool   // the server reported the segment created
+	unlinked  bool   // the connection left the registry
+	pubWait   bool   // removed: the publisher's client may still map it
+	subWait   bool   // removed: the subscriber's client may still map it
+	awaitPID  int32  // closing: the subscriber's process, gone once its death is confirmed
+	inode     uint64 // adopted after a router restart (resume_owned.go); 0 if created here
 }
 
 func (cs *connSeg) memory() ConnMemory {

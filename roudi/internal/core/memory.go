@@ -49,6 +49,7 @@ type dataSegRec struct {
 	bytes uint64
 	huge  bool
 	state segState
+	inode uint64 // adopted after a router restart (resume_owned.go); 0 if created here
 }
 
 // pubMem is the owned memory of one publisher. It outlives the publisher

@@ -53,6 +53,11 @@ type RestorePub struct {
 	Topic   string
 	Type    TypeInfo
 	History int
+	// Owned model (resume_owned.go): the publisher's loans bound as it
+	// asked it (0: the default) and the data segments its client handed
+	// back, checked by the server.
+	MaxLoans int
+	Data     []RestoreDataSeg
 }
 
 // RestoreSub is a subscriber to re-register under its id.
@@ -75,6 +80,9 @@ type RestoreLink struct {
 	Ring     Region
 	Capacity int
 	Policy   Policy
+	// Seg is the connection segment this end handed back (owned model;
+	// nil in the shared model).
+	Seg *RestoreConnSeg
 }
 
 // Resumed is the result of a ResumeClient: the client's id again.
@@ -114,6 +122,27 @@ func (a *arena) reserve(r Region) bool {
 	return false
 }
 
+// reserveArena carves a resumed ring or notifier out of the arena. The
+// owned model has no arena (rings live in connection segments): resume
+// ignores the regions a client names there (ownedRegions).
+func (r *Router) reserveArena(reg Region) bool {
+	if r.owned() {
+		return reg == Region{}
+	}
+	return r.arena.reserve(reg)
+}
+
+// ownedRegions clears the arena regions of an owned-model resume: the
+// owned model has none, whatever an older client remembers.
+func ownedRegions(req *ResumeClient) {
+	for i := range req.Subs {
+		req.Subs[i].Notifier = Region{}
+	}
+	for i := range req.Links {
+		req.Links[i].Ring = Region{}
+	}
+}
+
 func (r *Router) adopt(ev AdoptClients) {
 	if r.reserved == nil {
 		r.reserved = make(map[ClientID]bool)
@@ -137,6 +166,9 @@ func (r *Router) adopt(ev AdoptClients) {
 // resume handles a ResumeClient from client c (already connected under a
 // new id).
 func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) {
+	if r.owned() {
+		ownedRegions(&req)
+	}
 	fail := func(err error) { reply(nil, fmt.Errorf("resume client %d: %w", req.OldClient, err)) }
 	if !r.reserved[req.OldClient] {
 		fail(fmt.Errorf("%w: id %d is not awaiting a resume (the router did not adopt it, or its grace period ended)", parallax.ErrProtocol, req.OldClient))
@@ -163,6 +195,10 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 			return
 		}
 	}
+	if err := r.checkOwnedResume(c, req); err != nil {
+		fail(err)
+		return
+	}
 	// Re-key the client to its old id (the handshake gave it a new one).
 	delete(r.clients, c.id)
 	delete(r.reserved, req.OldClient)
@@ -180,10 +216,11 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 		c.pubs = append(c.pubs, p.ID)
 		t.pubs = append(t.pubs, p.ID)
 		r.nextPub = max(r.nextPub, p.ID)
+		r.adoptPubMem(pp, p)
 	}
 	for _, s := range req.Subs {
 		t := r.topicFor(s.Topic, s.Type)
-		if t == nil || !r.arena.reserve(s.Notifier) {
+		if t == nil || !r.reserveArena(s.Notifier) {
 			r.log(slog.LevelWarn, "resume: subscriber skipped (type or notifier region conflict)", slog.Int("sub", int(s.ID)), slog.String("topic", s.Topic))
 			continue
 		}
@@ -210,10 +247,11 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 				p.links = append(p.links, l.ID)
 				s.links = append(s.links, l.ID)
 				delete(r.pendingLinks, l.ID)
+				r.adoptConnSeg(conn, l.Seg)
 			}
 			continue
 		}
-		if !r.arena.reserve(l.Ring) {
+		if !r.reserveArena(l.Ring) {
 			r.log(slog.LevelWarn, "resume: ring region conflict; connection skipped", slog.Int("conn", int(l.ID)))
 			continue
 		}
@@ -223,6 +261,7 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 			r.links[l.ID] = conn
 			p.links = append(p.links, l.ID)
 			s.links = append(s.links, l.ID)
+			r.adoptConnSeg(conn, l.Seg)
 			continue
 		}
 		if r.pendingLinks == nil {
@@ -293,11 +332,17 @@ func (r *Router) resumeDeadline() {
 		var waits []release
 		if p := r.pubs[pl.Pub]; p != nil {
 			rm.Conn = p.client.conn
+			if r.owned() {
+				rm.Code = RemovedSubscriberGone
+			}
 			r.emit(rm)
 			waits = append(waits, release{client: p.client.id, link: pl.ID})
 		}
 		if s := r.subs[pl.Sub]; s != nil {
 			rm.Conn = s.client.conn
+			if r.owned() {
+				rm.Code = RemovedPublisherGone
+			}
 			r.emit(rm)
 			waits = append(waits, release{client: s.client.id, link: pl.ID})
 		}
