@@ -56,8 +56,8 @@ type Runtime struct {
 	pending  []pendingPush // pushes for endpoints not registered yet
 	inflight int           // Create requests whose endpoint has not registered yet
 
-	grow  growState  // pools added at run time (segments.go)
-	owned ownedState // owned-model mappings (owned.go)
+	grow  growState   // pools added at run time (segments.go)
+	owned ownedState  // owned-model mappings (owned.go)
 	mem   memReporter // owned publishers' memory reports (memreport.go)
 	rc    reconnector
 }
