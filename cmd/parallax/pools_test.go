@@ -35,10 +35,10 @@ func TestPoolsOwned(t *testing.T) {
 	}
 	s, err := sub.Take(ctx)
 	require.NoError(t, err)
-	defer s.Release()
+	defer func() { _ = s.Release() }()
 	loan, err := pub.Loan(10)
 	require.NoError(t, err)
-	defer pub.Release(loan)
+	defer func() { _ = pub.Release(loan) }()
 
 	// 3 delivered, none returned (1 held, 2 queued; the history's one among
 	// them), 1 loan: 4 in use, 1 loan, 1 history, 3 outstanding, high 4.

@@ -153,7 +153,7 @@ func (m *PublisherSegmentList) Validate() error {
 	for i := range m.Segments {
 		s := &m.Segments[i]
 		f := fmt.Sprintf("Segments[%d]", i)
-		if err := ValidateTopic(s.Topic); err != nil && !(s.Dead && s.Topic == "") {
+		if err := ValidateTopic(s.Topic); err != nil && (!s.Dead || s.Topic != "") {
 			return fmt.Errorf("%s.%s.Topic: %w", t, f, err)
 		}
 		if s.PID < 0 {
