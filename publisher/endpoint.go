@@ -22,3 +22,15 @@ func (e endpoint) ResumeMaxLoans() uint32 { return e.p.resumeMaxLoans() }
 func (e endpoint) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
 	return e.p.resumeInfo()
 }
+
+// MemoryReport implements clientrt.MemoryReporter: the owned model's own
+// chunk accounting, as Stats().Memory has it.
+func (e endpoint) MemoryReport() (wire.PubMemory, bool) {
+	if e.p.own.Load() == nil {
+		return wire.PubMemory{}, false
+	}
+	m := e.p.Stats().Memory
+	u := func(n int) uint32 { return uint32(min(max(n, 0), 1<<32-1)) }
+	return wire.PubMemory{PubID: e.p.id, Segments: u(m.Segments), Chunks: u(m.Chunks), Free: u(m.Free), InUse: u(m.InUse), Loans: u(m.Loans),
+		History: u(m.History), Outstanding: u(m.Outstanding), HighWater: u(m.HighWater), Reclaimed: m.Reclaimed, BadReturns: m.BadReturns}, true
+}

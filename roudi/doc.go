@@ -31,4 +31,14 @@
 // client resumes only as the same process (pid and uid) with the token its
 // Welcome carried (the core decides; the server keeps the records in
 // <runtime_dir>/<domain>.clients, out of reach of clients).
+//
+// In the owned memory model ([memory] model = "owned") the router knows
+// each publisher's data segments but never reads memory a client can
+// write, so how many chunks are in use is the publisher's own report
+// (wire.ReportMemory, sent by the client runtime about once a second while
+// it changes): [Introspection].PublisherSegments, `parallax pools` and the
+// parallax_publisher_* metrics show it as reported. The router takes
+// reports only about the reporting client's own live publishers and no
+// more chunks than it created for them, so a lying client can misstate
+// its own use and nobody else's.
 package roudi

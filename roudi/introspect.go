@@ -39,7 +39,8 @@ type observer struct {
 	reclaims      uint64
 	monitorEvents map[string]uint64
 
-	components componentReports // latest component counter reports (server_counters.go)
+	components componentReports            // latest component counter reports (server_counters.go)
+	pubMem     map[core.PubID]pubMemReport // latest publisher memory reports (server_memory.go)
 
 	metricsOnce sync.Once
 	metrics     *metrics // set by metricsState; safe for concurrent use
@@ -345,6 +346,7 @@ func (s *Server) introspection() *wireIntrospection {
 		in.Topics = append(in.Topics, ts)
 	}
 	in.Pools = s.poolStats()
+	in.PublisherSegments = s.publisherSegStats(now)
 	in.Components = s.componentStats(now)
 	return in
 }
@@ -401,6 +403,10 @@ func (s *Server) introspect(c *serverConn, env wire.Envelope) bool {
 		items := s.poolStats()
 		lo, hi, next := page(len(items), m.Offset)
 		reply = &wire.PoolList{Pools: items[lo:hi], Next: next}
+	case *wire.ListPublisherSegments:
+		items := s.publisherSegStats(time.Now())
+		lo, hi, next := page(len(items), m.Offset)
+		reply = &wire.PublisherSegmentList{Segments: items[lo:hi], Next: next}
 	case *wire.ListComponents:
 		items := s.componentStats(time.Now())
 		lo, hi, next := pageOf(len(items), m.Offset, wire.MaxComponentPage)

@@ -15,6 +15,9 @@ type Introspection struct {
 	Topics      []TopicStat   // sorted by name
 	Connections []ConnStat    // sorted by connection id
 	Pools       []PoolStat    // sorted by pool id
+	// PublisherSegments are the owned model's publisher data segments,
+	// sorted by publisher id and index (none in the shared model).
+	PublisherSegments []PublisherSegStat
 	// Components are the latest counter reports of client-side
 	// components (gateways), sorted by component, instance and client.
 	Components []ComponentStat
@@ -117,6 +120,49 @@ type PoolStat struct {
 	Fallback    string // why it uses normal pages although hugepages were allowed ("" if not)
 }
 
+// PublisherSegStat is one data segment of a publisher in the owned memory
+// model: what the router knows itself (segment index, chunk size and
+// count, bytes, page size) and the publisher's latest report of its own
+// accounting (Memory, the same on every segment of one publisher). Only
+// the publisher's process knows which chunks are in use; the router never
+// reads memory a client can write, so Memory is what the publisher said,
+// AgeMs ago, checked only against the segments' sizes: a lying client can
+// misstate its own use and nobody else's. Reported is false until the first
+// report. Dead marks a tombstone: the publisher is gone while subscribers
+// may still map its segments (its accounting died with it).
+type PublisherSegStat struct {
+	PubID     uint32
+	Topic     string
+	ClientID  uint16
+	PID       int32
+	Dead      bool
+	Index     uint16
+	ChunkSize uint32
+	Count     uint32
+	Bytes     uint64
+	PageSize  uint32
+	Hugepages bool
+	Reported  bool
+	AgeMs     uint64
+	Memory    PublisherMemory
+}
+
+// PublisherMemory is a publisher's report of its own chunks (its
+// publisher.Stats().Memory).
+type PublisherMemory struct {
+	PubID       uint32
+	Segments    uint32 // data segments the publisher has mapped
+	Chunks      uint32
+	Free        uint32
+	InUse       uint32 // loaned, in history or delivered and not returned
+	Loans       uint32
+	History     uint32
+	Outstanding uint32 // delivered and not yet returned, over all connections
+	HighWater   uint32
+	Reclaimed   uint64 // taken back from removed connections
+	BadReturns  uint64
+}
+
 // ComponentStat is the latest counter report of one client-side component
 // (a gateway instance).
 type ComponentStat struct {
@@ -158,6 +204,13 @@ func (in *wireIntrospection) public() *Introspection {
 	for _, p := range in.Pools {
 		out.Pools = append(out.Pools, PoolStat(p))
 	}
+	for _, p := range in.PublisherSegments {
+		out.PublisherSegments = append(out.PublisherSegments, PublisherSegStat{
+			PubID: p.PubID, Topic: p.Topic, ClientID: p.ClientID, PID: p.PID, Dead: p.Dead, Index: p.Index, ChunkSize: p.ChunkSize,
+			Count: p.Count, Bytes: p.Bytes, PageSize: p.PageSize, Hugepages: p.Hugepages, Reported: p.Reported, AgeMs: p.AgeMs,
+			Memory: PublisherMemory(p.Mem),
+		})
+	}
 	for _, c := range in.Components {
 		cs := ComponentStat{ClientID: c.ClientID, PID: c.PID, Component: c.Component, Instance: c.Instance, AgeMs: c.AgeMs}
 		for _, ctr := range c.Counters {
@@ -171,11 +224,12 @@ func (in *wireIntrospection) public() *Introspection {
 // wireIntrospection is an Introspection as the control protocol carries
 // it; the server builds it on the Serve goroutine (introspect.go).
 type wireIntrospection struct {
-	Router        wire.RouterInfo
-	Processes     []wire.ProcessStat
-	Topics        []wire.TopicStat
-	Connections   []wire.ConnStat
-	Pools         []wire.PoolStat
-	Components    []wire.ComponentStat
-	MonitorEvents map[string]uint64
+	Router            wire.RouterInfo
+	Processes         []wire.ProcessStat
+	Topics            []wire.TopicStat
+	Connections       []wire.ConnStat
+	Pools             []wire.PoolStat
+	PublisherSegments []wire.PublisherSegStat
+	Components        []wire.ComponentStat
+	MonitorEvents     map[string]uint64
 }

@@ -109,6 +109,17 @@ var (
 	descPoolLoans      = prometheus.NewDesc("parallax_pool_loans_total", "Successful loans.", []string{"pool", "chunk_size"}, nil)
 	descPoolFailed     = prometheus.NewDesc("parallax_pool_failed_loans_total", "Loans refused because the pool was exhausted.", []string{"pool", "chunk_size"}, nil)
 	descPoolHuge       = prometheus.NewDesc("parallax_pool_hugepages", "1 if the pool's payload segment uses hugepages.", []string{"pool", "chunk_size"}, nil)
+	descPubChunks      = prometheus.NewDesc("parallax_publisher_chunks", "Chunks in a live publisher's data segments (owned model; the router's own figure).", pubLabels, nil)
+	descPubBytes       = prometheus.NewDesc("parallax_publisher_segment_bytes", "Bytes of a live publisher's data segments (owned model; the router's own figure).", pubLabels, nil)
+	descPubInUse       = prometheus.NewDesc("parallax_publisher_in_use_chunks", "Chunks a publisher reports in use: loaned, in history, or delivered and not returned (owned model; the publisher's own word).", pubLabels, nil)
+	descPubLoans       = prometheus.NewDesc("parallax_publisher_loans", "Chunks a publisher reports loaned and not yet published or released.", pubLabels, nil)
+	descPubHistory     = prometheus.NewDesc("parallax_publisher_history_chunks", "Chunks a publisher reports kept for late joiners.", pubLabels, nil)
+	descPubOut         = prometheus.NewDesc("parallax_publisher_outstanding_chunks", "Deliveries a publisher reports not yet returned, over all its connections.", pubLabels, nil)
+	descPubHigh        = prometheus.NewDesc("parallax_publisher_high_water_chunks", "Most chunks a publisher reports in use at once.", pubLabels, nil)
+	descPubReclaimed   = prometheus.NewDesc("parallax_publisher_reclaimed_chunks_total", "Chunks a publisher reports taken back from removed connections (dead or cut subscribers).", pubLabels, nil)
+	descPubBadReturns  = prometheus.NewDesc("parallax_publisher_bad_returns_total", "Returns a publisher reports refused (refs never given on that connection).", pubLabels, nil)
+	descPubAge         = prometheus.NewDesc("parallax_publisher_report_age_seconds", "Time since a publisher last reported a change of its memory accounting.", pubLabels, nil)
+	descTombstones     = prometheus.NewDesc("parallax_publisher_tombstones", "Dead publishers whose data segments subscribers may still map (owned model).", nil, nil)
 	descProcesses      = prometheus.NewDesc("parallax_processes", "Registered client processes.", nil, nil)
 	descTopics         = prometheus.NewDesc("parallax_topics", "Topics.", nil, nil)
 	descConnections    = prometheus.NewDesc("parallax_connections", "Publisher-subscriber connections (rings).", nil, nil)
@@ -161,6 +172,7 @@ func (rc routerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		c(descPoolHuge, prometheus.GaugeValue, huge, id, size)
 	}
+	publisherMetrics(in, c)
 	r := in.Router
 	c(descProcesses, prometheus.GaugeValue, float64(r.Processes))
 	c(descTopics, prometheus.GaugeValue, float64(r.Topics))
@@ -184,4 +196,47 @@ func (rc routerCollector) Collect(ch chan<- prometheus.Metric) {
 			c(descCompCounter, prometheus.CounterValue, float64(ctr.Value), comp.Component, comp.Instance, client, ctr.Name)
 		}
 	}
+}
+
+// pubLabels label the per-publisher metrics of the owned model. Their
+// cardinality is bounded by the live publishers ([limits] max_publishers):
+// series exist only while their publisher lives (the collector builds them
+// at scrape time), tombstones are only counted, and there is no pid label.
+// Publisher ids are not reused, so a restarted publisher starts new series;
+// dashboards aggregate with sum by (topic).
+var pubLabels = []string{"topic", "publisher"}
+
+// publisherMetrics emits the owned model's per-publisher metrics: the
+// router's own figures for every live publisher, the publisher's reported
+// accounting for those that reported.
+func publisherMetrics(in *Introspection, c func(*prometheus.Desc, prometheus.ValueType, float64, ...string)) {
+	tombstones := 0
+	for i := 0; i < len(in.PublisherSegments); {
+		first := in.PublisherSegments[i]
+		var chunks, bytes uint64
+		for ; i < len(in.PublisherSegments) && in.PublisherSegments[i].PubID == first.PubID; i++ {
+			chunks += uint64(in.PublisherSegments[i].Count)
+			bytes += in.PublisherSegments[i].Bytes
+		}
+		if first.Dead {
+			tombstones++
+			continue
+		}
+		l := []string{first.Topic, strconv.FormatUint(uint64(first.PubID), 10)}
+		c(descPubChunks, prometheus.GaugeValue, float64(chunks), l...)
+		c(descPubBytes, prometheus.GaugeValue, float64(bytes), l...)
+		if !first.Reported {
+			continue
+		}
+		m := first.Memory
+		c(descPubInUse, prometheus.GaugeValue, float64(m.InUse), l...)
+		c(descPubLoans, prometheus.GaugeValue, float64(m.Loans), l...)
+		c(descPubHistory, prometheus.GaugeValue, float64(m.History), l...)
+		c(descPubOut, prometheus.GaugeValue, float64(m.Outstanding), l...)
+		c(descPubHigh, prometheus.GaugeValue, float64(m.HighWater), l...)
+		c(descPubReclaimed, prometheus.CounterValue, float64(m.Reclaimed), l...)
+		c(descPubBadReturns, prometheus.CounterValue, float64(m.BadReturns), l...)
+		c(descPubAge, prometheus.GaugeValue, float64(first.AgeMs)/1000, l...)
+	}
+	c(descTombstones, prometheus.GaugeValue, float64(tombstones))
 }

@@ -101,6 +101,7 @@ func (s *Server) dropConn(c *serverConn) {
 	if s.conns[c.id] == c {
 		delete(s.conns, c.id)
 		s.obs.forgetComponents(c.id)
+		s.obs.forgetMemory(c.id)
 		c.sc.CloseWhenFlushed() // a reply queued before the close still goes out
 	}
 }
@@ -121,6 +122,9 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		return
 	case *wire.ReportCounters:
 		s.reportCounters(c, env.ReqID, m) // server_counters.go
+		return
+	case *wire.ReportMemory:
+		s.reportMemory(c, env.ReqID, m) // server_memory.go
 		return
 	case *wire.CreatePublisher:
 		req = core.CreatePublisher{Topic: m.Topic, Type: core.TypeInfo(m.Type), History: int(m.History),

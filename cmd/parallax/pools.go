@@ -1,6 +1,6 @@
 package main
 
 func init() {
-	register(&command{name: "pools", short: "list the router's memory pools (size class, capacity, use, hugepages)",
-		usage: "[-json]", flags: introspectCommand("pools", wantPools, poolsTable)})
+	register(&command{name: "pools", short: "list the router's memory: per publisher data segment (owned model: chunks, in use, loans, high water, pages) and pools",
+		usage: "[-json]", flags: introspectCommand("pools", wantPools|wantPublishers, poolsTable)})
 }

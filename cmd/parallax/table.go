@@ -112,6 +112,9 @@ type view struct {
 	Topics      []wire.TopicStat   `json:"topics,omitempty"`
 	Connections []wire.ConnStat    `json:"connections,omitempty"`
 	Pools       []wire.PoolStat    `json:"pools,omitempty"`
+	// PublisherSegments are the owned model's publisher data segments,
+	// each with its publisher's latest report of its own chunks.
+	PublisherSegments []wire.PublisherSegStat `json:"publisher_segments,omitempty"`
 	// Components are the latest counter reports of client-side components
 	// (gateways).
 	Components []wire.ComponentStat `json:"components,omitempty"`
@@ -125,6 +128,7 @@ const (
 	wantPools
 	wantComponents // every component report
 	wantGateways   // the gateways' reports only
+	wantPublishers // publisher data segments (owned model)
 )
 
 func fetch(ctx context.Context, c *discovery.Client, want int) (*view, error) {
@@ -163,6 +167,14 @@ func fetch(ctx context.Context, c *discovery.Client, want int) (*view, error) {
 			func(m wire.Message) uint32 {
 				l := m.(*wire.PoolList)
 				v.Pools = append(v.Pools, l.Pools...)
+				return l.Next
+			})
+	}
+	if err == nil && want&wantPublishers != 0 {
+		err = listAll(ctx, c, func(o uint32) wire.Message { return &wire.ListPublisherSegments{Offset: o} },
+			func(m wire.Message) uint32 {
+				l := m.(*wire.PublisherSegmentList)
+				v.PublisherSegments = append(v.PublisherSegments, l.Segments...)
 				return l.Next
 			})
 	}
@@ -304,6 +316,10 @@ func clientsTable(w io.Writer, v *view) {
 }
 
 func poolsTable(w io.Writer, v *view) {
+	if len(v.PublisherSegments) > 0 {
+		publishersTable(w, v)
+		fmt.Fprintln(w)
+	}
 	tw := newTable(w)
 	row(tw, "POOL", "CHUNK", "COUNT", "IN USE", "HIGH", "LOANS", "FAILED", "PAGES", "SEGMENTS")
 	for _, p := range v.Pools {
@@ -321,4 +337,38 @@ func poolsTable(w io.Writer, v *view) {
 			fmt.Fprintf(w, "pool %d uses normal pages: %s\n", p.ID, p.Fallback)
 		}
 	}
+}
+
+// publishersTable shows the owned model's memory: one row per publisher
+// data segment. The router's own figures (segment, chunk size, chunks,
+// pages, bytes) are on every row; the publisher's reported accounting (in
+// use, loans, history, outstanding, high water) on its first row, "?"
+// until it reported. A dead publisher's segments (subscribers still map
+// them) show "dead" and no accounting: it died with the publisher.
+func publishersTable(w io.Writer, v *view) {
+	tw := newTable(w)
+	row(tw, "TOPIC", "PUB", "PID", "SEG", "CHUNK", "CHUNKS", "IN USE", "LOANS", "HISTORY", "OUT", "HIGH", "PAGES", "BYTES")
+	prev := uint32(0)
+	for _, s := range v.PublisherSegments {
+		pages := bytesize(uint64(s.PageSize))
+		if s.Hugepages {
+			pages += " huge"
+		}
+		pid := strconv.Itoa(int(s.PID))
+		use := []any{"?", "?", "?", "?", "?"}
+		switch {
+		case s.Dead:
+			pid = "dead"
+			use = []any{"-", "-", "-", "-", "-"}
+		case s.PubID == prev:
+			use = []any{"", "", "", "", ""}
+		case s.Reported:
+			m := s.Mem
+			use = []any{m.InUse, m.Loans, m.History, m.Outstanding, m.HighWater}
+		}
+		prev = s.PubID
+		cols := append([]any{s.Topic, s.PubID, pid, s.Index, bytesize(uint64(s.ChunkSize)), s.Count}, use...)
+		row(tw, append(cols, pages, bytesize(s.Bytes))...)
+	}
+	tw.Flush()
 }

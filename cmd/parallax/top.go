@@ -77,7 +77,7 @@ func topFlags(fs *flag.FlagSet) runFunc {
 		tick := time.NewTicker(*interval)
 		defer tick.Stop()
 		for i := 0; *iterations == 0 || i < *iterations; i++ {
-			v, err := fetch(ctx, c, wantTopics|wantPools)
+			v, err := fetch(ctx, c, wantTopics|wantPools|wantPublishers)
 			if err != nil {
 				fmt.Fprint(out, ansiShowCursor+ansiMainScreen)
 				return routerError(e, name, g, err)
@@ -117,7 +117,7 @@ func topPlain(ctx context.Context, e *env, g *globals, c *discovery.Client, inte
 			}
 			fmt.Fprintln(e.stdout)
 		}
-		v, err := fetch(ctx, c, wantTopics|wantPools)
+		v, err := fetch(ctx, c, wantTopics|wantPools|wantPublishers)
 		if err != nil {
 			return routerError(e, "top", g, err)
 		}

@@ -56,8 +56,9 @@ type Runtime struct {
 	pending  []pendingPush // pushes for endpoints not registered yet
 	inflight int           // Create requests whose endpoint has not registered yet
 
-	grow  growState  // pools added at run time (segments.go)
-	owned ownedState // owned-model mappings (owned.go)
+	grow  growState   // pools added at run time (segments.go)
+	owned ownedState  // owned-model mappings (owned.go)
+	mem   memReporter // owned publishers' memory reports (memreport.go)
 	rc    reconnector
 }
 
@@ -182,6 +183,7 @@ func (rt *Runtime) Release() {
 }
 
 func (rt *Runtime) teardown() {
+	rt.stopMemoryReports()
 	rt.stopReconnector()
 	if rt.remove != nil {
 		rt.remove()
@@ -394,6 +396,9 @@ func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub b
 	}
 	rt.pending = keep
 	rt.mu.Unlock()
+	if _, ok := ep.(MemoryReporter); ok && pub {
+		rt.startMemoryReports()
+	}
 	for _, msg := range replay {
 		rt.deliver(ep, msg, pub)
 	}

@@ -129,6 +129,9 @@ func ReplyType(t Type) (Type, bool) {
 	if rt, ok := countersReplyType(t); ok {
 		return rt, true
 	}
+	if rt, ok := memoryReplyType(t); ok {
+		return rt, true
+	}
 	if rt, ok := segmentsReplyType(t); ok {
 		return rt, true
 	}
@@ -184,6 +187,9 @@ func New(t Type) Message {
 		return m
 	}
 	if m := newCounters(t); m != nil {
+		return m
+	}
+	if m := newMemory(t); m != nil {
 		return m
 	}
 	if m := newSegments(t); m != nil {

@@ -64,7 +64,7 @@ func samples() []struct {
 		{"connection_added_owned", 0, &ConnectionAdded{ConnID: 3, PubID: 9, SubID: 11, Capacity: 256, Policy: PolicyDiscardOldest, History: 1}},
 		{"connection_removed", 0, &ConnectionRemoved{ConnID: 3, PubID: 9, SubID: 11, Reason: "subscriber process 4243 exited"}},
 		{"segment_grant", 0, &SegmentGrant{Segments: []SegmentDesc{samplePay}}},
-	}, append(append(append(append(append(introspectSamples(), reportSamples()...), segmentsSamples()...), resumeSamples()...), countersSamples()...), append(append(append(ownedSamples(), ownedGrowSamples()...), lifecycleSamples()...), watchSamples()...)...)...)
+	}, append(append(append(append(append(introspectSamples(), reportSamples()...), segmentsSamples()...), resumeSamples()...), countersSamples()...), append(append(append(append(ownedSamples(), ownedGrowSamples()...), lifecycleSamples()...), watchSamples()...), memorySamples()...)...)...)
 }
 
 func TestSamplesCoverEveryType(t *testing.T) {

@@ -56,6 +56,7 @@ type dataSegRec struct {
 // as a tombstone while connection records still name it.
 type pubMem struct {
 	id        PubID
+	topic     string
 	chunkSize uint32
 	maxLoans  int
 	history   int
@@ -234,7 +235,7 @@ func (r *Router) createOwnedPublisher(c *client, ev ClientRequest, req CreatePub
 		fail(fmt.Errorf("%w: chunks of %d bytes exceed limits.max_message_size %d", parallax.ErrLimit, chunk, maxMsg))
 		return
 	}
-	m := &pubMem{id: r.nextPub + 1, chunkSize: uint32(chunk), maxLoans: req.MaxLoans, history: req.History}
+	m := &pubMem{id: r.nextPub + 1, topic: req.Topic, chunkSize: uint32(chunk), maxLoans: req.MaxLoans, history: req.History}
 	if m.maxLoans == 0 {
 		m.maxLoans = r.cfg.Memory.DefaultMaxLoans
 	}
@@ -442,6 +443,7 @@ type MemoryStats struct {
 // PubMemory is one publisher's (or tombstone's) owned memory.
 type PubMemory struct {
 	Pub       PubID
+	Topic     string
 	ChunkSize uint32
 	Chunks    uint64
 	Bytes     uint64
@@ -464,7 +466,7 @@ type SegMemory struct {
 func (r *Router) Memory() MemoryStats {
 	s := MemoryStats{SharedBytes: r.mem.shared}
 	for _, m := range r.mem.pubs {
-		pm := PubMemory{Pub: m.id, ChunkSize: m.chunkSize, Chunks: m.chunks, Bytes: m.bytes, Dead: m.dead}
+		pm := PubMemory{Pub: m.id, Topic: m.topic, ChunkSize: m.chunkSize, Chunks: m.chunks, Bytes: m.bytes, Dead: m.dead}
 		for i, sg := range m.segs {
 			if sg.state != segFailed {
 				pm.Segments = append(pm.Segments, SegMemory{Index: uint16(i), ChunkSize: sg.chunk, Count: sg.count, Bytes: sg.bytes, Huge: sg.huge, Live: sg.state == segLive})
@@ -478,4 +480,31 @@ func (r *Router) Memory() MemoryStats {
 	}
 	slices.SortFunc(s.Connections, func(a, b ConnMemory) int { return int(a.Connection) - int(b.Connection) })
 	return s
+}
+
+// PublisherOwner returns the control connection of the client that owns
+// live publisher id, and false if there is no such publisher.
+func (r *Router) PublisherOwner(id PubID) (ConnID, bool) {
+	p, ok := r.pubs[id]
+	if !ok || p == nil {
+		return 0, false
+	}
+	return p.client.conn, true
+}
+
+// PublisherSegments returns the live data segments of owned publisher id
+// (its chunk counts and sizes, as the router created them), and false if
+// the publisher has no owned memory.
+func (r *Router) PublisherSegments(id PubID) ([]SegMemory, bool) {
+	m := r.mem.pubs[id]
+	if m == nil {
+		return nil, false
+	}
+	var out []SegMemory
+	for i, sg := range m.segs {
+		if sg.state == segLive {
+			out = append(out, SegMemory{Index: uint16(i), ChunkSize: sg.chunk, Count: sg.count, Bytes: sg.bytes, Huge: sg.huge, Live: true})
+		}
+	}
+	return out, true
 }

@@ -1,0 +1,125 @@
+package clientrt
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/parallax-ipc/parallax/internal/wire"
+)
+
+// Memory reports (owned model, docs/design/memory-ownership.md §6): only a
+// publisher's process knows how many of its chunks are in use, and the
+// router never reads client memory to find out. So the runtime reports its
+// publishers' accounting with wire.ReportMemory, every
+// MemoryReportInterval, only the publishers whose figures changed since
+// the last accepted report (an idle process sends nothing). The router
+// shows them in `parallax pools`, `parallax top` and its metrics.
+
+// MemoryReportInterval is how often the runtime reports its owned
+// publishers' chunk accounting to the router (while it changes).
+const MemoryReportInterval = time.Second
+
+// memoryReportTimeout bounds one report's round trip.
+const memoryReportTimeout = 2 * time.Second
+
+// MemoryReporter is a publisher endpoint of the owned model that can tell
+// its own chunk accounting; false when it has none (shared model, closed).
+type MemoryReporter interface {
+	MemoryReport() (wire.PubMemory, bool)
+}
+
+// memReporter is the runtime's reporting goroutine, started with the
+// first MemoryReporter endpoint.
+type memReporter struct {
+	once    sync.Once
+	stop    chan struct{}
+	stopped sync.Once
+	wg      sync.WaitGroup
+}
+
+// startMemoryReports starts the reporting goroutine once, in the owned
+// model only.
+func (rt *Runtime) startMemoryReports() {
+	if !rt.Owned() {
+		return
+	}
+	rt.mem.once.Do(func() {
+		rt.mem.stop = make(chan struct{})
+		rt.mem.wg.Add(1)
+		go rt.memoryReports()
+	})
+}
+
+// stopMemoryReports ends the reporting goroutine and waits for it.
+func (rt *Runtime) stopMemoryReports() {
+	rt.mem.once.Do(func() {}) // no start after this
+	if rt.mem.stop == nil {
+		return
+	}
+	rt.mem.stopped.Do(func() { close(rt.mem.stop) })
+	rt.mem.wg.Wait()
+}
+
+func (rt *Runtime) memoryReports() {
+	defer rt.mem.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-rt.mem.stop
+		cancel()
+	}()
+	t := time.NewTicker(MemoryReportInterval)
+	defer t.Stop()
+	last := map[uint32]wire.PubMemory{}
+	for {
+		select {
+		case <-rt.mem.stop:
+			return
+		case <-t.C:
+		}
+		rt.reportMemoryOnce(ctx, last)
+	}
+}
+
+// reportMemoryOnce sends what changed since the last accepted report, in
+// messages of at most wire.MaxMemoryReports publishers.
+func (rt *Runtime) reportMemoryOnce(ctx context.Context, last map[uint32]wire.PubMemory) {
+	rt.mu.Lock()
+	eps := make(map[uint32]MemoryReporter, len(rt.pubs))
+	for id, ep := range rt.pubs {
+		if r, ok := ep.(MemoryReporter); ok {
+			eps[id] = r
+		}
+	}
+	rt.mu.Unlock()
+	maps.DeleteFunc(last, func(id uint32, _ wire.PubMemory) bool { return eps[id] == nil })
+	var batch []wire.PubMemory
+	send := func() {
+		if len(batch) == 0 {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, memoryReportTimeout)
+		_, files, err := rt.Request(rctx, &wire.ReportMemory{Publishers: batch})
+		cancel()
+		closeAll(files)
+		if err == nil {
+			for _, m := range batch {
+				last[m.PubID] = m
+			}
+		}
+		batch = batch[:0]
+	}
+	for id, ep := range eps {
+		m, ok := ep.MemoryReport()
+		if !ok || m.PubID != id || last[id] == m {
+			continue
+		}
+		batch = append(batch, m)
+		if len(batch) == wire.MaxMemoryReports {
+			send()
+		}
+	}
+	send()
+}
