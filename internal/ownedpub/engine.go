@@ -8,6 +8,7 @@ import (
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/owner"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
@@ -197,7 +198,10 @@ func (e *Engine) drain(c *Conn) {
 		return
 	}
 	e.drains++
-	for _, r := range e.batch[:n] {
+	for i, r := range e.batch[:n] {
+		if i == n/2 {
+			testhook.Stop("drain.mid") // kill window: popped, half of the batch not yet taken back
+		}
 		e.accept(c, r)
 	}
 }

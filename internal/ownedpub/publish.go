@@ -5,6 +5,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/owner"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
@@ -53,12 +54,15 @@ func (e *Engine) Publish(l *Loan) error {
 	var first error
 	// A snapshot: AddConn and RemoveConn replace e.conns, so the slice
 	// stays valid while a blocking delivery releases mu.
-	for _, c := range e.conns {
+	for i, c := range e.conns {
 		if c.err != nil || c.removed || !c.ct.Live() {
 			continue
 		}
 		if err := e.deliver(c, idx, ref); err != nil && first == nil {
 			first = err
+		}
+		if i == 0 && len(e.conns) > 1 {
+			testhook.Stop("publish.mid") // kill window: on the first connection, not the others
 		}
 	}
 	if err := e.tr.Published(idx); err != nil && first == nil {
@@ -129,6 +133,7 @@ func (e *Engine) push(c *Conn, ref parallax.ChunkRef) bool {
 	}
 	c.delivered++
 	if old != parallax.NilRef {
+		testhook.Stop("discard.won") // kill window: taken back from the ring, bit still set
 		c.discarded++
 		e.discarded++
 		e.accept(c, old)
@@ -154,6 +159,7 @@ func (e *Engine) takeBack(c *Conn) bool {
 		e.fail(c, err)
 		return false
 	}
+	testhook.Stop("discard.won") // kill window: taken back from the ring, bit still set
 	c.discarded++
 	e.discarded++
 	e.accept(c, old)
