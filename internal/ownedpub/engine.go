@@ -78,6 +78,10 @@ type Engine struct {
 	sinceDrain int
 	blocked    bool // a Publish waits with mu released
 	seq        uint64
+	// unreported holds failures no Publish has returned yet (found by a
+	// drain in Loan, Drain or after the deliveries): Publish returns
+	// them one at a time, so the caller reports each failed connection.
+	unreported []*ConnError
 
 	published, drains, drained, discarded, waits, timeouts, failed, replayed uint64
 }
@@ -220,7 +224,27 @@ func (e *Engine) fail(c *Conn, err error) {
 	if c.err != nil {
 		return
 	}
-	c.err = &ConnError{Conn: c.ct.ID(), Err: err}
+	ce := &ConnError{Conn: c.ct.ID(), Err: err}
+	c.err = ce
 	e.failed++
 	e.tr.CloseConn(c.ct)
+	e.unreported = append(e.unreported, ce)
+}
+
+// reportFailure returns the error a Publish returns, given first, the
+// first error of its deliveries: first, taken off the unreported list if
+// it is there, or, if first is nil, the oldest unreported failure. mu held.
+func (e *Engine) reportFailure(first error) error {
+	for i, ce := range e.unreported {
+		if error(ce) == first {
+			e.unreported = append(e.unreported[:i], e.unreported[i+1:]...)
+			return first
+		}
+	}
+	if first == nil && len(e.unreported) > 0 {
+		ce := e.unreported[0]
+		e.unreported = append(e.unreported[:0], e.unreported[1:]...)
+		return ce
+	}
+	return first
 }

@@ -18,7 +18,10 @@ var errLength = fmt.Errorf("publish: meta length exceeds the chunk: %w", ErrInva
 //
 // A connection that fails during the call (a forged take-back, corrupt
 // indices) gets the message no more; Publish delivers to the others and
-// returns the first such [*ConnError]. A block-producer connection that
+// returns the first such [*ConnError]. A connection that failed earlier,
+// in a drain no Publish reported (Loan's, [Engine.Drain]'s, the batched
+// drain after the deliveries), is returned by the next Publish that has no
+// failure of its own, one per call, so every failure is returned once. A block-producer connection that
 // stays full for [Options.BlockTimeout] misses this message and Publish
 // returns an error wrapping [parallax.ErrTimeout] naming it. Errors about
 // the loan itself ([ErrNotLoaned], a bad length) deliver nothing.
@@ -74,6 +77,9 @@ func (e *Engine) Publish(l *Loan) error {
 			e.sinceDrain = 0
 			e.drainAll()
 		}
+	}
+	if len(e.unreported) > 0 {
+		first = e.reportFailure(first)
 	}
 	e.unlock()
 	return first
