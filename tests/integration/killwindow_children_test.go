@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parallax-ipc/parallax/internal/ownedpub"
+	"github.com/parallax-ipc/parallax/internal/ownedsub"
 	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
@@ -29,13 +31,18 @@ import (
 //	       fails); pub <n> → "ok <lastSeq>"; subs <n> (wait until
 //	       n subscribers) → "subs"; arm <hook> → "armed"; stats →
 //	       "mem <chunks> <free> <inUse> <outstanding> <subscribers>
-//	       <reclaimed> <loans> <history>".
+//	       <reclaimed> <loans> <history>"; garbage (push a garbage ref into
+//	       every data ring, hostile_owned_children_test.go) → "garbage <n>";
+//	       with -tolerate-bad a Publish that fails a connection prints
+//	       "badconn <conn>" and goes on.
 //	kwsub: "ready"; take <n> (take n, keep them held) → "took <n>";
 //	       release (every held sample) → "released"; drain (take what is
 //	       queued, release each) → "drained <n>"; held → "held <n>";
 //	       pubs <n> (wait until n live publishers) → "pubs"; seen <pubID>
-//	       → "seen <count> <lastSeq>"; arm <hook> → "armed"; close →
-//	       "closed".
+//	       → "seen <count> <lastSeq>"; arm <hook> → "armed"; forge (push a
+//	       garbage ref into every return ring) → "forged <n>"; close →
+//	       "closed". With -tolerate-bad a take that fails a connection
+//	       prints "badconn <conn>" and goes on.
 func init() {
 	childRoles["kwpub"] = kwPubMain
 	childRoles["kwsub"] = kwSubMain
@@ -51,6 +58,7 @@ func kwPubMain(args []string) int {
 	history := fs.Int("history", 0, "history depth")
 	size := fs.Int("size", 256, "payload size")
 	newErr := fs.Bool("new-err", false, "if New fails, print newerr <error> and exit 0")
+	tolerate := fs.Bool("tolerate-bad", false, "a Publish failing a connection (its subscriber's forged return) prints badconn and goes on")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -87,7 +95,11 @@ func kwPubMain(args []string) int {
 				seq++
 				fill(c.Bytes(), seq)
 				if err := pub.Publish(c); err != nil {
-					return childFail("kwpub", "publish %d: %v", seq, err)
+					var ce *ownedpub.ConnError
+					if !*tolerate || !errors.As(err, &ce) {
+						return childFail("kwpub", "publish %d: %v", seq, err)
+					}
+					fmt.Printf("badconn %d\n", ce.Conn)
 				}
 			}
 			fmt.Printf("ok %d\n", seq)
@@ -102,6 +114,12 @@ func kwPubMain(args []string) int {
 		case "arm":
 			testhook.Arm(f[1])
 			fmt.Println("armed")
+		case "garbage":
+			n, err := pushGarbage(true)
+			if err != nil {
+				return childFail("kwpub", "garbage: %v", err)
+			}
+			fmt.Printf("garbage %d\n", n)
 		case "stats":
 			st := pub.Stats()
 			m := st.Memory
@@ -125,6 +143,7 @@ func kwSubMain(args []string) int {
 	history := fs.Int("history", 0, "history to ask for")
 	policy := fs.String("policy", "block", "block or discard")
 	anyFirst := fs.Bool("any-first", false, "a publisher's first sample may have any seq (a late joiner)")
+	tolerate := fs.Bool("tolerate-bad", false, "a take failing a connection (its publisher's garbage ref) prints badconn and goes on")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -175,6 +194,15 @@ func kwSubMain(args []string) int {
 		st.count++
 		return nil
 	}
+	// bad reports a connection failure a tolerant child goes on after.
+	bad := func(err error) bool {
+		var ce *ownedsub.ConnError
+		if *tolerate && errors.As(err, &ce) {
+			fmt.Printf("badconn %d\n", ce.Conn)
+			return true
+		}
+		return false
+	}
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
@@ -187,10 +215,14 @@ func kwSubMain(args []string) int {
 		}
 		switch f[0] {
 		case "take":
-			for i := range arg {
+			for i := 0; i < arg; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), kwDeadline)
 				x, err := sub.Take(ctx)
 				cancel()
+				if err != nil && bad(err) {
+					i--
+					continue
+				}
 				if err != nil {
 					return childFail("kwsub", "take %d of %d: %v", i+1, arg, err)
 				}
@@ -214,6 +246,9 @@ func kwSubMain(args []string) int {
 				x, err := sub.TryTake()
 				if errors.Is(err, subscriber.ErrNoData) {
 					break
+				}
+				if err != nil && bad(err) {
+					continue
 				}
 				if err != nil {
 					return childFail("kwsub", "try take after %d: %v", n, err)
@@ -246,6 +281,12 @@ func kwSubMain(args []string) int {
 		case "arm":
 			testhook.Arm(f[1])
 			fmt.Println("armed")
+		case "forge":
+			n, err := pushGarbage(false)
+			if err != nil {
+				return childFail("kwsub", "forge: %v", err)
+			}
+			fmt.Printf("forged %d\n", n)
 		case "close":
 			if err := sub.Close(); err != nil {
 				return childFail("kwsub", "close: %v", err)
