@@ -137,6 +137,7 @@ type guardState struct {
 	rateLimited, floods, verified, refused, kicked atomic.Uint64
 	corruptRings, corruptKicked                    atomic.Uint64 // server_ringcheck.go
 	stalled                                        atomic.Uint64 // cut for not reading (server_outq.go)
+	reportCuts                                     atomic.Uint64 // owned model: cut on an end's report
 }
 
 // admitRequest runs on c's read goroutine for every request after the
@@ -183,6 +184,16 @@ func (s *Server) admitRequest(c *serverConn, env wire.Envelope, files []*os.File
 // process, which is disconnected at core.ReportThreshold). The reporter
 // always gets an Ack.
 func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
+	if s.cfg.Memory.Model == ModelOwned {
+		// The owned model: the report of an end cuts its connection;
+		// the router reads no client memory (core guard_owned.go).
+		if m.Reason == wire.ReportCorruptRing {
+			s.step(core.RingReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Detail: m.Detail})
+		} else {
+			s.step(core.PeerReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Ref: parallax.ChunkRef(m.Ref), Detail: m.Detail})
+		}
+		return
+	}
 	if m.Reason == wire.ReportCorruptRing {
 		s.reportCorruptRing(c, reqID, m) // server_ringcheck.go
 		return
@@ -229,6 +240,8 @@ func (s *Server) countGuard(a core.Count) {
 		g.corruptRings.Add(1)
 	case core.CountCorruptRingDisconnect:
 		g.corruptKicked.Add(1)
+	case core.CountReportCut:
+		g.reportCuts.Add(1)
 	}
 }
 
@@ -245,6 +258,9 @@ type GuardStats struct {
 	// CorruptRingDisconnects counts processes dropped as the offender of
 	// a corrupt ring's indices (the router core's blame rules).
 	CorruptRingDisconnects uint64
+	// ReportCuts counts connections cut on the report of one of their
+	// ends (owned memory model: unverified, nobody disconnected).
+	ReportCuts uint64
 	// StalledDisconnects counts connections cut because the client did
 	// not read its socket: its outgoing queue overflowed or a write made
 	// no progress for the write timeout (server_outq.go).
@@ -257,5 +273,5 @@ func (s *Server) GuardStats() GuardStats {
 	g := &s.guard
 	return GuardStats{RateLimited: g.rateLimited.Load(), FloodDisconnects: g.floods.Load(), VerifiedReports: g.verified.Load(),
 		RefusedReports: g.refused.Load(), ReportDisconnects: g.kicked.Load(), StalledDisconnects: g.stalled.Load(),
-		CorruptRings: g.corruptRings.Load(), CorruptRingDisconnects: g.corruptKicked.Load()}
+		CorruptRings: g.corruptRings.Load(), CorruptRingDisconnects: g.corruptKicked.Load(), ReportCuts: g.reportCuts.Load()}
 }

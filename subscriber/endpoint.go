@@ -11,10 +11,11 @@ import (
 // itself, would put internal wire types into the public API.
 type endpoint struct{ s *Subscriber }
 
-func (e endpoint) ConnectionAdded(m *wire.ConnectionAdded)     { e.s.connectionAdded(m) }
-func (e endpoint) ConnectionRemoved(m *wire.ConnectionRemoved) { e.s.connectionRemoved(m) }
-func (e endpoint) ConnSegmentAdded(c *clientrt.OwnedConn)      { e.s.connSegmentAdded(c) }
-func (e endpoint) DataSegmentAdded(s *dataseg.Segment)         { e.s.dataSegmentAdded(s) }
+func (e endpoint) ConnectionAdded(m *wire.ConnectionAdded)       { e.s.connectionAdded(m) }
+func (e endpoint) ConnectionRemoved(m *wire.ConnectionRemoved)   { e.s.connectionRemoved(m) }
+func (e endpoint) ConnSegmentAdded(c *clientrt.OwnedConn)        { e.s.connSegmentAdded(c) }
+func (e endpoint) DataSegmentAdded(s *dataseg.Segment)           { e.s.dataSegmentAdded(s) }
+func (e endpoint) ReleasesItself(m *wire.ConnectionRemoved) bool { return e.s.releasesItself(m) }
 
 func (e endpoint) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
 	return e.s.resumeInfo()

@@ -14,6 +14,7 @@ import (
 	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/ownedsub"
 	"github.com/parallax-ipc/parallax/internal/sys"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
@@ -51,6 +52,9 @@ type ownedState struct {
 	nRetiring atomic.Int32
 	asked     map[segAsk]bool // GetDataSegment requests in flight
 	asks      atomic.Uint64   // GetDataSegment requests sent
+	// selfRelease holds the orphaned connections whose release this side
+	// took over from the runtime (ReleasesItself consumes an entry).
+	selfRelease map[uint32]bool
 }
 
 // ownedConn is one connection as its pushes arrive.
@@ -60,6 +64,9 @@ type ownedConn struct {
 	c     *ownedsub.Conn
 	segs  map[uint16]bool // data segment indices added to c
 	done  bool            // removed from the engine, segment closed
+	// orphaned: the publisher is gone and this side sends the
+	// ReleaseConnection once the connection is drained (ownedFinished).
+	orphaned bool
 }
 
 // maxPubSegments is the segment indices a publisher may use (the router's
@@ -67,7 +74,7 @@ type ownedConn struct {
 const maxPubSegments = wire.MaxDataSegIndex
 
 func (s *Subscriber) initOwned() {
-	o := &ownedState{conns: map[uint32]*ownedConn{}}
+	o := &ownedState{conns: map[uint32]*ownedConn{}, selfRelease: map[uint32]bool{}}
 	o.eng = ownedsub.New(ownedsub.Options{Finished: func(c *ownedsub.Conn) { s.ownedFinished(o, c) }})
 	s.own.Store(o)
 }
@@ -164,14 +171,15 @@ func (s *Subscriber) addSegment(o *ownedState, oc *ownedConn, seg *dataseg.Segme
 	oc.segs[i] = true
 }
 
-// ownedConnRemoved handles a ConnectionRemoved in the owned model: the
-// publisher is gone (closed or dead), so the connection is orphaned: what
-// it queued is still taken, in order, and the segment is unmapped once the
-// ring is empty and nothing taken from it is held (ownedFinished).
-//
-// The router also removes connections it cuts; in the owned model it does
-// not cut any yet (its ReportPeer check reads the shared rings), and
-// ConnectionRemoved carries no code to tell a cut from a publisher's end.
+// ownedConnRemoved handles a ConnectionRemoved in the owned model. When the
+// publisher is gone (closed or dead) the connection is orphaned: what it
+// queued is still taken, in order, and once the ring is empty and nothing
+// taken from it is held the segment is unmapped and, only then, the
+// connection released (ownedFinished; the runtime leaves that release to
+// this side, see releasesItself). A connection the router cut (Corrupt)
+// is not taken from any more: it is removed and unmapped at once (samples
+// still held stay valid: the data segments stay mapped while they are
+// held) and the runtime releases it.
 func (s *Subscriber) ownedConnRemoved(o *ownedState, m *wire.ConnectionRemoved) {
 	o.mu.Lock()
 	oc := o.conns[m.ConnID]
@@ -179,15 +187,40 @@ func (s *Subscriber) ownedConnRemoved(o *ownedState, m *wire.ConnectionRemoved) 
 		o.mu.Unlock()
 		return
 	}
-	if oc.c == nil {
+	if oc.c == nil || oc.done || m.Code == wire.RemovedCorrupt {
 		delete(o.conns, m.ConnID)
+		oc.done = true
 		o.mu.Unlock()
+		if oc.c != nil {
+			_ = o.eng.FailConn(oc.c, fmt.Errorf("connection %d cut by the router: %w", m.ConnID, parallax.ErrCorrupt))
+			_, _ = o.eng.RemoveConn(oc.c)
+		}
 		oc.seg.Close() // nil-safe
+		s.changed.Broadcast()
 		return
 	}
+	oc.orphaned = true
+	o.selfRelease[m.ConnID] = true
 	o.mu.Unlock()
 	o.eng.OrphanConn(oc.c) // may run ownedFinished
 	s.changed.Broadcast()
+}
+
+// releasesItself is clientrt.SelfReleasingEndpoint.ReleasesItself: true
+// for a connection ownedConnRemoved orphaned (ownedFinished releases it
+// once drained).
+func (s *Subscriber) releasesItself(m *wire.ConnectionRemoved) bool {
+	o := s.own.Load()
+	if o == nil {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.selfRelease[m.ConnID] {
+		return false
+	}
+	delete(o.selfRelease, m.ConnID)
+	return true
 }
 
 // ownedFinished is the engine's Finished callback: c needs nothing more
@@ -203,8 +236,9 @@ func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
 	oc.done = true
 	delete(o.conns, c.ID())
 	// A closed subscriber's connection is closing at the router until
-	// this side says it holds nothing of it any more.
-	tell := o.closed && o.remoteClosed
+	// this side says it holds nothing of it any more; an orphaned one is
+	// released once drained and unmapped.
+	tell := (o.closed && o.remoteClosed) || (!o.closed && oc.orphaned)
 	if o.closed && !o.remoteClosed {
 		o.release = append(o.release, c.ID())
 	}
@@ -355,6 +389,9 @@ func (x Sample) releaseOwned() error {
 // closeOwned turns every connection closing: each is removed and unmapped
 // once nothing taken from it is held (ownedFinished).
 func (s *Subscriber) closeOwned(o *ownedState) {
+	if testhook.Enabled && o.eng.Stats().Held > 0 {
+		testhook.Stop("close.held") // kill window: closing with samples held, nothing released
+	}
 	o.mu.Lock()
 	o.closed = true
 	var unattached []*ownedConn

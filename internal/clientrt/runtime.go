@@ -33,6 +33,17 @@ type ClosingEndpoint interface {
 	ConnectionClosing(m *wire.ConnectionClosing)
 }
 
+// SelfReleasingEndpoint is a subscriber endpoint of the owned model that
+// releases some removed connections itself: an orphaned connection (its
+// publisher is gone) is drained first, and released only once its segment
+// is unmapped (design §4.1). After its ConnectionRemoved(m) ran,
+// ReleasesItself(m) reports whether it took the release of m's connection
+// over (it then sends ReleaseConnection itself, exactly once); the runtime
+// releases it otherwise.
+type SelfReleasingEndpoint interface {
+	ReleasesItself(m *wire.ConnectionRemoved) bool
+}
+
 // Runtime is one process's connection to one router. Use [Acquire]; the
 // zero value is invalid. It is safe for concurrent use. Each Acquire must
 // be paired with one Release; the last Release closes the control
@@ -535,6 +546,12 @@ func (rt *Runtime) released(m wire.Message) {
 		return
 	}
 	if rm, ok := m.(*wire.ConnectionRemoved); ok {
+		rt.mu.Lock()
+		ep := rt.subs[rm.SubID]
+		rt.mu.Unlock()
+		if s, ok := ep.(SelfReleasingEndpoint); ok && s.ReleasesItself(rm) {
+			return
+		}
 		rt.ReleaseConnection(rm.ConnID)
 	}
 }

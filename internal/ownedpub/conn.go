@@ -6,6 +6,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/owner"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
@@ -136,6 +137,8 @@ func (e *Engine) replay(c *Conn, history int) {
 			return
 		}
 		e.replayed++
+		testhook.Stop("history.mid") // kill window: part of the history on c
+
 	}
 	if err := c.wake.Notify(); err != nil {
 		e.fail(c, err)

@@ -8,6 +8,7 @@ import (
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/owner"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
@@ -77,6 +78,10 @@ type Engine struct {
 	sinceDrain int
 	blocked    bool // a Publish waits with mu released
 	seq        uint64
+	// unreported holds failures no Publish has returned yet (found by a
+	// drain in Loan, Drain or after the deliveries): Publish returns
+	// them one at a time, so the caller reports each failed connection.
+	unreported []*ConnError
 
 	published, drains, drained, discarded, waits, timeouts, failed, replayed uint64
 }
@@ -197,7 +202,10 @@ func (e *Engine) drain(c *Conn) {
 		return
 	}
 	e.drains++
-	for _, r := range e.batch[:n] {
+	for i, r := range e.batch[:n] {
+		if i == n/2 {
+			testhook.Stop("drain.mid") // kill window: popped, half of the batch not yet taken back
+		}
 		e.accept(c, r)
 	}
 }
@@ -216,7 +224,27 @@ func (e *Engine) fail(c *Conn, err error) {
 	if c.err != nil {
 		return
 	}
-	c.err = &ConnError{Conn: c.ct.ID(), Err: err}
+	ce := &ConnError{Conn: c.ct.ID(), Err: err}
+	c.err = ce
 	e.failed++
 	e.tr.CloseConn(c.ct)
+	e.unreported = append(e.unreported, ce)
+}
+
+// reportFailure returns the error a Publish returns, given first, the
+// first error of its deliveries: first, taken off the unreported list if
+// it is there, or, if first is nil, the oldest unreported failure. mu held.
+func (e *Engine) reportFailure(first error) error {
+	for i, ce := range e.unreported {
+		if error(ce) == first {
+			e.unreported = append(e.unreported[:i], e.unreported[i+1:]...)
+			return first
+		}
+	}
+	if first == nil && len(e.unreported) > 0 {
+		ce := e.unreported[0]
+		e.unreported = append(e.unreported[:0], e.unreported[1:]...)
+		return ce
+	}
+	return first
 }

@@ -484,3 +484,25 @@ func TestBoundWaitNotStolen(t *testing.T) {
 	}
 	require.Equal(t, 2, c.Stats().Outstanding, "3 and 4")
 }
+
+// TestDrainFailureReturned: a forged return found by a drain that no
+// Publish made (Engine.Drain, as Stats does) fails the connection, and the
+// next Publish returns that failure once, so the caller can report it;
+// the other connection keeps getting every message.
+func TestDrainFailureReturned(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, ownedpub.Options{DrainEvery: -1}, 64, 32)
+	bad, sbad := r.conn(t, 1, ringbuf.BlockProducer, 8, 9, 0)
+	_, sok := r.conn(t, 2, ringbuf.BlockProducer, 8, 9, 0)
+	require.NoError(t, r.publish(t, 64, 1))
+	sbad.give(parallax.ChunkRef(0x0000_0000_1f00_0077)) // never delivered
+	r.e.Drain()
+	require.Error(t, bad.Err())
+	err := r.publish(t, 64, 2)
+	var ce *ownedpub.ConnError
+	require.ErrorAs(t, err, &ce, "the next Publish returns the failure found by Drain")
+	require.Equal(t, uint32(1), ce.Conn)
+	require.ErrorIs(t, err, parallax.ErrInvalidRef)
+	require.NoError(t, r.publish(t, 64, 3), "returned once")
+	require.Equal(t, []uint64{1, 2, 3}, sok.popAll())
+}

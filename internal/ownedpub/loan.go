@@ -6,6 +6,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 )
 
 // A Loan is one chunk of the publisher's data segment, loaned for writing
@@ -60,6 +61,7 @@ func (e *Engine) Loan(n int) (Loan, error) {
 	if err != nil {
 		return Loan{}, err
 	}
+	testhook.Stop("loan.popped") // kill window: loaned in private state only
 	return Loan{idx: idx, ref: ref, buf: e.segs[ref.Pool()].Chunk(ref.Slot())[:n]}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/owner"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
@@ -17,7 +18,10 @@ var errLength = fmt.Errorf("publish: meta length exceeds the chunk: %w", ErrInva
 //
 // A connection that fails during the call (a forged take-back, corrupt
 // indices) gets the message no more; Publish delivers to the others and
-// returns the first such [*ConnError]. A block-producer connection that
+// returns the first such [*ConnError]. A connection that failed earlier,
+// in a drain no Publish reported (Loan's, [Engine.Drain]'s, the batched
+// drain after the deliveries), is returned by the next Publish that has no
+// failure of its own, one per call, so every failure is returned once. A block-producer connection that
 // stays full for [Options.BlockTimeout] misses this message and Publish
 // returns an error wrapping [parallax.ErrTimeout] naming it. Errors about
 // the loan itself ([ErrNotLoaned], a bad length) deliver nothing.
@@ -53,12 +57,15 @@ func (e *Engine) Publish(l *Loan) error {
 	var first error
 	// A snapshot: AddConn and RemoveConn replace e.conns, so the slice
 	// stays valid while a blocking delivery releases mu.
-	for _, c := range e.conns {
+	for i, c := range e.conns {
 		if c.err != nil || c.removed || !c.ct.Live() {
 			continue
 		}
 		if err := e.deliver(c, idx, ref); err != nil && first == nil {
 			first = err
+		}
+		if i == 0 && len(e.conns) > 1 {
+			testhook.Stop("publish.mid") // kill window: on the first connection, not the others
 		}
 	}
 	if err := e.tr.Published(idx); err != nil && first == nil {
@@ -70,6 +77,9 @@ func (e *Engine) Publish(l *Loan) error {
 			e.sinceDrain = 0
 			e.drainAll()
 		}
+	}
+	if len(e.unreported) > 0 {
+		first = e.reportFailure(first)
 	}
 	e.unlock()
 	return first
@@ -129,6 +139,7 @@ func (e *Engine) push(c *Conn, ref parallax.ChunkRef) bool {
 	}
 	c.delivered++
 	if old != parallax.NilRef {
+		testhook.Stop("discard.won") // kill window: taken back from the ring, bit still set
 		c.discarded++
 		e.discarded++
 		e.accept(c, old)
@@ -154,6 +165,7 @@ func (e *Engine) takeBack(c *Conn) bool {
 		e.fail(c, err)
 		return false
 	}
+	testhook.Stop("discard.won") // kill window: taken back from the ring, bit still set
 	c.discarded++
 	e.discarded++
 	e.accept(c, old)

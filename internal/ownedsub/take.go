@@ -5,6 +5,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
@@ -70,16 +71,28 @@ func (c *Conn) release(ref parallax.ChunkRef, entry int32, epoch uint32) error {
 	var err error
 	if c.removed || c.err != nil || c.orphaned {
 		c.dropped++
-	} else if _, perr := c.ret.TryPush(ref); perr != nil {
-		c.fail(fmt.Errorf("return %v: %w", ref, perr))
-		err = c.err
-	} else if perr := c.retWake.Notify(); perr != nil {
-		c.fail(perr)
-		err = c.err
+	} else {
+		err = c.pushReturn(ref)
 	}
 	c.checkFinished()
 	e.unlockReport()
 	return err
+}
+
+// pushReturn pushes ref into c's return ring and wakes the publisher if it
+// sleeps there. It returns c's error if either fails (and fails c). mu held.
+func (c *Conn) pushReturn(ref parallax.ChunkRef) error {
+	testhook.Stop("release.pre") // kill window: entry freed, ref not in the return ring
+	if _, err := c.ret.TryPush(ref); err != nil {
+		c.fail(fmt.Errorf("return %v: %w", ref, err))
+		return c.err
+	}
+	testhook.Stop("release.post") // kill window: ref in the return ring, publisher not woken
+	if err := c.retWake.Notify(); err != nil {
+		c.fail(err)
+		return c.err
+	}
+	return nil
 }
 
 // TryTake takes the next sample without waiting, from the connections in
@@ -161,6 +174,7 @@ func (e *Engine) tryTake(x *Sample) error {
 			c.fail(fmt.Errorf("pop data ring: %w", err))
 			return c.err
 		}
+		testhook.Stop("take.popped") // kill window: popped, not recorded as held
 		entry := c.free[len(c.free)-1]
 		c.free = c.free[:len(c.free)-1]
 		return e.resolve(c, ref, entry, x)

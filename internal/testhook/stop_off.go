@@ -9,3 +9,7 @@ const Enabled = false
 // Stop does nothing: this binary was built without the
 // parallax_testhook tag. The call inlines to nothing.
 func Stop(string) {}
+
+// Arm does nothing: this binary was built without the parallax_testhook
+// tag, so no hook ever stops.
+func Arm(string) {}

@@ -4,6 +4,7 @@ package testhook
 
 import (
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -12,20 +13,31 @@ import (
 // parallax_testhook).
 const Enabled = true
 
-// target is the hook this process stops at ("" for none); read once.
-var target = os.Getenv(EnvVar)
+// target is the hook this process stops at ("" for none): PARALLAX_TESTHOOK,
+// read once, until Arm replaces it.
+var target atomic.Pointer[string]
+
+func init() {
+	name := os.Getenv(EnvVar)
+	target.Store(&name)
+}
+
+// Arm makes name the hook this process stops at from now on, replacing
+// PARALLAX_TESTHOOK ("" disarms): a child that must pass a hook (a first
+// loan, say) before it stops there arms it when the test tells it to.
+func Arm(name string) { target.Store(&name) }
 
 // hookFD is the fd the stop line goes to.
 const hookFD = 3
 
 // Stop blocks the calling goroutine forever when name is the hook that
-// PARALLAX_TESTHOOK names, after writing "hook <name>\n" to fd 3 if fd 3
+// PARALLAX_TESTHOOK (or the last Arm) names, after writing "hook <name>\n" to fd 3 if fd 3
 // is a pipe (it is left alone otherwise: it may be any file the process
 // opened). Other goroutines go on running; the parent is expected to
 // SIGKILL the process once it read the line. Any other name returns at
 // once.
 func Stop(name string) {
-	if target == "" || name != target {
+	if t := *target.Load(); t == "" || name != t {
 		return
 	}
 	var st syscall.Stat_t

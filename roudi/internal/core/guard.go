@@ -35,7 +35,9 @@ const ReportThreshold = 3
 // (the client on Conn) is the connection's consumer, the ref is invalid
 // and the value is in the ring: so a report cannot kill an arbitrary peer.
 // After [ReportThreshold] verified reports against a publisher's process,
-// that process is disconnected and reclaimed like a dead one.
+// that process is disconnected and reclaimed like a dead one. In the owned
+// memory model the report of either end cuts the connection instead,
+// unverified (RefInvalid and InRing are ignored; see guard_owned.go).
 type PeerReported struct {
 	Conn       ConnID // the reporter's control connection
 	ReqID      uint32
@@ -57,7 +59,9 @@ type PeerReported struct {
 // ring's state as the server read it. The core refuses it unless the
 // reporter is an end of the connection and the server found the ring
 // corrupt too; then it cuts the connection (as [CutConnection]) and
-// disconnects the offender when [Blame] can tell who that is.
+// disconnects the offender when [Blame] can tell who that is. In the owned
+// memory model the report of an end cuts the connection, unverified (Ring
+// is ignored; see guard_owned.go).
 type RingReported struct {
 	Conn       ConnID // the reporter's control connection
 	ReqID      uint32
@@ -114,6 +118,9 @@ const (
 	// CountCorruptRingDisconnect: the offender of a corrupt ring's
 	// indices disconnected.
 	CountCorruptRingDisconnect
+	// CountReportCut: a connection cut on its end's report (owned model:
+	// the router does not read the connection's memory to verify it).
+	CountReportCut
 )
 
 func (g GuardCounter) String() string {
@@ -128,6 +135,8 @@ func (g GuardCounter) String() string {
 		return "corrupt-ring"
 	case CountCorruptRingDisconnect:
 		return "corrupt-ring-disconnect"
+	case CountReportCut:
+		return "report-cut"
 	}
 	return fmt.Sprintf("counter(%d)", uint8(g))
 }
@@ -143,6 +152,10 @@ func (a Count) String() string { return "count " + a.Counter.String() }
 func (r *Router) peerReported(ev PeerReported) {
 	r.emit(Reply{Conn: ev.Conn, ReqID: ev.ReqID, Result: Noted{}})
 	reporter := r.conns[ev.Conn]
+	if r.owned() {
+		r.ownedReport(reporter, ev.Conn, ev.Connection, "bad ref", ev.Detail) // guard_owned.go
+		return
+	}
 	refuse := func(why string) {
 		r.emit(Count{Counter: CountReportRefused})
 		r.log(slog.LevelWarn, "peer report not verified", slog.Uint64("conn", uint64(ev.Conn)), slog.Int("client", int(clientID(reporter))),
@@ -194,6 +207,10 @@ func clientID(c *client) ClientID {
 func (r *Router) ringReported(ev RingReported) {
 	r.emit(Reply{Conn: ev.Conn, ReqID: ev.ReqID, Result: Noted{}})
 	reporter := r.conns[ev.Conn]
+	if r.owned() {
+		r.ownedReport(reporter, ev.Conn, ev.Connection, "corrupt ring", ev.Detail) // guard_owned.go
+		return
+	}
 	refuse := func(why string) {
 		r.emit(Count{Counter: CountReportRefused})
 		r.log(slog.LevelWarn, "corrupt-ring report not verified", slog.Uint64("conn", uint64(ev.Conn)), slog.Int("client", int(clientID(reporter))),
