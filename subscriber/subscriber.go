@@ -10,8 +10,8 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
-	"github.com/parallax-ipc/parallax/internal/rpclink"
 	"github.com/parallax-ipc/parallax/internal/ownedsub"
+	"github.com/parallax-ipc/parallax/internal/rpclink"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
