@@ -130,16 +130,40 @@ func (s *Server) clientGone(id uint32, _ wire.RemovedCode) {
 	s.gone[pair] = true
 }
 
+// recvSlice bounds one sleep of Receive under a context that can end: the
+// end is noticed within it. A context that never ends (Background) sleeps
+// until a request comes.
+const recvSlice = 20 * time.Millisecond
+
 // Receive returns the next request, waiting until one arrives or ctx
-// ends (an error wrapping ctx.Err()).
+// ends (an error wrapping ctx.Err()). It allocates nothing, also when it
+// sleeps (a cancellation is polled every 20 ms rather than registered).
 func (s *Server) Receive(ctx context.Context) (Request, error) {
 	s.recv.Lock()
 	defer s.recv.Unlock()
-	x, err := s.req.Take(ctx)
-	if err != nil {
-		return Request{}, fmt.Errorf("receive a request of %q: %w", s.service, err)
+	if ctx.Done() == nil {
+		x, err := s.req.Take(ctx)
+		if err != nil {
+			return Request{}, fmt.Errorf("receive a request of %q: %w", s.service, err)
+		}
+		return Request{s: x}, nil
 	}
-	return Request{s: x}, nil
+	for {
+		if err := ctx.Err(); err != nil {
+			return Request{}, fmt.Errorf("receive a request of %q: %w", s.service, err)
+		}
+		wait := recvSlice
+		if d, ok := ctx.Deadline(); ok {
+			wait = min(wait, max(time.Until(d), time.Microsecond))
+		}
+		x, err := s.req.TakeTimeout(wait)
+		if err == nil {
+			return Request{s: x}, nil
+		}
+		if !errors.Is(err, parallax.ErrTimeout) {
+			return Request{}, fmt.Errorf("receive a request of %q: %w", s.service, err)
+		}
+	}
 }
 
 // Loan loans a response chunk of n bytes from the server's own segment.
