@@ -76,11 +76,13 @@ func NewClient(ctx context.Context, service string, opts Options) (*Client, erro
 		c.slots[i] = slot{head: -1, tail: -1, wake: make(chan struct{}, 1)}
 		c.free[i] = int32(n - 1 - i)
 	}
-	c.nodes = make([]node, held)
+	// One node per sample the response subscriber may hold (MaxHeld
+	// below), so parking never fails.
+	c.nodes = make([]node, held+n)
 	for i := range c.nodes {
 		c.nodes[i].next = int32(i + 1)
 	}
-	c.nodes[held-1].next = -1
+	c.nodes[len(c.nodes)-1].next = -1
 	c.link = rpclink.Pub{Kind: wire.EndpointRequest, Added: c.serverAdded, Gone: c.serverGone}
 	req, err := publisher.New(rpclink.WithPub(ctx, &c.link), service, publisher.Options{Domain: opts.Domain, Socket: opts.Socket,
 		TypeName: opts.Request.Name, TypeSize: opts.Request.Size, TypeAlign: opts.Request.Align,

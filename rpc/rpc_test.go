@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +36,7 @@ func serve(t *testing.T, ctx context.Context, s *rpc.Server, handle func(rpc.Req
 		for {
 			r, err := s.Receive(ctx)
 			if err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && !errors.Is(err, os.ErrClosed) {
 					t.Errorf("receive: %v", err)
 				}
 				return
@@ -394,4 +396,35 @@ func TestServiceApartFromTopic(t *testing.T) {
 	require.Equal(t, 1, pub.Subscribers())
 	require.Equal(t, 1, sub.Publishers())
 	require.Equal(t, 1, c.Servers())
+}
+
+// A client that connects before any server finds the servers that come
+// later, and calls reach each of them.
+func TestServerJoinsLater(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, routertest.Owned)
+	ctx := testCtx(t)
+	sock := srv.SocketPath()
+	c, err := rpc.NewClient(ctx, "later", rpc.Options{Socket: sock})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Call(ctx, []byte("x"))
+	require.ErrorIs(t, err, rpc.ErrNoServer)
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	for i := range 2 {
+		s, err := rpc.NewServer(ctx, "later", rpc.Options{Socket: sock})
+		require.NoError(t, err)
+		defer s.Close()
+		serve(t, sctx, s, echo(s, byte('a'+i)))
+		require.NoError(t, c.WaitForServers(ctx, i+1))
+	}
+	seen := map[byte]bool{}
+	for range 4 {
+		r, err := c.Call(ctx, []byte("q"))
+		require.NoError(t, err)
+		seen[r.Bytes()[1]] = true
+		require.NoError(t, r.Release())
+	}
+	require.Equal(t, map[byte]bool{'a': true, 'b': true}, seen)
 }
