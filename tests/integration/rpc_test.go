@@ -28,7 +28,10 @@ func init() {
 }
 
 // rpcServeMain serves -service: a request starting with 'e' is answered
-// with its own bytes, any other is held unanswered (and counted: "held N").
+// with its own bytes, one starting with 's' with a stream of 10 copies,
+// any other is held unanswered (and counted: "held N"). Each stdin line is
+// answered with the response memory as the server counts it: "mem <in
+// use> <outstanding> <clients>".
 func rpcServeMain(args []string) int {
 	fs := flag.NewFlagSet("rpcserve", flag.ContinueOnError)
 	socket := fs.String("socket", "", "router socket")
@@ -43,12 +46,34 @@ func rpcServeMain(args []string) int {
 		return childFail("rpcserve", "new server: %v", err)
 	}
 	defer s.Close()
+	go func() {
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			st := s.Stats()
+			fmt.Printf("mem %d %d %d\n", st.InUse, st.Outstanding, s.Clients())
+		}
+	}()
 	fmt.Println("ready")
 	held := 0
 	for {
 		r, err := s.Receive(ctx)
 		if err != nil {
 			return childFail("rpcserve", "receive: %v", err)
+		}
+		if b := r.Bytes(); len(b) > 0 && b[0] == 's' {
+			for i := 1; i <= 10; i++ {
+				ch, err := s.Loan(len(b))
+				if err != nil {
+					return childFail("rpcserve", "loan: %v", err)
+				}
+				copy(ch.Bytes(), b)
+				if err := s.Send(r, &ch, i == 10); err != nil {
+					fmt.Printf("send failed %v\n", strconv.Quote(err.Error())) // the client may be gone
+					break
+				}
+			}
+			_ = r.Release()
+			continue
 		}
 		if b := r.Bytes(); len(b) > 0 && b[0] == 'e' {
 			if err := s.Respond(r, b); err != nil {
@@ -75,6 +100,7 @@ func rpcCallMain(args []string) int {
 	n := fs.Int("n", 100, "echo calls per goroutine")
 	g := fs.Int("g", 4, "goroutines")
 	pending := fs.Int("pending", 3, "calls left pending")
+	streams := fs.Int("streams", 0, "after the echo calls, start this many 10-response streams, never read them, print streamed and wait for stdin EOF")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -119,6 +145,21 @@ func rpcCallMain(args []string) int {
 		return childFail("rpccall", "echo: %v", err)
 	}
 	fmt.Println("echoed")
+	if *streams > 0 {
+		for range *streams {
+			ch, err := c.Loan(64)
+			if err != nil {
+				return childFail("rpccall", "loan: %v", err)
+			}
+			ch.Bytes()[0] = 's'
+			if _, err := c.Start(&ch); err != nil {
+				return childFail("rpccall", "start: %v", err)
+			}
+		}
+		fmt.Println("streamed")
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+		return 0
+	}
 	results := make(chan error, *pending)
 	for range *pending {
 		ch, err := c.Loan(64)
@@ -198,4 +239,59 @@ func TestRPCServerKilled(t *testing.T) {
 	for _, c := range clients {
 		c.wait()
 	}
+}
+
+// serverMem is an rpcserve child's "mem" line.
+type serverMem struct{ InUse, Outstanding, Clients uint64 }
+
+func (p *proc) serverMem(t *testing.T) serverMem {
+	t.Helper()
+	p.send("stats")
+	f := p.expect("mem ")
+	require.Len(t, f, 3, "mem line %q", f)
+	return serverMem{atoi(t, f[0]), atoi(t, f[1]), atoi(t, f[2])}
+}
+
+// TestRPCClientKilled: a client process SIGKILLed while the server's
+// responses to it sit unread in its queue costs the server nothing: once
+// the router reports the death, the server's own accounting shows every
+// response chunk back, exactly, and another client's calls still work.
+func TestRPCClientKilled(t *testing.T) {
+	t.Parallel()
+	r := startRouterWith(t, ownedConfig)
+	srv := spawn(t, "rpc server", "rpcserve", sockArg(r), "-service=kill")
+	srv.expect("ready")
+	const streams = 3 // 30 responses, more than the victim's queue takes at once
+	victim := spawn(t, "victim client", "rpccall", sockArg(r), "-service=kill", "-n=20", "-g=2", "-streams="+strconv.Itoa(streams))
+	victim.expect("echoed")
+	victim.expect("streamed")
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var m serverMem
+	for {
+		m = srv.serverMem(t)
+		if m.Outstanding > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the server never delivered the streams: %+v", m)
+		<-tick.C
+	}
+	require.Equal(t, uint64(1), m.Clients)
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL)) // our own child, by PID
+	require.Error(t, victim.waitErr(), "the victim was killed")
+	for {
+		m = srv.serverMem(t)
+		if m.Clients == 0 && m.InUse == 0 && m.Outstanding == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the server never took the dead client's responses back: %+v", m)
+		<-tick.C
+	}
+	other := spawn(t, "other client", "rpccall", sockArg(r), "-service=kill", "-n=50", "-g=2", "-pending=0")
+	other.expect("echoed")
+	require.Equal(t, []string{"0", "0", "0"}, other.expect("mem "))
+	other.wait()
+	m = srv.serverMem(t)
+	require.Zero(t, m.InUse, "%+v", m)
 }
