@@ -13,6 +13,7 @@ import (
 	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/ownedpub"
+	"github.com/parallax-ipc/parallax/internal/rpclink"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -78,6 +79,9 @@ func (p *Publisher) initOwned() error {
 				o.grow.primary = s.Desc().ChunkSize
 			}
 		}
+	}
+	if p.link != nil {
+		p.link.Engine = o.eng
 	}
 	p.own.Store(o)
 	return nil
@@ -172,6 +176,9 @@ func (p *Publisher) attach(o *owned, id uint32, oc *ownedConn) {
 	}
 	oc.c = c
 	o.live.Add(1)
+	if p.link != nil && p.link.Added != nil {
+		p.link.Added(rpclink.ConnInfo{ID: id, SubID: oc.added.SubID, Pair: oc.added.Pair, Conn: c})
+	}
 	p.changed.Broadcast()
 }
 
@@ -186,6 +193,9 @@ func (p *Publisher) ownedConnRemoved(o *owned, m *wire.ConnectionRemoved) {
 	o.mu.Unlock()
 	if oc == nil {
 		return
+	}
+	if p.link != nil && p.link.Gone != nil && oc.c != nil {
+		p.link.Gone(m.ConnID, m.Code)
 	}
 	o.drop(oc)
 	p.changed.Broadcast()
@@ -203,6 +213,9 @@ func (p *Publisher) connectionClosing(m *wire.ConnectionClosing) {
 	oc := o.conns[m.ConnID]
 	o.mu.Unlock()
 	if oc != nil && oc.c != nil {
+		if p.link != nil && p.link.Gone != nil {
+			p.link.Gone(m.ConnID, 0)
+		}
 		o.eng.CloseConn(oc.c)
 		p.changed.Broadcast()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/ownedpub"
+	"github.com/parallax-ipc/parallax/internal/rpclink"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
@@ -120,6 +121,9 @@ type Publisher struct {
 	// works: a loan made before Close can still be published (refused)
 	// or released.
 	loans clientrt.Shares
+	// link is package rpc's (internal/rpclink), nil for a pub/sub
+	// publisher.
+	link *rpclink.Pub
 }
 
 // share takes a share of the runtime, or reports false when it is gone.
@@ -210,11 +214,19 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	if opts.Spin == 0 {
 		opts.Spin = DefaultSpin
 	}
+	link := rpclink.PubFrom(ctx) // package rpc's endpoints only
+	if link != nil && opts.History != 0 {
+		return nil, fmt.Errorf("publisher %q: history on a request/response endpoint: %w", topic, parallax.ErrInvalidArgument)
+	}
 	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
 	if err != nil {
 		return nil, fmt.Errorf("publisher %q: %w", topic, err)
 	}
-	p := &Publisher{rt: rt, topic: topic, owner: rt.ClientID(), opts: opts, holds: rt.Holds()}
+	p := &Publisher{rt: rt, topic: topic, owner: rt.ClientID(), opts: opts, holds: rt.Holds(), link: link}
+	var kind uint8
+	if link != nil {
+		kind = link.Kind
+	}
 	p.conns.Store(&[]*conn{})
 	if opts.History > 0 {
 		p.history = make([]held, opts.History)
@@ -223,7 +235,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	defer rt.EndCreate()
 	pc, files, err := clientrt.Create[*wire.PublisherCreated](ctx, rt, &wire.CreatePublisher{Topic: topic, History: uint32(opts.History),
 		Type:       wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign},
-		MaxPayload: uint32(opts.MaxPayload), MaxLoans: uint32(opts.MaxLoans), ExpectedSubscribers: uint16(opts.ExpectedSubscribers)})
+		MaxPayload: uint32(opts.MaxPayload), MaxLoans: uint32(opts.MaxLoans), ExpectedSubscribers: uint16(opts.ExpectedSubscribers), Kind: kind})
 	if err != nil {
 		rt.Release()
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)

@@ -128,10 +128,11 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		return
 	case *wire.CreatePublisher:
 		req = core.CreatePublisher{Topic: m.Topic, Type: core.TypeInfo(m.Type), History: int(m.History),
-			MaxPayload: m.MaxPayload, MaxLoans: int(m.MaxLoans), ExpectedSubscribers: int(m.ExpectedSubscribers)}
+			MaxPayload: m.MaxPayload, MaxLoans: int(m.MaxLoans), ExpectedSubscribers: int(m.ExpectedSubscribers),
+			Kind: core.EndpointKind(m.Kind)}
 	case *wire.CreateSubscriber:
 		req = core.CreateSubscriber{Topic: m.Topic, Type: core.TypeInfo(m.Type), QueueCapacity: int(m.QueueCapacity), History: int(m.History), Policy: core.Policy(m.Policy),
-			MaxHeld: int(m.MaxHeld)}
+			MaxHeld: int(m.MaxHeld), Kind: core.EndpointKind(m.Kind), Pair: core.PubID(m.Pair)}
 	case *wire.ClosePublisher:
 		req = core.ClosePublisher{Pub: core.PubID(m.PubID)}
 	case *wire.CloseSubscriber:
@@ -211,6 +212,7 @@ func (s *Server) execute(a core.Action) {
 			ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub),
 			RingOffset: a.Ring.Offset, RingSize: a.Ring.Size, Capacity: uint32(a.Capacity),
 			Policy: uint8(a.Policy), NotifierOffset: a.Notifier.Offset, History: uint32(a.History),
+			Pair: uint32(a.Pair),
 		})
 	case core.ConnectionRemoved:
 		c := s.conns[a.Conn]

@@ -301,7 +301,7 @@ func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.Wai
 			s.taken.Take() // cannot fail: Close, which ends the runtime, waits for takes
 			m := x.own.Meta()
 			x.ref, x.data, x.sub = x.own.Ref(), x.own.Bytes(), s
-			x.hdr = Header{Seq: m.Seq, Timestamp: m.Stamp, PublisherID: x.own.Conn().PubID()}
+			x.hdr = Header{Seq: m.Seq, Timestamp: m.Stamp, PublisherID: x.own.Conn().PubID(), UserSeq: m.UserSeq, Flags: m.Flags}
 			return x, nil
 		case errors.Is(err, ownedsub.ErrEmpty):
 			if !wait {

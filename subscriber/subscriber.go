@@ -12,6 +12,7 @@ import (
 	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/ownedsub"
+	"github.com/parallax-ipc/parallax/internal/rpclink"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
@@ -187,6 +188,11 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	if opts.Coalesce < 0 || opts.Coalesce > MaxCoalesce {
 		return nil, fmt.Errorf("subscriber %q: coalesce %v outside [0, %v]: %w", topic, opts.Coalesce, MaxCoalesce, parallax.ErrInvalidArgument)
 	}
+	var kind uint8
+	var pair uint32
+	if link := rpclink.SubFrom(ctx); link != nil { // package rpc's endpoints only
+		kind, pair = link.Kind, link.Pair
+	}
 	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
 	if err != nil {
 		return nil, fmt.Errorf("subscriber %q: %w", topic, err)
@@ -197,7 +203,7 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	rt.BeginCreate()
 	defer rt.EndCreate()
 	sc, files, err := clientrt.Create[*wire.SubscriberCreated](ctx, rt, &wire.CreateSubscriber{Topic: topic, QueueCapacity: uint32(opts.QueueCapacity),
-		History: uint32(opts.History), Policy: uint8(opts.Policy), MaxHeld: uint32(opts.MaxHeld),
+		History: uint32(opts.History), Policy: uint8(opts.Policy), MaxHeld: uint32(opts.MaxHeld), Kind: kind, Pair: pair,
 		Type: wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign}})
 	if err != nil {
 		rt.Release()
@@ -277,6 +283,12 @@ type Header struct {
 	Seq         uint64 // publisher's sequence number, from 1
 	Timestamp   int64  // publish time, unix nanoseconds
 	PublisherID uint32 // the publisher's id
+	// UserSeq and Flags are the producer's own sequence and buffer flags
+	// from the chunk header (owned memory model; 0 in the shared model).
+	// Package rpc carries a call's request id and end-of-stream flag in
+	// them.
+	UserSeq uint64
+	Flags   uint32
 }
 
 // A Sample is a received message. Its bytes alias shared memory (mapped

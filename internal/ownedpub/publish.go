@@ -180,3 +180,56 @@ func (e *Engine) notify(c *Conn) error {
 	}
 	return nil
 }
+
+// PublishTo is Publish on connection c only, for request/response
+// (docs/design/request-response.md): the chunk is not kept in history and
+// no other connection gets it. The loan's meta is written as given (Flags
+// and UserSeq carry the call's correlation), with Length and Seq as in
+// Publish. A connection that is not live (closing, failed, removed or of
+// another engine) gets nothing: the chunk goes back to the free list and
+// PublishTo returns [ErrConnGone] (or the connection's [*ConnError]). The
+// loan is spent afterwards, whatever the result; the cost is Publish's
+// for one connection.
+func (e *Engine) PublishTo(l *Loan, c *Conn) error {
+	e.lock()
+	for e.blocked {
+		e.cond.Wait()
+	}
+	if !e.loaned(l) {
+		e.unlock()
+		return ErrNotLoaned
+	}
+	m := l.meta
+	if m.Length == 0 {
+		m.Length = uint32(len(l.buf))
+	} else if int64(m.Length) > int64(cap(l.buf)) {
+		e.unlock()
+		return errLength
+	}
+	e.seq++
+	m.Seq = e.seq
+	idx, ref := l.idx, l.ref
+	*l = Loan{}
+	e.segs[ref.Pool()].SetMeta(ref.Slot(), m)
+	var err error
+	switch {
+	case c == nil || c.e != e || c.removed || !c.ct.Live():
+		err = ErrConnGone
+	case c.err != nil:
+		err = c.err
+	default:
+		err = e.deliver(c, idx, ref)
+	}
+	if perr := e.tr.Published(idx); perr != nil && err == nil {
+		err = perr // not reached: the loan unit is ours until here
+	}
+	e.published++
+	if e.drainEvery > 0 {
+		if e.sinceDrain++; e.sinceDrain >= e.drainEvery {
+			e.sinceDrain = 0
+			e.drainAll()
+		}
+	}
+	e.unlock()
+	return err
+}

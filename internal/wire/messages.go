@@ -119,6 +119,10 @@ type CreatePublisher struct {
 	MaxPayload          uint32
 	MaxLoans            uint32
 	ExpectedSubscribers uint16
+	// Kind is the endpoint kind: [EndpointTopic] (pub/sub), or
+	// [EndpointRequest] / [EndpointResponse] for the two sides of a
+	// request/response service (docs/design/request-response.md).
+	Kind uint8
 }
 
 // PublisherCreated answers [CreatePublisher]. One fd per entry of Segments
@@ -141,6 +145,11 @@ type CreateSubscriber struct {
 	History       uint32
 	Policy        uint8
 	MaxHeld       uint32
+	// Kind is the endpoint kind, as [CreatePublisher.Kind]. Pair, only
+	// for [EndpointResponse], is the client's own request publisher on
+	// the same service; the router sends it in [ConnectionAdded.Pair].
+	Kind uint8
+	Pair uint32
 }
 
 // SubscriberCreated answers [CreateSubscriber]. NotifierOffset locates the
@@ -190,6 +199,9 @@ type ConnectionAdded struct {
 	Policy         uint8
 	NotifierOffset uint64
 	History        uint32
+	// Pair is the subscriber's paired request publisher (a
+	// request/response client's response connection), else 0.
+	Pair uint32
 }
 
 // ConnectionRemoved is pushed when a connection ends (a side closed or

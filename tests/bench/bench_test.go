@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ import (
 func TestMain(m *testing.M) {
 	testutil.ChildMain(map[string]func([]string) int{
 		"echo":     echoMain,
+		"rpc-echo": rpcEchoMain,
 		"sink":     sinkMain,
 		"uds-echo": udsEchoMain,
 		"pipesink": pipesinkMain,
@@ -259,8 +261,11 @@ func startRouter(b *testing.B) *roudi.Server {
 	return routertest.Start(b, routerConfig)
 }
 
-func benchRoundTrip(b *testing.B, m mode, size int) {
-	srv := startRouter(b)
+func benchRoundTrip(b *testing.B, m mode, size int) { benchRoundTripIn(b, routerConfig, m, size) }
+
+// benchRoundTripIn is benchRoundTrip against a router with config cfg.
+func benchRoundTripIn(b *testing.B, cfg string, m mode, size int) {
+	srv := routertest.Start(b, cfg)
 	sock := srv.SocketPath()
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
 	defer cancel()
@@ -271,12 +276,12 @@ func benchRoundTrip(b *testing.B, m mode, size int) {
 		b.Fatal(err)
 	}
 	defer sub.Close()
-	pub, err := publisher.New(ctx, "ping", publisher.Options{Socket: sock, BlockTimeout: childTimeout})
+	pub, err := publisher.New(ctx, "ping", publisher.Options{Socket: sock, BlockTimeout: childTimeout, MaxPayload: size})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pub.Close()
-	startChild(b, "echo", sock, m.name)
+	startChild(b, "echo", sock, m.name, strconv.Itoa(size))
 	waitConnected(b, pub, sub)
 
 	var progress atomic.Uint64
@@ -336,11 +341,16 @@ func quit(pub *publisher.Publisher) error {
 	return pub.Publish(c)
 }
 
-// echoMain is the child of BenchmarkRoundTrip: args are the router socket
-// and the mode name.
+// echoMain is the child of BenchmarkRoundTrip: args are the router socket,
+// the mode name and the largest payload (the owned model's MaxPayload).
 func echoMain(args []string) int {
-	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "echo: want socket and mode")
+	if len(args) != 3 {
+		fmt.Fprintln(os.Stderr, "echo: want socket, mode and max payload")
+		return 2
+	}
+	maxPayload, err := strconv.Atoi(args[2])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "echo: max payload: %v\n", err)
 		return 2
 	}
 	m, ok := modeByName(args[1])
@@ -358,7 +368,7 @@ func echoMain(args []string) int {
 		return 1
 	}
 	defer sub.Close()
-	pub, err := publisher.New(ctx, "pong", publisher.Options{Socket: args[0], BlockTimeout: childTimeout})
+	pub, err := publisher.New(ctx, "pong", publisher.Options{Socket: args[0], BlockTimeout: childTimeout, MaxPayload: maxPayload})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "echo: %v\n", err)
 		return 1

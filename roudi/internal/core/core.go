@@ -88,6 +88,7 @@ type Router struct {
 	conns   map[ConnID]*client
 	clients map[ClientID]*client
 	topics  map[string]*topic
+	rpc     map[rpcKey]*topic // request/response services' topics (kind.go)
 	pubs    map[PubID]*publisher
 	subs    map[SubID]*subscriber
 	links   map[ConnectionID]*connection
@@ -125,6 +126,7 @@ type client struct {
 }
 
 type topic struct {
+	kind EndpointKind
 	name string
 	typ  TypeInfo
 	pubs []PubID
@@ -140,6 +142,7 @@ type publisher struct {
 }
 
 type subscriber struct {
+	pair     PubID // a response subscriber's request publisher (kind.go)
 	id       SubID
 	client   *client
 	topic    *topic
@@ -205,6 +208,7 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 		conns:        make(map[ConnID]*client),
 		clients:      make(map[ClientID]*client),
 		topics:       make(map[string]*topic),
+		rpc:          make(map[rpcKey]*topic),
 		pubs:         make(map[PubID]*publisher),
 		subs:         make(map[SubID]*subscriber),
 		links:        make(map[ConnectionID]*connection),
@@ -509,6 +513,10 @@ func (r *Router) dropSubscriber(s *subscriber) {
 
 func (r *Router) dropTopicIfEmpty(t *topic) {
 	if len(t.pubs) == 0 && len(t.subs) == 0 {
+		if t.kind != KindTopic {
+			delete(r.rpc, rpcKey{t.kind, t.name})
+			return
+		}
 		delete(r.topics, t.name)
 	}
 }

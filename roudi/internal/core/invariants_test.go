@@ -62,7 +62,7 @@ func (r *Router) checkInvariants() error {
 		if r.clients[p.client.id] != p.client || !slices.Contains(p.client.pubs, id) {
 			return fmt.Errorf("publisher %d belongs to a dead or unaware client %d", id, p.client.id)
 		}
-		if r.topics[p.topic.name] != p.topic || !slices.Contains(p.topic.pubs, id) {
+		if r.topicOf(p.topic.kind, p.topic.name) != p.topic || !slices.Contains(p.topic.pubs, id) {
 			return fmt.Errorf("publisher %d not on its topic %q", id, p.topic.name)
 		}
 		if n := len(p.links) + r.cutsOf(func(c cutPair) bool { return c.pub == id }); n != len(p.topic.subs) {
@@ -73,7 +73,7 @@ func (r *Router) checkInvariants() error {
 		if r.clients[s.client.id] != s.client || !slices.Contains(s.client.subs, id) {
 			return fmt.Errorf("subscriber %d belongs to a dead or unaware client %d", id, s.client.id)
 		}
-		if r.topics[s.topic.name] != s.topic || !slices.Contains(s.topic.subs, id) {
+		if r.topicOf(s.topic.kind, s.topic.name) != s.topic || !slices.Contains(s.topic.subs, id) {
 			return fmt.Errorf("subscriber %d not on its topic %q", id, s.topic.name)
 		}
 		if n := len(s.links) + r.cutsOf(func(c cutPair) bool { return c.sub == id }); n != len(s.topic.pubs) {
@@ -129,8 +129,13 @@ func (r *Router) checkInvariants() error {
 		}
 	}
 	for name, t := range r.topics {
-		if t.name != name || len(t.pubs)+len(t.subs) == 0 {
-			return fmt.Errorf("topic %q is empty or misnamed", name)
+		if t.name != name || t.kind != KindTopic || len(t.pubs)+len(t.subs) == 0 {
+			return fmt.Errorf("topic %q is empty, misnamed or of kind %d", name, t.kind)
+		}
+	}
+	for k, t := range r.rpc {
+		if t.name != k.name || t.kind != k.kind || k.kind == KindTopic || len(t.pubs)+len(t.subs) == 0 {
+			return fmt.Errorf("service topic %q of kind %d is empty or misnamed", k.name, k.kind)
 		}
 	}
 	var due uint64
@@ -157,7 +162,7 @@ func (r *Router) checkInvariants() error {
 		return fmt.Errorf("%d regions allocated but %d accounted for (leak)", len(r.arena.used), len(owned))
 	}
 	l := r.cfg.Limits
-	if len(r.clients) > l.MaxClients || len(r.topics) > l.MaxTopics || len(r.pubs) > l.MaxPublishers ||
+	if len(r.clients) > l.MaxClients || len(r.topics)+len(r.rpc) > l.MaxTopics || len(r.pubs) > l.MaxPublishers ||
 		len(r.subs) > l.MaxSubscribers || len(r.links) > l.MaxConnections {
 		return fmt.Errorf("a limit is exceeded: clients %d topics %d pubs %d subs %d conns %d",
 			len(r.clients), len(r.topics), len(r.pubs), len(r.subs), len(r.links))

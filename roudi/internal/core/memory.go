@@ -219,7 +219,7 @@ func (r *Router) dropSeg(m *pubMem, idx uint16) {
 // DataSegmentCreated.
 func (r *Router) createOwnedPublisher(c *client, ev ClientRequest, req CreatePublisher, reply func(Result, error)) {
 	fail := func(err error) { reply(nil, fmt.Errorf("create publisher on %q: %w", req.Topic, err)) }
-	t, err := r.checkEndpoint(c, req.Topic, req.Type, req.History, true)
+	t, err := r.checkEndpoint(c, req.Kind, req.Topic, req.Type, req.History, true)
 	if err == nil && len(r.pubs)+len(r.mem.pending) >= r.cfg.Limits.MaxPublishers {
 		err = fmt.Errorf("%w: %d publishers (limits.max_publishers)", parallax.ErrLimit, len(r.pubs)+len(r.mem.pending))
 	}

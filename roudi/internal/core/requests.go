@@ -93,7 +93,10 @@ func (r *Router) request(ev ClientRequest) {
 
 // checkEndpoint applies the checks common to publishers and subscribers
 // and returns the topic (nil when it does not exist yet).
-func (r *Router) checkEndpoint(c *client, name string, typ TypeInfo, history int, publish bool) (*topic, error) {
+func (r *Router) checkEndpoint(c *client, kind EndpointKind, name string, typ TypeInfo, history int, publish bool) (*topic, error) {
+	if err := r.checkKind(kind, history); err != nil { // kind.go
+		return nil, err
+	}
 	if name == "" || len(name) > maxTopicLen || strings.ContainsAny(name, "*\x00") {
 		return nil, fmt.Errorf("%w: topic name %q must be 1 to %d bytes without '*' or NUL", parallax.ErrProtocol, name, maxTopicLen)
 	}
@@ -109,19 +112,15 @@ func (r *Router) checkEndpoint(c *client, name string, typ TypeInfo, history int
 	if history > r.cfg.Limits.MaxHistory {
 		return nil, fmt.Errorf("%w: history %d exceeds limits.max_history %d", parallax.ErrLimit, history, r.cfg.Limits.MaxHistory)
 	}
-	if !r.allowed(name, c.uid, c.gid, publish) {
-		verb := "subscribe to"
-		if publish {
-			verb = "publish on"
-		}
+	if side, verb := accessSide(kind, publish); !r.allowed(name, c.uid, c.gid, side) {
 		return nil, fmt.Errorf("%w: uid %d gid %d may not %s %q", parallax.ErrPermissionDenied, c.uid, c.gid, verb, name)
 	}
-	t := r.topics[name]
+	t := r.topicOf(kind, name)
 	if t != nil && t.typ != typ {
 		return nil, fmt.Errorf("%w: topic %q carries %v, request has %v", parallax.ErrIncompatibleType, name, t.typ, typ)
 	}
-	if t == nil && len(r.topics) >= r.cfg.Limits.MaxTopics {
-		return nil, fmt.Errorf("%w: %d topics (limits.max_topics)", parallax.ErrLimit, len(r.topics))
+	if t == nil && len(r.topics)+len(r.rpc) >= r.cfg.Limits.MaxTopics {
+		return nil, fmt.Errorf("%w: %d topics (limits.max_topics)", parallax.ErrLimit, len(r.topics)+len(r.rpc))
 	}
 	return t, nil
 }
@@ -159,7 +158,7 @@ func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Resu
 	fail := func(err error) {
 		reply(nil, fmt.Errorf("create publisher on %q: %w", req.Topic, err))
 	}
-	t, err := r.checkEndpoint(c, req.Topic, req.Type, req.History, true)
+	t, err := r.checkEndpoint(c, req.Kind, req.Topic, req.Type, req.History, true)
 	if err != nil {
 		fail(err)
 		return nil
@@ -184,8 +183,7 @@ func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Resu
 		return nil
 	}
 	if t == nil {
-		t = &topic{name: req.Topic, typ: req.Type}
-		r.topics[t.name] = t
+		t = r.addTopic(req.Kind, req.Topic, req.Type)
 	}
 	id := r.nextPub + 1
 	if m != nil {
@@ -221,7 +219,10 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 	fail := func(err error) {
 		reply(nil, fmt.Errorf("create subscriber on %q: %w", req.Topic, err))
 	}
-	t, err := r.checkEndpoint(c, req.Topic, req.Type, req.History, false)
+	t, err := r.checkEndpoint(c, req.Kind, req.Topic, req.Type, req.History, false)
+	if err == nil {
+		err = r.checkPair(c, req) // kind.go
+	}
 	if err != nil {
 		fail(err)
 		return
@@ -286,11 +287,10 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 		return
 	}
 	if t == nil {
-		t = &topic{name: req.Topic, typ: req.Type}
-		r.topics[t.name] = t
+		t = r.addTopic(req.Kind, req.Topic, req.Type)
 	}
 	r.nextSub++
-	s := &subscriber{id: r.nextSub, client: c, topic: t, capacity: capacity, history: req.History, policy: req.Policy, maxHeld: req.MaxHeld, notifier: notifier}
+	s := &subscriber{id: r.nextSub, pair: req.Pair, client: c, topic: t, capacity: capacity, history: req.History, policy: req.Policy, maxHeld: req.MaxHeld, notifier: notifier}
 	r.subs[s.id] = s
 	c.subs = append(c.subs, s.id)
 	t.subs = append(t.subs, s.id)
@@ -327,7 +327,7 @@ func (r *Router) announce(l *connection) {
 	a := ConnectionAdded{
 		Connection: l.id, Pub: l.pub.id, Sub: l.sub.id,
 		Ring: l.ring, Capacity: l.sub.capacity, Policy: l.sub.policy,
-		Notifier: l.sub.notifier, History: min(l.pub.history, l.sub.history),
+		Notifier: l.sub.notifier, History: min(l.pub.history, l.sub.history), Pair: l.sub.pair,
 	}
 	a.Conn = l.sub.client.conn
 	r.emit(a)

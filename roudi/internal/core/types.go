@@ -140,6 +140,8 @@ type CreatePublisher struct {
 	MaxPayload          uint32
 	MaxLoans            int
 	ExpectedSubscribers int
+	// Kind is the endpoint kind (request/response services, kind.go).
+	Kind EndpointKind
 }
 
 // CreateSubscriber asks for a subscriber on Topic. QueueCapacity 0 means
@@ -154,6 +156,10 @@ type CreateSubscriber struct {
 	// MaxHeld is the samples held at once per connection in the owned
 	// model; 0 means the default.
 	MaxHeld int
+	// Kind is the endpoint kind; Pair, for KindResponse only, is the
+	// client's own request publisher on the same service (kind.go).
+	Kind EndpointKind
+	Pair PubID
 }
 
 // ClosePublisher closes one of the client's publishers.
@@ -247,6 +253,7 @@ type ConnectionAdded struct {
 	Policy     Policy
 	Notifier   Region // the subscriber's notifier
 	History    int    // samples of history the publisher should replay
+	Pair       PubID  // the subscriber's paired request publisher, or 0
 }
 
 // ConnectionRemoved tells a surviving client on Conn that a connection is

@@ -1,0 +1,60 @@
+// Package rpclink carries what package rpc needs from package publisher
+// and package subscriber without widening their public API: the endpoint
+// kind and pair for the create request, and a publisher's connections and
+// engine (docs/design/request-response.md). Package rpc puts a [*Pub] or
+// [*Sub] into the context it passes to publisher.New or subscriber.New;
+// nothing else does.
+package rpclink
+
+import (
+	"context"
+
+	"github.com/parallax-ipc/parallax/internal/ownedpub"
+	"github.com/parallax-ipc/parallax/internal/wire"
+)
+
+// ConnInfo is one connection of a linked publisher, attached to its
+// engine.
+type ConnInfo struct {
+	ID    uint32 // connection id
+	SubID uint32 // the subscriber
+	Pair  uint32 // the subscriber's paired request publisher (response connections), or 0
+	Conn  *ownedpub.Conn
+}
+
+// Pub links a request/response publisher. The hooks run on the process
+// runtime's push goroutine (or in publisher.New), never concurrently with
+// each other, and must not block.
+type Pub struct {
+	Kind uint8 // wire.EndpointRequest or wire.EndpointResponse
+	// Engine is set by publisher.New (owned model only) before any hook
+	// runs; package rpc loans and publishes through it.
+	Engine *ownedpub.Engine
+	// Added runs when a connection is attached to the engine.
+	Added func(ConnInfo)
+	// Gone runs when a connection stops taking deliveries: closing (code
+	// 0) or removed (its ConnectionRemoved code), before the engine
+	// reclaims its chunks.
+	Gone func(id uint32, code wire.RemovedCode)
+}
+
+// Sub links a request/response subscriber.
+type Sub struct {
+	Kind uint8  // wire.EndpointRequest or wire.EndpointResponse
+	Pair uint32 // for a response subscriber: the client's request publisher
+}
+
+type pubKey struct{}
+type subKey struct{}
+
+// WithPub returns ctx carrying l for publisher.New.
+func WithPub(ctx context.Context, l *Pub) context.Context { return context.WithValue(ctx, pubKey{}, l) }
+
+// PubFrom returns the link in ctx, or nil.
+func PubFrom(ctx context.Context) *Pub { l, _ := ctx.Value(pubKey{}).(*Pub); return l }
+
+// WithSub returns ctx carrying l for subscriber.New.
+func WithSub(ctx context.Context, l *Sub) context.Context { return context.WithValue(ctx, subKey{}, l) }
+
+// SubFrom returns the link in ctx, or nil.
+func SubFrom(ctx context.Context) *Sub { l, _ := ctx.Value(subKey{}).(*Sub); return l }

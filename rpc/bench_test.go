@@ -1,0 +1,143 @@
+package rpc_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/internal/routertest"
+	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/rpc"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+// echoServer answers every request with its own bytes until ctx ends.
+func echoServer(tb testing.TB, ctx context.Context, s *rpc.Server) {
+	go func() {
+		for {
+			r, err := s.Receive(ctx)
+			if err != nil {
+				return
+			}
+			b := r.Bytes()
+			ch, err := s.Loan(len(b))
+			if err == nil {
+				copy(ch.Bytes(), b)
+				err = s.Send(r, &ch, true)
+			}
+			if err != nil && ctx.Err() == nil {
+				tb.Errorf("respond: %v", err)
+			}
+			_ = r.Release()
+		}
+	}()
+}
+
+// A call allocates nothing, on either side (AllocsPerRun counts the whole
+// process: the server goroutine's allocations count too).
+// Not parallel: AllocsPerRun refuses parallel tests.
+func TestCallAllocs(t *testing.T) {
+	srv := routertest.Start(t, routertest.Owned)
+	ctx := testCtx(t)
+	s, c := newPair(t, ctx, srv.SocketPath(), "allocs", rpc.Options{})
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	echoServer(t, sctx, s)
+	req := make([]byte, 64)
+	call := func() {
+		r, err := c.Call(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = r.Release()
+	}
+	for range 100 {
+		call() // warm up: maps, pairs, wakes
+	}
+	require.Zero(t, testing.AllocsPerRun(500, call))
+}
+
+// BenchmarkRoundTrip: one 64-byte request/response round trip in one
+// process (client and server goroutines), beside the same round trip
+// built from two pub/sub topics. Cross-process numbers belong in
+// tests/bench.
+func BenchmarkRoundTrip(b *testing.B) {
+	srv := routertest.Start(b, routertest.Owned)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sock := srv.SocketPath()
+	for _, busy := range []bool{false, true} {
+		mode := "blocking"
+		if busy {
+			mode = "busypoll"
+		}
+		b.Run("rpc/64B/"+mode, func(b *testing.B) {
+			svc := "bench-rpc-" + mode
+			opts := rpc.Options{Socket: sock, BusyPoll: busy}
+			s, err := rpc.NewServer(ctx, svc, opts)
+			require.NoError(b, err)
+			defer s.Close()
+			c, err := rpc.NewClient(ctx, svc, opts)
+			require.NoError(b, err)
+			defer c.Close()
+			require.NoError(b, c.WaitForServers(ctx, 1))
+			sctx, stop := context.WithCancel(ctx)
+			defer stop()
+			echoServer(b, sctx, s)
+			req := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				r, err := c.Call(context.Background(), req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = r.Release()
+			}
+		})
+		b.Run("pubsub/64B/"+mode, func(b *testing.B) {
+			ping, pong := "bench-ping-"+mode, "bench-pong-"+mode
+			sopts := subscriber.Options{Socket: sock, BusyPoll: busy, Policy: subscriber.BlockProducer}
+			pubA, err := publisher.New(ctx, ping, publisher.Options{Socket: sock})
+			require.NoError(b, err)
+			defer pubA.Close()
+			subB, err := subscriber.New(ctx, ping, sopts)
+			require.NoError(b, err)
+			defer subB.Close()
+			pubB, err := publisher.New(ctx, pong, publisher.Options{Socket: sock})
+			require.NoError(b, err)
+			defer pubB.Close()
+			subA, err := subscriber.New(ctx, pong, sopts)
+			require.NoError(b, err)
+			defer subA.Close()
+			require.NoError(b, pubA.WaitForSubscribers(ctx, 1))
+			require.NoError(b, pubB.WaitForSubscribers(ctx, 1))
+			sctx, stop := context.WithCancel(ctx)
+			defer stop()
+			go func() {
+				for {
+					x, err := subB.Take(sctx)
+					if err != nil {
+						return
+					}
+					_ = pubB.Send(x.Bytes())
+					_ = x.Release()
+				}
+			}()
+			req := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if err := pubA.Send(req); err != nil {
+					b.Fatal(err)
+				}
+				x, err := subA.Take(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = x.Release()
+			}
+		})
+	}
+}
