@@ -85,7 +85,7 @@ func ExampleStream() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Println(r.Bytes())
+		fmt.Printf("response %v\n", r.Bytes())
 		end := r.End()
 		_ = r.Release()
 		if end {
