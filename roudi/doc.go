@@ -35,7 +35,7 @@
 // In the owned memory model ([memory] model = "owned") the router knows
 // each publisher's data segments but never reads memory a client can
 // write, so how many chunks are in use is the publisher's own report
-// (wire.ReportMemory, sent by the client runtime about once a second while
+// (a memory report on the control socket, sent by the client runtime about once a second while
 // it changes): [Introspection].PublisherSegments, `parallax pools` and the
 // parallax_publisher_* metrics show it as reported. The router takes
 // reports only about the reporting client's own live publishers and no
