@@ -177,7 +177,7 @@ func (p *Publisher) attach(o *owned, id uint32, oc *ownedConn) {
 	oc.c = c
 	o.live.Add(1)
 	if p.link != nil && p.link.Added != nil {
-		p.link.Added(rpclink.ConnInfo{ID: id, SubID: oc.added.SubID, Pair: oc.added.Pair, Conn: c})
+		p.link.Added(rpclink.ConnInfo{ID: id, SubID: oc.added.SubID, Pair: oc.added.Pair, Conn: c, Ring: rc})
 	}
 	p.changed.Broadcast()
 }

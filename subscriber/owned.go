@@ -67,6 +67,9 @@ type ownedConn struct {
 	// orphaned: the publisher is gone and this side sends the
 	// ReleaseConnection once the connection is drained (ownedFinished).
 	orphaned bool
+	// linked: handed to the link's Added hook (event listeners), which
+	// owns seg; never attached to the engine.
+	linked bool
 }
 
 // maxPubSegments is the segment indices a publisher may use (the router's
@@ -141,7 +144,13 @@ func (o *ownedState) conn(id uint32) *ownedConn {
 // attach adds the connection to the engine once both pushes arrived, with
 // the publisher's segments mapped so far. o.mu held.
 func (s *Subscriber) attach(o *ownedState, oc *ownedConn) {
-	if oc.added == nil || oc.seg == nil || oc.c != nil || oc.done {
+	if oc.added == nil || oc.seg == nil || oc.c != nil || oc.done || oc.linked {
+		return
+	}
+	if l := s.link; l != nil && l.Added != nil {
+		oc.linked = true
+		l.Added(oc.added.ConnID, oc.added.PubID, oc.seg)
+		s.changed.Broadcast()
 		return
 	}
 	c, err := o.eng.AddConn(oc.seg.Conn(), maxPubSegments)
@@ -185,6 +194,13 @@ func (s *Subscriber) ownedConnRemoved(o *ownedState, m *wire.ConnectionRemoved) 
 	oc := o.conns[m.ConnID]
 	if oc == nil {
 		o.mu.Unlock()
+		return
+	}
+	if oc.linked { // the link owns the segment; the runtime releases it
+		delete(o.conns, m.ConnID)
+		o.mu.Unlock()
+		s.link.Gone(m.ConnID, m.Code)
+		s.changed.Broadcast()
 		return
 	}
 	if oc.c == nil || oc.done || m.Code == wire.RemovedCorrupt {
@@ -396,7 +412,13 @@ func (s *Subscriber) closeOwned(o *ownedState) {
 	o.closed = true
 	var unattached []*ownedConn
 	for id, oc := range o.conns {
-		if oc.c == nil {
+		switch {
+		case oc.linked:
+			// The link owns the segment; the connection is released
+			// once the router knows the subscriber closed.
+			o.release = append(o.release, id)
+			delete(o.conns, id)
+		case oc.c == nil:
 			unattached = append(unattached, oc)
 			delete(o.conns, id)
 		}

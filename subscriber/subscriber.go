@@ -102,6 +102,9 @@ type Subscriber struct {
 	opts     Options
 	notifier *ringbuf.Notifier
 	wait     ringbuf.WaitOptions
+	// link is package rpc's or package event's (internal/rpclink), nil
+	// for a pub/sub subscriber.
+	link *rpclink.Sub
 	// notifierOff is the notifier's offset in the management segment.
 	notifierOff uint64
 
@@ -190,14 +193,15 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	}
 	var kind uint8
 	var pair uint32
-	if link := rpclink.SubFrom(ctx); link != nil { // package rpc's endpoints only
+	link := rpclink.SubFrom(ctx)
+	if link != nil { // package rpc's and package event's endpoints only
 		kind, pair = link.Kind, link.Pair
 	}
 	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
 	if err != nil {
 		return nil, fmt.Errorf("subscriber %q: %w", topic, err)
 	}
-	s := &Subscriber{rt: rt, topic: topic, opts: opts, holds: rt.Holds(), wait: ringbuf.WaitOptions{Spin: opts.Spin, BusyPoll: opts.BusyPoll}}
+	s := &Subscriber{rt: rt, topic: topic, opts: opts, holds: rt.Holds(), link: link, wait: ringbuf.WaitOptions{Spin: opts.Spin, BusyPoll: opts.BusyPoll}}
 	s.conns.Store(&[]*conn{})
 	s.ready = s.hasData
 	rt.BeginCreate()

@@ -9,8 +9,10 @@ package rpclink
 import (
 	"context"
 
+	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/ownedpub"
 	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
 // ConnInfo is one connection of a linked publisher, attached to its
@@ -20,6 +22,10 @@ type ConnInfo struct {
 	SubID uint32 // the subscriber
 	Pair  uint32 // the subscriber's paired request publisher (response connections), or 0
 	Conn  *ownedpub.Conn
+	// Ring is the connection segment the engine pushes into; an event
+	// notifier (package event) pushes event ids into its data ring itself
+	// and never publishes through the engine.
+	Ring *ringbuf.Conn
 }
 
 // Pub links a request/response publisher. The hooks run on the process
@@ -38,10 +44,20 @@ type Pub struct {
 	Gone func(id uint32, code wire.RemovedCode)
 }
 
-// Sub links a request/response subscriber.
+// Sub links a request/response or event subscriber.
 type Sub struct {
-	Kind uint8  // wire.EndpointRequest or wire.EndpointResponse
+	Kind uint8  // wire.EndpointRequest, wire.EndpointResponse or wire.EndpointEvent
 	Pair uint32 // for a response subscriber: the client's request publisher
+
+	// Added, when set (event listeners), takes each connection instead of
+	// the subscriber's engine: it runs once both the ConnectionAdded and
+	// the connection segment arrived, and owns c from then on (it must
+	// Close it once it no longer touches the segment). The hooks run on
+	// the push goroutine, one at a time, and must not block.
+	Added func(id, pub uint32, c *clientrt.OwnedConn)
+	// Gone runs when an Added connection is removed (its code); the
+	// runtime releases the connection at the router afterwards.
+	Gone func(id uint32, code wire.RemovedCode)
 }
 
 type pubKey struct{}

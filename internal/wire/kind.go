@@ -12,4 +12,8 @@ const (
 	// EndpointResponse is a server's response publisher or a client's
 	// response subscriber.
 	EndpointResponse uint8 = 2
+	// EndpointEvent is an event service's notifier (publisher) or
+	// listener (subscriber): its connections carry event ids, not chunk
+	// refs (docs/design/events.md).
+	EndpointEvent uint8 = 3
 )

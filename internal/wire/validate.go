@@ -219,7 +219,7 @@ func (m *CreatePublisher) Validate() error {
 		return invalid(m.MessageType(), "MaxLoans", "%d above limit %d", m.MaxLoans, MaxLoansLimit)
 	case m.ExpectedSubscribers > MaxExpectedSubs:
 		return invalid(m.MessageType(), "ExpectedSubscribers", "%d above limit %d", m.ExpectedSubscribers, MaxExpectedSubs)
-	case m.Kind > EndpointResponse:
+	case m.Kind > EndpointEvent:
 		return invalid(m.MessageType(), "Kind", "%d unknown", m.Kind)
 	case m.Kind != EndpointTopic && m.History != 0:
 		return invalid(m.MessageType(), "History", "%d on a request/response endpoint (want 0)", m.History)
@@ -242,7 +242,7 @@ func (m *CreateSubscriber) Validate() error {
 		return invalid(TypeCreateSubscriber, "History", "%d above limit %d", m.History, MaxHistory)
 	case m.MaxHeld > MaxHeldLimit:
 		return invalid(TypeCreateSubscriber, "MaxHeld", "%d above limit %d", m.MaxHeld, MaxHeldLimit)
-	case m.Kind > EndpointResponse:
+	case m.Kind > EndpointEvent:
 		return invalid(TypeCreateSubscriber, "Kind", "%d unknown", m.Kind)
 	case m.Kind != EndpointTopic && m.History != 0:
 		return invalid(TypeCreateSubscriber, "History", "%d on a request/response endpoint (want 0)", m.History)

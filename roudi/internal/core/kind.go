@@ -18,6 +18,7 @@ const (
 	KindTopic    EndpointKind = 0 // pub/sub
 	KindRequest  EndpointKind = 1 // a client's request publisher, a server's request subscriber
 	KindResponse EndpointKind = 2 // a server's response publisher, a client's response subscriber
+	KindEvent    EndpointKind = 3 // an event service's notifier (publisher) or listener (subscriber)
 )
 
 // rpcKey names a service topic.
@@ -51,12 +52,12 @@ func (r *Router) checkKind(kind EndpointKind, history int) error {
 	switch {
 	case kind == KindTopic:
 		return nil
-	case kind > KindResponse:
+	case kind > KindEvent:
 		return fmt.Errorf("%w: unknown endpoint kind %d", parallax.ErrProtocol, kind)
 	case !r.owned():
-		return fmt.Errorf("%w: request/response services need the owned memory model ([memory] model = \"owned\"); this router runs the shared model", parallax.ErrNotSupported)
+		return fmt.Errorf("%w: request/response and event services need the owned memory model ([memory] model = \"owned\"); this router runs the shared model", parallax.ErrNotSupported)
 	case history != 0:
-		return fmt.Errorf("%w: history %d on a request/response endpoint", parallax.ErrProtocol, history)
+		return fmt.Errorf("%w: history %d on a request/response or event endpoint", parallax.ErrProtocol, history)
 	}
 	return nil
 }
@@ -70,6 +71,10 @@ func accessSide(kind EndpointKind, publish bool) (pubSide bool, verb string) {
 		return true, "publish on"
 	case kind == KindTopic:
 		return false, "subscribe to"
+	case kind == KindEvent && publish:
+		return true, "notify"
+	case kind == KindEvent:
+		return false, "listen to"
 	case (kind == KindRequest) == publish:
 		return true, "call"
 	default:
