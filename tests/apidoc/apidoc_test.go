@@ -24,11 +24,13 @@ var public = []string{
 	"github.com/parallax-ipc/parallax/pipeline",
 	"github.com/parallax-ipc/parallax/segment",
 	"github.com/parallax-ipc/parallax/services",
+	"github.com/parallax-ipc/parallax/rpc",
+	"github.com/parallax-ipc/parallax/event",
 }
 
 // internalName matches a path into an internal package or a qualifier of
 // one of the module's internal packages (wire.X, clientrt.X, ...).
-var internalName = regexp.MustCompile(`internal/|\b(wire|clientrt|core|owner|testutil|routertest|sys|buildinfo)\.[A-Za-z_]`)
+var internalName = regexp.MustCompile(`internal/|\b(wire|clientrt|core|owner|ownedpub|ownedsub|rpclink|testutil|routertest|sys|buildinfo)\.[A-Za-z_]`)
 
 func TestGoDocNamesNoInternalType(t *testing.T) {
 	gobin, err := exec.LookPath("go")
