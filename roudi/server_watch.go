@@ -38,7 +38,7 @@ func serviceUpdates(a core.ServiceChanged) []*wire.ServiceUpdate {
 	sv := &a.Service
 	head := wire.ServiceDesc{
 		Name: sv.Name, Kind: uint8(sv.Kind), Type: wire.TypeInfo(sv.Type),
-		CanPublish: sv.CanPublish, CanSubscribe: sv.CanSubscribe,
+		CanPublish: sv.CanPublish, CanSubscribe: sv.CanSubscribe, ResponseType: wire.TypeInfo(sv.ResponseType),
 	}
 	cur := &wire.ServiceUpdate{Change: uint8(a.Change), Service: head}
 	out := []*wire.ServiceUpdate{cur}

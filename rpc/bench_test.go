@@ -24,7 +24,7 @@ func echoServer(tb testing.TB, ctx context.Context, s *rpc.Server) {
 			ch, err := s.Loan(len(b))
 			if err == nil {
 				copy(ch.Bytes(), b)
-				err = s.Send(r, &ch, true)
+				err = s.Send(ctx, r, &ch, true)
 			}
 			if err != nil && ctx.Err() == nil {
 				tb.Errorf("respond: %v", err)

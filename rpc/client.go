@@ -38,6 +38,10 @@ type Client struct {
 	seq     uint64
 	changed chan struct{} // closed and replaced when servers change
 	closed  bool
+	next    int // where handoff looks first (fairness)
+	// idle counts wakes of waiting calls that found neither a response
+	// nor the taker free: woken for nothing (tests).
+	idle uint64
 }
 
 // server is one connected server: the client's request connection to it.
@@ -53,6 +57,11 @@ type slot struct {
 	err        error  // the server ended before the call did
 	head, tail int32  // parked responses, -1 when none
 	wake       chan struct{}
+	// waiting: the call's goroutine sleeps (or is about to) on wake with
+	// no response and no failure; handoff may pick it. baton: handoff
+	// picked it to take next; it passes the baton on if it returns
+	// without taking.
+	waiting, baton bool
 }
 
 // node is one parked response.
@@ -191,7 +200,11 @@ func (c *Client) Release(ch *Chunk) error {
 // returns the call's stream of responses. The chunk is spent whatever the
 // result. It fails at once with [ErrInFlight] when [Options.MaxInFlight]
 // calls are pending, and with [ErrNoServer] when no server is connected.
-func (c *Client) Start(ch *Chunk) (Stream, error) {
+// When the server's request queue is full, Start waits for room until
+// ctx ends (an error wrapping ctx.Err(), and parallax.ErrTimeout for a
+// deadline; the request is not sent) or, for a ctx without deadline, up to
+// the publisher's block timeout (1 s).
+func (c *Client) Start(ctx context.Context, ch *Chunk) (Stream, error) {
 	c.mu.Lock()
 	var err error
 	switch {
@@ -221,7 +234,7 @@ func (c *Client) Start(ch *Chunk) (Stream, error) {
 	}
 	c.mu.Unlock()
 	ch.l.SetMeta(metaFor(id, 0))
-	if err := c.eng.PublishTo(&ch.l, srv.conn); err != nil {
+	if err := c.eng.PublishTo(ctx, &ch.l, srv.conn); err != nil {
 		c.mu.Lock()
 		c.freeSlot(idx)
 		c.mu.Unlock()
@@ -238,7 +251,7 @@ func (c *Client) Call(ctx context.Context, b []byte) (Response, error) {
 		return Response{}, err
 	}
 	copy(ch.Bytes(), b)
-	st, err := c.Start(&ch)
+	st, err := c.Start(ctx, &ch)
 	if err != nil {
 		return Response{}, err
 	}
@@ -283,7 +296,7 @@ func (c *Client) freeSlot(idx int32) {
 		s := c.unpark(sl)
 		_ = s.Release()
 	}
-	sl.id, sl.err = 0, nil
+	sl.id, sl.err, sl.waiting, sl.baton = 0, nil, false, false
 	c.free = append(c.free, idx)
 }
 

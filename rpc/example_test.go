@@ -32,7 +32,7 @@ func ExampleServer() {
 				}
 				ch.Bytes()[i] = b
 			}
-			err = s.Send(req, &ch, true)
+			err = s.Send(ctx, req, &ch, true)
 		}
 		if err != nil {
 			log.Print(err)
@@ -75,7 +75,7 @@ func ExampleStream() {
 		log.Fatal(err)
 	}
 	ch.Bytes()[0] = 10 // ask for ten responses
-	st, err := c.Start(&ch)
+	st, err := c.Start(ctx, &ch)
 	if err != nil {
 		log.Fatal(err)
 	}

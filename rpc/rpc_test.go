@@ -60,7 +60,7 @@ func echo(s *rpc.Server, tag byte) func(rpc.Request) error {
 		}
 		copy(ch.Bytes(), b)
 		ch.Bytes()[len(b)] = tag
-		return s.Send(r, &ch, true)
+		return s.Send(context.Background(), r, &ch, true)
 	}
 }
 
@@ -164,7 +164,7 @@ func TestStream(t *testing.T) {
 				return err
 			}
 			ch.Bytes()[0] = byte(i)
-			if err := s.Send(r, &ch, i == n); err != nil {
+			if err := s.Send(ctx, r, &ch, i == n); err != nil {
 				return err
 			}
 		}
@@ -174,7 +174,7 @@ func TestStream(t *testing.T) {
 		ch, err := c.Loan(1)
 		require.NoError(t, err)
 		ch.Bytes()[0] = byte(n)
-		st, err := c.Start(&ch)
+		st, err := c.Start(ctx, &ch)
 		require.NoError(t, err)
 		for i := 1; i <= n; i++ {
 			r, err := st.Next(ctx)
@@ -209,7 +209,7 @@ func TestDeadline(t *testing.T) {
 	require.ErrorIs(t, err, parallax.ErrTimeout)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	r := <-held
-	require.NoError(t, s.Respond(r, []byte("too late")))
+	require.NoError(t, s.Respond(ctx, r, []byte("too late")))
 	require.NoError(t, r.Release())
 	// The slot is free: the next call (MaxInFlight 1) works and gets its
 	// own response, not the late one.
@@ -233,19 +233,19 @@ func TestInFlightLimit(t *testing.T) {
 	for range 2 {
 		ch, err := c.Loan(8)
 		require.NoError(t, err)
-		st, err := c.Start(&ch)
+		st, err := c.Start(ctx, &ch)
 		require.NoError(t, err)
 		streams = append(streams, st)
 	}
 	ch, err := c.Loan(8)
 	require.NoError(t, err)
-	_, err = c.Start(&ch)
+	_, err = c.Start(ctx, &ch)
 	require.ErrorIs(t, err, rpc.ErrInFlight)
 	require.ErrorIs(t, err, parallax.ErrLimit)
 	streams[0].Close()
 	ch, err = c.Loan(8)
 	require.NoError(t, err)
-	st, err := c.Start(&ch)
+	st, err := c.Start(ctx, &ch)
 	require.NoError(t, err)
 	st.Close()
 	streams[1].Close()
@@ -262,7 +262,7 @@ func TestServerGoneFailsPending(t *testing.T) {
 	for range 3 {
 		ch, err := c.Loan(4)
 		require.NoError(t, err)
-		_, err = c.Start(&ch)
+		_, err = c.Start(ctx, &ch)
 		require.NoError(t, err)
 	}
 	errs := make(chan error, 3)
@@ -352,7 +352,7 @@ func TestTyped(t *testing.T) {
 				return
 			}
 			g := r.Value()
-			if err := s.Respond(r.Request, path{N: [8]int32{int32(g.X), int32(g.Y)}}); err != nil {
+			if err := s.Respond(ctx, r.Request, path{N: [8]int32{int32(g.X), int32(g.Y)}}); err != nil {
 				t.Errorf("respond: %v", err)
 			}
 			_ = r.Release()

@@ -185,10 +185,15 @@ func (s *Server) Release(ch *Chunk) error {
 
 // Send sends ch as a response to req, to req's client only; end marks the
 // last response of the call. The chunk is spent whatever the result. A
-// client that is gone gives an error wrapping [ErrClientGone].
-func (s *Server) Send(req Request, ch *Chunk, end bool) error {
+// client that is gone gives an error wrapping [ErrClientGone]. When the
+// client's response queue is full (or its response connection is not
+// attached yet), Send waits until ctx ends (an error wrapping ctx.Err(),
+// and parallax.ErrTimeout for a deadline; nothing is sent) or, for a ctx
+// without deadline, up to the block timeout (1 s; 2 s for the
+// connection).
+func (s *Server) Send(ctx context.Context, req Request, ch *Chunk, end bool) error {
 	client := req.Client()
-	conn, err := s.pairConn(client)
+	conn, err := s.pairConn(ctx, client)
 	if err != nil {
 		_ = s.eng.Release(&ch.l)
 		return err
@@ -198,7 +203,7 @@ func (s *Server) Send(req Request, ch *Chunk, end bool) error {
 		flags = FlagEnd
 	}
 	ch.l.SetMeta(metaFor(req.ID(), flags))
-	if err := s.eng.PublishTo(&ch.l, conn); err != nil {
+	if err := s.eng.PublishTo(ctx, &ch.l, conn); err != nil {
 		if errors.Is(err, ownedpub.ErrConnGone) {
 			err = ErrClientGone
 		}
@@ -208,19 +213,19 @@ func (s *Server) Send(req Request, ch *Chunk, end bool) error {
 }
 
 // Respond copies b into a response chunk and sends it as req's last
-// response.
-func (s *Server) Respond(req Request, b []byte) error {
+// response (ctx as for [Server.Send]).
+func (s *Server) Respond(ctx context.Context, req Request, b []byte) error {
 	ch, err := s.Loan(len(b))
 	if err != nil {
 		return err
 	}
 	copy(ch.Bytes(), b)
-	return s.Send(req, &ch, true)
+	return s.Send(ctx, req, &ch, true)
 }
 
 // pairConn returns the response connection of client, waiting up to
-// pairWait for one that has not been attached yet.
-func (s *Server) pairConn(client uint32) (*ownedpub.Conn, error) {
+// pairWait (or ctx's end) for one that has not been attached yet.
+func (s *Server) pairConn(ctx context.Context, client uint32) (*ownedpub.Conn, error) {
 	var deadline time.Time
 	for {
 		s.mu.Lock()
@@ -243,8 +248,12 @@ func (s *Server) pairConn(client uint32) (*ownedpub.Conn, error) {
 		select {
 		case <-ch:
 		case <-t.C:
+		case <-ctx.Done():
 		}
 		t.Stop()
+		if err := ctx.Err(); err != nil {
+			return nil, ctxErr(fmt.Sprintf("respond to client %d on %q: wait for its response connection", client, s.service), err)
+		}
 	}
 }
 

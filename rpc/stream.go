@@ -56,12 +56,29 @@ func (s Stream) Next(ctx context.Context) (Response, error) {
 	if c == nil {
 		return Response{}, ErrEnded
 	}
+	// pass: this goroutine was handed the baton (see handoff) and has not
+	// tried to take since; it hands it on when it returns without taking.
+	pass := false
+	r, err := s.next(ctx, &pass)
+	if pass {
+		c.handoff()
+	}
+	return r, err
+}
+
+func (s Stream) next(ctx context.Context, pass *bool) (Response, error) {
+	c := s.c
+	woke := false // the last sleep ended by a wake
 	for {
 		c.mu.Lock()
 		sl := &c.slots[s.idx]
 		if sl.id != s.id {
 			c.mu.Unlock()
 			return Response{}, fmt.Errorf("next response of call %d on %q: %w", s.id, c.service, ErrEnded)
+		}
+		sl.waiting = false
+		if sl.baton {
+			sl.baton, *pass = false, true
 		}
 		if sl.head >= 0 {
 			x := c.unpark(sl)
@@ -78,6 +95,7 @@ func (s Stream) Next(ctx context.Context) (Response, error) {
 			// A last look: responses the server sent before it went
 			// may still be queued.
 			if c.taker.TryLock() {
+				*pass = false
 				_ = c.drain()
 				c.taker.Unlock()
 				c.handoff()
@@ -95,23 +113,58 @@ func (s Stream) Next(ctx context.Context) (Response, error) {
 		}
 		if err := ctx.Err(); err != nil {
 			s.Close()
-			return Response{}, ctxErr(c, s.id, err)
+			return Response{}, callCtxErr(c, s.id, err)
 		}
-		if c.taker.TryLock() {
-			err := c.takeFor(ctx, sl, s.id)
-			c.taker.Unlock()
-			c.handoff()
-			if err != nil {
-				s.Close()
-				return Response{}, err
-			}
+		if s.take(ctx, sl, pass) {
+			continue
+		}
+		if woke {
+			c.mu.Lock()
+			c.idle++
+			c.mu.Unlock()
+		}
+		// Mark the call waiting, then look at the taker once more: a taker
+		// that let go before the mark did not pick this call, so it must
+		// take itself (or another taker holds it and will hand off).
+		c.mu.Lock()
+		sl.waiting = sl.id == s.id && sl.head < 0 && sl.err == nil
+		c.mu.Unlock()
+		if s.take(ctx, sl, pass) {
 			continue
 		}
 		select {
 		case <-sl.wake:
+			woke = true
 		case <-ctx.Done():
 		}
 	}
+}
+
+// take takes responses for everyone until the call has one, if no other
+// goroutine does (it reports whether it did). A failure of the take ends
+// the call: Next returns it (as a response to look at: the slot has the
+// error or is closed).
+func (s Stream) take(ctx context.Context, sl *slot, pass *bool) bool {
+	c := s.c
+	if !c.taker.TryLock() {
+		*pass = false // the holder hands off when it lets go
+		return false
+	}
+	*pass = false
+	c.mu.Lock()
+	sl.waiting = false
+	c.mu.Unlock()
+	err := c.takeFor(ctx, sl, s.id)
+	c.taker.Unlock()
+	c.handoff()
+	if err != nil {
+		c.mu.Lock()
+		if sl.id == s.id && sl.err == nil {
+			sl.err = err
+		}
+		c.mu.Unlock()
+	}
+	return true
 }
 
 // Close ends the call: responses still to come are dropped. It is a no-op
@@ -128,11 +181,17 @@ func (s Stream) Close() {
 	c.mu.Unlock()
 }
 
-func ctxErr(c *Client, id uint64, err error) error {
+func callCtxErr(c *Client, id uint64, err error) error {
+	return ctxErr(fmt.Sprintf("call %d on %q", id, c.service), err)
+}
+
+// ctxErr wraps the end of a caller's ctx: with parallax.ErrTimeout as well
+// for a deadline.
+func ctxErr(what string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("call %d on %q: %w (%w)", id, c.service, parallax.ErrTimeout, err)
+		return fmt.Errorf("%s: %w (%w)", what, parallax.ErrTimeout, err)
 	}
-	return fmt.Errorf("call %d on %q: %w", id, c.service, err)
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // takeFor takes responses for everyone until slot sl (call id) has one,
@@ -146,7 +205,7 @@ func (c *Client) takeFor(ctx context.Context, sl *slot, id uint64) error {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return ctxErr(c, id, err)
+			return callCtxErr(c, id, err)
 		}
 		wait := takeSlice
 		if d, ok := ctx.Deadline(); ok {
@@ -194,13 +253,20 @@ func (c *Client) dispatch(x subscriber.Sample) {
 	_ = x.Release()
 }
 
-// handoff wakes the waiting calls after the taker let go, so one of them
-// takes next.
+// handoff wakes one waiting call (with the baton) after the taker let go,
+// so it takes next; calls that have their response or failure were woken
+// by dispatch or serverGone already. Nobody else is woken: a call that
+// returns without taking passes the baton on (Next).
 func (c *Client) handoff() {
 	c.mu.Lock()
-	for i := range c.slots {
-		if sl := &c.slots[i]; sl.id != 0 {
+	n := len(c.slots)
+	for k := range n {
+		i := (c.next + k) % n
+		if sl := &c.slots[i]; sl.waiting && sl.head < 0 && sl.err == nil {
+			sl.waiting, sl.baton = false, true
+			c.next = i + 1
 			wake(sl)
+			break
 		}
 	}
 	c.mu.Unlock()

@@ -66,7 +66,7 @@ func (t *TypedClient[Req, Resp]) Call(ctx context.Context, v Req) (TypedResponse
 		return TypedResponse[Resp]{}, err
 	}
 	*p = v
-	st, err := t.c.Start(&ch)
+	st, err := t.c.Start(ctx, &ch)
 	if err != nil {
 		return TypedResponse[Resp]{}, err
 	}
@@ -142,8 +142,9 @@ func (t *TypedServer[Req, Resp]) Receive(ctx context.Context) (TypedRequest[Req]
 	return TypedRequest[Req]{Request: r, v: v}, nil
 }
 
-// Send sends v as a response to req; end marks the last one.
-func (t *TypedServer[Req, Resp]) Send(req Request, v Resp, end bool) error {
+// Send sends v as a response to req; end marks the last one. ctx bounds
+// the wait as in [Server.Send].
+func (t *TypedServer[Req, Resp]) Send(ctx context.Context, req Request, v Resp, end bool) error {
 	ch, err := t.s.Loan(t.size)
 	if err != nil {
 		return err
@@ -154,11 +155,13 @@ func (t *TypedServer[Req, Resp]) Send(req Request, v Resp, end bool) error {
 		return err
 	}
 	*p = v
-	return t.s.Send(req, &ch, end)
+	return t.s.Send(ctx, req, &ch, end)
 }
 
 // Respond sends v as req's last response.
-func (t *TypedServer[Req, Resp]) Respond(req Request, v Resp) error { return t.Send(req, v, true) }
+func (t *TypedServer[Req, Resp]) Respond(ctx context.Context, req Request, v Resp) error {
+	return t.Send(ctx, req, v, true)
+}
 
 // Close stops serving.
 func (t *TypedServer[Req, Resp]) Close() error { return t.s.Close() }

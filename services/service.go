@@ -3,6 +3,7 @@ package services
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/parallax-ipc/parallax"
 )
@@ -10,16 +11,26 @@ import (
 // Kind says what kind of service a [Service] is.
 type Kind uint8
 
-// Service kinds. More will be added (request/response, events).
+// Service kinds. More will be added (events).
 const (
 	// KindTopic is a publish/subscribe topic.
 	KindTopic Kind = 1
+	// KindRequestResponse is a request/response service (package rpc):
+	// its Publishers are the clients, its Subscribers the servers; Type
+	// is the request type and ResponseType the response type; CanPublish
+	// says whether the caller may call it, CanSubscribe whether it may
+	// serve it. A topic and a service of one name are two services.
+	KindRequestResponse Kind = 2
 )
 
-// String returns "topic", or "kind(N)" for a kind this build does not know.
+// String returns "topic", "request-response", or "kind(N)" for a kind
+// this build does not know.
 func (k Kind) String() string {
-	if k == KindTopic {
+	switch k {
+	case KindTopic:
 		return "topic"
+	case KindRequestResponse:
+		return "request-response"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -69,11 +80,29 @@ type Service struct {
 	// service has none.
 	Publishers  []Endpoint
 	Subscribers []Endpoint
+	// ResponseType is a request/response service's response type.
+	ResponseType Type
+}
+
+// key names a service: a topic and a request/response service of one name
+// are two services.
+type key struct {
+	name string
+	kind Kind
+}
+
+func (s Service) key() key { return key{s.Name, s.Kind} }
+
+func compareKeys(a, b key) int {
+	if a.name != b.name {
+		return strings.Compare(a.name, b.name)
+	}
+	return int(a.kind) - int(b.kind)
 }
 
 // Equal reports whether s and o describe the same state.
 func (s Service) Equal(o Service) bool {
-	return s.Name == o.Name && s.Kind == o.Kind && s.Type == o.Type &&
+	return s.Name == o.Name && s.Kind == o.Kind && s.Type == o.Type && s.ResponseType == o.ResponseType &&
 		s.CanPublish == o.CanPublish && s.CanSubscribe == o.CanSubscribe &&
 		slices.Equal(s.Publishers, o.Publishers) && slices.Equal(s.Subscribers, o.Subscribers)
 }

@@ -13,7 +13,7 @@ import (
 type stream struct {
 	w       *Watcher
 	c       *discovery.Client
-	snap    map[string]Service // the snapshot being received
+	snap    map[key]Service // the snapshot being received
 	synced  chan struct{}
 	isSync  bool
 	partial *Service // a service whose endpoints continue (More)
@@ -70,7 +70,7 @@ func (st *stream) update(m *wire.ServiceUpdate) error {
 		if m.Change != wire.ChangeAppeared {
 			return fmt.Errorf("watch services: snapshot entry %q with change %d: %w", s.Name, m.Change, parallax.ErrProtocol)
 		}
-		st.snap[s.Name] = s
+		st.snap[s.key()] = s
 		return nil
 	}
 	st.w.apply(s, m.Change == wire.ChangeDisappeared)
@@ -78,7 +78,8 @@ func (st *stream) update(m *wire.ServiceUpdate) error {
 }
 
 func fromWire(d *wire.ServiceDesc) Service {
-	s := Service{Name: d.Name, Kind: Kind(d.Kind), Type: Type(d.Type), CanPublish: d.CanPublish, CanSubscribe: d.CanSubscribe}
+	s := Service{Name: d.Name, Kind: Kind(d.Kind), Type: Type(d.Type), CanPublish: d.CanPublish, CanSubscribe: d.CanSubscribe,
+		ResponseType: Type(d.ResponseType)}
 	ep := func(e wire.EndpointDesc) Endpoint {
 		return Endpoint{ID: e.ID, ClientID: e.ClientID, PID: e.PID, Process: e.Process,
 			Policy: parallax.Policy(e.Policy), QueueCapacity: int(e.Capacity), History: int(e.History)}

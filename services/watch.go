@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -47,10 +46,10 @@ type Watcher struct {
 	done   chan struct{} // closed when both goroutines exited
 
 	mu    sync.Mutex // guards the fields below
-	cur   map[string]Service
-	seen  map[string]Service // as last delivered
-	dirty []string           // names to deliver, in order of change
-	isDir map[string]bool
+	cur   map[key]Service
+	seen  map[key]Service // as last delivered
+	dirty []key           // services to deliver, in order of change
+	isDir map[key]bool
 	err   error // why the watcher stopped (set once)
 
 	wg        sync.WaitGroup
@@ -71,9 +70,9 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 		events: make(chan Event),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
-		cur:    map[string]Service{},
-		seen:   map[string]Service{},
-		isDir:  map[string]bool{},
+		cur:    map[key]Service{},
+		seen:   map[key]Service{},
+		isDir:  map[key]bool{},
 	}
 	c, synced, err := w.connect()
 	if err != nil {
@@ -118,7 +117,7 @@ func (w *Watcher) connect() (*discovery.Client, <-chan struct{}, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("watch services: %w", err)
 	}
-	st := &stream{w: w, c: c, snap: map[string]Service{}, synced: make(chan struct{})}
+	st := &stream{w: w, c: c, snap: map[key]Service{}, synced: make(chan struct{})}
 	c.OnPush(st.push)
 	if _, _, err := c.Request(w.ctx, &wire.WatchServices{}, nil); err != nil {
 		c.Close()
@@ -188,11 +187,11 @@ func (w *Watcher) reconnect() *discovery.Client {
 
 // replace installs a new snapshot: every service in the old or the new one
 // is due for delivery.
-func (w *Watcher) replace(snap map[string]Service) {
+func (w *Watcher) replace(snap map[key]Service) {
 	w.mu.Lock()
 	old := w.cur
 	w.cur = snap
-	names := make([]string, 0, len(snap)+len(old))
+	names := make([]key, 0, len(snap)+len(old))
 	for n := range snap {
 		names = append(names, n)
 	}
@@ -201,7 +200,7 @@ func (w *Watcher) replace(snap map[string]Service) {
 			names = append(names, n)
 		}
 	}
-	sort.Strings(names)
+	slices.SortFunc(names, compareKeys)
 	for _, n := range names {
 		w.markLocked(n)
 	}
@@ -213,16 +212,16 @@ func (w *Watcher) replace(snap map[string]Service) {
 func (w *Watcher) apply(s Service, gone bool) {
 	w.mu.Lock()
 	if gone {
-		delete(w.cur, s.Name)
+		delete(w.cur, s.key())
 	} else {
-		w.cur[s.Name] = s
+		w.cur[s.key()] = s
 	}
-	w.markLocked(s.Name)
+	w.markLocked(s.key())
 	w.mu.Unlock()
 	w.signal()
 }
 
-func (w *Watcher) markLocked(name string) {
+func (w *Watcher) markLocked(name key) {
 	if !w.isDir[name] {
 		w.isDir[name] = true
 		w.dirty = append(w.dirty, name)
@@ -274,7 +273,7 @@ func (w *Watcher) next() (Event, bool) {
 	defer w.mu.Unlock()
 	for len(w.dirty) > 0 {
 		name := w.dirty[0]
-		w.dirty[0] = ""
+		w.dirty[0] = key{}
 		w.dirty = w.dirty[1:]
 		delete(w.isDir, name)
 		cur, has := w.cur[name]
@@ -284,8 +283,8 @@ func (w *Watcher) next() (Event, bool) {
 		case has && !had:
 			ev = Event{Kind: Appeared, Service: cur.clone()}
 		case !has && had:
-			ev = Event{Kind: Disappeared, Service: Service{Name: name, Kind: prev.Kind, Type: prev.Type,
-				CanPublish: prev.CanPublish, CanSubscribe: prev.CanSubscribe}}
+			ev = Event{Kind: Disappeared, Service: Service{Name: name.name, Kind: prev.Kind, Type: prev.Type,
+				ResponseType: prev.ResponseType, CanPublish: prev.CanPublish, CanSubscribe: prev.CanSubscribe}}
 		case has && !cur.Equal(prev):
 			ev = Event{Kind: Changed, Service: cur.clone()}
 		default:
@@ -320,15 +319,7 @@ func (w *Watcher) Services() []Service {
 	for _, s := range w.cur {
 		out = append(out, s.clone())
 	}
-	slices.SortFunc(out, func(a, b Service) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Service) int { return compareKeys(a.key(), b.key()) })
 	return out
 }
 

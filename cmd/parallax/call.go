@@ -72,7 +72,7 @@ func callFlags(fs *flag.FlagSet) runFunc {
 			return failf(e, name, exitFailure, "%v", err)
 		}
 		copy(ch.Bytes(), data)
-		st, err := c.Start(&ch)
+		st, err := c.Start(ctx, &ch)
 		if err != nil {
 			return failf(e, name, exitFailure, "%v", err)
 		}

@@ -64,7 +64,7 @@ func serveFlags(fs *flag.FlagSet) runFunc {
 			if !*quiet {
 				render(e.stdout, "auto", r.ID()>>16, r.Client(), 0, r.Bytes())
 			}
-			err = s.Respond(r, r.Bytes())
+			err = s.Respond(ctx, r, r.Bytes())
 			_ = r.Release()
 			if err != nil {
 				return failf(e, name, exitFailure, "%v", err)

@@ -86,7 +86,8 @@ func servicesTable(w io.Writer, list []services.Service) {
 	tw := newTable(w)
 	row(tw, "SERVICE", "KIND", "TYPE", "ACCESS", "PUBLISHERS", "SUBSCRIBERS")
 	for _, s := range list {
-		row(tw, s.Name, s.Kind, serviceType(s.Type), access(s), endpoints(s.Publishers, false), endpoints(s.Subscribers, true))
+		pubs, subs := sides(s)
+		row(tw, s.Name, s.Kind, types(s), access(s), pubs, subs)
 	}
 	tw.Flush()
 }
@@ -94,8 +95,39 @@ func servicesTable(w io.Writer, list []services.Service) {
 // eventLine is one line of `services -watch`.
 func eventLine(ev services.Event) string {
 	s := ev.Service
-	return fmt.Sprintf("%-11s %s %s type=%s access=%s pubs=%s subs=%s", ev.Kind, s.Kind, s.Name, serviceType(s.Type), access(s),
-		endpoints(s.Publishers, false), endpoints(s.Subscribers, true))
+	pubs, subs := sides(s)
+	if s.Kind == services.KindRequestResponse {
+		return fmt.Sprintf("%-11s %s %s type=%s access=%s clients=%s servers=%s", ev.Kind, s.Kind, s.Name, types(s), access(s), pubs, subs)
+	}
+	return fmt.Sprintf("%-11s %s %s type=%s access=%s pubs=%s subs=%s", ev.Kind, s.Kind, s.Name, types(s), access(s), pubs, subs)
+}
+
+// types is a topic's type, or a request/response service's
+// "request->response".
+func types(s services.Service) string {
+	if s.Kind == services.KindRequestResponse {
+		return serviceType(s.Type) + "->" + serviceType(s.ResponseType)
+	}
+	return serviceType(s.Type)
+}
+
+// sides lists the publishers and subscribers, or for a request/response
+// service its clients and servers with their count ("2 clients: a[1],b[2]").
+func sides(s services.Service) (pubs, subs string) {
+	if s.Kind != services.KindRequestResponse {
+		return endpoints(s.Publishers, false), endpoints(s.Subscribers, true)
+	}
+	count := func(es []services.Endpoint, what string) string {
+		if len(es) == 0 {
+			return "0 " + what + "s"
+		}
+		n := fmt.Sprintf("%d %s", len(es), what)
+		if len(es) > 1 {
+			n += "s"
+		}
+		return n + ": " + endpoints(es, false)
+	}
+	return count(s.Publishers, "client"), count(s.Subscribers, "server")
 }
 
 func serviceType(t services.Type) string {
@@ -105,14 +137,19 @@ func serviceType(t services.Type) string {
 	return t.String()
 }
 
-// access is "pub,sub", "pub", "sub" or "none": what the caller may do.
+// access is "pub,sub", "pub", "sub" or "none" (for a request/response
+// service "call,serve", "call", "serve" or "none"): what the caller may do.
 func access(s services.Service) string {
+	pub, sub := "pub", "sub"
+	if s.Kind == services.KindRequestResponse {
+		pub, sub = "call", "serve"
+	}
 	var a []string
 	if s.CanPublish {
-		a = append(a, "pub")
+		a = append(a, pub)
 	}
 	if s.CanSubscribe {
-		a = append(a, "sub")
+		a = append(a, sub)
 	}
 	if len(a) == 0 {
 		return "none"

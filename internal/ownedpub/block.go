@@ -23,14 +23,72 @@ func (e *Engine) waitPush(c *Conn, ref parallax.ChunkRef) error {
 	if err := e.notify(c); err != nil {
 		return err
 	}
-	return e.pushWaiting(time.Now().Add(e.opts.BlockTimeout), c, ref)
+	return e.pushWaiting(e.blockDeadline(), c, ref)
+}
+
+// blockDeadline is the end of a block-producer wait starting now:
+// BlockTimeout from now, or the deadline of e.ctx when it has one. mu
+// held.
+func (e *Engine) blockDeadline() time.Time {
+	if e.ctx != nil {
+		if d, ok := e.ctx.Deadline(); ok {
+			return d
+		}
+	}
+	return time.Now().Add(e.opts.BlockTimeout)
+}
+
+// waitUnblocked waits until no Publish of e waits (blocked false) or ctx
+// ends (its error). mu held on entry and return.
+func (e *Engine) waitUnblocked(ctx context.Context) error {
+	if ctx.Done() != nil {
+		// cond.Wait cannot watch ctx: its end broadcasts.
+		stop := context.AfterFunc(ctx, func() {
+			e.lock()
+			e.cond.Broadcast()
+			e.unlock()
+		})
+		defer stop()
+	}
+	for e.blocked {
+		if err := ctx.Err(); err != nil {
+			return ctxErr("wait for another publish", err)
+		}
+		e.cond.Wait()
+	}
+	return nil
+}
+
+// ctxEnded returns ctx's error, or DeadlineExceeded once its deadline
+// passed (its timer may not have fired yet); nil for a nil ctx.
+func ctxEnded(ctx context.Context) error {
+	if ctx == nil {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// ctxErr wraps the end of a caller's ctx: with parallax.ErrTimeout as well
+// for a deadline.
+func ctxErr(what string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w (%w)", what, parallax.ErrTimeout, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // pushWaiting is waitPush's wait until deadline. mu held.
 func (e *Engine) pushWaiting(deadline time.Time, c *Conn, ref parallax.ChunkRef) error {
 	var err error
-	c.wctx.deadline = deadline
+	c.wctx.deadline, c.wctx.parent = deadline, e.ctx
 	e.unlocked(c, func() { _, err = c.data.Push(&c.wctx, ref) })
+	c.wctx.parent = nil
 	if err == nil && !c.removed {
 		c.delivered++
 		return e.notify(c)
@@ -49,10 +107,14 @@ func (e *Engine) pushWaiting(deadline time.Time, c *Conn, ref parallax.ChunkRef)
 // a drain, has returned something, drains it, and delivers idx. mu held.
 func (e *Engine) waitBound(c *Conn, idx uint32, ref parallax.ChunkRef) error {
 	opts := e.opts.Wait
-	opts.Timeout, opts.Deadline = 0, time.Now().Add(e.opts.BlockTimeout)
+	opts.Timeout, opts.Deadline = 0, e.blockDeadline()
+	ctx := context.Background()
+	if e.ctx != nil {
+		ctx = e.ctx
+	}
 	for {
 		var err error
-		e.unlocked(c, func() { err = c.rc.ReturnWake().Wait(context.Background(), c.retReady, opts) })
+		e.unlocked(c, func() { err = c.rc.ReturnWake().Wait(ctx, c.retReady, opts) })
 		if err != nil || c.removed || !c.ct.Live() {
 			return e.blockErr(c, err)
 		}
@@ -95,6 +157,9 @@ func (e *Engine) blockErr(c *Conn, err error) error {
 	switch {
 	case c.removed || !c.ct.Live() || c.closed.Load():
 		return c.err
+	case ctxEnded(e.ctx) != nil:
+		// The caller's ctx ended (PublishTo): not c's failure.
+		return ctxErr(fmt.Sprintf("publish on block-producer connection %d (full)", c.ID()), ctxEnded(e.ctx))
 	case errors.Is(err, parallax.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
 		c.timeouts++
 		e.timeouts++
@@ -114,17 +179,32 @@ func (e *Engine) blockErr(c *Conn, err error) error {
 // path a fast publisher takes often). A closing connection is woken by
 // the ring's Close (stopWaits), not by Done. Only for ringbuf waits: it
 // breaks the context contract (Err turns non-nil without Done).
+//
+// parent is PublishTo's ctx during its wait (nil otherwise): Done is then
+// the parent's, so its end wakes the wait (the ring registers a callback
+// for it, allocating only on this slow path).
 type waitCtx struct {
 	c        *Conn
-	deadline time.Time // written by the waiter before each wait
+	deadline time.Time       // written by the waiter before each wait
+	parent   context.Context // written by the waiter before each wait
 }
 
 func (w *waitCtx) Deadline() (time.Time, bool) { return w.deadline, true }
-func (w *waitCtx) Done() <-chan struct{}       { return nil }
-func (w *waitCtx) Value(any) any               { return nil }
+func (w *waitCtx) Done() <-chan struct{} {
+	if w.parent != nil {
+		return w.parent.Done()
+	}
+	return nil
+}
+func (w *waitCtx) Value(any) any { return nil }
 func (w *waitCtx) Err() error {
 	if w.c.closed.Load() {
 		return context.Canceled
+	}
+	if w.parent != nil {
+		if err := w.parent.Err(); err != nil {
+			return err
+		}
 	}
 	if !time.Now().Before(w.deadline) {
 		return context.DeadlineExceeded

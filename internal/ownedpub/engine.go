@@ -1,6 +1,7 @@
 package ownedpub
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -77,7 +78,10 @@ type Engine struct {
 	drainEvery int
 	sinceDrain int
 	blocked    bool // a Publish waits with mu released
-	seq        uint64
+	// ctx is the context of the PublishTo delivering now (nil: Publish,
+	// which waits up to BlockTimeout); stable while blocked is set.
+	ctx context.Context
+	seq uint64
 	// unreported holds failures no Publish has returned yet (found by a
 	// drain in Loan, Drain or after the deliveries): Publish returns
 	// them one at a time, so the caller reports each failed connection.

@@ -1,6 +1,7 @@
 package ownedpub
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/parallax-ipc/parallax"
@@ -190,10 +191,24 @@ func (e *Engine) notify(c *Conn) error {
 // PublishTo returns [ErrConnGone] (or the connection's [*ConnError]). The
 // loan is spent afterwards, whatever the result; the cost is Publish's
 // for one connection.
-func (e *Engine) PublishTo(l *Loan, c *Conn) error {
+//
+// ctx bounds the block-producer waits (c full, or another Publish of the
+// engine waiting): its deadline replaces [Options.BlockTimeout] when it
+// has one, and its end stops the wait at once with an error wrapping
+// ctx.Err() ([parallax.ErrTimeout] too for a deadline); the chunk is then
+// not delivered and the connection stays live. Only a wait that watches a
+// cancellable ctx allocates (its callback).
+func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 	e.lock()
-	for e.blocked {
-		e.cond.Wait()
+	if e.blocked {
+		if err := e.waitUnblocked(ctx); err != nil {
+			if e.loaned(l) {
+				_ = e.tr.Unloan(l.idx)
+				*l = Loan{}
+			}
+			e.unlock()
+			return err
+		}
 	}
 	if !e.loaned(l) {
 		e.unlock()
@@ -218,7 +233,9 @@ func (e *Engine) PublishTo(l *Loan, c *Conn) error {
 	case c.err != nil:
 		err = c.err
 	default:
+		e.ctx = ctx
 		err = e.deliver(c, idx, ref)
+		e.ctx = nil
 	}
 	if perr := e.tr.Published(idx); perr != nil && err == nil {
 		err = perr // not reached: the loan unit is ours until here

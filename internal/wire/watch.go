@@ -29,6 +29,10 @@ const MaxServiceEndpoints = 128
 const (
 	// ServiceTopic is a publish/subscribe topic.
 	ServiceTopic uint8 = 1
+	// ServiceRequestResponse is a request/response service: Publishers
+	// are its clients, Subscribers its servers (their request endpoints),
+	// Type the request type, ResponseType the response type.
+	ServiceRequestResponse uint8 = 2
 )
 
 // Service changes ([ServiceUpdate].Change).
@@ -65,6 +69,7 @@ type ServiceDesc struct {
 	CanSubscribe bool
 	Publishers   []EndpointDesc
 	Subscribers  []EndpointDesc
+	ResponseType TypeInfo // request/response services only
 }
 
 // EndpointDesc describes one publisher or subscriber. Policy and Capacity
@@ -123,13 +128,19 @@ func (m *ServiceUpdate) Validate() error {
 	if m.Change < ChangeAppeared || m.Change > ChangeDisappeared {
 		return invalid(t, "Change", "%d unknown", m.Change)
 	}
-	if s.Kind != ServiceTopic {
+	if s.Kind != ServiceTopic && s.Kind != ServiceRequestResponse {
 		return invalid(t, "Service.Kind", "%d unknown", s.Kind)
+	}
+	if s.Kind == ServiceTopic && s.ResponseType != (TypeInfo{}) {
+		return invalid(t, "Service.ResponseType", "set on a topic")
 	}
 	if err := ValidateTopic(s.Name); err != nil {
 		return fmt.Errorf("%s.Service.Name: %w", t, err)
 	}
 	if err := s.Type.validate(t); err != nil {
+		return err
+	}
+	if err := s.ResponseType.validate(t); err != nil {
 		return err
 	}
 	n := len(s.Publishers) + len(s.Subscribers)

@@ -72,7 +72,7 @@ func benchRPC(b *testing.B, m mode, size int) {
 			return err
 		}
 		fill(ch.Bytes(), cmd)
-		st, err := c.Start(&ch)
+		st, err := c.Start(ctx, &ch)
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func rpcEchoMain(args []string) int {
 		ch, err := s.Loan(len(in))
 		if err == nil {
 			fill(ch.Bytes(), cmdData)
-			err = s.Send(r, &ch, true)
+			err = s.Send(ctx, r, &ch, true)
 		}
 		_ = r.Release()
 		if err != nil {

@@ -67,7 +67,7 @@ func rpcServeMain(args []string) int {
 					return childFail("rpcserve", "loan: %v", err)
 				}
 				copy(ch.Bytes(), b)
-				if err := s.Send(r, &ch, i == 10); err != nil {
+				if err := s.Send(ctx, r, &ch, i == 10); err != nil {
 					fmt.Printf("send failed %v\n", strconv.Quote(err.Error())) // the client may be gone
 					break
 				}
@@ -76,7 +76,7 @@ func rpcServeMain(args []string) int {
 			continue
 		}
 		if b := r.Bytes(); len(b) > 0 && b[0] == 'e' {
-			if err := s.Respond(r, b); err != nil {
+			if err := s.Respond(ctx, r, b); err != nil {
 				return childFail("rpcserve", "respond: %v", err)
 			}
 			_ = r.Release()
@@ -152,7 +152,7 @@ func rpcCallMain(args []string) int {
 				return childFail("rpccall", "loan: %v", err)
 			}
 			ch.Bytes()[0] = 's'
-			if _, err := c.Start(&ch); err != nil {
+			if _, err := c.Start(ctx, &ch); err != nil {
 				return childFail("rpccall", "start: %v", err)
 			}
 		}
@@ -167,7 +167,7 @@ func rpcCallMain(args []string) int {
 			return childFail("rpccall", "loan: %v", err)
 		}
 		ch.Bytes()[0] = 'h'
-		st, err := c.Start(&ch)
+		st, err := c.Start(ctx, &ch)
 		if err != nil {
 			return childFail("rpccall", "start: %v", err)
 		}

@@ -18,7 +18,8 @@ import (
 //
 // The core decides what changed: after each step (ticks change no
 // service) it compares every topic's type and publisher and subscriber ids
-// with what the watchers were last told. Endpoint ids are never reused and
+// with what the watchers were last told (a request/response service is
+// its two topics, see rpcService). Endpoint ids are never reused and
 // an endpoint's attributes never change, so equal ids mean an equal
 // service. The comparison costs O(topics) per step, allocates only for
 // the services that changed, and runs only while a watcher exists.
@@ -31,13 +32,36 @@ type ServiceKind uint8
 const (
 	// ServiceTopic is a publish/subscribe topic.
 	ServiceTopic ServiceKind = 1
+	// ServiceRequestResponse is a request/response service
+	// (docs/design/request-response.md): its publishers are the clients'
+	// request publishers, its subscribers the servers' request
+	// subscribers; Type is the request type, ResponseType the response
+	// type; CanPublish says "may call", CanSubscribe "may serve".
+	ServiceRequestResponse ServiceKind = 2
 )
 
 func (k ServiceKind) String() string {
-	if k == ServiceTopic {
+	switch k {
+	case ServiceTopic:
 		return "topic"
+	case ServiceRequestResponse:
+		return "request-response"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// svcKey names a service: topics and request/response services of one
+// name are two services.
+type svcKey struct {
+	kind ServiceKind
+	name string
+}
+
+func (a svcKey) compare(b svcKey) int {
+	if a.name != b.name {
+		return strings.Compare(a.name, b.name)
+	}
+	return int(a.kind) - int(b.kind)
 }
 
 // ServiceChange says how a service changed. Its values are part of the
@@ -99,6 +123,7 @@ type Service struct {
 	Name         string
 	Kind         ServiceKind
 	Type         TypeInfo
+	ResponseType TypeInfo // request/response services only
 	CanPublish   bool
 	CanSubscribe bool
 	Publishers   []Endpoint // in creation order
@@ -139,7 +164,7 @@ func (a WatchSynced) String() string { return fmt.Sprintf("watch-synced %v", a.C
 // last told.
 type watchState struct {
 	watchers map[ConnID]*client
-	told     map[string]serviceSig // the services as of the last step
+	told     map[svcKey]serviceSig // the services as of the last step
 }
 
 // serviceSig identifies a service's state: equal signatures mean equal
@@ -148,11 +173,54 @@ type serviceSig struct {
 	typ  TypeInfo
 	pubs []PubID
 	subs []SubID
+	// resp is a request/response service's response topic (nil for a
+	// topic, or while it does not exist).
+	resp *serviceSig
 }
 
-// matches reports whether t is still in the state s recorded.
-func (s serviceSig) matches(t *topic) bool {
+// matches reports whether the service made of t (and, for a request/
+// response service, its response topic rt) is still in the state s
+// recorded. t or rt may be nil (a service half created or removed).
+func (s serviceSig) matches(t, rt *topic) bool {
+	if !s.topicMatches(t) {
+		return false
+	}
+	if s.resp == nil {
+		return rt == nil
+	}
+	return s.resp.topicMatches(rt)
+}
+
+func (s serviceSig) topicMatches(t *topic) bool {
+	if t == nil {
+		return s.typ == (TypeInfo{}) && s.pubs == nil && s.subs == nil
+	}
 	return s.typ == t.typ && slices.Equal(s.pubs, t.pubs) && slices.Equal(s.subs, t.subs)
+}
+
+// services returns every service now, by key: a topic is its topic, a
+// request/response service its request topic (nil while only the response
+// topic exists) and response topic.
+func (r *Router) services() map[svcKey][2]*topic {
+	m := make(map[svcKey][2]*topic, len(r.topics)+len(r.rpc))
+	for name, t := range r.topics {
+		m[svcKey{ServiceTopic, name}] = [2]*topic{t, nil}
+	}
+	for k, t := range r.rpc {
+		key := svcKey{ServiceRequestResponse, k.name}
+		e := m[key]
+		e[k.kind-KindRequest] = t
+		m[key] = e
+	}
+	return m
+}
+
+// serviceTopics returns the topics of service key (both nil: none).
+func (r *Router) serviceTopics(key svcKey) (t, rt *topic) {
+	if key.kind == ServiceTopic {
+		return r.topics[key.name], nil
+	}
+	return r.rpc[rpcKey{KindRequest, key.name}], r.rpc[rpcKey{KindResponse, key.name}]
 }
 
 // watchRequest registers c as a watcher and sends it the snapshot.
@@ -165,8 +233,9 @@ func (r *Router) watchRequest(c *client, ev ClientRequest, reply func(Result, er
 		w.told = r.serviceSigs() // nobody watched: start from now
 	}
 	w.watchers[c.conn] = c
-	for _, name := range sortedKeys(w.told) {
-		r.emit(ServiceChanged{Conn: c.conn, Change: ServiceAppeared, Service: r.service(r.topics[name], c)})
+	for _, key := range sortedSvcKeys(w.told) {
+		t, rt := r.serviceTopics(key)
+		r.emit(ServiceChanged{Conn: c.conn, Change: ServiceAppeared, Service: r.service(key, t, rt, c)})
 	}
 	r.emit(WatchSynced{Conn: c.conn})
 	reply(Watching{}, nil)
@@ -190,68 +259,99 @@ func (r *Router) watchStep(ev Event) {
 		w.told = nil
 		return
 	}
-	// Only the topics whose signature differs are cloned and sorted: a
+	// Only the services whose signature differs are cloned and sorted: a
 	// step that changed no service allocates nothing here.
-	var names []string
+	var keys []svcKey
 	for name, t := range r.topics {
-		if old, ok := w.told[name]; !ok || !old.matches(t) {
-			names = append(names, name)
+		if old, ok := w.told[svcKey{ServiceTopic, name}]; !ok || !old.matches(t, nil) {
+			keys = append(keys, svcKey{ServiceTopic, name})
 		}
 	}
-	for name := range w.told {
-		if _, ok := r.topics[name]; !ok {
-			names = append(names, name)
+	for k := range r.rpc {
+		key := svcKey{ServiceRequestResponse, k.name}
+		t, rt := r.serviceTopics(key)
+		if old, ok := w.told[key]; (!ok || !old.matches(t, rt)) && !slices.Contains(keys, key) {
+			keys = append(keys, key)
 		}
 	}
-	if len(names) == 0 {
+	for key := range w.told {
+		if t, rt := r.serviceTopics(key); t == nil && rt == nil {
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) == 0 {
 		return
 	}
-	slices.Sort(names)
+	slices.SortFunc(keys, svcKey.compare)
 	conns := sortedKeys(w.watchers)
-	for _, name := range names {
-		old, had := w.told[name]
-		t, has := r.topics[name]
+	for _, key := range keys {
+		name := key.name
+		old, had := w.told[key]
+		t, rt := r.serviceTopics(key)
+		has := t != nil || rt != nil
 		ch := ServiceUpdated
 		switch {
 		case had && !has:
 			ch = ServiceDisappeared
-			delete(w.told, name)
+			delete(w.told, key)
 		case !had && has:
 			ch = ServiceAppeared
 		}
 		if has {
-			w.told[name] = sigOf(t)
+			w.told[key] = sigOf(t, rt)
 		}
 		for _, conn := range conns {
 			c := w.watchers[conn]
 			var s Service
 			if has {
-				s = r.service(t, c)
+				s = r.service(key, t, rt, c)
 			} else {
-				s = Service{Name: name, Kind: ServiceTopic, Type: old.typ,
+				s = Service{Name: name, Kind: key.kind, Type: old.typ,
 					CanPublish: r.allowed(name, c.uid, c.gid, true), CanSubscribe: r.allowed(name, c.uid, c.gid, false)}
+				if old.resp != nil {
+					s.ResponseType = old.resp.typ
+				}
 			}
 			r.emit(ServiceChanged{Conn: conn, Change: ch, Service: s})
 		}
 	}
 }
 
-func (r *Router) serviceSigs() map[string]serviceSig {
-	m := make(map[string]serviceSig, len(r.topics))
-	for name, t := range r.topics {
-		m[name] = sigOf(t)
+func (r *Router) serviceSigs() map[svcKey]serviceSig {
+	all := r.services()
+	m := make(map[svcKey]serviceSig, len(all))
+	for key, ts := range all {
+		m[key] = sigOf(ts[0], ts[1])
 	}
 	return m
 }
 
-func sigOf(t *topic) serviceSig {
-	return serviceSig{typ: t.typ, pubs: slices.Clone(t.pubs), subs: slices.Clone(t.subs)}
+// sigOf records the service of t (and response topic rt, nil for a topic).
+func sigOf(t, rt *topic) serviceSig {
+	var s serviceSig
+	if t != nil {
+		s = serviceSig{typ: t.typ, pubs: slices.Clone(t.pubs), subs: slices.Clone(t.subs)}
+	}
+	if rt != nil {
+		r := sigOf(rt, nil)
+		s.resp = &r
+	}
+	return s
 }
 
-// service describes topic t as watcher w sees it.
-func (r *Router) service(t *topic, w *client) Service {
-	s := Service{Name: t.name, Kind: ServiceTopic, Type: t.typ,
-		CanPublish: r.allowed(t.name, w.uid, w.gid, true), CanSubscribe: r.allowed(t.name, w.uid, w.gid, false)}
+// service describes service key (topic t, response topic rt) as watcher w
+// sees it. For a request/response service the endpoints are those of the
+// request topic: clients (publishers) and servers (subscribers).
+func (r *Router) service(key svcKey, t, rt *topic, w *client) Service {
+	s := Service{Name: key.name, Kind: key.kind,
+		CanPublish: r.allowed(key.name, w.uid, w.gid, true), CanSubscribe: r.allowed(key.name, w.uid, w.gid, false)}
+	if rt != nil {
+		s.ResponseType = rt.typ
+	}
+	if t == nil {
+		return s
+	}
+	s.Type = t.typ
 	for _, id := range t.pubs {
 		p := r.pubs[id]
 		s.Publishers = append(s.Publishers, Endpoint{ID: uint32(id), Client: p.client.id, PID: p.client.pid,
@@ -263,6 +363,15 @@ func (r *Router) service(t *topic, w *client) Service {
 			Process: sb.client.name, Policy: sb.policy, Capacity: sb.capacity, History: sb.history})
 	}
 	return s
+}
+
+func sortedSvcKeys(m map[svcKey]serviceSig) []svcKey {
+	ks := make([]svcKey, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, svcKey.compare)
+	return ks
 }
 
 func sortedKeys[K interface{ ~string | ~uint64 }, V any](m map[K]V) []K {
