@@ -29,7 +29,14 @@ func (r *Ring) TryDiscard() (parallax.ChunkRef, error) {
 	}
 	// Producer-owned: only this goroutine stores tail.
 	t := uint32(r.tail.Load())
-	for range maxPushRetries {
+	// Each lost CAS means the consumer popped the entry we looked at. With
+	// tail fixed (only we push) an honest consumer can pop at most a
+	// capacity of entries before the ring is empty, so a capacity plus a
+	// margin of lost races is contention; more means somebody keeps
+	// rewriting head. (maxPushRetries alone, enough for TryPush, which needs
+	// only one pop to find room, took a consumer popping a full small ring
+	// under preemption for corruption.)
+	for range int(r.mask) + 1 + maxPushRetries {
 		// Acquire (loadHead): pairs with the consumer's head CAS.
 		hw, err := r.loadHead(t)
 		if err != nil {
