@@ -35,25 +35,31 @@ func TestMonitorInChildPidNamespace(t *testing.T) {
 	t.Parallel()
 	testutil.RequiresRoot(t)
 	mustHaveEBPF(t)
-	// The decoy: a host process that waits for its stdin to close.
-	decoy := exec.Command("cat")
-	decoyIn, err := decoy.StdinPipe()
-	require.NoError(t, err)
-	require.NoError(t, decoy.Start())
-	t.Cleanup(func() { _ = decoy.Process.Kill(); decoyIn.Close(); _ = decoy.Wait() })
-	n := decoy.Process.Pid
+	var report string
+	for attempt := 0; attempt < 3; attempt++ { // again only when a runtime thread took the pid
+		// The decoy: a host process that waits for its stdin to close.
+		decoy := exec.Command("cat")
+		decoyIn, err := decoy.StdinPipe()
+		require.NoError(t, err)
+		require.NoError(t, decoy.Start())
+		t.Cleanup(func() { _ = decoy.Process.Kill(); decoyIn.Close(); _ = decoy.Wait() })
+		n := decoy.Process.Pid
 
-	sock := filepath.Join(t.TempDir(), "r.sock")
-	cmd := testutil.PidNSCommand(t, "pidns-router", strconv.Itoa(n), sock)
-	// Killing the namespace's init kills everything in the namespace.
-	report := testutil.RunNSChild(t, cmd, func(line string, tell io.Writer) {
-		if line == "ready" {
-			require.NoError(t, decoy.Process.Signal(syscall.SIGKILL))
-			_ = decoy.Wait()
-			fmt.Fprintln(tell, "decoy-dead")
+		sock := filepath.Join(t.TempDir(), "r.sock")
+		cmd := testutil.PidNSCommand(t, "pidns-router", strconv.Itoa(n), sock)
+		// Killing the namespace's init kills everything in the namespace.
+		report = testutil.RunNSChild(t, cmd, func(line string, tell io.Writer) {
+			if line == "ready" {
+				require.NoError(t, decoy.Process.Signal(syscall.SIGKILL))
+				_ = decoy.Wait()
+				fmt.Fprintln(tell, "decoy-dead")
+			}
+		})
+		t.Log(report)
+		if !strings.Contains(report, testutil.PidTakenReport) {
+			break
 		}
-	})
-	t.Log(report)
+	}
 	require.Contains(t, report, "ok\n")
 }
 
@@ -112,6 +118,10 @@ func pidnsRouterChild(args []string) int {
 	}
 	defer func() { _ = client.Process.Kill() }()
 	if client.Process.Pid != n {
+		if testutil.PidTakenByThread(n) {
+			fmt.Println(testutil.PidTakenReport)
+			return 0
+		}
 		return fail("client got pid %d in the namespace, want %d", client.Process.Pid, n)
 	}
 	fmt.Println("ready")

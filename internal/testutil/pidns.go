@@ -146,3 +146,17 @@ func FailReport(format string, a ...any) int {
 	fmt.Printf("fail: "+format+"\n", a...)
 	return 1
 }
+
+// PidTakenReport is what a namespace child prints (exiting 0) when the pid
+// it set with [SetNextPid] went to one of its own runtime threads instead
+// of the process it started: threads take pids from the same space, and
+// the Go runtime may start one between the write and the fork. The parent
+// runs the test again ([PidTakenByThread]).
+const PidTakenReport = "retry: the pid went to a runtime thread"
+
+// PidTakenByThread reports, in a namespace child, whether pid n is one of
+// this process's threads.
+func PidTakenByThread(n int) bool {
+	_, err := os.Stat("/proc/self/task/" + strconv.Itoa(n))
+	return err == nil
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,17 +27,23 @@ func TestEBPFInChildPidNamespace(t *testing.T) {
 	t.Parallel()
 	testutil.RequiresRoot(t)
 	mustHaveEBPF(t)
-	decoy := startChild(t) // a host process; its pid is N
-	cmd := testutil.PidNSCommand(t, "pidns-monitor", strconv.Itoa(int(decoy.pid)))
-	out := testutil.RunNSChild(t, cmd, func(line string, tell io.Writer) {
-		if line != "ready" {
-			return
+	var out string
+	for attempt := 0; attempt < 3; attempt++ { // again only when a runtime thread took the pid
+		decoy := startChild(t) // a host process; its pid is N
+		cmd := testutil.PidNSCommand(t, "pidns-monitor", strconv.Itoa(int(decoy.pid)))
+		out = testutil.RunNSChild(t, cmd, func(line string, tell io.Writer) {
+			if line != "ready" {
+				return
+			}
+			decoy.kill(t)
+			_ = decoy.wait()
+			fmt.Fprintln(tell, "decoy-dead")
+		})
+		t.Log(out)
+		if !strings.Contains(out, testutil.PidTakenReport) {
+			break
 		}
-		decoy.kill(t)
-		_ = decoy.wait()
-		fmt.Fprintln(tell, "decoy-dead")
-	})
-	t.Log(out)
+	}
 	require.Contains(t, out, "ok", "child's report:\n%s", out)
 }
 
@@ -75,6 +82,10 @@ func pidnsMonitorChild(args []string) int {
 	}
 	defer func() { _ = client.Process.Kill() }()
 	if client.Process.Pid != n {
+		if testutil.PidTakenByThread(n) {
+			fmt.Println(testutil.PidTakenReport)
+			return 0
+		}
 		return fail("client got pid %d in the namespace, want %d", client.Process.Pid, n)
 	}
 	for _, c := range []*exec.Cmd{sentinel, client} {
