@@ -190,7 +190,7 @@ func TestOwnedLoanWaitAllocs(t *testing.T) {
 // In the shared model LoanWait says it is not supported.
 func TestSharedLoanWaitNotSupported(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, routertest.Small)
+	srv := routertest.Start(t, routertest.Shared)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pub, err := publisher.New(ctx, "lw", publisher.Options{Socket: srv.SocketPath()})
