@@ -112,7 +112,7 @@ func TestOwnedDedicatedReuseRetire(t *testing.T) {
 func TestOwnedGrowLimit(t *testing.T) {
 	t.Parallel()
 	pub, _ := growPair(t, "growlimit", publisher.Options{}, subscriber.Options{})
-	_, err := pub.Loan(4 << 20) // routertest's max_message_size is its largest pool chunk, 1 MiB
+	_, err := pub.Loan(4 << 20) // routertest's max_message_size is 1 MiB
 	require.ErrorIs(t, err, parallax.ErrLimit)
 	require.ErrorContains(t, err, "max_message_size")
 	require.Zero(t, pub.Stats().Memory.Loans)

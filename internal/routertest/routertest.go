@@ -21,7 +21,7 @@ var seq atomic.Int64
 
 // Small is a configuration suited to tests in the default (owned) memory
 // model; its pools, a few MiB in all, are those of the shared model when a
-// test selects it (see Shared).
+// test selects it (see Shared). Messages are bounded to 1 MiB in both.
 const Small = `
 [[pools]]
 chunk_size = "256B"
@@ -42,6 +42,7 @@ hugepages = "never"
 [limits]
 max_connections = 1024
 max_subscribers = 512
+max_message_size = "1MiB"
 `
 
 // Owned is Small in the owned memory model ([memory] model = "owned", the
