@@ -188,6 +188,7 @@ func TestOwnedLoanWaitAllocs(t *testing.T) {
 }
 
 // In the shared model LoanWait says it is not supported.
+// Shared model: deleted in step 14 (with the refusal it tests).
 func TestSharedLoanWaitNotSupported(t *testing.T) {
 	t.Parallel()
 	srv := routertest.Start(t, routertest.Shared)
