@@ -285,7 +285,7 @@ func (c *memChild) stop(t *testing.T) {
 		_ = c.cmd.Process.Kill()
 		for range c.lines {
 		}
-		<-c.done
+		_ = <-c.done
 	}
 }
 
