@@ -87,9 +87,14 @@ func closeAll(fs []*os.File) {
 // TestAccessRefusalSendsNoFD checks, at the wire level, that a refused
 // request carries ErrPermissionDenied across the socket and no fd, and that
 // an allowed one on the same connection gets the payload segments.
+//
+// Shared model: deleted in step 14 (the fds checked are the router-wide
+// pools'). Owned-model counterparts: TestOwnedSegmentsGranted (grants per
+// access rule) and tests/integration TestIsolationMatrix (refused clients
+// hold no fd of the topic).
 func TestAccessRefusalSendsNoFD(t *testing.T) {
 	t.Parallel()
-	srv := startServerConfig(t, aclConfig, Options{})
+	srv := startServerConfig(t, aclConfig+sharedModel, Options{})
 	c := dialRaw(t, srv)
 	ctx := context.Background()
 	typ := wire.TypeInfo{Name: "bytes"}
@@ -131,9 +136,13 @@ func TestAccessRefusalSendsNoFD(t *testing.T) {
 // receives: no fd may be resized (the sizes are sealed, so a client cannot
 // SIGBUS the router or its peers), and a subscriber's payload fd cannot be
 // mapped writable.
+//
+// Shared model: deleted in step 14 (management segment and pools).
+// Owned-model counterpart: TestOwnedSegmentsGranted (0600, sealed,
+// read-only twin unwritable).
 func TestSegmentsSealedAndReadOnly(t *testing.T) {
 	t.Parallel()
-	srv := startServerConfig(t, testPools, Options{})
+	srv := startServerConfig(t, testPools+sharedModel, Options{})
 	c := dialRaw(t, srv)
 	ctx := context.Background()
 	typ := wire.TypeInfo{Name: "bytes"}

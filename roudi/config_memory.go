@@ -7,12 +7,11 @@ import (
 
 // Memory selects the memory model ([memory] in TOML).
 type Memory struct {
-	// Model is "shared" (router-wide pools every client maps: today's
-	// model, the default) or "owned" (each publisher owns its data
+	// Model is "owned" (the default: each publisher owns its data
 	// segments, each connection its own segment; design
-	// docs/design/memory-ownership.md). In "owned" the router creates and
-	// grants owned segments beside the shared pools; the clients do not use
-	// them yet.
+	// docs/design/memory-ownership.md) or "shared" (the old model:
+	// router-wide pools every client maps, selectable until it is
+	// deleted).
 	Model MemoryModel `toml:"model"`
 }
 

@@ -9,10 +9,19 @@ import (
 	"github.com/parallax-ipc/parallax/roudi/internal/core"
 )
 
-func TestConfigMemoryDefaultsToShared(t *testing.T) {
+func TestConfigMemoryDefaultsToOwned(t *testing.T) {
 	t.Parallel()
 	c := DefaultConfig()
-	require.Equal(t, ModelShared, c.Memory.Model)
+	require.Equal(t, ModelOwned, c.Memory.Model)
+	require.True(t, c.rules().Memory.Owned)
+	// A config that names only other keys keeps the default model.
+	c, err := ParseConfig([]byte("[rings]\ndefault_capacity = 64\n"))
+	require.NoError(t, err)
+	require.Equal(t, ModelOwned, c.Memory.Model)
+	// The shared model stays selectable.
+	c, err = ParseConfig([]byte("[memory]\nmodel = \"shared\"\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
 	require.False(t, c.rules().Memory.Owned)
 }
 
@@ -68,4 +77,27 @@ max_segments_per_publisher = 5000
 	require.ElementsMatch(t, []string{"memory.model", "publishers.default_max_payload", "publishers.default_max_loans",
 		"publishers.default_max_held", "publishers.connection_budget", "publishers.hugepages",
 		"limits.max_shared_bytes", "limits.max_segments_per_publisher"}, keys)
+}
+
+// The shared model's pools do not bound the owned model's message size:
+// max_message_size 0 is no bound there, the largest pool chunk in the
+// shared model; a set bound above the largest pool is valid in owned.
+func TestConfigMaxMessageSizeByModel(t *testing.T) {
+	t.Parallel()
+	const pools = "[[pools]]\nchunk_size = \"256B\"\ncount = 4\nhugepages = \"never\"\n"
+	c, err := ParseConfig([]byte(pools))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.Zero(t, c.rules().Limits.MaxMessageSize, "owned: no pool bound")
+	c, err = ParseConfig([]byte(pools + "[limits]\nmax_message_size = \"8MiB\"\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.Equal(t, uint64(8<<20), c.rules().Limits.MaxMessageSize)
+	c, err = ParseConfig([]byte(pools + "[memory]\nmodel = \"shared\"\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.Equal(t, uint64(256), c.rules().Limits.MaxMessageSize, "shared: the largest pool chunk")
+	c, err = ParseConfig([]byte(pools + "[memory]\nmodel = \"shared\"\n[limits]\nmax_message_size = \"8MiB\"\n"))
+	require.NoError(t, err)
+	require.Error(t, c.Validate())
 }

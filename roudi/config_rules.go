@@ -4,11 +4,12 @@ import "github.com/parallax-ipc/parallax/roudi/internal/core"
 
 // rules translates the (validated) configuration into what the router core
 // decides by. A message size limit of 0 means what the largest pool chunk
-// holds.
+// holds in the shared model and no limit beyond [limits]
+// max_publisher_bytes in the owned model, which has no pools.
 func (c *Config) rules() core.Rules {
 	l := c.Limits
 	maxMsg := l.MaxMessageSize
-	if maxMsg == 0 {
+	if maxMsg == 0 && c.Memory.Model != ModelOwned {
 		maxMsg = c.LargestChunk()
 	}
 	r := core.Rules{

@@ -9,12 +9,16 @@ import (
 )
 
 // The core's default rules (used by its own tests) are the embedded
-// default configuration's.
+// default configuration's, except the memory model: the core's tests
+// default to the shared model (deleted in step 14, design
+// docs/design/memory-ownership.md §8), the configuration to owned, whose
+// max_message_size 0 stays 0 (no pool bound).
 func TestDefaultRulesMatchDefaultConfig(t *testing.T) {
 	t.Parallel()
 	got := DefaultConfig().rules()
 	want := core.DefaultRules()
-	want.Limits.MaxMessageSize = uint64(DefaultConfig().LargestChunk())
+	require.False(t, want.Memory.Owned)
+	want.Memory.Owned = true
 	require.Equal(t, want.Limits, got.Limits)
 	require.Equal(t, want.Rings, got.Rings)
 	require.Equal(t, want.Growth, got.Growth)

@@ -159,7 +159,7 @@ func TestValidate(t *testing.T) {
 		{"max conns", func(c *Config) { c.Limits.MaxConnections = 0 }, "limits.max_connections", "positive"},
 		{"max history", func(c *Config) { c.Limits.MaxHistory = -1 }, "limits.max_history", "negative"},
 		{"max queue", func(c *Config) { c.Limits.MaxQueueCapacity = 0 }, "limits.max_queue_capacity", "positive"},
-		{"max message", func(c *Config) { c.Limits.MaxMessageSize = 5 * MiB }, "limits.max_message_size", "largest chunk size 4 MiB"},
+		{"max message", func(c *Config) { c.Memory.Model = ModelShared; c.Limits.MaxMessageSize = 5 * MiB }, "limits.max_message_size", "largest chunk size 4 MiB"},
 		{"ring default pow2", func(c *Config) { c.Rings.DefaultCapacity = 100 }, "rings.default_capacity", "power of two"},
 		{"ring default 1", func(c *Config) { c.Rings.DefaultCapacity = 1 }, "rings.default_capacity", "power of two"},
 		{"ring max pow2", func(c *Config) { c.Rings.MaxCapacity = 3000 }, "rings.max_capacity", "power of two"},

@@ -77,7 +77,7 @@ func (c *Config) Validate() error {
 	positive("limits.max_queue_capacity", l.MaxQueueCapacity)
 	positive("limits.max_requests_per_second", l.MaxRequestsPerSecond)
 	positive("limits.request_burst", l.RequestBurst)
-	if largest := c.LargestChunk(); l.MaxMessageSize != 0 && largest != 0 && l.MaxMessageSize > largest && !c.Growth.Enabled {
+	if largest := c.LargestChunk(); l.MaxMessageSize != 0 && largest != 0 && l.MaxMessageSize > largest && !c.Growth.Enabled && c.Memory.Model != ModelOwned {
 		bad("limits.max_message_size", "must not exceed the largest chunk size %v unless growth is enabled, got %v", largest, l.MaxMessageSize)
 	}
 

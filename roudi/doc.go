@@ -32,11 +32,11 @@
 // Welcome carried (the core decides; the server keeps the records in
 // <runtime_dir>/<domain>.clients, out of reach of clients).
 //
-// In the owned memory model ([memory] model = "owned") the router knows
-// each publisher's data segments but never reads memory a client can
-// write, so how many chunks are in use is the publisher's own report
-// (a memory report on the control socket, sent by the client runtime about once a second while
-// it changes): [Introspection].PublisherSegments, `parallax pools` and the
+// In the owned memory model ([memory] model = "owned", the default) the
+// router knows each publisher's data segments but never reads memory a
+// client can write, so how many chunks are in use is the publisher's own
+// report (a memory report the client runtime sends about once a second
+// while it changes): [Introspection].PublisherSegments, `parallax pools` and the
 // parallax_publisher_* metrics show it as reported. The router takes
 // reports only about the reporting client's own live publishers and no
 // more chunks than it created for them, so a lying client can misstate

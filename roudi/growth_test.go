@@ -20,7 +20,13 @@ import (
 
 // growthConfig: one tiny 256-byte class (4 chunks) that may grow twice, so
 // 12 chunks at most; dedicated segments up to 512 KiB in all.
-const growthConfig = `
+//
+// Shared model: deleted in step 14. Every test of this file checks pool
+// growth and dedicated segments of router-wide pools, which only the
+// shared model has. Owned-model counterparts: roudi/internal/core scripts
+// memory_grow{,_limits}.txt, roudi TestOwnedGrowData, subscriber
+// owned_grow_test.go, tests/integration owned_grow_test.go.
+const growthConfig = sharedModel + `
 [[pools]]
 chunk_size = "256B"
 count = 4
@@ -231,7 +237,7 @@ func TestDedicatedSegment(t *testing.T) {
 
 func TestGrowthDisabled(t *testing.T) {
 	t.Parallel()
-	srv := startServerConfig(t, testPools, Options{})
+	srv := startServerConfig(t, testPools+sharedModel, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pub, err := pubpkg.New(ctx, "nogrow", pubpkg.Options{Socket: srv.SocketPath()})

@@ -243,8 +243,9 @@ func closeAllAndAudit(t *testing.T, srv *roudi.Server, cs ...io.Closer) {
 }
 
 // requireAliveAndFree checks the router still answers and, once every
-// client is gone, that every pool is 100% free (the idle sweep repairs what
-// hostile peers left).
+// client is gone, that no memory is left in use: in the owned model no
+// publisher data segment (live or tombstone) remains; in the shared model
+// every pool is 100% free (the idle sweep repairs what hostile peers left).
 func requireAliveAndFree(t *testing.T, srv *roudi.Server) {
 	t.Helper()
 	ctx := ctx10s(t)
@@ -253,6 +254,14 @@ func requireAliveAndFree(t *testing.T, srv *roudi.Server) {
 	_, _, err = c.Request(ctx, &wire.Ping{}, nil)
 	require.NoError(t, err, "router must still answer")
 	require.NoError(t, c.Close())
+	if srv.Pools() == nil { // owned model
+		waitFor(t, "no publisher segment left", func() bool {
+			in, err := srv.Introspect(ctx)
+			require.NoError(t, err)
+			return len(in.PublisherSegments) == 0
+		})
+		return
+	}
 	waitFor(t, "every pool 100% free", func() bool {
 		for _, p := range srv.Pools().Pools() {
 			if !p.Audit().AllFree() {

@@ -162,7 +162,7 @@ func TestReportMemoryChecked(t *testing.T) {
 		err = report(wire.PubMemory{PubID: other.ID(), Segments: 1, Chunks: 1, InUse: 1})
 		require.ErrorIs(t, err, parallax.ErrPermissionDenied, "another client's publisher")
 		require.Contains(t, err.Error(), fmt.Sprintf("publisher %d", other.ID()))
-		if cfg == routertest.Small {
+		if cfg == routertest.Shared {
 			require.ErrorIs(t, report(wire.PubMemory{PubID: own, Segments: 1, Chunks: 1, InUse: 1}), wire.ErrInvalidArgument, "no owned memory")
 			in, err := srv.Introspect(ctx)
 			require.NoError(t, err)

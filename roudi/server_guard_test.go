@@ -22,9 +22,13 @@ import (
 // The subscriber gets an error for each garbage entry (never a panic, never
 // another chunk), keeps receiving the honest publisher, reports the
 // connection, and the router disconnects the hostile client.
+//
+// Shared model: deleted in step 14 (garbage refs in arena rings, reports of
+// shared rings). Owned-model counterpart: internal/ownedsub
+// TestForgedRefsBothRings and tests/integration TestIsolationMatrix.
 func TestGuardGarbageRefs(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared)
 	ctx := ctx10s(t)
 	const topic = "guard/garbage"
 	sub, pub := newPair(t, ctx, srv, topic)
@@ -95,9 +99,13 @@ func TestGuardGarbageRefs(t *testing.T) {
 // TestGuardReportCannotKillInnocent: reports that do not verify (from a
 // client that does not consume the connection, naming a valid ref, or a
 // value the ring never held) change nothing.
+//
+// Shared model: deleted in step 14 (ring reports verified against the
+// arena). Owned-model counterpart: roudi TestReportMemoryChecked (a lying
+// report changes only the liar) and TestOwnedSubscriberKilled.
 func TestGuardReportCannotKillInnocent(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared)
 	ctx := ctx10s(t)
 	const topic = "guard/innocent"
 	sub, pub := newPair(t, ctx, srv, topic)
@@ -132,9 +140,13 @@ func TestGuardReportCannotKillInnocent(t *testing.T) {
 // TestGuardCorruptHeaders: a hostile client writes garbage into chunk
 // header ctl words. Holders get errors, no chunk is handed out twice, and
 // the router's idle sweep restores the pool.
+//
+// Shared model: deleted in step 14 (chunk header ctl words and the idle
+// sweep exist only there; owned headers are written by their publisher
+// alone). Owned-model counterpart: tests/integration TestIsolationMatrix.
 func TestGuardCorruptHeaders(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared)
 	ctx := ctx10s(t)
 	const topic = "guard/headers"
 	sub, pub := newPair(t, ctx, srv, topic)
@@ -208,9 +220,13 @@ func TestGuardCorruptHeaders(t *testing.T) {
 // TestGuardForeignRelease: releasing refs one never took fails on the
 // generation and reference-count checks, and a double release of one ref
 // succeeds exactly once, however many goroutines race on it.
+//
+// Shared model: deleted in step 14 (shared reference counts and hold
+// tables). Owned-model counterpart: internal/owner FuzzReturn and
+// tests/shm TestOwnedForgedReturns (garbage and double returns).
 func TestGuardForeignRelease(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared)
 	ctx := ctx10s(t)
 	const topic = "guard/release"
 	sub, pub := newPair(t, ctx, srv, topic)

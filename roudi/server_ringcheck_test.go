@@ -53,9 +53,13 @@ func heapGuard(limit uint64) (stop func()) {
 // it counts that one connection corrupt, and it keeps receiving its honest
 // publisher with 0 loss, as does another stream on the same router. The
 // router, draining the freed ring, stops at the corruption and counts it.
+//
+// Shared model: deleted in step 14 (hostile writers of arena rings).
+// Owned-model counterparts: ringbuf TestConnCorruptIndices,
+// internal/ownedsub TestForgedRefsBothRings, tests/shm TestOwnedForgedReturns.
 func TestCorruptRingTailThenClose(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared)
 	ctx := ctx10s(t)
 	const topic, other = "ringcheck/tail", "ringcheck/other"
 	sub, pub := newPair(t, ctx, srv, topic)
@@ -87,9 +91,13 @@ func TestCorruptRingTailThenClose(t *testing.T) {
 // reports it; the router verifies, cuts that connection and disconnects the
 // publisher (head is as honest pops left it, so the tail is the bad word:
 // the producer's). The honest publisher's stream loses nothing.
+//
+// Shared model: deleted in step 14 (hostile writers of arena rings).
+// Owned-model counterparts: ringbuf TestConnCorruptIndices,
+// internal/ownedsub TestForgedRefsBothRings, tests/shm TestOwnedForgedReturns.
 func TestCorruptRingLiveCut(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared)
 	ctx := ctx10s(t)
 	const topic = "ringcheck/live"
 	sub, pub := newPair(t, ctx, srv, topic)
@@ -116,9 +124,13 @@ func TestCorruptRingLiveCut(t *testing.T) {
 // router reclaims it, draining its rings on the Serve goroutine: the drain
 // must stop at the corruption, so the router still answers a Ping and
 // admits a new client, and the publisher's other subscriber is unaffected.
+//
+// Shared model: deleted in step 14 (hostile writers of arena rings).
+// Owned-model counterparts: ringbuf TestConnCorruptIndices,
+// internal/ownedsub TestForgedRefsBothRings, tests/shm TestOwnedForgedReturns.
 func TestCorruptRingReclaimResponsive(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared)
 	ctx := ctx10s(t)
 	const topic = "ringcheck/reclaim"
 	pub := newPub(t, ctx, srv, topic, publisher.Options{})
@@ -153,9 +165,13 @@ func TestCorruptRingReclaimResponsive(t *testing.T) {
 // cuts the connection and disconnects the subscriber: on a block-producer
 // ring only the consumer writes head, and the head word disagrees with its
 // own pop count.
+//
+// Shared model: deleted in step 14 (hostile writers of arena rings).
+// Owned-model counterparts: ringbuf TestConnCorruptIndices,
+// internal/ownedsub TestForgedRefsBothRings, tests/shm TestOwnedForgedReturns.
 func TestCorruptRingConsumerHead(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared)
 	ctx := ctx10s(t)
 	const topic = "ringcheck/head"
 	pub := newPub(t, ctx, srv, topic, publisher.Options{BlockTimeout: 10 * time.Second})

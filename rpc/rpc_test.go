@@ -367,9 +367,10 @@ func TestTyped(t *testing.T) {
 }
 
 // On a router in the shared model, rpc refuses with a clear error.
+// Shared model: deleted in step 14 (with the refusal it tests).
 func TestSharedModelRefused(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, routertest.Small)
+	srv := routertest.Start(t, routertest.Shared)
 	ctx := testCtx(t)
 	_, err := rpc.NewServer(ctx, "svc", rpc.Options{Socket: srv.SocketPath()})
 	require.ErrorIs(t, err, parallax.ErrNotSupported)

@@ -112,7 +112,7 @@ func TestOwnedDedicatedReuseRetire(t *testing.T) {
 func TestOwnedGrowLimit(t *testing.T) {
 	t.Parallel()
 	pub, _ := growPair(t, "growlimit", publisher.Options{}, subscriber.Options{})
-	_, err := pub.Loan(4 << 20) // routertest's max_message_size is its largest pool chunk, 1 MiB
+	_, err := pub.Loan(4 << 20) // routertest's max_message_size is 1 MiB
 	require.ErrorIs(t, err, parallax.ErrLimit)
 	require.ErrorContains(t, err, "max_message_size")
 	require.Zero(t, pub.Stats().Memory.Loans)
@@ -188,9 +188,10 @@ func TestOwnedLoanWaitAllocs(t *testing.T) {
 }
 
 // In the shared model LoanWait says it is not supported.
+// Shared model: deleted in step 14 (with the refusal it tests).
 func TestSharedLoanWaitNotSupported(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, routertest.Small)
+	srv := routertest.Start(t, routertest.Shared)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pub, err := publisher.New(ctx, "lw", publisher.Options{Socket: srv.SocketPath()})

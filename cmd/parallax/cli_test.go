@@ -44,8 +44,13 @@ func TestMain(m *testing.M) {
 // sock returns the -socket flag for srv.
 func sockFlag(path string) string { return "-socket=" + path }
 
+// Shared model: deleted in step 14. The topic and connection traffic
+// columns (PUBLISHED, DELIVERED, DEPTH) come from the router sampling the
+// shared rings, and the pools table lists router-wide pools: in the owned
+// model the counters stay 0 (clients do not report traffic yet: not done,
+// design §8.10). Owned-model counterpart for pools: TestPoolsOwned.
 func TestIntrospectionCommands(t *testing.T) {
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared)
 	sock := sockFlag(srv.SocketPath())
 	ctx := t.Context()
 	sub, err := subscriber.New(ctx, "cli/frames", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 8})
@@ -189,19 +194,27 @@ func TestBinary(t *testing.T) {
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Stderr = os.Stderr
 	require.NoError(t, build.Run())
+	// The default (owned) model: the binary lists the publisher's data
+	// segment and no router-wide pool.
 	srv := routertest.Start(t, "")
+	pub, err := publisher.New(t.Context(), "bin/x", publisher.Options{Socket: srv.SocketPath(), MaxPayload: 1024})
+	require.NoError(t, err)
+	defer pub.Close()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "pools", "-json", "-socket", srv.SocketPath())
 	cmd.Stdout = &out
 	require.NoError(t, cmd.Run())
 	var v view
 	require.NoError(t, json.Unmarshal(out.Bytes(), &v))
-	require.Len(t, v.Pools, 4)
+	require.Equal(t, srv.Config().Domain, v.Router.Domain)
+	require.Empty(t, v.Pools)
+	require.Len(t, v.PublisherSegments, 1, out.String())
+	require.Equal(t, "bin/x", v.PublisherSegments[0].Topic)
 
 	cmd = exec.Command(bin, "topics", "-socket", filepath.Join(t.TempDir(), "x.sock"))
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
-	err := cmd.Run()
+	err = cmd.Run()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee)
 	require.Equal(t, exitNoRouter, ee.ExitCode())

@@ -24,7 +24,7 @@ func TestGlobalFlagsBeforeCommand(t *testing.T) {
 	require.Regexp(t, `^TOPIC\s+TYPE`, out)
 	code, out, errs = runCLI(t, "", "-socket="+srv.SocketPath(), "pools", "-json")
 	require.Equal(t, exitOK, code, errs)
-	require.Contains(t, out, `"pools"`)
+	require.Contains(t, out, `"Domain": "`+srv.Config().Domain+`"`, "pools -json of this router")
 
 	// No router serves these domains: the error names the domain used.
 	before := fmt.Sprintf("clitest-before-%d", os.Getpid())

@@ -19,7 +19,9 @@ import (
 
 var seq atomic.Int64
 
-// Small is a pool configuration suited to tests: a few MiB in all.
+// Small is a configuration suited to tests in the default (owned) memory
+// model; its pools, a few MiB in all, are those of the shared model when a
+// test selects it (see Shared). Messages are bounded to 1 MiB in both.
 const Small = `
 [[pools]]
 chunk_size = "256B"
@@ -40,13 +42,24 @@ hugepages = "never"
 [limits]
 max_connections = 1024
 max_subscribers = 512
+max_message_size = "1MiB"
 `
 
-// Owned is Small in the owned memory model ([memory] model = "owned"):
-// clients run their publishers and subscribers on owned segments.
+// Owned is Small in the owned memory model ([memory] model = "owned", the
+// default): clients run their publishers and subscribers on owned segments.
+// Small alone is the same model; Owned says so.
 const Owned = Small + `
 [memory]
 model = "owned"
+`
+
+// Shared is Small in the shared memory model ([memory] model = "shared"):
+// router-wide pools every client maps. Tests of machinery only that model
+// has pin it with Shared until the model is deleted (design
+// docs/design/memory-ownership.md §8 step 14).
+const Shared = Small + `
+[memory]
+model = "shared"
 `
 
 // A Model is a router configuration of one memory model, for tests that
@@ -56,9 +69,9 @@ type Model struct {
 	TOML string // the configuration to Start with
 }
 
-// Models are the memory models a test runs in: shared (Small) and owned
+// Models are the memory models a test runs in: shared (Shared) and owned
 // (Owned).
-var Models = []Model{{"shared", Small}, {"owned", Owned}}
+var Models = []Model{{"shared", Shared}, {"owned", Owned}}
 
 // ForModels runs test once per memory model, each as a parallel subtest
 // named after the model, with the configuration to Start. It marks t

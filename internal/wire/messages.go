@@ -66,7 +66,8 @@ type Welcome struct {
 
 // Memory models of [Welcome.Model].
 const (
-	// ModelShared: router-wide pools every client maps (the default).
+	// ModelShared: router-wide pools every client maps (the old model,
+	// [memory] model = "shared"; the router's default is owned).
 	ModelShared uint8 = 0
 	// ModelOwned: each publisher owns its data segments, each connection
 	// its own segment (docs/design/memory-ownership.md).

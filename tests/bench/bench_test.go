@@ -40,6 +40,10 @@ func TestMain(m *testing.M) {
 		// grid_test.go
 		"grid-pub": gridPubMain,
 		"grid-sub": gridSubMain,
+		// memory_test.go
+		"mem-router": memRouterMain,
+		"mem-pub":    memPubMain,
+		"mem-sub":    memSubMain,
 		// gateway_test.go
 		"nats":      natsMain,
 		"gw-router": gwRouterMain,

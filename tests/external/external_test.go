@@ -31,7 +31,7 @@ type other struct {
 // startRouter embeds a router on a private socket.
 func startRouter(t *testing.T) (*roudi.Server, *roudi.Config) {
 	t.Helper()
-	cfg, err := roudi.ParseConfig([]byte("[[pools]]\nchunk_size = \"256B\"\ncount = 64\nhugepages = \"never\"\n"))
+	cfg, err := roudi.ParseConfig([]byte("[publishers]\nhugepages = \"never\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +121,15 @@ func TestEmbeddedTypedPubSub(t *testing.T) {
 	if conn.Policy != parallax.BlockProducer {
 		t.Errorf("connection policy = %v, want block-producer", conn.Policy)
 	}
+	// The default (owned) memory model: no router-wide pool, one data
+	// segment of the publisher of points.
 	var pools []roudi.PoolStat = in.Pools
-	if len(pools) != 1 || pools[0].Count != 64 {
-		t.Errorf("pools: %+v", pools)
+	if len(pools) != 0 {
+		t.Errorf("pools in the owned model: %+v", pools)
+	}
+	var segs []roudi.PublisherSegStat = in.PublisherSegments
+	if len(segs) != 1 || segs[0].Topic != "points" || segs[0].Count == 0 {
+		t.Errorf("publisher segments: %+v", segs)
 	}
 	snap, err := srv.Snapshot(ctx)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,20 +111,25 @@ func aclMain(args []string) int {
 	return 0
 }
 
-// payloadHoldings counts the payload segments ("...-pool<N>-..." memfds)
-// among this process's fds and mappings.
+// payloadSegment matches a payload segment's memfd: a router-wide pool
+// of the shared model ("...-pool<N>-...") or a publisher data segment of
+// the owned model ("plx:<domain>:p<pub>.<index>").
+var payloadSegment = regexp.MustCompile(`memfd:parallax-.*(-pool|:p\d+\.\d+)`)
+
+// payloadHoldings counts the payload segments among this process's fds
+// and mappings.
 func payloadHoldings() string {
 	fds := 0
 	ents, _ := os.ReadDir("/proc/self/fd")
 	for _, e := range ents {
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.Contains(l, "memfd:") && strings.Contains(l, "-pool") {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && payloadSegment.MatchString(l) {
 			fds++
 		}
 	}
 	maps := 0
 	data, _ := os.ReadFile("/proc/self/maps")
 	for line := range strings.SplitSeq(string(data), "\n") {
-		if strings.Contains(line, "memfd:") && strings.Contains(line, "-pool") {
+		if payloadSegment.MatchString(line) {
 			maps++
 		}
 	}
@@ -210,7 +216,7 @@ func TestAccessControlAcrossUIDs(t *testing.T) {
 	_, pubLines, pubStdin := aclChild(t, bin, "-socket", r.Socket, "-topic", "shared/news", "-role", "pub", "-n", "3")
 	require.Equal(t, "ok", nextLine(t, pubLines))
 	require.Equal(t, "sent 3", nextLine(t, pubLines))
-	require.Regexp(t, `^payload-fds \d+ payload-maps [1-9]`, nextLine(t, pubLines), "the publisher maps its pools")
+	require.Regexp(t, `^payload-fds \d+ payload-maps [1-9]`, nextLine(t, pubLines), "the publisher maps its payload segments")
 	require.Equal(t, "got 3", nextLine(t, subLines))
 	require.Regexp(t, `^payload-fds \d+ payload-maps [1-9]`, nextLine(t, subLines))
 	pubStdin.Close()

@@ -59,6 +59,8 @@ hugepages = "never"
 max_connections = 1024
 max_subscribers = 256
 max_history = 16
+[memory]
+model = "shared"
 `
 
 // chaosPayload fills b with a payload derived from (pub, seq) and a CRC of
@@ -257,6 +259,10 @@ func startChaosAsync(t *testing.T, role string, args ...string) *chaosProc {
 	return &chaosProc{role: role, args: args, cmd: cmd, out: bufio.NewScanner(stdout), in: stdin}
 }
 
+// TestChaosKillAndReclaim: shared model: deleted in step 14 (reclaim of
+// hold tables, the idle sweep and the pools' audit exist only there).
+// Owned-model counterpart: TestChaosOwned (chaos_owned_test.go), exact
+// accounting with clients attached.
 func TestChaosKillAndReclaim(t *testing.T) {
 	dur := 60 * time.Second
 	if s := os.Getenv("PARALLAX_CHAOS_DURATION"); s != "" {

@@ -16,6 +16,11 @@ import (
 
 // growthConfig: an 8-chunk 4 KiB class that may grow twice (24 chunks),
 // and dedicated segments up to 4 MiB in all for loans above 4 KiB.
+//
+// Shared model: deleted in step 14. Every test of this file grows
+// router-wide pools or adds dedicated pool segments, which only the shared
+// model has. Owned-model counterparts: owned_grow_test.go
+// (TestOwnedFrames8MiB) and the subscriber package's owned_grow_test.go.
 const growthConfig = `
 [[pools]]
 chunk_size = "256B"
@@ -32,6 +37,8 @@ max_total_bytes = "8MiB"
 max_dedicated_bytes = "4MiB"
 [limits]
 max_queue_capacity = 4096
+[memory]
+model = "shared"
 `
 
 // startGrowthRouter runs an in-process router (its pools are audited) with

@@ -164,9 +164,13 @@ func floodMain(args []string) int {
 // The subscriber gets an error per garbage entry and keeps receiving the
 // honest publisher; the router, told by the subscriber, disconnects the
 // hostile process; the pools end 100% free.
+//
+// Shared model: deleted in step 14 (a hostile writer of arena rings; the
+// pools audited). Owned-model counterpart: TestOwnedHostileCut
+// (hostile_owned_test.go).
 func TestHostileRingWriter(t *testing.T) {
 	t.Parallel()
-	r := startInProcessRouter(t)
+	r := startInProcessRouter(t, sharedConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const topic = "hostile/ring"

@@ -355,13 +355,16 @@ func TestZeroCopySameMemfd(t *testing.T) {
 	r.requirePoolsFree(t)
 }
 
-// TestZeroCopyHugepages is the zero-copy check with the payload pools on
-// 2 MiB hugepages (required, no fallback): both processes map the same
-// hugetlb memfd at the same offset.
+// TestZeroCopyHugepages is the zero-copy check with the payload on 2 MiB
+// hugepages (required, no fallback): both processes map the same hugetlb
+// memfd at the same offset. In the shared model (deleted in step 14) the
+// router-wide pools are on hugepages, in the owned model every publisher
+// data segment ([publishers] hugepages = "always").
 func TestZeroCopyHugepages(t *testing.T) {
 	testutil.MustHaveHugepages(t, 4)
 	t.Parallel()
-	r := startRouterWith(t, `
+	for _, m := range []struct{ name, config string }{
+		{"shared", `
 [[pools]]
 chunk_size = "4KiB"
 count = 256
@@ -370,21 +373,41 @@ hugepages = "2M"
 chunk_size = "64KiB"
 count = 32
 hugepages = "2M"
-`)
-	for _, size := range []int{4000, 60000} {
-		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
-			zeroCopyScenario(t, r, fmt.Sprintf("zc%d", size), size)
+[memory]
+model = "shared"
+`},
+		{"owned", `
+[publishers]
+hugepages = "always"
+`},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			r := startRouterWith(t, m.config)
+			for _, size := range []int{4000, 60000} {
+				t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
+					zeroCopyScenario(t, r, fmt.Sprintf("zc%d", size), size)
+				})
+			}
+			r.requirePoolsFree(t)
 		})
 	}
-	r.requirePoolsFree(t)
 }
 
 // TestInProcessRouterPoolsFree runs the scenarios, with children as
-// clients, against an in-process router and audits its pools after each:
-// every chunk must be back, consistently free.
+// clients, against an in-process router and audits its memory after each:
+// in the shared model (deleted in step 14) every pool chunk must be back,
+// consistently free; in the owned model no publisher segment may be left.
 func TestInProcessRouterPoolsFree(t *testing.T) {
 	t.Parallel()
-	r := startInProcessRouter(t)
+	for _, m := range []struct{ name, config string }{{"shared", sharedConfig}, {"owned", ownedConfig}} {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			inProcessScenarios(t, startInProcessRouter(t, m.config))
+		})
+	}
+}
+
+func inProcessScenarios(t *testing.T, r *router) {
 	check := func(name string, fn func(t *testing.T)) {
 		t.Run(name, func(t *testing.T) {
 			fn(t)

@@ -29,13 +29,21 @@ import (
 // TestRestartShortClientKeepsSurvivorsChunks: after a SIGKILL and a
 // restart, clients that connect and leave before the survivors resumed (a
 // `parallax pools`, say) must not make the new router believe the domain is
-// idle: nothing the survivors hold or have queued may be swept.
+// idle: nothing the survivors hold or have queued may be swept (the idle
+// sweep exists only in the shared model, deleted in step 14), and in both
+// models the stream goes on without a gap.
 func TestRestartShortClientKeepsSurvivorsChunks(t *testing.T) {
 	if *noDaemon {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
+	for _, m := range []struct{ name, cfg string }{{"shared", sharedConfig}, {"owned", ownedConfig}} {
+		t.Run(m.name, func(t *testing.T) { restartShortClientKeepsSurvivorsChunks(t, m.cfg) })
+	}
+}
+
+func restartShortClientKeepsSurvivorsChunks(t *testing.T, cfgText string) {
 	cli, _ := buildCLI(t)
-	dir, cfgPath, sock, domain := restartFiles(t, "rg")
+	dir, cfgPath, sock, domain := restartFilesWith(t, "rg", cfgText)
 
 	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
 	sub, pub := startStream(t, sock)
@@ -43,7 +51,7 @@ func TestRestartShortClientKeepsSurvivorsChunks(t *testing.T) {
 	killRouter(t, r1)
 	sub.expect("progress") // flowing without a router
 
-	srv, ctx := startSuccessor(t, domain, sock, dir, 20*time.Second)
+	srv, ctx := startSuccessorWith(t, cfgText, domain, sock, dir, 20*time.Second)
 	require.True(t, srv.Adopted(), "the new router must adopt the surviving segments")
 
 	// Short-lived clients, at once and repeatedly, until the survivors'
@@ -213,14 +221,21 @@ func TestSecondRouterSameDomainExits(t *testing.T) {
 }
 
 // TestResumeRefusesStranger: after a router restart, a connection that
-// names a reserved client id and the right management inode, from another
-// process and without the client's token, is refused with
-// ErrPermissionDenied; the real clients then resume and lose nothing.
+// names a reserved client id (and, in the shared model, the right
+// management inode; the owned model has none), from another process and
+// without the client's token, is refused with ErrPermissionDenied; the
+// real clients then resume and lose nothing. In both models.
 func TestResumeRefusesStranger(t *testing.T) {
 	if *noDaemon {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
-	dir, cfgPath, sock, domain := restartFiles(t, "ra")
+	for _, m := range []struct{ name, cfg string }{{"shared", sharedConfig}, {"owned", ownedConfig}} {
+		t.Run(m.name, func(t *testing.T) { resumeRefusesStranger(t, m.cfg) })
+	}
+}
+
+func resumeRefusesStranger(t *testing.T, cfgText string) {
+	dir, cfgPath, sock, domain := restartFilesWith(t, "ra", cfgText)
 
 	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
 	sub, pub := startStream(t, sock) // clients 1 and 2
@@ -242,7 +257,7 @@ func TestResumeRefusesStranger(t *testing.T) {
 	}
 	t.Cleanup(cont)
 
-	srv, ctx := startSuccessor(t, domain, sock, dir, 20*time.Second)
+	srv, ctx := startSuccessorWith(t, cfgText, domain, sock, dir, 20*time.Second)
 	require.True(t, srv.Adopted())
 
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -250,9 +265,11 @@ func TestResumeRefusesStranger(t *testing.T) {
 	stranger, err := discovery.Dial(rctx, discovery.DialOptions{Socket: sock, Name: "stranger"})
 	require.NoError(t, err)
 	defer stranger.Close()
-	st, err := stranger.Mgmt().Stat()
-	require.NoError(t, err)
-	inode := st.Sys().(*syscall.Stat_t).Ino
+	var inode uint64 // the owned model has no management segment
+	if mg := stranger.Mgmt(); mg != nil {
+		inode = inodeOf(mg)
+		require.NotZero(t, inode)
+	}
 	for _, id := range []uint16{1, 2} {
 		for _, tok := range [][]byte{nil, make([]byte, 32)} {
 			_, _, err := stranger.Request(rctx, &wire.Resume{OldClient: id, MgmtInode: inode, Token: tok}, nil)

@@ -23,14 +23,9 @@ import (
 // Helpers of the restart tests: a router binary to SIGKILL, its in-process
 // successor, and an rspub/rssub stream across them.
 
-// restartFiles makes a directory for a router of its own: the test config
-// written to it, a socket path in it and a fresh domain name with prefix.
-func restartFiles(t *testing.T, prefix string) (dir, cfgPath, sock, domain string) {
-	t.Helper()
-	return restartFilesWith(t, prefix, testConfig)
-}
-
-// restartFilesWith is restartFiles with the config cfg.
+// restartFilesWith makes a directory for a router of its own: the config
+// cfg written to it, a socket path in it and a fresh domain name with
+// prefix.
 func restartFilesWith(t *testing.T, prefix, cfg string) (dir, cfgPath, sock, domain string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -79,16 +74,10 @@ func killRouter(t *testing.T, r *exec.Cmd) {
 	_ = r.Wait()
 }
 
-// startSuccessor starts an in-process router with the test config on the
-// domain, socket and runtime directory of a killed one, with grace as its
-// resume grace, and waits until it is ready. It returns the router and a
-// context that ends when cleanup stops it.
-func startSuccessor(t *testing.T, domain, sock, dir string, grace time.Duration) (*roudi.Server, context.Context) {
-	t.Helper()
-	return startSuccessorWith(t, testConfig, domain, sock, dir, grace)
-}
-
-// startSuccessorWith is startSuccessor with the config text cfgText.
+// startSuccessorWith starts an in-process router with the config text
+// cfgText on the domain, socket and runtime directory of a killed one, with
+// grace as its resume grace, and waits until it is ready. It returns the
+// router and a context that ends when cleanup stops it.
 func startSuccessorWith(t *testing.T, cfgText, domain, sock, dir string, grace time.Duration) (*roudi.Server, context.Context) {
 	t.Helper()
 	cfg, err := roudi.ParseConfig([]byte(cfgText))

@@ -24,8 +24,9 @@ import (
 	"github.com/parallax-ipc/parallax/roudi"
 )
 
-// testConfig is the pool configuration of every test router: normal pages
-// (hugepages are tested elsewhere), about 30 MiB in all.
+// testConfig is the configuration of every test router, in the default
+// (owned) memory model; its pools (normal pages, hugepages are tested
+// elsewhere, about 30 MiB in all) are the shared model's (sharedConfig).
 const testConfig = `
 [[pools]]
 chunk_size = "256B"
@@ -46,6 +47,14 @@ hugepages = "never"
 [limits]
 max_history = 64
 max_queue_capacity = 4096
+`
+
+// sharedConfig is testConfig in the shared memory model (router-wide
+// pools every client maps). Shared model: deleted in step 14; tests that
+// pin it say why.
+const sharedConfig = testConfig + `
+[memory]
+model = "shared"
 `
 
 // readyTimeout bounds how long a router may take to print its ready line.
@@ -80,11 +89,11 @@ func startRouterWith(t *testing.T, config string) *router {
 	return startBinaryRouter(t, config)
 }
 
-// startInProcessRouter starts an in-process router (whatever the flags),
-// for tests that audit the pools.
-func startInProcessRouter(t *testing.T) *router {
+// startInProcessRouter starts an in-process router (whatever the flags)
+// with config, for tests that audit the pools or the owned segments.
+func startInProcessRouter(t *testing.T, config string) *router {
 	t.Helper()
-	srv := routertest.Start(t, testConfig)
+	srv := routertest.Start(t, config)
 	return &router{Socket: srv.SocketPath(), Domain: srv.Config().Domain, srv: srv}
 }
 
@@ -179,10 +188,16 @@ func startBinaryRouter(t *testing.T, config string) *router {
 // entirely and consistently free once all clients are gone. Reclaiming a
 // departed client's holds happens on the router's goroutine shortly after
 // the client's socket closes, so it waits for the condition (with a
-// deadline) before failing. For a binary router it does nothing.
+// deadline) before failing. In the owned model (no router-wide pools) it
+// asserts that no publisher data segment, live or tombstone, is left. For
+// a binary router it does nothing.
 func (r *router) requirePoolsFree(t *testing.T) {
 	t.Helper()
-	if r.srv == nil || r.srv.Pools() == nil { // out of process, or the owned model (no router-wide pools)
+	if r.srv == nil {
+		return
+	}
+	if r.srv.Pools() == nil {
+		r.requireNoPublisherSegments(t)
 		return
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -200,6 +215,27 @@ func (r *router) requirePoolsFree(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("router pools not all free after the clients left:\n%s", strings.Join(bad, "\n"))
+		}
+		<-tick.C
+	}
+}
+
+// requireNoPublisherSegments waits (with a deadline) until an in-process
+// owned-model router lists no publisher data segment: every publisher and
+// every tombstone is gone, so every owned byte is freed.
+func (r *router) requireNoPublisherSegments(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		in, err := r.srv.Introspect(t.Context())
+		require.NoError(t, err)
+		if len(in.PublisherSegments) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publisher segments left after the clients left: %+v", in.PublisherSegments)
 		}
 		<-tick.C
 	}

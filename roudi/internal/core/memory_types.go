@@ -7,8 +7,8 @@ import "fmt"
 // conn_state.go.
 
 // Memory configures the owned memory model. With Owned false (the
-// "shared" model, the default) the core creates no owned segment and the
-// other fields are not used.
+// "shared" model, selectable until it is deleted) the core creates no
+// owned segment and the other fields are not used.
 type Memory struct {
 	Owned bool
 	// DefaultMaxPayload is the chunk size of an untyped publisher that
