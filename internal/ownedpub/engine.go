@@ -77,7 +77,11 @@ type Engine struct {
 	drainEvery int
 	sinceDrain int
 	blocked    bool // a Publish waits with mu released
-	seq        uint64
+	// loanEnded, when not nil, is closed (and cleared) when a loan ends
+	// (Publish, PublishTo, Release): LoanWait at MaxLoans waits on it.
+	// Made only by a waiter, so the common path reads one nil field.
+	loanEnded chan struct{}
+	seq       uint64
 	// unreported holds failures no Publish has returned yet (found by a
 	// drain in Loan, Drain or after the deliveries): Publish returns
 	// them one at a time, so the caller reports each failed connection.

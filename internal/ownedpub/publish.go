@@ -71,6 +71,7 @@ func (e *Engine) Publish(l *Loan) error {
 	if err := e.tr.Published(idx); err != nil && first == nil {
 		first = err // not reached: the loan unit is ours until here
 	}
+	e.loanDone()
 	e.published++
 	if e.drainEvery > 0 {
 		if e.sinceDrain++; e.sinceDrain >= e.drainEvery {
@@ -223,6 +224,7 @@ func (e *Engine) PublishTo(l *Loan, c *Conn) error {
 	if perr := e.tr.Published(idx); perr != nil && err == nil {
 		err = perr // not reached: the loan unit is ours until here
 	}
+	e.loanDone()
 	e.published++
 	if e.drainEvery > 0 {
 		if e.sinceDrain++; e.sinceDrain >= e.drainEvery {
