@@ -14,10 +14,16 @@
 // Samples published while no subscriber is connected reach nobody (a
 // subscriber's connection takes a round trip through the router after its
 // New returns). Call [Publisher.WaitForSubscribers] before publishing what
-// must not be lost, or keep [Options.History] samples for subscribers
-// that join later and ask for history. [Publisher.Stats] counts what
-// happened: Published, Delivered (per subscriber), Unconnected (published
-// to nobody), Dropped and the loans outstanding.
+// must not be lost, create the publisher only once a subscriber exists
+// (services.WaitForSubscriber; New waits for the connections to the
+// subscribers that exist), or keep [Options.History] samples for
+// subscribers that join later and ask for history. [Publisher.Stats]
+// counts what happened: Published, Delivered (per subscriber),
+// Unconnected (published to nobody), Dropped, Removed connections and the
+// loans outstanding. In the owned memory model the client runtime reports
+// these counters to the router about once a second: `parallax topics`
+// (and -json) shows them per publisher, and the router's metrics export
+// them (parallax_publisher_unconnected_total and others).
 //
 // The publish path allocates nothing, takes no lock and makes a system call
 // only when a subscriber sleeps (its futex is woken) or a block-producer

@@ -24,13 +24,15 @@ func (e endpoint) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, [
 }
 
 // MemoryReport implements clientrt.MemoryReporter: the owned model's own
-// chunk accounting, as Stats().Memory has it.
+// chunk accounting, as Stats().Memory has it, and its message counters.
 func (e endpoint) MemoryReport() (wire.PubMemory, bool) {
 	if e.p.own.Load() == nil {
 		return wire.PubMemory{}, false
 	}
-	m := e.p.Stats().Memory
+	st := e.p.Stats()
+	m := st.Memory
 	u := func(n int) uint32 { return uint32(min(max(n, 0), 1<<32-1)) }
 	return wire.PubMemory{PubID: e.p.id, Segments: u(m.Segments), Chunks: u(m.Chunks), Free: u(m.Free), InUse: u(m.InUse), Loans: u(m.Loans),
-		History: u(m.History), Outstanding: u(m.Outstanding), HighWater: u(m.HighWater), Reclaimed: m.Reclaimed, BadReturns: m.BadReturns}, true
+		History: u(m.History), Outstanding: u(m.Outstanding), HighWater: u(m.HighWater), Reclaimed: m.Reclaimed, BadReturns: m.BadReturns,
+		Published: st.Published, Delivered: st.Delivered, Dropped: st.Dropped, Unconnected: st.Unconnected, Removed: st.Removed}, true
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/services"
 )
 
 // Loan a chunk of shared memory, fill it in place and publish it: the
@@ -71,4 +72,38 @@ func ExamplePublisher_Stats() {
 	st := pub.Stats()
 	log.Printf("published %d, delivered %d, unheard %d, dropped %d",
 		st.Published, st.Delivered, st.Unconnected, st.Dropped)
+}
+
+// Two ways not to lose the first samples to subscribers that are not yet
+// connected. A publisher created after its subscriber exists reaches it
+// from the first sample (New waits for the connections the router
+// announces), so wait for the subscriber with services.WaitForSubscriber
+// before creating the publisher; or create the publisher first and wait
+// with WaitForSubscribers until its connections are live. Samples
+// published with nobody connected count in Stats().Unconnected, which
+// `parallax topics` shows per publisher (owned memory model).
+func ExamplePublisher_WaitForSubscribers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// Someone must listen before the publisher exists...
+	if _, err := services.WaitForSubscriber(ctx, services.Options{}, "alerts"); err != nil {
+		log.Fatal(err)
+	}
+	pub, err := publisher.New(ctx, "alerts", publisher.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pub.Close()
+	// ...or, with a publisher that already exists, until two subscribers
+	// are connected to it.
+	if err := pub.WaitForSubscribers(ctx, 2); err != nil {
+		log.Fatal(err)
+	}
+	if err := pub.Send([]byte("disk full")); err != nil {
+		log.Fatal(err)
+	}
+	if n := pub.Stats().Unconnected; n > 0 {
+		log.Printf("%d samples were published to nobody", n)
+	}
 }

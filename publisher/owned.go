@@ -45,6 +45,7 @@ type owned struct {
 	// Counters of removed connections, so Stats does not go backwards.
 	goneDelivered, goneDropped atomic.Uint64
 	badConns                   atomic.Uint64
+	removed                    atomic.Uint64 // connections removed from the engine
 }
 
 // ownedConn is one connection as its pushes arrive.
@@ -227,6 +228,7 @@ func (o *owned) drop(oc *ownedConn) {
 		st := oc.c.Stats()
 		if _, err := o.eng.RemoveConn(oc.c); err == nil {
 			o.live.Add(-1)
+			o.removed.Add(1)
 			o.goneDelivered.Add(st.Delivered)
 			o.goneDropped.Add(st.Discarded + st.Timeouts)
 		}
@@ -353,6 +355,7 @@ func (o *owned) stats(s *Stats) {
 	s.Delivered = delivered + o.goneDelivered.Load()
 	s.Dropped = dropped + o.goneDropped.Load()
 	s.Subscribers = int(o.live.Load())
+	s.Removed = o.removed.Load()
 	s.Memory = MemoryStats{Segments: es.Segments, Chunks: es.Chunks, Free: es.Free, InUse: es.InUse, Loans: es.Loans,
 		History: es.History, Outstanding: es.Outstanding, HighWater: es.HighWater, Reclaimed: es.Reclaimed, BadReturns: es.BadReturns,
 		Grown: o.grow.grown.Load(), Retired: o.grow.retired.Load()}

@@ -55,11 +55,11 @@ type idleMark struct {
 // chunks of it, it sleeps until one of them returns one (on the futex
 // words of the connections' return queues, no polling) or ctx ends, instead
 // of asking the router for more memory. When no subscriber holds any chunk
-// (nothing can come back) it grows like Loan. Loans beyond
-// [Options.MaxLoans] fail at once with an error wrapping parallax.ErrLimit
-// (they wait for this process's own Publish or Release, not for a
-// subscriber). The end of ctx gives an error wrapping ctx's error (and
-// parallax.ErrTimeout for a deadline). A chunk free at once costs what Loan
+// (nothing can come back) it grows like Loan. When [Options.MaxLoans]
+// chunks are loaned it waits, likewise, until another goroutine of this
+// process publishes or releases one (Loan fails at once with an error
+// wrapping parallax.ErrLimit there). The end of ctx gives an error
+// wrapping ctx's error (and parallax.ErrTimeout for a deadline). A chunk free at once costs what Loan
 // costs: no allocation, no system call.
 //
 // The shared model has no per-publisher return queues to sleep on:

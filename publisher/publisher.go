@@ -111,8 +111,10 @@ type Publisher struct {
 	// corruptConns counts connections whose ring was found corrupt
 	// (corrupt.go).
 	corruptConns atomic.Uint64
-	closeOnce    sync.Once
-	closed       atomic.Bool
+	// removed counts connections that ended (control path only).
+	removed   atomic.Uint64
+	closeOnce sync.Once
+	closed    atomic.Bool
 	// own is the owned-model state (owned.go), nil in the shared model;
 	// set once, before the endpoint sees its first connection.
 	own atomic.Pointer[owned]
@@ -662,6 +664,9 @@ func (p *Publisher) addConn(m *wire.ConnectionAdded, ring *ringbuf.Ring, nt *rin
 		old := *p.conns.Load()
 		next := make([]*conn, 0, len(old)+1)
 		next = append(append(next, old...), cn)
+		if len(next) < len(old) {
+			p.removed.Add(1)
+		}
 		p.conns.Store(&next)
 	})
 	p.changed.Broadcast()

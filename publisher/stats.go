@@ -26,6 +26,11 @@ type Stats struct {
 	// CorruptConnections counts the connections dropped because their ring
 	// had impossible indices, as [Publisher.CorruptConnections] returns.
 	CorruptConnections uint64
+	// Removed counts the connections that ended: their subscriber closed,
+	// died or was cut by the router. A Publish waiting on a
+	// block-producer subscriber that goes away returns without error; what
+	// that subscriber missed is not counted in Dropped.
+	Removed uint64
 	// Subscribers is the number of subscribers connected now.
 	Subscribers int
 	// Memory is the accounting of this publisher's own data segments in
@@ -57,7 +62,7 @@ type MemoryStats struct {
 func (p *Publisher) Stats() Stats {
 	if o := p.own.Load(); o != nil {
 		s := Stats{Published: p.published.Load(), Unconnected: p.unconnected.Load(), Loans: p.loans.Count(),
-			CorruptConnections: p.corruptConns.Load()}
+			CorruptConnections: p.corruptConns.Load(), Removed: p.removed.Load()}
 		o.stats(&s)
 		return s
 	}
@@ -68,6 +73,7 @@ func (p *Publisher) Stats() Stats {
 		Unconnected:        p.unconnected.Load(),
 		Loans:              p.loans.Count(),
 		CorruptConnections: p.corruptConns.Load(),
+		Removed:            p.removed.Load(),
 		Subscribers:        p.Subscribers(),
 	}
 }

@@ -161,6 +161,12 @@ type PublisherMemory struct {
 	HighWater   uint32
 	Reclaimed   uint64 // taken back from removed connections
 	BadReturns  uint64
+	// The publisher's message counters, as its Stats count them.
+	Published   uint64 // samples published
+	Delivered   uint64 // pushes into subscribers' queues, summed over connections
+	Dropped     uint64 // samples subscribers missed (discard-oldest, block timeouts)
+	Unconnected uint64 // samples published while no subscriber was connected (nobody got them)
+	Removed     uint64 // connections that ended (closed, dead or cut subscribers)
 }
 
 // ComponentStat is the latest counter report of one client-side component

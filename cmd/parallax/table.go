@@ -115,6 +115,9 @@ type view struct {
 	// PublisherSegments are the owned model's publisher data segments,
 	// each with its publisher's latest report of its own chunks.
 	PublisherSegments []wire.PublisherSegStat `json:"publisher_segments,omitempty"`
+	// Publishers are the live publishers of the owned model, one entry
+	// each, with the message counters they reported (publishers.go).
+	Publishers []publisherRow `json:"publishers,omitempty"`
 	// Components are the latest counter reports of client-side components
 	// (gateways).
 	Components []wire.ComponentStat `json:"components,omitempty"`
@@ -177,6 +180,7 @@ func fetch(ctx context.Context, c *discovery.Client, want int) (*view, error) {
 				v.PublisherSegments = append(v.PublisherSegments, l.Segments...)
 				return l.Next
 			})
+		v.Publishers = publisherRows(v.PublisherSegments)
 	}
 	if err == nil && want&(wantComponents|wantGateways) != 0 {
 		err = listAll(ctx, c, func(o uint32) wire.Message { return &wire.ListComponents{Offset: o} },
@@ -293,6 +297,10 @@ func topicsTable(w io.Writer, v *view) {
 			rate(t.PublishRate), rate(t.DeliverRate), rate(t.DropRate), fmt.Sprintf("%d/%d", t.QueueDepth, t.QueueCapacity))
 	}
 	tw.Flush()
+	if len(v.Publishers) > 0 {
+		fmt.Fprintln(w)
+		publisherCountersTable(w, v)
+	}
 }
 
 func clientsTable(w io.Writer, v *view) {

@@ -2,5 +2,5 @@ package main
 
 func init() {
 	register(&command{name: "topics", short: "list the router's topics with message counters, rates and queue depth",
-		usage: "[-json]", flags: introspectCommand("topics", wantTopics, topicsTable)})
+		usage: "[-json]", flags: introspectCommand("topics", wantTopics|wantPublishers, topicsTable)})
 }

@@ -11,11 +11,13 @@ import (
 
 // Memory reports (owned model, docs/design/memory-ownership.md §6): only a
 // publisher's process knows how many of its chunks are in use, and the
-// router never reads client memory to find out. So the runtime reports its
-// publishers' accounting with wire.ReportMemory, every
-// MemoryReportInterval, only the publishers whose figures changed since
-// the last accepted report (an idle process sends nothing). The router
-// shows them in `parallax pools`, `parallax top` and its metrics.
+// router never reads client memory to find out; nor does it see an owned
+// ring move, so the publishers' message counters (published, delivered,
+// dropped, unconnected, removed connections) ride along. The runtime
+// reports them with wire.ReportMemory, every MemoryReportInterval, only
+// the publishers whose figures changed since the last accepted report (an
+// idle process sends nothing). The router shows them in `parallax pools`,
+// `parallax topics`, `parallax top` and its metrics.
 
 // MemoryReportInterval is how often the runtime reports its owned
 // publishers' chunk accounting to the router (while it changes).
@@ -25,7 +27,8 @@ const MemoryReportInterval = time.Second
 const memoryReportTimeout = 2 * time.Second
 
 // MemoryReporter is a publisher endpoint of the owned model that can tell
-// its own chunk accounting; false when it has none (shared model, closed).
+// its own chunk accounting and message counters; false when it has none
+// (shared model, closed).
 type MemoryReporter interface {
 	MemoryReport() (wire.PubMemory, bool)
 }

@@ -180,6 +180,10 @@ func (e *Engine) RemoveConn(c *Conn) (int, error) {
 		return 0, ErrConnGone // its segment may be unmapped already: touch nothing
 	}
 	c.stopWaits()
+	// No delivery on c from here: a Publish that gets mu while we wait for
+	// the blocked one below (its wait ended, its data ring is closed) skips
+	// c, as after CloseConn, instead of failing on the closed ring.
+	e.tr.CloseConn(c.ct)
 	for c.pushing {
 		e.cond.Wait()
 	}

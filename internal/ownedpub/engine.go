@@ -81,7 +81,11 @@ type Engine struct {
 	// ctx is the context of the PublishTo delivering now (nil: Publish,
 	// which waits up to BlockTimeout); stable while blocked is set.
 	ctx context.Context
-	seq uint64
+	// loanEnded, when not nil, is closed (and cleared) when a loan ends
+	// (Publish, PublishTo, Release): LoanWait at MaxLoans waits on it.
+	// Made only by a waiter, so the common path reads one nil field.
+	loanEnded chan struct{}
+	seq       uint64
 	// unreported holds failures no Publish has returned yet (found by a
 	// drain in Loan, Drain or after the deliveries): Publish returns
 	// them one at a time, so the caller reports each failed connection.

@@ -79,7 +79,16 @@ func (e *Engine) Release(l *Loan) error {
 		return err
 	}
 	*l = Loan{}
+	e.loanDone()
 	return nil
+}
+
+// loanDone wakes the LoanWait calls waiting at MaxLoans, if any. mu held.
+func (e *Engine) loanDone() {
+	if e.loanEnded != nil {
+		close(e.loanEnded)
+		e.loanEnded = nil
+	}
 }
 
 // loaned reports whether l is a current loan of e: its chunk is loaned

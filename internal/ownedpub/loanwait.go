@@ -11,25 +11,35 @@ import (
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
-// LoanWait is [Engine.Loan] that waits for a chunk when n's size class has
-// none free but subscribers hold some: it sleeps on the return wakes of the
-// connections with chunks outstanding (one futex, or futex_waitv over up to
-// 128 of them), drains the return rings when woken and tries again, until a
-// chunk is free or ctx ends. opts tunes the spin before each sleep; its
-// Timeout and Deadline apply as well as ctx's.
+// LoanWait is [Engine.Loan] that waits instead of failing in two cases,
+// until a loan succeeds or ctx ends:
+//
+//   - n's size class has no chunk free but subscribers hold some: it
+//     sleeps on the return wakes of the connections with chunks
+//     outstanding (one futex, or futex_waitv over up to 128 of them),
+//     drains the return rings when woken and tries again;
+//   - MaxLoans chunks are loaned: it waits until another goroutine
+//     publishes or releases one (a channel the ending loan closes; the
+//     common path of Publish and Release only reads a nil field). With
+//     [Options.SingleGoroutine] nobody else can end a loan: it fails at
+//     once as Loan does.
+//
+// opts tunes the spin before each futex sleep; its Timeout and Deadline
+// apply to the whole wait as well as ctx's.
 //
 // When no connection has a chunk outstanding, nothing can come back: it
 // returns Loan's error (wrapping [parallax.ErrPoolExhausted]) at once, and
-// the caller may grow. Other errors of Loan (MaxLoans, too large) return at
-// once too. An end of ctx gives an error wrapping ctx's error
+// the caller may grow. Loan's other errors (too large) return at once
+// too. An end of ctx gives an error wrapping ctx's error
 // ([parallax.ErrTimeout] as well for a deadline).
 //
 // A chunk free at the first look costs what Loan costs and allocates
-// nothing; a wait that sleeps allocates (its set of words, ctx's callback).
+// nothing; a wait that sleeps allocates (its set of words, ctx's callback,
+// a channel and timer at MaxLoans).
 func (e *Engine) LoanWait(ctx context.Context, n int, opts ringbuf.WaitOptions) (Loan, error) {
 	l, err := e.Loan(n)
-	if err == nil || !errors.Is(err, parallax.ErrPoolExhausted) {
-		return l, err
+	if err == nil {
+		return l, nil
 	}
 	deadline := opts.Deadline
 	if opts.Timeout > 0 {
@@ -38,37 +48,94 @@ func (e *Engine) LoanWait(ctx context.Context, n int, opts ringbuf.WaitOptions) 
 		}
 	}
 	for {
-		ns, ready, cut := e.returnWakes()
-		if len(ns) == 0 {
+		var werr error // how a wait for returns ended; final unless the next Loan succeeds
+		switch {
+		case errors.Is(err, parallax.ErrLimit) && !e.opts.SingleGoroutine:
+			if werr := e.waitLoanEnd(ctx, deadline); werr != nil {
+				return Loan{}, fmt.Errorf("wait for one of the %d loans to end: %w", e.opts.MaxLoans, werr)
+			}
+		case errors.Is(err, parallax.ErrPoolExhausted):
+			var none bool
+			if none, werr = e.waitReturns(ctx, opts, deadline); none {
+				return Loan{}, err
+			}
+		default:
 			return Loan{}, err
 		}
-		w := opts
-		w.Timeout, w.Deadline = 0, deadline
-		if cut {
-			// More connections than futex_waitv takes: a return on one
-			// not in the set is seen at the next slice.
-			if d := time.Now().Add(waitvSlice); deadline.IsZero() || d.Before(deadline) {
-				w.Deadline = d
-			}
+		if l, err = e.Loan(n); err == nil { // drains every connection when the class is empty
+			return l, nil
 		}
-		var werr error
-		if len(ns) == 1 {
-			werr = ns[0].Wait(ctx, ready, w)
-		} else {
-			var wt *ringbuf.Waiter
-			if wt, werr = ringbuf.NewWaiter(ns...); werr == nil {
-				werr = wt.Wait(ctx, ready, w)
-			}
-		}
-		l, err = e.Loan(n) // drains every connection when the class is empty
-		if err == nil || !errors.Is(err, parallax.ErrPoolExhausted) {
-			return l, err
-		}
-		sliceEnded := cut && errors.Is(werr, parallax.ErrTimeout) && ctx.Err() == nil &&
-			(deadline.IsZero() || time.Now().Before(deadline))
-		if werr != nil && !sliceEnded {
+		if werr != nil {
 			return Loan{}, fmt.Errorf("wait for a chunk of %d bytes to come back: %w", n, werr)
 		}
+	}
+}
+
+// waitReturns is LoanWait's wait for a return on any connection holding
+// chunks: none when no connection holds any (nothing can come back), else
+// the wait's error (nil when a return came, or when only a slice of a cut
+// set ended).
+func (e *Engine) waitReturns(ctx context.Context, opts ringbuf.WaitOptions, deadline time.Time) (none bool, err error) {
+	ns, ready, cut := e.returnWakes()
+	if len(ns) == 0 {
+		return true, nil
+	}
+	w := opts
+	w.Timeout, w.Deadline = 0, deadline
+	if cut {
+		// More connections than futex_waitv takes: a return on one not in
+		// the set is seen at the next slice.
+		if d := time.Now().Add(waitvSlice); deadline.IsZero() || d.Before(deadline) {
+			w.Deadline = d
+		}
+	}
+	var werr error
+	if len(ns) == 1 {
+		werr = ns[0].Wait(ctx, ready, w)
+	} else {
+		var wt *ringbuf.Waiter
+		if wt, werr = ringbuf.NewWaiter(ns...); werr == nil {
+			werr = wt.Wait(ctx, ready, w)
+		}
+	}
+	sliceEnded := cut && errors.Is(werr, parallax.ErrTimeout) && ctx.Err() == nil &&
+		(deadline.IsZero() || time.Now().Before(deadline))
+	if sliceEnded {
+		return false, nil
+	}
+	return false, werr
+}
+
+// waitLoanEnd waits until fewer than MaxLoans chunks are loaned (another
+// goroutine published or released one), ctx ends or deadline (zero:
+// none) passes.
+func (e *Engine) waitLoanEnd(ctx context.Context, deadline time.Time) error {
+	e.lock()
+	if e.opts.MaxLoans <= 0 || e.tr.Loans() < e.opts.MaxLoans {
+		e.unlock()
+		return nil // one ended meanwhile: loan again
+	}
+	if e.loanEnded == nil {
+		e.loanEnded = make(chan struct{})
+	}
+	ended := e.loanEnded
+	e.unlock()
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ended:
+		return nil
+	case <-ctx.Done():
+		if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: %w", parallax.ErrTimeout, err)
+		}
+		return ctx.Err()
+	case <-timeout:
+		return fmt.Errorf("%w: %w", parallax.ErrTimeout, context.DeadlineExceeded)
 	}
 }
 

@@ -72,6 +72,7 @@ func (e *Engine) Publish(l *Loan) error {
 	if err := e.tr.Published(idx); err != nil && first == nil {
 		first = err // not reached: the loan unit is ours until here
 	}
+	e.loanDone()
 	e.published++
 	if e.drainEvery > 0 {
 		if e.sinceDrain++; e.sinceDrain >= e.drainEvery {
@@ -205,6 +206,7 @@ func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 			if e.loaned(l) {
 				_ = e.tr.Unloan(l.idx)
 				*l = Loan{}
+				e.loanDone() // a LoanWait at MaxLoans may go on
 			}
 			e.unlock()
 			return err
@@ -240,6 +242,7 @@ func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 	if perr := e.tr.Published(idx); perr != nil && err == nil {
 		err = perr // not reached: the loan unit is ours until here
 	}
+	e.loanDone()
 	e.published++
 	if e.drainEvery > 0 {
 		if e.sinceDrain++; e.sinceDrain >= e.drainEvery {

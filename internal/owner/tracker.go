@@ -280,6 +280,9 @@ type Stats struct {
 	Loaned, Returned, BadReturns, Reclaimed uint64 // totals since New
 }
 
+// Loans returns the chunks loaned and not yet published or unloaned.
+func (t *Tracker) Loans() int { return t.loans }
+
 // Stats returns the current accounting.
 func (t *Tracker) Stats() Stats {
 	s := Stats{

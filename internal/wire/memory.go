@@ -15,7 +15,10 @@ import "fmt"
 // the segments it created (a publisher cannot claim more chunks than its
 // segments hold), so a lying client can only misstate its own use.
 //
-// New types only (no existing encoding changed), so [Version] stays.
+// New types only (no existing encoding changed), so [Version] stays. The
+// message counters of [PubMemory] (Published … Removed) were added within
+// version 3 before its release, with the golden files regenerated, as the
+// request/response fields were.
 const (
 	// TypeReportMemory reports the accounting of some of the sender's own
 	// publishers; answered by [Ack], or an [Error] naming the entry the
@@ -53,6 +56,13 @@ type PubMemory struct {
 	HighWater   uint32 // largest InUse so far
 	Reclaimed   uint64 // taken back from removed connections
 	BadReturns  uint64 // refs subscribers returned that they were never given
+	// The publisher's message counters (publisher.Stats), also only known
+	// in its process: the router never sees an owned ring move.
+	Published   uint64 // samples published
+	Delivered   uint64 // pushes into subscribers' queues, summed over connections
+	Dropped     uint64 // samples subscribers missed (discard-oldest, block timeouts)
+	Unconnected uint64 // samples published while no subscriber was connected
+	Removed     uint64 // connections that ended (closed, dead or cut subscribers)
 }
 
 // ListPublisherSegments asks for a page of [PublisherSegStat]; answered by

@@ -14,7 +14,8 @@ func memorySamples() []struct {
 	reqID uint32
 	msg   Message
 } {
-	mem := PubMemory{PubID: 9, Segments: 2, Chunks: 96, Free: 80, InUse: 16, Loans: 1, History: 4, Outstanding: 12, HighWater: 40, Reclaimed: 7, BadReturns: 1}
+	mem := PubMemory{PubID: 9, Segments: 2, Chunks: 96, Free: 80, InUse: 16, Loans: 1, History: 4, Outstanding: 12, HighWater: 40, Reclaimed: 7, BadReturns: 1,
+		Published: 1000, Delivered: 1900, Dropped: 3, Unconnected: 17, Removed: 2}
 	return []struct {
 		name  string
 		reqID uint32
@@ -93,7 +94,8 @@ func TestMemoryRejects(t *testing.T) {
 func TestLargestMemoryFit(t *testing.T) {
 	t.Parallel()
 	const u64, u32 = 1<<64 - 1, 1<<32 - 1
-	mem := PubMemory{PubID: u32, Segments: u32, Chunks: u32, Free: 0, InUse: u32, Loans: u32, History: u32, Outstanding: u32, HighWater: u32, Reclaimed: u64, BadReturns: u64}
+	mem := PubMemory{PubID: u32, Segments: u32, Chunks: u32, Free: 0, InUse: u32, Loans: u32, History: u32, Outstanding: u32, HighWater: u32, Reclaimed: u64, BadReturns: u64,
+		Published: u64, Delivered: u64, Dropped: u64, Unconnected: u64, Removed: u64}
 	rep := &ReportMemory{}
 	for i := range MaxMemoryReports {
 		m := mem

@@ -56,9 +56,11 @@ func (s IPCSinkStats) String() string {
 // straight into shared memory and the sink publishes the chunk itself. A buffer that is not one
 // of its chunks (a transform replaced it, a tee shares it, Copy is set) is
 // copied into a fresh chunk; [IPCSinkStats.CopiedBytes] and
-// [IPCCopiedBytes] count those bytes. When upstream's pool is exhausted
-// (subscribers hold every chunk, or MaxLoans buffers are out) allocation
-// waits until one is released or the pipeline stops.
+// [IPCCopiedBytes] count those bytes. When no chunk is free (subscribers
+// hold every chunk, or MaxLoans buffers are out) allocation waits until
+// one is returned, published or freed, or the pipeline stops: in the owned
+// model asleep in [publisher.Publisher.LoanWait], in the shared model by
+// retrying.
 //
 // Metadata: each buffer's [buffer.Meta] (PTS, DTS, duration, offset, flags
 // and the producer's Seq) travels in the chunk header and an [IPCSrc]
@@ -247,8 +249,9 @@ func (s *IPCSink) Close() error {
 type ipcAllocator struct {
 	pub         *publisher.Publisher
 	maxPayload  int
-	free        chan *ipcMem // recycled memories (a lock-free-enough free list)
-	outstanding atomic.Int64 // buffers loaned and not yet freed
+	free        chan *ipcMem  // recycled memories (a lock-free-enough free list)
+	outstanding atomic.Int64  // buffers loaned and not yet freed
+	attempts    atomic.Uint64 // loans tried (tests)
 	closing     atomic.Bool
 	once        sync.Once
 	closeErr    error
@@ -290,25 +293,47 @@ func (a *ipcAllocator) Alloc(ctx context.Context, n int) (*buffer.Buffer, error)
 	return m.mem.NewBuffer(n), nil
 }
 
-// loan loans a chunk of n bytes, waiting while the pool is exhausted.
+// loan loans a chunk of n bytes, waiting while none is free or MaxLoans
+// buffers are out. In the owned model it waits in Publisher.LoanWait with
+// the pipeline's context: asleep on the subscribers' return queues, or
+// until the sink publishes or upstream frees a buffer, never polling.
 func (a *ipcAllocator) loan(ctx context.Context, n int) (publisher.Chunk, error) {
+	for {
+		a.attempts.Add(1)
+		c, err := a.pub.LoanWait(ctx, n)
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, parallax.ErrNotSupported):
+			return a.loanShared(ctx, n)
+		case ctx.Err() != nil:
+			return c, fmt.Errorf("loan %d bytes on %q: %w (%w)", n, a.pub.Topic(), err, context.Cause(ctx))
+		case errors.Is(err, context.DeadlineExceeded):
+			// The router did not answer a growth request in time (its
+			// own timeout, not the pipeline's): ask again.
+			continue
+		}
+		return c, fmt.Errorf("loan %d bytes on %q (ipcsink max-payload %d, 0: the router's default): %w", n, a.pub.Topic(), a.maxPayload, err)
+	}
+}
+
+// loanShared is loan in the shared memory model, which has no
+// per-publisher return queues to sleep on: it retries, backing off, until
+// the pool has a chunk (subscribers released one or the sink published).
+// The shared model goes away with issue 12's step 14.
+func (a *ipcAllocator) loanShared(ctx context.Context, n int) (publisher.Chunk, error) {
 	for i := 0; ; i++ {
+		a.attempts.Add(1)
 		c, err := a.pub.LoanShared(n)
 		if err == nil {
 			return c, nil
 		}
-		// Exhausted, MaxLoans buffers out (owned model), or the router was
-		// too slow to grow the pool (the runtime backs off and retries
-		// growth later): all pass when subscribers release chunks or the
-		// sink publishes.
 		if !errors.Is(err, parallax.ErrPoolExhausted) && !errors.Is(err, parallax.ErrLimit) && !errors.Is(err, context.DeadlineExceeded) {
 			return c, fmt.Errorf("loan %d bytes on %q (ipcsink max-payload %d, 0: the router's default): %w", n, a.pub.Topic(), a.maxPayload, err)
 		}
 		if ctx.Err() != nil {
 			return c, fmt.Errorf("loan %d bytes on %q: %w (%w)", n, a.pub.Topic(), err, context.Cause(ctx))
 		}
-		// Subscribers hold every chunk: back off until one is released.
-		// (Publisher has no waiting loan yet, issue 14: this polls.)
 		if i < 32 {
 			runtime.Gosched()
 		} else {
