@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,8 +28,11 @@ func init() { childRoles["rpcloop"] = rpcLoopMain }
 // line "call N" makes N echo calls (each with a 10 s deadline, checked to
 // return its own bytes) and prints "called N" or "callfail <error>";
 // "mem" prints the client's request memory "mem <in use> <loans>
-// <outstanding> <servers>". It prints "ready" once a server is connected
-// (within 20 s) and exits at stdin EOF.
+// <outstanding> <servers>"; "loop" starts calling (echoes and 10-response
+// streams, alternately) in the background until "stop", which prints
+// "looped <ok> <gone> <bad> <first bad error>" (gone: the server went or
+// none was connected, which chaos makes expected). It prints "ready" once
+// a server is connected (within 20 s) and exits at stdin EOF.
 func rpcLoopMain(args []string) int {
 	fs := flag.NewFlagSet("rpcloop", flag.ContinueOnError)
 	socket := fs.String("socket", "", "router socket")
@@ -77,6 +81,13 @@ func rpcLoopMain(args []string) int {
 			} else {
 				fmt.Printf("called %d\n", n)
 			}
+		case len(f) == 1 && f[0] == "loop":
+			stop, done := make(chan struct{}), make(chan string)
+			go func() { done <- rpcLoop(ctx, c, stop) }()
+			for in.Scan() && in.Text() != "stop" {
+			}
+			close(stop)
+			fmt.Println(<-done)
 		case len(f) == 1 && f[0] == "mem":
 			st := c.Stats()
 			fmt.Printf("mem %d %d %d %d\n", st.InUse, st.Loans, st.Outstanding, c.Servers())
@@ -139,4 +150,72 @@ func TestRPCRouterRestart(t *testing.T) {
 		<-tick.C
 	}
 	cl.wait()
+}
+
+// rpcLoop calls c until stop is closed: echoes checked to be its own, and
+// streams of 10 read to the end. It returns the "looped" line.
+func rpcLoop(ctx context.Context, c *rpc.Client, stop <-chan struct{}) string {
+	var ok, gone, bad uint64
+	first := ""
+	req := make([]byte, 64)
+	for i := uint64(1); ; i++ {
+		select {
+		case <-stop:
+			return fmt.Sprintf("looped %d %d %d %s", ok, gone, bad, strconv.Quote(first))
+		default:
+		}
+		req[0] = "es"[i%2]
+		binary.LittleEndian.PutUint64(req[8:], i)
+		err := rpcLoopCall(ctx, c, req)
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, rpc.ErrServerGone), errors.Is(err, rpc.ErrNoServer):
+			gone++
+			time.Sleep(time.Millisecond) // no server for a moment: do not spin
+		default:
+			bad++
+			if first == "" {
+				first = err.Error()
+			}
+		}
+	}
+}
+
+// rpcLoopCall makes one call of req (an echo, or a stream of 10 copies
+// when req[0] is 's') and checks every response.
+func rpcLoopCall(ctx context.Context, c *rpc.Client, req []byte) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ch, err := c.Loan(len(req))
+	if err != nil {
+		return err
+	}
+	copy(ch.Bytes(), req)
+	st, err := c.Start(cctx, &ch)
+	if err != nil {
+		return err
+	}
+	want := 1
+	if req[0] == 's' {
+		want = 10
+	}
+	for n := 1; ; n++ {
+		r, err := st.Next(cctx)
+		if err != nil {
+			return err
+		}
+		same, end := bytes.Equal(r.Bytes(), req), r.End()
+		_ = r.Release()
+		switch {
+		case !same:
+			st.Close()
+			return fmt.Errorf("call %d response %d is not mine", binary.LittleEndian.Uint64(req[8:]), n)
+		case end != (n == want):
+			st.Close()
+			return fmt.Errorf("call %d: response %d of %d, end %v", binary.LittleEndian.Uint64(req[8:]), n, want, end)
+		case end:
+			return nil
+		}
+	}
 }
