@@ -97,7 +97,9 @@ func rpcLoopMain(args []string) int {
 }
 
 // TestRPCRouterRestart: a client process calling a server process keeps
-// calling across a router SIGKILL and its successor (owned model): both
+// calling across a router SIGKILL and its successor (owned model): calls
+// made while no router runs and while the endpoints resume are all
+// answered; both
 // endpoints resume as request/response endpoints of the service (kind and
 // pair restored, not plain topics), calls after the restart are answered
 // with the caller's own bytes, a client that connects to the successor is
@@ -115,6 +117,7 @@ func TestRPCRouterRestart(t *testing.T) {
 	cl.expect("ready")
 	cl.send("call 50")
 	cl.expect("called 50")
+	cl.send("loop") // calls go on while no router runs: the data path needs none
 
 	killRouter(t, r1)
 	router, ctx := startSuccessorWith(t, ownedConfig, domain, sock, dir, 10*time.Second)
@@ -123,6 +126,12 @@ func TestRPCRouterRestart(t *testing.T) {
 	defer cancel()
 	require.True(t, waitSnapshot(waitCtx, router, func(s roudi.Snapshot) bool { return len(s.Clients) == 2 }),
 		"the client and the server did not resume")
+	cl.send("stop")
+	lf := cl.expect("looped ")
+	require.Len(t, lf, 4, "looped line %v", lf)
+	require.Equal(t, []string{"0", "0"}, lf[1:3], "calls across the restart failed (gone, bad): %v", lf)
+	require.NotEqual(t, "0", lf[0], "no call was answered across the restart")
+	t.Logf("%s calls answered across the restart", lf[0])
 
 	cl.send("call 50")
 	f := cl.expect("call")
