@@ -11,6 +11,8 @@ import (
 // A WaitSet waits on several subscribers at once: one sleep (futex_waitv
 // over the subscribers' notifiers), woken by whichever publisher notifies
 // first. It is the Parallax counterpart of select over many topics.
+// Package waitset waits on subscribers together with rpc endpoints, event
+// listeners, timers and fds.
 //
 //	ws, _ := subscriber.NewWaitSet(a, b)
 //	for {
