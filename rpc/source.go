@@ -32,3 +32,19 @@ func (s *Server) Ready() bool { return s.req.Ready() }
 func (s *Server) AppendNotifiers(dst []*ringbuf.Notifier) ([]*ringbuf.Notifier, uint64) {
 	return s.req.AppendNotifiers(dst)
 }
+
+// LeaveWait and Changed complete the wait set protocol (see
+// subscriber.Subscriber.LeaveWait). A wait set over c and a [Stream.Next]
+// must not wait at the same time.
+func (c *Client) LeaveWait() { c.resp.LeaveWait() }
+
+// Changed reports whether the words c gave a wait set changed.
+func (c *Client) Changed() bool { return c.resp.Changed() }
+
+// LeaveWait and Changed complete the wait set protocol (see
+// subscriber.Subscriber.LeaveWait). A wait set over s and a
+// [Server.Receive] must not wait at the same time.
+func (s *Server) LeaveWait() { s.req.LeaveWait() }
+
+// Changed reports whether the words s gave a wait set changed.
+func (s *Server) Changed() bool { return s.req.Changed() }

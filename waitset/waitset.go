@@ -26,6 +26,18 @@ type Source interface {
 	AppendNotifiers(dst []*ringbuf.Notifier) ([]*ringbuf.Notifier, uint64)
 }
 
+// A Guard is a Source whose words can go away (an owned-model
+// connection is unmapped when it is removed). AppendNotifiers registers
+// the set as the source's waiter; the source then keeps a removed word
+// mapped until LeaveWait, which the set calls after every sleep. While
+// the set sleeps it also asks Changed (cheap, lock-free): true ends the
+// sleep so the set leaves and asks for the new words.
+// [subscriber.Subscriber], [rpc.Server] and [rpc.Client] implement it.
+type Guard interface {
+	LeaveWait()
+	Changed() bool
+}
+
 // slice bounds one sleep: a source's words can change without a wake on
 // a word the set sleeps on (a subscriber's new connection), so the set
 // looks again at least this often.
@@ -66,8 +78,9 @@ type WaitSet struct {
 }
 
 type source struct {
-	src Source
-	key int
+	src   Source
+	guard Guard // src as a Guard, or nil
+	key   int
 }
 
 // New returns an empty wait set.
@@ -89,7 +102,8 @@ func (ws *WaitSet) Add(src Source, key int) error {
 	if src == nil {
 		return fmt.Errorf("add a nil source: %w", ErrInvalidSource)
 	}
-	ws.srcs = append(ws.srcs, source{src: src, key: key})
+	g, _ := src.(Guard)
+	ws.srcs = append(ws.srcs, source{src: src, guard: g, key: key})
 	ws.stale = true
 	return nil
 }
@@ -103,7 +117,7 @@ func (ws *WaitSet) anyReady() bool {
 		return true
 	}
 	for i := range ws.srcs {
-		if ws.srcs[i].src.Ready() {
+		if s := &ws.srcs[i]; s.src.Ready() || (s.guard != nil && s.guard.Changed()) {
 			return true
 		}
 	}
@@ -199,6 +213,7 @@ func (ws *WaitSet) fdErr() error {
 // it returns an error only for ctx's end.
 func (ws *WaitSet) sleep(ctx context.Context) error {
 	ws.rebuild()
+	defer ws.leave()
 	w := ringbuf.WaitOptions{Spin: ws.opts.Spin, BusyPoll: ws.opts.BusyPoll}
 	cut := slice
 	if ws.waiter == nil {
@@ -233,8 +248,20 @@ func (ws *WaitSet) sleep(ctx context.Context) error {
 	return nil
 }
 
+// leave tells every guarded source that the set no longer sleeps on its
+// words.
+func (ws *WaitSet) leave() {
+	for i := range ws.srcs {
+		if g := ws.srcs[i].guard; g != nil {
+			g.LeaveWait()
+		}
+	}
+}
+
 // rebuild makes the waiter current: the local word and every source's
-// words, rebuilt when a source's generation or word count changed.
+// words, rebuilt when a source's generation or word count changed. It
+// asks every source each time: that registers the set with guarded
+// sources for the sleep that follows.
 func (ws *WaitSet) rebuild() {
 	changed := ws.stale
 	if len(ws.gens) != len(ws.srcs) {

@@ -342,3 +342,60 @@ func TestErrors(t *testing.T) {
 	require.True(t, errors.Is(err, waitset.ErrClosed))
 	require.ErrorIs(t, ws.Add(newFake(t), 2), waitset.ErrClosed)
 }
+
+// A set sleeping on an owned subscriber's connection word survives that
+// connection's removal (the publisher closes, the segment is unmapped):
+// it leaves the word before the unmap, and still reports the subscriber
+// for the next publisher's sample.
+func TestConnectionGoneWhileSleeping(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, routertest.Owned)
+	ctx := testCtx(t)
+	sock := srv.SocketPath()
+	sub, err := subscriber.New(ctx, "topic", subscriber.Options{Socket: sock})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Close() })
+	ws := newSet(t)
+	f := newFake(t)
+	require.NoError(t, ws.Add(sub, 1))
+	require.NoError(t, ws.Add(f, 2))
+	for round := range 5 {
+		pub, err := publisher.New(ctx, "topic", publisher.Options{Socket: sock})
+		require.NoError(t, err)
+		require.NoError(t, sub.WaitForPublishers(ctx, 1))
+		done := make(chan error, 1)
+		go func() {
+			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			keys, err := ws.Wait(wctx)
+			if err == nil && (len(keys) != 1 || keys[0] != 2) {
+				err = errors.New("woken by something else than the fake source")
+			}
+			done <- err
+		}()
+		require.Eventually(t, f.n.Sleeping, 10*time.Second, 100*time.Microsecond, "round %d: the set never slept", round)
+		require.NoError(t, pub.Close()) // the connection goes while the set sleeps on its word
+		require.NoError(t, waitForNoPublishers(ctx, sub))
+		f.fire()
+		require.NoError(t, <-done, "round %d", round)
+		f.ready.Store(false)
+	}
+	pub, err := publisher.New(ctx, "topic", publisher.Options{Socket: sock})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pub.Close() })
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	require.NoError(t, pub.Send([]byte("after")))
+	waitFor(t, ws, 1)
+}
+
+// waitForNoPublishers waits until sub has no publisher connected.
+func waitForNoPublishers(ctx context.Context, sub *subscriber.Subscriber) error {
+	for sub.Publishers() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
