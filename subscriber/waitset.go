@@ -32,6 +32,7 @@ type WaitSet struct {
 	// The owned model (waitset_owned.go): the connections' wake words.
 	owned   bool
 	owaiter *ringbuf.Waiter
+	oready  func() bool // cached ownedReady
 	ons     []*ringbuf.Notifier
 	ogens   []uint64
 }
@@ -58,7 +59,7 @@ func NewWaitSet(subs ...*Subscriber) (*WaitSet, error) {
 		}
 	}
 	ws := &WaitSet{subs: subs, waiter: w, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs)), owned: owned}
-	ws.ready = ws.anyReady
+	ws.ready, ws.oready = ws.anyReady, ws.ownedReady
 	return ws, nil
 }
 
