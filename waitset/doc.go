@@ -19,7 +19,13 @@
 //
 // Any endpoint kind joins by implementing [Source]: Ready (a cheap,
 // lock-free check) and AppendNotifiers (the futex words its producers
-// wake, with a generation that changes when they change).
+// wake, with a generation that changes when they change). A source whose
+// words can be unmapped while the set sleeps on them (owned-model
+// connections) also implements [Guard], so the removal waits until the
+// set left them. Because of that registration, a set waiting on a
+// subscriber or rpc endpoint and that endpoint's own blocking call (Take,
+// Receive, Stream.Next) must not wait at the same time: use the set, then
+// the non-blocking (or already satisfied) call.
 //
 // # How Wait sleeps
 //
