@@ -170,7 +170,7 @@ func TestIPCCallErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, pipeline.Run(ctx, g, pipeline.Options{}), rpc.ErrNoServer)
 
-	shared := routertest.Start(t, routertest.Small)
+	shared := routertest.Start(t, routertest.Shared) // shared model: deleted in step 14
 	g, err = pipeline.Launch(fmt.Sprintf(`testsrc num-buffers=3 ! ipccall service=x socket=%q ! fakesink`, shared.SocketPath()), nil)
 	require.NoError(t, err)
 	require.ErrorIs(t, pipeline.Run(ctx, g, pipeline.Options{}), parallax.ErrNotSupported)
