@@ -40,9 +40,10 @@ type exporter struct {
 	sub       atomic.Pointer[subscriber.Subscriber] // current local subscriber, nil when none
 	whole     []byte                                // header of an unsplit message (origin fields zero)
 	split     []byte                                // header of a part
+	batch     []byte                                // header of a batch (count zero), as long as whole
 	buf       []byte                                // the message being published (forward)
-	staged    []byte                                // messages staged for publishing, back to back (stage)
-	ends      []int                                 // end offset of each staged message in staged
+	staged    []byte                                // a batch header and the staged records (stage)
+	nStaged   int                                   // records in staged
 	seq       seqTracker                            // origin gaps of local publishers (PolicyBlock)
 	nExported uint64                                // counts of the current batch
 	nLooped   uint64
@@ -56,6 +57,8 @@ func newExporter(g *Gateway, t Topic) *exporter {
 	}
 	e.whole = appendPrefix(nil, g.id, e.typ, false)
 	e.split = appendPrefix(nil, g.id, e.typ, true)
+	e.batch = appendPrefix(nil, g.id, e.typ, false)
+	e.batch[3] = flagBatch
 	return e
 }
 
@@ -176,10 +179,10 @@ func (e *exporter) flushCounts() {
 	e.seq.flush(&e.c)
 }
 
-// stage appends sample s's message (header and payload) to the staged
-// messages. A sample that must be split, or is larger than
-// maxStagedSample, is published at once instead, after the messages staged before it. The
-// bytes are copied, so s may be released afterwards.
+// stage appends sample s's message to the staged batch (a record:
+// origin, length, payload). A sample that must be split, or is larger
+// than maxStagedSample, is published at once instead, after the messages
+// staged before it. The bytes are copied, so s may be released afterwards.
 func (e *exporter) stage(ctx context.Context, s subscriber.Sample) {
 	h := s.Header()
 	if e.imp != nil && e.imp.isOwn(h.PublisherID) {
@@ -190,28 +193,49 @@ func (e *exporter) stage(ctx context.Context, s subscriber.Sample) {
 		e.seq.track(nil, h.PublisherID, h.Seq)
 	}
 	data := s.Bytes()
-	if len(data) > maxStagedSample || int64(len(e.whole)+len(data)) > e.g.maxPayload.Load() {
+	limit := e.g.maxPayload.Load()
+	if len(data) > maxStagedSample || int64(len(e.whole)+len(data)) > limit {
 		e.publishStaged(ctx)
 		e.forward(ctx, h, data)
 		return
 	}
-	start := len(e.staged)
-	e.staged = append(append(e.staged, e.whole...), data...)
-	setOrigin(e.staged[start:], h.Seq, h.Timestamp, h.PublisherID)
-	e.ends = append(e.ends, len(e.staged))
+	if e.nStaged > 0 && int64(len(e.staged)+recordLen+len(data)) > min(limit, maxBatchBytes) {
+		e.publishStaged(ctx)
+	}
+	if e.nStaged == 0 {
+		e.staged = append(e.staged[:0], e.batch...)
+	}
+	e.staged = appendRecord(e.staged, h.Seq, h.Timestamp, h.PublisherID, data)
+	e.nStaged++
+	if e.g.opts.Unbatched {
+		e.publishStaged(ctx)
+	}
 }
 
-// publishStaged publishes the staged messages in order and empties the
-// stage.
+// publishStaged publishes the staged records, as one batch when there are
+// several and as a whole message when there is one, and empties the stage.
+// A single record becomes a whole message in place: the whole header is as
+// long as the batch header, so it fits in front of the payload where the
+// batch header and the record header were.
 func (e *exporter) publishStaged(ctx context.Context) {
-	start := 0
-	for _, end := range e.ends {
-		if e.send(ctx, e.staged[start:end]) {
+	switch n := e.nStaged; n {
+	case 0:
+		return
+	case 1:
+		seq, ts, pub, _, _ := nextRecord(e.staged[len(e.batch):])
+		b := e.staged[recordLen:]
+		copy(b, e.whole)
+		setOrigin(b, seq, ts, pub)
+		if e.send(ctx, b, 1) {
 			e.nExported++
 		}
-		start = end
+	default:
+		setCount(e.staged, n)
+		if e.send(ctx, e.staged, uint64(n)) {
+			e.nExported += uint64(n)
+		}
 	}
-	e.staged, e.ends = e.staged[:0], e.ends[:0]
+	e.staged, e.nStaged = e.staged[:0], 0
 }
 
 // forward publishes one sample's payload data with header h to NATS, split
@@ -224,7 +248,7 @@ func (e *exporter) forward(ctx context.Context, h subscriber.Header, data []byte
 	if int64(len(e.whole)+len(data)) <= limit {
 		e.buf = append(append(e.buf[:0], e.whole...), data...)
 		setOrigin(e.buf, h.Seq, h.Timestamp, h.PublisherID)
-		if e.send(ctx, e.buf) {
+		if e.send(ctx, e.buf, 1) {
 			e.nExported++
 		}
 		return
@@ -243,7 +267,7 @@ func (e *exporter) forward(ctx context.Context, h subscriber.Header, data []byte
 		e.buf = append(append(e.buf[:0], e.split...), data[off:end]...)
 		setOrigin(e.buf, h.Seq, h.Timestamp, h.PublisherID)
 		setPart(e.buf, uint64(len(data)), uint32(i), uint32(count), uint64(off))
-		if !e.send(ctx, e.buf) {
+		if !e.send(ctx, e.buf, 1) {
 			return // the importer drops the incomplete message
 		}
 		off = end
@@ -251,11 +275,11 @@ func (e *exporter) forward(ctx context.Context, h subscriber.Header, data []byte
 	e.nExported++
 }
 
-// send publishes one NATS message. Under PolicyBlock it waits while NATS
-// refuses for want of a connection (the reconnect buffer is full) and
-// retries; otherwise such a message is dropped. It reports whether the
-// message went out.
-func (e *exporter) send(ctx context.Context, b []byte) bool {
+// send publishes one NATS message carrying n samples. Under PolicyBlock it
+// waits while NATS refuses for want of a connection (the reconnect buffer
+// is full) and retries; otherwise such a message is dropped (its n samples
+// counted). It reports whether the message went out.
+func (e *exporter) send(ctx context.Context, b []byte, n uint64) bool {
 	for attempt := 0; ; attempt++ {
 		err := e.g.publish(e.subject, b)
 		if err == nil {
@@ -275,7 +299,7 @@ func (e *exporter) send(ctx context.Context, b []byte) bool {
 			err = fmt.Errorf("export %q: %d-byte NATS message: %w: %w", e.topic.Name, len(b), ErrPayloadTooLarge, err)
 		}
 		e.limiter.log(e.g, "sample not exported", "topic", e.topic.Name, "err", err) // before counting: see importer.refuse
-		counter.Add(1)
+		counter.Add(n)
 		return false
 	}
 }

@@ -9,3 +9,16 @@ func AppendPart(dst []byte, m Meta, total uint64, part, count uint32, offset uin
 	setPart(dst[start:], total, part, count, offset)
 	return append(dst, data...), nil
 }
+
+// AppendBatch appends a batch of the payloads, with sequence numbers from
+// m.Seq on, for tests that play a peer.
+func AppendBatch(dst []byte, m Meta, payloads ...[]byte) []byte {
+	start := len(dst)
+	dst = appendPrefix(dst, m.Gateway, m.Type, false)
+	dst[start+3] = flagBatch
+	setCount(dst[start:], len(payloads))
+	for k, p := range payloads {
+		dst = appendRecord(dst, m.Seq+uint64(k), m.Timestamp, m.Publisher, p)
+	}
+	return dst
+}

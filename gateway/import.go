@@ -135,57 +135,97 @@ func (i *importer) create(t Type) error {
 // onMsg is the core NATS subscription's handler.
 func (i *importer) onMsg(m *nats.Msg) { i.handle(m.Data) }
 
-// handle publishes one NATS message locally (or, for a part of a split
-// message, adds it to the message being reassembled). Decoding allocates
-// nothing; the payload is copied once, from the NATS message into a
-// loaned chunk.
+// handle publishes one NATS message locally: a whole message, each
+// message of a batch, or, for a part of a split message, adds it to the
+// message being reassembled. Decoding allocates nothing; each payload is
+// copied once, from the NATS message into a loaned chunk. A batch takes
+// mu once and adds its counters once.
 func (i *importer) handle(data []byte) {
 	var f frame
 	if err := parseFrame(data, &f); err != nil {
-		i.refuse(fmt.Errorf("import %q: message on %q: %w", i.topic.Name, i.subject, err))
+		i.refuse(fmt.Errorf("import %q: message on %q: %w", i.topic.Name, i.subject, err), 1)
 		return
 	}
+	n := uint64(1)
+	if f.batch {
+		n = uint64(f.count)
+	}
 	if string(f.gateway) == i.g.id {
-		i.c.looped.Add(1)
+		i.c.looped.Add(n)
 		return
 	}
 	if want := i.topic.Type; want != nil && !f.isType(*want) {
 		i.refuse(fmt.Errorf("import %q: message of type %v from gateway %s, topic configured as %v: %w",
-			i.topic.Name, f.meta().Type, f.gateway, *want, parallax.ErrIncompatibleType))
+			i.topic.Name, f.meta().Type, f.gateway, *want, parallax.ErrIncompatibleType), n)
 		return
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if f.part == 0 {
-		i.seq.track(f.gateway, f.publisher, f.seq)
-		i.seq.flush(&i.c)
-	}
+	i.track(&f)
 	if i.pub == nil {
 		if err := i.create(f.meta().Type); err != nil {
 			if errors.Is(err, parallax.ErrIncompatibleType) {
-				i.refuse(err)
+				i.refuse(err, n)
 			} else {
-				i.drop(err)
+				i.drop(err, n)
 			}
 			return
 		}
 	}
 	if !f.isType(i.typ) {
 		i.refuse(fmt.Errorf("import %q: message of type %v from gateway %s, local publisher has %v: %w",
-			i.topic.Name, f.meta().Type, f.gateway, i.typ, parallax.ErrIncompatibleType))
+			i.topic.Name, f.meta().Type, f.gateway, i.typ, parallax.ErrIncompatibleType), n)
 		return
 	}
-	if f.split {
+	switch {
+	case f.batch:
+		var forwarded uint64
+		for rest := f.payload; len(rest) > 0; {
+			var payload []byte
+			_, _, _, payload, rest = nextRecord(rest)
+			if i.put(payload) {
+				forwarded++
+			}
+		}
+		i.c.forwarded.Add(forwarded)
+	case f.split:
 		i.addPart(&f)
-		return
+	default:
+		if i.put(f.payload) {
+			i.c.forwarded.Add(1)
+		}
 	}
-	c, err := i.loan(len(f.payload))
+}
+
+// track counts the origin sequence gaps of f's messages (a split message
+// once, at its first part), whatever happens to them next. The caller
+// holds mu.
+func (i *importer) track(f *frame) {
+	switch {
+	case f.batch:
+		for rest := f.payload; len(rest) > 0; {
+			var seq uint64
+			var pub uint32
+			seq, _, pub, _, rest = nextRecord(rest)
+			i.seq.track(f.gateway, pub, seq)
+		}
+	case f.part == 0:
+		i.seq.track(f.gateway, f.publisher, f.seq)
+	}
+	i.seq.flush(&i.c)
+}
+
+// put publishes payload locally in a loaned chunk and reports whether it
+// went out (a failure is logged and counted as dropped). The caller holds
+// mu and has a publisher.
+func (i *importer) put(payload []byte) bool {
+	c, err := i.loan(len(payload))
 	if err != nil {
-		i.drop(err)
-		return
+		i.drop(err, 1)
+		return false
 	}
-	copy(c.Bytes(), f.payload)
-	i.publish(c)
+	copy(c.Bytes(), payload)
+	return i.publish(c)
 }
 
 // isType reports whether f carries type t.
@@ -213,27 +253,28 @@ func poolBackoff(attempt int) time.Duration {
 	return min(20*time.Microsecond<<min(attempt, 8), 5*time.Millisecond)
 }
 
-// publish publishes a filled chunk locally and counts it.
-func (i *importer) publish(c publisher.Chunk) {
+// publish publishes a filled chunk locally and reports whether it went
+// out; the caller counts it as forwarded.
+func (i *importer) publish(c publisher.Chunk) bool {
 	if err := i.pub.Publish(c); err != nil {
 		// A block-producer subscriber's timeout: it missed the message,
 		// the others have it.
-		i.drop(fmt.Errorf("import %q: publish %d bytes locally: %w", i.topic.Name, c.Len(), err))
-		return
+		i.drop(fmt.Errorf("import %q: publish %d bytes locally: %w", i.topic.Name, c.Len(), err), 1)
+		return false
 	}
-	i.c.forwarded.Add(1)
+	return true
 }
 
-// refuse and drop log before they count, so that whoever sees the count
-// finds the log line.
-func (i *importer) refuse(err error) {
+// refuse and drop log before they count (n messages), so that whoever
+// sees the count finds the log line.
+func (i *importer) refuse(err error, n uint64) {
 	i.logLimited("refused message", err)
-	i.c.refused.Add(1)
+	i.c.refused.Add(n)
 }
 
-func (i *importer) drop(err error) {
+func (i *importer) drop(err error, n uint64) {
 	i.logLimited("message not imported", err)
-	i.c.dropped.Add(1)
+	i.c.dropped.Add(n)
 }
 
 // logLimited may run before mu is taken (refusals); the limiter is only

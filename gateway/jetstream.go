@@ -69,7 +69,7 @@ func (j *jetStream) publish(subject string, b []byte) error {
 func (j *jetStream) publishFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
 	for _, e := range j.g.exports {
 		if e.subject == m.Subject {
-			e.c.dropped.Add(1)
+			e.c.dropped.Add(frameMessages(m.Data))
 		}
 	}
 	j.mu.Lock()

@@ -126,6 +126,13 @@ type Options struct {
 	// Policy is what happens when the gateway cannot keep up (see
 	// [Policy]); the zero value is [PolicyDiscard].
 	Policy Policy
+	// Unbatched makes exporters publish every sample as its own NATS
+	// message. By default an exporter that finds several samples queued
+	// publishes them as one batch (see the frame format in the package
+	// source, header.go), which saves NATS's per-message costs; importers
+	// older than batches refuse those (counted), and non-Parallax
+	// consumers read them with [DecodeMessages].
+	Unbatched bool
 	// MaxMessageSize bounds the size of a message an importer reassembles
 	// from parts (a larger one is refused before any memory is loaned);
 	// 0 = [DefaultMaxMessageSize]. Exporters split samples larger than

@@ -84,21 +84,21 @@ func (i *importer) addPart(f *frame) {
 		}
 		r.remove(i.pub, k)
 		i.drop(fmt.Errorf("import %q: split message %d from gateway %s publisher %d: expected part %d of %d at offset %d, got part %d of message %d: parts lost",
-			i.topic.Name, p.seq, p.gateway, p.publisher, p.next, p.count, p.offset, f.part, f.seq))
+			i.topic.Name, p.seq, p.gateway, p.publisher, p.next, p.count, p.offset, f.part, f.seq), 1)
 	}
 	if f.part != 0 {
 		return // the rest of a dropped (or never started) message: its loss is counted
 	}
 	if f.total > uint64(i.g.opts.MaxMessageSize) {
 		i.refuse(fmt.Errorf("import %q: split message of %d bytes from gateway %s exceeds the max message size of %d bytes: %w",
-			i.topic.Name, f.total, f.gateway, i.g.opts.MaxMessageSize, ErrPayloadTooLarge))
+			i.topic.Name, f.total, f.gateway, i.g.opts.MaxMessageSize, ErrPayloadTooLarge), 1)
 		return
 	}
 	for k := 0; k < len(r.list); {
 		if now.Sub(r.list[k].touched) > partialTimeout {
 			p := r.list[k]
 			r.remove(i.pub, k)
-			i.drop(fmt.Errorf("import %q: split message %d from gateway %s: no part for %v: parts lost", i.topic.Name, p.seq, p.gateway, partialTimeout))
+			i.drop(fmt.Errorf("import %q: split message %d from gateway %s: no part for %v: parts lost", i.topic.Name, p.seq, p.gateway, partialTimeout), 1)
 			continue
 		}
 		k++
@@ -107,11 +107,11 @@ func (i *importer) addPart(f *frame) {
 		p := r.list[0]
 		r.remove(i.pub, 0)
 		i.drop(fmt.Errorf("import %q: split message %d from gateway %s dropped: more than %d split messages in flight",
-			i.topic.Name, p.seq, p.gateway, i.g.opts.MaxPartial))
+			i.topic.Name, p.seq, p.gateway, i.g.opts.MaxPartial), 1)
 	}
 	c, err := i.loan(int(f.total))
 	if err != nil {
-		i.drop(err)
+		i.drop(err, 1)
 		return
 	}
 	r.list = append(r.list, &partial{gateway: string(f.gateway), publisher: f.publisher, seq: f.seq,
@@ -132,5 +132,7 @@ func (i *importer) fill(k int, f *frame, now time.Time) {
 	}
 	// parseFrame checked that the last part ends at the total.
 	i.parts.list = append(i.parts.list[:k], i.parts.list[k+1:]...)
-	i.publish(p.chunk)
+	if i.publish(p.chunk) {
+		i.c.forwarded.Add(1)
+	}
 }

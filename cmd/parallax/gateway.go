@@ -59,6 +59,7 @@ func gatewayFlags(fs *flag.FlagSet) runFunc {
 	fs.StringVar(&opts.ID, "id", "", "gateway id in the header of its NATS messages (default: random)")
 	fs.IntVar(&opts.QueueCapacity, "queue", 0, "exporters' local queue capacity per publisher (0 = router default)")
 	fs.TextVar(&opts.Policy, "policy", gateway.PolicyDiscard, "when the bridge cannot keep up: discard (count losses, never slow publishers) or block (slow local publishers down to NATS's pace)")
+	batch := fs.Bool("batch", true, "publish the samples an exporter finds queued together as one NATS message (false: one NATS message per sample, for importers or consumers that do not read batches)")
 	fs.StringVar(&opts.Stream, "stream", "", "JetStream stream to export to and import from with durable consumers (default: core NATS, no persistence)")
 	fs.StringVar(&opts.Durable, "durable", "", "name prefix of the importers' durable JetStream consumers (default: parallax_<id>)")
 	fs.Int64Var(&opts.MaxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest message an importer reassembles from parts, in bytes")
@@ -73,6 +74,7 @@ func gatewayFlags(fs *flag.FlagSet) runFunc {
 			return exitUsage
 		}
 		opts.Export, opts.Import = exports, imports
+		opts.Unbatched = !*batch
 		opts.Domain, opts.Socket = g.domain, g.socket
 		opts.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 		gw, err := gateway.New(opts)
