@@ -73,7 +73,7 @@ func TestBatchMalformed(t *testing.T) {
 			setCount(b, 3)
 			return b
 		}),
-		"count beyond the bytes": mutate(func(b []byte) []byte { setCount(b, 1<<30); return b }),
+		"count beyond the bytes":  mutate(func(b []byte) []byte { setCount(b, 1<<30); return b }),
 		"count 1, bytes after it": mutate(func(b []byte) []byte { setCount(b, 1); return b }),
 		"record length overflow": mutate(func(b []byte) []byte {
 			binary.LittleEndian.PutUint32(b[hdr+20:], 1<<31)
