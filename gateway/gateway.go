@@ -194,7 +194,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		wg.Go(func() { g.logStats(ctx) })
 	}
 	g.runLocal(ctx)
-	g.log.Info("gateway stopped", "stats", g.Stats().String())
+	ns := nc.Stats()
+	g.log.Info("gateway stopped", "stats", g.Stats().String(), "nats_out_msgs", ns.OutMsgs, "nats_in_msgs", ns.InMsgs)
 	return nil
 }
 
