@@ -21,7 +21,8 @@
 //	offset size field
 //	0      2    magic "PX"
 //	2      1    version (1)
-//	3      1    flags: bit 0 = part of a split message; other bits 0
+//	3      1    flags: bit 0 = part of a split message, bit 1 = batch
+//	            (at most one); other bits 0
 //	4      1    G, length of the exporting gateway's id (1..255)
 //	5      1    T, length of the payload type name (0..255)
 //	6      2    reserved, 0
@@ -34,11 +35,22 @@
 //	            part count (4), offset of the part in the message (8)
 //	then   G    gateway id, then T type name, then the payload
 //
+// A batch carries several whole messages of one gateway and type: bytes
+// 8..11 of its header hold the record count N (1..), bytes 12..27 are 0,
+// and after the type name come N records, each the origin sequence (8),
+// timestamp (8), publisher id (4), payload length L (4) and L payload
+// bytes, filling the NATS message exactly. A batch is validated whole
+// before any of its messages is published; a malformed one is refused
+// (counted once per message it claims) and none of it is delivered.
+//
 // A receiver refuses a message whose magic, version, flags, reserved bytes
 // or lengths are wrong, or whose part fields are inconsistent; a change of
 // layout gets a new version. Programs other than gateways use
-// [AppendMessage] and [DecodeMessage]; a non-Parallax consumer of a bridged
-// subject skips 36+G+T bytes (60+G+T for a part).
+// [AppendMessage], [DecodeMessage] and [DecodeMessages] (which reads
+// batches too); a non-Parallax consumer of a bridged subject skips 36+G+T
+// bytes (60+G+T for a part) of a message that is not a batch. Gateways
+// from before batches refuse them: give exporters [Options].Unbatched
+// (-batch=false) until every importer reads them.
 //
 // The local publisher of an importing gateway assigns its own sequence
 // numbers and timestamps; the origin's are only in the header. The
@@ -48,18 +60,26 @@
 // # Batching
 //
 // An exporter takes what its local queue holds (up to 256 samples or 256
-// KiB) after each blocking take, copying each behind its header into one
+// KiB) after each blocking take, copying each as a batch record into one
 // reused staging buffer and releasing it at once; then it publishes the
-// staged messages with nats.Conn.Publish (which copies each into nats.go's
-// buffer; nats.go's flusher writes what accumulated in one system call)
-// and updates its counters once per batch. Nothing flushes per message.
+// staged messages with nats.Conn.Publish as batches of up to 32 KiB, one
+// NATS message each (a lone sample goes as a plain message; nats.go
+// copies each into its buffer and its flusher writes what accumulated in
+// one system call), and updates its counters once per batch. Nothing
+// flushes per message. A batch saves all of NATS's per-message work but
+// once: the client's lock, the server's routing, the receiving client's
+// allocation and hand-off to the subscription's goroutine. Batches form
+// only from what is already queued, so a paced stream goes out message by
+// message with no added latency.
 // Emptying the queue before publishing means a block-producer publisher
 // waiting on the full queue is woken once per batch rather than once per
 // freed slot. A sample that must be split, or is larger than 16 KiB, is
 // published on its own (its chunk held meanwhile), after the messages
 // staged before it. An importer
 // copies each payload once, from the NATS message into a chunk loaned from
-// the local pool, and publishes it.
+// the local pool, and publishes it; it takes its lock and adds its
+// counters once per NATS message. Neither side allocates per message
+// (nats.go does: the received message and its copy).
 //
 // # Policies
 //
