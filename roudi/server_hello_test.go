@@ -40,7 +40,7 @@ func (h stallOnConnect) Handle(ctx context.Context, r slog.Record) error {
 // handshake failed with EOF (TestOwnedMissedSegmentRecovered in CI).
 func TestHelloInTimeSurvivesStalledRouter(t *testing.T) {
 	t.Parallel()
-	const tick = time.Millisecond // the core's own deadline was 50 ticks
+	const tick = time.Millisecond          // the core's own deadline was 50 ticks
 	lateC := make(chan *discovery.Conn, 1) // accepted first, its Hello sent during the stall
 	sent := make(chan error, 1)
 	stall := stallOnConnect{
