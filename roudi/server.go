@@ -230,6 +230,7 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		NotifierSize: ringbuf.NotifierSize,
 		Pools:        s.layout.corePools(cfg),
 		Sizes:        ownedSegmentSizes(), // server_segments.go
+		HelloTimeout: helloBackstopTicks(s.opts.TickInterval),
 	})
 	if err != nil {
 		return nil, err
@@ -527,6 +528,21 @@ func (s *Server) acceptLoop(ctx context.Context, ln *net.UnixListener) {
 	}
 }
 
+// helloTimeout is how long an accepted connection has to send its Hello:
+// readLoop's deadline on reading it, so judged when the Hello arrives.
+const helloTimeout = 5 * time.Second
+
+// helloBackstopTicks is the core's handshake deadline, in ticks of
+// interval: twice helloTimeout, so that it never closes a connection whose
+// Hello readLoop read in time. The core judges its deadline when the Serve
+// goroutine steps the Hello, which can be long after the Hello arrived (a
+// loaded machine, a GC pause): at the core's default of 50 ticks (500 ms)
+// clients that had sent their Hello at once were closed without a reply.
+// It only backs readLoop's deadline up.
+func helloBackstopTicks(interval time.Duration) int {
+	return int(2 * helloTimeout / interval)
+}
+
 // readLoop reads one client's messages and forwards them to the Serve
 // goroutine. It owns nothing but the read side of the connection.
 func (s *Server) readLoop(ctx context.Context, c *serverConn) {
@@ -538,7 +554,7 @@ func (s *Server) readLoop(ctx context.Context, c *serverConn) {
 			return false
 		}
 	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	reqID, hello, err := c.sc.ReadHello(hctx)
 	cancel()
 	if err != nil {

@@ -36,7 +36,7 @@ func TestMonitorInChildPidNamespace(t *testing.T) {
 	testutil.RequiresRoot(t)
 	mustHaveEBPF(t)
 	var report string
-	for attempt := 0; attempt < 3; attempt++ { // again only when a runtime thread took the pid
+	for attempt := 0; attempt < 3; attempt++ { // again only when a thread took the pid (testutil.PidTakenReport)
 		// The decoy: a host process that waits for its stdin to close.
 		decoy := exec.Command("cat")
 		decoyIn, err := decoy.StdinPipe()
@@ -66,8 +66,8 @@ func TestMonitorInChildPidNamespace(t *testing.T) {
 // pidnsRouterChild is TestMonitorInChildPidNamespace's child, the init of
 // a new pid namespace: args are N (the init-namespace pid of the live
 // decoy) and the socket path. It mounts its own /proc, runs a router with
-// the eBPF monitor, connects a sentinel client and then a client at pid N
-// of the namespace ("orphan-socket" children: their sockets outlive them),
+// the eBPF monitor, connects a client at pid N of the namespace and then a
+// sentinel client ("orphan-socket" children: their sockets outlive them),
 // prints "ready" and waits for "decoy-dead" on stdin. It kills the
 // sentinel and waits for its reclaim: the monitor reports in order, so a
 // decoy's exit taken for the client's would have reclaimed the client
@@ -104,11 +104,8 @@ func pidnsRouterChild(args []string) int {
 		return fail("monitor %s, want ebpf", k)
 	}
 
-	sentinel, err := startOrphanClient(srv)
-	if err != nil {
-		return fail("sentinel: %v", err)
-	}
-	defer func() { _ = sentinel.Process.Kill() }()
+	// The client first: until it has pid n, no other process may run in
+	// the namespace, whose runtime threads could take n.
 	if err := testutil.SetNextPid(n); err != nil {
 		return fail("%v", err)
 	}
@@ -118,12 +115,18 @@ func pidnsRouterChild(args []string) int {
 	}
 	defer func() { _ = client.Process.Kill() }()
 	if client.Process.Pid != n {
-		if testutil.PidTakenByThread(n) {
-			fmt.Println(testutil.PidTakenReport)
+		who, race := testutil.PidTaken(n)
+		if race {
+			fmt.Printf("%s: client got pid %d, want %d, taken by %s\n", testutil.PidTakenReport, client.Process.Pid, n, who)
 			return 0
 		}
-		return fail("client got pid %d in the namespace, want %d", client.Process.Pid, n)
+		return fail("client got pid %d in the namespace, want %d, taken by %s", client.Process.Pid, n, who)
 	}
+	sentinel, err := startOrphanClient(srv)
+	if err != nil {
+		return fail("sentinel: %v", err)
+	}
+	defer func() { _ = sentinel.Process.Kill() }()
 	fmt.Println("ready")
 	if err := testutil.AwaitParent("decoy-dead"); err != nil {
 		return fail("%v", err)

@@ -13,6 +13,7 @@ import (
 // TestIdleServerSleeps: a router with no client schedules no wakeup (it
 // used to tick 100 times a second); a connection that leaves a deadline
 // pending (no handshake) makes it wake, and the deadline is enforced.
+// It takes helloTimeout (5 s).
 func TestIdleServerSleeps(t *testing.T) {
 	t.Parallel()
 	srv, _ := startServer(t, filepath.Join(t.TempDir(), "s.sock"))
@@ -25,7 +26,7 @@ func TestIdleServerSleeps(t *testing.T) {
 	uc, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: srv.SocketPath(), Net: "unixpacket"})
 	require.NoError(t, err)
 	defer uc.Close()
-	// No Hello: the core's handshake deadline (50 ticks) closes it.
+	// No Hello: the handshake deadline (helloTimeout) closes it.
 	require.NoError(t, uc.SetReadDeadline(time.Now().Add(20*time.Second)))
 	_, err = uc.Read(make([]byte, 64))
 	require.Error(t, err, "the router closes a connection without handshake")

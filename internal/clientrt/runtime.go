@@ -64,8 +64,8 @@ type Runtime struct {
 	segs     []*segment.Mapped // payload mappings, closed at the end
 	pubs     map[uint32]Endpoint
 	subs     map[uint32]Endpoint
-	pending  []pendingPush // pushes for endpoints not registered yet
-	inflight int           // Create requests whose endpoint has not registered yet
+	pending  []*pendingPush // pushes for endpoints not registered yet
+	inflight int            // Create requests whose endpoint has not registered yet
 
 	grow  growState   // pools added at run time (segments.go)
 	owned ownedState  // owned-model mappings (owned.go)
@@ -352,6 +352,10 @@ func (rt *Runtime) EndCreate() {
 	var release []wire.Message
 	if rt.inflight == 0 {
 		for _, pp := range rt.pending {
+			if pp.routing {
+				pp.dropped = true // route releases it once delivered
+				continue
+			}
 			release = append(release, pp.msg)
 		}
 		rt.pending = nil
@@ -399,9 +403,12 @@ func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub b
 			replay = append(replay, pp.msg)
 			*need = false
 		}
-		if pp.needPub || pp.needSub {
+		switch {
+		case pp.needPub || pp.needSub:
 			keep = append(keep, pp)
-		} else {
+		case pp.routing:
+			pp.dropped = true // route releases it once delivered
+		default:
 			done = append(done, pp.msg)
 		}
 	}
@@ -458,6 +465,15 @@ func (rt *Runtime) deliver(ep Endpoint, m wire.Message, pub bool) {
 type pendingPush struct {
 	msg              wire.Message
 	needPub, needSub bool
+	// routing: route is still delivering msg to the endpoint registered
+	// when it held it. Until it is done msg must not be released (a
+	// connGrant's release drops the reference that keeps the publisher's
+	// read-only table, which the delivery then attaches to a table no
+	// longer in the runtime; a ConnectionRemoved's tells the router the
+	// ring is let go of before that endpoint stopped touching it).
+	// dropped: register or EndCreate took it out of pending meanwhile;
+	// route releases it.
+	routing, dropped bool
 }
 
 // maxPending bounds the pushes held for endpoints that never register.
@@ -518,8 +534,10 @@ func (rt *Runtime) route(m wire.Message) {
 	// and concerns both.
 	pubEP, subEP := rt.pubs[target(m, true)], rt.subs[target(m, false)]
 	held := (pubEP == nil || subEP == nil) && rt.inflight > 0 && len(rt.pending) < maxPending
+	var pp *pendingPush
 	if held {
-		rt.pending = append(rt.pending, pendingPush{msg: m, needPub: pubEP == nil, needSub: subEP == nil})
+		pp = &pendingPush{msg: m, needPub: pubEP == nil, needSub: subEP == nil, routing: true}
+		rt.pending = append(rt.pending, pp)
 	}
 	rt.mu.Unlock()
 	if subEP != nil {
@@ -528,7 +546,17 @@ func (rt *Runtime) route(m wire.Message) {
 	if pubEP != nil {
 		rt.deliver(pubEP, m, true)
 	}
-	if !held {
+	release := !held
+	if held {
+		// The other endpoint may have registered (or the Create ended)
+		// while this one was delivered: then it is released here, after
+		// both deliveries, not by register or EndCreate before this one.
+		rt.mu.Lock()
+		pp.routing = false
+		release = pp.dropped
+		rt.mu.Unlock()
+	}
+	if release {
 		rt.released(m)
 	}
 }

@@ -4,12 +4,13 @@
 package routertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,9 +109,12 @@ func StartWith(t testing.TB, toml string, opts roudi.Options) *roudi.Server {
 	cfg.RuntimeDir = filepath.Dir(cfg.Socket)
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 		if testing.Verbose() {
 			log = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		} else {
+			buf := &logBuffer{}
+			log = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			t.Cleanup(func() { buf.dumpIfFailed(t) }) // runs after the router stopped
 		}
 	}
 	opts.Logger = log
@@ -133,4 +137,26 @@ type tlog struct{ t testing.TB }
 func (w tlog) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// logBuffer keeps a quiet test's router log, to print if the test fails.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// dumpIfFailed logs the router's log to t if t failed.
+func (b *logBuffer) dumpIfFailed(t testing.TB) {
+	if !t.Failed() {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t.Logf("router log:\n%s", b.buf.String())
 }

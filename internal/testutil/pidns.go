@@ -46,10 +46,18 @@ func MountOwnProc() error {
 // SetNextPid makes the calling process's pid namespace hand out pid next
 // (when it is free) to the next process created in it, by writing next-1 to
 // /proc/sys/kernel/ns_last_pid. It needs CAP_SYS_ADMIN over the namespace,
-// and nothing else may fork in it meanwhile.
+// and nothing else may fork or start a thread in the namespace meanwhile
+// (so start no other process in it first; see [PidTakenReport]).
 func SetNextPid(next int) error {
 	if next < 2 {
 		return fmt.Errorf("set next pid %d: must be at least 2", next)
+	}
+	// The os package probes pidfd support once, at the process's first
+	// process operation (os.StartProcess, os.FindProcess), by cloning a
+	// child that exits at once: after the write that probe would take
+	// next, and the process the caller then starts next+1. Run it now.
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Release()
 	}
 	if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(next-1)), 0); err != nil {
 		return fmt.Errorf("set next pid %d: %w", next, err)
@@ -148,15 +156,38 @@ func FailReport(format string, a ...any) int {
 }
 
 // PidTakenReport is what a namespace child prints (exiting 0) when the pid
-// it set with [SetNextPid] went to one of its own runtime threads instead
-// of the process it started: threads take pids from the same space, and
-// the Go runtime may start one between the write and the fork. The parent
-// runs the test again ([PidTakenByThread]).
-const PidTakenReport = "retry: the pid went to a runtime thread"
+// it set with [SetNextPid] went to another task than the process it
+// started ([PidTaken]). Threads take pids from the same counter as
+// processes, and the Go runtime of every process in the namespace (the
+// child itself, and any Go child it started before) may create one between
+// the write to ns_last_pid and the fork; nothing in os/exec can ask the
+// kernel for an exact pid (clone3's set_tid), so the race cannot be closed,
+// only made rare (start no other process in the namespace first) and
+// detected. A thread keeps its pid while it lives, so the parent runs the
+// test again with a new decoy (a new pid).
+const PidTakenReport = "retry: the pid went to another task"
 
-// PidTakenByThread reports, in a namespace child, whether pid n is one of
-// this process's threads.
-func PidTakenByThread(n int) bool {
-	_, err := os.Stat("/proc/self/task/" + strconv.Itoa(n))
-	return err == nil
+// PidTaken, in a namespace child whose process did not get the pid n it
+// set with [SetNextPid], says which task has n in the namespace and whether
+// that is the race [PidTakenReport] describes: n is a thread of some
+// process in the namespace, or the task that took it has already exited
+// (only threads come and go there unasked). A process at n is not that
+// race (race false): something else forked in the namespace.
+func PidTaken(n int) (who string, race bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(n) + "/status")
+	if err != nil {
+		return fmt.Sprintf("no task (%v): the one that took it exited", err), true
+	}
+	var name, tgid string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Name:"); ok {
+			name = strings.TrimSpace(v)
+		} else if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			tgid = strings.TrimSpace(v)
+		}
+	}
+	if tgid != strconv.Itoa(n) {
+		return fmt.Sprintf("thread %d of process %s (%s)", n, tgid, name), true
+	}
+	return fmt.Sprintf("process %d (%s)", n, name), false
 }

@@ -28,7 +28,7 @@ func TestEBPFInChildPidNamespace(t *testing.T) {
 	testutil.RequiresRoot(t)
 	mustHaveEBPF(t)
 	var out string
-	for attempt := 0; attempt < 3; attempt++ { // again only when a runtime thread took the pid
+	for attempt := 0; attempt < 3; attempt++ { // again only when a thread took the pid (testutil.PidTakenReport)
 		decoy := startChild(t) // a host process; its pid is N
 		cmd := testutil.PidNSCommand(t, "pidns-monitor", strconv.Itoa(int(decoy.pid)))
 		out = testutil.RunNSChild(t, cmd, func(line string, tell io.Writer) {
@@ -50,7 +50,7 @@ func TestEBPFInChildPidNamespace(t *testing.T) {
 // pidnsMonitorChild is TestEBPFInChildPidNamespace's child, the init of a
 // new pid namespace. It mounts its own /proc, runs the eBPF monitor, starts
 // a "threads" child at pid args[0] of the namespace (the init-namespace pid
-// of the live decoy) and one more (the sentinel), watches both, prints
+// of the live decoy) and then one more (the sentinel), watches both, prints
 // "ready" and waits for "decoy-dead" on stdin. Then it kills the sentinel
 // and reads events until the tracer has seen the sentinel's exit: records
 // are handled in order, so a decoy's exit reported under the client's
@@ -68,11 +68,9 @@ func pidnsMonitorChild(args []string) int {
 		return fail("ebpf monitor in a child pid namespace: %v", err)
 	}
 	defer m.Close()
-	sentinel, _, err := testutil.StartReadyChild("threads")
-	if err != nil {
-		return fail("start sentinel: %v", err)
-	}
-	defer func() { _ = sentinel.Process.Kill() }()
+	// The client first: until it has pid n, no other process may run in
+	// the namespace, whose runtime threads could take n (a sentinel
+	// started first did, in CI).
 	if err := testutil.SetNextPid(n); err != nil {
 		return fail("%v", err)
 	}
@@ -82,12 +80,18 @@ func pidnsMonitorChild(args []string) int {
 	}
 	defer func() { _ = client.Process.Kill() }()
 	if client.Process.Pid != n {
-		if testutil.PidTakenByThread(n) {
-			fmt.Println(testutil.PidTakenReport)
+		who, race := testutil.PidTaken(n)
+		if race {
+			fmt.Printf("%s: client got pid %d, want %d, taken by %s\n", testutil.PidTakenReport, client.Process.Pid, n, who)
 			return 0
 		}
-		return fail("client got pid %d in the namespace, want %d", client.Process.Pid, n)
+		return fail("client got pid %d in the namespace, want %d, taken by %s", client.Process.Pid, n, who)
 	}
+	sentinel, _, err := testutil.StartReadyChild("threads")
+	if err != nil {
+		return fail("start sentinel: %v", err)
+	}
+	defer func() { _ = sentinel.Process.Kill() }()
 	for _, c := range []*exec.Cmd{sentinel, client} {
 		pidfd, err := sys.OpenPidfd(c.Process.Pid)
 		if err != nil {
