@@ -126,7 +126,7 @@ func Acquire(ctx context.Context, opts Options) (*Runtime, error) {
 }
 
 func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runtime, err error) {
-	sc, err := discovery.Shared(ctx, dopts)
+	sc, err := discovery.Dial(ctx, dopts)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (rt *Runtime) teardown() {
 	if rt.remove != nil {
 		rt.remove()
 	}
-	rt.client.Release()
+	rt.client.Close()
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	for _, s := range rt.segs {
