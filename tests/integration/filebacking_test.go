@@ -37,7 +37,10 @@ func TestFileBackedSubscriberReadOnly(t *testing.T) {
 	bin := testutil.WorldExecutableCopy(t)
 	sub := spawnAs(t, "subscriber as 65534", "sub", bin, nobody, sockArg(r), "-topic=filero", "-n=3", "-qcap=8", "-ro-check")
 	sub.expect("ready")
-	pub := spawn(t, "publisher", "pub", sockArg(r), "-topic=filero", "-n=3", "-size=1000", "-subs=1")
+	// -hold: the publisher stays until the subscriber is done (a publisher
+	// gone before its subscriber fetched the data segment orphans the
+	// connection, which is another test's matter).
+	pub := spawn(t, "publisher", "pub", sockArg(r), "-topic=filero", "-n=3", "-size=1000", "-subs=1", "-hold")
 	res := parsePubResult(t, pub.expect("result "))
 	ro := sub.expect("ro ")
 	require.Equal(t, []string{"EACCES", "EACCES", "EBADF"}, ro, "reopen O_RDWR, mprotect PROT_WRITE, pwrite")
