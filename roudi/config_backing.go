@@ -47,6 +47,9 @@ func (c *Config) validateBacking(bad func(key, format string, args ...any)) {
 		bad("memory.backing", `"file" needs memory.model = "owned", got %q`, c.Memory.Model)
 		return
 	}
+	if c.Publishers.Hugepages == HugepagesAlways {
+		bad("publishers.hugepages", `"always" cannot be met with memory.backing = "file" (the mount decides the pages): use "auto" or "never"`)
+	}
 	if m.Path == "" {
 		bad("memory.path", `must name a directory when memory.backing = "file"`)
 		return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -32,6 +33,7 @@ func TestConfigBackingErrors(t *testing.T) {
 		{"missing dir", fmt.Sprintf("backing = \"file\"\npath = %q", filepath.Join(good, "nope")), "memory.path", "no such file"},
 		{"not a dir", fmt.Sprintf("backing = \"file\"\npath = %q", file), "memory.path", "not a directory"},
 		{"world-writable", fmt.Sprintf("backing = \"file\"\npath = %q", open), "memory.path", "writable by every user and not sticky"},
+		{"hugepages always", fmt.Sprintf("backing = \"file\"\npath = %q\n[publishers]\nhugepages = \"always\"", good), "publishers.hugepages", "cannot be met"},
 		{"path without file backing", fmt.Sprintf("path = %q", good), "memory.path", `only used with memory.backing = "file"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,4 +57,19 @@ func TestConfigBackingErrors(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, ents, "the probe file of %s is removed", dir)
 	}
+}
+
+// parallax-roudi -check-config reports a bad backing directory, naming the
+// key, and exits 2.
+func TestCheckConfigBacking(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "roudi.toml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf("[memory]\nbacking = \"file\"\npath = %q\n", filepath.Join(dir, "missing"))), 0o600))
+	var stderr strings.Builder
+	require.Equal(t, 2, checkConfigMain(&stderr, path, "chk", filepath.Join(dir, "r.sock"), dir, ""))
+	require.Contains(t, stderr.String(), "memory.path: ")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf("[memory]\nbacking = \"file\"\npath = %q\n", dir)), 0o600))
+	stderr.Reset()
+	require.Equal(t, 0, checkConfigMain(&stderr, path, "chk", filepath.Join(dir, "r.sock"), dir, ""), stderr.String())
 }
