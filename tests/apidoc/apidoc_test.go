@@ -26,6 +26,12 @@ var public = []string{
 	"github.com/parallax-ipc/parallax/rpc",
 	"github.com/parallax-ipc/parallax/event",
 	"github.com/parallax-ipc/parallax/waitset",
+	"github.com/parallax-ipc/parallax/dataseg",
+	"github.com/parallax-ipc/parallax/ringbuf",
+	"github.com/parallax-ipc/parallax/mempool",
+	"github.com/parallax-ipc/parallax/hugepages",
+	"github.com/parallax-ipc/parallax/plugin",
+	"github.com/parallax-ipc/parallax/pipeline/elements",
 }
 
 // internalName matches a path into an internal package or a qualifier of
