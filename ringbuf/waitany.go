@@ -22,7 +22,8 @@ type Waiter struct {
 	seen  []uint32
 }
 
-// NewWaiter returns a waiter over ns (at most sys.MaxWaitv notifiers).
+// NewWaiter returns a waiter over ns (at most 128 notifiers, the kernel's
+// futex_waitv limit).
 func NewWaiter(ns ...*Notifier) (*Waiter, error) {
 	if len(ns) == 0 || len(ns) > sys.MaxWaitv {
 		return nil, fmt.Errorf("waiter over %d notifiers (1..%d): %w", len(ns), sys.MaxWaitv, ErrInvalidArgument)

@@ -284,18 +284,22 @@ func (rt *Runtime) addDataSegment(d wire.DataSegDesc, f *os.File, notifyPub bool
 	return mine, nil
 }
 
-// mapDataSegment checks f against d (size, seals, memfd or hugetlb kind,
-// access mode) and maps it read-only or read-write as d says. It takes
-// ownership of f: on error f is closed.
+// mapDataSegment checks f against d (size, seals, memfd, hugetlb or file
+// kind, access mode) and maps it read-only or read-write as d says. It
+// takes ownership of f: on error f is closed. A file (router config
+// memory.backing = "file") cannot be sealed: its owner can truncate it.
 func mapDataSegment(d wire.DataSegDesc, f *os.File) (*segment.Mapped, *dataseg.Segment, error) {
-	mp, err := segment.Open(f, segment.OpenOptions{ExpectedSize: int64(d.Size), ReadOnly: d.ReadOnly, RequireSeals: true})
+	mp, err := segment.Open(f, segment.OpenOptions{ExpectedSize: int64(d.Size), ReadOnly: d.ReadOnly, RequireSeals: d.Kind != wire.KindFile})
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("map data segment %d of publisher %d: %w", d.Index, d.PubID, err)
 	}
 	want := segment.KindMemfd
-	if d.Kind == wire.KindHugetlb {
+	switch d.Kind {
+	case wire.KindHugetlb:
 		want = segment.KindHugepage
+	case wire.KindFile:
+		want = segment.KindFile
 	}
 	if mp.Kind() != want {
 		mp.Close()
@@ -383,7 +387,7 @@ func roTwin(src *segment.Mapped, seg *dataseg.Segment) (*segment.Mapped, *datase
 	if err != nil {
 		return nil, nil, err
 	}
-	mp, err := segment.Open(dup, segment.OpenOptions{ReadOnly: true, RequireSeals: true})
+	mp, err := segment.Open(dup, segment.OpenOptions{ReadOnly: true, RequireSeals: src.Kind() != segment.KindFile})
 	if err != nil {
 		dup.Close()
 		return nil, nil, err

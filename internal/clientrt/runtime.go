@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
@@ -126,7 +126,7 @@ func Acquire(ctx context.Context, opts Options) (*Runtime, error) {
 }
 
 func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runtime, err error) {
-	sc, err := discovery.Shared(ctx, dopts)
+	sc, err := discovery.Dial(ctx, dopts)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (rt *Runtime) teardown() {
 	if rt.remove != nil {
 		rt.remove()
 	}
-	rt.client.Release()
+	rt.client.Close()
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	for _, s := range rt.segs {
