@@ -169,7 +169,7 @@ subscribe_uids = [4242]
 // Events need the owned model.
 func TestSharedModelRefused(t *testing.T) {
 	t.Parallel()
-	srv := routertest.Start(t, "")
+	srv := routertest.Start(t, routertest.Shared) // shared model: deleted in step 14
 	ctx := testCtx(t)
 	_, err := event.NewNotifier(ctx, "x", event.Options{Socket: srv.SocketPath()})
 	require.ErrorIs(t, err, parallax.ErrNotSupported)
