@@ -58,7 +58,9 @@ func BenchmarkFanOut(b *testing.B) {
 // cpu-ns/delivered split by role (router-, pub-, sub-cpu-ns/delivered;
 // /proc's CPU times tick in 10 ms, so short runs are coarse) and
 // minflt/delivered (minor page faults of the client processes while
-// streaming).
+// streaming), waits/delivered (the subscriber processes' WaitSet.Wait
+// calls) and wakes/delivered (the wake system calls publishers made for
+// them: a wake-up per message defeats batching).
 // b.N is the number of messages published in all (split evenly over the
 // publisher processes and, within one, round-robin over its topics). With
 // PARALLAX_BENCH_GRID_PROFILE=dir every publisher and subscriber process
@@ -167,11 +169,15 @@ func benchGrid(b *testing.B, g grid) {
 	for _, c := range pubs {
 		c.send(b, "go")
 	}
-	var delivered uint64
+	var delivered, waits, wakes uint64
 	for _, c := range subs {
-		f := c.expect(b, "done", 1)
+		f := c.expect(b, "done", 3)
 		n, _ := strconv.ParseUint(f[0], 10, 64)
 		delivered += n
+		n, _ = strconv.ParseUint(f[1], 10, 64)
+		waits += n
+		n, _ = strconv.ParseUint(f[2], 10, 64)
+		wakes += n
 	}
 	el := time.Since(start)
 	b.StopTimer()
@@ -204,6 +210,8 @@ func benchGrid(b *testing.B, g grid) {
 	b.ReportMetric(per(pubCPU), "pub-cpu-ns/delivered")
 	b.ReportMetric(per(cpu-router-pubCPU), "sub-cpu-ns/delivered")
 	b.ReportMetric(float64(faults)/float64(delivered), "minflt/delivered")
+	b.ReportMetric(float64(waits)/float64(delivered), "waits/delivered")
+	b.ReportMetric(float64(wakes)/float64(delivered), "wakes/delivered")
 	b.ReportMetric(float64(setup.Microseconds())/float64(g.subs), "setup-us/conn")
 	b.ReportMetric(float64(maps)/float64(g.pubs+g.subs), "mappings/proc")
 }
@@ -400,7 +408,8 @@ func gridSubMain(args []string) int {
 	}
 	stopProfile := gridProfile("grid-sub")
 	defer stopProfile()
-	var got uint64
+	var got, waits uint64
+	wakes0 := gridWakes(subs)
 	open := n
 	quit := make([]bool, n)
 	index := make(map[*subscriber.Subscriber]int, n)
@@ -409,6 +418,7 @@ func gridSubMain(args []string) int {
 	}
 	for open > 0 {
 		ready, err := ws.Wait(ctx)
+		waits++
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "grid-sub: wait after %d samples: %v\n", got, err)
 			return 1
@@ -439,9 +449,18 @@ func gridSubMain(args []string) int {
 		}
 	}
 	stopProfile()
-	fmt.Printf("done %d\n", got)
+	fmt.Printf("done %d %d %d\n", got, waits, gridWakes(subs)-wakes0)
 	untilStdinCloses()
 	return 0
+}
+
+// gridWakes sums the wake system calls producers made for subs.
+func gridWakes(subs []*subscriber.Subscriber) uint64 {
+	var n uint64
+	for _, s := range subs {
+		n += s.WakeStats().Wakes
+	}
+	return n
 }
 
 // gridProfile starts a CPU profile of this grid process when
