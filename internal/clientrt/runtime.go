@@ -398,6 +398,9 @@ func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub b
 		if *need && target(pp.msg, pub) == id {
 			replay = append(replay, pp.msg)
 			*need = false
+			if g, ok := pp.msg.(*connGrant); ok {
+				rt.holdSide(g, pub) // the replay runs unlocked, as in route
+			}
 		}
 		if pp.needPub || pp.needSub {
 			keep = append(keep, pp)
@@ -520,6 +523,16 @@ func (rt *Runtime) route(m wire.Message) {
 	held := (pubEP == nil || subEP == nil) && rt.inflight > 0 && len(rt.pending) < maxPending
 	if held {
 		rt.pending = append(rt.pending, pendingPush{msg: m, needPub: pubEP == nil, needSub: subEP == nil})
+	}
+	if g, ok := m.(*connGrant); ok {
+		// The deliveries below run unlocked: an EndCreate may release the
+		// held grant meanwhile, so each side holds its own reference.
+		if subEP != nil {
+			rt.holdSide(g, false) // owned.go
+		}
+		if pubEP != nil {
+			rt.holdSide(g, true)
+		}
 	}
 	rt.mu.Unlock()
 	if subEP != nil {
