@@ -518,7 +518,7 @@ func procFaults(pid int) uint64 {
 // every connection. With PARALLAX_BENCH_GRID_UNDECLARED=1 it leaves both
 // at the router's defaults (4 KiB chunks, room for one subscriber, growth
 // for the rest): every 64 B message then has a page of its own, which is
-// what made the owned grid 7x the shared one (memory-ownership.md §8.11).
+// what made the owned grid 7x the shared one (memory-ownership.md §8.12).
 func gridPubOptions(sock string, size, nsubs int) publisher.Options {
 	o := publisher.Options{Socket: sock, BlockTimeout: childTimeout}
 	if os.Getenv("PARALLAX_BENCH_GRID_UNDECLARED") == "" {
