@@ -383,10 +383,13 @@ func gridSubMain(args []string) int {
 	n, _ := strconv.Atoi(args[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 10*childTimeout)
 	defer cancel()
+	// PARALLAX_BENCH_GRID_SPIN (a duration, negative: none) replaces the
+	// subscribers' default spin before they sleep.
+	spin, _ := time.ParseDuration(os.Getenv("PARALLAX_BENCH_GRID_SPIN"))
 	start := time.Now()
 	subs := make([]*subscriber.Subscriber, n)
 	for i := range subs {
-		s, err := subscriber.New(ctx, gridTopic(i), subscriber.Options{Socket: args[0], QueueCapacity: gridQueue, Policy: subscriber.BlockProducer})
+		s, err := subscriber.New(ctx, gridTopic(i), subscriber.Options{Socket: args[0], QueueCapacity: gridQueue, Policy: subscriber.BlockProducer, Spin: spin})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "grid-sub:", err)
 			return 1
