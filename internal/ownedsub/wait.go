@@ -64,6 +64,9 @@ func (e *Engine) Wait(ctx context.Context, w ringbuf.WaitOptions) error {
 		if err != nil {
 			return fmt.Errorf("wait for samples: %w", err)
 		}
+		if s.waiter != nil && e.set.Load() != s {
+			s.waiter.Release() // s is done with: drop its ctx registration
+		}
 		if e.closed.Load() || e.set.Load() == s || s.ready() {
 			return nil
 		}
