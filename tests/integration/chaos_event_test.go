@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,7 @@ func evChaosMain(args []string) int {
 		for i := uint64(0); ; i++ {
 			select {
 			case <-eof:
+				exitWatchdog("evchaos")
 				return 0
 			case <-tick.C:
 			}
@@ -167,7 +169,20 @@ func evChaosMain(args []string) int {
 			return childFail("evchaos", "bad line %q", stdin.Text())
 		}
 	}
+	exitWatchdog("evchaos")
 	return 0
+}
+
+// exitWatchdog bounds a child's exit after stdin EOF (its deferred
+// Closes): past 20 s it prints every goroutine's stack to stderr and exits
+// 3, so a hang in Close is reported with its stacks at once instead of
+// after the test's childTimeout.
+func exitWatchdog(role string) {
+	time.AfterFunc(20*time.Second, func() {
+		fmt.Fprintf(os.Stderr, "%s child (pid %d): still not exited 20 s after stdin EOF; stacks:\n", role, os.Getpid())
+		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+		os.Exit(3)
+	})
 }
 
 // TestChaosEvent (issue 13 chaos, events): notifiers and listeners of one

@@ -129,6 +129,7 @@ func wsPeerMain(args []string) int {
 		}
 		fmt.Println("done " + line)
 	}
+	exitWatchdog("wspeer")
 	return 0
 }
 
