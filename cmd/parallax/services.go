@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "services", short: "list the router's services (topics) with their endpoints and your access, or watch them change",
+	register(&command{name: "services", short: "list the router's services (topics, request/response and event services) with their endpoints and your access, or watch them change",
 		usage: "[-json] [-watch]", flags: servicesFlags})
 }
 
