@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/sys"
 )
 
@@ -88,7 +87,7 @@ func (w *Waiter) Wait(ctx context.Context, ready func() bool, opts WaitOptions) 
 			return err
 		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return fmt.Errorf("wait for notification: %w", parallax.ErrTimeout)
+			return errWaitTimeout
 		}
 		timeout := waitSlice
 		if !deadline.IsZero() {

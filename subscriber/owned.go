@@ -55,6 +55,9 @@ type ownedState struct {
 	// selfRelease holds the orphaned connections whose release this side
 	// took over from the runtime (ReleasesItself consumes an entry).
 	selfRelease map[uint32]bool
+	// waitTimeout is a take's own timeout (not ctx's end), made once:
+	// callers that take in slices (package rpc) meet it often.
+	waitTimeout error
 }
 
 // ownedConn is one connection as its pushes arrive.
@@ -78,6 +81,7 @@ const maxPubSegments = wire.MaxDataSegIndex
 
 func (s *Subscriber) initOwned() {
 	o := &ownedState{conns: map[uint32]*ownedConn{}, selfRelease: map[uint32]bool{}}
+	o.waitTimeout = fmt.Errorf("take from %q: %w", s.topic, parallax.ErrTimeout)
 	o.eng = ownedsub.New(ownedsub.Options{Finished: func(c *ownedsub.Conn) { s.ownedFinished(o, c) }})
 	s.own.Store(o)
 }
@@ -324,6 +328,9 @@ func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.Wai
 				return Sample{}, ErrNoData
 			}
 			if err := o.eng.Wait(ctx, w); err != nil {
+				if ctx.Err() == nil && errors.Is(err, parallax.ErrTimeout) {
+					return Sample{}, o.waitTimeout
+				}
 				return Sample{}, s.ownedWaitErr(ctx, err)
 			}
 		case errors.Is(err, ownedsub.ErrPendingSegment):

@@ -62,6 +62,9 @@ func (e *Engine) Wait(ctx context.Context, w ringbuf.WaitOptions) error {
 			err = s.waiter.Wait(ctx, e.readyFn, w)
 		}
 		if err != nil {
+			if ctx.Err() == nil && isTimeout(err) {
+				return errWaitTimeout // w's own timeout: no allocation
+			}
 			return fmt.Errorf("wait for samples: %w", err)
 		}
 		if s.waiter != nil && e.set.Load() != s {
