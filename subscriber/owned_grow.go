@@ -106,6 +106,7 @@ func (s *Subscriber) askSegment(o *ownedState, pe *ownedsub.PendingError) {
 		ctx, cancel := context.WithTimeout(context.Background(), getSegTimeout)
 		defer cancel()
 		err := s.rt.GetDataSegment(ctx, k.conn, k.index)
+		o.answered.Add(1)
 		o.mu.Lock()
 		delete(o.asked, k)
 		o.mu.Unlock()
