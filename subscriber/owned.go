@@ -52,6 +52,10 @@ type ownedState struct {
 	nRetiring atomic.Int32
 	asked     map[segAsk]bool // GetDataSegment requests in flight
 	asks      atomic.Uint64   // GetDataSegment requests sent
+	answered  atomic.Uint64   // GetDataSegment replies received (granted or refused)
+	// segHold, a test seam (export_test.go), runs before each
+	// DataSegmentAdded is handled: it holds the push dispatch there.
+	segHold atomic.Pointer[func()]
 	// selfRelease holds the orphaned connections whose release this side
 	// took over from the runtime (ReleasesItself consumes an entry).
 	selfRelease map[uint32]bool
@@ -121,6 +125,9 @@ func (s *Subscriber) dataSegmentAdded(seg *dataseg.Segment) {
 	o := s.own.Load()
 	if o == nil || !seg.ReadOnly() {
 		return
+	}
+	if h := o.segHold.Load(); h != nil {
+		(*h)()
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
