@@ -35,7 +35,8 @@ hugepages = "never"
 // Every sample the subscriber gets is whole and byte-exact; every sample
 // it does not get is counted as lost by a gateway.
 func TestSplitAcrossNATSReconnect(t *testing.T) {
-	routertest.ForModels(t, testSplitAcrossNATSReconnect)
+	t.Parallel()
+	testSplitAcrossNATSReconnect(t, routertest.Small)
 }
 
 func testSplitAcrossNATSReconnect(t *testing.T, cfg string) {
@@ -142,7 +143,10 @@ func testSplitAcrossNATSReconnect(t *testing.T, cfg string) {
 // TestSplitHostileParts: parts that do not fit together, or announce
 // more than MaxMessageSize, never reach a local subscriber and are
 // counted.
-func TestSplitHostileParts(t *testing.T) { routertest.ForModels(t, testSplitHostileParts) }
+func TestSplitHostileParts(t *testing.T) {
+	t.Parallel()
+	testSplitHostileParts(t, routertest.Small)
+}
 
 func testSplitHostileParts(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)

@@ -18,7 +18,10 @@ import (
 // publish is refused with os.ErrClosed and gives the chunk back, a second
 // use of the same chunk is an error (not a crash on unmapped memory), and
 // the pools end free.
-func TestLoanOutlivesClose(t *testing.T) { routertest.ForModels(t, testLoanOutlivesClose) }
+func TestLoanOutlivesClose(t *testing.T) {
+	t.Parallel()
+	testLoanOutlivesClose(t, routertest.Small)
+}
 
 func testLoanOutlivesClose(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)
@@ -53,7 +56,10 @@ func testLoanOutlivesClose(t *testing.T, cfg string) {
 }
 
 // Publish of a chunk that is not a current loan is refused.
-func TestPublishTwice(t *testing.T) { routertest.ForModels(t, testPublishTwice) }
+func TestPublishTwice(t *testing.T) {
+	t.Parallel()
+	testPublishTwice(t, routertest.Small)
+}
 
 func testPublishTwice(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)

@@ -27,13 +27,6 @@ max_connections = 64
 max_subscribers = 32
 `
 
-// sharedModel selects the shared memory model in a test configuration:
-// shared model: deleted in step 14 (tests that pin it say why).
-const sharedModel = `
-[memory]
-model = "shared"
-`
-
 // startServer runs a router on sock; stop ends it (idempotent) and returns
 // Serve's result.
 func startServer(t *testing.T, sock string) (srv *Server, stop func() error) {

@@ -36,7 +36,7 @@ func TestRestartShortClientKeepsSurvivorsChunks(t *testing.T) {
 	if *noDaemon {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
-	for _, m := range []struct{ name, cfg string }{{"shared", sharedConfig}, {"owned", ownedConfig}} {
+	for _, m := range []struct{ name, cfg string }{{"owned", ownedConfig}} {
 		t.Run(m.name, func(t *testing.T) { restartShortClientKeepsSurvivorsChunks(t, m.cfg) })
 	}
 }
@@ -229,7 +229,7 @@ func TestResumeRefusesStranger(t *testing.T) {
 	if *noDaemon {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
-	for _, m := range []struct{ name, cfg string }{{"shared", sharedConfig}, {"owned", ownedConfig}} {
+	for _, m := range []struct{ name, cfg string }{{"owned", ownedConfig}} {
 		t.Run(m.name, func(t *testing.T) { resumeRefusesStranger(t, m.cfg) })
 	}
 }

@@ -49,14 +49,6 @@ max_history = 64
 max_queue_capacity = 4096
 `
 
-// sharedConfig is testConfig in the shared memory model (router-wide
-// pools every client maps). Shared model: deleted in step 14; tests that
-// pin it say why.
-const sharedConfig = testConfig + `
-[memory]
-model = "shared"
-`
-
 // readyTimeout bounds how long a router may take to print its ready line.
 const readyTimeout = 30 * time.Second
 
