@@ -20,14 +20,6 @@ import (
 
 // bigPools has chunks for 16 MiB messages besides small ones.
 const bigPools = `
-[[pools]]
-chunk_size = "4KiB"
-count = 64
-hugepages = "never"
-[[pools]]
-chunk_size = "16MiB"
-count = 4
-hugepages = "never"
 `
 
 // TestSplitAcrossNATSReconnect: 16 MiB samples (16+ parts at NATS's

@@ -161,9 +161,14 @@ type AccessRule struct {
 type ConfigError struct {
 	Key     string
 	Problem string
+	err     error // what errors.Is matches ([ErrRemovedKey]), or nil
 }
 
 func (e *ConfigError) Error() string { return e.Key + ": " + e.Problem }
+
+// Unwrap returns [ErrRemovedKey] for a key of the removed shared memory
+// model, else nil.
+func (e *ConfigError) Unwrap() error { return e.err }
 
 var defaultConfig = sync.OnceValues(func() (*Config, error) {
 	c := new(Config)
@@ -187,9 +192,10 @@ func DefaultConfig() *Config {
 }
 
 // ParseConfig parses a TOML configuration. Keys the data leaves out keep
-// their defaults from [DefaultConfig]; [[pools]] and [[access]], when
-// present, replace the default lists as a whole. Unknown keys are errors
-// (a [*ConfigError] naming the key). ParseConfig does not validate: call
+// their defaults from [DefaultConfig]; [[access]], when present, replaces
+// the default list as a whole. Unknown keys are errors (a [*ConfigError]
+// naming the key), and so are the keys of the deleted shared memory model
+// ([ErrRemovedKey]). ParseConfig does not validate: call
 // [Config.Validate].
 func ParseConfig(data []byte) (*Config, error) {
 	def, err := defaultConfig()
@@ -197,12 +203,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	c := def.Clone()
-	c.Pools, c.Access = nil, nil
+	c.Access = nil
 	if err := decodeConfig(data, c); err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
-	}
-	if len(c.Pools) == 0 {
-		c.Pools = slices.Clone(def.Pools)
 	}
 	c.resolve()
 	return c, nil
@@ -229,7 +232,7 @@ func decodeConfig(data []byte, c *Config) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	errs := removedKeys(md, c)
 	for _, k := range md.Undecoded() {
 		errs = append(errs, &ConfigError{Key: k.String(), Problem: "unknown key"})
 	}
@@ -244,6 +247,9 @@ func (c *Config) resolve() {
 	}
 	if c.Domain == "" {
 		c.Domain = "default"
+	}
+	if c.Memory.Model == "" {
+		c.Memory.Model = ModelOwned
 	}
 	for i := range c.Pools {
 		if c.Pools[i].Hugepages == "" {

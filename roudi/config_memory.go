@@ -53,10 +53,8 @@ const HugepagesAlways HugepageMode = "always"
 // validateMemory checks [memory], [publishers] and the owned-model
 // [limits] keys.
 func (c *Config) validateMemory(bad func(key, format string, args ...any)) {
-	switch c.Memory.Model {
-	case ModelShared, ModelOwned:
-	default:
-		bad("memory.model", `must be "shared" or "owned", got %q`, c.Memory.Model)
+	if c.Memory.Model != ModelOwned {
+		bad("memory.model", `must be "owned" (the shared model was removed), got %q`, c.Memory.Model)
 	}
 	p := c.Publishers
 	if p.DefaultMaxPayload < minChunkSize || p.DefaultMaxPayload > maxChunkSize || p.DefaultMaxPayload%64 != 0 {

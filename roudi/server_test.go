@@ -18,10 +18,6 @@ import (
 )
 
 const testPools = `
-[[pools]]
-chunk_size = "256B"
-count = 64
-hugepages = "never"
 [limits]
 max_connections = 64
 max_subscribers = 32

@@ -23,22 +23,6 @@ var seq atomic.Int64
 // model; its pools, a few MiB in all, are those of the shared model when a
 // test selects it (see Shared). Messages are bounded to 1 MiB in both.
 const Small = `
-[[pools]]
-chunk_size = "256B"
-count = 1024
-hugepages = "never"
-[[pools]]
-chunk_size = "4KiB"
-count = 256
-hugepages = "never"
-[[pools]]
-chunk_size = "64KiB"
-count = 64
-hugepages = "never"
-[[pools]]
-chunk_size = "1MiB"
-count = 8
-hugepages = "never"
 [limits]
 max_connections = 1024
 max_subscribers = 512

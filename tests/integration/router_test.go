@@ -28,22 +28,6 @@ import (
 // (owned) memory model; its pools (normal pages, hugepages are tested
 // elsewhere, about 30 MiB in all) are the shared model's (sharedConfig).
 const testConfig = `
-[[pools]]
-chunk_size = "256B"
-count = 1024
-hugepages = "never"
-[[pools]]
-chunk_size = "4KiB"
-count = 512
-hugepages = "never"
-[[pools]]
-chunk_size = "64KiB"
-count = 256
-hugepages = "never"
-[[pools]]
-chunk_size = "1MiB"
-count = 8
-hugepages = "never"
 [limits]
 max_history = 64
 max_queue_capacity = 4096
