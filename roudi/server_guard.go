@@ -95,7 +95,6 @@ package roudi
 // connection.
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -105,7 +104,6 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
 const (
@@ -176,54 +174,18 @@ func (s *Server) admitRequest(c *serverConn, env wire.Envelope, files []*os.File
 	return true, false
 }
 
-// reportPeer handles a wire.ReportPeer on the Serve goroutine: it reads
-// what the verdict needs from shared memory — is the ref invalid in the
-// router's view of the pools, is the value in the connection's ring — and
-// steps the core, which decides (core.PeerReported: the reporter must be
-// the connection's consumer; verified reports are counted per publisher
-// process, which is disconnected at core.ReportThreshold). The reporter
-// always gets an Ack.
+// reportPeer handles a wire.ReportPeer on the Serve goroutine: it steps
+// the core (core.PeerReported or core.RingReported), which cuts the
+// connection when the reporter is one of its ends. The reporter always gets
+// an Ack.
 func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
-	if s.cfg.Memory.Model == ModelOwned {
-		// The owned model: the report of an end cuts its connection;
-		// the router reads no client memory (core guard_owned.go).
-		if m.Reason == wire.ReportCorruptRing {
-			s.step(core.RingReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Detail: m.Detail})
-		} else {
-			s.step(core.PeerReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Ref: parallax.ChunkRef(m.Ref), Detail: m.Detail})
-		}
-		return
-	}
+	// The report of an end cuts its connection; the router reads no client
+	// memory (core guard_owned.go).
 	if m.Reason == wire.ReportCorruptRing {
-		s.reportCorruptRing(c, reqID, m) // server_ringcheck.go
-		return
+		s.step(core.RingReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Detail: m.Detail})
+	} else {
+		s.step(core.PeerReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Ref: parallax.ChunkRef(m.Ref), Detail: m.Detail})
 	}
-	ev := core.PeerReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Ref: parallax.ChunkRef(m.Ref), Detail: m.Detail}
-	// The owned model has no pools and the router reads no memory a
-	// client can write: nothing verifies the report (the core refuses it).
-	if ci, ok := s.core.Connection(ev.Connection); ok && s.pools != nil {
-		ev.RefInvalid = s.pools.Validate(ev.Ref) != nil
-		ev.InRing = ev.RefInvalid && s.ringHolds(ci.Ring, ci.Capacity, m.Ref)
-	}
-	s.step(ev)
-}
-
-// ringHolds reports whether one of the ring's slots (at region r, capacity
-// slots) holds v. Slots keep their value after a pop, so this finds a
-// recently popped entry as well as a queued one. The read is plain: the
-// value may race with the producer, which only makes a report fail.
-func (s *Server) ringHolds(r core.Region, capacity int, v uint64) bool {
-	mem := s.region(r)
-	for i := range capacity {
-		off := ringbuf.HeaderSize + 8*i
-		if off+8 > len(mem) {
-			return false
-		}
-		if binary.LittleEndian.Uint64(mem[off:]) == v {
-			return true
-		}
-	}
-	return false
 }
 
 // countGuard performs a core.Count action.

@@ -30,17 +30,6 @@ func waitArena(ctx context.Context, t *testing.T, srv *roudi.Server, used uint64
 	}
 }
 
-// requirePoolsFree checks that no chunk of the router's pools is in use.
-func requirePoolsFree(t *testing.T, srv *roudi.Server) {
-	t.Helper()
-	if srv.Pools() == nil {
-		return // the owned model has no router-wide pools
-	}
-	for _, st := range srv.Pools().Stats() {
-		require.Zero(t, st.InUse, "pool %d still has chunks in use", st.ID)
-	}
-}
-
 // A removed connection's ring goes back to the arena as soon as the
 // surviving side lets go of it (ReleaseConnection), not after the
 // router's quarantine (a minute): both when the publisher closes (the
@@ -84,7 +73,6 @@ func TestRemovedConnectionsReleased(t *testing.T) {
 	require.NoError(t, pub.Send([]byte("left in the queue")))
 	require.NoError(t, sub.Close())
 	waitArena(ctx, t, srv, base)
-	requirePoolsFree(t, srv) // the sample left in the freed ring too
 }
 
 // Connections come and go on one topic while another streams: rings are
@@ -170,5 +158,4 @@ func TestConnectionChurnKeepsRingsApart(t *testing.T) {
 	require.NoError(t, steadyPub.Close())
 	require.NoError(t, steadySub.Close())
 	waitArena(ctx, t, srv, before.Arena.UsedBytes)
-	requirePoolsFree(t, srv)
 }

@@ -160,40 +160,15 @@ func startBinaryRouter(t *testing.T, config string) *router {
 	return r
 }
 
-// requirePoolsFree asserts, for an in-process router, that every pool is
-// entirely and consistently free once all clients are gone. Reclaiming a
-// departed client's holds happens on the router's goroutine shortly after
-// the client's socket closes, so it waits for the condition (with a
-// deadline) before failing. In the owned model (no router-wide pools) it
-// asserts that no publisher data segment, live or tombstone, is left. For
-// a binary router it does nothing.
+// requirePoolsFree asserts, for an in-process router, that no publisher
+// data segment, live or tombstone, is left once all clients are gone (it
+// waits for that with a deadline). For a binary router it does nothing.
 func (r *router) requirePoolsFree(t *testing.T) {
 	t.Helper()
 	if r.srv == nil {
 		return
 	}
-	if r.srv.Pools() == nil {
-		r.requireNoPublisherSegments(t)
-		return
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var bad []string
-		for _, p := range r.srv.Pools().Pools() {
-			if a := p.Audit(); !a.AllFree() {
-				bad = append(bad, fmt.Sprintf("pool %d: %v", p.ID(), a))
-			}
-		}
-		if len(bad) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("router pools not all free after the clients left:\n%s", strings.Join(bad, "\n"))
-		}
-		<-tick.C
-	}
+	r.requireNoPublisherSegments(t)
 }
 
 // requireNoPublisherSegments waits (with a deadline) until an in-process
