@@ -10,6 +10,9 @@ func (p *Publisher) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber,
 	}
 	rp := &wire.ResumePublisher{PubID: p.id, Topic: p.topic, History: uint32(p.opts.History),
 		Type: wire.TypeInfo{Name: p.opts.TypeName, Size: p.opts.TypeSize, Align: p.opts.TypeAlign}}
+	if p.link != nil {
+		rp.Kind = p.link.Kind // a request/response endpoint resumes on its service
+	}
 	var conns []wire.ResumeConnection
 	if o := p.own.Load(); o != nil {
 		// Owned model: the connections attached to the engine; the

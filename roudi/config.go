@@ -205,6 +205,9 @@ func decodeConfig(data []byte, c *Config) error {
 	}
 	errs := removedKeys(md, c)
 	for _, k := range md.Undecoded() {
+		if isRemovedKey(k) {
+			continue // reported once by removedKeys
+		}
 		errs = append(errs, &ConfigError{Key: k.String(), Problem: "unknown key"})
 	}
 	return errors.Join(errs...)

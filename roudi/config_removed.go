@@ -38,3 +38,16 @@ func removedKeys(md toml.MetaData, c *Config) []error {
 	}
 	return errs
 }
+
+// isRemovedKey reports whether k is, or lies under, a key that
+// [removedKeys] reports.
+func isRemovedKey(k toml.Key) bool {
+	switch {
+	case len(k) == 0:
+		return false
+	case k[0] == "pools" || k[0] == "growth":
+		return true
+	default:
+		return len(k) >= 2 && k[0] == "limits" && k[1] == "max_holds"
+	}
+}

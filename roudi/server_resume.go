@@ -81,11 +81,13 @@ func (s *Server) resumeRequest(c *serverConn, reqID uint32, m *wire.Resume) {
 	req := core.ResumeClient{OldClient: core.ClientID(m.OldClient)}
 	copy(req.Token[:], m.Token) // a short or missing token is a wrong one
 	for _, p := range m.Publishers {
-		req.Pubs = append(req.Pubs, core.RestorePub{ID: core.PubID(p.PubID), Topic: p.Topic, Type: core.TypeInfo(p.Type), History: int(p.History)})
+		req.Pubs = append(req.Pubs, core.RestorePub{ID: core.PubID(p.PubID), Topic: p.Topic, Type: core.TypeInfo(p.Type), History: int(p.History),
+			Kind: core.EndpointKind(p.Kind)})
 	}
 	for _, sb := range m.Subscribers {
 		req.Subs = append(req.Subs, core.RestoreSub{ID: core.SubID(sb.SubID), Topic: sb.Topic, Type: core.TypeInfo(sb.Type), Capacity: int(sb.QueueCapacity),
-			History: int(sb.History), Policy: core.Policy(sb.Policy)})
+			History: int(sb.History), Policy: core.Policy(sb.Policy),
+			Kind: core.EndpointKind(sb.Kind), Pair: core.PubID(sb.Pair), MaxHeld: int(sb.MaxHeld)})
 	}
 	for _, l := range m.Connections {
 		req.Links = append(req.Links, core.RestoreLink{ID: core.ConnectionID(l.ConnID), Pub: core.PubID(l.PubID), Sub: core.SubID(l.SubID),

@@ -35,6 +35,7 @@ type Client struct {
 	free    []int32
 	nodes   []node // parked responses, linked per slot
 	freeN   int32  // first free node, -1 when none
+	nparked int    // parked responses (Ready of a wait set)
 	seq     uint64
 	changed chan struct{} // closed and replaced when servers change
 	closed  bool
@@ -309,6 +310,7 @@ func (c *Client) park(sl *slot, s subscriber.Sample) bool {
 	}
 	c.freeN = c.nodes[n].next
 	c.nodes[n] = node{s: s, next: -1}
+	c.nparked++
 	if sl.tail >= 0 {
 		c.nodes[sl.tail].next = n
 	} else {
@@ -328,6 +330,7 @@ func (c *Client) unpark(sl *slot) subscriber.Sample {
 	}
 	c.nodes[n] = node{next: c.freeN}
 	c.freeN = n
+	c.nparked--
 	return s
 }
 

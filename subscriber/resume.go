@@ -14,7 +14,11 @@ func (s *Subscriber) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber
 		return nil, nil, nil
 	}
 	rs := &wire.ResumeSubscriber{SubID: s.id, Topic: s.topic, History: uint32(s.opts.History), Policy: uint8(s.opts.Policy),
-		NotifierOffset: s.notifierOff, Type: wire.TypeInfo{Name: s.opts.TypeName, Size: s.opts.TypeSize, Align: s.opts.TypeAlign}}
+		NotifierOffset: s.notifierOff, Type: wire.TypeInfo{Name: s.opts.TypeName, Size: s.opts.TypeSize, Align: s.opts.TypeAlign},
+		MaxHeld: uint32(max(s.opts.MaxHeld, 0))}
+	if s.link != nil { // a request/response or event endpoint resumes on its service, paired as created
+		rs.Kind, rs.Pair = s.link.Kind, s.link.Pair
+	}
 	if q := s.opts.QueueCapacity; q > 0 {
 		rs.QueueCapacity = uint32(max(2, 1<<bits.Len(uint(q-1))))
 	}

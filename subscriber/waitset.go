@@ -11,6 +11,8 @@ import (
 // A WaitSet waits on several subscribers at once: one sleep (futex_waitv
 // over the subscribers' notifiers), woken by whichever publisher notifies
 // first. It is the Parallax counterpart of select over many topics.
+// Package waitset waits on subscribers together with rpc endpoints, event
+// listeners, timers and fds.
 //
 //	ws, _ := subscriber.NewWaitSet(a, b)
 //	for {
@@ -30,6 +32,7 @@ type WaitSet struct {
 	// The owned model (waitset_owned.go): the connections' wake words.
 	owned   bool
 	owaiter *ringbuf.Waiter
+	oready  func() bool // cached ownedReady
 	ons     []*ringbuf.Notifier
 	ogens   []uint64
 }
@@ -56,7 +59,7 @@ func NewWaitSet(subs ...*Subscriber) (*WaitSet, error) {
 		}
 	}
 	ws := &WaitSet{subs: subs, waiter: w, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs)), owned: owned}
-	ws.ready = ws.anyReady
+	ws.ready, ws.oready = ws.anyReady, ws.ownedReady
 	return ws, nil
 }
 

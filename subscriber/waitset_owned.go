@@ -32,7 +32,7 @@ func (ws *WaitSet) waitOwned(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return ctxErr(ctx, err)
 		}
-		ws.rebuild()
+		ws.rebuild() // registers the set as each engine's waiter
 		slice := w
 		d := time.Now().Add(ownedSlice)
 		if !w.Deadline.IsZero() && w.Deadline.Before(d) {
@@ -41,10 +41,11 @@ func (ws *WaitSet) waitOwned(ctx context.Context) error {
 		slice.Deadline = d
 		var err error
 		if ws.owaiter != nil {
-			err = ws.owaiter.Wait(ctx, ws.ready, slice)
+			err = ws.owaiter.Wait(ctx, ws.oready, slice)
 		} else {
 			sys.SpinFor(time.Millisecond)
 		}
+		ws.leave()
 		switch {
 		case err == nil, errors.Is(err, parallax.ErrTimeout) && (w.Deadline.IsZero() || time.Now().Before(w.Deadline)):
 			// Ready, or a slice ended: look again.
@@ -69,15 +70,36 @@ func ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
+// ownedReady is the sleep's readiness check: data, or a subscriber's
+// connections changed (then the set leaves its words, so a removed
+// connection can be unmapped, and rebuilds).
+func (ws *WaitSet) ownedReady() bool {
+	for _, s := range ws.subs {
+		if s.hasData() || s.Changed() {
+			return true
+		}
+	}
+	return false
+}
+
+// leave ends the registration rebuild made at every engine.
+func (ws *WaitSet) leave() {
+	for _, s := range ws.subs {
+		s.LeaveWait()
+	}
+}
+
 // rebuild makes the waiter current: the wake words of every connection of
-// every subscriber, when one of their sets changed.
+// every subscriber, when one of their sets changed. It registers the set
+// as every engine's waiter (until leave): a connection removed meanwhile
+// is unmapped only after the set left its word.
 func (ws *WaitSet) rebuild() {
 	same := len(ws.ogens) == len(ws.subs)
 	ns := ws.ons[:0]
 	gens := make([]uint64, len(ws.subs))
 	for i, s := range ws.subs {
 		var g uint64
-		ns, g = s.own.Load().eng.Notifiers(ns)
+		ns, g = s.own.Load().eng.EnterWait(ns)
 		gens[i] = g
 		if same && ws.ogens[i] != g {
 			same = false

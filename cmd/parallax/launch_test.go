@@ -15,7 +15,7 @@ func TestInspect(t *testing.T) {
 	t.Parallel()
 	code, out, _ := runCLI(t, "", "inspect")
 	require.Equal(t, exitOK, code)
-	for _, el := range []string{"testsrc", "ipcsink", "ipcsrc", "checksum", "fakesink"} {
+	for _, el := range []string{"testsrc", "ipcsink", "ipcsrc", "ipccall", "checksum", "fakesink"} {
 		require.Regexp(t, "(?m)^"+el+" ", out)
 	}
 	code, out, _ = runCLI(t, "", "inspect", "testsrc")

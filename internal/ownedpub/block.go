@@ -86,9 +86,16 @@ func ctxErr(what string, err error) error {
 // pushWaiting is waitPush's wait until deadline. mu held.
 func (e *Engine) pushWaiting(deadline time.Time, c *Conn, ref parallax.ChunkRef) error {
 	var err error
-	c.wctx.deadline, c.wctx.parent = deadline, e.ctx
-	e.unlocked(c, func() { _, err = c.data.Push(&c.wctx, ref) })
-	c.wctx.parent = nil
+	w := &c.wctx
+	if e.ctx != nil {
+		// PublishTo's ctx: the ring registers a callback on Done, whose
+		// goroutine may call Done after this wait returned, so this wait
+		// gets a waitCtx of its own that nobody writes again (one
+		// allocation, on this slow path only).
+		w = &waitCtx{c: c, parent: e.ctx}
+	}
+	w.deadline = deadline
+	e.unlocked(c, func() { _, err = c.data.Push(w, ref) })
 	if err == nil && !c.removed {
 		c.delivered++
 		return e.notify(c)
@@ -180,13 +187,14 @@ func (e *Engine) blockErr(c *Conn, err error) error {
 // the ring's Close (stopWaits), not by Done. Only for ringbuf waits: it
 // breaks the context contract (Err turns non-nil without Done).
 //
-// parent is PublishTo's ctx during its wait (nil otherwise): Done is then
-// the parent's, so its end wakes the wait (the ring registers a callback
-// for it, allocating only on this slow path).
+// parent is PublishTo's ctx (nil in the connection's own waitCtx, which
+// Publish uses): Done is then the parent's, so its end wakes the wait (the
+// ring registers a callback for it). Such a waitCtx is made per wait and
+// never written after it starts (pushWaiting).
 type waitCtx struct {
 	c        *Conn
 	deadline time.Time       // written by the waiter before each wait
-	parent   context.Context // written by the waiter before each wait
+	parent   context.Context // set once, in a per-wait waitCtx
 }
 
 func (w *waitCtx) Deadline() (time.Time, bool) { return w.deadline, true }

@@ -197,3 +197,28 @@ func (e *Engine) Notifiers(dst []*ringbuf.Notifier) ([]*ringbuf.Notifier, uint64
 	}
 	return dst, e.gen
 }
+
+// EnterWait is Notifiers for a waiter outside the engine (a wait set)
+// that is about to sleep on the words: it registers the caller as the
+// engine's waiter on the current set, so a RemoveConn waits (after
+// waking it) until it calls LeaveWait before the caller unmaps a word it
+// sleeps on. The caller takes the place of Take: the two must not wait at
+// the same time.
+func (e *Engine) EnterWait(dst []*ringbuf.Notifier) ([]*ringbuf.Notifier, uint64) {
+	s := e.waitOn(&e.set)
+	for _, c := range s.conns {
+		dst = append(dst, c.wake)
+	}
+	return dst, s.gen
+}
+
+// LeaveWait ends an EnterWait: the caller no longer touches the words.
+func (e *Engine) LeaveWait() { e.waitOn(nil) }
+
+// Changed reports, to the waiter registered by EnterWait (only it may
+// call this), whether its set is no longer current: it should wake,
+// LeaveWait and look again. Lock-free.
+func (e *Engine) Changed() bool {
+	s := e.waitingOn
+	return s != nil && e.set.Load() != s
+}

@@ -135,3 +135,20 @@ func ErrnoName(err error) string {
 	}
 	return fmt.Sprintf("errno%d", int(e))
 }
+
+// PollIn, PollHup and PollErr keep their Linux values.
+const (
+	PollIn  = 0x1
+	PollErr = 0x8
+	PollHup = 0x10
+)
+
+// PollFd mirrors Linux's struct pollfd.
+type PollFd struct {
+	Fd      int32
+	Events  int16
+	Revents int16
+}
+
+// Poll is not supported off Linux.
+func Poll(fds []PollFd, timeout time.Duration) (int, error) { return 0, unsupported("poll") }

@@ -29,6 +29,10 @@ type ResumePublisher struct {
 	Topic   string
 	Type    TypeInfo
 	History uint32
+	// Kind is the endpoint kind it was created with
+	// ([CreatePublisher.Kind]): a request/response or event endpoint
+	// resumes on its service, not on a topic of the same name.
+	Kind uint8
 }
 
 // ResumeSubscriber is one subscriber a resuming client still runs.
@@ -40,6 +44,12 @@ type ResumeSubscriber struct {
 	History        uint32
 	Policy         uint8
 	NotifierOffset uint64
+	// Kind, Pair and MaxHeld are what it was created with
+	// ([CreateSubscriber]): a response subscriber resumes paired with its
+	// client's request publisher.
+	Kind    uint8
+	Pair    uint32
+	MaxHeld uint32
 }
 
 // ResumeConnection is one connection (ring) a resuming client's endpoint
@@ -102,6 +112,9 @@ func (m *Resume) Validate() error {
 		if err := checkLen(t, "Publishers.Type.Name", p.Type.Name, MaxNameLen); err != nil {
 			return err
 		}
+		if p.Kind > EndpointEvent {
+			return invalid(t, "Publishers.Kind", "%d unknown", p.Kind)
+		}
 	}
 	for i := range m.Subscribers {
 		s := &m.Subscribers[i]
@@ -116,6 +129,14 @@ func (m *Resume) Validate() error {
 		}
 		if s.Policy > PolicyBlockProducer {
 			return invalid(t, "Subscribers.Policy", "%d unknown", s.Policy)
+		}
+		switch {
+		case s.Kind > EndpointEvent:
+			return invalid(t, "Subscribers.Kind", "%d unknown", s.Kind)
+		case (s.Kind == EndpointResponse) != (s.Pair != 0):
+			return invalid(t, "Subscribers.Pair", "%d with kind %d (a response subscriber names its request publisher, nothing else does)", s.Pair, s.Kind)
+		case s.MaxHeld > MaxHeldLimit:
+			return invalid(t, "Subscribers.MaxHeld", "%d above limit %d", s.MaxHeld, MaxHeldLimit)
 		}
 	}
 	for i := range m.Connections {

@@ -19,6 +19,6 @@ func factories() []pipeline.Factory {
 	return []pipeline.Factory{
 		testSrcFactory, fileSrcFactory, fileSinkFactory, fakeSinkFactory, identityFactory,
 		checksumFactory, teeFactory, queueFactory, funnelFactory, rateLimitFactory,
-		ipcSinkFactory, ipcSrcFactory,
+		ipcSinkFactory, ipcSrcFactory, ipcCallFactory,
 	}
 }

@@ -26,6 +26,7 @@ var public = []string{
 	"github.com/parallax-ipc/parallax/services",
 	"github.com/parallax-ipc/parallax/rpc",
 	"github.com/parallax-ipc/parallax/event",
+	"github.com/parallax-ipc/parallax/waitset",
 }
 
 // internalName matches a path into an internal package or a qualifier of

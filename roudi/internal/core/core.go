@@ -193,9 +193,12 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 	if err := opts.Pools.validate(cfg.Growth); err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
-	a, err := newArena(opts.Arena.Offset, opts.Arena.Size)
-	if err != nil {
-		return nil, fmt.Errorf("create router: %w", err)
+	a := &arena{used: make(map[uint64]uint64)} // the owned model places nothing in a management arena
+	if !cfg.Memory.Owned || opts.Arena.Size != 0 {
+		var err error
+		if a, err = newArena(opts.Arena.Offset, opts.Arena.Size); err != nil {
+			return nil, fmt.Errorf("create router: %w", err)
+		}
 	}
 	r := &Router{
 		cfg:          cfg.Clone(),

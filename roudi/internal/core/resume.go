@@ -53,6 +53,7 @@ type RestorePub struct {
 	Topic   string
 	Type    TypeInfo
 	History int
+	Kind    EndpointKind // as created: a service endpoint resumes on its service (kind.go)
 	// Owned model (resume_owned.go): the publisher's loans bound as it
 	// asked it (0: the default) and the data segments its client handed
 	// back, checked by the server.
@@ -69,6 +70,11 @@ type RestoreSub struct {
 	History  int
 	Policy   Policy
 	Notifier Region
+	// Kind, Pair and MaxHeld as created (CreateSubscriber): a response
+	// subscriber resumes paired with its client's request publisher.
+	Kind    EndpointKind
+	Pair    PubID
+	MaxHeld int
 }
 
 // RestoreLink is a connection (ring) one of the client's endpoints is part
@@ -206,7 +212,11 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 	c.id = req.OldClient
 	r.clients[c.id] = c
 	for _, p := range req.Pubs {
-		t := r.topicFor(p.Topic, p.Type)
+		if err := r.checkKind(p.Kind, p.History); err != nil {
+			r.log(slog.LevelWarn, "resume: publisher skipped", slog.Int("pub", int(p.ID)), slog.String("topic", p.Topic), slog.Any("err", err))
+			continue
+		}
+		t := r.topicFor(p.Kind, p.Topic, p.Type)
 		if t == nil {
 			r.log(slog.LevelWarn, "resume: publisher type differs from its topic's; skipped", slog.Int("pub", int(p.ID)), slog.String("topic", p.Topic))
 			continue
@@ -219,7 +229,18 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 		r.adoptPubMem(pp, p)
 	}
 	for _, s := range req.Subs {
-		t := r.topicFor(s.Topic, s.Type)
+		err := r.checkKind(s.Kind, s.History)
+		if err == nil {
+			err = r.checkPair(c, CreateSubscriber{Topic: s.Topic, Kind: s.Kind, Pair: s.Pair})
+		}
+		if err == nil && s.MaxHeld < 0 {
+			err = fmt.Errorf("%w: negative max held %d", parallax.ErrProtocol, s.MaxHeld)
+		}
+		if err != nil {
+			r.log(slog.LevelWarn, "resume: subscriber skipped", slog.Int("sub", int(s.ID)), slog.String("topic", s.Topic), slog.Any("err", err))
+			continue
+		}
+		t := r.topicFor(s.Kind, s.Topic, s.Type)
 		if t == nil || !r.reserveArena(s.Notifier) {
 			r.log(slog.LevelWarn, "resume: subscriber skipped (type or notifier region conflict)", slog.Int("sub", int(s.ID)), slog.String("topic", s.Topic))
 			continue
@@ -228,7 +249,7 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 		if capacity <= 0 {
 			capacity = r.cfg.Rings.DefaultCapacity
 		}
-		ss := &subscriber{id: s.ID, client: c, topic: t, capacity: capacity, history: s.History, policy: s.Policy, notifier: s.Notifier}
+		ss := &subscriber{id: s.ID, pair: s.Pair, client: c, topic: t, capacity: capacity, history: s.History, policy: s.Policy, maxHeld: s.MaxHeld, notifier: s.Notifier}
 		r.subs[s.ID] = ss
 		c.subs = append(c.subs, s.ID)
 		t.subs = append(t.subs, s.ID)
@@ -274,14 +295,12 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 		slog.Int("publishers", len(c.pubs)), slog.Int("subscribers", len(c.subs)))
 }
 
-// topicFor returns the topic name, creating it with typ, or nil when it
-// exists with another type.
-func (r *Router) topicFor(name string, typ TypeInfo) *topic {
-	t := r.topics[name]
+// topicFor returns the topic of kind and name, creating it with typ, or
+// nil when it exists with another type.
+func (r *Router) topicFor(kind EndpointKind, name string, typ TypeInfo) *topic {
+	t := r.topicOf(kind, name)
 	if t == nil {
-		t = &topic{name: name, typ: typ}
-		r.topics[name] = t
-		return t
+		return r.addTopic(kind, name, typ)
 	}
 	if t.typ != typ {
 		return nil
