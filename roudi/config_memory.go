@@ -90,7 +90,6 @@ func (c *Config) validateMemory(bad func(key, format string, args ...any)) {
 func (c *Config) memoryRules() core.Memory {
 	p := c.Publishers
 	m := core.Memory{
-		Owned:             c.Memory.Model == ModelOwned,
 		DefaultMaxPayload: uint32(p.DefaultMaxPayload), DefaultMaxLoans: p.DefaultMaxLoans, DefaultMaxHeld: p.DefaultMaxHeld,
 		ConnectionBudget: uint64(p.ConnectionBudget), HugepageMinBytes: uint64(p.HugepageMinBytes),
 		MaxPublisherBytes: uint64(c.Limits.MaxPublisherBytes), MaxSharedBytes: uint64(c.Limits.MaxSharedBytes),

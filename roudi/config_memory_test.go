@@ -13,7 +13,6 @@ func TestConfigMemoryDefaultsToOwned(t *testing.T) {
 	t.Parallel()
 	c := DefaultConfig()
 	require.Equal(t, ModelOwned, c.Memory.Model)
-	require.True(t, c.rules().Memory.Owned)
 	// A config that names only other keys keeps the default model.
 	c, err := ParseConfig([]byte("[rings]\ndefault_capacity = 64\n"))
 	require.NoError(t, err)
@@ -40,7 +39,6 @@ max_segments_per_publisher = 8
 	require.NoError(t, err)
 	require.NoError(t, c.Validate())
 	m := c.rules().Memory
-	require.True(t, m.Owned)
 	require.Equal(t, uint32(1024), m.DefaultMaxPayload)
 	require.Equal(t, core.HugeAlways, m.Hugepages)
 	require.Equal(t, uint64(16<<20), m.MaxPublisherBytes)

@@ -9,16 +9,11 @@ import (
 )
 
 // The core's default rules (used by its own tests) are the embedded
-// default configuration's, except the memory model: the core's tests still
-// default to the shared model's machinery (design
-// docs/design/memory-ownership.md §8 step 14, not yet deleted from the
-// core), the configuration to owned.
+// default configuration's.
 func TestDefaultRulesMatchDefaultConfig(t *testing.T) {
 	t.Parallel()
 	got := DefaultConfig().rules()
 	want := core.DefaultRules()
-	require.False(t, want.Memory.Owned)
-	want.Memory.Owned = true
 	require.Equal(t, want.Limits, got.Limits)
 	require.Equal(t, want.Rings, got.Rings)
 	require.Equal(t, want.Memory, got.Memory)

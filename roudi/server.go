@@ -17,7 +17,6 @@ import (
 	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/ringbuf"
 	"github.com/parallax-ipc/parallax/roudi/procmon"
 )
 
@@ -130,7 +129,6 @@ type Server struct {
 
 type serverStats struct {
 	reclaimed atomic.Uint64 // chunks returned to the pools by reclaim
-	swept     atomic.Uint64 // leaked chunks recovered while the domain was idle
 	clients   atomic.Int64
 }
 
@@ -139,8 +137,6 @@ type serverConn struct {
 	sc      *discovery.ServerConn
 	hello   bool
 	client  core.ClientID
-	sentRW  bool // payload segments granted read-write
-	sentRO  bool // payload segments granted read-only
 	version uint16
 	done    chan struct{}
 	guard   connGuard // rate limit, owned by the read goroutine (server_guard.go)
@@ -191,11 +187,9 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	s.adopted = adopted
 	rules := cfg.rules()
 	s.core, err = core.NewRouter(core.RouterOptions{
-		Rules:        &rules,
-		Rand:         rand.Reader,
-		RingSize:     ringbuf.Size,
-		NotifierSize: ringbuf.NotifierSize,
-		Sizes:        ownedSegmentSizes(), // server_segments.go
+		Rules: &rules,
+		Rand:  rand.Reader,
+		Sizes: ownedSegmentSizes(), // server_segments.go
 	})
 	if err != nil {
 		return nil, err

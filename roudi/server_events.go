@@ -200,8 +200,7 @@ func (s *Server) execute(a core.Action) {
 		}
 		s.push(c, &wire.ConnectionAdded{
 			ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub),
-			RingOffset: a.Ring.Offset, RingSize: a.Ring.Size, Capacity: uint32(a.Capacity),
-			Policy: uint8(a.Policy), NotifierOffset: a.Notifier.Offset, History: uint32(a.History),
+			Capacity: uint32(a.Capacity), Policy: uint8(a.Policy), History: uint32(a.History),
 			Pair: uint32(a.Pair),
 		})
 	case core.ConnectionRemoved:
