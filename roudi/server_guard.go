@@ -4,48 +4,19 @@ package roudi
 //
 // # Trust model
 //
-// Every client maps the management segment read-write: pool bitmaps, chunk
-// headers (ctl words), rings and hold tables. A client with that mapping can
-// corrupt any of it, and nothing the router does can prevent that, nor tell
-// afterwards which process wrote a given word. The goal is containment, not
-// prevention:
-//
-//   - Nobody crashes. Every value read from shared memory is validated
-//     before use (mempool checks pool, slot, generation and reference count
-//     against counts cached locally; rings bound their positions), so
-//     garbage yields errors, never a panic or an out-of-range access.
-//   - No chunk is freed twice by honest code: Release and AddRef are CAS
-//     loops that require the ref's generation and a positive count, so a
-//     double release, a stale ref or a forged one fails and changes nothing.
-//     (A client that writes ctl words directly can still lower a count it
-//     does not own, or make a held chunk look free; that is the limit of
-//     what shared-memory accounting can enforce.)
-//   - The router restores consistency when the domain is idle: the sweep
-//     run after the last client leaves audits every pool, frees what is still
-//     held and repairs corrupt ctl words and bitmap bits
-//     (mempool.Pool.Sweep, Pool.Repair).
-//   - An offender is disconnected and reclaimed: a control connection that
-//     floods the router is rate-limited and then dropped; a publisher whose
-//     ring carries garbage is dropped once its consumer reported it
-//     [core.ReportThreshold] times; a ring whose indices are impossible has
-//     its connection cut at once and its offender, when known, dropped
-//     (server_ringcheck.go).
+// The boundary is the uid. A client can write only its own publishers'
+// data segments and the connection segments it is an end of, each shared
+// with exactly one peer (docs/design/memory-ownership.md §3); the router
+// creates, seals and fchmods every segment and never reads memory a client
+// can write. Every value read from a peer's memory is validated before use
+// by the reader, so garbage yields errors for that connection only.
 //
 // # Where each decision lives
 //
-// The server reads shared memory and moves bytes and fds; the router core
-// (roudi/internal/core, covered by its datadriven scripts) decides:
-//
-//   - bad-ref reports: the server checks the ref against its pools and
-//     looks for the value in the ring (reportPeer, ringHolds); the core
-//     checks the reporter, counts, forgets the counts of processes gone
-//     and disconnects (core.PeerReported, guard.go);
-//   - corrupt-ring reports: the server checks the ring and reads its index
-//     words (reportCorruptRing); the core checks the reporter, cuts the
-//     connection and blames an end (core.RingReported, core.Blame);
-//   - the orphan drain after a restart: the core names the arena ranges
-//     nobody accounts for at the resume deadline (core.DrainOrphans); the
-//     server walks those ranges for rings and drains them;
+//   - reports (wire.ReportPeer, bad ref or corrupt ring): the report of an
+//     end of a connection cuts that connection, unverified; a report by
+//     anyone else is refused (core.PeerReported, core.RingReported,
+//     guard_owned.go);
 //   - the counters (GuardStats) are the server's atomics, bumped on the
 //     core's core.Count actions.
 //
@@ -55,31 +26,6 @@ package roudi
 // flood costs the Serve goroutine nothing) and the cut of a client whose
 // outgoing queue overflows or stalls (server_outq.go). Both end in a
 // core.ClientDisconnected like any other departure.
-//
-// # Reports
-//
-// A subscriber that pops a ref failing validation sends a wire.ReportPeer
-// naming the connection. The router acts on it only if it verifies what is
-// cheap to verify, so that a report cannot be used to kill an arbitrary
-// peer:
-//
-//   - the reporter is the consumer of that connection (a client can only
-//     accuse the publishers that feed it) — the core's registry says;
-//   - the reported value fails validation in the router's own view of the
-//     pools now (an honest in-flight ref is held by its ring entry, so it is
-//     valid until the consumer releases it);
-//   - the value is present in one of the connection ring's slots (slots keep
-//     their last value after a pop), so the reporter did not invent it
-//     without writing it into its own ring first — which any client with the
-//     mapping can do anyway, so this grants no power it did not have.
-//
-// After [core.ReportThreshold] verified reports against a publisher's
-// process, the router closes that process's control connection and
-// reclaims it like a dead one (its connections are removed, its rings
-// drained, what its hold table lists released). The process itself keeps
-// its mappings: the router cannot revoke them, so a hostile process that
-// stays alive can keep scribbling on shared memory; honest peers keep
-// validating.
 //
 // # Rate limiting
 //
