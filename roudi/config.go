@@ -70,9 +70,8 @@ type Limits struct {
 	MaxHistory int `toml:"max_history"`
 	// MaxQueueCapacity bounds the ring capacity a subscriber asks for.
 	MaxQueueCapacity int `toml:"max_queue_capacity"`
-	// MaxMessageSize bounds a topic's payload type size; 0 means the largest
-	// pool chunk size in the shared model, no bound beyond
-	// MaxPublisherBytes in the owned model.
+	// MaxMessageSize bounds a topic's payload type size and a loan; 0
+	// means no bound beyond MaxPublisherBytes.
 	MaxMessageSize ByteSize `toml:"max_message_size"`
 	// MaxRequestsPerSecond and RequestBurst rate-limit each control
 	// connection (a token bucket): requests beyond them are refused with

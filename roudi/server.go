@@ -144,11 +144,11 @@ type serverConn struct {
 	helloReqID uint32
 }
 
-// New creates the router's segments for cfg (the embedded default when
-// nil): the management segment with every pool's bitmap and chunk headers
-// and the ring arena, and one payload segment per pool (hugepages as the
-// config asks, falling back to normal pages with a logged reason). It does
-// not listen yet: [Server.Serve] does.
+// New creates the router for cfg (the embedded default when nil): it takes
+// the domain's lock (adopting the clients of a previous router that left
+// live ones) and starts the process monitor. Segments are created per
+// publisher and per connection as clients ask. It does not listen yet:
+// [Server.Serve] does.
 func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if cfg == nil {
 		cfg = DefaultConfig()

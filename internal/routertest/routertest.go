@@ -19,9 +19,8 @@ import (
 
 var seq atomic.Int64
 
-// Small is a configuration suited to tests in the default (owned) memory
-// model; its pools, a few MiB in all, are those of the shared model when a
-// test selects it (see Shared). Messages are bounded to 1 MiB in both.
+// Small is a configuration suited to tests: room for many connections and
+// subscribers, messages bounded to 1 MiB.
 const Small = `
 [limits]
 max_connections = 1024

@@ -24,9 +24,7 @@ import (
 	"github.com/parallax-ipc/parallax/roudi"
 )
 
-// testConfig is the configuration of every test router, in the default
-// (owned) memory model; its pools (normal pages, hugepages are tested
-// elsewhere, about 30 MiB in all) are the shared model's (sharedConfig).
+// testConfig is the configuration of every test router.
 const testConfig = `
 [limits]
 max_history = 64
