@@ -166,17 +166,6 @@ subscribe_uids = [4242]
 	require.ErrorContains(t, err, `may not listen to "guarded"`)
 }
 
-// Events need the owned model.
-func TestSharedModelRefused(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, routertest.Shared) // shared model: deleted in step 14
-	ctx := testCtx(t)
-	_, err := event.NewNotifier(ctx, "x", event.Options{Socket: srv.SocketPath()})
-	require.ErrorIs(t, err, parallax.ErrNotSupported)
-	_, err = event.NewListener(ctx, "x", event.Options{Socket: srv.SocketPath()})
-	require.ErrorIs(t, err, parallax.ErrNotSupported)
-}
-
 // A listener that goes away is dropped by the notifier (the router
 // removes its connection) while the other listener is signalled on; a
 // notifier that goes away after signalling still has its ids read, and

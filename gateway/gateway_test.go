@@ -123,7 +123,10 @@ func newBridge(t *testing.T, cfg string, natsMax int32, chunk int, exp, imp gate
 	return b
 }
 
-func TestBridgeOrderAndChecksum(t *testing.T) { routertest.ForModels(t, testBridgeOrderAndChecksum) }
+func TestBridgeOrderAndChecksum(t *testing.T) {
+	t.Parallel()
+	testBridgeOrderAndChecksum(t, routertest.Small)
+}
 
 func testBridgeOrderAndChecksum(t *testing.T, cfg string) {
 	typ := &gateway.Type{Name: "bytes.v1"}
@@ -228,7 +231,8 @@ func testBridgeOrderAndChecksum(t *testing.T, cfg string) {
 }
 
 func TestTypeFromFirstMessageAndMismatchRefused(t *testing.T) {
-	routertest.ForModels(t, testTypeFromFirstMessageAndMismatchRefused)
+	t.Parallel()
+	testTypeFromFirstMessageAndMismatchRefused(t, routertest.Small)
 }
 
 func testTypeFromFirstMessageAndMismatchRefused(t *testing.T, cfg string) {
@@ -273,7 +277,8 @@ func testTypeFromFirstMessageAndMismatchRefused(t *testing.T, cfg string) {
 }
 
 func TestConfiguredTypeMismatchRefused(t *testing.T) {
-	routertest.ForModels(t, testConfiguredTypeMismatchRefused)
+	t.Parallel()
+	testConfiguredTypeMismatchRefused(t, routertest.Small)
 }
 
 func testConfiguredTypeMismatchRefused(t *testing.T, cfg string) {
@@ -293,7 +298,10 @@ func testConfiguredTypeMismatchRefused(t *testing.T, cfg string) {
 
 // TestLargePayloadSplit: a sample larger than the NATS server's max
 // payload crosses in parts and arrives whole, between smaller ones.
-func TestLargePayloadSplit(t *testing.T) { routertest.ForModels(t, testLargePayloadSplit) }
+func TestLargePayloadSplit(t *testing.T) {
+	t.Parallel()
+	testLargePayloadSplit(t, routertest.Small)
+}
 
 func testLargePayloadSplit(t *testing.T, cfg string) {
 	b := newBridge(t, cfg, 8<<10, 256<<10, gateway.Topic{Name: "big"}, gateway.Topic{Name: "big", Type: &gateway.Type{}})
@@ -323,7 +331,10 @@ func testLargePayloadSplit(t *testing.T, cfg string) {
 	require.Zero(t, sa.Refused+sa.Dropped+sb.Refused+sb.Dropped+sb.Gaps, "A %v; B %v", sa, sb)
 }
 
-func TestLoopPrevention(t *testing.T) { routertest.ForModels(t, testLoopPrevention) }
+func TestLoopPrevention(t *testing.T) {
+	t.Parallel()
+	testLoopPrevention(t, routertest.Small)
+}
 
 func testLoopPrevention(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
@@ -380,7 +391,10 @@ func testLoopPrevention(t *testing.T, cfg string) {
 	eventually(t, "refusal of a headerless message", func() bool { return ga.Stats().Refused >= 1 && gb.Stats().Refused >= 1 })
 }
 
-func TestRouterRestart(t *testing.T) { routertest.ForModels(t, testRouterRestart) }
+func TestRouterRestart(t *testing.T) {
+	t.Parallel()
+	testRouterRestart(t, routertest.Small)
+}
 
 func testRouterRestart(t *testing.T, cfg string) {
 	typ := &gateway.Type{Name: "r"}
@@ -426,7 +440,10 @@ func testRouterRestart(t *testing.T, cfg string) {
 	receive()
 }
 
-func TestNATSRestart(t *testing.T) { routertest.ForModels(t, testNATSRestart) }
+func TestNATSRestart(t *testing.T) {
+	t.Parallel()
+	testNATSRestart(t, routertest.Small)
+}
 
 func testNATSRestart(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
@@ -493,7 +510,10 @@ func routerCounters(t testing.TB, r *router, id string) map[string]uint64 {
 // TestReportOnStop: the gateway reports at once when its endpoints start
 // and once more when Run ends; here a publisher shares the gateway's
 // runtime, so the connection (and the final report) outlives the gateway.
-func TestReportOnStop(t *testing.T) { routertest.ForModels(t, testReportOnStop) }
+func TestReportOnStop(t *testing.T) {
+	t.Parallel()
+	testReportOnStop(t, routertest.Small)
+}
 
 func testReportOnStop(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
@@ -518,7 +538,10 @@ func testReportOnStop(t *testing.T, cfg string) {
 }
 
 // TestReportDisabled: a negative ReportInterval sends no report at all.
-func TestReportDisabled(t *testing.T) { routertest.ForModels(t, testReportDisabled) }
+func TestReportDisabled(t *testing.T) {
+	t.Parallel()
+	testReportDisabled(t, routertest.Small)
+}
 
 func testReportDisabled(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)
@@ -540,7 +563,10 @@ func testReportDisabled(t *testing.T, cfg string) {
 // TestCleanStopNoWarning: stopping a gateway logs no warning or error
 // (nats.go reports the gateway's own Close as a disconnection without an
 // error, on its callback goroutine, before the closed callback).
-func TestCleanStopNoWarning(t *testing.T) { routertest.ForModels(t, testCleanStopNoWarning) }
+func TestCleanStopNoWarning(t *testing.T) {
+	t.Parallel()
+	testCleanStopNoWarning(t, routertest.Small)
+}
 
 func testCleanStopNoWarning(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)

@@ -18,7 +18,10 @@ import (
 // TestJetStreamCatchUp: with a stream, samples published while the
 // importing domain (router and gateway) is down are delivered, in order,
 // when it is back.
-func TestJetStreamCatchUp(t *testing.T) { routertest.ForModels(t, testJetStreamCatchUp) }
+func TestJetStreamCatchUp(t *testing.T) {
+	t.Parallel()
+	testJetStreamCatchUp(t, routertest.Small)
+}
 
 func testJetStreamCatchUp(t *testing.T, cfg string) {
 	ns := startNATSOpts(t, &server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir()})

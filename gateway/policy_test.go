@@ -21,7 +21,10 @@ import (
 // reaches the subscriber in domain B, in order, and no counter shows a
 // loss. (With the default policy the same publisher loses most of its
 // samples at the exporter's queue.)
-func TestLosslessFlatOut(t *testing.T) { routertest.ForModels(t, testLosslessFlatOut) }
+func TestLosslessFlatOut(t *testing.T) {
+	t.Parallel()
+	testLosslessFlatOut(t, routertest.Small)
+}
 
 func testLosslessFlatOut(t *testing.T, cfg string) {
 	n := 20000
@@ -107,7 +110,8 @@ func TestParsePolicy(t *testing.T) {
 // batch, published flat out and interleaved, all arrive byte-exact and in
 // publishing order.
 func TestLosslessMixedSizesInOrder(t *testing.T) {
-	routertest.ForModels(t, testLosslessMixedSizesInOrder)
+	t.Parallel()
+	testLosslessMixedSizesInOrder(t, routertest.Small)
 }
 
 func testLosslessMixedSizesInOrder(t *testing.T, cfg string) {

@@ -20,14 +20,6 @@ import (
 
 // bigPools has chunks for 16 MiB messages besides small ones.
 const bigPools = `
-[[pools]]
-chunk_size = "4KiB"
-count = 64
-hugepages = "never"
-[[pools]]
-chunk_size = "16MiB"
-count = 4
-hugepages = "never"
 `
 
 // TestSplitAcrossNATSReconnect: 16 MiB samples (16+ parts at NATS's
@@ -35,7 +27,8 @@ hugepages = "never"
 // Every sample the subscriber gets is whole and byte-exact; every sample
 // it does not get is counted as lost by a gateway.
 func TestSplitAcrossNATSReconnect(t *testing.T) {
-	routertest.ForModels(t, testSplitAcrossNATSReconnect)
+	t.Parallel()
+	testSplitAcrossNATSReconnect(t, routertest.Small)
 }
 
 func testSplitAcrossNATSReconnect(t *testing.T, cfg string) {
@@ -142,7 +135,10 @@ func testSplitAcrossNATSReconnect(t *testing.T, cfg string) {
 // TestSplitHostileParts: parts that do not fit together, or announce
 // more than MaxMessageSize, never reach a local subscriber and are
 // counted.
-func TestSplitHostileParts(t *testing.T) { routertest.ForModels(t, testSplitHostileParts) }
+func TestSplitHostileParts(t *testing.T) {
+	t.Parallel()
+	testSplitHostileParts(t, routertest.Small)
+}
 
 func testSplitHostileParts(t *testing.T, cfg string) {
 	ns := startNATS(t, -1, 0)

@@ -107,23 +107,3 @@ func (p *Pool) Repair() Audit {
 	atomic.StoreUint64(&p.hint.freesTotal, loans-inUse)
 	return before
 }
-
-// Sweep frees every held slot (a new generation, so outstanding refs go
-// stale) and returns how many it freed. It is the router's last resort for
-// chunks leaked by a process killed inside the few instructions between a
-// bookkeeping step and the ctl update it records: run it only when the
-// domain is quiescent — no client attached and no ring holding refs — so
-// that every held slot is by definition leaked.
-func (p *Pool) Sweep() int {
-	freed := 0
-	for i := range p.count {
-		h := &p.chunks[i]
-		c := atomic.LoadUint64(&h.ctl)
-		if ctlRef(c) != 0 {
-			atomic.StoreUint64(&h.ctl, makeCtl(parallax.NextGen(ctlGen(c)), 0, 0))
-			freed++
-		}
-	}
-	p.Repair()
-	return freed
-}

@@ -99,14 +99,3 @@ func TestHeapRegionAligned(t *testing.T) {
 	}
 	require.Nil(t, HeapRegion(0))
 }
-
-func TestHoldTableLayout(t *testing.T) {
-	var h holdHeader
-	require.Equal(t, uintptr(holdEntriesOffset), unsafe.Sizeof(h))
-	require.Equal(t, uintptr(0), unsafe.Offsetof(h.magic))
-	require.Equal(t, uintptr(8), unsafe.Offsetof(h.version))
-	require.Equal(t, uintptr(12), unsafe.Offsetof(h.capacity))
-	require.Equal(t, uintptr(16), unsafe.Offsetof(h.client))
-	require.Equal(t, uintptr(64), unsafe.Offsetof(h.hint))
-	require.Equal(t, 128+8*10, HoldTableSize(10))
-}

@@ -14,9 +14,7 @@ import (
 // publish to one subscriber (in this process) whose goroutine drains and
 // releases; in both memory models.
 func BenchmarkLoanPublish(b *testing.B) {
-	for _, m := range routertest.Models {
-		b.Run("model="+m.Name, func(b *testing.B) { benchLoanPublish(b, m.TOML) })
-	}
+	benchLoanPublish(b, routertest.Small)
 }
 
 func benchLoanPublish(b *testing.B, cfg string) {
@@ -66,9 +64,7 @@ func benchLoanPublish(b *testing.B, cfg string) {
 // (Spin -1: every such publish goes to the futex). The blocking path must
 // allocate nothing, like the rest of the publish path.
 func BenchmarkPublishBlocked(b *testing.B) {
-	for _, m := range routertest.Models {
-		b.Run("model="+m.Name, func(b *testing.B) { benchPublishBlocked(b, m.TOML) })
-	}
+	benchPublishBlocked(b, routertest.Small)
 }
 
 func benchPublishBlocked(b *testing.B, cfg string) {

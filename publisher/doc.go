@@ -1,5 +1,5 @@
 // Package publisher is the sending side of Parallax topics. A [Publisher]
-// loans a chunk straight from the router's shared memory pools, the caller
+// loans a chunk straight from its own shared-memory data segment, the caller
 // writes the payload in place, and [Publisher.Publish] hands an 8-byte
 // reference to every subscriber's ring: payload bytes are never copied.
 //
@@ -30,18 +30,14 @@
 // subscriber's queue stays full past [Options.Spin] (the publisher sleeps
 // on it, still without allocating, for up to [Options.BlockTimeout]).
 //
-// # Memory models
+// # Memory
 //
-// With a router in the owned memory model (config [memory] model =
-// "owned") a publisher loans from data segments of its own, which only its
+// A publisher loans from data segments of its own, which only its
 // subscribers map, read-only; each subscriber returns the chunks it
 // releases over its own connection, and a subscriber that dies gives back
 // everything it held at once. [Options.MaxPayload], [Options.MaxLoans] and
 // [Options.ExpectedSubscribers] size those segments; [Stats.Memory] is the
-// publisher's own accounting of them. The API is the same in both models,
-// except [Publisher.LoanWait], which needs the owned model.
-//
-// # Memory (owned model)
+// publisher's own accounting of them.
 //
 // The router sizes a publisher's first segment so that loans within
 // MaxLoans never run out with honest subscribers: chunks = MaxLoans +

@@ -23,12 +23,9 @@ func (e endpoint) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, [
 	return e.p.resumeInfo()
 }
 
-// MemoryReport implements clientrt.MemoryReporter: the owned model's own
+// MemoryReport implements clientrt.MemoryReporter: the publisher's own
 // chunk accounting, as Stats().Memory has it, and its message counters.
 func (e endpoint) MemoryReport() (wire.PubMemory, bool) {
-	if e.p.own.Load() == nil {
-		return wire.PubMemory{}, false
-	}
 	st := e.p.Stats()
 	m := st.Memory
 	u := func(n int) uint32 { return uint32(min(max(n, 0), 1<<32-1)) }

@@ -27,7 +27,7 @@ import (
 // bound and policy) have arrived; its removal reclaims every chunk
 // delivered on it before the runtime tells the router it let go.
 
-// owned is a Publisher's owned-model state; nil in the shared model.
+// owned is a Publisher's engine and connections.
 type owned struct {
 	eng  *ownedpub.Engine
 	segs *clientrt.PubSegments
@@ -368,7 +368,7 @@ const ownedWireTimeout = 2 * time.Second
 // waitOwnedWired waits until every connection announced before New
 // returned has its segment too (the router grants it after the reply), so
 // a first sample reaches the subscribers that existed when the publisher
-// was created, as in the shared model. A grant that does not come (the
+// was created. A grant that does not come (the
 // router failed to create the segment and cuts the connection) ends the
 // wait at ownedWireTimeout.
 func (p *Publisher) waitOwnedWired(ctx context.Context, o *owned) {

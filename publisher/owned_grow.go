@@ -61,14 +61,8 @@ type idleMark struct {
 // wrapping parallax.ErrLimit there). The end of ctx gives an error
 // wrapping ctx's error (and parallax.ErrTimeout for a deadline). A chunk free at once costs what Loan
 // costs: no allocation, no system call.
-//
-// The shared model has no per-publisher return queues to sleep on:
-// LoanWait returns an error wrapping parallax.ErrNotSupported there.
 func (p *Publisher) LoanWait(ctx context.Context, n int) (Chunk, error) {
 	o := p.own.Load()
-	if o == nil {
-		return Chunk{}, fmt.Errorf("loan-wait on %q: %w in the shared memory model (use Loan)", p.topic, parallax.ErrNotSupported)
-	}
 	if p.opts.TypeSize != 0 && n != int(p.opts.TypeSize) {
 		return Chunk{}, fmt.Errorf("loan %d bytes on %q of type %q (%d bytes): %w", n, p.topic, p.opts.TypeName, p.opts.TypeSize, parallax.ErrIncompatibleType)
 	}

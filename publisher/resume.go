@@ -13,22 +13,17 @@ func (p *Publisher) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber,
 	if p.link != nil {
 		rp.Kind = p.link.Kind // a request/response endpoint resumes on its service
 	}
+	// The connections attached to the engine; the runtime hands their
+	// segments back (clientrt reconnect_owned.go).
 	var conns []wire.ResumeConnection
-	if o := p.own.Load(); o != nil {
-		// Owned model: the connections attached to the engine; the
-		// runtime hands their segments back (clientrt reconnect_owned.go).
-		o.mu.Lock()
-		for _, oc := range o.conns {
-			if oc.c != nil {
-				conns = append(conns, resumeConn(oc.added))
-			}
+	o := p.own.Load()
+	o.mu.Lock()
+	for _, oc := range o.conns {
+		if oc.c != nil {
+			conns = append(conns, resumeConn(oc.added))
 		}
-		o.mu.Unlock()
-		return rp, nil, conns
 	}
-	for _, c := range *p.conns.Load() {
-		conns = append(conns, resumeConn(&c.added))
-	}
+	o.mu.Unlock()
 	return rp, nil, conns
 }
 

@@ -4,8 +4,8 @@ package publisher
 // from any goroutine, concurrently with Publish, Release, Send and other
 // LoanShared calls on the same publisher. Pipeline allocators use it: an
 // upstream element loans from its goroutine while the sink publishes from
-// another. A loan takes no lock (the pool bitmap and the process's hold
-// table are claimed by CAS), so this costs nothing over Loan.
+// another. The publisher's engine is safe for concurrent use, so this
+// costs nothing over Loan.
 func (p *Publisher) LoanShared(n int) (Chunk, error) { return p.Loan(n) }
 
 // ReleaseShared is [Publisher.Release] callable from any goroutine,

@@ -16,7 +16,10 @@ import (
 // Options.Spin is a duration bounded by BlockTimeout: a publisher that
 // spins an hour on a full block-producer queue still gives up after
 // BlockTimeout, and so does one that does not spin at all.
-func TestPublishSpinIsBounded(t *testing.T) { routertest.ForModels(t, testPublishSpinIsBounded) }
+func TestPublishSpinIsBounded(t *testing.T) {
+	t.Parallel()
+	testPublishSpinIsBounded(t, routertest.Small)
+}
 
 func testPublishSpinIsBounded(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)

@@ -23,8 +23,8 @@ type Stats struct {
 	// Loans counts the chunks loaned and not yet published or released (one
 	// more while a Release or Close is running).
 	Loans int64
-	// CorruptConnections counts the connections dropped because their ring
-	// had impossible indices, as [Publisher.CorruptConnections] returns.
+	// CorruptConnections counts the connections dropped because they
+	// failed, as [Publisher.CorruptConnections] returns.
 	CorruptConnections uint64
 	// Removed counts the connections that ended: their subscriber closed,
 	// died or was cut by the router. A Publish waiting on a
@@ -33,13 +33,12 @@ type Stats struct {
 	Removed uint64
 	// Subscribers is the number of subscribers connected now.
 	Subscribers int
-	// Memory is the accounting of this publisher's own data segments in
-	// the owned memory model (all zero in the shared model).
+	// Memory is the accounting of this publisher's own data segments.
 	Memory MemoryStats
 }
 
-// MemoryStats is a publisher's accounting of its own chunks in the owned
-// memory model, kept in this process (the router knows sizes, not use).
+// MemoryStats is a publisher's accounting of its own chunks, kept in this
+// process (the router knows sizes, not use).
 type MemoryStats struct {
 	Segments    int    // data segments
 	Chunks      int    // chunks in all of them
@@ -56,24 +55,12 @@ type MemoryStats struct {
 }
 
 // Stats returns the publisher's counters. It is safe to call from any
-// goroutine, concurrently with publishing, and allocates nothing. In the
-// owned model it first takes back what subscribers returned, so
+// goroutine, concurrently with publishing, and allocates nothing. It first
+// takes back what subscribers returned, so
 // Memory.Free counts every chunk no subscriber holds any more.
 func (p *Publisher) Stats() Stats {
-	if o := p.own.Load(); o != nil {
-		s := Stats{Published: p.published.Load(), Unconnected: p.unconnected.Load(), Loans: p.loans.Count(),
-			CorruptConnections: p.corruptConns.Load(), Removed: p.removed.Load()}
-		o.stats(&s)
-		return s
-	}
-	return Stats{
-		Published:          p.published.Load(),
-		Delivered:          p.delivered.Load(),
-		Dropped:            p.Dropped(),
-		Unconnected:        p.unconnected.Load(),
-		Loans:              p.loans.Count(),
-		CorruptConnections: p.corruptConns.Load(),
-		Removed:            p.removed.Load(),
-		Subscribers:        p.Subscribers(),
-	}
+	s := Stats{Published: p.published.Load(), Unconnected: p.unconnected.Load(), Loans: p.loans.Count(),
+		CorruptConnections: p.corruptConns.Load()}
+	p.own.Load().stats(&s)
+	return s
 }

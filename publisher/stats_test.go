@@ -15,7 +15,10 @@ import (
 // Samples published before any subscriber is connected are not lost
 // silently: Stats counts them as Unconnected. Once a subscriber is there,
 // they count as Delivered, once per subscriber; outstanding loans show.
-func TestStatsUnconnected(t *testing.T) { routertest.ForModels(t, testStatsUnconnected) }
+func TestStatsUnconnected(t *testing.T) {
+	t.Parallel()
+	testStatsUnconnected(t, routertest.Small)
+}
 
 func testStatsUnconnected(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)

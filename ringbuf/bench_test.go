@@ -15,26 +15,18 @@ import (
 // uncontended cost of the hot path.
 func BenchmarkPushPop(b *testing.B) {
 	for _, p := range []ringbuf.Policy{ringbuf.DiscardOldest, ringbuf.BlockProducer} {
-		for _, tracked := range []bool{false, true} {
-			b.Run(fmt.Sprintf("policy=%v/tracked=%v", p, tracked), func(b *testing.B) {
-				r := newRing(b, 1024, p)
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := r.TryPush(1); err != nil {
-						b.Fatal(err)
-					}
-					var err error
-					if tracked {
-						_, err = r.TryPopTracked()
-					} else {
-						_, err = r.TryPop()
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
+		b.Run(fmt.Sprintf("policy=%v", p), func(b *testing.B) {
+			r := newRing(b, 1024, p)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.TryPush(1); err != nil {
+					b.Fatal(err)
 				}
-			})
-		}
+				if _, err := r.TryPop(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -74,7 +74,7 @@ func TestCorruptProducerIndex(t *testing.T) {
 			// must refuse. A fresh consumer refuses at once.
 			for i := 0; ; i++ {
 				require.Less(t, i, capacity, "%s: a pop loop over a corrupt ring must end", name)
-				_, err = popper.TryPopTracked()
+				_, err = popper.TryPop()
 				if err != nil {
 					break
 				}
@@ -208,7 +208,7 @@ func TestCorruptIndicesFuzz(t *testing.T) {
 		}()
 		counts := map[string]int{}
 		for range 20_000 {
-			v, err := r.TryPopTracked()
+			v, err := r.TryPop()
 			switch {
 			case err == nil:
 				if !valid(v) && v != parallax.NilRef { // a slot never written holds 0

@@ -12,13 +12,13 @@
 //
 // All words little-endian, offsets in bytes; every atomic is naturally
 // aligned and words written by different sides sit on different 128-byte
-// lines (LayoutVersion 1, see TestLayout):
+// lines (LayoutVersion 2, see TestLayout):
 //
 //	  0 +---------------------------------------------------------+
 //	    | magic u64 | version u32 | policy u32 | capacity u32 | - |  read-only after Format
 //	128 +---------------------------------------------------------+
 //	    | head u64 = pos u32 | pops u32<<32                       |  CAS: consumer (pop),
-//	    | intentHead u64 | intentRef u64                          |       producer (discard)
+//	    |                                                         |       producer (discard)
 //	256 +---------------------------------------------------------+
 //	    | tail u64 (pos u32) | dropped u64                        |  producer-owned
 //	384 +---------------------------------------------------------+
@@ -48,11 +48,6 @@
 //   - Reuse: the producer writes slot t&mask only after loading a head
 //     with t-head < capacity, i.e. after the CAS that claimed position
 //     t-capacity — whose winner had already read the slot.
-//   - Crash accounting: [Ring.TryPopTracked] stores intentHead (the head
-//     word it expects) and then intentRef (the ref it read) before its
-//     CAS. If the consumer dies, the pop happened iff head.pops ==
-//     intentHead.pops+1 ([Ring.PendingPop]); the consumer calls
-//     [Ring.ClearPopIntent] once it recorded the hold elsewhere.
 //   - Blocked producer (Dekker): the producer samples waitSeq, stores
 //     waitFlag=1, then re-checks head; the consumer CASes head, then loads
 //     waitFlag and, when set, clears it, bumps waitSeq and calls FutexWake.

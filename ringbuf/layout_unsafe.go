@@ -61,11 +61,9 @@ type ringHeader struct {
 	_        [lineSize - 24]byte
 
 	// line 1: consumer side. Head is CASed by the consumer (pop) and by the
-	// producer (discard); the intent words are consumer-owned.
-	Head       uint64 // HeadWord: position | pops<<32
-	IntentHead uint64 // HeadWord the consumer is about to CAS away from
-	IntentRef  uint64 // ChunkRef it read at that position
-	_          [lineSize - 24]byte
+	// producer (discard).
+	Head uint64 // HeadWord: position | pops<<32
+	_    [lineSize - 8]byte
 
 	// line 2: producer-owned.
 	Tail    uint64 // position (low 32 bits; high 32 bits always 0)
@@ -100,18 +98,16 @@ type notifierBlock struct {
 // Layout offsets and sizes, derived from the structs above and pinned by
 // TestLayout.
 const (
-	offMagic      = unsafe.Offsetof(ringHeader{}.Magic)
-	offVersion    = unsafe.Offsetof(ringHeader{}.Version)
-	offPolicy     = unsafe.Offsetof(ringHeader{}.Policy)
-	offCapacity   = unsafe.Offsetof(ringHeader{}.Capacity)
-	offHead       = unsafe.Offsetof(ringHeader{}.Head)
-	offIntentHead = unsafe.Offsetof(ringHeader{}.IntentHead)
-	offIntentRef  = unsafe.Offsetof(ringHeader{}.IntentRef)
-	offTail       = unsafe.Offsetof(ringHeader{}.Tail)
-	offDropped    = unsafe.Offsetof(ringHeader{}.Dropped)
-	offWaitFlag   = unsafe.Offsetof(ringHeader{}.WaitFlag)
-	offWaitSeq    = unsafe.Offsetof(ringHeader{}.WaitSeq)
-	offClosed     = unsafe.Offsetof(ringHeader{}.Closed)
+	offMagic    = unsafe.Offsetof(ringHeader{}.Magic)
+	offVersion  = unsafe.Offsetof(ringHeader{}.Version)
+	offPolicy   = unsafe.Offsetof(ringHeader{}.Policy)
+	offCapacity = unsafe.Offsetof(ringHeader{}.Capacity)
+	offHead     = unsafe.Offsetof(ringHeader{}.Head)
+	offTail     = unsafe.Offsetof(ringHeader{}.Tail)
+	offDropped  = unsafe.Offsetof(ringHeader{}.Dropped)
+	offWaitFlag = unsafe.Offsetof(ringHeader{}.WaitFlag)
+	offWaitSeq  = unsafe.Offsetof(ringHeader{}.WaitSeq)
+	offClosed   = unsafe.Offsetof(ringHeader{}.Closed)
 
 	// HeaderSize is the size of a ring header; slots start at this offset.
 	HeaderSize = int(unsafe.Sizeof(ringHeader{}))

@@ -24,8 +24,6 @@ func TestLayout(t *testing.T) {
 		{"Policy", unsafe.Offsetof(h.Policy), 12},
 		{"Capacity", unsafe.Offsetof(h.Capacity), 16},
 		{"Head", unsafe.Offsetof(h.Head), 128},
-		{"IntentHead", unsafe.Offsetof(h.IntentHead), 136},
-		{"IntentRef", unsafe.Offsetof(h.IntentRef), 144},
 		{"Tail", unsafe.Offsetof(h.Tail), 256},
 		{"Dropped", unsafe.Offsetof(h.Dropped), 264},
 		{"WaitFlag", unsafe.Offsetof(h.WaitFlag), 384},

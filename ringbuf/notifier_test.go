@@ -33,7 +33,7 @@ func TestNotifierFormatAttach(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ringbuf.AttachNotifier(mem)
 	require.NoError(t, err)
-	mem[8] = 2 // version
+	mem[8] = ringbuf.LayoutVersion + 1 // version
 	_, err = ringbuf.AttachNotifier(mem)
 	require.ErrorIs(t, err, parallax.ErrCorrupt)
 	_, err = ringbuf.AttachNotifier(mem[:ringbuf.NotifierSize-1])

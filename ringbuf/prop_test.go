@@ -85,19 +85,10 @@ func TestPropertyAgainstModel(t *testing.T) {
 			case op < 97:
 				var got parallax.ChunkRef
 				var ok bool
-				if op%2 == 0 {
-					got, ok = popOK(r.TryPopTracked())
-				} else {
-					got, ok = popOK(r.TryPop())
-				}
+				got, ok = popOK(r.TryPop())
 				want, wantOK := m.pop()
 				if ok != wantOK || got != want {
 					t.Fatalf("%s: pop = (%v, %v), want (%v, %v)", where(), got, ok, want, wantOK)
-				}
-				if ok && op%2 == 0 {
-					if pending, popped := r.PendingPop(); !popped || pending != got {
-						t.Fatalf("%s: PendingPop = (%v, %v), want (%v, true)", where(), pending, popped, got)
-					}
 				}
 			default:
 				// Observers.

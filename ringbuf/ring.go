@@ -16,7 +16,7 @@ import (
 const (
 	// LayoutVersion is the version of the ring and notifier layouts. It
 	// changes whenever a size or an offset does.
-	LayoutVersion = 1
+	LayoutVersion = 2
 	// MaxCapacity is the largest ring capacity: positions wrap modulo 2^32,
 	// and the distance between head and tail must stay unambiguous.
 	MaxCapacity = 1 << 30
@@ -99,7 +99,7 @@ func Size(capacity int) int { return HeaderSize + 8*capacity }
 // by the producer and the consumer goroutines of one process, or each side
 // may attach its own *Ring to the same region from different processes.
 // Exactly one goroutine (across all processes) may push (TryPush, Push) at a
-// time and exactly one may pop (TryPop, TryPopTracked, ClearPopIntent);
+// time and exactly one may pop (TryPop, PopBatch);
 // the remaining methods are safe for concurrent use. A Ring must not be
 // copied. It owns no resources: the caller keeps the region mapped for as
 // long as the Ring is used.
@@ -110,14 +110,12 @@ type Ring struct {
 	capacity uint32
 	policy   Policy
 
-	head       *atomic.Uint64 // HeadWord
-	intentHead *atomic.Uint64
-	intentRef  *atomic.Uint64
-	tail       *atomic.Uint64
-	dropped    *atomic.Uint64
-	waitFlag   *atomic.Uint32
-	waitSeq    *atomic.Uint32
-	closed     *atomic.Uint32
+	head     *atomic.Uint64 // HeadWord
+	tail     *atomic.Uint64
+	dropped  *atomic.Uint64
+	waitFlag *atomic.Uint32
+	waitSeq  *atomic.Uint32
+	closed   *atomic.Uint32
 
 	// Process-local views of the peer's index, so that neither side reads
 	// the line the other writes on every operation (each such read is a
@@ -200,19 +198,17 @@ func Attach(mem []byte) (*Ring, error) {
 
 func newRing(mem []byte, capacity uint32, policy Policy) *Ring {
 	return &Ring{
-		mem:        mem,
-		slots:      slotWords(mem, uintptr(HeaderSize), int(capacity)),
-		mask:       capacity - 1,
-		capacity:   capacity,
-		policy:     policy,
-		head:       word64(mem, offHead),
-		intentHead: word64(mem, offIntentHead),
-		intentRef:  word64(mem, offIntentRef),
-		tail:       word64(mem, offTail),
-		dropped:    word64(mem, offDropped),
-		waitFlag:   word32(mem, offWaitFlag),
-		waitSeq:    word32(mem, offWaitSeq),
-		closed:     word32(mem, offClosed),
+		mem:      mem,
+		slots:    slotWords(mem, uintptr(HeaderSize), int(capacity)),
+		mask:     capacity - 1,
+		capacity: capacity,
+		policy:   policy,
+		head:     word64(mem, offHead),
+		tail:     word64(mem, offTail),
+		dropped:  word64(mem, offDropped),
+		waitFlag: word32(mem, offWaitFlag),
+		waitSeq:  word32(mem, offWaitSeq),
+		closed:   word32(mem, offClosed),
 	}
 }
 
@@ -416,15 +412,7 @@ func (r *Ring) Full() bool {
 //
 // A drain loop needs no more than [Ring.Cap] pops: the ring never holds more
 // (bound drain loops by it; a producer still pushing cannot keep them going).
-func (r *Ring) TryPop() (parallax.ChunkRef, error) { return r.pop(false) }
-
-// TryPopTracked is TryPop that first records its intent in the ring header,
-// for crash accounting: before the head CAS that claims an entry, it stores
-// the head word it expects and the ref it read, in that order. If the
-// consumer dies, [Ring.PendingPop] tells whether that pop took place.
-func (r *Ring) TryPopTracked() (parallax.ChunkRef, error) { return r.pop(true) }
-
-func (r *Ring) pop(track bool) (parallax.ChunkRef, error) {
+func (r *Ring) TryPop() (parallax.ChunkRef, error) {
 	for range maxPopRetries {
 		// Acquire on both loads. Head first: head never passes tail, so
 		// reading tail second keeps tail-head >= 0 (but not <= capacity:
@@ -460,14 +448,6 @@ func (r *Ring) pop(track bool) (parallax.ChunkRef, error) {
 		// Ordered after the tail load, so the producer's slot store is
 		// visible. The value is ours only if the CAS below succeeds.
 		v := r.slots[hw.Pos()&r.mask].Load()
-		if track {
-			// Consumer-owned words, stored before the CAS (seq-cst), head
-			// word first: a consumer killed between the two stores left
-			// IntentHead.Pops() == current pops, which reads as "not
-			// popped", so a stale IntentRef is never trusted.
-			r.intentHead.Store(uint64(hw))
-			r.intentRef.Store(v)
-		}
 		// Seq-cst CAS: claims position hw.Pos() against a discarding
 		// producer. Failure means the producer discarded it; retry (at
 		// most maxPopRetries times).
@@ -601,47 +581,12 @@ func (r *Ring) Close() error {
 // Closed reports whether [Ring.Close] was called (by any process).
 func (r *Ring) Closed() bool { return r.closed.Load() != 0 }
 
-// Head returns the raw head word. The router uses it with the tail position
-// and the pop intent to account for a dead consumer.
+// Head returns the raw head word.
 func (r *Ring) Head() HeadWord { return HeadWord(r.head.Load()) }
 
 // Tail returns the tail position (modulo 2^32).
 func (r *Ring) Tail() uint32 { return uint32(r.tail.Load()) }
 
 // TailWord returns the raw tail word: the position in the low 32 bits, and
-// high bits an honest producer leaves zero. The router uses it to tell who
-// corrupted a ring.
+// high bits an honest producer leaves zero.
 func (r *Ring) TailWord() uint64 { return r.tail.Load() }
-
-// PopIntent returns the intent last recorded by [Ring.TryPopTracked]: the
-// head word it was about to claim and the ref it had read there.
-func (r *Ring) PopIntent() (HeadWord, parallax.ChunkRef) {
-	h := HeadWord(r.intentHead.Load())
-	return h, parallax.ChunkRef(r.intentRef.Load())
-}
-
-// PendingPop tells, for a consumer that died (so the words no longer move on
-// the consumer side), whether its last tracked pop claimed an entry that it
-// may not have recorded elsewhere: popped is true iff the head's pop count is
-// exactly one more than the recorded intent's (the consumer is the only one
-// who advances the pop count, so its CAS succeeded), and ref is the entry it
-// claimed. After [Ring.ClearPopIntent], ref is nil.
-//
-// Only the consumer's own process advances the pop count, so this is exact
-// no matter where the consumer was killed. The producer may still be
-// running: discards leave the pop count unchanged.
-func (r *Ring) PendingPop() (ref parallax.ChunkRef, popped bool) {
-	ih, iref := r.PopIntent()
-	if r.Head().Pops() != ih.Pops()+1 || iref == parallax.NilRef {
-		return parallax.NilRef, false
-	}
-	return iref, true
-}
-
-// ClearPopIntent forgets the last tracked pop's ref, once the consumer has
-// recorded that it holds the chunk elsewhere (for example in its hold list).
-// Consumer side only.
-func (r *Ring) ClearPopIntent() {
-	// Consumer-owned; seq-cst store orders it after the caller's hold record.
-	r.intentRef.Store(0)
-}

@@ -2,7 +2,6 @@ package ringbuf_test
 
 import (
 	"context"
-	"encoding/binary"
 	"os"
 	"testing"
 	"time"
@@ -232,67 +231,6 @@ func TestPositionsWrap(t *testing.T) {
 	require.Equal(t, uint32(4), r.Head().Pos())
 	require.Equal(t, uint32(3), r.Head().Pops()) // ^0 + 4 pops
 	require.Equal(t, uint32(4), r.Tail())
-}
-
-func TestPendingPop(t *testing.T) {
-	t.Parallel()
-	r := newRing(t, 4, ringbuf.DiscardOldest)
-	_, popped := r.PendingPop()
-	require.False(t, popped)
-	for i := 1; i <= 3; i++ {
-		_, err := r.TryPush(ref(i))
-		require.NoError(t, err)
-	}
-	v, ok := popOK(r.TryPopTracked())
-	require.True(t, ok)
-	require.Equal(t, ref(1), v)
-	// A consumer that died now: the pop happened, ref 1 is in flight.
-	got, popped := r.PendingPop()
-	require.True(t, popped)
-	require.Equal(t, ref(1), got)
-	ih, iref := r.PopIntent()
-	require.Equal(t, uint32(0), ih.Pops())
-	require.Equal(t, ref(1), iref)
-	// After recording the hold elsewhere, nothing is in flight.
-	r.ClearPopIntent()
-	_, popped = r.PendingPop()
-	require.False(t, popped)
-
-	// A producer discard after a tracked pop does not look like a pop.
-	v, ok = popOK(r.TryPopTracked())
-	require.True(t, ok)
-	require.Equal(t, ref(2), v)
-	for i := 4; i <= 8; i++ { // forces discards
-		_, err := r.TryPush(ref(i))
-		require.NoError(t, err)
-	}
-	got, popped = r.PendingPop()
-	require.True(t, popped)
-	require.Equal(t, ref(2), got)
-}
-
-func TestPendingPopKilledBeforeCAS(t *testing.T) {
-	t.Parallel()
-	mem := make([]byte, ringbuf.Size(4))
-	r, err := ringbuf.Format(mem, 4, ringbuf.DiscardOldest)
-	require.NoError(t, err)
-	for i := 1; i <= 2; i++ {
-		_, err := r.TryPush(ref(i))
-		require.NoError(t, err)
-	}
-	_, ok := popOK(r.TryPopTracked())
-	require.True(t, ok)
-	// The consumer records the intent for its next pop (head word, then
-	// ref) and is killed before its CAS: write the words as it would.
-	head := r.Head()
-	binary.LittleEndian.PutUint64(mem[136:], uint64(head))
-	binary.LittleEndian.PutUint64(mem[144:], 2)
-	_, popped := r.PendingPop()
-	require.False(t, popped, "intent recorded but CAS not done")
-	// Killed between the two intent stores: new head word, stale ref.
-	binary.LittleEndian.PutUint64(mem[144:], 1)
-	_, popped = r.PendingPop()
-	require.False(t, popped)
 }
 
 func TestBlockingPush(t *testing.T) {

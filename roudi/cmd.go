@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/parallax-ipc/parallax"
@@ -150,17 +149,8 @@ func checkConfigMain(stderr io.Writer, path, domain, socket, runtimeDir, logLeve
 		fmt.Fprintf(stderr, "parallax-roudi: invalid configuration: %s: %v\n", source, err)
 		return 2
 	}
-	var total ByteSize
-	pools := make([]string, len(cfg.Pools))
-	for i, p := range cfg.Pools {
-		pools[i] = fmt.Sprintf("%v x %d", p.ChunkSize, p.Count)
-		total += p.ChunkSize * ByteSize(p.Count)
-	}
-	growth := "off"
-	if cfg.Growth.Enabled {
-		growth = fmt.Sprintf("up to %v", cfg.Growth.MaxTotalBytes)
-	}
-	fmt.Fprintf(stderr, "ok: %s: domain %q, socket %s (mode %v, directory %v), pools %s (%v in all), growth %s, %d access rules, log level %s\n",
-		source, cfg.Domain, cfg.SocketPath(), cfg.SocketMode, cfg.SocketDirMode, strings.Join(pools, ", "), total, growth, len(cfg.Access), cfg.LogLevel)
+	fmt.Fprintf(stderr, "ok: %s: domain %q, socket %s (mode %v, directory %v), publishers %v payload x %d loans by default, up to %v each, %v in all, %d access rules, log level %s\n",
+		source, cfg.Domain, cfg.SocketPath(), cfg.SocketMode, cfg.SocketDirMode, cfg.Publishers.DefaultMaxPayload, cfg.Publishers.DefaultMaxLoans,
+		cfg.Limits.MaxPublisherBytes, cfg.Limits.MaxSharedBytes, len(cfg.Access), cfg.LogLevel)
 	return 0
 }

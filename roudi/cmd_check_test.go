@@ -27,11 +27,13 @@ func TestMainCheckConfig(t *testing.T) {
 		contains []string
 	}{
 		{"embedded default", []string{"-check-config", "-socket", sock}, 0,
-			[]string{"ok: embedded default config:", "socket " + sock, "(mode 0600, directory 0700)", "256 B x 4096", "log level info"}},
-		{"valid file", []string{"-check-config", "-config", write("ok.toml", "domain = \"chk\"\nsocket_mode = \"0666\"\n[[pools]]\nchunk_size = \"1KiB\"\ncount = 8\n"), "-socket", sock}, 0,
-			[]string{"ok: " + filepath.Join(dir, "ok.toml") + ":", `domain "chk"`, "mode 0666", "pools 1 KiB x 8 (8 KiB in all)"}},
-		{"invalid value", []string{"-check-config", "-config", write("bad.toml", "[[pools]]\nchunk_size = 100\ncount = 1\n")}, 2,
-			[]string{"invalid configuration", "pools[0].chunk_size"}},
+			[]string{"ok: embedded default config:", "socket " + sock, "(mode 0600, directory 0700)", "4 KiB payload x 4 loans", "log level info"}},
+		{"valid file", []string{"-check-config", "-config", write("ok.toml", "domain = \"chk\"\nsocket_mode = \"0666\"\n[publishers]\ndefault_max_payload = \"1KiB\"\n"), "-socket", sock}, 0,
+			[]string{"ok: " + filepath.Join(dir, "ok.toml") + ":", `domain "chk"`, "mode 0666", "publishers 1 KiB payload"}},
+		{"invalid value", []string{"-check-config", "-config", write("bad.toml", "[publishers]\ndefault_max_payload = 100\n")}, 2,
+			[]string{"invalid configuration", "publishers.default_max_payload"}},
+		{"removed key", []string{"-check-config", "-config", write("old.toml", "[[pools]]\nchunk_size = \"4KiB\"\ncount = 8\n")}, 2,
+			[]string{"invalid configuration", "pools: router-wide pools were removed", "[publishers]"}},
 		{"unknown key", []string{"-check-config", "-config", write("typo.toml", "[limits]\nmax_client = 3\n")}, 2,
 			[]string{"limits.max_client: unknown key"}},
 		{"bad override", []string{"-check-config", "-log-level", "loud", "-socket", sock}, 2,

@@ -23,7 +23,7 @@ var defaultTOML []byte
 //
 // Use [DefaultConfig], [ParseConfig] or [LoadConfig]; those fill in every
 // default. The zero value is not a valid configuration. A Config is a plain
-// value: copying it copies the Pools and Access slices by reference, so use
+// value: copying it copies the Access slice by reference, so use
 // [Config.Clone] before modifying a copy. It is not safe for concurrent
 // modification; concurrent reads are fine.
 type Config struct {
@@ -51,8 +51,6 @@ type Config struct {
 
 	Limits Limits       `toml:"limits"`
 	Rings  Rings        `toml:"rings"`
-	Pools  []Pool       `toml:"pools"`
-	Growth Growth       `toml:"growth"`
 	Access []AccessRule `toml:"access"`
 
 	Memory     Memory     `toml:"memory"`     // config_memory.go
@@ -70,15 +68,10 @@ type Limits struct {
 	// MaxHistory bounds the history a publisher keeps and a subscriber asks
 	// for.
 	MaxHistory int `toml:"max_history"`
-	// MaxHolds bounds the chunk references one client process may hold at
-	// once (loans, history, taken samples); each client's hold table in
-	// the management segment has this many entries.
-	MaxHolds int `toml:"max_holds"`
 	// MaxQueueCapacity bounds the ring capacity a subscriber asks for.
 	MaxQueueCapacity int `toml:"max_queue_capacity"`
-	// MaxMessageSize bounds a topic's payload type size; 0 means the largest
-	// pool chunk size in the shared model, no bound beyond
-	// MaxPublisherBytes in the owned model.
+	// MaxMessageSize bounds a topic's payload type size and a loan; 0
+	// means no bound beyond MaxPublisherBytes.
 	MaxMessageSize ByteSize `toml:"max_message_size"`
 	// MaxRequestsPerSecond and RequestBurst rate-limit each control
 	// connection (a token bucket): requests beyond them are refused with
@@ -103,18 +96,8 @@ type Rings struct {
 	MaxCapacity int `toml:"max_capacity"`
 }
 
-// Pool is one size class of chunks.
-type Pool struct {
-	// ChunkSize is the payload bytes of one chunk: a multiple of 64 between
-	// 64 B and 1 GiB.
-	ChunkSize ByteSize `toml:"chunk_size"`
-	// Count is the number of chunks, at least 1.
-	Count int `toml:"count"`
-	// Hugepages selects the page size of the pool's payload segment.
-	Hugepages HugepageMode `toml:"hugepages"`
-}
-
-// HugepageMode selects the page size of a pool's segment.
+// HugepageMode selects the page size of publishers' data segments
+// ([Publishers.Hugepages]).
 type HugepageMode string
 
 // Hugepage modes.
@@ -124,20 +107,7 @@ const (
 	HugepagesAuto HugepageMode = "auto"
 	// HugepagesNever always uses normal pages.
 	HugepagesNever HugepageMode = "never"
-	// Hugepages2M requires 2 MiB pages.
-	Hugepages2M HugepageMode = "2M"
-	// Hugepages1G requires 1 GiB pages.
-	Hugepages1G HugepageMode = "1G"
 )
-
-// Growth configures run-time pool growth.
-type Growth struct {
-	Enabled            bool     `toml:"enabled"`
-	MaxSegmentsPerPool int      `toml:"max_segments_per_pool"`
-	MaxTotalBytes      ByteSize `toml:"max_total_bytes"`
-	// MaxDedicatedBytes bounds segments made for a single oversized message.
-	MaxDedicatedBytes ByteSize `toml:"max_dedicated_bytes"`
-}
 
 // An AccessRule restricts who may publish and subscribe on matching topics.
 //
@@ -161,9 +131,14 @@ type AccessRule struct {
 type ConfigError struct {
 	Key     string
 	Problem string
+	err     error // what errors.Is matches ([ErrRemovedKey]), or nil
 }
 
 func (e *ConfigError) Error() string { return e.Key + ": " + e.Problem }
+
+// Unwrap returns [ErrRemovedKey] for a key of the removed shared memory
+// model, else nil.
+func (e *ConfigError) Unwrap() error { return e.err }
 
 var defaultConfig = sync.OnceValues(func() (*Config, error) {
 	c := new(Config)
@@ -187,9 +162,10 @@ func DefaultConfig() *Config {
 }
 
 // ParseConfig parses a TOML configuration. Keys the data leaves out keep
-// their defaults from [DefaultConfig]; [[pools]] and [[access]], when
-// present, replace the default lists as a whole. Unknown keys are errors
-// (a [*ConfigError] naming the key). ParseConfig does not validate: call
+// their defaults from [DefaultConfig]; [[access]], when present, replaces
+// the default list as a whole. Unknown keys are errors (a [*ConfigError]
+// naming the key), and so are the keys of the deleted shared memory model
+// ([ErrRemovedKey]). ParseConfig does not validate: call
 // [Config.Validate].
 func ParseConfig(data []byte) (*Config, error) {
 	def, err := defaultConfig()
@@ -197,12 +173,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	c := def.Clone()
-	c.Pools, c.Access = nil, nil
+	c.Access = nil
 	if err := decodeConfig(data, c); err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
-	}
-	if len(c.Pools) == 0 {
-		c.Pools = slices.Clone(def.Pools)
 	}
 	c.resolve()
 	return c, nil
@@ -229,8 +202,11 @@ func decodeConfig(data []byte, c *Config) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	errs := removedKeys(md, c)
 	for _, k := range md.Undecoded() {
+		if isRemovedKey(k) {
+			continue // reported once by removedKeys
+		}
 		errs = append(errs, &ConfigError{Key: k.String(), Problem: "unknown key"})
 	}
 	return errors.Join(errs...)
@@ -245,17 +221,14 @@ func (c *Config) resolve() {
 	if c.Domain == "" {
 		c.Domain = "default"
 	}
-	for i := range c.Pools {
-		if c.Pools[i].Hugepages == "" {
-			c.Pools[i].Hugepages = HugepagesAuto
-		}
+	if c.Memory.Model == "" {
+		c.Memory.Model = ModelOwned
 	}
 }
 
 // Clone returns a deep copy of c.
 func (c *Config) Clone() *Config {
 	n := *c
-	n.Pools = slices.Clone(c.Pools)
 	n.Access = make([]AccessRule, len(c.Access))
 	for i, r := range c.Access {
 		n.Access[i] = AccessRule{
@@ -317,13 +290,4 @@ func (c *Config) SlogLevel() slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
-}
-
-// LargestChunk returns the largest pool chunk size, or 0 with no pools.
-func (c *Config) LargestChunk() ByteSize {
-	var m ByteSize
-	for _, p := range c.Pools {
-		m = max(m, p.ChunkSize)
-	}
-	return m
 }

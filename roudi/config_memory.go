@@ -60,10 +60,8 @@ const HugepagesAlways HugepageMode = "always"
 // validateMemory checks [memory], [publishers] and the owned-model
 // [limits] keys.
 func (c *Config) validateMemory(bad func(key, format string, args ...any)) {
-	switch c.Memory.Model {
-	case ModelShared, ModelOwned:
-	default:
-		bad("memory.model", `must be "shared" or "owned", got %q`, c.Memory.Model)
+	if c.Memory.Model != ModelOwned {
+		bad("memory.model", `must be "owned" (the shared model was removed), got %q`, c.Memory.Model)
 	}
 	c.validateBacking(bad) // config_backing.go
 	p := c.Publishers
@@ -100,7 +98,6 @@ func (c *Config) validateMemory(bad func(key, format string, args ...any)) {
 func (c *Config) memoryRules() core.Memory {
 	p := c.Publishers
 	m := core.Memory{
-		Owned:             c.Memory.Model == ModelOwned,
 		DefaultMaxPayload: uint32(p.DefaultMaxPayload), DefaultMaxLoans: p.DefaultMaxLoans, DefaultMaxHeld: p.DefaultMaxHeld,
 		ConnectionBudget: uint64(p.ConnectionBudget), HugepageMinBytes: uint64(p.HugepageMinBytes),
 		MaxPublisherBytes: uint64(c.Limits.MaxPublisherBytes), MaxSharedBytes: uint64(c.Limits.MaxSharedBytes),

@@ -13,16 +13,14 @@ func TestConfigMemoryDefaultsToOwned(t *testing.T) {
 	t.Parallel()
 	c := DefaultConfig()
 	require.Equal(t, ModelOwned, c.Memory.Model)
-	require.True(t, c.rules().Memory.Owned)
 	// A config that names only other keys keeps the default model.
 	c, err := ParseConfig([]byte("[rings]\ndefault_capacity = 64\n"))
 	require.NoError(t, err)
 	require.Equal(t, ModelOwned, c.Memory.Model)
-	// The shared model stays selectable.
-	c, err = ParseConfig([]byte("[memory]\nmodel = \"shared\"\n"))
+	// Naming the only model is allowed.
+	c, err = ParseConfig([]byte("[memory]\nmodel = \"owned\"\n"))
 	require.NoError(t, err)
 	require.NoError(t, c.Validate())
-	require.False(t, c.rules().Memory.Owned)
 }
 
 func TestConfigMemoryOwned(t *testing.T) {
@@ -41,7 +39,6 @@ max_segments_per_publisher = 8
 	require.NoError(t, err)
 	require.NoError(t, c.Validate())
 	m := c.rules().Memory
-	require.True(t, m.Owned)
 	require.Equal(t, uint32(1024), m.DefaultMaxPayload)
 	require.Equal(t, core.HugeAlways, m.Hugepages)
 	require.Equal(t, uint64(16<<20), m.MaxPublisherBytes)
@@ -53,8 +50,6 @@ max_segments_per_publisher = 8
 func TestConfigMemoryErrorsNameKeys(t *testing.T) {
 	t.Parallel()
 	c, err := ParseConfig([]byte(`
-[memory]
-model = "private"
 [publishers]
 default_max_payload = 100
 default_max_loans = 0
@@ -74,30 +69,43 @@ max_segments_per_publisher = 5000
 		require.True(t, errors.As(e, &ce), "%v", e)
 		keys = append(keys, ce.Key)
 	}
-	require.ElementsMatch(t, []string{"memory.model", "publishers.default_max_payload", "publishers.default_max_loans",
+	require.ElementsMatch(t, []string{"publishers.default_max_payload", "publishers.default_max_loans",
 		"publishers.default_max_held", "publishers.connection_budget", "publishers.hugepages",
 		"limits.max_shared_bytes", "limits.max_segments_per_publisher"}, keys)
 }
 
-// The shared model's pools do not bound the owned model's message size:
-// max_message_size 0 is no bound there, the largest pool chunk in the
-// shared model; a set bound above the largest pool is valid in owned.
-func TestConfigMaxMessageSizeByModel(t *testing.T) {
+// max_message_size 0 is no bound beyond max_publisher_bytes; a set bound
+// is kept.
+func TestConfigMaxMessageSize(t *testing.T) {
 	t.Parallel()
-	const pools = "[[pools]]\nchunk_size = \"256B\"\ncount = 4\nhugepages = \"never\"\n"
-	c, err := ParseConfig([]byte(pools))
+	c, err := ParseConfig(nil)
 	require.NoError(t, err)
 	require.NoError(t, c.Validate())
-	require.Zero(t, c.rules().Limits.MaxMessageSize, "owned: no pool bound")
-	c, err = ParseConfig([]byte(pools + "[limits]\nmax_message_size = \"8MiB\"\n"))
+	require.Zero(t, c.rules().Limits.MaxMessageSize, "no bound")
+	c, err = ParseConfig([]byte("[limits]\nmax_message_size = \"8MiB\"\n"))
 	require.NoError(t, err)
 	require.NoError(t, c.Validate())
 	require.Equal(t, uint64(8<<20), c.rules().Limits.MaxMessageSize)
-	c, err = ParseConfig([]byte(pools + "[memory]\nmodel = \"shared\"\n"))
-	require.NoError(t, err)
-	require.NoError(t, c.Validate())
-	require.Equal(t, uint64(256), c.rules().Limits.MaxMessageSize, "shared: the largest pool chunk")
-	c, err = ParseConfig([]byte(pools + "[memory]\nmodel = \"shared\"\n[limits]\nmax_message_size = \"8MiB\"\n"))
-	require.NoError(t, err)
-	require.Error(t, c.Validate())
+}
+
+// TestConfigRemovedKeys: a config written for the removed shared model is
+// refused, each key with an error that names it and says what replaces it.
+func TestConfigRemovedKeys(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ toml, key, hint string }{
+		{"[[pools]]\nchunk_size = \"4KiB\"\ncount = 8\n", "pools", "[publishers]"},
+		{"[growth]\nenabled = true\n", "growth", "max_publisher_bytes"},
+		{"[limits]\nmax_holds = 4096\n", "limits.max_holds", "default_max_loans"},
+		{"[memory]\nmodel = \"shared\"\n", "memory.model", "[publishers]"},
+	} {
+		_, err := ParseConfig([]byte(tc.toml))
+		require.ErrorIs(t, err, ErrRemovedKey, tc.key)
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, tc.key, ce.Key)
+		require.Contains(t, err.Error(), tc.hint)
+	}
+	// All at once: one error per key.
+	_, err := ParseConfig([]byte("[[pools]]\ncount = 1\n[growth]\nenabled = false\n[limits]\nmax_holds = 1\n"))
+	require.Len(t, unjoin(errors.Unwrap(err)), 3)
 }

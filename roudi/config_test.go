@@ -15,18 +15,14 @@ func TestDefaultConfigValidates(t *testing.T) {
 	c := DefaultConfig()
 	require.NoError(t, c.Validate())
 	require.NotEmpty(t, c.Domain)
-	require.Len(t, c.Pools, 5)
-	require.Equal(t, ByteSize(256), c.Pools[0].ChunkSize)
-	require.Equal(t, 4096, c.Pools[0].Count)
-	require.Equal(t, 4*MiB, c.Pools[4].ChunkSize)
-	require.Equal(t, HugepagesAuto, c.Pools[0].Hugepages)
+	require.Equal(t, 4*KiB, c.Publishers.DefaultMaxPayload)
 	require.Equal(t, 256, c.Rings.DefaultCapacity)
 	require.Equal(t, FileMode(0o700), c.SocketDirMode)
 	require.Equal(t, "0700", c.SocketDirMode.String())
 
 	// Each call returns an independent copy.
-	c.Pools[0].Count = 1
-	require.Equal(t, 4096, DefaultConfig().Pools[0].Count)
+	c.Publishers.DefaultMaxLoans = 1
+	require.Equal(t, 4, DefaultConfig().Publishers.DefaultMaxLoans)
 }
 
 func TestParseConfigOverlaysDefaults(t *testing.T) {
@@ -35,9 +31,8 @@ func TestParseConfigOverlaysDefaults(t *testing.T) {
 domain = "lab"
 [limits]
 max_topics = 7
-[[pools]]
-chunk_size = "1MiB"
-count = 3
+[publishers]
+default_max_payload = "1MiB"
 [[access]]
 topic = "frames/*"
 publish_uids = [1000]
@@ -47,13 +42,13 @@ publish_uids = [1000]
 	require.Equal(t, "lab", c.Domain)
 	require.Equal(t, 7, c.Limits.MaxTopics)
 	require.Equal(t, DefaultConfig().Limits.MaxClients, c.Limits.MaxClients)
-	require.Equal(t, []Pool{{ChunkSize: MiB, Count: 3, Hugepages: HugepagesAuto}}, c.Pools)
+	require.Equal(t, MiB, c.Publishers.DefaultMaxPayload)
 	require.Len(t, c.Access, 1)
 	require.Equal(t, []uint32{1000}, c.Access[0].PublishUIDs)
 
 	empty, err := ParseConfig(nil)
 	require.NoError(t, err)
-	require.Equal(t, DefaultConfig().Pools, empty.Pools)
+	require.Equal(t, DefaultConfig().Publishers, empty.Publishers)
 }
 
 func TestParseConfigUnknownKeys(t *testing.T) {
@@ -61,7 +56,7 @@ func TestParseConfigUnknownKeys(t *testing.T) {
 	for _, tc := range []struct{ in, key string }{
 		{`colour = "red"`, "colour"},
 		{"[limits]\nmax_topicz = 3", "limits.max_topicz"},
-		{"[[pools]]\nchunk_size = 64\ncount = 1\nhuge = true", "pools.huge"},
+		{"[publishers]\ndefault_max_payload = 64\nhuge = true", "publishers.huge"},
 		{"[nope]\nx = 1", "nope"},
 	} {
 		_, err := ParseConfig([]byte(tc.in))
@@ -77,9 +72,9 @@ func TestParseConfigSyntaxErrors(t *testing.T) {
 	t.Parallel()
 	for _, in := range []string{
 		`domain = `,
-		"[[pools]]\nchunk_size = \"4KB\"\ncount = 1",
-		"[[pools]]\nchunk_size = -1\ncount = 1",
-		"[[pools]]\nchunk_size = true\ncount = 1",
+		"[publishers]\ndefault_max_payload = \"4KB\"",
+		"[publishers]\ndefault_max_payload = -1",
+		"[publishers]\ndefault_max_payload = true",
 		`socket_dir_mode = "rwx"`,
 		"[limits]\nmax_topics = \"many\"",
 		"[[access]]\ntopic = \"a\"\npublish_uids = [-1]",
@@ -129,11 +124,11 @@ func TestParseByteSize(t *testing.T) {
 
 func TestByteSizeIntegerAndModeForms(t *testing.T) {
 	t.Parallel()
-	c, err := ParseConfig([]byte("socket_dir_mode = 0o750\n[[pools]]\nchunk_size = 4096\ncount = 2\nhugepages = \"never\""))
+	c, err := ParseConfig([]byte("socket_dir_mode = 0o750\n[publishers]\ndefault_max_payload = 4096\nhugepages = \"never\""))
 	require.NoError(t, err)
 	require.Equal(t, FileMode(0o750), c.SocketDirMode)
-	require.Equal(t, 4*KiB, c.Pools[0].ChunkSize)
-	require.Equal(t, HugepagesNever, c.Pools[0].Hugepages)
+	require.Equal(t, 4*KiB, c.Publishers.DefaultMaxPayload)
+	require.Equal(t, HugepagesNever, c.Publishers.Hugepages)
 }
 
 func TestValidate(t *testing.T) {
@@ -159,25 +154,11 @@ func TestValidate(t *testing.T) {
 		{"max conns", func(c *Config) { c.Limits.MaxConnections = 0 }, "limits.max_connections", "positive"},
 		{"max history", func(c *Config) { c.Limits.MaxHistory = -1 }, "limits.max_history", "negative"},
 		{"max queue", func(c *Config) { c.Limits.MaxQueueCapacity = 0 }, "limits.max_queue_capacity", "positive"},
-		{"max message", func(c *Config) { c.Memory.Model = ModelShared; c.Limits.MaxMessageSize = 5 * MiB }, "limits.max_message_size", "largest chunk size 4 MiB"},
 		{"ring default pow2", func(c *Config) { c.Rings.DefaultCapacity = 100 }, "rings.default_capacity", "power of two"},
 		{"ring default 1", func(c *Config) { c.Rings.DefaultCapacity = 1 }, "rings.default_capacity", "power of two"},
 		{"ring max pow2", func(c *Config) { c.Rings.MaxCapacity = 3000 }, "rings.max_capacity", "power of two"},
 		{"ring default > max", func(c *Config) { c.Rings.DefaultCapacity = 8192 }, "rings.default_capacity", "must not exceed rings.max_capacity"},
 		{"ring default > queue", func(c *Config) { c.Limits.MaxQueueCapacity = 128 }, "rings.default_capacity", "limits.max_queue_capacity"},
-		{"no pools", func(c *Config) { c.Pools = nil }, "pools", "at least one"},
-		{"chunk 100", func(c *Config) { c.Pools[2].ChunkSize = 100 }, "pools[2].chunk_size", "must be a multiple of 64 between 64 B and 1 GiB, got 100"},
-		{"chunk 0", func(c *Config) { c.Pools[0].ChunkSize = 0 }, "pools[0].chunk_size", "got 0"},
-		{"chunk 2GiB", func(c *Config) { c.Pools[0].ChunkSize = 2 * GiB }, "pools[0].chunk_size", "between 64 B and 1 GiB"},
-		{"duplicate chunk", func(c *Config) { c.Pools[3].ChunkSize = 4 * KiB }, "pools[3].chunk_size", "duplicates pools[1].chunk_size 4 KiB"},
-		{"count 0", func(c *Config) { c.Pools[1].Count = 0 }, "pools[1].count", "between 1 and"},
-		{"count huge", func(c *Config) { c.Pools[1].Count = 1 << 24 }, "pools[1].count", "between 1 and"},
-		{"hugepages", func(c *Config) { c.Pools[0].Hugepages = "4M" }, "pools[0].hugepages", `got "4M"`},
-		{"pools total", func(c *Config) { c.Pools = []Pool{{ChunkSize: GiB, Count: 2000, Hugepages: "auto"}} }, "pools", "exceeds 1 TiB"},
-		{"growth segments", func(c *Config) { c.Growth.Enabled = true; c.Growth.MaxSegmentsPerPool = 0 }, "growth.max_segments_per_pool", "at least 1"},
-		{"growth negative", func(c *Config) { c.Growth.MaxSegmentsPerPool = -1 }, "growth.max_segments_per_pool", "negative"},
-		{"growth total", func(c *Config) { c.Growth.Enabled = true; c.Growth.MaxTotalBytes = 0; c.Growth.MaxDedicatedBytes = 0 }, "growth.max_total_bytes", "positive"},
-		{"growth dedicated", func(c *Config) { c.Growth.MaxDedicatedBytes = 2 * GiB }, "growth.max_dedicated_bytes", "must not exceed growth.max_total_bytes"},
 		{"access empty topic", func(c *Config) { c.Access = []AccessRule{{PublishUIDs: []uint32{1}}} }, "access[0].topic", "must not be empty"},
 		{"access glob middle", func(c *Config) { c.Access = []AccessRule{{Topic: "a*b", PublishUIDs: []uint32{1}}} }, "access[0].topic", "last character"},
 		{"access duplicate", func(c *Config) {
@@ -206,15 +187,15 @@ func TestValidate(t *testing.T) {
 func TestValidateMessage(t *testing.T) {
 	t.Parallel()
 	c := DefaultConfig()
-	c.Pools[2].ChunkSize = 100
-	require.EqualError(t, c.Validate(), "pools[2].chunk_size: must be a multiple of 64 between 64 B and 1 GiB, got 100")
+	c.Publishers.DefaultMaxPayload = 100
+	require.EqualError(t, c.Validate(), "publishers.default_max_payload: must be a multiple of 64 between 64 B and 1 GiB, got 100")
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
 	t.Parallel()
 	c := DefaultConfig()
 	c.LogLevel = "x"
-	c.Pools[0].Count = 0
+	c.Publishers.DefaultMaxLoans = 0
 	c.Rings.MaxCapacity = 7
 	require.Len(t, unjoin(c.Validate()), 3)
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
-
-	"github.com/parallax-ipc/parallax"
 )
 
 // Validation bounds.
@@ -68,18 +66,12 @@ func (c *Config) Validate() error {
 	positive("limits.max_publishers", l.MaxPublishers)
 	positive("limits.max_subscribers", l.MaxSubscribers)
 	positive("limits.max_connections", l.MaxConnections)
-	if l.MaxHolds < 1 || l.MaxHolds > 1<<20 {
-		bad("limits.max_holds", "must be between 1 and 1048576, got %d", l.MaxHolds)
-	}
 	if l.MaxHistory < 0 {
 		bad("limits.max_history", "must not be negative, got %d", l.MaxHistory)
 	}
 	positive("limits.max_queue_capacity", l.MaxQueueCapacity)
 	positive("limits.max_requests_per_second", l.MaxRequestsPerSecond)
 	positive("limits.request_burst", l.RequestBurst)
-	if largest := c.LargestChunk(); l.MaxMessageSize != 0 && largest != 0 && l.MaxMessageSize > largest && !c.Growth.Enabled && c.Memory.Model != ModelOwned {
-		bad("limits.max_message_size", "must not exceed the largest chunk size %v unless growth is enabled, got %v", largest, l.MaxMessageSize)
-	}
 
 	pow2 := func(key string, v int) bool {
 		if v < 2 || v > maxRingCap || bits.OnesCount(uint(v)) != 1 {
@@ -95,54 +87,6 @@ func (c *Config) Validate() error {
 	}
 	if okDef && l.MaxQueueCapacity > 0 && c.Rings.DefaultCapacity > l.MaxQueueCapacity {
 		bad("rings.default_capacity", "must not exceed limits.max_queue_capacity %d, got %d", l.MaxQueueCapacity, c.Rings.DefaultCapacity)
-	}
-
-	switch {
-	case len(c.Pools) == 0:
-		bad("pools", "must have at least one entry")
-	case len(c.Pools) > maxPoolCount:
-		bad("pools", "must have at most %d entries, got %d", maxPoolCount, len(c.Pools))
-	}
-	seen := make(map[ByteSize]int)
-	var total ByteSize
-	for i, p := range c.Pools {
-		key := fmt.Sprintf("pools[%d]", i)
-		if p.ChunkSize < minChunkSize || p.ChunkSize > maxChunkSize || p.ChunkSize%64 != 0 {
-			bad(key+".chunk_size", "must be a multiple of 64 between 64 B and 1 GiB, got %d", uint64(p.ChunkSize))
-		} else if j, dup := seen[p.ChunkSize]; dup {
-			bad(key+".chunk_size", "duplicates pools[%d].chunk_size %v", j, p.ChunkSize)
-		} else {
-			seen[p.ChunkSize] = i
-		}
-		if p.Count < 1 || p.Count >= parallax.MaxSlots {
-			bad(key+".count", "must be between 1 and %d, got %d", parallax.MaxSlots-1, p.Count)
-		} else if p.ChunkSize <= maxChunkSize {
-			total += p.ChunkSize * ByteSize(p.Count)
-		}
-		switch p.Hugepages {
-		case HugepagesAuto, HugepagesNever, Hugepages2M, Hugepages1G:
-		default:
-			bad(key+".hugepages", `must be one of "auto", "never", "2M", "1G", got %q`, p.Hugepages)
-		}
-	}
-	if total > maxTotalPools {
-		bad("pools", "total size %v exceeds %v", total, maxTotalPools)
-	}
-
-	g := c.Growth
-	if g.MaxSegmentsPerPool < 0 {
-		bad("growth.max_segments_per_pool", "must not be negative, got %d", g.MaxSegmentsPerPool)
-	}
-	if g.Enabled {
-		if g.MaxSegmentsPerPool < 1 {
-			bad("growth.max_segments_per_pool", "must be at least 1 when growth is enabled, got %d", g.MaxSegmentsPerPool)
-		}
-		if g.MaxTotalBytes == 0 {
-			bad("growth.max_total_bytes", "must be positive when growth is enabled")
-		}
-	}
-	if g.MaxDedicatedBytes > g.MaxTotalBytes {
-		bad("growth.max_dedicated_bytes", "must not exceed growth.max_total_bytes %v, got %v", g.MaxTotalBytes, g.MaxDedicatedBytes)
 	}
 
 	c.validateMemory(bad) // config_memory.go

@@ -1,8 +1,8 @@
-// Package roudi is the Parallax router: the daemon that owns a domain's
-// shared memory, keeps the registry of clients, topics, publishers and
-// subscribers, wires every publisher to every subscriber of its topic with
-// a ring in the management segment, and reclaims everything a dead process
-// held.
+// Package roudi is the Parallax router: the daemon that creates a domain's
+// shared memory (each publisher's data segments, each connection's
+// segment), keeps the registry of clients, topics, publishers and
+// subscribers, wires every publisher to every subscriber of its topic
+// with a connection segment, and tells the survivors when a process dies.
 //
 // An embedder needs [Config] (the router's TOML configuration; an embedded
 // default, default.toml, needs no file; [LoadConfig], [ParseConfig] and

@@ -67,9 +67,10 @@ func ExampleServer_Introspect() {
 	}
 }
 
-// The embedded default configuration validates and lists its pools.
+// The embedded default configuration validates and sizes publishers that
+// declare no payload size for 4 KiB.
 func ExampleDefaultConfig() {
 	cfg := roudi.DefaultConfig()
-	fmt.Println(cfg.Validate() == nil, len(cfg.Pools) > 0)
-	// Output: true true
+	fmt.Println(cfg.Validate() == nil, cfg.Publishers.DefaultMaxPayload)
+	// Output: true 4 KiB
 }

@@ -132,55 +132,47 @@ func TestIntrospectPublisherMemory(t *testing.T) {
 
 // TestReportMemoryChecked: a client reports only its own publishers, and
 // no more chunks than the router created for them; within that it is
-// believed (it can only misstate its own use). The shared model lists no
-// publisher segments and takes no reports.
+// believed (it can only misstate its own use).
 func TestReportMemoryChecked(t *testing.T) {
-	routertest.ForModels(t, func(t *testing.T, cfg string) {
-		srv := routertest.Start(t, cfg)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		other, err := publisher.New(ctx, "mem/other", publisher.Options{Socket: srv.SocketPath()})
-		require.NoError(t, err)
-		defer other.Close()
-		c, err := discovery.Dial(ctx, discovery.DialOptions{Socket: srv.SocketPath(), Name: "liar"})
-		require.NoError(t, err)
-		defer c.Close()
-		r, files, err := c.Request(ctx, &wire.CreatePublisher{Topic: "mem/liar"}, nil)
+	t.Parallel()
+	cfg := routertest.Small
+	srv := routertest.Start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	other, err := publisher.New(ctx, "mem/other", publisher.Options{Socket: srv.SocketPath()})
+	require.NoError(t, err)
+	defer other.Close()
+	c, err := discovery.Dial(ctx, discovery.DialOptions{Socket: srv.SocketPath(), Name: "liar"})
+	require.NoError(t, err)
+	defer c.Close()
+	r, files, err := c.Request(ctx, &wire.CreatePublisher{Topic: "mem/liar"}, nil)
+	for _, f := range files {
+		f.Close()
+	}
+	require.NoError(t, err)
+	own := r.(*wire.PublisherCreated).PubID
+	report := func(p wire.PubMemory) error {
+		_, files, err := c.Request(ctx, &wire.ReportMemory{Publishers: []wire.PubMemory{p}}, nil)
 		for _, f := range files {
 			f.Close()
 		}
-		require.NoError(t, err)
-		own := r.(*wire.PublisherCreated).PubID
-		report := func(p wire.PubMemory) error {
-			_, files, err := c.Request(ctx, &wire.ReportMemory{Publishers: []wire.PubMemory{p}}, nil)
-			for _, f := range files {
-				f.Close()
-			}
-			return err
-		}
+		return err
+	}
 
-		err = report(wire.PubMemory{PubID: other.ID(), Segments: 1, Chunks: 1, InUse: 1})
-		require.ErrorIs(t, err, parallax.ErrPermissionDenied, "another client's publisher")
-		require.Contains(t, err.Error(), fmt.Sprintf("publisher %d", other.ID()))
-		if cfg == routertest.Shared {
-			require.ErrorIs(t, report(wire.PubMemory{PubID: own, Segments: 1, Chunks: 1, InUse: 1}), wire.ErrInvalidArgument, "no owned memory")
-			in, err := srv.Introspect(ctx)
-			require.NoError(t, err)
-			require.Empty(t, in.PublisherSegments)
-			return
-		}
-		rows := waitPublisherSegs(t, srv, own, "the liar's segment", func(r []roudi.PublisherSegStat) bool { return len(r) == 1 })
-		chunks := rows[0].Count
-		err = report(wire.PubMemory{PubID: own, Segments: 1, Chunks: chunks + 1, InUse: chunks + 1})
-		require.ErrorIs(t, err, wire.ErrInvalidArgument, "more chunks than its segments hold")
-		require.Contains(t, err.Error(), "chunks")
-		require.Error(t, report(wire.PubMemory{PubID: own, Segments: 2, Chunks: chunks, Free: chunks}), "more segments than it has")
-		// A lie within its own segments is believed: it is about itself.
-		require.NoError(t, report(wire.PubMemory{PubID: own, Segments: 1, Chunks: chunks, InUse: chunks, HighWater: chunks}))
-		waitPublisherSegs(t, srv, own, "the liar's report", func(r []roudi.PublisherSegStat) bool {
-			return len(r) == 1 && r[0].Reported && r[0].Memory.InUse == chunks
-		})
-		rows = waitPublisherSegs(t, srv, other.ID(), "the honest publisher's row", func(r []roudi.PublisherSegStat) bool { return len(r) > 0 })
-		require.NotEqual(t, chunks, rows[0].Memory.InUse, "the lie does not touch another publisher")
+	err = report(wire.PubMemory{PubID: other.ID(), Segments: 1, Chunks: 1, InUse: 1})
+	require.ErrorIs(t, err, parallax.ErrPermissionDenied, "another client's publisher")
+	require.Contains(t, err.Error(), fmt.Sprintf("publisher %d", other.ID()))
+	rows := waitPublisherSegs(t, srv, own, "the liar's segment", func(r []roudi.PublisherSegStat) bool { return len(r) == 1 })
+	chunks := rows[0].Count
+	err = report(wire.PubMemory{PubID: own, Segments: 1, Chunks: chunks + 1, InUse: chunks + 1})
+	require.ErrorIs(t, err, wire.ErrInvalidArgument, "more chunks than its segments hold")
+	require.Contains(t, err.Error(), "chunks")
+	require.Error(t, report(wire.PubMemory{PubID: own, Segments: 2, Chunks: chunks, Free: chunks}), "more segments than it has")
+	// A lie within its own segments is believed: it is about itself.
+	require.NoError(t, report(wire.PubMemory{PubID: own, Segments: 1, Chunks: chunks, InUse: chunks, HighWater: chunks}))
+	waitPublisherSegs(t, srv, own, "the liar's report", func(r []roudi.PublisherSegStat) bool {
+		return len(r) == 1 && r[0].Reported && r[0].Memory.InUse == chunks
 	})
+	rows = waitPublisherSegs(t, srv, other.ID(), "the honest publisher's row", func(r []roudi.PublisherSegStat) bool { return len(r) > 0 })
+	require.NotEqual(t, chunks, rows[0].Memory.InUse, "the lie does not touch another publisher")
 }

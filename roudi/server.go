@@ -14,14 +14,10 @@ import (
 
 	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
-	"github.com/parallax-ipc/parallax/hugepages"
 	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/mempool"
-	"github.com/parallax-ipc/parallax/ringbuf"
 	"github.com/parallax-ipc/parallax/roudi/procmon"
-	"github.com/parallax-ipc/parallax/segment"
 )
 
 // Options tune a [Server] beyond its [Config]. The zero value is ready to
@@ -86,16 +82,10 @@ type Reclaim struct {
 // New it must be called after Serve returns (or instead of Serve). Close is
 // idempotent. The methods are safe for concurrent use.
 type Server struct {
-	cfg    *Config
-	opts   Options
-	log    *slog.Logger
-	core   *core.Router
-	layout mgmtLayout
-
-	mgmt    *segment.Mapped
-	payload []*segment.Mapped // by pool id
-	roFiles []*os.File        // read-only fds of the payload segments, for subscribers
-	pools   *mempool.Set      // the router's view, for reclaim and statistics
+	cfg  *Config
+	opts Options
+	log  *slog.Logger
+	core *core.Router
 
 	path string
 	lock *domainLock // held from New to Close (server_lock.go)
@@ -105,9 +95,6 @@ type Server struct {
 
 	events chan event
 	conns  map[core.ConnID]*serverConn // owned by the Serve goroutine
-	// needSweep is set when a client went away; the next quiescent tick
-	// checks the pools for leaked chunks. Owned by the Serve goroutine.
-	needSweep bool
 	// adopted: the segments came from a previous router (server_resume.go);
 	// resumeAt is when the grace period ends, resumeDone once it did.
 	adopted    bool
@@ -120,8 +107,7 @@ type Server struct {
 
 	mon serverMonitor // process-exit monitor (server_monitor.go); owned by the Serve goroutine
 
-	growth growthState // grown and dedicated pools (server_growth.go); owned by the Serve goroutine
-	segs   segFiles    // owned-model segments (server_segments.go); owned by the Serve goroutine
+	segs segFiles // owned-model segments (server_segments.go); owned by the Serve goroutine
 	// During a resume's step: the owned fds it handed back, checked
 	// (server_adopt.go); resumeFds: the fds of the Resume being handled.
 	adopting  map[adoptKey]adoptedFile
@@ -143,7 +129,6 @@ type Server struct {
 
 type serverStats struct {
 	reclaimed atomic.Uint64 // chunks returned to the pools by reclaim
-	swept     atomic.Uint64 // leaked chunks recovered while the domain was idle
 	clients   atomic.Int64
 }
 
@@ -152,8 +137,6 @@ type serverConn struct {
 	sc      *discovery.ServerConn
 	hello   bool
 	client  core.ClientID
-	sentRW  bool // payload segments granted read-write
-	sentRO  bool // payload segments granted read-only
 	version uint16
 	done    chan struct{}
 	guard   connGuard // rate limit, owned by the read goroutine (server_guard.go)
@@ -161,11 +144,11 @@ type serverConn struct {
 	helloReqID uint32
 }
 
-// New creates the router's segments for cfg (the embedded default when
-// nil): the management segment with every pool's bitmap and chunk headers
-// and the ring arena, and one payload segment per pool (hugepages as the
-// config asks, falling back to normal pages with a logged reason). It does
-// not listen yet: [Server.Serve] does.
+// New creates the router for cfg (the embedded default when nil): it takes
+// the domain's lock (adopting the clients of a previous router that left
+// live ones) and starts the process monitor. Segments are created per
+// publisher and per connection as clients ask. It does not listen yet:
+// [Server.Serve] does.
 func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if cfg == nil {
 		cfg = DefaultConfig()
@@ -187,9 +170,6 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
-	if s.layout, err = computeLayout(cfg); err != nil {
-		return nil, err
-	}
 	// One router per domain; the lock also proves that a previous router
 	// whose segments we may adopt is dead (server_lock.go).
 	if s.lock, err = lockDomain(cfg, s.path, os.FileMode(cfg.SocketDirMode)); err != nil {
@@ -198,37 +178,17 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if s.idents, err = openIdentityFile(cfg); err != nil {
 		return nil, err
 	}
-	// The owned model has no management segment, router-wide pools or
-	// arena rings (docs/design/memory-ownership.md §8.6): every segment
-	// is a publisher's or a connection's (server_segments.go), so there
-	// is nothing to create here and no old-model segment to adopt.
-	owned := cfg.Memory.Model == ModelOwned
-	adopted := false
-	var ownedIDs []core.ClientIdentity
-	if !owned {
-		if adopted, err = s.tryAdopt(); err != nil {
-			return nil, err
-		}
-	} else {
-		// Clients own their segments and hand them back when they resume
-		// (server_adopt.go); who may resume comes from the identity file.
-		ownedIDs = s.survivingClients()
-		adopted = len(ownedIDs) > 0
-		s.adopted = adopted
-	}
-	if !adopted && !owned {
-		if err := s.createSegments(); err != nil {
-			return nil, err
-		}
-	}
+	// Every segment is a publisher's or a connection's
+	// (server_segments.go): nothing to create here. Clients own their
+	// segments and hand them back when they resume (server_adopt.go); who
+	// may resume comes from the identity file.
+	ownedIDs := s.survivingClients()
+	adopted := len(ownedIDs) > 0
+	s.adopted = adopted
 	rules := cfg.rules()
 	s.core, err = core.NewRouter(core.RouterOptions{
 		Rules:        &rules,
 		Rand:         rand.Reader,
-		Arena:        core.Region{Offset: uint64(s.layout.ArenaOff), Size: uint64(s.layout.ArenaSize)},
-		RingSize:     ringbuf.Size,
-		NotifierSize: ringbuf.NotifierSize,
-		Pools:        s.layout.corePools(cfg),
 		Sizes:        ownedSegmentSizes(), // server_segments.go
 		HelloTimeout: helloBackstopTicks(s.opts.TickInterval),
 	})
@@ -238,24 +198,13 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if err := s.startMonitor(); err != nil {
 		return nil, err
 	}
-	if adopted && owned {
+	if adopted {
 		ids := make([]core.ClientID, len(ownedIDs))
 		for i, in := range ownedIDs {
 			ids[i] = in.Client
 		}
 		s.step(core.AdoptClients{IDs: ids, Identities: ownedIDs})
 		s.log.Info("a previous router of this domain left live clients; waiting for them to resume",
-			"clients", len(ids), "grace", s.resumeGrace().String())
-	} else if adopted {
-		ids := s.adoptedClients()
-		var idents []core.ClientIdentity
-		for _, id := range ids {
-			if in, ok := s.idents.get(id); ok {
-				idents = append(idents, in)
-			}
-		}
-		s.step(core.AdoptClients{IDs: ids, Identities: idents})
-		s.log.Info("adopted the segments of a previous router of this domain; waiting for its clients to resume",
 			"clients", len(ids), "grace", s.resumeGrace().String())
 	}
 	return s, nil
@@ -267,64 +216,6 @@ func (s *Server) resumeGrace() time.Duration {
 	}
 	return DefaultResumeGrace
 }
-
-func (s *Server) createSegments() error {
-	var err error
-	s.mgmt, err = segment.NewMemfd(s.cfg.Domain+"-mgmt", s.layout.Size, segment.MemfdOptions{})
-	if err != nil {
-		return fmt.Errorf("create management segment: %w", err)
-	}
-	mem := s.mgmt.Bytes()
-	wire.PutMgmtHeader(mem, wire.MgmtHeader{
-		Pools: uint32(len(s.layout.Pools)), Size: uint64(s.layout.Size),
-		ArenaOff: uint64(s.layout.ArenaOff), ArenaSize: uint64(s.layout.ArenaSize), RouterPID: uint64(os.Getpid()),
-		HoldsOff: uint64(s.layout.HoldsOff), HoldsStride: uint32(s.layout.HoldsStride), HoldsCount: uint32(s.layout.HoldsCount),
-	})
-	s.pools = mempool.NewSet(mempool.SetOptions{})
-	for i, pa := range s.layout.Pools {
-		pc := s.cfg.Pools[i]
-		size := pa.Class.PayloadSize()
-		name := fmt.Sprintf("%s-pool%d-%s", s.cfg.Domain, pa.ID, pc.ChunkSize)
-		var seg *segment.Mapped
-		switch pc.Hugepages {
-		case HugepagesNever:
-			seg, err = segment.NewMemfd(name, size, segment.MemfdOptions{})
-		case Hugepages1G:
-			seg, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Huge1G, Require: true})
-		case Hugepages2M:
-			seg, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Huge2M, Require: true})
-		default:
-			seg, err = segment.NewHugepage(name, size, segment.HugepageOptions{Mode: hugepages.Auto})
-		}
-		if err != nil {
-			return fmt.Errorf("create payload segment of pools[%d] (%s x %d): %w", i, pc.ChunkSize, pc.Count, err)
-		}
-		s.payload = append(s.payload, seg)
-		if r := seg.FallbackReason(); r != "" {
-			s.log.Info("pool uses normal pages", "pool", pa.ID, "chunk_size", pc.ChunkSize.String(), "reason", r)
-		}
-		ro, err := seg.ReadOnlyFile()
-		if err != nil {
-			return fmt.Errorf("reopen payload segment of pools[%d] read-only: %w", i, err)
-		}
-		s.roFiles = append(s.roFiles, ro)
-		p, err := mempool.Format(mem[pa.Offset:pa.Offset+pa.Size], pa.ID, pa.Class)
-		if err != nil {
-			return fmt.Errorf("format pools[%d]: %w", i, err)
-		}
-		if err := p.SetPayload(seg.Bytes()); err != nil {
-			return fmt.Errorf("attach payload of pools[%d]: %w", i, err)
-		}
-		if err := s.pools.Add(p); err != nil {
-			return fmt.Errorf("add pools[%d]: %w", i, err)
-		}
-	}
-	return nil
-}
-
-// SweptChunks returns how many leaked chunks the router recovered while the
-// domain was idle (processes killed inside a bookkeeping window).
-func (s *Server) SweptChunks() uint64 { return s.stats.swept.Load() }
 
 // ReclaimedChunks returns how many chunk references the router returned to
 // the pools on behalf of departed clients.
@@ -338,11 +229,6 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Config returns the server's (validated) configuration.
 func (s *Server) Config() *Config { return s.cfg }
-
-// Pools returns the router's view of the domain's pools (statistics,
-// audits). It stays valid until Close. It is nil in the owned memory
-// model, which has no router-wide pools.
-func (s *Server) Pools() *mempool.Set { return s.pools }
 
 // Snapshot returns a copy of the router's registry. It is safe to call from
 // any goroutine while Serve runs; it fails with ctx's error if Serve does
@@ -394,13 +280,8 @@ func (s *Server) serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.acceptLoop(ctx, ln) }()
-	if s.mgmt == nil {
-		s.log.Info("router ready", "domain", s.cfg.Domain, "socket", s.path, "pid", os.Getpid(),
-			"model", string(s.cfg.Memory.Model), "monitor", s.MonitorKind())
-	} else {
-		s.log.Info("router ready", "domain", s.cfg.Domain, "socket", s.path, "pid", os.Getpid(),
-			"pools", len(s.layout.Pools), "mgmt_bytes", s.layout.Size, "monitor", s.MonitorKind())
-	}
+	s.log.Info("router ready", "domain", s.cfg.Domain, "socket", s.path, "pid", os.Getpid(),
+		"model", string(s.cfg.Memory.Model), "monitor", s.MonitorKind())
 	if s.opts.Nice != 0 {
 		if err := sys.ReniceProcess(s.opts.Nice); err != nil {
 			s.log.Warn("cannot change the router's priority", "nice", s.opts.Nice, "err", err)
@@ -472,16 +353,6 @@ func (s *Server) Close() error {
 		return nil
 	}
 	errs := []error{s.stopServing()}
-	for _, f := range s.roFiles {
-		errs = append(errs, f.Close())
-	}
-	for _, p := range s.payload {
-		errs = append(errs, p.Close())
-	}
-	if s.mgmt != nil {
-		errs = append(errs, s.mgmt.Close())
-	}
-	errs = append(errs, s.closeGrowth())
 	errs = append(errs, s.closeSegments())
 	errs = append(errs, s.closeMonitor())
 	errs = append(errs, s.idents.Close())

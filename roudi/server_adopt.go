@@ -207,9 +207,6 @@ func (s *Server) adoptResumeFds(m *wire.Resume, files []*os.File, req *core.Resu
 	if n := m.ResumeFds(); n != len(files) {
 		return fmt.Errorf("%w: %d fds for %d owned segments", parallax.ErrProtocol, len(files), n)
 	}
-	if n := m.ResumeFds(); n > 0 && s.cfg.Memory.Model != ModelOwned {
-		return fmt.Errorf("%w: owned segments handed back to a router of the shared model", parallax.ErrProtocol)
-	}
 	s.adopting = map[adoptKey]adoptedFile{}
 	pubs := map[uint32]int{}
 	for i, p := range req.Pubs {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"time"
 
@@ -13,8 +12,6 @@ import (
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/mempool"
-	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
 // Events that the connection goroutines send to the Serve goroutine.
@@ -139,10 +136,6 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		req = core.CloseSubscriber{Sub: core.SubID(m.SubID)}
 	case *wire.ReleaseConnection:
 		req = core.ReleaseConnection{Connection: core.ConnectionID(m.ConnID)}
-	case *wire.GrowPool:
-		req = core.GrowPool{Size: m.Size, Known: m.Known}
-	case *wire.GetSegments:
-		req = core.GetSegments{Pool: m.PoolID, ReadOnly: m.ReadOnly}
 	case *wire.Resume:
 		s.resumeRequest(c, env.ReqID, m)
 		return
@@ -192,10 +185,7 @@ func (s *Server) step(ev core.Event) {
 			s.execute(a)
 		}
 	}
-	if _, ok := ev.(core.Tick); ok {
-		s.reportFreeDedicated()
-	}
-	s.growthReports() // server_growth.go
+	s.segmentReports() // server_segments.go
 }
 
 func (s *Server) execute(a core.Action) {
@@ -210,8 +200,7 @@ func (s *Server) execute(a core.Action) {
 		}
 		s.push(c, &wire.ConnectionAdded{
 			ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub),
-			RingOffset: a.Ring.Offset, RingSize: a.Ring.Size, Capacity: uint32(a.Capacity),
-			Policy: uint8(a.Policy), NotifierOffset: a.Notifier.Offset, History: uint32(a.History),
+			Capacity: uint32(a.Capacity), Policy: uint8(a.Policy), History: uint32(a.History),
 			Pair: uint32(a.Pair),
 		})
 	case core.ConnectionRemoved:
@@ -222,42 +211,14 @@ func (s *Server) execute(a core.Action) {
 		s.push(c, &wire.ConnectionRemoved{ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub), Reason: a.Reason, Code: wireRemovedCode(a.Code)})
 	case core.ConnectionClosing:
 		s.connectionClosing(a) // server_lifecycle.go
-	case core.FormatRing:
-		if _, err := ringbuf.Format(s.region(a.Region), a.Capacity, ringPolicy(a.Policy)); err != nil {
-			s.log.Error("format ring", "region", a.Region.String(), "err", err)
-		}
-	case core.FormatNotifier:
-		if _, err := ringbuf.FormatNotifier(s.region(a.Region)); err != nil {
-			s.log.Error("format notifier", "region", a.Region.String(), "err", err)
-		}
-	case core.FreeRegion:
-		if a.Kind == core.RegionRing {
-			if n := s.drainRing(a.Region); n > 0 {
-				// Pushed after the subscriber closed or died, or left
-				// by a subscriber that did not release the connection
-				// within the quarantine (a stuck client, which then
-				// lost them).
-				s.log.Debug("released samples left in a removed connection's ring", "region", a.Region.String(), "samples", n)
-			}
-		}
 	case core.ReclaimClient:
 		s.reclaim(a)
-	case core.CreatePool:
-		s.createPool(a) // server_growth.go
-	case core.RetirePool:
-		s.retirePool(a)
-	case core.TellPoolRetired:
-		if c := s.conns[a.Conn]; c != nil && c.hello {
-			s.push(c, &wire.PoolRetired{PoolID: a.Pool})
-		}
 	case core.CreateDataSegment, core.CreateConnSegment, core.GrantSegments, core.CloseDataSegments, core.CloseConnSegment:
 		s.segmentAction(a) // server_segments.go
 	case core.KeepAdopted:
 		s.keepAdopted(a) // server_adopt.go
 	case core.TellDataRetired:
 		s.tellDataRetired(a) // server_grow.go
-	case core.DrainOrphans:
-		s.drainOrphanRings(a.Free) // server_resume.go
 	case core.Count:
 		s.countGuard(a) // server_guard.go
 	case core.ServiceChanged, core.WatchSynced:
@@ -276,49 +237,6 @@ func (s *Server) execute(a core.Action) {
 	}
 }
 
-// holdRegion returns client c's hold table bytes.
-func (s *Server) holdRegion(c core.ClientID) []byte {
-	off := s.layout.HoldsOff + (int(c)-1)*s.layout.HoldsStride
-	return s.mgmt.Bytes()[off : off+s.layout.HoldsStride]
-}
-
-// sweepIfQuiescent frees chunks leaked by processes killed inside a
-// bookkeeping window (see mempool.HoldTable) when the core says the domain
-// is idle (Router.Sweep): no client attached, connecting or due to resume,
-// every ring region drained and freed. Any chunk still held is then leaked.
-func (s *Server) sweepIfQuiescent() {
-	switch s.core.Sweep() {
-	case core.SweepNo:
-		s.needSweep = false // the next departure or the resume deadline sets it again
-		return
-	case core.SweepLater:
-		return // rings still waiting for their drain: try again next tick
-	}
-	if len(s.conns) != 0 {
-		s.needSweep = false
-		return
-	}
-	s.needSweep = false
-	for _, p := range s.pools.Pools() {
-		if p.Stats().InUse == 0 && p.Audit().AllFree() {
-			continue
-		}
-		if n := p.Sweep(); n > 0 {
-			s.stats.swept.Add(uint64(n))
-			s.log.Warn("recovered leaked chunks with the domain idle", "pool", p.ID(), "chunks", n)
-		}
-	}
-}
-
-// region returns the management segment bytes of r; nil in the owned
-// model, which has no management segment (the core places nothing there).
-func (s *Server) region(r core.Region) []byte {
-	if s.mgmt == nil {
-		return nil
-	}
-	return s.mgmt.Bytes()[r.Offset : r.Offset+r.Size]
-}
-
 func (s *Server) reply(a core.Reply) {
 	c := s.conns[a.Conn]
 	if c == nil {
@@ -335,72 +253,20 @@ func (s *Server) reply(a core.Reply) {
 		if err := s.idents.put(r.Identity); err != nil {
 			s.log.Error("the client will not be able to resume after a router restart", "client", r.Client, "err", err)
 		}
-		if s.mgmt == nil {
-			// Owned model: no management segment, pools or hold table.
-			s.send(c, c.helloReqID, &wire.Welcome{Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()),
-				Domain: s.cfg.Domain, ResumeToken: r.Token[:], Model: s.wireModel()}, nil)
-			return
-		}
-		if _, err := mempool.FormatHoldTable(s.holdRegion(r.Client), s.layout.HoldsCap, uint16(r.Client)); err != nil {
-			s.log.Error("format hold table", "client", r.Client, "err", err)
-		}
-		w := &wire.Welcome{
-			Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()), Domain: s.cfg.Domain,
-			ResumeToken: r.Token[:], Model: s.wireModel(),
-			Mgmt: wire.SegmentDesc{ID: 0, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: uint64(s.layout.Size), PageSize: uint32(s.mgmt.PageSize())},
-		}
-		for i, pa := range s.layout.Pools {
-			w.Pools = append(w.Pools, wire.PoolDesc{ID: pa.ID, ChunkSize: pa.Class.ChunkSize, Count: pa.Class.Count,
-				MgmtOffset: uint64(pa.Offset), MgmtSize: uint64(pa.Size), SegmentID: uint32(i + 1)})
-		}
-		s.send(c, c.helloReqID, w, []*os.File{s.mgmt.File()})
+		s.send(c, c.helloReqID, &wire.Welcome{Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()),
+			Domain: s.cfg.Domain, ResumeToken: r.Token[:], Model: s.wireModel()}, nil)
 	case core.PublisherCreated:
-		m := &wire.PublisherCreated{PubID: uint32(r.Pub)}
-		var files []*os.File
-		if !c.sentRW && s.mgmt != nil { // the owned model grants data segments instead (server_segments.go)
-			m.Segments, files = s.payloadGrant(false)
-			c.sentRW = true
-		}
-		s.send(c, a.ReqID, m, files)
+		s.send(c, a.ReqID, &wire.PublisherCreated{PubID: uint32(r.Pub)}, nil)
 	case core.SubscriberCreated:
-		m := &wire.SubscriberCreated{SubID: uint32(r.Sub), NotifierOffset: r.Notifier.Offset}
-		var files []*os.File
-		if !c.sentRO && s.mgmt != nil { // the owned model: data segments come with each connection
-			m.Segments, files = s.payloadGrant(true)
-			c.sentRO = true
-		}
-		s.send(c, a.ReqID, m, files)
+		s.send(c, a.ReqID, &wire.SubscriberCreated{SubID: uint32(r.Sub)}, nil)
 	case core.Closed, core.Noted, core.Watching:
 		s.send(c, a.ReqID, &wire.Ack{}, nil)
-	case core.PoolsGranted:
-		s.grantPools(c, a.ReqID, r) // server_growth.go
 	case core.DataSegmentGranted:
 		s.replyDataSeg(c, a.ReqID, r) // server_grow.go
 	case core.Resumed:
 		c.client = r.Client
 		s.send(c, a.ReqID, &wire.Resumed{ClientID: uint16(r.Client)}, nil)
 	}
-}
-
-// payloadGrant describes every payload segment with the fd to send:
-// read-write for publishers, the read-only reopened fd for subscribers.
-func (s *Server) payloadGrant(readOnly bool) ([]wire.SegmentDesc, []*os.File) {
-	descs := make([]wire.SegmentDesc, 0, len(s.payload))
-	files := make([]*os.File, 0, len(s.payload))
-	for i, seg := range s.payload {
-		kind := wire.KindMemfd
-		if seg.PageSize() > os.Getpagesize() {
-			kind = wire.KindHugetlb
-		}
-		descs = append(descs, wire.SegmentDesc{ID: uint32(i + 1), Role: wire.RolePayload, Kind: kind, Size: uint64(seg.Len()),
-			PageSize: uint32(seg.PageSize()), ReadOnly: readOnly, PoolID: s.layout.Pools[i].ID})
-		if readOnly {
-			files = append(files, s.roFiles[i])
-		} else {
-			files = append(files, seg.File())
-		}
-	}
-	return descs, files
 }
 
 // sendTimeout bounds the write of one message to a client (its writer's
@@ -426,29 +292,8 @@ func (s *Server) replyError(c *serverConn, reqID uint32, err error) {
 	}
 }
 
-// drainRing releases the refs still queued in a ring whose connection is
-// gone (every side released it or died, or the quarantine ended: nobody
-// pops it any more): at most its capacity, stopping at corrupt indices.
-func (s *Server) drainRing(r core.Region) (n int) {
-	ring, err := ringbuf.Attach(s.region(r))
-	if err != nil {
-		s.log.Error("attach ring to drain it", "region", r.String(), "err", err)
-		return 0
-	}
-	return s.drainBounded(ring, "ring", r) // server_ringcheck.go
-}
-
-func (s *Server) releaseReclaimed(ref parallax.ChunkRef, where string) {
-	if _, err := s.pools.Release(ref); err != nil {
-		s.log.Warn("reclaim: bad ref", "where", where, "ref", ref.String(), "err", err)
-		return
-	}
-	s.stats.reclaimed.Add(1)
-}
-
-// reclaim returns what a dead client held: refs queued in the rings it was
-// the consumer of (drained now: nobody else pops them), and its notifier's
-// waiters are woken so nothing waits on a dead peer.
+// reclaim accounts for a dead client: the count of clients, the reclaim
+// latency metric and Options.OnReclaim.
 func (s *Server) reclaim(a core.ReclaimClient) {
 	if a.PID != 0 { // 0: an adopted client that never resumed (never counted)
 		s.stats.clients.Add(-1)
@@ -463,49 +308,20 @@ func (s *Server) reclaim(a core.ReclaimClient) {
 			s.opts.OnReclaim(r)
 		}
 	}()
-	if s.mgmt == nil {
-		// Owned model: the router holds nothing of a client's; its
-		// publishers' peers take back what they delivered (death.go).
-		return
+	// The router holds nothing of a client's: its publishers' peers take
+	// back what they delivered (death.go).
+	s.log.Info("reclaimed client", "client", a.Client, "pid", a.PID)
+}
+
+// notFoundErr carries the core's ErrNotFound as the protocol's.
+type notFoundErr struct{ error }
+
+func (e notFoundErr) Is(target error) bool { return target == wire.ErrNotFound }
+
+// wireError maps the core's own sentinels onto the protocol's.
+func wireError(err error) error {
+	if errors.Is(err, core.ErrNotFound) {
+		return notFoundErr{err}
 	}
-	s.needSweep = true
-	holds, err := mempool.AttachHoldTable(s.holdRegion(a.Client))
-	if err != nil {
-		s.log.Error("reclaim: attach hold table", "client", a.Client, "err", err)
-		holds = nil
-	}
-	for _, r := range a.SubRings {
-		ring, err := ringbuf.Attach(s.region(r))
-		if err != nil {
-			s.log.Error("reclaim: attach ring", "region", r.String(), "err", err)
-			continue
-		}
-		_ = ring.Close() // a publisher blocked on it returns
-		// A pop that the dead consumer had claimed but not yet recorded
-		// in its hold table: the ring's pop intent tells.
-		if ref, popped := ring.PendingPop(); popped && !ref.IsNil() && (holds == nil || !holds.Contains(ref)) {
-			s.releaseReclaimed(ref, "pending pop")
-		}
-		s.drainRing(r)
-	}
-	for _, r := range a.PubRings {
-		if ring, err := ringbuf.Attach(s.region(r)); err == nil {
-			_ = ring.Close()
-		}
-	}
-	// Everything the process recorded as held: loans, history, samples.
-	var held int
-	if holds != nil {
-		for _, ref := range holds.Refs() {
-			s.releaseReclaimed(ref, "hold")
-			held++
-		}
-		holds.Clear()
-	}
-	for _, r := range a.Notifiers {
-		if n, err := ringbuf.AttachNotifier(s.region(r)); err == nil {
-			_ = n.Close()
-		}
-	}
-	s.log.Info("reclaimed client", "client", a.Client, "pid", a.PID, slog.Int("sub_rings", len(a.SubRings)), slog.Int("pub_rings", len(a.PubRings)), slog.Int("holds", held))
+	return err
 }

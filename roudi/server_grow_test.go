@@ -106,8 +106,6 @@ func TestOwnedGrowData(t *testing.T) {
 max_message_size = "16MiB"
 max_requests_per_second = 1000000
 request_burst = 100000
-[growth]
-enabled = true
 `)
 	pc := dialGrants(t, ctx, srv, "pub")
 	sc := dialStream(t, ctx, srv, "sub")

@@ -4,48 +4,19 @@ package roudi
 //
 // # Trust model
 //
-// Every client maps the management segment read-write: pool bitmaps, chunk
-// headers (ctl words), rings and hold tables. A client with that mapping can
-// corrupt any of it, and nothing the router does can prevent that, nor tell
-// afterwards which process wrote a given word. The goal is containment, not
-// prevention:
-//
-//   - Nobody crashes. Every value read from shared memory is validated
-//     before use (mempool checks pool, slot, generation and reference count
-//     against counts cached locally; rings bound their positions), so
-//     garbage yields errors, never a panic or an out-of-range access.
-//   - No chunk is freed twice by honest code: Release and AddRef are CAS
-//     loops that require the ref's generation and a positive count, so a
-//     double release, a stale ref or a forged one fails and changes nothing.
-//     (A client that writes ctl words directly can still lower a count it
-//     does not own, or make a held chunk look free; that is the limit of
-//     what shared-memory accounting can enforce.)
-//   - The router restores consistency when the domain is idle: the sweep
-//     run after the last client leaves audits every pool, frees what is still
-//     held and repairs corrupt ctl words and bitmap bits
-//     (mempool.Pool.Sweep, Pool.Repair).
-//   - An offender is disconnected and reclaimed: a control connection that
-//     floods the router is rate-limited and then dropped; a publisher whose
-//     ring carries garbage is dropped once its consumer reported it
-//     [core.ReportThreshold] times; a ring whose indices are impossible has
-//     its connection cut at once and its offender, when known, dropped
-//     (server_ringcheck.go).
+// The boundary is the uid. A client can write only its own publishers'
+// data segments and the connection segments it is an end of, each shared
+// with exactly one peer (docs/design/memory-ownership.md §3); the router
+// creates, seals and fchmods every segment and never reads memory a client
+// can write. Every value read from a peer's memory is validated before use
+// by the reader, so garbage yields errors for that connection only.
 //
 // # Where each decision lives
 //
-// The server reads shared memory and moves bytes and fds; the router core
-// (roudi/internal/core, covered by its datadriven scripts) decides:
-//
-//   - bad-ref reports: the server checks the ref against its pools and
-//     looks for the value in the ring (reportPeer, ringHolds); the core
-//     checks the reporter, counts, forgets the counts of processes gone
-//     and disconnects (core.PeerReported, guard.go);
-//   - corrupt-ring reports: the server checks the ring and reads its index
-//     words (reportCorruptRing); the core checks the reporter, cuts the
-//     connection and blames an end (core.RingReported, core.Blame);
-//   - the orphan drain after a restart: the core names the arena ranges
-//     nobody accounts for at the resume deadline (core.DrainOrphans); the
-//     server walks those ranges for rings and drains them;
+//   - reports (wire.ReportPeer, bad ref or corrupt ring): the report of an
+//     end of a connection cuts that connection, unverified; a report by
+//     anyone else is refused (core.PeerReported, core.RingReported,
+//     guard_owned.go);
 //   - the counters (GuardStats) are the server's atomics, bumped on the
 //     core's core.Count actions.
 //
@@ -55,31 +26,6 @@ package roudi
 // flood costs the Serve goroutine nothing) and the cut of a client whose
 // outgoing queue overflows or stalls (server_outq.go). Both end in a
 // core.ClientDisconnected like any other departure.
-//
-// # Reports
-//
-// A subscriber that pops a ref failing validation sends a wire.ReportPeer
-// naming the connection. The router acts on it only if it verifies what is
-// cheap to verify, so that a report cannot be used to kill an arbitrary
-// peer:
-//
-//   - the reporter is the consumer of that connection (a client can only
-//     accuse the publishers that feed it) — the core's registry says;
-//   - the reported value fails validation in the router's own view of the
-//     pools now (an honest in-flight ref is held by its ring entry, so it is
-//     valid until the consumer releases it);
-//   - the value is present in one of the connection ring's slots (slots keep
-//     their last value after a pop), so the reporter did not invent it
-//     without writing it into its own ring first — which any client with the
-//     mapping can do anyway, so this grants no power it did not have.
-//
-// After [core.ReportThreshold] verified reports against a publisher's
-// process, the router closes that process's control connection and
-// reclaims it like a dead one (its connections are removed, its rings
-// drained, what its hold table lists released). The process itself keeps
-// its mappings: the router cannot revoke them, so a hostile process that
-// stays alive can keep scribbling on shared memory; honest peers keep
-// validating.
 //
 // # Rate limiting
 //
@@ -95,7 +41,6 @@ package roudi
 // connection.
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -105,7 +50,6 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
 const (
@@ -176,54 +120,18 @@ func (s *Server) admitRequest(c *serverConn, env wire.Envelope, files []*os.File
 	return true, false
 }
 
-// reportPeer handles a wire.ReportPeer on the Serve goroutine: it reads
-// what the verdict needs from shared memory — is the ref invalid in the
-// router's view of the pools, is the value in the connection's ring — and
-// steps the core, which decides (core.PeerReported: the reporter must be
-// the connection's consumer; verified reports are counted per publisher
-// process, which is disconnected at core.ReportThreshold). The reporter
-// always gets an Ack.
+// reportPeer handles a wire.ReportPeer on the Serve goroutine: it steps
+// the core (core.PeerReported or core.RingReported), which cuts the
+// connection when the reporter is one of its ends. The reporter always gets
+// an Ack.
 func (s *Server) reportPeer(c *serverConn, reqID uint32, m *wire.ReportPeer) {
-	if s.cfg.Memory.Model == ModelOwned {
-		// The owned model: the report of an end cuts its connection;
-		// the router reads no client memory (core guard_owned.go).
-		if m.Reason == wire.ReportCorruptRing {
-			s.step(core.RingReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Detail: m.Detail})
-		} else {
-			s.step(core.PeerReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Ref: parallax.ChunkRef(m.Ref), Detail: m.Detail})
-		}
-		return
-	}
+	// The report of an end cuts its connection; the router reads no client
+	// memory (core guard_owned.go).
 	if m.Reason == wire.ReportCorruptRing {
-		s.reportCorruptRing(c, reqID, m) // server_ringcheck.go
-		return
+		s.step(core.RingReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Detail: m.Detail})
+	} else {
+		s.step(core.PeerReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Ref: parallax.ChunkRef(m.Ref), Detail: m.Detail})
 	}
-	ev := core.PeerReported{Conn: c.id, ReqID: reqID, Connection: core.ConnectionID(m.ConnID), Ref: parallax.ChunkRef(m.Ref), Detail: m.Detail}
-	// The owned model has no pools and the router reads no memory a
-	// client can write: nothing verifies the report (the core refuses it).
-	if ci, ok := s.core.Connection(ev.Connection); ok && s.pools != nil {
-		ev.RefInvalid = s.pools.Validate(ev.Ref) != nil
-		ev.InRing = ev.RefInvalid && s.ringHolds(ci.Ring, ci.Capacity, m.Ref)
-	}
-	s.step(ev)
-}
-
-// ringHolds reports whether one of the ring's slots (at region r, capacity
-// slots) holds v. Slots keep their value after a pop, so this finds a
-// recently popped entry as well as a queued one. The read is plain: the
-// value may race with the producer, which only makes a report fail.
-func (s *Server) ringHolds(r core.Region, capacity int, v uint64) bool {
-	mem := s.region(r)
-	for i := range capacity {
-		off := ringbuf.HeaderSize + 8*i
-		if off+8 > len(mem) {
-			return false
-		}
-		if binary.LittleEndian.Uint64(mem[off:]) == v {
-			return true
-		}
-	}
-	return false
 }
 
 // countGuard performs a core.Count action.

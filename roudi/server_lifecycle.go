@@ -36,7 +36,7 @@ func (s *Server) connectionClosing(a core.ConnectionClosing) {
 // the owned model; it reports whether it does (the caller then does not
 // unwatch it). Runs on the Serve goroutine.
 func (s *Server) linger(pid int32) bool {
-	if !s.cfg.memoryRules().Owned || s.mon.m == nil || s.mon.m.Kind() == procmon.KindNone {
+	if s.mon.m == nil || s.mon.m.Kind() == procmon.KindNone {
 		return false
 	}
 	if len(s.mon.linger) >= maxLinger {
@@ -65,7 +65,7 @@ func (s *Server) unlinger(pid int32) bool {
 // Runs on the Serve goroutine after c was dropped.
 func (s *Server) confirmWithoutMonitor(c *serverConn) {
 	pid := c.sc.Cred.PID
-	if pid <= 0 || !s.cfg.memoryRules().Owned || (s.mon.m != nil && s.mon.m.Kind() != procmon.KindNone) {
+	if pid <= 0 || (s.mon.m != nil && s.mon.m.Kind() != procmon.KindNone) {
 		return
 	}
 	for _, o := range s.conns {

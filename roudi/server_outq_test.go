@@ -48,10 +48,6 @@ func ctx10(t *testing.T) context.Context {
 // outqConfig lifts the rate limit so that the non-readers below are cut for
 // not reading, not for flooding.
 const outqConfig = `
-[[pools]]
-chunk_size = "256B"
-count = 64
-hugepages = "never"
 [limits]
 max_connections = 64
 max_subscribers = 32

@@ -37,8 +37,9 @@ import (
 // segFiles is the server's record of owned segments; owned by the Serve
 // goroutine (and by Close).
 type segFiles struct {
-	data map[dataKey]*dataSegFile
-	conn map[core.ConnectionID]*connSegFile
+	data    map[dataKey]*dataSegFile
+	conn    map[core.ConnectionID]*connSegFile
+	reports []core.Event // outcomes to step after the current step's actions (segmentReports)
 }
 
 type dataKey struct {
@@ -88,7 +89,7 @@ func (s *Server) segmentAction(a core.Action) {
 		} else {
 			s.segs.data[dataKey{a.Pub, a.Index}] = f
 		}
-		s.growth.reports = append(s.growth.reports, ev)
+		s.segs.reports = append(s.segs.reports, ev)
 	case core.CreateConnSegment:
 		ev := core.ConnSegmentCreated{Connection: a.Connection}
 		f, err := s.createConnSeg(a)
@@ -98,7 +99,7 @@ func (s *Server) segmentAction(a core.Action) {
 		} else {
 			s.segs.conn[a.Connection] = f
 		}
-		s.growth.reports = append(s.growth.reports, ev)
+		s.segs.reports = append(s.segs.reports, ev)
 	case core.GrantSegments:
 		s.grantSegments(a)
 	case core.CloseDataSegments:
@@ -250,4 +251,16 @@ func (s *Server) closeSegments() error {
 		delete(s.segs.conn, k)
 	}
 	return errors.Join(errs...)
+}
+
+// segmentReports steps the outcomes queued by the actions just performed
+// (segments created or not).
+func (s *Server) segmentReports() {
+	for len(s.segs.reports) > 0 {
+		ev := s.segs.reports[0]
+		n := copy(s.segs.reports, s.segs.reports[1:])
+		s.segs.reports[n] = nil
+		s.segs.reports = s.segs.reports[:n]
+		s.step(ev)
+	}
 }

@@ -18,20 +18,9 @@ import (
 )
 
 const testPools = `
-[[pools]]
-chunk_size = "256B"
-count = 64
-hugepages = "never"
 [limits]
 max_connections = 64
 max_subscribers = 32
-`
-
-// sharedModel selects the shared memory model in a test configuration:
-// shared model: deleted in step 14 (tests that pin it say why).
-const sharedModel = `
-[memory]
-model = "shared"
 `
 
 // startServer runs a router on sock; stop ends it (idempotent) and returns

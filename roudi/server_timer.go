@@ -49,15 +49,8 @@ func (s *Server) clockFired(now time.Time) {
 	s.clock.armed = time.Time{}
 	s.clock.wakeups.Add(1)
 	s.advanceClock(now)
-	s.observeTick(now)
 	if s.adopted && !s.resumeDone && now.After(s.resumeAt) {
 		s.resumeDeadline()
-	}
-	if s.needSweep {
-		s.sweepIfQuiescent()
-		if !s.needSweep && len(s.growth.byID) > 0 {
-			s.keepTombstones() // put back the tombstones the sweep freed
-		}
 	}
 }
 
@@ -74,14 +67,8 @@ func (s *Server) armClock(now time.Time) {
 	if k, ok := s.core.NextTick(); ok {
 		earliest(c.start.Add(time.Duration(k) * c.interval))
 	}
-	if s.needSweep || len(s.growth.live) > 0 {
-		earliest(now.Add(c.interval)) // polled every tick
-	}
 	if s.adopted && !s.resumeDone {
 		earliest(s.resumeAt.Add(time.Millisecond))
-	}
-	if len(s.conns) > 0 {
-		earliest(s.obs.lastRate.Add(rateInterval))
 	}
 	switch {
 	case at.IsZero():

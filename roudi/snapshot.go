@@ -6,8 +6,7 @@ import (
 )
 
 // A Snapshot is a copy of the router's registry: its clients, topics,
-// endpoints and connections, the management arena's use and the core's
-// tick. It shares nothing with the server. [Introspection] adds the
+// endpoints and connections, its pending handshakes and the core's tick. It shares nothing with the server. [Introspection] adds the
 // shared-memory counters; a Snapshot is the registry alone, cheaper and
 // exact (tests wait on it).
 type Snapshot struct {
@@ -17,7 +16,7 @@ type Snapshot struct {
 	Clients     []ClientInfo     // sorted by id
 	Topics      []TopicInfo      // sorted by name
 	Connections []ConnectionInfo // sorted by id
-	Arena       ArenaInfo
+	Pending     int              // accepted connections without handshake
 }
 
 // ClientInfo describes one registered client process.
@@ -39,31 +38,20 @@ type TopicInfo struct {
 	Connections int
 }
 
-// ConnectionInfo describes one publisher–subscriber connection (one ring).
+// ConnectionInfo describes one publisher–subscriber connection (one
+// connection segment).
 type ConnectionInfo struct {
 	ID                   uint32
 	Topic                string
 	Pub, Sub             uint32 // publisher and subscriber ids
 	PubClient, SubClient uint16 // their client ids
-	// RingOffset and RingSize locate the ring in the management segment.
-	RingOffset, RingSize uint64
 	Capacity             int
 	Policy               parallax.Policy
 }
 
-// ArenaInfo describes the use of the management segment's arena (rings and
-// notifiers).
-type ArenaInfo struct {
-	Base, Size  uint64
-	UsedBytes   uint64
-	FreeExtents int
-	Quarantined int // regions waiting until no process maps them
-	Pending     int // accepted connections without handshake
-}
-
 // publicSnapshot converts the core's snapshot.
 func publicSnapshot(c core.Snapshot) Snapshot {
-	s := Snapshot{Tick: c.Tick, Arena: ArenaInfo(c.Arena)}
+	s := Snapshot{Tick: c.Tick, Pending: c.Pending}
 	for _, cl := range c.Clients {
 		s.Clients = append(s.Clients, ClientInfo{ID: uint16(cl.ID), PID: cl.PID, UID: cl.UID, GID: cl.GID, Name: cl.Name,
 			Publishers: ids(cl.Publishers), Subscribers: ids(cl.Subscribers)})
@@ -74,7 +62,7 @@ func publicSnapshot(c core.Snapshot) Snapshot {
 	}
 	for _, cn := range c.Connections {
 		s.Connections = append(s.Connections, ConnectionInfo{ID: uint32(cn.ID), Topic: cn.Topic, Pub: uint32(cn.Pub), Sub: uint32(cn.Sub),
-			PubClient: uint16(cn.PubClient), SubClient: uint16(cn.SubClient), RingOffset: cn.Ring.Offset, RingSize: cn.Ring.Size,
+			PubClient: uint16(cn.PubClient), SubClient: uint16(cn.SubClient),
 			Capacity: cn.Capacity, Policy: parallax.Policy(cn.Policy)})
 	}
 	return s

@@ -17,7 +17,7 @@ import (
 // startConfig is a small config with its own socket and runtime directory.
 func startConfig(t *testing.T, domain string) *Config {
 	t.Helper()
-	cfg, err := ParseConfig([]byte("[[pools]]\nchunk_size = \"256B\"\ncount = 16\nhugepages = \"never\"\n"))
+	cfg, err := ParseConfig(nil)
 	require.NoError(t, err)
 	cfg.Domain = domain
 	cfg.Socket = filepath.Join(t.TempDir(), "r.sock")

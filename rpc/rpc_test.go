@@ -366,19 +366,6 @@ func TestTyped(t *testing.T) {
 	}
 }
 
-// On a router in the shared model, rpc refuses with a clear error.
-// Shared model: deleted in step 14 (with the refusal it tests).
-func TestSharedModelRefused(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, routertest.Shared)
-	ctx := testCtx(t)
-	_, err := rpc.NewServer(ctx, "svc", rpc.Options{Socket: srv.SocketPath()})
-	require.ErrorIs(t, err, parallax.ErrNotSupported)
-	require.ErrorContains(t, err, "owned")
-	_, err = rpc.NewClient(ctx, "svc", rpc.Options{Socket: srv.SocketPath()})
-	require.ErrorIs(t, err, parallax.ErrNotSupported)
-}
-
 // A service and a topic of the same name do not meet: the topic's
 // publisher and subscriber connect to each other only, the client to the
 // server only.

@@ -15,7 +15,10 @@ import (
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
-func TestCoalesceOutOfRange(t *testing.T) { routertest.ForModels(t, testCoalesceOutOfRange) }
+func TestCoalesceOutOfRange(t *testing.T) {
+	t.Parallel()
+	testCoalesceOutOfRange(t, routertest.Small)
+}
 
 func testCoalesceOutOfRange(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)
@@ -29,7 +32,10 @@ func testCoalesceOutOfRange(t *testing.T, cfg string) {
 
 // A coalescing subscriber still receives a stream whole and in order,
 // including from a blocked publisher it makes wait.
-func TestCoalescedStream(t *testing.T) { routertest.ForModels(t, testCoalescedStream) }
+func TestCoalescedStream(t *testing.T) {
+	t.Parallel()
+	testCoalescedStream(t, routertest.Small)
+}
 
 func testCoalescedStream(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)
@@ -67,7 +73,10 @@ func testCoalescedStream(t *testing.T, cfg string) {
 	require.Zero(t, sub.Dropped())
 }
 
-func TestWakeStats(t *testing.T) { routertest.ForModels(t, testWakeStats) }
+func TestWakeStats(t *testing.T) {
+	t.Parallel()
+	testWakeStats(t, routertest.Small)
+}
 
 func testWakeStats(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)

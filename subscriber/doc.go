@@ -24,11 +24,9 @@
 // core) at the price of up to Coalesce of extra latency on that stream.
 // [Subscriber.WakeStats] counts the futex sleeps and wake-ups.
 //
-// With a router in the owned memory model (config [memory] model =
-// "owned") each publisher connection has a segment of its own, shared with
-// that publisher only: the subscriber sleeps on its connections' futex
+// Each publisher connection has a segment of its own, shared with that
+// publisher only: the subscriber sleeps on its connections' futex
 // words, reads samples from the publisher's data segments mapped
 // read-only, and a release returns the chunk to its publisher over the
 // connection. [Options.MaxHeld] bounds the samples held per publisher.
-// The API is the same in both models.
 package subscriber

@@ -16,7 +16,10 @@ import (
 
 // Three publishers stream into one block-producer subscriber: every
 // sample of each arrives, in order.
-func TestFanIn(t *testing.T) { routertest.ForModels(t, testFanIn) }
+func TestFanIn(t *testing.T) {
+	t.Parallel()
+	testFanIn(t, routertest.Small)
+}
 
 func testFanIn(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)
@@ -78,7 +81,8 @@ func testFanIn(t *testing.T, cfg string) {
 // A Take asleep on its connections wakes for a publisher that connects
 // while it sleeps.
 func TestTakeWakesForLaterPublisher(t *testing.T) {
-	routertest.ForModels(t, testTakeWakesForLaterPublisher)
+	t.Parallel()
+	testTakeWakesForLaterPublisher(t, routertest.Small)
 }
 
 func testTakeWakesForLaterPublisher(t *testing.T, cfg string) {

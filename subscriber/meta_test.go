@@ -18,7 +18,10 @@ import (
 // the owned model, extreme values included, with the reserved flag bit
 // dropped; a chunk without SetMeta reports none. The shared model carries
 // none (no room in its chunk header), whatever the publisher set.
-func TestSampleMeta(t *testing.T) { routertest.ForModels(t, testSampleMeta) }
+func TestSampleMeta(t *testing.T) {
+	t.Parallel()
+	testSampleMeta(t, routertest.Small)
+}
 
 func testSampleMeta(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)

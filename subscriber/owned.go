@@ -30,7 +30,7 @@ import (
 // GetDataSegment request yet: a grant that never comes leaves that
 // connection stalled, counted in the engine's Pendings, never dropped).
 
-// ownedState is a Subscriber's owned-model state; nil in the shared model.
+// ownedState is a Subscriber's engine and connections.
 type ownedState struct {
 	eng *ownedsub.Engine
 
@@ -459,7 +459,7 @@ func (o *ownedState) dropped() uint64 {
 }
 
 // takeOwnedWait is take in the owned model: the engine spins and sleeps on
-// the connections' wake words. Coalesce applies as in the shared model.
+// the connections' wake words. Coalesce applies.
 func (s *Subscriber) takeOwnedWait(o *ownedState, ctx context.Context, w ringbuf.WaitOptions) (Sample, error) {
 	if s.streaming && s.opts.Coalesce > 0 && !o.eng.Ready() {
 		// Options.Coalesce: let the stream's next samples pile up.
@@ -482,7 +482,7 @@ const ownedWireTimeout = 2 * time.Second
 
 // waitOwnedWired waits until every connection announced before New
 // returned has its segment too (the router grants it after the reply), so
-// Publishers counts them when New returns, as in the shared model. A grant
+// Publishers counts them when New returns. A grant
 // that does not come ends the wait at ownedWireTimeout.
 func (s *Subscriber) waitOwnedWired(ctx context.Context, o *ownedState) {
 	ctx, cancel := context.WithTimeout(ctx, ownedWireTimeout)

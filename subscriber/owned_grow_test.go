@@ -187,20 +187,6 @@ func TestOwnedLoanWaitAllocs(t *testing.T) {
 	require.Zero(t, allocs)
 }
 
-// In the shared model LoanWait says it is not supported.
-// Shared model: deleted in step 14 (with the refusal it tests).
-func TestSharedLoanWaitNotSupported(t *testing.T) {
-	t.Parallel()
-	srv := routertest.Start(t, routertest.Shared)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pub, err := publisher.New(ctx, "lw", publisher.Options{Socket: srv.SocketPath()})
-	require.NoError(t, err)
-	defer pub.Close()
-	_, err = pub.LoanWait(ctx, 64)
-	require.ErrorIs(t, err, parallax.ErrNotSupported)
-}
-
 // A subscriber that missed a data segment's grant asks the router for it
 // (GetDataSegment) when a ref names it, once, and then reads the sample.
 func TestOwnedMissedSegmentRecovered(t *testing.T) {

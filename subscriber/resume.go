@@ -14,7 +14,7 @@ func (s *Subscriber) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber
 		return nil, nil, nil
 	}
 	rs := &wire.ResumeSubscriber{SubID: s.id, Topic: s.topic, History: uint32(s.opts.History), Policy: uint8(s.opts.Policy),
-		NotifierOffset: s.notifierOff, Type: wire.TypeInfo{Name: s.opts.TypeName, Size: s.opts.TypeSize, Align: s.opts.TypeAlign},
+		Type:    wire.TypeInfo{Name: s.opts.TypeName, Size: s.opts.TypeSize, Align: s.opts.TypeAlign},
 		MaxHeld: uint32(max(s.opts.MaxHeld, 0))}
 	if s.link != nil { // a request/response or event endpoint resumes on its service, paired as created
 		rs.Kind, rs.Pair = s.link.Kind, s.link.Pair
@@ -22,27 +22,19 @@ func (s *Subscriber) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber
 	if q := s.opts.QueueCapacity; q > 0 {
 		rs.QueueCapacity = uint32(max(2, 1<<bits.Len(uint(q-1))))
 	}
+	// The live connections; the runtime hands their segments back
+	// (clientrt reconnect_owned.go).
 	var conns []wire.ResumeConnection
-	if o := s.own.Load(); o != nil {
-		// Owned model: the live connections; the runtime hands their
-		// segments back (clientrt reconnect_owned.go).
-		o.mu.Lock()
-		for _, oc := range o.conns {
-			if oc.c != nil && oc.added != nil && oc.c.State() == ownedsub.Live {
-				m := oc.added
-				rs.QueueCapacity = m.Capacity
-				conns = append(conns, wire.ResumeConnection{ConnID: m.ConnID, PubID: m.PubID, SubID: m.SubID,
-					RingOffset: m.RingOffset, RingSize: m.RingSize, Capacity: m.Capacity, Policy: m.Policy})
-			}
+	o := s.own.Load()
+	o.mu.Lock()
+	for _, oc := range o.conns {
+		if oc.c != nil && oc.added != nil && oc.c.State() == ownedsub.Live {
+			m := oc.added
+			rs.QueueCapacity = m.Capacity // what the router gave this subscriber
+			conns = append(conns, wire.ResumeConnection{ConnID: m.ConnID, PubID: m.PubID, SubID: m.SubID,
+				Capacity: m.Capacity, Policy: m.Policy})
 		}
-		o.mu.Unlock()
-		return nil, rs, conns
 	}
-	for _, c := range *s.conns.Load() {
-		m := &c.added
-		rs.QueueCapacity = m.Capacity // what the router gave this subscriber
-		conns = append(conns, wire.ResumeConnection{ConnID: m.ConnID, PubID: m.PubID, SubID: m.SubID,
-			RingOffset: m.RingOffset, RingSize: m.RingSize, Capacity: m.Capacity, Policy: m.Policy})
-	}
+	o.mu.Unlock()
 	return nil, rs, conns
 }

@@ -30,7 +30,10 @@ func returns(t *testing.T, f func() error) error {
 // Options.Spin is a duration: a Take on an empty queue spins that long,
 // then sleeps on the futex until its deadline; a spin longer than the
 // Take's deadline ends with it; a negative Spin sleeps at once.
-func TestSpinIsADuration(t *testing.T) { routertest.ForModels(t, testSpinIsADuration) }
+func TestSpinIsADuration(t *testing.T) {
+	t.Parallel()
+	testSpinIsADuration(t, routertest.Small)
+}
 
 func testSpinIsADuration(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)

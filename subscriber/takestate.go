@@ -6,11 +6,9 @@ import (
 )
 
 // takeState guards the taking side of a subscriber: at most one take at a
-// time (busy), and whether that take is looking at the rings right now (a
-// pass). A ConnectionRemoved waits for the pass it finds running to end
-// before its ring is released to the router, which may then reuse the
-// bytes. A take that waits for data is not in a pass (its readiness checks
-// only read ring indices, a hint that a reused ring cannot make unsafe).
+// time (busy), and whether that take is working right now (a pass) rather
+// than waiting for data. Close claims it to wait out a take of another
+// goroutine.
 //
 // Only the goroutine holding busy changes the word, and every change
 // stores a new value (a counter above the two flags), so a waiter knows
@@ -54,18 +52,5 @@ func (t *takeState) claim() {
 			return
 		}
 		runtime.Gosched()
-	}
-}
-
-// waitPass returns once the pass running when it is called, if any, has
-// ended. The caller has stored a new conns first: Dekker with begin and
-// resume (seq-cst), so either it sees the pass or the pass sees the new
-// conns. A pass makes no system call and never blocks, so the wait is
-// short.
-func (t *takeState) waitPass() {
-	if v := t.w.Load(); v&tsPass != 0 {
-		for t.w.Load() == v {
-			runtime.Gosched()
-		}
 	}
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // A WaitSet waits on several subscribers at once: one sleep (futex_waitv
-// over the subscribers' notifiers), woken by whichever publisher notifies
-// first. It is the Parallax counterpart of select over many topics.
+// over their connections' wake words), woken by whichever publisher
+// notifies first. It is the Parallax counterpart of select over many topics.
 // Package waitset waits on subscribers together with rpc endpoints, event
 // listeners, timers and fds.
 //
@@ -23,43 +23,26 @@ import (
 // Use [NewWaitSet]; the zero value is invalid. A WaitSet must not be used
 // concurrently, and while it waits its subscribers must not be in Take.
 type WaitSet struct {
-	subs   []*Subscriber
-	waiter *ringbuf.Waiter
-	opts   ringbuf.WaitOptions
-	ready  func() bool // cached method value: Wait allocates nothing when data is there
-	out    []*Subscriber
+	subs []*Subscriber
+	opts ringbuf.WaitOptions
+	out  []*Subscriber
 
-	// The owned model (waitset_owned.go): the connections' wake words.
-	owned   bool
+	// The connections' wake words (waitset_owned.go).
 	owaiter *ringbuf.Waiter
 	oready  func() bool // cached ownedReady
 	ons     []*ringbuf.Notifier
 	ogens   []uint64
 }
 
-// NewWaitSet returns a wait set over subs (at most 128). Spin (a duration)
+// NewWaitSet returns a wait set over subs (beyond 128 connection words it
+// sleeps in slices; waitset_owned.go). Spin (a duration)
 // and BusyPoll come from the first subscriber's options.
 func NewWaitSet(subs ...*Subscriber) (*WaitSet, error) {
 	if len(subs) == 0 {
 		return nil, fmt.Errorf("wait set over no subscribers: %w", ringbuf.ErrInvalidArgument)
 	}
-	ns := make([]*ringbuf.Notifier, len(subs))
-	owned := subs[0].own.Load() != nil
-	for i, s := range subs {
-		ns[i] = s.notifier
-		if (s.own.Load() != nil) != owned {
-			return nil, fmt.Errorf("wait set over subscribers of routers of different memory models: %w", ringbuf.ErrInvalidArgument)
-		}
-	}
-	var w *ringbuf.Waiter
-	if !owned { // the owned model waits on the connections' wake words (waitset_owned.go)
-		var err error
-		if w, err = ringbuf.NewWaiter(ns...); err != nil {
-			return nil, err
-		}
-	}
-	ws := &WaitSet{subs: subs, waiter: w, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs)), owned: owned}
-	ws.ready, ws.oready = ws.anyReady, ws.ownedReady
+	ws := &WaitSet{subs: subs, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs))}
+	ws.oready = ws.ownedReady
 	return ws, nil
 }
 
@@ -77,13 +60,7 @@ func (ws *WaitSet) anyReady() bool {
 // by the next Wait. ctx ending returns an error wrapping ctx.Err() (and
 // parallax.ErrTimeout for a deadline).
 func (ws *WaitSet) Wait(ctx context.Context) ([]*Subscriber, error) {
-	var err error
-	if ws.owned {
-		err = ws.waitOwned(ctx) // waitset_owned.go
-	} else {
-		err = ws.waiter.Wait(ctx, ws.ready, ws.opts)
-	}
-	if err != nil {
+	if err := ws.waitOwned(ctx); err != nil { // waitset_owned.go
 		return nil, fmt.Errorf("wait set: %w", err)
 	}
 	ws.out = ws.out[:0]

@@ -143,25 +143,14 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// startEmbedded runs a private router whose pools fit the sizes.
+// startEmbedded runs a private router on the default configuration (its
+// publishers are sized by what they declare).
 func startEmbedded(ctx context.Context, sizes []int) (*roudi.Server, func(), error) {
 	dir, err := os.MkdirTemp("", "parallax-bench-")
 	if err != nil {
 		return nil, nil, err
 	}
-	var toml strings.Builder
-	seen := map[int]bool{}
-	for _, s := range append([]int{256}, sizes...) {
-		c := 256
-		for c < s {
-			c <<= 1
-		}
-		if !seen[c] {
-			seen[c] = true
-			fmt.Fprintf(&toml, "[[pools]]\nchunk_size = %d\ncount = 32\nhugepages = \"auto\"\n", c)
-		}
-	}
-	cfg, err := roudi.ParseConfig([]byte(toml.String()))
+	cfg, err := roudi.ParseConfig(nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err

@@ -42,12 +42,8 @@ type memReporter struct {
 	wg      sync.WaitGroup
 }
 
-// startMemoryReports starts the reporting goroutine once, in the owned
-// model only.
+// startMemoryReports starts the reporting goroutine once.
 func (rt *Runtime) startMemoryReports() {
-	if !rt.Owned() {
-		return
-	}
 	rt.mem.once.Do(func() {
 		rt.mem.stop = make(chan struct{})
 		rt.mem.wg.Add(1)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/parallax-ipc/parallax/internal/discovery"
@@ -56,6 +55,7 @@ func (c *controlConn) Request(ctx context.Context, m wire.Message, files []*os.F
 func (c *controlConn) Barrier(ctx context.Context) error { return c.cur.Load().Barrier(ctx) }
 func (c *controlConn) Done() <-chan struct{}             { return c.cur.Load().Done() }
 func (c *controlConn) Err() error                        { return c.cur.Load().Err() }
+func (c *controlConn) Welcome() wire.Welcome             { return c.first.Welcome() }
 func (c *controlConn) OnPush(h discovery.PushHandler) func() {
 	return c.first.OnPush(h)
 }
@@ -134,34 +134,16 @@ func (rt *Runtime) reconnect(dopts discovery.DialOptions) bool {
 	}
 }
 
-func inode(f *os.File) uint64 {
-	if f == nil {
-		return 0
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return 0
-	}
-	if s, ok := st.Sys().(*syscall.Stat_t); ok {
-		return s.Ino
-	}
-	return 0
-}
-
 // resume re-registers this process's endpoints with the router behind nc.
 func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
-	var ours uint64 // the owned model has no management segment
-	if rt.mgmt != nil {
-		ours = inode(rt.mgmt.File())
-	}
-	if theirs := inode(nc.Mgmt()); theirs != ours {
-		slog.Warn("parallax: the restarted router did not adopt this process's segments; endpoints keep running without a router",
-			"socket", nc.Path(), "mgmt_inode", ours, "router_mgmt_inode", theirs)
+	if nc.Welcome().Model != wire.ModelOwned {
+		slog.Warn("parallax: the restarted router runs the removed shared memory model; endpoints keep running without a router",
+			"socket", nc.Path())
 		return false, false
 	}
 	// The token of our first Welcome: the restarted router checks it (and
 	// our pid and uid) against what the previous one recorded.
-	m := &wire.Resume{OldClient: rt.welcome.ClientID, MgmtInode: ours, Token: rt.welcome.ResumeToken}
+	m := &wire.Resume{OldClient: rt.welcome.ClientID, Token: rt.welcome.ResumeToken}
 	rt.mu.Lock()
 	seen := map[uint32]bool{}
 	collect := func(ep Endpoint) {
@@ -189,10 +171,7 @@ func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
 	for _, ep := range rt.subs {
 		collect(ep)
 	}
-	var files []*os.File
-	if rt.Owned() {
-		files = rt.addOwnedResume(m) // reconnect_owned.go
-	}
+	files := rt.addOwnedResume(m) // reconnect_owned.go
 	rt.mu.Unlock()
 	if len(files) > wire.MaxResumeFds {
 		slog.Warn("parallax: too many owned segments to hand back to the restarted router in one resume; endpoints keep running without a router",

@@ -13,9 +13,6 @@ import (
 	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/mempool"
-	"github.com/parallax-ipc/parallax/ringbuf"
-	"github.com/parallax-ipc/parallax/segment"
 )
 
 // Endpoint receives the pushes addressed to one local publisher or
@@ -54,21 +51,15 @@ type Runtime struct {
 
 	client  *controlConn
 	welcome wire.Welcome
-	mgmt    *segment.Mapped
-	holds   *mempool.HoldTable
 	remove  func()
 
 	mu       sync.Mutex
-	rw       *mempool.Set      // pools with read-write payload, nil until a publisher exists
-	ro       *mempool.Set      // pools with read-only payload, nil until a subscriber exists
-	segs     []*segment.Mapped // payload mappings, closed at the end
 	pubs     map[uint32]Endpoint
 	subs     map[uint32]Endpoint
 	pending  []*pendingPush // pushes for endpoints not registered yet
 	inflight int            // Create requests whose endpoint has not registered yet
 
-	grow  growState   // pools added at run time (segments.go)
-	owned ownedState  // owned-model mappings (owned.go)
+	owned ownedState  // the segments' mappings (owned.go)
 	mem   memReporter // owned publishers' memory reports (memreport.go)
 	rc    reconnector
 }
@@ -136,44 +127,11 @@ func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runt
 			rt.teardown()
 		}
 	}()
-	if rt.Owned() {
-		// The owned model: no management segment, pools or hold table;
-		// everything comes as owned grants (owned.go).
-		rt.remove = sc.OnPush(rt.onPush)
-		rt.startReconnector(dopts)
-		return rt, nil
+	if !rt.Owned() {
+		return nil, fmt.Errorf("router of socket %s runs the removed shared memory model (wire model %d): %w",
+			key, rt.welcome.Model, parallax.ErrNotSupported)
 	}
-	mf := sc.Mgmt()
-	if mf == nil {
-		return nil, fmt.Errorf("router sent no management segment: %w", parallax.ErrProtocol)
-	}
-	dup, err := sys.DupFile(mf)
-	if err != nil {
-		return nil, err
-	}
-	rt.mgmt, err = segment.Open(dup, segment.OpenOptions{ExpectedSize: int64(rt.welcome.Mgmt.Size), RequireSeals: true})
-	if err != nil {
-		dup.Close()
-		return nil, fmt.Errorf("map management segment: %w", err)
-	}
-	hdr, err := wire.ReadMgmtHeader(rt.mgmt.Bytes())
-	if err != nil {
-		return nil, err
-	}
-	off, ok := hdr.HoldTable(rt.welcome.ClientID)
-	if !ok {
-		return nil, fmt.Errorf("client id %d has no hold table (router has %d): %w", rt.welcome.ClientID, hdr.HoldsCount, parallax.ErrProtocol)
-	}
-	hb, err := rt.Region(off, uint64(hdr.HoldsStride))
-	if err != nil {
-		return nil, err
-	}
-	if rt.holds, err = mempool.AttachHoldTable(hb); err != nil {
-		return nil, fmt.Errorf("attach hold table: %w", err)
-	}
-	if rt.holds.Client() != rt.welcome.ClientID {
-		return nil, fmt.Errorf("hold table belongs to client %d, not %d: %w", rt.holds.Client(), rt.welcome.ClientID, parallax.ErrProtocol)
-	}
+	// Every segment comes as a grant (owned.go).
 	rt.remove = sc.OnPush(rt.onPush)
 	rt.startReconnector(dopts)
 	return rt, nil
@@ -202,20 +160,8 @@ func (rt *Runtime) teardown() {
 	rt.client.Close()
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	for _, s := range rt.segs {
-		s.Close()
-	}
-	rt.segs = nil
 	rt.closeOwned()
-	if rt.mgmt != nil {
-		rt.mgmt.Close()
-	}
 }
-
-// Holds is this process's hold table: every chunk reference it is
-// responsible for is recorded there, so the router can reclaim exactly
-// what a killed process held. Nil in the owned model.
-func (rt *Runtime) Holds() *mempool.HoldTable { return rt.holds }
 
 // ClientID is this process's client id, the owner recorded on loans.
 func (rt *Runtime) ClientID() uint16 { return rt.welcome.ClientID }
@@ -231,99 +177,6 @@ func (rt *Runtime) Barrier(ctx context.Context) error { return rt.client.Barrier
 
 // Done is closed when the control connection stops.
 func (rt *Runtime) Done() <-chan struct{} { return rt.client.Done() }
-
-// Mgmt returns the management segment bytes.
-func (rt *Runtime) Mgmt() []byte { return rt.mgmt.Bytes() }
-
-// Region returns the management bytes [off, off+size), checking bounds
-// (offsets come from the router, but a runtime never trusts them blindly).
-func (rt *Runtime) Region(off, size uint64) ([]byte, error) {
-	mem := rt.mgmt.Bytes()
-	if off > uint64(len(mem)) || size > uint64(len(mem))-off {
-		return nil, fmt.Errorf("region %d+%d outside the %d-byte management segment: %w", off, size, len(mem), parallax.ErrProtocol)
-	}
-	return mem[off : off+size], nil
-}
-
-// Ring attaches the ring at off.
-func (rt *Runtime) Ring(off, size uint64) (*ringbuf.Ring, error) {
-	b, err := rt.Region(off, size)
-	if err != nil {
-		return nil, err
-	}
-	return ringbuf.Attach(b)
-}
-
-// Notifier attaches the notifier at off.
-func (rt *Runtime) Notifier(off uint64) (*ringbuf.Notifier, error) {
-	b, err := rt.Region(off, uint64(ringbuf.NotifierSize))
-	if err != nil {
-		return nil, err
-	}
-	return ringbuf.AttachNotifier(b)
-}
-
-// Grant maps the payload segments of a PublisherCreated (read-write) or
-// SubscriberCreated (read-only) reply and returns the matching pool set.
-// It takes ownership of files.
-func (rt *Runtime) Grant(descs []wire.SegmentDesc, files []*os.File, readOnly bool) (*mempool.Set, error) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	set := rt.rw
-	if readOnly {
-		set = rt.ro
-	}
-	if set != nil {
-		closeAll(files)
-		return set, nil
-	}
-	if len(descs) != len(files) || len(descs) != len(rt.welcome.Pools) {
-		closeAll(files)
-		return nil, fmt.Errorf("router granted %d segments with %d fds for %d pools: %w", len(descs), len(files), len(rt.welcome.Pools), parallax.ErrProtocol)
-	}
-	set = mempool.NewSet(mempool.SetOptions{})
-	var mapped []*segment.Mapped
-	fail := func(err error) (*mempool.Set, error) {
-		for _, m := range mapped {
-			m.Close()
-		}
-		return nil, err
-	}
-	for i, d := range descs {
-		pd := rt.welcome.Pools[i]
-		if d.PoolID != pd.ID || d.Role != wire.RolePayload {
-			closeAll(files[i:])
-			return fail(fmt.Errorf("segment %d is not the payload of pool %d: %w", d.ID, pd.ID, parallax.ErrProtocol))
-		}
-		seg, err := segment.Open(files[i], segment.OpenOptions{ExpectedSize: int64(d.Size), ReadOnly: readOnly, RequireSeals: true})
-		if err != nil {
-			closeAll(files[i:])
-			return fail(fmt.Errorf("map payload segment of pool %d: %w", pd.ID, err))
-		}
-		mapped = append(mapped, seg)
-		mg, err := rt.Region(pd.MgmtOffset, pd.MgmtSize)
-		if err != nil {
-			closeAll(files[i+1:])
-			return fail(err)
-		}
-		p, err := mempool.Attach(mg, seg.Bytes())
-		if err != nil {
-			closeAll(files[i+1:])
-			return fail(fmt.Errorf("attach pool %d: %w", pd.ID, err))
-		}
-		if err := set.Add(p); err != nil {
-			closeAll(files[i+1:])
-			return fail(err)
-		}
-	}
-	rt.segs = append(rt.segs, mapped...)
-	if readOnly {
-		rt.ro = set
-	} else {
-		rt.rw = set
-	}
-	return set, nil
-}
 
 func closeAll(fs []*os.File) {
 	for _, f := range fs {
@@ -484,14 +337,10 @@ const maxPending = 4096
 
 func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 	switch m := m.(type) {
-	case *wire.PoolRetired:
-		closeAll(files)
-		rt.retirePool(m.PoolID) // segments.go
-		return
 	case *wire.DataSegmentAdded, *wire.ConnSegmentAdded:
 		// The push's fds are closed when the handlers return: keep a dup.
 		var f *os.File
-		if rt.Owned() && len(files) == 1 {
+		if len(files) == 1 {
 			var err error
 			if f, err = sys.DupFile(files[0]); err != nil {
 				slog.Warn("parallax: cannot keep a granted segment", "msg", m.MessageType(), "err", err)
@@ -522,7 +371,7 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 		return
 	case *wire.ConnectionAdded, *wire.ConnectionRemoved:
 	default:
-		closeAll(files) // Shutdown, SegmentGrant: not handled here
+		closeAll(files) // Shutdown: not handled here
 		return
 	}
 	closeAll(files)

@@ -20,72 +20,18 @@ import (
 
 var seq atomic.Int64
 
-// Small is a configuration suited to tests in the default (owned) memory
-// model; its pools, a few MiB in all, are those of the shared model when a
-// test selects it (see Shared). Messages are bounded to 1 MiB in both.
+// Small is a configuration suited to tests: room for many connections and
+// subscribers, messages bounded to 1 MiB.
 const Small = `
-[[pools]]
-chunk_size = "256B"
-count = 1024
-hugepages = "never"
-[[pools]]
-chunk_size = "4KiB"
-count = 256
-hugepages = "never"
-[[pools]]
-chunk_size = "64KiB"
-count = 64
-hugepages = "never"
-[[pools]]
-chunk_size = "1MiB"
-count = 8
-hugepages = "never"
 [limits]
 max_connections = 1024
 max_subscribers = 512
 max_message_size = "1MiB"
 `
 
-// Owned is Small in the owned memory model ([memory] model = "owned", the
-// default): clients run their publishers and subscribers on owned segments.
-// Small alone is the same model; Owned says so.
-const Owned = Small + `
-[memory]
-model = "owned"
-`
-
-// Shared is Small in the shared memory model ([memory] model = "shared"):
-// router-wide pools every client maps. Tests of machinery only that model
-// has pin it with Shared until the model is deleted (design
-// docs/design/memory-ownership.md §8 step 14).
-const Shared = Small + `
-[memory]
-model = "shared"
-`
-
-// A Model is a router configuration of one memory model, for tests that
-// run in both.
-type Model struct {
-	Name string // "shared" or "owned", a subtest name
-	TOML string // the configuration to Start with
-}
-
-// Models are the memory models a test runs in: shared (Shared) and owned
-// (Owned).
-var Models = []Model{{"shared", Shared}, {"owned", Owned}}
-
-// ForModels runs test once per memory model, each as a parallel subtest
-// named after the model, with the configuration to Start. It marks t
-// parallel.
-func ForModels(t *testing.T, test func(t *testing.T, cfg string)) {
-	t.Parallel()
-	for _, m := range Models {
-		t.Run(m.Name, func(t *testing.T) {
-			t.Parallel()
-			test(t, m.TOML)
-		})
-	}
-}
+// Owned is Small; it names the memory model (the only one) for tests that
+// said so when there were two.
+const Owned = Small
 
 // Start runs a router with the given TOML (Small when empty) and returns it
 // once it accepts clients.

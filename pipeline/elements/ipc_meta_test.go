@@ -80,7 +80,10 @@ func (c *metaCheck) Consume(_ context.Context, b *buffer.Buffer) error {
 // model (with no byte copied, and an ipcsrc holding at most 2 samples:
 // it waits for its buffers to be released). The shared model has no room
 // for it: the ipcsrc sees the publisher's sequence and no timestamps.
-func TestIPCMetadata(t *testing.T) { routertest.ForModels(t, testIPCMetadata) }
+func TestIPCMetadata(t *testing.T) {
+	t.Parallel()
+	testIPCMetadata(t, routertest.Small)
+}
 
 func testIPCMetadata(t *testing.T, cfg string) {
 	const n = 300

@@ -45,30 +45,30 @@ func runIPC(t *testing.T, cfg string, n int, size, sinkProps, srcProps string) (
 }
 
 func TestIPCZeroCopy(t *testing.T) {
-	routertest.ForModels(t, func(t *testing.T, cfg string) {
-		n := 2000
-		if testing.Short() {
-			n = 200
-		}
-		sent, got, st := runIPC(t, cfg, n, "64KiB", "max-payload=64KiB", "")
-		require.Equal(t, sent, got)
-		require.Equal(t, uint64(n), got.Buffers)
-		require.Equal(t, uint64(n)<<16, got.Bytes)
-		require.Equal(t, elements.IPCSinkStats{Published: uint64(n), Bytes: uint64(n) << 16, ZeroCopy: uint64(n)}, st,
-			"every buffer reaching ipcsink is its own chunk: no byte copied")
-	})
+	t.Parallel()
+	cfg := routertest.Small
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	sent, got, st := runIPC(t, cfg, n, "64KiB", "max-payload=64KiB", "")
+	require.Equal(t, sent, got)
+	require.Equal(t, uint64(n), got.Buffers)
+	require.Equal(t, uint64(n)<<16, got.Bytes)
+	require.Equal(t, elements.IPCSinkStats{Published: uint64(n), Bytes: uint64(n) << 16, ZeroCopy: uint64(n)}, st,
+		"every buffer reaching ipcsink is its own chunk: no byte copied")
 }
 
 func TestIPCCopyCounted(t *testing.T) {
-	routertest.ForModels(t, func(t *testing.T, cfg string) {
-		n := 100
-		sent, got, st := runIPC(t, cfg, n, "4KiB", "copy=true", "")
-		require.Equal(t, sent, got)
-		require.Equal(t, uint64(n), st.Copied)
-		require.Equal(t, uint64(n)*4096, st.CopiedBytes)
-		require.Zero(t, st.ZeroCopy)
-		require.GreaterOrEqual(t, elements.IPCCopiedBytes(), st.CopiedBytes)
-	})
+	t.Parallel()
+	cfg := routertest.Small
+	n := 100
+	sent, got, st := runIPC(t, cfg, n, "4KiB", "copy=true", "")
+	require.Equal(t, sent, got)
+	require.Equal(t, uint64(n), st.Copied)
+	require.Equal(t, uint64(n)*4096, st.CopiedBytes)
+	require.Zero(t, st.ZeroCopy)
+	require.GreaterOrEqual(t, elements.IPCCopiedBytes(), st.CopiedBytes)
 }
 
 // replace is a transform that replaces each buffer by a heap copy: the
@@ -82,7 +82,8 @@ func (replace) Process(_ context.Context, b *buffer.Buffer) (*buffer.Buffer, err
 }
 
 func TestIPCReplacedBufferIsCopied(t *testing.T) {
-	routertest.ForModels(t, testIPCReplacedBufferIsCopied)
+	t.Parallel()
+	testIPCReplacedBufferIsCopied(t, routertest.Small)
 }
 
 func testIPCReplacedBufferIsCopied(t *testing.T, cfg string) {
@@ -111,7 +112,8 @@ func testIPCReplacedBufferIsCopied(t *testing.T, cfg string) {
 }
 
 func TestIPCSrcBuffersAreReadOnlyViews(t *testing.T) {
-	routertest.ForModels(t, testIPCSrcBuffersAreReadOnlyViews)
+	t.Parallel()
+	testIPCSrcBuffersAreReadOnlyViews(t, routertest.Small)
 }
 
 func testIPCSrcBuffersAreReadOnlyViews(t *testing.T, cfg string) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/buffer"
 	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/pipeline"
@@ -156,8 +155,7 @@ func TestIPCCallLaunch(t *testing.T) {
 }
 
 // Without a server a call fails the pipeline with rpc.ErrNoServer; a
-// missing service property is refused at parse time; on a shared-model
-// router Start fails with parallax.ErrNotSupported.
+// missing service property is refused at parse time.
 func TestIPCCallErrors(t *testing.T) {
 	t.Parallel()
 	_, err := pipeline.Launch(`testsrc ! ipccall ! fakesink`, nil)
@@ -169,9 +167,4 @@ func TestIPCCallErrors(t *testing.T) {
 	g, err := pipeline.Launch(fmt.Sprintf(`testsrc num-buffers=3 ! ipccall service=none wait-servers=0 socket=%q ! fakesink`, owned.SocketPath()), nil)
 	require.NoError(t, err)
 	require.ErrorIs(t, pipeline.Run(ctx, g, pipeline.Options{}), rpc.ErrNoServer)
-
-	shared := routertest.Start(t, routertest.Shared) // shared model: deleted in step 14
-	g, err = pipeline.Launch(fmt.Sprintf(`testsrc num-buffers=3 ! ipccall service=x socket=%q ! fakesink`, shared.SocketPath()), nil)
-	require.NoError(t, err)
-	require.ErrorIs(t, pipeline.Run(ctx, g, pipeline.Options{}), parallax.ErrNotSupported)
 }

@@ -22,7 +22,8 @@ import (
 // read-only), MakeWritable hands it a private copy, and the publisher's
 // bytes, as another subscriber sees them, stay unchanged.
 func TestIPCSrcBuffersNotWritable(t *testing.T) {
-	routertest.ForModels(t, testIPCSrcBuffersNotWritable)
+	t.Parallel()
+	testIPCSrcBuffersNotWritable(t, routertest.Small)
 }
 
 func testIPCSrcBuffersNotWritable(t *testing.T, cfg string) {

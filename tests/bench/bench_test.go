@@ -55,26 +55,6 @@ func TestMain(m *testing.M) {
 
 // routerConfig has one pool per benchmarked payload size.
 const routerConfig = `
-[[pools]]
-chunk_size = "64B"
-count = 1024
-hugepages = "never"
-[[pools]]
-chunk_size = "4KiB"
-count = 256
-hugepages = "never"
-[[pools]]
-chunk_size = "64KiB"
-count = 64
-hugepages = "never"
-[[pools]]
-chunk_size = "1MiB"
-count = 16
-hugepages = "never"
-[[pools]]
-chunk_size = "4MiB"
-count = 16
-hugepages = "never"
 [limits]
 max_connections = 1024
 max_subscribers = 512

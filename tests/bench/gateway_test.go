@@ -405,22 +405,6 @@ func natsMain(args []string) int {
 // Not much larger either: a pool loans its chunks round robin, so all of
 // it is the working set the copies stream through.
 const gwRouterConfig = `
-[[pools]]
-chunk_size = "64B"
-count = 1024
-hugepages = "never"
-[[pools]]
-chunk_size = "4KiB"
-count = 512
-hugepages = "never"
-[[pools]]
-chunk_size = "64KiB"
-count = 128
-hugepages = "never"
-[[pools]]
-chunk_size = "1MiB"
-count = 16
-hugepages = "never"
 [limits]
 max_connections = 1024
 max_subscribers = 512

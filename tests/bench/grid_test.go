@@ -30,12 +30,9 @@ import (
 // block-producer, so each one receives every message: delivered = published
 // × subs. It reports the aggregate delivered-msgs/s and cpu-ns/delivered,
 // the user+system CPU time of every process involved (router, publisher,
-// subscribers) divided by the messages delivered. The memory model is the
-// router's default unless PARALLAX_BENCH_MODEL names one ("shared" or
-// "owned"), so both models run from one binary:
+// subscribers) divided by the messages delivered:
 //
 //	go test -run='^$' -bench='FanOut|Grid' -benchtime=200000x ./tests/bench
-//	PARALLAX_BENCH_MODEL=owned go test -run='^$' -bench='FanOut|Grid' -benchtime=200000x ./tests/bench
 func BenchmarkFanOut(b *testing.B) {
 	for _, size := range []int{64, 4 << 10} {
 		for _, subs := range []int{1, 16} {
@@ -79,19 +76,9 @@ type grid struct {
 	pubs, topics, subs, size int
 }
 
-// gridConfig is routerConfig with room for 100 topics x 10 subscriber
-// processes in either memory model: the shared model's 64 B pool must hold
-// what every queue can hold (else publishers stall on an empty pool
-// instead of on their subscribers), the owned model sizes per publisher.
+// gridConfig has room for 100 topics x 10 subscriber processes; memory is
+// sized per publisher.
 const gridConfig = `
-[[pools]]
-chunk_size = "64B"
-count = 65536
-hugepages = "never"
-[[pools]]
-chunk_size = "4KiB"
-count = 8192
-hugepages = "never"
 [limits]
 max_clients = 64
 max_topics = 1024
@@ -105,23 +92,8 @@ hugepages = "never"
 // gridQueue is every subscriber's queue capacity.
 const gridQueue = 256
 
-// benchModel returns the router config for the memory model
-// PARALLAX_BENCH_MODEL names ("" = the router's default).
-func benchModel(b *testing.B, base string) string {
-	switch m := os.Getenv("PARALLAX_BENCH_MODEL"); m {
-	case "":
-		return base
-	case "shared", "owned":
-		b.Logf("memory model %s", m)
-		return base + "\n[memory]\nmodel = \"" + m + "\"\n"
-	default:
-		b.Fatalf("PARALLAX_BENCH_MODEL=%q: want shared or owned", m)
-		return ""
-	}
-}
-
 func benchGrid(b *testing.B, g grid) {
-	srv := routertest.Start(b, benchModel(b, gridConfig))
+	srv := routertest.Start(b, gridConfig)
 	sock := srv.SocketPath()
 	perPub := g.topics / g.pubs
 	total := b.N

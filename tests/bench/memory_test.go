@@ -45,20 +45,17 @@ type memRow struct {
 	subMapped    uint64 // bytes of them per subscriber process
 }
 
-// TestMemoryTable measures what a router costs in memory in each model for
-// a few setups, with every client still attached after streaming: the
-// router's resident memory, the bytes of shared memory it created (every
-// Parallax memfd it holds: the shared model's management segment and
-// router-wide pools, the owned model's publisher data and connection
-// segments, each memfd once) and the Parallax mappings of each client
-// process (lines of /proc/<pid>/maps naming a Parallax memfd, and their
-// bytes). Router RSS includes the race detector's overhead under -race.
-// Both models run on the embedded default configuration (in the shared
-// model the 8 MiB frame needs [growth] for a dedicated segment, enabled for
-// that setup).
-// It logs the table and asserts a generous bound, not a timing: one small
-// publisher in the owned model creates less than 16 MiB of shared memory,
-// and less than an eighth of what the shared model's pools take.
+// TestMemoryTable measures what a router costs in memory for a few setups,
+// with every client still attached after streaming: the router's resident
+// memory, the bytes of shared memory it created (every Parallax memfd it
+// holds: publisher data and connection segments, each memfd once) and the
+// Parallax mappings of each client process (lines of /proc/<pid>/maps
+// naming a Parallax memfd, and their bytes). Router RSS includes the race
+// detector's overhead under -race. The router runs on the embedded default
+// configuration. It logs the table and asserts a generous bound, not a
+// timing: one small publisher creates less than 16 MiB of shared memory
+// (the removed shared model took ~220 MiB, design
+// docs/design/memory-ownership.md §8.10).
 func TestMemoryTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 6 routers and their client processes; skipped under -short")
@@ -70,9 +67,7 @@ func TestMemoryTable(t *testing.T) {
 	}
 	var rows []memRow
 	for _, s := range setups {
-		for _, model := range []string{"shared", "owned"} {
-			rows = append(rows, memoryRow(t, model, s))
-		}
+		rows = append(rows, memoryRow(t, "owned", s))
 	}
 	var tb strings.Builder
 	fmt.Fprintf(&tb, "\n%-34s %-7s %10s %10s %12s %5s %9s %9s %12s %12s\n", "SETUP", "MODEL", "ROUTER RSS", "RSS SHMEM", "SHM CREATED", "SEGS", "PUB MAPS", "SUB MAPS", "PUB MAPPED", "SUB MAPPED")
@@ -82,12 +77,8 @@ func TestMemoryTable(t *testing.T) {
 	}
 	t.Log(tb.String())
 
-	shared, owned := rows[0], rows[1]
-	if owned.created >= 16<<20 {
-		t.Errorf("owned model, one small publisher: the router created %s of shared memory, want < 16 MiB", mib(owned.created))
-	}
-	if owned.created*8 >= shared.created {
-		t.Errorf("owned model, one small publisher: %s of shared memory, want < 1/8 of the shared model's %s", mib(owned.created), mib(shared.created))
+	if small := rows[0]; small.created >= 16<<20 {
+		t.Errorf("one small publisher: the router created %s of shared memory, want < 16 MiB", mib(small.created))
 	}
 }
 
@@ -100,11 +91,7 @@ func memoryRow(t *testing.T, model string, s memSetup) memRow {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "roudi.sock")
-	growth := "0"
-	if model == "shared" && s.pub > 4<<20 {
-		growth = "1"
-	}
-	router := startMemChild(t, "mem-router", sock, model, growth)
+	router := startMemChild(t, "mem-router", sock)
 	router.expect(t, "ready")
 
 	var subs, pubs []*memChild
@@ -290,15 +277,13 @@ func (c *memChild) stop(t *testing.T) {
 }
 
 // memRouterMain is the "mem-router" child: a router on the embedded
-// default configuration in the given model (args: socket, model, growth
-// "1" to enable [growth]). It prints "ready" and serves until stdin closes.
+// default configuration (args: socket). It prints "ready" and serves until
+// stdin closes.
 func memRouterMain(args []string) int {
 	cfg := roudi.DefaultConfig()
 	cfg.Socket = args[0]
 	cfg.RuntimeDir = filepath.Dir(args[0])
 	cfg.Domain = fmt.Sprintf("memtab%d", os.Getpid())
-	cfg.Memory.Model = roudi.MemoryModel(args[1])
-	cfg.Growth.Enabled = args[2] == "1"
 	srv, err := roudi.New(cfg, roudi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mem-router:", err)

@@ -17,8 +17,6 @@ import (
 // ownedConfig is routerConfig in the owned memory model, which
 // request/response needs.
 const ownedConfig = routerConfig + `
-[memory]
-model = "owned"
 `
 
 // rpcPayloads are the request and response sizes of BenchmarkRPCRoundTrip.

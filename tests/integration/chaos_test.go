@@ -13,21 +13,16 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"slices"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/publisher"
-	"github.com/parallax-ipc/parallax/roudi"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
@@ -45,23 +40,6 @@ func init() {
 }
 
 const chaosTopics = 3
-
-const chaosConfig = `
-[[pools]]
-chunk_size = "4KiB"
-count = 4096
-hugepages = "never"
-[[pools]]
-chunk_size = "64KiB"
-count = 256
-hugepages = "never"
-[limits]
-max_connections = 1024
-max_subscribers = 256
-max_history = 16
-[memory]
-model = "shared"
-`
 
 // chaosPayload fills b with a payload derived from (pub, seq) and a CRC of
 // the rest in the last 4 bytes.
@@ -257,119 +235,4 @@ func startChaosAsync(t *testing.T, role string, args ...string) *chaosProc {
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	return &chaosProc{role: role, args: args, cmd: cmd, out: bufio.NewScanner(stdout), in: stdin}
-}
-
-// TestChaosKillAndReclaim: shared model: deleted in step 14 (reclaim of
-// hold tables, the idle sweep and the pools' audit exist only there).
-// Owned-model counterpart: TestChaosOwned (chaos_owned_test.go), exact
-// accounting with clients attached.
-func TestChaosKillAndReclaim(t *testing.T) {
-	dur := 60 * time.Second
-	if s := os.Getenv("PARALLAX_CHAOS_DURATION"); s != "" {
-		d, err := time.ParseDuration(s)
-		require.NoError(t, err)
-		dur = d
-	}
-	rng := testutil.Rand(t)
-
-	var (
-		mu        sync.Mutex
-		killedAt  = map[int32]time.Time{}
-		latencies []time.Duration // kill(2) to reclaimed
-		exitLat   []time.Duration // the process's exit (kernel timestamp) to reclaimed
-		reclaimed int
-	)
-	// The router runs as it is deployed: with more CPU priority than its
-	// clients (-nice), so that reclaiming is not queued behind them on two
-	// busy cores. This renices the test process, which hosts the router.
-	srv := routertest.StartWith(t, chaosConfig, roudi.Options{Nice: -10, OnReclaim: func(r roudi.Reclaim) {
-		mu.Lock()
-		defer mu.Unlock()
-		reclaimed += r.Chunks
-		if at, ok := killedAt[r.PID]; ok {
-			latencies = append(latencies, r.Done.Sub(at))
-			if !r.Exited.IsZero() {
-				exitLat = append(exitLat, r.Done.Sub(r.Exited))
-			}
-			delete(killedAt, r.PID)
-		}
-	}})
-	sock := srv.SocketPath()
-
-	// Stable subscribers (never killed) check the streams survive intact:
-	// one discard-oldest, one block-producer that holds a few samples.
-	stable := []*chaosProc{
-		startChaos(t, "chaossub", "-socket", sock),
-		startChaos(t, "chaossub", "-socket", sock, "-block", "-hold", "3"),
-	}
-	var victims []*chaosProc
-	for i := range chaosTopics {
-		victims = append(victims, startChaos(t, "chaospub", "-socket", sock, "-topic", fmt.Sprintf("chaos/%d", i)))
-	}
-	for range 3 {
-		victims = append(victims, startChaos(t, "chaossub", "-socket", sock, "-hold", "5"))
-	}
-	victims = append(victims, startChaos(t, "chaossub", "-socket", sock, "-block"))
-
-	kills := 0
-	end := time.Now().Add(dur)
-	for time.Now().Before(end) || kills < 200 {
-		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond) // let them run a random while
-		i := rng.IntN(len(victims))
-		v := victims[i]
-		pid := int32(v.cmd.Process.Pid)
-		mu.Lock()
-		killedAt[pid] = time.Now()
-		mu.Unlock()
-		require.NoError(t, v.cmd.Process.Signal(syscall.SIGKILL)) // our own child, by PID
-		_ = v.cmd.Wait()
-		kills++
-		victims[i] = startChaosAsync(t, v.role, v.args...)
-	}
-
-	// Wind down: every client closes cleanly (a victim restarted last may
-	// still be connecting; closing stdin ends it either way).
-	for _, v := range victims {
-		_ = v.in.Close()
-		for v.out.Scan() {
-		}
-		require.NoError(t, v.cmd.Wait(), "%s %v", v.role, v.args)
-	}
-	for _, s := range stable {
-		_ = s.in.Close()
-		var report string
-		for s.out.Scan() {
-			if strings.HasPrefix(s.out.Text(), "report ") {
-				report = s.out.Text()
-			}
-		}
-		require.NoError(t, s.cmd.Wait())
-		var got, bad int
-		_, err := fmt.Sscanf(report, "report %d %d", &got, &bad)
-		require.NoError(t, err, "stable subscriber report %q", report)
-		require.Zero(t, bad, "a surviving stream saw corrupted or duplicated samples")
-		require.Positive(t, got)
-		t.Logf("stable subscriber %v received %d samples, 0 bad", s.args[2:], got)
-	}
-
-	r := &router{srv: srv}
-	r.requirePoolsFree(t)
-	require.Zero(t, srv.Pools().Stats()[0].InUse)
-
-	mu.Lock()
-	defer mu.Unlock()
-	slices.Sort(latencies)
-	slices.Sort(exitLat)
-	q := func(l []time.Duration, p float64) time.Duration {
-		if len(l) == 0 {
-			return 0
-		}
-		return l[min(len(l)-1, int(p*float64(len(l))))]
-	}
-	t.Logf("chaos: %v, %d kills, %d chunk references reclaimed from dead clients, %d leaked chunks recovered when idle; "+
-		"exit-to-reclaimed latency p50 %v p99 %v (n=%d, the kernel's exit timestamp from the eBPF monitor); "+
-		"kill-to-reclaimed p50 %v p99 %v (n=%d, includes the victim's own exit on busy cores)",
-		dur, kills, reclaimed, srv.SweptChunks(), q(exitLat, 0.50), q(exitLat, 0.99), len(exitLat), q(latencies, 0.50), q(latencies, 0.99), len(latencies))
-	fmt.Printf("CHAOS kills=%d reclaimed=%d swept=%d exit-to-reclaimed p50=%v p99=%v (n=%d) kill-to-reclaimed p50=%v p99=%v (n=%d)\n",
-		kills, reclaimed, srv.SweptChunks(), q(exitLat, 0.50), q(exitLat, 0.99), len(exitLat), q(latencies, 0.50), q(latencies, 0.99), len(latencies))
 }

@@ -91,7 +91,7 @@ func (w tlogWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return le
 // with both routers in the shared and in the owned memory model.
 func TestGatewayAcrossDomains(t *testing.T) {
 	t.Parallel()
-	for _, m := range []struct{ name, config string }{{"shared", sharedConfig}, {"owned", ownedConfig}} {
+	for _, m := range []struct{ name, config string }{{"owned", ownedConfig}} {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			testGatewayAcrossDomains(t, m.config)

@@ -5,7 +5,6 @@ package integration
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -18,10 +17,8 @@ import (
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/ringbuf"
 	"github.com/parallax-ipc/parallax/segment"
-	"github.com/parallax-ipc/parallax/subscriber"
 )
 
 // Hostile children (see the roudi package's trust model in server_guard.go):
@@ -158,66 +155,6 @@ func floodMain(args []string) int {
 		sent++
 	}
 	return childFail("flood", "still connected after %d pings", sent)
-}
-
-// TestHostileRingWriter: a separate process writes garbage into its ring.
-// The subscriber gets an error per garbage entry and keeps receiving the
-// honest publisher; the router, told by the subscriber, disconnects the
-// hostile process; the pools end 100% free.
-//
-// Shared model: deleted in step 14 (a hostile writer of arena rings; the
-// pools audited). Owned-model counterpart: TestOwnedHostileCut
-// (hostile_owned_test.go).
-func TestHostileRingWriter(t *testing.T) {
-	t.Parallel()
-	r := startInProcessRouter(t, sharedConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	const topic = "hostile/ring"
-	sub, err := subscriber.New(ctx, topic, subscriber.Options{Socket: r.Socket})
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := publisher.New(ctx, topic, publisher.Options{Socket: r.Socket})
-	require.NoError(t, err)
-	defer pub.Close()
-
-	h := spawn(t, "hostile", "hostile-ring", sockArg(r), "-topic="+topic)
-	n := int(atoi(t, h.expect("pushed ")[0]))
-	require.NoError(t, sub.WaitForPublishers(ctx, 2))
-	const honest = 50
-	for i := range honest {
-		require.NoError(t, pub.Send(fmt.Appendf(nil, "honest %d", i)))
-	}
-	// Every garbage entry surfaces as exactly one error, whether it is
-	// taken from the live ring or, once the router has cut the offender
-	// off, from the subscriber's backlog of the removed connection.
-	var got, bad int
-	for got < honest || bad < n {
-		x, err := sub.TakeTimeout(10 * time.Second)
-		if err != nil {
-			require.False(t, errors.Is(err, parallax.ErrTimeout), "take timed out after %d samples, %d errors", got, bad)
-			require.True(t, errors.Is(err, parallax.ErrInvalidRef) || errors.Is(err, parallax.ErrStaleRef) || errors.Is(err, parallax.ErrNotHeld), "unexpected: %v", err)
-			bad++
-			continue
-		}
-		require.Equal(t, fmt.Sprintf("honest %d", got), string(x.Bytes()))
-		require.NoError(t, x.Release())
-		got++
-	}
-	require.Equal(t, n, bad, "one error per garbage entry")
-	h.expect("disconnected")
-	h.wait()
-	require.Equal(t, uint64(1), r.srv.GuardStats().ReportDisconnects)
-
-	require.NoError(t, pub.Send([]byte("after")))
-	x, err := sub.TakeTimeout(10 * time.Second)
-	require.NoError(t, err)
-	require.Equal(t, "after", string(x.Bytes()))
-	require.NoError(t, x.Release())
-	require.NoError(t, pub.Close())
-	require.NoError(t, sub.Close())
-	requireRouterAlive(t, r)
-	r.requirePoolsFree(t)
 }
 
 // TestHostileFlood: a process flooding the control socket with Pings is

@@ -9,20 +9,11 @@ import (
 )
 
 // ownedFramesConfig: the owned model with loans up to 16 MiB (dedicated
-// segments; max_message_size above the largest shared pool chunk needs
-// [growth] enabled while the shared model exists).
+// segments).
 const ownedFramesConfig = `
-[[pools]]
-chunk_size = "4KiB"
-count = 64
-hugepages = "never"
-[growth]
-enabled = true
 [limits]
 max_message_size = "16MiB"
 max_queue_capacity = 4096
-[memory]
-model = "owned"
 `
 
 // TestOwnedFrames8MiB streams 8 MiB frames between two processes through

@@ -364,18 +364,6 @@ func TestZeroCopyHugepages(t *testing.T) {
 	testutil.MustHaveHugepages(t, 4)
 	t.Parallel()
 	for _, m := range []struct{ name, config string }{
-		{"shared", `
-[[pools]]
-chunk_size = "4KiB"
-count = 256
-hugepages = "2M"
-[[pools]]
-chunk_size = "64KiB"
-count = 32
-hugepages = "2M"
-[memory]
-model = "shared"
-`},
 		{"owned", `
 [publishers]
 hugepages = "always"
@@ -399,7 +387,7 @@ hugepages = "always"
 // consistently free; in the owned model no publisher segment may be left.
 func TestInProcessRouterPoolsFree(t *testing.T) {
 	t.Parallel()
-	for _, m := range []struct{ name, config string }{{"shared", sharedConfig}, {"owned", ownedConfig}} {
+	for _, m := range []struct{ name, config string }{{"owned", ownedConfig}} {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			inProcessScenarios(t, startInProcessRouter(t, m.config))

@@ -212,7 +212,7 @@ func TestRouterRestart(t *testing.T) {
 	if *noDaemon {
 		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
 	}
-	for _, m := range []struct{ name, cfg string }{{"shared", sharedConfig}, {"owned", ownedConfig}} {
+	for _, m := range []struct{ name, cfg string }{{"owned", ownedConfig}} {
 		t.Run("model="+m.name, func(t *testing.T) {
 			t.Parallel()
 			testRouterRestart(t, m.cfg, m.name == "owned")

@@ -24,37 +24,11 @@ import (
 	"github.com/parallax-ipc/parallax/roudi"
 )
 
-// testConfig is the configuration of every test router, in the default
-// (owned) memory model; its pools (normal pages, hugepages are tested
-// elsewhere, about 30 MiB in all) are the shared model's (sharedConfig).
+// testConfig is the configuration of every test router.
 const testConfig = `
-[[pools]]
-chunk_size = "256B"
-count = 1024
-hugepages = "never"
-[[pools]]
-chunk_size = "4KiB"
-count = 512
-hugepages = "never"
-[[pools]]
-chunk_size = "64KiB"
-count = 256
-hugepages = "never"
-[[pools]]
-chunk_size = "1MiB"
-count = 8
-hugepages = "never"
 [limits]
 max_history = 64
 max_queue_capacity = 4096
-`
-
-// sharedConfig is testConfig in the shared memory model (router-wide
-// pools every client maps). Shared model: deleted in step 14; tests that
-// pin it say why.
-const sharedConfig = testConfig + `
-[memory]
-model = "shared"
 `
 
 // readyTimeout bounds how long a router may take to print its ready line.
@@ -184,40 +158,15 @@ func startBinaryRouter(t *testing.T, config string) *router {
 	return r
 }
 
-// requirePoolsFree asserts, for an in-process router, that every pool is
-// entirely and consistently free once all clients are gone. Reclaiming a
-// departed client's holds happens on the router's goroutine shortly after
-// the client's socket closes, so it waits for the condition (with a
-// deadline) before failing. In the owned model (no router-wide pools) it
-// asserts that no publisher data segment, live or tombstone, is left. For
-// a binary router it does nothing.
+// requirePoolsFree asserts, for an in-process router, that no publisher
+// data segment, live or tombstone, is left once all clients are gone (it
+// waits for that with a deadline). For a binary router it does nothing.
 func (r *router) requirePoolsFree(t *testing.T) {
 	t.Helper()
 	if r.srv == nil {
 		return
 	}
-	if r.srv.Pools() == nil {
-		r.requireNoPublisherSegments(t)
-		return
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var bad []string
-		for _, p := range r.srv.Pools().Pools() {
-			if a := p.Audit(); !a.AllFree() {
-				bad = append(bad, fmt.Sprintf("pool %d: %v", p.ID(), a))
-			}
-		}
-		if len(bad) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("router pools not all free after the clients left:\n%s", strings.Join(bad, "\n"))
-		}
-		<-tick.C
-	}
+	r.requireNoPublisherSegments(t)
 }
 
 // requireNoPublisherSegments waits (with a deadline) until an in-process

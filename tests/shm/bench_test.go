@@ -105,12 +105,11 @@ func (e *endpoint) send(seq uint64) error {
 // drained.
 func (e *endpoint) recv() (uint64, error) {
 	for {
-		ref, err := e.rx.TryPopTracked()
+		ref, err := e.rx.TryPop()
 		if err != nil && err != ringbuf.ErrEmpty {
 			return 0, err
 		}
 		if err == nil {
-			e.rx.ClearPopIntent()
 			data, err := e.pool.Data(ref)
 			if err != nil {
 				return 0, err

@@ -92,9 +92,6 @@ func (cs *connSeg) memory() ConnMemory {
 // memLinks gives each new connection its segment (and its publisher a
 // growth segment when the invariant of §1.3 would break).
 func (r *Router) memLinks(links []*connection) {
-	if !r.owned() {
-		return
-	}
 	for _, l := range links {
 		r.memLink(l)
 	}

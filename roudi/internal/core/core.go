@@ -15,56 +15,31 @@ const (
 	// DefaultHelloTimeout is the number of ticks an accepted connection may
 	// take to complete its handshake.
 	DefaultHelloTimeout = 50
-	// DefaultQuarantine bounds, in ticks, how long a removed connection's
-	// ring (and a removed subscriber's notifier) stays allocated while a
-	// survivor that was told has not released it. Survivors release a
-	// connection (ReleaseConnection) as soon as they have processed its
-	// ConnectionRemoved, and a region is freed when all of them have, or
-	// have died: a subscriber still takes what a closed publisher had
-	// queued, and nobody touches reused bytes. The bound only matters for a
-	// client that stopped processing its control messages; 6000 ticks is
-	// one minute at the default tick.
-	DefaultQuarantine = 6000
 	// maxTopicLen bounds topic names.
 	maxTopicLen = 255
 )
 
-// RouterOptions configures [NewRouter]. Arena, RingSize and NotifierSize
-// are required; the zero value of every other field means its default.
+// RouterOptions configures [NewRouter]. Rand and Sizes are required; the
+// zero value of every other field means its default.
 type RouterOptions struct {
 	// Rules supplies limits, ring capacities and access rules; nil means
 	// [DefaultRules]. It must pass [Rules.Validate]. The router keeps a
 	// copy.
 	Rules *Rules
-	// Arena is the part of the management segment where the router places
-	// rings and notifiers. Its offset must be 128-byte aligned.
-	Arena Region
-	// RingSize returns the bytes a ring of the given capacity occupies
-	// (ringbuf's Size).
-	RingSize func(capacity int) int
-	// NotifierSize is the bytes one subscriber notifier occupies.
-	NotifierSize int
 	// HelloTimeout is in ticks; 0 means [DefaultHelloTimeout].
 	HelloTimeout int
-	// Quarantine is in ticks; 0 means [DefaultQuarantine], negative means
-	// regions are freed at once (still after the ReclaimClient that lists
-	// them).
-	Quarantine int
 	// Rand is the source of the clients' resume tokens (required: the
 	// server passes crypto/rand's Reader; tests inject a deterministic
 	// one). The core draws no randomness of its own.
 	Rand io.Reader
-	// Pools describes the pools and the growth reserve (growth.go);
-	// required when Rules.Growth.Enabled.
-	Pools PoolLayout
-	// Sizes computes owned segment sizes (memory.go); required when
-	// Rules.Memory.Owned.
+	// Sizes computes the sizes of publishers' data segments and of
+	// connection segments (memory.go).
 	Sizes SegmentSizes
 }
 
 // A Router is the router's deterministic core: the registry of clients,
-// topics, publishers, subscribers and connections, the region allocator
-// for the management arena, and the rules (types, limits, access) that
+// topics, publishers, subscribers and connections, the memory of each
+// publisher and connection (memory.go, conn_state.go), and the rules (types, limits, access) that
 // decide requests. It owns no goroutines, sockets, clock or shared memory:
 // feed it events with [Router.Step], then perform the actions from
 // [Router.Ready] in order.
@@ -75,11 +50,7 @@ type RouterOptions struct {
 // actions.
 type Router struct {
 	cfg          Rules
-	arena        *arena
-	ringSize     func(int) int
-	notifierSize int
 	helloTimeout uint64
-	quarantine   int
 
 	rand    io.Reader
 	now     uint64
@@ -98,9 +69,7 @@ type Router struct {
 	nextSub    SubID
 	nextLink   ConnectionID
 
-	retiring []retired // in retirement order, due ticks non-decreasing
-	growth   growth    // grown and dedicated pools (growth.go)
-	mem      memState  // owned memory (memory.go, conn_state.go)
+	mem      memState // owned memory (memory.go, conn_state.go)
 	segSizes SegmentSizes
 	actions  []Action
 
@@ -109,9 +78,8 @@ type Router struct {
 	identities   map[ClientID]ClientIdentity // of reserved ids (core_identity.go)
 	pendingLinks map[ConnectionID]*pendingLink
 
-	reports map[ClientID]int // verified bad-ref reports against a publisher's process (guard.go)
-	cuts    map[cutPair]bool // pairs whose connection was cut (cut.go)
-	watch   watchState       // service watchers (watch.go)
+	cuts  map[cutPair]bool // pairs whose connection was cut (cut.go)
+	watch watchState       // service watchers (watch.go)
 }
 
 type client struct {
@@ -120,7 +88,6 @@ type client struct {
 	pid      int32
 	uid, gid uint32
 	name     string
-	wrote    bool    // has had a publisher: the payload segments are granted read-write
 	pubs     []PubID // creation order
 	subs     []SubID // creation order
 }
@@ -150,29 +117,13 @@ type subscriber struct {
 	history  int
 	policy   Policy
 	maxHeld  int // 0: the default
-	notifier Region
 	links    []ConnectionID
 }
 
 type connection struct {
-	id   ConnectionID
-	pub  *publisher
-	sub  *subscriber
-	ring Region
-}
-
-type retired struct {
-	region Region
-	kind   RegionKind
-	due    uint64    // freed at this tick at the latest
-	waits  []release // survivors that still use the region
-}
-
-// release is a survivor that was told a connection was removed and has
-// not yet said that it let go of its ring (wire.ReleaseConnection).
-type release struct {
-	client ClientID
-	link   ConnectionID
+	id  ConnectionID
+	pub *publisher
+	sub *subscriber
 }
 
 // NewRouter returns a Router with an empty registry.
@@ -184,26 +135,12 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
-	if opts.RingSize == nil || opts.NotifierSize <= 0 || opts.Rand == nil {
-		return nil, errors.New("create router: RingSize, a positive NotifierSize and Rand are required")
-	}
-	if cfg.Memory.Owned && (opts.Sizes.Data == nil || opts.Sizes.Conn == nil) {
-		return nil, errors.New("create router: the owned memory model needs Sizes")
-	}
-	if err := opts.Pools.validate(cfg.Growth); err != nil {
-		return nil, fmt.Errorf("create router: %w", err)
-	}
-	a, err := newArena(opts.Arena.Offset, opts.Arena.Size)
-	if err != nil {
-		return nil, fmt.Errorf("create router: %w", err)
+	if opts.Rand == nil || opts.Sizes.Data == nil || opts.Sizes.Conn == nil {
+		return nil, errors.New("create router: Rand and Sizes are required")
 	}
 	r := &Router{
 		cfg:          cfg.Clone(),
-		arena:        a,
-		ringSize:     opts.RingSize,
-		notifierSize: opts.NotifierSize,
 		helloTimeout: DefaultHelloTimeout,
-		quarantine:   DefaultQuarantine,
 		pending:      make(map[ConnID]uint64),
 		conns:        make(map[ConnID]*client),
 		clients:      make(map[ClientID]*client),
@@ -212,16 +149,12 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 		pubs:         make(map[PubID]*publisher),
 		subs:         make(map[SubID]*subscriber),
 		links:        make(map[ConnectionID]*connection),
-		growth:       newGrowth(opts.Pools),
 		mem:          newMemState(),
 		segSizes:     opts.Sizes,
 	}
 	r.rand = opts.Rand
 	if opts.HelloTimeout > 0 {
 		r.helloTimeout = uint64(opts.HelloTimeout)
-	}
-	if opts.Quarantine != 0 {
-		r.quarantine = max(opts.Quarantine, 0)
 	}
 	return r, nil
 }
@@ -267,12 +200,6 @@ func (r *Router) Step(ev Event) {
 		r.peerReported(ev) // guard.go
 	case RingReported:
 		r.ringReported(ev) // guard.go
-	case PoolCreated:
-		r.poolCreated(ev) // growth.go
-	case DedicatedFree:
-		r.dedicatedFree(ev)
-	case PoolRetired:
-		r.poolRetired(ev)
 	case DataSegmentCreated:
 		r.dataSegmentCreated(ev) // memory.go
 	case ConnSegmentCreated:
@@ -314,8 +241,7 @@ func (r *Router) connect(ev ClientConnected) {
 	}
 	// IDs advance round-robin and skip live ones, so a just-freed ID (whose
 	// reclaim the server may still be performing) is not reused at once.
-	// IDs stay within 1..max_clients: the server indexes each client's
-	// accounting table in the management segment by its ID.
+	// IDs stay within 1..max_clients.
 	id := r.lastClient
 	for {
 		id++
@@ -347,114 +273,35 @@ func (r *Router) connect(ev ClientConnected) {
 func (r *Router) tick(n uint64) {
 	r.now += n
 	r.expireHellos()
-	k := 0
-	for _, rt := range r.retiring {
-		if rt.due > r.now {
-			break
-		}
-		r.free(rt.region, rt.kind)
-		k++
-	}
-	if k > 0 {
-		r.retiring = slices.Delete(r.retiring, 0, k)
-	}
 }
 
 func (r *Router) logHelloTimeout(conn ConnID) {
 	r.log(slog.LevelWarn, "connection closed: no handshake", slog.Uint64("conn", uint64(conn)))
 }
 
-// retire frees a region once the survivors in waits have released it (at
-// once when there are none), or after the quarantine at the latest. It is
-// never taken back earlier, even when the arena is full: allocations are
-// refused instead.
-func (r *Router) retire(reg Region, kind RegionKind, waits []release) {
-	if r.owned() {
-		return // no arena regions: a connection's segment has its own life cycle (conn_state.go)
-	}
-	if r.quarantine == 0 || len(waits) == 0 {
-		r.free(reg, kind)
-		return
-	}
-	r.retiring = append(r.retiring, retired{region: reg, kind: kind, due: r.now + uint64(r.quarantine), waits: slices.Clone(waits)})
-}
-
-// released takes the waits matching pred off every retired region (one
-// per region when once is set) and frees the regions nobody waits for any
-// more.
-func (r *Router) released(pred func(release) bool, once bool) {
-	keep := r.retiring[:0]
-	for _, rt := range r.retiring {
-		before, n := len(rt.waits), 0
-		rt.waits = slices.DeleteFunc(rt.waits, func(w release) bool {
-			if pred(w) && (!once || n == 0) {
-				n++
-				return true
-			}
-			return false
-		})
-		if len(rt.waits) == 0 && before > 0 {
-			r.free(rt.region, rt.kind)
-			continue
-		}
-		keep = append(keep, rt)
-	}
-	clear(r.retiring[len(keep):])
-	r.retiring = keep
-}
-
-func (r *Router) free(reg Region, kind RegionKind) {
-	r.emit(FreeRegion{Region: reg, Kind: kind})
-	r.arena.release(reg)
-}
-
 // removeClient forgets a dead client: its connections (telling the
-// surviving peers), publishers, subscribers and emptied topics. It emits
-// ReclaimClient before the FreeRegion of any region the client used.
+// surviving peers), publishers, subscribers and emptied topics.
 func (r *Router) removeClient(c *client, reason string, closeConn bool, why endCause) {
-	rc := ReclaimClient{Client: c.id, PID: c.pid}
-	var regions []retired
 	for _, id := range slices.Clone(c.pubs) {
 		p := r.pubs[id]
 		for _, lid := range slices.Clone(p.links) {
 			l := r.links[lid]
-			if !r.owned() {
-				rc.PubRings = append(rc.PubRings, l.ring)
-			}
-			waits := r.unlink(l, l.sub.client != c, false, reason, why)
-			regions = append(regions, retired{region: l.ring, kind: RegionRing, waits: waits})
+			r.unlink(l, l.sub.client != c, false, reason, why)
 		}
 		r.dropPublisher(p)
 	}
 	for _, id := range slices.Clone(c.subs) {
 		s := r.subs[id]
-		var all []release // the notifier waits for every publisher told
 		for _, lid := range slices.Clone(s.links) {
 			l := r.links[lid]
-			if !r.owned() {
-				rc.SubRings = append(rc.SubRings, l.ring)
-			}
-			waits := r.unlink(l, false, l.pub.client != c, reason, why)
-			regions = append(regions, retired{region: l.ring, kind: RegionRing, waits: waits})
-			all = append(all, waits...)
+			r.unlink(l, false, l.pub.client != c, reason, why)
 		}
-		if !r.owned() {
-			rc.Notifiers = append(rc.Notifiers, s.notifier)
-		}
-		regions = append(regions, retired{region: s.notifier, kind: RegionNotifier, waits: all})
 		r.dropSubscriber(s)
 	}
 	delete(r.clients, c.id)
 	delete(r.conns, c.conn)
-	delete(r.reports, c.id) // a new process given this id starts clean
-	r.memDeparted(c, why)   // death.go
-	r.emit(rc)
-	for _, rt := range regions {
-		r.retire(rt.region, rt.kind, rt.waits)
-	}
-	// A dead client releases nothing any more: regions that waited only
-	// for it are free now.
-	r.released(func(w release) bool { return w.client == c.id }, false)
+	r.memDeparted(c, why) // death.go
+	r.emit(ReclaimClient{Client: c.id, PID: c.pid})
 	if closeConn {
 		r.emit(CloseConn{Conn: c.conn, Reason: reason})
 	}
@@ -462,19 +309,15 @@ func (r *Router) removeClient(c *client, reason string, closeConn bool, why endC
 }
 
 // unlink removes a connection from the registry and tells the requested
-// sides. It does not free the ring; it returns the sides told, whose
-// release the ring (and a closed subscriber's notifier) waits for.
-//
-// In the owned model why decides the code each side is told and whether
-// the publisher is told ConnectionClosing instead (death.go).
-func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string, why endCause) []release {
-	var waits []release
+// sides; why decides the code each side is told and whether the publisher
+// is told ConnectionClosing instead (death.go). The connection segment
+// has its own life cycle (conn_state.go).
+func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string, why endCause) {
 	e := r.memEnd(l, tellSub, tellPub, why) // death.go
 	rm := ConnectionRemoved{Connection: l.id, Pub: l.pub.id, Sub: l.sub.id, Reason: reason}
 	if tellSub {
 		rm.Conn, rm.Code = l.sub.client.conn, e.subCode
 		r.emit(rm)
-		waits = append(waits, release{client: l.sub.client.id, link: l.id})
 	}
 	if tellPub {
 		if e.closing {
@@ -483,13 +326,11 @@ func (r *Router) unlink(l *connection, tellSub, tellPub bool, reason string, why
 			rm.Conn, rm.Code = l.pub.client.conn, e.pubCode
 			r.emit(rm)
 		}
-		waits = append(waits, release{client: l.pub.client.id, link: l.id})
 	}
 	delete(r.links, l.id)
 	l.sub.links = deleteValue(l.sub.links, l.id)
 	l.pub.links = deleteValue(l.pub.links, l.id)
 	r.memUnlinked(l, tellSub, tellPub, e, why) // conn_state.go
-	return waits
 }
 
 // dropPublisher removes a publisher without links from the registry.

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -20,11 +19,9 @@ func newTestRouter(t *testing.T, mutate func(*Rules), opts RouterOptions) *Route
 		mutate(&cfg)
 	}
 	opts.Rules = &cfg
-	if opts.Arena.Size == 0 {
-		opts.Arena = Region{Offset: testArenaBase, Size: testArenaSize}
+	if opts.Sizes.Data == nil {
+		opts.Sizes = testSizes
 	}
-	opts.RingSize = testRingSize
-	opts.NotifierSize = testNotifierSize
 	if opts.Rand == nil {
 		opts.Rand = &countingReader{}
 	}
@@ -39,6 +36,41 @@ func do(t *testing.T, r *Router, ev Event) []Action {
 	r.Step(ev)
 	require.NoError(t, r.checkInvariants())
 	return r.Ready()
+}
+
+// doAck is do, acknowledging every segment creation the actions ask for
+// (stepAck).
+func doAck(t *testing.T, r *Router, ev Event) []Action {
+	t.Helper()
+	return stepAck(r, ev, func() { require.NoError(t, r.checkInvariants()) })
+}
+
+// stepAck steps ev, then a successful creation of every segment the
+// actions ask for (as the server reports them), calling check after each
+// step; it returns all the actions in order.
+func stepAck(r *Router, ev Event, check func()) []Action {
+	r.Step(ev)
+	check()
+	return ackSegments(r, r.Ready(), check)
+}
+
+// ackSegments steps a successful creation of every segment actions ask
+// for (and of those the steps ask for), calling check after each step,
+// and returns actions followed by what the steps emitted.
+func ackSegments(r *Router, actions []Action, check func()) []Action {
+	for i := 0; i < len(actions); i++ { // grows while acknowledging
+		switch a := actions[i].(type) {
+		case CreateDataSegment:
+			r.Step(DataSegmentCreated{Pub: a.Pub, Index: a.Index})
+		case CreateConnSegment:
+			r.Step(ConnSegmentCreated{Connection: a.Connection})
+		default:
+			continue
+		}
+		check()
+		actions = append(actions, r.Ready()...)
+	}
+	return actions
 }
 
 func replyOf(t *testing.T, as []Action) Reply {
@@ -66,27 +98,23 @@ var typT = TypeInfo{Name: "T", Size: 8, Align: 8}
 
 func TestNewRouterRejectsBadOptions(t *testing.T) {
 	t.Parallel()
-	_, err := NewRouter(RouterOptions{Arena: Region{Offset: 0, Size: 4096}, NotifierSize: 64})
-	require.Error(t, err)
-	_, err = NewRouter(RouterOptions{Arena: Region{Offset: 100, Size: 4096}, RingSize: testRingSize, NotifierSize: 64, Rand: &countingReader{}})
-	require.ErrorContains(t, err, "aligned")
-	_, err = NewRouter(RouterOptions{Arena: Region{Offset: 0, Size: 4096}, RingSize: testRingSize, NotifierSize: 64})
+	_, err := NewRouter(RouterOptions{Sizes: testSizes})
 	require.ErrorContains(t, err, "Rand")
-	_, err = NewRouter(RouterOptions{Arena: Region{Offset: 100, Size: 4096}, RingSize: testRingSize, NotifierSize: 64, Rand: &countingReader{}})
-	require.ErrorContains(t, err, "aligned")
+	_, err = NewRouter(RouterOptions{Rand: &countingReader{}})
+	require.ErrorContains(t, err, "Sizes")
 	bad := DefaultRules()
 	bad.Rings.DefaultCapacity = 3
-	_, err = NewRouter(RouterOptions{Rules: &bad, Arena: Region{Size: 4096}, RingSize: testRingSize, NotifierSize: 64, Rand: &countingReader{}})
+	_, err = NewRouter(RouterOptions{Rules: &bad, Rand: &countingReader{}, Sizes: testSizes})
 	require.ErrorContains(t, err, "default ring capacity must be a power of two, got 3")
 }
 
 func TestTypeMismatchIsIncompatibleType(t *testing.T) {
 	t.Parallel()
 	r := newTestRouter(t, nil, RouterOptions{})
-	do(t, r, ClientConnected{Conn: 1, PID: 1})
-	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 1, Req: CreatePublisher{Topic: "a", Type: typT}})).Err)
+	doAck(t, r, ClientConnected{Conn: 1, PID: 1})
+	require.NoError(t, replyOf(t, doAck(t, r, ClientRequest{Conn: 1, ReqID: 1, Req: CreatePublisher{Topic: "a", Type: typT}})).Err)
 	for _, typ := range []TypeInfo{{"U", 8, 8}, {"T", 16, 8}, {"T", 8, 4}} {
-		rp := replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 2, Req: CreateSubscriber{Topic: "a", Type: typ}}))
+		rp := replyOf(t, doAck(t, r, ClientRequest{Conn: 1, ReqID: 2, Req: CreateSubscriber{Topic: "a", Type: typ}}))
 		require.ErrorIs(t, rp.Err, parallax.ErrIncompatibleType)
 		require.ErrorContains(t, rp.Err, typT.String())
 		require.ErrorContains(t, rp.Err, typ.String())
@@ -96,10 +124,10 @@ func TestTypeMismatchIsIncompatibleType(t *testing.T) {
 func TestLimitsAreErrLimit(t *testing.T) {
 	t.Parallel()
 	r := newTestRouter(t, func(c *Rules) { c.Limits.MaxPublishers = 1; c.Limits.MaxTopics = 1 }, RouterOptions{})
-	do(t, r, ClientConnected{Conn: 1, PID: 1})
-	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 1, Req: CreatePublisher{Topic: "a", Type: typT}})).Err)
-	require.ErrorIs(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 2, Req: CreatePublisher{Topic: "a", Type: typT}})).Err, parallax.ErrLimit)
-	require.ErrorIs(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 3, Req: CreateSubscriber{Topic: "b", Type: typT}})).Err, parallax.ErrLimit)
+	doAck(t, r, ClientConnected{Conn: 1, PID: 1})
+	require.NoError(t, replyOf(t, doAck(t, r, ClientRequest{Conn: 1, ReqID: 1, Req: CreatePublisher{Topic: "a", Type: typT}})).Err)
+	require.ErrorIs(t, replyOf(t, doAck(t, r, ClientRequest{Conn: 1, ReqID: 2, Req: CreatePublisher{Topic: "a", Type: typT}})).Err, parallax.ErrLimit)
+	require.ErrorIs(t, replyOf(t, doAck(t, r, ClientRequest{Conn: 1, ReqID: 3, Req: CreateSubscriber{Topic: "b", Type: typT}})).Err, parallax.ErrLimit)
 }
 
 func TestAccessRules(t *testing.T) {
@@ -107,43 +135,35 @@ func TestAccessRules(t *testing.T) {
 	r := newTestRouter(t, func(c *Rules) {
 		c.Access = []AccessRule{{Topic: "cam/*", PublishUIDs: []uint32{1000}, SubscribeGIDs: []uint32{44}}}
 	}, RouterOptions{})
-	do(t, r, ClientConnected{Conn: 1, PID: 1, UID: 1000, GID: 1000})
-	do(t, r, ClientConnected{Conn: 2, PID: 2, UID: 0, GID: 44})
-	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, Req: CreatePublisher{Topic: "cam/0", Type: typT}})).Err)
-	require.ErrorIs(t, replyOf(t, do(t, r, ClientRequest{Conn: 2, Req: CreatePublisher{Topic: "cam/0", Type: typT}})).Err, parallax.ErrPermissionDenied)
-	require.ErrorIs(t, replyOf(t, do(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "cam/0", Type: typT}})).Err, parallax.ErrPermissionDenied)
-	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 2, Req: CreateSubscriber{Topic: "cam/0", Type: typT}})).Err)
-	require.NoError(t, replyOf(t, do(t, r, ClientRequest{Conn: 2, Req: CreatePublisher{Topic: "other", Type: typT}})).Err)
+	doAck(t, r, ClientConnected{Conn: 1, PID: 1, UID: 1000, GID: 1000})
+	doAck(t, r, ClientConnected{Conn: 2, PID: 2, UID: 0, GID: 44})
+	require.NoError(t, replyOf(t, doAck(t, r, ClientRequest{Conn: 1, Req: CreatePublisher{Topic: "cam/0", Type: typT}})).Err)
+	require.ErrorIs(t, replyOf(t, doAck(t, r, ClientRequest{Conn: 2, Req: CreatePublisher{Topic: "cam/0", Type: typT}})).Err, parallax.ErrPermissionDenied)
+	require.ErrorIs(t, replyOf(t, doAck(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "cam/0", Type: typT}})).Err, parallax.ErrPermissionDenied)
+	require.NoError(t, replyOf(t, doAck(t, r, ClientRequest{Conn: 2, Req: CreateSubscriber{Topic: "cam/0", Type: typT}})).Err)
+	require.NoError(t, replyOf(t, doAck(t, r, ClientRequest{Conn: 2, Req: CreatePublisher{Topic: "other", Type: typT}})).Err)
 }
 
 func TestLateJoinerAndPubAfterSubs(t *testing.T) {
 	t.Parallel()
 	r := newTestRouter(t, nil, RouterOptions{})
 	for c := ConnID(1); c <= 3; c++ {
-		do(t, r, ClientConnected{Conn: c, PID: int32(c)})
+		doAck(t, r, ClientConnected{Conn: c, PID: int32(c)})
 	}
 	// Subscribers first.
-	do(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "a", Type: typT, QueueCapacity: 8}})
-	do(t, r, ClientRequest{Conn: 2, Req: CreateSubscriber{Topic: "a", Type: typT, QueueCapacity: 8}})
-	as := do(t, r, ClientRequest{Conn: 3, Req: CreatePublisher{Topic: "a", Type: typT, History: 3}})
+	doAck(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "a", Type: typT, QueueCapacity: 8}})
+	doAck(t, r, ClientRequest{Conn: 2, Req: CreateSubscriber{Topic: "a", Type: typT, QueueCapacity: 8}})
+	as := doAck(t, r, ClientRequest{Conn: 3, Req: CreatePublisher{Topic: "a", Type: typT, History: 3}})
 	added := actionsOf[ConnectionAdded](as)
 	require.Len(t, added, 4)
 	// Subscriber's client first, then the publisher's, per connection.
 	require.Equal(t, []ConnID{1, 3, 2, 3}, []ConnID{added[0].Conn, added[1].Conn, added[2].Conn, added[3].Conn})
-	require.Len(t, actionsOf[FormatRing](as), 2)
-	// Every FormatRing precedes the ConnectionAdded naming its region.
-	formatted := map[Region]bool{}
-	for _, a := range as {
-		switch a := a.(type) {
-		case FormatRing:
-			formatted[a.Region] = true
-		case ConnectionAdded:
-			require.True(t, formatted[a.Ring])
-			require.Equal(t, 0, a.History) // subscribers asked for none
-		}
+	require.Len(t, actionsOf[CreateConnSegment](as), 2)
+	for _, a := range added {
+		require.Equal(t, 0, a.History) // subscribers asked for none
 	}
 	// A late subscriber asking for history gets min(pub, sub).
-	as = do(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "a", Type: typT, History: 5}})
+	as = doAck(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "a", Type: typT, History: 5}})
 	added = actionsOf[ConnectionAdded](as)
 	require.Len(t, added, 2)
 	require.Equal(t, 3, added[0].History)
@@ -152,38 +172,25 @@ func TestLateJoinerAndPubAfterSubs(t *testing.T) {
 
 func TestDeathCleanupOrdering(t *testing.T) {
 	t.Parallel()
-	r := newTestRouter(t, nil, RouterOptions{Quarantine: -1})
-	do(t, r, ClientConnected{Conn: 1, PID: 10})
-	do(t, r, ClientConnected{Conn: 2, PID: 20})
-	do(t, r, ClientRequest{Conn: 1, Req: CreatePublisher{Topic: "a", Type: typT}})
-	do(t, r, ClientRequest{Conn: 2, Req: CreateSubscriber{Topic: "a", Type: typT}})
-	do(t, r, ClientRequest{Conn: 2, Req: CreatePublisher{Topic: "b", Type: typT}})
-	do(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "b", Type: typT}})
+	r := newTestRouter(t, nil, RouterOptions{})
+	doAck(t, r, ClientConnected{Conn: 1, PID: 10})
+	doAck(t, r, ClientConnected{Conn: 2, PID: 20})
+	doAck(t, r, ClientRequest{Conn: 1, Req: CreatePublisher{Topic: "a", Type: typT}})
+	doAck(t, r, ClientRequest{Conn: 2, Req: CreateSubscriber{Topic: "a", Type: typT}})
+	doAck(t, r, ClientRequest{Conn: 2, Req: CreatePublisher{Topic: "b", Type: typT}})
+	doAck(t, r, ClientRequest{Conn: 1, Req: CreateSubscriber{Topic: "b", Type: typT}})
 
-	as := do(t, r, ProcessExited{PID: 20})
+	as := doAck(t, r, ProcessExited{PID: 20})
 	rm := actionsOf[ConnectionRemoved](as)
 	require.Len(t, rm, 2)
 	for _, x := range rm {
 		require.Equal(t, ConnID(1), x.Conn)
 	}
-	reclaimAt, firstFree := -1, -1
-	for i, a := range as {
-		switch a.(type) {
-		case ReclaimClient:
-			reclaimAt = i
-		case FreeRegion:
-			if firstFree < 0 {
-				firstFree = i
-			}
-		}
-	}
-	require.GreaterOrEqual(t, reclaimAt, 0)
-	require.Greater(t, firstFree, reclaimAt)
-	require.Len(t, actionsOf[FreeRegion](as), 3) // two rings and a notifier
+	require.Len(t, actionsOf[ReclaimClient](as), 1)
 	require.Len(t, actionsOf[CloseConn](as), 1)
 
-	require.Empty(t, do(t, r, ClientDisconnected{Conn: 2}))
-	require.Empty(t, do(t, r, ProcessExited{PID: 20}))
+	require.Empty(t, doAck(t, r, ClientDisconnected{Conn: 2}))
+	require.Empty(t, doAck(t, r, ProcessExited{PID: 20}))
 	snap := r.Snapshot()
 	require.Len(t, snap.Clients, 1)
 	require.Len(t, snap.Topics, 2) // client 1 still holds a pub on a and a sub on b
@@ -192,7 +199,7 @@ func TestDeathCleanupOrdering(t *testing.T) {
 
 // TestRandomEventsKeepInvariants drives the core with random events and
 // checks the invariants after every step, plus that every request gets
-// exactly one reply and every FormatRing region is later freed or live.
+// exactly one reply.
 func TestRandomEventsKeepInvariants(t *testing.T) {
 	t.Parallel()
 	rng := testutil.Rand(t)
@@ -218,11 +225,10 @@ func randomRun(t *testing.T, rng *rand.Rand, steps int) {
 		c.Limits.MaxQueueCapacity = 64
 		c.Rings.DefaultCapacity = 16
 		c.Access = []AccessRule{{Topic: "t0", PublishUIDs: []uint32{0}}}
-	}, RouterOptions{Arena: Region{Offset: 0, Size: uint64(2048 + rng.IntN(8192))}, Quarantine: rng.IntN(4) - 1, HelloTimeout: 1 + rng.IntN(4)})
+	}, RouterOptions{HelloTimeout: 1 + rng.IntN(4)})
 	topics := []string{"t0", "t1", "t2", "t3", "t4"}
 	types := []TypeInfo{typT, {Name: "U", Size: 16, Align: 8}}
 	var reqID uint32
-	live := map[Region]bool{} // formatted and not yet freed
 	type removal struct {
 		conn ConnID
 		link ConnectionID
@@ -282,20 +288,15 @@ func randomRun(t *testing.T, rng *rand.Rand, steps int) {
 			isReq = true
 			link := ConnectionID(1 + rng.IntN(20))
 			if k == 18 {
-				ev = PeerReported{Conn: conn, ReqID: reqID, Connection: link, RefInvalid: rng.IntN(4) != 0, InRing: rng.IntN(4) != 0}
+				ev = PeerReported{Conn: conn, ReqID: reqID, Connection: link}
 				break
 			}
-			st := RingState{Attached: rng.IntN(4) != 0, HeadPos: uint32(rng.IntN(4)), HeadPops: uint32(rng.IntN(4)),
-				Tail: uint64(rng.IntN(8)) << (32 * uint(rng.IntN(2))), Dropped: uint32(rng.IntN(3)), Policy: Policy(rng.IntN(2))}
-			if rng.IntN(4) != 0 {
-				st.Err = errors.New("corrupt")
-			}
-			ev = RingReported{Conn: conn, ReqID: reqID, Connection: link, Ring: st}
+			ev = RingReported{Conn: conn, ReqID: reqID, Connection: link}
 		default:
 			ev = Tick{}
 		}
 		var as []Action
-		require.NotPanics(t, func() { as = do(t, r, ev) }, "%#v", ev)
+		require.NotPanics(t, func() { as = doAck(t, r, ev) }, "%#v", ev)
 		replies := 0
 		for _, a := range as {
 			switch a := a.(type) {
@@ -304,15 +305,6 @@ func randomRun(t *testing.T, rng *rand.Rand, steps int) {
 					replies++
 					require.True(t, (a.Err == nil) != (a.Result == nil), "reply %v", a)
 				}
-			case FormatRing:
-				require.False(t, live[a.Region], "region %v formatted twice", a.Region)
-				live[a.Region] = true
-			case FormatNotifier:
-				require.False(t, live[a.Region], "region %v formatted twice", a.Region)
-				live[a.Region] = true
-			case FreeRegion:
-				require.True(t, live[a.Region], "region %v freed but not live", a.Region)
-				delete(live, a.Region)
 			case ConnectionRemoved:
 				told = append(told, removal{a.Conn, a.Connection})
 			}
@@ -321,46 +313,24 @@ func randomRun(t *testing.T, rng *rand.Rand, steps int) {
 			require.Equal(t, 1, replies, "%#v -> %v", ev, as)
 		}
 	}
-	require.Len(t, live, len(r.arena.used), "formatted-but-not-freed regions must match the allocator")
-}
-
-func TestArenaFirstFitCoalescing(t *testing.T) {
-	t.Parallel()
-	a, err := newArena(1024, 1024)
-	require.NoError(t, err)
-	x, _ := a.alloc(100) // 128
-	y, _ := a.alloc(200) // 256
-	z, _ := a.alloc(128)
-	require.Equal(t, []Region{{1024, 128}, {1152, 256}, {1408, 128}}, []Region{x, y, z})
-	a.release(y)
-	w, _ := a.alloc(64) // first fit lands in y's hole
-	require.Equal(t, Region{1152, 128}, w)
-	a.release(x)
-	a.release(w)
-	a.release(z)
-	require.NoError(t, a.check())
-	require.Equal(t, []Region{{1024, 1024}}, a.free)
-	_, ok := a.alloc(2048)
-	require.False(t, ok)
-	require.Panics(t, func() { a.release(Region{1024, 128}) })
 }
 
 func BenchmarkRouterCreateAndDie(b *testing.B) {
 	for _, subs := range []int{1, 8} {
 		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
-			r, err := NewRouter(RouterOptions{Arena: Region{Size: 1 << 20}, RingSize: testRingSize, NotifierSize: 64, Quarantine: -1, Rand: &countingReader{}})
+			r, err := NewRouter(RouterOptions{Rand: &countingReader{}, Sizes: testSizes})
 			require.NoError(b, err)
+			none := func() {}
 			b.ReportAllocs()
 			pid := int32(0)
 			for b.Loop() {
 				pid++
-				r.Step(ClientConnected{Conn: ConnID(pid), PID: pid})
-				r.Step(ClientRequest{Conn: ConnID(pid), ReqID: 1, Req: CreatePublisher{Topic: "t", Type: typT}})
+				stepAck(r, ClientConnected{Conn: ConnID(pid), PID: pid}, none)
+				stepAck(r, ClientRequest{Conn: ConnID(pid), ReqID: 1, Req: CreatePublisher{Topic: "t", Type: typT}}, none)
 				for range subs {
-					r.Step(ClientRequest{Conn: ConnID(pid), ReqID: 2, Req: CreateSubscriber{Topic: "t", Type: typT, QueueCapacity: 16}})
+					stepAck(r, ClientRequest{Conn: ConnID(pid), ReqID: 2, Req: CreateSubscriber{Topic: "t", Type: typT, QueueCapacity: 16}}, none)
 				}
-				r.Step(ProcessExited{PID: pid})
-				r.Ready()
+				stepAck(r, ProcessExited{PID: pid}, none)
 			}
 		})
 	}

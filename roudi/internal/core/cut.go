@@ -28,7 +28,7 @@ func (r *Router) cut(ev CutConnection) {
 		r.cuts = make(map[cutPair]bool)
 	}
 	r.cuts[cutPair{pub: l.pub.id, sub: l.sub.id}] = true
-	r.retire(l.ring, RegionRing, r.unlink(l, true, true, ev.Reason, endCorrupt))
+	r.unlink(l, true, true, ev.Reason, endCorrupt)
 	r.log(slog.LevelWarn, "connection cut", slog.Int("connection", int(ev.Connection)), slog.String("reason", ev.Reason))
 }
 

@@ -93,13 +93,9 @@ type ending struct {
 	state            ConnState
 }
 
-// memEnd decides, in the owned model, the codes and the next state of a
-// connection that leaves the registry; tellSub/tellPub are the surviving
-// sides (unlink's). In the shared model it returns no code.
+// memEnd decides the codes and the next state of a connection that
+// leaves the registry; tellSub/tellPub are the surviving sides (unlink's).
 func (r *Router) memEnd(l *connection, tellSub, tellPub bool, why endCause) ending {
-	if !r.owned() {
-		return ending{}
-	}
 	e := ending{state: ConnGone}
 	switch {
 	case why == endCorrupt:
@@ -130,9 +126,6 @@ func (r *Router) memEnd(l *connection, tellSub, tellPub bool, why endCause) endi
 // closing connection ends it (gone, the publisher told) when its process
 // died, or waits for that death when only its control connection ended.
 func (r *Router) memDeparted(c *client, why endCause) {
-	if !r.owned() {
-		return
-	}
 	for _, cs := range r.connSegsSorted() {
 		if !cs.unlinked {
 			continue
@@ -159,7 +152,7 @@ func (r *Router) memDeparted(c *client, why endCause) {
 // memConfirmDeath ends the closing connections whose subscriber's process
 // pid lost its control connection earlier: its death is now confirmed.
 func (r *Router) memConfirmDeath(pid int32) {
-	if !r.owned() || pid <= 0 {
+	if pid <= 0 {
 		return
 	}
 	for _, cs := range r.connSegsSorted() {

@@ -24,17 +24,3 @@ func (cs *connSeg) checkState() error {
 	}
 	return nil
 }
-
-// sharedAction reports an error for an action the shared model must never
-// emit: owned segments, ConnectionClosing, a ConnectionRemoved with a code.
-func sharedAction(a Action) error {
-	switch a := a.(type) {
-	case CreateDataSegment, CreateConnSegment, GrantSegments, CloseDataSegments, CloseConnSegment, ConnectionClosing:
-		return fmt.Errorf("the shared model emitted an owned-model action: %v", a)
-	case ConnectionRemoved:
-		if a.Code != RemovedUnspecified {
-			return fmt.Errorf("the shared model emitted a removal code: %v", a)
-		}
-	}
-	return nil
-}

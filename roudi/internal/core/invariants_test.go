@@ -5,37 +5,11 @@ import (
 	"slices"
 )
 
-// checkInvariants verifies the registry and allocator invariants that must
+// checkInvariants verifies the registry and memory invariants that must
 // hold after every Step.
 func (r *Router) checkInvariants() error {
-	if err := r.arena.check(); err != nil {
-		return fmt.Errorf("arena: %w", err)
-	}
-	if err := r.checkGrowth(); err != nil {
-		return fmt.Errorf("growth: %w", err)
-	}
 	if err := r.checkMemory(); err != nil {
 		return fmt.Errorf("memory: %w", err)
-	}
-	owned := make(map[uint64]uint64) // offset → size of every region the registry accounts for
-	if r.owned() && (r.arena.usedBytes != 0 || len(r.retiring) != 0) {
-		return fmt.Errorf("owned model: %d arena bytes used, %d regions retiring (it has no management arena)", r.arena.usedBytes, len(r.retiring))
-	}
-	claim := func(what string, reg Region) error {
-		if r.owned() {
-			if reg != (Region{}) {
-				return fmt.Errorf("owned model: %s region %v in the management arena", what, reg)
-			}
-			return nil
-		}
-		if _, dup := owned[reg.Offset]; dup {
-			return fmt.Errorf("%s region %v claimed twice", what, reg)
-		}
-		if sz, ok := r.arena.used[reg.Offset]; !ok || sz != reg.Size {
-			return fmt.Errorf("%s region %v is not allocated", what, reg)
-		}
-		owned[reg.Offset] = reg.Size
-		return nil
 	}
 	if len(r.clients) != len(r.conns) {
 		return fmt.Errorf("%d clients but %d registered conns", len(r.clients), len(r.conns))
@@ -79,9 +53,6 @@ func (r *Router) checkInvariants() error {
 		if n := len(s.links) + r.cutsOf(func(c cutPair) bool { return c.sub == id }); n != len(s.topic.pubs) {
 			return fmt.Errorf("subscriber %d has %d connections (with cut ones), topic %q has %d publishers", id, n, s.topic.name, len(s.topic.pubs))
 		}
-		if err := claim(fmt.Sprintf("subscriber %d notifier", id), s.notifier); err != nil {
-			return err
-		}
 		if s.capacity < 2 || s.capacity&(s.capacity-1) != 0 {
 			return fmt.Errorf("subscriber %d capacity %d is not a power of two", id, s.capacity)
 		}
@@ -102,12 +73,6 @@ func (r *Router) checkInvariants() error {
 			return fmt.Errorf("two connections for pub %d sub %d", l.pub.id, l.sub.id)
 		}
 		pairs[key] = true
-		if !r.owned() && l.ring.Size < uint64(r.ringSize(l.sub.capacity)) {
-			return fmt.Errorf("connection %d ring %v smaller than RingSize(%d)", id, l.ring, l.sub.capacity)
-		}
-		if err := claim(fmt.Sprintf("connection %d ring", id), l.ring); err != nil {
-			return err
-		}
 	}
 	for c := range r.cuts {
 		p, s := r.pubs[c.pub], r.subs[c.sub]
@@ -119,13 +84,8 @@ func (r *Router) checkInvariants() error {
 		}
 	}
 	for id, pl := range r.pendingLinks {
-		if err := claim(fmt.Sprintf("pending connection %d ring", id), pl.Ring); err != nil {
-			return err
-		}
-	}
-	for id := range r.reports {
-		if r.clients[id] == nil {
-			return fmt.Errorf("reports counted against client %d, which is gone", id)
+		if pl.ID != id {
+			return fmt.Errorf("pending connection %d recorded as %d", id, pl.ID)
 		}
 	}
 	for name, t := range r.topics {
@@ -137,29 +97,6 @@ func (r *Router) checkInvariants() error {
 		if t.name != k.name || t.kind != k.kind || k.kind == KindTopic || len(t.pubs)+len(t.subs) == 0 {
 			return fmt.Errorf("service topic %q of kind %d is empty or misnamed", k.name, k.kind)
 		}
-	}
-	var due uint64
-	for _, rt := range r.retiring {
-		if err := claim("quarantined", rt.region); err != nil {
-			return err
-		}
-		// A region is retired only while a live survivor has not
-		// released it; they are kept in order of their deadline.
-		if len(rt.waits) == 0 {
-			return fmt.Errorf("quarantined %v waits for nobody", rt.region)
-		}
-		for _, w := range rt.waits {
-			if r.clients[w.client] == nil {
-				return fmt.Errorf("quarantined %v waits for client %d, which is gone", rt.region, w.client)
-			}
-		}
-		if rt.due < due || rt.due <= r.now {
-			return fmt.Errorf("quarantined %v due at tick %d (now %d, previous due %d)", rt.region, rt.due, r.now, due)
-		}
-		due = rt.due
-	}
-	if len(owned) != len(r.arena.used) {
-		return fmt.Errorf("%d regions allocated but %d accounted for (leak)", len(r.arena.used), len(owned))
 	}
 	l := r.cfg.Limits
 	if len(r.clients) > l.MaxClients || len(r.topics)+len(r.rpc) > l.MaxTopics || len(r.pubs) > l.MaxPublishers ||

@@ -54,8 +54,6 @@ func (r *Router) checkKind(kind EndpointKind, history int) error {
 		return nil
 	case kind > KindEvent:
 		return fmt.Errorf("%w: unknown endpoint kind %d", parallax.ErrProtocol, kind)
-	case !r.owned():
-		return fmt.Errorf("%w: request/response and event services need the owned memory model ([memory] model = \"owned\"); this router runs the shared model", parallax.ErrNotSupported)
 	case history != 0:
 		return fmt.Errorf("%w: history %d on a request/response or event endpoint", parallax.ErrProtocol, history)
 	}

@@ -11,7 +11,7 @@ import (
 // ownedRouter is a router in the owned model with clients 1..n connected.
 func ownedRouter(t *testing.T, n int) *Router {
 	t.Helper()
-	r := newTestRouter(t, func(c *Rules) { c.Memory.Owned = true; c.Memory.Hugepages = HugeNever }, RouterOptions{Sizes: testSizes})
+	r := newTestRouter(t, func(c *Rules) { c.Memory.Hugepages = HugeNever }, RouterOptions{Sizes: testSizes})
 	for i := range n {
 		do(t, r, ClientConnected{Conn: ConnID(i + 1), PID: int32(i + 1)})
 	}
@@ -66,14 +66,4 @@ func TestServicePairing(t *testing.T) {
 		require.Equal(t, topicPub, a.Pub)
 		require.Zero(t, a.Pair)
 	}
-}
-
-// TestServiceNeedsOwnedModel: the shared model refuses service endpoints.
-func TestServiceNeedsOwnedModel(t *testing.T) {
-	t.Parallel()
-	r := newTestRouter(t, nil, RouterOptions{})
-	do(t, r, ClientConnected{Conn: 1, PID: 1})
-	rp := replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 1, Req: CreatePublisher{Topic: "svc", Type: typT, Kind: KindRequest}}))
-	require.ErrorIs(t, rp.Err, parallax.ErrNotSupported)
-	require.ErrorContains(t, rp.Err, `model = "owned"`)
 }

@@ -89,8 +89,6 @@ func newMemState() memState {
 	return memState{pubs: map[PubID]*pubMem{}, pending: map[PubID]*pendingPub{}, conns: map[ConnectionID]*connSeg{}, grows: map[segKey]growReq{}}
 }
 
-func (r *Router) owned() bool { return r.cfg.Memory.Owned }
-
 // chunkClass is the chunk size of a publisher: its type's size, else its
 // declared maximum payload, else the default, rounded up to 64 bytes.
 func (r *Router) chunkClass(req CreatePublisher) uint64 {
@@ -382,9 +380,6 @@ func (r *Router) retireTombstone(m *pubMem) {
 // a limit: for each publisher, the growth segment its connection needs and
 // the connection segment.
 func (r *Router) memCheckSubscriber(pubs []*publisher, capacity, maxHeld int) error {
-	if !r.owned() {
-		return nil
-	}
 	if maxHeld == 0 {
 		maxHeld = r.cfg.Memory.DefaultMaxHeld
 	}

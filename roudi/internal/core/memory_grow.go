@@ -1,12 +1,18 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/bits"
 
 	"github.com/parallax-ipc/parallax"
 )
+
+// ErrNotFound reports a request naming a data segment the router does not
+// have (or no longer has); the server sends it as the protocol's not-found
+// code.
+var ErrNotFound = errors.New("not found")
 
 // Growth, dedicated segments and retirement asked for by the publisher
 // (design §1.3, §3.2, step 9), in the owned model:
@@ -131,9 +137,6 @@ func (r *Router) dataRequest(c *client, ev ClientRequest, reply func(Result, err
 
 // ownPub returns publisher id and its memory if c owns it.
 func (r *Router) ownPub(c *client, id PubID) (*publisher, *pubMem, error) {
-	if !r.owned() {
-		return nil, nil, fmt.Errorf("%w: the router runs the shared memory model", parallax.ErrNotSupported)
-	}
 	p, ok := r.pubs[id]
 	switch {
 	case !ok:
@@ -260,9 +263,6 @@ func (r *Router) retireData(c *client, req RetireData) error {
 }
 
 func (r *Router) getDataSegment(c *client, req GetDataSegment) (DataSegmentGranted, error) {
-	if !r.owned() {
-		return DataSegmentGranted{}, fmt.Errorf("%w: the router runs the shared memory model", parallax.ErrNotSupported)
-	}
 	l, linked := r.links[req.Connection]
 	cs := r.mem.conns[req.Connection]
 	switch {

@@ -17,7 +17,6 @@ import (
 func TestGrowRetireLoop(t *testing.T) {
 	t.Parallel()
 	r := newTestRouter(t, func(c *Rules) {
-		c.Memory.Owned = true
 		c.Memory.Hugepages = HugeNever
 		c.Memory.MaxSegmentsPerPublisher = 3
 		c.Memory.MaxPublisherBytes = 100 << 20
@@ -57,17 +56,4 @@ func TestGrowRetireLoop(t *testing.T) {
 	rp := replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: 1<<30 + 1, Req: GrowData{Pub: 1, ChunkSize: 8 << 20, Oversized: true}}))
 	require.ErrorIs(t, rp.Err, parallax.ErrLimit)
 	require.ErrorContains(t, rp.Err, "limits.max_publisher_bytes")
-}
-
-// TestGrowDataSharedModel: the shared model has no owned segments to grow,
-// retire or get.
-func TestGrowDataSharedModel(t *testing.T) {
-	t.Parallel()
-	r := newTestRouter(t, nil, RouterOptions{Sizes: testSizes})
-	do(t, r, ClientConnected{Conn: 1, PID: 1})
-	do(t, r, ClientRequest{Conn: 1, ReqID: 1, Req: CreatePublisher{Topic: "t", Type: typT}})
-	for i, req := range []Request{GrowData{Pub: 1, ChunkSize: 8}, RetireData{Pub: 1, Index: 1}, GetDataSegment{Connection: 1, Index: 0}} {
-		rp := replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: uint32(2 + i), Req: req}))
-		require.ErrorIs(t, rp.Err, parallax.ErrNotSupported, "%T", req)
-	}
 }

@@ -35,8 +35,6 @@ var testSizes = SegmentSizes{
 func (s *scriptState) memoryConfig(k, v string, num func(string, int) int) bool {
 	m := &s.cfg.Memory
 	switch k {
-	case "model":
-		m.Owned = v == "owned"
 	case "max_payload":
 		m.DefaultMaxPayload = uint32(num(k, 0))
 	case "max_loans":
@@ -184,9 +182,6 @@ func (r *Router) checkMemory() error {
 	}
 	if total != r.mem.shared {
 		return fmt.Errorf("shared bytes %d, segments add up to %d", r.mem.shared, total)
-	}
-	if !r.owned() && (total != 0 || len(r.mem.pubs)+len(r.mem.pending)+len(r.mem.conns) != 0) {
-		return errors.New("owned memory recorded in the shared model")
 	}
 	return nil
 }

@@ -6,11 +6,9 @@ import "fmt"
 // §4.1): the rules, requests, events and actions of memory.go and
 // conn_state.go.
 
-// Memory configures the owned memory model. With Owned false (the
-// "shared" model, selectable until it is deleted) the core creates no
-// owned segment and the other fields are not used.
+// Memory sizes and bounds the publishers' data segments and the
+// connection segments.
 type Memory struct {
-	Owned bool
 	// DefaultMaxPayload is the chunk size of an untyped publisher that
 	// declares none; a multiple of 64.
 	DefaultMaxPayload uint32

@@ -21,11 +21,7 @@ func (r *Router) request(ev ClientRequest) {
 	}
 	switch req := ev.Req.(type) {
 	case CreatePublisher:
-		if r.owned() {
-			r.createOwnedPublisher(c, ev, req, reply) // memory.go
-		} else {
-			r.createPublisher(c, req, reply, nil)
-		}
+		r.createOwnedPublisher(c, ev, req, reply) // memory.go
 	case CreateSubscriber:
 		r.createSubscriber(c, req, reply)
 	case ResumeClient:
@@ -40,7 +36,7 @@ func (r *Router) request(ev ClientRequest) {
 		default:
 			for _, lid := range slices.Clone(p.links) {
 				l := r.links[lid]
-				r.retire(l.ring, RegionRing, r.unlink(l, true, false, "publisher closed", endClosed))
+				r.unlink(l, true, false, "publisher closed", endClosed)
 			}
 			r.dropPublisher(p)
 			reply(Closed{}, nil)
@@ -53,38 +49,24 @@ func (r *Router) request(ev ClientRequest) {
 		case s.client != c:
 			reply(nil, fmt.Errorf("close subscriber %d: %w: owned by client %d", req.Sub, parallax.ErrPermissionDenied, s.client.id))
 		default:
-			var all []release // the notifier waits for every publisher told
 			for _, lid := range slices.Clone(s.links) {
-				l := r.links[lid]
-				waits := r.unlink(l, false, true, "subscriber closed", endClosed)
-				r.retire(l.ring, RegionRing, waits)
-				all = append(all, waits...)
+				r.unlink(r.links[lid], false, true, "subscriber closed", endClosed)
 			}
-			r.retire(s.notifier, RegionNotifier, all)
 			r.dropSubscriber(s)
 			reply(Closed{}, nil)
 		}
 	case WatchServices:
 		r.watchRequest(c, ev, reply) // watch.go
-	case GrowPool, GetSegments:
-		if r.owned() {
-			reply(nil, fmt.Errorf("%w: %T: the owned memory model has no router-wide pools (publishers grow with GrowData, subscribers ask GetDataSegment)", parallax.ErrNotSupported, ev.Req))
-			return
-		}
-		r.growRequest(c, ev, reply) // growth.go
 	case GrowData, RetireData, GetDataSegment:
 		r.dataRequest(c, ev, reply) // memory_grow.go
 	case ReleaseConnection:
-		// Idempotent: a connection already freed (or never told to this
-		// client) is acknowledged too. The owned model refuses a client
-		// that is not an endpoint of a recorded connection (death.go).
-		if r.owned() {
-			if err := r.memRelease(c, req.Connection); err != nil {
-				reply(nil, err)
-				return
-			}
+		// Idempotent: a connection already freed is acknowledged too; a
+		// client that is not an endpoint of a recorded connection is
+		// refused (death.go).
+		if err := r.memRelease(c, req.Connection); err != nil {
+			reply(nil, err)
+			return
 		}
-		r.released(func(w release) bool { return w.client == c.id && w.link == req.Connection }, true)
 		reply(Closed{}, nil)
 	default:
 		reply(nil, fmt.Errorf("request %d: %w: unknown request %T", ev.ReqID, parallax.ErrProtocol, ev.Req))
@@ -125,35 +107,20 @@ func (r *Router) checkEndpoint(c *client, kind EndpointKind, name string, typ Ty
 	return t, nil
 }
 
-// allocRings allocates one ring per capacity, all or nothing.
-func (r *Router) allocRings(caps []int) ([]Region, error) {
-	n := len(caps)
+// checkConnections refuses n new connections beyond
+// limits.max_connections. Each connection lives in its own segment
+// (memory.go).
+func (r *Router) checkConnections(n int) error {
 	if len(r.links)+n > r.cfg.Limits.MaxConnections {
-		return nil, fmt.Errorf("%w: %d connections plus %d new exceed limits.max_connections %d",
+		return fmt.Errorf("%w: %d connections plus %d new exceed limits.max_connections %d",
 			parallax.ErrLimit, len(r.links), n, r.cfg.Limits.MaxConnections)
 	}
-	if r.owned() {
-		// Connections live in their own segments (memory.go): nothing
-		// in the management arena, which the owned model does not have.
-		return make([]Region, n), nil
-	}
-	rings := make([]Region, 0, n)
-	for _, capacity := range caps {
-		reg, ok := r.arena.alloc(r.ringSize(capacity))
-		if !ok {
-			for _, g := range rings {
-				r.arena.release(g)
-			}
-			return nil, fmt.Errorf("%w: management arena full (%d of %d bytes used)", parallax.ErrLimit, r.arena.usedBytes, r.arena.size)
-		}
-		rings = append(rings, reg)
-	}
-	return rings, nil
+	return nil
 }
 
-// createPublisher registers a publisher. In the owned model m is its
-// memory, whose first data segment exists, and its id; it returns nil when
-// the request failed.
+// createPublisher registers a publisher. m is its memory, whose first
+// data segment exists, and its id; it returns nil when the request
+// failed.
 func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Result, error), m *pubMem) *publisher {
 	fail := func(err error) {
 		reply(nil, fmt.Errorf("create publisher on %q: %w", req.Topic, err))
@@ -173,39 +140,22 @@ func (r *Router) createPublisher(c *client, req CreatePublisher, reply func(Resu
 			subs = append(subs, r.subs[id])
 		}
 	}
-	caps := make([]int, len(subs))
-	for i, sub := range subs {
-		caps[i] = sub.capacity
-	}
-	rings, err := r.allocRings(caps)
-	if err != nil {
+	if err := r.checkConnections(len(subs)); err != nil {
 		fail(err)
 		return nil
 	}
 	if t == nil {
 		t = r.addTopic(req.Kind, req.Topic, req.Type)
 	}
-	id := r.nextPub + 1
-	if m != nil {
-		id = m.id // reserved when its segment was asked for
-	} else {
-		r.nextPub++
-	}
-	p := &publisher{id: id, client: c, topic: t, history: req.History}
+	p := &publisher{id: m.id, client: c, topic: t, history: req.History} // id reserved when its segment was asked for
 	r.pubs[p.id] = p
 	c.pubs = append(c.pubs, p.id)
-	c.wrote = true
 	t.pubs = append(t.pubs, p.id)
 	links := make([]*connection, len(subs))
 	for i, s := range subs {
-		links[i] = r.link(p, s, rings[i])
-		if !r.owned() {
-			r.emit(FormatRing{Region: rings[i], Capacity: s.capacity, Policy: s.policy})
-		}
+		links[i] = r.link(p, s)
 	}
-	if m != nil {
-		r.memPublisherAdded(p, m)
-	}
+	r.memPublisherAdded(p, m)
 	reply(PublisherCreated{Pub: p.id, History: p.history}, nil)
 	for _, l := range links {
 		r.announce(l)
@@ -258,18 +208,8 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 			pubs = append(pubs, r.pubs[id])
 		}
 	}
-	// The owned model has no management arena: a subscriber's wake words
-	// are in its connection segments, so its notifier stays the zero
-	// Region.
-	var notifier Region
-	if !r.owned() {
-		var ok bool
-		if notifier, ok = r.arena.alloc(r.notifierSize); !ok {
-			fail(fmt.Errorf("%w: management arena full (%d of %d bytes used)", parallax.ErrLimit, r.arena.usedBytes, r.arena.size))
-			return
-		}
-	}
-	rings, err := r.allocRings(slices.Repeat([]int{capacity}, len(pubs)))
+	// A subscriber's wake words are in its connection segments.
+	err = r.checkConnections(len(pubs))
 	if err == nil && req.MaxHeld < 0 {
 		err = fmt.Errorf("%w: negative max held %d", parallax.ErrProtocol, req.MaxHeld)
 	}
@@ -277,12 +217,6 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 		err = r.memCheckSubscriber(pubs, capacity, req.MaxHeld) // memory.go
 	}
 	if err != nil {
-		if !r.owned() {
-			for _, g := range rings {
-				r.arena.release(g)
-			}
-			r.arena.release(notifier)
-		}
 		fail(err)
 		return
 	}
@@ -290,21 +224,15 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 		t = r.addTopic(req.Kind, req.Topic, req.Type)
 	}
 	r.nextSub++
-	s := &subscriber{id: r.nextSub, pair: req.Pair, client: c, topic: t, capacity: capacity, history: req.History, policy: req.Policy, maxHeld: req.MaxHeld, notifier: notifier}
+	s := &subscriber{id: r.nextSub, pair: req.Pair, client: c, topic: t, capacity: capacity, history: req.History, policy: req.Policy, maxHeld: req.MaxHeld}
 	r.subs[s.id] = s
 	c.subs = append(c.subs, s.id)
 	t.subs = append(t.subs, s.id)
-	if !r.owned() {
-		r.emit(FormatNotifier{Region: notifier})
-	}
 	links := make([]*connection, len(pubs))
 	for i, p := range pubs {
-		links[i] = r.link(p, s, rings[i])
-		if !r.owned() {
-			r.emit(FormatRing{Region: rings[i], Capacity: capacity, Policy: s.policy})
-		}
+		links[i] = r.link(p, s)
 	}
-	reply(SubscriberCreated{Sub: s.id, Notifier: notifier, Capacity: capacity}, nil)
+	reply(SubscriberCreated{Sub: s.id, Capacity: capacity}, nil)
 	for _, l := range links {
 		r.announce(l)
 	}
@@ -312,9 +240,9 @@ func (r *Router) createSubscriber(c *client, req CreateSubscriber, reply func(Re
 	r.log(slog.LevelDebug, "subscriber created", slog.Int("sub", int(s.id)), slog.String("topic", t.name), slog.Int("client", int(c.id)))
 }
 
-func (r *Router) link(p *publisher, s *subscriber, ring Region) *connection {
+func (r *Router) link(p *publisher, s *subscriber) *connection {
 	r.nextLink++
-	l := &connection{id: r.nextLink, pub: p, sub: s, ring: ring}
+	l := &connection{id: r.nextLink, pub: p, sub: s}
 	r.links[l.id] = l
 	p.links = append(p.links, l.id)
 	s.links = append(s.links, l.id)
@@ -326,8 +254,8 @@ func (r *Router) link(p *publisher, s *subscriber, ring Region) *connection {
 func (r *Router) announce(l *connection) {
 	a := ConnectionAdded{
 		Connection: l.id, Pub: l.pub.id, Sub: l.sub.id,
-		Ring: l.ring, Capacity: l.sub.capacity, Policy: l.sub.policy,
-		Notifier: l.sub.notifier, History: min(l.pub.history, l.sub.history), Pair: l.sub.pair,
+		Capacity: l.sub.capacity, Policy: l.sub.policy,
+		History: min(l.pub.history, l.sub.history), Pair: l.sub.pair,
 	}
 	a.Conn = l.sub.client.conn
 	r.emit(a)

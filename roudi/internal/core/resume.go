@@ -10,18 +10,17 @@ import (
 
 // Resuming after a router restart.
 //
-// A restarted router that adopted the previous router's segments (see
-// Server) starts with an empty registry but a management segment full of
-// live state: hold tables of clients, rings and notifiers of connections.
-// The server tells the core which client ids had hold tables
-// (AdoptClients); those ids are reserved, so no new client is given one. A
-// surviving client reconnects, handshakes as usual, then sends a
-// ResumeClient request with its old id and its endpoints and connections,
-// which the core re-registers under the same ids, carving their regions out
-// of the arena. A connection is complete when both its ends resumed. When
-// the grace period ends (ResumeDeadline), the ids nobody resumed are
-// reclaimed (ReclaimClient) and half-resumed connections are removed, as
-// for a client that died.
+// A restarted router that found the previous router's domain lock held
+// by live clients (see Server) starts with an empty registry. The server
+// tells the core which client ids the previous router had given out
+// (AdoptClients); those ids are reserved, so no new client is given one.
+// A surviving client reconnects, handshakes as usual, then sends a
+// ResumeClient request with its old id, its endpoints and connections and
+// the segments it holds (resume_owned.go), which the core re-registers
+// under the same ids. A connection is complete when both its ends
+// resumed. When the grace period ends (ResumeDeadline), the ids nobody
+// resumed are reclaimed (ReclaimClient) and half-resumed connections are
+// removed, as for a client that died.
 
 // AdoptClients reserves the client ids found in an adopted management
 // segment until they resume or the deadline passes. Identities are what
@@ -69,7 +68,6 @@ type RestoreSub struct {
 	Capacity int
 	History  int
 	Policy   Policy
-	Notifier Region
 	// Kind, Pair and MaxHeld as created (CreateSubscriber): a response
 	// subscriber resumes paired with its client's request publisher.
 	Kind    EndpointKind
@@ -83,11 +81,9 @@ type RestoreLink struct {
 	ID       ConnectionID
 	Pub      PubID
 	Sub      SubID
-	Ring     Region
 	Capacity int
 	Policy   Policy
-	// Seg is the connection segment this end handed back (owned model;
-	// nil in the shared model).
+	// Seg is the connection segment this end handed back.
 	Seg *RestoreConnSeg
 }
 
@@ -98,55 +94,10 @@ func (ResumeClient) isRequest() {}
 func (Resumed) isResult()       {}
 
 // pendingLink is a connection declared by one end whose other end has not
-// resumed yet. Its ring region is already carved out of the arena.
+// resumed yet.
 type pendingLink struct {
 	RestoreLink
 	declaredBy ClientID
-}
-
-// reserveRegion carves r out of the arena; false if any of it is in use.
-func (a *arena) reserve(r Region) bool {
-	if r.Size == 0 || r.Offset%RegionAlign != 0 || r.Size%RegionAlign != 0 {
-		return false
-	}
-	for i, f := range a.free {
-		if r.Offset < f.Offset || r.End() > f.End() {
-			continue
-		}
-		var repl []Region
-		if r.Offset > f.Offset {
-			repl = append(repl, Region{Offset: f.Offset, Size: r.Offset - f.Offset})
-		}
-		if r.End() < f.End() {
-			repl = append(repl, Region{Offset: r.End(), Size: f.End() - r.End()})
-		}
-		a.free = slices.Replace(a.free, i, i+1, repl...)
-		a.used[r.Offset] = r.Size
-		a.usedBytes += r.Size
-		return true
-	}
-	return false
-}
-
-// reserveArena carves a resumed ring or notifier out of the arena. The
-// owned model has no arena (rings live in connection segments): resume
-// ignores the regions a client names there (ownedRegions).
-func (r *Router) reserveArena(reg Region) bool {
-	if r.owned() {
-		return reg == Region{}
-	}
-	return r.arena.reserve(reg)
-}
-
-// ownedRegions clears the arena regions of an owned-model resume: the
-// owned model has none, whatever an older client remembers.
-func ownedRegions(req *ResumeClient) {
-	for i := range req.Subs {
-		req.Subs[i].Notifier = Region{}
-	}
-	for i := range req.Links {
-		req.Links[i].Ring = Region{}
-	}
 }
 
 func (r *Router) adopt(ev AdoptClients) {
@@ -172,9 +123,6 @@ func (r *Router) adopt(ev AdoptClients) {
 // resume handles a ResumeClient from client c (already connected under a
 // new id).
 func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) {
-	if r.owned() {
-		ownedRegions(&req)
-	}
 	fail := func(err error) { reply(nil, fmt.Errorf("resume client %d: %w", req.OldClient, err)) }
 	if !r.reserved[req.OldClient] {
 		fail(fmt.Errorf("%w: id %d is not awaiting a resume (the router did not adopt it, or its grace period ended)", parallax.ErrProtocol, req.OldClient))
@@ -241,15 +189,15 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 			continue
 		}
 		t := r.topicFor(s.Kind, s.Topic, s.Type)
-		if t == nil || !r.reserveArena(s.Notifier) {
-			r.log(slog.LevelWarn, "resume: subscriber skipped (type or notifier region conflict)", slog.Int("sub", int(s.ID)), slog.String("topic", s.Topic))
+		if t == nil {
+			r.log(slog.LevelWarn, "resume: subscriber type differs from its topic's; skipped", slog.Int("sub", int(s.ID)), slog.String("topic", s.Topic))
 			continue
 		}
 		capacity := s.Capacity
 		if capacity <= 0 {
 			capacity = r.cfg.Rings.DefaultCapacity
 		}
-		ss := &subscriber{id: s.ID, pair: s.Pair, client: c, topic: t, capacity: capacity, history: s.History, policy: s.Policy, maxHeld: s.MaxHeld, notifier: s.Notifier}
+		ss := &subscriber{id: s.ID, pair: s.Pair, client: c, topic: t, capacity: capacity, history: s.History, policy: s.Policy, maxHeld: s.MaxHeld}
 		r.subs[s.ID] = ss
 		c.subs = append(c.subs, s.ID)
 		t.subs = append(t.subs, s.ID)
@@ -262,8 +210,8 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 		}
 		if pl, ok := r.pendingLinks[l.ID]; ok && pl.declaredBy != c.id {
 			p, s := r.pubs[l.Pub], r.subs[l.Sub]
-			if p != nil && s != nil && pl.Ring == l.Ring {
-				conn := &connection{id: l.ID, pub: p, sub: s, ring: l.Ring}
+			if p != nil && s != nil {
+				conn := &connection{id: l.ID, pub: p, sub: s}
 				r.links[l.ID] = conn
 				p.links = append(p.links, l.ID)
 				s.links = append(s.links, l.ID)
@@ -272,13 +220,9 @@ func (r *Router) resume(c *client, req ResumeClient, reply func(Result, error)) 
 			}
 			continue
 		}
-		if !r.reserveArena(l.Ring) {
-			r.log(slog.LevelWarn, "resume: ring region conflict; connection skipped", slog.Int("conn", int(l.ID)))
-			continue
-		}
 		p, s := r.pubs[l.Pub], r.subs[l.Sub]
 		if p != nil && s != nil && p.client == c && s.client == c {
-			conn := &connection{id: l.ID, pub: p, sub: s, ring: l.Ring}
+			conn := &connection{id: l.ID, pub: p, sub: s}
 			r.links[l.ID] = conn
 			p.links = append(p.links, l.ID)
 			s.links = append(s.links, l.ID)
@@ -308,24 +252,8 @@ func (r *Router) topicFor(kind EndpointKind, name string, typ TypeInfo) *topic {
 	return t
 }
 
-// DrainOrphans asks the server, at the end of the resume grace period, to
-// drain the rings left in the free ranges of an adopted arena: connections
-// whose both ends died while no router ran, which no client declared. Free
-// lists the arena's free extents (sorted, disjoint; everything the core
-// does not account for). The server walks each range for ring headers,
-// releases the refs queued in them (bounded by each ring's capacity) and
-// erases their magic; it may then sweep the pools when the core says so
-// ([Router.Sweep]).
-type DrainOrphans struct{ Free []Region }
-
-func (DrainOrphans) isAction() {}
-
-func (a DrainOrphans) String() string { return fmt.Sprintf("drain-orphans %v", a.Free) }
-
 // resumeDeadline ends the grace period: reserved ids that did not resume
-// are reclaimed, half-resumed connections removed, and the free ranges of
-// the adopted arena drained of orphaned rings (after the FreeRegions of
-// the rings removed here, as the server performs actions in order).
+// are reclaimed and half-resumed connections removed.
 func (r *Router) resumeDeadline() {
 	if r.reserved == nil {
 		return // nothing adopted, or the deadline already passed
@@ -348,25 +276,14 @@ func (r *Router) resumeDeadline() {
 	for _, id := range lids {
 		pl := r.pendingLinks[id]
 		rm := ConnectionRemoved{Connection: pl.ID, Pub: pl.Pub, Sub: pl.Sub, Reason: "peer did not resume after the router restart"}
-		var waits []release
 		if p := r.pubs[pl.Pub]; p != nil {
-			rm.Conn = p.client.conn
-			if r.owned() {
-				rm.Code = RemovedSubscriberGone
-			}
+			rm.Conn, rm.Code = p.client.conn, RemovedSubscriberGone
 			r.emit(rm)
-			waits = append(waits, release{client: p.client.id, link: pl.ID})
 		}
 		if s := r.subs[pl.Sub]; s != nil {
-			rm.Conn = s.client.conn
-			if r.owned() {
-				rm.Code = RemovedPublisherGone
-			}
+			rm.Conn, rm.Code = s.client.conn, RemovedPublisherGone
 			r.emit(rm)
-			waits = append(waits, release{client: s.client.id, link: pl.ID})
 		}
-		r.retire(pl.Ring, RegionRing, waits)
 	}
 	r.pendingLinks = nil
-	r.emit(DrainOrphans{Free: slices.Clone(r.arena.free)})
 }

@@ -77,7 +77,7 @@ func dataSeg(inode uint64) []RestoreDataSeg {
 // TestResumeServiceEndpoints, as both ends declare them.
 func serviceLinks() []RestoreLink {
 	return []RestoreLink{
-		{ID: 7, Pub: 3, Sub: 9, Ring: ownedRing, Capacity: 64, Seg: &RestoreConnSeg{Bound: 80, MaxHeld: 16, Bytes: 8192, Inode: 600}},
-		{ID: 8, Pub: 5, Sub: 4, Ring: ownedRing, Capacity: 64, Seg: &RestoreConnSeg{Bound: 80, MaxHeld: 16, Bytes: 8192, Inode: 601}},
+		{ID: 7, Pub: 3, Sub: 9, Capacity: 64, Seg: &RestoreConnSeg{Bound: 80, MaxHeld: 16, Bytes: 8192, Inode: 600}},
+		{ID: 8, Pub: 5, Sub: 4, Capacity: 64, Seg: &RestoreConnSeg{Bound: 80, MaxHeld: 16, Bytes: 8192, Inode: 601}},
 	}
 }

@@ -82,19 +82,6 @@ func (r *Router) adoptedInodes() map[uint64]string {
 // checkOwnedResume validates the owned part of req before anything
 // changes.
 func (r *Router) checkOwnedResume(c *client, req ResumeClient) error {
-	owned := false
-	for _, p := range req.Pubs {
-		owned = owned || len(p.Data) > 0
-	}
-	for _, l := range req.Links {
-		owned = owned || l.Seg != nil
-	}
-	if !r.owned() {
-		if owned {
-			return fmt.Errorf("%w: owned segments handed back to a router of the shared model", parallax.ErrProtocol)
-		}
-		return nil
-	}
 	seen := r.adoptedInodes()
 	claim := func(inode uint64, what string) error {
 		if prev, dup := seen[inode]; dup {
@@ -150,7 +137,7 @@ func (r *Router) checkOwnedResume(c *client, req ResumeClient) error {
 // adoptPubMem rebuilds the memory record of restored publisher p from the
 // data segments its client handed back.
 func (r *Router) adoptPubMem(p *publisher, rp RestorePub) {
-	if !r.owned() || len(rp.Data) == 0 {
+	if len(rp.Data) == 0 {
 		return
 	}
 	m := &pubMem{id: p.id, topic: p.topic.name, maxLoans: rp.MaxLoans, history: rp.History}
@@ -188,7 +175,7 @@ func (r *Router) adoptPubMem(p *publisher, rp RestorePub) {
 // (handed back by the end resuming now; the other end, if it resumed
 // before, handed back the same inode).
 func (r *Router) adoptConnSeg(l *connection, seg *RestoreConnSeg) {
-	if !r.owned() || seg == nil {
+	if seg == nil {
 		return
 	}
 	m := r.mem.pubs[l.pub.id]

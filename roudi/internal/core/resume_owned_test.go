@@ -14,7 +14,6 @@ import (
 func ownedResumeRouter(t *testing.T) (r *Router, tok1, tok2 ResumeToken) {
 	t.Helper()
 	r = newTestRouter(t, func(c *Rules) {
-		c.Memory.Owned = true
 		c.Memory.Hugepages = HugeNever
 	}, RouterOptions{Sizes: testSizes})
 	id1, tok1 := testIdentity(1, 100)
@@ -26,22 +25,19 @@ func ownedResumeRouter(t *testing.T) (r *Router, tok1, tok2 ResumeToken) {
 	return r, tok1, tok2
 }
 
-var (
-	ownedTyp  = TypeInfo{Name: "T"}
-	ownedRing = Region{} // the owned model has no arena: rings live in connection segments
-)
+var ownedTyp = TypeInfo{Name: "T"}
 
 func ownedPubResume(tok ResumeToken, connInode uint64) ResumeClient {
 	return ResumeClient{OldClient: 1, Token: tok,
 		Pubs: []RestorePub{{ID: 3, Topic: "a", Type: ownedTyp, MaxLoans: 4,
 			Data: []RestoreDataSeg{{Index: 0, ChunkSize: 4096, Count: 300, Bytes: 2 << 20, Inode: 500}}}},
-		Links: []RestoreLink{{ID: 7, Pub: 3, Sub: 9, Ring: ownedRing, Capacity: 64, Seg: &RestoreConnSeg{Bound: 80, MaxHeld: 16, Bytes: 8192, Inode: connInode}}}}
+		Links: []RestoreLink{{ID: 7, Pub: 3, Sub: 9, Capacity: 64, Seg: &RestoreConnSeg{Bound: 80, MaxHeld: 16, Bytes: 8192, Inode: connInode}}}}
 }
 
 func ownedSubResume(tok ResumeToken, connInode uint64) ResumeClient {
 	return ResumeClient{OldClient: 2, Token: tok,
-		Subs:  []RestoreSub{{ID: 9, Topic: "a", Type: ownedTyp, Capacity: 64, Notifier: Region{}}},
-		Links: []RestoreLink{{ID: 7, Pub: 3, Sub: 9, Ring: ownedRing, Capacity: 64, Seg: &RestoreConnSeg{Bound: 80, MaxHeld: 16, Bytes: 8192, Inode: connInode}}}}
+		Subs:  []RestoreSub{{ID: 9, Topic: "a", Type: ownedTyp, Capacity: 64}},
+		Links: []RestoreLink{{ID: 7, Pub: 3, Sub: 9, Capacity: 64, Seg: &RestoreConnSeg{Bound: 80, MaxHeld: 16, Bytes: 8192, Inode: connInode}}}}
 }
 
 // TestResumeOwnedAdopts: both ends hand back the connection segment with
@@ -112,13 +108,5 @@ func TestResumeOwnedRefused(t *testing.T) {
 		err := replyOf(t, do(t, r, ClientRequest{Conn: 10, ReqID: 1, Req: req})).Err
 		require.ErrorIs(t, err, parallax.ErrProtocol)
 		require.Empty(t, r.Memory().Publishers)
-	})
-	t.Run("owned segments to a shared-model router", func(t *testing.T) {
-		r := newTestRouter(t, nil, RouterOptions{})
-		id1, tok1 := testIdentity(1, 100)
-		r.Step(AdoptClients{IDs: []ClientID{1}, Identities: []ClientIdentity{id1}})
-		do(t, r, ClientConnected{Conn: 10, PID: 100})
-		err := replyOf(t, do(t, r, ClientRequest{Conn: 10, ReqID: 1, Req: ownedPubResume(tok1, 600)})).Err
-		require.ErrorIs(t, err, parallax.ErrProtocol)
 	})
 }

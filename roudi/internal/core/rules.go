@@ -7,31 +7,14 @@ import (
 )
 
 // Rules are what the core decides requests by: registry limits, ring
-// capacities, access rules and pool growth limits. The router's TOML configuration
-// (roudi.Config) is validated and translated into Rules; the core keeps
+// capacities, access rules and memory bounds. The router's TOML
+// configuration (roudi.Config) is validated and translated into Rules; the core keeps
 // its own copy.
 type Rules struct {
 	Limits Limits
 	Rings  Rings
 	Access []AccessRule
-	Growth Growth
 	Memory Memory // memory_types.go
-}
-
-// Growth bounds run-time pool growth (growth.go). Requests beyond a bound
-// fail with parallax.ErrPoolExhausted; with Enabled false, with
-// parallax.ErrNotSupported.
-type Growth struct {
-	Enabled bool
-	// MaxSegmentsPerPool is how often each configured pool may grow (the
-	// management areas reserved per pool).
-	MaxSegmentsPerPool int
-	// MaxTotalBytes bounds the payload bytes of live grown and dedicated
-	// segments.
-	MaxTotalBytes uint64
-	// MaxDedicatedBytes bounds the payload bytes of live dedicated
-	// segments (one chunk each, for loans larger than every class).
-	MaxDedicatedBytes uint64
 }
 
 // Limits bounds the registry. Every count is a total over the domain;
@@ -75,8 +58,7 @@ func DefaultRules() Rules {
 	return Rules{
 		Limits: Limits{MaxClients: 256, MaxTopics: 4096, MaxPublishers: 4096, MaxSubscribers: 8192,
 			MaxConnections: 16384, MaxHistory: 64, MaxQueueCapacity: 4096},
-		Rings:  Rings{DefaultCapacity: 256, MaxCapacity: 4096},
-		Growth: Growth{Enabled: false, MaxSegmentsPerPool: 4, MaxTotalBytes: 1 << 30, MaxDedicatedBytes: 256 << 20},
+		Rings: Rings{DefaultCapacity: 256, MaxCapacity: 4096},
 		Memory: Memory{DefaultMaxPayload: 4096, DefaultMaxLoans: 4, DefaultMaxHeld: 16, ConnectionBudget: 32 << 20,
 			Hugepages: HugeAuto, HugepageMinBytes: 8 << 20, MaxPublisherBytes: 1 << 30, MaxSharedBytes: 8 << 30,
 			MaxSegmentsPerPublisher: 4096},
@@ -126,27 +108,18 @@ func (r Rules) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be a power of two, got %d", c.name, c.v))
 		}
 	}
-	if g := r.Growth; g.MaxSegmentsPerPool < 0 {
-		errs = append(errs, fmt.Errorf("growth max segments per pool must not be negative, got %d", g.MaxSegmentsPerPool))
-	} else if g.Enabled && (g.MaxSegmentsPerPool == 0 || g.MaxTotalBytes == 0) {
-		errs = append(errs, errors.New("growth max segments per pool and max total bytes must be positive when growth is enabled"))
+	m := r.Memory
+	if m.DefaultMaxPayload == 0 || m.DefaultMaxPayload%64 != 0 {
+		errs = append(errs, fmt.Errorf("default max payload must be a positive multiple of 64, got %d", m.DefaultMaxPayload))
 	}
-	if r.Growth.MaxDedicatedBytes > r.Growth.MaxTotalBytes {
-		errs = append(errs, fmt.Errorf("growth max dedicated bytes %d exceeds max total bytes %d", r.Growth.MaxDedicatedBytes, r.Growth.MaxTotalBytes))
+	positive("default max loans", m.DefaultMaxLoans)
+	positive("default max held", m.DefaultMaxHeld)
+	positive("max segments per publisher", m.MaxSegmentsPerPublisher)
+	if m.ConnectionBudget == 0 || m.MaxPublisherBytes == 0 || m.MaxSharedBytes == 0 {
+		errs = append(errs, errors.New("connection budget, max publisher bytes and max shared bytes must be positive"))
 	}
-	if m := r.Memory; m.Owned {
-		if m.DefaultMaxPayload == 0 || m.DefaultMaxPayload%64 != 0 {
-			errs = append(errs, fmt.Errorf("default max payload must be a positive multiple of 64, got %d", m.DefaultMaxPayload))
-		}
-		positive("default max loans", m.DefaultMaxLoans)
-		positive("default max held", m.DefaultMaxHeld)
-		positive("max segments per publisher", m.MaxSegmentsPerPublisher)
-		if m.ConnectionBudget == 0 || m.MaxPublisherBytes == 0 || m.MaxSharedBytes == 0 {
-			errs = append(errs, errors.New("connection budget, max publisher bytes and max shared bytes must be positive"))
-		}
-		if m.Hugepages > HugeAlways {
-			errs = append(errs, fmt.Errorf("unknown hugepage mode %v", m.Hugepages))
-		}
+	if m.Hugepages > HugeAlways {
+		errs = append(errs, fmt.Errorf("unknown hugepage mode %v", m.Hugepages))
 	}
 	if r.Rings.DefaultCapacity > r.Rings.MaxCapacity {
 		errs = append(errs, fmt.Errorf("default ring capacity %d exceeds the max %d", r.Rings.DefaultCapacity, r.Rings.MaxCapacity))

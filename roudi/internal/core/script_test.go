@@ -1,7 +1,6 @@
 package core
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -18,15 +17,6 @@ import (
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of roudi/testdata/*.txt scripts")
 
-// Test parameters of scripted routers.
-const (
-	testArenaBase    = 4096
-	testArenaSize    = 64 * 1024
-	testNotifierSize = 64
-)
-
-func testRingSize(capacity int) int { return 128 + 8*capacity }
-
 // TestScripts runs the datadriven scripts in testdata. Each block is one or
 // more commands, a "----" line and the expected actions (Log actions below
 // warn are left out), ended by a blank line. Run with -rewrite to
@@ -34,7 +24,9 @@ func testRingSize(capacity int) int { return 128 + 8*capacity }
 //
 //	config key=value...          limits (max_clients, max_topics, max_publishers, max_subscribers,
 //	                             max_connections, max_history, max_queue_capacity, max_message_size),
-//	                             default_cap, max_cap, arena, notifier, quarantine, hello
+//	                             default_cap, max_cap, hello; memory keys (memory_script_test.go);
+//	                             manual_segments=1: the script acknowledges segment creations itself
+//	                             (dataseg, connseg); otherwise every creation succeeds at once
 //	rule topic=P [pub_uids=1,2] [pub_gids=..] [sub_uids=..] [sub_gids=..]
 //	accept cN
 //	connect cN pid=P [uid=U] [gid=G] [name=S]
@@ -47,26 +39,15 @@ func testRingSize(capacity int) int { return 128 + 8*capacity }
 //	adopt clients=1,2                (a restarted router reserves ids, without identities)
 //	restart                          (a new router adopts the clients registered now, with the
 //	                                 identities recorded at their Welcome)
-//	resume cN client=ID [token=issued|wrong] [topic=T type=..] [pubs=ID,..] [subs=ID@OFF,..]
-//	       [links=ID/PUB/SUB@OFF+SIZE,..] (endpoints and connections to restore; capacity 16)
+//	resume cN client=ID [token=issued|wrong] [topic=T type=..] [pubs=ID,..] [subs=ID,..]
+//	       [links=ID/PUB/SUB,..]     (endpoints and connections to restore; capacity 16)
 //	deadline                         (the resume grace period ends)
-//	sweep                            (may the pools be swept for leaked chunks now?)
 //	watch cN [req=R]                 (the client watches services: watch.go)
-//	report cN conn=ID [ref=R] [invalid=0|1] [inring=0|1]
-//	                                 (a bad-ref report; invalid and inring default to 1)
-//	ringreport cN conn=ID [attached=0|1] [corrupt=0|1] [head=POS/POPS] [tail=T] [dropped=D]
-//	           [policy=discard|block] (a corrupt-ring report with the words the server read;
-//	                                 attached and corrupt default to 1)
+//	report cN conn=ID [ref=R]        (a bad-ref report)
+//	ringreport cN conn=ID            (a corrupt-ring report)
 //
-// Growth (growth_script_test.go):
-//
-//	config growth=1 max_segments=G max_total=B max_dedicated=B dedicated_areas=N
-//	pools classes=256x4,1024x2       (configured chunk sizes x counts, before the router starts)
-//	grow cN size=S [known=4,5]       getseg cN pool=P [ro=1]
-//	created pool=P [ref=R] [err=text_with_underscores]   (the server's report of a create-pool)
-//	free pools=P,...                 (the server found these dedicated chunks free)
-//	retired pool=P [held=1]          (the server's report of a retire-pool)
-//	growth                           (prints the growth accounting)
+// Memory (memory_script_test.go): dataseg, connseg, memory, and the
+// growth commands of memory_grow_script_test.go.
 func TestScripts(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.txt")
@@ -118,12 +99,8 @@ func runScript(t *testing.T, path string) {
 	require.NoError(t, err)
 	blocks, trailer := parseScript(t, string(data))
 	s := &scriptState{t: t, cfg: DefaultRules(), opts: RouterOptions{
-		Arena:        Region{Offset: testArenaBase, Size: testArenaSize},
-		RingSize:     testRingSize,
-		NotifierSize: testNotifierSize,
-		Quarantine:   -1,
-		Rand:         &countingReader{},
-		Sizes:        testSizes,
+		Rand:  &countingReader{},
+		Sizes: testSizes,
 	}}
 	var out strings.Builder
 	for i, b := range blocks {
@@ -166,14 +143,15 @@ type scriptState struct {
 	req    uint32
 	tokens map[ClientID]ResumeToken // issued at Welcome
 	idents map[ClientID]ClientIdentity
-	growth scriptGrowth // growth_script_test.go
+	// manual: the script acknowledges segment creations itself (config
+	// manual_segments=1); otherwise run acknowledges each at once.
+	manual bool
 }
 
 func (s *scriptState) router() *Router {
 	if s.r == nil {
 		rules := s.cfg.Clone()
 		s.opts.Rules = &rules
-		s.opts.Pools = s.growth.layout(rules.Growth)
 		r, err := NewRouter(s.opts)
 		require.NoError(s.t, err)
 		s.r = r
@@ -266,16 +244,12 @@ func (s *scriptState) run(where, line string) []string {
 				s.cfg.Rings.DefaultCapacity = num(k, 0)
 			case "max_cap":
 				s.cfg.Rings.MaxCapacity = num(k, 0)
-			case "arena":
-				s.opts.Arena.Size = uint64(num(k, 0))
-			case "notifier":
-				s.opts.NotifierSize = num(k, 0)
-			case "quarantine":
-				s.opts.Quarantine = num(k, 0)
 			case "hello":
 				s.opts.HelloTimeout = num(k, 0)
+			case "manual_segments":
+				s.manual = num(k, 0) == 1
 			default:
-				if !s.memoryConfig(k, kv[k], num) && !s.growthConfig(k, num(k, 0)) {
+				if !s.memoryConfig(k, kv[k], num) {
 					t.Fatalf("%s: unknown config key %q", where, k)
 				}
 			}
@@ -330,25 +304,17 @@ func (s *scriptState) run(where, line string) []string {
 		for _, p := range ids("pubs") {
 			req.Pubs = append(req.Pubs, RestorePub{ID: PubID(p), Topic: kv["topic"], Type: typ()})
 		}
-		for v := range strings.SplitSeq(kv["subs"], ",") { // ID@OFFSET
-			if v == "" {
-				continue
-			}
-			var sid, off uint64
-			_, err := fmt.Sscanf(v, "%d@%d", &sid, &off)
-			require.NoError(t, err, "%s: subs=%s", where, v)
-			req.Subs = append(req.Subs, RestoreSub{ID: SubID(sid), Topic: kv["topic"], Type: typ(), Capacity: 16,
-				Notifier: Region{Offset: off, Size: RegionAlign}})
+		for _, sid := range ids("subs") {
+			req.Subs = append(req.Subs, RestoreSub{ID: SubID(sid), Topic: kv["topic"], Type: typ(), Capacity: 16})
 		}
-		for v := range strings.SplitSeq(kv["links"], ",") { // ID/PUB/SUB@OFFSET+SIZE
+		for v := range strings.SplitSeq(kv["links"], ",") { // ID/PUB/SUB
 			if v == "" {
 				continue
 			}
-			var lid, pub, sub, off, size uint64
-			_, err := fmt.Sscanf(v, "%d/%d/%d@%d+%d", &lid, &pub, &sub, &off, &size)
+			var lid, pub, sub uint64
+			_, err := fmt.Sscanf(v, "%d/%d/%d", &lid, &pub, &sub)
 			require.NoError(t, err, "%s: links=%s", where, v)
-			req.Links = append(req.Links, RestoreLink{ID: ConnectionID(lid), Pub: PubID(pub), Sub: SubID(sub),
-				Ring: Region{Offset: off, Size: size}, Capacity: 16})
+			req.Links = append(req.Links, RestoreLink{ID: ConnectionID(lid), Pub: PubID(pub), Sub: SubID(sub), Capacity: 16})
 		}
 		ev = ClientRequest{Conn: conn(), ReqID: reqID(), Req: req}
 	case "restart":
@@ -372,11 +338,9 @@ func (s *scriptState) run(where, line string) []string {
 		ev = ResumeDeadline{}
 	case "report":
 		ev = PeerReported{Conn: conn(), ReqID: reqID(), Connection: ConnectionID(num("conn", 0)),
-			Ref: parallax.ChunkRef(num("ref", 0)), RefInvalid: num("invalid", 1) == 1, InRing: num("inring", 1) == 1}
+			Ref: parallax.ChunkRef(num("ref", 0))}
 	case "ringreport":
-		ev = RingReported{Conn: conn(), ReqID: reqID(), Connection: ConnectionID(num("conn", 0)), Ring: s.ringState(where, kv)}
-	case "sweep":
-		return []string{"sweep " + s.router().Sweep().String()}
+		ev = RingReported{Conn: conn(), ReqID: reqID(), Connection: ConnectionID(num("conn", 0))}
 	case "disconnect":
 		ev = ClientDisconnected{Conn: conn()}
 	case "kill":
@@ -404,14 +368,12 @@ func (s *scriptState) run(where, line string) []string {
 			out []string
 			ok  bool
 		)
-		if ev, out, ok = s.growthCommand(where, cmd, kv, conn, reqID, ids); !ok {
-			if ev, out, ok = s.memoryCommand(cmd, kv, num); !ok && cmd == "watch" {
-				ev, ok = ClientRequest{Conn: conn(), ReqID: reqID(), Req: WatchServices{}}, true // watch.go
-			}
-			if !ok {
-				if ev, ok = growDataCommand(cmd, conn, reqID, num); !ok {
-					t.Fatalf("%s: unknown command %q", where, cmd)
-				}
+		if ev, out, ok = s.memoryCommand(cmd, kv, num); !ok && cmd == "watch" {
+			ev, ok = ClientRequest{Conn: conn(), ReqID: reqID(), Req: WatchServices{}}, true // watch.go
+		}
+		if !ok {
+			if ev, ok = growDataCommand(cmd, conn, reqID, num); !ok {
+				t.Fatalf("%s: unknown command %q", where, cmd)
 			}
 		}
 		if ev == nil {
@@ -421,50 +383,23 @@ func (s *scriptState) run(where, line string) []string {
 	r := s.router()
 	r.Step(ev)
 	require.NoError(t, r.checkInvariants(), "%s: %s", where, line)
-	return s.format(r.Ready())
+	return s.format(s.acknowledge(r.Ready(), where, line))
 }
 
-// ringState builds what a ringreport command says the server read.
-func (s *scriptState) ringState(where string, kv map[string]string) RingState {
-	t := s.t
-	num := func(k string, def uint64) uint64 {
-		v, ok := kv[k]
-		if !ok {
-			return def
-		}
-		n, err := strconv.ParseUint(v, 0, 64)
-		require.NoError(t, err, "%s: %s=%s", where, k, v)
-		return n
+// acknowledge steps, unless the script acknowledges segment creations
+// itself, a successful creation of every segment that actions ask for,
+// and returns actions followed by what those steps emitted.
+func (s *scriptState) acknowledge(actions []Action, where, line string) []Action {
+	if s.manual {
+		return actions
 	}
-	st := RingState{Attached: num("attached", 1) == 1, Tail: num("tail", 0), Dropped: uint32(num("dropped", 0))}
-	switch {
-	case !st.Attached:
-		st.Err = errors.New("attach ring: bad magic")
-	case num("corrupt", 1) == 1:
-		st.Err = errors.New("impossible indices")
-	}
-	if h, ok := kv["head"]; ok {
-		pos, pops, found := strings.Cut(h, "/")
-		require.True(t, found, "%s: head=%s: want POS/POPS", where, h)
-		p, err := strconv.ParseUint(pos, 0, 32)
-		require.NoError(t, err, where)
-		q, err := strconv.ParseUint(pops, 0, 32)
-		require.NoError(t, err, where)
-		st.HeadPos, st.HeadPops = uint32(p), uint32(q)
-	}
-	if kv["policy"] == "block" {
-		st.Policy = BlockProducer
-	}
-	return st
+	return ackSegments(s.r, actions, func() { require.NoError(s.t, s.r.checkInvariants(), "%s: %s", where, line) }) // core_test.go
 }
 
 // format formats actions and remembers the tokens and identities issued
 // in Welcomes (for resume and restart).
 func (s *scriptState) format(as []Action) []string {
 	for _, a := range as {
-		if s.r != nil && !s.r.owned() {
-			require.NoError(s.t, sharedAction(a)) // death_test.go
-		}
 		if rp, ok := a.(Reply); ok {
 			if w, ok := rp.Result.(Welcome); ok {
 				if s.tokens == nil {

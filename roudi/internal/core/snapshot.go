@@ -15,7 +15,7 @@ type Snapshot struct {
 	Clients     []ClientInfo
 	Topics      []TopicInfo
 	Connections []ConnectionInfo
-	Arena       ArenaInfo
+	Pending     int // accepted connections without handshake
 }
 
 // ClientInfo describes one registered client.
@@ -46,26 +46,13 @@ type ConnectionInfo struct {
 	Sub       SubID
 	PubClient ClientID
 	SubClient ClientID
-	Ring      Region
 	Capacity  int
 	Policy    Policy
 }
 
-// ArenaInfo describes the management arena's use.
-type ArenaInfo struct {
-	Base, Size  uint64
-	UsedBytes   uint64
-	FreeExtents int
-	Quarantined int // regions waiting for their FreeRegion
-	Pending     int // accepted connections without handshake
-}
-
 // Snapshot returns a copy of the registry.
 func (r *Router) Snapshot() Snapshot {
-	s := Snapshot{Tick: r.now, Arena: ArenaInfo{
-		Base: r.arena.base, Size: r.arena.size, UsedBytes: r.arena.usedBytes,
-		FreeExtents: len(r.arena.free), Quarantined: len(r.retiring), Pending: len(r.pending),
-	}}
+	s := Snapshot{Tick: r.now, Pending: len(r.pending)}
 	for _, id := range slices.Sorted(maps.Keys(r.clients)) {
 		c := r.clients[id]
 		s.Clients = append(s.Clients, ClientInfo{
@@ -93,8 +80,7 @@ func (r *Router) Snapshot() Snapshot {
 // String formats s on several lines, deterministically.
 func (s Snapshot) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "tick %d arena used=%d/%d extents=%d quarantined=%d pending=%d\n",
-		s.Tick, s.Arena.UsedBytes, s.Arena.Size, s.Arena.FreeExtents, s.Arena.Quarantined, s.Arena.Pending)
+	fmt.Fprintf(&b, "tick %d pending=%d\n", s.Tick, s.Pending)
 	for _, c := range s.Clients {
 		fmt.Fprintf(&b, "client %d %v pid=%d uid=%d gid=%d name=%q pubs=%v subs=%v\n",
 			c.ID, c.Conn, c.PID, c.UID, c.GID, c.Name, c.Publishers, c.Subscribers)
@@ -103,8 +89,8 @@ func (s Snapshot) String() string {
 		fmt.Fprintf(&b, "topic %q type=%v pubs=%v subs=%v conns=%d\n", t.Name, t.Type, t.Publishers, t.Subscribers, t.Connections)
 	}
 	for _, c := range s.Connections {
-		fmt.Fprintf(&b, "conn %d topic=%q pub=%d(client %d) sub=%d(client %d) ring=%v cap=%d policy=%v\n",
-			c.ID, c.Topic, c.Pub, c.PubClient, c.Sub, c.SubClient, c.Ring, c.Capacity, c.Policy)
+		fmt.Fprintf(&b, "conn %d topic=%q pub=%d(client %d) sub=%d(client %d) cap=%d policy=%v\n",
+			c.ID, c.Topic, c.Pub, c.PubClient, c.Sub, c.SubClient, c.Capacity, c.Policy)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
@@ -120,6 +106,6 @@ func (r *Router) Connection(id ConnectionID) (ConnectionInfo, bool) {
 	return ConnectionInfo{
 		ID: id, Topic: l.pub.topic.name, Pub: l.pub.id, Sub: l.sub.id,
 		PubClient: l.pub.client.id, SubClient: l.sub.client.id,
-		Ring: l.ring, Capacity: l.sub.capacity, Policy: l.sub.policy,
+		Capacity: l.sub.capacity, Policy: l.sub.policy,
 	}, true
 }

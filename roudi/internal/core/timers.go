@@ -84,7 +84,7 @@ func (r *Router) expireHellos() {
 }
 
 // NextTick returns the tick at which the core next has timed work (a
-// handshake deadline or the end of a region's quarantine), and false when
+// handshake deadline), and false when
 // it has none: until an event arrives, a [Tick] before that tick changes
 // nothing but the clock. The server sleeps until then; it steps the core
 // with the ticks that elapsed (Tick.N) when it wakes or when another event
@@ -94,9 +94,6 @@ func (r *Router) NextTick() (uint64, bool) {
 	next, ok := uint64(0), false
 	if r.hellos.head < len(r.hellos.q) {
 		next, ok = r.hellos.q[r.hellos.head].at+r.helloTimeout, true
-	}
-	if len(r.retiring) > 0 && (!ok || r.retiring[0].due < next) {
-		next, ok = r.retiring[0].due, true
 	}
 	return next, ok
 }

@@ -28,18 +28,6 @@ type (
 
 func (c ConnID) String() string { return fmt.Sprintf("c%d", uint64(c)) }
 
-// A Region is a byte range [Offset, Offset+Size) of the management segment.
-// Offsets are absolute (they include the arena base) and 128-byte aligned.
-type Region struct {
-	Offset uint64
-	Size   uint64
-}
-
-// End returns Offset+Size.
-func (r Region) End() uint64 { return r.Offset + r.Size }
-
-func (r Region) String() string { return fmt.Sprintf("@%d+%d", r.Offset, r.Size) }
-
 // TypeInfo describes a topic's payload type. Two endpoints are compatible
 // when all three fields are equal.
 type TypeInfo struct {
@@ -201,11 +189,10 @@ type PublisherCreated struct {
 	History int
 }
 
-// SubscriberCreated answers [CreateSubscriber]. Notifier is the region
-// holding the subscriber's notification word (already formatted).
+// SubscriberCreated answers [CreateSubscriber] with the subscriber's id
+// and its queue capacity (rounded up to a power of two).
 type SubscriberCreated struct {
 	Sub      SubID
-	Notifier Region
 	Capacity int
 }
 
@@ -220,9 +207,8 @@ func (Closed) isResult()            {}
 // ---- Actions ----
 
 // An Action is an output of [Router.Ready]. The server performs actions in
-// order: a [FormatRing] always precedes the [ConnectionAdded] that names
-// its region, and a [ReclaimClient] precedes the [FreeRegion]s of the
-// dead client's regions.
+// order: a connection's segment exists before the [ConnectionAdded] that
+// names it goes out (conn_state.go).
 type Action interface {
 	isAction()
 	String() string
@@ -248,19 +234,14 @@ type ConnectionAdded struct {
 	Connection ConnectionID
 	Pub        PubID
 	Sub        SubID
-	Ring       Region
 	Capacity   int
 	Policy     Policy
-	Notifier   Region // the subscriber's notifier
-	History    int    // samples of history the publisher should replay
-	Pair       PubID  // the subscriber's paired request publisher, or 0
+	History    int   // samples of history the publisher should replay
+	Pair       PubID // the subscriber's paired request publisher, or 0
 }
 
 // ConnectionRemoved tells a surviving client on Conn that a connection is
-// gone. The ring region stays allocated until its [FreeRegion].
-//
-// Code says why, in the owned model (death.go); the shared model leaves it
-// RemovedUnspecified.
+// gone; Code says why (death.go).
 type ConnectionRemoved struct {
 	Conn       ConnID
 	Connection ConnectionID
@@ -270,55 +251,13 @@ type ConnectionRemoved struct {
 	Code       RemovedCode
 }
 
-// FormatRing asks the server to initialise a ring in Region.
-type FormatRing struct {
-	Region   Region
-	Capacity int
-	Policy   Policy
-}
-
-// FormatNotifier asks the server to initialise a notifier in Region.
-type FormatNotifier struct{ Region Region }
-
-// RegionKind tells what a region held.
-type RegionKind uint8
-
-// Region kinds.
-const (
-	RegionRing RegionKind = iota + 1
-	RegionNotifier
-)
-
-func (k RegionKind) String() string {
-	switch k {
-	case RegionRing:
-		return "ring"
-	case RegionNotifier:
-		return "notifier"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
-
-// FreeRegion returns a region to the allocator. For a ring, the server
-// first releases every chunk reference still queued in it. After this
-// action the core may hand the bytes out again.
-type FreeRegion struct {
-	Region Region
-	Kind   RegionKind
-}
-
-// ReclaimClient asks the server to walk shared memory and release
-// everything the dead client Client (process PID) held: loans, history,
-// holds, and the refs queued in the rings it consumed (SubRings). Refs in
-// the rings it produced into (PubRings) stay for surviving consumers until
-// those rings' [FreeRegion]. The listed regions are still allocated when
-// this action runs.
+// ReclaimClient tells the server that client Client (process PID) is
+// gone: it forgets the client's identity and per-client state. The
+// client's memory needs no walk: what it owned is its publishers' data
+// segments, whose connections were removed before this action.
 type ReclaimClient struct {
-	Client    ClientID
-	PID       int32
-	PubRings  []Region
-	SubRings  []Region
-	Notifiers []Region
+	Client ClientID
+	PID    int32
 }
 
 // CloseConn asks the server to close a control connection.
@@ -337,9 +276,6 @@ type Log struct {
 func (Reply) isAction()             {}
 func (ConnectionAdded) isAction()   {}
 func (ConnectionRemoved) isAction() {}
-func (FormatRing) isAction()        {}
-func (FormatNotifier) isAction()    {}
-func (FreeRegion) isAction()        {}
 func (ReclaimClient) isAction()     {}
 func (CloseConn) isAction()         {}
 func (Log) isAction()               {}
@@ -355,13 +291,11 @@ func (a Reply) String() string {
 	case PublisherCreated:
 		r = fmt.Sprintf("publisher-created pub=%d history=%d", v.Pub, v.History)
 	case SubscriberCreated:
-		r = fmt.Sprintf("subscriber-created sub=%d notifier=%v cap=%d", v.Sub, v.Notifier, v.Capacity)
+		r = fmt.Sprintf("subscriber-created sub=%d cap=%d", v.Sub, v.Capacity)
 	case Closed:
 		r = "closed"
 	case Resumed:
 		r = fmt.Sprintf("resumed client=%d", v.Client)
-	case PoolsGranted:
-		r = v.String()
 	case Noted:
 		r = "noted"
 	case fmt.Stringer:
@@ -373,8 +307,8 @@ func (a Reply) String() string {
 }
 
 func (a ConnectionAdded) String() string {
-	return fmt.Sprintf("conn-added %v conn=%d pub=%d sub=%d ring=%v cap=%d policy=%v notifier=%v history=%d",
-		a.Conn, a.Connection, a.Pub, a.Sub, a.Ring, a.Capacity, a.Policy, a.Notifier, a.History)
+	return fmt.Sprintf("conn-added %v conn=%d pub=%d sub=%d cap=%d policy=%v history=%d",
+		a.Conn, a.Connection, a.Pub, a.Sub, a.Capacity, a.Policy, a.History)
 }
 
 func (a ConnectionRemoved) String() string {
@@ -385,17 +319,8 @@ func (a ConnectionRemoved) String() string {
 	return s
 }
 
-func (a FormatRing) String() string {
-	return fmt.Sprintf("format-ring %v cap=%d policy=%v", a.Region, a.Capacity, a.Policy)
-}
-
-func (a FormatNotifier) String() string { return fmt.Sprintf("format-notifier %v", a.Region) }
-
-func (a FreeRegion) String() string { return fmt.Sprintf("free-region %v %v", a.Kind, a.Region) }
-
 func (a ReclaimClient) String() string {
-	return fmt.Sprintf("reclaim client=%d pid=%d pub-rings=%v sub-rings=%v notifiers=%v",
-		a.Client, a.PID, a.PubRings, a.SubRings, a.Notifiers)
+	return fmt.Sprintf("reclaim client=%d pid=%d", a.Client, a.PID)
 }
 
 func (a CloseConn) String() string { return fmt.Sprintf("close-conn %v reason=%q", a.Conn, a.Reason) }

@@ -13,23 +13,23 @@ import (
 func TestWatchQuietStep(t *testing.T) {
 	// Not parallel: AllocsPerRun refuses parallel tests.
 	r := newTestRouter(t, nil, RouterOptions{})
-	do(t, r, ClientConnected{Conn: 1, PID: 10, Name: "pubs"})
-	do(t, r, ClientConnected{Conn: 2, PID: 20, Name: "watcher"})
+	doAck(t, r, ClientConnected{Conn: 1, PID: 10, Name: "pubs"})
+	doAck(t, r, ClientConnected{Conn: 2, PID: 20, Name: "watcher"})
 	for i := range 200 {
-		rp := replyOf(t, do(t, r, ClientRequest{Conn: 1, ReqID: uint32(i + 1), Req: CreatePublisher{Topic: fmt.Sprintf("t/%d", i), Type: TypeInfo{Name: "T", Size: 8, Align: 8}}}))
+		rp := replyOf(t, doAck(t, r, ClientRequest{Conn: 1, ReqID: uint32(i + 1), Req: CreatePublisher{Topic: fmt.Sprintf("t/%d", i), Type: TypeInfo{Name: "T", Size: 8, Align: 8}}}))
 		require.NoError(t, rp.Err)
 	}
-	as := do(t, r, ClientRequest{Conn: 2, ReqID: 1, Req: WatchServices{}})
+	as := doAck(t, r, ClientRequest{Conn: 2, ReqID: 1, Req: WatchServices{}})
 	require.Len(t, actionsOf[ServiceChanged](as), 200, "the snapshot")
 	require.Len(t, actionsOf[WatchSynced](as), 1)
 
 	quiet := ProcessExited{PID: 999} // nobody has that pid
 	allocs := testing.AllocsPerRun(100, func() { r.watchStep(quiet) })
 	require.Zero(t, allocs)
-	require.Empty(t, actionsOf[ServiceChanged](do(t, r, quiet)))
+	require.Empty(t, actionsOf[ServiceChanged](doAck(t, r, quiet)))
 
 	// One change: one event, for that topic only.
-	as = do(t, r, ClientRequest{Conn: 1, ReqID: 500, Req: ClosePublisher{Pub: 7}})
+	as = doAck(t, r, ClientRequest{Conn: 1, ReqID: 500, Req: ClosePublisher{Pub: 7}})
 	ch := actionsOf[ServiceChanged](as)
 	require.Len(t, ch, 1)
 	require.Equal(t, ServiceDisappeared, ch[0].Change)
