@@ -8,7 +8,7 @@
 // against the [Desc] the router sent them. A segment holds one size class:
 // Count chunks of ChunkSize bytes. Nothing in it is a reference count or an
 // allocation bit: the publisher keeps all accounting in its own process
-// memory (package internal/owner).
+// memory, where no subscriber can write it.
 //
 // # Layout
 //

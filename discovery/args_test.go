@@ -1,7 +1,6 @@
 package discovery_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -15,9 +14,5 @@ func TestInvalidDomainIsInvalidArgument(t *testing.T) {
 	_, err := discovery.SocketPath("no/slashes")
 	if !errors.Is(err, parallax.ErrInvalidArgument) {
 		t.Errorf("SocketPath: err = %v, want parallax.ErrInvalidArgument", err)
-	}
-	_, err = discovery.Dial(context.Background(), discovery.DialOptions{Domain: "bad domain"})
-	if !errors.Is(err, parallax.ErrInvalidArgument) {
-		t.Errorf("Dial: err = %v, want parallax.ErrInvalidArgument", err)
 	}
 }

@@ -1,14 +1,10 @@
-// Package discovery is the client side of the Parallax control plane, plus
-// the small server-side helpers the router builds on: resolving a domain's
-// socket path, a message connection over a unixpacket socket that carries
-// file descriptors ([Conn]), the per-process client runtime ([Client],
-// [Dial], [Shared]) and a handshake-aware wrapper for accepted connections
-// ([ServerConn]).
+// Package discovery says where a Parallax router listens: the domain a
+// process uses by default ([DefaultDomain], $PARALLAX_DOMAIN) and the
+// control socket path of a domain ([SocketPath], $PARALLAX_SOCKET,
+// $XDG_RUNTIME_DIR). Publishers, subscribers and every other endpoint
+// resolve their router this way; tools and deployment scripts can too.
 //
-// Messages and their encoding live in internal/wire; this package moves
-// them. One datagram is one message of at most wire.MaxMessageSize bytes;
-// segment fds ride along with SCM_RIGHTS.
-//
-// A process normally holds one control connection per router, shared by all
-// its publishers and subscribers: use [Shared] and release it when done.
+// The control protocol itself is private to the library: applications
+// talk to the router through packages publisher, subscriber, rpc, event,
+// services and roudi (embedding and introspection).
 package discovery

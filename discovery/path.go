@@ -3,7 +3,6 @@ package discovery
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,7 +21,8 @@ const (
 const DefaultDomainName = "default"
 
 // DefaultDomain returns PARALLAX_DOMAIN if set, else [DefaultDomainName],
-// after validating it (wire.ValidateDomain).
+// after validating it (a domain is 1 to 64 letters, digits, '.', '_' or '-';
+// a bad one gives an error wrapping parallax.ErrInvalidArgument).
 func DefaultDomain() (string, error) {
 	d := os.Getenv(EnvDomain)
 	if d == "" {
@@ -56,30 +56,6 @@ func SocketPath(domain string) (string, error) {
 	return filepath.Join(os.TempDir(), "parallax-"+strconv.Itoa(os.Getuid()), domain+".sock"), nil
 }
 
-// ErrRouterRunning reports that [Listen] found a live router on the path.
+// ErrRouterRunning reports that a router is already listening on the
+// socket path a new router was to listen on.
 var ErrRouterRunning = errors.New("a router is already listening")
-
-// Listen creates the directory of path (mode 0700) and listens on path for
-// unixpacket connections. A stale socket file left by a dead router is
-// removed; a live one yields an error wrapping [ErrRouterRunning]. Closing
-// the listener removes the socket file.
-func Listen(path string) (*net.UnixListener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if _, err := os.Lstat(path); err == nil {
-		if c, err := net.Dial("unixpacket", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen on %s: %w", path, ErrRouterRunning)
-		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("listen on %s: remove stale socket: %w", path, err)
-		}
-	}
-	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	l.SetUnlinkOnClose(true)
-	return l, nil
-}

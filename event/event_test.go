@@ -214,3 +214,24 @@ func TestEndpointGoneCleanedUp(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uint64{42}, ids, "a closed notifier's last signal is read")
 }
+
+// Options.Spin < 0 means "sleep at once" (no spin), as for subscribers and
+// wait sets; it used to be refused as out of range.
+func TestNoSpin(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, "")
+	ctx := testCtx(t)
+	opts := event.Options{Socket: srv.SocketPath(), Spin: -1}
+	l, err := event.NewListener(ctx, "nospin", opts)
+	require.NoError(t, err)
+	defer l.Close()
+	n, err := event.NewNotifier(ctx, "nospin", opts)
+	require.NoError(t, err)
+	defer n.Close()
+	require.NoError(t, n.WaitForListeners(ctx, 1))
+	done := make(chan error, 1)
+	go func() { done <- n.Signal(42) }()
+	got, _ := collect(t, ctx, l, map[uint64]bool{42: true})
+	require.Equal(t, map[uint64]bool{42: true}, got)
+	require.NoError(t, <-done)
+}

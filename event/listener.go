@@ -224,6 +224,9 @@ func (l *Listener) rebuild() {
 	for _, c := range l.snap {
 		l.words = append(l.words, c.wake)
 	}
+	if l.waiter != nil {
+		l.waiter.Release() // drop the context registration it keeps
+	}
 	l.waiter = nil
 	if len(l.words) <= maxWords {
 		l.waiter, _ = ringbuf.NewWaiter(l.words...)

@@ -22,7 +22,8 @@ type Options struct {
 	// BlockTimeout bounds a notifier's wait for a full listener (0 means
 	// 1 s); then Signal fails with an error wrapping parallax.ErrTimeout.
 	BlockTimeout time.Duration
-	// Spin is how long a listener polls before it sleeps on the futex;
+	// Spin is how long a listener polls before it sleeps on the futex
+	// (zero: ringbuf.DefaultSpin; negative: no spin, it sleeps at once);
 	// BusyPoll never sleeps.
 	Spin     time.Duration
 	BusyPoll bool
@@ -38,9 +39,9 @@ func (o *Options) check(what, service string) error {
 	if o.BlockTimeout == 0 {
 		o.BlockTimeout = time.Second
 	}
-	if o.Capacity < 0 || o.Capacity > 1<<16 || o.BlockTimeout < 0 || o.Spin < 0 {
-		return fmt.Errorf("event %s of %q: capacity %d (limit %d), block timeout %v or spin %v out of range: %w",
-			what, service, o.Capacity, 1<<16, o.BlockTimeout, o.Spin, parallax.ErrInvalidArgument)
+	if o.Capacity < 0 || o.Capacity > 1<<16 || o.BlockTimeout < 0 {
+		return fmt.Errorf("event %s of %q: capacity %d (limit %d) or block timeout %v out of range: %w",
+			what, service, o.Capacity, 1<<16, o.BlockTimeout, parallax.ErrInvalidArgument)
 	}
 	return nil
 }

@@ -31,6 +31,9 @@ var (
 	errRingClosed     = fmt.Errorf("ring closed: %w", os.ErrClosed)
 	errNotifierClosed = fmt.Errorf("notifier closed: %w", os.ErrClosed)
 	errNilRef         = fmt.Errorf("push nil chunk ref: %w", ErrInvalidArgument)
+	// errWaitTimeout is a wait's own timeout or deadline (not ctx's):
+	// callers that wait in slices meet it often.
+	errWaitTimeout = fmt.Errorf("wait for notification: %w", parallax.ErrTimeout)
 
 	// Corrupt indices, each naming what was wrong (see ErrCorruptRing).
 	// Positions wrap modulo 2^32, so "tail far ahead" and "head past

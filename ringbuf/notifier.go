@@ -241,7 +241,7 @@ func (n *Notifier) waitDone(ctx context.Context, done <-chan struct{}, deadline 
 	default:
 	}
 	if !deadline.IsZero() && !time.Now().Before(deadline) {
-		return fmt.Errorf("wait for notification: %w", parallax.ErrTimeout)
+		return errWaitTimeout
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/sys"
 )
 
@@ -20,9 +19,11 @@ type Waiter struct {
 	ns    []*Notifier
 	addrs []*uint32
 	seen  []uint32
+	watch ctxWatch // wakes a sleep when its context ends
 }
 
-// NewWaiter returns a waiter over ns (at most sys.MaxWaitv notifiers).
+// NewWaiter returns a waiter over ns (at most 128 notifiers, the kernel's
+// futex_waitv limit).
 func NewWaiter(ns ...*Notifier) (*Waiter, error) {
 	if len(ns) == 0 || len(ns) > sys.MaxWaitv {
 		return nil, fmt.Errorf("waiter over %d notifiers (1..%d): %w", len(ns), sys.MaxWaitv, ErrInvalidArgument)
@@ -38,6 +39,11 @@ func NewWaiter(ns ...*Notifier) (*Waiter, error) {
 // [Notifier.Wait] (spin, busy poll, timeout, deadline, ctx) over all the
 // waiter's notifiers: a Notify on any of them wakes it. It returns an error
 // wrapping os.ErrClosed when every notifier is closed.
+//
+// The first sleep under a cancellable ctx registers a callback on it
+// (allocates); the waiter keeps it for later sleeps under the same ctx,
+// which then allocate nothing. It stays registered until ctx ends, a Wait
+// under another ctx, or [Waiter.Release].
 func (w *Waiter) Wait(ctx context.Context, ready func() bool, opts WaitOptions) error {
 	if ready() {
 		return nil
@@ -51,16 +57,10 @@ func (w *Waiter) Wait(ctx context.Context, ready func() bool, opts WaitOptions) 
 		return w.ns[0].busyPoll(ctx, done, ready, deadline)
 	}
 	if done != nil {
-		fired := make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
-			defer close(fired)
-			_ = w.ns[0].wake() // any one word wakes futex_waitv
-		})
-		defer func() {
-			if !stop() {
-				<-fired
-			}
-		}()
+		// Registered on the sleeping path only, and kept for the next
+		// sleeps under the same context: it allocates once per context.
+		w.watch.arm(ctx, done, w.ns[0])
+		defer w.watch.disarm()
 	}
 	defer func() {
 		for _, n := range w.ns {
@@ -87,7 +87,7 @@ func (w *Waiter) Wait(ctx context.Context, ready func() bool, opts WaitOptions) 
 			return err
 		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return fmt.Errorf("wait for notification: %w", parallax.ErrTimeout)
+			return errWaitTimeout
 		}
 		timeout := waitSlice
 		if !deadline.IsZero() {
@@ -103,3 +103,8 @@ func (w *Waiter) Wait(ctx context.Context, ready func() bool, opts WaitOptions) 
 		}
 	}
 }
+
+// Release drops the context registration Wait keeps between sleeps (see
+// [Waiter.Wait]). Call it when the waiter is discarded while its context
+// lives on; the waiter stays usable. It must not run during a Wait.
+func (w *Waiter) Release() { w.watch.release() }

@@ -77,3 +77,38 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(100 * time.Microsecond)
 	}
 }
+
+// The context registration a Waiter keeps between sleeps still ends a later
+// sleep under the same context, does not end a sleep under another one,
+// and Release drops it.
+func TestWaiterKeptContextRegistration(t *testing.T) {
+	t.Parallel()
+	a, err := FormatNotifier(make([]byte, NotifierSize))
+	require.NoError(t, err)
+	w, err := NewWaiter(a)
+	require.NoError(t, err)
+	never := func() bool { return false }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Two sleeps end by their timeout: the second reuses the registration.
+	for range 2 {
+		require.ErrorIs(t, w.Wait(ctx, never, WaitOptions{Spin: -1, Timeout: 5 * time.Millisecond}), parallax.ErrTimeout)
+	}
+	done := w.watch.done
+	require.NotNil(t, done, "the registration is kept after the wait")
+	// A sleep under another context is not ended by the first one's cancel.
+	other, cancelOther := context.WithCancel(context.Background())
+	defer cancelOther()
+	require.ErrorIs(t, w.Wait(other, never, WaitOptions{Spin: -1, Timeout: 5 * time.Millisecond}), parallax.ErrTimeout)
+	require.NotEqual(t, done, w.watch.done, "a new context replaces the registration")
+	// Back under ctx: its cancel ends the sleep at once (no timeout set).
+	sleeps := a.Stats().Sleeps
+	errc := make(chan error, 1)
+	go func() { errc <- w.Wait(ctx, never, WaitOptions{Spin: -1}) }()
+	waitUntil(t, func() bool { return a.Stats().Sleeps > sleeps })
+	cancel()
+	require.ErrorIs(t, <-errc, context.Canceled)
+	w.Release()
+	require.Nil(t, w.watch.done)
+	require.ErrorIs(t, w.Wait(other, never, WaitOptions{Spin: -1, Timeout: 5 * time.Millisecond}), parallax.ErrTimeout)
+}

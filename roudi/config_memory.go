@@ -13,6 +13,13 @@ type Memory struct {
 	// router-wide pools every client maps, selectable until it is
 	// deleted).
 	Model MemoryModel `toml:"model"`
+	// Backing is where the owned model's publisher data segments live:
+	// "memfd" (the default, also when empty) or "file", a mapped file the
+	// router creates in Path (a tmpfs or DAX mount, say), see
+	// config_backing.go.
+	Backing Backing `toml:"backing"`
+	// Path is the directory of file-backed data segments (Backing "file").
+	Path string `toml:"path"`
 }
 
 // MemoryModel names a memory model.
@@ -58,6 +65,7 @@ func (c *Config) validateMemory(bad func(key, format string, args ...any)) {
 	default:
 		bad("memory.model", `must be "shared" or "owned", got %q`, c.Memory.Model)
 	}
+	c.validateBacking(bad) // config_backing.go
 	p := c.Publishers
 	if p.DefaultMaxPayload < minChunkSize || p.DefaultMaxPayload > maxChunkSize || p.DefaultMaxPayload%64 != 0 {
 		bad("publishers.default_max_payload", "must be a multiple of 64 between 64 B and 1 GiB, got %d", uint64(p.DefaultMaxPayload))
@@ -103,6 +111,9 @@ func (c *Config) memoryRules() core.Memory {
 		m.Hugepages = core.HugeNever
 	case HugepagesAlways:
 		m.Hugepages = core.HugeAlways
+	}
+	if c.Memory.Backing == BackingFile {
+		m.Hugepages = core.HugeNever // the mount decides the pages
 	}
 	return m
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
-	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/hugepages"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"

@@ -28,11 +28,12 @@ import (
 //   - fstat: a regular file owned by this router's uid, mode 0600 exactly,
 //     of the size and inode the client claims;
 //   - /proc/self/fd link: a memfd named as this router names that segment
+//     (a file-backed data segment: memory.path/<name>, unlinked)
 //     ("parallax-plx:<domain>:p<pub>.<index>" or "…:c<conn>"), which a
 //     client cannot rename, so a segment of another publisher or
 //     connection is refused by name;
 //   - opened read-write (fdinfo flags), sealed shrink|grow|seal (and not
-//     write-sealed), as the router seals;
+//     write-sealed), as the router seals (files cannot be sealed);
 //   - the layout: mapped read-only once, the dataseg header or the
 //     connection header (ringbuf.AttachConn, which writes nothing) must
 //     equal the descriptor; a data segment's kind (memfd or hugetlb) too.
@@ -66,8 +67,9 @@ var (
 )
 
 // checkAdoptFile runs the fstat, name, access and seal checks on f for the
-// segment named name with size bytes and inode ino.
-func checkAdoptFile(f *os.File, name string, size, ino uint64) error {
+// segment whose /proc/self/fd link must read wantLink, with size bytes and
+// inode ino. A file-backed data segment (unsealed) has sealed false.
+func checkAdoptFile(f *os.File, wantLink string, sealed bool, size, ino uint64) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return err
@@ -91,8 +93,9 @@ func checkAdoptFile(f *os.File, name string, size, ino uint64) error {
 		return fmt.Errorf("%w: inode %d, claimed %d", errAdoptInode, st.Ino, ino)
 	case uint64(st.Size) != size:
 		return fmt.Errorf("%w: %d bytes, descriptor %d", errAdoptSize, st.Size, size)
-	case link != "/memfd:parallax-"+name+" (deleted)":
-		return fmt.Errorf("%w: %q, want memfd %q", errAdoptName, link, "parallax-"+name)
+	case link != wantLink:
+		return fmt.Errorf("%w: %q, want %q", errAdoptName, link, wantLink)
+	case !sealed:
 	case serr != nil:
 		return fmt.Errorf("%w: %w", errAdoptSeals, serr)
 	case seals&want != want || seals&sys.F_SEAL_WRITE != 0:
@@ -123,12 +126,12 @@ func openedReadWrite(fd int) (bool, error) {
 }
 
 // mapForCheck maps a dup of f read-only for a layout check.
-func mapForCheck(f *os.File) (*segment.Mapped, error) {
+func mapForCheck(f *os.File, sealed bool) (*segment.Mapped, error) {
 	dup, err := sys.DupFile(f)
 	if err != nil {
 		return nil, err
 	}
-	m, err := segment.Open(dup, segment.OpenOptions{ReadOnly: true, RequireSeals: true})
+	m, err := segment.Open(dup, segment.OpenOptions{ReadOnly: true, RequireSeals: sealed})
 	if err != nil {
 		dup.Close()
 		return nil, err
@@ -139,18 +142,22 @@ func mapForCheck(f *os.File) (*segment.Mapped, error) {
 // checkAdoptData checks a handed-back data segment fd against d and ino.
 func (s *Server) checkAdoptData(f *os.File, d wire.DataSegDesc, ino uint64) error {
 	name := fmt.Sprintf("plx:%s:p%d.%d", s.cfg.Domain, d.PubID, d.Index)
-	if err := checkAdoptFile(f, name, d.Size, ino); err != nil {
+	sealed := !s.fileBacked() // files cannot be sealed (server_filebacking.go)
+	if err := checkAdoptFile(f, s.dataSegLink(name), sealed, d.Size, ino); err != nil {
 		return fmt.Errorf("data segment %d of publisher %d: %w", d.Index, d.PubID, err)
 	}
-	m, err := mapForCheck(f)
+	m, err := mapForCheck(f, sealed)
 	if err != nil {
 		return fmt.Errorf("data segment %d of publisher %d: %w", d.Index, d.PubID, err)
 	}
 	defer m.Close()
 	want := segment.KindMemfd
 	dd := dataseg.Desc{PubID: d.PubID, Index: d.Index, ChunkSize: d.ChunkSize, Count: d.Count, PageSize: d.PageSize}
-	if d.Kind == wire.KindHugetlb {
+	switch d.Kind {
+	case wire.KindHugetlb:
 		want, dd.Flags = segment.KindHugepage, dataseg.FlagHugetlb
+	case wire.KindFile:
+		want = segment.KindFile
 	}
 	if m.Kind() != want {
 		return fmt.Errorf("data segment %d of publisher %d: a %v, the descriptor says %v: %w", d.Index, d.PubID, m.Kind(), want, parallax.ErrCorrupt)
@@ -165,10 +172,10 @@ func (s *Server) checkAdoptData(f *os.File, d wire.DataSegDesc, ino uint64) erro
 // ino.
 func (s *Server) checkAdoptConn(f *os.File, d wire.ConnSegDesc, ino uint64) error {
 	name := fmt.Sprintf("plx:%s:c%d", s.cfg.Domain, d.ConnID)
-	if err := checkAdoptFile(f, name, d.Size, ino); err != nil {
+	if err := checkAdoptFile(f, "/memfd:parallax-"+name+" (deleted)", true, d.Size, ino); err != nil {
 		return fmt.Errorf("segment of connection %d: %w", d.ConnID, err)
 	}
-	m, err := mapForCheck(f)
+	m, err := mapForCheck(f, true)
 	if err != nil {
 		return fmt.Errorf("segment of connection %d: %w", d.ConnID, err)
 	}

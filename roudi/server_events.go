@@ -11,7 +11,7 @@ import (
 	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
 	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
 	"github.com/parallax-ipc/parallax/ringbuf"

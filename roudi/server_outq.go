@@ -4,7 +4,7 @@ import (
 	"errors"
 	"os"
 
-	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 )
 
 // Outgoing queues: the router never blocks on a client.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )

@@ -18,7 +18,8 @@ import (
 // gets which fd (roudi/internal/core/memory.go, conn_state.go); the server
 // performs its actions:
 //
-//   - core.CreateDataSegment: a memfd (hugetlb when asked) named
+//   - core.CreateDataSegment: a memfd (hugetlb when asked; a file in
+//     memory.path with backing = "file", server_filebacking.go) named
 //     "plx:<domain>:p<pub>.<index>", sized, sealed, fchmod 0600, mapped
 //     once to write the dataseg header, unmapped; the server keeps a
 //     read-write fd and a read-only twin (/proc/self/fd reopened O_RDONLY,
@@ -159,7 +160,7 @@ func (s *Server) createDataSeg(a core.CreateDataSegment) (*dataSegFile, error) {
 		d    dataseg.Desc
 		size int
 	)
-	rw, page, err := newOwnedSeg(name, int(a.Bytes), a.Hugepages, a.Require, func(mem []byte, page int) error {
+	rw, page, err := s.newDataSeg(name, int(a.Bytes), a.Hugepages, a.Require, func(mem []byte, page int) error {
 		// After a fallback to normal pages (hugepages "auto") the
 		// segment keeps the size asked, larger than the layout needs.
 		size = len(mem)
@@ -176,11 +177,8 @@ func (s *Server) createDataSeg(a core.CreateDataSegment) (*dataSegFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &dataSegFile{rw: rw, desc: wire.DataSegDesc{PubID: uint32(a.Pub), Index: a.Index, Kind: wire.KindMemfd,
+	f := &dataSegFile{rw: rw, desc: wire.DataSegDesc{PubID: uint32(a.Pub), Index: a.Index, Kind: s.dataSegKind(page),
 		ChunkSize: a.ChunkSize, Count: a.Count, PageSize: d.PageSize, Size: uint64(size)}}
-	if page > os.Getpagesize() {
-		f.desc.Kind = wire.KindHugetlb
-	}
 	if f.ro, err = os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", rw.Fd()), os.O_RDONLY, 0); err != nil {
 		_ = rw.Close()
 		return nil, fmt.Errorf("reopen %s read-only: %w", name, err)

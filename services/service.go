@@ -11,7 +11,7 @@ import (
 // Kind says what kind of service a [Service] is.
 type Kind uint8
 
-// Service kinds. More will be added (events).
+// Service kinds.
 const (
 	// KindTopic is a publish/subscribe topic.
 	KindTopic Kind = 1
@@ -21,9 +21,13 @@ const (
 	// says whether the caller may call it, CanSubscribe whether it may
 	// serve it. A topic and a service of one name are two services.
 	KindRequestResponse Kind = 2
+	// KindEvent is an event service (package event): its Publishers are
+	// the notifiers, its Subscribers the listeners; CanPublish says
+	// whether the caller may notify, CanSubscribe whether it may listen.
+	KindEvent Kind = 3
 )
 
-// String returns "topic", "request-response", or "kind(N)" for a kind
+// String returns "topic", "request-response", "event", or "kind(N)" for a kind
 // this build does not know.
 func (k Kind) String() string {
 	switch k {
@@ -31,6 +35,8 @@ func (k Kind) String() string {
 		return "topic"
 	case KindRequestResponse:
 		return "request-response"
+	case KindEvent:
+		return "event"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -43,3 +43,14 @@ func ForgetDataSegment(s *Subscriber, pub uint32, index uint16) {
 
 // SegmentAsks returns the GetDataSegment requests s sent.
 func SegmentAsks(s *Subscriber) uint64 { return s.own.Load().asks.Load() }
+
+// SegmentAnswers returns the GetDataSegment replies s received.
+func SegmentAnswers(s *Subscriber) uint64 { return s.own.Load().answered.Load() }
+
+// HoldDataSegments makes s's handling of every DataSegmentAdded push (and
+// so the process's push dispatch) wait until release is closed: a test
+// seam for a grant still queued when a ref names its segment.
+func HoldDataSegments(s *Subscriber, release <-chan struct{}) {
+	h := func() { <-release }
+	s.own.Load().segHold.Store(&h)
+}

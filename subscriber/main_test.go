@@ -6,4 +6,7 @@ import (
 	"github.com/parallax-ipc/parallax/internal/testutil"
 )
 
-func TestMain(m *testing.M) { testutil.Main(m) }
+func TestMain(m *testing.M) {
+	testutil.ChildMain(map[string]func([]string) int{"orphanpub": orphanPubChild})
+	testutil.Main(m)
+}

@@ -52,9 +52,16 @@ type ownedState struct {
 	nRetiring atomic.Int32
 	asked     map[segAsk]bool // GetDataSegment requests in flight
 	asks      atomic.Uint64   // GetDataSegment requests sent
+	answered  atomic.Uint64   // GetDataSegment replies received (granted or refused)
+	// segHold, a test seam (export_test.go), runs before each
+	// DataSegmentAdded is handled: it holds the push dispatch there.
+	segHold atomic.Pointer[func()]
 	// selfRelease holds the orphaned connections whose release this side
 	// took over from the runtime (ReleasesItself consumes an entry).
 	selfRelease map[uint32]bool
+	// waitTimeout is a take's own timeout (not ctx's end), made once:
+	// callers that take in slices (package rpc) meet it often.
+	waitTimeout error
 }
 
 // ownedConn is one connection as its pushes arrive.
@@ -78,6 +85,7 @@ const maxPubSegments = wire.MaxDataSegIndex
 
 func (s *Subscriber) initOwned() {
 	o := &ownedState{conns: map[uint32]*ownedConn{}, selfRelease: map[uint32]bool{}}
+	o.waitTimeout = fmt.Errorf("take from %q: %w", s.topic, parallax.ErrTimeout)
 	o.eng = ownedsub.New(ownedsub.Options{Finished: func(c *ownedsub.Conn) { s.ownedFinished(o, c) }})
 	s.own.Store(o)
 }
@@ -117,6 +125,9 @@ func (s *Subscriber) dataSegmentAdded(seg *dataseg.Segment) {
 	o := s.own.Load()
 	if o == nil || !seg.ReadOnly() {
 		return
+	}
+	if h := o.segHold.Load(); h != nil {
+		(*h)()
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -324,6 +335,9 @@ func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.Wai
 				return Sample{}, ErrNoData
 			}
 			if err := o.eng.Wait(ctx, w); err != nil {
+				if ctx.Err() == nil && errors.Is(err, parallax.ErrTimeout) {
+					return Sample{}, o.waitTimeout
+				}
 				return Sample{}, s.ownedWaitErr(ctx, err)
 			}
 		case errors.Is(err, ownedsub.ErrPendingSegment):

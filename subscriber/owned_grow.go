@@ -84,9 +84,28 @@ func (s *Subscriber) checkRetiring(o *ownedState) {
 	}
 }
 
+// segArrived reports, after a refused GetDataSegment, whether segment
+// index reached connection c meanwhile (or c needs nothing more). The
+// router pushes every segment to a subscriber's process before a ref can
+// name it, but a ref in shared memory can be seen before that push is
+// read, and the reply can overtake a push still queued for dispatch. The
+// reply comes after every push sent before it, so once the pushes received
+// so far are dispatched (Barrier) a granted segment is there. This is
+// what lets an orphaned connection drain: its dead publisher's fds are
+// closed at the router, which can only refuse (design §4.1).
+func (s *Subscriber) segArrived(ctx context.Context, o *ownedState, c *ownedsub.Conn, index uint16) bool {
+	if err := s.rt.Barrier(ctx); err != nil {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	oc := o.conns[c.ID()]
+	return oc == nil || oc.c != c || oc.done || oc.segs[index]
+}
+
 // askSegment sends GetDataSegment for the segment pe names, once per
 // connection and index; the reply is added like a push. A refusal fails
-// the connection.
+// the connection unless the segment's push arrived meanwhile (segArrived).
 func (s *Subscriber) askSegment(o *ownedState, pe *ownedsub.PendingError) {
 	k := segAsk{pe.Conn, pe.Segment}
 	o.mu.Lock()
@@ -106,6 +125,10 @@ func (s *Subscriber) askSegment(o *ownedState, pe *ownedsub.PendingError) {
 		ctx, cancel := context.WithTimeout(context.Background(), getSegTimeout)
 		defer cancel()
 		err := s.rt.GetDataSegment(ctx, k.conn, k.index)
+		o.answered.Add(1)
+		if err != nil && s.segArrived(ctx, o, c, k.index) {
+			err = nil // the grant was pushed: the engine delivers the kept ref
+		}
 		o.mu.Lock()
 		delete(o.asked, k)
 		o.mu.Unlock()

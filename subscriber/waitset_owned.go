@@ -94,22 +94,29 @@ func (ws *WaitSet) leave() {
 // as every engine's waiter (until leave): a connection removed meanwhile
 // is unmapped only after the set left its word.
 func (ws *WaitSet) rebuild() {
-	same := len(ws.ogens) == len(ws.subs)
+	if len(ws.ogens) != len(ws.subs) {
+		ws.ogens = make([]uint64, len(ws.subs)) // once: a Wait allocates nothing
+		if ws.owaiter != nil {
+			ws.owaiter.Release()
+		}
+		ws.owaiter = nil
+	}
+	same := ws.owaiter != nil
 	ns := ws.ons[:0]
-	gens := make([]uint64, len(ws.subs))
 	for i, s := range ws.subs {
 		var g uint64
 		ns, g = s.own.Load().eng.EnterWait(ns)
-		gens[i] = g
-		if same && ws.ogens[i] != g {
-			same = false
+		if ws.ogens[i] != g {
+			ws.ogens[i], same = g, false
 		}
 	}
 	ws.ons = ns
-	if same && ws.owaiter != nil {
+	if same {
 		return
 	}
-	ws.ogens = gens
+	if ws.owaiter != nil {
+		ws.owaiter.Release() // replaced: drop its ctx registration
+	}
 	ws.owaiter = nil
 	if len(ns) > 0 && len(ns) <= sys.MaxWaitv {
 		ws.owaiter, _ = ringbuf.NewWaiter(ns...)

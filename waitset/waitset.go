@@ -239,7 +239,8 @@ func (ws *WaitSet) sleep(ctx context.Context) error {
 		// A word went away under the sleep (a connection removed and
 		// unmapped), or futex_waitv is missing: rebuild; sleep on the
 		// local word this time, so a lasting failure costs a slice.
-		ws.stale, ws.waiter = true, nil
+		ws.dropWaiter()
+		ws.stale = true
 		w.Deadline = time.Now().Add(wideSlice)
 		if err := ws.local.Wait(ctx, ws.ready, w); err != nil && ctx.Err() != nil {
 			return ctxErr(ctx.Err())
@@ -281,7 +282,7 @@ func (ws *WaitSet) rebuild() {
 		return
 	}
 	ws.stale = false
-	ws.waiter = nil
+	ws.dropWaiter()
 	if len(words) <= sys.MaxWaitv {
 		// A copy: the waiter keeps its slice while ws.words is reused.
 		ws.waiter, _ = ringbuf.NewWaiter(append([]*ringbuf.Notifier(nil), words...)...)
@@ -310,4 +311,13 @@ func (ws *WaitSet) Close() error {
 		return fmt.Errorf("close wait set: %w", err)
 	}
 	return nil
+}
+
+// dropWaiter discards the waiter and the context registration it keeps
+// between sleeps.
+func (ws *WaitSet) dropWaiter() {
+	if ws.waiter != nil {
+		ws.waiter.Release()
+		ws.waiter = nil
+	}
 }

@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "services", short: "list the router's services (topics) with their endpoints and your access, or watch them change",
+	register(&command{name: "services", short: "list the router's services (topics, request/response and event services) with their endpoints and your access, or watch them change",
 		usage: "[-json] [-watch]", flags: servicesFlags})
 }
 
@@ -96,8 +96,11 @@ func servicesTable(w io.Writer, list []services.Service) {
 func eventLine(ev services.Event) string {
 	s := ev.Service
 	pubs, subs := sides(s)
-	if s.Kind == services.KindRequestResponse {
+	switch s.Kind {
+	case services.KindRequestResponse:
 		return fmt.Sprintf("%-11s %s %s type=%s access=%s clients=%s servers=%s", ev.Kind, s.Kind, s.Name, types(s), access(s), pubs, subs)
+	case services.KindEvent:
+		return fmt.Sprintf("%-11s %s %s type=%s access=%s notifiers=%s listeners=%s", ev.Kind, s.Kind, s.Name, types(s), access(s), pubs, subs)
 	}
 	return fmt.Sprintf("%-11s %s %s type=%s access=%s pubs=%s subs=%s", ev.Kind, s.Kind, s.Name, types(s), access(s), pubs, subs)
 }
@@ -112,9 +115,15 @@ func types(s services.Service) string {
 }
 
 // sides lists the publishers and subscribers, or for a request/response
-// service its clients and servers with their count ("2 clients: a[1],b[2]").
+// service its clients and servers with their count ("2 clients: a[1],b[2]"),
+// for an event service its notifiers and listeners.
 func sides(s services.Service) (pubs, subs string) {
-	if s.Kind != services.KindRequestResponse {
+	pw, sw := "client", "server"
+	switch s.Kind {
+	case services.KindRequestResponse:
+	case services.KindEvent:
+		pw, sw = "notifier", "listener"
+	default:
 		return endpoints(s.Publishers, false), endpoints(s.Subscribers, true)
 	}
 	count := func(es []services.Endpoint, what string) string {
@@ -127,7 +136,7 @@ func sides(s services.Service) (pubs, subs string) {
 		}
 		return n + ": " + endpoints(es, false)
 	}
-	return count(s.Publishers, "client"), count(s.Subscribers, "server")
+	return count(s.Publishers, pw), count(s.Subscribers, sw)
 }
 
 func serviceType(t services.Type) string {
@@ -138,11 +147,15 @@ func serviceType(t services.Type) string {
 }
 
 // access is "pub,sub", "pub", "sub" or "none" (for a request/response
-// service "call,serve", "call", "serve" or "none"): what the caller may do.
+// service "call,serve", "call", "serve" or "none", for an event service
+// "notify,listen", ...): what the caller may do.
 func access(s services.Service) string {
 	pub, sub := "pub", "sub"
-	if s.Kind == services.KindRequestResponse {
+	switch s.Kind {
+	case services.KindRequestResponse:
 		pub, sub = "call", "serve"
+	case services.KindEvent:
+		pub, sub = "notify", "listen"
 	}
 	var a []string
 	if s.CanPublish {

@@ -10,8 +10,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parallax-ipc/parallax/event"
 	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/rpc"
 	"github.com/parallax-ipc/parallax/services"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
@@ -102,6 +104,89 @@ func TestServicesWatchCommand(t *testing.T) {
 	v = next()
 	require.Equal(t, "disappeared", v["Kind"])
 
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "interrupted -watch exits 0")
+}
+
+// services lists request/response and event services with their own
+// words (clients/servers, notifiers/listeners, call/serve,
+// notify/listen), and -watch reports an event service appearing with its
+// first listener and disappearing with its last endpoint.
+func TestServicesRPCAndEventsCommand(t *testing.T) {
+	srv := routertest.Start(t, "")
+	sock := sockFlag(srv.SocketPath())
+	ctx := t.Context()
+	ropts := rpc.Options{Socket: srv.SocketPath()}
+	s, err := rpc.NewServer(ctx, "cli/plan", ropts)
+	require.NoError(t, err)
+	defer s.Close()
+	c, err := rpc.NewClient(ctx, "cli/plan", ropts)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.WaitForServers(ctx, 1))
+	eopts := event.Options{Socket: srv.SocketPath()}
+	n, err := event.NewNotifier(ctx, "cli/frame", eopts)
+	require.NoError(t, err)
+	defer n.Close()
+	for range 2 {
+		l, err := event.NewListener(ctx, "cli/frame", eopts)
+		require.NoError(t, err)
+		defer l.Close()
+	}
+	require.NoError(t, n.WaitForListeners(ctx, 2))
+
+	code, out, errs := runCLI(t, "", "services", sock)
+	require.Equal(t, exitOK, code, errs)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 3, out)
+	require.Regexp(t, `^cli/frame\s+event\s+bytes\s+notify,listen\s+1 notifier: \S+\[\d+\]\s+2 listeners: \S+\[\d+\],\S+\[\d+\]$`, lines[1])
+	require.Regexp(t, `^cli/plan\s+request-response\s+bytes->bytes\s+call,serve\s+1 client: \S+\[\d+\]\s+1 server: \S+\[\d+\]$`, lines[2])
+
+	code, out, errs = runCLI(t, "", "services", "-json", sock)
+	require.Equal(t, exitOK, code, errs)
+	var list []services.Service
+	require.NoError(t, json.Unmarshal([]byte(out), &list), out)
+	require.Len(t, list, 2)
+	require.Equal(t, services.KindEvent, list[0].Kind)
+	require.Len(t, list[0].Publishers, 1)
+	require.Len(t, list[0].Subscribers, 2)
+	require.Contains(t, out, `"Kind": "event"`)
+
+	cmd, err := childCommand("services", "-watch", sock)
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lc := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lc <- sc.Text()
+		}
+		close(lc)
+	}()
+	// nextLine returns the next line naming service name.
+	nextLine := func(name string) string {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lc:
+				require.True(t, ok, "output ended")
+				if strings.Contains(l, " "+name+" ") {
+					return l
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("no line within 20 s")
+			}
+		}
+	}
+	require.Regexp(t, `^appeared\s+event cli/frame type=bytes access=notify,listen notifiers=1 notifier: \S+ listeners=2 listeners: \S+$`, nextLine("cli/frame"))
+	l3, err := event.NewListener(ctx, "cli/other", eopts)
+	require.NoError(t, err)
+	require.Regexp(t, `^appeared\s+event cli/other .* notifiers=0 notifiers listeners=1 listener: \S+$`, nextLine("cli/other"))
+	require.NoError(t, l3.Close())
+	require.Regexp(t, `^disappeared\s+event cli/other `, nextLine("cli/other"))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	require.NoError(t, cmd.Wait(), "interrupted -watch exits 0")
 }

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 )
 
 func init() {

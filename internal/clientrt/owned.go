@@ -284,18 +284,22 @@ func (rt *Runtime) addDataSegment(d wire.DataSegDesc, f *os.File, notifyPub bool
 	return mine, nil
 }
 
-// mapDataSegment checks f against d (size, seals, memfd or hugetlb kind,
-// access mode) and maps it read-only or read-write as d says. It takes
-// ownership of f: on error f is closed.
+// mapDataSegment checks f against d (size, seals, memfd, hugetlb or file
+// kind, access mode) and maps it read-only or read-write as d says. It
+// takes ownership of f: on error f is closed. A file (router config
+// memory.backing = "file") cannot be sealed: its owner can truncate it.
 func mapDataSegment(d wire.DataSegDesc, f *os.File) (*segment.Mapped, *dataseg.Segment, error) {
-	mp, err := segment.Open(f, segment.OpenOptions{ExpectedSize: int64(d.Size), ReadOnly: d.ReadOnly, RequireSeals: true})
+	mp, err := segment.Open(f, segment.OpenOptions{ExpectedSize: int64(d.Size), ReadOnly: d.ReadOnly, RequireSeals: d.Kind != wire.KindFile})
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("map data segment %d of publisher %d: %w", d.Index, d.PubID, err)
 	}
 	want := segment.KindMemfd
-	if d.Kind == wire.KindHugetlb {
+	switch d.Kind {
+	case wire.KindHugetlb:
 		want = segment.KindHugepage
+	case wire.KindFile:
+		want = segment.KindFile
 	}
 	if mp.Kind() != want {
 		mp.Close()
@@ -383,7 +387,7 @@ func roTwin(src *segment.Mapped, seg *dataseg.Segment) (*segment.Mapped, *datase
 	if err != nil {
 		return nil, nil, err
 	}
-	mp, err := segment.Open(dup, segment.OpenOptions{ReadOnly: true, RequireSeals: true})
+	mp, err := segment.Open(dup, segment.OpenOptions{ReadOnly: true, RequireSeals: src.Kind() != segment.KindFile})
 	if err != nil {
 		dup.Close()
 		return nil, nil, err
@@ -397,7 +401,10 @@ func roTwin(src *segment.Mapped, seg *dataseg.Segment) (*segment.Mapped, *datase
 }
 
 // side attaches g's segment for one local side: the publisher's (pub) or
-// the subscriber's. Runtime.mu not held.
+// the subscriber's. It uses the side's reference holdSide took when the
+// grant was handed out for delivery (and drops it on failure), so a
+// release of the grant meanwhile (EndCreate dropping a held push) cannot
+// unmap the segment under the attach. Runtime.mu not held.
 func (rt *Runtime) side(g *connGrant, pub bool) (*OwnedConn, error) {
 	d := g.Seg
 	pol := ringbuf.DiscardOldest
@@ -407,26 +414,50 @@ func (rt *Runtime) side(g *connGrant, pub bool) (*OwnedConn, error) {
 	rc, err := ringbuf.AttachConn(g.cm.m.Bytes(), ringbuf.ConnDesc{ConnID: d.ConnID, PubID: d.PubID, SubID: d.SubID, Policy: pol,
 		DataCap: d.Capacity, ReturnCap: d.ReturnCapacity, MaxHeld: d.MaxHeld, Bound: d.Bound})
 	if err != nil {
+		rt.dropSide(g, pub)
 		return nil, fmt.Errorf("attach connection segment %d: %w", d.ConnID, err)
 	}
-	c := &OwnedConn{rt: rt, cm: g.cm, conn: rc}
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if g.cm.gone {
+	gone := g.cm.gone // the runtime closed (closeOwned) meanwhile
+	rt.mu.Unlock()
+	if gone {
 		return nil, fmt.Errorf("connection segment %d: %w", d.ConnID, os.ErrClosed)
 	}
-	g.cm.refs++
+	c := &OwnedConn{rt: rt, cm: g.cm, conn: rc}
 	if !pub {
 		c.pub = g.pub
-		g.pub.refs++
 	}
 	return c, nil
 }
 
-// deliverConnSeg hands g to ep, one side.
+// holdSide takes the references of one local side (pub: the publisher's)
+// that a delivery of g will use, before the delivery leaves Runtime.mu:
+// one to the mapping, and on the subscriber side one to the publisher's
+// read-only table. Runtime.mu held.
+func (rt *Runtime) holdSide(g *connGrant, pub bool) {
+	g.cm.refs++
+	if !pub {
+		g.pub.refs++
+	}
+}
+
+// dropSide gives back what holdSide took, for a delivery that handed no
+// OwnedConn out. Runtime.mu not held.
+func (rt *Runtime) dropSide(g *connGrant, pub bool) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.unrefConn(g.cm)
+	if !pub {
+		rt.unrefRO(g.pub)
+	}
+}
+
+// deliverConnSeg hands g to ep, one side, with the references holdSide
+// took for it.
 func (rt *Runtime) deliverConnSeg(ep Endpoint, g *connGrant, pub bool) {
 	oe, ok := ep.(OwnedEndpoint)
 	if !ok {
+		rt.dropSide(g, pub)
 		return
 	}
 	c, err := rt.side(g, pub)

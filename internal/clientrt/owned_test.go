@@ -9,6 +9,7 @@ import (
 	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
+	"github.com/parallax-ipc/parallax/ringbuf"
 	"github.com/parallax-ipc/parallax/segment"
 )
 
@@ -91,4 +92,73 @@ func TestReadOnlyGrantWithoutConnection(t *testing.T) {
 	require.Zero(t, own+ro+conns)
 	_, err := f.Stat()
 	require.ErrorIs(t, err, os.ErrClosed)
+}
+
+// connGrantFile returns a fresh memfd formatted as connection segment cd
+// (the fd a router would send) and the push that would come with it.
+func connGrantFile(t *testing.T, cd ringbuf.ConnDesc) (*os.File, *wire.ConnSegmentAdded) {
+	t.Helper()
+	size := ringbuf.ConnSize(int(cd.DataCap), int(cd.ReturnCap))
+	m, err := segment.NewMemfd("owned-conn-test", size, segment.MemfdOptions{NoPrefault: true})
+	require.NoError(t, err)
+	defer m.Close()
+	_, err = ringbuf.FormatConn(m.Bytes(), cd)
+	require.NoError(t, err)
+	f, err := sys.DupFile(m.File())
+	require.NoError(t, err)
+	return f, &wire.ConnSegmentAdded{Seg: wire.ConnSegDesc{ConnID: cd.ConnID, PubID: cd.PubID, SubID: cd.SubID,
+		Capacity: cd.DataCap, ReturnCapacity: cd.ReturnCap, Bound: cd.Bound, MaxHeld: cd.MaxHeld,
+		Policy: wire.PolicyDiscardOldest, Size: uint64(m.Len())}}
+}
+
+// endCreateEndpoint is a subscriber endpoint that ends the Creates in
+// flight when it gets its first connection segment, and keeps them all.
+type endCreateEndpoint struct {
+	rt    *Runtime
+	ends  int
+	conns []*OwnedConn
+}
+
+func (e *endCreateEndpoint) ConnectionAdded(*wire.ConnectionAdded)     {}
+func (e *endCreateEndpoint) ConnectionRemoved(*wire.ConnectionRemoved) {}
+func (e *endCreateEndpoint) DataSegmentAdded(*dataseg.Segment)         {}
+func (e *endCreateEndpoint) ConnSegmentAdded(c *OwnedConn) {
+	e.conns = append(e.conns, c)
+	for ; e.ends > 0; e.ends-- {
+		e.rt.EndCreate()
+	}
+}
+
+// TestHeldGrantReleasedDuringReplay: connection segments held for a local
+// subscriber that had not registered yet (their publisher lives in another
+// process) are replayed when it registers; a Create ending during that
+// replay releases the held grants. The replay still attaches each segment
+// with a reference of its own: before, the release unmapped a segment the
+// replay was about to attach (SIGSEGV in ringbuf.AttachConn; seen in
+// BenchmarkGrid 10x100x10, a subscriber process creating 100 subscribers).
+func TestHeldGrantReleasedDuringReplay(t *testing.T) {
+	rt := ownedRuntime()
+	rt.BeginCreate()
+	rt.BeginCreate()
+	for id := uint32(1); id <= 2; id++ {
+		f, m := connGrantFile(t, ringbuf.ConnDesc{ConnID: id, PubID: 9, SubID: 5, Policy: ringbuf.DiscardOldest,
+			DataCap: 8, ReturnCap: 8, MaxHeld: 4, Bound: 8})
+		g := rt.onConnSegment(m, f)
+		require.NotNil(t, g)
+		rt.route(g) // sub 5 not registered, pub 9 remote: held
+	}
+	require.Len(t, rt.pending, 2)
+	ep := &endCreateEndpoint{rt: rt, ends: 2}
+	rt.RegisterSubscriber(5, ep)
+	require.Len(t, ep.conns, 2, "both held connection segments reach the subscriber")
+	for _, c := range ep.conns {
+		require.Equal(t, uint32(5), c.Conn().Desc().SubID, "the attached segment is readable")
+	}
+	_, _, conns := rt.OwnedMappings()
+	require.Equal(t, 2, conns)
+	for _, c := range ep.conns {
+		c.Close()
+	}
+	_, _, conns = rt.OwnedMappings()
+	require.Zero(t, conns, "closing the subscriber's sides unmaps the segments")
 }

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -34,17 +34,20 @@ type Resumer interface {
 	ResumeInfo() (pub *wire.ResumePublisher, sub *wire.ResumeSubscriber, conns []wire.ResumeConnection)
 }
 
-// controlConn is the runtime's control connection: the process-wide shared
-// client it started with, then whichever connection resumed it.
+// controlConn is the runtime's control connection: the client it dialed,
+// then whichever connection resumed it after a router restart. It is the
+// only wrapper around a discovery.Client in the client library, and the
+// registry of runtimes (runtime.go) the only place that shares one: each
+// process holds at most one control connection per router socket.
 type controlConn struct {
-	shared *discovery.SharedClient
-	cur    atomic.Pointer[discovery.Client]
+	first *discovery.Client
+	cur   atomic.Pointer[discovery.Client]
 }
 
-func newControlConn(sc *discovery.SharedClient) *controlConn {
-	c := &controlConn{shared: sc}
-	c.cur.Store(sc.Client)
-	return c
+func newControlConn(c *discovery.Client) *controlConn {
+	cc := &controlConn{first: c}
+	cc.cur.Store(c)
+	return cc
 }
 
 func (c *controlConn) Request(ctx context.Context, m wire.Message, files []*os.File) (wire.Message, []*os.File, error) {
@@ -53,18 +56,16 @@ func (c *controlConn) Request(ctx context.Context, m wire.Message, files []*os.F
 func (c *controlConn) Barrier(ctx context.Context) error { return c.cur.Load().Barrier(ctx) }
 func (c *controlConn) Done() <-chan struct{}             { return c.cur.Load().Done() }
 func (c *controlConn) Err() error                        { return c.cur.Load().Err() }
-func (c *controlConn) Welcome() wire.Welcome             { return c.shared.Welcome() }
-func (c *controlConn) Mgmt() *os.File                    { return c.shared.Mgmt() }
 func (c *controlConn) OnPush(h discovery.PushHandler) func() {
-	return c.shared.OnPush(h)
+	return c.first.OnPush(h)
 }
 
-// Release closes a resumed connection and drops the shared one.
-func (c *controlConn) Release() {
-	if cur := c.cur.Load(); cur != c.shared.Client {
+// Close closes the dialed connection and a resumed one.
+func (c *controlConn) Close() {
+	if cur := c.cur.Load(); cur != c.first {
 		cur.Close()
 	}
-	c.shared.Release()
+	c.first.Close()
 }
 
 // reconnector state of a Runtime.
@@ -221,7 +222,7 @@ func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
 		return false, false
 	}
 	old := rt.client.cur.Swap(nc)
-	if old != rt.client.shared.Client {
+	if old != rt.client.first {
 		old.Close()
 	}
 	rt.rc.resumed.Add(1)

@@ -48,8 +48,11 @@ func dataSegDesc(seg *dataseg.Segment, m *segment.Mapped) (wire.DataSegDesc, uin
 	ino, size := fileIdentity(m.File())
 	w := wire.DataSegDesc{PubID: d.PubID, Index: d.Index, Kind: wire.KindMemfd, ChunkSize: d.ChunkSize, Count: d.Count,
 		PageSize: d.PageSize, Size: uint64(size)}
-	if m.Kind() == segment.KindHugepage {
+	switch m.Kind() {
+	case segment.KindHugepage:
 		w.Kind = wire.KindHugetlb
+	case segment.KindFile:
+		w.Kind = wire.KindFile
 	}
 	return w, ino
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/mempool"
@@ -126,7 +126,7 @@ func Acquire(ctx context.Context, opts Options) (*Runtime, error) {
 }
 
 func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runtime, err error) {
-	sc, err := discovery.Shared(ctx, dopts)
+	sc, err := discovery.Dial(ctx, dopts)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (rt *Runtime) teardown() {
 	if rt.remove != nil {
 		rt.remove()
 	}
-	rt.client.Release()
+	rt.client.Close()
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	for _, s := range rt.segs {
@@ -402,6 +402,9 @@ func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub b
 		if *need && target(pp.msg, pub) == id {
 			replay = append(replay, pp.msg)
 			*need = false
+			if g, ok := pp.msg.(*connGrant); ok {
+				rt.holdSide(g, pub) // the replay runs unlocked, as in route
+			}
 		}
 		switch {
 		case pp.needPub || pp.needSub:
@@ -538,6 +541,16 @@ func (rt *Runtime) route(m wire.Message) {
 	if held {
 		pp = &pendingPush{msg: m, needPub: pubEP == nil, needSub: subEP == nil, routing: true}
 		rt.pending = append(rt.pending, pp)
+	}
+	if g, ok := m.(*connGrant); ok {
+		// The deliveries below run unlocked: an EndCreate may release the
+		// held grant meanwhile, so each side holds its own reference.
+		if subEP != nil {
+			rt.holdSide(g, false) // owned.go
+		}
+		if pubEP != nil {
+			rt.holdSide(g, true)
+		}
 	}
 	rt.mu.Unlock()
 	if subEP != nil {

@@ -82,5 +82,8 @@ func (e *PendingError) Is(target error) bool { return target == ErrPendingSegmen
 // errTimeout is the timeout of a wait with no connection to sleep on.
 var errTimeout = fmt.Errorf("no connection: %w", parallax.ErrTimeout)
 
+// errWaitTimeout is Wait's own timeout or deadline (not ctx's end).
+var errWaitTimeout = fmt.Errorf("wait for samples: %w", parallax.ErrTimeout)
+
 // isTimeout reports whether err is a wait's timeout.
 func isTimeout(err error) bool { return errors.Is(err, parallax.ErrTimeout) }

@@ -62,7 +62,13 @@ func (e *Engine) Wait(ctx context.Context, w ringbuf.WaitOptions) error {
 			err = s.waiter.Wait(ctx, e.readyFn, w)
 		}
 		if err != nil {
+			if ctx.Err() == nil && isTimeout(err) {
+				return errWaitTimeout // w's own timeout: no allocation
+			}
 			return fmt.Errorf("wait for samples: %w", err)
+		}
+		if s.waiter != nil && e.set.Load() != s {
+			s.waiter.Release() // s is done with: drop its ctx registration
 		}
 		if e.closed.Load() || e.set.Load() == s || s.ready() {
 			return nil

@@ -26,7 +26,7 @@ const (
 type DataSegDesc struct {
 	PubID     uint32
 	Index     uint16 // the ChunkRef segment field
-	Kind      uint8  // KindMemfd or KindHugetlb
+	Kind      uint8  // KindMemfd, KindHugetlb or KindFile
 	ReadOnly  bool
 	ChunkSize uint32 // a multiple of 64
 	Count     uint32
@@ -68,7 +68,7 @@ func validateDataSeg(t Type, s *DataSegDesc) error {
 		return invalid(t, "Seg.PubID", "is 0")
 	case s.Index >= MaxDataSegIndex:
 		return invalid(t, "Seg.Index", "%d, limit %d", s.Index, MaxDataSegIndex-1)
-	case s.Kind != KindMemfd && s.Kind != KindHugetlb:
+	case s.Kind != KindMemfd && s.Kind != KindHugetlb && s.Kind != KindFile:
 		return invalid(t, "Seg.Kind", "%d unknown", s.Kind)
 	case s.ChunkSize == 0 || s.ChunkSize%64 != 0:
 		return invalid(t, "Seg.ChunkSize", "%d is not a positive multiple of 64", s.ChunkSize)

@@ -41,7 +41,7 @@ func TestOwnedValidate(t *testing.T) {
 	for name, mut := range map[string]func(*DataSegDesc){
 		"pub 0":       func(s *DataSegDesc) { s.PubID = 0 },
 		"index":       func(s *DataSegDesc) { s.Index = MaxDataSegIndex },
-		"kind":        func(s *DataSegDesc) { s.Kind = KindFile },
+		"kind":        func(s *DataSegDesc) { s.Kind = kindLastKind + 1 },
 		"chunk":       func(s *DataSegDesc) { s.ChunkSize = 100 },
 		"count 0":     func(s *DataSegDesc) { s.Count = 0 },
 		"count big":   func(s *DataSegDesc) { s.Count = MaxDataSegCount + 1 },

@@ -33,6 +33,9 @@ const (
 	// are its clients, Subscribers its servers (their request endpoints),
 	// Type the request type, ResponseType the response type.
 	ServiceRequestResponse uint8 = 2
+	// ServiceEvent is an event service: Publishers are its notifiers,
+	// Subscribers its listeners.
+	ServiceEvent uint8 = 3
 )
 
 // Service changes ([ServiceUpdate].Change).
@@ -128,11 +131,11 @@ func (m *ServiceUpdate) Validate() error {
 	if m.Change < ChangeAppeared || m.Change > ChangeDisappeared {
 		return invalid(t, "Change", "%d unknown", m.Change)
 	}
-	if s.Kind != ServiceTopic && s.Kind != ServiceRequestResponse {
+	if s.Kind < ServiceTopic || s.Kind > ServiceEvent {
 		return invalid(t, "Service.Kind", "%d unknown", s.Kind)
 	}
-	if s.Kind == ServiceTopic && s.ResponseType != (TypeInfo{}) {
-		return invalid(t, "Service.ResponseType", "set on a topic")
+	if s.Kind != ServiceRequestResponse && s.ResponseType != (TypeInfo{}) {
+		return invalid(t, "Service.ResponseType", "set on a kind %d service", s.Kind)
 	}
 	if err := ValidateTopic(s.Name); err != nil {
 		return fmt.Errorf("%s.Service.Name: %w", t, err)

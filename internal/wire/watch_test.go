@@ -62,7 +62,7 @@ func TestServiceUpdateRejects(t *testing.T) {
 	}{
 		{"change 0", func(m *ServiceUpdate) { m.Change = 0 }, "Change"},
 		{"change 4", func(m *ServiceUpdate) { m.Change = 4 }, "Change"},
-		{"unknown kind", func(m *ServiceUpdate) { m.Service.Kind = 3 }, "Service.Kind"},
+		{"unknown kind", func(m *ServiceUpdate) { m.Service.Kind = 4 }, "Service.Kind"},
 		{"response type on a topic", func(m *ServiceUpdate) { m.Service.ResponseType = TypeInfo{Name: "R"} }, "Service.ResponseType"},
 		{"bad name", func(m *ServiceUpdate) { m.Service.Name = "a b" }, "Service.Name"},
 		{"bad align", func(m *ServiceUpdate) { m.Service.Type.Align = 3 }, "Type.Align"},

@@ -10,12 +10,11 @@ import (
 )
 
 // public are the packages whose exported API must not mention internal
-// packages. discovery is not among them yet: its control-connection API
-// (Client.Request, Conn, ServerConn, PushHandler) speaks internal/wire
-// messages by design and is to move to an internal package (issue 14).
-// Applications discover services through package services instead.
+// packages. discovery keeps only socket-path resolution public; its
+// control connection (which speaks internal/wire) is internal/discovery.
 var public = []string{
 	"github.com/parallax-ipc/parallax",
+	"github.com/parallax-ipc/parallax/discovery",
 	"github.com/parallax-ipc/parallax/publisher",
 	"github.com/parallax-ipc/parallax/subscriber",
 	"github.com/parallax-ipc/parallax/roudi",
@@ -27,11 +26,19 @@ var public = []string{
 	"github.com/parallax-ipc/parallax/rpc",
 	"github.com/parallax-ipc/parallax/event",
 	"github.com/parallax-ipc/parallax/waitset",
+	"github.com/parallax-ipc/parallax/dataseg",
+	"github.com/parallax-ipc/parallax/ringbuf",
+	"github.com/parallax-ipc/parallax/mempool",
+	"github.com/parallax-ipc/parallax/hugepages",
+	"github.com/parallax-ipc/parallax/plugin",
+	"github.com/parallax-ipc/parallax/pipeline/elements",
 }
 
 // internalName matches a path into an internal package or a qualifier of
 // one of the module's internal packages (wire.X, clientrt.X, ...).
-var internalName = regexp.MustCompile(`internal/|\b(wire|clientrt|core|owner|ownedpub|ownedsub|rpclink|testutil|routertest|sys|buildinfo)\.[A-Za-z_]`)
+// internal/discovery shares its package name with the public discovery, so
+// its names are listed.
+var internalName = regexp.MustCompile(`internal/|\b(wire|clientrt|core|owner|ownedpub|ownedsub|rpclink|testutil|routertest|sys|buildinfo)\.[A-Za-z_]|\bdiscovery\.(Client|Conn|ServerConn|Dial|DialOptions|PushHandler|QueueOptions|Cred|Listen|PeerCred|PeerPidfd)\b`)
 
 func TestGoDocNamesNoInternalType(t *testing.T) {
 	gobin, err := exec.LookPath("go")

@@ -32,11 +32,12 @@ import (
 
 func TestMain(m *testing.M) {
 	testutil.ChildMain(map[string]func([]string) int{
-		"echo":     echoMain,
-		"rpc-echo": rpcEchoMain,
-		"sink":     sinkMain,
-		"uds-echo": udsEchoMain,
-		"pipesink": pipesinkMain,
+		"echo":       echoMain,
+		"rpc-echo":   rpcEchoMain,
+		"event-echo": eventEchoMain,
+		"sink":       sinkMain,
+		"uds-echo":   udsEchoMain,
+		"pipesink":   pipesinkMain,
 		// grid_test.go
 		"grid-pub": gridPubMain,
 		"grid-sub": gridSubMain,

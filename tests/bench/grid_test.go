@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,9 +59,18 @@ func BenchmarkFanOut(b *testing.B) {
 // setup-us/conn (the time a subscriber process needs from creating its
 // first subscriber until every one of them is connected, divided by its
 // subscribers, averaged over the processes) and mappings/proc (Parallax
-// mappings in /proc/<pid>/maps, averaged over the client processes).
+// mappings in /proc/<pid>/maps, averaged over the client processes),
+// cpu-ns/delivered split by role (router-, pub-, sub-cpu-ns/delivered;
+// /proc's CPU times tick in 10 ms, so short runs are coarse) and
+// minflt/delivered (minor page faults of the client processes while
+// streaming), waits/delivered (the subscriber processes' WaitSet.Wait
+// calls) and wakes/delivered (the wake system calls publishers made for
+// them: a wake-up per message defeats batching).
 // b.N is the number of messages published in all (split evenly over the
-// publisher processes and, within one, round-robin over its topics).
+// publisher processes and, within one, round-robin over its topics). With
+// PARALLAX_BENCH_GRID_PROFILE=dir every publisher and subscriber process
+// writes a CPU profile of its streaming phase there
+// (grid-pub-PID.pprof, grid-sub-PID.pprof).
 func BenchmarkGrid(b *testing.B) {
 	for _, g := range []grid{{pubs: 1, topics: 1, subs: 1, size: 64}, {pubs: 10, topics: 100, subs: 10, size: 64}} {
 		b.Run(fmt.Sprintf("grid=%dx%dx%d/payload=%d", g.pubs, g.topics, g.subs, g.size), func(b *testing.B) {
@@ -154,6 +165,10 @@ func benchGrid(b *testing.B, g grid) {
 		maps += m
 	}
 	before := roles.sample()
+	faultsBefore := map[string]uint64{}
+	for role, pid := range roles {
+		faultsBefore[role] = procFaults(pid)
+	}
 	routerAtomics := atomiccount.Snapshot() // the in-process router's
 	var atomics atomiccount.Counts
 	b.ResetTimer()
@@ -161,12 +176,16 @@ func benchGrid(b *testing.B, g grid) {
 	for _, c := range pubs {
 		c.send(b, "go")
 	}
-	var delivered uint64
+	var delivered, waits, wakes uint64
 	for _, c := range subs {
-		f := c.expect(b, "done", 3)
+		f := c.expect(b, "done", 5)
 		n, _ := strconv.ParseUint(f[0], 10, 64)
 		delivered += n
-		atomics = addAtomics(atomics, f[1:])
+		n, _ = strconv.ParseUint(f[1], 10, 64)
+		waits += n
+		n, _ = strconv.ParseUint(f[2], 10, 64)
+		wakes += n
+		atomics = addAtomics(atomics, f[3:])
 	}
 	el := time.Since(start)
 	b.StopTimer()
@@ -180,12 +199,30 @@ func benchGrid(b *testing.B, g grid) {
 	if want := uint64(total) * uint64(g.subs); delivered != want {
 		b.Fatalf("delivered %d messages, want %d (%d published x %d subscribers): a lossless run lost some", delivered, want, total, g.subs)
 	}
-	var cpu time.Duration
+	var cpu, router, pubCPU time.Duration
 	for role, t := range after {
-		cpu += t - before[role]
+		d := t - before[role]
+		cpu += d
+		switch {
+		case role == "self":
+			router += d
+		case strings.HasPrefix(role, "pub"):
+			pubCPU += d
+		}
 	}
+	var faults uint64
+	for role, pid := range roles {
+		faults += procFaults(pid) - faultsBefore[role]
+	}
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(delivered) }
 	b.ReportMetric(float64(delivered)/el.Seconds(), "delivered-msgs/s")
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(delivered), "cpu-ns/delivered")
+	b.ReportMetric(per(cpu), "cpu-ns/delivered")
+	b.ReportMetric(per(router), "router-cpu-ns/delivered")
+	b.ReportMetric(per(pubCPU), "pub-cpu-ns/delivered")
+	b.ReportMetric(per(cpu-router-pubCPU), "sub-cpu-ns/delivered")
+	b.ReportMetric(float64(faults)/float64(delivered), "minflt/delivered")
+	b.ReportMetric(float64(waits)/float64(delivered), "waits/delivered")
+	b.ReportMetric(float64(wakes)/float64(delivered), "wakes/delivered")
 	b.ReportMetric(float64(setup.Microseconds())/float64(g.subs), "setup-us/conn")
 	b.ReportMetric(float64(maps)/float64(g.pubs+g.subs), "mappings/proc")
 	reportAtomics(b, atomics, delivered)
@@ -305,7 +342,7 @@ func gridPubMain(args []string) int {
 	defer cancel()
 	pubs := make([]*publisher.Publisher, topics)
 	for i := range pubs {
-		p, err := publisher.New(ctx, gridTopic(first+i), publisher.Options{Socket: args[0], BlockTimeout: childTimeout})
+		p, err := publisher.New(ctx, gridTopic(first+i), gridPubOptions(args[0], size, nsubs))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "grid-pub:", err)
 			return 1
@@ -325,6 +362,8 @@ func gridPubMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "grid-pub: no go")
 		return 1
 	}
+	stopProfile := gridProfile("grid-pub")
+	defer stopProfile()
 	atomics := atomiccount.Snapshot()
 	for i := range msgs {
 		if err := gridSend(pubs[i%topics], size, cmdData); err != nil {
@@ -339,6 +378,7 @@ func gridPubMain(args []string) int {
 		}
 	}
 	atomics = atomiccount.Snapshot().Sub(atomics)
+	stopProfile()
 	fmt.Printf("done %d %d\n", atomics.Ops, atomics.Locked)
 	untilStdinCloses()
 	return 0
@@ -356,9 +396,9 @@ func gridSend(p *publisher.Publisher, size int, cmd byte) error {
 // gridSubMain is a subscriber process of BenchmarkGrid: it subscribes to
 // topics 0..n-1 (block-producer), prints "ready <setup-ns> <mappings>"
 // once every subscriber is connected, reads every sample in full until
-// each topic sent its quit command, and prints "done <samples> <shm
-// atomics> <locked>" (atomics counted from "ready"; zeros unless built with
-// parallax_countatomics).
+// each topic sent its quit command, and prints "done <samples> <waits>
+// <wakes> <shm atomics> <locked>" (atomics counted from "ready"; zeros
+// unless built with parallax_countatomics).
 func gridSubMain(args []string) int {
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, "grid-sub: want socket topics")
@@ -367,10 +407,13 @@ func gridSubMain(args []string) int {
 	n, _ := strconv.Atoi(args[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 10*childTimeout)
 	defer cancel()
+	// PARALLAX_BENCH_GRID_SPIN (a duration, negative: none) replaces the
+	// subscribers' default spin before they sleep.
+	spin, _ := time.ParseDuration(os.Getenv("PARALLAX_BENCH_GRID_SPIN"))
 	start := time.Now()
 	subs := make([]*subscriber.Subscriber, n)
 	for i := range subs {
-		s, err := subscriber.New(ctx, gridTopic(i), subscriber.Options{Socket: args[0], QueueCapacity: gridQueue, Policy: subscriber.BlockProducer})
+		s, err := subscriber.New(ctx, gridTopic(i), subscriber.Options{Socket: args[0], QueueCapacity: gridQueue, Policy: subscriber.BlockProducer, Spin: spin})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "grid-sub:", err)
 			return 1
@@ -390,8 +433,11 @@ func gridSubMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "grid-sub: wait set:", err)
 		return 1
 	}
+	stopProfile := gridProfile("grid-sub")
+	defer stopProfile()
+	var got, waits uint64
+	wakes0 := gridWakes(subs)
 	atomics := atomiccount.Snapshot()
-	var got uint64
 	open := n
 	quit := make([]bool, n)
 	index := make(map[*subscriber.Subscriber]int, n)
@@ -400,6 +446,7 @@ func gridSubMain(args []string) int {
 	}
 	for open > 0 {
 		ready, err := ws.Wait(ctx)
+		waits++
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "grid-sub: wait after %d samples: %v\n", got, err)
 			return 1
@@ -430,7 +477,82 @@ func gridSubMain(args []string) int {
 		}
 	}
 	atomics = atomiccount.Snapshot().Sub(atomics)
-	fmt.Printf("done %d %d %d\n", got, atomics.Ops, atomics.Locked)
+	stopProfile()
+	fmt.Printf("done %d %d %d %d %d\n", got, waits, gridWakes(subs)-wakes0, atomics.Ops, atomics.Locked)
 	untilStdinCloses()
 	return 0
+}
+
+// gridWakes sums the wake system calls producers made for subs.
+func gridWakes(subs []*subscriber.Subscriber) uint64 {
+	var n uint64
+	for _, s := range subs {
+		n += s.WakeStats().Wakes
+	}
+	return n
+}
+
+// gridProfile starts a CPU profile of this grid process when
+// PARALLAX_BENCH_GRID_PROFILE names a directory and returns the function
+// that stops it (safe to call twice).
+func gridProfile(role string) (stop func()) {
+	dir := os.Getenv("PARALLAX_BENCH_GRID_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, role+": profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, role+": profile:", err)
+		f.Close()
+		return func() {}
+	}
+	var stopped bool
+	return func() {
+		if !stopped {
+			stopped = true
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+	}
+}
+
+// procFaults is the count of minor page faults of process pid (0 when
+// unknown).
+func procFaults(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state); minflt is field 10
+	if len(f) < 8 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[7], 10, 64)
+	return n
+}
+
+// gridPubOptions are a grid publisher's options. It declares what it
+// sends, as the shared model's configuration does with its 64 B pool:
+// MaxPayload = the payload size and ExpectedSubscribers = the subscriber
+// processes, so in the owned model its first segment holds 64 B chunks for
+// every connection. With PARALLAX_BENCH_GRID_UNDECLARED=1 it leaves both
+// at the router's defaults (4 KiB chunks, room for one subscriber, growth
+// for the rest): every 64 B message then has a page of its own, which is
+// what made the owned grid 7x the shared one (memory-ownership.md §8.12).
+func gridPubOptions(sock string, size, nsubs int) publisher.Options {
+	o := publisher.Options{Socket: sock, BlockTimeout: childTimeout}
+	if os.Getenv("PARALLAX_BENCH_GRID_UNDECLARED") == "" {
+		o.MaxPayload = size
+		o.ExpectedSubscribers = nsubs
+	}
+	return o
 }

@@ -1,7 +1,6 @@
 // Package external is a separate module that uses Parallax as a user
 // would: only its public packages, through a replace directive. It must
-// compile without naming any internal type. (The waiting loan of issue 14
-// is not built yet and is not exercised here.)
+// compile without naming any internal type.
 package external
 
 import (
@@ -174,5 +173,47 @@ func TestServiceDiscovery(t *testing.T) {
 	}
 	if len(list) != 1 || list[0].Kind != services.KindTopic || len(list[0].Publishers) != 1 || len(list[0].Subscribers) != 1 {
 		t.Fatalf("services = %+v, want the one topic with a publisher and a subscriber", list)
+	}
+}
+
+// A waiting loan: with MaxLoans chunks loaned, Loan fails at once with
+// parallax.ErrLimit, LoanWait waits until its context ends
+// (parallax.ErrTimeout), or until another goroutine publishes a chunk.
+func TestWaitingLoan(t *testing.T) {
+	_, cfg := startRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub, err := publisher.New(ctx, "frames", publisher.Options{Socket: cfg.Socket, MaxLoans: 1, MaxPayload: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	first, err := pub.Loan(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Loan(64); !errors.Is(err, parallax.ErrLimit) {
+		t.Fatalf("second Loan: err = %v, want parallax.ErrLimit", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	_, err = pub.LoanWait(short, 64)
+	cancelShort()
+	if !errors.Is(err, parallax.ErrTimeout) {
+		t.Fatalf("LoanWait at the limit: err = %v, want parallax.ErrTimeout", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		c, err := pub.LoanWait(ctx, 64)
+		if err == nil {
+			err = pub.Release(c)
+		}
+		got <- err
+	}()
+	copy(first.Bytes(), "frame 1")
+	if err := pub.Publish(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("LoanWait after a publish: %v", err)
 	}
 }

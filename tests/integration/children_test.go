@@ -325,6 +325,9 @@ func subMain(args []string) int {
 			roChecked = true
 			reopen, prot, pw := tryWrite(x.Bytes())
 			fmt.Printf("ro %s %s %s\n", errName(reopen), errName(prot), errName(pw))
+			if m, err := mappingOf(x.Bytes()); err == nil {
+				fmt.Printf("romap %s\n", m.Path) // what backs it (memfd or file)
+			}
 		}
 		h := x.Header()
 		b := x.Bytes()

@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/discovery"
 	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/publisher"

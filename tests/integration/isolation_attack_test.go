@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )

@@ -266,6 +266,14 @@ func (r *Router) getDataSegment(c *client, req GetDataSegment) (DataSegmentGrant
 	l, linked := r.links[req.Connection]
 	cs := r.mem.conns[req.Connection]
 	switch {
+	case !linked && cs != nil && cs.state == ConnOrphaned && cs.subWait && cs.subClient == c.id:
+		// Its subscriber still drains it, but the router closed the dead
+		// publisher's fds (design §4.1): every segment live while the
+		// connection was (the only ones its refs can name) was pushed to
+		// this client before the removal, so a subscriber asking now has
+		// it already or failed to map it.
+		return DataSegmentGranted{}, fmt.Errorf("%w: connection %d is orphaned: publisher %d is gone and the router closed its segments (every live one was granted to client %d before the removal)",
+			ErrNotFound, req.Connection, cs.pub.id, c.id)
 	case !linked || cs == nil || cs.state != ConnLive:
 		return DataSegmentGranted{}, fmt.Errorf("%w: client %d has no live connection %d", parallax.ErrPermissionDenied, c.id, req.Connection)
 	case l.sub.client != c:

@@ -153,7 +153,7 @@ func (r *Router) adoptPubMem(p *publisher, rp RestorePub) {
 	if !r.owned() || len(rp.Data) == 0 {
 		return
 	}
-	m := &pubMem{id: p.id, maxLoans: rp.MaxLoans, history: rp.History}
+	m := &pubMem{id: p.id, topic: p.topic.name, maxLoans: rp.MaxLoans, history: rp.History}
 	if m.maxLoans == 0 {
 		m.maxLoans = r.cfg.Memory.DefaultMaxLoans
 	}

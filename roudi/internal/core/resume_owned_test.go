@@ -59,7 +59,7 @@ func TestResumeOwnedAdopts(t *testing.T) {
 	require.Equal(t, []KeepAdopted{{Connection: 7}}, actionsOf[KeepAdopted](as))
 	m := r.Memory()
 	require.Len(t, m.Publishers, 1)
-	require.Equal(t, PubMemory{Pub: 3, ChunkSize: 4096, Chunks: 300, Bytes: 2 << 20,
+	require.Equal(t, PubMemory{Pub: 3, Topic: "a", ChunkSize: 4096, Chunks: 300, Bytes: 2 << 20,
 		Segments: []SegMemory{{Index: 0, ChunkSize: 4096, Count: 300, Bytes: 2 << 20, Live: true}}}, m.Publishers[0])
 	require.Equal(t, []ConnMemory{{Connection: 7, Pub: 3, State: ConnLive, Bound: 80, Bytes: 8192}}, m.Connections)
 	require.Equal(t, uint64(2<<20+8192), m.SharedBytes)

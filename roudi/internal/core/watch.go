@@ -13,8 +13,8 @@ import (
 // [ServiceAppeared], in name order), then [WatchSynced], then the [Reply];
 // after that, every step that changes a service emits one ServiceChanged
 // per watcher and changed service, in name order. A service is a topic
-// today ([ServiceTopic]); request/response and event services will be
-// further kinds.
+// ([ServiceTopic]), a request/response service ([ServiceRequestResponse])
+// or an event service ([ServiceEvent]).
 //
 // The core decides what changed: after each step (ticks change no
 // service) it compares every topic's type and publisher and subscriber ids
@@ -38,6 +38,10 @@ const (
 	// subscribers; Type is the request type, ResponseType the response
 	// type; CanPublish says "may call", CanSubscribe "may serve".
 	ServiceRequestResponse ServiceKind = 2
+	// ServiceEvent is an event service (docs/design/events.md): its
+	// publishers are the notifiers, its subscribers the listeners;
+	// CanPublish says "may notify", CanSubscribe "may listen".
+	ServiceEvent ServiceKind = 3
 )
 
 func (k ServiceKind) String() string {
@@ -46,12 +50,14 @@ func (k ServiceKind) String() string {
 		return "topic"
 	case ServiceRequestResponse:
 		return "request-response"
+	case ServiceEvent:
+		return "event"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// svcKey names a service: topics and request/response services of one
-// name are two services.
+// svcKey names a service: a topic, a request/response service and an
+// event service of one name are three services.
 type svcKey struct {
 	kind ServiceKind
 	name string
@@ -198,27 +204,42 @@ func (s serviceSig) topicMatches(t *topic) bool {
 	return s.typ == t.typ && slices.Equal(s.pubs, t.pubs) && slices.Equal(s.subs, t.subs)
 }
 
-// services returns every service now, by key: a topic is its topic, a
-// request/response service its request topic (nil while only the response
-// topic exists) and response topic.
+// services returns every service now, by key: a topic or an event service
+// is its topic, a request/response service its request topic (nil while
+// only the response topic exists) and response topic.
 func (r *Router) services() map[svcKey][2]*topic {
 	m := make(map[svcKey][2]*topic, len(r.topics)+len(r.rpc))
 	for name, t := range r.topics {
 		m[svcKey{ServiceTopic, name}] = [2]*topic{t, nil}
 	}
 	for k, t := range r.rpc {
-		key := svcKey{ServiceRequestResponse, k.name}
+		key := serviceOf(k)
 		e := m[key]
-		e[k.kind-KindRequest] = t
+		if k.kind == KindResponse {
+			e[1] = t
+		} else {
+			e[0] = t
+		}
 		m[key] = e
 	}
 	return m
 }
 
+// serviceOf names the service topic k belongs to.
+func serviceOf(k rpcKey) svcKey {
+	if k.kind == KindEvent {
+		return svcKey{ServiceEvent, k.name}
+	}
+	return svcKey{ServiceRequestResponse, k.name}
+}
+
 // serviceTopics returns the topics of service key (both nil: none).
 func (r *Router) serviceTopics(key svcKey) (t, rt *topic) {
-	if key.kind == ServiceTopic {
+	switch key.kind {
+	case ServiceTopic:
 		return r.topics[key.name], nil
+	case ServiceEvent:
+		return r.rpc[rpcKey{KindEvent, key.name}], nil
 	}
 	return r.rpc[rpcKey{KindRequest, key.name}], r.rpc[rpcKey{KindResponse, key.name}]
 }
@@ -268,7 +289,7 @@ func (r *Router) watchStep(ev Event) {
 		}
 	}
 	for k := range r.rpc {
-		key := svcKey{ServiceRequestResponse, k.name}
+		key := serviceOf(k)
 		t, rt := r.serviceTopics(key)
 		if old, ok := w.told[key]; (!ok || !old.matches(t, rt)) && !slices.Contains(keys, key) {
 			keys = append(keys, key)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/discovery"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -16,7 +16,7 @@ import (
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rt, err := discovery.Shared(ctx, discovery.DialOptions{})
+	rt, err := discovery.Dial(ctx, discovery.DialOptions{})
 	if errors.Is(err, parallax.ErrDaemonUnavailable) {
 		fmt.Println(err) // names the socket and how to start a router
 		return
@@ -25,7 +25,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	defer rt.Release()
+	defer rt.Close()
 	reply, files, err := rt.Request(ctx, &wire.CreatePublisher{Topic: "camera/front", Type: wire.TypeInfo{Name: "Frame", Size: 4096, Align: 64}}, nil)
 	if err != nil {
 		fmt.Println(err)

@@ -275,27 +275,3 @@ func TestClientRequestContextCancel(t *testing.T) {
 	require.ErrorIs(t, <-res, context.Canceled)
 	require.NoError(t, c.Err())
 }
-
-func TestShared(t *testing.T) {
-	t.Parallel()
-	r := startRouter(t, echoHandler(tempFiles(t, 1)[0]))
-	ctx := testCtx(t)
-	a, err := Shared(ctx, DialOptions{Socket: r.path})
-	require.NoError(t, err)
-	b, err := Shared(ctx, DialOptions{Socket: r.path})
-	require.NoError(t, err)
-	require.Same(t, a.Client, b.Client)
-
-	a.Release()
-	a.Release() // idempotent: must not drop b's reference
-	_, _, err = b.Request(ctx, &wire.Ping{}, nil)
-	require.NoError(t, err)
-	require.NoError(t, b.Close())
-	<-a.Done()
-	require.ErrorIs(t, a.Err(), os.ErrClosed)
-
-	c, err := Shared(ctx, DialOptions{Socket: r.path})
-	require.NoError(t, err)
-	defer c.Release()
-	require.NotSame(t, a.Client, c.Client)
-}

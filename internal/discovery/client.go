@@ -15,7 +15,7 @@ import (
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
-// DialOptions configures [Dial] and [Shared]. The zero value dials the
+// DialOptions configures [Dial]. The zero value dials the
 // default domain's router.
 type DialOptions struct {
 	// Socket is the router's socket path; "" means SocketPath(Domain).
@@ -41,7 +41,7 @@ type PushHandler func(m wire.Message, files []*os.File)
 // handshake, then matches replies to [Client.Request] calls by request id
 // and hands pushes to the handlers registered with [Client.OnPush].
 //
-// Use [Dial] or [Shared]; the zero value is invalid. A Client must not be
+// Use [Dial]; the zero value is invalid. A Client must not be
 // copied; all methods are safe for concurrent use. It owns two goroutines
 // (a socket reader and a push dispatcher) that exit on Close or when the
 // router goes away. Close closes the socket and the management segment fd,
