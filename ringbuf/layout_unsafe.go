@@ -26,7 +26,9 @@
 //     sync/atomic, because peers in other processes (or goroutines) read and
 //     write the same bytes concurrently. sync/atomic operations are
 //     sequentially consistent; ring.go and notifier.go name the ordering each
-//     access relies on.
+//     access relies on. The word types shmWord64 and shmWord32 are
+//     sync/atomic's (aliases), or under the parallax_countatomics tag a
+//     struct holding exactly one of them that counts each access.
 //
 // Soundness: converting &mem[off] to *atomic.Uint64 is the documented
 // unsafe.Pointer conversion rule (1) between types of equal or smaller
@@ -39,7 +41,6 @@ package ringbuf
 
 import (
 	"structs"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -132,30 +133,30 @@ func aligned8(mem []byte) bool {
 
 // word64 maps the 8-byte aligned word at mem[off:off+8] as an atomic. It is
 // the one helper that turns shared bytes into 64-bit atomics.
-func word64(mem []byte, off uintptr) *atomic.Uint64 {
+func word64(mem []byte, off uintptr) *shmWord64 {
 	if off%8 != 0 {
 		panic("ringbuf: misaligned 64-bit word")
 	}
-	return (*atomic.Uint64)(unsafe.Pointer(&mem[off : off+8][0]))
+	return (*shmWord64)(unsafe.Pointer(&mem[off : off+8][0]))
 }
 
 // word32 maps the 4-byte aligned word at mem[off:off+4] as an atomic (the
 // futex words must be 32 bits wide).
-func word32(mem []byte, off uintptr) *atomic.Uint32 {
+func word32(mem []byte, off uintptr) *shmWord32 {
 	if off%4 != 0 {
 		panic("ringbuf: misaligned 32-bit word")
 	}
-	return (*atomic.Uint32)(unsafe.Pointer(&mem[off : off+4][0]))
+	return (*shmWord32)(unsafe.Pointer(&mem[off : off+4][0]))
 }
 
 // rawWord32 returns the address of a 32-bit atomic for the futex system
 // calls, which take the plain word.
-func rawWord32(w *atomic.Uint32) *uint32 {
+func rawWord32(w *shmWord32) *uint32 {
 	return (*uint32)(unsafe.Pointer(w))
 }
 
 // slotWords maps n consecutive 64-bit slots starting at off.
-func slotWords(mem []byte, off uintptr, n int) []atomic.Uint64 {
+func slotWords(mem []byte, off uintptr, n int) []shmWord64 {
 	end := off + uintptr(n)*8
 	_ = mem[off:end] // bounds check
 	return unsafe.Slice(word64(mem, off), n)

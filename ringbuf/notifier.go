@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/parallax-ipc/parallax"
@@ -69,11 +68,11 @@ type NotifierStats struct {
 // caller keeps the region mapped while it is used.
 type Notifier struct {
 	mem      []byte
-	closed   *atomic.Uint32
-	seq      *atomic.Uint32
-	sleeping *atomic.Uint32
-	wakes    *atomic.Uint64
-	sleeps   *atomic.Uint64
+	closed   *shmWord32
+	seq      *shmWord32
+	sleeping *shmWord32
+	wakes    *shmWord64
+	sleeps   *shmWord64
 }
 
 // FormatNotifier initialises a notifier in mem (8-byte aligned, at least

@@ -105,17 +105,17 @@ func Size(capacity int) int { return HeaderSize + 8*capacity }
 // long as the Ring is used.
 type Ring struct {
 	mem      []byte
-	slots    []atomic.Uint64
+	slots    []shmWord64
 	mask     uint32
 	capacity uint32
 	policy   Policy
 
-	head     *atomic.Uint64 // HeadWord
-	tail     *atomic.Uint64
-	dropped  *atomic.Uint64
-	waitFlag *atomic.Uint32
-	waitSeq  *atomic.Uint32
-	closed   *atomic.Uint32
+	head     *shmWord64 // HeadWord
+	tail     *shmWord64
+	dropped  *shmWord64
+	waitFlag *shmWord32
+	waitSeq  *shmWord32
+	closed   *shmWord32
 
 	// Process-local views of the peer's index, so that neither side reads
 	// the line the other writes on every operation (each such read is a

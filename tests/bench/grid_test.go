@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parallax-ipc/parallax/internal/atomiccount"
 	"github.com/parallax-ipc/parallax/internal/routertest"
 	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/publisher"
@@ -30,7 +31,11 @@ import (
 // block-producer, so each one receives every message: delivered = published
 // × subs. It reports the aggregate delivered-msgs/s and cpu-ns/delivered,
 // the user+system CPU time of every process involved (router, publisher,
-// subscribers) divided by the messages delivered:
+// subscribers) divided by the messages delivered. Built with -tags
+// parallax_countatomics it also reports shm-atomics/op and shm-locked/op:
+// the shared-memory atomic operations of every process (each child
+// counts its own and prints them on its "done" line) per delivered
+// message:
 //
 //	go test -run='^$' -bench='FanOut|Grid' -benchtime=200000x ./tests/bench
 func BenchmarkFanOut(b *testing.B) {
@@ -136,6 +141,8 @@ func benchGrid(b *testing.B, g grid) {
 	for role, pid := range roles {
 		faultsBefore[role] = procFaults(pid)
 	}
+	routerAtomics := atomiccount.Snapshot() // the in-process router's
+	var atomics atomiccount.Counts
 	b.ResetTimer()
 	start := time.Now()
 	for _, c := range pubs {
@@ -143,19 +150,23 @@ func benchGrid(b *testing.B, g grid) {
 	}
 	var delivered, waits, wakes uint64
 	for _, c := range subs {
-		f := c.expect(b, "done", 3)
+		f := c.expect(b, "done", 5)
 		n, _ := strconv.ParseUint(f[0], 10, 64)
 		delivered += n
 		n, _ = strconv.ParseUint(f[1], 10, 64)
 		waits += n
 		n, _ = strconv.ParseUint(f[2], 10, 64)
 		wakes += n
+		atomics = addAtomics(atomics, f[3:])
 	}
 	el := time.Since(start)
 	b.StopTimer()
 	after := roles.sample()
+	routerAtomics = atomiccount.Snapshot().Sub(routerAtomics)
+	atomics.Ops += routerAtomics.Ops
+	atomics.Locked += routerAtomics.Locked
 	for _, c := range pubs {
-		c.expect(b, "done", 0)
+		atomics = addAtomics(atomics, c.expect(b, "done", 2))
 	}
 	if want := uint64(total) * uint64(g.subs); delivered != want {
 		b.Fatalf("delivered %d messages, want %d (%d published x %d subscribers): a lossless run lost some", delivered, want, total, g.subs)
@@ -186,6 +197,14 @@ func benchGrid(b *testing.B, g grid) {
 	b.ReportMetric(float64(wakes)/float64(delivered), "wakes/delivered")
 	b.ReportMetric(float64(setup.Microseconds())/float64(g.subs), "setup-us/conn")
 	b.ReportMetric(float64(maps)/float64(g.pubs+g.subs), "mappings/proc")
+	reportAtomics(b, atomics, delivered)
+}
+
+// addAtomics adds a child's "<ops> <locked>" fields to c.
+func addAtomics(c atomiccount.Counts, f []string) atomiccount.Counts {
+	ops, _ := strconv.ParseUint(f[0], 10, 64)
+	locked, _ := strconv.ParseUint(f[1], 10, 64)
+	return atomiccount.Counts{Ops: c.Ops + ops, Locked: c.Locked + locked}
 }
 
 // lineChild is a child process driven by lines: it writes "<word>
@@ -279,7 +298,8 @@ func plxMappings() int {
 // first topic, topics, subscribers per topic, messages, payload size. It
 // prints "ready <mappings>" once every topic has its subscribers, waits for
 // "go", publishes, sends the quit command on every topic and prints
-// "done".
+// "done <shm atomics> <locked>" (zeros unless built with
+// parallax_countatomics).
 func gridPubMain(args []string) int {
 	if len(args) != 6 {
 		fmt.Fprintln(os.Stderr, "grid-pub: want socket first topics subs messages size")
@@ -316,6 +336,7 @@ func gridPubMain(args []string) int {
 	}
 	stopProfile := gridProfile("grid-pub")
 	defer stopProfile()
+	atomics := atomiccount.Snapshot()
 	for i := range msgs {
 		if err := gridSend(pubs[i%topics], size, cmdData); err != nil {
 			fmt.Fprintln(os.Stderr, "grid-pub: publish:", err)
@@ -328,8 +349,9 @@ func gridPubMain(args []string) int {
 			return 1
 		}
 	}
+	atomics = atomiccount.Snapshot().Sub(atomics)
 	stopProfile()
-	fmt.Println("done")
+	fmt.Printf("done %d %d\n", atomics.Ops, atomics.Locked)
 	untilStdinCloses()
 	return 0
 }
@@ -346,7 +368,9 @@ func gridSend(p *publisher.Publisher, size int, cmd byte) error {
 // gridSubMain is a subscriber process of BenchmarkGrid: it subscribes to
 // topics 0..n-1 (block-producer), prints "ready <setup-ns> <mappings>"
 // once every subscriber is connected, reads every sample in full until
-// each topic sent its quit command, and prints "done <samples>".
+// each topic sent its quit command, and prints "done <samples> <waits>
+// <wakes> <shm atomics> <locked>" (atomics counted from "ready"; zeros
+// unless built with parallax_countatomics).
 func gridSubMain(args []string) int {
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, "grid-sub: want socket topics")
@@ -385,6 +409,7 @@ func gridSubMain(args []string) int {
 	defer stopProfile()
 	var got, waits uint64
 	wakes0 := gridWakes(subs)
+	atomics := atomiccount.Snapshot()
 	open := n
 	quit := make([]bool, n)
 	index := make(map[*subscriber.Subscriber]int, n)
@@ -423,8 +448,9 @@ func gridSubMain(args []string) int {
 			}
 		}
 	}
+	atomics = atomiccount.Snapshot().Sub(atomics)
 	stopProfile()
-	fmt.Printf("done %d %d %d\n", got, waits, gridWakes(subs)-wakes0)
+	fmt.Printf("done %d %d %d %d %d\n", got, waits, gridWakes(subs)-wakes0, atomics.Ops, atomics.Locked)
 	untilStdinCloses()
 	return 0
 }

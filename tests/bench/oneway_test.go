@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parallax-ipc/parallax/internal/atomiccount"
 	"github.com/parallax-ipc/parallax/publisher"
 	"github.com/parallax-ipc/parallax/subscriber"
 )
@@ -23,6 +24,9 @@ import (
 // The child's subscriber runs with the default options (coalesce=0s) and
 // with subscriber.Options.Coalesce (see there), which lets a fast stream
 // arrive in batches; consumer-sleeps are the futex sleeps the child made.
+// Built with -tags parallax_countatomics it also reports shm-atomics/op and
+// shm-locked/op: the shared-memory atomic operations of both processes
+// (parent with its in-process router, and child) per message.
 func BenchmarkOneWay(b *testing.B) {
 	for _, size := range payloads {
 		for _, co := range []time.Duration{0, oneWayCoalesce} {
@@ -59,9 +63,11 @@ func benchOneWay(b *testing.B, size int, coalesce time.Duration) {
 	b.ReportAllocs()
 	var n uint64
 	var start time.Time
+	var atomics atomiccount.Counts
 	for b.Loop() {
 		if n == 0 {
 			start = time.Now()
+			atomics = atomiccount.Snapshot()
 		}
 		c, err := loan(pub, size)
 		if err != nil {
@@ -73,6 +79,7 @@ func benchOneWay(b *testing.B, size int, coalesce time.Duration) {
 		}
 		n++
 	}
+	atomics = atomiccount.Snapshot().Sub(atomics)
 	if err := quit(pub); err != nil {
 		b.Fatal(err)
 	}
@@ -83,6 +90,8 @@ func benchOneWay(b *testing.B, size int, coalesce time.Duration) {
 	el := time.Since(start)
 	got := binary.LittleEndian.Uint64(s.Bytes()[8:])
 	sleeps := binary.LittleEndian.Uint64(s.Bytes()[16:])
+	atomics.Ops += binary.LittleEndian.Uint64(s.Bytes()[24:])
+	atomics.Locked += binary.LittleEndian.Uint64(s.Bytes()[32:])
 	_ = s.Release()
 	b.StopTimer()
 	if got != n {
@@ -90,11 +99,24 @@ func benchOneWay(b *testing.B, size int, coalesce time.Duration) {
 	}
 	b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
 	b.ReportMetric(float64(sleeps), "consumer-sleeps")
+	reportAtomics(b, atomics, n)
+}
+
+// reportAtomics reports the shared-memory atomic operations counted in
+// every process of a run per message (only in a parallax_countatomics
+// build; see internal/atomiccount).
+func reportAtomics(b *testing.B, c atomiccount.Counts, msgs uint64) {
+	if !atomiccount.Enabled || msgs == 0 {
+		return
+	}
+	b.ReportMetric(float64(c.Ops)/float64(msgs), "shm-atomics/op")
+	b.ReportMetric(float64(c.Locked)/float64(msgs), "shm-locked/op")
 }
 
 // sinkMain is the child of BenchmarkOneWay: it reads every sample of topic
-// stream and on the quit command publishes the count and its futex sleeps
-// on topic ack. Its arguments are the router socket and the coalescing
+// stream and on the quit command publishes the count, its futex sleeps and
+// its shared-memory atomics (operations, locked; zeros unless built with
+// parallax_countatomics) on topic ack. Its arguments are the router socket and the coalescing
 // duration.
 func sinkMain(args []string) int {
 	if len(args) != 2 {
@@ -121,6 +143,7 @@ func sinkMain(args []string) int {
 	}
 	defer pub.Close()
 	var n uint64
+	atomics := atomiccount.Snapshot()
 	for {
 		s, err := sub.TakeTimeout(childTimeout)
 		if err != nil {
@@ -136,6 +159,7 @@ func sinkMain(args []string) int {
 		_ = s.Release()
 		n++
 	}
+	atomics = atomiccount.Snapshot().Sub(atomics)
 	c, err := loan(pub, 64)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sink: loan: %v\n", err)
@@ -143,6 +167,8 @@ func sinkMain(args []string) int {
 	}
 	binary.LittleEndian.PutUint64(c.Bytes()[8:], n)
 	binary.LittleEndian.PutUint64(c.Bytes()[16:], sub.WakeStats().Sleeps)
+	binary.LittleEndian.PutUint64(c.Bytes()[24:], atomics.Ops)
+	binary.LittleEndian.PutUint64(c.Bytes()[32:], atomics.Locked)
 	if err := pub.Publish(c); err != nil {
 		fmt.Fprintf(os.Stderr, "sink: publish: %v\n", err)
 		return 1

@@ -1,0 +1,15 @@
+//go:build !parallax_countatomics
+
+package ringbuf
+
+import "sync/atomic"
+
+// shmWord64 and shmWord32 are the types of the words in shared memory. In
+// the default build they are sync/atomic's types themselves, so every
+// access compiles to the plain atomic instruction; a binary built with the
+// parallax_countatomics tag counts each access (shmword_on.go,
+// internal/atomiccount).
+type (
+	shmWord64 = atomic.Uint64
+	shmWord32 = atomic.Uint32
+)
