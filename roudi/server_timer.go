@@ -9,17 +9,19 @@ import (
 
 // serverClock maps the core's ticks to real time (tick k begins at start +
 // k·interval) and runs a timer only while some timed work is pending: the
-// core's (Router.NextTick), the resume grace, a pending idle sweep, live
-// dedicated pools to retire, and rate sampling while clients are attached.
-// An idle router sleeps. Owned by the Serve goroutine.
+// core's (Router.NextTick: handshake backstops, retirements, rate
+// sampling) and the resume grace. An idle router sleeps. Owned by the
+// Serve goroutine.
 type serverClock struct {
 	interval time.Duration
 	start    time.Time
 	timer    *time.Timer
 	armed    time.Time // when the timer fires; zero when stopped
-	// wakeups counts the timer's firings (tests check that an idle
-	// router has none).
+	// wakeups counts the timer's firings and arms its settings (tests
+	// check that an idle router has neither, and that pending work arms
+	// it).
 	wakeups atomic.Uint64
+	arms    atomic.Uint64
 }
 
 // startClock starts the core's clock at tick 0 with the timer stopped.
@@ -77,6 +79,7 @@ func (s *Server) armClock(now time.Time) {
 			c.armed = time.Time{}
 		}
 	case !at.Equal(c.armed):
+		c.arms.Add(1)
 		c.timer.Reset(max(at.Sub(now), 0))
 		c.armed = at
 	}
