@@ -3,12 +3,23 @@
 // publisher and mapped read-only by its subscribers (issue 12,
 // docs/design/memory-ownership.md §1.1–1.2).
 //
-// The router creates each segment for one publisher and lays it out with
-// [Format]; the publisher and its subscribers validate it with [Attach]
-// against the [Desc] the router sent them. A segment holds one size class:
-// Count chunks of ChunkSize bytes. Nothing in it is a reference count or an
+// The router creates each segment for one publisher (a sealed memfd,
+// mode 0600, named "plx:<domain>:p<pub>.<index>"; 2 MiB hugetlb pages for
+// large segments), lays it out with [Format], unmaps it and keeps only its
+// fds. It hands the publisher a read-write fd and each subscriber connected
+// to that publisher a read-only one; no other process gets an fd. The
+// publisher and its subscribers validate the segment with [Attach] against
+// the [Desc] the router sent them. A segment holds one size class: Count
+// chunks of ChunkSize bytes. Nothing in it is a reference count or an
 // allocation bit: the publisher keeps all accounting in its own process
-// memory, where no subscriber can write it.
+// memory, where no subscriber can write it, so a subscriber that dies
+// leaves nothing in the segment to repair, and a publisher that dies takes
+// its accounting with it (the kernel frees the memfd at the last unmap).
+//
+// How many chunks a publisher's segments hold (MaxLoans + History + the
+// per-connection bounds), when more segments are added and when they are
+// retired is decided by the router (package roudi, and the README's
+// "Memory" section); this package only lays out and checks one segment.
 //
 // # Layout
 //

@@ -73,8 +73,8 @@ func (p *Pool) Audit() Audit {
 // generation (or 1). It returns the audit taken before repairing.
 //
 // Repair must run only when no process loans from or releases into this
-// pool (the router calls it while the pool's clients are stopped, or after
-// the last one died); concurrent Loans could otherwise hand out a slot twice.
+// pool (while its users are stopped, or after the last one died);
+// concurrent Loans could otherwise hand out a slot twice.
 func (p *Pool) Repair() Audit {
 	before := p.Audit()
 	var inUse uint64

@@ -1,12 +1,24 @@
-// Package mempool implements size-class chunk pools in shared memory: the
-// allocator behind every zero-copy loan in Parallax.
+// Package mempool implements size-class chunk pools over caller-provided
+// memory: lock-free, with reference counts and generations in a
+// management area beside the payload.
+//
+// It is not how publishers and subscribers share memory. Since issue 12
+// every publisher owns its data segments (package dataseg) and counts its
+// chunks in its own process memory (see the README's "Memory" section);
+// the router-wide pools, the management segment every client mapped
+// read-write, the hold tables and the idle sweep that used this package
+// were removed with that change. What remains is used in one process:
+// package buffer's Pool lays its size classes out in one heap
+// segment and allocates pipeline buffers from them without allocating Go
+// memory, and the tests/shm stress tests and raw-ring baselines use it
+// between processes they set up themselves.
 //
 // A [Pool] is one size class: Count chunks of ChunkSize bytes in a payload
-// region, managed through a separate management area that lives in the
-// domain's read-write management segment and is shared by every process.
-// The router lays a pool out with [Format]; clients validate it with
-// [Attach]. A [Set] indexes pools by id and routes [Set.Loan] to the
-// smallest size class that fits.
+// region, managed through a separate management area (both []byte regions
+// the caller owns: [HeapRegion], or a mapping). [Format] lays a pool out;
+// [Attach] validates an existing one, as a second process would. A [Set]
+// indexes pools by id and routes [Set.Loan] to the smallest size class
+// that fits.
 //
 // # Management area layout
 //
@@ -39,7 +51,7 @@
 // The payload region holds only bytes: chunk i is payload[i*ChunkSize :
 // (i+1)*ChunkSize]. ChunkSize is a multiple of 64, so every chunk is
 // 64-byte aligned when the region is (segments are page aligned;
-// [HeapRegion] gives 128). Subscribers may map it read-only.
+// [HeapRegion] gives 128). Readers may map it read-only.
 //
 // # State and ordering rules
 //

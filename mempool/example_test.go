@@ -8,17 +8,18 @@ import (
 	"github.com/parallax-ipc/parallax/mempool"
 )
 
-// The router formats a pool in its management segment; a client attaches to
-// the same bytes, loans a chunk, fills it and releases it.
+// One side formats a pool's management area; another attaches to the same
+// bytes (in a second process, through a shared mapping), loans a chunk,
+// fills it and releases it.
 func ExampleFormat() {
 	c := mempool.Class{ChunkSize: 256, Count: 4}
-	mgmt := mempool.HeapRegion(mempool.MgmtSize(c)) // a management segment in real use
-	payload := mempool.HeapRegion(c.PayloadSize())  // a payload segment in real use
+	mgmt := mempool.HeapRegion(mempool.MgmtSize(c)) // a shared mapping, or heap memory in one process
+	payload := mempool.HeapRegion(c.PayloadSize())  // likewise
 
-	if _, err := mempool.Format(mgmt, 1, c); err != nil { // router side
+	if _, err := mempool.Format(mgmt, 1, c); err != nil { // formatting side
 		panic(err)
 	}
-	pool, err := mempool.Attach(mgmt, payload) // client side
+	pool, err := mempool.Attach(mgmt, payload) // attaching side
 	if err != nil {
 		panic(err)
 	}

@@ -40,7 +40,7 @@ const (
 	ChunkHeaderSize = 64
 	// ChunkAlign is the granularity of chunk sizes: every chunk size is a
 	// multiple of it, so each chunk starts 64-byte aligned relative to the
-	// payload base (the router maps payload segments page-aligned).
+	// payload base (segments are mapped page-aligned).
 	ChunkAlign = 64
 	// RegionAlign is the alignment [HeapRegion] guarantees and the
 	// alignment Format/Attach recommend; they require only 8.

@@ -1,7 +1,7 @@
 // This file is the only place in package mempool that uses unsafe. It maps
 // typed views (header, statistics, hint, bitmap words, chunk headers) over a
-// management area that is a plain []byte, usually a MAP_SHARED mapping of the
-// router's read-write management segment.
+// management area that is a plain []byte: heap memory (package buffer) or
+// a MAP_SHARED mapping.
 //
 // Invariants:
 //

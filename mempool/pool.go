@@ -11,11 +11,11 @@ import (
 )
 
 // A Pool is one size class of fixed-size chunks: a management area (header,
-// statistics, free bitmap, chunk headers) shared read-write by every process
-// of a domain, over a payload region that holds the chunk bytes.
+// statistics, free bitmap, chunk headers) shared read-write by every user
+// of the pool, over a payload region that holds the chunk bytes.
 //
-// Use [Format] (router) or [Attach] (clients); the zero value is invalid. A
-// Pool only borrows both regions: it owns no mapping, has no Close, and must
+// Use [Format] (the side that lays the pool out) or [Attach] (any other);
+// the zero value is invalid. A Pool only borrows both regions: it owns no mapping, has no Close, and must
 // not be used after the segments holding its regions are unmapped. A *Pool
 // is safe for concurrent use by many goroutines, and the same management
 // area may be attached by many processes at once, except for [Pool.Repair]
@@ -59,7 +59,7 @@ type Pool struct {
 // aligned ([RegionAlign] recommended). The returned pool has no payload
 // region yet; see [Pool.SetPayload].
 //
-// Format is the router's operation; it must not run while anyone uses mgmt.
+// Format lays the pool out; it must not run while anyone uses mgmt.
 func Format(mgmt []byte, id uint16, c Class) (*Pool, error) {
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("format pool %d: %w", id, err)
@@ -521,7 +521,7 @@ type SlotState struct {
 	RefCount uint32 // holders; 0 = free
 }
 
-// Slot returns the state of slot i, for the router and for inspection.
+// Slot returns the state of slot i, for audits and inspection.
 func (p *Pool) Slot(i uint32) (SlotState, error) {
 	if i >= p.count {
 		return SlotState{}, fmt.Errorf("slot %d of pool %d (count %d): %w", i, p.id, p.count, parallax.ErrInvalidRef)

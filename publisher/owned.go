@@ -19,10 +19,9 @@ import (
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
-// The owned memory model (docs/design/memory-ownership.md, step 7): when
-// the router runs it, a Publisher loans, publishes and takes back chunks
-// of its own data segments through an internal/ownedpub Engine instead of
-// the router-wide pools. A connection becomes live when both its
+// The owned memory model (docs/design/memory-ownership.md), the only one:
+// a Publisher loans, publishes and takes back chunks of its own data
+// segments through an internal/ownedpub Engine. A connection becomes live when both its
 // ConnectionAdded (history asked) and its ConnSegmentAdded (the segment,
 // bound and policy) have arrived; its removal reclaims every chunk
 // delivered on it before the runtime tells the router it let go.

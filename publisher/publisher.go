@@ -44,21 +44,21 @@ type Options struct {
 	// sleep costs the consumer a wake system call per slot it frees.
 	Spin time.Duration
 	// MaxPayload, MaxLoans and ExpectedSubscribers size the publisher's own
-	// data segment in the owned memory model (router [memory] model =
-	// "owned"): the chunk size of an untyped publisher (a larger Loan
-	// fails), the chunks loaned and not yet published or released at once
-	// (a Loan beyond fails with an error wrapping parallax.ErrLimit), and
-	// the subscribers the first segment makes room for. 0 means the
-	// router's [publishers] defaults (4 KiB, 4, 1); MaxLoans 0 also means
-	// the publisher itself caps no loans. A Loan that finds no free chunk
-	// (within MaxLoans), or one larger than MaxPayload, gets more memory
-	// from the router (see the package doc, "Memory").
+	// data segment: the chunk size of an untyped publisher (a larger Loan
+	// gets a dedicated segment, see RetireAfter), the chunks loaned and not
+	// yet published or released at once (a Loan beyond fails with an error
+	// wrapping parallax.ErrLimit), and the subscribers the first segment
+	// makes room for. 0 means the router's [publishers] defaults (4 KiB, 4,
+	// 1); MaxLoans 0 also means the publisher itself caps no loans. A Loan
+	// that finds no free chunk (within MaxLoans), or one larger than
+	// MaxPayload, gets more memory from the router (see the package doc,
+	// "Memory").
 	MaxPayload          int
 	MaxLoans            int
 	ExpectedSubscribers int
 	// RetireAfter is how long a dedicated segment (made for loans larger
 	// than MaxPayload) stays completely free before the publisher gives
-	// it back to the router, in the owned model. 0 means
+	// it back to the router. 0 means
 	// [DefaultRetireAfter]; a negative value keeps dedicated segments
 	// until Close.
 	RetireAfter time.Duration
@@ -278,9 +278,14 @@ func (c Chunk) Truncate(n int) Chunk {
 	return c
 }
 
-// Loan returns a chunk of at least n bytes from the smallest fitting pool.
-// When the pool is exhausted it returns an error wrapping
-// parallax.ErrPoolExhausted at once.
+// Loan returns a chunk of at least n bytes (exactly the type's size on a
+// typed publisher) from the publisher's own data segments, most recently
+// returned first. With [Options.MaxLoans] chunks loaned it fails at once
+// with an error wrapping parallax.ErrLimit. When no chunk is free it asks
+// the router for a growth segment, and for n above [Options.MaxPayload] for
+// a dedicated one; a router limit that refuses it gives an error wrapping
+// parallax.ErrLimit naming the limit. [Publisher.LoanWait] waits for a
+// subscriber's return instead.
 func (p *Publisher) Loan(n int) (Chunk, error) {
 	if p.opts.TypeSize != 0 && n != int(p.opts.TypeSize) {
 		return Chunk{}, fmt.Errorf("loan %d bytes on %q of type %q (%d bytes): %w", n, p.topic, p.opts.TypeName, p.opts.TypeSize, parallax.ErrIncompatibleType)

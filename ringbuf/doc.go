@@ -1,6 +1,8 @@
 // Package ringbuf implements the lock-free single-producer single-consumer
 // rings that carry [parallax.ChunkRef] values between processes, their
-// overflow policies, and the futex-based [Notifier] a consumer sleeps on.
+// overflow policies, the futex-based [Notifier] a side sleeps on, and the
+// connection segment ([Conn]) that pairs them for one publisher and one
+// subscriber.
 //
 // Everything lives in []byte regions of shared memory handed in by the
 // caller (a segment mapping, or a heap slice in tests): [Format] lays out a
@@ -89,14 +91,18 @@
 //     loop by maxPopRetries. A ring never holds more than [Ring.Cap]
 //     entries, so callers bound drain loops by it; a peer still pushing
 //     cannot keep a drain going.
-//   - [Ring.Len] is 0 on impossible indices; [Ring.Check] validates a
-//     snapshot for the router, which inspects rings it does not use.
+//   - [Ring.Len] is 0 on impossible indices; [Ring.Check] validates the
+//     indices without popping (tests and tools; the router reads no ring).
 //
 // # Connection segment
 //
 // One publisher–subscriber connection (issue 12, docs/design/memory-ownership.md
-// §1.4) is one segment laid out by [FormatConn] (the router) and validated
-// by [AttachConn] (both ends) against a [ConnDesc]:
+// §1.4) is one segment of its own: a memfd the router creates, seals,
+// fchmods 0600, lays out with [FormatConn] and unmaps, then hands read-write
+// to exactly the two processes of the connection, which validate it with
+// [AttachConn] against the [ConnDesc] the router sent. No other process has
+// an fd of it, so its words are shared with one peer only, and whatever
+// either end writes there can spoil that connection and nothing else:
 //
 //	   0 +------------------------------------------------------------------+
 //	     | conn header (128 B, router-written, cross-checked by both sides) |
@@ -122,8 +128,13 @@
 // fails with [ErrFull]. The publisher keeps at most Bound chunks outstanding
 // on the connection, and every one of them is in the data ring, in the
 // subscriber's hands or in the return ring, so an honest publisher never
-// lets it fill. The publisher drains it with [Conn.PopBatch]: one tail load
-// and one head CAS per batch. Both rings keep their own validation (below),
+// lets it fill. A subscriber's release is one push into the return ring
+// (and a wake of the publisher only if it sleeps there, for space or a
+// loan); the publisher drains it with [Conn.PopBatch], one tail load and
+// one head CAS per batch, and accepts a ref only if it delivered that
+// chunk on this connection. Returned chunks go onto the publisher's LIFO
+// free list, so the next loan gets the most recently returned, cache-hot
+// chunk. Both rings keep their own validation (below),
 // so corrupt indices in one ring are errors for that ring, and the
 // connection, only. AttachConn caches every offset and capacity; nothing is
 // re-read from the header afterwards.
@@ -135,7 +146,11 @@
 //	 24 | wakes u64 | sleeps u64 | padding                             |
 //	128 +--------------------------------------------------------------+
 //
-// One consumer shares one Notifier among all its rings. Waking is the only
-// system call on the data path, and it happens only when the consumer said
-// it sleeps; the wakes counter lets tests and tools verify that.
+// A connection segment has two: the data wake, where the subscriber sleeps
+// for data, and the return wake, where the publisher sleeps for returns
+// (block-producer space at the bound, a waiting loan). A subscriber with
+// several connections (or a wait set) sleeps on all their seq words at once
+// with a [Waiter] (futex_waitv). Waking is the only system call on the data
+// path, and it happens only when the other side said it sleeps; the wakes
+// counter lets tests and tools verify that.
 package ringbuf

@@ -7,13 +7,12 @@ import (
 
 // Memory selects the memory model ([memory] in TOML).
 type Memory struct {
-	// Model is "owned" (the default: each publisher owns its data
-	// segments, each connection its own segment; design
-	// docs/design/memory-ownership.md) or "shared" (the old model:
-	// router-wide pools every client maps, selectable until it is
-	// deleted).
+	// Model is "owned", the only model, also when empty: each publisher
+	// owns its data segments, each connection has its own segment (design
+	// docs/design/memory-ownership.md). "shared", the removed model of
+	// router-wide pools every client mapped, is refused ([ErrRemovedKey]).
 	Model MemoryModel `toml:"model"`
-	// Backing is where the owned model's publisher data segments live:
+	// Backing is where publishers' data segments live:
 	// "memfd" (the default, also when empty) or "file", a mapped file the
 	// router creates in Path (a tmpfs or DAX mount, say), see
 	// config_backing.go.
@@ -25,14 +24,15 @@ type Memory struct {
 // MemoryModel names a memory model.
 type MemoryModel string
 
-// Memory models.
+// Memory models. ModelShared names the removed shared model only so that
+// a configuration asking for it is refused with a message naming it.
 const (
 	ModelShared MemoryModel = "shared"
 	ModelOwned  MemoryModel = "owned"
 )
 
-// Publishers sizes publishers' owned memory ([publishers] in TOML; used in
-// the owned model only).
+// Publishers sizes publishers' owned memory ([publishers] in TOML; see
+// the README's "Memory" section for the sizing formula).
 type Publishers struct {
 	// DefaultMaxPayload is the chunk size of an untyped publisher that
 	// declares no maximum payload: a multiple of 64.

@@ -19,22 +19,60 @@
 // shared memory, tested with scripts; and the [Server] around it, which
 // does the I/O: accepting control connections, SCM_RIGHTS, timers and
 // process-exit monitoring, translating wire messages into the core's
-// events and its actions into wire messages and shared-memory writes.
+// events and its actions into wire messages and segments.
+//
+// # Memory
+//
+// The router creates all of a domain's shared memory and maps none of it
+// for long. For each publisher it creates data segments (package dataseg:
+// a header, a chunk-header table and payload chunks of one size class)
+// named "plx:<domain>:p<pub>.<index>", and for each publisher–subscriber
+// connection one connection segment (package ringbuf: data ring, return
+// ring and two futex wake blocks) named "plx:<domain>:c<conn>". Each is a
+// memfd (a hugetlb memfd for large data segments, [Publishers.Hugepages];
+// an unlinked file with [Memory.Backing] "file"), sealed against
+// shrinking, growing and further seals, and fchmod 0600. The router maps a
+// segment once to write its header (data) or lay it out (connection),
+// unmaps it, and keeps only fds: for a data segment a read-write one and a
+// read-only twin (/proc/self/fd reopened O_RDONLY), for a connection a
+// read-write one. It grants, as the core decides from the [[access]]
+// rules: the publisher its data segments read-write; each connected
+// subscriber those data segments read-only and their connection
+// read-write; nobody else anything. The router never reads memory a
+// client can write.
+//
+// The core sizes a publisher's segments so that chunks ≥ MaxLoans +
+// History + Σ over its connections of min(queue capacity + max held,
+// max(2, [publishers] connection_budget / chunk size)), adds a growth
+// segment (doubling) when a new connection breaks that, a dedicated
+// segment for a loan larger than the publisher's class, and refuses
+// anything beyond [Limits] (max_publisher_bytes, max_shared_bytes,
+// max_segments_per_publisher, max_message_size) with an error wrapping
+// parallax.ErrLimit that names the limit. Allocation, reference counts and
+// reclaim are the publisher's own business, in its process memory: when a
+// subscriber dies the router tells its publishers, which take back what
+// they delivered on its connections; when a publisher dies the router
+// closes its fds of the publisher's segments, keeps a tombstone until the
+// subscribers have let go, and the kernel frees the memory at the last
+// unmap. The README's "Memory" section is the overview, its "Security"
+// section the threat model (what each holder of an fd can still do), and
+// docs/design/memory-ownership.md the design.
 //
 // One router serves a domain: [New] takes a flock on
 // <runtime_dir>/<domain>.lock and holds it until [Server.Close]; a second
 // router of the domain fails with an error wrapping
 // discovery.ErrRouterRunning naming the live one (parallax-roudi exits
 // with code 3). Only with that lock held does a router adopt a dead
-// router's segments. Until the adopted clients resume or their grace
-// period ends, they count as attached (the core's sweep verdict), and a
-// client resumes only as the same process (pid and uid) with the token its
-// Welcome carried (the core decides; the server keeps the records in
-// <runtime_dir>/<domain>.clients, out of reach of clients).
+// router's segments, and only from the fds the resuming clients hand back,
+// each checked to be one it made (owner, mode 0600, seals, name, size,
+// layout; a connection only when both ends present the same inode). Until
+// the adopted clients resume or their grace period ends, they count as
+// attached, and a client resumes only as the same process (pid and uid)
+// with the token its Welcome carried (the core decides; the server keeps
+// the records in <runtime_dir>/<domain>.clients, out of reach of clients).
 //
-// In the owned memory model ([memory] model = "owned", the default) the
-// router knows each publisher's data segments but never reads memory a
-// client can write, so how many chunks are in use is the publisher's own
+// The router knows each publisher's data segments but never reads memory
+// a client can write, so how many chunks are in use is the publisher's own
 // report (a memory report the client runtime sends about once a second
 // while it changes): [Introspection].PublisherSegments, `parallax pools` and the
 // parallax_publisher_* metrics show it as reported. The router takes

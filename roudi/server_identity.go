@@ -15,7 +15,7 @@ import (
 // against (core_identity.go). It lives beside the domain lock,
 // <runtime_dir>/<domain>.clients, mode 0600, written only by the router
 // that holds the lock, so it survives a router crash and no client can
-// forge it (unlike the management segment, which clients map read-write).
+// forge it (it is in no shared memory at all).
 // It holds one fixed-size record per client id, at (id-1)*identityRecSize:
 //
 //	offset  size  field

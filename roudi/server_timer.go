@@ -9,9 +9,8 @@ import (
 
 // serverClock maps the core's ticks to real time (tick k begins at start +
 // k·interval) and runs a timer only while some timed work is pending: the
-// core's (Router.NextTick: handshake backstops, retirements, rate
-// sampling) and the resume grace. An idle router sleeps. Owned by the
-// Serve goroutine.
+// core's (Router.NextTick: handshake deadlines) and the resume grace. An
+// idle router sleeps. Owned by the Serve goroutine.
 type serverClock struct {
 	interval time.Duration
 	start    time.Time

@@ -19,16 +19,16 @@ import (
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
-// The owned memory model (docs/design/memory-ownership.md, step 7): when
-// the router runs it, a Subscriber takes from its connections' own
-// segments through an internal/ownedsub Engine. A connection becomes
+// The owned memory model (docs/design/memory-ownership.md), the only one:
+// a Subscriber takes from its connections' own segments through an
+// internal/ownedsub Engine. A connection becomes
 // takeable when both its ConnectionAdded and its ConnSegmentAdded have
 // arrived; the publisher's read-only data segments (DataSegmentAdded
 // pushes right after the connection segment, and growth later) are added
 // to it as they are mapped. A ref naming a segment not mapped yet stays
-// pending in the engine until its segment arrives (the router has no
-// GetDataSegment request yet: a grant that never comes leaves that
-// connection stalled, counted in the engine's Pendings, never dropped).
+// pending in the engine until its segment arrives; the subscriber asks the
+// router for it once (GetDataSegment, owned_grow.go). A pending ref is
+// counted in the engine's Pendings, never dropped.
 
 // ownedState is a Subscriber's engine and connections.
 type ownedState struct {

@@ -3,7 +3,7 @@ package clientrt
 import "sync/atomic"
 
 // Shares counts what an endpoint has handed out that still needs the
-// process runtime (its segments and hold table): a publisher's loans, a
+// process runtime (its segment mappings): a publisher's loans, a
 // subscriber's taken samples, plus one while the endpoint's Close works.
 // The endpoint lets its share of the runtime go when the count drops to 0
 // after Close; from then on the count holds a dead mark and Take fails, so

@@ -74,8 +74,8 @@ func run(ctx context.Context, domain, socket string, duration time.Duration, siz
 		}
 		c, err := pub.Loan(size)
 		if errors.Is(err, parallax.ErrPoolExhausted) {
-			// Every chunk is in flight: the pipeline is full. Back off
-			// briefly instead of spinning on the pool.
+			// Every chunk is in flight and the publisher could not grow:
+			// the pipeline is full. Back off briefly instead of spinning.
 			stalls++
 			time.Sleep(20 * time.Microsecond)
 			continue

@@ -5,10 +5,10 @@ import (
 	"maps"
 )
 
-// CutConnection removes a connection whose ring is corrupt (its indices
-// are impossible: see ringbuf.ErrCorruptRing), as if both ends had closed
-// it: both are told with ConnectionRemoved, and the ring is retired until
-// both released it (or the quarantine ends), then freed. The publisher and
+// CutConnection removes a connection an end reported corrupt (impossible
+// ring indices, see ringbuf.ErrCorruptRing, or refs naming nothing), as if
+// both ends had closed it: both are told with ConnectionRemoved, and the
+// connection segment is closed once both released it or are gone. The publisher and
 // the subscriber stay, unconnected to each other until either closes;
 // their other connections are untouched. Cutting a connection that no
 // longer exists does nothing.

@@ -17,8 +17,7 @@ import (
 // sent, and a ClientIdentity (its SO_PEERCRED pid and uid and the SHA-256
 // of the token) that the server keeps where it survives a router crash and
 // where no client can write it: a file beside the domain lock
-// (server_identity.go), never the management segment, which every client
-// maps read-write. A restarted router is given the identities of the ids
+// (server_identity.go), never in shared memory. A restarted router is given the identities of the ids
 // it reserved (AdoptClients). A ResumeClient is accepted only from the same
 // process (pid and uid equal to the recorded ones: a live process's pid is
 // not reused) presenting the token (against pid reuse after the original

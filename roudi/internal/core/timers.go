@@ -3,7 +3,7 @@ package core
 import "slices"
 
 // The core's timed work is the handshake deadline of each accepted
-// connection and the quarantine of retired regions. [Router.NextTick] says
+// connection. [Router.NextTick] says
 // when the next of them is due, so that the server wakes only then, and a
 // tick does nothing (and allocates nothing) before it.
 
