@@ -69,10 +69,6 @@ func NewNotifier(ctx context.Context, service string, opts Options) (*Notifier, 
 	if err != nil {
 		return nil, fmt.Errorf("event notifier of %q: %w", service, err)
 	}
-	if n.link.Engine == nil {
-		_ = p.Close()
-		return nil, fmt.Errorf("event notifier of %q: the router runs the shared memory model; events need [memory] model = \"owned\": %w", service, parallax.ErrNotSupported)
-	}
 	n.pub = p
 	return n, nil
 }

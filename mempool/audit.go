@@ -3,8 +3,6 @@ package mempool
 import (
 	"fmt"
 	"sync/atomic"
-
-	"github.com/parallax-ipc/parallax"
 )
 
 // An Audit counts a pool's slots by state. Taken while the pool is in use it
@@ -18,13 +16,13 @@ type Audit struct {
 	// LostFree counts slots free by ctl whose bitmap bit is clear: a
 	// process died between clearing the bit and claiming ctl in Loan, or
 	// between retiring ctl and setting the bit in Release. They are
-	// unusable until [Pool.Repair].
+	// unusable.
 	LostFree uint32
 	// FalseFree counts slots whose bit is set while ctl says held. Loan
-	// skips them safely; Repair clears the bits.
+	// skips them safely.
 	FalseFree uint32
 	// Corrupt counts ctl words no code path writes: generation 0, or
-	// refcount 0 with a loaner id. Repair resets them to free.
+	// refcount 0 with a loaner id.
 	Corrupt uint32
 }
 
@@ -65,45 +63,4 @@ func (p *Pool) Audit() Audit {
 		}
 	}
 	return a
-}
-
-// Repair rebuilds the free bitmap and the in-use statistic from the ctl
-// words, which are the authority: free slots get their bit set, held slots
-// get it cleared, corrupt ctl words are reset to a free slot at the next
-// generation (or 1). It returns the audit taken before repairing.
-//
-// Repair must run only when no process loans from or releases into this
-// pool (while its users are stopped, or after the last one died);
-// concurrent Loans could otherwise hand out a slot twice.
-func (p *Pool) Repair() Audit {
-	before := p.Audit()
-	var inUse uint64
-	for wi := range p.words {
-		var w uint64
-		for b := range uint32(wordSlots) {
-			i := wi*wordSlots + b
-			if i >= p.count {
-				break
-			}
-			h := &p.chunks[i]
-			c := atomic.LoadUint64(&h.ctl)
-			switch {
-			case ctlGen(c) == 0:
-				atomic.StoreUint64(&h.ctl, makeCtl(1, 0, 0))
-				w |= 1 << b
-			case ctlRef(c) == 0 && ctlOwner(c) != 0:
-				atomic.StoreUint64(&h.ctl, makeCtl(parallax.NextGen(ctlGen(c)), 0, 0))
-				w |= 1 << b
-			case ctlRef(c) == 0:
-				w |= 1 << b
-			default:
-				inUse++
-			}
-		}
-		atomic.StoreUint64(p.word(wi), w) // quiescent; ordered by whatever resumes the clients
-	}
-	// Make in use (loans - frees) match the ctl words.
-	loans := atomic.LoadUint64(&p.stats.loansTotal)
-	atomic.StoreUint64(&p.hint.freesTotal, loans-inUse)
-	return before
 }

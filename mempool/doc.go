@@ -77,8 +77,7 @@
 //
 // A process killed between the two steps of Loan or of the last Release
 // leaves a slot free by ctl with its bit clear: unusable but never handed
-// out twice. [Pool.Audit] counts such slots and [Pool.Repair], run while
-// nobody uses the pool, rebuilds the bitmap from ctl.
+// out twice. [Pool.Audit] counts such slots.
 //
 // # Validation
 //

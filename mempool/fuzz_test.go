@@ -118,7 +118,6 @@ func FuzzAttach(f *testing.F) {
 				}
 			}
 			p.Audit()
-			p.Repair()
 			p.Stats()
 		}
 	})

@@ -18,8 +18,8 @@ import (
 // the zero value is invalid. A Pool only borrows both regions: it owns no mapping, has no Close, and must
 // not be used after the segments holding its regions are unmapped. A *Pool
 // is safe for concurrent use by many goroutines, and the same management
-// area may be attached by many processes at once, except for [Pool.Repair]
-// and [Pool.SetPayload] (see there). Pool values must not be copied; share
+// area may be attached by many processes at once, except for
+// [Pool.SetPayload] (see there). Pool values must not be copied; share
 // the pointer.
 type Pool struct {
 	mgmt    []byte // keeps the management area reachable
@@ -405,8 +405,8 @@ func (p *Pool) Release(ref parallax.ChunkRef) (freed bool, err error) {
 			continue
 		}
 		// Last holder: retire the generation. From here the slot is free
-		// by ctl but not yet in the bitmap (a crash here is what Repair
-		// fixes).
+		// by ctl but not yet in the bitmap (a crash here loses the slot:
+		// Audit counts it as LostFree).
 		if atomic.CompareAndSwapUint64(&h.ctl, c, makeCtl(parallax.NextGen(ctlGen(c)), 0, 0)) {
 			// Statistic; counted before the bit is set so that in use
 			// (loans - frees) never exceeds Count in a quiescent pool.

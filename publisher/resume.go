@@ -33,5 +33,5 @@ func (p *Publisher) resumeMaxLoans() uint32 { return uint32(max(p.opts.MaxLoans,
 
 func resumeConn(m *wire.ConnectionAdded) wire.ResumeConnection {
 	return wire.ResumeConnection{ConnID: m.ConnID, PubID: m.PubID, SubID: m.SubID,
-		RingOffset: m.RingOffset, RingSize: m.RingSize, Capacity: m.Capacity, Policy: m.Policy}
+		Capacity: m.Capacity, Policy: m.Policy}
 }

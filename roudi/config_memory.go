@@ -1,9 +1,6 @@
 package roudi
 
-import (
-	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/roudi/internal/core"
-)
+import "github.com/parallax-ipc/parallax/roudi/internal/core"
 
 // Memory selects the memory model ([memory] in TOML).
 type Memory struct {
@@ -113,12 +110,4 @@ func (c *Config) memoryRules() core.Memory {
 		m.Hugepages = core.HugeNever // the mount decides the pages
 	}
 	return m
-}
-
-// wireModel is the memory model told to clients in wire.Welcome.
-func (s *Server) wireModel() uint8 {
-	if s.cfg.Memory.Model == ModelOwned {
-		return wire.ModelOwned
-	}
-	return wire.ModelShared
 }

@@ -106,7 +106,7 @@ func (s *Server) introspection() *wireIntrospection {
 		Version: parallax.Version, PID: int32(os.Getpid()), Domain: s.cfg.Domain, Socket: s.path,
 		UptimeMs: uint64(now.Sub(o.start).Milliseconds()), Monitor: s.monitorName(),
 		Processes: uint32(len(snap.Clients)), Topics: uint32(len(snap.Topics)), Connections: uint32(len(snap.Connections)),
-		Reclaims: o.reclaims, Reclaimed: s.stats.reclaimed.Load(),
+		Reclaims: o.reclaims,
 	}
 	pids := make(map[core.ClientID]int32, len(snap.Clients))
 	for _, c := range snap.Clients {

@@ -38,9 +38,6 @@ type RouterInfo struct {
 	Topics      uint32
 	Connections uint32
 	Reclaims    uint64 // dead clients whose resources were reclaimed
-	Reclaimed   uint64 // chunks returned to the pools by reclaims
-	ArenaUsed   uint64 // always 0: the management arena went with the shared model (the field goes with wire v3's cleanup)
-	ArenaSize   uint64 // always 0, as ArenaUsed
 }
 
 // ProcessStat describes one client process.

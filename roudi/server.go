@@ -57,8 +57,6 @@ type Reclaim struct {
 	// PID is the client's process id (0 for an adopted client that never
 	// resumed).
 	PID int32
-	// Chunks counts the chunk references returned to the pools.
-	Chunks int
 	// Exited is when the process exited, as the process monitor saw it
 	// (with eBPF, the kernel's timestamp of the exit); zero when the
 	// client left without the monitor reporting its exit (it closed its
@@ -128,8 +126,7 @@ type Server struct {
 }
 
 type serverStats struct {
-	reclaimed atomic.Uint64 // chunks returned to the pools by reclaim
-	clients   atomic.Int64
+	clients atomic.Int64
 }
 
 type serverConn struct {
@@ -216,10 +213,6 @@ func (s *Server) resumeGrace() time.Duration {
 	}
 	return DefaultResumeGrace
 }
-
-// ReclaimedChunks returns how many chunk references the router returned to
-// the pools on behalf of departed clients.
-func (s *Server) ReclaimedChunks() uint64 { return s.stats.reclaimed.Load() }
 
 // SocketPath returns the control socket path the server listens on.
 func (s *Server) SocketPath() string { return s.path }

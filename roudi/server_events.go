@@ -254,7 +254,7 @@ func (s *Server) reply(a core.Reply) {
 			s.log.Error("the client will not be able to resume after a router restart", "client", r.Client, "err", err)
 		}
 		s.send(c, c.helloReqID, &wire.Welcome{Version: c.version, ClientID: uint16(r.Client), RouterPID: int32(os.Getpid()),
-			Domain: s.cfg.Domain, ResumeToken: r.Token[:], Model: s.wireModel()}, nil)
+			Domain: s.cfg.Domain, ResumeToken: r.Token[:]}, nil)
 	case core.PublisherCreated:
 		s.send(c, a.ReqID, &wire.PublisherCreated{PubID: uint32(r.Pub)}, nil)
 	case core.SubscriberCreated:
@@ -298,9 +298,8 @@ func (s *Server) reclaim(a core.ReclaimClient) {
 	if a.PID != 0 { // 0: an adopted client that never resumed (never counted)
 		s.stats.clients.Add(-1)
 	}
-	before := s.stats.reclaimed.Load()
 	defer func() {
-		r := Reclaim{PID: a.PID, Chunks: int(s.stats.reclaimed.Load() - before), Exited: s.mon.exited[a.PID], Done: time.Now()}
+		r := Reclaim{PID: a.PID, Exited: s.mon.exited[a.PID], Done: time.Now()}
 		if !r.Exited.IsZero() && a.PID != 0 {
 			s.metricsState().reclaim.Observe(max(r.Done.Sub(r.Exited), 0).Seconds())
 		}

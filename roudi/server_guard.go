@@ -78,10 +78,9 @@ type connGuard struct {
 // GuardStats reads them from any goroutine). The verdicts behind most of
 // them are the core's (core.Count actions, countGuard).
 type guardState struct {
-	rateLimited, floods, verified, refused, kicked atomic.Uint64
-	corruptRings, corruptKicked                    atomic.Uint64 // server_ringcheck.go
-	stalled                                        atomic.Uint64 // cut for not reading (server_outq.go)
-	reportCuts                                     atomic.Uint64 // owned model: cut on an end's report
+	rateLimited, floods atomic.Uint64
+	refused, reportCuts atomic.Uint64 // peer reports (core guard_owned.go)
+	stalled             atomic.Uint64 // cut for not reading (server_outq.go)
 }
 
 // admitRequest runs on c's read goroutine for every request after the
@@ -140,14 +139,6 @@ func (s *Server) countGuard(a core.Count) {
 	switch a.Counter {
 	case core.CountReportRefused:
 		g.refused.Add(1)
-	case core.CountReportVerified:
-		g.verified.Add(1)
-	case core.CountReportDisconnect:
-		g.kicked.Add(1)
-	case core.CountCorruptRing:
-		g.corruptRings.Add(1)
-	case core.CountCorruptRingDisconnect:
-		g.corruptKicked.Add(1)
 	case core.CountReportCut:
 		g.reportCuts.Add(1)
 	}
@@ -155,19 +146,15 @@ func (s *Server) countGuard(a core.Count) {
 
 // GuardStats counts what the router did against hostile or broken peers.
 type GuardStats struct {
-	RateLimited       uint64 // requests refused by the rate limit
-	FloodDisconnects  uint64 // connections dropped for flooding
-	VerifiedReports   uint64 // bad-ref reports that passed verification
-	RefusedReports    uint64 // reports that did not
-	ReportDisconnects uint64 // processes dropped for corrupting rings
-	// CorruptRings counts rings found with impossible indices: reported
-	// and verified (each such connection is cut), or met while draining.
-	CorruptRings uint64
-	// CorruptRingDisconnects counts processes dropped as the offender of
-	// a corrupt ring's indices (the router core's blame rules).
-	CorruptRingDisconnects uint64
+	RateLimited      uint64 // requests refused by the rate limit
+	FloodDisconnects uint64 // connections dropped for flooding
+	// RefusedReports counts peer reports (bad ref, corrupt ring) the
+	// router refused: their sender is no end of the connection named, or
+	// no such connection is live.
+	RefusedReports uint64
 	// ReportCuts counts connections cut on the report of one of their
-	// ends (owned memory model: unverified, nobody disconnected).
+	// ends (unverified: the router reads no client memory; nobody is
+	// disconnected).
 	ReportCuts uint64
 	// StalledDisconnects counts connections cut because the client did
 	// not read its socket: its outgoing queue overflowed or a write made
@@ -179,7 +166,6 @@ type GuardStats struct {
 // safe to call from any goroutine.
 func (s *Server) GuardStats() GuardStats {
 	g := &s.guard
-	return GuardStats{RateLimited: g.rateLimited.Load(), FloodDisconnects: g.floods.Load(), VerifiedReports: g.verified.Load(),
-		RefusedReports: g.refused.Load(), ReportDisconnects: g.kicked.Load(), StalledDisconnects: g.stalled.Load(),
-		CorruptRings: g.corruptRings.Load(), CorruptRingDisconnects: g.corruptKicked.Load(), ReportCuts: g.reportCuts.Load()}
+	return GuardStats{RateLimited: g.rateLimited.Load(), FloodDisconnects: g.floods.Load(),
+		RefusedReports: g.refused.Load(), ReportCuts: g.reportCuts.Load(), StalledDisconnects: g.stalled.Load()}
 }

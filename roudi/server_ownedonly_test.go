@@ -2,7 +2,6 @@ package roudi
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,18 +11,17 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
-// TestOwnedNoSharedGrants: in the owned model the router creates and
-// grants nothing of the shared model (docs/design/memory-ownership.md
-// §8.6): Welcome carries no management segment (fd or descriptor) and no
-// pools, the create replies no payload segments and no notifier offset,
-// ConnectionAdded no ring or notifier offsets; GrowPool and GetSegments
-// are refused as unexpected requests; and the router process holds no
-// management or pool memfd at all.
+// TestOwnedNoSharedGrants: the router creates and grants nothing of the
+// removed shared model (docs/design/memory-ownership.md §8.6, §8.11): the
+// create replies and ConnectionAdded carry no fds (only the owned grants
+// do), and the router process holds no management or pool memfd at all.
+// Then the guard's report counters: a report by a client that is no end
+// of the connection is refused (GuardStats.RefusedReports) and changes
+// nothing; one by its subscriber cuts it (GuardStats.ReportCuts).
 func TestOwnedNoSharedGrants(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -45,11 +43,6 @@ func TestOwnedNoSharedGrants(t *testing.T) {
 		c, err := discovery.Dial(ctx, discovery.DialOptions{Socket: srv.SocketPath(), Name: name})
 		require.NoError(t, err)
 		t.Cleanup(func() { c.Close() })
-		w := c.Welcome()
-		require.Equal(t, wire.ModelOwned, w.Model)
-		require.Nil(t, c.Mgmt(), "Welcome carried a management segment fd")
-		require.Zero(t, w.Mgmt, "Welcome described a management segment")
-		require.Empty(t, w.Pools, "Welcome described router-wide pools")
 		c.OnPush(func(m wire.Message, files []*os.File) {
 			mu.Lock()
 			pushes = append(pushes, push{m, len(files)})
@@ -67,17 +60,14 @@ func TestOwnedNoSharedGrants(t *testing.T) {
 	reply, files, err := pc.Request(ctx, &wire.CreatePublisher{Topic: "a", Type: typ}, nil)
 	require.NoError(t, err)
 	closeAll(files)
-	pub := reply.(*wire.PublisherCreated)
-	require.Empty(t, pub.Segments, "PublisherCreated granted payload segments")
+	require.IsType(t, &wire.PublisherCreated{}, reply)
 	require.Empty(t, files, "PublisherCreated carried fds")
 
 	reply, files, err = sc.Request(ctx, &wire.CreateSubscriber{Topic: "a", Type: typ}, nil)
 	require.NoError(t, err)
 	closeAll(files)
 	sub := reply.(*wire.SubscriberCreated)
-	require.Empty(t, sub.Segments, "SubscriberCreated granted payload segments")
 	require.Empty(t, files, "SubscriberCreated carried fds")
-	require.Zero(t, sub.NotifierOffset, "SubscriberCreated named a notifier in a management segment")
 
 	// Both sides get ConnectionAdded and their connection segment; the
 	// subscriber also the publisher's data segment (the publisher got its
@@ -104,34 +94,59 @@ func TestOwnedNoSharedGrants(t *testing.T) {
 	}
 	mu.Lock()
 	var added, owned int
+	var conn uint32
 	for _, p := range pushes {
 		switch m := p.msg.(type) {
 		case *wire.ConnectionAdded:
 			added++
-			require.Zero(t, m.RingOffset, "ConnectionAdded named an arena ring")
-			require.Zero(t, m.RingSize, "ConnectionAdded named an arena ring")
-			require.Zero(t, m.NotifierOffset, "ConnectionAdded named an arena notifier")
+			conn = m.ConnID
 			require.Zero(t, p.files, "ConnectionAdded carried fds")
 		case *wire.ConnSegmentAdded, *wire.DataSegmentAdded:
 			owned++
-		case *wire.SegmentGrant, *wire.PoolRetired:
-			t.Errorf("old-model push %T in the owned model", m)
+			require.Equal(t, 1, p.files, "%T without its fd", m)
 		}
 	}
 	mu.Unlock()
 	require.Equal(t, 2, added, "ConnectionAdded to both sides")
 	require.GreaterOrEqual(t, owned, 3, "owned grants (publisher: data + connection; subscriber: connection + data)")
-
-	for _, m := range []wire.Message{&wire.GrowPool{Size: 4096}, &wire.GetSegments{PoolID: 0, ReadOnly: true}, &wire.GetSegments{PoolID: 4}} {
-		_, files, err := pc.Request(ctx, m, nil)
-		closeAll(files)
-		require.Error(t, err, "%T", m)
-		require.True(t, errors.Is(err, parallax.ErrProtocol), "%T: %v", m, err)
-		require.Empty(t, files, "%T", m)
-	}
 	for _, name := range []string{dom + "-mgmt", dom + "-pool"} {
 		require.Empty(t, memfdsNamed(t, "parallax-"+name), "the owned router created %s segments", name)
 	}
+
+	// A stranger's report is refused: acknowledged, counted, nothing cut.
+	stranger := dial("stranger")
+	bad := &wire.ReportPeer{ConnID: conn, Ref: 1, Reason: wire.ReportBadRef, Detail: "test"}
+	_, files, err = stranger.Request(ctx, bad, nil)
+	require.NoError(t, err, "a report is acknowledged")
+	closeAll(files)
+	// The subscriber's report cuts the connection; the cut is pushed
+	// after both counts (the Serve goroutine performs the core's actions
+	// in order), so once it arrives the counters are final.
+	bad.SubID = sub.SubID
+	_, files, err = sc.Request(ctx, bad, nil)
+	require.NoError(t, err)
+	closeAll(files)
+	removed := func() *wire.ConnectionRemoved {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pushes {
+			if m, ok := p.msg.(*wire.ConnectionRemoved); ok && m.ConnID == conn {
+				return m
+			}
+		}
+		return nil
+	}
+	for removed() == nil {
+		select {
+		case <-more:
+		case <-ctx.Done():
+			t.Fatalf("connection %d not cut on its subscriber's report; guard stats %+v", conn, srv.GuardStats())
+		}
+	}
+	require.Equal(t, wire.RemovedCorrupt, removed().Code)
+	st := srv.GuardStats()
+	require.Equal(t, uint64(1), st.RefusedReports, "the stranger's report: %+v", st)
+	require.Equal(t, uint64(1), st.ReportCuts, "the subscriber's report: %+v", st)
 }
 
 // memfdsNamed returns the fds of this process (where the router runs)

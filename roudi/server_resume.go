@@ -10,7 +10,6 @@ import (
 
 	"github.com/parallax-ipc/parallax/roudi/internal/core"
 
-	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -73,11 +72,6 @@ func (s *Server) resumeDeadline() {
 func (s *Server) resumeRequest(c *serverConn, reqID uint32, m *wire.Resume) {
 	files := s.resumeFds
 	s.resumeFds = nil
-	if m.MgmtInode != 0 {
-		closeFiles(files)
-		s.replyError(c, reqID, fmt.Errorf("resume: %w: this router has no management segment (you claim inode %d)", parallax.ErrProtocol, m.MgmtInode))
-		return
-	}
 	req := core.ResumeClient{OldClient: core.ClientID(m.OldClient)}
 	copy(req.Token[:], m.Token) // a short or missing token is a wrong one
 	for _, p := range m.Publishers {

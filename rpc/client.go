@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/ownedpub"
 	"github.com/parallax-ipc/parallax/internal/rpclink"
 	"github.com/parallax-ipc/parallax/internal/wire"
@@ -99,10 +98,6 @@ func NewClient(ctx context.Context, service string, opts Options) (*Client, erro
 		MaxPayload: opts.MaxRequest, MaxLoans: n, ExpectedSubscribers: 1})
 	if err != nil {
 		return nil, fmt.Errorf("rpc client of %q: %w", service, err)
-	}
-	if c.link.Engine == nil {
-		_ = req.Close()
-		return nil, fmt.Errorf("rpc client of %q: the router runs the shared memory model; request/response needs [memory] model = \"owned\": %w", service, parallax.ErrNotSupported)
 	}
 	c.req, c.eng = req, c.link.Engine
 	resp, err := subscriber.New(rpclink.WithSub(ctx, &rpclink.Sub{Kind: wire.EndpointResponse, Pair: req.ID()}), service, subscriber.Options{

@@ -5,9 +5,8 @@
 // the responses matched to its request. A request may get a stream of
 // responses, the last one marked by the server ([Server.Send] with end).
 //
-// Both directions are zero-copy and run on the router's owned memory
-// model (router config [memory] model = "owned"); on a router in the
-// shared model New fails with an error wrapping parallax.ErrNotSupported.
+// Both directions are zero-copy: each side writes only its own data
+// segment (the router's owned memory model).
 // The design is in docs/design/request-response.md:
 //
 //   - Many clients per service, one or more servers: each call goes to one

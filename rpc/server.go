@@ -74,10 +74,6 @@ func NewServer(ctx context.Context, service string, opts Options) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("rpc server of %q: %w", service, err)
 	}
-	if s.link.Engine == nil {
-		_ = resp.Close()
-		return nil, fmt.Errorf("rpc server of %q: the router runs the shared memory model; request/response needs [memory] model = \"owned\": %w", service, parallax.ErrNotSupported)
-	}
 	s.resp, s.eng = resp, s.link.Engine
 	req, err := subscriber.New(rpclink.WithSub(ctx, &rpclink.Sub{Kind: wire.EndpointRequest}), service, subscriber.Options{
 		Domain: opts.Domain, Socket: opts.Socket,

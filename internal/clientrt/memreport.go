@@ -28,7 +28,7 @@ const memoryReportTimeout = 2 * time.Second
 
 // MemoryReporter is a publisher endpoint of the owned model that can tell
 // its own chunk accounting and message counters; false when it has none
-// (shared model, closed).
+// (closed).
 type MemoryReporter interface {
 	MemoryReport() (wire.PubMemory, bool)
 }

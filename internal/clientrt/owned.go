@@ -49,9 +49,6 @@ type OwnedEndpoint interface {
 	DataSegmentAdded(s *dataseg.Segment)
 }
 
-// Owned reports whether the router runs the owned memory model.
-func (rt *Runtime) Owned() bool { return rt.welcome.Model == wire.ModelOwned }
-
 // PubSegments is the table of one publisher's data segments mapped in this
 // process, by segment index: the read-write ones of a local publisher, or
 // the read-only ones its local subscribers share. Segment is safe for

@@ -15,7 +15,7 @@ import (
 
 // ownedRuntime is a runtime with no router: enough for the grant handlers.
 func ownedRuntime() *Runtime {
-	return &Runtime{welcome: wire.Welcome{Model: wire.ModelOwned}, pubs: map[uint32]Endpoint{}, subs: map[uint32]Endpoint{}}
+	return &Runtime{pubs: map[uint32]Endpoint{}, subs: map[uint32]Endpoint{}}
 }
 
 // grantFile returns a dup of a fresh memfd formatted as data segment d

@@ -136,11 +136,6 @@ func (rt *Runtime) reconnect(dopts discovery.DialOptions) bool {
 
 // resume re-registers this process's endpoints with the router behind nc.
 func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
-	if nc.Welcome().Model != wire.ModelOwned {
-		slog.Warn("parallax: the restarted router runs the removed shared memory model; endpoints keep running without a router",
-			"socket", nc.Path())
-		return false, false
-	}
 	// The token of our first Welcome: the restarted router checks it (and
 	// our pid and uid) against what the previous one recorded.
 	m := &wire.Resume{OldClient: rt.welcome.ClientID, Token: rt.welcome.ResumeToken}

@@ -127,10 +127,6 @@ func open(ctx context.Context, key string, dopts discovery.DialOptions) (_ *Runt
 			rt.teardown()
 		}
 	}()
-	if !rt.Owned() {
-		return nil, fmt.Errorf("router of socket %s runs the removed shared memory model (wire model %d): %w",
-			key, rt.welcome.Model, parallax.ErrNotSupported)
-	}
 	// Every segment comes as a grant (owned.go).
 	rt.remove = sc.OnPush(rt.onPush)
 	rt.startReconnector(dopts)

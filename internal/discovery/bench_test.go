@@ -26,7 +26,7 @@ func BenchmarkRequest(b *testing.B) {
 			defer c.Close()
 			var req wire.Message = &wire.Ping{}
 			if fds == 1 {
-				req = &wire.CreatePublisher{Topic: "bench"}
+				req = grow
 			}
 			ctx := context.Background()
 			b.ReportAllocs()

@@ -51,7 +51,6 @@ type Client struct {
 	path    string
 	domain  string
 	welcome wire.Welcome
-	mgmt    *os.File
 
 	nextID atomic.Uint32
 
@@ -110,7 +109,7 @@ func Dial(ctx context.Context, opts DialOptions) (c *Client, err error) {
 			conn.Close()
 		}
 	}()
-	welcome, mgmt, err := handshake(ctx, conn, path, opts)
+	welcome, err := handshake(ctx, conn, path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +118,6 @@ func Dial(ctx context.Context, opts DialOptions) (c *Client, err error) {
 		path:      path,
 		domain:    domain,
 		welcome:   *welcome,
-		mgmt:      mgmt,
 		pending:   make(map[uint32]chan reply),
 		pushSig:   make(chan struct{}, 1),
 		done:      make(chan struct{}),
@@ -148,7 +146,7 @@ func resolve(opts DialOptions) (domain, path string, err error) {
 	return domain, path, nil
 }
 
-func handshake(ctx context.Context, conn *Conn, path string, opts DialOptions) (*wire.Welcome, *os.File, error) {
+func handshake(ctx context.Context, conn *Conn, path string, opts DialOptions) (*wire.Welcome, error) {
 	maxV, minV := opts.version, opts.minVersion
 	if maxV == 0 {
 		maxV, minV = wire.Version, wire.MinVersion
@@ -162,39 +160,32 @@ func handshake(ctx context.Context, conn *Conn, path string, opts DialOptions) (
 	}
 	hello := &wire.Hello{Version: maxV, MinVersion: minV, PID: int32(os.Getpid()), Name: name}
 	if err := conn.Send(1, hello, nil); err != nil {
-		return nil, nil, fmt.Errorf("handshake with router at %s: %w: %w", path, parallax.ErrDaemonUnavailable, err)
+		return nil, fmt.Errorf("handshake with router at %s: %w: %w", path, parallax.ErrDaemonUnavailable, err)
 	}
 	env, files, err := recvCtx(ctx, conn)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("handshake with router at %s: %w", path, ctx.Err())
+			return nil, fmt.Errorf("handshake with router at %s: %w", path, ctx.Err())
 		}
 		if errors.Is(err, parallax.ErrProtocol) {
-			return nil, nil, fmt.Errorf("handshake with router at %s: %w", path, err)
+			return nil, fmt.Errorf("handshake with router at %s: %w", path, err)
 		}
-		return nil, nil, fmt.Errorf("handshake with router at %s: %w: %w", path, parallax.ErrDaemonUnavailable, err)
+		return nil, fmt.Errorf("handshake with router at %s: %w: %w", path, parallax.ErrDaemonUnavailable, err)
 	}
+	closeFiles(files) // none: Conn.Recv checks wire.ExpectedFDs
 	switch m := env.Msg.(type) {
 	case *wire.Welcome:
 		if env.ReqID != 1 {
-			closeFiles(files)
-			return nil, nil, fmt.Errorf("handshake with router at %s: Welcome for request %d, want 1: %w", path, env.ReqID, parallax.ErrProtocol)
+			return nil, fmt.Errorf("handshake with router at %s: Welcome for request %d, want 1: %w", path, env.ReqID, parallax.ErrProtocol)
 		}
 		if m.Version < minV || m.Version > maxV {
-			closeFiles(files)
-			return nil, nil, fmt.Errorf("handshake with router at %s: router chose protocol version %d, client speaks %d..%d: %w", path, m.Version, minV, maxV, parallax.ErrProtocolVersion)
+			return nil, fmt.Errorf("handshake with router at %s: router chose protocol version %d, client speaks %d..%d: %w", path, m.Version, minV, maxV, parallax.ErrProtocolVersion)
 		}
-		var mgmt *os.File
-		if len(files) == 1 {
-			mgmt = files[0]
-		}
-		return m, mgmt, nil
+		return m, nil
 	case *wire.Error:
-		closeFiles(files)
-		return nil, nil, fmt.Errorf("handshake with router at %s (client speaks protocol version %d..%d): %w", path, minV, maxV, m.Err())
+		return nil, fmt.Errorf("handshake with router at %s (client speaks protocol version %d..%d): %w", path, minV, maxV, m.Err())
 	default:
-		closeFiles(files)
-		return nil, nil, fmt.Errorf("handshake with router at %s: got %s, want Welcome: %w", path, env.Type(), parallax.ErrProtocol)
+		return nil, fmt.Errorf("handshake with router at %s: got %s, want Welcome: %w", path, env.Type(), parallax.ErrProtocol)
 	}
 }
 
@@ -218,13 +209,8 @@ func recvCtx(ctx context.Context, conn *Conn) (wire.Envelope, []*os.File, error)
 }
 
 // Welcome returns the router's answer to the handshake: negotiated
-// version, client id, domain, management segment and pools.
+// version, client id, domain and resume token.
 func (c *Client) Welcome() wire.Welcome { return c.welcome }
-
-// Mgmt returns the management segment fd received in the handshake, or nil
-// if the router sent none. It stays owned by c: do not close it, and dup or
-// map it before Close.
-func (c *Client) Mgmt() *os.File { return c.mgmt }
 
 // Path returns the socket path c is connected to.
 func (c *Client) Path() string { return c.path }
@@ -477,9 +463,6 @@ func (c *Client) Close() error {
 		c.fail(fmt.Errorf("client of router at %s closed: %w", c.path, os.ErrClosed))
 		c.conn.Close()
 		c.wg.Wait()
-		if c.mgmt != nil {
-			c.mgmt.Close()
-		}
 	})
 	return nil
 }

@@ -15,9 +15,10 @@ import (
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
-// echoHandler answers Ping, CreatePublisher (with one payload fd, or
-// ErrTopicNotFound for topic "missing"), CreateSubscriber (plus a
-// ConnectionAdded push) and Close* (Ack).
+// echoHandler answers Ping, CreatePublisher (ErrTopicNotFound for topic
+// "missing"), GrowData (a DataSegmentAdded with seg's fd), CreateSubscriber
+// (plus a ConnectionAdded and a ConnSegmentAdded push with seg's fd) and
+// the rest with Ack.
 func echoHandler(seg *os.File) func(s *ServerConn, env wire.Envelope, files []*os.File) {
 	return func(s *ServerConn, env wire.Envelope, files []*os.File) {
 		switch m := env.Msg.(type) {
@@ -28,11 +29,13 @@ func echoHandler(seg *os.File) func(s *ServerConn, env wire.Envelope, files []*o
 				_ = s.ReplyError(env.ReqID, fmt.Errorf("create publisher on %q: %w", m.Topic, parallax.ErrTopicNotFound))
 				return
 			}
-			_ = s.Reply(env.ReqID, &wire.PublisherCreated{PubID: env.ReqID, Segments: []wire.SegmentDesc{paySeg}}, []*os.File{seg})
+			_ = s.Reply(env.ReqID, &wire.PublisherCreated{PubID: env.ReqID}, nil)
+		case *wire.GrowData:
+			_ = s.Reply(env.ReqID, &wire.DataSegmentAdded{Seg: dataSeg}, []*os.File{seg})
 		case *wire.CreateSubscriber:
-			_ = s.Reply(env.ReqID, &wire.SubscriberCreated{SubID: 7, NotifierOffset: 64}, nil)
-			_ = s.Push(&wire.ConnectionAdded{ConnID: 1, PubID: 1, SubID: 7, RingOffset: 4096, RingSize: 4096, Capacity: 8}, nil)
-			_ = s.Push(&wire.SegmentGrant{Segments: []wire.SegmentDesc{paySeg}}, []*os.File{seg})
+			_ = s.Reply(env.ReqID, &wire.SubscriberCreated{SubID: 7}, nil)
+			_ = s.Push(&wire.ConnectionAdded{ConnID: 1, PubID: 1, SubID: 7, Capacity: 8}, nil)
+			_ = s.Push(&wire.ConnSegmentAdded{Seg: connSeg}, []*os.File{seg})
 		default:
 			_ = s.Reply(env.ReqID, &wire.Ack{}, nil)
 		}
@@ -48,8 +51,8 @@ func TestDialHandshake(t *testing.T) {
 	w := c.Welcome()
 	require.Equal(t, wire.Version, w.Version)
 	require.Equal(t, "test", w.Domain)
-	require.NotNil(t, c.Mgmt())
-	requireSameFiles(t, []*os.File{r.mgmt}, []*os.File{c.Mgmt()})
+	require.Equal(t, uint16(1), w.ClientID)
+	require.Equal(t, resumeToken, w.ResumeToken)
 	require.NoError(t, c.Err())
 }
 
@@ -71,6 +74,10 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 	}{
 		{"client too old", 1, 1, 2, 3, "client speaks protocol version 1..1", "router speaks protocol versions 2..3"},
 		{"client too new", 5, 6, 1, 1, "client speaks protocol version 5..6", "client \"tester\""},
+		// A version 3 client (which may expect the removed shared model's
+		// Welcome) against this build's router, and the reverse.
+		{"v3 client, v4 router", 3, 3, wire.MinVersion, wire.Version, "client speaks protocol version 3..3", "router speaks protocol versions 4..4"},
+		{"v4 client, v3 router", wire.MinVersion, wire.Version, 3, 3, "client speaks protocol version 4..4", "client \"tester\""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -88,7 +95,7 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 				routerErr <- err
 			}()
 			conn := NewConn(cu)
-			_, _, err := handshake(testCtx(t), conn, "test.sock", DialOptions{Name: "tester", version: c.clientMax, minVersion: c.clientMin})
+			_, err := handshake(testCtx(t), conn, "test.sock", DialOptions{Name: "tester", version: c.clientMax, minVersion: c.clientMin})
 			require.ErrorIs(t, err, parallax.ErrProtocolVersion)
 			require.Contains(t, err.Error(), c.wantClient)
 			require.Contains(t, err.Error(), fmt.Sprintf("router speaks protocol versions %d..%d", c.routerMin, c.routerMax))
@@ -129,11 +136,11 @@ func TestClientConcurrentRequests(t *testing.T) {
 					}
 					errs <- err
 				case 1:
-					m, files, err := c.Request(ctx, &wire.CreatePublisher{Topic: "t"}, nil)
+					m, files, err := c.Request(ctx, grow, nil)
 					if err == nil {
-						pc := m.(*wire.PublisherCreated)
-						if len(files) != 1 || pc.PubID == 0 {
-							err = fmt.Errorf("reply %+v with %d files", pc, len(files))
+						ds := m.(*wire.DataSegmentAdded)
+						if len(files) != 1 || ds.Seg != dataSeg {
+							err = fmt.Errorf("reply %+v with %d files", ds, len(files))
 						}
 						a, _ := seg.Stat()
 						b, _ := files[0].Stat()
@@ -201,7 +208,7 @@ func TestClientPushes(t *testing.T) {
 	_, _, err = c.Request(testCtx(t), &wire.CreateSubscriber{Topic: "t"}, nil)
 	require.NoError(t, err)
 	require.Equal(t, wire.TypeConnectionAdded, (<-got).MessageType())
-	require.Equal(t, wire.TypeSegmentGrant, (<-got).MessageType())
+	require.Equal(t, wire.TypeConnSegmentAdded, (<-got).MessageType())
 	require.NotNil(t, kept)
 	requireSameFiles(t, []*os.File{seg}, []*os.File{kept})
 	require.NoError(t, kept.Close())

@@ -23,22 +23,37 @@ func allMessages() []struct {
 		msg wire.Message
 	}{
 		{1, &wire.Hello{Version: 1, MinVersion: 1, PID: 1, Name: "x"}},
-		{1, &wire.Welcome{Version: 1, ClientID: 2, RouterPID: 3, Domain: "d", Mgmt: mgmtSeg, Pools: []wire.PoolDesc{{ChunkSize: 128, Count: 8, SegmentID: 2}}}},
+		{1, &wire.Welcome{Version: 1, ClientID: 2, RouterPID: 3, Domain: "d", ResumeToken: resumeToken}},
 		{2, &wire.Error{Code: wire.CodeLimit, Message: "too many"}},
 		{3, &wire.Ack{}},
 		{4, &wire.Ping{}},
 		{4, &wire.Pong{}},
 		{0, &wire.Shutdown{Reason: "bye"}},
 		{5, &wire.CreatePublisher{Topic: "a/b", Type: ti, History: 1}},
-		{5, &wire.PublisherCreated{PubID: 1, Segments: []wire.SegmentDesc{paySeg, paySeg}}},
+		{5, &wire.PublisherCreated{PubID: 1}},
 		{6, &wire.CreateSubscriber{Topic: "a/b", Type: ti, QueueCapacity: 8, Policy: wire.PolicyBlockProducer}},
-		{6, &wire.SubscriberCreated{SubID: 2, NotifierOffset: 64, Segments: []wire.SegmentDesc{paySeg}}},
+		{6, &wire.SubscriberCreated{SubID: 2}},
 		{7, &wire.ClosePublisher{PubID: 1}},
 		{8, &wire.CloseSubscriber{SubID: 2}},
-		{0, &wire.ConnectionAdded{ConnID: 1, PubID: 1, SubID: 2, RingOffset: 4096, RingSize: 4096, Capacity: 8, NotifierOffset: 64}},
+		{0, &wire.ConnectionAdded{ConnID: 1, PubID: 1, SubID: 2, Capacity: 8}},
 		{0, &wire.ConnectionRemoved{ConnID: 1, PubID: 1, SubID: 2, Reason: "exit"}},
-		{0, &wire.SegmentGrant{Segments: []wire.SegmentDesc{paySeg, paySeg, paySeg}}},
+		{0, &wire.DataSegmentAdded{Seg: dataSeg}},
+		{9, &wire.DataSegmentAdded{Seg: dataSeg}},
+		{0, &wire.ConnSegmentAdded{Seg: connSeg}},
+		{10, resumeWith(3)},
 	}
+}
+
+// resumeWith returns a Resume handing back n connection segments: a
+// message with n fds.
+func resumeWith(n int) *wire.Resume {
+	m := &wire.Resume{OldClient: 1, Token: resumeToken}
+	for i := range n {
+		seg := connSeg
+		seg.ConnID = uint32(i + 1)
+		m.ConnSegs = append(m.ConnSegs, wire.ResumeConnSeg{Seg: seg, Inode: uint64(100 + i)})
+	}
+	return m
 }
 
 func TestConnRoundTripEveryMessage(t *testing.T) {
@@ -62,7 +77,7 @@ func TestConnRoundTripEveryMessage(t *testing.T) {
 func TestConnSendChecksFDCount(t *testing.T) {
 	t.Parallel()
 	cu, _ := pair(t)
-	err := NewConn(cu).Send(1, &wire.PublisherCreated{Segments: []wire.SegmentDesc{paySeg}}, nil)
+	err := NewConn(cu).Send(0, &wire.DataSegmentAdded{Seg: dataSeg}, nil)
 	require.ErrorIs(t, err, wire.ErrInvalidArgument)
 }
 
@@ -73,7 +88,7 @@ func TestRecvControlTruncated(t *testing.T) {
 	t.Parallel()
 	cu, su := pair(t)
 	client, server := NewConn(cu), NewConn(su)
-	grant := &wire.SegmentGrant{Segments: []wire.SegmentDesc{paySeg, paySeg, paySeg, paySeg}}
+	grant := resumeWith(4)
 	require.NoError(t, client.Send(0, grant, tempFiles(t, 4)))
 	buf := make([]byte, wire.MaxMessageSize)
 	_, files, err := sys.RecvMsg(su, buf, 1)

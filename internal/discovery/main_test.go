@@ -72,17 +72,18 @@ func requireSameFiles(t *testing.T, want, got []*os.File) {
 }
 
 var (
-	mgmtSeg = wire.SegmentDesc{ID: 1, Role: wire.RoleManagement, Kind: wire.KindMemfd, Size: 1 << 20, PageSize: 4096}
-	paySeg  = wire.SegmentDesc{ID: 2, Role: wire.RolePayload, Kind: wire.KindMemfd, Size: 1 << 20, PageSize: 4096, PoolID: 1}
+	resumeToken = []byte("0123456789abcdef0123456789abcdef")
+	dataSeg     = wire.DataSegDesc{PubID: 1, Kind: wire.KindMemfd, ChunkSize: 64, Count: 8, PageSize: 4096, Size: 4096}
+	grow        = &wire.GrowData{PubID: 1, ChunkSize: 64, Count: 8, Reason: wire.GrowExhausted}
+	connSeg     = wire.ConnSegDesc{ConnID: 1, PubID: 1, SubID: 7, Capacity: 8, ReturnCapacity: 8, Bound: 8, MaxHeld: 8, Size: 4096}
 )
 
 // fakeRouter is a tiny router for client tests: it accepts connections,
-// performs the handshake (sending a management fd) and runs handle for each
-// request on its own goroutine, so replies may come back out of order.
+// performs the handshake and runs handle for each request on its own
+// goroutine, so replies may come back out of order.
 type fakeRouter struct {
 	path   string
 	l      *net.UnixListener
-	mgmt   *os.File
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  []*ServerConn
@@ -96,10 +97,8 @@ func startRouter(t *testing.T, handle func(s *ServerConn, env wire.Envelope, fil
 
 func startRouterB(t testing.TB, handle func(s *ServerConn, env wire.Envelope, files []*os.File)) *fakeRouter {
 	t.Helper()
-	mgmt, err := os.CreateTemp(t.TempDir(), "mgmt")
-	require.NoError(t, err)
-	t.Cleanup(func() { mgmt.Close() })
-	r := &fakeRouter{path: filepath.Join(t.TempDir(), "r.sock"), handle: handle, mgmt: mgmt}
+	r := &fakeRouter{path: filepath.Join(t.TempDir(), "r.sock"), handle: handle}
+	var err error
 	r.l, err = Listen(r.path)
 	require.NoError(t, err)
 	r.wg.Add(1)
@@ -133,7 +132,7 @@ func (r *fakeRouter) serve(s *ServerConn) {
 	if err != nil {
 		return
 	}
-	if err := s.Reply(id, &wire.Welcome{Version: s.Version, ClientID: 1, RouterPID: int32(os.Getpid()), Domain: "test", Mgmt: mgmtSeg}, []*os.File{r.mgmt}); err != nil {
+	if err := s.Reply(id, &wire.Welcome{Version: s.Version, ClientID: 1, RouterPID: int32(os.Getpid()), Domain: "test", ResumeToken: resumeToken}, nil); err != nil {
 		return
 	}
 	for {

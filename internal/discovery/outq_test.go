@@ -77,7 +77,7 @@ func requireInOrder(t *testing.T, ids []uint32) {
 	}
 }
 
-var grantMsg = &wire.SubscriberCreated{SubID: 1, NotifierOffset: 64, Segments: []wire.SegmentDesc{paySeg}}
+var grantMsg = &wire.DataSegmentAdded{Seg: dataSeg}
 
 // TestServerConnQueueOverflowCuts: a peer that does not read lets the
 // queue overflow. The connection is cut (the peer reads what the kernel

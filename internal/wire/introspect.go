@@ -104,9 +104,6 @@ type RouterInfo struct {
 	Topics      uint32
 	Connections uint32
 	Reclaims    uint64 // dead clients whose resources were reclaimed
-	Reclaimed   uint64 // chunks returned to the pools by reclaims
-	ArenaUsed   uint64 // bytes of the management arena in use (rings, notifiers)
-	ArenaSize   uint64
 }
 
 // ListProcesses asks for a page of registered client processes; answered by

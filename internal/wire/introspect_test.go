@@ -23,7 +23,7 @@ func introspectSamples() []struct {
 	}{
 		{"get_router_info", 20, &GetRouterInfo{}},
 		{"router_info", 20, &RouterInfo{Version: "0.1.0", PID: 100, Domain: "default", Socket: "/run/user/0/parallax/default.sock",
-			UptimeMs: 61000, Monitor: "pidfd", Processes: 3, Topics: 2, Connections: 4, Reclaims: 1, Reclaimed: 17, ArenaUsed: 8192, ArenaSize: 1 << 20}},
+			UptimeMs: 61000, Monitor: "pidfd", Processes: 3, Topics: 2, Connections: 4, Reclaims: 1}},
 		{"list_processes", 21, &ListProcesses{Offset: 64}},
 		{"process_list", 21, &ProcessList{Processes: []ProcessStat{{ClientID: 1, PID: 4242, UID: 1000, GID: 1000, Name: "camera", Monitor: "pidfd", Publishers: 1}}, Next: 0}},
 		{"list_topics", 22, &ListTopics{}},

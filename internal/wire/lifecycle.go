@@ -1,12 +1,8 @@
 package wire
 
-import (
-	"fmt"
+import "fmt"
 
-	"github.com/vmihailenco/msgpack/v5"
-)
-
-// Connection life cycle in the owned memory model (design
+// Connection life cycle (design
 // docs/design/memory-ownership.md §4.1): why a connection was removed
 // ([ConnectionRemoved.Code]) and the push that tells a publisher its
 // subscriber closed ([ConnectionClosing]).
@@ -16,14 +12,13 @@ import (
 const TypeConnectionClosing Type = 35
 
 // A RemovedCode tells why a connection was removed: what happened to the
-// peer of the side told. The shared model sends only [RemovedUnspecified].
+// peer of the side told.
 type RemovedCode uint8
 
 // Removal codes of [ConnectionRemoved]. Their values are part of the wire
 // format.
 const (
-	// RemovedUnspecified: a side closed or died (the shared model; also
-	// every encoding from before codes existed).
+	// RemovedUnspecified: a side closed or died, no more is known.
 	RemovedUnspecified RemovedCode = 0
 	// RemovedClosed: the subscriber closed and released the connection
 	// (the end of the closing state). The publisher reclaims every chunk
@@ -66,8 +61,7 @@ func (c RemovedCode) String() string {
 // while its process may still live): the publisher stops delivering on it
 // and keeps draining its return ring. A [ConnectionRemoved] follows once
 // the subscriber released the connection (Code [RemovedClosed]) or its
-// death was confirmed ([RemovedSubscriberGone]). Only the owned model
-// sends it.
+// death was confirmed ([RemovedSubscriberGone]).
 type ConnectionClosing struct {
 	ConnID uint32
 	PubID  uint32
@@ -92,62 +86,6 @@ func (m *ConnectionRemoved) Validate() error {
 		return invalid(m.MessageType(), "Code", "%d unknown", uint8(m.Code))
 	}
 	return checkLen(m.MessageType(), "Reason", m.Reason, MaxTextLen)
-}
-
-// EncodeMsgpack writes m as the array [ConnID, PubID, SubID, Reason],
-// with Code appended only when it is not [RemovedUnspecified]: a
-// ConnectionRemoved without a code keeps the encoding it had before codes
-// existed (the shared model's, byte for byte), and one with a code is a
-// five-element array.
-func (m *ConnectionRemoved) EncodeMsgpack(enc *msgpack.Encoder) error {
-	n := 4
-	if m.Code != RemovedUnspecified {
-		n = 5
-	}
-	err := enc.EncodeArrayLen(n)
-	for _, v := range []uint32{m.ConnID, m.PubID, m.SubID} {
-		if err == nil {
-			err = enc.EncodeUint(uint64(v))
-		}
-	}
-	if err == nil {
-		err = enc.EncodeString(m.Reason)
-	}
-	if err == nil && n == 5 {
-		err = enc.EncodeUint(uint64(m.Code))
-	}
-	return err
-}
-
-// DecodeMsgpack reads either form EncodeMsgpack writes. A five-element
-// array with a zero code is not canonical: [Decode] refuses it when the
-// re-encoding differs.
-func (m *ConnectionRemoved) DecodeMsgpack(dec *msgpack.Decoder) error {
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	if n != 4 && n != 5 {
-		return fmt.Errorf("ConnectionRemoved: %d fields, want 4 or 5", n)
-	}
-	var v ConnectionRemoved
-	for _, p := range []*uint32{&v.ConnID, &v.PubID, &v.SubID} {
-		if *p, err = dec.DecodeUint32(); err != nil {
-			return err
-		}
-	}
-	if v.Reason, err = dec.DecodeString(); err != nil {
-		return err
-	}
-	if n == 5 {
-		c, err := dec.DecodeUint8()
-		if err != nil {
-			return err
-		}
-		v.Code = RemovedCode(c)
-	}
-	*m = v
-	return nil
 }
 
 func init() { typeNames[TypeConnectionClosing] = "ConnectionClosing" }

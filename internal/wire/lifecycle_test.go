@@ -27,40 +27,31 @@ func lifecycleSamples() []struct {
 	}
 }
 
-// TestConnectionRemovedCodeCompat pins the compatibility decision: a
-// ConnectionRemoved without a code encodes exactly as before codes existed
-// (a four-element array), one with a code as a five-element array; the
-// five-element form with a zero code is not canonical and refused.
-func TestConnectionRemovedCodeCompat(t *testing.T) {
+// TestConnectionRemovedEncoding pins version 4's encoding: a
+// ConnectionRemoved is always a five-element array, also with
+// RemovedUnspecified; version 3's four-element form (the shared model's,
+// without a code) is refused.
+func TestConnectionRemovedEncoding(t *testing.T) {
 	t.Parallel()
-	old := &ConnectionRemoved{ConnID: 3, PubID: 9, SubID: 11, Reason: "subscriber process 4243 exited"}
-	b, err := Encode(0, old)
+	m := &ConnectionRemoved{ConnID: 3, PubID: 9, SubID: 11, Reason: "subscriber process 4243 exited"}
+	b, err := Encode(0, m)
 	require.NoError(t, err)
-	// [33, 0, [3, 9, 11, "subscriber process 4243 exited"]]: the golden
-	// connection_removed encoding of protocol version 2.
-	require.Equal(t, "9321009403090bbe737562736372696265722070726f63657373203432343320657869746564", hex.EncodeToString(b))
-	require.Equal(t, byte(0x94), b[3], "a ConnectionRemoved without a code is a four-element array")
+	require.Equal(t, byte(0x95), b[3], "a ConnectionRemoved is a five-element array")
+	require.Equal(t, byte(RemovedUnspecified), b[len(b)-1])
+	env, err := Decode(b)
+	require.NoError(t, err)
+	require.Equal(t, m, env.Msg)
 
-	coded := *old
-	coded.Code = RemovedPublisherGone
-	cb, err := Encode(0, &coded)
+	// [33, 0, [3, 9, 11, "subscriber process 4243 exited"]]: the
+	// connection_removed encoding of protocol versions 2 and 3.
+	v3, err := hex.DecodeString("9321009403090bbe737562736372696265722070726f63657373203432343320657869746564")
 	require.NoError(t, err)
-	require.Equal(t, byte(0x95), cb[3], "a ConnectionRemoved with a code is a five-element array")
-	require.Equal(t, append(append([]byte{}, b[:3]...), append([]byte{0x95}, append(b[4:], byte(RemovedPublisherGone))...)...), cb)
-	env, err := Decode(cb)
-	require.NoError(t, err)
-	require.Equal(t, &coded, env.Msg)
-
-	// Five elements with code 0: the same message as the four-element
-	// form, so not canonical.
-	zero := append(append([]byte{}, cb[:len(cb)-1]...), 0)
-	_, err = Decode(zero)
+	_, err = Decode(v3)
 	require.ErrorIs(t, err, parallax.ErrProtocol)
-	require.ErrorContains(t, err, "non-canonical")
 
 	// Three or six elements: refused.
 	for _, n := range []byte{0x93, 0x96} {
-		bad := append([]byte{}, cb...)
+		bad := append([]byte{}, b...)
 		bad[3] = n
 		_, err = Decode(bad)
 		require.ErrorIs(t, err, parallax.ErrProtocol, "array of %x", n)

@@ -20,13 +20,7 @@ const (
 	PolicyBlockProducer = uint8(parallax.BlockProducer) // the producer waits for space
 )
 
-// Segment roles ([SegmentDesc.Role]).
-const (
-	RoleManagement uint8 = 1 // bitmaps, chunk headers, rings; mapped read-write by every client
-	RolePayload    uint8 = 2 // chunk bytes; read-write for publishers, read-only for subscribers
-)
-
-// Segment kinds ([SegmentDesc.Kind]): the backing of the fd that comes with
+// Segment kinds ([DataSegDesc.Kind]): the backing of the fd that comes with
 // the descriptor.
 const (
 	KindMemfd    uint8 = 1 // memfd with normal pages
@@ -45,34 +39,18 @@ type Hello struct {
 }
 
 // Welcome answers [Hello]: the negotiated Version, the client's id, the
-// domain and the management segment (its fd is attached when Mgmt.Size > 0)
-// with the pools laid out in it, and the client's resume token: a secret
-// of [ResumeTokenSize] random bytes that only this client is told and
-// that it presents in [Resume] after a router restart. Model is the
-// router's memory model ([ModelShared] or [ModelOwned], since version 3):
-// in the owned model the client runs its publishers and subscribers on the
-// owned segments the router grants ([DataSegmentAdded],
-// [ConnSegmentAdded]).
+// domain, and the client's resume token: a secret of [ResumeTokenSize]
+// random bytes that only this client is told and that it presents in
+// [Resume] after a router restart. No fd comes with it: the client runs
+// its publishers and subscribers on the owned segments the router grants
+// later ([DataSegmentAdded], [ConnSegmentAdded]).
 type Welcome struct {
 	Version     uint16
 	ClientID    uint16
 	RouterPID   int32
 	Domain      string
-	Mgmt        SegmentDesc
-	Pools       []PoolDesc
 	ResumeToken []byte
-	Model       uint8
 }
-
-// Memory models of [Welcome.Model].
-const (
-	// ModelShared: router-wide pools every client maps (the old model,
-	// [memory] model = "shared"; the router's default is owned).
-	ModelShared uint8 = 0
-	// ModelOwned: each publisher owns its data segments, each connection
-	// its own segment (docs/design/memory-ownership.md).
-	ModelOwned uint8 = 1
-)
 
 // Error answers a request that failed. Use [NewError] to build one from a Go
 // error and [Error.Err] to turn it back into one.
@@ -111,8 +89,7 @@ type TypeInfo struct {
 // MaxPayload, MaxLoans and ExpectedSubscribers (since version 3) size the
 // publisher's owned data segment (design §1.3): the chunk size of an
 // untyped publisher, the loans outstanding at once and the subscribers to
-// make room for; 0 means the router's [publishers] defaults. The shared
-// model ignores them.
+// make room for; 0 means the router's [publishers] defaults.
 type CreatePublisher struct {
 	Topic               string
 	Type                TypeInfo
@@ -126,19 +103,17 @@ type CreatePublisher struct {
 	Kind uint8
 }
 
-// PublisherCreated answers [CreatePublisher]. One fd per entry of Segments
-// is attached, in order (payload segments mapped read-write).
+// PublisherCreated answers [CreatePublisher]. No fd comes with it: the
+// publisher's data segments are pushed before it ([DataSegmentAdded]).
 type PublisherCreated struct {
-	PubID    uint32
-	Segments []SegmentDesc
+	PubID uint32
 }
 
 // CreateSubscriber asks for a subscriber on Topic. QueueCapacity 0 means
 // the router's default; History is how many past samples it wants on join.
 //
 // MaxHeld (since version 3) is the samples the subscriber holds at once per
-// connection in the owned model; 0 means the router's default. The shared
-// model ignores it.
+// connection; 0 means the router's default.
 type CreateSubscriber struct {
 	Topic         string
 	Type          TypeInfo
@@ -153,13 +128,10 @@ type CreateSubscriber struct {
 	Pair uint32
 }
 
-// SubscriberCreated answers [CreateSubscriber]. NotifierOffset locates the
-// subscriber's notification word in the management segment. One fd per
-// entry of Segments is attached, in order (payload segments, read-only).
+// SubscriberCreated answers [CreateSubscriber]. No fd comes with it: each
+// connection brings its own segment ([ConnSegmentAdded]).
 type SubscriberCreated struct {
-	SubID          uint32
-	NotifierOffset uint64
-	Segments       []SegmentDesc
+	SubID uint32
 }
 
 // ClosePublisher ends a publisher; answered by [Ack].
@@ -173,78 +145,39 @@ type CloseSubscriber struct {
 }
 
 // ReleaseConnection tells the router that this process no longer touches
-// the ring of connection ConnID (nor, on the publisher side, the notifier of
-// its subscriber): it sends one for every [ConnectionRemoved] it receives,
-// once the endpoints concerned have let go. The router frees the regions
-// of a removed connection when every surviving side has released it (or
-// died); answered by [Ack], also for a connection the router has already
-// freed.
+// the segment of connection ConnID: it sends one for every
+// [ConnectionRemoved] it receives, once the endpoints concerned have let
+// go. The router drops a removed connection when every surviving side has
+// released it (or died); answered by [Ack], also for a connection the
+// router has already dropped.
 type ReleaseConnection struct {
 	ConnID uint32
 }
 
 // ConnectionAdded is pushed to both the publisher's and the subscriber's
-// process when the router connects them: the ring lives at RingOffset
-// (RingSize bytes, Capacity entries) in the management segment, and
-// NotifierOffset is the subscriber's notification word the publisher wakes.
-// In the owned model RingOffset, RingSize and NotifierOffset are 0: the
-// connection's rings and wake words are in its own segment
-// ([ConnSegmentAdded]).
+// process when the router connects them. The connection's rings (a data
+// ring of Capacity entries) and wake words are in its own segment
+// ([ConnSegmentAdded]), pushed before it.
 type ConnectionAdded struct {
-	ConnID         uint32
-	PubID          uint32
-	SubID          uint32
-	RingOffset     uint64
-	RingSize       uint64
-	Capacity       uint32
-	Policy         uint8
-	NotifierOffset uint64
-	History        uint32
+	ConnID   uint32
+	PubID    uint32
+	SubID    uint32
+	Capacity uint32
+	Policy   uint8
+	History  uint32
 	// Pair is the subscriber's paired request publisher (a
 	// request/response client's response connection), else 0.
 	Pair uint32
 }
 
 // ConnectionRemoved is pushed when a connection ends (a side closed or
-// died). Code says why (the owned model; the shared model leaves it
-// [RemovedUnspecified], whose encoding is the four-field one from before
-// codes existed: see [ConnectionRemoved.EncodeMsgpack]).
+// died). Code says why.
 type ConnectionRemoved struct {
 	ConnID uint32
 	PubID  uint32
 	SubID  uint32
 	Reason string
 	Code   RemovedCode
-}
-
-// SegmentGrant is pushed when the router adds segments (pool growth). One fd
-// per entry of Segments is attached, in order.
-type SegmentGrant struct {
-	Segments []SegmentDesc
-}
-
-// SegmentDesc describes a shared-memory segment whose fd accompanies the
-// message.
-type SegmentDesc struct {
-	ID       uint32
-	Role     uint8 // RoleManagement or RolePayload
-	Kind     uint8 // KindMemfd, KindHugetlb or KindFile
-	Size     uint64
-	PageSize uint32
-	ReadOnly bool
-	PoolID   uint16
-}
-
-// PoolDesc describes one size-class pool: Count chunks of ChunkSize bytes in
-// payload segment SegmentID, managed by the bitmap and headers at MgmtOffset
-// (MgmtSize bytes) in the management segment.
-type PoolDesc struct {
-	ID         uint16
-	ChunkSize  uint32
-	Count      uint32
-	MgmtOffset uint64
-	MgmtSize   uint64
-	SegmentID  uint32
 }
 
 // MessageType implementations.
@@ -265,4 +198,3 @@ func (*CloseSubscriber) MessageType() Type   { return TypeCloseSubscriber }
 func (*ReleaseConnection) MessageType() Type { return TypeReleaseConnection }
 func (*ConnectionAdded) MessageType() Type   { return TypeConnectionAdded }
 func (*ConnectionRemoved) MessageType() Type { return TypeConnectionRemoved }
-func (*SegmentGrant) MessageType() Type      { return TypeSegmentGrant }

@@ -19,9 +19,8 @@ package wire
 //     segment of the publisher of a live connection whose subscriber side
 //     the client is, answered by [DataSegmentAdded] (read-only).
 //
-// While the shared model's GrowPool, PoolGranted and GetSegments hold types
-// 40–42 (until step 14 deletes them), these requests use 44–46 of the same
-// range.
+// These requests use types 44–46: 40–43 stay reserved for the removed
+// shared model's GrowPool, PoolGranted, GetSegments and PoolRetired.
 const (
 	// TypeDataSegmentRetired is a push: a data segment index of a
 	// publisher is retired; unmap it (the index may come back with

@@ -1,15 +1,15 @@
 package wire
 
 // Peer reports (types 48–55). A client that meets evidence of a faulty or
-// hostile peer in shared memory tells the router, which verifies what it
-// cheaply can and contains the offender (see the roudi package's trust
-// model). Type 49 is a component's counter report ([ReportCounters],
+// hostile peer in a connection segment tells the router, which cuts that
+// connection when the reporter is one of its ends (see the roudi package's
+// trust model). Type 49 is a component's counter report ([ReportCounters],
 // counters.go); types 50–55 are reserved for further reports.
 const (
 	// TypeReportPeer reports a bad entry popped from a connection's ring;
-	// answered by [Ack] (also when the router finds the report
-	// unconvincing: a report is evidence, not a command) or an [Error]
-	// for a malformed report.
+	// answered by [Ack] (also when the router refuses the report: the
+	// reporter is no end of the connection) or an [Error] for a malformed
+	// report.
 	TypeReportPeer Type = 48
 
 	// TypeReportFirst..TypeReportLast is the range of peer reports.
@@ -19,14 +19,13 @@ const (
 
 // Reasons of a [ReportPeer].
 const (
-	// ReportBadRef: the ring carried a value that names no chunk held by
-	// anyone (pool or slot out of range, generation 0 or moved on,
-	// reference count 0).
+	// ReportBadRef: the ring carried a value that names no chunk the
+	// peer may pass (segment or slot out of range, wrong generation, a
+	// return of a chunk never delivered).
 	ReportBadRef uint8 = 1
 	// ReportCorruptRing: the connection's ring indices are impossible
 	// (ringbuf.ErrCorruptRing); the reporter stopped using the ring. Either
-	// end of the connection may send it; Ref is 0. The router checks the
-	// ring itself before it cuts the connection.
+	// end of the connection may send it; Ref is 0.
 	ReportCorruptRing uint8 = 2
 	reportLast              = ReportCorruptRing
 )

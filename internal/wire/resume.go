@@ -1,7 +1,7 @@
 package wire
 
 // Resuming after a router restart (types 56–63). When its router dies, a
-// client keeps its shared memory mapped and its rings flowing, reconnects to
+// client keeps its segments mapped and its rings flowing, reconnects to
 // the next router of the domain and, after the handshake, sends [Resume]:
 // the client id it had and every publisher, subscriber and connection it
 // still runs. A router that adopted the old segments (it finds them through
@@ -37,13 +37,12 @@ type ResumePublisher struct {
 
 // ResumeSubscriber is one subscriber a resuming client still runs.
 type ResumeSubscriber struct {
-	SubID          uint32
-	Topic          string
-	Type           TypeInfo
-	QueueCapacity  uint32
-	History        uint32
-	Policy         uint8
-	NotifierOffset uint64
+	SubID         uint32
+	Topic         string
+	Type          TypeInfo
+	QueueCapacity uint32
+	History       uint32
+	Policy        uint8
 	// Kind, Pair and MaxHeld are what it was created with
 	// ([CreateSubscriber]): a response subscriber resumes paired with its
 	// client's request publisher.
@@ -52,28 +51,25 @@ type ResumeSubscriber struct {
 	MaxHeld uint32
 }
 
-// ResumeConnection is one connection (ring) a resuming client's endpoint
-// is part of.
+// ResumeConnection is one connection a resuming client's endpoint is part
+// of (its segment travels in [Resume.ConnSegs]).
 type ResumeConnection struct {
-	ConnID     uint32
-	PubID      uint32
-	SubID      uint32
-	RingOffset uint64
-	RingSize   uint64
-	Capacity   uint32
-	Policy     uint8
+	ConnID   uint32
+	PubID    uint32
+	SubID    uint32
+	Capacity uint32
+	Policy   uint8
 }
 
 // Resume asks the router to take the client's endpoints back.
 type Resume struct {
 	OldClient   uint16
-	MgmtInode   uint64 // inode of the management memfd the client has mapped
 	Token       []byte // the ResumeToken of OldClient's Welcome
 	Publishers  []ResumePublisher
 	Subscribers []ResumeSubscriber
 	Connections []ResumeConnection
-	// Owned model only (resume_owned.go): the publishers' data segments
-	// and the connection segments handed back, fds attached.
+	// The publishers' data segments and the connection segments handed
+	// back, fds attached (resume_owned.go).
 	OwnedPubs []ResumePubMemory
 	ConnSegs  []ResumeConnSeg
 }

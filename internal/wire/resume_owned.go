@@ -1,12 +1,6 @@
 package wire
 
-import (
-	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
-)
-
-// Resuming in the owned memory model (docs/design/memory-ownership.md
+// Resuming owned memory (docs/design/memory-ownership.md
 // §4.3). A client hands its owned memory back to a restarted router inside
 // its [Resume]: for each local publisher its read-write data segments
 // ([Resume.OwnedPubs]), and for each connection one of its endpoints is
@@ -89,55 +83,5 @@ func (m *Resume) validateOwned() error {
 			return invalid(t, "ConnSegs.Inode", "is 0")
 		}
 	}
-	return nil
-}
-
-// EncodeMsgpack writes m as the array [OldClient, MgmtInode, Token,
-// Publishers, Subscribers, Connections], with OwnedPubs and ConnSegs
-// appended only when one of them is not empty: a shared-model Resume keeps
-// its encoding byte for byte.
-func (m *Resume) EncodeMsgpack(enc *msgpack.Encoder) error {
-	n := 6
-	if len(m.OwnedPubs) > 0 || len(m.ConnSegs) > 0 {
-		n = 8
-	}
-	err := enc.EncodeArrayLen(n)
-	for _, v := range []any{m.OldClient, m.MgmtInode, m.Token, m.Publishers, m.Subscribers, m.Connections} {
-		if err == nil {
-			err = enc.Encode(v)
-		}
-	}
-	if n == 8 {
-		for _, v := range []any{m.OwnedPubs, m.ConnSegs} {
-			if err == nil {
-				err = enc.Encode(v)
-			}
-		}
-	}
-	return err
-}
-
-// DecodeMsgpack reads either form EncodeMsgpack writes; an eight-element
-// array with both owned lists empty is not canonical and [Decode] refuses
-// it.
-func (m *Resume) DecodeMsgpack(dec *msgpack.Decoder) error {
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	if n != 6 && n != 8 {
-		return fmt.Errorf("Resume: %d fields, want 6 or 8", n)
-	}
-	var v Resume
-	ptrs := []any{&v.OldClient, &v.MgmtInode, &v.Token, &v.Publishers, &v.Subscribers, &v.Connections}
-	if n == 8 {
-		ptrs = append(ptrs, &v.OwnedPubs, &v.ConnSegs)
-	}
-	for _, p := range ptrs {
-		if err := dec.Decode(p); err != nil {
-			return err
-		}
-	}
-	*m = v
 	return nil
 }

@@ -17,17 +17,17 @@ func resumeSamples() []struct {
 		reqID uint32
 		msg   Message
 	}{
-		{"resume", 40, &Resume{OldClient: 3, MgmtInode: 7781, Token: bytes.Repeat([]byte{0xa5}, ResumeTokenSize),
+		{"resume", 40, &Resume{OldClient: 3, Token: bytes.Repeat([]byte{0xa5}, ResumeTokenSize),
 			Publishers:  []ResumePublisher{{PubID: 9, Topic: "camera/front", Type: TypeInfo{Name: "Frame", Size: 64, Align: 8}, History: 2}},
-			Subscribers: []ResumeSubscriber{{SubID: 11, Topic: "camera/back", QueueCapacity: 64, History: 1, Policy: PolicyBlockProducer, NotifierOffset: 8192}},
-			Connections: []ResumeConnection{{ConnID: 4, PubID: 9, SubID: 12, RingOffset: 1 << 16, RingSize: 1024, Capacity: 64, Policy: PolicyDiscardOldest}}}},
-		{"resume_owned", 41, &Resume{OldClient: 3, MgmtInode: 7781, Token: bytes.Repeat([]byte{0xa5}, ResumeTokenSize),
+			Subscribers: []ResumeSubscriber{{SubID: 11, Topic: "camera/back", QueueCapacity: 64, History: 1, Policy: PolicyBlockProducer}},
+			Connections: []ResumeConnection{{ConnID: 4, PubID: 9, SubID: 12, Capacity: 64, Policy: PolicyDiscardOldest}}}},
+		{"resume_owned", 41, &Resume{OldClient: 3, Token: bytes.Repeat([]byte{0xa5}, ResumeTokenSize),
 			Publishers: []ResumePublisher{{PubID: 9, Topic: "camera/front", History: 2}},
 			OwnedPubs: []ResumePubMemory{{PubID: 9, MaxLoans: 4, Data: []ResumeDataSeg{{Inode: 5501, Seg: DataSegDesc{PubID: 9, Index: 0, Kind: KindMemfd,
 				ChunkSize: 4096, Count: 300, PageSize: 4096, Size: 1 << 21}}}}},
 			ConnSegs: []ResumeConnSeg{{Inode: 5502, Seg: ConnSegDesc{ConnID: 4, PubID: 9, SubID: 12, Capacity: 64, ReturnCapacity: 128,
 				Bound: 80, MaxHeld: 16, Policy: PolicyBlockProducer, Size: 8192}}}}},
-		{"resume_rpc", 42, &Resume{OldClient: 3, MgmtInode: 7781, Token: bytes.Repeat([]byte{0xa5}, ResumeTokenSize),
+		{"resume_rpc", 42, &Resume{OldClient: 3, Token: bytes.Repeat([]byte{0xa5}, ResumeTokenSize),
 			Publishers: []ResumePublisher{{PubID: 9, Topic: "plan", Kind: EndpointRequest}},
 			Subscribers: []ResumeSubscriber{{SubID: 11, Topic: "plan", QueueCapacity: 64, Policy: PolicyBlockProducer,
 				Kind: EndpointResponse, Pair: 9, MaxHeld: 80}}}},

@@ -11,14 +11,25 @@ import "fmt"
 // Version 3 added Welcome.Model, CreatePublisher.MaxPayload, MaxLoans and
 // ExpectedSubscribers, and CreateSubscriber.MaxHeld (the owned memory
 // model of docs/design/memory-ownership.md, landing step 7).
-const Version uint16 = 3
+//
+// Version 4 is the owned model alone (step 14 deleted the shared one): the
+// shared model's messages are gone (SegmentGrant, GrowPool, PoolGranted,
+// GetSegments, PoolRetired; their types stay reserved), and so are its
+// fields: Welcome.{Mgmt,Pools,Model}, PublisherCreated.Segments,
+// SubscriberCreated.{NotifierOffset,Segments}, the ring and notifier
+// offsets of ConnectionAdded, ResumeSubscriber and ResumeConnection,
+// Resume.MgmtInode and RouterInfo.{Reclaimed,ArenaUsed,ArenaSize}.
+// ConnectionRemoved always carries its Code and Resume its owned lists
+// (no shorter encodings for the shared model).
+const Version uint16 = 4
 
 // MinVersion is the oldest protocol version this build still accepts.
-// Version 1 had no resume tokens: its Welcome and Resume do not decode as
-// version 2's, so it is not accepted any more; version 2's Welcome,
-// CreatePublisher and CreateSubscriber lack version 3's fields and do not
-// decode as version 3's either (the codec is canonical, array-encoded).
-const MinVersion uint16 = 3
+// Each version's messages decode only as that version's (the codec is
+// canonical, array-encoded, and every version changed the field lists of
+// messages every session sends: Welcome, Resume, CreatePublisher, ...), so
+// a version 3 peer, which may run the removed shared model, is refused
+// with parallax.ErrProtocolVersion at the handshake rather than misread.
+const MinVersion uint16 = 4
 
 // MaxMessageSize is the largest encoded message, in bytes. One message is
 // one unixpacket datagram.
@@ -29,9 +40,14 @@ const MaxMessageSize = 64 << 10
 type Type uint16
 
 // Message types. Ranges: 1-15 session, 16-31 publish/subscribe requests and
-// replies, 32-47 pushes, 48-55 peer and component reports (report.go,
-// counters.go), 56-63 resuming after a router restart (resume.go), 64-127
-// reserved for introspection requests.
+// replies, 32-47 pushes and owned segment requests (owned.go,
+// owned_grow.go, lifecycle.go), 48-55 peer and component reports
+// (report.go, counters.go, memory.go), 56-63 resuming after a router
+// restart (resume.go), 64-127 reserved for introspection requests.
+//
+// Reserved, never to be reused: 34 (SegmentGrant) and 40-43 (GrowPool,
+// PoolGranted, GetSegments, PoolRetired), the removed shared memory
+// model's messages (protocol version 3 and older).
 const (
 	TypeHello    Type = 1
 	TypeWelcome  Type = 2
@@ -51,7 +67,6 @@ const (
 
 	TypeConnectionAdded   Type = 32
 	TypeConnectionRemoved Type = 33
-	TypeSegmentGrant      Type = 34
 
 	// TypeIntrospectFirst..TypeIntrospectLast are reserved for
 	// introspection requests and replies (topics, clients, pool usage);
@@ -77,7 +92,6 @@ var typeNames = map[Type]string{
 	TypeReleaseConnection: "ReleaseConnection",
 	TypeConnectionAdded:   "ConnectionAdded",
 	TypeConnectionRemoved: "ConnectionRemoved",
-	TypeSegmentGrant:      "SegmentGrant",
 }
 
 // String returns the message name, or "Type(n)" for an unknown type.
@@ -99,7 +113,7 @@ func (t Type) Known() bool {
 // [GrowData] and [GetDataSegment]), then with the request's id.
 func (t Type) IsPush() bool {
 	switch t {
-	case TypeShutdown, TypeConnectionAdded, TypeConnectionRemoved, TypeSegmentGrant, TypePoolRetired,
+	case TypeShutdown, TypeConnectionAdded, TypeConnectionRemoved,
 		TypeDataSegmentAdded, TypeConnSegmentAdded, TypeConnectionClosing:
 		return true
 	case TypeDataSegmentRetired:
@@ -130,9 +144,6 @@ func ReplyType(t Type) (Type, bool) {
 		return rt, true
 	}
 	if rt, ok := memoryReplyType(t); ok {
-		return rt, true
-	}
-	if rt, ok := segmentsReplyType(t); ok {
 		return rt, true
 	}
 	if rt, ok := resumeReplyType(t); ok {
@@ -180,8 +191,6 @@ func New(t Type) Message {
 		return new(ConnectionAdded)
 	case TypeConnectionRemoved:
 		return new(ConnectionRemoved)
-	case TypeSegmentGrant:
-		return new(SegmentGrant)
 	}
 	if m := newReport(t); m != nil {
 		return m
@@ -190,9 +199,6 @@ func New(t Type) Message {
 		return m
 	}
 	if m := newMemory(t); m != nil {
-		return m
-	}
-	if m := newSegments(t); m != nil {
 		return m
 	}
 	if m := newResume(t); m != nil {
@@ -214,22 +220,10 @@ func New(t Type) Message {
 }
 
 // ExpectedFDs returns how many file descriptors must accompany m, in the
-// order m lists its segments: one per [SegmentDesc] in Segments, and for
-// [Welcome] one for the management segment when Mgmt.Size > 0.
+// order m lists its segments: one for a [DataSegmentAdded] or
+// [ConnSegmentAdded], [Resume.ResumeFds] for a Resume, none for the rest.
 func ExpectedFDs(m Message) int {
 	switch m := m.(type) {
-	case *Welcome:
-		if m.Mgmt.Size > 0 {
-			return 1
-		}
-	case *PublisherCreated:
-		return len(m.Segments)
-	case *SubscriberCreated:
-		return len(m.Segments)
-	case *SegmentGrant:
-		return len(m.Segments)
-	case *PoolGranted:
-		return len(m.Segments)
 	case *DataSegmentAdded, *ConnSegmentAdded:
 		return 1
 	case *Resume:

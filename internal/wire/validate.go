@@ -9,20 +9,18 @@ import (
 
 // Field limits enforced by Validate.
 const (
-	MaxNameLen            = 255     // topic names, type names, process names
-	MaxDomainLen          = 64      // domain names
-	MaxTextLen            = 4096    // error messages and reasons
-	MaxSegmentsPerMessage = 253     // SCM_MAX_FD: one fd per segment
-	MaxPools              = 1024    // pools described in a Welcome
-	MaxHistory            = 1 << 16 // samples kept for late joiners
-	MaxQueueCapacity      = 1 << 20 // ring entries per connection
-	MaxAlign              = 1 << 12 // payload type alignment
-	MinPageSize           = 4 << 10 // smallest segment page size
-	MaxPageSize           = 1 << 30 // largest segment page size (1 GiB hugepages)
-	MaxPayloadSize        = 1 << 30 // CreatePublisher.MaxPayload (the largest chunk size)
-	MaxLoansLimit         = 1 << 20 // CreatePublisher.MaxLoans
-	MaxExpectedSubs       = 1 << 12 // CreatePublisher.ExpectedSubscribers
-	MaxHeldLimit          = 1 << 20 // CreateSubscriber.MaxHeld
+	MaxNameLen       = 255     // topic names, type names, process names
+	MaxDomainLen     = 64      // domain names
+	MaxTextLen       = 4096    // error messages and reasons
+	MaxHistory       = 1 << 16 // samples kept for late joiners
+	MaxQueueCapacity = 1 << 20 // ring entries per connection
+	MaxAlign         = 1 << 12 // payload type alignment
+	MinPageSize      = 4 << 10 // smallest segment page size
+	MaxPageSize      = 1 << 30 // largest segment page size (1 GiB hugepages)
+	MaxPayloadSize   = 1 << 30 // CreatePublisher.MaxPayload (the largest chunk size)
+	MaxLoansLimit    = 1 << 20 // CreatePublisher.MaxLoans
+	MaxExpectedSubs  = 1 << 12 // CreatePublisher.ExpectedSubscribers
+	MaxHeldLimit     = 1 << 20 // CreateSubscriber.MaxHeld
 )
 
 // Errors of this package.
@@ -100,32 +98,6 @@ func checkPolicy(t Type, p uint8) error {
 	return nil
 }
 
-func checkSegments(t Type, segs []SegmentDesc) error {
-	if len(segs) > MaxSegmentsPerMessage {
-		return invalid(t, "Segments", "has %d entries, limit %d", len(segs), MaxSegmentsPerMessage)
-	}
-	for i := range segs {
-		if err := segs[i].validate(t, fmt.Sprintf("Segments[%d]", i)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *SegmentDesc) validate(t Type, field string) error {
-	switch {
-	case s.Role != RoleManagement && s.Role != RolePayload:
-		return invalid(t, field+".Role", "%d unknown", s.Role)
-	case s.Kind == 0 || s.Kind > kindLastKind:
-		return invalid(t, field+".Kind", "%d unknown", s.Kind)
-	case s.Size == 0:
-		return invalid(t, field+".Size", "is 0")
-	case !isPow2(uint64(s.PageSize)) || s.PageSize < MinPageSize || s.PageSize > MaxPageSize:
-		return invalid(t, field+".PageSize", "%d is not a power of two in [%d, %d]", s.PageSize, MinPageSize, MaxPageSize)
-	}
-	return nil
-}
-
 func (ti *TypeInfo) validate(t Type) error {
 	if err := checkLen(t, "Type.Name", ti.Name, MaxNameLen); err != nil {
 		return err
@@ -160,27 +132,8 @@ func (m *Welcome) Validate() error {
 	if err := ValidateDomain(m.Domain); err != nil {
 		return fmt.Errorf("%s.Domain: %w", m.MessageType(), err)
 	}
-	if m.Mgmt != (SegmentDesc{}) {
-		if err := m.Mgmt.validate(m.MessageType(), "Mgmt"); err != nil {
-			return err
-		}
-		if m.Mgmt.Role != RoleManagement {
-			return invalid(m.MessageType(), "Mgmt.Role", "%d is not RoleManagement", m.Mgmt.Role)
-		}
-	}
-	if len(m.Pools) > MaxPools {
-		return invalid(m.MessageType(), "Pools", "has %d entries, limit %d", len(m.Pools), MaxPools)
-	}
-	if m.Model != ModelShared && m.Model != ModelOwned {
-		return invalid(m.MessageType(), "Model", "%d unknown", m.Model)
-	}
 	if n := len(m.ResumeToken); n != 0 && n != ResumeTokenSize {
 		return invalid(m.MessageType(), "ResumeToken", "has %d bytes, want %d (or none)", n, ResumeTokenSize)
-	}
-	for i, p := range m.Pools {
-		if p.ChunkSize == 0 || p.Count == 0 {
-			return invalid(m.MessageType(), fmt.Sprintf("Pools[%d]", i), "has ChunkSize %d, Count %d; both must be > 0", p.ChunkSize, p.Count)
-		}
 	}
 	return nil
 }
@@ -228,7 +181,12 @@ func (m *CreatePublisher) Validate() error {
 }
 
 // Validate implements [Message].
-func (m *PublisherCreated) Validate() error { return checkSegments(m.MessageType(), m.Segments) }
+func (m *PublisherCreated) Validate() error {
+	if m.PubID == 0 {
+		return invalid(m.MessageType(), "PubID", "is 0")
+	}
+	return nil
+}
 
 // Validate implements [Message].
 func (m *CreateSubscriber) Validate() error {
@@ -256,7 +214,12 @@ func (m *CreateSubscriber) Validate() error {
 }
 
 // Validate implements [Message].
-func (m *SubscriberCreated) Validate() error { return checkSegments(m.MessageType(), m.Segments) }
+func (m *SubscriberCreated) Validate() error {
+	if m.SubID == 0 {
+		return invalid(m.MessageType(), "SubID", "is 0")
+	}
+	return nil
+}
 
 // Validate implements [Message].
 func (*ClosePublisher) Validate() error { return nil }
@@ -275,17 +238,12 @@ func (m *ReleaseConnection) Validate() error {
 // Validate implements [Message].
 func (m *ConnectionAdded) Validate() error {
 	switch {
+	case m.ConnID == 0 || m.PubID == 0 || m.SubID == 0:
+		return invalid(m.MessageType(), "ConnID", "connection %d, publisher %d, subscriber %d: ids must not be 0", m.ConnID, m.PubID, m.SubID)
 	case m.Capacity == 0 || m.Capacity > MaxQueueCapacity:
 		return invalid(m.MessageType(), "Capacity", "%d outside [1, %d]", m.Capacity, MaxQueueCapacity)
-	case m.RingSize == 0 && (m.RingOffset != 0 || m.NotifierOffset != 0):
-		// RingSize 0 with no offsets: the owned model, whose connection
-		// has its own segment (ConnSegmentAdded) and no management ring.
-		return invalid(m.MessageType(), "RingSize", "is 0 with ring offset %d, notifier offset %d", m.RingOffset, m.NotifierOffset)
 	case m.History > MaxHistory:
 		return invalid(m.MessageType(), "History", "%d above limit %d", m.History, MaxHistory)
 	}
 	return checkPolicy(m.MessageType(), m.Policy)
 }
-
-// Validate implements [Message].
-func (m *SegmentGrant) Validate() error { return checkSegments(m.MessageType(), m.Segments) }

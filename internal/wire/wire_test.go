@@ -28,11 +28,6 @@ func TestMain(m *testing.M) {
 	testutil.Main(m)
 }
 
-var (
-	sampleMgmt = SegmentDesc{ID: 1, Role: RoleManagement, Kind: KindMemfd, Size: 1 << 20, PageSize: 4096}
-	samplePay  = SegmentDesc{ID: 2, Role: RolePayload, Kind: KindHugetlb, Size: 8 << 20, PageSize: 2 << 20, ReadOnly: true, PoolID: 3}
-)
-
 // samples holds one populated instance of every message type, keyed by the
 // golden file name. reqIDs are 0 for pushes.
 func samples() []struct {
@@ -46,28 +41,25 @@ func samples() []struct {
 		msg   Message
 	}{
 		{"hello", 1, &Hello{Version: 1, MinVersion: 1, PID: 4242, Name: "camera"}},
-		{"welcome", 1, &Welcome{Version: 2, ClientID: 7, RouterPID: 100, Domain: "default", Mgmt: sampleMgmt, ResumeToken: bytes.Repeat([]byte{0x5a}, ResumeTokenSize),
-			Pools: []PoolDesc{{ID: 0, ChunkSize: 128, Count: 1024, MgmtOffset: 4096, MgmtSize: 65536, SegmentID: 2}, {ID: 1, ChunkSize: 4 << 20, Count: 16, MgmtOffset: 1 << 17, MgmtSize: 4096, SegmentID: 3}}, Model: ModelOwned}},
+		{"welcome", 1, &Welcome{Version: 4, ClientID: 7, RouterPID: 100, Domain: "default", ResumeToken: bytes.Repeat([]byte{0x5a}, ResumeTokenSize)}},
 		{"error", 2, &Error{Code: CodeIncompatibleType, Message: `create subscriber "frames": incompatible payload type`}},
 		{"ack", 3, &Ack{}},
 		{"ping", 4, &Ping{}},
 		{"pong", 4, &Pong{}},
 		{"shutdown", 0, &Shutdown{Reason: "SIGTERM"}},
 		{"create_publisher", 5, &CreatePublisher{Topic: "camera/front.raw", Type: TypeInfo{Name: "image.Frame", Size: 1 << 21, Align: 64}, History: 2, MaxPayload: 4096, MaxLoans: 6, ExpectedSubscribers: 3}},
-		{"publisher_created", 5, &PublisherCreated{PubID: 9, Segments: []SegmentDesc{samplePay}}},
+		{"publisher_created", 5, &PublisherCreated{PubID: 9}},
 		{"create_subscriber", 6, &CreateSubscriber{Topic: "camera/front.raw", Type: TypeInfo{Name: "image.Frame", Size: 1 << 21, Align: 64}, QueueCapacity: 256, History: 1, Policy: PolicyBlockProducer, MaxHeld: 32}},
 		{"create_request_publisher", 5, &CreatePublisher{Topic: "plan", Type: TypeInfo{Name: "Goal", Size: 64, Align: 8}, MaxLoans: 16, Kind: EndpointRequest}},
 		{"create_response_subscriber", 6, &CreateSubscriber{Topic: "plan", Type: TypeInfo{Name: "Path", Size: 256, Align: 8}, QueueCapacity: 16, Policy: PolicyBlockProducer, MaxHeld: 16, Kind: EndpointResponse, Pair: 9}},
-		{"subscriber_created", 6, &SubscriberCreated{SubID: 11, NotifierOffset: 8192, Segments: []SegmentDesc{samplePay, samplePay}}},
+		{"subscriber_created", 6, &SubscriberCreated{SubID: 11}},
 		{"close_publisher", 7, &ClosePublisher{PubID: 9}},
 		{"release_connection", 7, &ReleaseConnection{ConnID: 12}},
 		{"close_subscriber", 8, &CloseSubscriber{SubID: 11}},
-		{"connection_added", 0, &ConnectionAdded{ConnID: 3, PubID: 9, SubID: 11, RingOffset: 1 << 16, RingSize: 4096, Capacity: 256, Policy: PolicyDiscardOldest, NotifierOffset: 8192, History: 1}},
-		{"connection_added_owned", 0, &ConnectionAdded{ConnID: 3, PubID: 9, SubID: 11, Capacity: 256, Policy: PolicyDiscardOldest, History: 1}},
-		{"connection_added_pair", 0, &ConnectionAdded{ConnID: 4, PubID: 10, SubID: 12, RingOffset: 1 << 16, RingSize: 4096, Capacity: 16, Policy: PolicyBlockProducer, NotifierOffset: 8192, Pair: 9}},
+		{"connection_added", 0, &ConnectionAdded{ConnID: 3, PubID: 9, SubID: 11, Capacity: 256, Policy: PolicyDiscardOldest, History: 1}},
+		{"connection_added_pair", 0, &ConnectionAdded{ConnID: 4, PubID: 10, SubID: 12, Capacity: 16, Policy: PolicyBlockProducer, Pair: 9}},
 		{"connection_removed", 0, &ConnectionRemoved{ConnID: 3, PubID: 9, SubID: 11, Reason: "subscriber process 4243 exited"}},
-		{"segment_grant", 0, &SegmentGrant{Segments: []SegmentDesc{samplePay}}},
-	}, append(append(append(append(append(introspectSamples(), reportSamples()...), segmentsSamples()...), resumeSamples()...), countersSamples()...), append(append(append(append(ownedSamples(), ownedGrowSamples()...), lifecycleSamples()...), watchSamples()...), memorySamples()...)...)...)
+	}, append(append(append(append(introspectSamples(), reportSamples()...), resumeSamples()...), countersSamples()...), append(append(append(append(ownedSamples(), ownedGrowSamples()...), lifecycleSamples()...), watchSamples()...), memorySamples()...)...)...)
 }
 
 func TestSamplesCoverEveryType(t *testing.T) {
@@ -219,18 +211,21 @@ func TestEncodeRejects(t *testing.T) {
 		{"max payload", 1, &CreatePublisher{Topic: "t", MaxPayload: MaxPayloadSize + 1}},
 		{"max loans", 1, &CreatePublisher{Topic: "t", MaxLoans: MaxLoansLimit + 1}},
 		{"expected subscribers", 1, &CreatePublisher{Topic: "t", ExpectedSubscribers: MaxExpectedSubs + 1}},
-		{"welcome model", 1, &Welcome{Version: 3, Domain: "d", Model: 2}},
+		{"welcome token", 1, &Welcome{Version: 4, Domain: "d", ResumeToken: make([]byte, ResumeTokenSize-1)}},
 		{"hello min 0", 1, &Hello{Version: 1}},
 		{"hello inverted", 1, &Hello{Version: 1, MinVersion: 2}},
 		{"welcome bad domain", 1, &Welcome{Version: 1, Domain: "../etc"}},
-		{"welcome mgmt role", 1, &Welcome{Version: 1, Domain: "d", Mgmt: samplePay}},
-		{"welcome pool", 1, &Welcome{Version: 1, Domain: "d", Pools: []PoolDesc{{ChunkSize: 0, Count: 1}}}},
-		{"segment page size", 1, &PublisherCreated{Segments: []SegmentDesc{{Role: RolePayload, Kind: KindMemfd, Size: 1, PageSize: 1000}}}},
-		{"segment kind", 1, &PublisherCreated{Segments: []SegmentDesc{{Role: RolePayload, Kind: 9, Size: 1, PageSize: 4096}}}},
-		{"too many segments", 0, &SegmentGrant{Segments: make([]SegmentDesc, MaxSegmentsPerMessage+1)}},
-		{"capacity", 0, &ConnectionAdded{RingSize: 1}},
-		{"ring size 0 with a ring offset", 0, &ConnectionAdded{Capacity: 8, RingOffset: 4096}},
-		{"ring size 0 with a notifier", 0, &ConnectionAdded{Capacity: 8, NotifierOffset: 4096}},
+		{"welcome version 0", 1, &Welcome{Domain: "d"}},
+		{"welcome router pid", 1, &Welcome{Version: 4, Domain: "d", RouterPID: -1}},
+		{"publisher created 0", 5, &PublisherCreated{}},
+		{"subscriber created 0", 6, &SubscriberCreated{}},
+		{"capacity 0", 0, &ConnectionAdded{ConnID: 1, PubID: 1, SubID: 1}},
+		{"capacity", 0, &ConnectionAdded{ConnID: 1, PubID: 1, SubID: 1, Capacity: MaxQueueCapacity + 1}},
+		{"connection id 0", 0, &ConnectionAdded{PubID: 1, SubID: 1, Capacity: 8}},
+		{"connection publisher 0", 0, &ConnectionAdded{ConnID: 1, SubID: 1, Capacity: 8}},
+		{"connection subscriber 0", 0, &ConnectionAdded{ConnID: 1, PubID: 1, Capacity: 8}},
+		{"connection history", 0, &ConnectionAdded{ConnID: 1, PubID: 1, SubID: 1, Capacity: 8, History: MaxHistory + 1}},
+		{"connection policy", 0, &ConnectionAdded{ConnID: 1, PubID: 1, SubID: 1, Capacity: 8, Policy: 9}},
 		{"release connection 0", 1, &ReleaseConnection{}},
 		{"push with id", 3, &Shutdown{}},
 		{"long reason", 0, &Shutdown{Reason: strings.Repeat("x", MaxTextLen+1)}},
@@ -249,19 +244,9 @@ func TestEncodeRejects(t *testing.T) {
 // against future changes.
 func TestLargestMessagesFit(t *testing.T) {
 	t.Parallel()
-	pools := make([]PoolDesc, MaxPools)
-	for i := range pools {
-		pools[i] = PoolDesc{ID: 0xffff, ChunkSize: 1<<32 - 1, Count: 1<<32 - 1, MgmtOffset: 1<<64 - 1, MgmtSize: 1<<64 - 1, SegmentID: 1<<32 - 1}
-	}
-	maxSeg := SegmentDesc{ID: 1<<32 - 1, Role: RoleManagement, Kind: KindFile, Size: 1<<64 - 1, PageSize: MaxPageSize, ReadOnly: true, PoolID: 0xffff}
-	segs := make([]SegmentDesc, MaxSegmentsPerMessage)
-	for i := range segs {
-		segs[i] = maxSeg
-	}
 	name := strings.Repeat("n", MaxNameLen)
 	for _, m := range []Message{
-		&Welcome{Version: 0xffff, ClientID: 0xffff, RouterPID: 1<<31 - 1, Domain: strings.Repeat("d", MaxDomainLen), Mgmt: maxSeg, Pools: pools},
-		&SubscriberCreated{SubID: 1<<32 - 1, NotifierOffset: 1<<64 - 1, Segments: segs},
+		&Welcome{Version: 0xffff, ClientID: 0xffff, RouterPID: 1<<31 - 1, Domain: strings.Repeat("d", MaxDomainLen), ResumeToken: make([]byte, ResumeTokenSize)},
 		&Error{Code: CodeTimeout, Message: strings.Repeat("e", MaxTextLen)},
 		&CreateSubscriber{Topic: name, Type: TypeInfo{Name: name, Size: 1<<32 - 1, Align: MaxAlign}, QueueCapacity: MaxQueueCapacity, History: MaxHistory, Policy: PolicyBlockProducer},
 	} {
@@ -334,9 +319,14 @@ func TestTypeTables(t *testing.T) {
 	}
 	require.Nil(t, New(TypeIntrospectLast))
 	require.Equal(t, "Type(127)", TypeIntrospectLast.String())
-	require.Equal(t, 1, ExpectedFDs(&Welcome{Mgmt: sampleMgmt}))
 	require.Equal(t, 0, ExpectedFDs(&Welcome{}))
-	require.Equal(t, 2, ExpectedFDs(&SubscriberCreated{Segments: []SegmentDesc{samplePay, samplePay}}))
+	require.Equal(t, 0, ExpectedFDs(&SubscriberCreated{SubID: 1}))
+	require.Equal(t, 1, ExpectedFDs(&DataSegmentAdded{}))
+	require.Equal(t, 1, ExpectedFDs(&ConnSegmentAdded{}))
+	for _, gone := range []Type{34, 40, 41, 42, 43} { // the shared model's, reserved
+		require.False(t, gone.Known(), "%s", gone)
+		require.Nil(t, New(gone), "%s", gone)
+	}
 	require.Equal(t, 0, ExpectedFDs(&Ping{}))
 }
 

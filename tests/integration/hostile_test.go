@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"net"
@@ -14,99 +13,17 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
-	"github.com/parallax-ipc/parallax/ringbuf"
-	"github.com/parallax-ipc/parallax/segment"
 )
 
 // Hostile children (see the roudi package's trust model in server_guard.go):
 //
-//	hostile-ring: creates a publisher with a raw control client, maps the
-//	              management segment, writes -n garbage refs (and one raw
-//	              zero) into its ring, prints "pushed <n>", then waits for
-//	              the router to close its control connection and prints
-//	              "disconnected".
 //	flood:        handshakes by hand, then sends Pings as fast as it can
 //	              without reading; prints "disconnected <sent>" when the
 //	              router has closed the connection.
 func init() {
-	childRoles["hostile-ring"] = hostileRingMain
 	childRoles["flood"] = floodMain
-}
-
-func hostileRingMain(args []string) int {
-	fs := flag.NewFlagSet("hostile-ring", flag.ContinueOnError)
-	socket := fs.String("socket", "", "router socket")
-	topic := fs.String("topic", "", "topic")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := discovery.Dial(ctx, discovery.DialOptions{Socket: *socket, Name: "hostile-ring"})
-	if err != nil {
-		return childFail("hostile-ring", "dial: %v", err)
-	}
-	defer c.Close()
-	added := make(chan *wire.ConnectionAdded, 8)
-	c.OnPush(func(m wire.Message, files []*os.File) {
-		for _, f := range files {
-			f.Close()
-		}
-		if a, ok := m.(*wire.ConnectionAdded); ok {
-			select {
-			case added <- a:
-			default:
-			}
-		}
-	})
-	if _, _, err := c.Request(ctx, &wire.CreatePublisher{Topic: *topic}, nil); err != nil {
-		return childFail("hostile-ring", "create publisher: %v", err)
-	}
-	var a *wire.ConnectionAdded
-	select {
-	case a = <-added:
-	case <-ctx.Done():
-		return childFail("hostile-ring", "no subscriber connected")
-	}
-	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", c.Mgmt().Fd()), os.O_RDWR, 0)
-	if err != nil {
-		return childFail("hostile-ring", "reopen management segment: %v", err)
-	}
-	mgmt, err := segment.Open(f, segment.OpenOptions{})
-	if err != nil {
-		f.Close()
-		return childFail("hostile-ring", "map management segment: %v", err)
-	}
-	defer mgmt.Close()
-	ringMem := mgmt.Bytes()[a.RingOffset : a.RingOffset+a.RingSize]
-	ring, err := ringbuf.Attach(ringMem)
-	if err != nil {
-		return childFail("hostile-ring", "attach ring: %v", err)
-	}
-	garbage := []parallax.ChunkRef{
-		parallax.MakeRef(999, 0, 1), parallax.MakeRef(0, parallax.MaxSlots-1, 1),
-		parallax.MakeRef(0, 3, 77), parallax.ChunkRef(^uint64(0)), parallax.MakeRef(998, 0, 1),
-	}
-	for _, g := range garbage {
-		if _, err := ring.TryPush(g); err != nil {
-			return childFail("hostile-ring", "push: %v", err)
-		}
-	}
-	// The last one becomes a raw zero before anyone looks (the test waits
-	// for "pushed" before letting the subscriber take).
-	slot := (ring.Tail() - 1) & uint32(ring.Cap()-1)
-	binary.LittleEndian.PutUint64(ringMem[ringbuf.HeaderSize+8*int(slot):], 0)
-	fmt.Printf("pushed %d\n", len(garbage))
-	select {
-	case <-c.Done():
-		fmt.Println("disconnected")
-		return 0
-	case <-ctx.Done():
-		return childFail("hostile-ring", "never disconnected")
-	}
 }
 
 func floodMain(args []string) int {

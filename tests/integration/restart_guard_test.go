@@ -264,14 +264,9 @@ func resumeRefusesStranger(t *testing.T, cfgText string) {
 	stranger, err := discovery.Dial(rctx, discovery.DialOptions{Socket: sock, Name: "stranger"})
 	require.NoError(t, err)
 	defer stranger.Close()
-	var inode uint64 // the owned model has no management segment
-	if mg := stranger.Mgmt(); mg != nil {
-		inode = inodeOf(mg)
-		require.NotZero(t, inode)
-	}
 	for _, id := range []uint16{1, 2} {
 		for _, tok := range [][]byte{nil, make([]byte, 32)} {
-			_, _, err := stranger.Request(rctx, &wire.Resume{OldClient: id, MgmtInode: inode, Token: tok}, nil)
+			_, _, err := stranger.Request(rctx, &wire.Resume{OldClient: id, Token: tok}, nil)
 			require.ErrorIs(t, err, parallax.ErrPermissionDenied, "a stranger resumed as client %d", id)
 		}
 	}

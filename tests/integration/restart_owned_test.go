@@ -127,7 +127,7 @@ func restartForgeMain(args []string) int {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	welcome, mgmt := cl.Welcome(), inodeOf(cl.Mgmt())
+	welcome := cl.Welcome()
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
 	if !in.Scan() || in.Text() != "resume" {
@@ -186,7 +186,7 @@ func restartForgeMain(args []string) int {
 			}
 		}
 	}
-	m := &wire.Resume{OldClient: welcome.ClientID, MgmtInode: mgmt, Token: welcome.ResumeToken,
+	m := &wire.Resume{OldClient: welcome.ClientID, Token: welcome.ResumeToken,
 		Publishers: []wire.ResumePublisher{{PubID: pubID, Topic: topic}},
 		OwnedPubs:  []wire.ResumePubMemory{{PubID: pubID, Data: []wire.ResumeDataSeg{{Seg: desc, Inode: ino}}}}}
 	if _, _, err := nc.Request(ctx, m, []*os.File{f}); err != nil {

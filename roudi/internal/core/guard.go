@@ -56,21 +56,11 @@ type GuardCounter uint8
 
 // Guard counters.
 const (
-	// CountReportRefused: a report that did not pass verification.
+	// CountReportRefused: a report by a client that is no end of the
+	// connection it names, or naming no live connection.
 	CountReportRefused GuardCounter = iota + 1
-	// CountReportVerified: a bad-ref report that passed verification.
-	CountReportVerified
-	// CountReportDisconnect: a process disconnected for corrupting rings
-	// ([ReportThreshold] verified reports).
-	CountReportDisconnect
-	// CountCorruptRing: a reported ring found corrupt (its connection is
-	// cut).
-	CountCorruptRing
-	// CountCorruptRingDisconnect: the offender of a corrupt ring's
-	// indices disconnected.
-	CountCorruptRingDisconnect
-	// CountReportCut: a connection cut on its end's report (owned model:
-	// the router does not read the connection's memory to verify it).
+	// CountReportCut: a connection cut on its end's report (the router
+	// does not read the connection's memory to verify it).
 	CountReportCut
 )
 
@@ -78,14 +68,6 @@ func (g GuardCounter) String() string {
 	switch g {
 	case CountReportRefused:
 		return "report-refused"
-	case CountReportVerified:
-		return "report-verified"
-	case CountReportDisconnect:
-		return "report-disconnect"
-	case CountCorruptRing:
-		return "corrupt-ring"
-	case CountCorruptRingDisconnect:
-		return "corrupt-ring-disconnect"
 	case CountReportCut:
 		return "report-cut"
 	}
