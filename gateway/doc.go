@@ -77,8 +77,13 @@
 // published on its own (its chunk held meanwhile), after the messages
 // staged before it. An importer
 // copies each payload once, from the NATS message into a chunk loaned from
-// the local pool, and publishes it; it takes its lock and adds its
-// counters once per NATS message. Neither side allocates per message
+// the local pool; the samples of a batch are published locally together
+// (publisher.PublishBatch, up to 64 at a time: one timestamp and one
+// wake-up of each sleeping local subscriber per batch instead of per
+// sample). It takes its lock and adds its counters once per NATS message.
+// Under [PolicyBlock] an exporter's local subscriber wakes a blocked local
+// publisher once it has drained half its queue (subscriber.Options
+// DrainWakes), not at every take. Neither side allocates per message
 // (nats.go does: the received message and its copy).
 //
 // # Policies

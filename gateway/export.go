@@ -87,6 +87,9 @@ func (e *exporter) open(ctx context.Context) error {
 		Domain: e.g.opts.Domain, Socket: e.g.opts.Socket,
 		TypeName: e.typ.Name, TypeSize: e.typ.Size, TypeAlign: e.typ.Align,
 		QueueCapacity: e.g.opts.QueueCapacity, Policy: policy,
+		// The exporter drains its queue at each take: a blocked local
+		// publisher is woken once per half queue, not once per sample.
+		DrainWakes: e.g.opts.Policy == PolicyBlock,
 	})
 	if err != nil {
 		return fmt.Errorf("export %q: subscribe locally as %v: %w", e.topic.Name, e.typ, err)

@@ -36,6 +36,7 @@ type importer struct {
 	seq      seqTracker
 	parts    reassembly // reassemble.go
 	limiter  limiter
+	staged   []publisher.Chunk // a batch's loaned chunks, filled, not yet published (importbatch.go)
 }
 
 func newImporter(g *Gateway, t Topic) *importer {
@@ -179,15 +180,12 @@ func (i *importer) handle(data []byte) {
 	}
 	switch {
 	case f.batch:
-		var forwarded uint64
 		for rest := f.payload; len(rest) > 0; {
 			var payload []byte
 			_, _, _, payload, rest = nextRecord(rest)
-			if i.put(payload) {
-				forwarded++
-			}
+			i.stage(payload) // importbatch.go
 		}
-		i.c.forwarded.Add(forwarded)
+		i.flush()
 	case f.split:
 		i.addPart(&f)
 	default:

@@ -9,7 +9,9 @@
 //	err = pub.Publish(c)
 //
 // [Publisher.Send] is the copying convenience beside the zero-copy path, and
-// [Typed] publishes fixed-layout Go values.
+// [Typed] publishes fixed-layout Go values. [Publisher.PublishBatch]
+// publishes several loaned chunks at once: the same samples, with one
+// timestamp and one wake-up of each sleeping subscriber for the batch.
 //
 // Samples published while no subscriber is connected reach nobody (a
 // subscriber's connection takes a round trip through the router after its

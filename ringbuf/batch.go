@@ -66,8 +66,10 @@ func (r *Ring) PopBatch(dst []parallax.ChunkRef) (int, error) {
 		// this CAS, which follows our slot loads.
 		if r.head.CompareAndSwap(uint64(hw), uint64(next)) {
 			r.tailView.Store(t)
-			// Dekker with Push's wait loop, as in pop.
-			if r.policy == BlockProducer && r.waitFlag.Load() != 0 {
+			// Dekker with Push's wait loop, as in pop (t-head-n entries
+			// are left: n <= t-head).
+			if r.policy == BlockProducer && r.waitFlag.Load() != 0 &&
+				t-hw.Pos()-n <= r.wakeLevel {
 				r.wakeProducer()
 			}
 			return int(n), nil

@@ -54,7 +54,10 @@
 //     waitFlag=1, then re-checks head; the consumer CASes head, then loads
 //     waitFlag and, when set, clears it, bumps waitSeq and calls FutexWake.
 //     Sequential consistency guarantees that one of them sees the other, so
-//     the producer never sleeps on a ring that has space.
+//     the producer never sleeps on a ring that has space. A consumer with a
+//     wake level ([Ring.SetWakeLevel]) defers the wake until the ring has
+//     drained to it; its producer then sleeps on a ring with some space
+//     until the mark is reached (or its 100 ms re-check).
 //   - Notifier (Dekker): the producer stores tail, then loads sleeping and,
 //     when set, clears it, bumps seq and calls FutexWake; the consumer
 //     samples seq, stores sleeping=1, re-checks its rings, then calls

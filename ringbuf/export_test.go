@@ -38,3 +38,11 @@ var ConnHeaderOffsets = map[string]int{
 	"data wake off": connOffDataWake, "return wake off": connOffReturnWake,
 	"size": connOffSize, "reserved": connOffReserved,
 }
+
+// ArmProducerWait sets the blocked-producer flag as a producer does before
+// it sleeps, for tests of when pops wake it.
+func ArmProducerWait(r *Ring) { r.waitFlag.Store(1) }
+
+// ProducerWakes returns the futex word a producer sleeps on: every wake
+// (and Close, and a cancelled Push) adds one.
+func ProducerWakes(r *Ring) uint32 { return r.waitSeq.Load() }

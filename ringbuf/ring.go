@@ -117,6 +117,11 @@ type Ring struct {
 	waitSeq  *shmWord32
 	closed   *shmWord32
 
+	// wakeLevel is the consumer's low-water mark (process-local, set by
+	// SetWakeLevel before the first pop): a pop wakes a waiting producer
+	// only when at most this many entries remain. capacity: every pop.
+	wakeLevel uint32
+
 	// Process-local views of the peer's index, so that neither side reads
 	// the line the other writes on every operation (each such read is a
 	// cache miss once the peer has written it). They are hints: a view is
@@ -209,7 +214,29 @@ func newRing(mem []byte, capacity uint32, policy Policy) *Ring {
 		waitFlag: word32(mem, offWaitFlag),
 		waitSeq:  word32(mem, offWaitSeq),
 		closed:   word32(mem, offClosed),
+
+		wakeLevel: capacity,
 	}
+}
+
+// SetWakeLevel sets the consumer's low-water mark on a [BlockProducer]
+// ring: a pop (TryPop, PopBatch) wakes a producer waiting for space only
+// when it leaves at most n entries in the ring, instead of at the first
+// pop. A producer refilling a full ring then sleeps and is woken once per
+// drain of Cap-n entries rather than once per pop (each wake is a futex
+// system call here and a context switch there). n is clamped to [0, Cap];
+// the default, Cap, wakes at every pop.
+//
+// Only a consumer that keeps popping while entries are queued (a drain
+// loop) should lower it: a consumer that stops with more than n entries
+// left leaves the producer asleep, though there is space, until its next
+// pop reaches the mark or the producer's own re-check (every 100 ms, see
+// Push) finds the space. The mark is local to this *Ring (the consumer's
+// view of the shared region) and costs nothing while no producer waits:
+// it is looked at only after the wait flag, which every pop loads anyway,
+// is found set. Call it before the ring is used, from the consuming side.
+func (r *Ring) SetWakeLevel(n int) {
+	r.wakeLevel = uint32(min(max(n, 0), int(r.capacity)))
 }
 
 // Cap returns the ring's capacity.
@@ -407,7 +434,8 @@ func (r *Ring) Full() bool {
 // capacity ahead of head, head past tail, garbage in the tail word — in
 // which case nothing is popped and the ring is dead. On a [BlockProducer]
 // ring it wakes a producer that waits for space (a system call made only
-// when one waits). TryPop allocates nothing and takes no lock. The returned
+// when one waits, and only once the ring is down to [Ring.SetWakeLevel]'s
+// mark). TryPop allocates nothing and takes no lock. The returned
 // ref comes from shared memory: validate it before use.
 //
 // A drain loop needs no more than [Ring.Cap] pops: the ring never holds more
@@ -456,8 +484,13 @@ func (r *Ring) TryPop() (parallax.ChunkRef, error) {
 			// load the flag; the producer stores the flag and then loads
 			// head. Go atomics are sequentially consistent, so at least one
 			// side sees the other's store: either the producer sees the
-			// space or we see the flag and wake it.
-			if r.policy == BlockProducer && r.waitFlag.Load() != 0 {
+			// space or we see the flag and wake it — once the ring is down
+			// to the wake level. The tail view is at most the real tail
+			// and shows an entry at hw.Pos() (refreshed above otherwise),
+			// so view-(pos+1) is in [0, capacity) and never more than what
+			// is left: the mark is reached no later than it should be.
+			if r.policy == BlockProducer && r.waitFlag.Load() != 0 &&
+				r.tailView.Load()-(hw.Pos()+1) <= r.wakeLevel {
 				r.wakeProducer()
 			}
 			return parallax.ChunkRef(v), nil

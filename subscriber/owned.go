@@ -158,6 +158,10 @@ func (s *Subscriber) attach(o *ownedState, oc *ownedConn) {
 	if oc.added == nil || oc.seg == nil || oc.c != nil || oc.done || oc.linked {
 		return
 	}
+	if s.opts.DrainWakes {
+		d := oc.seg.Conn().DataRing() // before the first pop: SetWakeLevel's rule
+		d.SetWakeLevel(d.Cap() / 2)
+	}
 	if l := s.link; l != nil && l.Added != nil {
 		oc.linked = true
 		l.Added(oc.added.ConnID, oc.added.PubID, oc.seg)

@@ -76,6 +76,18 @@ type Options struct {
 	// bound fails with an error wrapping parallax.ErrLimit. 0 means the
 	// router's [publishers] default_max_held (16).
 	MaxHeld int
+	// DrainWakes, with BlockProducer, wakes a publisher waiting on this
+	// subscriber's full queue only once takes have drained the queue to
+	// half its capacity, instead of at the first take: a publisher that
+	// refills the queue as fast as it empties is then woken once per half
+	// queue rather than once per take (each wake is a system call here and
+	// a context switch in the publisher; ringbuf.Ring.SetWakeLevel). Meant
+	// for a subscriber that drains what is queued whenever it takes, as a
+	// gateway's exporter does: one that stops taking with more than half
+	// a queue left keeps the publisher waiting, though there is room,
+	// until its takes reach the mark or for up to 100 ms (the publisher's
+	// own re-check). Takes cost the same either way.
+	DrainWakes bool
 }
 
 // DefaultSpin is the spin budget of a zero [Options.Spin].

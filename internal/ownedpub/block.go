@@ -150,9 +150,18 @@ func (e *Engine) waitBound(c *Conn, idx uint32, ref parallax.ChunkRef) error {
 func (e *Engine) unlocked(c *Conn, wait func()) {
 	e.waits++
 	e.blocked, c.pushing = true, true
+	// A PublishBatch's deferred wakes go out before it waits: a waiting
+	// publisher leaves no subscriber asleep on samples it has. A failed
+	// wake fails its connection, reported by a later Publish.
+	batching := e.batching
+	if batching {
+		_ = e.flushWakes()
+		e.batching = false
+	}
 	e.unlock()
 	wait()
 	e.lock()
+	e.batching = batching
 	e.blocked, c.pushing = false, false
 	e.cond.Broadcast()
 }

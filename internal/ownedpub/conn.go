@@ -36,12 +36,15 @@ type Conn struct {
 	wctx waitCtx
 
 	// Guarded by e.mu.
-	err       error // first failure (*ConnError); deliveries and drains stop
-	pushing   bool  // a Publish waits on this connection with e.mu released
-	removed   bool
-	delivered uint64
-	discarded uint64
-	timeouts  uint64
+	err     error // first failure (*ConnError); deliveries and drains stop
+	pushing bool  // a Publish waits on this connection with e.mu released
+	// wakePending: a PublishBatch pushed to this connection and has not
+	// woken its subscriber yet.
+	wakePending bool
+	removed     bool
+	delivered   uint64
+	discarded   uint64
+	timeouts    uint64
 }
 
 // ID returns the connection id (the descriptor's ConnID).

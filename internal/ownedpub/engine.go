@@ -78,6 +78,9 @@ type Engine struct {
 	drainEvery int
 	sinceDrain int
 	blocked    bool // a Publish waits with mu released
+	// batching: deliveries defer their subscriber wake-ups to the end of
+	// the PublishBatch running now (flushWakes); false while it waits.
+	batching bool
 	// ctx is the context of the PublishTo delivering now (nil: Publish,
 	// which waits up to BlockTimeout); stable while blocked is set.
 	ctx context.Context

@@ -32,18 +32,23 @@ var errLength = fmt.Errorf("publish: meta length exceeds the chunk: %w", ErrInva
 // subscriber.
 func (e *Engine) Publish(l *Loan) error {
 	e.lock()
+	err := e.publish(l)
+	e.unlock()
+	return err
+}
+
+// publish is Publish under mu.
+func (e *Engine) publish(l *Loan) error {
 	for e.blocked {
 		e.cond.Wait()
 	}
 	if !e.loaned(l) {
-		e.unlock()
 		return ErrNotLoaned
 	}
 	m := l.meta
 	if m.Length == 0 {
 		m.Length = uint32(len(l.buf))
 	} else if int64(m.Length) > int64(cap(l.buf)) {
-		e.unlock()
 		return errLength
 	}
 	e.seq++
@@ -52,7 +57,6 @@ func (e *Engine) Publish(l *Loan) error {
 	*l = Loan{}
 	e.segs[ref.Pool()].SetMeta(ref.Slot(), m)
 	if err := e.tr.HistoryPush(idx); err != nil {
-		e.unlock()
 		return err // not reached: idx is loaned and not in history
 	}
 	var first error
@@ -83,7 +87,59 @@ func (e *Engine) Publish(l *Loan) error {
 	if len(e.unreported) > 0 {
 		first = e.reportFailure(first)
 	}
+	return first
+}
+
+// PublishBatch publishes n loans, loan(0) to loan(n-1) in that order, as
+// n calls of [Engine.Publish] would, and calls done(i, err) (done may be
+// nil) after the i-th with what Publish would have returned for it; every
+// loan is spent afterwards, whatever the result. The difference is the
+// wake-up of sleeping subscribers: Publish wakes a connection's subscriber
+// after each push, PublishBatch once per connection, after the last push
+// (and before any block-producer wait, so no subscriber sleeps on samples
+// while the batch waits). A failed wake-up is the last sample's error. It
+// takes the mutex once for the batch. loan and done run with the mutex
+// held and must not call the engine.
+func (e *Engine) PublishBatch(n int, loan func(i int) *Loan, done func(i int, err error)) {
+	e.lock()
+	for e.blocked {
+		e.cond.Wait()
+	}
+	e.batching = true
+	for i := range n {
+		err := e.publish(loan(i))
+		if i == n-1 {
+			// The last sample: the deferred wakes are due now.
+			e.batching = false
+			if werr := e.flushWakes(); err == nil {
+				err = werr
+			}
+		}
+		if done != nil {
+			done(i, err)
+		}
+	}
+	e.batching = false
 	e.unlock()
+}
+
+// flushWakes wakes the subscribers of the connections whose deliveries
+// deferred their wake-up (PublishBatch) and returns the first failure. mu
+// held.
+func (e *Engine) flushWakes() error {
+	var first error
+	for _, c := range e.conns {
+		if !c.wakePending {
+			continue
+		}
+		c.wakePending = false
+		if c.err != nil || c.removed {
+			continue
+		}
+		if err := e.notify(c); err != nil && first == nil {
+			first = err
+		}
+	}
 	return first
 }
 
@@ -117,6 +173,10 @@ func (e *Engine) deliver(c *Conn, idx uint32, ref parallax.ChunkRef) error {
 	if e.push(c, ref) {
 		if c.err != nil {
 			return c.err // a forged take-back
+		}
+		if e.batching {
+			c.wakePending = true // PublishBatch wakes once, at its end
+			return nil
 		}
 		return e.notify(c)
 	}

@@ -1,0 +1,82 @@
+package publisher
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/clientrt"
+	"github.com/parallax-ipc/parallax/internal/ownedpub"
+	"github.com/parallax-ipc/parallax/internal/sys"
+)
+
+// PublishBatch publishes the chunks of cs in order, as that many calls of
+// [Publisher.Publish] would, and gives up every loan whatever the result.
+// Subscribers see the same samples, sequence numbers and order; what a
+// batch saves is per-sample work of the publisher: the publisher's lock is
+// taken once, the timestamp is read once (every sample of the batch
+// carries it), and a sleeping subscriber is woken once per batch, after
+// the last sample reached its queue, instead of once per sample (a futex
+// system call each). A block-producer subscriber whose queue fills during
+// the batch is woken before the publisher waits for it, as with Publish.
+// Meant for bursts a program has in hand at once (a gateway importing a
+// batch of network messages); the subscribers' latency for the first
+// samples of a batch grows by the time the batch takes to publish.
+//
+// It returns how many chunks were published without error and the first
+// error (each failure is what Publish would have returned for that chunk;
+// the other chunks are published regardless). After Close it gives the
+// chunks back and returns 0 and an error wrapping os.ErrClosed. An empty
+// cs publishes nothing. The loans must be distinct current loans of p.
+func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
+	if err := p.enter(); err != nil {
+		return 0, err
+	}
+	defer p.exit()
+	o := p.own.Load()
+	if p.closed.Load() {
+		for i := range cs {
+			if o.eng.Release(&cs[i].ol) == nil {
+				p.loanDone() // the loan's share
+			}
+		}
+		return 0, fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
+	}
+	now := sys.UnixNano()
+	for i := range cs {
+		cs[i].ol.Truncate(len(cs[i].buf))
+		cs[i].ol.SetStamp(now) // keeps what Chunk.SetMeta set
+	}
+	var first error
+	var bad []*ownedpub.ConnError // reported after the batch: badConn takes o.mu
+	sent := uint64(0)
+	o.eng.PublishBatch(len(cs), func(i int) *ownedpub.Loan { return &cs[i].ol }, func(i int, e error) {
+		if errors.Is(e, ownedpub.ErrNotLoaned) {
+			if first == nil {
+				first = fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, cs[i].ref, parallax.ErrNotHeld)
+			}
+			return // no loan share to end
+		}
+		p.loanDone()
+		sent++
+		if e == nil {
+			published++
+			return
+		}
+		var ce *ownedpub.ConnError
+		if errors.As(e, &ce) {
+			bad = append(bad, ce)
+		}
+		if first == nil {
+			first = fmt.Errorf("publish on %q: %w", p.topic, e)
+		}
+	})
+	p.published.Add(sent)
+	if o.live.Load() == 0 {
+		p.unconnected.Add(sent)
+	}
+	for _, ce := range bad {
+		p.badConn(o, ce)
+	}
+	return published, first
+}
