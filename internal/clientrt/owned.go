@@ -1,6 +1,7 @@
 package clientrt
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -210,7 +211,7 @@ func (rt *Runtime) OwnedMappings() (own, ro, conns int) {
 
 // onDataSegment handles a DataSegmentAdded push; it takes ownership of f.
 func (rt *Runtime) onDataSegment(m *wire.DataSegmentAdded, f *os.File) {
-	if _, err := rt.addDataSegment(m.Seg, f, true); err != nil {
+	if _, err := rt.addDataSegment(m.Seg, f, true); err != nil && !errors.Is(err, errAlreadyMapped) {
 		slog.Warn("parallax: refusing a data segment", "pub", m.Seg.PubID, "index", m.Seg.Index, "err", err)
 	}
 }
@@ -234,8 +235,14 @@ func (rt *Runtime) addDataSegment(d wire.DataSegDesc, f *os.File, notifyPub bool
 		return nil, nil
 	}
 	if p != nil && p.Segment(d.Index) != nil {
+		same := d.ReadOnly && sameFile(p.maps[d.Index].File(), f)
 		rt.mu.Unlock()
 		f.Close()
+		if same {
+			// A GetDataSegment reply and the push of the same segment
+			// crossed: the second copy is redundant, not an error.
+			return nil, errAlreadyMapped
+		}
 		return nil, fmt.Errorf("data segment %d of publisher %d granted twice: %w", d.Index, d.PubID, parallax.ErrProtocol)
 	}
 	mp, seg, err := mapDataSegment(d, f)

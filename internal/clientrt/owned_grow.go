@@ -2,6 +2,7 @@ package clientrt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/parallax-ipc/parallax"
@@ -149,7 +150,9 @@ func (rt *Runtime) GetDataSegment(ctx context.Context, conn uint32, index uint16
 		closeAll(files)
 		return nil
 	}
-	_, err = rt.addDataSegment(m.Seg, files[0], false)
+	if _, err = rt.addDataSegment(m.Seg, files[0], false); errors.Is(err, errAlreadyMapped) {
+		return nil // the push of the same segment came first
+	}
 	return err
 }
 
