@@ -40,7 +40,7 @@ type owned struct {
 
 	grow growState // owned_grow.go
 
-	live atomic.Int32 // connections attached to the engine (Subscribers)
+	live atomic.Int32 // connections attached to the engine and not closing (Subscribers)
 	// Counters of removed connections, so Stats does not go backwards.
 	goneDelivered, goneDropped atomic.Uint64
 	badConns                   atomic.Uint64
@@ -53,6 +53,16 @@ type ownedConn struct {
 	seg   *clientrt.OwnedConn   // nil until the segment arrives
 	c     *ownedpub.Conn        // attached to the engine
 	bad   atomic.Bool           // reported to the router
+	// counted: in live (attached, neither closing nor removed); cleared
+	// once, by whichever of closing and removal comes first.
+	counted atomic.Bool
+}
+
+// uncount takes oc out of live (Subscribers) if it still counts there.
+func (o *owned) uncount(oc *ownedConn) {
+	if oc.counted.CompareAndSwap(true, false) {
+		o.live.Add(-1)
+	}
 }
 
 // initOwned sets up the owned engine after the create reply: the data
@@ -175,6 +185,7 @@ func (p *Publisher) attach(o *owned, id uint32, oc *ownedConn) {
 		return
 	}
 	oc.c = c
+	oc.counted.Store(true)
 	o.live.Add(1)
 	if p.link != nil && p.link.Added != nil {
 		p.link.Added(rpclink.ConnInfo{ID: id, SubID: oc.added.SubID, Pair: oc.added.Pair, Conn: c, Ring: rc})
@@ -202,8 +213,11 @@ func (p *Publisher) ownedConnRemoved(o *owned, m *wire.ConnectionRemoved) {
 }
 
 // connectionClosing handles clientrt.ClosingEndpoint.ConnectionClosing:
-// the subscriber closed, so the engine stops delivering on the connection
-// and keeps draining its returns until its ConnectionRemoved.
+// the subscriber closed (or its client left while its process may live),
+// so the engine stops delivering on the connection and keeps draining its
+// returns until its ConnectionRemoved. The subscriber no longer counts in
+// Subscribers: a closing connection gets nothing, and it may stay closing
+// until the subscriber's process exits (design §4.1).
 func (p *Publisher) connectionClosing(m *wire.ConnectionClosing) {
 	o := p.own.Load()
 	if o == nil {
@@ -217,6 +231,7 @@ func (p *Publisher) connectionClosing(m *wire.ConnectionClosing) {
 			p.link.Gone(m.ConnID, 0)
 		}
 		o.eng.CloseConn(oc.c)
+		o.uncount(oc)
 		p.changed.Broadcast()
 	}
 }
@@ -226,7 +241,7 @@ func (o *owned) drop(oc *ownedConn) {
 	if oc.c != nil {
 		st := oc.c.Stats()
 		if _, err := o.eng.RemoveConn(oc.c); err == nil {
-			o.live.Add(-1)
+			o.uncount(oc)
 			o.removed.Add(1)
 			o.goneDelivered.Add(st.Delivered)
 			o.goneDropped.Add(st.Discarded + st.Timeouts)

@@ -196,7 +196,10 @@ func (p *Publisher) ID() uint32 { return p.id }
 // Topic returns the topic name.
 func (p *Publisher) Topic() string { return p.topic }
 
-// Subscribers returns the number of subscribers currently connected.
+// Subscribers returns the number of subscribers currently connected. A
+// subscriber that closed, or whose process dropped its router connection,
+// no longer counts, even while the samples it still holds are being
+// returned: nothing is delivered to it any more.
 func (p *Publisher) Subscribers() int { return int(p.own.Load().live.Load()) }
 
 // WaitForSubscribers waits until at least n subscribers are connected, or

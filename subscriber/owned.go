@@ -286,8 +286,11 @@ func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
 }
 
 // remoteClosedOwned runs once the router answered CloseSubscriber: the
-// connections that finished before are released now, later ones as they
-// finish (ownedFinished).
+// connections that finished before are released now, and Close waits for
+// the router's answers (each bounded), so that once Close returns their
+// publishers are told the connections are gone even if this process then
+// drops its last endpoint (the runtime disconnects) and lives on. Later
+// ones are released as they finish (ownedFinished).
 func (s *Subscriber) remoteClosedOwned(o *ownedState) {
 	o.mu.Lock()
 	o.remoteClosed = true
@@ -295,7 +298,9 @@ func (s *Subscriber) remoteClosedOwned(o *ownedState) {
 	o.release = nil
 	o.mu.Unlock()
 	for _, id := range ids {
-		s.rt.ReleaseConnection(id)
+		// A refusal changes nothing here: the connection is closing
+		// at the router until this process exits.
+		_ = s.rt.ReleaseConnectionWait(id)
 	}
 }
 

@@ -62,6 +62,16 @@ type Runtime struct {
 	owned ownedState  // the segments' mappings (owned.go)
 	mem   memReporter // owned publishers' memory reports (memreport.go)
 	rc    reconnector
+
+	// releases counts the ReleaseConnection requests running aside;
+	// teardown waits for them (each bounded by releaseTimeout) before it
+	// closes the control connection, so that a release sent just before
+	// the last Release reaches the router. Without it the router sees the
+	// client leave first and keeps the connection closing until the
+	// process exits (design §4.1). relMu guards tornDown and the Adds.
+	relMu    sync.Mutex
+	releases sync.WaitGroup
+	tornDown bool
 }
 
 var runtimes struct {
@@ -148,6 +158,10 @@ func (rt *Runtime) Release() {
 }
 
 func (rt *Runtime) teardown() {
+	rt.relMu.Lock()
+	rt.tornDown = true
+	rt.relMu.Unlock()
+	rt.releases.Wait() // the releases sent before go out first
 	rt.stopMemoryReports()
 	rt.stopReconnector()
 	if rt.remove != nil {
@@ -447,14 +461,36 @@ func (rt *Runtime) released(m wire.Message) {
 // subscriber holds nothing of it any more, which ends the connection's
 // closing state. The request runs on its own goroutine: the caller may be
 // the reader goroutine, which reads its answer (after teardown it fails at
-// once on the closed connection).
+// once on the closed connection). The last Release of the runtime waits
+// for the releases in flight before it disconnects.
 func (rt *Runtime) ReleaseConnection(id uint32) {
+	rt.relMu.Lock()
+	if rt.tornDown {
+		// Torn down: the router learns from the disconnect.
+		rt.relMu.Unlock()
+		return
+	}
+	rt.releases.Add(1)
+	rt.relMu.Unlock()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-		defer cancel()
-		// A router that is gone frees the ring (or adopts it) itself.
-		_, _, _ = rt.Request(ctx, &wire.ReleaseConnection{ConnID: id})
+		defer rt.releases.Done()
+		_ = rt.ReleaseConnectionWait(id)
 	}()
+}
+
+// ReleaseConnectionWait is ReleaseConnection on the caller's goroutine: it
+// returns once the router answered, the request failed or releaseTimeout
+// passed. It must not run on the reader goroutine (which reads the
+// answer). A router that is gone frees the connection (or adopts it)
+// itself, so a closed control connection is not an error.
+func (rt *Runtime) ReleaseConnectionWait(id uint32) error {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	_, _, err := rt.Request(ctx, &wire.ReleaseConnection{ConnID: id})
+	if err != nil && !IsClosed(err) {
+		return fmt.Errorf("release connection %d: %w", id, err)
+	}
+	return nil
 }
 
 // releaseTimeout bounds a ReleaseConnection request.
