@@ -78,5 +78,9 @@
 // parallax_publisher_* metrics show it as reported. The router takes
 // reports only about the reporting client's own live publishers and no
 // more chunks than it created for them, so a lying client can misstate
-// its own use and nobody else's.
+// its own use and nobody else's. The same reports carry the publishers'
+// message counters: a topic's published, delivered and dropped counts
+// ([TopicStat], `parallax topics`, parallax_topic_*_total) are the sum of
+// its live publishers' reports and the last reports of those gone, and a
+// report may not lower a counter, so they never go backwards.
 package roudi

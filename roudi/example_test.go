@@ -63,7 +63,7 @@ func ExampleServer_Introspect() {
 		log.Fatal(err)
 	}
 	for _, t := range in.Topics {
-		fmt.Printf("%s: %d published, %d delivered, %d dropped, %d queued\n", t.Name, t.Published, t.Delivered, t.Dropped, t.QueueDepth)
+		fmt.Printf("%s: %d published, %d delivered, %d dropped\n", t.Name, t.Published, t.Delivered, t.Dropped)
 	}
 }
 

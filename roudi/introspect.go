@@ -28,6 +28,7 @@ type observer struct {
 
 	components componentReports            // latest component counter reports (server_counters.go)
 	pubMem     map[core.PubID]pubMemReport // latest publisher memory reports (server_memory.go)
+	departed   map[string]*topicCounters   // by topic: last reports of publishers gone (server_topiccounters.go)
 
 	metricsOnce sync.Once
 	metrics     *metrics // set by metricsState; safe for concurrent use
@@ -116,21 +117,25 @@ func (s *Server) introspection() *wireIntrospection {
 			Monitor: s.monitorName(), Publishers: uint32(len(c.Publishers)), Subscribers: uint32(len(c.Subscribers)),
 		})
 	}
-	depth := map[string]uint64{}
+	// Queue depth, per-connection counters and rates are left 0 (the wire
+	// types keep the fields): the rings are the clients' own memory, which
+	// the router never reads, and no report carries them.
 	capacity := map[string]uint64{}
 	for _, ci := range snap.Connections {
 		cs := wire.ConnStat{
 			ConnID: uint32(ci.ID), Topic: ci.Topic, PubID: uint32(ci.Pub), SubID: uint32(ci.Sub),
 			PubPID: pids[ci.PubClient], SubPID: pids[ci.SubClient], Capacity: uint32(ci.Capacity), Policy: uint8(ci.Policy),
 		}
-		depth[ci.Topic] += uint64(cs.Depth)
 		capacity[ci.Topic] += uint64(ci.Capacity)
 		in.Connections = append(in.Connections, cs)
 	}
+	counters := s.topicCounters(snap)
 	for _, t := range snap.Topics {
+		tc := counters[t.Name]
 		ts := wire.TopicStat{
 			Name: t.Name, Type: wire.TypeInfo(t.Type), Publishers: uint32(len(t.Publishers)), Subscribers: uint32(len(t.Subscribers)),
-			Connections: uint32(t.Connections), QueueDepth: depth[t.Name], QueueCapacity: capacity[t.Name],
+			Connections: uint32(t.Connections), Published: tc.published, Delivered: tc.delivered, Dropped: tc.dropped,
+			QueueCapacity: capacity[t.Name],
 		}
 		in.Topics = append(in.Topics, ts)
 	}

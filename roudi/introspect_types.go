@@ -6,15 +6,15 @@ import (
 )
 
 // An Introspection is a consistent view of the router for tools and
-// metrics: the core's registry plus the counters the server derives from
-// shared memory. It shares nothing with the server. The same figures are
+// metrics: the core's registry plus what clients reported (publishers'
+// counters and memory, components' counters). It shares nothing with the
+// server. The same figures are
 // what `parallax topics` and friends show.
 type Introspection struct {
 	Router      RouterInfo
 	Processes   []ProcessStat // sorted by client id
 	Topics      []TopicStat   // sorted by name
 	Connections []ConnStat    // sorted by connection id
-	Pools       []PoolStat    // sorted by pool id
 	// PublisherSegments are the owned model's publisher data segments,
 	// sorted by publisher id and index (none in the shared model).
 	PublisherSegments []PublisherSegStat
@@ -59,14 +59,17 @@ type TypeInfo struct {
 	Align uint32
 }
 
-// TopicStat describes one topic. Published counts the samples the router
-// saw entering its rings (a publisher's pushes, counted once however many
-// subscribers it has; samples published while nobody subscribes are not
-// seen: the publisher counts those itself, publisher.Stats); Delivered
-// counts samples taken by subscribers; Dropped counts samples a
-// discard-oldest queue overwrote. QueueDepth is the sum of the entries
-// waiting in the topic's rings. Rates are per second over the router's
-// last sampling interval (about one second).
+// TopicStat describes one topic. The router never sees a ring move (the
+// rings are the clients' memory, which it does not read), so Published,
+// Delivered and Dropped are what the topic's publishers reported of their
+// own counters (publisher.Stats, about once a second): the sum over its
+// live publishers plus the last reports of those that are gone, so they
+// never go backwards while the topic exists. Published counts samples
+// published (once however many subscribers; including those published
+// while nobody was connected), Delivered pushes into subscribers' queues
+// (a sample to three subscribers counts 3), Dropped samples subscribers
+// missed (discard-oldest overwrites, block-producer timeouts). What a
+// publisher counted after its last report is not included.
 type TopicStat struct {
 	Name          string
 	Type          TypeInfo
@@ -76,45 +79,21 @@ type TopicStat struct {
 	Published     uint64
 	Delivered     uint64
 	Dropped       uint64
-	QueueDepth    uint64
-	PublishRate   float64
-	DeliverRate   float64
-	DropRate      float64
 	QueueCapacity uint64 // sum of the capacities of the topic's rings
 }
 
-// ConnStat describes one publisher–subscriber connection (one ring).
+// ConnStat describes one publisher–subscriber connection (one ring). Its
+// traffic is counted only by its publisher, per publisher not per
+// connection (PublisherMemory, publisher.Stats).
 type ConnStat struct {
-	ConnID    uint32
-	Topic     string
-	PubID     uint32
-	SubID     uint32
-	PubPID    int32
-	SubPID    int32
-	Capacity  uint32
-	Depth     uint32 // entries queued now
-	Policy    parallax.Policy
-	Pushed    uint64
-	Popped    uint64
-	Dropped   uint64
-	PushRate  float64
-	PopRate   float64
-	SubSleeps bool // the subscriber announced it sleeps on its notifier
-}
-
-// PoolStat describes one size-class pool.
-type PoolStat struct {
-	ID          uint16
-	ChunkSize   uint32
-	Count       uint32
-	InUse       uint64
-	HighWater   uint64
-	Loans       uint64
-	FailedLoans uint64
-	PageSize    uint32 // of its payload segment: > 4096 means hugepages
-	Hugepages   bool
-	Segments    uint32
-	Fallback    string // why it uses normal pages although hugepages were allowed ("" if not)
+	ConnID   uint32
+	Topic    string
+	PubID    uint32
+	SubID    uint32
+	PubPID   int32
+	SubPID   int32
+	Capacity uint32
+	Policy   parallax.Policy
 }
 
 // PublisherSegStat is one data segment of a publisher in the owned memory
@@ -193,19 +172,14 @@ func (in *wireIntrospection) public() *Introspection {
 	for _, t := range in.Topics {
 		out.Topics = append(out.Topics, TopicStat{
 			Name: t.Name, Type: TypeInfo(t.Type), Publishers: t.Publishers, Subscribers: t.Subscribers, Connections: t.Connections,
-			Published: t.Published, Delivered: t.Delivered, Dropped: t.Dropped, QueueDepth: t.QueueDepth,
-			PublishRate: t.PublishRate, DeliverRate: t.DeliverRate, DropRate: t.DropRate, QueueCapacity: t.QueueCapacity,
+			Published: t.Published, Delivered: t.Delivered, Dropped: t.Dropped, QueueCapacity: t.QueueCapacity,
 		})
 	}
 	for _, c := range in.Connections {
 		out.Connections = append(out.Connections, ConnStat{
 			ConnID: c.ConnID, Topic: c.Topic, PubID: c.PubID, SubID: c.SubID, PubPID: c.PubPID, SubPID: c.SubPID,
-			Capacity: c.Capacity, Depth: c.Depth, Policy: parallax.Policy(c.Policy), Pushed: c.Pushed, Popped: c.Popped,
-			Dropped: c.Dropped, PushRate: c.PushRate, PopRate: c.PopRate, SubSleeps: c.SubSleeps,
+			Capacity: c.Capacity, Policy: parallax.Policy(c.Policy),
 		})
-	}
-	for _, p := range in.Pools {
-		out.Pools = append(out.Pools, PoolStat(p))
 	}
 	for _, p := range in.PublisherSegments {
 		out.PublisherSegments = append(out.PublisherSegments, PublisherSegStat{
@@ -231,7 +205,6 @@ type wireIntrospection struct {
 	Processes         []wire.ProcessStat
 	Topics            []wire.TopicStat
 	Connections       []wire.ConnStat
-	Pools             []wire.PoolStat
 	PublisherSegments []wire.PublisherSegStat
 	Components        []wire.ComponentStat
 	MonitorEvents     map[string]uint64

@@ -57,7 +57,8 @@ func (s *Server) timedRequest(c *serverConn, env wire.Envelope) {
 
 // MetricsHandler returns the HTTP handler that serves the router's metrics
 // in the Prometheus exposition format: per-topic counters (published,
-// delivered, dropped) and queue depth, pool gauges, process, topic and
+// delivered, dropped, as the topic's publishers reported them), per-publisher
+// memory and counters, process, topic and
 // connection counts, reclaims, process-monitor events, the counters that
 // client-side components (gateways) report, control-request latencies, and
 // the Go runtime and process collectors. A scrape asks the Serve goroutine
@@ -97,18 +98,11 @@ type routerCollector struct{ s *Server }
 func (routerCollector) Describe(chan<- *prometheus.Desc) {}
 
 var (
-	descTopicPublished = prometheus.NewDesc("parallax_topic_published_total", "Samples the router saw entering a topic's rings (once per publish, however many subscribers).", []string{"topic"}, nil)
-	descTopicDelivered = prometheus.NewDesc("parallax_topic_delivered_total", "Samples taken by a topic's subscribers.", []string{"topic"}, nil)
-	descTopicDropped   = prometheus.NewDesc("parallax_topic_dropped_total", "Samples a discard-oldest queue overwrote before its subscriber took them.", []string{"topic"}, nil)
-	descTopicDepth     = prometheus.NewDesc("parallax_topic_queue_depth", "Samples waiting in a topic's rings.", []string{"topic"}, nil)
+	descTopicPublished = prometheus.NewDesc("parallax_topic_published_total", "Samples a topic's publishers reported published (once per publish, however many subscribers), including publishers gone.", []string{"topic"}, nil)
+	descTopicDelivered = prometheus.NewDesc("parallax_topic_delivered_total", "Pushes into a topic's subscribers' queues its publishers reported, including publishers gone.", []string{"topic"}, nil)
+	descTopicDropped   = prometheus.NewDesc("parallax_topic_dropped_total", "Samples a topic's publishers reported their subscribers missed (discard-oldest overwrites, block-producer timeouts), including publishers gone.", []string{"topic"}, nil)
 	descTopicPubs      = prometheus.NewDesc("parallax_topic_publishers", "Publishers of a topic.", []string{"topic"}, nil)
 	descTopicSubs      = prometheus.NewDesc("parallax_topic_subscribers", "Subscribers of a topic.", []string{"topic"}, nil)
-	descPoolChunks     = prometheus.NewDesc("parallax_pool_chunks", "Chunks in a pool.", []string{"pool", "chunk_size"}, nil)
-	descPoolInUse      = prometheus.NewDesc("parallax_pool_in_use_chunks", "Chunks held now.", []string{"pool", "chunk_size"}, nil)
-	descPoolHigh       = prometheus.NewDesc("parallax_pool_high_water_chunks", "Most chunks held at once.", []string{"pool", "chunk_size"}, nil)
-	descPoolLoans      = prometheus.NewDesc("parallax_pool_loans_total", "Successful loans.", []string{"pool", "chunk_size"}, nil)
-	descPoolFailed     = prometheus.NewDesc("parallax_pool_failed_loans_total", "Loans refused because the pool was exhausted.", []string{"pool", "chunk_size"}, nil)
-	descPoolHuge       = prometheus.NewDesc("parallax_pool_hugepages", "1 if the pool's payload segment uses hugepages.", []string{"pool", "chunk_size"}, nil)
 	descPubChunks      = prometheus.NewDesc("parallax_publisher_chunks", "Chunks in a live publisher's data segments (owned model; the router's own figure).", pubLabels, nil)
 	descPubBytes       = prometheus.NewDesc("parallax_publisher_segment_bytes", "Bytes of a live publisher's data segments (owned model; the router's own figure).", pubLabels, nil)
 	descPubInUse       = prometheus.NewDesc("parallax_publisher_in_use_chunks", "Chunks a publisher reports in use: loaned, in history, or delivered and not returned (owned model; the publisher's own word).", pubLabels, nil)
@@ -156,22 +150,8 @@ func (rc routerCollector) Collect(ch chan<- prometheus.Metric) {
 		c(descTopicPublished, prometheus.CounterValue, float64(t.Published), t.Name)
 		c(descTopicDelivered, prometheus.CounterValue, float64(t.Delivered), t.Name)
 		c(descTopicDropped, prometheus.CounterValue, float64(t.Dropped), t.Name)
-		c(descTopicDepth, prometheus.GaugeValue, float64(t.QueueDepth), t.Name)
 		c(descTopicPubs, prometheus.GaugeValue, float64(t.Publishers), t.Name)
 		c(descTopicSubs, prometheus.GaugeValue, float64(t.Subscribers), t.Name)
-	}
-	for _, p := range in.Pools {
-		id, size := strconv.Itoa(int(p.ID)), strconv.FormatUint(uint64(p.ChunkSize), 10)
-		c(descPoolChunks, prometheus.GaugeValue, float64(p.Count), id, size)
-		c(descPoolInUse, prometheus.GaugeValue, float64(p.InUse), id, size)
-		c(descPoolHigh, prometheus.GaugeValue, float64(p.HighWater), id, size)
-		c(descPoolLoans, prometheus.CounterValue, float64(p.Loans), id, size)
-		c(descPoolFailed, prometheus.CounterValue, float64(p.FailedLoans), id, size)
-		huge := 0.0
-		if p.Hugepages {
-			huge = 1
-		}
-		c(descPoolHuge, prometheus.GaugeValue, huge, id, size)
 	}
 	publisherMetrics(in, c)
 	r := in.Router

@@ -21,14 +21,18 @@ import (
 // about live publishers of the reporting connection (ErrPermissionDenied
 // otherwise) and no more chunks or segments than it created for the
 // publisher (ErrInvalidArgument), so a lying client can misstate only its
-// own use. The request rate limit (server_guard.go) bounds how often it
+// own use. Its counters (published, delivered, dropped, unconnected,
+// removed, reclaimed, bad returns) only grow: a report that lowers one is
+// refused (ErrInvalidArgument), so the topic sums built from them
+// (server_topiccounters.go) and the metrics are monotonic. The request rate limit (server_guard.go) bounds how often it
 // can report, and the map holds at most one entry per live publisher.
 
 // pubMemReport is the latest report of one publisher.
 type pubMemReport struct {
-	conn core.ConnID
-	mem  wire.PubMemory
-	at   time.Time
+	conn  core.ConnID
+	topic string
+	mem   wire.PubMemory
+	at    time.Time
 }
 
 // reportMemory handles a wire.ReportMemory on the Serve goroutine: every
@@ -57,22 +61,49 @@ func (s *Server) reportMemory(c *serverConn, reqID uint32, m *wire.ReportMemory)
 				p.PubID, p.Chunks, p.Segments, len(segs), chunks, wire.ErrInvalidArgument))
 			return
 		}
+		if prev, ok := s.obs.pubMem[core.PubID(p.PubID)]; ok {
+			if what := counterWentBack(&prev.mem, p); what != "" {
+				s.replyError(c, reqID, fmt.Errorf("report memory of publisher %d: counter %s went back: %w", p.PubID, what, wire.ErrInvalidArgument))
+				return
+			}
+		}
 	}
 	if s.obs.pubMem == nil {
 		s.obs.pubMem = map[core.PubID]pubMemReport{}
 	}
 	now := time.Now()
 	for _, p := range m.Publishers {
-		s.obs.pubMem[core.PubID(p.PubID)] = pubMemReport{conn: c.id, mem: p, at: now}
+		topic, _ := s.core.PublisherTopic(core.PubID(p.PubID))
+		s.obs.pubMem[core.PubID(p.PubID)] = pubMemReport{conn: c.id, topic: topic, mem: p, at: now}
 	}
 	s.send(c, reqID, &wire.Ack{}, nil)
 }
 
-// forgetMemory drops the reports of a connection that ended.
+// counterWentBack names the first counter of next that is below prev's,
+// or returns "".
+func counterWentBack(prev, next *wire.PubMemory) string {
+	for _, c := range []struct {
+		name       string
+		prev, next uint64
+	}{
+		{"Published", prev.Published, next.Published}, {"Delivered", prev.Delivered, next.Delivered},
+		{"Dropped", prev.Dropped, next.Dropped}, {"Unconnected", prev.Unconnected, next.Unconnected},
+		{"Removed", prev.Removed, next.Removed}, {"Reclaimed", prev.Reclaimed, next.Reclaimed},
+		{"BadReturns", prev.BadReturns, next.BadReturns},
+	} {
+		if c.next < c.prev {
+			return fmt.Sprintf("%s (%d after %d)", c.name, c.next, c.prev)
+		}
+	}
+	return ""
+}
+
+// forgetMemory departs the reports of a connection that ended: their
+// counters stay in their topics' sums (server_topiccounters.go).
 func (o *observer) forgetMemory(id core.ConnID) {
 	for pub, r := range o.pubMem {
 		if r.conn == id {
-			delete(o.pubMem, pub)
+			o.departReport(pub)
 		}
 	}
 }
@@ -82,9 +113,9 @@ func (o *observer) forgetMemory(id core.ConnID) {
 // publisher's latest report. Reports of publishers that are gone are
 // dropped here.
 func (s *Server) publisherSegStats(now time.Time) []wire.PublisherSegStat {
+	s.pruneMemReports()
 	mem := s.core.Memory()
 	if len(mem.Publishers) == 0 {
-		clear(s.obs.pubMem)
 		return nil
 	}
 	snap := s.core.Snapshot()
@@ -102,7 +133,7 @@ func (s *Server) publisherSegStats(now time.Time) []wire.PublisherSegStat {
 	for _, pm := range mem.Publishers {
 		rep, reported := s.obs.pubMem[pm.Pub]
 		if pm.Dead && reported {
-			delete(s.obs.pubMem, pm.Pub)
+			s.obs.departReport(pm.Pub)
 			reported = false
 		}
 		o := owners[pm.Pub]
@@ -120,11 +151,6 @@ func (s *Server) publisherSegStats(now time.Time) []wire.PublisherSegStat {
 				st.AgeMs = uint64(max(0, now.Sub(rep.at).Milliseconds()))
 			}
 			out = append(out, st)
-		}
-	}
-	for pub := range s.obs.pubMem {
-		if _, ok := s.core.PublisherOwner(pub); !ok {
-			delete(s.obs.pubMem, pub)
 		}
 	}
 	return out

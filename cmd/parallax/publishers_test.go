@@ -67,3 +67,68 @@ func TestTopicsPublisherCounters(t *testing.T) {
 	require.EqualValues(t, 3, p.Delivered)
 	require.EqualValues(t, 5, p.Unconnected)
 }
+
+// TestTopicsCounters: `parallax topics` shows a topic's published,
+// delivered and dropped counts as its publisher's own Stats (reported
+// about once a second), in the table and in -json; no queue-depth or rate
+// column is left that nothing fills, and `parallax clients -json` carries
+// no per-connection counters.
+func TestTopicsCounters(t *testing.T) {
+	srv := routertest.Start(t, routertest.Owned)
+	sock := sockFlag(srv.SocketPath())
+	ctx := t.Context()
+	sub, err := subscriber.New(ctx, "cli/counted", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 4, Policy: subscriber.DiscardOldest})
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := publisher.New(ctx, "cli/counted", publisher.Options{Socket: srv.SocketPath(), MaxPayload: 64})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+	for range 9 {
+		require.NoError(t, pub.Send([]byte("counted")))
+	}
+	st := pub.Stats()
+	require.EqualValues(t, 9, st.Published)
+	require.Positive(t, st.Dropped, "a queue of 4 overflowed")
+
+	var got topicStat
+	var js string
+	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		code, o, errs := runCLI(t, "", "topics", "-json", sock)
+		require.Equal(t, exitOK, code, errs)
+		js = o
+		var v view
+		require.NoError(t, json.Unmarshal([]byte(js), &v), js)
+		for _, ts := range v.Topics {
+			if ts.Name == "cli/counted" {
+				got = ts
+			}
+		}
+		if got.Published == st.Published && got.Delivered == st.Delivered && got.Dropped == st.Dropped {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "topics -json never showed the publisher's %+v:\n%s", st, js)
+		<-tick.C
+	}
+	require.NotContains(t, js, "QueueDepth")
+	require.NotContains(t, js, "PublishRate")
+	require.EqualValues(t, 4, got.QueueCapacity)
+
+	code, out, errs := runCLI(t, "", "topics", sock)
+	require.Equal(t, exitOK, code, errs)
+	require.Regexp(t, `(?m)^TOPIC\s+TYPE\s+PUBS\s+SUBS\s+PUBLISHED\s+DELIVERED\s+DROPPED\s+QUEUE CAP$`, out)
+	require.Regexp(t, fmt.Sprintf(`(?m)^cli/counted\s+bytes\s+1\s+1\s+%d\s+%d\s+%d\s+4$`, st.Published, st.Delivered, st.Dropped), out)
+
+	code, out, errs = runCLI(t, "", "clients", "-json", sock)
+	require.Equal(t, exitOK, code, errs)
+	require.Contains(t, out, `"Capacity": 4`)
+	for _, gone := range []string{"Depth", "Pushed", "Popped", "PushRate", "SubSleeps"} {
+		require.NotContains(t, out, gone)
+	}
+	code, out, errs = runCLI(t, "", "clients", sock)
+	require.Equal(t, exitOK, code, errs)
+	require.Regexp(t, `(?m)^CONN\s+TOPIC\s+PUB\s+PUB PID\s+SUB\s+SUB PID\s+CAPACITY\s+POLICY$`, out)
+}

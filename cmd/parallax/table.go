@@ -109,9 +109,8 @@ func listAll(ctx context.Context, c *discovery.Client, mk func(off uint32) wire.
 type view struct {
 	Router      wire.RouterInfo    `json:"router"`
 	Processes   []wire.ProcessStat `json:"processes,omitempty"`
-	Topics      []wire.TopicStat   `json:"topics,omitempty"`
-	Connections []wire.ConnStat    `json:"connections,omitempty"`
-	Pools       []wire.PoolStat    `json:"pools,omitempty"`
+	Topics      []topicStat        `json:"topics,omitempty"`
+	Connections []connStat         `json:"connections,omitempty"`
 	// PublisherSegments are the owned model's publisher data segments,
 	// each with its publisher's latest report of its own chunks.
 	PublisherSegments []wire.PublisherSegStat `json:"publisher_segments,omitempty"`
@@ -128,7 +127,6 @@ const (
 	wantProcesses = 1 << iota
 	wantTopics
 	wantConnections
-	wantPools
 	wantComponents // every component report
 	wantGateways   // the gateways' reports only
 	wantPublishers // publisher data segments (owned model)
@@ -153,7 +151,9 @@ func fetch(ctx context.Context, c *discovery.Client, want int) (*view, error) {
 		err = listAll(ctx, c, func(o uint32) wire.Message { return &wire.ListTopics{Offset: o} },
 			func(m wire.Message) uint32 {
 				l := m.(*wire.TopicList)
-				v.Topics = append(v.Topics, l.Topics...)
+				for _, t := range l.Topics {
+					v.Topics = append(v.Topics, newTopicStat(t))
+				}
 				return l.Next
 			})
 	}
@@ -161,15 +161,9 @@ func fetch(ctx context.Context, c *discovery.Client, want int) (*view, error) {
 		err = listAll(ctx, c, func(o uint32) wire.Message { return &wire.ListConnections{Offset: o} },
 			func(m wire.Message) uint32 {
 				l := m.(*wire.ConnectionList)
-				v.Connections = append(v.Connections, l.Connections...)
-				return l.Next
-			})
-	}
-	if err == nil && want&wantPools != 0 {
-		err = listAll(ctx, c, func(o uint32) wire.Message { return &wire.ListPools{Offset: o} },
-			func(m wire.Message) uint32 {
-				l := m.(*wire.PoolList)
-				v.Pools = append(v.Pools, l.Pools...)
+				for _, c := range l.Connections {
+					v.Connections = append(v.Connections, newConnStat(c))
+				}
 				return l.Next
 			})
 	}
@@ -289,12 +283,27 @@ func routerLine(w io.Writer, r wire.RouterInfo) {
 		r.Processes, r.Topics, r.Connections, r.Reclaims)
 }
 
-func topicsTable(w io.Writer, v *view) {
+// topicsTable shows the topics: their counters are what their publishers
+// reported (about once a second), summed with those of publishers gone.
+func topicsTable(w io.Writer, v *view) { topicsRateTable(w, v, nil) }
+
+// topicsRateTable is topicsTable with per-second rates (top computes them
+// from two refreshes) when rates is not nil.
+func topicsRateTable(w io.Writer, v *view, rates map[string]topicRates) {
 	tw := newTable(w)
-	row(tw, "TOPIC", "TYPE", "PUBS", "SUBS", "PUBLISHED", "DELIVERED", "DROPPED", "PUB/S", "DELIV/S", "DROP/S", "QUEUED")
+	head := []any{"TOPIC", "TYPE", "PUBS", "SUBS", "PUBLISHED", "DELIVERED", "DROPPED"}
+	if rates != nil {
+		head = append(head, "PUB/S", "DELIV/S", "DROP/S")
+	}
+	row(tw, append(head, "QUEUE CAP")...)
 	for _, t := range v.Topics {
-		row(tw, t.Name, typeName(t.Type), t.Publishers, t.Subscribers, t.Published, t.Delivered, t.Dropped,
-			rate(t.PublishRate), rate(t.DeliverRate), rate(t.DropRate), fmt.Sprintf("%d/%d", t.QueueDepth, t.QueueCapacity))
+		cols := []any{t.Name, typeName(t.Type), t.Publishers, t.Subscribers, t.Published, t.Delivered, t.Dropped}
+		if r, ok := rates[t.Name]; ok && r.Known {
+			cols = append(cols, rate(r.Publish), rate(r.Deliver), rate(r.Drop))
+		} else if rates != nil {
+			cols = append(cols, "-", "-", "-")
+		}
+		row(tw, append(cols, t.QueueCapacity)...)
 	}
 	tw.Flush()
 	if len(v.Publishers) > 0 {
@@ -315,36 +324,11 @@ func clientsTable(w io.Writer, v *view) {
 	}
 	fmt.Fprintln(w)
 	tw = newTable(w)
-	row(tw, "CONN", "TOPIC", "PUB", "PUB PID", "SUB", "SUB PID", "QUEUED", "POLICY", "PUSHED", "POPPED", "DROPPED", "SLEEPING")
+	row(tw, "CONN", "TOPIC", "PUB", "PUB PID", "SUB", "SUB PID", "CAPACITY", "POLICY")
 	for _, c := range v.Connections {
-		row(tw, c.ConnID, c.Topic, c.PubID, c.PubPID, c.SubID, c.SubPID, fmt.Sprintf("%d/%d", c.Depth, c.Capacity), policyName(c.Policy),
-			c.Pushed, c.Popped, c.Dropped, c.SubSleeps)
+		row(tw, c.ConnID, c.Topic, c.PubID, c.PubPID, c.SubID, c.SubPID, c.Capacity, policyName(c.Policy))
 	}
 	tw.Flush()
-}
-
-func poolsTable(w io.Writer, v *view) {
-	if len(v.PublisherSegments) > 0 {
-		publishersTable(w, v)
-		fmt.Fprintln(w)
-	}
-	tw := newTable(w)
-	row(tw, "POOL", "CHUNK", "COUNT", "IN USE", "HIGH", "LOANS", "FAILED", "PAGES", "SEGMENTS")
-	for _, p := range v.Pools {
-		pages := bytesize(uint64(p.PageSize))
-		if p.Hugepages {
-			pages += " huge"
-		} else if p.Fallback != "" {
-			pages += " (fallback)"
-		}
-		row(tw, p.ID, bytesize(uint64(p.ChunkSize)), p.Count, p.InUse, p.HighWater, p.Loans, p.FailedLoans, pages, p.Segments)
-	}
-	tw.Flush()
-	for _, p := range v.Pools {
-		if p.Fallback != "" {
-			fmt.Fprintf(w, "pool %d uses normal pages: %s\n", p.ID, p.Fallback)
-		}
-	}
 }
 
 // publishersTable shows the owned model's memory: one row per publisher

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "top", short: "live view of topics (rates, drops, queue depth) and pools; q or Ctrl-C quits",
+	register(&command{name: "top", short: "live view of topics (counters and rates, as publishers report them about once a second) and publisher memory; q or Ctrl-C quits",
 		usage: "[-interval d] [-n iterations] [-plain]", flags: topFlags})
 }
 
@@ -76,8 +76,9 @@ func topFlags(fs *flag.FlagSet) runFunc {
 		defer fmt.Fprint(out, ansiShowCursor+ansiMainScreen)
 		tick := time.NewTicker(*interval)
 		defer tick.Stop()
+		var r rater
 		for i := 0; *iterations == 0 || i < *iterations; i++ {
-			v, err := fetch(ctx, c, wantTopics|wantPools|wantPublishers)
+			v, err := fetch(ctx, c, wantTopics|wantPublishers)
 			if err != nil {
 				fmt.Fprint(out, ansiShowCursor+ansiMainScreen)
 				return routerError(e, name, g, err)
@@ -86,7 +87,7 @@ func topFlags(fs *flag.FlagSet) runFunc {
 			if err != nil {
 				w, h = 120, 40
 			}
-			fmt.Fprint(out, ansiHome+fitScreen(topFrame(v, *interval, true), w, h)+ansiClearDown)
+			fmt.Fprint(out, ansiHome+fitScreen(topFrame(v, r.next(v), *interval, true), w, h)+ansiClearDown)
 			select {
 			case <-tick.C:
 			case k := <-keys:
@@ -108,6 +109,7 @@ func topFlags(fs *flag.FlagSet) runFunc {
 func topPlain(ctx context.Context, e *env, g *globals, c *discovery.Client, interval time.Duration, iterations int) int {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var r rater
 	for i := 0; iterations == 0 || i < iterations; i++ {
 		if i > 0 {
 			select {
@@ -117,17 +119,32 @@ func topPlain(ctx context.Context, e *env, g *globals, c *discovery.Client, inte
 			}
 			fmt.Fprintln(e.stdout)
 		}
-		v, err := fetch(ctx, c, wantTopics|wantPools|wantPublishers)
+		v, err := fetch(ctx, c, wantTopics|wantPublishers)
 		if err != nil {
 			return routerError(e, "top", g, err)
 		}
-		_, _ = io.WriteString(e.stdout, topFrame(v, interval, false))
+		_, _ = io.WriteString(e.stdout, topFrame(v, r.next(v), interval, false))
 	}
 	return exitOK
 }
 
-// topFrame renders one refresh: the router line, the topics and the pools.
-func topFrame(v *view, interval time.Duration, ansi bool) string {
+// rater remembers top's previous refresh to compute rates.
+type rater struct {
+	prev *view
+	at   time.Time
+}
+
+// next returns the rates from the previous refresh to v and remembers v.
+func (r *rater) next(v *view) map[string]topicRates {
+	now := time.Now()
+	rates := ratesBetween(r.prev, v, now.Sub(r.at))
+	r.prev, r.at = v, now
+	return rates
+}
+
+// topFrame renders one refresh: the router line, the topics with their
+// rates since the previous refresh, and publisher memory.
+func topFrame(v *view, rates map[string]topicRates, interval time.Duration, ansi bool) string {
 	var b bytes.Buffer
 	bold, reset := "", ""
 	if ansi {
@@ -139,7 +156,7 @@ func topFrame(v *view, interval time.Duration, ansi bool) string {
 	if len(v.Topics) == 0 {
 		b.WriteString("no topics\n")
 	} else {
-		topicsTable(&b, v)
+		topicsRateTable(&b, v, rates)
 	}
 	b.WriteString("\n")
 	poolsTable(&b, v)

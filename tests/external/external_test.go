@@ -120,12 +120,7 @@ func TestEmbeddedTypedPubSub(t *testing.T) {
 	if conn.Policy != parallax.BlockProducer {
 		t.Errorf("connection policy = %v, want block-producer", conn.Policy)
 	}
-	// The default (owned) memory model: no router-wide pool, one data
-	// segment of the publisher of points.
-	var pools []roudi.PoolStat = in.Pools
-	if len(pools) != 0 {
-		t.Errorf("pools in the owned model: %+v", pools)
-	}
+	// The owned memory model: one data segment of the publisher of points.
 	var segs []roudi.PublisherSegStat = in.PublisherSegments
 	if len(segs) != 1 || segs[0].Topic != "points" || segs[0].Count == 0 {
 		t.Errorf("publisher segments: %+v", segs)
