@@ -42,6 +42,7 @@ type memRow struct {
 	pubMaps      int    // Parallax mappings per publisher process
 	subMaps      int    // Parallax mappings per subscriber process
 	pubMapped    uint64 // bytes of them per publisher process
+	pubResident  uint64 // of them resident (Rss in /proc/<pid>/smaps) per publisher process
 	subMapped    uint64 // bytes of them per subscriber process
 }
 
@@ -62,7 +63,10 @@ func TestMemoryTable(t *testing.T) {
 	}
 	setups := []memSetup{
 		{name: "1 pub 64 B, 1 sub", topics: 1, subs: 1, pub: 64, msgs: 1000},
+		{name: "1 pub 64 B, 16 subs", topics: 1, subs: 16, pub: 64, msgs: 1000},
 		{name: "10 topics x 1 pub x 2 subs, 64 B", topics: 10, subs: 2, pub: 64, msgs: 1000},
+		{name: "1 pub 4 MiB, 1 sub", topics: 1, subs: 1, pub: 4 << 20, msgs: 50},
+		{name: "1 pub 4 MiB, 16 subs", topics: 1, subs: 16, pub: 4 << 20, msgs: 50},
 		{name: "1 pub 8 MiB frames, 1 sub", topics: 1, subs: 1, pub: 8 << 20, msgs: 20},
 	}
 	var rows []memRow
@@ -70,10 +74,10 @@ func TestMemoryTable(t *testing.T) {
 		rows = append(rows, memoryRow(t, "owned", s))
 	}
 	var tb strings.Builder
-	fmt.Fprintf(&tb, "\n%-34s %-7s %10s %10s %12s %5s %9s %9s %12s %12s\n", "SETUP", "MODEL", "ROUTER RSS", "RSS SHMEM", "SHM CREATED", "SEGS", "PUB MAPS", "SUB MAPS", "PUB MAPPED", "SUB MAPPED")
+	fmt.Fprintf(&tb, "\n%-34s %-7s %10s %10s %12s %5s %9s %9s %12s %12s %12s\n", "SETUP", "MODEL", "ROUTER RSS", "RSS SHMEM", "SHM CREATED", "SEGS", "PUB MAPS", "SUB MAPS", "PUB MAPPED", "SUB MAPPED", "PUB RESIDENT")
 	for _, r := range rows {
-		fmt.Fprintf(&tb, "%-34s %-7s %10s %10s %12s %5d %9d %9d %12s %12s\n", r.setup, r.model,
-			mib(r.routerRSS), mib(r.routerShmem), mib(r.created), r.segments, r.pubMaps, r.subMaps, mib(r.pubMapped), mib(r.subMapped))
+		fmt.Fprintf(&tb, "%-34s %-7s %10s %10s %12s %5d %9d %9d %12s %12s %12s\n", r.setup, r.model,
+			mib(r.routerRSS), mib(r.routerShmem), mib(r.created), r.segments, r.pubMaps, r.subMaps, mib(r.pubMapped), mib(r.subMapped), mib(r.pubResident))
 	}
 	t.Log(tb.String())
 
@@ -112,6 +116,7 @@ func memoryRow(t *testing.T, model string, s memSetup) memRow {
 		n, b := plxMaps(t, c.pid())
 		row.pubMaps += n
 		row.pubMapped += b
+		row.pubResident += plxResident(t, c.pid())
 	}
 	for _, c := range subs {
 		n, b := plxMaps(t, c.pid())
@@ -120,6 +125,7 @@ func memoryRow(t *testing.T, model string, s memSetup) memRow {
 	}
 	row.pubMaps /= len(pubs)
 	row.pubMapped /= uint64(len(pubs))
+	row.pubResident /= uint64(len(pubs))
 	row.subMaps /= len(subs)
 	row.subMapped /= uint64(len(subs))
 	for _, c := range append(append(pubs, subs...), router) {
@@ -201,6 +207,33 @@ func plxMaps(t *testing.T, pid int) (n int, size uint64) {
 		size += z - a
 	}
 	return n, size
+}
+
+// plxResident sums the resident bytes of the Parallax mappings of process
+// pid, from /proc/<pid>/smaps: Rss, plus the hugetlb pages that Rss leaves
+// out.
+func plxResident(t *testing.T, pid int) (rss uint64) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := false
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		f := bytes.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if bytes.IndexByte(f[0], '-') > 0 && !bytes.HasSuffix(f[0], []byte(":")) { // a mapping's header line
+			in = bytes.Contains(l, []byte("memfd:parallax-"))
+			continue
+		}
+		if k := string(f[0]); in && len(f) >= 2 && (k == "Rss:" || k == "Shared_Hugetlb:" || k == "Private_Hugetlb:") {
+			kb, _ := strconv.ParseUint(string(f[1]), 10, 64)
+			rss += kb << 10
+		}
+	}
+	return rss
 }
 
 // memChild is a child process of TestMemoryTable: it prints one word per
