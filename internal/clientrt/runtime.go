@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/parallax-ipc/parallax"
@@ -499,7 +500,11 @@ const releaseTimeout = 5 * time.Second
 // ErrClosed is returned by endpoints used after Close.
 var ErrClosed = fmt.Errorf("endpoint closed: %w", os.ErrClosed)
 
-// IsClosed reports whether err means the router connection is gone.
+// IsClosed reports whether err means the router connection is gone: closed
+// here, refused, or broken on the router's side (a send to a router that
+// stopped before this process read its EOF fails with EPIPE or
+// ECONNRESET).
 func IsClosed(err error) bool {
-	return errors.Is(err, os.ErrClosed) || errors.Is(err, parallax.ErrDaemonUnavailable)
+	return errors.Is(err, os.ErrClosed) || errors.Is(err, parallax.ErrDaemonUnavailable) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
