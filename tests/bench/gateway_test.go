@@ -419,33 +419,7 @@ func gwRouterMain(args []string) int {
 	}
 	cfg.Socket = args[0]
 	cfg.Domain = fmt.Sprintf("gwbench%d", os.Getpid())
-	srv, err := roudi.New(cfg, roudi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "router:", err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		fmt.Fprintln(os.Stderr, "router:", err)
-		return 1
-	}
-	fmt.Println("ready")
-	untilStdinCloses()
-	cancel()
-	err = <-done
-	if cerr := srv.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "router:", err)
-		return 1
-	}
-	return 0
+	return serveRouterChild("router", cfg)
 }
 
 // gatewayMain is the "gateway" child: args are the NATS URL, the router

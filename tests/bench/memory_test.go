@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -317,33 +316,7 @@ func memRouterMain(args []string) int {
 	cfg.Socket = args[0]
 	cfg.RuntimeDir = filepath.Dir(args[0])
 	cfg.Domain = fmt.Sprintf("memtab%d", os.Getpid())
-	srv, err := roudi.New(cfg, roudi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mem-router:", err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		fmt.Fprintln(os.Stderr, "mem-router:", err)
-		return 1
-	}
-	fmt.Println("ready")
-	untilStdinCloses()
-	cancel()
-	err = <-done
-	if cerr := srv.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mem-router:", err)
-		return 1
-	}
-	return 0
+	return serveRouterChild("mem-router", cfg)
 }
 
 // memPubMain is the "mem-pub" child (args: socket, topic, subscribers,
