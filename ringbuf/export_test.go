@@ -46,3 +46,6 @@ func ArmProducerWait(r *Ring) { r.waitFlag.Store(1) }
 // ProducerWakes returns the futex word a producer sleeps on: every wake
 // (and Close, and a cancelled Push) adds one.
 func ProducerWakes(r *Ring) uint32 { return r.waitSeq.Load() }
+
+// SpinThenYieldWith exposes the spin-then-yield phase of a wait to tests.
+var SpinThenYieldWith = spinThenYieldWith

@@ -298,3 +298,30 @@ func TestWaitSpinThenSleeps(t *testing.T) {
 		}
 	}
 }
+
+// TestSpinThenYield: after a spin that did not see readiness, the wait
+// yields the processor once and looks again (a producer that ran during the
+// yield is seen without a sleep); without a spin budget it neither looks
+// nor yields.
+func TestSpinThenYield(t *testing.T) {
+	yields := 0
+	yield := func() { yields++ }
+	readyAfterYield := func() bool { return yields > 0 }
+	require.True(t, ringbuf.SpinThenYieldWith(yield, time.Microsecond, nil, readyAfterYield), "the look after the yield")
+	require.Equal(t, 1, yields)
+
+	yields = 0
+	require.False(t, ringbuf.SpinThenYieldWith(yield, time.Microsecond, nil, func() bool { return false }))
+	require.Equal(t, 1, yields, "one yield per wait")
+
+	yields = 0
+	looks := 0
+	require.False(t, ringbuf.SpinThenYieldWith(yield, 0, nil, func() bool { looks++; return true }), "no budget: no look")
+	require.False(t, ringbuf.SpinThenYieldWith(yield, -time.Second, nil, func() bool { looks++; return true }))
+	require.Zero(t, looks)
+	require.Zero(t, yields)
+
+	looks = 0
+	require.True(t, ringbuf.SpinThenYieldWith(yield, time.Hour, nil, func() bool { looks++; return looks == 3 }), "seen while spinning")
+	require.Zero(t, yields, "no yield when the spin saw it")
+}

@@ -49,7 +49,7 @@ func (w *Waiter) Wait(ctx context.Context, ready func() bool, opts WaitOptions) 
 		return nil
 	}
 	deadline := opts.deadline()
-	if !opts.BusyPoll && sys.SpinUntil(opts.spinBudget(ctx, deadline), ctx.Done(), maxSpinPause, ready) {
+	if !opts.BusyPoll && spinThenYield(opts.spinBudget(ctx, deadline), ctx.Done(), ready) {
 		return nil
 	}
 	done := ctx.Done()

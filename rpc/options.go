@@ -31,8 +31,9 @@ type Options struct {
 	// [DefaultMaxInFlight]; one more fails with [ErrInFlight]); for a
 	// server, the requests it holds at once per client.
 	MaxInFlight int
-	// Spin is how long a wait polls before it sleeps on the futex (0: the
-	// subscriber default); BusyPoll never sleeps.
+	// Spin is how long a wait polls before it yields the processor once
+	// and sleeps on the futex (0: the subscriber default); BusyPoll never
+	// sleeps.
 	Spin     time.Duration
 	BusyPoll bool
 	// ExpectedClients sizes a server's response segment (0 means 4); the

@@ -46,10 +46,12 @@ type Options struct {
 	// Policy is the queue-full policy.
 	Policy Policy
 	// Spin is how long Take (and a [WaitSet]) keeps looking at an empty
-	// queue before it sleeps on the futex, measured on the monotonic clock
-	// so it means the same on every machine. 0 means [DefaultSpin]
-	// (5 µs); a negative value disables spinning: Take sleeps after one
-	// look. The spin ends early at Take's deadline. A longer spin catches
+	// queue before it yields the processor once (sched_yield: a publisher
+	// waiting for this core runs, and its samples are seen without a
+	// wake-up), looks again and sleeps on the futex. It is measured on the
+	// monotonic clock so it means the same on every machine. 0 means
+	// [DefaultSpin] (5 µs); a negative value disables spinning and the
+	// yield: Take sleeps after one look. The spin ends early at Take's deadline. A longer spin catches
 	// samples that arrive a little later without a futex wake-up (tens of
 	// microseconds) at the price of a busy core meanwhile.
 	Spin time.Duration

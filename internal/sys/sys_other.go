@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -76,6 +77,9 @@ var pageSize = os.Getpagesize()
 
 // PageSize returns the base page size of the system.
 func PageSize() int { return pageSize }
+
+// YieldThread is runtime.Gosched where sched_yield is not used.
+func YieldThread() { runtime.Gosched() }
 
 // RoundUp rounds n up to a multiple of page, which must be a power of two.
 func RoundUp(n, page int) int { return (n + page - 1) &^ (page - 1) }
