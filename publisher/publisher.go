@@ -3,6 +3,7 @@ package publisher
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -347,9 +348,12 @@ func (p *Publisher) connectionRemoved(m *wire.ConnectionRemoved) {
 	p.ownedConnRemoved(p.own.Load(), m) // owned.go
 }
 
-// Close releases the history, tells the router the publisher is gone and
-// drops this publisher's share of the process runtime. Samples already
-// delivered stay readable by subscribers until they release them.
+// Close releases the history, reports the publisher's final counters
+// (what `parallax topics` and the router's introspection count; waiting at
+// most about a second for the router, not at all when it is gone), tells
+// the router the publisher is gone and drops this publisher's share of
+// the process runtime. Samples already delivered stay readable by
+// subscribers until they release them.
 func (p *Publisher) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
@@ -360,6 +364,11 @@ func (p *Publisher) Close() error {
 		// a ring any more.
 		p.rt.Unregister(true, p.id)
 		p.closeOwned(p.own.Load()) // owned.go
+		// The last counters, before the router forgets the publisher
+		// (best effort, bounded: Close succeeds without a router).
+		if rerr := p.rt.ReportFinal(endpoint{p}); rerr != nil && !clientrt.IsClosed(rerr) {
+			slog.Debug("parallax: publisher closes without its final report", "topic", p.topic, "err", rerr)
+		}
 		err = p.closeRemote()
 		p.loanDone()
 	})

@@ -66,3 +66,18 @@ func testPublishTwice(t *testing.T, cfg string) {
 	require.True(t, errors.Is(err, parallax.ErrNotHeld), "got %v", err)
 	require.Error(t, pub.Release(c))
 }
+
+// Close succeeds when the router is gone: the final counter report and
+// ClosePublisher find the connection closed and give up at once.
+func TestCloseWithoutRouter(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, routertest.Small)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pub, err := publisher.New(ctx, "orphan", publisher.Options{Socket: srv.SocketPath(), MaxPayload: 64})
+	require.NoError(t, err)
+	require.NoError(t, pub.Send([]byte("before the router went")))
+	require.NoError(t, srv.Close())
+	require.NoError(t, pub.Close())
+	require.EqualValues(t, 1, pub.Stats().Published)
+}

@@ -2,6 +2,7 @@ package clientrt
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -25,6 +26,10 @@ const MemoryReportInterval = time.Second
 
 // memoryReportTimeout bounds one report's round trip.
 const memoryReportTimeout = 2 * time.Second
+
+// FinalReportTimeout bounds the report of a closing publisher
+// ([Runtime.ReportFinal]).
+const FinalReportTimeout = time.Second
 
 // MemoryReporter is a publisher endpoint of the owned model that can tell
 // its own chunk accounting and message counters; false when it has none
@@ -121,4 +126,27 @@ func (rt *Runtime) reportMemoryOnce(ctx context.Context, last map[uint32]wire.Pu
 		}
 	}
 	send()
+}
+
+// ReportFinal reports r's figures now, once: a closing publisher calls it
+// before it tells the router it is gone, so what it counted since the last
+// periodic report (everything, for a publisher that lived less than
+// MemoryReportInterval) is not lost. The router keeps a departed
+// publisher's last report in its topic's counters. It waits at most
+// FinalReportTimeout; a router that is gone fails it at once (IsClosed).
+// The error is for the caller to log or ignore: the report is
+// informational, and Close succeeds without it.
+func (rt *Runtime) ReportFinal(r MemoryReporter) error {
+	m, ok := r.MemoryReport()
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), FinalReportTimeout)
+	defer cancel()
+	_, files, err := rt.Request(ctx, &wire.ReportMemory{Publishers: []wire.PubMemory{m}})
+	closeAll(files)
+	if err != nil {
+		return fmt.Errorf("report final counters of publisher %d: %w", m.PubID, err)
+	}
+	return nil
 }
