@@ -171,10 +171,6 @@ func (s *Server) introspect(c *serverConn, env wire.Envelope) bool {
 		items := s.introspection().Connections
 		lo, hi, next := page(len(items), m.Offset)
 		reply = &wire.ConnectionList{Connections: items[lo:hi], Next: next}
-	case *wire.ListPools:
-		var items []wire.PoolStat // the shared model's pools: none
-		lo, hi, next := page(len(items), m.Offset)
-		reply = &wire.PoolList{Pools: items[lo:hi], Next: next}
 	case *wire.ListPublisherSegments:
 		items := s.publisherSegStats(time.Now())
 		lo, hi, next := page(len(items), m.Offset)

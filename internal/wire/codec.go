@@ -96,6 +96,9 @@ func Decode(b []byte) (Envelope, error) {
 		return Envelope{}, protoErr("message type: %v", err)
 	}
 	if t > 0xffff || New(Type(t)) == nil {
+		if name, ok := removedTypes[Type(t)]; ok {
+			return Envelope{}, protoErr("unknown message type %d: %s was removed from the protocol (reserved type)", t, name)
+		}
 		return Envelope{}, protoErr("unknown message type %d", t)
 	}
 	typ := Type(t)

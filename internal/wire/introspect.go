@@ -25,8 +25,8 @@ const (
 	TypeTopicList       Type = 69
 	TypeListConnections Type = 70
 	TypeConnectionList  Type = 71
-	TypeListPools       Type = 72
-	TypePoolList        Type = 73
+	// 72 and 73 (ListPools, PoolList: the router-wide pools of the removed
+	// shared memory model) are reserved; see types.go.
 )
 
 // MaxIntrospectPage is the largest number of entries in one introspection
@@ -43,8 +43,6 @@ var introspectNames = map[Type]string{
 	TypeTopicList:       "TopicList",
 	TypeListConnections: "ListConnections",
 	TypeConnectionList:  "ConnectionList",
-	TypeListPools:       "ListPools",
-	TypePoolList:        "PoolList",
 }
 
 func init() {
@@ -56,7 +54,7 @@ func init() {
 // introspectReplyType is ReplyType for the introspection range.
 func introspectReplyType(t Type) (Type, bool) {
 	switch t {
-	case TypeGetRouterInfo, TypeListProcesses, TypeListTopics, TypeListConnections, TypeListPools:
+	case TypeGetRouterInfo, TypeListProcesses, TypeListTopics, TypeListConnections:
 		return t + 1, true
 	}
 	return 0, false
@@ -81,10 +79,6 @@ func newIntrospect(t Type) Message {
 		return new(ListConnections)
 	case TypeConnectionList:
 		return new(ConnectionList)
-	case TypeListPools:
-		return new(ListPools)
-	case TypePoolList:
-		return new(PoolList)
 	}
 	return nil
 }
@@ -187,30 +181,6 @@ type ConnStat struct {
 	SubSleeps bool // the subscriber announced it sleeps on its notifier
 }
 
-// ListPools asks for a page of pools; answered by [PoolList].
-type ListPools struct{ Offset uint32 }
-
-// PoolList is one page of [PoolStat], sorted by pool id.
-type PoolList struct {
-	Pools []PoolStat
-	Next  uint32
-}
-
-// PoolStat describes one size-class pool.
-type PoolStat struct {
-	ID          uint16
-	ChunkSize   uint32
-	Count       uint32
-	InUse       uint64
-	HighWater   uint64
-	Loans       uint64
-	FailedLoans uint64
-	PageSize    uint32 // of its payload segment: > 4096 means hugepages
-	Hugepages   bool
-	Segments    uint32
-	Fallback    string // why it uses normal pages although hugepages were allowed ("" if not)
-}
-
 // MessageType implementations.
 
 func (*GetRouterInfo) MessageType() Type   { return TypeGetRouterInfo }
@@ -221,8 +191,6 @@ func (*ListTopics) MessageType() Type      { return TypeListTopics }
 func (*TopicList) MessageType() Type       { return TypeTopicList }
 func (*ListConnections) MessageType() Type { return TypeListConnections }
 func (*ConnectionList) MessageType() Type  { return TypeConnectionList }
-func (*ListPools) MessageType() Type       { return TypeListPools }
-func (*PoolList) MessageType() Type        { return TypePoolList }
 
 // Validate implementations.
 
@@ -237,9 +205,6 @@ func (*ListTopics) Validate() error { return nil }
 
 // Validate implements [Message].
 func (*ListConnections) Validate() error { return nil }
-
-// Validate implements [Message].
-func (*ListPools) Validate() error { return nil }
 
 // Validate implements [Message].
 func (m *RouterInfo) Validate() error {
@@ -344,27 +309,6 @@ func (m *ConnectionList) Validate() error {
 			return err
 		}
 		if err := checkRate(t, f+".PopRate", c.PopRate); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Validate implements [Message].
-func (m *PoolList) Validate() error {
-	t := m.MessageType()
-	if err := checkPage(t, "Pools", len(m.Pools)); err != nil {
-		return err
-	}
-	for i, p := range m.Pools {
-		f := fmt.Sprintf("Pools[%d]", i)
-		if p.ChunkSize == 0 || p.Count == 0 {
-			return invalid(t, f, "has ChunkSize %d, Count %d; both must be > 0", p.ChunkSize, p.Count)
-		}
-		if p.PageSize != 0 && (!isPow2(uint64(p.PageSize)) || p.PageSize < MinPageSize || p.PageSize > MaxPageSize) {
-			return invalid(t, f+".PageSize", "%d is not a power of two in [%d, %d]", p.PageSize, MinPageSize, MaxPageSize)
-		}
-		if err := checkLen(t, f+".Fallback", p.Fallback, MaxTextLen/8); err != nil {
 			return err
 		}
 	}

@@ -33,15 +33,12 @@ func introspectSamples() []struct {
 		{"list_connections", 23, &ListConnections{}},
 		{"connection_list", 23, &ConnectionList{Connections: []ConnStat{{ConnID: 3, Topic: "camera/front.raw", PubID: 9, SubID: 11, PubPID: 4242, SubPID: 4243,
 			Capacity: 256, Depth: 2, Policy: PolicyBlockProducer, Pushed: 1000, Popped: 998, PushRate: 30, PopRate: 29.75, SubSleeps: true}}}},
-		{"list_pools", 24, &ListPools{}},
-		{"pool_list", 24, &PoolList{Pools: []PoolStat{{ID: 0, ChunkSize: 128, Count: 1024, InUse: 3, HighWater: 40, Loans: 5000, FailedLoans: 2,
-			PageSize: 2 << 20, Hugepages: true, Segments: 1}, {ID: 1, ChunkSize: 4 << 20, Count: 16, PageSize: 4096, Segments: 1, Fallback: "no free 2 MiB hugepages"}}}},
 	}
 }
 
 func TestIntrospectReplyTypes(t *testing.T) {
 	t.Parallel()
-	for _, req := range []Type{TypeGetRouterInfo, TypeListProcesses, TypeListTopics, TypeListConnections, TypeListPools} {
+	for _, req := range []Type{TypeGetRouterInfo, TypeListProcesses, TypeListTopics, TypeListConnections} {
 		rep, ok := ReplyType(req)
 		require.True(t, ok, "%s", req)
 		require.Equal(t, req+1, rep)
@@ -63,9 +60,7 @@ func TestIntrospectRejects(t *testing.T) {
 		"bad topic":      &TopicList{Topics: []TopicStat{{Name: "a b"}}},
 		"long name":      &ProcessList{Processes: []ProcessStat{{Name: long}}},
 		"negative pid":   &ProcessList{Processes: []ProcessStat{{PID: -1}}},
-		"too many":       &PoolList{Pools: make([]PoolStat, MaxIntrospectPage+1)},
-		"empty pool":     &PoolList{Pools: []PoolStat{{}}},
-		"bad page size":  &PoolList{Pools: []PoolStat{{ChunkSize: 1, Count: 1, PageSize: 1000}}},
+		"too many":       &ConnectionList{Connections: make([]ConnStat, MaxIntrospectPage+1)},
 		"bad policy":     &ConnectionList{Connections: []ConnStat{{Topic: "t", Policy: 9}}},
 		"bad domain":     &RouterInfo{Domain: "../x"},
 		"long monitor":   &RouterInfo{Monitor: long},
@@ -84,7 +79,6 @@ func TestLargestIntrospectFit(t *testing.T) {
 	topics := make([]TopicStat, MaxIntrospectPage)
 	conns := make([]ConnStat, MaxIntrospectPage)
 	procs := make([]ProcessStat, MaxIntrospectPage)
-	pools := make([]PoolStat, MaxIntrospectPage)
 	const u64, u32 = 1<<64 - 1, 1<<32 - 1
 	for i := range topics {
 		topics[i] = TopicStat{Name: name, Type: TypeInfo{Name: name, Size: u32, Align: MaxAlign}, Publishers: u32, Subscribers: u32, Connections: u32,
@@ -92,14 +86,11 @@ func TestLargestIntrospectFit(t *testing.T) {
 		conns[i] = ConnStat{ConnID: u32, Topic: name, PubID: u32, SubID: u32, PubPID: 1<<31 - 1, SubPID: 1<<31 - 1, Capacity: u32, Depth: u32,
 			Policy: PolicyBlockProducer, Pushed: u64, Popped: u64, Dropped: u64, PushRate: 1.5, PopRate: 1.5, SubSleeps: true}
 		procs[i] = ProcessStat{ClientID: 0xffff, PID: 1<<31 - 1, UID: u32, GID: u32, Name: name, Monitor: name, Publishers: u32, Subscribers: u32}
-		pools[i] = PoolStat{ID: 0xffff, ChunkSize: u32, Count: u32, InUse: u64, HighWater: u64, Loans: u64, FailedLoans: u64, PageSize: MaxPageSize,
-			Hugepages: true, Segments: u32, Fallback: strings.Repeat("f", MaxTextLen/8)}
 	}
 	for _, m := range []Message{
 		&TopicList{Topics: topics, Next: u32},
 		&ConnectionList{Connections: conns, Next: u32},
 		&ProcessList{Processes: procs, Next: u32},
-		&PoolList{Pools: pools, Next: u32},
 		&RouterInfo{Version: name, PID: 1<<31 - 1, Domain: strings.Repeat("d", MaxDomainLen), Socket: name, Monitor: name, UptimeMs: u64},
 	} {
 		b, err := Encode(u32, m)

@@ -47,7 +47,10 @@ type Type uint16
 //
 // Reserved, never to be reused: 34 (SegmentGrant) and 40-43 (GrowPool,
 // PoolGranted, GetSegments, PoolRetired), the removed shared memory
-// model's messages (protocol version 3 and older).
+// model's messages (protocol version 3 and older), and 72-73 (ListPools,
+// PoolList), its router-wide pools' introspection (removed in version 4,
+// where the router answered it with an empty list). A peer that sends one
+// gets a protocol error naming it (removedTypes).
 const (
 	TypeHello    Type = 1
 	TypeWelcome  Type = 2
@@ -74,6 +77,14 @@ const (
 	TypeIntrospectFirst Type = 64
 	TypeIntrospectLast  Type = 127
 )
+
+// removedTypes names the reserved types of removed messages, for the
+// error a peer that still sends one gets from [Decode].
+var removedTypes = map[Type]string{
+	34: "SegmentGrant",
+	40: "GrowPool", 41: "PoolGranted", 42: "GetSegments", 43: "PoolRetired",
+	72: "ListPools", 73: "PoolList",
+}
 
 var typeNames = map[Type]string{
 	TypeHello:             "Hello",
