@@ -33,3 +33,9 @@ func (e endpoint) MemoryReport() (wire.PubMemory, bool) {
 		History: u(m.History), Outstanding: u(m.Outstanding), HighWater: u(m.HighWater), Reclaimed: m.Reclaimed, BadReturns: m.BadReturns,
 		Published: st.Published, Delivered: st.Delivered, Dropped: st.Dropped, Unconnected: st.Unconnected, Removed: st.Removed}, true
 }
+
+// ConnReports implements clientrt.MemoryReporter: the traffic of the
+// publisher's live connections (owned.go connTraffic).
+func (e endpoint) ConnReports(dst []wire.ConnTraffic) []wire.ConnTraffic {
+	return e.p.own.Load().connTraffic(dst)
+}

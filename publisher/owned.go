@@ -375,6 +375,22 @@ func (o *owned) stats(s *Stats) {
 		Grown: o.grow.grown.Load(), Retired: o.grow.retired.Load()}
 }
 
+// connTraffic appends the counters of every attached connection to dst:
+// the engine's own per-connection counts, read here (control path), so
+// publishing does no extra work for them.
+func (o *owned) connTraffic(dst []wire.ConnTraffic) []wire.ConnTraffic {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id, oc := range o.conns {
+		if oc.c == nil {
+			continue
+		}
+		st := oc.c.Stats()
+		dst = append(dst, wire.ConnTraffic{ConnID: id, Delivered: st.Delivered, Dropped: st.Discarded + st.Timeouts, Returned: st.Returned})
+	}
+	return dst
+}
+
 // ownedWireTimeout bounds how long New waits for the segments of the
 // connections announced to it.
 const ownedWireTimeout = 2 * time.Second

@@ -28,7 +28,10 @@ type observer struct {
 
 	components componentReports            // latest component counter reports (server_counters.go)
 	pubMem     map[core.PubID]pubMemReport // latest publisher memory reports (server_memory.go)
-	departed   map[string]*topicCounters   // by topic: last reports of publishers gone (server_topiccounters.go)
+	// connTraffic holds the latest traffic reports of live connections
+	// (server_conntraffic.go).
+	connTraffic map[core.ConnectionID]connTrafficReport
+	departed    map[string]*topicCounters // by topic: last reports of publishers gone (server_topiccounters.go)
 
 	metricsOnce sync.Once
 	metrics     *metrics // set by metricsState; safe for concurrent use
@@ -117,15 +120,17 @@ func (s *Server) introspection() *wireIntrospection {
 			Monitor: s.monitorName(), Publishers: uint32(len(c.Publishers)), Subscribers: uint32(len(c.Subscribers)),
 		})
 	}
-	// Queue depth, per-connection counters and rates are left 0 (the wire
-	// types keep the fields): the rings are the clients' own memory, which
-	// the router never reads, and no report carries them.
+	// A connection's traffic is what its publisher reported
+	// (server_conntraffic.go): the rings are the clients' own memory,
+	// which the router never reads.
+	s.pruneConnTraffic()
 	capacity := map[string]uint64{}
 	for _, ci := range snap.Connections {
 		cs := wire.ConnStat{
 			ConnID: uint32(ci.ID), Topic: ci.Topic, PubID: uint32(ci.Pub), SubID: uint32(ci.Sub),
 			PubPID: pids[ci.PubClient], SubPID: pids[ci.SubClient], Capacity: uint32(ci.Capacity), Policy: uint8(ci.Policy),
 		}
+		s.connTrafficStat(&cs, now)
 		capacity[ci.Topic] += uint64(ci.Capacity)
 		in.Connections = append(in.Connections, cs)
 	}

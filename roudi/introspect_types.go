@@ -83,17 +83,28 @@ type TopicStat struct {
 }
 
 // ConnStat describes one publisher–subscriber connection (one ring). Its
-// traffic is counted only by its publisher, per publisher not per
-// connection (PublisherMemory, publisher.Stats).
+// traffic is counted only by its publisher (the router never sees an owned
+// ring move): Delivered, Dropped and Returned are what the publisher last
+// reported for this connection, AgeMs ago (with its memory, about once a
+// second while they change); all 0 with Reported false until it did.
+// Delivered counts pushes into the subscriber's queue (history replays
+// included), Dropped the samples the subscriber missed (discard-oldest
+// take-backs, full-queue drops, block-producer timeouts), Returned the
+// chunks the subscriber gave back and the publisher took back.
 type ConnStat struct {
-	ConnID   uint32
-	Topic    string
-	PubID    uint32
-	SubID    uint32
-	PubPID   int32
-	SubPID   int32
-	Capacity uint32
-	Policy   parallax.Policy
+	ConnID    uint32
+	Topic     string
+	PubID     uint32
+	SubID     uint32
+	PubPID    int32
+	SubPID    int32
+	Capacity  uint32
+	Policy    parallax.Policy
+	Reported  bool
+	AgeMs     uint64
+	Delivered uint64
+	Dropped   uint64
+	Returned  uint64
 }
 
 // PublisherSegStat is one data segment of a publisher in the owned memory
@@ -178,7 +189,8 @@ func (in *wireIntrospection) public() *Introspection {
 	for _, c := range in.Connections {
 		out.Connections = append(out.Connections, ConnStat{
 			ConnID: c.ConnID, Topic: c.Topic, PubID: c.PubID, SubID: c.SubID, PubPID: c.PubPID, SubPID: c.SubPID,
-			Capacity: c.Capacity, Policy: parallax.Policy(c.Policy),
+			Capacity: c.Capacity, Policy: parallax.Policy(c.Policy), Reported: c.Reported, AgeMs: c.AgeMs,
+			Delivered: c.Delivered, Dropped: c.Dropped, Returned: c.Returned,
 		})
 	}
 	for _, p := range in.PublisherSegments {

@@ -118,6 +118,9 @@ var (
 	descPubUnconnected = prometheus.NewDesc("parallax_publisher_unconnected_total", "Samples a publisher reports published while no subscriber was connected (nobody received them).", pubLabels, nil)
 	descPubRemoved     = prometheus.NewDesc("parallax_publisher_removed_connections_total", "Connections a publisher reports ended (closed, dead or cut subscribers).", pubLabels, nil)
 	descPubAge         = prometheus.NewDesc("parallax_publisher_report_age_seconds", "Time since a publisher last reported a change of its memory accounting.", pubLabels, nil)
+	descConnDelivered  = prometheus.NewDesc("parallax_connection_delivered_total", "Pushes into a subscriber's queue its publisher reports for one live connection (owned model; the publisher's own word).", connLabels, nil)
+	descConnDropped    = prometheus.NewDesc("parallax_connection_dropped_total", "Samples a publisher reports one live connection's subscriber missed (discard-oldest take-backs, full-queue drops, block-producer timeouts).", connLabels, nil)
+	descConnReturned   = prometheus.NewDesc("parallax_connection_returned_total", "Chunks a publisher reports one live connection's subscriber gave back.", connLabels, nil)
 	descTombstones     = prometheus.NewDesc("parallax_publisher_tombstones", "Dead publishers whose data segments subscribers may still map (owned model).", nil, nil)
 	descProcesses      = prometheus.NewDesc("parallax_processes", "Registered client processes.", nil, nil)
 	descTopics         = prometheus.NewDesc("parallax_topics", "Topics.", nil, nil)
@@ -154,6 +157,15 @@ func (rc routerCollector) Collect(ch chan<- prometheus.Metric) {
 		c(descTopicSubs, prometheus.GaugeValue, float64(t.Subscribers), t.Name)
 	}
 	publisherMetrics(in, c)
+	for _, cs := range in.Connections {
+		if !cs.Reported {
+			continue
+		}
+		l := []string{cs.Topic, strconv.FormatUint(uint64(cs.PubID), 10), strconv.FormatUint(uint64(cs.SubID), 10)}
+		c(descConnDelivered, prometheus.CounterValue, float64(cs.Delivered), l...)
+		c(descConnDropped, prometheus.CounterValue, float64(cs.Dropped), l...)
+		c(descConnReturned, prometheus.CounterValue, float64(cs.Returned), l...)
+	}
 	r := in.Router
 	c(descProcesses, prometheus.GaugeValue, float64(r.Processes))
 	c(descTopics, prometheus.GaugeValue, float64(r.Topics))
@@ -181,6 +193,13 @@ func (rc routerCollector) Collect(ch chan<- prometheus.Metric) {
 // Publisher ids are not reused, so a restarted publisher starts new series;
 // dashboards aggregate with sum by (topic).
 var pubLabels = []string{"topic", "publisher"}
+
+// connLabels label the per-connection metrics: one series per live
+// connection whose publisher reported it, so at most [limits]
+// max_connections per metric; ids, not pids or connection ids (a
+// publisher–subscriber pair has one connection). Dashboards aggregate
+// with sum by (topic) or sum by (topic, subscriber).
+var connLabels = []string{"topic", "publisher", "subscriber"}
 
 // publisherMetrics emits the owned model's per-publisher metrics: the
 // router's own figures for every live publisher, the publisher's reported

@@ -36,8 +36,8 @@ type pubMemReport struct {
 }
 
 // reportMemory handles a wire.ReportMemory on the Serve goroutine: every
-// entry is checked first, then all are recorded and Ack answers; a bad
-// entry refuses the whole report.
+// entry (publishers, then connections) is checked first, then all are
+// recorded and Ack answers; a bad entry refuses the whole report.
 func (s *Server) reportMemory(c *serverConn, reqID uint32, m *wire.ReportMemory) {
 	for i := range m.Publishers {
 		p := &m.Publishers[i]
@@ -68,6 +68,14 @@ func (s *Server) reportMemory(c *serverConn, reqID uint32, m *wire.ReportMemory)
 			}
 		}
 	}
+	skip := make([]bool, len(m.Conns))
+	for i := range m.Conns {
+		var err error
+		if skip[i], err = s.checkConnTraffic(c, &m.Conns[i]); err != nil { // server_conntraffic.go
+			s.replyError(c, reqID, err)
+			return
+		}
+	}
 	if s.obs.pubMem == nil {
 		s.obs.pubMem = map[core.PubID]pubMemReport{}
 	}
@@ -76,6 +84,7 @@ func (s *Server) reportMemory(c *serverConn, reqID uint32, m *wire.ReportMemory)
 		topic, _ := s.core.PublisherTopic(core.PubID(p.PubID))
 		s.obs.pubMem[core.PubID(p.PubID)] = pubMemReport{conn: c.id, topic: topic, mem: p, at: now}
 	}
+	s.recordConnTraffic(m.Conns, skip, now)
 	s.send(c, reqID, &wire.Ack{}, nil)
 }
 

@@ -1,6 +1,6 @@
 // Command parallax is the Parallax command-line tool: pipelines (launch,
 // inspect, plugins), introspection of a running router (topics, clients,
-// pools (alias memory: publisher memory), gateways, top), debugging (pub, echo), benchmarks and the NATS
+// connections, pools (alias memory: publisher memory), gateways, top), debugging (pub, echo), benchmarks and the NATS
 // gateway.
 //
 //	parallax [-domain name] [-socket path] <command> [flags] [args]

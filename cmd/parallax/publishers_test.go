@@ -72,7 +72,8 @@ func TestTopicsPublisherCounters(t *testing.T) {
 // delivered and dropped counts as its publisher's own Stats (reported
 // about once a second), in the table and in -json; no queue-depth or rate
 // column is left that nothing fills, and `parallax clients -json` carries
-// no per-connection counters.
+// none of the router-side ring fields nothing fills (depth, pushed, popped,
+// rates).
 func TestTopicsCounters(t *testing.T) {
 	srv := routertest.Start(t, routertest.Owned)
 	sock := sockFlag(srv.SocketPath())
@@ -130,5 +131,5 @@ func TestTopicsCounters(t *testing.T) {
 	}
 	code, out, errs = runCLI(t, "", "clients", sock)
 	require.Equal(t, exitOK, code, errs)
-	require.Regexp(t, `(?m)^CONN\s+TOPIC\s+PUB\s+PUB PID\s+SUB\s+SUB PID\s+CAPACITY\s+POLICY$`, out)
+	require.Regexp(t, `(?m)^CONN\s+TOPIC\s+PUB\s+PUB PID\s+SUB\s+SUB PID\s+CAPACITY\s+POLICY\s+DELIVERED\s+DROPPED\s+RETURNED$`, out)
 }

@@ -323,10 +323,20 @@ func clientsTable(w io.Writer, v *view) {
 		return
 	}
 	fmt.Fprintln(w)
-	tw = newTable(w)
-	row(tw, "CONN", "TOPIC", "PUB", "PUB PID", "SUB", "SUB PID", "CAPACITY", "POLICY")
+	connectionsTable(w, v)
+}
+
+// connectionsTable shows one row per connection with the traffic its
+// publisher reported ("?" until it did).
+func connectionsTable(w io.Writer, v *view) {
+	tw := newTable(w)
+	row(tw, "CONN", "TOPIC", "PUB", "PUB PID", "SUB", "SUB PID", "CAPACITY", "POLICY", "DELIVERED", "DROPPED", "RETURNED")
 	for _, c := range v.Connections {
-		row(tw, c.ConnID, c.Topic, c.PubID, c.PubPID, c.SubID, c.SubPID, c.Capacity, policyName(c.Policy))
+		traffic := []any{"?", "?", "?"}
+		if c.Reported {
+			traffic = []any{c.Delivered, c.Dropped, c.Returned}
+		}
+		row(tw, append([]any{c.ConnID, c.Topic, c.PubID, c.PubPID, c.SubID, c.SubPID, c.Capacity, policyName(c.Policy)}, traffic...)...)
 	}
 	tw.Flush()
 }

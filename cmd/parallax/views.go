@@ -28,23 +28,32 @@ func newTopicStat(t wire.TopicStat) topicStat {
 		Published: t.Published, Delivered: t.Delivered, Dropped: t.Dropped, QueueCapacity: t.QueueCapacity}
 }
 
-// connStat is a connection as `parallax clients -json` shows it: the wire
-// form without the per-connection counters and depth nobody fills (the
-// publisher counts its traffic per publisher: see "publishers").
+// connStat is a connection as `parallax clients -json` and `parallax
+// connections -json` show it. Delivered, Dropped and Returned are what the
+// connection's publisher last reported (Reported false until it did):
+// pushes into the subscriber's queue, samples the subscriber missed
+// (discard-oldest take-backs, full-queue drops, block-producer timeouts)
+// and chunks it gave back.
 type connStat struct {
-	ConnID   uint32
-	Topic    string
-	PubID    uint32
-	SubID    uint32
-	PubPID   int32
-	SubPID   int32
-	Capacity uint32
-	Policy   uint8
+	ConnID    uint32
+	Topic     string
+	PubID     uint32
+	SubID     uint32
+	PubPID    int32
+	SubPID    int32
+	Capacity  uint32
+	Policy    uint8
+	Reported  bool
+	AgeMs     uint64
+	Delivered uint64
+	Dropped   uint64
+	Returned  uint64
 }
 
 func newConnStat(c wire.ConnStat) connStat {
 	return connStat{ConnID: c.ConnID, Topic: c.Topic, PubID: c.PubID, SubID: c.SubID, PubPID: c.PubPID, SubPID: c.SubPID,
-		Capacity: c.Capacity, Policy: c.Policy}
+		Capacity: c.Capacity, Policy: c.Policy, Reported: c.Reported, AgeMs: c.AgeMs,
+		Delivered: c.Delivered, Dropped: c.Dropped, Returned: c.Returned}
 }
 
 // topicRates are a topic's per-second rates between two refreshes of top;

@@ -33,9 +33,11 @@ const FinalReportTimeout = time.Second
 
 // MemoryReporter is a publisher endpoint of the owned model that can tell
 // its own chunk accounting and message counters; false when it has none
-// (closed).
+// (closed). ConnReports appends the traffic of its live connections to
+// dst, as counted when MemoryReport last ran.
 type MemoryReporter interface {
 	MemoryReport() (wire.PubMemory, bool)
+	ConnReports(dst []wire.ConnTraffic) []wire.ConnTraffic
 }
 
 // memReporter is the runtime's reporting goroutine, started with the
@@ -77,19 +79,21 @@ func (rt *Runtime) memoryReports() {
 	t := time.NewTicker(MemoryReportInterval)
 	defer t.Stop()
 	last := map[uint32]wire.PubMemory{}
+	lastConn := map[uint32]wire.ConnTraffic{}
 	for {
 		select {
 		case <-rt.mem.stop:
 			return
 		case <-t.C:
 		}
-		rt.reportMemoryOnce(ctx, last)
+		rt.reportMemoryOnce(ctx, last, lastConn)
 	}
 }
 
-// reportMemoryOnce sends what changed since the last accepted report, in
-// messages of at most wire.MaxMemoryReports publishers.
-func (rt *Runtime) reportMemoryOnce(ctx context.Context, last map[uint32]wire.PubMemory) {
+// reportMemoryOnce sends what changed since the last accepted report
+// (publishers in last, connections in lastConn), in messages of at most
+// wire.MaxMemoryReports publishers and wire.MaxConnReports connections.
+func (rt *Runtime) reportMemoryOnce(ctx context.Context, last map[uint32]wire.PubMemory, lastConn map[uint32]wire.ConnTraffic) {
 	rt.mu.Lock()
 	eps := make(map[uint32]MemoryReporter, len(rt.pubs))
 	for id, ep := range rt.pubs {
@@ -100,32 +104,51 @@ func (rt *Runtime) reportMemoryOnce(ctx context.Context, last map[uint32]wire.Pu
 	rt.mu.Unlock()
 	maps.DeleteFunc(last, func(id uint32, _ wire.PubMemory) bool { return eps[id] == nil })
 	var batch []wire.PubMemory
+	var conns, all []wire.ConnTraffic
+	live := map[uint32]bool{}
 	send := func() {
-		if len(batch) == 0 {
+		if len(batch) == 0 && len(conns) == 0 {
 			return
 		}
 		rctx, cancel := context.WithTimeout(ctx, memoryReportTimeout)
-		_, files, err := rt.Request(rctx, &wire.ReportMemory{Publishers: batch})
+		_, files, err := rt.Request(rctx, &wire.ReportMemory{Publishers: batch, Conns: conns})
 		cancel()
 		closeAll(files)
 		if err == nil {
 			for _, m := range batch {
 				last[m.PubID] = m
 			}
+			for _, c := range conns {
+				lastConn[c.ConnID] = c
+			}
 		}
-		batch = batch[:0]
+		batch, conns = batch[:0], conns[:0]
 	}
 	for id, ep := range eps {
 		m, ok := ep.MemoryReport()
-		if !ok || m.PubID != id || last[id] == m {
+		if !ok || m.PubID != id {
 			continue
 		}
-		batch = append(batch, m)
+		if last[id] != m {
+			batch = append(batch, m)
+		}
+		all = ep.ConnReports(all[:0])
+		for _, c := range all {
+			live[c.ConnID] = true
+			if prev, ok := lastConn[c.ConnID]; ok && prev == c {
+				continue
+			}
+			conns = append(conns, c)
+			if len(conns) == wire.MaxConnReports {
+				send()
+			}
+		}
 		if len(batch) == wire.MaxMemoryReports {
 			send()
 		}
 	}
 	send()
+	maps.DeleteFunc(lastConn, func(id uint32, _ wire.ConnTraffic) bool { return !live[id] })
 }
 
 // ReportFinal reports r's figures now, once: a closing publisher calls it

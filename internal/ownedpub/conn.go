@@ -45,6 +45,7 @@ type Conn struct {
 	delivered   uint64
 	discarded   uint64
 	timeouts    uint64
+	returned    uint64 // refs the subscriber returned and drain accepted (counted per batch)
 }
 
 // ID returns the connection id (the descriptor's ConnID).
@@ -65,6 +66,7 @@ type ConnStats struct {
 	Delivered   uint64 // chunks delivered (including history replays)
 	Discarded   uint64 // entries taken back by discard-oldest pushes
 	Timeouts    uint64 // block-producer deliveries that timed out
+	Returned    uint64 // chunks the subscriber gave back and the engine took back (drained)
 	BadReturns  uint64 // refs refused
 }
 
@@ -75,7 +77,7 @@ func (c *Conn) Stats() ConnStats {
 	return ConnStats{
 		Outstanding: c.ct.Outstanding(), Bound: c.ct.Bound(), Live: c.ct.Live(),
 		Delivered: c.delivered, Discarded: c.discarded, Timeouts: c.timeouts,
-		BadReturns: c.ct.BadReturns(),
+		Returned: c.returned, BadReturns: c.ct.BadReturns(),
 	}
 }
 

@@ -213,12 +213,16 @@ func (e *Engine) drain(c *Conn) {
 		return
 	}
 	e.drains++
+	before := c.ct.Outstanding()
 	for i, r := range e.batch[:n] {
 		if i == n/2 {
 			testhook.Stop("drain.mid") // kill window: popped, half of the batch not yet taken back
 		}
 		e.accept(c, r)
 	}
+	// Counted once per batch, from the Tracker's own count (no work per
+	// ref): the refs accepted, not the refused ones.
+	c.returned += uint64(before - c.ct.Outstanding())
 }
 
 // accept hands one ref from c's subscriber back to the Tracker. mu held.

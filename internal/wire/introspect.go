@@ -162,7 +162,12 @@ type ConnectionList struct {
 	Next        uint32
 }
 
-// ConnStat describes one publisher–subscriber connection (one ring).
+// ConnStat describes one publisher–subscriber connection (one ring). Its
+// traffic (Delivered, Dropped, Returned) is what its publisher last
+// reported (ReportMemory.Conns), AgeMs ago; Reported is false (and the
+// counters 0) until the publisher reported it. Within version 4, before its
+// release, the router-side fields nothing filled (Depth, Pushed, Popped,
+// the rates and SubSleeps) gave way to these.
 type ConnStat struct {
 	ConnID    uint32
 	Topic     string
@@ -171,14 +176,12 @@ type ConnStat struct {
 	PubPID    int32
 	SubPID    int32
 	Capacity  uint32
-	Depth     uint32 // entries queued now
-	Policy    uint8  // PolicyDiscardOldest or PolicyBlockProducer
-	Pushed    uint64
-	Popped    uint64
+	Policy    uint8 // PolicyDiscardOldest or PolicyBlockProducer
+	Reported  bool
+	AgeMs     uint64
+	Delivered uint64
 	Dropped   uint64
-	PushRate  float64
-	PopRate   float64
-	SubSleeps bool // the subscriber announced it sleeps on its notifier
+	Returned  uint64
 }
 
 // MessageType implementations.
@@ -305,11 +308,8 @@ func (m *ConnectionList) Validate() error {
 		if c.PubPID < 0 || c.SubPID < 0 {
 			return invalid(t, f+".PID", "negative")
 		}
-		if err := checkRate(t, f+".PushRate", c.PushRate); err != nil {
-			return err
-		}
-		if err := checkRate(t, f+".PopRate", c.PopRate); err != nil {
-			return err
+		if c.Returned > c.Delivered {
+			return invalid(t, f, "Returned %d exceeds Delivered %d", c.Returned, c.Delivered)
 		}
 	}
 	return nil

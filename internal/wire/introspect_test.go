@@ -32,7 +32,7 @@ func introspectSamples() []struct {
 			PublishRate: 30, DeliverRate: 59.5, DropRate: 0.5, QueueCapacity: 512}}, Next: 1}},
 		{"list_connections", 23, &ListConnections{}},
 		{"connection_list", 23, &ConnectionList{Connections: []ConnStat{{ConnID: 3, Topic: "camera/front.raw", PubID: 9, SubID: 11, PubPID: 4242, SubPID: 4243,
-			Capacity: 256, Depth: 2, Policy: PolicyBlockProducer, Pushed: 1000, Popped: 998, PushRate: 30, PopRate: 29.75, SubSleeps: true}}}},
+			Capacity: 256, Policy: PolicyBlockProducer, Reported: true, AgeMs: 420, Delivered: 1000, Dropped: 3, Returned: 990}}}},
 	}
 }
 
@@ -54,17 +54,17 @@ func TestIntrospectRejects(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("a", MaxNameLen+1)
 	for name, m := range map[string]Message{
-		"nan rate":       &TopicList{Topics: []TopicStat{{Name: "t", PublishRate: math.NaN()}}},
-		"negative rate":  &ConnectionList{Connections: []ConnStat{{Topic: "t", PopRate: -1}}},
-		"inf rate":       &TopicList{Topics: []TopicStat{{Name: "t", DropRate: math.Inf(1)}}},
-		"bad topic":      &TopicList{Topics: []TopicStat{{Name: "a b"}}},
-		"long name":      &ProcessList{Processes: []ProcessStat{{Name: long}}},
-		"negative pid":   &ProcessList{Processes: []ProcessStat{{PID: -1}}},
-		"too many":       &ConnectionList{Connections: make([]ConnStat, MaxIntrospectPage+1)},
-		"bad policy":     &ConnectionList{Connections: []ConnStat{{Topic: "t", Policy: 9}}},
-		"bad domain":     &RouterInfo{Domain: "../x"},
-		"long monitor":   &RouterInfo{Monitor: long},
-		"bad type align": &TopicList{Topics: []TopicStat{{Name: "t", Type: TypeInfo{Align: 3}}}},
+		"nan rate":             &TopicList{Topics: []TopicStat{{Name: "t", PublishRate: math.NaN()}}},
+		"returned > delivered": &ConnectionList{Connections: []ConnStat{{Topic: "t", Delivered: 1, Returned: 2}}},
+		"inf rate":             &TopicList{Topics: []TopicStat{{Name: "t", DropRate: math.Inf(1)}}},
+		"bad topic":            &TopicList{Topics: []TopicStat{{Name: "a b"}}},
+		"long name":            &ProcessList{Processes: []ProcessStat{{Name: long}}},
+		"negative pid":         &ProcessList{Processes: []ProcessStat{{PID: -1}}},
+		"too many":             &ConnectionList{Connections: make([]ConnStat, MaxIntrospectPage+1)},
+		"bad policy":           &ConnectionList{Connections: []ConnStat{{Topic: "t", Policy: 9}}},
+		"bad domain":           &RouterInfo{Domain: "../x"},
+		"long monitor":         &RouterInfo{Monitor: long},
+		"bad type align":       &TopicList{Topics: []TopicStat{{Name: "t", Type: TypeInfo{Align: 3}}}},
 	} {
 		_, err := Encode(1, m)
 		require.ErrorIs(t, err, ErrInvalidArgument, name)
@@ -83,8 +83,8 @@ func TestLargestIntrospectFit(t *testing.T) {
 	for i := range topics {
 		topics[i] = TopicStat{Name: name, Type: TypeInfo{Name: name, Size: u32, Align: MaxAlign}, Publishers: u32, Subscribers: u32, Connections: u32,
 			Published: u64, Delivered: u64, Dropped: u64, QueueDepth: u64, PublishRate: math.MaxFloat64, DeliverRate: 1.5, DropRate: 1.5, QueueCapacity: u64}
-		conns[i] = ConnStat{ConnID: u32, Topic: name, PubID: u32, SubID: u32, PubPID: 1<<31 - 1, SubPID: 1<<31 - 1, Capacity: u32, Depth: u32,
-			Policy: PolicyBlockProducer, Pushed: u64, Popped: u64, Dropped: u64, PushRate: 1.5, PopRate: 1.5, SubSleeps: true}
+		conns[i] = ConnStat{ConnID: u32, Topic: name, PubID: u32, SubID: u32, PubPID: 1<<31 - 1, SubPID: 1<<31 - 1, Capacity: u32,
+			Policy: PolicyBlockProducer, Reported: true, AgeMs: u64, Delivered: u64, Dropped: u64, Returned: u64}
 		procs[i] = ProcessStat{ClientID: 0xffff, PID: 1<<31 - 1, UID: u32, GID: u32, Name: name, Monitor: name, Publishers: u32, Subscribers: u32}
 	}
 	for _, m := range []Message{

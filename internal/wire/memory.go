@@ -18,7 +18,8 @@ import "fmt"
 // New types only (no existing encoding changed), so [Version] stays. The
 // message counters of [PubMemory] (Published … Removed) were added within
 // version 3 before its release, with the golden files regenerated, as the
-// request/response fields were.
+// request/response fields were; [ReportMemory.Conns] (per-connection
+// traffic) likewise within version 4, before its release.
 const (
 	// TypeReportMemory reports the accounting of some of the sender's own
 	// publishers; answered by [Ack], or an [Error] naming the entry the
@@ -36,10 +37,29 @@ const (
 // with more publishers sends several.
 const MaxMemoryReports = 64
 
+// MaxConnReports bounds the connections of one [ReportMemory]; a client
+// with more sends several. A full message with both lists at their bounds
+// fits [MaxMessageSize] (TestLargestMemoryFit).
+const MaxConnReports = 256
+
 // ReportMemory carries the accounting of the sender's publishers, each
-// as of now. A report of a publisher replaces its previous one.
+// as of now, and the traffic of their connections. A report of a
+// publisher or connection replaces its previous one.
 type ReportMemory struct {
 	Publishers []PubMemory
+	// Conns are connections of the sender's live publishers (not
+	// necessarily of those in Publishers), each as its publisher counts it.
+	Conns []ConnTraffic
+}
+
+// ConnTraffic is one publisher–subscriber connection's traffic as its
+// publisher counts it (only its process knows: the router never sees an
+// owned ring move).
+type ConnTraffic struct {
+	ConnID    uint32 // the connection (ConnectionAdded.ConnID)
+	Delivered uint64 // pushes into the subscriber's queue (history replays included)
+	Dropped   uint64 // samples the subscriber missed: discard-oldest take-backs, full-queue drops, block-producer timeouts
+	Returned  uint64 // chunks the subscriber gave back, as the publisher took them back
 }
 
 // PubMemory is one publisher's accounting of its own chunks, as its
@@ -122,6 +142,24 @@ func (m *ReportMemory) Validate() error {
 		for j := range i {
 			if m.Publishers[j].PubID == m.Publishers[i].PubID {
 				return invalid(t, f+".PubID", "%d repeats Publishers[%d]", m.Publishers[i].PubID, j)
+			}
+		}
+	}
+	if len(m.Conns) > MaxConnReports {
+		return invalid(t, "Conns", "has %d entries, limit %d", len(m.Conns), MaxConnReports)
+	}
+	for i := range m.Conns {
+		c := &m.Conns[i]
+		f := fmt.Sprintf("Conns[%d]", i)
+		if c.ConnID == 0 {
+			return invalid(t, f+".ConnID", "is 0")
+		}
+		if c.Returned > c.Delivered {
+			return invalid(t, f, "Returned %d exceeds Delivered %d", c.Returned, c.Delivered)
+		}
+		for j := range i {
+			if m.Conns[j].ConnID == c.ConnID {
+				return invalid(t, f+".ConnID", "%d repeats Conns[%d]", c.ConnID, j)
 			}
 		}
 	}

@@ -21,7 +21,8 @@ func memorySamples() []struct {
 		reqID uint32
 		msg   Message
 	}{
-		{"report_memory", 33, &ReportMemory{Publishers: []PubMemory{mem, {PubID: 10, Segments: 1, Chunks: 8, Free: 8}}}},
+		{"report_memory", 33, &ReportMemory{Publishers: []PubMemory{mem, {PubID: 10, Segments: 1, Chunks: 8, Free: 8}},
+			Conns: []ConnTraffic{{ConnID: 4, Delivered: 1000, Dropped: 3, Returned: 988}, {ConnID: 5, Delivered: 900}}}},
 		{"list_publisher_segments", 34, &ListPublisherSegments{Offset: 64}},
 		{"publisher_segment_list", 34, &PublisherSegmentList{Segments: []PublisherSegStat{
 			{PubID: 9, Topic: "camera/front.raw", ClientID: 3, PID: 4244, Index: 0, ChunkSize: 4096, Count: 64, Bytes: 290816, PageSize: 4096, Reported: true, AgeMs: 120, Mem: mem},
@@ -79,6 +80,10 @@ func TestMemoryRejects(t *testing.T) {
 		{"bad page", &PublisherSegmentList{Segments: []PublisherSegStat{func() PublisherSegStat { s := seg; s.PageSize = 3000; return s }()}}, "Segments[0].PageSize"},
 		{"bad report", &PublisherSegmentList{Segments: []PublisherSegStat{func() PublisherSegStat { s := seg; s.Reported = true; return s }()}}, "Segments[0].Mem.PubID"},
 		{"long page", &PublisherSegmentList{Segments: make([]PublisherSegStat, MaxIntrospectPage+1)}, "PublisherSegmentList.Segments"},
+		{"too many conns", &ReportMemory{Conns: make([]ConnTraffic, MaxConnReports+1)}, "ReportMemory.Conns"},
+		{"conn 0", &ReportMemory{Conns: []ConnTraffic{{}}}, "Conns[0].ConnID"},
+		{"returned beyond delivered", &ReportMemory{Conns: []ConnTraffic{{ConnID: 1, Delivered: 2, Returned: 3}}}, "exceeds Delivered"},
+		{"repeated conn", &ReportMemory{Conns: []ConnTraffic{{ConnID: 1}, {ConnID: 1}}}, "Conns[1].ConnID"},
 	} {
 		err := c.msg.Validate()
 		require.ErrorIs(t, err, ErrInvalidArgument, c.name)
@@ -101,6 +106,9 @@ func TestLargestMemoryFit(t *testing.T) {
 		m := mem
 		m.PubID = uint32(i + 1)
 		rep.Publishers = append(rep.Publishers, m)
+	}
+	for i := range MaxConnReports {
+		rep.Conns = append(rep.Conns, ConnTraffic{ConnID: u32 - uint32(i), Delivered: u64, Dropped: u64, Returned: u64})
 	}
 	list := &PublisherSegmentList{Next: u32}
 	for range MaxIntrospectPage {
