@@ -82,5 +82,9 @@
 // message counters: a topic's published, delivered and dropped counts
 // ([TopicStat], `parallax topics`, parallax_topic_*_total) are the sum of
 // its live publishers' reports and the last reports of those gone, and a
-// report may not lower a counter, so they never go backwards.
+// report may not lower a counter, so they never go backwards. A closing
+// publisher reports its final counters before it goes. Per connection the
+// reports carry what the publisher delivered, dropped and got back
+// ([ConnStat], `parallax connections`, parallax_connection_*_total),
+// believed only from the connection's own publisher.
 package roudi

@@ -68,8 +68,9 @@ type TypeInfo struct {
 // published (once however many subscribers; including those published
 // while nobody was connected), Delivered pushes into subscribers' queues
 // (a sample to three subscribers counts 3), Dropped samples subscribers
-// missed (discard-oldest overwrites, block-producer timeouts). What a
-// publisher counted after its last report is not included.
+// missed (discard-oldest overwrites, block-producer timeouts). A publisher
+// that closes reports its final counters first; what a killed publisher
+// counted after its last report is not included.
 type TopicStat struct {
 	Name          string
 	Type          TypeInfo

@@ -15,8 +15,10 @@ import (
 // refuses a report that lowers one) and a departed publisher's last report
 // stays in its topic's sum, so a topic's counters never go backwards while
 // the topic exists; they start from 0 again if the topic goes away (no
-// publisher or subscriber left) and comes back. What a publisher counted
-// after its last report (up to one report interval) is not in the sums.
+// publisher or subscriber left) and comes back. A closing publisher sends
+// a final report before its ClosePublisher (publisher.Close), so only what
+// a killed publisher counted after its last report (up to one report
+// interval) is missing from the sums.
 
 // topicCounters are a topic's message counters as its publishers reported
 // them.

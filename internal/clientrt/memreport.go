@@ -17,8 +17,10 @@ import (
 // dropped, unconnected, removed connections) ride along. The runtime
 // reports them with wire.ReportMemory, every MemoryReportInterval, only
 // the publishers whose figures changed since the last accepted report (an
-// idle process sends nothing). The router shows them in `parallax pools`,
-// `parallax topics`, `parallax top` and its metrics.
+// idle process sends nothing), with the traffic of their connections that
+// changed, and once more for a publisher that closes (ReportFinal). The
+// router shows them in `parallax pools`, `parallax topics`, `parallax
+// connections`, `parallax top` and its metrics.
 
 // MemoryReportInterval is how often the runtime reports its owned
 // publishers' chunk accounting to the router (while it changes).
