@@ -82,3 +82,46 @@ func TestIntrospectTopicCountersKilledPublisher(t *testing.T) {
 	require.Contains(t, string(body), "parallax_topic_publishers{topic=\"counted\"} 0\n")
 	sub.wait()
 }
+
+// TestIntrospectTopicCountersClosedPublisher: a publisher process that
+// publishes and closes within one report interval still counts: Close
+// reports its final counters before it tells the router it is gone, so
+// with its subscriber still attached the topic shows exactly the samples
+// it sent.
+func TestIntrospectTopicCountersClosedPublisher(t *testing.T) {
+	t.Parallel()
+	r := startInProcessRouter(t, ownedConfig)
+	const n = 40
+	sub := spawn(t, "subscriber", "sub", sockArg(r), "-topic=closed", "-n="+strconv.Itoa(n), "-qcap=64", "-policy=block", "-keep=1")
+	sub.expect("ready")
+	pub := spawn(t, "publisher", "pub", sockArg(r), "-topic=closed", "-n="+strconv.Itoa(n), "-size=128", "-subs=1")
+	res := parsePubResult(t, pub.expect("result "))
+	require.EqualValues(t, n, res.Count)
+	pub.wait() // published and closed, exit 0
+	require.Equal(t, []string{"1"}, sub.expect("holding "))
+
+	var got roudi.TopicStat
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		in, err := r.srv.Introspect(ctx)
+		cancel()
+		require.NoError(t, err)
+		got = roudi.TopicStat{}
+		for _, ts := range in.Topics {
+			if ts.Name == "closed" {
+				got = ts
+			}
+		}
+		if got.Publishers == 0 && got.Published == n && got.Delivered == n {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the closed publisher's %d samples: router shows %+v", n, got)
+		<-tick.C
+	}
+	require.Zero(t, got.Dropped)
+	require.EqualValues(t, 1, got.Subscribers)
+	sub.wait()
+}
