@@ -190,6 +190,19 @@ func TestOwnedSegmentsGranted(t *testing.T) {
 	require.Equal(t, wire.ConnSegDesc{ConnID: sconns[0].desc.ConnID, PubID: pub.PubID, SubID: sub.SubID, Capacity: 256,
 		ReturnCapacity: 512, Bound: 272, MaxHeld: 16, Policy: wire.PolicyDiscardOldest, Size: uint64(ringbuf.ConnSize(256, 512))}, sconns[0].desc)
 	checkOwnedFile(t, sconns[0].f, int64(sconns[0].desc.Size))
+	// Its content is exactly FormatConn's layout (written with pwrite,
+	// zero pages skipped), and both ends attach it.
+	cd := ringbuf.ConnDesc{ConnID: sconns[0].desc.ConnID, PubID: pub.PubID, SubID: sub.SubID, Policy: ringbuf.DiscardOldest,
+		DataCap: 256, ReturnCap: 512, MaxHeld: 16, Bound: 272}
+	want := make([]byte, sconns[0].desc.Size)
+	_, err := ringbuf.FormatConn(want, cd)
+	require.NoError(t, err)
+	mem, err := sys.Mmap(int(sconns[0].f.Fd()), 0, len(want), os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
+	require.NoError(t, err)
+	require.Equal(t, want, mem, "connection segment content")
+	_, err = ringbuf.AttachConn(mem, cd)
+	require.NoError(t, err)
+	require.NoError(t, sys.Munmap(mem))
 	require.Len(t, sd, 1)
 	require.True(t, sd[0].desc.ReadOnly)
 	require.Equal(t, pub.PubID, sd[0].desc.PubID)
@@ -200,7 +213,7 @@ func TestOwnedSegmentsGranted(t *testing.T) {
 	require.NoError(t, syscall.Fstat(int(pd[0].f.Fd()), &pst))
 	require.NoError(t, syscall.Fstat(int(sd[0].f.Fd()), &sst))
 	require.Equal(t, pst.Ino, sst.Ino)
-	_, err := sys.Mmap(int(sd[0].f.Fd()), 0, int(sd[0].desc.Size), os.Getpagesize(), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	_, err = sys.Mmap(int(sd[0].f.Fd()), 0, int(sd[0].desc.Size), os.Getpagesize(), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	require.ErrorIs(t, err, syscall.EACCES, "map the read-only fd writable")
 	_, err = sd[0].f.WriteAt([]byte{1}, 0)
 	require.Error(t, err, "write through the read-only fd")
