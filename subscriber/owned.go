@@ -287,7 +287,7 @@ func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
 
 // remoteClosedOwned runs once the router answered CloseSubscriber: the
 // connections that finished before are released now, and Close waits for
-// the router's answers (each bounded), so that once Close returns their
+// the router's answers (each bounded, all in flight at once), so that once Close returns their
 // publishers are told the connections are gone even if this process then
 // drops its last endpoint (the runtime disconnects) and lives on. Later
 // ones are released as they finish (ownedFinished).
@@ -297,11 +297,19 @@ func (s *Subscriber) remoteClosedOwned(o *ownedState) {
 	ids := o.release
 	o.release = nil
 	o.mu.Unlock()
-	for _, id := range ids {
-		// A refusal changes nothing here: the connection is closing
-		// at the router until this process exits.
-		_ = s.rt.ReleaseConnectionWait(id)
+	// The requests go out together and Close waits for all the answers
+	// (one round trip, not one per connection). A refusal changes
+	// nothing here: the connection is closing at the router until this
+	// process exits.
+	if len(ids) == 1 {
+		_ = s.rt.ReleaseConnectionWait(ids[0])
+		return
 	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() { _ = s.rt.ReleaseConnectionWait(id) })
+	}
+	wg.Wait()
 }
 
 // ownedPublishers counts the connections attached and not orphaned.

@@ -16,34 +16,39 @@ import (
 )
 
 // BenchmarkConnect measures connection set-up and tear-down across
-// processes without streaming anything: a child process publishes topics
-// topics (64 B declared, as the grid's publishers do); each iteration
-// this process subscribes to every one of them, one after another, waits
-// until each has its publisher, then closes them all. A subscriber on
+// processes without streaming anything: pubs child processes each publish
+// topics topics (64 B declared, as the grid's publishers do); each
+// iteration this process subscribes to every topic, one after another,
+// waits until each has its pubs publishers, then closes them all (a
+// subscriber with several publishers releases several connections). A subscriber on
 // another topic stays open throughout, so the control connection is not
-// re-established per iteration. It reports new-us/conn (New plus
+// re-established per iteration. Per connection (topics x pubs) it
+// reports new-us/conn (New plus
 // WaitForPublishers), close-us/conn (Close, which waits for its
 // releases), self-cpu-us/conn (this process: the in-process router and
-// the subscribing client) and pub-cpu-us/conn (the publisher process).
+// the subscribing client) and pub-cpu-us/conn (the publisher processes).
 // With -cpuprofile the router's share is the roudi frames; with
 // PARALLAX_BENCH_GRID_PROFILE=dir the publisher process writes its CPU
 // profile there (conn-pub-PID.pprof).
 //
 //	go test -run='^$' -bench=Connect -benchtime=20x ./tests/bench
 func BenchmarkConnect(b *testing.B) {
-	for _, topics := range []int{1, 100} {
-		b.Run(fmt.Sprintf("topics=%d", topics), func(b *testing.B) {
-			benchConnect(b, topics)
+	for _, c := range []struct{ topics, pubs int }{{1, 1}, {100, 1}, {1, 8}} {
+		b.Run(fmt.Sprintf("topics=%d/pubs=%d", c.topics, c.pubs), func(b *testing.B) {
+			benchConnect(b, c.topics, c.pubs)
 		})
 	}
 }
 
-func benchConnect(b *testing.B, topics int) {
+func benchConnect(b *testing.B, topics, pubs int) {
 	srv := routertest.Start(b, gridConfig)
 	sock := srv.SocketPath()
-	pub := startLineChild(b, "conn-pub", sock, strconv.Itoa(topics))
-	pub.expect(b, "ready", 0)
-	roles := cpuRoles{"pub": pub.cmd.Process.Pid}
+	roles := cpuRoles{}
+	for i := range pubs {
+		pub := startLineChild(b, "conn-pub", sock, strconv.Itoa(topics))
+		pub.expect(b, "ready", 0)
+		roles[fmt.Sprintf("pub%d", i)] = pub.cmd.Process.Pid
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
 	defer cancel()
 	hold, err := subscriber.New(ctx, "conn-hold", subscriber.Options{Socket: sock})
@@ -62,7 +67,7 @@ func benchConnect(b *testing.B, topics int) {
 				b.Fatal(err)
 			}
 			subs[i] = s
-			if err := s.WaitForPublishers(ctx, 1); err != nil {
+			if err := s.WaitForPublishers(ctx, pubs); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -76,12 +81,16 @@ func benchConnect(b *testing.B, topics int) {
 		closeT += time.Since(t1)
 	}
 	after := roles.sample()
-	conns := float64(b.N * topics)
+	var pubCPU time.Duration
+	for role := range roles {
+		pubCPU += after[role] - before[role]
+	}
+	conns := float64(b.N * topics * pubs)
 	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / conns }
 	b.ReportMetric(us(newT), "new-us/conn")
 	b.ReportMetric(us(closeT), "close-us/conn")
 	b.ReportMetric(us(after["self"]-before["self"]), "self-cpu-us/conn")
-	b.ReportMetric(us(after["pub"]-before["pub"]), "pub-cpu-us/conn")
+	b.ReportMetric(us(pubCPU), "pub-cpu-us/conn")
 }
 
 // connTopic names topic i of BenchmarkConnect.
