@@ -20,10 +20,12 @@ import (
 //
 //   - core.CreateDataSegment: a memfd (hugetlb when asked; a file in
 //     memory.path with backing = "file", server_filebacking.go) named
-//     "plx:<domain>:p<pub>.<index>", sized, sealed, fchmod 0600, mapped
-//     once to write the dataseg header, unmapped; the server keeps a
-//     read-write fd and a read-only twin (/proc/self/fd reopened O_RDONLY,
-//     which works because the router owns the 0600 inode). Then it steps
+//     "plx:<domain>:p<pub>.<index>", sized, sealed, fchmod 0600; the
+//     dataseg header goes in with pwrite on a base-page memfd, through a
+//     mapping made once and unmapped otherwise (hugetlbfs has no write(2));
+//     the server keeps a read-write fd and a read-only twin (/proc/self/fd
+//     reopened O_RDONLY, which works because the router owns the 0600
+//     inode). Then it steps
 //     core.DataSegmentCreated; on failure nothing is left.
 //   - core.CreateConnSegment: a sealed memfd "plx:<domain>:c<conn>",
 //     fchmod 0600, never mapped: ringbuf.FormatConn lays it out in the
@@ -161,23 +163,34 @@ func newOwnedSeg(name string, size int, huge, require bool, format func(mem []by
 func (s *Server) createDataSeg(a core.CreateDataSegment) (*dataSegFile, error) {
 	name := fmt.Sprintf("plx:%s:p%d.%d", s.cfg.Domain, a.Pub, a.Index)
 	var (
-		d    dataseg.Desc
-		size int
+		d          dataseg.Desc
+		size, page int
+		rw         *os.File
+		err        error
 	)
-	rw, page, err := s.newDataSeg(name, int(a.Bytes), a.Hugepages, a.Require, func(mem []byte, page int) error {
-		// After a fallback to normal pages (hugepages "auto") the
-		// segment keeps the size asked, larger than the layout needs.
-		size = len(mem)
+	if !a.Hugepages && !s.fileBacked() {
+		// A memfd on base pages: the header goes in with pwrite, no
+		// mapping (hugetlbfs refuses write(2); file backing keeps its
+		// mapping path).
+		rw, err = s.newUnmappedDataSeg(name, a)
+		page, size = os.Getpagesize(), int(a.Bytes)
 		d = dataseg.Desc{PubID: uint32(a.Pub), Index: a.Index, ChunkSize: a.ChunkSize, Count: a.Count, PageSize: uint32(page)}
-		if page > os.Getpagesize() {
-			d.Flags = dataseg.FlagHugetlb
-		}
-		if n := dataseg.Size(d); n == 0 || n > len(mem) {
-			return fmt.Errorf("%d chunks of %d bytes need %d bytes, the segment has %d", a.Count, a.ChunkSize, n, len(mem))
-		}
-		_, err := dataseg.Format(mem[:dataseg.Size(d)], d)
-		return err
-	})
+	} else {
+		rw, page, err = s.newDataSeg(name, int(a.Bytes), a.Hugepages, a.Require, func(mem []byte, page int) error {
+			// After a fallback to normal pages (hugepages "auto") the
+			// segment keeps the size asked, larger than the layout needs.
+			size = len(mem)
+			d = dataseg.Desc{PubID: uint32(a.Pub), Index: a.Index, ChunkSize: a.ChunkSize, Count: a.Count, PageSize: uint32(page)}
+			if page > os.Getpagesize() {
+				d.Flags = dataseg.FlagHugetlb
+			}
+			if n := dataseg.Size(d); n == 0 || n > len(mem) {
+				return fmt.Errorf("%d chunks of %d bytes need %d bytes, the segment has %d", a.Count, a.ChunkSize, n, len(mem))
+			}
+			_, err := dataseg.Format(mem[:dataseg.Size(d)], d)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +201,37 @@ func (s *Server) createDataSeg(a core.CreateDataSegment) (*dataSegFile, error) {
 		return nil, fmt.Errorf("reopen %s read-only: %w", name, err)
 	}
 	return f, nil
+}
+
+// newUnmappedDataSeg creates the base-page memfd of data segment a,
+// sealed and 0600, and writes its header with pwrite; it returns the
+// read-write fd.
+func (s *Server) newUnmappedDataSeg(name string, a core.CreateDataSegment) (_ *os.File, err error) {
+	d := dataseg.Desc{PubID: uint32(a.Pub), Index: a.Index, ChunkSize: a.ChunkSize, Count: a.Count, PageSize: uint32(os.Getpagesize())}
+	h := s.segs.scratch(dataseg.HeaderSize)
+	n, err := dataseg.FormatHeader(h, d)
+	if err != nil {
+		return nil, fmt.Errorf("format %s: %w", name, err)
+	}
+	if n > int(a.Bytes) {
+		return nil, fmt.Errorf("format %s: %d chunks of %d bytes need %d bytes, the segment has %d", name, a.Count, a.ChunkSize, n, a.Bytes)
+	}
+	rw, err := segment.NewMemfdFile(name, int(a.Bytes))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = rw.Close()
+		}
+	}()
+	if err := rw.Chmod(0o600); err != nil {
+		return nil, fmt.Errorf("fchmod %s 0600: %w", name, err)
+	}
+	if _, err := rw.WriteAt(h, 0); err != nil {
+		return nil, fmt.Errorf("format %s: %w", name, err)
+	}
+	return rw, nil
 }
 
 func (s *Server) createConnSeg(a core.CreateConnSegment) (_ *connSegFile, err error) {

@@ -182,6 +182,13 @@ func TestOwnedSegmentsGranted(t *testing.T) {
 	require.Equal(t, wire.DataSegDesc{PubID: pub.PubID, Kind: wire.KindMemfd, ChunkSize: 64, Count: 276,
 		PageSize: uint32(os.Getpagesize()), Size: uint64(dataseg.Size(wantDesc))}, pd[0].desc)
 	checkOwnedFile(t, pd[0].f, int64(pd[0].desc.Size))
+	// Its header (written with pwrite) attaches; the rest is zero.
+	dmem, err := sys.Mmap(int(pd[0].f.Fd()), 0, int(pd[0].desc.Size), os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
+	require.NoError(t, err)
+	_, err = dataseg.Attach(dmem, wantDesc, true)
+	require.NoError(t, err)
+	require.Equal(t, make([]byte, len(dmem)-dataseg.HeaderSize), dmem[dataseg.HeaderSize:])
+	require.NoError(t, sys.Munmap(dmem))
 	require.Len(t, pconns, 1)
 
 	sd, sconns := sc.grants()
@@ -195,7 +202,7 @@ func TestOwnedSegmentsGranted(t *testing.T) {
 	cd := ringbuf.ConnDesc{ConnID: sconns[0].desc.ConnID, PubID: pub.PubID, SubID: sub.SubID, Policy: ringbuf.DiscardOldest,
 		DataCap: 256, ReturnCap: 512, MaxHeld: 16, Bound: 272}
 	want := make([]byte, sconns[0].desc.Size)
-	_, err := ringbuf.FormatConn(want, cd)
+	_, err = ringbuf.FormatConn(want, cd)
 	require.NoError(t, err)
 	mem, err := sys.Mmap(int(sconns[0].f.Fd()), 0, len(want), os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
 	require.NoError(t, err)
