@@ -50,8 +50,8 @@ func benchConnect(b *testing.B, topics, pubs int) {
 		roles[fmt.Sprintf("pub%d", i)] = pub.cmd.Process.Pid
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
-	defer cancel()
 	hold, err := subscriber.New(ctx, "conn-hold", subscriber.Options{Socket: sock})
+	cancel()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,6 +60,7 @@ func benchConnect(b *testing.B, topics, pubs int) {
 	var newT, closeT time.Duration
 	before := roles.sample()
 	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
 		t0 := time.Now()
 		for i := range subs {
 			s, err := subscriber.New(ctx, connTopic(i), subscriber.Options{Socket: sock, QueueCapacity: gridQueue, Policy: subscriber.BlockProducer})
@@ -79,6 +80,7 @@ func benchConnect(b *testing.B, topics, pubs int) {
 		}
 		newT += t1.Sub(t0)
 		closeT += time.Since(t1)
+		cancel()
 	}
 	after := roles.sample()
 	var pubCPU time.Duration
