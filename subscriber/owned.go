@@ -285,31 +285,23 @@ func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
 	s.changed.Broadcast()
 }
 
-// remoteClosedOwned runs once the router answered CloseSubscriber: the
-// connections that finished before are released now, and Close waits for
-// the router's answers (each bounded, all in flight at once), so that once Close returns their
-// publishers are told the connections are gone even if this process then
-// drops its last endpoint (the runtime disconnects) and lives on. Later
-// ones are released as they finish (ownedFinished).
-func (s *Subscriber) remoteClosedOwned(o *ownedState) {
+// remoteClosedOwned runs once CloseSubscriber is sent (closeRemote): the
+// connections that finished before are released now, their requests
+// written after CloseSubscriber, so the router, which serves a client's
+// requests in order, handles them once the subscriber is closed there.
+// Close waits for the router's answers (all bounded together, by the
+// returned wait), so that once Close returns their publishers are told
+// the connections are gone even if this process then drops its last
+// endpoint (the runtime disconnects) and lives on. Later ones are released
+// as they finish (ownedFinished). A refusal changes nothing here: the
+// connection is closing at the router until this process exits.
+func (s *Subscriber) remoteClosedOwned(o *ownedState) (wait func()) {
 	o.mu.Lock()
 	o.remoteClosed = true
 	ids := o.release
 	o.release = nil
 	o.mu.Unlock()
-	// The requests go out together and Close waits for all the answers
-	// (one round trip, not one per connection). A refusal changes
-	// nothing here: the connection is closing at the router until this
-	// process exits.
-	if len(ids) == 1 {
-		_ = s.rt.ReleaseConnectionWait(ids[0])
-		return
-	}
-	var wg sync.WaitGroup
-	for _, id := range ids {
-		wg.Go(func() { _ = s.rt.ReleaseConnectionWait(id) })
-	}
-	wg.Wait()
+	return s.rt.StartReleases(ids)
 }
 
 // ownedPublishers counts the connections attached and not orphaned.
