@@ -269,15 +269,18 @@ func (s *Server) createConnSeg(a core.CreateConnSegment) (_ *connSegFile, err er
 		Capacity: cd.DataCap, ReturnCapacity: cd.ReturnCap, Bound: cd.Bound, MaxHeld: cd.MaxHeld, Policy: wpol, Size: a.Bytes}}, nil
 }
 
-// scratch returns n bytes of the server's formatting buffer (8-byte
-// aligned, as a Go allocation of 8 bytes or more is), grown as needed and
-// reused: only the Serve goroutine formats. Its content is stale: the
-// format functions clear what they lay out.
+// scratch returns n zeroed bytes of the server's formatting buffer
+// (8-byte aligned, as a Go allocation of 8 bytes or more is), grown as
+// needed and reused: only the Serve goroutine formats. Zeroed, so bytes a
+// format leaves alone (a segment larger than its layout) are not written
+// from an earlier one.
 func (f *segFiles) scratch(n int) []byte {
 	if cap(f.fmtBuf) < n {
 		f.fmtBuf = make([]byte, n)
 	}
-	return f.fmtBuf[:n]
+	b := f.fmtBuf[:n]
+	clear(b)
+	return b
 }
 
 // writeNonZero writes buf at offset 0 of f, a new memfd whose bytes all

@@ -20,6 +20,7 @@ import (
 	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/ringbuf"
+	"github.com/parallax-ipc/parallax/segment"
 )
 
 func init() { serverChildRoles["reopen-rw"] = reopenRWChild }
@@ -278,5 +279,47 @@ func reopenRWChild([]string) int {
 	default:
 		fmt.Println("unexpected:", err)
 		return 1
+	}
+}
+
+// TestWriteNonZero checks the sparse format write: the file reads back as
+// the buffer, all-zero pages are not written (not allocated), and a
+// partial last page is written.
+func TestWriteNonZero(t *testing.T) {
+	t.Parallel()
+	const page = 4096
+	for _, tc := range []struct {
+		name  string
+		marks []int // offsets of non-zero bytes
+		size  int
+	}{
+		{"empty", nil, 3 * page},
+		{"first and last", []int{0, 3*page - 1}, 3 * page},
+		{"run and gap", []int{10, page + 7, 3*page + 100}, 4 * page},
+		{"partial last page", []int{2*page + 5}, 2*page + 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := segment.NewMemfdFile("writenonzero", tc.size)
+			require.NoError(t, err)
+			defer f.Close()
+			buf := make([]byte, tc.size)
+			for i, off := range tc.marks {
+				buf[off] = byte(i + 1)
+			}
+			require.NoError(t, writeNonZero(f, buf, page))
+			// Only the pages with marks were written (allocated).
+			pages := map[int]bool{}
+			for _, off := range tc.marks {
+				pages[off/page] = true
+			}
+			var st syscall.Stat_t
+			require.NoError(t, syscall.Fstat(int(f.Fd()), &st))
+			require.Equal(t, int64(len(pages)*page), st.Blocks*512, "bytes allocated")
+			got := make([]byte, tc.size)
+			_, err = f.ReadAt(got, 0)
+			require.NoError(t, err)
+			require.Equal(t, buf, got)
+		})
 	}
 }
