@@ -20,16 +20,16 @@ import (
 // topics topics (64 B declared, as the grid's publishers do); each
 // iteration this process subscribes to every topic, one after another,
 // waits until each has its pubs publishers, then closes them all (a
-// subscriber with several publishers releases several connections). A subscriber on
-// another topic stays open throughout, so the control connection is not
-// re-established per iteration. Per connection (topics x pubs) it
-// reports new-us/conn (New plus
-// WaitForPublishers), close-us/conn (Close, which waits for its
-// releases), self-cpu-us/conn (this process: the in-process router and
-// the subscribing client) and pub-cpu-us/conn (the publisher processes).
-// With -cpuprofile the router's share is the roudi frames; with
-// PARALLAX_BENCH_GRID_PROFILE=dir the publisher process writes its CPU
-// profile there (conn-pub-PID.pprof).
+// subscriber with several publishers releases several connections). A
+// subscriber on another topic stays open throughout, so the control
+// connection is not re-established per iteration. Per connection (topics
+// x pubs) it reports new-us/conn (New plus WaitForPublishers),
+// close-us/conn (Close, which waits for its releases), self-cpu-us/conn
+// (this process: the in-process router and the subscribing client) and
+// pub-cpu-us/conn (the publisher processes). With -cpuprofile the
+// router's share is the roudi frames; with PARALLAX_BENCH_GRID_PROFILE=dir
+// the publisher processes write their CPU profiles there
+// (conn-pub-PID.pprof).
 //
 //	go test -run='^$' -bench=Connect -benchtime=20x ./tests/bench
 func BenchmarkConnect(b *testing.B) {
