@@ -1,6 +1,7 @@
 package dataseg
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax"
 )
 
 // TestLayout pins the data segment ABI: every constant, every header and
@@ -92,6 +95,25 @@ func TestFormatHeaderBytes(t *testing.T) {
 		"00100000000000000010000000000000"
 	require.Equal(t, want, hex.EncodeToString(mem[:64]))
 	require.Equal(t, make([]byte, HeaderSize-64), mem[64:HeaderSize], "reserved bytes")
+}
+
+// TestFormatHeaderOnly checks that FormatHeader writes, over stale bytes,
+// exactly the header Format writes and returns the segment's size, and
+// that it refuses a short buffer and an invalid Desc.
+func TestFormatHeaderOnly(t *testing.T) {
+	t.Parallel()
+	d := Desc{PubID: 0x01020304, Index: 0x0506, Flags: FlagHugetlb, ChunkSize: 128, Count: 3, PageSize: 4096}
+	_, mem := mustFormat(t, d)
+	h := bytes.Repeat([]byte{0xa5}, HeaderSize)
+	size, err := FormatHeader(h, d)
+	require.NoError(t, err)
+	require.Equal(t, Size(d), size)
+	require.Equal(t, mem[:HeaderSize], h)
+
+	_, err = FormatHeader(h[:HeaderSize-1], d)
+	require.ErrorIs(t, err, parallax.ErrCorrupt)
+	_, err = FormatHeader(h, Desc{PubID: 1, ChunkSize: 100, Count: 1, PageSize: 4096})
+	require.ErrorIs(t, err, ErrDesc)
 }
 
 // TestChunkHeaderBytes pins where SetMeta puts each field.

@@ -48,7 +48,29 @@ func Format(mem []byte, d Desc) (*Segment, error) {
 		return nil, fmt.Errorf("format data segment %d of publisher %d: memory is %d bytes, layout needs %d: %w",
 			d.Index, d.PubID, len(mem), l.size, parallax.ErrCorrupt)
 	}
-	h := mem[:HeaderSize]
+	putHeader(mem[:HeaderSize], d, l)
+	return newSegment(mem, d, l, false), nil
+}
+
+// FormatHeader writes into h (at least [HeaderSize] bytes) the header
+// [Format] would write for d, and returns [Size](d): for a creator that
+// writes the header into a new, zero-filled file (pwrite) rather than
+// mapping the segment. Errors wrap [ErrDesc] for an invalid d and
+// [parallax.ErrCorrupt] if h is too small.
+func FormatHeader(h []byte, d Desc) (size int, err error) {
+	l, err := d.layout()
+	if err != nil {
+		return 0, fmt.Errorf("format data segment header: %w", err)
+	}
+	if len(h) < HeaderSize {
+		return 0, fmt.Errorf("format data segment header: %d bytes, need %d: %w", len(h), HeaderSize, parallax.ErrCorrupt)
+	}
+	putHeader(h[:HeaderSize], d, l)
+	return l.size, nil
+}
+
+// putHeader clears h (HeaderSize bytes) and writes d's header fields.
+func putHeader(h []byte, d Desc, l layout) {
 	clear(h)
 	binary.LittleEndian.PutUint64(h[offMagic:], Magic)
 	binary.LittleEndian.PutUint32(h[offVersion:], LayoutVersion)
@@ -62,7 +84,6 @@ func Format(mem []byte, d Desc) (*Segment, error) {
 	binary.LittleEndian.PutUint64(h[offPayloadOffset:], uint64(l.payloadOff))
 	binary.LittleEndian.PutUint64(h[offSegmentSize:], uint64(l.size))
 	binary.LittleEndian.PutUint32(h[offPageSize:], d.PageSize)
-	return newSegment(mem, d, l, false), nil
 }
 
 // Attach validates the data segment in mem against d, the descriptor the

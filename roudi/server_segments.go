@@ -20,13 +20,17 @@ import (
 //
 //   - core.CreateDataSegment: a memfd (hugetlb when asked; a file in
 //     memory.path with backing = "file", server_filebacking.go) named
-//     "plx:<domain>:p<pub>.<index>", sized, sealed, fchmod 0600, mapped
-//     once to write the dataseg header, unmapped; the server keeps a
-//     read-write fd and a read-only twin (/proc/self/fd reopened O_RDONLY,
-//     which works because the router owns the 0600 inode). Then it steps
+//     "plx:<domain>:p<pub>.<index>", sized, sealed, fchmod 0600; the
+//     dataseg header goes in with pwrite on a base-page memfd, through a
+//     mapping made once and unmapped otherwise (hugetlbfs has no write(2));
+//     the server keeps a read-write fd and a read-only twin (/proc/self/fd
+//     reopened O_RDONLY, which works because the router owns the 0600
+//     inode). Then it steps
 //     core.DataSegmentCreated; on failure nothing is left.
-//   - core.CreateConnSegment: likewise "plx:<domain>:c<conn>", formatted
-//     with ringbuf.FormatConn; one read-write fd.
+//   - core.CreateConnSegment: a sealed memfd "plx:<domain>:c<conn>",
+//     fchmod 0600, never mapped: ringbuf.FormatConn lays it out in the
+//     router's own scratch buffer and the pages that are not all zero are
+//     written with pwrite; one read-write fd.
 //   - core.GrantSegments: wire.ConnSegmentAdded and wire.DataSegmentAdded
 //     pushes, one fd each.
 //   - core.CloseDataSegments, core.CloseConnSegment: close the fds (the
@@ -40,6 +44,7 @@ type segFiles struct {
 	data    map[dataKey]*dataSegFile
 	conn    map[core.ConnectionID]*connSegFile
 	reports []core.Event // outcomes to step after the current step's actions (segmentReports)
+	fmtBuf  []byte       // scratch for formatting connection segments (scratch)
 }
 
 type dataKey struct {
@@ -158,23 +163,34 @@ func newOwnedSeg(name string, size int, huge, require bool, format func(mem []by
 func (s *Server) createDataSeg(a core.CreateDataSegment) (*dataSegFile, error) {
 	name := fmt.Sprintf("plx:%s:p%d.%d", s.cfg.Domain, a.Pub, a.Index)
 	var (
-		d    dataseg.Desc
-		size int
+		d          dataseg.Desc
+		size, page int
+		rw         *os.File
+		err        error
 	)
-	rw, page, err := s.newDataSeg(name, int(a.Bytes), a.Hugepages, a.Require, func(mem []byte, page int) error {
-		// After a fallback to normal pages (hugepages "auto") the
-		// segment keeps the size asked, larger than the layout needs.
-		size = len(mem)
+	if !a.Hugepages && !s.fileBacked() {
+		// A memfd on base pages: the header goes in with pwrite, no
+		// mapping (hugetlbfs refuses write(2); file backing keeps its
+		// mapping path).
+		rw, err = s.newUnmappedDataSeg(name, a)
+		page, size = os.Getpagesize(), int(a.Bytes)
 		d = dataseg.Desc{PubID: uint32(a.Pub), Index: a.Index, ChunkSize: a.ChunkSize, Count: a.Count, PageSize: uint32(page)}
-		if page > os.Getpagesize() {
-			d.Flags = dataseg.FlagHugetlb
-		}
-		if n := dataseg.Size(d); n == 0 || n > len(mem) {
-			return fmt.Errorf("%d chunks of %d bytes need %d bytes, the segment has %d", a.Count, a.ChunkSize, n, len(mem))
-		}
-		_, err := dataseg.Format(mem[:dataseg.Size(d)], d)
-		return err
-	})
+	} else {
+		rw, page, err = s.newDataSeg(name, int(a.Bytes), a.Hugepages, a.Require, func(mem []byte, page int) error {
+			// After a fallback to normal pages (hugepages "auto") the
+			// segment keeps the size asked, larger than the layout needs.
+			size = len(mem)
+			d = dataseg.Desc{PubID: uint32(a.Pub), Index: a.Index, ChunkSize: a.ChunkSize, Count: a.Count, PageSize: uint32(page)}
+			if page > os.Getpagesize() {
+				d.Flags = dataseg.FlagHugetlb
+			}
+			if n := dataseg.Size(d); n == 0 || n > len(mem) {
+				return fmt.Errorf("%d chunks of %d bytes need %d bytes, the segment has %d", a.Count, a.ChunkSize, n, len(mem))
+			}
+			_, err := dataseg.Format(mem[:dataseg.Size(d)], d)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +203,38 @@ func (s *Server) createDataSeg(a core.CreateDataSegment) (*dataSegFile, error) {
 	return f, nil
 }
 
-func (s *Server) createConnSeg(a core.CreateConnSegment) (*connSegFile, error) {
+// newUnmappedDataSeg creates the base-page memfd of data segment a,
+// sealed and 0600, and writes its header with pwrite; it returns the
+// read-write fd.
+func (s *Server) newUnmappedDataSeg(name string, a core.CreateDataSegment) (_ *os.File, err error) {
+	d := dataseg.Desc{PubID: uint32(a.Pub), Index: a.Index, ChunkSize: a.ChunkSize, Count: a.Count, PageSize: uint32(os.Getpagesize())}
+	h := s.segs.scratch(dataseg.HeaderSize)
+	n, err := dataseg.FormatHeader(h, d)
+	if err != nil {
+		return nil, fmt.Errorf("format %s: %w", name, err)
+	}
+	if n > int(a.Bytes) {
+		return nil, fmt.Errorf("format %s: %d chunks of %d bytes need %d bytes, the segment has %d", name, a.Count, a.ChunkSize, n, a.Bytes)
+	}
+	rw, err := segment.NewMemfdFile(name, int(a.Bytes))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = rw.Close()
+		}
+	}()
+	if err := rw.Chmod(0o600); err != nil {
+		return nil, fmt.Errorf("fchmod %s 0600: %w", name, err)
+	}
+	if _, err := rw.WriteAt(h, 0); err != nil {
+		return nil, fmt.Errorf("format %s: %w", name, err)
+	}
+	return rw, nil
+}
+
+func (s *Server) createConnSeg(a core.CreateConnSegment) (_ *connSegFile, err error) {
 	name := fmt.Sprintf("plx:%s:c%d", s.cfg.Domain, a.Connection)
 	pol := ringbuf.DiscardOldest
 	wpol := wire.PolicyDiscardOldest
@@ -196,15 +243,81 @@ func (s *Server) createConnSeg(a core.CreateConnSegment) (*connSegFile, error) {
 	}
 	cd := ringbuf.ConnDesc{ConnID: uint32(a.Connection), PubID: uint32(a.Pub), SubID: uint32(a.Sub), Policy: pol,
 		DataCap: uint32(a.Capacity), ReturnCap: uint32(a.ReturnCapacity), MaxHeld: uint32(a.MaxHeld), Bound: uint32(a.Bound)}
-	rw, _, err := newOwnedSeg(name, int(a.Bytes), false, false, func(mem []byte, _ int) error {
-		_, err := ringbuf.FormatConn(mem, cd)
-		return err
-	})
+	// Formatted in the router's own memory and written with pwrite: no
+	// mapping to create and tear down (munmap's TLB shootdown), and the fd
+	// memfd_create returned is the one kept (no /proc/self/fd reopen).
+	rw, err := segment.NewMemfdFile(name, int(a.Bytes))
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = rw.Close()
+		}
+	}()
+	if err := rw.Chmod(0o600); err != nil {
+		return nil, fmt.Errorf("fchmod %s 0600: %w", name, err)
+	}
+	buf := s.segs.scratch(int(a.Bytes))
+	if _, err := ringbuf.FormatConn(buf, cd); err != nil {
+		return nil, fmt.Errorf("format %s: %w", name, err)
+	}
+	if err := writeNonZero(rw, buf, os.Getpagesize()); err != nil {
+		return nil, fmt.Errorf("format %s: %w", name, err)
+	}
 	return &connSegFile{rw: rw, desc: wire.ConnSegDesc{ConnID: cd.ConnID, PubID: cd.PubID, SubID: cd.SubID,
 		Capacity: cd.DataCap, ReturnCapacity: cd.ReturnCap, Bound: cd.Bound, MaxHeld: cd.MaxHeld, Policy: wpol, Size: a.Bytes}}, nil
+}
+
+// scratch returns n zeroed bytes of the server's formatting buffer
+// (8-byte aligned, as a Go allocation of 8 bytes or more is), grown as
+// needed and reused: only the Serve goroutine formats. Zeroed, so bytes a
+// format leaves alone (a segment larger than its layout) are not written
+// from an earlier one.
+func (f *segFiles) scratch(n int) []byte {
+	if cap(f.fmtBuf) < n {
+		f.fmtBuf = make([]byte, n)
+	}
+	b := f.fmtBuf[:n]
+	clear(b)
+	return b
+}
+
+// writeNonZero writes buf at offset 0 of f, a new memfd whose bytes all
+// read as zero, page by page, skipping pages of buf that are all zero
+// (they would only allocate memory); adjacent pages go in one pwrite.
+func writeNonZero(f *os.File, buf []byte, page int) error {
+	start := -1 // first page of the run being collected
+	flush := func(end int) error {
+		if start < 0 {
+			return nil
+		}
+		_, err := f.WriteAt(buf[start:end], int64(start))
+		start = -1
+		return err
+	}
+	for off := 0; off < len(buf); off += page {
+		end := min(off+page, len(buf))
+		if allZero(buf[off:end]) {
+			if err := flush(off); err != nil {
+				return err
+			}
+			continue
+		}
+		if start < 0 {
+			start = off
+		}
+	}
+	return flush(len(buf))
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // grantSegments sends what the core granted: the connection segment, then

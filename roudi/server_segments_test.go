@@ -20,6 +20,7 @@ import (
 	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/ringbuf"
+	"github.com/parallax-ipc/parallax/segment"
 )
 
 func init() { serverChildRoles["reopen-rw"] = reopenRWChild }
@@ -182,6 +183,13 @@ func TestOwnedSegmentsGranted(t *testing.T) {
 	require.Equal(t, wire.DataSegDesc{PubID: pub.PubID, Kind: wire.KindMemfd, ChunkSize: 64, Count: 276,
 		PageSize: uint32(os.Getpagesize()), Size: uint64(dataseg.Size(wantDesc))}, pd[0].desc)
 	checkOwnedFile(t, pd[0].f, int64(pd[0].desc.Size))
+	// Its header (written with pwrite) attaches; the rest is zero.
+	dmem, err := sys.Mmap(int(pd[0].f.Fd()), 0, int(pd[0].desc.Size), os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
+	require.NoError(t, err)
+	_, err = dataseg.Attach(dmem, wantDesc, true)
+	require.NoError(t, err)
+	require.Equal(t, make([]byte, len(dmem)-dataseg.HeaderSize), dmem[dataseg.HeaderSize:])
+	require.NoError(t, sys.Munmap(dmem))
 	require.Len(t, pconns, 1)
 
 	sd, sconns := sc.grants()
@@ -190,6 +198,19 @@ func TestOwnedSegmentsGranted(t *testing.T) {
 	require.Equal(t, wire.ConnSegDesc{ConnID: sconns[0].desc.ConnID, PubID: pub.PubID, SubID: sub.SubID, Capacity: 256,
 		ReturnCapacity: 512, Bound: 272, MaxHeld: 16, Policy: wire.PolicyDiscardOldest, Size: uint64(ringbuf.ConnSize(256, 512))}, sconns[0].desc)
 	checkOwnedFile(t, sconns[0].f, int64(sconns[0].desc.Size))
+	// Its content is exactly FormatConn's layout (written with pwrite,
+	// zero pages skipped), and both ends attach it.
+	cd := ringbuf.ConnDesc{ConnID: sconns[0].desc.ConnID, PubID: pub.PubID, SubID: sub.SubID, Policy: ringbuf.DiscardOldest,
+		DataCap: 256, ReturnCap: 512, MaxHeld: 16, Bound: 272}
+	want := make([]byte, sconns[0].desc.Size)
+	_, err = ringbuf.FormatConn(want, cd)
+	require.NoError(t, err)
+	mem, err := sys.Mmap(int(sconns[0].f.Fd()), 0, len(want), os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
+	require.NoError(t, err)
+	require.Equal(t, want, mem, "connection segment content")
+	_, err = ringbuf.AttachConn(mem, cd)
+	require.NoError(t, err)
+	require.NoError(t, sys.Munmap(mem))
 	require.Len(t, sd, 1)
 	require.True(t, sd[0].desc.ReadOnly)
 	require.Equal(t, pub.PubID, sd[0].desc.PubID)
@@ -200,7 +221,7 @@ func TestOwnedSegmentsGranted(t *testing.T) {
 	require.NoError(t, syscall.Fstat(int(pd[0].f.Fd()), &pst))
 	require.NoError(t, syscall.Fstat(int(sd[0].f.Fd()), &sst))
 	require.Equal(t, pst.Ino, sst.Ino)
-	_, err := sys.Mmap(int(sd[0].f.Fd()), 0, int(sd[0].desc.Size), os.Getpagesize(), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	_, err = sys.Mmap(int(sd[0].f.Fd()), 0, int(sd[0].desc.Size), os.Getpagesize(), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	require.ErrorIs(t, err, syscall.EACCES, "map the read-only fd writable")
 	_, err = sd[0].f.WriteAt([]byte{1}, 0)
 	require.Error(t, err, "write through the read-only fd")
@@ -258,5 +279,47 @@ func reopenRWChild([]string) int {
 	default:
 		fmt.Println("unexpected:", err)
 		return 1
+	}
+}
+
+// TestWriteNonZero checks the sparse format write: the file reads back as
+// the buffer, all-zero pages are not written (not allocated), and a
+// partial last page is written.
+func TestWriteNonZero(t *testing.T) {
+	t.Parallel()
+	const page = 4096
+	for _, tc := range []struct {
+		name  string
+		marks []int // offsets of non-zero bytes
+		size  int
+	}{
+		{"empty", nil, 3 * page},
+		{"first and last", []int{0, 3*page - 1}, 3 * page},
+		{"run and gap", []int{10, page + 7, 3*page + 100}, 4 * page},
+		{"partial last page", []int{2*page + 5}, 2*page + 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := segment.NewMemfdFile("writenonzero", tc.size)
+			require.NoError(t, err)
+			defer f.Close()
+			buf := make([]byte, tc.size)
+			for i, off := range tc.marks {
+				buf[off] = byte(i + 1)
+			}
+			require.NoError(t, writeNonZero(f, buf, page))
+			// Only the pages with marks were written (allocated).
+			pages := map[int]bool{}
+			for _, off := range tc.marks {
+				pages[off/page] = true
+			}
+			var st syscall.Stat_t
+			require.NoError(t, syscall.Fstat(int(f.Fd()), &st))
+			require.Equal(t, int64(len(pages)*page), st.Blocks*512, "bytes allocated")
+			got := make([]byte, tc.size)
+			_, err = f.ReadAt(got, 0)
+			require.NoError(t, err)
+			require.Equal(t, buf, got)
+		})
 	}
 }

@@ -105,9 +105,24 @@ func NewHugepage(name string, size int, opts HugepageOptions) (*Mapped, error) {
 	return m, nil
 }
 
-// createMemfd creates, sizes, seals and maps a memfd. size must already be
-// a multiple of pageSize for hugetlb memfds.
-func createMemfd(name string, size, pageSize, hugeFlags int, populate bool) (_ *Mapped, err error) {
+// NewMemfdFile creates a memfd named "parallax-<name>" of size bytes as
+// [NewMemfd] does (same flags, sized, sealed with [SealMask]) but maps
+// nothing: the caller writes what the memory must start with through the
+// file (pwrite, [os.File.WriteAt]; every byte reads as zero until then)
+// and owns the returned file. It spares a creator that only lays out a
+// header the mmap and the munmap (whose TLB shootdown is costly in a VM)
+// of a mapping it never uses again.
+func NewMemfdFile(name string, size int) (*os.File, error) {
+	f, err := createMemfdFile(name, size, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create memfd %q: %w", name, err)
+	}
+	return f, nil
+}
+
+// createMemfdFile creates, sizes and seals a memfd. size must already be a
+// multiple of the page size for hugetlb memfds.
+func createMemfdFile(name string, size, hugeFlags int) (_ *os.File, err error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("size %d: %w", size, sys.EINVAL)
 	}
@@ -133,8 +148,19 @@ func createMemfd(name string, size, pageSize, hugeFlags int, populate bool) (_ *
 	if err := sys.AddSeals(fd, SealMask); err != nil {
 		return nil, err
 	}
+	return f, nil
+}
+
+// createMemfd creates, sizes, seals and maps a memfd. size must already be
+// a multiple of pageSize for hugetlb memfds.
+func createMemfd(name string, size, pageSize, hugeFlags int, populate bool) (_ *Mapped, err error) {
+	f, err := createMemfdFile(name, size, hugeFlags)
+	if err != nil {
+		return nil, err
+	}
 	m, err := mapFD(f, int64(size), pageSize, false, populate)
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
 	m.name = name

@@ -86,6 +86,35 @@ func TestMemfdNoPrefault(t *testing.T) {
 	require.Equal(t, byte(12345*7%256), m.Bytes()[12345])
 }
 
+// TestMemfdFile checks the unmapped creation: sealed and sized like
+// NewMemfd, zero until written, pwrite lands in the memory a mapping of
+// the fd sees, and the seals bind the creator.
+func TestMemfdFile(t *testing.T) {
+	t.Parallel()
+	const size = 3*4096 + 100
+	f, err := segment.NewMemfdFile(t.Name(), size)
+	require.NoError(t, err)
+	link, err := sys.FdPath(int(f.Fd()))
+	require.NoError(t, err)
+	require.Equal(t, "/memfd:parallax-"+t.Name()+" (deleted)", link)
+	_, err = f.WriteAt([]byte("head"), 8)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("tail"), 2*4096)
+	require.NoError(t, err)
+	require.ErrorIs(t, sys.Ftruncate(int(f.Fd()), 0), sys.EPERM)
+	m, err := segment.Open(f, segment.OpenOptions{ExpectedSize: size, RequireSeals: true})
+	require.NoError(t, err)
+	defer m.Close()
+	require.Equal(t, segment.KindMemfd, m.Kind())
+	want := make([]byte, size)
+	copy(want[8:], "head")
+	copy(want[2*4096:], "tail")
+	require.Equal(t, want, m.Bytes())
+
+	_, err = segment.NewMemfdFile(t.Name(), 0)
+	require.ErrorIs(t, err, sys.EINVAL)
+}
+
 func TestCloseConcurrent(t *testing.T) {
 	t.Parallel()
 	m, err := segment.NewMemfd(t.Name(), 4096, segment.MemfdOptions{})

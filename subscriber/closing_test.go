@@ -150,3 +150,45 @@ func TestClosingSubscriberNotCounted(t *testing.T) {
 		return st.Removed == 1 && st.Memory.Outstanding == 0
 	}, 20*time.Second, time.Millisecond, "the connection goes once the sample is released: %+v", pub.Stats())
 }
+
+// A subscriber connected to several publishers releases every connection
+// when it closes (the releases go out right behind CloseSubscriber, all
+// at once): each publisher sees its connection removed while every
+// process lives on. A release the router served before CloseSubscriber
+// would be refused and leave its connection closing.
+func TestCloseReleasesEveryPublisher(t *testing.T) {
+	t.Parallel()
+	const npubs = 3
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var pubs []*publisher.Publisher
+	for range npubs {
+		pub, err := publisher.New(ctx, "closeall", publisher.Options{Socket: srv.SocketPath()})
+		require.NoError(t, err)
+		defer pub.Close()
+		pubs = append(pubs, pub)
+	}
+	sub, err := subscriber.New(ctx, "closeall", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 4})
+	require.NoError(t, err)
+	defer sub.Close()
+	require.NoError(t, sub.WaitForPublishers(ctx, npubs))
+	for _, pub := range pubs {
+		require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+		c, err := pub.Loan(64)
+		require.NoError(t, err)
+		require.NoError(t, pub.Publish(c))
+	}
+	for range npubs {
+		s, err := sub.TakeTimeout(20 * time.Second)
+		require.NoError(t, err)
+		require.NoError(t, s.Release())
+	}
+	require.NoError(t, sub.Close())
+	for i, pub := range pubs {
+		require.Eventually(t, func() bool {
+			st := pub.Stats()
+			return st.Subscribers == 0 && st.Removed == 1 && st.Memory.Outstanding == 0
+		}, 20*time.Second, time.Millisecond, "publisher %d: the closed subscriber's connection is removed: %+v", i, pub.Stats())
+	}
+}

@@ -285,23 +285,23 @@ func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
 	s.changed.Broadcast()
 }
 
-// remoteClosedOwned runs once the router answered CloseSubscriber: the
-// connections that finished before are released now, and Close waits for
-// the router's answers (each bounded), so that once Close returns their
-// publishers are told the connections are gone even if this process then
-// drops its last endpoint (the runtime disconnects) and lives on. Later
-// ones are released as they finish (ownedFinished).
-func (s *Subscriber) remoteClosedOwned(o *ownedState) {
+// remoteClosedOwned runs once CloseSubscriber is sent (closeRemote): the
+// connections that finished before are released now, their requests
+// written after CloseSubscriber, so the router, which serves a client's
+// requests in order, handles them once the subscriber is closed there.
+// Close waits for the router's answers (all bounded together, by the
+// returned wait), so that once Close returns their publishers are told
+// the connections are gone even if this process then drops its last
+// endpoint (the runtime disconnects) and lives on. Later ones are released
+// as they finish (ownedFinished). A refusal changes nothing here: the
+// connection is closing at the router until this process exits.
+func (s *Subscriber) remoteClosedOwned(o *ownedState) (wait func()) {
 	o.mu.Lock()
 	o.remoteClosed = true
 	ids := o.release
 	o.release = nil
 	o.mu.Unlock()
-	for _, id := range ids {
-		// A refusal changes nothing here: the connection is closing
-		// at the router until this process exits.
-		_ = s.rt.ReleaseConnectionWait(id)
-	}
+	return s.rt.StartReleases(ids)
 }
 
 // ownedPublishers counts the connections attached and not orphaned.

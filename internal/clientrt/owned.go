@@ -360,8 +360,14 @@ func (rt *Runtime) onConnSegment(m *wire.ConnSegmentAdded, f *os.File) *connGran
 		rt.owned.ro[d.PubID] = p
 	}
 	p.refs++
-	if own := rt.owned.own[d.PubID]; own != nil {
-		rt.addTwins(p, own) // both ends here: no read-only grant follows
+	// Both ends here: no read-only grant follows, so the subscriber side
+	// reads twins of the publisher's mappings. Only when the subscriber
+	// is (or, with a Create in flight, may be about to be) registered
+	// here: for a remote subscriber the twins would be mapped and, at the
+	// grant's release, unmapped again for nothing (a munmap per
+	// connection in the publisher's process).
+	if own := rt.owned.own[d.PubID]; own != nil && (rt.subs[d.SubID] != nil || rt.inflight > 0) {
+		rt.addTwins(p, own)
 	}
 	return &connGrant{ConnSegmentAdded: m, cm: cm, pub: p}
 }

@@ -52,6 +52,9 @@ func newControlConn(c *discovery.Client) *controlConn {
 func (c *controlConn) Request(ctx context.Context, m wire.Message, files []*os.File) (wire.Message, []*os.File, error) {
 	return c.cur.Load().Request(ctx, m, files)
 }
+func (c *controlConn) Start(m wire.Message) (*discovery.Call, error) {
+	return c.cur.Load().Start(m, nil)
+}
 func (c *controlConn) Barrier(ctx context.Context) error { return c.cur.Load().Barrier(ctx) }
 func (c *controlConn) Done() <-chan struct{}             { return c.cur.Load().Done() }
 func (c *controlConn) Err() error                        { return c.cur.Load().Err() }

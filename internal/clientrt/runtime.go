@@ -182,6 +182,12 @@ func (rt *Runtime) Request(ctx context.Context, m wire.Message) (wire.Message, [
 	return rt.client.Request(ctx, m, nil)
 }
 
+// Start sends request m without waiting for its reply; the caller waits
+// with [discovery.Call.Wait]. Requests started one after another from one
+// goroutine are served by the router in that order (see
+// discovery.Client.Start).
+func (rt *Runtime) Start(m wire.Message) (*discovery.Call, error) { return rt.client.Start(m) }
+
 // Barrier waits until the pushes received so far were routed to their
 // endpoints (see discovery.Client.Barrier).
 func (rt *Runtime) Barrier(ctx context.Context) error { return rt.client.Barrier(ctx) }
@@ -492,6 +498,30 @@ func (rt *Runtime) ReleaseConnectionWait(id uint32) error {
 		return fmt.Errorf("release connection %d: %w", id, err)
 	}
 	return nil
+}
+
+// StartReleases sends a ReleaseConnection request for each of ids, after
+// whatever this goroutine started before (the router serves them in
+// order, see [Runtime.Start]), and returns the function that waits for
+// their answers, all bounded by one releaseTimeout. As with
+// ReleaseConnectionWait a refusal or a closed control connection is not
+// an error. wait must be called once; not on the reader goroutine.
+func (rt *Runtime) StartReleases(ids []uint32) (wait func()) {
+	calls := make([]*discovery.Call, 0, len(ids))
+	for _, id := range ids {
+		if c, err := rt.client.Start(&wire.ReleaseConnection{ConnID: id}); err == nil {
+			calls = append(calls, c)
+		}
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		for _, c := range calls {
+			if _, files, err := c.Wait(ctx); err == nil {
+				closeAll(files)
+			}
+		}
+	}
 }
 
 // releaseTimeout bounds a ReleaseConnection request.

@@ -257,12 +257,35 @@ func (c *Client) OnPush(h PushHandler) (remove func()) {
 // reply) is returned as an error wrapping a *wire.RemoteError, so errors.Is
 // matches the router's sentinel (parallax.ErrTopicNotFound, ...).
 func (c *Client) Request(ctx context.Context, m wire.Message, files []*os.File) (wire.Message, []*os.File, error) {
+	call, err := c.Start(m, files)
+	if err != nil {
+		return nil, nil, err
+	}
+	return call.Wait(ctx)
+}
+
+// A Call is a request sent by [Client.Start] whose reply [Call.Wait]
+// reads. Wait must be called exactly once.
+type Call struct {
+	c    *Client
+	id   uint32
+	ch   chan reply
+	typ  wire.Type // of the request
+	want wire.Type // of the reply
+}
+
+// Start sends m with files attached (owned by the caller) and returns once
+// it is written, without waiting for the reply: requests started one
+// after another from one goroutine reach the router in that order, and
+// the router serves one client's requests in order, so a caller can
+// pipeline several and then wait for each ([Call.Wait]).
+func (c *Client) Start(m wire.Message, files []*os.File) (*Call, error) {
 	if m == nil {
-		return nil, nil, fmt.Errorf("request nil message: %w", wire.ErrInvalidArgument)
+		return nil, fmt.Errorf("request nil message: %w", wire.ErrInvalidArgument)
 	}
 	want, ok := wire.ReplyType(m.MessageType())
 	if !ok || m.MessageType() == wire.TypeHello {
-		return nil, nil, fmt.Errorf("request %s: not a request message: %w", m.MessageType(), wire.ErrInvalidArgument)
+		return nil, fmt.Errorf("request %s: not a request message: %w", m.MessageType(), wire.ErrInvalidArgument)
 	}
 	id := c.nextID.Add(1)
 	if id == 0 {
@@ -273,7 +296,7 @@ func (c *Client) Request(ctx context.Context, m wire.Message, files []*os.File) 
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), err)
+		return nil, fmt.Errorf("request %s: %w", m.MessageType(), err)
 	}
 	c.pending[id] = ch
 	c.mu.Unlock()
@@ -281,29 +304,35 @@ func (c *Client) Request(ctx context.Context, m wire.Message, files []*os.File) 
 	if err := c.conn.Send(id, m, files); err != nil {
 		c.forget(id, ch)
 		if cerr := c.Err(); cerr != nil {
-			return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), cerr)
+			return nil, fmt.Errorf("request %s: %w", m.MessageType(), cerr)
 		}
-		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), err)
+		return nil, fmt.Errorf("request %s: %w", m.MessageType(), err)
 	}
+	return &Call{c: c, id: id, ch: ch, typ: m.MessageType(), want: want}, nil
+}
 
+// Wait waits for the reply of the started request, until ctx is done or
+// the client stops, and returns it as [Client.Request] does.
+func (call *Call) Wait(ctx context.Context) (wire.Message, []*os.File, error) {
+	c := call.c
 	var r reply
 	select {
-	case r = <-ch:
+	case r = <-call.ch:
 	case <-ctx.Done():
-		c.forget(id, ch)
-		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), ctx.Err())
+		c.forget(call.id, call.ch)
+		return nil, nil, fmt.Errorf("request %s: %w", call.typ, ctx.Err())
 	case <-c.done:
-		c.forget(id, ch)
-		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), c.Err())
+		c.forget(call.id, call.ch)
+		return nil, nil, fmt.Errorf("request %s: %w", call.typ, c.Err())
 	}
 	switch rm := r.env.Msg.(type) {
 	case *wire.Error:
 		closeFiles(r.files)
-		return nil, nil, fmt.Errorf("request %s: %w", m.MessageType(), rm.Err())
+		return nil, nil, fmt.Errorf("request %s: %w", call.typ, rm.Err())
 	}
-	if r.env.Type() != want {
+	if r.env.Type() != call.want {
 		closeFiles(r.files)
-		return nil, nil, fmt.Errorf("request %s: router replied %s, want %s: %w", m.MessageType(), r.env.Type(), want, parallax.ErrProtocol)
+		return nil, nil, fmt.Errorf("request %s: router replied %s, want %s: %w", call.typ, r.env.Type(), call.want, parallax.ErrProtocol)
 	}
 	return r.env.Msg, r.files, nil
 }

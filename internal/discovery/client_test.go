@@ -169,6 +169,46 @@ func TestClientConcurrentRequests(t *testing.T) {
 	}
 }
 
+// TestClientStartPipelines starts several requests before waiting for any
+// and waits for them out of order: each Wait gets its own request's reply.
+// (The fake router handles requests concurrently, so it cannot check the
+// order they arrived in; roudi reads and serves a client's requests in
+// order.)
+func TestClientStartPipelines(t *testing.T) {
+	t.Parallel()
+	r := startRouter(t, func(s *ServerConn, env wire.Envelope, files []*os.File) {
+		m, ok := env.Msg.(*wire.CreatePublisher)
+		if !ok {
+			_ = s.Reply(env.ReqID, &wire.Ack{}, nil)
+			return
+		}
+		var n uint32
+		if _, err := fmt.Sscan(m.Topic, &n); err != nil {
+			_ = s.ReplyError(env.ReqID, fmt.Errorf("topic %q: %w", m.Topic, parallax.ErrProtocol))
+			return
+		}
+		_ = s.Reply(env.ReqID, &wire.PublisherCreated{PubID: 100 + n}, nil)
+	})
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	defer c.Close()
+
+	const n = 5
+	calls := make([]*Call, n)
+	for i := range calls {
+		calls[i], err = c.Start(&wire.CreatePublisher{Topic: fmt.Sprint(i)}, nil)
+		require.NoError(t, err)
+	}
+	for i := n - 1; i >= 0; i-- {
+		m, files, err := calls[i].Wait(testCtx(t))
+		require.NoError(t, err)
+		require.Empty(t, files)
+		require.Equal(t, uint32(100+i), m.(*wire.PublisherCreated).PubID)
+	}
+	_, err = c.Start(&wire.Hello{}, nil)
+	require.ErrorIs(t, err, wire.ErrInvalidArgument)
+}
+
 func TestClientRemoteErrorKeepsSentinel(t *testing.T) {
 	t.Parallel()
 	r := startRouter(t, echoHandler(tempFiles(t, 1)[0]))

@@ -41,6 +41,8 @@ func TestMain(m *testing.M) {
 		// grid_test.go
 		"grid-pub": gridPubMain,
 		"grid-sub": gridSubMain,
+		// connect_test.go
+		"conn-pub": connPubMain,
 		// memory_test.go
 		"mem-router": memRouterMain,
 		"mem-pub":    memPubMain,

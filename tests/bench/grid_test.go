@@ -55,7 +55,11 @@ func BenchmarkFanOut(b *testing.B) {
 // cpu-ns/delivered is compared to. Besides the rates it reports
 // setup-us/conn (the time a subscriber process needs from creating its
 // first subscriber until every one of them is connected, divided by its
-// subscribers, averaged over the processes) and mappings/proc (Parallax
+// subscribers, averaged over the processes), setup-cpu-us/conn and
+// router-setup-cpu-us/conn (the CPU time of every process, of the
+// in-process router, from the children's start until all are ready,
+// divided by the connections: topics x subscriber processes; child
+// start-up included) and mappings/proc (Parallax
 // mappings in /proc/<pid>/maps, averaged over the client processes),
 // cpu-ns/delivered split by role (router-, pub-, sub-cpu-ns/delivered;
 // /proc's CPU times tick in 10 ms, so short runs are coarse) and
@@ -103,6 +107,7 @@ func benchGrid(b *testing.B, g grid) {
 	perPub := g.topics / g.pubs
 	total := b.N
 	roles := cpuRoles{}
+	selfBefore := selfCPU() // the router's (and this process's) CPU before set-up
 	var pubs []*lineChild
 	for i := range g.pubs {
 		n := total / g.pubs
@@ -137,6 +142,15 @@ func benchGrid(b *testing.B, g grid) {
 		maps += m
 	}
 	before := roles.sample()
+	// Set-up CPU: the children's since they started, the router's since
+	// they were started.
+	var setupCPU time.Duration
+	for role, t := range before {
+		if role == "self" {
+			t -= selfBefore
+		}
+		setupCPU += t
+	}
 	faultsBefore := map[string]uint64{}
 	for role, pid := range roles {
 		faultsBefore[role] = procFaults(pid)
@@ -196,6 +210,9 @@ func benchGrid(b *testing.B, g grid) {
 	b.ReportMetric(float64(waits)/float64(delivered), "waits/delivered")
 	b.ReportMetric(float64(wakes)/float64(delivered), "wakes/delivered")
 	b.ReportMetric(float64(setup.Microseconds())/float64(g.subs), "setup-us/conn")
+	conns := float64(g.topics * g.subs)
+	b.ReportMetric(float64(setupCPU.Microseconds())/conns, "setup-cpu-us/conn")
+	b.ReportMetric(float64((before["self"]-selfBefore).Microseconds())/conns, "router-setup-cpu-us/conn")
 	b.ReportMetric(float64(maps)/float64(g.pubs+g.subs), "mappings/proc")
 	reportAtomics(b, atomics, delivered)
 }

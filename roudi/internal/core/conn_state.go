@@ -120,6 +120,7 @@ func (r *Router) memLink(l *connection) {
 		pubConn: l.pub.client.conn, bound: b, bytes: a.Bytes, state: ConnCreating}
 	r.mem.conns[l.id] = cs
 	m.conns++
+	m.connBound += uint64(b)
 	r.mem.shared += a.Bytes
 	r.emit(a)
 }
@@ -197,5 +198,6 @@ func (r *Router) forgetConnSeg(cs *connSeg) {
 	delete(r.mem.conns, cs.id)
 	r.mem.shared -= cs.bytes
 	cs.pub.conns--
+	cs.pub.connBound -= uint64(cs.bound)
 	r.retireTombstone(cs.pub)
 }

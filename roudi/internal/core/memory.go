@@ -65,6 +65,7 @@ type pubMem struct {
 	chunks    uint64       // likewise, of the class (dedicated segments not counted)
 	dead      bool         // the publisher is gone; its fds are closed
 	conns     int          // connection records naming it
+	connBound uint64       // sum of those records' bounds (needed)
 }
 
 // pendingPub is a CreatePublisher waiting for its first data segment.
@@ -119,13 +120,9 @@ func (r *Router) maxHeld(s *subscriber) int {
 // needed is MaxLoans + History + Σ bound(c) over m's connection records,
 // plus extra.
 func (r *Router) needed(m *pubMem, extra int) uint64 {
-	n := uint64(m.maxLoans+m.history) + uint64(extra)
-	for _, cs := range r.mem.conns {
-		if cs.pub == m {
-			n += uint64(cs.bound)
-		}
-	}
-	return n
+	// connBound is kept with conns where a record is added or dropped:
+	// no walk over every connection of the domain per new connection.
+	return uint64(m.maxLoans+m.history) + uint64(extra) + m.connBound
 }
 
 // segPlan sizes one data segment of m's class with count chunks.

@@ -119,10 +119,12 @@ func (m MemoryStats) String() string {
 
 // checkMemory verifies the owned memory accounting: the domain total is
 // the sum of every counted segment, each publisher's the sum of its
-// segments, and each publisher's connection count is its records'.
+// segments, and each publisher's connection count and sum of bounds are
+// its records'.
 func (r *Router) checkMemory() error {
 	var total uint64
 	conns := map[*pubMem]int{}
+	bounds := map[*pubMem]uint64{}
 	for id, cs := range r.mem.conns {
 		if cs.id != id || r.mem.pubs[cs.pub.id] != cs.pub {
 			return fmt.Errorf("connection record %d names publisher %d not recorded", id, cs.pub.id)
@@ -135,6 +137,7 @@ func (r *Router) checkMemory() error {
 		}
 		total += cs.bytes
 		conns[cs.pub]++
+		bounds[cs.pub] += uint64(cs.bound)
 	}
 	check := func(m *pubMem) error {
 		var bytes, chunks uint64
@@ -151,6 +154,9 @@ func (r *Router) checkMemory() error {
 		}
 		if conns[m] != m.conns {
 			return fmt.Errorf("publisher %d counts %d connections, records name it %d times", m.id, m.conns, conns[m])
+		}
+		if bounds[m] != m.connBound {
+			return fmt.Errorf("publisher %d sums bounds %d, its records %d", m.id, m.connBound, bounds[m])
 		}
 		total += bytes
 		return nil

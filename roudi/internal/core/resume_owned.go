@@ -187,6 +187,7 @@ func (r *Router) adoptConnSeg(l *connection, seg *RestoreConnSeg) {
 		pubConn: l.pub.client.conn, bound: seg.Bound, bytes: seg.Bytes, state: ConnLive, created: true, inode: seg.Inode}
 	r.mem.conns[l.id] = cs
 	m.conns++
+	m.connBound += uint64(seg.Bound)
 	r.mem.shared += seg.Bytes
 	r.emit(KeepAdopted{Connection: l.id})
 }
