@@ -157,6 +157,14 @@ type Options struct {
 	// nats.go drops messages (slow consumer, counted as dropped). 0 =
 	// 65536 messages and 256 MiB.
 	PendingMsgs, PendingBytes int
+	// ImportWithNATSGo makes core-NATS importers subscribe through the
+	// gateway's nats.go connection. By default they use a connection of
+	// the gateway's own that reads messages without copying them before
+	// the copy into the local chunk (see the package docs, Imports); the
+	// gateway uses nats.go anyway when NATSOptions or NATSURL ask for
+	// what that connection does not do (TLS, nkeys, JWT or creds files,
+	// a token handler, a custom dialer, websocket), and for JetStream.
+	ImportWithNATSGo bool
 	// Stream, when not empty, makes the gateway use JetStream: exporters
 	// publish to the stream of that name (created, capturing
 	// Prefix + ">", if it does not exist) and wait for its
