@@ -149,8 +149,12 @@ func (p *rawReader) parse(f *rawFrame) (need int, err error) {
 	b := p.buf[p.r:p.w]
 	nl := bytes.IndexByte(b, '\n')
 	if nl < 0 {
-		if len(b) >= maxControlLine && !hasOp(b, "INFO") || len(b) >= maxInfoLine {
-			return 0, fmt.Errorf("control line %q... longer than %d bytes: %w", clip(b), maxControlLine, errNATSProtocol)
+		limit := maxControlLine
+		if hasOp(b, "INFO") {
+			limit = maxInfoLine
+		}
+		if len(b) >= limit {
+			return 0, fmt.Errorf("control line %q... longer than %d bytes: %w", clip(b), limit, errNATSProtocol)
 		}
 		return len(b) + 1, nil
 	}
