@@ -86,7 +86,9 @@ func (r *rawImport) run(ctx context.Context) {
 		var se *rawSessionError
 		if errors.As(err, &se) { // it was up: a reconnection follows
 			sessions++
-			g.log.Warn("import connection to NATS lost", "addr", srv.addr, "err", err)
+			if !errors.Is(err, errNATSProtocol) { // logged as an error already
+				g.log.Warn("import connection to NATS lost", "addr", srv.addr, "err", err)
+			}
 			if time.Since(start) > g.opts.MaxBackoff {
 				attempt = 0
 			}

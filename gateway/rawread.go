@@ -230,18 +230,18 @@ func (p *rawReader) msgArgs(f *rawFrame, op, args []byte) (hdr, total int, err e
 	}
 	sid, ok := parseDecimal(a[1], 1<<62)
 	if !ok {
-		return 0, 0, fmt.Errorf("%s sid %q is not a decimal number: %w", op, clip(a[1]), errNATSProtocol)
+		return 0, 0, fmt.Errorf("%s sid %q: want a decimal number: %w", op, clip(a[1]), errNATSProtocol)
 	}
 	f.sid = uint64(sid)
 	total, ok = parseDecimal(a[n-1], p.maxPayload)
 	if !ok {
-		return 0, 0, fmt.Errorf("%s size %q on sid %d is not a decimal number up to the max payload %d: %w",
+		return 0, 0, fmt.Errorf("%s size %q on sid %d: want a decimal number of at most %d (the max payload): %w",
 			op, clip(a[n-1]), sid, p.maxPayload, errNATSProtocol)
 	}
 	if headers {
 		hdr, ok = parseDecimal(a[n-2], total)
 		if !ok {
-			return 0, 0, fmt.Errorf("%s header size %q on sid %d is not a decimal number up to the total size %d: %w",
+			return 0, 0, fmt.Errorf("%s header size %q on sid %d: want a decimal number of at most %d (the total size): %w",
 				op, clip(a[n-2]), sid, total, errNATSProtocol)
 		}
 	}

@@ -109,12 +109,12 @@ func TestRawReaderSplitReads(t *testing.T) {
 func TestRawReaderMalformed(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ in, msg string }{
-		{"MSG a 1 x\r\nabc\r\n", `MSG size "x" on sid 1 is not a decimal number`},
+		{"MSG a 1 x\r\nabc\r\n", `MSG size "x" on sid 1: want a decimal number of at most 1048576 (the max payload)`},
 		{"MSG a 1 -3\r\nabc\r\n", `MSG size "-3"`},
-		{"MSG a 1 99999999999999999999999\r\n", `is not a decimal number up to the max payload`},
-		{"MSG a 1 1048577\r\n", `MSG size "1048577" on sid 1 is not a decimal number up to the max payload 1048576`},
-		{"HMSG a 1 10 5\r\nabcde\r\n", `HMSG header size "10" on sid 1 is not a decimal number up to the total size 5`},
-		{"MSG a x 3\r\nabc\r\n", `MSG sid "x" is not a decimal number`},
+		{"MSG a 1 99999999999999999999999\r\n", `want a decimal number of at most`},
+		{"MSG a 1 1048577\r\n", `MSG size "1048577" on sid 1: want a decimal number of at most 1048576`},
+		{"HMSG a 1 10 5\r\nabcde\r\n", `HMSG header size "10" on sid 1: want a decimal number of at most 5 (the total size)`},
+		{"MSG a x 3\r\nabc\r\n", `MSG sid "x": want a decimal number`},
 		{"MSG a 1\r\n", `MSG with 2 arguments, want 3 or 4`},
 		{"MSG a 1 r s 3\r\nabc\r\n", `MSG with 5 arguments, want 3 or 4`},
 		{"HMSG a 1 3\r\nabc\r\n", `HMSG with 3 arguments, want 4 or 5`},

@@ -1,0 +1,207 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/gateway"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+// fakeNATS is a scripted NATS server: it answers every connection's
+// handshake and PINGs, and hands the gateway's raw import connection
+// (named "... import" in its CONNECT) to the test once it has subscribed,
+// for the test to write frames on.
+type fakeNATS struct {
+	t       *testing.T
+	ln      net.Listener
+	imports chan *fakeConn
+}
+
+// fakeConn is one client connection of a fakeNATS.
+type fakeConn struct {
+	mu   sync.Mutex // orders writes
+	c    net.Conn
+	subs map[string]string // subject -> sid, written before the hand-off
+}
+
+func (c *fakeConn) write(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.c.Write(b)
+	return err
+}
+
+// writeBytes writes b one byte per write: every frame split at every byte.
+func (c *fakeConn) writeBytes(b []byte) error {
+	for k := range b {
+		if err := c.write(b[k : k+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func startFakeNATS(t *testing.T) *fakeNATS {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := &fakeNATS{t: t, ln: ln, imports: make(chan *fakeConn, 8)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { f.serve(c) })
+		}
+	})
+	return f
+}
+
+func (f *fakeNATS) url() string { return "nats://" + f.ln.Addr().String() }
+
+func (f *fakeNATS) serve(c net.Conn) {
+	defer c.Close()
+	fc := &fakeConn{c: c, subs: map[string]string{}}
+	if fc.write([]byte(`INFO {"server_id":"fake","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576}`+"\r\n")) != nil {
+		return
+	}
+	rd := bufio.NewReader(c)
+	isImport, handed := false, false
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return
+		}
+		op, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+		switch strings.ToUpper(op) {
+		case "CONNECT":
+			var ci struct {
+				Name    string `json:"name"`
+				Echo    bool   `json:"echo"`
+				Verbose bool   `json:"verbose"`
+			}
+			if json.Unmarshal([]byte(arg), &ci) != nil {
+				f.t.Errorf("fake NATS: CONNECT %s is not JSON", arg)
+				return
+			}
+			isImport = strings.HasSuffix(ci.Name, " import")
+			if isImport && (ci.Echo || ci.Verbose) {
+				f.t.Errorf("fake NATS: raw import connection asks for echo or verbose: %s", arg)
+			}
+		case "SUB":
+			if fs := strings.Fields(arg); len(fs) == 2 {
+				fc.subs[fs[0]] = fs[1]
+			}
+		case "PING":
+			if fc.write([]byte("PONG\r\n")) != nil {
+				return
+			}
+			if isImport && !handed && len(fc.subs) > 0 {
+				handed = true
+				f.imports <- fc
+			}
+		}
+	}
+}
+
+// nextImport waits for the gateway's (next) import connection.
+func (f *fakeNATS) nextImport() *fakeConn {
+	f.t.Helper()
+	select {
+	case c := <-f.imports:
+		return c
+	case <-time.After(20 * time.Second):
+		f.t.Fatal("no import connection within 20 s")
+		return nil
+	}
+}
+
+// TestRawImportFakeServer: the raw import connection delivers MSG and HMSG
+// frames that arrive one byte per TCP write, and a malformed frame (a
+// size that is not a number, a size over the max payload, a header size
+// over the total, an unknown operation) closes the connection with an
+// error naming what was wrong, counted as refused; the gateway
+// reconnects, subscribes again and delivers again.
+func TestRawImportFakeServer(t *testing.T) {
+	t.Parallel()
+	fake := startFakeNATS(t)
+	rb := newRouter(t)
+	topic := []gateway.Topic{{Name: "fk", Type: &gateway.Type{}}}
+	gb, logs, _ := startGateway(t, gateway.Options{NATSURL: fake.url(), Socket: rb.cfg.Socket, Import: topic})
+	conn := fake.nextImport()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sub, err := subscriber.New(ctx, "fk", subscriber.Options{Socket: rb.cfg.Socket, QueueCapacity: 64})
+	require.NoError(t, err)
+	defer sub.Close()
+	require.NoError(t, sub.WaitForPublishers(ctx, 1))
+
+	seq := uint64(0)
+	send := func(c *fakeConn, headers bool) {
+		t.Helper()
+		seq++
+		p := payload(seq, 40+int(seq))
+		m, err := gateway.AppendMessage(nil, gateway.Meta{Seq: seq, Publisher: 7, Gateway: "peer"}, p)
+		require.NoError(t, err)
+		sid := c.subs[gateway.DefaultPrefix+"fk"]
+		require.NotEmpty(t, sid, "subscriptions %v", c.subs)
+		var frame string
+		if headers {
+			h := "NATS/1.0\r\nX-Test: 1\r\n\r\n"
+			frame = fmt.Sprintf("HMSG %sfk %s reply.x %d %d\r\n%s%s\r\n", gateway.DefaultPrefix, sid, len(h), len(h)+len(m), h, m)
+		} else {
+			frame = fmt.Sprintf("MSG %sfk %s %d\r\n%s\r\n", gateway.DefaultPrefix, sid, len(m), m)
+		}
+		require.NoError(t, c.writeBytes([]byte(frame)))
+		s, err := sub.TakeTimeout(20 * time.Second)
+		require.NoError(t, err, "message %d: %v", seq, gb.Stats())
+		require.Equal(t, p, s.Bytes(), "message %d", seq)
+		require.NoError(t, s.Release())
+	}
+	send(conn, false)
+	send(conn, true)
+	send(conn, false)
+
+	for k, bad := range []struct{ frame, why string }{
+		{"MSG parallax.fk 1 12x\r\n", `MSG size \"12x\" on sid 1: want a decimal number of at most 1048576 (the max payload)`},
+		{"MSG parallax.fk 1 1048577\r\n", `1048577\" on sid 1: want a decimal number of at most 1048576`},
+		{"HMSG parallax.fk 1 50 10\r\n", `HMSG header size \"50\" on sid 1: want a decimal number of at most 10 (the total size)`},
+		{"HELLO world\r\n", `unknown operation \"HELLO world\"`},
+	} {
+		require.NoError(t, conn.write([]byte(bad.frame)))
+		conn = fake.nextImport() // the gateway dropped the connection and came back
+		eventually(t, "the malformed frame counted", func() bool { return gb.Stats().Refused == uint64(k+1) })
+		require.Contains(t, logs.String(), bad.why)
+		send(conn, k%2 == 0)
+	}
+	st := gb.Stats()
+	require.GreaterOrEqual(t, st.Reconnects, uint64(4), "%v", st)
+	require.Equal(t, seq, st.Imported, "%v", st)
+	require.Zero(t, st.Dropped+st.Gaps, "%v", st)
+}
