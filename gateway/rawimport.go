@@ -130,8 +130,8 @@ type connectInfo struct {
 }
 
 // session dials srv, subscribes and reads until the connection ends or ctx
-// does. sessions counts the earlier connections that were up. An error
-// after the subscriptions went out is a *rawSessionError.
+// does. sessions counts the earlier connections that were up. The error
+// that ends a connection that was up (subscribed) is a *rawSessionError.
 func (r *rawImport) session(ctx context.Context, srv rawServer, sessions int) (err error) {
 	d := net.Dialer{Timeout: r.cfg.timeout}
 	conn, err := d.DialContext(ctx, "tcp", srv.addr)
@@ -170,10 +170,6 @@ func (r *rawImport) session(ctx context.Context, srv rawServer, sessions int) (e
 	if err := w.write(append(out, "PING\r\n"...)); err != nil {
 		return fmt.Errorf("send CONNECT and SUB: %w", err)
 	}
-	// From here the server may deliver: the connection is up.
-	if sessions > 0 {
-		r.g.reconnects.Add(1)
-	}
 	var pingsOut atomic.Int32
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -181,7 +177,8 @@ func (r *rawImport) session(ctx context.Context, srv rawServer, sessions int) (e
 	defer close(done)
 	var stale atomic.Bool
 	wg.Go(func() { r.keepAlive(ctx, conn, w, &pingsOut, &stale, done) })
-	err = r.read(rd, conn, w, &pingsOut, sessions)
+	up := false
+	err = r.read(rd, conn, w, &pingsOut, sessions, &up)
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -191,13 +188,17 @@ func (r *rawImport) session(ctx context.Context, srv rawServer, sessions int) (e
 		r.g.protoErrors.Add(1)
 		r.g.log.Error("malformed frame from NATS on the import connection", "addr", srv.addr, "err", err)
 	}
+	if !up {
+		return err
+	}
 	return &rawSessionError{err}
 }
 
-// read handles frames until the connection fails.
-func (r *rawImport) read(rd *rawReader, conn net.Conn, w *rawWriter, pingsOut *atomic.Int32, sessions int) error {
+// read handles frames until the connection fails. The first PONG sets
+// *up: the server has the subscriptions (a reconnection, when sessions
+// connections were up before).
+func (r *rawImport) read(rd *rawReader, conn net.Conn, w *rawWriter, pingsOut *atomic.Int32, sessions int, up *bool) error {
 	var f rawFrame
-	subscribed := false
 	var lastErr []byte
 	for {
 		if err := rd.next(&f); err != nil {
@@ -217,10 +218,11 @@ func (r *rawImport) read(rd *rawReader, conn net.Conn, w *rawWriter, pingsOut *a
 			}
 		case rawPong:
 			pingsOut.Store(0)
-			if !subscribed {
-				subscribed = true
+			if !*up {
+				*up = true
 				_ = conn.SetReadDeadline(time.Time{})
 				if sessions > 0 {
+					r.g.reconnects.Add(1)
 					r.g.log.Info("import connection to NATS re-established")
 				}
 				r.setReady()

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax/gateway"
@@ -204,4 +207,79 @@ func TestRawImportFakeServer(t *testing.T) {
 	require.GreaterOrEqual(t, st.Reconnects, uint64(4), "%v", st)
 	require.Equal(t, seq, st.Imported, "%v", st)
 	require.Zero(t, st.Dropped+st.Gaps, "%v", st)
+}
+
+// TestRawImportAuth: the import connection authenticates with the user and
+// password of the URL or the token of the NATS options, and a wrong
+// password keeps the gateway from being ready, with the server's error in
+// its log.
+func TestRawImportAuth(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		server server.Options
+		url    func(port int) string
+		opts   []nats.Option
+	}{
+		{"user in URL", server.Options{Username: "u", Password: "p"}, func(port int) string { return fmt.Sprintf("nats://u:p@127.0.0.1:%d", port) }, nil},
+		{"token option", server.Options{Authorization: "s3cret"}, func(port int) string { return fmt.Sprintf("nats://127.0.0.1:%d", port) },
+			[]nats.Option{nats.Token("s3cret")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			so := tc.server
+			so.Port = -1
+			ns := startNATSOpts(t, &so)
+			url := tc.url(ns.Addr().(*net.TCPAddr).Port)
+			rb := newRouter(t)
+			topic := []gateway.Topic{{Name: "auth", Type: &gateway.Type{}}}
+			gb, logs, _ := startGateway(t, gateway.Options{NATSURL: url, Socket: rb.cfg.Socket, Import: topic, NATSOptions: tc.opts})
+			require.Contains(t, logs.String(), "importing through the gateway's own NATS connection")
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			sub, err := subscriber.New(ctx, "auth", subscriber.Options{Socket: rb.cfg.Socket})
+			require.NoError(t, err)
+			defer sub.Close()
+			require.NoError(t, sub.WaitForPublishers(ctx, 1))
+			nc, err := nats.Connect(url, tc.opts...)
+			require.NoError(t, err)
+			defer nc.Close()
+			m, err := gateway.AppendMessage(nil, gateway.Meta{Seq: 1, Publisher: 1, Gateway: "peer"}, []byte("secret payload"))
+			require.NoError(t, err)
+			require.NoError(t, nc.Publish(gateway.DefaultPrefix+"auth", m))
+			require.NoError(t, nc.Flush())
+			s, err := sub.TakeTimeout(20 * time.Second)
+			require.NoError(t, err, "%v", gb.Stats())
+			require.Equal(t, "secret payload", string(s.Bytes()))
+			require.NoError(t, s.Release())
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		t.Parallel()
+		ns := startNATSOpts(t, &server.Options{Port: -1, Username: "u", Password: "p"})
+		rb := newRouter(t)
+		lb := &logBuf{t: t}
+		bad, err := gateway.New(gateway.Options{NATSURL: fmt.Sprintf("nats://u:wrong@127.0.0.1:%d", ns.Addr().(*net.TCPAddr).Port),
+			Socket: rb.cfg.Socket, Import: []gateway.Topic{{Name: "auth"}}, MinBackoff: 10 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(lb, nil))})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- bad.Run(ctx) }()
+		eventually(t, "the import connection's authorization error logged", func() bool {
+			for l := range strings.Lines(lb.String()) {
+				if strings.Contains(l, "import connection to NATS failed") && strings.Contains(l, "Authorization Violation") {
+					return true
+				}
+			}
+			return false
+		})
+		select {
+		case <-bad.Ready():
+			t.Fatal("ready with a wrong password")
+		default:
+		}
+		cancel()
+		require.NoError(t, <-done)
+	})
 }
