@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -204,6 +205,9 @@ func (r *rawImport) read(rd *rawReader, conn net.Conn, w *rawWriter, pingsOut *a
 		if err := rd.next(&f); err != nil {
 			if lastErr != nil {
 				return fmt.Errorf("server said -ERR %s, then: %w", lastErr, err)
+			}
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("server closed the connection (restart, shutdown, or it gave up on a slow consumer): %w", err)
 			}
 			return err
 		}

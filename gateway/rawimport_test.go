@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -282,4 +283,79 @@ func TestRawImportAuth(t *testing.T) {
 		cancel()
 		require.NoError(t, <-done)
 	})
+}
+
+// TestRawImportSlowConsumer: under PolicyBlock an importer whose local
+// subscriber does not take stops reading its connection; the NATS server
+// gives up on it (slow consumer) and closes it. The gateway reconnects,
+// delivers whole messages only, in order, and every message it did not
+// deliver is counted (dropped or gaps).
+func TestRawImportSlowConsumer(t *testing.T) {
+	t.Parallel()
+	ns := startNATSOpts(t, &server.Options{Port: -1, MaxPending: 256 << 10, MaxPayload: 64 << 10, WriteDeadline: 200 * time.Millisecond})
+	rb := newRouter(t)
+	topic := []gateway.Topic{{Name: "slow", Type: &gateway.Type{}}}
+	gb, _, _ := startGateway(t, gateway.Options{NATSURL: ns.ClientURL(), Socket: rb.cfg.Socket, Import: topic, Policy: gateway.PolicyBlock})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sub, err := subscriber.New(ctx, "slow", subscriber.Options{Socket: rb.cfg.Socket, QueueCapacity: 4, Policy: subscriber.BlockProducer})
+	require.NoError(t, err)
+	defer sub.Close()
+	require.NoError(t, sub.WaitForPublishers(ctx, 1))
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	seq := uint64(0)
+	send := func() {
+		seq++
+		m, err := gateway.AppendMessage(nil, gateway.Meta{Seq: seq, Publisher: 1, Gateway: "peer"}, payload(seq, 1000))
+		require.NoError(t, err)
+		require.NoError(t, nc.Publish(gateway.DefaultPrefix+"slow", m))
+	}
+	// More than the socket buffers, the read buffer and the server's
+	// pending limit hold while the subscriber takes nothing.
+	for ns.NumSlowConsumers() == 0 {
+		for range 1000 {
+			send()
+		}
+		require.NoError(t, nc.Flush())
+		require.Less(t, seq, uint64(1e6), "the server never gave up on the importer")
+	}
+	var got []uint64
+	take := func() bool {
+		s, err := sub.TakeTimeout(200 * time.Millisecond)
+		if err != nil {
+			return false
+		}
+		require.Len(t, s.Bytes(), 1000)
+		n := binary.LittleEndian.Uint64(s.Bytes())
+		require.Equal(t, payload(n, 1000), s.Bytes(), "message %d is whole", n)
+		if len(got) > 0 {
+			require.Greater(t, n, got[len(got)-1], "order")
+		}
+		got = append(got, n)
+		require.NoError(t, s.Release())
+		return true
+	}
+	eventually(t, "the importer reconnecting", func() bool {
+		for take() {
+		}
+		return gb.Stats().Reconnects >= 1
+	})
+	// After the reconnection a new message arrives; send until one does.
+	last := len(got)
+	eventually(t, "delivery after the reconnection", func() bool {
+		send()
+		require.NoError(t, nc.Flush())
+		for take() {
+		}
+		return len(got) > last && got[len(got)-1] == seq
+	})
+	eventually(t, "the importer counting", func() bool { return gb.Stats().Imported == uint64(len(got)) })
+	st := gb.Stats()
+	lost := seq - uint64(len(got))
+	require.Positive(t, lost, "the server dropped messages for the slow consumer")
+	require.GreaterOrEqual(t, st.Dropped+st.Gaps, lost, "every message not delivered is counted; %v", st)
+	require.Zero(t, st.Refused, "%v", st)
+	t.Logf("sent %d, delivered %d; %v", seq, len(got), st)
 }
