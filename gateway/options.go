@@ -166,6 +166,7 @@ type Options struct {
 	// gateway uses nats.go anyway when NATSOptions or NATSURL ask for
 	// what that connection does not do (TLS, nkeys, JWT or creds files,
 	// a token handler, a custom dialer, websocket), and for JetStream.
+	// The command line's -import-nats-go sets it.
 	ImportWithNATSGo bool
 	// Stream, when not empty, makes the gateway use JetStream: exporters
 	// publish to the stream of that name (created, capturing

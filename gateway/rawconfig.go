@@ -69,7 +69,10 @@ func rawConfigFor(opts *Options, id string) (rawConfig, string) {
 		c.maxPingsOut = nats.DefaultMaxPingOut
 	}
 	for s := range strings.SplitSeq(opts.NATSURL, ",") {
-		srv, why := parseRawURL(strings.TrimSpace(s))
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		srv, why := parseRawURL(s)
 		if why != "" {
 			return rawConfig{}, why
 		}
@@ -77,6 +80,9 @@ func rawConfigFor(opts *Options, id string) (rawConfig, string) {
 			srv.user, srv.pass, srv.token = no.User, no.Password, no.Token
 		}
 		c.servers = append(c.servers, srv)
+	}
+	if len(c.servers) == 0 {
+		return rawConfig{}, "no NATS URL"
 	}
 	return c, ""
 }

@@ -29,6 +29,7 @@ func TestRawConfigFor(t *testing.T) {
 			[]rawServer{{addr: "h:1", user: "u", pass: "p"}}},
 		{"token option", Options{NATSURL: "nats://h:1", Import: imp, NATSOptions: []nats.Option{nats.Token("x")}}, "",
 			[]rawServer{{addr: "h:1", token: "x"}}},
+		{"empty URLs skipped", Options{NATSURL: " ,nats://h:1, ", Import: imp}, "", []rawServer{{addr: "h:1"}}},
 		{"forced", Options{NATSURL: "nats://h:1", Import: imp, ImportWithNATSGo: true}, "Options.ImportWithNATSGo", nil},
 		{"JetStream", Options{NATSURL: "nats://h:1", Import: imp, Stream: "s"}, "JetStream imports use nats.go", nil},
 		{"no import", Options{NATSURL: "nats://h:1", Export: imp}, "no import", nil},
