@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,9 +27,13 @@ import (
 // (named "... import" in its CONNECT) to the test once it has subscribed,
 // for the test to write frames on.
 type fakeNATS struct {
-	t       *testing.T
-	ln      net.Listener
-	imports chan *fakeConn
+	t        *testing.T
+	infos    []string     // the INFO line's JSON of each connection; the last for the later ones
+	conns    atomic.Int32 // connections accepted
+	active   atomic.Int32 // connections being served
+	ln       net.Listener
+	imports  chan *fakeConn
+	natsSubs chan string // subjects subscribed on other connections (nats.go's)
 }
 
 // fakeConn is one client connection of a fakeNATS.
@@ -55,11 +60,11 @@ func (c *fakeConn) writeBytes(b []byte) error {
 	return nil
 }
 
-func startFakeNATS(t *testing.T) *fakeNATS {
+func startFakeNATS(t *testing.T, infos ...string) *fakeNATS {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	f := &fakeNATS{t: t, ln: ln, imports: make(chan *fakeConn, 8)}
+	f := &fakeNATS{t: t, infos: infos, imports: make(chan *fakeConn, 8), natsSubs: make(chan string, 16), ln: ln}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -90,12 +95,18 @@ func startFakeNATS(t *testing.T) *fakeNATS {
 func (f *fakeNATS) url() string { return "nats://" + f.ln.Addr().String() }
 
 func (f *fakeNATS) serve(c net.Conn) {
+	f.active.Add(1)
+	defer f.active.Add(-1)
 	defer c.Close()
 	fc := &fakeConn{c: c, subs: map[string]string{}}
-	if fc.write([]byte(`INFO {"server_id":"fake","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576}`+"\r\n")) != nil {
+	info := f.infos[min(int(f.conns.Add(1))-1, len(f.infos)-1)]
+	if fc.write([]byte("INFO "+info+"\r\n")) != nil {
 		return
 	}
 	rd := bufio.NewReader(c)
+	if b, err := rd.Peek(1); err != nil || b[0] == 0x16 { // a TLS handshake: not spoken here
+		return
+	}
 	isImport, handed := false, false
 	for {
 		line, err := rd.ReadString('\n')
@@ -121,6 +132,12 @@ func (f *fakeNATS) serve(c net.Conn) {
 		case "SUB":
 			if fs := strings.Fields(arg); len(fs) == 2 {
 				fc.subs[fs[0]] = fs[1]
+				if !isImport {
+					select {
+					case f.natsSubs <- fs[0]:
+					default:
+					}
+				}
 			}
 		case "PING":
 			if fc.write([]byte("PONG\r\n")) != nil {
@@ -133,6 +150,9 @@ func (f *fakeNATS) serve(c net.Conn) {
 		}
 	}
 }
+
+// fakeInfo is a fakeNATS's INFO.
+const fakeInfo = `{"server_id":"fake","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576}`
 
 // nextImport waits for the gateway's (next) import connection.
 func (f *fakeNATS) nextImport() *fakeConn {
@@ -154,7 +174,7 @@ func (f *fakeNATS) nextImport() *fakeConn {
 // reconnects, subscribes again and delivers again.
 func TestRawImportFakeServer(t *testing.T) {
 	t.Parallel()
-	fake := startFakeNATS(t)
+	fake := startFakeNATS(t, fakeInfo)
 	rb := newRouter(t)
 	topic := []gateway.Topic{{Name: "fk", Type: &gateway.Type{}}}
 	gb, logs, _ := startGateway(t, gateway.Options{NATSURL: fake.url(), Socket: rb.cfg.Socket, Import: topic})
@@ -358,4 +378,33 @@ func TestRawImportSlowConsumer(t *testing.T) {
 	require.GreaterOrEqual(t, st.Dropped+st.Gaps, lost, "every message not delivered is counted; %v", st)
 	require.Zero(t, st.Refused, "%v", st)
 	t.Logf("sent %d, delivered %d; %v", seq, len(got), st)
+}
+
+// TestRawImportTLSRequired: a server that requires TLS makes the import
+// connection give way to nats.go subscriptions, logged with the reason.
+// (The fake asks only the second connection, the import one, for TLS:
+// nats.go v1.55.0 leaks the socket of a failed TLS handshake.)
+func TestRawImportTLSRequired(t *testing.T) {
+	t.Parallel()
+	fake := startFakeNATS(t, fakeInfo, `{"server_id":"fake","proto":1,"headers":true,"max_payload":1048576,"tls_required":true}`)
+	rb := newRouter(t)
+	lb := &logBuf{t: t}
+	g, err := gateway.New(gateway.Options{NATSURL: fake.url(), Socket: rb.cfg.Socket, Import: []gateway.Topic{{Name: "tls"}},
+		MinBackoff: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(lb, nil))})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	eventually(t, "the fallback logged", func() bool {
+		return strings.Contains(lb.String(), `msg="importing through nats.go" gateway=`+g.ID()+` reason="server `+fake.ln.Addr().String()+` requires TLS`)
+	})
+	select {
+	case subj := <-fake.natsSubs:
+		require.Equal(t, gateway.DefaultPrefix+"tls", subj)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no subscription on the nats.go connection")
+	}
+	cancel()
+	require.NoError(t, <-done)
+	eventually(t, "the gateway's connections closed", func() bool { return fake.active.Load() == 0 })
 }
