@@ -34,6 +34,7 @@ type fakeNATS struct {
 	ln       net.Listener
 	imports  chan *fakeConn
 	natsSubs chan string // subjects subscribed on other connections (nats.go's)
+	unsubs   chan string // sids unsubscribed on import connections
 }
 
 // fakeConn is one client connection of a fakeNATS.
@@ -41,6 +42,7 @@ type fakeConn struct {
 	mu   sync.Mutex // orders writes
 	c    net.Conn
 	subs map[string]string // subject -> sid, written before the hand-off
+	mute atomic.Bool       // stop answering PINGs
 }
 
 func (c *fakeConn) write(b []byte) error {
@@ -64,7 +66,7 @@ func startFakeNATS(t *testing.T, infos ...string) *fakeNATS {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	f := &fakeNATS{t: t, infos: infos, imports: make(chan *fakeConn, 8), natsSubs: make(chan string, 16), ln: ln}
+	f := &fakeNATS{t: t, infos: infos, imports: make(chan *fakeConn, 8), natsSubs: make(chan string, 16), unsubs: make(chan string, 16), ln: ln}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -139,7 +141,17 @@ func (f *fakeNATS) serve(c net.Conn) {
 					}
 				}
 			}
+		case "UNSUB":
+			if isImport {
+				select {
+				case f.unsubs <- arg:
+				default:
+				}
+			}
 		case "PING":
+			if fc.mute.Load() {
+				continue
+			}
 			if fc.write([]byte("PONG\r\n")) != nil {
 				return
 			}
@@ -177,7 +189,8 @@ func TestRawImportFakeServer(t *testing.T) {
 	fake := startFakeNATS(t, fakeInfo)
 	rb := newRouter(t)
 	topic := []gateway.Topic{{Name: "fk", Type: &gateway.Type{}}}
-	gb, logs, _ := startGateway(t, gateway.Options{NATSURL: fake.url(), Socket: rb.cfg.Socket, Import: topic})
+	gb, logs, stop := startGateway(t, gateway.Options{NATSURL: fake.url(), Socket: rb.cfg.Socket, Import: topic,
+		NATSOptions: []nats.Option{nats.PingInterval(50 * time.Millisecond), nats.MaxPingsOutstanding(2)}})
 	conn := fake.nextImport()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -224,10 +237,24 @@ func TestRawImportFakeServer(t *testing.T) {
 		require.Contains(t, logs.String(), bad.why)
 		send(conn, k%2 == 0)
 	}
+	// A server that stops answering PINGs: the connection is stale.
+	conn.mute.Store(true)
+	conn = fake.nextImport()
+	require.Contains(t, logs.String(), "stale connection: 2 PINGs unanswered")
+	send(conn, false)
+
 	st := gb.Stats()
-	require.GreaterOrEqual(t, st.Reconnects, uint64(4), "%v", st)
+	require.GreaterOrEqual(t, st.Reconnects, uint64(5), "%v", st)
 	require.Equal(t, seq, st.Imported, "%v", st)
 	require.Zero(t, st.Dropped+st.Gaps, "%v", st)
+	// On stop the import connection unsubscribes.
+	stop()
+	select {
+	case sid := <-fake.unsubs:
+		require.Equal(t, conn.subs[gateway.DefaultPrefix+"fk"], sid)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no UNSUB on stop")
+	}
 }
 
 // TestRawImportAuth: the import connection authenticates with the user and
