@@ -76,15 +76,36 @@
 // freed slot. A sample that must be split, or is larger than 16 KiB, is
 // published on its own (its chunk held meanwhile), after the messages
 // staged before it. An importer
-// copies each payload once, from the NATS message into a chunk loaned from
-// the local pool; the samples of a batch are published locally together
+// copies each payload once, from its connection's read buffer into a chunk
+// loaned from the local pool (see Imports); the samples of a batch are published locally together
 // (publisher.PublishBatch, up to 64 at a time: one timestamp and one
 // wake-up of each sleeping local subscriber per batch instead of per
 // sample). It takes its lock and adds its counters once per NATS message.
 // Under [PolicyBlock] an exporter's local subscriber wakes a blocked local
 // publisher once it has drained half its queue (subscriber.Options
-// DrainWakes), not at every take. Neither side allocates per message
-// (nats.go does: the received message and its copy).
+// DrainWakes), not at every take. Neither side allocates per message.
+//
+// # Imports
+//
+// Core-NATS imports do not go through nats.go, which copies every
+// received message into a fresh allocation and hands it to a goroutine
+// per subscription. A gateway with imports opens a second NATS connection
+// of its own for them, subscribes each imported subject on it and reads
+// the NATS protocol itself on one goroutine from one reused buffer (a
+// message larger than the buffer grows it, up to the server's max
+// payload): each message's payload goes from the buffer to the importer,
+// which copies it into the loaned chunk, the only copy after the kernel's.
+// Every length the server sends is checked against its max payload; a
+// malformed frame closes the connection with a logged error naming what
+// was wrong (counted in [Stats].Refused), and the connection comes back
+// with the gateway's backoff, subscribing again. It speaks plain TCP with
+// user/password or token authentication (from the URL or
+// [Options].NATSOptions); for TLS, nkeys, JWT or creds files, token
+// handlers, custom dialers, websocket, and for JetStream, and with
+// [Options].ImportWithNATSGo, importers subscribe through nats.go as
+// before (the reason is logged at debug level; a server that requires
+// TLS makes the gateway fall back at run time). All imported topics share
+// the reading goroutine.
 //
 // # Policies
 //
@@ -92,9 +113,14 @@
 // counts what the gateway loses; [PolicyBlock] (`-policy block`) makes the
 // exporters' local queues block-producer, so a fast local publisher is
 // slowed to NATS's pace, waits for NATS while it is unreachable, and makes
-// importers wait for pool chunks. Importers' NATS pending limits
-// ([Options].PendingMsgs, PendingBytes) bound what nats.go holds for a
-// slow importer; beyond them it drops (slow consumer), counted as dropped.
+// importers wait for pool chunks. An importer on its own connection
+// (see Imports) that waits stops reading it, and TCP backpressure slows
+// the NATS server's writes; a server that gives up on it (slow consumer)
+// closes the connection: the messages the server discarded show as gaps
+// at the importer ([Stats].Gaps), and the reconnection is counted. Through
+// nats.go, importers' NATS pending limits ([Options].PendingMsgs,
+// PendingBytes) bound what nats.go holds for a slow importer; beyond them
+// it drops (slow consumer), counted as dropped.
 // Losses are counted per topic and direction ([Gateway.TopicStats]).
 //
 // # Types
@@ -139,7 +165,9 @@
 // # Reconnection
 //
 // The NATS connection reconnects by itself (nats.go reconnect options,
-// retried forever with exponential backoff, including the first connect).
+// retried forever with exponential backoff, including the first connect);
+// so does the import connection, with the same backoff, cycling through
+// the URLs; a message cut by the disconnection is never delivered.
 // Messages published while NATS is unreachable are buffered by nats.go up
 // to its reconnect buffer, then dropped. When the router goes away (the
 // process runtime's control connection ends, or endpoints cannot be

@@ -32,6 +32,10 @@ type Gateway struct {
 	reconnects atomic.Uint64
 	maxPayload atomic.Int64 // the NATS server's, defaultMaxPayload until known
 	js         *jetStream   // nil without Options.Stream (jetstream.go)
+	raw        *rawImport   // nil when imports go through nats.go (rawimport.go)
+	rawWhy     string       // why they do
+	// protoErrors counts malformed frames on the raw import connection.
+	protoErrors atomic.Uint64
 
 	ran        atomic.Bool
 	closing    atomic.Bool // Run is closing the NATS connection
@@ -67,6 +71,11 @@ func New(opts Options) (*Gateway, error) {
 	for _, t := range opts.Export {
 		g.exports = append(g.exports, newExporter(g, t))
 	}
+	if cfg, why := rawConfigFor(&g.opts, g.id); why == "" {
+		g.raw = newRawImport(g, cfg)
+	} else {
+		g.rawWhy = why
+	}
 	return g, nil
 }
 
@@ -84,7 +93,7 @@ const defaultMaxPayload = 1 << 20
 
 // Stats returns the gateway's counters: the sums of [Gateway.TopicStats].
 func (g *Gateway) Stats() Stats {
-	s := Stats{Reconnects: g.reconnects.Load()}
+	s := Stats{Reconnects: g.reconnects.Load(), Refused: g.protoErrors.Load()}
 	for _, t := range g.TopicStats() {
 		s.add(t)
 	}
@@ -171,24 +180,27 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		nc.Close()
 	}()
-	if g.opts.Stream == "" {
-		for _, imp := range g.order {
-			sub, err := nc.Subscribe(imp.subject, imp.onMsg)
-			if err == nil {
-				err = sub.SetPendingLimits(g.opts.PendingMsgs, g.opts.PendingBytes)
-			}
-			if err != nil {
-				return fmt.Errorf("gateway %s: subscribe to NATS subject %q: %w", g.id, imp.subject, err)
-			}
-			imp.natsSub.Store(sub)
+	switch {
+	case g.opts.Stream != "":
+		if err := g.openJetStream(nc); err != nil {
+			return err
 		}
-	} else if err := g.openJetStream(nc); err != nil {
-		return err
+	case g.raw == nil:
+		if len(g.order) > 0 {
+			g.log.Debug("importing through nats.go", "reason", g.rawWhy)
+		}
+		if err := g.subscribeImports(nc); err != nil {
+			return err
+		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if g.raw != nil {
+		g.log.Debug("importing through the gateway's own NATS connection")
+		wg.Go(func() { g.raw.run(ctx) })
+	}
 	wg.Go(func() { g.waitNATS(ctx, nc) })
 	if g.opts.StatsInterval > 0 {
 		wg.Go(func() { g.logStats(ctx) })
@@ -196,6 +208,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.runLocal(ctx)
 	ns := nc.Stats()
 	g.log.Info("gateway stopped", "stats", g.Stats().String(), "nats_out_msgs", ns.OutMsgs, "nats_in_msgs", ns.InMsgs)
+	return nil
+}
+
+// subscribeImports subscribes the imported subjects through nats.go.
+func (g *Gateway) subscribeImports(nc *nats.Conn) error {
+	for _, imp := range g.order {
+		sub, err := nc.Subscribe(imp.subject, imp.onMsg)
+		if err == nil {
+			err = sub.SetPendingLimits(g.opts.PendingMsgs, g.opts.PendingBytes)
+		}
+		if err != nil {
+			return fmt.Errorf("gateway %s: subscribe to NATS subject %q: %w", g.id, imp.subject, err)
+		}
+		imp.natsSub.Store(sub)
+	}
 	return nil
 }
 
@@ -264,9 +291,17 @@ func (g *Gateway) signalNATS() {
 }
 
 // waitNATS marks NATS ready once the connection is up and the server has
-// processed the subscriptions (a flush round trip), and, with JetStream,
-// the stream and the consumers exist.
+// processed the subscriptions (a flush round trip, and the raw import
+// connection's first PONG), and, with JetStream, the stream and the
+// consumers exist.
 func (g *Gateway) waitNATS(ctx context.Context, nc *nats.Conn) {
+	if g.raw != nil {
+		select {
+		case <-g.raw.ready:
+		case <-ctx.Done():
+			return
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		if nc.IsConnected() {
 			err := nc.FlushTimeout(5 * time.Second)

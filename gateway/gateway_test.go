@@ -125,7 +125,7 @@ func newBridge(t *testing.T, cfg string, natsMax int32, chunk int, exp, imp gate
 
 func TestBridgeOrderAndChecksum(t *testing.T) {
 	t.Parallel()
-	testBridgeOrderAndChecksum(t, routertest.Small)
+	forImportPaths(t, func(t *testing.T) { testBridgeOrderAndChecksum(t, routertest.Small) })
 }
 
 func testBridgeOrderAndChecksum(t *testing.T, cfg string) {
@@ -232,7 +232,7 @@ func testBridgeOrderAndChecksum(t *testing.T, cfg string) {
 
 func TestTypeFromFirstMessageAndMismatchRefused(t *testing.T) {
 	t.Parallel()
-	testTypeFromFirstMessageAndMismatchRefused(t, routertest.Small)
+	forImportPaths(t, func(t *testing.T) { testTypeFromFirstMessageAndMismatchRefused(t, routertest.Small) })
 }
 
 func testTypeFromFirstMessageAndMismatchRefused(t *testing.T, cfg string) {
@@ -300,7 +300,7 @@ func testConfiguredTypeMismatchRefused(t *testing.T, cfg string) {
 // payload crosses in parts and arrives whole, between smaller ones.
 func TestLargePayloadSplit(t *testing.T) {
 	t.Parallel()
-	testLargePayloadSplit(t, routertest.Small)
+	forImportPaths(t, func(t *testing.T) { testLargePayloadSplit(t, routertest.Small) })
 }
 
 func testLargePayloadSplit(t *testing.T, cfg string) {
@@ -442,7 +442,7 @@ func testRouterRestart(t *testing.T, cfg string) {
 
 func TestNATSRestart(t *testing.T) {
 	t.Parallel()
-	testNATSRestart(t, routertest.Small)
+	forImportPaths(t, func(t *testing.T) { testNATSRestart(t, routertest.Small) })
 }
 
 func testNATSRestart(t *testing.T, cfg string) {
@@ -565,7 +565,7 @@ func testReportDisabled(t *testing.T, cfg string) {
 // error, on its callback goroutine, before the closed callback).
 func TestCleanStopNoWarning(t *testing.T) {
 	t.Parallel()
-	testCleanStopNoWarning(t, routertest.Small)
+	forImportPaths(t, func(t *testing.T) { testCleanStopNoWarning(t, routertest.Small) })
 }
 
 func testCleanStopNoWarning(t *testing.T, cfg string) {

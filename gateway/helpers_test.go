@@ -78,6 +78,9 @@ func startGateway(t testing.TB, opts gateway.Options) (*gateway.Gateway, *logBuf
 	if opts.ReportInterval == 0 {
 		opts.ReportInterval = 20 * time.Millisecond
 	}
+	if strings.Contains(t.Name(), "/"+natsGoPath) {
+		opts.ImportWithNATSGo = true
+	}
 	g, err := gateway.New(opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -98,7 +101,30 @@ func startGateway(t testing.TB, opts gateway.Options) (*gateway.Gateway, *logBuf
 	case <-time.After(20 * time.Second):
 		t.Fatalf("gateway not ready after 20s; log:\n%s", lb)
 	}
+	if len(opts.Import) > 0 && opts.Stream == "" && len(opts.NATSOptions) == 0 && opts.Logger == nil {
+		want := "importing through the gateway's own NATS connection"
+		if opts.ImportWithNATSGo {
+			want = "importing through nats.go"
+		}
+		require.Contains(t, lb.String(), want)
+	}
 	return g, lb, stop
+}
+
+// natsGoPath names the subtests of forImportPaths whose gateways import
+// through nats.go ([gateway.Options].ImportWithNATSGo, set by
+// startGateway from the test's name).
+const natsGoPath = "path=nats.go"
+
+// forImportPaths runs test once per import path: path=raw (the gateway's
+// own NATS connection, the default) and path=nats.go.
+func forImportPaths(t *testing.T, test func(t *testing.T)) {
+	for _, p := range []string{"path=raw", natsGoPath} {
+		t.Run(p, func(t *testing.T) {
+			t.Parallel()
+			test(t)
+		})
+	}
 }
 
 // eventually waits for cond with a deadline, re-checking on a short ticker.

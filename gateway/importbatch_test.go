@@ -19,6 +19,10 @@ import (
 // is counted once per record.
 func TestImportLargeBatch(t *testing.T) {
 	t.Parallel()
+	forImportPaths(t, testImportLargeBatch)
+}
+
+func testImportLargeBatch(t *testing.T) {
 	ns := startNATS(t, -1, 0)
 	rb := newRouter(t)
 	topic := []gateway.Topic{{Name: "lb", Type: &gateway.Type{}}}

@@ -152,11 +152,22 @@ type Options struct {
 	// importer holds at most MaxPartial * MaxMessageSize bytes of partial
 	// messages (512 MiB with the defaults), whatever its peers send.
 	MaxPartial int
-	// PendingMsgs and PendingBytes are the importers' NATS pending limits
-	// (messages received but not yet published locally); beyond them
-	// nats.go drops messages (slow consumer, counted as dropped). 0 =
-	// 65536 messages and 256 MiB.
+	// PendingMsgs and PendingBytes are the NATS pending limits of
+	// importers that subscribe through nats.go (messages received but not
+	// yet published locally); beyond them nats.go drops messages (slow
+	// consumer, counted as dropped). 0 = 65536 messages and 256 MiB. The
+	// gateway's own import connection holds nothing beyond its read
+	// buffer: a slow importer stops reading it.
 	PendingMsgs, PendingBytes int
+	// ImportWithNATSGo makes core-NATS importers subscribe through the
+	// gateway's nats.go connection. By default they use a connection of
+	// the gateway's own that reads messages without copying them before
+	// the copy into the local chunk (see the package docs, Imports); the
+	// gateway uses nats.go anyway when NATSOptions or NATSURL ask for
+	// what that connection does not do (TLS, nkeys, JWT or creds files,
+	// a token handler, a custom dialer, websocket), and for JetStream.
+	// The command line's -import-nats-go sets it.
+	ImportWithNATSGo bool
 	// Stream, when not empty, makes the gateway use JetStream: exporters
 	// publish to the stream of that name (created, capturing
 	// Prefix + ">", if it does not exist) and wait for its

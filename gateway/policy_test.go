@@ -23,7 +23,7 @@ import (
 // samples at the exporter's queue.)
 func TestLosslessFlatOut(t *testing.T) {
 	t.Parallel()
-	testLosslessFlatOut(t, routertest.Small)
+	forImportPaths(t, func(t *testing.T) { testLosslessFlatOut(t, routertest.Small) })
 }
 
 func testLosslessFlatOut(t *testing.T, cfg string) {

@@ -28,7 +28,7 @@ const bigPools = `
 // it does not get is counted as lost by a gateway.
 func TestSplitAcrossNATSReconnect(t *testing.T) {
 	t.Parallel()
-	testSplitAcrossNATSReconnect(t, routertest.Small)
+	forImportPaths(t, func(t *testing.T) { testSplitAcrossNATSReconnect(t, routertest.Small) })
 }
 
 func testSplitAcrossNATSReconnect(t *testing.T, cfg string) {

@@ -21,7 +21,9 @@ type Stats struct {
 	// lost a part or could not be reassembled.
 	Dropped uint64
 	// Refused counts messages refused with a logged error: type mismatches,
-	// messages over [Options].MaxMessageSize, malformed Parallax headers.
+	// messages over [Options].MaxMessageSize, malformed Parallax headers,
+	// and malformed NATS frames on the import connection (each closes
+	// it; the gateway reconnects).
 	Refused uint64
 	// Looped counts messages not forwarded because they came from this
 	// gateway (loop prevention).
@@ -33,8 +35,10 @@ type Stats struct {
 	// messages that arrived with an older sequence than one already seen
 	// (they are still forwarded).
 	Gaps, Reordered uint64
-	// Reconnects counts reconnections to NATS and re-creations of the local
-	// endpoints after the router went away.
+	// Reconnects counts reconnections to NATS (of the nats.go connection
+	// and of the import connection, which reconnect each on their own: a
+	// gateway that imports counts a NATS outage twice) and re-creations
+	// of the local endpoints after the router went away.
 	Reconnects uint64
 }
 

@@ -60,6 +60,7 @@ func gatewayFlags(fs *flag.FlagSet) runFunc {
 	fs.IntVar(&opts.QueueCapacity, "queue", 0, "exporters' local queue capacity per publisher (0 = router default)")
 	fs.TextVar(&opts.Policy, "policy", gateway.PolicyDiscard, "when the bridge cannot keep up: discard (count losses, never slow publishers) or block (slow local publishers down to NATS's pace)")
 	batch := fs.Bool("batch", true, "publish the samples an exporter finds queued together as one NATS message (false: one NATS message per sample, for importers or consumers that do not read batches)")
+	fs.BoolVar(&opts.ImportWithNATSGo, "import-nats-go", false, "importers subscribe through nats.go instead of the gateway's own import connection (which copies each message once, into the local chunk)")
 	fs.StringVar(&opts.Stream, "stream", "", "JetStream stream to export to and import from with durable consumers (default: core NATS, no persistence)")
 	fs.StringVar(&opts.Durable, "durable", "", "name prefix of the importers' durable JetStream consumers (default: parallax_<id>)")
 	fs.Int64Var(&opts.MaxMessageSize, "max-message-size", gateway.DefaultMaxMessageSize, "largest message an importer reassembles from parts, in bytes")
