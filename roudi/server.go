@@ -92,7 +92,7 @@ type Server struct {
 	// idMarks records the highest ids handed out, for a successor
 	// (server_idmarks.go).
 	idMarks *idMarksFile
-	ready  chan struct{}
+	ready   chan struct{}
 
 	events chan event
 	conns  map[core.ConnID]*serverConn // owned by the Serve goroutine
