@@ -33,6 +33,7 @@ type Listener struct {
 	service string
 	opts    Options
 	sub     *subscriber.Subscriber
+	link    *rpclink.Sub // its Report hook is set by subscriber.New
 
 	mu      sync.Mutex
 	conns   []*lconn // current connections (one per notifier)
@@ -79,6 +80,7 @@ func NewListener(ctx context.Context, service string, opts Options) (*Listener, 
 	l := &Listener{service: service, opts: opts, local: local, seen: map[uint64]struct{}{}, changed: make(chan struct{})}
 	l.ready = l.readyWait
 	link := &rpclink.Sub{Kind: wire.EndpointEvent, Added: l.added, Gone: l.gone}
+	l.link = link
 	s, err := subscriber.New(rpclink.WithSub(ctx, link), service, subscriber.Options{Domain: opts.Domain, Socket: opts.Socket,
 		QueueCapacity: opts.Capacity, Policy: subscriber.BlockProducer, MaxHeld: 1, Spin: opts.Spin, BusyPoll: opts.BusyPoll})
 	if err != nil {
@@ -138,7 +140,8 @@ func (l *Listener) Notifiers() int {
 }
 
 // BadConnections counts notifier connections the listener stopped reading
-// because their ring failed validation.
+// because their ring failed validation; each was reported to the router,
+// which cuts it.
 func (l *Listener) BadConnections() uint64 { return l.bad.Load() }
 
 // WaitForNotifiers waits until at least k notifiers are connected.
@@ -309,9 +312,7 @@ func (l *Listener) drainConn(c *lconn) {
 			err = fmt.Errorf("entry 0 names no event id: %w", parallax.ErrCorrupt)
 		}
 		if err != nil {
-			c.bad = true
-			l.bad.Add(1)
-			slog.Warn("parallax: event listener stops reading a notifier connection", "service", l.service, "conn", c.id, "pub", c.pub, "err", err)
+			l.badConn(c, err)
 			return
 		}
 		id := uint64(v) - 1
@@ -319,6 +320,19 @@ func (l *Listener) drainConn(c *lconn) {
 			l.seen[id] = struct{}{}
 			l.out = append(l.out, id)
 		}
+	}
+}
+
+// badConn stops reading c, whose ring failed validation, and reports it
+// to the router, which cuts the connection (its notifier may be hostile or
+// broken); the router's removal then retires and unmaps it (gone). Other
+// connections are untouched. waitMu held.
+func (l *Listener) badConn(c *lconn, err error) {
+	c.bad = true
+	l.bad.Add(1)
+	slog.Warn("parallax: event listener stops reading a notifier connection", "service", l.service, "conn", c.id, "pub", c.pub, "err", err)
+	if report := l.link.Report; report != nil {
+		report(c.id, errors.Is(err, ringbuf.ErrCorruptRing), fmt.Sprintf("event listener of %q: %v", l.service, err))
 	}
 }
 

@@ -70,6 +70,9 @@
 // attached, and a client resumes only as the same process (pid and uid)
 // with the token its Welcome carried (the core decides; the server keeps
 // the records in <runtime_dir>/<domain>.clients, out of reach of clients).
+// An adopting router hands out endpoint and connection ids above the
+// highest its predecessor recorded in <runtime_dir>/<domain>.ids, so no id
+// of an endpoint that died meanwhile is reused.
 //
 // The router knows each publisher's data segments but never reads memory
 // a client can write, so how many chunks are in use is the publisher's own

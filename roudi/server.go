@@ -89,7 +89,10 @@ type Server struct {
 	lock *domainLock // held from New to Close (server_lock.go)
 	// idents records who may resume as which client (server_identity.go).
 	idents *identityFile
-	ready  chan struct{}
+	// idMarks records the highest ids handed out, for a successor
+	// (server_idmarks.go).
+	idMarks *idMarksFile
+	ready   chan struct{}
 
 	events chan event
 	conns  map[core.ConnID]*serverConn // owned by the Serve goroutine
@@ -175,6 +178,9 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if s.idents, err = openIdentityFile(cfg); err != nil {
 		return nil, err
 	}
+	if s.idMarks, err = openIDMarks(cfg); err != nil {
+		return nil, err
+	}
 	// Every segment is a publisher's or a connection's
 	// (server_segments.go): nothing to create here. Clients own their
 	// segments and hand them back when they resume (server_adopt.go); who
@@ -200,7 +206,7 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		for i, in := range ownedIDs {
 			ids[i] = in.Client
 		}
-		s.step(core.AdoptClients{IDs: ids, Identities: ownedIDs})
+		s.step(core.AdoptClients{IDs: ids, Identities: ownedIDs, Floor: s.idMarks.read()})
 		s.log.Info("a previous router of this domain left live clients; waiting for them to resume",
 			"clients", len(ids), "grace", s.resumeGrace().String())
 	}
@@ -349,6 +355,7 @@ func (s *Server) Close() error {
 	errs = append(errs, s.closeSegments())
 	errs = append(errs, s.closeMonitor())
 	errs = append(errs, s.idents.Close())
+	errs = append(errs, s.idMarks.Close())
 	errs = append(errs, s.lock.Close()) // last: the segments are gone
 	return errors.Join(errs...)
 }

@@ -155,6 +155,9 @@ func (s *Server) step(ev core.Event) {
 	s.observeEvent(ev)
 	s.core.Step(ev)
 	actions := s.core.Ready()
+	if err := s.idMarks.note(s.core.IDMarks()); err != nil { // server_idmarks.go
+		s.log.Warn("a successor router may reuse ids", "err", err)
+	}
 	// Replies go after the step's other actions (and before its connection
 	// closes): the pushes that wire a new endpoint to its peers then reach
 	// the requesting client before the reply, so publisher.New and

@@ -18,7 +18,11 @@
 //     fails with [ErrInFlight], which wraps parallax.ErrLimit).
 //   - A server that dies or closes fails the calls pending on it at once
 //     with [ErrServerGone]; memory is reclaimed by its owners exactly, as
-//     for publish/subscribe.
+//     for publish/subscribe. A server that dies while no router runs
+//     cannot be seen dying: its pending calls (and calls sent to it
+//     meanwhile) fail with [ErrServerGone] once a restarted router's
+//     resume grace ends without it, or at their deadline if that comes
+//     first.
 //   - Access rules: calling a service needs the publish side of the
 //     [[access]] rule of its name, serving it the subscribe side; request
 //     and response types are checked at connect (parallax.ErrIncompatibleType).

@@ -10,9 +10,12 @@
 // [WaitForPublisher] and [WaitForSubscriber] block until a service
 // satisfies a condition, or their context ends.
 //
-// A watcher keeps its own control connection. When the router goes away
-// it reconnects when one is back, takes a full snapshot and reports the
-// difference, so no change is missed across the gap (changes that undo
+// A watcher uses the process's one control connection to the router, the
+// one its publishers and subscribers share (the router then pushes service
+// changes on it until the process disconnects, also after the watcher
+// closed). When the router goes away it follows that connection to a
+// restarted router (or a new one when the old could not resume), takes a
+// full snapshot and reports the difference, so no change is missed across the gap (changes that undo
 // each other in between are not seen). Events are coalesced per service:
 // a consumer that falls behind gets each service's latest state, not
 // every intermediate one, and memory stays bounded by the number of

@@ -2,28 +2,35 @@ package services
 
 import (
 	"fmt"
-	"os"
+	"sync"
 
 	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
-// stream is the state of one connection's pushes.
+// stream is the state of one watch: the pushes of one control connection
+// from its WatchServices on. The fields other than the channels are the
+// dispatch goroutine's.
 type stream struct {
 	w       *Watcher
-	c       *discovery.Client
+	conn    <-chan struct{} // closed when the control connection ends
+	remove  func()          // unregisters push
 	snap    map[key]Service // the snapshot being received
 	synced  chan struct{}
+	failed  chan struct{} // closed on a protocol error
 	isSync  bool
 	partial *Service // a service whose endpoints continue (More)
 	change  uint8
 	bad     bool // a protocol error was seen
+	once    sync.Once
 }
 
-// push runs on the client's dispatch goroutine and never blocks. After a
-// protocol error it ignores the rest of the connection's pushes.
-func (st *stream) push(m wire.Message, _ []*os.File) {
+// stop unregisters the stream's handler (idempotent).
+func (st *stream) stop() { st.once.Do(st.remove) }
+
+// push runs on the connection's dispatch goroutine and never blocks. After
+// a protocol error it ignores the rest of the connection's pushes.
+func (st *stream) push(m wire.Message) {
 	if st.bad {
 		return
 	}
@@ -33,9 +40,12 @@ func (st *stream) push(m wire.Message, _ []*os.File) {
 			st.broken(err)
 		}
 	case *wire.ServicesSynced:
-		if st.isSync || st.partial != nil {
-			st.broken(fmt.Errorf("watch services: unexpected ServicesSynced: %w", parallax.ErrProtocol))
+		if st.partial != nil {
+			st.broken(fmt.Errorf("watch services: ServicesSynced within a continued service: %w", parallax.ErrProtocol))
 			return
+		}
+		if st.isSync {
+			return // the end of a snapshot another watch of this process asked for
 		}
 		st.isSync = true
 		st.w.replace(st.snap)
@@ -44,11 +54,12 @@ func (st *stream) push(m wire.Message, _ []*os.File) {
 	}
 }
 
-// broken records a protocol error: the watcher stops.
+// broken records a protocol error: the watcher stops (the control
+// connection is the process's: it stays).
 func (st *stream) broken(err error) {
 	st.bad = true
 	st.w.fail(err)
-	go st.c.Close() // Close must not run on the dispatch goroutine
+	close(st.failed)
 }
 
 func (st *stream) update(m *wire.ServiceUpdate) error {
@@ -67,10 +78,14 @@ func (st *stream) update(m *wire.ServiceUpdate) error {
 	}
 	st.partial = nil
 	if !st.isSync {
-		if m.Change != wire.ChangeAppeared {
-			return fmt.Errorf("watch services: snapshot entry %q with change %d: %w", s.Name, m.Change, parallax.ErrProtocol)
+		// The snapshot, and changes the router sent for another watch of
+		// this process on the same connection before it: applied in order,
+		// they give the state at the end of the snapshot.
+		if m.Change == wire.ChangeDisappeared {
+			delete(st.snap, s.key())
+		} else {
+			st.snap[s.key()] = s
 		}
-		st.snap[s.key()] = s
 		return nil
 	}
 	st.w.apply(s, m.Change == wire.ChangeDisappeared)

@@ -2,13 +2,15 @@ package services
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/parallax-ipc/parallax/internal/discovery"
+	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -30,15 +32,16 @@ const (
 	maxBackoff = 500 * time.Millisecond
 )
 
-// A Watcher follows the router's services. It has its own control
-// connection and two goroutines (one applies the router's pushes, one
-// delivers events), which exit when the context given to [Watch] ends or
-// [Watcher.Close] is called.
+// A Watcher follows the router's services. It uses the process's one
+// control connection to the router (the client runtime that publishers and
+// subscribers share) and two goroutines (one follows the connection across
+// router restarts, one delivers events), which exit when the context given
+// to [Watch] ends or [Watcher.Close] is called.
 //
 // Use [Watch]; the zero value is invalid. A Watcher must not be copied;
 // its methods are safe for concurrent use.
 type Watcher struct {
-	opts   discovery.DialOptions
+	opts   clientrt.Options
 	ctx    context.Context
 	cancel context.CancelFunc
 	events chan Event
@@ -56,15 +59,15 @@ type Watcher struct {
 	closeOnce sync.Once
 }
 
-// Watch connects to the router, takes the snapshot of its services and
-// returns a Watcher whose [Watcher.Events] starts with them. It fails
-// with an error wrapping [parallax.ErrDaemonUnavailable] when no router
-// runs. The watcher runs until ctx ends or Close is called; it survives
-// router restarts.
+// Watch connects to the router (or joins this process's connection to it),
+// takes the snapshot of its services and returns a Watcher whose
+// [Watcher.Events] starts with them. It fails with an error wrapping
+// [parallax.ErrDaemonUnavailable] when no router runs. The watcher runs
+// until ctx ends or Close is called; it survives router restarts.
 func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	w := &Watcher{
-		opts:   discovery.DialOptions{Socket: opts.Socket, Domain: opts.Domain, Name: opts.Name},
+		opts:   clientrt.Options{Socket: opts.Socket, Domain: opts.Domain, Name: opts.Name},
 		ctx:    wctx,
 		cancel: cancel,
 		events: make(chan Event),
@@ -74,24 +77,23 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 		seen:   map[key]Service{},
 		isDir:  map[key]bool{},
 	}
-	c, synced, err := w.connect()
+	rt, err := clientrt.Acquire(wctx, w.opts)
 	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("watch services: %w", err)
+	}
+	st, err := w.watch(rt)
+	if err == nil {
+		err = w.synced(st)
+	}
+	if err != nil {
+		st.stop()
+		rt.Release()
 		cancel()
 		return nil, err
 	}
-	select {
-	case <-synced:
-	case <-c.Done():
-		cancel()
-		c.Close()
-		return nil, w.connErr(c)
-	case <-wctx.Done():
-		cancel()
-		c.Close()
-		return nil, fmt.Errorf("watch services: %w", wctx.Err())
-	}
 	w.wg.Add(2)
-	go w.run(c)
+	go w.run(rt, st)
 	go w.deliver()
 	go func() {
 		w.wg.Wait()
@@ -100,88 +102,108 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 	return w, nil
 }
 
-// connErr returns a protocol error the watcher recorded, or why c stopped.
-func (w *Watcher) connErr(c *discovery.Client) error {
+// watch registers a stream for rt's service pushes and sends WatchServices
+// on rt's current control connection; the stream ends with that connection.
+func (w *Watcher) watch(rt *clientrt.Runtime) (*stream, error) {
+	st := &stream{w: w, conn: rt.Done(), snap: map[key]Service{}, synced: make(chan struct{}), failed: make(chan struct{})}
+	st.remove = rt.OnServices(st.push)
+	if _, _, err := rt.Request(w.ctx, &wire.WatchServices{}); err != nil {
+		return st, w.protoErr(fmt.Errorf("watch services: %w", err))
+	}
+	return st, nil
+}
+
+// synced waits until st's snapshot is applied.
+func (w *Watcher) synced(st *stream) error {
+	select {
+	case <-st.synced:
+		return nil
+	case <-st.failed:
+		return w.protoErr(errors.New("watch services: stream failed"))
+	case <-st.conn:
+		return w.protoErr(fmt.Errorf("watch services: connection to the router ended: %w", parallax.ErrDaemonUnavailable))
+	case <-w.ctx.Done():
+		return fmt.Errorf("watch services: %w", w.ctx.Err())
+	}
+}
+
+// protoErr returns the protocol error the watcher recorded, else err.
+func (w *Watcher) protoErr(err error) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return w.err
 	}
-	return fmt.Errorf("watch services: %w", c.Err())
+	return err
 }
 
-// connect dials the router and starts watching; synced is closed once the
-// snapshot is applied.
-func (w *Watcher) connect() (*discovery.Client, <-chan struct{}, error) {
-	c, err := discovery.Dial(w.ctx, w.opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("watch services: %w", err)
-	}
-	st := &stream{w: w, c: c, snap: map[key]Service{}, synced: make(chan struct{})}
-	c.OnPush(st.push)
-	if _, _, err := c.Request(w.ctx, &wire.WatchServices{}, nil); err != nil {
-		c.Close()
-		w.mu.Lock()
-		perr := w.err // a protocol error in the pushes closed c
-		w.mu.Unlock()
-		if perr != nil {
-			return nil, nil, perr
-		}
-		return nil, nil, fmt.Errorf("watch services: %w", err)
-	}
-	return c, st.synced, nil
-}
-
-// run keeps a connection to the router, reconnecting after it went away.
-func (w *Watcher) run(c *discovery.Client) {
+// run follows the router: when the control connection ends, it watches
+// again once the runtime resumed with a restarted router, or on a new
+// runtime when the old one gave up.
+func (w *Watcher) run(rt *clientrt.Runtime, st *stream) {
 	defer w.wg.Done()
+	defer func() {
+		if st != nil {
+			st.stop()
+		}
+		rt.Release()
+	}()
 	for {
 		select {
 		case <-w.ctx.Done():
-			c.Close()
 			return
-		case <-c.Done():
+		case <-st.failed:
+			w.cancel() // the router sent something invalid: stop
+			return
+		case <-st.conn:
 		}
-		c.Close()
-		if c = w.reconnect(); c == nil {
+		st.stop()
+		if rt, st = w.rewatch(rt); st == nil {
 			w.cancel() // ended, or the router sent something invalid: stop
 			return
 		}
 	}
 }
 
-// reconnect redials until a router answers with a snapshot, or returns
-// nil when the watcher ends or a router broke the protocol.
-func (w *Watcher) reconnect() *discovery.Client {
+// rewatch waits, with backoff, until a router serves the watch again: on
+// rt once it resumed, else on a new runtime. It returns the runtime it
+// holds and nil when the watcher ends or a router broke the protocol.
+func (w *Watcher) rewatch(rt *clientrt.Runtime) (*clientrt.Runtime, *stream) {
 	backoff := minBackoff
 	for {
 		w.mu.Lock()
 		perr := w.err
 		w.mu.Unlock()
 		if perr != nil {
-			return nil
+			return rt, nil
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-w.ctx.Done():
 			t.Stop()
-			return nil
+			return rt, nil
 		case <-t.C:
 		}
 		backoff = min(2*backoff, maxBackoff)
-		c, synced, err := w.connect()
-		if err != nil {
-			continue
+		if rt.Err() != nil {
+			if !rt.Abandoned() {
+				continue // still reconnecting
+			}
+			nrt, err := clientrt.Acquire(w.ctx, w.opts)
+			if err != nil {
+				continue
+			}
+			rt.Release()
+			rt = nrt
 		}
-		select {
-		case <-synced:
-			return c
-		case <-c.Done():
-			c.Close()
-		case <-w.ctx.Done():
-			c.Close()
-			return nil
+		st, err := w.watch(rt)
+		if err == nil {
+			err = w.synced(st)
 		}
+		if err == nil {
+			return rt, st
+		}
+		st.stop()
 	}
 }
 
@@ -341,8 +363,9 @@ func (w *Watcher) Err() error {
 
 var errClosed = fmt.Errorf("services watcher closed: %w", os.ErrClosed)
 
-// Close stops the watcher, closes its connection and waits for its
-// goroutines; Events is closed. It is idempotent.
+// Close stops the watcher, releases its share of the process's control
+// connection and waits for its goroutines; Events is closed. It is
+// idempotent.
 func (w *Watcher) Close() error {
 	w.closeOnce.Do(func() {
 		w.mu.Lock()

@@ -393,7 +393,24 @@ func (s *Subscriber) reportOwned(ce *ownedsub.ConnError) {
 	if errors.Is(ce, ringbuf.ErrCorruptRing) {
 		reason = wire.ReportCorruptRing
 	}
-	m := &wire.ReportPeer{ConnID: ce.Conn, Reason: reason, Detail: ce.Error()}
+	s.sendReport(ce.Conn, reason, ce.Error())
+}
+
+// reportLinked is the rpclink.Sub Report hook: an event listener's
+// connection whose ring failed validation.
+func (s *Subscriber) reportLinked(conn uint32, corruptRing bool, detail string) {
+	s.corruptConns.Add(1)
+	reason := wire.ReportBadRef
+	if corruptRing {
+		reason = wire.ReportCorruptRing
+	}
+	s.sendReport(conn, reason, detail)
+}
+
+// sendReport sends a wire.ReportPeer about connection conn aside (the
+// router answers with an Ack whatever it decides) and returns at once.
+func (s *Subscriber) sendReport(conn uint32, reason uint8, detail string) {
+	m := &wire.ReportPeer{ConnID: conn, SubID: s.id, Reason: reason, Detail: detail}
 	if len(m.Detail) > wire.MaxTextLen {
 		m.Detail = m.Detail[:wire.MaxTextLen]
 	}

@@ -180,6 +180,9 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 		_ = f.Close()
 	}
 	s.initOwned()
+	if link != nil {
+		link.Report = s.reportLinked // owned.go
+	}
 	rt.RegisterSubscriber(s.id, endpoint{s})
 	if err := rt.Wired(ctx); err != nil {
 		_ = s.Close()

@@ -77,6 +77,9 @@ type reconnector struct {
 	once    sync.Once
 	wg      sync.WaitGroup
 	resumed atomic.Uint64 // successful resumes (for tests and logs)
+	// abandoned is set when the runtime stops reconnecting (services.go
+	// Abandoned).
+	abandoned atomic.Bool
 }
 
 // ResumeCount returns how many times this runtime resumed with a restarted
@@ -88,6 +91,7 @@ func (rt *Runtime) startReconnector(dopts discovery.DialOptions) {
 	rt.rc.wg.Add(1)
 	go func() {
 		defer rt.rc.wg.Done()
+		defer rt.rc.abandoned.Store(true)
 		for {
 			select {
 			case <-rt.client.Done():

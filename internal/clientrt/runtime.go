@@ -57,8 +57,10 @@ type Runtime struct {
 	mu       sync.Mutex
 	pubs     map[uint32]Endpoint
 	subs     map[uint32]Endpoint
-	pending  []*pendingPush // pushes for endpoints not registered yet
-	inflight int            // Create requests whose endpoint has not registered yet
+	pending  []*pendingPush             // pushes for endpoints not registered yet
+	inflight int                        // Create requests whose endpoint has not registered yet
+	svc      map[uint64]ServicesHandler // services.go
+	svcSeq   uint64
 
 	owned ownedState  // the segments' mappings (owned.go)
 	mem   memReporter // owned publishers' memory reports (memreport.go)
@@ -385,6 +387,9 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 		if c, ok := ep.(ClosingEndpoint); ok {
 			c.ConnectionClosing(m)
 		}
+		return
+	case *wire.ServiceUpdate, *wire.ServicesSynced:
+		rt.onServices(m, files) // services.go
 		return
 	case *wire.ConnectionAdded, *wire.ConnectionRemoved:
 	default:

@@ -58,6 +58,13 @@ type Sub struct {
 	// Gone runs when an Added connection is removed (its code); the
 	// runtime releases the connection at the router afterwards.
 	Gone func(id uint32, code wire.RemovedCode)
+	// Report is set by subscriber.New before any hook runs: an event
+	// listener reports through it an Added connection whose ring failed
+	// validation (a wire.ReportPeer, corruptRing choosing
+	// wire.ReportCorruptRing over wire.ReportBadRef; detail is the
+	// error's text). The router cuts that connection; its Gone follows.
+	// It does not block.
+	Report func(conn uint32, corruptRing bool, detail string)
 }
 
 type pubKey struct{}

@@ -24,12 +24,29 @@ var connSegName = regexp.MustCompile(`plx:[^:]+:c[0-9]+ `)
 // ownConnSegments maps every connection segment this process holds an fd
 // of, read-write, once per connection.
 func ownConnSegments() ([]*ringbuf.Conn, error) {
+	ms, err := ownConnMappings()
+	out := make([]*ringbuf.Conn, len(ms))
+	for i, m := range ms {
+		out[i] = m.conn
+	}
+	return out, err
+}
+
+// connMapping is a connection segment mapped read-write: attached, and its
+// bytes, for a hostile client that writes past the ring's API.
+type connMapping struct {
+	conn *ringbuf.Conn
+	mem  []byte
+}
+
+// ownConnMappings is ownConnSegments with each segment's bytes.
+func ownConnMappings() ([]connMapping, error) {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return nil, err
 	}
 	seen := map[uint32]bool{}
-	var out []*ringbuf.Conn
+	var out []connMapping
 	for _, e := range ents {
 		l, err := os.Readlink("/proc/self/fd/" + e.Name())
 		if err != nil || !connSegName.MatchString(l) {
@@ -63,7 +80,7 @@ func ownConnSegments() ([]*ringbuf.Conn, error) {
 			return nil, fmt.Errorf("attach %s: %w", l, err)
 		}
 		seen[d.ConnID] = true
-		out = append(out, c) // mapped until the process exits
+		out = append(out, connMapping{c, mem}) // mapped until the process exits
 	}
 	return out, nil
 }

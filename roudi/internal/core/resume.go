@@ -29,7 +29,24 @@ import (
 type AdoptClients struct {
 	IDs        []ClientID
 	Identities []ClientIdentity
+	// Floor is the previous router's highest ids ([Router.IDMarks], as
+	// the server recorded them): new endpoints and connections get ids
+	// above it, so none reuses the id of one that died while no router
+	// ran (its peers may still know that id).
+	Floor IDMarks
 }
+
+// IDMarks are the highest publisher, subscriber and connection ids a
+// router handed out (or adopted).
+type IDMarks struct {
+	Pub  PubID
+	Sub  SubID
+	Link ConnectionID
+}
+
+// IDMarks returns the highest ids handed out so far; the server records
+// them for a successor (AdoptClients.Floor).
+func (r *Router) IDMarks() IDMarks { return IDMarks{Pub: r.nextPub, Sub: r.nextSub, Link: r.nextLink} }
 
 // ResumeDeadline ends the grace period for resuming clients.
 type ResumeDeadline struct{}
@@ -117,6 +134,9 @@ func (r *Router) adopt(ev AdoptClients) {
 			r.identities[in.Client] = in
 		}
 	}
+	r.nextPub = max(r.nextPub, ev.Floor.Pub)
+	r.nextSub = max(r.nextSub, ev.Floor.Sub)
+	r.nextLink = max(r.nextLink, ev.Floor.Link)
 	r.log(slog.LevelInfo, "adopted client ids reserved for resuming", slog.Int("clients", len(ev.IDs)))
 }
 
