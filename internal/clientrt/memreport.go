@@ -36,7 +36,8 @@ const FinalReportTimeout = time.Second
 // MemoryReporter is a publisher endpoint of the owned model that can tell
 // its own chunk accounting and message counters; false when it has none
 // (closed). ConnReports appends the traffic of its live connections to
-// dst, as counted when MemoryReport last ran.
+// dst, as counted now; the runtime calls it right after MemoryReport, whose
+// drain brought the returns up to date.
 type MemoryReporter interface {
 	MemoryReport() (wire.PubMemory, bool)
 	ConnReports(dst []wire.ConnTraffic) []wire.ConnTraffic

@@ -187,7 +187,10 @@ func (rt *Runtime) Request(ctx context.Context, m wire.Message) (wire.Message, [
 // Start sends request m without waiting for its reply; the caller waits
 // with [discovery.Call.Wait]. Requests started one after another from one
 // goroutine are served by the router in that order (see
-// discovery.Client.Start).
+// discovery.Client.Start) as long as they go over one control connection:
+// a resume with a restarted router between two of them sends the later
+// ones to the new router, while the earlier ones fail with the old
+// connection (IsClosed).
 func (rt *Runtime) Start(m wire.Message) (*discovery.Call, error) { return rt.client.Start(m) }
 
 // Barrier waits until the pushes received so far were routed to their
