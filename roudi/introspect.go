@@ -31,6 +31,9 @@ type observer struct {
 	// connTraffic holds the latest traffic reports of live connections
 	// (server_conntraffic.go).
 	connTraffic map[core.ConnectionID]connTrafficReport
+	// connTrafficPruneAt is the size of connTraffic that triggers the next
+	// prune of ended connections (server_conntraffic.go).
+	connTrafficPruneAt int
 	departed    map[string]*topicCounters // by topic: last reports of publishers gone (server_topiccounters.go)
 
 	metricsOnce sync.Once

@@ -73,17 +73,30 @@ func (s *Server) recordConnTraffic(ts []wire.ConnTraffic, skip []bool, now time.
 			s.obs.connTraffic[core.ConnectionID(t.ConnID)] = connTrafficReport{t: t, at: now}
 		}
 	}
-	s.pruneConnTraffic()
+	if len(s.obs.connTraffic) > s.obs.connTrafficPruneAt {
+		s.pruneConnTraffic()
+	}
 }
 
-// pruneConnTraffic drops the reports of connections that ended.
+// pruneConnTraffic drops the reports of connections that ended. It runs
+// when the map has doubled since the last prune (at least
+// minConnTrafficPrune entries), so a report costs amortised O(its entries),
+// not O(every connection of the domain), and the map holds at most twice
+// the live connections that reported (plus minConnTrafficPrune). Readers
+// look entries up by live connection, so one that outlived its connection
+// until the next prune is never shown.
 func (s *Server) pruneConnTraffic() {
 	for id := range s.obs.connTraffic {
 		if _, ok := s.core.Connection(id); !ok {
 			delete(s.obs.connTraffic, id)
 		}
 	}
+	s.obs.connTrafficPruneAt = max(2*len(s.obs.connTraffic), minConnTrafficPrune)
 }
+
+// minConnTrafficPrune is the map size below which pruneConnTraffic does
+// not run.
+const minConnTrafficPrune = 256
 
 // connTrafficStat fills cs's traffic from its connection's latest report.
 func (s *Server) connTrafficStat(cs *wire.ConnStat, now time.Time) {
