@@ -34,7 +34,7 @@ type observer struct {
 	// connTrafficPruneAt is the size of connTraffic that triggers the next
 	// prune of ended connections (server_conntraffic.go).
 	connTrafficPruneAt int
-	departed    map[string]*topicCounters // by topic: last reports of publishers gone (server_topiccounters.go)
+	departed           map[string]*topicCounters // by topic: last reports of publishers gone (server_topiccounters.go)
 
 	metricsOnce sync.Once
 	metrics     *metrics // set by metricsState; safe for concurrent use
