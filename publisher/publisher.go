@@ -378,7 +378,10 @@ func (p *Publisher) Close() error {
 func (p *Publisher) closeRemote() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, _, err := p.rt.Request(ctx, &wire.ClosePublisher{PubID: p.id})
+	call, err := p.rt.StartClose(true, p.id, &wire.ClosePublisher{PubID: p.id})
+	if err == nil && call != nil { // nil: a router resume closed it already
+		_, _, err = call.Wait(ctx)
+	}
 	if err != nil && clientrt.IsClosed(err) {
 		return nil // router gone: nothing left to tell
 	}

@@ -381,9 +381,9 @@ func (s *Subscriber) Close() error {
 func (s *Subscriber) closeRemote(o *ownedState) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	call, err := s.rt.Start(&wire.CloseSubscriber{SubID: s.id})
+	call, err := s.rt.StartClose(false, s.id, &wire.CloseSubscriber{SubID: s.id})
 	wait := s.remoteClosedOwned(o)
-	if err == nil {
+	if err == nil && call != nil { // nil: a router resume closed it already
 		_, _, err = call.Wait(ctx)
 	}
 	wait()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax/internal/discovery"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -174,40 +175,58 @@ func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
 		collect(ep)
 	}
 	files := rt.addOwnedResume(m) // reconnect_owned.go
-	rt.mu.Unlock()
 	if len(files) > wire.MaxResumeFds {
+		rt.mu.Unlock()
 		slog.Warn("parallax: too many owned segments to hand back to the restarted router in one resume; endpoints keep running without a router",
 			"segments", len(files), "limit", wire.MaxResumeFds)
 		return false, false
 	}
+	// Dups, taken with the snapshot, so that an endpoint closed from here
+	// on cannot close an fd being sent.
+	files, err := dupFiles(files)
+	if err == nil {
+		rt.beginResumeCloses() // resumeclose.go
+	}
+	rt.mu.Unlock()
+	if err != nil {
+		slog.Warn("parallax: resume: cannot dup owned segment fds", "err", err)
+		return false, true
+	}
+	// Kill/pause window: the snapshot is taken, the router not told yet.
+	testhook.Pause("resume.snapshot")
 	remove := nc.OnPush(rt.onPush)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	// Dups, so that a mapping closed meanwhile cannot close an fd being sent.
-	files, err := dupFiles(files)
-	if err != nil {
-		slog.Warn("parallax: resume: cannot dup owned segment fds", "err", err)
-		remove()
-		return false, true
-	}
 	reply, _, err := nc.Request(ctx, m, files)
 	closeAll(files)
 	if err != nil {
-		remove()
+		rt.failResume(remove)
 		slog.Warn("parallax: resume refused by the restarted router", "err", err)
 		return false, false
 	}
 	if r, ok := reply.(*wire.Resumed); !ok || r.ClientID != rt.welcome.ClientID {
-		remove()
+		rt.failResume(remove)
 		slog.Warn("parallax: unexpected resume reply", "reply", fmt.Sprintf("%T", reply))
 		return false, false
 	}
+	rt.mu.Lock() // StartClose reads cur under mu
 	old := rt.client.cur.Swap(nc)
+	rt.mu.Unlock()
 	if old != rt.client.first {
 		old.Close()
 	}
 	rt.rc.resumed.Add(1)
 	slog.Info("parallax: resumed with a restarted router", "socket", nc.Path(), "client", rt.welcome.ClientID,
 		"publishers", len(m.Publishers), "subscribers", len(m.Subscribers), "connections", len(m.Connections))
+	rt.closeResumedGone(nc, m)
 	return true, false
+}
+
+// failResume undoes a resume that the router refused: its push handler
+// goes, and closes are no longer recorded.
+func (rt *Runtime) failResume(remove func()) {
+	remove()
+	rt.mu.Lock()
+	rt.endResumeCloses()
+	rt.mu.Unlock()
 }

@@ -62,8 +62,9 @@ type Runtime struct {
 	svc      map[uint64]ServicesHandler // services.go
 	svcSeq   uint64
 
-	owned ownedState  // the segments' mappings (owned.go)
-	mem   memReporter // owned publishers' memory reports (memreport.go)
+	rcl   resumeCloses // closes that race a resume (resumeclose.go)
+	owned ownedState   // the segments' mappings (owned.go)
+	mem   memReporter  // owned publishers' memory reports (memreport.go)
 	rc    reconnector
 
 	// releases counts the ReleaseConnection requests running aside;
@@ -259,6 +260,7 @@ func (rt *Runtime) Unregister(pub bool, id uint32) {
 	} else {
 		delete(rt.subs, id)
 	}
+	rt.unregistered(pub, id) // resumeclose.go
 }
 
 func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub bool) {

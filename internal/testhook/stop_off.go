@@ -13,3 +13,7 @@ func Stop(string) {}
 // Arm does nothing: this binary was built without the parallax_testhook
 // tag, so no hook ever stops.
 func Arm(string) {}
+
+// Pause does nothing: this binary was built without the parallax_testhook
+// tag. The call inlines to nothing.
+func Pause(string) {}
