@@ -85,6 +85,10 @@ clean: ## remove build outputs
 demo: ## build the router and examples/multiproc, run the pipeline on a private router, print msg/s and latency
 	GO=$(GO) BIN=$(BIN) ./scripts/demo.sh
 
+.PHONY: bench-sweep
+bench-sweep: ## the cross-process sweep behind README's "Current numbers" (scripts/bench-sweep.sh; idle machine), written to bench-sweep.txt
+	./scripts/bench-sweep.sh bench-sweep.txt
+
 IPC_BENCHTIME ?= 2000x
 .PHONY: bench-ipc
 bench-ipc: ## cross-process benchmarks (tests/bench): shared-memory round trip per wait mode, one-way msgs/s, Unix-socket baseline
