@@ -216,20 +216,27 @@ func (s *Server) newUnmappedDataSeg(name string, a core.CreateDataSegment) (_ *o
 	if n > int(a.Bytes) {
 		return nil, fmt.Errorf("format %s: %d chunks of %d bytes need %d bytes, the segment has %d", name, a.Count, a.ChunkSize, n, a.Bytes)
 	}
-	rw, err := segment.NewMemfdFile(name, int(a.Bytes))
+	rw, err := newPrivateMemfd(name, int(a.Bytes))
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			_ = rw.Close()
-		}
-	}()
-	if err := rw.Chmod(0o600); err != nil {
-		return nil, fmt.Errorf("fchmod %s 0600: %w", name, err)
-	}
 	if _, err := rw.WriteAt(h, 0); err != nil {
+		_ = rw.Close()
 		return nil, fmt.Errorf("format %s: %w", name, err)
+	}
+	return rw, nil
+}
+
+// newPrivateMemfd creates a sealed memfd of size bytes (segment.NewMemfdFile,
+// not mapped) with mode 0600, before any fd of it leaves the router.
+func newPrivateMemfd(name string, size int) (*os.File, error) {
+	rw, err := segment.NewMemfdFile(name, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := rw.Chmod(0o600); err != nil {
+		_ = rw.Close()
+		return nil, fmt.Errorf("fchmod %s 0600: %w", name, err)
 	}
 	return rw, nil
 }
@@ -246,7 +253,7 @@ func (s *Server) createConnSeg(a core.CreateConnSegment) (_ *connSegFile, err er
 	// Formatted in the router's own memory and written with pwrite: no
 	// mapping to create and tear down (munmap's TLB shootdown), and the fd
 	// memfd_create returned is the one kept (no /proc/self/fd reopen).
-	rw, err := segment.NewMemfdFile(name, int(a.Bytes))
+	rw, err := newPrivateMemfd(name, int(a.Bytes))
 	if err != nil {
 		return nil, err
 	}
@@ -255,9 +262,6 @@ func (s *Server) createConnSeg(a core.CreateConnSegment) (_ *connSegFile, err er
 			_ = rw.Close()
 		}
 	}()
-	if err := rw.Chmod(0o600); err != nil {
-		return nil, fmt.Errorf("fchmod %s 0600: %w", name, err)
-	}
 	buf := s.segs.scratch(int(a.Bytes))
 	if _, err := ringbuf.FormatConn(buf, cd); err != nil {
 		return nil, fmt.Errorf("format %s: %w", name, err)
