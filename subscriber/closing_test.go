@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/parallax-ipc/parallax/internal/routertest"
@@ -22,8 +23,9 @@ import (
 // the line "close" from stdin closes the subscriber, its only endpoint (so
 // the runtime drops the router connection), and says "closed"; it does
 // that rounds times, each with a new subscriber (a new router
-// connection), then stays alive until stdin ends: args socket, topic,
-// rounds. It prints "ready" once each subscriber exists.
+// connection) made on the line "next", then stays alive until stdin ends:
+// args socket, topic, rounds. It prints "ready" once each subscriber
+// exists.
 func closerChild(args []string) int {
 	if len(args) != 3 {
 		fmt.Fprintf(os.Stderr, "closer: want socket topic rounds, got %q\n", args)
@@ -36,6 +38,10 @@ func closerChild(args []string) int {
 	}
 	in := bufio.NewScanner(os.Stdin)
 	for i := range rounds {
+		if i > 0 && (!in.Scan() || in.Text() != "next") {
+			fmt.Fprintf(os.Stderr, "closer: round %d: want next, got %q (%v)\n", i, in.Text(), in.Err())
+			return 1
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		sub, err := subscriber.New(ctx, args[1], subscriber.Options{Socket: args[0], QueueCapacity: 4})
 		cancel()
@@ -73,7 +79,10 @@ func closerChild(args []string) int {
 // round, while the subscriber's process is still alive. Before, the
 // subscriber's ReleaseConnection ran aside and often lost the race with
 // the disconnect, and the router then kept the connection closing (the
-// publisher counting it) until the subscriber's process exited.
+// publisher counting it) until the subscriber's process exited. The child
+// makes its next subscriber only once the publisher saw the removal: made
+// at once, its connection could count before the check looked (a check
+// starved for a few ms on a loaded machine never saw 0 subscribers).
 func TestClosedSubscriberGoneWhileProcessLives(t *testing.T) {
 	t.Parallel()
 	const rounds = 8
@@ -110,10 +119,15 @@ func TestClosedSubscriberGoneWhileProcessLives(t *testing.T) {
 		_, err = io.WriteString(stdin, "close\n")
 		require.NoError(t, err)
 		line("closed")
-		require.Eventually(t, func() bool {
-			st := pub.Stats()
-			return st.Subscribers == 0 && st.Removed == uint64(i+1)
-		}, 20*time.Second, time.Millisecond, "round %d: the closed subscriber is gone while its process lives: %+v", i, pub.Stats())
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			st := pub.Stats() // the last look is the one reported
+			assert.Truef(c, st.Subscribers == 0 && st.Removed == uint64(i+1),
+				"round %d: the closed subscriber is gone while its process lives: %+v", i, st)
+		}, 20*time.Second, time.Millisecond)
+		if i+1 < rounds {
+			_, err = io.WriteString(stdin, "next\n")
+			require.NoError(t, err)
+		}
 	}
 }
 
