@@ -361,12 +361,16 @@ func subMain(args []string) int {
 	}
 	if *drain {
 		for {
-			x, err := sub.TryTake()
-			if errors.Is(err, subscriber.ErrNoData) {
+			// Take, not TryTake: a queued ref whose data segment grant
+			// is still on its way is pending (TryTake says ErrNoData and
+			// asks for the segment; a CI run drained nothing that way).
+			// Drained once nothing comes for drainIdle.
+			x, err := sub.TakeTimeout(drainIdle)
+			if errors.Is(err, parallax.ErrTimeout) {
 				break
 			}
 			if err != nil {
-				return childFail("sub", "try take after %d: %v", total, err)
+				return childFail("sub", "take after %d: %v", total, err)
 			}
 			if err := handle(x); err != nil {
 				return childFail("sub", "%v", err)
@@ -418,3 +422,7 @@ func subMain(args []string) int {
 	}
 	return 0
 }
+
+// drainIdle is how long a -drain subscriber waits for one more sample
+// before it counts its queue as drained.
+const drainIdle = time.Second
