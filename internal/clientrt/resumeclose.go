@@ -31,9 +31,10 @@ type endpointKey struct {
 
 // resumeCloses is the state of closes during a resume. mu guards it.
 type resumeCloses struct {
-	resuming bool                              // from the snapshot to closeResumedGone
-	sent     map[endpointKey]*discovery.Client // closes started meanwhile, by connection
-	done     map[endpointKey]bool              // closed by the resume: the endpoint's own close sends nothing
+	// sent holds the closes started during a resume (non-nil from the
+	// snapshot to closeResumedGone), by the connection each went to.
+	sent map[endpointKey]*discovery.Client
+	done map[endpointKey]bool // closed by the resume: the endpoint's own close sends nothing
 	// unreg holds the endpoints unregistered whose close has not started,
 	// before those of them the snapshot left out (unknown to the new
 	// router): their close, if it comes after the switch, is not sent to
@@ -43,7 +44,7 @@ type resumeCloses struct {
 
 // beginResumeCloses starts recording closes (at the snapshot). mu held.
 func (rt *Runtime) beginResumeCloses() {
-	rt.rcl.resuming, rt.rcl.sent = true, map[endpointKey]*discovery.Client{}
+	rt.rcl.sent = map[endpointKey]*discovery.Client{}
 	rt.rcl.before = make(map[endpointKey]bool, len(rt.rcl.unreg))
 	for k := range rt.rcl.unreg {
 		rt.rcl.before[k] = true
@@ -60,7 +61,7 @@ func (rt *Runtime) unregistered(pub bool, id uint32) {
 }
 
 // endResumeCloses stops recording closes (a resume that failed). mu held.
-func (rt *Runtime) endResumeCloses() { rt.rcl.resuming, rt.rcl.sent, rt.rcl.before = false, nil, nil }
+func (rt *Runtime) endResumeCloses() { rt.rcl.sent, rt.rcl.before = nil, nil }
 
 // StartClose sends the close request m of this runtime's publisher (pub)
 // or subscriber id, after its Unregister, as [Runtime.Start] does, except
@@ -77,7 +78,7 @@ func (rt *Runtime) StartClose(pub bool, id uint32, m wire.Message) (*discovery.C
 		return nil, nil
 	}
 	c := rt.client.cur.Load()
-	if rt.rcl.resuming {
+	if rt.rcl.sent != nil { // a resume runs
 		rt.rcl.sent[k] = c
 	}
 	rt.mu.Unlock()
@@ -96,10 +97,7 @@ func (rt *Runtime) closeResumedGone(nc *discovery.Client, m *wire.Resume) {
 			return // its own close went to the new router
 		}
 		if !sent {
-			if rt.rcl.done == nil {
-				rt.rcl.done = map[endpointKey]bool{}
-			}
-			rt.rcl.done[k] = true // its close has not started: it sends nothing
+			rt.markClosedByResume(k) // its close has not started: it sends nothing
 		}
 		gone = append(gone, msg)
 	}
@@ -117,10 +115,7 @@ func (rt *Runtime) closeResumedGone(nc *discovery.Client, m *wire.Resume) {
 	// router never knew them, so their close sends nothing.
 	for k := range rt.rcl.before {
 		if rt.rcl.unreg[k] {
-			if rt.rcl.done == nil {
-				rt.rcl.done = map[endpointKey]bool{}
-			}
-			rt.rcl.done[k] = true
+			rt.markClosedByResume(k)
 		}
 	}
 	rt.endResumeCloses()
@@ -133,4 +128,12 @@ func (rt *Runtime) closeResumedGone(nc *discovery.Client, m *wire.Resume) {
 			slog.Debug("parallax: resume: cannot close an endpoint closed during the resume", "msg", fmt.Sprintf("%T", msg), "err", err)
 		}
 	}
+}
+
+// markClosedByResume makes endpoint k's own close send nothing. mu held.
+func (rt *Runtime) markClosedByResume(k endpointKey) {
+	if rt.rcl.done == nil {
+		rt.rcl.done = map[endpointKey]bool{}
+	}
+	rt.rcl.done[k] = true
 }
