@@ -287,12 +287,7 @@ hugepages = "never"
 // an idle client still attached, the router lists no segment and no
 // process maps or holds one.
 func TestRouterRestartAdoptsGrownSegments(t *testing.T) {
-	if *noDaemon {
-		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
-	}
-	t.Parallel()
-	dir, cfgPath, sock, domain := restartFilesWith(t, "rgs", rgConfig)
-	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	dir, sock, domain, r1 := startRestartableRouter(t, "rgs", rgConfig)
 
 	sub := spawn(t, "sub", "rgsub", "-socket", sock)
 	sub.expect("ready")

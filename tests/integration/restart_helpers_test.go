@@ -36,6 +36,20 @@ func restartFilesWith(t *testing.T, prefix, cfg string) (dir, cfgPath, sock, dom
 	return dir, cfgPath, sock, domain
 }
 
+// startRestartableRouter is the start of a router-restart test: it skips
+// without the parallax-roudi binary, marks the test parallel, makes the
+// router's files (restartFilesWith) and starts a killable router on them
+// with its runtime directory there.
+func startRestartableRouter(t *testing.T, prefix, cfg string) (dir, sock, domain string, r *exec.Cmd) {
+	t.Helper()
+	if *noDaemon {
+		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
+	}
+	t.Parallel()
+	dir, cfgPath, sock, domain := restartFilesWith(t, prefix, cfg)
+	return dir, sock, domain, startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+}
+
 // startKillableRouter runs parallax-roudi on domain and sock with the test
 // config, waits for its ready line and returns it; the test SIGKILLs it.
 // Cleanup kills and reaps it (our own child, by PID) if it still runs.

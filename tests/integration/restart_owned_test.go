@@ -207,12 +207,7 @@ func restartForgeMain(args []string) int {
 // are refused with an error naming the failed check and not adopted; the
 // honest stream across the restart loses and corrupts nothing.
 func TestRouterRestartForgedSegments(t *testing.T) {
-	if *noDaemon {
-		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
-	}
-	t.Parallel()
-	dir, cfgPath, sock, domain := restartFilesWith(t, "rsf", ownedConfig)
-	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	dir, sock, domain, r1 := startRestartableRouter(t, "rsf", ownedConfig)
 	sub, pub := startStream(t, sock)
 	want := map[string]string{
 		"mode":     "mode is not 0600",
@@ -282,12 +277,7 @@ func segmentHolders(name string) []string {
 // router included, which adopts owned memory only from its owners — maps
 // or holds the dead publisher's data segments any more.
 func TestRouterRestartPublisherDies(t *testing.T) {
-	if *noDaemon {
-		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
-	}
-	t.Parallel()
-	dir, cfgPath, sock, domain := restartFilesWith(t, "rsd", ownedConfig)
-	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	dir, sock, domain, r1 := startRestartableRouter(t, "rsd", ownedConfig)
 	sub, pub := startStream(t, sock)
 	name := fmt.Sprintf("plx:%s:p", domain)
 	require.NotEmpty(t, segmentHolders(name), "the publisher's segments are mapped while it runs")

@@ -73,15 +73,10 @@ func resumeCloseMain(args []string) int {
 // (a closed block-producer subscriber would hold its publishers back)
 // until the process exits.
 func TestCloseDuringResume(t *testing.T) {
-	if *noDaemon {
-		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
-	}
 	if !testhook.Enabled {
 		t.Skip("needs the parallax_testhook build tag")
 	}
-	t.Parallel()
-	dir, cfgPath, sock, domain := restartFilesWith(t, "rcc", testConfig)
-	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	dir, sock, domain, r1 := startRestartableRouter(t, "rcc", testConfig)
 	h := spawnHooked(t, "rcclose", "rcclose", "-socket", sock)
 	h.expect("ready")
 

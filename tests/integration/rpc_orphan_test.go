@@ -23,12 +23,7 @@ import (
 // another client made while no router ran. Both clients' request memory
 // is all back and they are the successor's only clients.
 func TestRPCServerDiesWithoutRouter(t *testing.T) {
-	if *noDaemon {
-		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
-	}
-	t.Parallel()
-	dir, cfgPath, sock, domain := restartFilesWith(t, "rsorph", ownedConfig)
-	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	dir, sock, domain, r1 := startRestartableRouter(t, "rsorph", ownedConfig)
 	srv := spawn(t, "rpc server", "rpcserve", "-socket", sock, "-service=orph")
 	srv.expect("ready")
 	const pending = 3
@@ -73,12 +68,7 @@ func TestRPCServerDiesWithoutRouter(t *testing.T) {
 // and its resume grace for the dead client ended, the server has every
 // response chunk back and no client; a new client is served.
 func TestRPCClientDiesWithoutRouter(t *testing.T) {
-	if *noDaemon {
-		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
-	}
-	t.Parallel()
-	dir, cfgPath, sock, domain := restartFilesWith(t, "rsorphc", ownedConfig)
-	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	dir, sock, domain, r1 := startRestartableRouter(t, "rsorphc", ownedConfig)
 	srv := spawn(t, "rpc server", "rpcserve", "-socket", sock, "-service=orphc")
 	srv.expect("ready")
 	victim := spawn(t, "victim client", "rpccall", "-socket", sock, "-service=orphc", "-n=20", "-g=2", "-streams=3")
@@ -114,12 +104,7 @@ func TestRPCClientDiesWithoutRouter(t *testing.T) {
 // "client gone" for a new client that TestRPCClientDiesWithoutRouter met
 // before the fix). On main the new publisher got the dead one's id.
 func TestRouterRestartFreshIDs(t *testing.T) {
-	if *noDaemon {
-		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
-	}
-	t.Parallel()
-	dir, cfgPath, sock, domain := restartFilesWith(t, "rsids", ownedConfig)
-	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	dir, sock, domain, r1 := startRestartableRouter(t, "rsids", ownedConfig)
 	survivor := spawn(t, "surviving subscriber", "kwsub", "-socket", sock, "-topic=ids")
 	survivor.expect("ready")
 	victim := spawn(t, "victim publisher", "kwpub", "-socket", sock, "-topic=ids")

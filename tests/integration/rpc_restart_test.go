@@ -105,12 +105,7 @@ func rpcLoopMain(args []string) int {
 // with the caller's own bytes, a client that connects to the successor is
 // served too, and both ends' memory is all back at the end.
 func TestRPCRouterRestart(t *testing.T) {
-	if *noDaemon {
-		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
-	}
-	t.Parallel()
-	dir, cfgPath, sock, domain := restartFilesWith(t, "rsrpc", ownedConfig)
-	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	dir, sock, domain, r1 := startRestartableRouter(t, "rsrpc", ownedConfig)
 	srv := spawn(t, "rpc server", "rpcserve", "-socket", sock, "-service=rs")
 	srv.expect("ready")
 	cl := spawn(t, "rpc client", "rpcloop", "-socket", sock, "-service=rs")

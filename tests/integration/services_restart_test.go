@@ -65,12 +65,7 @@ func svcWatchMain(args []string) int {
 // watcher watches again over it: a publisher created after the restart
 // appears, and the successor lists the process once.
 func TestServicesWatchAcrossRouterKill(t *testing.T) {
-	if *noDaemon {
-		t.Skip("needs the parallax-roudi binary (not with -parallax.no-daemon)")
-	}
-	t.Parallel()
-	dir, cfgPath, sock, domain := restartFilesWith(t, "rswatch", ownedConfig)
-	r1 := startKillableRouter(t, cfgPath, domain, sock, "-runtime-dir", dir)
+	dir, sock, domain, r1 := startRestartableRouter(t, "rswatch", ownedConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	wp := spawn(t, "watching process", "svcwatch", "-socket", sock)
