@@ -29,19 +29,7 @@ import (
 // chunks back and returns 0 and an error wrapping os.ErrClosed. An empty
 // cs publishes nothing. The loans must be distinct current loans of p.
 func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
-	if err := p.enter(); err != nil {
-		return 0, err
-	}
-	defer p.exit()
 	o := p.own.Load()
-	if p.closed.Load() {
-		for i := range cs {
-			if o.eng.Release(&cs[i].ol) == nil {
-				p.loanDone() // the loan's share
-			}
-		}
-		return 0, fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
-	}
 	now := sys.UnixNano()
 	for i := range cs {
 		cs[i].ol.Truncate(len(cs[i].buf))
@@ -55,9 +43,14 @@ func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
 			if first == nil {
 				first = fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, cs[i].ref, parallax.ErrNotHeld)
 			}
-			return // no loan share to end
+			return
 		}
-		p.loanDone()
+		if errors.Is(e, ownedpub.ErrClosed) {
+			if first == nil {
+				first = fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
+			}
+			return
+		}
 		sent++
 		if e == nil {
 			published++
@@ -71,7 +64,6 @@ func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
 			first = fmt.Errorf("publish on %q: %w", p.topic, e)
 		}
 	})
-	p.published.Add(sent)
 	if o.live.Load() == 0 {
 		p.unconnected.Add(sent)
 	}

@@ -74,7 +74,7 @@ func (p *Publisher) initOwned() error {
 	}
 	o := &owned{
 		eng: ownedpub.New(ownedpub.Options{MaxLoans: p.opts.MaxLoans, History: p.opts.History,
-			BlockTimeout: p.opts.BlockTimeout, Wait: ringbuf.WaitOptions{Spin: max(p.opts.Spin, 0)}}),
+			BlockTimeout: p.opts.BlockTimeout, Wait: ringbuf.WaitOptions{Spin: max(p.opts.Spin, 0)}, OnIdle: p.idle}),
 		segs: segs, added: map[uint16]bool{}, conns: map[uint32]*ownedConn{},
 	}
 	o.grow.dedicated = map[uint16]idleMark{}
@@ -257,54 +257,62 @@ func (p *Publisher) loanOwned(o *owned, n int) (Chunk, error) {
 		l, err = p.loanGrow(context.Background(), o, n, err, false) // owned_grow.go
 	}
 	if err != nil {
-		p.loanDone()
-		return Chunk{}, fmt.Errorf("loan %d bytes on %q: %w", n, p.topic, err)
+		return Chunk{}, p.loanError(n, err)
 	}
 	return Chunk{ref: l.Ref(), buf: l.Bytes(), ol: l}, nil
 }
 
-// releaseOwned is Release in the owned model.
-func (p *Publisher) releaseOwned(o *owned, c Chunk) error {
-	if !p.share() {
-		return fmt.Errorf("release chunk on %q: %w", p.topic, clientrt.ErrClosed)
+// loanError wraps a failed loan of n bytes: after Close, the runtime's
+// ErrClosed (as every endpoint reports it).
+func (p *Publisher) loanError(n int, err error) error {
+	if errors.Is(err, ownedpub.ErrClosed) {
+		return fmt.Errorf("loan %d bytes on %q: %w", n, p.topic, clientrt.ErrClosed)
 	}
-	defer p.loanDone()
-	if err := o.eng.Release(&c.ol); err != nil {
-		return fmt.Errorf("release chunk on %q: %w", p.topic, err)
-	}
-	p.loanDone() // the loan's share
-	return nil
+	return fmt.Errorf("loan %d bytes on %q: %w", n, p.topic, err)
 }
 
-// publishOwned is publish in the owned model; the publishing side is
-// held.
-func (p *Publisher) publishOwned(o *owned, c Chunk) error {
-	if p.closed.Load() {
-		err := o.eng.Release(&c.ol)
-		if err == nil {
-			p.loanDone() // the loan's share
-		}
-		return fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
+// releaseOwned is Release in the owned model.
+func (p *Publisher) releaseOwned(o *owned, c Chunk) error {
+	err := o.eng.Release(&c.ol)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ownedpub.ErrClosed):
+		return fmt.Errorf("release chunk on %q: %w", p.topic, clientrt.ErrClosed)
 	}
+	return fmt.Errorf("release chunk on %q: %w", p.topic, err)
+}
+
+// publishOwned is Publish in the owned model. Its one guard is the
+// engine's lock, taken once: the engine refuses a loan after Close, and
+// counts the published samples and the loans itself.
+func (p *Publisher) publishOwned(o *owned, c Chunk) error {
 	c.ol.Truncate(len(c.buf))
 	c.ol.SetStamp(sys.UnixNano()) // keeps what Chunk.SetMeta set
 	err := o.eng.Publish(&c.ol)
-	if errors.Is(err, ownedpub.ErrNotLoaned) {
-		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, c.ref, parallax.ErrNotHeld)
-	}
-	p.loanDone()
-	p.published.Add(1)
-	if o.live.Load() == 0 {
+	if o.live.Load() == 0 && !errors.Is(err, ownedpub.ErrNotLoaned) && !errors.Is(err, ownedpub.ErrClosed) {
 		p.unconnected.Add(1)
 	}
 	if err != nil {
-		var ce *ownedpub.ConnError
-		if errors.As(err, &ce) {
-			p.badConn(o, ce)
-		}
-		return fmt.Errorf("publish on %q: %w", p.topic, err)
+		return p.publishError(o, c, err)
 	}
 	return nil
+}
+
+// publishError wraps what the engine's Publish of c returned, reporting a
+// failed connection to the router.
+func (p *Publisher) publishError(o *owned, c Chunk, err error) error {
+	switch {
+	case errors.Is(err, ownedpub.ErrNotLoaned):
+		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, c.ref, parallax.ErrNotHeld)
+	case errors.Is(err, ownedpub.ErrClosed):
+		return fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
+	}
+	var ce *ownedpub.ConnError
+	if errors.As(err, &ce) {
+		p.badConn(o, ce)
+	}
+	return fmt.Errorf("publish on %q: %w", p.topic, err)
 }
 
 // badConn reports a connection the engine failed (its subscriber returned
@@ -366,6 +374,7 @@ func (o *owned) stats(s *Stats) {
 	o.mu.Unlock()
 	o.eng.Drain() // take back what subscribers returned, so Memory is current
 	es := o.eng.Stats()
+	s.Published, s.Loans = es.Published, int64(es.Loans)
 	s.Delivered = delivered + o.goneDelivered.Load()
 	s.Dropped = dropped + o.goneDropped.Load()
 	s.Subscribers = int(o.live.Load())

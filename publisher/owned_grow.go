@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/ownedpub"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -66,20 +65,12 @@ func (p *Publisher) LoanWait(ctx context.Context, n int) (Chunk, error) {
 	if p.opts.TypeSize != 0 && n != int(p.opts.TypeSize) {
 		return Chunk{}, fmt.Errorf("loan %d bytes on %q of type %q (%d bytes): %w", n, p.topic, p.opts.TypeName, p.opts.TypeSize, parallax.ErrIncompatibleType)
 	}
-	if !p.share() {
-		return Chunk{}, clientrt.ErrClosed
-	}
-	if p.closed.Load() {
-		p.loanDone()
-		return Chunk{}, clientrt.ErrClosed
-	}
 	l, err := o.eng.LoanWait(ctx, n, ringbuf.WaitOptions{Spin: max(p.opts.Spin, 0)})
 	if err != nil {
 		l, err = p.loanGrow(ctx, o, n, err, true)
 	}
 	if err != nil {
-		p.loanDone()
-		return Chunk{}, fmt.Errorf("loan %d bytes on %q: %w", n, p.topic, err)
+		return Chunk{}, p.loanError(n, err)
 	}
 	return Chunk{ref: l.Ref(), buf: l.Bytes(), ol: l}, nil
 }
@@ -90,6 +81,16 @@ func (p *Publisher) LoanWait(ctx context.Context, n int) (Chunk, error) {
 // wait: waiting for returns was tried (LoanWait), and is tried again
 // should another goroutine take the grown chunks first.
 func (p *Publisher) loanGrow(ctx context.Context, o *owned, n int, err error, wait bool) (ownedpub.Loan, error) {
+	if errors.Is(err, ownedpub.ErrClosed) {
+		return ownedpub.Loan{}, err
+	}
+	// The segment the router adds is mapped into the engine's memory:
+	// Close's unmapping waits for this growth (a loan it makes keeps the
+	// memory in use on its own).
+	if !o.eng.Hold() {
+		return ownedpub.Loan{}, ownedpub.ErrClosed
+	}
+	defer o.eng.Unhold()
 	for range 3 {
 		var reason uint8
 		switch {
@@ -176,10 +177,10 @@ func (p *Publisher) armRetire(o *owned) {
 // RetireAfter (and less than twice that). It re-arms while dedicated
 // segments remain.
 func (p *Publisher) retireCheck(o *owned) {
-	if !p.share() {
+	if !o.eng.Hold() {
 		return
 	}
-	defer p.loanDone()
+	defer o.eng.Unhold()
 	o.mu.Lock()
 	o.grow.timer = nil
 	var idle []uint16

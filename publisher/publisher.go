@@ -69,9 +69,11 @@ type Options struct {
 const DefaultSpin = 20 * time.Microsecond
 
 // A Publisher publishes samples on one topic. Use [New]; the zero value is
-// invalid. Loan, Publish and Send must not be called concurrently (doing
-// so returns an error wrapping parallax.ErrConcurrentUse); Close may be
-// called from any goroutine and is idempotent.
+// invalid. A Publisher is safe for concurrent use: Loan, LoanWait,
+// Publish, PublishBatch, Release and Send may be called from several
+// goroutines (the publisher serialises them: each takes its lock once, so
+// a single publishing goroutine pays nothing for the others), and Close
+// from any goroutine; Close is idempotent.
 type Publisher struct {
 	rt    *clientrt.Runtime
 	id    uint32
@@ -79,51 +81,33 @@ type Publisher struct {
 	owner uint16
 	opts  Options
 
-	// state serialises the publishing goroutine (stPublishing) with
-	// Close (stControl).
-	state atomic.Uint32
-
-	changed   clientrt.Signal
-	published atomic.Uint64
+	changed clientrt.Signal
 	// unconnected counts publishes made with no connection at all (the
 	// samples nobody could receive); added only on that path.
 	unconnected atomic.Uint64
 	// corruptConns counts connections that failed (owned.go badConn).
 	corruptConns atomic.Uint64
 	closeOnce    sync.Once
-	closed       atomic.Bool
+	// closed is set by Close (for the control path: a router resume);
+	// the engine refuses loans and publishes on its own (ownedpub.Close).
+	closed atomic.Bool
 	// own is the publisher's engine and connections (owned.go), set once
-	// in New, before the endpoint sees its first connection.
+	// in New, before the endpoint sees its first connection. The
+	// engine counts the loans: its OnIdle, after Close and the last
+	// loan, unmaps the data segments and releases this publisher's share
+	// of the process runtime (idle).
 	own atomic.Pointer[owned]
-	// loans counts the runtime shares of chunks loaned and not yet
-	// published or released, plus one while Close or a late Release
-	// works: a loan made before Close can still be published (refused)
-	// or released.
-	loans clientrt.Shares
 	// link is package rpc's (internal/rpclink), nil for a pub/sub
 	// publisher.
 	link *rpclink.Pub
 }
 
-// share takes a share of the runtime, or reports false when it is gone.
-func (p *Publisher) share() bool { return p.loans.Take() }
-
-// loanDone ends one share; the last one after Close releases this
-// publisher's share of the process runtime.
-func (p *Publisher) loanDone() {
-	if p.loans.Drop(&p.closed) {
-		if p.own.Load() != nil {
-			p.rt.CloseOwnedPublisher(p.id) // no loan touches the segments any more
-		}
-		p.rt.Release()
-	}
+// idle is the engine's OnIdle: Close has run and no loan or hold remains,
+// so no chunk of the data segments is in use by this process any more.
+func (p *Publisher) idle() {
+	p.rt.CloseOwnedPublisher(p.id)
+	p.rt.Release()
 }
-
-const (
-	stIdle uint32 = iota
-	stPublishing
-	stControl
-)
 
 // New creates a publisher on topic.
 func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err error) {
@@ -213,37 +197,11 @@ func (p *Publisher) WaitForSubscribers(ctx context.Context, n int) error {
 }
 
 // Published returns the number of samples published.
-func (p *Publisher) Published() uint64 { return p.published.Load() }
+func (p *Publisher) Published() uint64 { return p.own.Load().eng.Stats().Published }
 
 // Dropped returns the samples that subscribers missed because of this
 // publisher's discards (discard-oldest) or block timeouts.
 func (p *Publisher) Dropped() uint64 { return p.Stats().Dropped }
-
-// enter claims the publishing side; Close may hold it briefly.
-func (p *Publisher) enter() error {
-	for {
-		if p.state.CompareAndSwap(stIdle, stPublishing) {
-			return nil
-		}
-		switch p.state.Load() {
-		case stPublishing:
-			return fmt.Errorf("publisher %q: %w", p.topic, parallax.ErrConcurrentUse)
-		default:
-			spinYield()
-		}
-	}
-}
-
-func (p *Publisher) exit() { p.state.Store(stIdle) }
-
-// control runs fn while holding off the publishing goroutine.
-func (p *Publisher) control(fn func()) {
-	for !p.state.CompareAndSwap(stIdle, stControl) {
-		spinYield()
-	}
-	defer p.state.Store(stIdle)
-	fn()
-}
 
 // A Chunk is a loaned piece of shared memory. Its bytes alias the
 // publisher's data segment and are only valid until it is published or
@@ -294,15 +252,6 @@ func (p *Publisher) Loan(n int) (Chunk, error) {
 	if p.opts.TypeSize != 0 && n != int(p.opts.TypeSize) {
 		return Chunk{}, fmt.Errorf("loan %d bytes on %q of type %q (%d bytes): %w", n, p.topic, p.opts.TypeName, p.opts.TypeSize, parallax.ErrIncompatibleType)
 	}
-	// Count the loan before looking at closed: a Close that finishes
-	// after this keeps the runtime for it (see loans).
-	if !p.share() {
-		return Chunk{}, clientrt.ErrClosed
-	}
-	if p.closed.Load() {
-		p.loanDone()
-		return Chunk{}, clientrt.ErrClosed
-	}
 	return p.loanOwned(p.own.Load(), n) // owned.go
 }
 
@@ -315,15 +264,6 @@ func (p *Publisher) Release(c Chunk) error {
 // gives up the loan. It never copies payload bytes. After Close it gives
 // the chunk back and returns an error wrapping os.ErrClosed.
 func (p *Publisher) Publish(c Chunk) error {
-	if err := p.enter(); err != nil {
-		return err
-	}
-	err := p.publish(c)
-	p.exit()
-	return err
-}
-
-func (p *Publisher) publish(c Chunk) error {
 	return p.publishOwned(p.own.Load(), c) // owned.go
 }
 
@@ -357,20 +297,22 @@ func (p *Publisher) connectionRemoved(m *wire.ConnectionRemoved) {
 func (p *Publisher) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
-		p.share() // Close's own share, ended by loanDone below
-		p.control(func() { p.closed.Store(true) })
+		o := p.own.Load()
+		o.eng.Hold() // Close's own; cannot fail before Close
+		o.eng.Close()
+		p.closed.Store(true)
 		// Only now stop taking pushes: from there on the runtime releases
 		// removed connections without asking us, and no publish touches
 		// a ring any more.
 		p.rt.Unregister(true, p.id)
-		p.closeOwned(p.own.Load()) // owned.go
+		p.closeOwned(o) // owned.go
 		// The last counters, before the router forgets the publisher
 		// (best effort, bounded: Close succeeds without a router).
 		if rerr := p.rt.ReportFinal(endpoint{p}); rerr != nil && !clientrt.IsClosed(rerr) {
 			slog.Debug("parallax: publisher closes without its final report", "topic", p.topic, "err", rerr)
 		}
 		err = p.closeRemote()
-		p.loanDone()
+		o.eng.Unhold() // idle now unless a loan is outstanding
 	})
 	return err
 }

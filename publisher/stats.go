@@ -20,8 +20,7 @@ type Stats struct {
 	// subscriber that joins later and asks for history). See the package
 	// documentation for how to avoid losing them.
 	Unconnected uint64
-	// Loans counts the chunks loaned and not yet published or released (one
-	// more while a Release or Close is running).
+	// Loans counts the chunks loaned and not yet published or released.
 	Loans int64
 	// CorruptConnections counts the connections dropped because they
 	// failed, as [Publisher.CorruptConnections] returns.
@@ -59,8 +58,7 @@ type MemoryStats struct {
 // takes back what subscribers returned, so
 // Memory.Free counts every chunk no subscriber holds any more.
 func (p *Publisher) Stats() Stats {
-	s := Stats{Published: p.published.Load(), Unconnected: p.unconnected.Load(), Loans: p.loans.Count(),
-		CorruptConnections: p.corruptConns.Load()}
+	s := Stats{Unconnected: p.unconnected.Load(), CorruptConnections: p.corruptConns.Load()}
 	p.own.Load().stats(&s)
 	return s
 }

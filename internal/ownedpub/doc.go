@@ -61,4 +61,14 @@
 // per Loan; none with [Options.SingleGoroutine], for a caller that
 // serialises every call itself). The publish path allocates nothing, waits included; only
 // a timeout allocates its error.
+//
+// # Closing
+//
+// The engine also counts what keeps its memory in use, so its caller needs
+// no guard of its own around Loan and Publish: [Engine.Close] refuses new
+// loans (and turns the publish of an outstanding one into a release), the
+// Tracker counts the loans, [Engine.Hold] covers work outside a loan, and
+// [Options.OnIdle] runs once when the engine is closed and none of them
+// remains. package publisher unmaps its data segments there; its Loan and
+// Publish take nothing but the engine's mutex.
 package ownedpub

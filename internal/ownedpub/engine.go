@@ -50,6 +50,11 @@ type Options struct {
 	// its bound (spin, then sleep on the return wake). Its Timeout and
 	// Deadline are ignored: BlockTimeout applies.
 	Wait ringbuf.WaitOptions
+	// OnIdle, if not nil, runs once after [Engine.Close], when no loan is
+	// outstanding and no [Engine.Hold] lasts any more: the caller may
+	// unmap the data segments there. It runs without the engine's lock
+	// and must not block on a Loan or Publish of this engine.
+	OnIdle func()
 }
 
 // An Engine is one publisher's owned data path: its data segments, its
@@ -95,6 +100,12 @@ type Engine struct {
 	unreported []*ConnError
 
 	published, drains, drained, discarded, waits, timeouts, failed, replayed uint64
+
+	// closed: Close was called (close.go). holds: Hold calls not yet
+	// ended. idle: OnIdle is due or ran.
+	closed bool
+	holds  int
+	idle   bool
 }
 
 // New returns an engine without memory or connections; add them with

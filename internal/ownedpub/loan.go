@@ -40,15 +40,19 @@ func (l *Loan) SetStamp(ns int64) { l.meta.Stamp = ns }
 // most recently returned one. When the class is empty it drains every
 // connection's return ring and tries once more.
 //
-// Errors: [ErrTooLarge]; one wrapping [parallax.ErrLimit] when MaxLoans
-// chunks are loaned; one wrapping [parallax.ErrPoolExhausted] when no chunk
-// is free after the drain. Loan allocates nothing.
+// Errors: [ErrClosed] after Close; [ErrTooLarge]; one wrapping
+// [parallax.ErrLimit] when MaxLoans chunks are loaned; one wrapping
+// [parallax.ErrPoolExhausted] when no chunk is free after the drain. Loan
+// allocates nothing.
 func (e *Engine) Loan(n int) (Loan, error) {
 	if n < 0 {
 		return Loan{}, errNegative
 	}
 	e.lock()
 	defer e.unlock()
+	if e.closed {
+		return Loan{}, ErrClosed
+	}
 	class, ok := e.tr.ClassFor(n)
 	if !ok {
 		return Loan{}, ErrTooLarge
@@ -67,19 +71,29 @@ func (e *Engine) Loan(n int) (Loan, error) {
 
 var errNegative = fmt.Errorf("loan of a negative size: %w", ErrInvalidArgument)
 
-// Release gives back a loan that was not published. Errors: [ErrNotLoaned]
-// (published or released already). The loan is invalid afterwards.
+// Release gives back a loan that was not published, after Close too (the
+// last loan of a closed engine runs OnIdle). Errors: [ErrNotLoaned]
+// (published or released already; [ErrClosed] instead after Close). The
+// loan is invalid afterwards.
 func (e *Engine) Release(l *Loan) error {
 	e.lock()
-	defer e.unlock()
 	if !e.loaned(l) {
+		closed := e.closed
+		e.unlock()
+		if closed {
+			return ErrClosed
+		}
 		return ErrNotLoaned
 	}
 	if err := e.tr.Unloan(l.idx); err != nil {
+		e.unlock()
 		return err
 	}
 	*l = Loan{}
 	e.loanDone()
+	idle := e.closed && e.becameIdle()
+	e.unlock()
+	e.runIdle(idle)
 	return nil
 }
 

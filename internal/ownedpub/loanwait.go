@@ -41,6 +41,12 @@ func (e *Engine) LoanWait(ctx context.Context, n int, opts ringbuf.WaitOptions) 
 	if err == nil {
 		return l, nil
 	}
+	// The waits below sleep on words of the connections' segments: the
+	// engine's memory stays in use until they end (Close then waits).
+	if !e.Hold() {
+		return Loan{}, ErrClosed
+	}
+	defer e.Unhold()
 	deadline := opts.Deadline
 	if opts.Timeout > 0 {
 		if d := time.Now().Add(opts.Timeout); deadline.IsZero() || d.Before(deadline) {

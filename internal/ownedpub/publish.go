@@ -33,7 +33,9 @@ var errLength = fmt.Errorf("publish: meta length exceeds the chunk: %w", ErrInva
 func (e *Engine) Publish(l *Loan) error {
 	e.lock()
 	err := e.publish(l)
+	idle := e.closed && e.becameIdle()
 	e.unlock()
+	e.runIdle(idle)
 	return err
 }
 
@@ -41,6 +43,9 @@ func (e *Engine) Publish(l *Loan) error {
 func (e *Engine) publish(l *Loan) error {
 	for e.blocked {
 		e.cond.Wait()
+	}
+	if e.closed {
+		return e.refuseClosed(l)
 	}
 	if !e.loaned(l) {
 		return ErrNotLoaned
@@ -120,7 +125,9 @@ func (e *Engine) PublishBatch(n int, loan func(i int) *Loan, done func(i int, er
 		}
 	}
 	e.batching = false
+	idle := e.closed && e.becameIdle()
 	e.unlock()
+	e.runIdle(idle)
 }
 
 // flushWakes wakes the subscribers of the connections whose deliveries
@@ -268,9 +275,18 @@ func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 				*l = Loan{}
 				e.loanDone() // a LoanWait at MaxLoans may go on
 			}
+			idle := e.closed && e.becameIdle()
 			e.unlock()
+			e.runIdle(idle)
 			return err
 		}
+	}
+	if e.closed {
+		err := e.refuseClosed(l)
+		idle := e.becameIdle()
+		e.unlock()
+		e.runIdle(idle)
+		return err
 	}
 	if !e.loaned(l) {
 		e.unlock()
@@ -310,6 +326,8 @@ func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 			e.drainAll()
 		}
 	}
+	idle := e.closed && e.becameIdle()
 	e.unlock()
+	e.runIdle(idle)
 	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -304,8 +303,6 @@ func (a *ipcAllocator) loan(ctx context.Context, n int) (publisher.Chunk, error)
 		switch {
 		case err == nil:
 			return c, nil
-		case errors.Is(err, parallax.ErrNotSupported):
-			return a.loanShared(ctx, n)
 		case ctx.Err() != nil:
 			return c, fmt.Errorf("loan %d bytes on %q: %w (%w)", n, a.pub.Topic(), err, context.Cause(ctx))
 		case errors.Is(err, context.DeadlineExceeded):
@@ -314,31 +311,6 @@ func (a *ipcAllocator) loan(ctx context.Context, n int) (publisher.Chunk, error)
 			continue
 		}
 		return c, fmt.Errorf("loan %d bytes on %q (ipcsink max-payload %d, 0: the router's default): %w", n, a.pub.Topic(), a.maxPayload, err)
-	}
-}
-
-// loanShared is loan in the shared memory model, which has no
-// per-publisher return queues to sleep on: it retries, backing off, until
-// the pool has a chunk (subscribers released one or the sink published).
-// The shared model goes away with issue 12's step 14.
-func (a *ipcAllocator) loanShared(ctx context.Context, n int) (publisher.Chunk, error) {
-	for i := 0; ; i++ {
-		a.attempts.Add(1)
-		c, err := a.pub.LoanShared(n)
-		if err == nil {
-			return c, nil
-		}
-		if !errors.Is(err, parallax.ErrPoolExhausted) && !errors.Is(err, parallax.ErrLimit) && !errors.Is(err, context.DeadlineExceeded) {
-			return c, fmt.Errorf("loan %d bytes on %q (ipcsink max-payload %d, 0: the router's default): %w", n, a.pub.Topic(), a.maxPayload, err)
-		}
-		if ctx.Err() != nil {
-			return c, fmt.Errorf("loan %d bytes on %q: %w (%w)", n, a.pub.Topic(), err, context.Cause(ctx))
-		}
-		if i < 32 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(min(time.Microsecond<<min(i-32, 10), time.Millisecond))
-		}
 	}
 }
 
@@ -361,7 +333,7 @@ func (a *ipcAllocator) own(b *buffer.Buffer) *ipcMem {
 func (m *ipcMem) Free(*buffer.Memory) {
 	a := m.a
 	if !m.published {
-		_ = a.pub.ReleaseShared(m.chunk)
+		_ = a.pub.Release(m.chunk)
 	}
 	m.chunk, m.published = publisher.Chunk{}, false
 	select {

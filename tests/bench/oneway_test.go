@@ -26,7 +26,9 @@ import (
 // arrive in batches; consumer-sleeps are the futex sleeps the child made.
 // Built with -tags parallax_countatomics it also reports shm-atomics/op and
 // shm-locked/op: the shared-memory atomic operations of both processes
-// (parent with its in-process router, and child) per message.
+// (parent with its in-process router, and child) per message. With
+// PARALLAX_BENCH_GRID_PROFILE=dir the child writes a CPU profile of its
+// receiving loop there (sink-PID.pprof); -cpuprofile covers the parent.
 func BenchmarkOneWay(b *testing.B) {
 	for _, size := range payloads {
 		for _, co := range []time.Duration{0, oneWayCoalesce} {
@@ -144,6 +146,8 @@ func sinkMain(args []string) int {
 	defer pub.Close()
 	var n uint64
 	atomics := atomiccount.Snapshot()
+	stopProfile := gridProfile("sink")
+	defer stopProfile()
 	for {
 		s, err := sub.TakeTimeout(childTimeout)
 		if err != nil {
@@ -159,6 +163,7 @@ func sinkMain(args []string) int {
 		_ = s.Release()
 		n++
 	}
+	stopProfile()
 	atomics = atomiccount.Snapshot().Sub(atomics)
 	c, err := loan(pub, 64)
 	if err != nil {

@@ -1,5 +1,0 @@
-package publisher
-
-import "runtime"
-
-func spinYield() { runtime.Gosched() }
