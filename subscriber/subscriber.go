@@ -129,6 +129,10 @@ type Subscriber struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	// closeHold, a test seam (export_test.go), runs in Close once the
+	// engine is closed and takes are over: before (stage 0) and after
+	// (stage 1) the endpoint unregisters, before the router is told.
+	closeHold atomic.Pointer[func(stage int)]
 	// taken counts samples handed out and not yet released; the runtime
 	// (segments, control connection) is kept until it drops to 0 after
 	// Close.
@@ -365,9 +369,15 @@ func (s *Subscriber) Close() error {
 		// here no take touches the rings, and later ones fail.
 		s.busy.claim()
 		defer s.busy.end()
+		if h := s.closeHold.Load(); h != nil {
+			(*h)(0)
+		}
 		// Only then stop taking pushes (Unregister): from there on the
 		// runtime releases removed connections without asking us.
 		s.rt.Unregister(false, s.id)
+		if h := s.closeHold.Load(); h != nil {
+			(*h)(1)
+		}
 		err = s.closeRemote(o)
 		s.dropShare()
 	})
