@@ -395,7 +395,14 @@ func (s *Subscriber) closeRemote(o *ownedState) error {
 	wait := s.remoteClosedOwned(o)
 	if err == nil && call != nil { // nil: a router resume closed it already
 		_, _, err = call.Wait(ctx)
+		// The router pushes nothing for the subscriber after its answer:
+		// once the pushes received before it are routed (each connection
+		// released, closedsub.go), the runtime forgets the subscriber.
+		if err == nil {
+			_ = s.rt.Barrier(ctx)
+		}
 	}
+	s.rt.ForgetClosed(s.id)
 	wait()
 	if err != nil && clientrt.IsClosed(err) {
 		return nil

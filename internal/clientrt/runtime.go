@@ -63,6 +63,9 @@ type Runtime struct {
 	svcSeq   uint64
 
 	rcl   resumeCloses // closes that race a resume (resumeclose.go)
+	// closedSubs records the pushes for closing subscribers after their
+	// Unregister (closedsub.go).
+	closedSubs map[uint32]*closedSub
 	owned ownedState   // the segments' mappings (owned.go)
 	mem   memReporter  // owned publishers' memory reports (memreport.go)
 	rc    reconnector
@@ -259,6 +262,7 @@ func (rt *Runtime) Unregister(pub bool, id uint32) {
 		delete(rt.pubs, id)
 	} else {
 		delete(rt.subs, id)
+		rt.unregisteredSub(id) // closedsub.go
 	}
 	rt.unregistered(pub, id) // resumeclose.go
 }
@@ -418,6 +422,12 @@ func (rt *Runtime) route(m wire.Message) {
 		pp = &pendingPush{msg: m, needPub: pubEP == nil, needSub: subEP == nil, routing: true}
 		rt.pending = append(rt.pending, pp)
 	}
+	var closedNow uint32
+	if subEP == nil {
+		// A subscriber that is closing: its Close releases the
+		// connection (closedsub.go).
+		closedNow = rt.closedPush(m)
+	}
 	if g, ok := m.(*connGrant); ok {
 		// The deliveries below run unlocked: an EndCreate may release the
 		// held grant meanwhile, so each side holds its own reference.
@@ -434,6 +444,9 @@ func (rt *Runtime) route(m wire.Message) {
 	}
 	if pubEP != nil {
 		rt.deliver(pubEP, m, true)
+	}
+	if closedNow != 0 {
+		rt.ReleaseConnection(closedNow)
 	}
 	release := !held
 	if held {
