@@ -62,13 +62,13 @@ type Runtime struct {
 	svc      map[uint64]ServicesHandler // services.go
 	svcSeq   uint64
 
-	rcl   resumeCloses // closes that race a resume (resumeclose.go)
+	rcl resumeCloses // closes that race a resume (resumeclose.go)
 	// closedSubs records the pushes for closing subscribers after their
 	// Unregister (closedsub.go).
 	closedSubs map[uint32]*closedSub
-	owned ownedState   // the segments' mappings (owned.go)
-	mem   memReporter  // owned publishers' memory reports (memreport.go)
-	rc    reconnector
+	owned      ownedState  // the segments' mappings (owned.go)
+	mem        memReporter // owned publishers' memory reports (memreport.go)
+	rc         reconnector
 
 	// releases counts the ReleaseConnection requests running aside;
 	// teardown waits for them (each bounded by releaseTimeout) before it
