@@ -328,6 +328,10 @@ func target(m wire.Message, pub bool) uint32 {
 			return m.Seg.PubID
 		}
 		return m.Seg.SubID
+	case *wire.ConnectionClosing: // the publisher side's only
+		if pub {
+			return m.PubID
+		}
 	}
 	return 0
 }
@@ -341,6 +345,28 @@ func (rt *Runtime) deliver(ep Endpoint, m wire.Message, pub bool) {
 		ep.ConnectionRemoved(m)
 	case *connGrant:
 		rt.deliverConnSeg(ep, m, pub)
+	case *wire.ConnectionClosing:
+		if c, ok := ep.(ClosingEndpoint); ok && pub {
+			c.ConnectionClosing(m)
+		}
+	}
+}
+
+// routeClosing delivers a ConnectionClosing to its publisher, or holds it,
+// after the connection's earlier pushes, while the publisher's Create is
+// in flight: dropped, the publisher would attach the connection (its
+// grant replayed) and deliver to a subscriber that closed.
+func (rt *Runtime) routeClosing(m *wire.ConnectionClosing) {
+	rt.mu.Lock()
+	ep := rt.pubs[m.PubID]
+	if ep == nil && rt.inflight > 0 && len(rt.pending) < maxPending {
+		rt.pending = append(rt.pending, &pendingPush{msg: m, needPub: true})
+		rt.mu.Unlock()
+		return
+	}
+	rt.mu.Unlock()
+	if ep != nil {
+		rt.deliver(ep, m, true)
 	}
 }
 
@@ -390,12 +416,7 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 		return
 	case *wire.ConnectionClosing:
 		closeAll(files)
-		rt.mu.Lock()
-		ep := rt.pubs[m.PubID]
-		rt.mu.Unlock()
-		if c, ok := ep.(ClosingEndpoint); ok {
-			c.ConnectionClosing(m)
-		}
+		rt.routeClosing(m)
 		return
 	case *wire.ServiceUpdate, *wire.ServicesSynced:
 		rt.onServices(m, files) // services.go
