@@ -1,6 +1,9 @@
 package subscriber
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // DebugOwned describes a subscriber's owned-model state, for test failure
 // messages.
@@ -52,6 +55,17 @@ func SegmentAnswers(s *Subscriber) uint64 { return s.own.Load().answered.Load() 
 // seam for a grant still queued when a ref names its segment.
 func HoldDataSegments(s *Subscriber, release <-chan struct{}) {
 	h := func() { <-release }
+	s.own.Load().segHold.Store(&h)
+}
+
+// HoldDataSegmentsEntered is HoldDataSegments that also closes entered
+// when the first hold begins.
+func HoldDataSegmentsEntered(s *Subscriber, entered chan<- struct{}, release <-chan struct{}) {
+	var once sync.Once
+	h := func() {
+		once.Do(func() { close(entered) })
+		<-release
+	}
 	s.own.Load().segHold.Store(&h)
 }
 
