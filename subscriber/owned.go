@@ -175,10 +175,15 @@ func (s *Subscriber) dataSegmentAdded(seg *dataseg.Segment) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	added := false
 	for _, oc := range o.conns {
 		if oc.c != nil && !oc.done && oc.c.PubID() == seg.Desc().PubID {
 			s.addSegment(o, oc, seg)
+			added = true
 		}
+	}
+	if added && seg.Desc().Index == 0 {
+		s.changed.Broadcast() // the connections count as live now (publishers)
 	}
 }
 
@@ -356,18 +361,25 @@ func (s *Subscriber) remoteClosedOwned(o *ownedState) (wait func()) {
 	return s.rt.StartReleases(ids)
 }
 
-// ownedPublishers counts the connections attached and not orphaned.
+// publishers counts the live connections: attached, not orphaned, and
+// with their publisher's first data segment mapped (usable: a sample the
+// publisher publishes now is takeable as soon as it is pushed; segment 0
+// is never retired).
 func (o *ownedState) publishers() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := 0
 	for _, oc := range o.conns {
-		if oc.c != nil && !oc.done && oc.c.State() == ownedsub.Live {
+		if oc.usable() && oc.c.State() == ownedsub.Live {
 			n++
 		}
 	}
 	return n
 }
+
+// usable reports whether oc is attached with its publisher's first data
+// segment. o.mu held.
+func (oc *ownedConn) usable() bool { return oc.c != nil && !oc.done && oc.segs[0] }
 
 // takeOwned takes one sample: TryTake (wait false) or Take with w. The
 // engine fills the Sample's own part in place (TryTakeInto: no copy of
@@ -572,7 +584,7 @@ func (s *Subscriber) waitOwnedWired(ctx context.Context, o *ownedState) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		for _, oc := range o.conns {
-			if oc.c == nil && !oc.done {
+			if !oc.usable() && !oc.done && !oc.linked {
 				return false
 			}
 		}

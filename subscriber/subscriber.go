@@ -202,11 +202,16 @@ func (s *Subscriber) ID() uint32 { return s.id }
 // Topic returns the topic name.
 func (s *Subscriber) Topic() string { return s.topic }
 
-// Publishers returns the number of publishers currently connected.
+// Publishers returns the number of publishers currently connected: live
+// (not gone) and usable, their queue to this subscriber and their first
+// data segment mapped in this process.
 func (s *Subscriber) Publishers() int { return s.own.Load().publishers() }
 
-// WaitForPublishers waits until at least n publishers are connected, or
-// ctx ends.
+// WaitForPublishers waits until at least n publishers are connected (as
+// [Subscriber.Publishers] counts them), or ctx ends. Once it returned, a
+// sample one of those publishers publishes is takeable (TryTake finds it)
+// as soon as the publisher pushed it; samples from segments the publisher
+// grows later may still need their segment to arrive (Take waits for it).
 func (s *Subscriber) WaitForPublishers(ctx context.Context, n int) error {
 	if err := s.changed.Wait(ctx, func() bool { return s.Publishers() >= n }); err != nil {
 		return fmt.Errorf("subscriber %q: wait for %d publishers (have %d): %w", s.topic, n, s.Publishers(), err)
