@@ -56,6 +56,10 @@ type ownedConn struct {
 	// counted: in live (attached, neither closing nor removed); cleared
 	// once, by whichever of closing and removal comes first.
 	counted atomic.Bool
+	// closing: a ConnectionClosing came before the connection attached
+	// (its grant replayed late, clientrt): attach closes it at once.
+	// Guarded by owned.mu.
+	closing bool
 }
 
 // uncount takes oc out of live (Subscribers) if it still counts there.
@@ -185,6 +189,13 @@ func (p *Publisher) attach(o *owned, id uint32, oc *ownedConn) {
 		return
 	}
 	oc.c = c
+	if oc.closing {
+		// Its subscriber closed already: nothing is delivered on it; it
+		// stays until its ConnectionRemoved, as connectionClosing leaves
+		// it.
+		o.eng.CloseConn(c)
+		return
+	}
 	oc.counted.Store(true)
 	o.live.Add(1)
 	if p.link != nil && p.link.Added != nil {
@@ -225,12 +236,17 @@ func (p *Publisher) connectionClosing(m *wire.ConnectionClosing) {
 	}
 	o.mu.Lock()
 	oc := o.conns[m.ConnID]
+	var c *ownedpub.Conn
+	if oc != nil {
+		c = oc.c
+		oc.closing = c == nil // attach closes it
+	}
 	o.mu.Unlock()
-	if oc != nil && oc.c != nil {
+	if c != nil {
 		if p.link != nil && p.link.Gone != nil {
 			p.link.Gone(m.ConnID, 0)
 		}
-		o.eng.CloseConn(oc.c)
+		o.eng.CloseConn(c)
 		o.uncount(oc)
 		p.changed.Broadcast()
 	}

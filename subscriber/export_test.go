@@ -1,6 +1,9 @@
 package subscriber
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // DebugOwned describes a subscriber's owned-model state, for test failure
 // messages.
@@ -53,4 +56,34 @@ func SegmentAnswers(s *Subscriber) uint64 { return s.own.Load().answered.Load() 
 func HoldDataSegments(s *Subscriber, release <-chan struct{}) {
 	h := func() { <-release }
 	s.own.Load().segHold.Store(&h)
+}
+
+// HoldDataSegmentsEntered is HoldDataSegments that also closes entered
+// when the first hold begins.
+func HoldDataSegmentsEntered(s *Subscriber, entered chan<- struct{}, release <-chan struct{}) {
+	var once sync.Once
+	h := func() {
+		once.Do(func() { close(entered) })
+		<-release
+	}
+	s.own.Load().segHold.Store(&h)
+}
+
+// HoldClose makes s's Close stop once its engine is closed and its takes
+// are over, before it tells the router: before its endpoint unregisters
+// (afterUnregister false) or after. It closes reached there and waits
+// until release is closed (a test seam for pushes that arrive while a
+// subscriber closes).
+func HoldClose(s *Subscriber, afterUnregister bool, reached chan<- struct{}, release <-chan struct{}) {
+	want := 0
+	if afterUnregister {
+		want = 1
+	}
+	h := func(stage int) {
+		if stage == want {
+			close(reached)
+			<-release
+		}
+	}
+	s.closeHold.Store(&h)
 }

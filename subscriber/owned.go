@@ -46,6 +46,9 @@ type ownedState struct {
 	// router refuses to release a connection that is not closing yet.
 	remoteClosed bool
 	release      []uint32
+	// released holds every connection whose release this side took
+	// over after Close (in release or sent): each is released once.
+	released map[uint32]bool
 	// Retired segments still held (owned_grow.go); nRetiring mirrors
 	// len(retiring) so Release checks it with one load.
 	retiring  []retiring
@@ -93,10 +96,45 @@ func (s *Subscriber) initOwned() {
 // ownedConnAdded records a ConnectionAdded in the owned model.
 func (s *Subscriber) ownedConnAdded(o *ownedState, m *wire.ConnectionAdded) {
 	o.mu.Lock()
+	oc := o.conn(m.ConnID)
+	if oc == nil { // closed: the router waits for its release
+		now := o.releaseClosed(m.ConnID)
+		o.mu.Unlock()
+		s.releaseNow(now)
+		return
+	}
 	defer o.mu.Unlock()
-	if oc := o.conn(m.ConnID); oc != nil {
-		oc.added = m
-		s.attach(o, oc)
+	oc.added = m
+	s.attach(o, oc)
+}
+
+// releaseClosed takes over the release of connection id of a closed
+// subscriber, once: the router marked (or marks, at the CloseSubscriber)
+// every connection it announced to the subscriber closing, and waits for
+// this side to release it, mapped or not. Before the router knows of the
+// close the release waits in o.release (remoteClosedOwned sends it after
+// the CloseSubscriber); after, it returns id, for the caller to release
+// at once (releaseNow, o.mu not held); 0 otherwise. o.mu held, o.closed.
+func (o *ownedState) releaseClosed(id uint32) uint32 {
+	if o.released[id] {
+		return 0
+	}
+	if o.released == nil {
+		o.released = map[uint32]bool{}
+	}
+	o.released[id] = true
+	if o.remoteClosed {
+		return id
+	}
+	o.release = append(o.release, id)
+	return 0
+}
+
+// releaseNow releases connection id (releaseClosed's answer) unless it is
+// 0.
+func (s *Subscriber) releaseNow(id uint32) {
+	if id != 0 {
+		s.rt.ReleaseConnection(id)
 	}
 }
 
@@ -108,12 +146,18 @@ func (s *Subscriber) connSegmentAdded(c *clientrt.OwnedConn) {
 		return
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	oc := o.conn(c.Desc().ConnID)
 	if oc == nil || oc.seg != nil {
+		var now uint32
+		if oc == nil { // closed: the router waits for its release
+			now = o.releaseClosed(c.Desc().ConnID)
+		}
+		o.mu.Unlock()
 		c.Close()
+		s.releaseNow(now)
 		return
 	}
+	defer o.mu.Unlock()
 	oc.seg = c
 	s.attach(o, oc)
 }
@@ -131,10 +175,15 @@ func (s *Subscriber) dataSegmentAdded(seg *dataseg.Segment) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	added := false
 	for _, oc := range o.conns {
 		if oc.c != nil && !oc.done && oc.c.PubID() == seg.Desc().PubID {
 			s.addSegment(o, oc, seg)
+			added = true
 		}
+	}
+	if added && seg.Desc().Index == 0 {
+		s.changed.Broadcast() // the connections count as live now (publishers)
 	}
 }
 
@@ -269,9 +318,9 @@ func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
 	// A closed subscriber's connection is closing at the router until
 	// this side says it holds nothing of it any more; an orphaned one is
 	// released once drained and unmapped.
-	tell := (o.closed && o.remoteClosed) || (!o.closed && oc.orphaned)
-	if o.closed && !o.remoteClosed {
-		o.release = append(o.release, c.ID())
+	tell := !o.closed && oc.orphaned
+	if o.closed {
+		tell = o.releaseClosed(c.ID()) != 0
 	}
 	o.mu.Unlock()
 	_, _ = o.eng.RemoveConn(c)
@@ -286,7 +335,10 @@ func (s *Subscriber) ownedFinished(o *ownedState, c *ownedsub.Conn) {
 }
 
 // remoteClosedOwned runs once CloseSubscriber is sent (closeRemote): the
-// connections that finished before are released now, their requests
+// connections that finished before, those announced to the closed
+// subscriber that it never used (releaseClosed) and those the runtime
+// received for it after its Unregister (Runtime.TakeClosedConns) are
+// released now, their requests
 // written after CloseSubscriber, so the router, which serves a client's
 // requests in order, handles them once the subscriber is closed there.
 // Close waits for the router's answers (all bounded together, by the
@@ -300,22 +352,34 @@ func (s *Subscriber) remoteClosedOwned(o *ownedState) (wait func()) {
 	o.remoteClosed = true
 	ids := o.release
 	o.release = nil
+	known := make([]uint32, 0, len(o.released))
+	for id := range o.released {
+		known = append(known, id)
+	}
 	o.mu.Unlock()
+	ids = append(ids, s.rt.TakeClosedConns(s.id, known)...)
 	return s.rt.StartReleases(ids)
 }
 
-// ownedPublishers counts the connections attached and not orphaned.
+// publishers counts the live connections: attached, not orphaned, and
+// with their publisher's first data segment mapped (usable: a sample the
+// publisher publishes now is takeable as soon as it is pushed; segment 0
+// is never retired).
 func (o *ownedState) publishers() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := 0
 	for _, oc := range o.conns {
-		if oc.c != nil && !oc.done && oc.c.State() == ownedsub.Live {
+		if oc.usable() && oc.c.State() == ownedsub.Live {
 			n++
 		}
 	}
 	return n
 }
+
+// usable reports whether oc is attached with its publisher's first data
+// segment. o.mu held.
+func (oc *ownedConn) usable() bool { return oc.c != nil && !oc.done && oc.segs[0] }
 
 // takeOwned takes one sample: TryTake (wait false) or Take with w. The
 // engine fills the Sample's own part in place (TryTakeInto: no copy of
@@ -456,10 +520,13 @@ func (s *Subscriber) closeOwned(o *ownedState) {
 		case oc.linked:
 			// The link owns the segment; the connection is released
 			// once the router knows the subscriber closed.
-			o.release = append(o.release, id)
+			o.releaseClosed(id)
 			delete(o.conns, id)
 		case oc.c == nil:
+			// Announced, not attached yet: the router waits for its
+			// release all the same.
 			unattached = append(unattached, oc)
+			o.releaseClosed(id)
 			delete(o.conns, id)
 		}
 	}
@@ -517,7 +584,7 @@ func (s *Subscriber) waitOwnedWired(ctx context.Context, o *ownedState) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		for _, oc := range o.conns {
-			if oc.c == nil && !oc.done {
+			if !oc.usable() && !oc.done && !oc.linked {
 				return false
 			}
 		}

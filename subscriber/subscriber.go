@@ -129,6 +129,10 @@ type Subscriber struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	// closeHold, a test seam (export_test.go), runs in Close once the
+	// engine is closed and takes are over: before (stage 0) and after
+	// (stage 1) the endpoint unregisters, before the router is told.
+	closeHold atomic.Pointer[func(stage int)]
 	// taken counts samples handed out and not yet released; the runtime
 	// (segments, control connection) is kept until it drops to 0 after
 	// Close.
@@ -198,11 +202,16 @@ func (s *Subscriber) ID() uint32 { return s.id }
 // Topic returns the topic name.
 func (s *Subscriber) Topic() string { return s.topic }
 
-// Publishers returns the number of publishers currently connected.
+// Publishers returns the number of publishers currently connected: live
+// (not gone) and usable, their queue to this subscriber and their first
+// data segment mapped in this process.
 func (s *Subscriber) Publishers() int { return s.own.Load().publishers() }
 
-// WaitForPublishers waits until at least n publishers are connected, or
-// ctx ends.
+// WaitForPublishers waits until at least n publishers are connected (as
+// [Subscriber.Publishers] counts them), or ctx ends. Once it returned, a
+// sample one of those publishers publishes is takeable (TryTake finds it)
+// as soon as the publisher pushed it; samples from segments the publisher
+// grows later may still need their segment to arrive (Take waits for it).
 func (s *Subscriber) WaitForPublishers(ctx context.Context, n int) error {
 	if err := s.changed.Wait(ctx, func() bool { return s.Publishers() >= n }); err != nil {
 		return fmt.Errorf("subscriber %q: wait for %d publishers (have %d): %w", s.topic, n, s.Publishers(), err)
@@ -365,9 +374,15 @@ func (s *Subscriber) Close() error {
 		// here no take touches the rings, and later ones fail.
 		s.busy.claim()
 		defer s.busy.end()
+		if h := s.closeHold.Load(); h != nil {
+			(*h)(0)
+		}
 		// Only then stop taking pushes (Unregister): from there on the
 		// runtime releases removed connections without asking us.
 		s.rt.Unregister(false, s.id)
+		if h := s.closeHold.Load(); h != nil {
+			(*h)(1)
+		}
 		err = s.closeRemote(o)
 		s.dropShare()
 	})
@@ -385,7 +400,14 @@ func (s *Subscriber) closeRemote(o *ownedState) error {
 	wait := s.remoteClosedOwned(o)
 	if err == nil && call != nil { // nil: a router resume closed it already
 		_, _, err = call.Wait(ctx)
+		// The router pushes nothing for the subscriber after its answer:
+		// once the pushes received before it are routed (each connection
+		// released, closedsub.go), the runtime forgets the subscriber.
+		if err == nil {
+			_ = s.rt.Barrier(ctx)
+		}
 	}
+	s.rt.ForgetClosed(s.id)
 	wait()
 	if err != nil && clientrt.IsClosed(err) {
 		return nil

@@ -78,3 +78,29 @@ func TestHeldPushReleasedAfterEveryDelivery(t *testing.T) {
 		})
 	}
 }
+
+// closingPub is a publisher endpoint that records the pushes it gets, in
+// order.
+type closingPub struct{ got []string }
+
+func (p *closingPub) ConnectionAdded(*wire.ConnectionAdded)     { p.got = append(p.got, "added") }
+func (p *closingPub) ConnectionRemoved(*wire.ConnectionRemoved) { p.got = append(p.got, "removed") }
+func (p *closingPub) ConnectionClosing(*wire.ConnectionClosing) { p.got = append(p.got, "closing") }
+
+// TestClosingHeldForCreatingPublisher: a ConnectionClosing that arrives
+// before its publisher registered (its Create in flight: the router
+// connected it to a subscriber that closed meanwhile) is held and
+// replayed after the connection's earlier pushes, like the other
+// connection pushes. It used to be dropped: the publisher then delivered
+// to the closed subscriber's ring (a block-producer publisher waited on
+// it) until the connection was removed.
+func TestClosingHeldForCreatingPublisher(t *testing.T) {
+	rt := ownedRuntime()
+	rt.BeginCreate() // the publisher's
+	rt.onPush(&wire.ConnectionAdded{ConnID: 1, PubID: 1, SubID: 2}, nil)
+	rt.onPush(&wire.ConnectionClosing{ConnID: 1, PubID: 1, SubID: 2}, nil)
+	p := &closingPub{}
+	rt.RegisterPublisher(1, p)
+	rt.EndCreate()
+	require.Equal(t, []string{"added", "closing"}, p.got)
+}

@@ -62,10 +62,13 @@ type Runtime struct {
 	svc      map[uint64]ServicesHandler // services.go
 	svcSeq   uint64
 
-	rcl   resumeCloses // closes that race a resume (resumeclose.go)
-	owned ownedState   // the segments' mappings (owned.go)
-	mem   memReporter  // owned publishers' memory reports (memreport.go)
-	rc    reconnector
+	rcl resumeCloses // closes that race a resume (resumeclose.go)
+	// closedSubs records the pushes for closing subscribers after their
+	// Unregister (closedsub.go).
+	closedSubs map[uint32]*closedSub
+	owned      ownedState  // the segments' mappings (owned.go)
+	mem        memReporter // owned publishers' memory reports (memreport.go)
+	rc         reconnector
 
 	// releases counts the ReleaseConnection requests running aside;
 	// teardown waits for them (each bounded by releaseTimeout) before it
@@ -259,6 +262,7 @@ func (rt *Runtime) Unregister(pub bool, id uint32) {
 		delete(rt.pubs, id)
 	} else {
 		delete(rt.subs, id)
+		rt.unregisteredSub(id) // closedsub.go
 	}
 	rt.unregistered(pub, id) // resumeclose.go
 }
@@ -324,6 +328,10 @@ func target(m wire.Message, pub bool) uint32 {
 			return m.Seg.PubID
 		}
 		return m.Seg.SubID
+	case *wire.ConnectionClosing: // the publisher side's only
+		if pub {
+			return m.PubID
+		}
 	}
 	return 0
 }
@@ -337,6 +345,28 @@ func (rt *Runtime) deliver(ep Endpoint, m wire.Message, pub bool) {
 		ep.ConnectionRemoved(m)
 	case *connGrant:
 		rt.deliverConnSeg(ep, m, pub)
+	case *wire.ConnectionClosing:
+		if c, ok := ep.(ClosingEndpoint); ok && pub {
+			c.ConnectionClosing(m)
+		}
+	}
+}
+
+// routeClosing delivers a ConnectionClosing to its publisher, or holds it,
+// after the connection's earlier pushes, while the publisher's Create is
+// in flight: dropped, the publisher would attach the connection (its
+// grant replayed) and deliver to a subscriber that closed.
+func (rt *Runtime) routeClosing(m *wire.ConnectionClosing) {
+	rt.mu.Lock()
+	ep := rt.pubs[m.PubID]
+	if ep == nil && rt.inflight > 0 && len(rt.pending) < maxPending {
+		rt.pending = append(rt.pending, &pendingPush{msg: m, needPub: true})
+		rt.mu.Unlock()
+		return
+	}
+	rt.mu.Unlock()
+	if ep != nil {
+		rt.deliver(ep, m, true)
 	}
 }
 
@@ -386,12 +416,7 @@ func (rt *Runtime) onPush(m wire.Message, files []*os.File) {
 		return
 	case *wire.ConnectionClosing:
 		closeAll(files)
-		rt.mu.Lock()
-		ep := rt.pubs[m.PubID]
-		rt.mu.Unlock()
-		if c, ok := ep.(ClosingEndpoint); ok {
-			c.ConnectionClosing(m)
-		}
+		rt.routeClosing(m)
 		return
 	case *wire.ServiceUpdate, *wire.ServicesSynced:
 		rt.onServices(m, files) // services.go
@@ -418,6 +443,12 @@ func (rt *Runtime) route(m wire.Message) {
 		pp = &pendingPush{msg: m, needPub: pubEP == nil, needSub: subEP == nil, routing: true}
 		rt.pending = append(rt.pending, pp)
 	}
+	var closedNow uint32
+	if subEP == nil {
+		// A subscriber that is closing: its Close releases the
+		// connection (closedsub.go).
+		closedNow = rt.closedPush(m)
+	}
 	if g, ok := m.(*connGrant); ok {
 		// The deliveries below run unlocked: an EndCreate may release the
 		// held grant meanwhile, so each side holds its own reference.
@@ -434,6 +465,9 @@ func (rt *Runtime) route(m wire.Message) {
 	}
 	if pubEP != nil {
 		rt.deliver(pubEP, m, true)
+	}
+	if closedNow != 0 {
+		rt.ReleaseConnection(closedNow)
 	}
 	release := !held
 	if held {

@@ -11,6 +11,7 @@ import (
 //	creating ──(ConnSegmentCreated ok)──▶ live
 //	live ──(CloseSubscriber; its control connection ends)──▶ closing
 //	closing ──(the subscriber releases it, or its death is confirmed)──▶ gone
+//	(closing before the segment is created: gone at once, nobody maps it)
 //	live ──(the subscriber's process dies, confirmed)──▶ gone
 //	live ──(publisher side ends: ClosePublisher, its client goes)──▶ orphaned
 //	live ──(cut: both sides told; corruption)──▶ gone
@@ -164,7 +165,8 @@ func (r *Router) connSegCreated(ev ConnSegmentCreated) {
 // memUnlinked moves a connection that left the registry on: e is how it
 // ended (memEnd), tellSub/tellPub the sides told, which may still map it.
 // A closing subscriber still maps it too: its client releases it, or, when
-// only its control connection ended, its death is awaited.
+// only its control connection ended, its death is awaited; unless the
+// segment was not created yet (nobody was granted it).
 func (r *Router) memUnlinked(l *connection, tellSub, tellPub bool, e ending, why endCause) {
 	cs := r.mem.conns[l.id]
 	if cs == nil {
@@ -174,9 +176,19 @@ func (r *Router) memUnlinked(l *connection, tellSub, tellPub bool, e ending, why
 	cs.unlinked = true
 	cs.pubWait, cs.subWait = tellPub, tellSub
 	if e.closing {
-		if why == endClosed {
+		switch {
+		case !cs.created:
+			// Granted to nobody (connSegCreated grants nothing once
+			// unlinked): the subscriber's side cannot map it, whatever
+			// its client says or does, so it is not waited for.
+			code, reason := RemovedClosed, "subscriber closed before its connection was set up"
+			if why != endClosed {
+				code, reason = RemovedSubscriberGone, "subscriber disconnected before its connection was set up"
+			}
+			r.closeDone(cs, code, reason)
+		case why == endClosed:
 			cs.subWait = true
-		} else {
+		default:
 			cs.awaitPID = l.sub.client.pid
 		}
 	}
