@@ -2,10 +2,7 @@ package publisher
 
 import (
 	"errors"
-	"fmt"
 
-	"github.com/parallax-ipc/parallax"
-	"github.com/parallax-ipc/parallax/internal/clientrt"
 	"github.com/parallax-ipc/parallax/internal/ownedpub"
 	"github.com/parallax-ipc/parallax/internal/sys"
 )
@@ -26,7 +23,9 @@ import (
 // It returns how many chunks were published without error and the first
 // error (each failure is what Publish would have returned for that chunk;
 // the other chunks are published regardless). After Close it gives the
-// chunks back and returns 0 and an error wrapping os.ErrClosed. An empty
+// chunks back and returns an error wrapping os.ErrClosed: 0 published, or
+// those published before a Close that came while the batch waited on a
+// full block-producer queue. An empty
 // cs publishes nothing. The loans must be distinct current loans of p.
 func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
 	o := p.own.Load()
@@ -39,19 +38,9 @@ func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
 	var bad []*ownedpub.ConnError // reported after the batch: badConn takes o.mu
 	sent := uint64(0)
 	o.eng.PublishBatch(len(cs), func(i int) *ownedpub.Loan { return &cs[i].ol }, func(i int, e error) {
-		if errors.Is(e, ownedpub.ErrNotLoaned) {
-			if first == nil {
-				first = fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, cs[i].ref, parallax.ErrNotHeld)
-			}
-			return
+		if spent(e) {
+			sent++
 		}
-		if errors.Is(e, ownedpub.ErrClosed) {
-			if first == nil {
-				first = fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
-			}
-			return
-		}
-		sent++
 		if e == nil {
 			published++
 			return
@@ -61,7 +50,7 @@ func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
 			bad = append(bad, ce)
 		}
 		if first == nil {
-			first = fmt.Errorf("publish on %q: %w", p.topic, e)
+			first = p.publishError(nil, cs[i], e)
 		}
 	})
 	if o.live.Load() == 0 {

@@ -306,7 +306,7 @@ func (p *Publisher) publishOwned(o *owned, c Chunk) error {
 	c.ol.Truncate(len(c.buf))
 	c.ol.SetStamp(sys.UnixNano()) // keeps what Chunk.SetMeta set
 	err := o.eng.Publish(&c.ol)
-	if o.live.Load() == 0 && !errors.Is(err, ownedpub.ErrNotLoaned) && !errors.Is(err, ownedpub.ErrClosed) {
+	if o.live.Load() == 0 && spent(err) {
 		p.unconnected.Add(1)
 	}
 	if err != nil {
@@ -315,8 +315,18 @@ func (p *Publisher) publishOwned(o *owned, c Chunk) error {
 	return nil
 }
 
+// spent reports whether a Publish that returned err published its chunk
+// (delivered or kept it; failures of single connections included), as
+// the engine's Published counts: not for a loan that was not current, a
+// length beyond the chunk or a closed publisher.
+func spent(err error) bool {
+	return err == nil || !errors.Is(err, ownedpub.ErrNotLoaned) && !errors.Is(err, ownedpub.ErrClosed) &&
+		!errors.Is(err, ownedpub.ErrInvalidArgument)
+}
+
 // publishError wraps what the engine's Publish of c returned, reporting a
-// failed connection to the router.
+// failed connection to the router unless o is nil (PublishBatch reports
+// them after the batch).
 func (p *Publisher) publishError(o *owned, c Chunk, err error) error {
 	switch {
 	case errors.Is(err, ownedpub.ErrNotLoaned):
@@ -325,7 +335,7 @@ func (p *Publisher) publishError(o *owned, c Chunk, err error) error {
 		return fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
 	}
 	var ce *ownedpub.ConnError
-	if errors.As(err, &ce) {
+	if o != nil && errors.As(err, &ce) {
 		p.badConn(o, ce)
 	}
 	return fmt.Errorf("publish on %q: %w", p.topic, err)

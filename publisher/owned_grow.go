@@ -128,8 +128,11 @@ func (p *Publisher) loanGrow(ctx context.Context, o *owned, n int, err error, wa
 func (p *Publisher) growOwned(ctx context.Context, o *owned, n int, reason uint8) (ownedpub.Loan, error) {
 	o.grow.mu.Lock()
 	defer o.grow.mu.Unlock()
-	if l, err := o.eng.Loan(n); err == nil {
+	switch l, err := o.eng.Loan(n); {
+	case err == nil:
 		return l, nil
+	case errors.Is(err, ownedpub.ErrClosed):
+		return l, err // closed meanwhile: no memory to ask for
 	}
 	ctx, cancel := context.WithTimeout(ctx, growTimeout)
 	defer cancel()

@@ -197,7 +197,7 @@ func (p *Publisher) WaitForSubscribers(ctx context.Context, n int) error {
 }
 
 // Published returns the number of samples published.
-func (p *Publisher) Published() uint64 { return p.own.Load().eng.Stats().Published }
+func (p *Publisher) Published() uint64 { return p.own.Load().eng.Published() }
 
 // Dropped returns the samples that subscribers missed because of this
 // publisher's discards (discard-oldest) or block timeouts.
@@ -255,7 +255,9 @@ func (p *Publisher) Loan(n int) (Chunk, error) {
 	return p.loanOwned(p.own.Load(), n) // owned.go
 }
 
-// Release gives back a loaned chunk without publishing it.
+// Release gives back a loaned chunk without publishing it, after Close too.
+// A chunk that is not a current loan (published or released already) is
+// an error wrapping parallax.ErrNotHeld, or os.ErrClosed after Close.
 func (p *Publisher) Release(c Chunk) error {
 	return p.releaseOwned(p.own.Load(), c) // owned.go
 }
@@ -302,8 +304,10 @@ func (p *Publisher) Close() error {
 		o.eng.Close()
 		p.closed.Store(true)
 		// Only now stop taking pushes: from there on the runtime releases
-		// removed connections without asking us, and no publish touches
-		// a ring any more.
+		// removed connections without asking us. No publish starts any
+		// more; one already waiting on a full block-producer queue gives
+		// up when closeOwned removes that connection (RemoveConn waits
+		// for it), so no publish touches a ring after closeOwned.
 		p.rt.Unregister(true, p.id)
 		p.closeOwned(o) // owned.go
 		// The last counters, before the router forgets the publisher

@@ -12,7 +12,9 @@ var ErrClosed = fmt.Errorf("publisher closed: %w", os.ErrClosed)
 // Close ends the engine's use for new samples: from now on Loan and
 // LoanWait fail with [ErrClosed], and Publish, PublishBatch and PublishTo
 // give an outstanding loan back (as Release would) and return ErrClosed.
-// Release still works, and so do the connection and statistics calls.
+// Release still works, and so do the connection and statistics calls. A
+// LoanWait waiting at MaxLoans returns ErrClosed at once; one asleep on
+// return wakes does when its connections are removed.
 //
 // The engine's memory stays in use while a loan is outstanding or a
 // [Engine.Hold] lasts: once the engine is closed and neither remains,
@@ -23,6 +25,7 @@ var ErrClosed = fmt.Errorf("publisher closed: %w", os.ErrClosed)
 func (e *Engine) Close() {
 	e.lock()
 	e.closed = true
+	e.loanDone() // a LoanWait at MaxLoans loans again and gets ErrClosed
 	idle := e.becameIdle()
 	e.unlock()
 	e.runIdle(idle)

@@ -28,6 +28,10 @@ type Conn struct {
 	// on this connection. Process-local; any ordering (the waiter re-checks
 	// it after every wake, and the closer wakes it after setting it).
 	closed atomic.Bool
+	// gone is set by RemoveConn before it wakes the waits: a LoanWait
+	// asleep on the return wake leaves (a closing connection's returns
+	// are still worth waiting for, so closed does not end that sleep).
+	gone atomic.Bool
 	// retReady is the return-wake readiness check, built once so a wait
 	// allocates no closure.
 	retReady func() bool
@@ -38,6 +42,9 @@ type Conn struct {
 	// Guarded by e.mu.
 	err     error // first failure (*ConnError); deliveries and drains stop
 	pushing bool  // a Publish waits on this connection with e.mu released
+	// sleepers counts the LoanWait calls asleep on this connection's
+	// return wake with e.mu released: RemoveConn waits for them too.
+	sleepers int
 	// wakePending: a PublishBatch pushed to this connection and has not
 	// woken its subscriber yet.
 	wakePending bool
@@ -171,7 +178,8 @@ func (e *Engine) CloseConn(c *Conn) {
 // RemoveConn ends c (the subscriber is gone, or the router cut the
 // connection) and takes back every chunk delivered on it and not yet
 // drained, whatever the subscriber did with it: exactly the set the
-// Tracker recorded. It waits for a Publish blocked on c to give up, so
+// Tracker recorded. It waits for a Publish blocked on c to give up, and
+// for a LoanWait asleep on c's return wake to wake (it does at once), so
 // when it returns the engine no longer touches c's segment and the caller
 // may unmap it. It returns how many chunks it took back. Errors:
 // [ErrConnGone] for a removed connection or one of another engine.
@@ -184,12 +192,13 @@ func (e *Engine) RemoveConn(c *Conn) (int, error) {
 	if c.removed {
 		return 0, ErrConnGone // its segment may be unmapped already: touch nothing
 	}
+	c.gone.Store(true)
 	c.stopWaits()
 	// No delivery on c from here: a Publish that gets mu while we wait for
 	// the blocked one below (its wait ended, its data ring is closed) skips
 	// c, as after CloseConn, instead of failing on the closed ring.
 	e.tr.CloseConn(c.ct)
-	for c.pushing {
+	for c.pushing || c.sleepers > 0 {
 		e.cond.Wait()
 	}
 	if c.removed {
@@ -209,7 +218,8 @@ func (e *Engine) RemoveConn(c *Conn) (int, error) {
 // stopWaits ends a Publish waiting on c: it sets closed, closes the data
 // ring (a producer waiting for space returns at once; the subscriber,
 // closing or gone, only pops from it any more) and wakes a wait for
-// returns. It does not block. e.mu held, c not removed.
+// returns (a Publish's or a LoanWait's: both re-check closed). It does
+// not block. e.mu held, c not removed.
 func (c *Conn) stopWaits() {
 	c.closed.Store(true)
 	_ = c.data.Close()

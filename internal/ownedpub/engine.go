@@ -106,6 +106,9 @@ type Engine struct {
 	closed bool
 	holds  int
 	idle   bool
+	// sleeping counts the LoanWait calls asleep now (on return wakes or
+	// at MaxLoans).
+	sleeping int
 }
 
 // New returns an engine without memory or connections; add them with
@@ -163,6 +166,15 @@ type Stats struct {
 	Timeouts  uint64 // block-producer deliveries that timed out
 	Failed    uint64 // connections failed (ConnError)
 	Replayed  uint64 // history entries delivered to new connections
+	Sleeping  int    // LoanWait calls asleep now (on return wakes, or at MaxLoans)
+}
+
+// Published returns the Publish calls that delivered (or kept) their
+// chunk: Stats().Published without the rest of the snapshot.
+func (e *Engine) Published() uint64 {
+	e.lock()
+	defer e.unlock()
+	return e.published
 }
 
 // Stats returns the current accounting.
@@ -173,6 +185,7 @@ func (e *Engine) Stats() Stats {
 		Stats: e.tr.Stats(), Conns: len(e.conns), Published: e.published,
 		Drains: e.drains, Drained: e.drained, Discarded: e.discarded,
 		Waits: e.waits, Timeouts: e.timeouts, Failed: e.failed, Replayed: e.replayed,
+		Sleeping: e.sleeping,
 	}
 }
 

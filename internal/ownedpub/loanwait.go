@@ -80,12 +80,15 @@ func (e *Engine) LoanWait(ctx context.Context, n int, opts ringbuf.WaitOptions) 
 // waitReturns is LoanWait's wait for a return on any connection holding
 // chunks: none when no connection holds any (nothing can come back), else
 // the wait's error (nil when a return came, or when only a slice of a cut
-// set ended).
+// set ended). While it sleeps, every connection it sleeps on counts it
+// (sleepers): RemoveConn wakes it and waits for it to leave before the
+// caller unmaps the connection's segment.
 func (e *Engine) waitReturns(ctx context.Context, opts ringbuf.WaitOptions, deadline time.Time) (none bool, err error) {
-	ns, ready, cut := e.returnWakes()
-	if len(ns) == 0 {
+	conns, cut := e.sleepOnReturns()
+	if len(conns) == 0 {
 		return true, nil
 	}
+	defer e.wokeFromReturns(conns)
 	w := opts
 	w.Timeout, w.Deadline = 0, deadline
 	if cut {
@@ -95,10 +98,24 @@ func (e *Engine) waitReturns(ctx context.Context, opts ringbuf.WaitOptions, dead
 			w.Deadline = d
 		}
 	}
+	// Ready when a return came or a connection is being removed
+	// (RemoveConn sets gone before it wakes us).
+	ready := func() bool {
+		for _, c := range conns {
+			if c.gone.Load() || c.rc.ReturnRing().Len() > 0 {
+				return true
+			}
+		}
+		return false
+	}
 	var werr error
-	if len(ns) == 1 {
-		werr = ns[0].Wait(ctx, ready, w)
+	if len(conns) == 1 {
+		werr = conns[0].rc.ReturnWake().Wait(ctx, ready, w)
 	} else {
+		ns := make([]*ringbuf.Notifier, len(conns))
+		for i, c := range conns {
+			ns[i] = c.rc.ReturnWake()
+		}
 		var wt *ringbuf.Waiter
 		if wt, werr = ringbuf.NewWaiter(ns...); werr == nil {
 			werr = wt.Wait(ctx, ready, w)
@@ -125,7 +142,13 @@ func (e *Engine) waitLoanEnd(ctx context.Context, deadline time.Time) error {
 		e.loanEnded = make(chan struct{})
 	}
 	ended := e.loanEnded
+	e.sleeping++
 	e.unlock()
+	defer func() {
+		e.lock()
+		e.sleeping--
+		e.unlock()
+	}()
 	var timeout <-chan time.Time
 	if !deadline.IsZero() {
 		t := time.NewTimer(time.Until(deadline))
@@ -149,31 +172,38 @@ func (e *Engine) waitLoanEnd(ctx context.Context, deadline time.Time) error {
 // futex_waitv set.
 const waitvSlice = 10 * time.Millisecond
 
-// returnWakes returns the return wakes of the connections that hold chunks
-// of e (at most sys.MaxWaitv of them, cut true when there were more) and a
-// check of their return rings. mu not held.
-func (e *Engine) returnWakes() (ns []*ringbuf.Notifier, ready func() bool, cut bool) {
+// sleepOnReturns returns the connections that hold chunks of e and can
+// still return them (at most sys.MaxWaitv of them, cut true when there
+// were more), each counting one more sleeper until wokeFromReturns. mu not
+// held.
+func (e *Engine) sleepOnReturns() (conns []*Conn, cut bool) {
 	e.lock()
 	defer e.unlock()
-	var rings []*ringbuf.Ring
 	for _, c := range e.conns {
-		if c.err != nil || c.removed || c.ct.Outstanding() == 0 {
+		if c.err != nil || c.removed || c.gone.Load() || c.ct.Outstanding() == 0 {
 			continue
 		}
-		if len(ns) == sys.MaxWaitv {
+		if len(conns) == sys.MaxWaitv {
 			cut = true
 			break
 		}
-		ns = append(ns, c.rc.ReturnWake())
-		rings = append(rings, c.rc.ReturnRing())
+		c.sleepers++
+		conns = append(conns, c)
 	}
-	ready = func() bool {
-		for _, r := range rings {
-			if r.Len() > 0 {
-				return true
-			}
-		}
-		return false
+	if len(conns) > 0 {
+		e.sleeping++
 	}
-	return ns, ready, cut
+	return conns, cut
+}
+
+// wokeFromReturns ends the sleep sleepOnReturns began on conns and lets a
+// RemoveConn waiting for it go on. mu not held.
+func (e *Engine) wokeFromReturns(conns []*Conn) {
+	e.lock()
+	for _, c := range conns {
+		c.sleepers--
+	}
+	e.sleeping--
+	e.cond.Broadcast()
+	e.unlock()
 }
