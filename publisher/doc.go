@@ -27,10 +27,13 @@
 // (and -json) shows them per publisher, and the router's metrics export
 // them (parallax_publisher_unconnected_total and others).
 //
-// The publish path allocates nothing, takes no lock and makes a system call
-// only when a subscriber sleeps (its futex is woken) or a block-producer
-// subscriber's queue stays full past [Options.Spin] (the publisher sleeps
-// on it, still without allocating, for up to [Options.BlockTimeout]).
+// The publish path allocates nothing and makes a system call only when a
+// subscriber sleeps (its futex is woken) or a block-producer subscriber's
+// queue stays full past [Options.Spin] (the publisher sleeps on it, still
+// without allocating, for up to [Options.BlockTimeout]). Its one guard is
+// the publisher's own lock, taken once by Loan and once by Publish (an
+// uncontended lock and unlock: no other process sees it), which also
+// makes a Publisher safe for concurrent use.
 //
 // # Memory
 //
