@@ -237,36 +237,43 @@ func TestWaitSpinBudget(t *testing.T) {
 			return nil
 		}
 	}
+	// Each subtest waits on a new notifier or waiter: one whose last yield
+	// was slow (a loaded machine) would skip the spin (spinPlan).
+	type waitFn = func(ctx context.Context, ready func() bool, opts ringbuf.WaitOptions) error
 	for _, w := range []struct {
 		name string
-		wait func(ctx context.Context, ready func() bool, opts ringbuf.WaitOptions) error
+		new  func() waitFn
 	}{
-		{"notifier", newNotifier(t).Wait},
-		{"waiter", func() func(context.Context, func() bool, ringbuf.WaitOptions) error {
+		{"notifier", func() waitFn { return newNotifier(t).Wait }},
+		{"waiter", func() waitFn {
 			ws, err := ringbuf.NewWaiter(newNotifier(t), newNotifier(t))
 			require.NoError(t, err)
 			return ws.Wait
-		}()},
+		}},
 	} {
 		t.Run(w.name+"/spin then sleep", func(t *testing.T) {
+			wait := w.new()
 			err := result(t, func() error {
-				return w.wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Millisecond, Timeout: 50 * time.Millisecond})
+				return wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Millisecond, Timeout: 50 * time.Millisecond})
 			})
 			require.ErrorIs(t, err, parallax.ErrTimeout)
 		})
 		t.Run(w.name+"/timeout cuts the spin", func(t *testing.T) {
+			wait := w.new()
 			err := result(t, func() error {
-				return w.wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Hour, Timeout: 10 * time.Millisecond})
+				return wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Hour, Timeout: 10 * time.Millisecond})
 			})
 			require.ErrorIs(t, err, parallax.ErrTimeout)
 		})
 		t.Run(w.name+"/context deadline cuts the spin", func(t *testing.T) {
+			wait := w.new()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 			defer cancel()
-			err := result(t, func() error { return w.wait(ctx, never, ringbuf.WaitOptions{Spin: time.Hour}) })
+			err := result(t, func() error { return wait(ctx, never, ringbuf.WaitOptions{Spin: time.Hour}) })
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 		})
 		t.Run(w.name+"/cancel ends the spin", func(t *testing.T) {
+			wait := w.new()
 			ctx, cancel := context.WithCancel(context.Background())
 			looks := atomic.Int64{}
 			ready := func() bool {
@@ -275,7 +282,7 @@ func TestWaitSpinBudget(t *testing.T) {
 				}
 				return false
 			}
-			err := result(t, func() error { return w.wait(ctx, ready, ringbuf.WaitOptions{Spin: time.Hour}) })
+			err := result(t, func() error { return wait(ctx, ready, ringbuf.WaitOptions{Spin: time.Hour}) })
 			require.ErrorIs(t, err, context.Canceled)
 		})
 	}
