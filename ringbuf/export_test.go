@@ -1,5 +1,7 @@
 package ringbuf
 
+import "time"
+
 // ProducerWaiting exposes the blocked-producer flag to tests.
 func ProducerWaiting(r *Ring) bool { return r.waitFlag.Load() != 0 }
 
@@ -47,5 +49,13 @@ func ArmProducerWait(r *Ring) { r.waitFlag.Store(1) }
 // (and Close, and a cancelled Push) adds one.
 func ProducerWakes(r *Ring) uint32 { return r.waitSeq.Load() }
 
-// SpinThenYieldWith exposes the spin-then-yield phase of a wait to tests.
-var SpinThenYieldWith = spinThenYieldWith
+// SpinPlan exposes a waiter's spin-then-yield phase to tests.
+type SpinPlan struct{ p spinPlan }
+
+// SpinThenYieldWith runs the phase over an injected yield and clock.
+func (s *SpinPlan) SpinThenYieldWith(yield func(), now func() int64, budget time.Duration, done <-chan struct{}, ready func() bool) bool {
+	return s.p.spinThenYieldWith(yield, now, budget, done, ready)
+}
+
+// Crowded reports whether the plan's last yield gave the processor away.
+func (s *SpinPlan) Crowded() bool { return s.p.crowded.Load() }

@@ -67,6 +67,7 @@ type NotifierStats struct {
 // consumer). A Notifier must not be copied; it owns no resources and the
 // caller keeps the region mapped while it is used.
 type Notifier struct {
+	plan     spinPlan // the consumer's: what its last yield showed
 	mem      []byte
 	closed   *shmWord32
 	seq      *shmWord32
@@ -177,36 +178,10 @@ func (n *Notifier) Wait(ctx context.Context, ready func() bool, opts WaitOptions
 	}
 	done := ctx.Done()
 	deadline := opts.deadline()
-	if spinThenYield(opts.spinBudget(ctx, deadline), done, ready) {
+	if n.plan.spinThenYield(opts.spinBudget(ctx, deadline), done, ready) {
 		return nil
 	}
 	return n.sleep(ctx, done, ready, deadline)
-}
-
-// spinThenYield is the phase of a Wait before it sleeps: ready is called
-// for up to budget (sys.SpinUntil) and, if the budget was positive and the
-// spin did not see it, once more after yielding the processor (one
-// sched_yield). The yield matters when busy processes outnumber cores: a
-// publisher with 16 subscriber processes on 2 cores then runs while a
-// subscriber would otherwise sleep, so the subscriber finds the next
-// samples without a wake-up (about 8 times fewer wake system calls and
-// 1.7 times the delivered rate in BenchmarkFanOut 1→16; see
-// docs/design/memory-ownership.md §8.14). On an idle core the yield
-// returns at once. A budget of zero or less (Spin < 0) makes neither look.
-func spinThenYield(budget time.Duration, done <-chan struct{}, ready func() bool) bool {
-	return spinThenYieldWith(sys.YieldThread, budget, done, ready)
-}
-
-// spinThenYieldWith is spinThenYield over an injected yield, for tests.
-func spinThenYieldWith(yield func(), budget time.Duration, done <-chan struct{}, ready func() bool) bool {
-	if budget <= 0 {
-		return false
-	}
-	if sys.SpinUntil(budget, done, maxSpinPause, ready) {
-		return true
-	}
-	yield()
-	return ready()
 }
 
 // spinBudget is how long to spin: Spin (zero: DefaultSpin), cut short by

@@ -237,36 +237,43 @@ func TestWaitSpinBudget(t *testing.T) {
 			return nil
 		}
 	}
+	// Each subtest waits on a new notifier or waiter: one whose last yield
+	// was slow (a loaded machine) would skip the spin (spinPlan).
+	type waitFn = func(ctx context.Context, ready func() bool, opts ringbuf.WaitOptions) error
 	for _, w := range []struct {
 		name string
-		wait func(ctx context.Context, ready func() bool, opts ringbuf.WaitOptions) error
+		new  func() waitFn
 	}{
-		{"notifier", newNotifier(t).Wait},
-		{"waiter", func() func(context.Context, func() bool, ringbuf.WaitOptions) error {
+		{"notifier", func() waitFn { return newNotifier(t).Wait }},
+		{"waiter", func() waitFn {
 			ws, err := ringbuf.NewWaiter(newNotifier(t), newNotifier(t))
 			require.NoError(t, err)
 			return ws.Wait
-		}()},
+		}},
 	} {
 		t.Run(w.name+"/spin then sleep", func(t *testing.T) {
+			wait := w.new()
 			err := result(t, func() error {
-				return w.wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Millisecond, Timeout: 50 * time.Millisecond})
+				return wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Millisecond, Timeout: 50 * time.Millisecond})
 			})
 			require.ErrorIs(t, err, parallax.ErrTimeout)
 		})
 		t.Run(w.name+"/timeout cuts the spin", func(t *testing.T) {
+			wait := w.new()
 			err := result(t, func() error {
-				return w.wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Hour, Timeout: 10 * time.Millisecond})
+				return wait(context.Background(), never, ringbuf.WaitOptions{Spin: time.Hour, Timeout: 10 * time.Millisecond})
 			})
 			require.ErrorIs(t, err, parallax.ErrTimeout)
 		})
 		t.Run(w.name+"/context deadline cuts the spin", func(t *testing.T) {
+			wait := w.new()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 			defer cancel()
-			err := result(t, func() error { return w.wait(ctx, never, ringbuf.WaitOptions{Spin: time.Hour}) })
+			err := result(t, func() error { return wait(ctx, never, ringbuf.WaitOptions{Spin: time.Hour}) })
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 		})
 		t.Run(w.name+"/cancel ends the spin", func(t *testing.T) {
+			wait := w.new()
 			ctx, cancel := context.WithCancel(context.Background())
 			looks := atomic.Int64{}
 			ready := func() bool {
@@ -275,7 +282,7 @@ func TestWaitSpinBudget(t *testing.T) {
 				}
 				return false
 			}
-			err := result(t, func() error { return w.wait(ctx, ready, ringbuf.WaitOptions{Spin: time.Hour}) })
+			err := result(t, func() error { return wait(ctx, ready, ringbuf.WaitOptions{Spin: time.Hour}) })
 			require.ErrorIs(t, err, context.Canceled)
 		})
 	}
@@ -304,24 +311,72 @@ func TestWaitSpinThenSleeps(t *testing.T) {
 // yield is seen without a sleep); without a spin budget it neither looks
 // nor yields.
 func TestSpinThenYield(t *testing.T) {
+	t.Parallel()
+	var clock int64
+	now := func() int64 { return clock }
 	yields := 0
-	yield := func() { yields++ }
+	yield := func() { yields++ } // a quick yield: the clock does not move
+	var p ringbuf.SpinPlan
 	readyAfterYield := func() bool { return yields > 0 }
-	require.True(t, ringbuf.SpinThenYieldWith(yield, time.Microsecond, nil, readyAfterYield), "the look after the yield")
+	require.True(t, p.SpinThenYieldWith(yield, now, time.Microsecond, nil, readyAfterYield), "the look after the yield")
 	require.Equal(t, 1, yields)
 
 	yields = 0
-	require.False(t, ringbuf.SpinThenYieldWith(yield, time.Microsecond, nil, func() bool { return false }))
+	require.False(t, p.SpinThenYieldWith(yield, now, time.Microsecond, nil, func() bool { return false }))
 	require.Equal(t, 1, yields, "one yield per wait")
 
 	yields = 0
 	looks := 0
-	require.False(t, ringbuf.SpinThenYieldWith(yield, 0, nil, func() bool { looks++; return true }), "no budget: no look")
-	require.False(t, ringbuf.SpinThenYieldWith(yield, -time.Second, nil, func() bool { looks++; return true }))
+	require.False(t, p.SpinThenYieldWith(yield, now, 0, nil, func() bool { looks++; return true }), "no budget: no look")
+	require.False(t, p.SpinThenYieldWith(yield, now, -time.Second, nil, func() bool { looks++; return true }))
 	require.Zero(t, looks)
 	require.Zero(t, yields)
 
 	looks = 0
-	require.True(t, ringbuf.SpinThenYieldWith(yield, time.Hour, nil, func() bool { looks++; return looks == 3 }), "seen while spinning")
+	require.True(t, p.SpinThenYieldWith(yield, now, time.Hour, nil, func() bool { looks++; return looks == 3 }), "seen while spinning")
 	require.Zero(t, yields, "no yield when the spin saw it")
+	require.False(t, p.Crowded())
+}
+
+// TestSpinPlanCrowded: a yield that takes long (the processor went to
+// another thread) makes the next wait yield first, without spinning, and
+// sleep when the yield brings nothing; a quick yield restores the spin
+// within the same wait.
+func TestSpinPlanCrowded(t *testing.T) {
+	t.Parallel()
+	var clock int64
+	now := func() int64 { return clock }
+	yields := 0
+	slowYield := func() { yields++; clock += int64(time.Millisecond) }
+	quickYield := func() { yields++; clock += int64(time.Microsecond) }
+	var p ringbuf.SpinPlan
+	looks := 0
+	never := func() bool { looks++; return false }
+
+	require.False(t, p.SpinThenYieldWith(slowYield, now, time.Microsecond, nil, never))
+	require.True(t, p.Crowded(), "a yield of 1 ms gave the processor away")
+	require.Greater(t, looks, 1, "the first wait spun")
+
+	// Crowded: one yield, one look, no spin.
+	looks, yields = 0, 0
+	require.False(t, p.SpinThenYieldWith(slowYield, now, time.Hour, nil, never), "an hour's budget: returns only if it does not spin")
+	require.Equal(t, 1, yields)
+	require.Equal(t, 1, looks, "crowded: the look after the yield only")
+	require.True(t, p.Crowded())
+
+	// Crowded, and the yield finds the producer's entry.
+	looks, yields = 0, 0
+	require.True(t, p.SpinThenYieldWith(slowYield, now, time.Hour, nil, func() bool { looks++; return yields > 0 }))
+	require.Equal(t, 1, looks)
+
+	// A quick yield: the processor is ours, so the same wait spins.
+	looks, yields = 0, 0
+	require.True(t, p.SpinThenYieldWith(quickYield, now, time.Hour, nil, func() bool { looks++; return looks == 5 }), "spun after a quick yield")
+	require.Equal(t, 1, yields)
+	require.False(t, p.Crowded())
+
+	// Uncrowded again: the next wait spins before it yields.
+	looks, yields = 0, 0
+	require.True(t, p.SpinThenYieldWith(quickYield, now, time.Hour, nil, func() bool { looks++; return looks == 3 }))
+	require.Zero(t, yields)
 }

@@ -16,6 +16,7 @@ import (
 // Use [NewWaiter]; the zero value is invalid. A Waiter must not be used
 // concurrently; it holds no resources and needs no Close.
 type Waiter struct {
+	plan  spinPlan // what its last yield showed
 	ns    []*Notifier
 	addrs []*uint32
 	seen  []uint32
@@ -49,7 +50,7 @@ func (w *Waiter) Wait(ctx context.Context, ready func() bool, opts WaitOptions) 
 		return nil
 	}
 	deadline := opts.deadline()
-	if !opts.BusyPoll && spinThenYield(opts.spinBudget(ctx, deadline), ctx.Done(), ready) {
+	if !opts.BusyPoll && w.plan.spinThenYield(opts.spinBudget(ctx, deadline), ctx.Done(), ready) {
 		return nil
 	}
 	done := ctx.Done()

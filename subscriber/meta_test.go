@@ -74,3 +74,49 @@ func testSampleMeta(t *testing.T, cfg string) {
 	require.Zero(t, got)
 	require.NoError(t, x.Release())
 }
+
+// A Sample's header is the chunk header as read at take time: it stays
+// the same after Release (when the chunk may already be reused), names the
+// publisher, and the zero Sample reports a zero header, no bytes and no
+// ref.
+func TestSampleHeaderAfterRelease(t *testing.T) {
+	t.Parallel()
+	var zero subscriber.Sample
+	require.Zero(t, zero.Header())
+	require.Nil(t, zero.Bytes())
+	require.Equal(t, parallax.NilRef, zero.Ref())
+
+	srv := routertest.Start(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sock := srv.SocketPath()
+	sub, err := subscriber.New(ctx, "hdr", subscriber.Options{Socket: sock, QueueCapacity: 4, Policy: subscriber.BlockProducer})
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := publisher.New(ctx, "hdr", publisher.Options{Socket: sock, MaxPayload: 8})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.WaitForSubscribers(ctx, 1))
+
+	c, err := pub.Loan(8)
+	require.NoError(t, err)
+	c.SetMeta(parallax.SampleMeta{Seq: 42, Flags: 5})
+	require.NoError(t, pub.Publish(c))
+	x, err := sub.Take(ctx)
+	require.NoError(t, err)
+	h := x.Header()
+	require.Equal(t, uint64(1), h.Seq)
+	require.Equal(t, uint64(42), h.UserSeq)
+	require.NotZero(t, h.PublisherID)
+	require.NotZero(t, h.Timestamp)
+	require.NotEqual(t, parallax.NilRef, x.Ref())
+	require.NoError(t, x.Release())
+	// The chunk is back at the publisher, which may reuse it for the next
+	// message with another header.
+	require.NoError(t, pub.Send([]byte("second")))
+	y, err := sub.Take(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), y.Header().Seq)
+	require.Equal(t, h, x.Header(), "the released sample's header is its take-time copy")
+	require.NoError(t, y.Release())
+}

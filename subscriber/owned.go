@@ -399,9 +399,7 @@ func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.Wai
 		switch {
 		case err == nil:
 			s.taken.Take() // cannot fail: Close, which ends the runtime, waits for takes
-			m := x.own.Meta()
-			x.ref, x.data, x.sub = x.own.Ref(), x.own.Bytes(), s
-			x.hdr = Header{Seq: m.Seq, Timestamp: m.Stamp, PublisherID: x.own.Conn().PubID(), UserSeq: m.UserSeq, Flags: m.Flags}
+			x.sub = s
 			return x, nil
 		case errors.Is(err, ownedsub.ErrEmpty):
 			if !wait {
