@@ -78,7 +78,7 @@ func (p *Publisher) initOwned() error {
 	}
 	o := &owned{
 		eng: ownedpub.New(ownedpub.Options{MaxLoans: p.opts.MaxLoans, History: p.opts.History,
-			BlockTimeout: p.opts.BlockTimeout, Wait: ringbuf.WaitOptions{Spin: max(p.opts.Spin, 0)}, OnIdle: p.idle}),
+			BlockTimeout: p.opts.BlockTimeout, Wait: ringbuf.WaitOptions{Spin: p.opts.Spin}, OnIdle: p.idle}),
 		segs: segs, added: map[uint16]bool{}, conns: map[uint32]*ownedConn{},
 	}
 	o.grow.dedicated = map[uint16]idleMark{}

@@ -65,7 +65,7 @@ func (p *Publisher) LoanWait(ctx context.Context, n int) (Chunk, error) {
 	if p.opts.TypeSize != 0 && n != int(p.opts.TypeSize) {
 		return Chunk{}, fmt.Errorf("loan %d bytes on %q of type %q (%d bytes): %w", n, p.topic, p.opts.TypeName, p.opts.TypeSize, parallax.ErrIncompatibleType)
 	}
-	l, err := o.eng.LoanWait(ctx, n, ringbuf.WaitOptions{Spin: max(p.opts.Spin, 0)})
+	l, err := o.eng.LoanWait(ctx, n, ringbuf.WaitOptions{Spin: p.opts.Spin})
 	if err != nil {
 		l, err = p.loanGrow(ctx, o, n, err, true)
 	}
@@ -111,7 +111,7 @@ func (p *Publisher) loanGrow(ctx context.Context, o *owned, n int, err error, wa
 			return l, gerr
 		}
 		if wait {
-			l, err = o.eng.LoanWait(ctx, n, ringbuf.WaitOptions{Spin: max(p.opts.Spin, 0)})
+			l, err = o.eng.LoanWait(ctx, n, ringbuf.WaitOptions{Spin: p.opts.Spin})
 		} else {
 			l, err = o.eng.Loan(n)
 		}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/owner"
+	"github.com/parallax-ipc/parallax/internal/sys"
+	"github.com/parallax-ipc/parallax/ringbuf"
 )
 
 // The block-producer slow path (design §2.6). Each wait releases mu, with
@@ -95,7 +97,13 @@ func (e *Engine) pushWaiting(deadline time.Time, c *Conn, ref parallax.ChunkRef)
 		w = &waitCtx{c: c, parent: e.ctx}
 	}
 	w.deadline = deadline
-	e.unlocked(c, func() { _, err = c.data.Push(w, ref) })
+	e.unlocked(c, func() {
+		if pushed, serr := e.spinPush(c, ref, deadline); pushed {
+			err = serr
+			return
+		}
+		_, err = c.data.Push(w, ref)
+	})
 	if err == nil && !c.removed {
 		c.delivered++
 		return e.notify(c)
@@ -108,6 +116,55 @@ func (e *Engine) pushWaiting(deadline time.Time, c *Conn, ref parallax.ChunkRef)
 		_ = e.tr.Return(c.ct, ref)
 	}
 	return e.blockErr(c, err)
+}
+
+// spinPush retries the push of ref into c's full data ring for the spin
+// budget ([Options.Wait]'s Spin; negative: none), then yields the
+// processor once and tries again: a subscriber that is awake frees a slot
+// within microseconds, and a publisher asleep on the ring costs that
+// subscriber a wake system call (and itself a context switch) for every
+// few slots it frees. It reports whether the push happened (or failed for
+// another reason than a full ring: err); false leaves the sleeping Push to
+// the caller, as does a connection closed meanwhile. mu released, c
+// marked as waited on (unlocked).
+func (e *Engine) spinPush(c *Conn, ref parallax.ChunkRef, deadline time.Time) (pushed bool, err error) {
+	budget := e.opts.Wait.Spin
+	if budget == 0 {
+		budget = ringbuf.DefaultSpin
+	}
+	budget = min(budget, time.Until(deadline))
+	if budget <= 0 {
+		return false, nil
+	}
+	var done <-chan struct{}
+	if e.ctx != nil {
+		done = e.ctx.Done()
+	}
+	c.spinRef, c.spinPushed, c.spinErr = ref, false, nil
+	if !sys.SpinUntil(budget, done, spinPause, c.spinTry) {
+		sys.YieldThread()
+		c.spinTry()
+	}
+	return c.spinPushed, c.spinErr
+}
+
+// spinPause bounds the pause hints between two attempts of spinPush.
+const spinPause = 4
+
+// trySpinPush is one attempt of spinPush: true when spinRef was pushed
+// (spinPushed), the push failed for another reason than a full ring
+// (spinErr too) or the connection closed (the sleeping Push then returns
+// at once).
+func (c *Conn) trySpinPush() bool {
+	switch _, err := c.data.TryPush(c.spinRef); {
+	case err == nil:
+		c.spinPushed = true
+		return true
+	case err != ringbuf.ErrFull:
+		c.spinPushed, c.spinErr = true, err
+		return true
+	}
+	return c.closed.Load()
 }
 
 // waitBound waits until c, a block-producer connection at its bound after

@@ -38,6 +38,12 @@ type Conn struct {
 	// wctx is the context of Push waits on the data ring, reused (guarded
 	// by the blocked flag: one waiter at a time).
 	wctx waitCtx
+	// The block-producer spin (spinPush), guarded like wctx: spinTry is
+	// built once so a spin allocates nothing.
+	spinTry    func() bool
+	spinRef    parallax.ChunkRef
+	spinPushed bool
+	spinErr    error
 
 	// Guarded by e.mu.
 	err     error // first failure (*ConnError); deliveries and drains stop
@@ -115,6 +121,7 @@ func (e *Engine) AddConn(rc *ringbuf.Conn, bound int, policy ringbuf.Policy, his
 	ret := rc.ReturnRing()
 	c.retReady = func() bool { return ret.Len() > 0 || c.closed.Load() }
 	c.wctx.c = c
+	c.spinTry = c.trySpinPush
 
 	e.lock()
 	defer e.unlock()
