@@ -87,3 +87,6 @@ func HoldClose(s *Subscriber, afterUnregister bool, reached chan<- struct{}, rel
 	}
 	s.closeHold.Store(&h)
 }
+
+// Held returns the samples of s taken and not yet released.
+func Held(s *Subscriber) int { return s.own.Load().eng.Stats().Held }

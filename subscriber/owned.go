@@ -89,7 +89,9 @@ const maxPubSegments = wire.MaxDataSegIndex
 func (s *Subscriber) initOwned() {
 	o := &ownedState{conns: map[uint32]*ownedConn{}, selfRelease: map[uint32]bool{}}
 	o.waitTimeout = fmt.Errorf("take from %q: %w", s.topic, parallax.ErrTimeout)
-	o.eng = ownedsub.New(ownedsub.Options{Finished: func(c *ownedsub.Conn) { s.ownedFinished(o, c) }})
+	// The engine counts the samples held: after Close, the last release
+	// (or Close itself) lets this subscriber's share of the runtime go.
+	o.eng = ownedsub.New(ownedsub.Options{Finished: func(c *ownedsub.Conn) { s.ownedFinished(o, c) }, OnIdle: s.rt.Release})
 	s.own.Store(o)
 }
 
@@ -398,7 +400,6 @@ func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.Wai
 		err := o.eng.TryTakeInto(&x.own)
 		switch {
 		case err == nil:
-			s.taken.Take() // cannot fail: Close, which ends the runtime, waits for takes
 			x.sub = s
 			return x, nil
 		case errors.Is(err, ownedsub.ErrEmpty):
@@ -486,14 +487,21 @@ func (s *Subscriber) sendReport(conn uint32, reason uint8, detail string) {
 // releaseOwned is Sample.Release in the owned model.
 func (x Sample) releaseOwned() error {
 	s := x.sub
+	if o := s.own.Load(); o.nRetiring.Load() != 0 && o.eng.Hold() {
+		// Segments wait to retire until their last sample is back: look
+		// once this one is, before the engine may let the runtime go.
+		defer func() {
+			s.checkRetiring(o) // owned_grow.go
+			o.eng.Unhold()
+		}()
+	}
 	err := x.own.Release()
 	if errors.Is(err, ownedsub.ErrNotHeld) {
+		if s.closed.Load() {
+			return fmt.Errorf("release sample of %q: %w", s.topic, clientrt.ErrClosed)
+		}
 		return fmt.Errorf("release sample of %q: %w", s.topic, parallax.ErrNotHeld)
 	}
-	if o := s.own.Load(); o != nil && o.nRetiring.Load() != 0 {
-		s.checkRetiring(o) // owned_grow.go
-	}
-	s.dropShare()
 	if err != nil {
 		var ce *ownedsub.ConnError
 		if errors.As(err, &ce) {

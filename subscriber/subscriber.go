@@ -100,9 +100,12 @@ const DefaultSpin = ringbuf.DefaultSpin
 const MaxCoalesce = time.Millisecond
 
 // A Subscriber receives the samples of one topic. Use [New]; the zero value
-// is invalid. TryTake and Take must not be called concurrently (an error
-// wrapping parallax.ErrConcurrentUse); samples may be released from any
-// goroutine. Close is idempotent.
+// is invalid. TryTake, and Take when a sample is queued, may be called from
+// several goroutines (the subscriber's lock serialises them; each sample
+// goes to one of them); only one Take may wait at a time: another that
+// would wait meanwhile fails with an error wrapping
+// parallax.ErrConcurrentUse. Samples may be released from any goroutine.
+// Close is idempotent.
 type Subscriber struct {
 	rt    *clientrt.Runtime
 	id    uint32
@@ -133,10 +136,6 @@ type Subscriber struct {
 	// engine is closed and takes are over: before (stage 0) and after
 	// (stage 1) the endpoint unregisters, before the router is told.
 	closeHold atomic.Pointer[func(stage int)]
-	// taken counts samples handed out and not yet released; the runtime
-	// (segments, control connection) is kept until it drops to 0 after
-	// Close.
-	taken clientrt.Shares
 }
 
 // New subscribes to topic.
@@ -284,24 +283,11 @@ func (x Sample) Release() error {
 	if x.sub == nil {
 		return nil
 	}
-	s := x.sub
-	if s.closed.Load() {
-		// After Close x may be stale (released already) and the runtime
-		// gone: work under a share of our own, which fails then.
-		if !s.taken.Take() {
-			return fmt.Errorf("release sample of %q: %w", s.topic, clientrt.ErrClosed)
-		}
-		defer s.dropShare()
-	}
+	// After Close x may be stale (released already) and the runtime
+	// gone: the engine checks x against its held table (process memory)
+	// before it touches a ring, and the last held sample's release lets
+	// the runtime go (ownedsub OnIdle).
 	return x.releaseOwned() // owned.go
-}
-
-// dropShare ends one share of taken; the last one after Close lets this
-// subscriber's share of the process runtime go.
-func (s *Subscriber) dropShare() {
-	if s.taken.Drop(&s.closed) {
-		s.rt.Release()
-	}
 }
 
 // ErrNoData is returned by TryTake when no sample is queued.
@@ -309,10 +295,8 @@ var ErrNoData = fmt.Errorf("no sample available")
 
 // TryTake returns the next queued sample without blocking, or ErrNoData.
 func (s *Subscriber) TryTake() (Sample, error) {
-	if !s.busy.begin() {
-		return Sample{}, s.busyErr()
-	}
-	defer s.busy.end()
+	// No claim of the taking side: the engine's lock serialises takes,
+	// and after Close the engine refuses them.
 	return s.takeOwned(s.own.Load(), context.Background(), s.wait, false) // owned.go
 }
 
@@ -345,11 +329,20 @@ func (s *Subscriber) TakeTimeout(d time.Duration) (Sample, error) {
 }
 
 func (s *Subscriber) take(ctx context.Context, w ringbuf.WaitOptions) (Sample, error) {
+	o := s.own.Load()
+	if s.opts.Coalesce == 0 {
+		// A sample queued already: taken as TryTake takes it, with the
+		// engine's lock as the only guard. Only a take that waits claims
+		// the taking side (one waiter at a time; Close waits it out).
+		if x, err := s.takeOwned(o, ctx, w, false); err != ErrNoData {
+			return x, err
+		}
+	}
 	if !s.busy.begin() {
 		return Sample{}, s.busyErr()
 	}
 	defer s.busy.end()
-	return s.takeOwnedWait(s.own.Load(), ctx, w)
+	return s.takeOwnedWait(o, ctx, w)
 }
 
 // connectionAdded handles clientrt.Endpoint.ConnectionAdded: the
@@ -370,14 +363,14 @@ func (s *Subscriber) connectionRemoved(m *wire.ConnectionRemoved) {
 func (s *Subscriber) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		// Close holds a share of the runtime while it works: a sample
-		// released concurrently must not tear the mappings down under
-		// the ring drain below.
-		s.taken.Take()
+		// Close holds the engine while it works: a sample released
+		// concurrently must not let the runtime go (OnIdle) under the
+		// ring drain below.
+		o := s.own.Load()
+		o.eng.Hold() // cannot fail before the engine is closed
 		s.closed.Store(true)
 		// Closing the engine wakes a Take sleeping in it; each
 		// connection goes once nothing taken from it is held.
-		o := s.own.Load()
 		s.closeOwned(o) // owned.go
 		// Wait out a Take or TryTake of another goroutine: it sees closed
 		// (a sleeping Take was woken above) and returns at once. From
@@ -394,7 +387,7 @@ func (s *Subscriber) Close() error {
 			(*h)(1)
 		}
 		err = s.closeRemote(o)
-		s.dropShare()
+		o.eng.Unhold() // the runtime goes now unless samples are held
 	})
 	return err
 }

@@ -26,6 +26,11 @@ type Options struct {
 	// Close), without the engine's mutex held, so it may call the engine
 	// (RemoveConn included).
 	Finished func(*Conn)
+	// OnIdle, if not nil, runs once after [Engine.Close], when no sample
+	// is held and no [Engine.Hold] lasts any more (after the Finished
+	// calls of the same moment): the caller lets go of what the samples'
+	// bytes alias. It runs without the engine's mutex.
+	OnIdle func()
 }
 
 // An Engine is one subscriber's owned data path: its connections, each
@@ -70,7 +75,10 @@ type Engine struct {
 	gen  uint64
 
 	taken, released, badRefs, pendings uint64
-	finishedQ                          []*Conn // connections finished under mu, to report after unlock
+	// holds counts Hold calls not yet ended; idle: OnIdle is due or ran.
+	holds     int
+	idle      bool
+	finishedQ []*Conn // connections finished under mu, to report after unlock
 }
 
 // connSet is one immutable snapshot of the connections.
@@ -119,8 +127,9 @@ func (e *Engine) Stats() Stats {
 
 // Close ends takes: TryTake and Take return [ErrClosed], a waiting Take
 // wakes up, and every connection turns closing (releases still push;
-// [Options.Finished] runs for each once it holds nothing). Closing twice
-// does nothing.
+// [Options.Finished] runs for each once it holds nothing); once no sample
+// is held and no [Engine.Hold] lasts, [Options.OnIdle] runs. Closing
+// twice does nothing.
 func (e *Engine) Close() {
 	if e.closed.Swap(true) {
 		return
@@ -131,7 +140,50 @@ func (e *Engine) Close() {
 	}
 	e.wakeWaiter(e.set.Load())
 	close(e.set.Load().changed) // a wait without connections
+	idle := e.becameIdle()
 	e.unlockReport()
+	e.runIdle(idle)
+}
+
+// Hold keeps the engine from running OnIdle until the matching
+// [Engine.Unhold], for a caller that works on its memory outside a
+// sample (Close itself). It reports false, holding nothing, once OnIdle
+// has run.
+func (e *Engine) Hold() bool {
+	e.lock()
+	ok := !e.idle
+	if ok {
+		e.holds++
+	}
+	e.unlock()
+	return ok
+}
+
+// Unhold ends a [Engine.Hold] that succeeded; the last one after Close
+// runs OnIdle when no sample is held.
+func (e *Engine) Unhold() {
+	e.lock()
+	e.holds--
+	idle := e.becameIdle()
+	e.unlockReport()
+	e.runIdle(idle)
+}
+
+// becameIdle reports, once, that the engine is closed with no sample held
+// and no hold: OnIdle is due. mu held.
+func (e *Engine) becameIdle() bool {
+	if !e.closed.Load() || e.idle || e.holds > 0 || e.taken != e.released {
+		return false
+	}
+	e.idle = true
+	return true
+}
+
+// runIdle runs OnIdle when idle says it is due; mu not held.
+func (e *Engine) runIdle(idle bool) {
+	if idle && e.opts.OnIdle != nil {
+		e.opts.OnIdle()
+	}
 }
 
 // lock takes mu unless the caller promised a single goroutine.

@@ -75,7 +75,9 @@ func (c *Conn) release(ref parallax.ChunkRef, entry int32, epoch uint32) error {
 		err = c.pushReturn(ref)
 	}
 	c.checkFinished()
+	idle := e.closed.Load() && e.becameIdle()
 	e.unlockReport()
+	e.runIdle(idle)
 	return err
 }
 
