@@ -18,8 +18,9 @@ import (
 	"github.com/parallax-ipc/parallax/subscriber"
 )
 
-// BenchmarkOneWay streams samples (filled by the parent) to a child that
-// reads each in full; the child acknowledges the total on topic ack at the
+// BenchmarkOneWay streams samples (filled by the parent, whose publisher
+// declares the payload size as Options.MaxPayload) to a child that reads
+// each in full; the child acknowledges the total on topic ack at the
 // end. msgs/s counts from the first publish until that acknowledgement.
 // The child's subscriber runs with the default options (coalesce=0s) and
 // with subscriber.Options.Coalesce (see there), which lets a fast stream
@@ -53,7 +54,11 @@ func benchOneWay(b *testing.B, size int, coalesce time.Duration) {
 		b.Fatal(err)
 	}
 	defer ack.Close()
-	pub, err := publisher.New(ctx, "stream", publisher.Options{Socket: sock, BlockTimeout: childTimeout})
+	// The publisher declares its payload, so its chunks are sized to it
+	// as the raw ring's are (tests/shm BenchmarkThroughput, the baseline):
+	// an undeclared publisher gets the router's default 4 KiB chunks, one
+	// page per 64-byte sample.
+	pub, err := publisher.New(ctx, "stream", publisher.Options{Socket: sock, BlockTimeout: childTimeout, MaxPayload: size})
 	if err != nil {
 		b.Fatal(err)
 	}
