@@ -55,6 +55,39 @@ func (s *Segment) SetMeta(slot uint32, m Meta) {
 	le.PutUint64(h[metaUserSeq:], m.UserSeq)
 }
 
+// SetMedia writes the media fields of m (Flags, PTS, DTS, Duration, Offset,
+// UserSeq) into slot's chunk header, for the owning publisher while it
+// holds slot as a loan; [Segment.SetPublished] adds the rest at publish.
+// It panics if slot >= Count or s is read-only.
+func (s *Segment) SetMedia(slot uint32, m Meta) {
+	s.mustOwn(slot, "SetMedia")
+	off := int(slot) * ChunkHeaderSize
+	h := s.headers[off : off+ChunkHeaderSize]
+	le := binary.LittleEndian
+	le.PutUint32(h[metaFlags:], m.Flags)
+	le.PutUint64(h[metaPTS:], uint64(m.PTS))
+	le.PutUint64(h[metaDTS:], uint64(m.DTS))
+	le.PutUint64(h[metaDuration:], uint64(m.Duration))
+	le.PutUint64(h[metaOffset:], m.Offset)
+	le.PutUint64(h[metaUserSeq:], m.UserSeq)
+}
+
+// SetPublished writes the fields a publish decides (Length, Seq, Stamp)
+// into slot's chunk header, keeping the media fields [Segment.SetMedia]
+// wrote during the loan. Same rules and panics as [Segment.SetMeta].
+func (s *Segment) SetPublished(slot uint32, length uint32, seq uint64, stamp int64) {
+	s.mustOwn(slot, "SetPublished")
+	if int64(length) > int64(s.chunkSize) {
+		panic(fmt.Sprintf("dataseg: SetPublished(slot %d) length %d exceeds chunk size %d", slot, length, s.chunkSize))
+	}
+	off := int(slot) * ChunkHeaderSize
+	h := s.headers[off : off+ChunkHeaderSize]
+	le := binary.LittleEndian
+	le.PutUint32(h[metaLength:], length)
+	le.PutUint64(h[metaSeq:], seq)
+	le.PutUint64(h[metaStamp:], uint64(stamp))
+}
+
 // View returns the payload in use of slot and a private copy of its header.
 // It is the reader's path: the slot comes from a ref that a peer may have
 // forged, and the header from memory the publisher can rewrite at any time.

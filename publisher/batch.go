@@ -31,7 +31,6 @@ func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
 	o := p.own.Load()
 	now := sys.UnixNano()
 	for i := range cs {
-		cs[i].ol.Truncate(len(cs[i].buf))
 		cs[i].ol.SetStamp(now) // keeps what Chunk.SetMeta set
 	}
 	var first error

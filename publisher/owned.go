@@ -275,7 +275,7 @@ func (p *Publisher) loanOwned(o *owned, n int) (Chunk, error) {
 	if err != nil {
 		return Chunk{}, p.loanError(n, err)
 	}
-	return Chunk{ref: l.Ref(), buf: l.Bytes(), ol: l}, nil
+	return Chunk{ol: l}, nil
 }
 
 // loanError wraps a failed loan of n bytes: after Close, the runtime's
@@ -303,7 +303,6 @@ func (p *Publisher) releaseOwned(o *owned, c Chunk) error {
 // engine's lock, taken once: the engine refuses a loan after Close, and
 // counts the published samples and the loans itself.
 func (p *Publisher) publishOwned(o *owned, c Chunk) error {
-	c.ol.Truncate(len(c.buf))
 	c.ol.SetStamp(sys.UnixNano()) // keeps what Chunk.SetMeta set
 	err := o.eng.Publish(&c.ol)
 	if o.live.Load() == 0 && spent(err) {
@@ -330,7 +329,7 @@ func spent(err error) bool {
 func (p *Publisher) publishError(o *owned, c Chunk, err error) error {
 	switch {
 	case errors.Is(err, ownedpub.ErrNotLoaned):
-		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, c.ref, parallax.ErrNotHeld)
+		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, c.Ref(), parallax.ErrNotHeld)
 	case errors.Is(err, ownedpub.ErrClosed):
 		return fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
 	}

@@ -72,7 +72,7 @@ func (p *Publisher) LoanWait(ctx context.Context, n int) (Chunk, error) {
 	if err != nil {
 		return Chunk{}, p.loanError(n, err)
 	}
-	return Chunk{ref: l.Ref(), buf: l.Bytes(), ol: l}, nil
+	return Chunk{ol: l}, nil
 }
 
 // loanGrow follows a failed engine loan of n bytes: when the class is

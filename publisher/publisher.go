@@ -208,19 +208,17 @@ func (p *Publisher) Dropped() uint64 { return p.Stats().Dropped }
 // released. A Chunk is a small value; copying it does not copy the loan
 // (publish or release it once).
 type Chunk struct {
-	ref parallax.ChunkRef
-	buf []byte
-	ol  ownedpub.Loan // the engine's loan
+	ol ownedpub.Loan // the engine's loan: chunk, bytes, header fields
 }
 
 // Bytes returns the chunk's payload bytes (in shared memory).
-func (c Chunk) Bytes() []byte { return c.buf }
+func (c Chunk) Bytes() []byte { return c.ol.Bytes() }
 
 // Len returns the payload length that Publish will announce.
-func (c Chunk) Len() int { return len(c.buf) }
+func (c Chunk) Len() int { return len(c.ol.Bytes()) }
 
 // Ref returns the chunk reference.
-func (c Chunk) Ref() parallax.ChunkRef { return c.ref }
+func (c Chunk) Ref() parallax.ChunkRef { return c.ol.Ref() }
 
 // SetMeta sets the media metadata Publish carries in the chunk header, for
 // subscribers to read back exactly with subscriber.Sample.Meta (PTS, DTS,
@@ -234,9 +232,7 @@ func (c *Chunk) SetMeta(m parallax.SampleMeta) {
 
 // Truncate returns c announcing only the first n bytes.
 func (c Chunk) Truncate(n int) Chunk {
-	if n >= 0 && n <= len(c.buf) {
-		c.buf = c.buf[:n]
-	}
+	c.ol.Truncate(n)
 	return c
 }
 
@@ -275,7 +271,7 @@ func (p *Publisher) Send(b []byte) error {
 	if err != nil {
 		return err
 	}
-	copy(c.buf, b)
+	copy(c.Bytes(), b)
 	return p.Publish(c)
 }
 

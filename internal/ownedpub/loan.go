@@ -14,10 +14,14 @@ import (
 // name the same loan, and only one of them may be published or released
 // (the others then get [ErrNotLoaned]). The zero Loan is not loaned.
 type Loan struct {
-	idx  uint32
-	ref  parallax.ChunkRef
-	buf  []byte
-	meta dataseg.Meta
+	idx    uint32
+	length uint32 // SetMeta's Length (0: len(buf) at Publish)
+	ref    parallax.ChunkRef
+	buf    []byte
+	stamp  int64
+	e      *Engine
+	seg    *dataseg.Segment // the chunk's segment (SetMeta writes its header)
+	media  bool             // SetMeta wrote the media fields into the header
 }
 
 // Bytes returns the n bytes asked for; its capacity ends at the chunk. It
@@ -28,13 +32,32 @@ func (l *Loan) Bytes() []byte { return l.buf }
 // Ref returns the loaned chunk's ref (segment, slot, generation).
 func (l *Loan) Ref() parallax.ChunkRef { return l.ref }
 
-// SetMeta sets the chunk header written at Publish. Length 0 means the
-// loan's size; Seq is overwritten with the publisher's sequence number.
-func (l *Loan) SetMeta(m dataseg.Meta) { l.meta = m }
+// SetMeta sets the chunk header written at Publish: its media fields
+// (Flags, PTS, DTS, Duration, Offset, UserSeq) go into the loaned chunk's
+// header now (the publisher's own memory, which no reader looks at before
+// the publish), Length (0: the loan's size at Publish) and Stamp at
+// Publish; Seq is the publisher's sequence number. Without SetMeta a
+// publish writes the media fields as zero. A Loan is small (no header
+// copy), so the value is cheap to pass around. On a copy that is no
+// longer loaned (published or released already) SetMeta writes nothing:
+// the chunk may be another sample by now.
+func (l *Loan) SetMeta(m dataseg.Meta) {
+	l.length, l.stamp = m.Length, m.Stamp
+	if l.e == nil {
+		return
+	}
+	e := l.e
+	e.lock()
+	if e.loaned(l) {
+		l.seg.SetMedia(l.ref.Slot(), m)
+		l.media = true
+	}
+	e.unlock()
+}
 
 // SetStamp sets only the publish time of the chunk header written at
-// Publish, keeping the rest of the meta [Loan.SetMeta] set.
-func (l *Loan) SetStamp(ns int64) { l.meta.Stamp = ns }
+// Publish, keeping what [Loan.SetMeta] set.
+func (l *Loan) SetStamp(ns int64) { l.stamp = ns }
 
 // Loan loans a chunk of the smallest size class that holds n bytes: the
 // most recently returned one. When the class is empty it drains every
@@ -66,7 +89,8 @@ func (e *Engine) Loan(n int) (Loan, error) {
 		return Loan{}, err
 	}
 	testhook.Stop("loan.popped") // kill window: loaned in private state only
-	return Loan{idx: idx, ref: ref, buf: e.segs[ref.Pool()].Chunk(ref.Slot())[:n]}, nil
+	seg := e.segs[ref.Pool()]
+	return Loan{idx: idx, ref: ref, buf: seg.Chunk(ref.Slot())[:n], e: e, seg: seg}, nil
 }
 
 var errNegative = fmt.Errorf("loan of a negative size: %w", ErrInvalidArgument)

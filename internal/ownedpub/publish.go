@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/owner"
 	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -50,17 +51,11 @@ func (e *Engine) publish(l *Loan) error {
 	if !e.loaned(l) {
 		return ErrNotLoaned
 	}
-	m := l.meta
-	if m.Length == 0 {
-		m.Length = uint32(len(l.buf))
-	} else if int64(m.Length) > int64(cap(l.buf)) {
-		return errLength
+	if err := e.writeHeader(l); err != nil {
+		return err
 	}
-	e.seq++
-	m.Seq = e.seq
 	idx, ref := l.idx, l.ref
 	*l = Loan{}
-	e.segs[ref.Pool()].SetMeta(ref.Slot(), m)
 	if err := e.tr.HistoryPush(idx); err != nil {
 		return err // not reached: idx is loaned and not in history
 	}
@@ -93,6 +88,26 @@ func (e *Engine) publish(l *Loan) error {
 		first = e.reportFailure(first)
 	}
 	return first
+}
+
+// writeHeader writes l's chunk header for its publish with the next
+// sequence number: Length (the loan's size unless SetMeta set one), Seq,
+// Stamp, and the media fields as zero unless SetMeta wrote them. mu held.
+func (e *Engine) writeHeader(l *Loan) error {
+	length := l.length
+	if length == 0 {
+		length = uint32(len(l.buf))
+	} else if int64(length) > int64(cap(l.buf)) {
+		return errLength
+	}
+	e.seq++
+	seg := e.segs[l.ref.Pool()]
+	if l.media {
+		seg.SetPublished(l.ref.Slot(), length, e.seq, l.stamp)
+	} else {
+		seg.SetMeta(l.ref.Slot(), dataseg.Meta{Length: length, Seq: e.seq, Stamp: l.stamp})
+	}
+	return nil
 }
 
 // PublishBatch publishes n loans, loan(0) to loan(n-1) in that order, as
@@ -292,18 +307,12 @@ func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 		e.unlock()
 		return ErrNotLoaned
 	}
-	m := l.meta
-	if m.Length == 0 {
-		m.Length = uint32(len(l.buf))
-	} else if int64(m.Length) > int64(cap(l.buf)) {
+	if err := e.writeHeader(l); err != nil {
 		e.unlock()
-		return errLength
+		return err
 	}
-	e.seq++
-	m.Seq = e.seq
 	idx, ref := l.idx, l.ref
 	*l = Loan{}
-	e.segs[ref.Pool()].SetMeta(ref.Slot(), m)
 	var err error
 	switch {
 	case c == nil || c.e != e || c.removed || !c.ct.Live():
