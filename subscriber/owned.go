@@ -487,15 +487,19 @@ func (s *Subscriber) sendReport(conn uint32, reason uint8, detail string) {
 // releaseOwned is Sample.Release in the owned model.
 func (x Sample) releaseOwned() error {
 	s := x.sub
-	if o := s.own.Load(); o.nRetiring.Load() != 0 && o.eng.Hold() {
-		// Segments wait to retire until their last sample is back: look
-		// once this one is, before the engine may let the runtime go.
-		defer func() {
-			s.checkRetiring(o) // owned_grow.go
-			o.eng.Unhold()
-		}()
-	}
+	o := s.own.Load()
+	// Segments wait to retire until their last sample is back: look once
+	// this one is, holding the engine so the runtime stays meanwhile. A
+	// retirement that starts during the release is looked at too
+	// (RetiredSegment.Done is safe after the runtime went).
+	held := o.nRetiring.Load() != 0 && o.eng.Hold()
 	err := x.own.Release()
+	if held || o.nRetiring.Load() != 0 {
+		s.checkRetiring(o) // owned_grow.go
+	}
+	if held {
+		o.eng.Unhold()
+	}
 	if errors.Is(err, ownedsub.ErrNotHeld) {
 		if s.closed.Load() {
 			return fmt.Errorf("release sample of %q: %w", s.topic, clientrt.ErrClosed)

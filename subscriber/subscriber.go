@@ -72,6 +72,9 @@ type Options struct {
 	// Coalesce later. 0 (the default) disables it; at most MaxCoalesce.
 	// Keep it well below the time the publishers need to fill the queue:
 	// a full queue blocks them (BlockProducer) or drops (DiscardOldest).
+	// With Coalesce every Take claims the taking side, so Takes from
+	// several goroutines fail with parallax.ErrConcurrentUse while one
+	// runs (without it only a Take that must wait does).
 	Coalesce time.Duration
 	// MaxHeld is how many samples taken from one publisher may be held
 	// (not yet released) at once; a take finding only publishers at that
@@ -100,11 +103,11 @@ const DefaultSpin = ringbuf.DefaultSpin
 const MaxCoalesce = time.Millisecond
 
 // A Subscriber receives the samples of one topic. Use [New]; the zero value
-// is invalid. TryTake, and Take when a sample is queued, may be called from
-// several goroutines (the subscriber's lock serialises them; each sample
-// goes to one of them); only one Take may wait at a time: another that
-// would wait meanwhile fails with an error wrapping
-// parallax.ErrConcurrentUse. Samples may be released from any goroutine.
+// is invalid. TryTake, and Take when a sample is queued (and
+// Options.Coalesce is 0), may be called from several goroutines (the
+// subscriber's lock serialises them; each sample goes to one of them);
+// only one Take may wait at a time: another that would wait meanwhile
+// fails with an error wrapping parallax.ErrConcurrentUse. Samples may be released from any goroutine.
 // Close is idempotent.
 type Subscriber struct {
 	rt    *clientrt.Runtime
@@ -278,7 +281,8 @@ func (x Sample) Meta() (parallax.SampleMeta, bool) {
 func (x Sample) Ref() parallax.ChunkRef { return x.own.Ref() }
 
 // Release gives the sample back: it returns to its publisher over the
-// connection it came on.
+// connection it came on. Releasing a sample twice is an error wrapping
+// parallax.ErrNotHeld, or os.ErrClosed once the subscriber is closed.
 func (x Sample) Release() error {
 	if x.sub == nil {
 		return nil
@@ -372,9 +376,11 @@ func (s *Subscriber) Close() error {
 		// Closing the engine wakes a Take sleeping in it; each
 		// connection goes once nothing taken from it is held.
 		s.closeOwned(o) // owned.go
-		// Wait out a Take or TryTake of another goroutine: it sees closed
-		// (a sleeping Take was woken above) and returns at once. From
-		// here no take touches the rings, and later ones fail.
+		// Wait out a waiting Take of another goroutine: it sees closed
+		// (it was woken above) and returns at once. A TryTake, or a Take
+		// that finds a sample, claims nothing: the engine's lock and its
+		// closed flag keep it off the closing connections. From here no
+		// take touches the rings, and later ones fail.
 		s.busy.claim()
 		defer s.busy.end()
 		if h := s.closeHold.Load(); h != nil {

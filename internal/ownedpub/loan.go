@@ -40,7 +40,9 @@ func (l *Loan) Ref() parallax.ChunkRef { return l.ref }
 // publish writes the media fields as zero. A Loan is small (no header
 // copy), so the value is cheap to pass around. On a copy that is no
 // longer loaned (published or released already) SetMeta writes nothing:
-// the chunk may be another sample by now.
+// the chunk may be another sample by now. To know that, it takes the
+// engine's lock once: a publish with SetMeta (rpc, ipcsink) costs one
+// lock pair more than one without.
 func (l *Loan) SetMeta(m dataseg.Meta) {
 	l.length, l.stamp = m.Length, m.Stamp
 	if l.e == nil {

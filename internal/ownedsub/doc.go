@@ -73,8 +73,9 @@
 // # Concurrency
 //
 // One process-local mutex guards the connections and their held tables;
-// it is never held across a wait. TryTake and Take must be called by one
-// goroutine at a time (each data ring has one consumer); Release, Stats
+// it is never held across a wait. TryTake may run on several goroutines
+// at once (the mutex serialises the pops: each data ring still has one
+// consumer at a time); only one Take or Wait may wait at a time. Release, Stats
 // and the control methods (AddConn, AddSegment, RemoveSegment, CloseConn,
 // OrphanConn, FailConn, RemoveConn, Close) may run on any goroutine.
 // RemoveConn waits for a Take sleeping on the removed connection's wake

@@ -38,7 +38,7 @@ type Options struct {
 // doc.
 //
 // Use [New]; the zero value is invalid. An Engine is safe for concurrent use
-// as the package doc describes (one taker at a time), unless
+// as the package doc describes (one waiting taker at a time), unless
 // [Options.SingleGoroutine] says it need not be; it must not be copied. It
 // owns no fds or mappings: the caller keeps each connection segment mapped
 // until RemoveConn returns, and each data segment until no sample of it is
@@ -209,12 +209,18 @@ func (e *Engine) unlockReport() {
 	}
 	q := e.finishedQ
 	e.finishedQ = nil
+	// The Finished calls still touch their connections' segments (the
+	// caller removes and unmaps them there): they hold the engine, so
+	// OnIdle, which lets the runtime and its mappings go, waits for them
+	// even when another goroutine's release ends the last sample first.
+	e.holds++
 	e.unlock()
 	if e.opts.Finished != nil {
 		for _, c := range q {
 			e.opts.Finished(c)
 		}
 	}
+	e.Unhold()
 }
 
 // publish installs conns as the new set, with a waiter over their data
