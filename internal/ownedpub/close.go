@@ -24,7 +24,7 @@ var ErrClosed = fmt.Errorf("publisher closed: %w", os.ErrClosed)
 // until the loan ends. Close is idempotent.
 func (e *Engine) Close() {
 	e.lock()
-	e.closed = true
+	e.gate.Close()
 	e.loanDone() // a LoanWait at MaxLoans loans again and gets ErrClosed
 	idle := e.becameIdle()
 	e.unlock()
@@ -37,19 +37,15 @@ func (e *Engine) Close() {
 // nothing, once OnIdle has run.
 func (e *Engine) Hold() bool {
 	e.lock()
-	ok := !e.idle
-	if ok {
-		e.holds++
-	}
-	e.unlock()
-	return ok
+	defer e.unlock()
+	return e.gate.Hold()
 }
 
 // Unhold ends a [Engine.Hold] that succeeded; the last one after Close
 // runs OnIdle when no loan is outstanding.
 func (e *Engine) Unhold() {
 	e.lock()
-	e.holds--
+	e.gate.Unhold()
 	idle := e.becameIdle()
 	e.unlock()
 	e.runIdle(idle)
@@ -58,20 +54,10 @@ func (e *Engine) Unhold() {
 // becameIdle reports, once, that the engine is closed with no loan
 // outstanding and no hold: OnIdle is due. Every path that ends a loan or a
 // hold asks (the publish path only reads closed). mu held.
-func (e *Engine) becameIdle() bool {
-	if !e.closed || e.idle || e.holds > 0 || e.tr.Loans() > 0 {
-		return false
-	}
-	e.idle = true
-	return true
-}
+func (e *Engine) becameIdle() bool { return e.gate.Due(e.tr.Loans() > 0) }
 
 // runIdle runs OnIdle when idle says it is due; mu not held.
-func (e *Engine) runIdle(idle bool) {
-	if idle && e.opts.OnIdle != nil {
-		e.opts.OnIdle()
-	}
-}
+func (e *Engine) runIdle(idle bool) { e.gate.Run(idle) }
 
 // refuseClosed gives back l if it is a current loan, because the engine
 // is closed, and returns ErrClosed (for a stale loan too). mu held.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/idlegate"
 	"github.com/parallax-ipc/parallax/internal/owner"
 	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -101,11 +102,8 @@ type Engine struct {
 
 	published, drains, drained, discarded, waits, timeouts, failed, replayed uint64
 
-	// closed: Close was called (close.go). holds: Hold calls not yet
-	// ended. idle: OnIdle is due or ran.
-	closed bool
-	holds  int
-	idle   bool
+	// gate: Close, the holds, OnIdle (close.go).
+	gate idlegate.Gate
 	// sleeping counts the LoanWait calls asleep now (on return wakes or
 	// at MaxLoans).
 	sleeping int
@@ -119,6 +117,7 @@ func New(opts Options) *Engine {
 		tr:         owner.New(owner.Config{MaxLoans: opts.MaxLoans, History: opts.History}),
 		histBuf:    make([]uint32, 0, max(opts.History, 0)),
 		drainEvery: opts.DrainEvery,
+		gate:       idlegate.New(opts.OnIdle),
 	}
 	if e.drainEvery == 0 {
 		e.drainEvery = DefaultDrainEvery

@@ -75,7 +75,7 @@ func (e *Engine) Loan(n int) (Loan, error) {
 	}
 	e.lock()
 	defer e.unlock()
-	if e.closed {
+	if e.gate.Closed() {
 		return Loan{}, ErrClosed
 	}
 	class, ok := e.tr.ClassFor(n)
@@ -104,7 +104,7 @@ var errNegative = fmt.Errorf("loan of a negative size: %w", ErrInvalidArgument)
 func (e *Engine) Release(l *Loan) error {
 	e.lock()
 	if !e.loaned(l) {
-		closed := e.closed
+		closed := e.gate.Closed()
 		e.unlock()
 		if closed {
 			return ErrClosed
@@ -117,7 +117,7 @@ func (e *Engine) Release(l *Loan) error {
 	}
 	*l = Loan{}
 	e.loanDone()
-	idle := e.closed && e.becameIdle()
+	idle := e.gate.Closed() && e.becameIdle()
 	e.unlock()
 	e.runIdle(idle)
 	return nil

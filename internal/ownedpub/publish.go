@@ -34,7 +34,7 @@ var errLength = fmt.Errorf("publish: meta length exceeds the chunk: %w", ErrInva
 func (e *Engine) Publish(l *Loan) error {
 	e.lock()
 	err := e.publish(l)
-	idle := e.closed && e.becameIdle()
+	idle := e.gate.Closed() && e.becameIdle()
 	e.unlock()
 	e.runIdle(idle)
 	return err
@@ -45,7 +45,7 @@ func (e *Engine) publish(l *Loan) error {
 	for e.blocked {
 		e.cond.Wait()
 	}
-	if e.closed {
+	if e.gate.Closed() {
 		return e.refuseClosed(l)
 	}
 	if !e.loaned(l) {
@@ -140,7 +140,7 @@ func (e *Engine) PublishBatch(n int, loan func(i int) *Loan, done func(i int, er
 		}
 	}
 	e.batching = false
-	idle := e.closed && e.becameIdle()
+	idle := e.gate.Closed() && e.becameIdle()
 	e.unlock()
 	e.runIdle(idle)
 }
@@ -290,13 +290,13 @@ func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 				*l = Loan{}
 				e.loanDone() // a LoanWait at MaxLoans may go on
 			}
-			idle := e.closed && e.becameIdle()
+			idle := e.gate.Closed() && e.becameIdle()
 			e.unlock()
 			e.runIdle(idle)
 			return err
 		}
 	}
-	if e.closed {
+	if e.gate.Closed() {
 		err := e.refuseClosed(l)
 		idle := e.becameIdle()
 		e.unlock()
@@ -335,7 +335,7 @@ func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 			e.drainAll()
 		}
 	}
-	idle := e.closed && e.becameIdle()
+	idle := e.gate.Closed() && e.becameIdle()
 	e.unlock()
 	e.runIdle(idle)
 	return err

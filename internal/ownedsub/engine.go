@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/parallax-ipc/parallax/internal/idlegate"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/ringbuf"
 )
@@ -75,9 +76,8 @@ type Engine struct {
 	gen  uint64
 
 	taken, released, badRefs, pendings uint64
-	// holds counts Hold calls not yet ended; idle: OnIdle is due or ran.
-	holds     int
-	idle      bool
+	// gate: the holds and OnIdle (Hold); closed above is its Close too.
+	gate      idlegate.Gate
 	finishedQ []*Conn // connections finished under mu, to report after unlock
 }
 
@@ -98,7 +98,7 @@ type connSet struct {
 // New returns an engine without connections; add them with
 // [Engine.AddConn].
 func New(opts Options) *Engine {
-	e := &Engine{opts: opts}
+	e := &Engine{opts: opts, gate: idlegate.New(opts.OnIdle)}
 	e.waitCond.L = &e.waitMu
 	e.readyFn = e.waiterReady
 	e.set.Store(&connSet{changed: make(chan struct{})})
@@ -135,6 +135,7 @@ func (e *Engine) Close() {
 		return
 	}
 	e.lock()
+	e.gate.Close()
 	for _, c := range e.set.Load().conns {
 		c.close()
 	}
@@ -151,19 +152,15 @@ func (e *Engine) Close() {
 // has run.
 func (e *Engine) Hold() bool {
 	e.lock()
-	ok := !e.idle
-	if ok {
-		e.holds++
-	}
-	e.unlock()
-	return ok
+	defer e.unlock()
+	return e.gate.Hold()
 }
 
 // Unhold ends a [Engine.Hold] that succeeded; the last one after Close
 // runs OnIdle when no sample is held.
 func (e *Engine) Unhold() {
 	e.lock()
-	e.holds--
+	e.gate.Unhold()
 	idle := e.becameIdle()
 	e.unlockReport()
 	e.runIdle(idle)
@@ -171,20 +168,10 @@ func (e *Engine) Unhold() {
 
 // becameIdle reports, once, that the engine is closed with no sample held
 // and no hold: OnIdle is due. mu held.
-func (e *Engine) becameIdle() bool {
-	if !e.closed.Load() || e.idle || e.holds > 0 || e.taken != e.released {
-		return false
-	}
-	e.idle = true
-	return true
-}
+func (e *Engine) becameIdle() bool { return e.gate.Due(e.taken != e.released) }
 
 // runIdle runs OnIdle when idle says it is due; mu not held.
-func (e *Engine) runIdle(idle bool) {
-	if idle && e.opts.OnIdle != nil {
-		e.opts.OnIdle()
-	}
-}
+func (e *Engine) runIdle(idle bool) { e.gate.Run(idle) }
 
 // lock takes mu unless the caller promised a single goroutine.
 func (e *Engine) lock() {
@@ -213,14 +200,16 @@ func (e *Engine) unlockReport() {
 	// caller removes and unmaps them there): they hold the engine, so
 	// OnIdle, which lets the runtime and its mappings go, waits for them
 	// even when another goroutine's release ends the last sample first.
-	e.holds++
+	held := e.gate.Hold()
 	e.unlock()
 	if e.opts.Finished != nil {
 		for _, c := range q {
 			e.opts.Finished(c)
 		}
 	}
-	e.Unhold()
+	if held {
+		e.Unhold()
+	}
 }
 
 // publish installs conns as the new set, with a waiter over their data
