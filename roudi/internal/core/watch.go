@@ -186,7 +186,7 @@ func (a WatchSynced) String() string { return fmt.Sprintf("watch-synced %v", a.C
 // last told.
 type watchState struct {
 	watchers map[ConnID]*client
-	count    map[ConnID]int // WatchServices not yet unwatched, per watcher
+	count    map[ConnID]int        // WatchServices not yet unwatched, per watcher
 	told     map[svcKey]serviceSig // the services as of the last step
 }
 
