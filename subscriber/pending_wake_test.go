@@ -170,4 +170,3 @@ func TestPendingSegmentWakesWaitSet(t *testing.T) {
 		}
 	})
 }
-

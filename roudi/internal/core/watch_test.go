@@ -52,7 +52,9 @@ func TestUnwatch(t *testing.T) {
 		}
 		return -1
 	}
-	req := func(id uint32, q Request) Reply { return replyOf(t, doAck(t, r, ClientRequest{Conn: 2, ReqID: id, Req: q})) }
+	req := func(id uint32, q Request) Reply {
+		return replyOf(t, doAck(t, r, ClientRequest{Conn: 2, ReqID: id, Req: q}))
+	}
 	require.Error(t, req(1, UnwatchServices{}).Err, "unwatch without a watch")
 	require.NoError(t, req(2, WatchServices{}).Err)
 	require.NoError(t, req(3, WatchServices{}).Err)
