@@ -134,11 +134,12 @@ func TestPendingSegmentWakesTake(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		defer x.Release()
 		if len(x.Bytes()) != bigPayload || x.Bytes()[0] != 'B' {
-			return fmt.Errorf("sample of %d bytes starting %q", len(x.Bytes()), x.Bytes()[:1])
+			err := fmt.Errorf("sample of %d bytes starting %q", len(x.Bytes()), x.Bytes()[:1])
+			_ = x.Release()
+			return err
 		}
-		return nil
+		return x.Release()
 	})
 }
 
