@@ -143,6 +143,8 @@ func (s *Server) request(c *serverConn, env wire.Envelope) {
 		req = ownedGrowRequest(m) // server_grow.go
 	case *wire.WatchServices:
 		req = core.WatchServices{} // server_watch.go
+	case *wire.UnwatchServices:
+		req = core.UnwatchServices{} // server_watch.go
 	default:
 		s.replyError(c, env.ReqID, fmt.Errorf("unexpected %T request: %w", env.Msg, parallax.ErrProtocol))
 		return
@@ -262,7 +264,7 @@ func (s *Server) reply(a core.Reply) {
 		s.send(c, a.ReqID, &wire.PublisherCreated{PubID: uint32(r.Pub)}, nil)
 	case core.SubscriberCreated:
 		s.send(c, a.ReqID, &wire.SubscriberCreated{SubID: uint32(r.Sub)}, nil)
-	case core.Closed, core.Noted, core.Watching:
+	case core.Closed, core.Noted, core.Watching, core.Unwatched:
 		s.send(c, a.ReqID, &wire.Ack{}, nil)
 	case core.DataSegmentGranted:
 		s.replyDataSeg(c, a.ReqID, r) // server_grow.go

@@ -27,6 +27,9 @@ type ClientInfo struct {
 	Name        string
 	Publishers  []uint32 // publisher ids
 	Subscribers []uint32 // subscriber ids
+	// Watches counts the client's open service watches (services.Watcher
+	// instances of the process, which share its control connection).
+	Watches int
 }
 
 // TopicInfo describes one topic of the registry.
@@ -54,7 +57,7 @@ func publicSnapshot(c core.Snapshot) Snapshot {
 	s := Snapshot{Tick: c.Tick, Pending: c.Pending}
 	for _, cl := range c.Clients {
 		s.Clients = append(s.Clients, ClientInfo{ID: uint16(cl.ID), PID: cl.PID, UID: cl.UID, GID: cl.GID, Name: cl.Name,
-			Publishers: ids(cl.Publishers), Subscribers: ids(cl.Subscribers)})
+			Publishers: ids(cl.Publishers), Subscribers: ids(cl.Subscribers), Watches: cl.Watches})
 	}
 	for _, t := range c.Topics {
 		s.Topics = append(s.Topics, TopicInfo{Name: t.Name, Type: TypeInfo(t.Type), Publishers: ids(t.Publishers),

@@ -51,6 +51,10 @@ func TestWatchAcrossRouterRestart(t *testing.T) {
 	require.Equal(t, services.Appeared, ev.Kind)
 	require.Equal(t, "before", ev.Service.Name)
 
+	closed, err := services.Watch(ctx, services.Options{Socket: cfg.Socket})
+	require.NoError(t, err)
+	require.NoError(t, closed.Close())
+
 	require.NoError(t, srv1.Close())
 	require.NoError(t, pa.Close()) // gone while no router runs
 	srv2 := startOn(t, cfg)
@@ -66,4 +70,6 @@ func TestWatchAcrossRouterRestart(t *testing.T) {
 	}
 	require.Equal(t, map[string]services.EventKind{"before": services.Disappeared, "after": services.Appeared}, got)
 	require.NoError(t, w.Err())
+	// The restarted router has the live watcher's watch, not the closed one's.
+	waitWatches(t, srv2, 1)
 }

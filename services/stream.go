@@ -14,6 +14,7 @@ import (
 type stream struct {
 	w       *Watcher
 	conn    <-chan struct{} // closed when the control connection ends
+	sent    bool            // WatchServices went out on conn: an unwatch is owed
 	remove  func()          // unregisters push
 	snap    map[key]Service // the snapshot being received
 	synced  chan struct{}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/clientrt"
-	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
 // Options selects the router. The zero value means the default domain's
@@ -31,6 +30,10 @@ const (
 	minBackoff = 20 * time.Millisecond
 	maxBackoff = 500 * time.Millisecond
 )
+
+// unwatchTimeout bounds the wait for the router's answer to the unwatch a
+// closing Watcher sends.
+const unwatchTimeout = 2 * time.Second
 
 // A Watcher follows the router's services. It uses the process's one
 // control connection to the router (the client runtime that publishers and
@@ -87,7 +90,7 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 		err = w.synced(st)
 	}
 	if err != nil {
-		st.stop()
+		w.end(rt, st)
 		rt.Release()
 		cancel()
 		return nil, err
@@ -104,13 +107,33 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 
 // watch registers a stream for rt's service pushes and sends WatchServices
 // on rt's current control connection; the stream ends with that connection.
+// The stream returned, also with an error, is to be ended with [Watcher.end].
 func (w *Watcher) watch(rt *clientrt.Runtime) (*stream, error) {
 	st := &stream{w: w, conn: rt.Done(), snap: map[key]Service{}, synced: make(chan struct{}), failed: make(chan struct{})}
 	st.remove = rt.OnServices(st.push)
-	if _, _, err := rt.Request(w.ctx, &wire.WatchServices{}); err != nil {
+	call, conn, err := rt.StartWatch()
+	if err == nil {
+		st.conn, st.sent = conn, true
+		_, _, err = call.Wait(w.ctx)
+	}
+	if err != nil {
 		return st, w.protoErr(fmt.Errorf("watch services: %w", err))
 	}
 	return st, nil
+}
+
+// end stops st and, when its WatchServices went out on a connection that
+// is still up, tells the router the watch ended (waiting unwatchTimeout at
+// most: a router that went away took the watch with it).
+func (w *Watcher) end(rt *clientrt.Runtime, st *stream) {
+	st.stop()
+	if !st.sent {
+		return
+	}
+	st.sent = false
+	ctx, cancel := context.WithTimeout(context.Background(), unwatchTimeout)
+	defer cancel()
+	_ = rt.UnwatchServices(ctx, st.conn) // best effort: the watch ends with the connection anyway
 }
 
 // synced waits until st's snapshot is applied.
@@ -144,7 +167,7 @@ func (w *Watcher) run(rt *clientrt.Runtime, st *stream) {
 	defer w.wg.Done()
 	defer func() {
 		if st != nil {
-			st.stop()
+			w.end(rt, st)
 		}
 		rt.Release()
 	}()
@@ -157,7 +180,7 @@ func (w *Watcher) run(rt *clientrt.Runtime, st *stream) {
 			return
 		case <-st.conn:
 		}
-		st.stop()
+		w.end(rt, st) // the connection ended: nothing is sent
 		if rt, st = w.rewatch(rt); st == nil {
 			w.cancel() // ended, or the router sent something invalid: stop
 			return
@@ -203,7 +226,7 @@ func (w *Watcher) rewatch(rt *clientrt.Runtime) (*clientrt.Runtime, *stream) {
 		if err == nil {
 			return rt, st
 		}
-		st.stop()
+		w.end(rt, st)
 	}
 }
 

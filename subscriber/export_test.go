@@ -3,6 +3,7 @@ package subscriber
 import (
 	"fmt"
 	"sync"
+	"time"
 )
 
 // DebugOwned describes a subscriber's owned-model state, for test failure
@@ -90,3 +91,21 @@ func HoldClose(s *Subscriber, afterUnregister bool, reached chan<- struct{}, rel
 
 // Held returns the samples of s taken and not yet released.
 func Held(s *Subscriber) int { return s.own.Load().eng.Stats().Held }
+
+// WaitSleeping reports whether a waiter (Take or a wait set) announced a
+// sleep on one of s's connections' data wake words.
+func WaitSleeping(s *Subscriber) bool {
+	o := s.own.Load()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, oc := range o.conns {
+		if oc.seg != nil && !oc.done && oc.seg.Conn().DataWake().Sleeping() {
+			return true
+		}
+	}
+	return false
+}
+
+// SetWaitSetSlice sets the bound of one sleep of ws (ownedSlice): a test
+// with a slice far longer than itself sees a wait end only by a wake.
+func SetWaitSetSlice(ws *WaitSet, d time.Duration) { ws.oslice = d }

@@ -7,6 +7,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testutil.ChildMain(map[string]func([]string) int{"orphanpub": orphanPubChild, "closer": closerChild, "steppub": stepPubChild})
+	testutil.ChildMain(map[string]func([]string) int{"orphanpub": orphanPubChild, "closer": closerChild, "steppub": stepPubChild, "growpub": growPubChild})
 	testutil.Main(m)
 }

@@ -3,6 +3,7 @@ package subscriber
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -32,6 +33,7 @@ type WaitSet struct {
 	oready  func() bool // cached ownedReady
 	ons     []*ringbuf.Notifier
 	ogens   []uint64
+	oslice  time.Duration // bound of one sleep: ownedSlice (a test seam changes it)
 }
 
 // NewWaitSet returns a wait set over subs (beyond 128 connection words it
@@ -41,7 +43,7 @@ func NewWaitSet(subs ...*Subscriber) (*WaitSet, error) {
 	if len(subs) == 0 {
 		return nil, fmt.Errorf("wait set over no subscribers: %w", ringbuf.ErrInvalidArgument)
 	}
-	ws := &WaitSet{subs: subs, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs))}
+	ws := &WaitSet{subs: subs, opts: subs[0].wait, out: make([]*Subscriber, 0, len(subs)), oslice: ownedSlice}
 	ws.oready = ws.ownedReady
 	return ws, nil
 }

@@ -34,7 +34,7 @@ func (ws *WaitSet) waitOwned(ctx context.Context) error {
 		}
 		ws.rebuild() // registers the set as each engine's waiter
 		slice := w
-		d := time.Now().Add(ownedSlice)
+		d := time.Now().Add(ws.oslice)
 		if !w.Deadline.IsZero() && w.Deadline.Before(d) {
 			d = w.Deadline
 		}

@@ -145,7 +145,7 @@ func ReplyType(t Type) (Type, bool) {
 		return TypePublisherCreated, true
 	case TypeCreateSubscriber:
 		return TypeSubscriberCreated, true
-	case TypeClosePublisher, TypeCloseSubscriber, TypeReleaseConnection, TypeWatchServices:
+	case TypeClosePublisher, TypeCloseSubscriber, TypeReleaseConnection, TypeWatchServices, TypeUnwatchServices:
 		return TypeAck, true
 	}
 	if rt, ok := reportReplyType(t); ok {

@@ -6,7 +6,10 @@ import "fmt"
 // range). A client sends [WatchServices]; the router pushes the services
 // that exist now as [ServiceUpdate]s with Change [ChangeAppeared], then
 // [ServicesSynced], then answers the request with [Ack]. From then on it
-// pushes one ServiceUpdate per changed service until the connection ends.
+// pushes one ServiceUpdate per changed service until the connection ends
+// or the client sends [UnwatchServices] once per WatchServices it sent
+// (the router counts them: several watchers of one process share its
+// control connection).
 // The pushes go through the connection's bounded outgoing queue: a
 // watcher that does not read its socket is disconnected, like any other
 // client that does not drain it.
@@ -15,9 +18,10 @@ import "fmt"
 // consecutive ServiceUpdates for the same service, all but the last with
 // More set; the receiver joins their Publishers and Subscribers.
 const (
-	TypeWatchServices  Type = 112
-	TypeServiceUpdate  Type = 113
-	TypeServicesSynced Type = 114
+	TypeWatchServices   Type = 112
+	TypeServiceUpdate   Type = 113
+	TypeServicesSynced  Type = 114
+	TypeUnwatchServices Type = 115
 )
 
 // MaxServiceEndpoints bounds the endpoints (publishers plus subscribers)
@@ -48,6 +52,11 @@ const (
 // WatchServices asks the router to push the services and their changes;
 // answered by [Ack] after the snapshot.
 type WatchServices struct{}
+
+// UnwatchServices ends one [WatchServices] of the sender; answered by
+// [Ack], or an [Error] when the sender does not watch. After the Ack of
+// the last one the router queues no more service pushes for the sender.
+type UnwatchServices struct{}
 
 // ServiceUpdate is a push: one service appeared, changed or disappeared
 // (or, before [ServicesSynced], existed when the watch started).
@@ -92,6 +101,7 @@ func init() {
 	typeNames[TypeWatchServices] = "WatchServices"
 	typeNames[TypeServiceUpdate] = "ServiceUpdate"
 	typeNames[TypeServicesSynced] = "ServicesSynced"
+	typeNames[TypeUnwatchServices] = "UnwatchServices"
 }
 
 // newWatch is New for the watch messages.
@@ -103,6 +113,8 @@ func newWatch(t Type) Message {
 		return new(ServiceUpdate)
 	case TypeServicesSynced:
 		return new(ServicesSynced)
+	case TypeUnwatchServices:
+		return new(UnwatchServices)
 	}
 	return nil
 }
@@ -112,6 +124,12 @@ func isWatchPush(t Type) bool { return t == TypeServiceUpdate || t == TypeServic
 
 // MessageType implements [Message].
 func (*WatchServices) MessageType() Type { return TypeWatchServices }
+
+// MessageType implements [Message].
+func (*UnwatchServices) MessageType() Type { return TypeUnwatchServices }
+
+// Validate implements [Message].
+func (*UnwatchServices) Validate() error { return nil }
 
 // MessageType implements [Message].
 func (*ServiceUpdate) MessageType() Type { return TypeServiceUpdate }

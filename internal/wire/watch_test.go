@@ -25,6 +25,7 @@ func watchSamples() []struct {
 			Subscribers: []EndpointDesc{{ID: 11, ClientID: 3, PID: 4243, Process: "viewer", Policy: PolicyBlockProducer, Capacity: 256, History: 1}},
 		}}},
 		{"services_synced", 0, &ServicesSynced{}},
+		{"unwatch_services", 41, &UnwatchServices{}},
 	}
 }
 

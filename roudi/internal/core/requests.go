@@ -57,6 +57,8 @@ func (r *Router) request(ev ClientRequest) {
 		}
 	case WatchServices:
 		r.watchRequest(c, ev, reply) // watch.go
+	case UnwatchServices:
+		r.unwatchRequest(c, reply) // watch.go
 	case GrowData, RetireData, GetDataSegment:
 		r.dataRequest(c, ev, reply) // memory_grow.go
 	case ReleaseConnection:

@@ -27,6 +27,7 @@ type ClientInfo struct {
 	Name        string
 	Publishers  []PubID
 	Subscribers []SubID
+	Watches     int // service watches open (WatchServices not unwatched)
 }
 
 // TopicInfo describes one topic.
@@ -57,7 +58,7 @@ func (r *Router) Snapshot() Snapshot {
 		c := r.clients[id]
 		s.Clients = append(s.Clients, ClientInfo{
 			ID: c.id, Conn: c.conn, PID: c.pid, UID: c.uid, GID: c.gid, Name: c.name,
-			Publishers: slices.Clone(c.pubs), Subscribers: slices.Clone(c.subs),
+			Publishers: slices.Clone(c.pubs), Subscribers: slices.Clone(c.subs), Watches: r.watches(c),
 		})
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.topics)) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/parallax-ipc/parallax"
 )
 
 // Service discovery watches.
@@ -110,6 +112,20 @@ type Watching struct{}
 
 func (Watching) isResult() {}
 
+// UnwatchServices ends one of the requesting client's watches: the core
+// counts the [WatchServices] of each client (several watchers of one
+// process share its control connection) and stops pushing to the client
+// when the count drops to zero. Answered by [Unwatched]; a client that
+// does not watch is refused.
+type UnwatchServices struct{}
+
+func (UnwatchServices) isRequest() {}
+
+// Unwatched answers [UnwatchServices].
+type Unwatched struct{}
+
+func (Unwatched) isResult() {}
+
 // Endpoint is one publisher or subscriber of a [Service]. Policy and
 // Capacity are a subscriber's (zero for a publisher); History is what a
 // publisher keeps or a subscriber asked for.
@@ -170,6 +186,7 @@ func (a WatchSynced) String() string { return fmt.Sprintf("watch-synced %v", a.C
 // last told.
 type watchState struct {
 	watchers map[ConnID]*client
+	count    map[ConnID]int        // WatchServices not yet unwatched, per watcher
 	told     map[svcKey]serviceSig // the services as of the last step
 }
 
@@ -249,17 +266,48 @@ func (r *Router) watchRequest(c *client, ev ClientRequest, reply func(Result, er
 	w := &r.watch
 	if w.watchers == nil {
 		w.watchers = make(map[ConnID]*client)
+		w.count = make(map[ConnID]int)
 	}
 	if len(w.watchers) == 0 {
 		w.told = r.serviceSigs() // nobody watched: start from now
 	}
+	if w.watchers[c.conn] != c {
+		w.count[c.conn] = 0 // a departed client's conn id is not reused, but be exact
+	}
 	w.watchers[c.conn] = c
+	w.count[c.conn]++
 	for _, key := range sortedSvcKeys(w.told) {
 		t, rt := r.serviceTopics(key)
 		r.emit(ServiceChanged{Conn: c.conn, Change: ServiceAppeared, Service: r.service(key, t, rt, c)})
 	}
 	r.emit(WatchSynced{Conn: c.conn})
 	reply(Watching{}, nil)
+}
+
+// unwatchRequest ends one of c's watches; the last one makes c no
+// watcher any more.
+func (r *Router) unwatchRequest(c *client, reply func(Result, error)) {
+	w := &r.watch
+	if w.watchers[c.conn] != c {
+		reply(nil, fmt.Errorf("unwatch services: %w: client %d does not watch", parallax.ErrProtocol, c.id))
+		return
+	}
+	if w.count[c.conn]--; w.count[c.conn] <= 0 {
+		delete(w.watchers, c.conn)
+		delete(w.count, c.conn)
+		if len(w.watchers) == 0 {
+			w.told = nil
+		}
+	}
+	reply(Unwatched{}, nil)
+}
+
+// watches returns how many watches c has open.
+func (r *Router) watches(c *client) int {
+	if r.watch.watchers[c.conn] != c {
+		return 0
+	}
+	return r.watch.count[c.conn]
 }
 
 // watchStep tells the watchers what the step that just ran changed.
@@ -274,6 +322,7 @@ func (r *Router) watchStep(ev Event) {
 	for conn, c := range w.watchers {
 		if r.conns[conn] != c {
 			delete(w.watchers, conn) // gone
+			delete(w.count, conn)
 		}
 	}
 	if len(w.watchers) == 0 {
