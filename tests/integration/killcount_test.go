@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parallax-ipc/parallax/internal/testutil"
 	"github.com/parallax-ipc/parallax/roudi"
 )
 
@@ -22,7 +23,24 @@ import (
 // header when it learns of the death (design §8.20).
 func TestKilledPublisherCountsWhatItPublished(t *testing.T) {
 	t.Parallel()
-	r := startInProcessRouter(t, ownedConfig)
+	for _, b := range []string{"memfd", "hugetlb", "file"} {
+		t.Run(b, func(t *testing.T) {
+			t.Parallel()
+			config := ownedConfig
+			switch b {
+			case "hugetlb": // the router preads a hugetlbfs memfd
+				testutil.MustHaveHugepages(t, 2)
+				config = testConfig + "\n[publishers]\nhugepages = \"always\"\n"
+			case "file":
+				config = fileBackedConfig(t.TempDir())
+			}
+			killedPublisherCounts(t, config)
+		})
+	}
+}
+
+func killedPublisherCounts(t *testing.T, config string) {
+	r := startInProcessRouter(t, config)
 	const n = 25
 	sub := spawn(t, "subscriber", "sub", sockArg(r), "-topic=killcount", "-n="+strconv.Itoa(n), "-qcap=64", "-policy=block", "-keep=1")
 	sub.expect("ready")
