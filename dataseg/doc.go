@@ -26,14 +26,17 @@
 // All fields are little-endian fixed-width integers:
 //
 //	offset 0    +---------------------------------------------------------+
-//	            | segment header (128 B, written once by Format)          |
+//	            | segment header (128 B; 0..63 written once by Format)    |
 //	            |   0 magic u64 "PLXDSEG1"     8 layout version u32       |
 //	            |  12 segment index u16       14 flags u16 (bit0 hugetlb) |
 //	            |  16 publisher id u32        20 chunk size u32 (k × 64)  |
 //	            |  24 count u32               28 header stride u32 (= 64) |
 //	            |  32 headers offset u64      40 payload offset u64       |
 //	            |  48 segment size u64        56 page size u32            |
-//	            |  60..127 reserved (0)                                   |
+//	            |  60 reserved u32 (0)                                    |
+//	            |  64 published u64  72 delivered u64  80 dropped u64     |
+//	            |  88 unconnected u64: the owner's counters (counters.go) |
+//	            |  96..127 reserved (0)                                   |
 //	offset 128  +---------------------------------------------------------+
 //	            | chunk header[0..Count-1], 64 B each:                    |
 //	            |   0 length u32    4 flags u32      8 seq u64            |

@@ -16,7 +16,9 @@ const (
 	// little-endian uint64.
 	Magic uint64 = 0x3147455344584c50
 	// LayoutVersion is the version of the data segment layout.
-	LayoutVersion uint32 = 1
+	// Version 2: header bytes 64..95 hold the publisher's counters
+	// (counters.go).
+	LayoutVersion uint32 = 2
 
 	// HeaderSize is the size of the segment header at offset 0.
 	HeaderSize = 128
@@ -60,7 +62,7 @@ const (
 	offPayloadOffset = 40 // u64 payload area offset
 	offSegmentSize   = 48 // u64 segment size
 	offPageSize      = 56 // u32 page size
-	offReserved      = 60 // u32 reserved, then 64..127 reserved; all 0
+	offReserved      = 60 // u32 reserved, 0; 64..95 the publisher's counters (counters.go); 96..127 reserved, 0
 )
 
 // Byte offsets of the chunk header fields (all little-endian), see [Meta].

@@ -22,7 +22,7 @@ func TestLayout(t *testing.T) {
 	var m [8]byte
 	binary.LittleEndian.PutUint64(m[:], Magic)
 	require.Equal(t, "PLXDSEG1", string(m[:]))
-	require.EqualValues(t, 1, LayoutVersion)
+	require.EqualValues(t, 2, LayoutVersion)
 	require.Equal(t, 128, HeaderSize)
 	require.Equal(t, 128, HeadersOffset)
 	require.Equal(t, 64, ChunkHeaderSize)
@@ -42,6 +42,8 @@ func TestLayout(t *testing.T) {
 		{"count", offCount, 24}, {"stride", offStride, 28}, {"headers offset", offHeadersOffset, 32},
 		{"payload offset", offPayloadOffset, 40}, {"segment size", offSegmentSize, 48},
 		{"page size", offPageSize, 56}, {"reserved", offReserved, 60},
+		{"published", offPublished, 64}, {"delivered", offDelivered, 72}, {"dropped", offDropped, 80},
+		{"unconnected", offUnconnected, 88}, {"reserved after the counters", offReserved2, 96},
 	}
 	for _, f := range header {
 		require.Equal(t, f.want, f.off, "segment header field %s", f.name)
@@ -91,7 +93,7 @@ func TestFormatHeaderBytes(t *testing.T) {
 	t.Parallel()
 	d := Desc{PubID: 0x01020304, Index: 0x0506, Flags: FlagHugetlb, ChunkSize: 128, Count: 3, PageSize: 4096}
 	_, mem := mustFormat(t, d)
-	want := "504c58445345473101000000060501000403020180000000030000004000000080000000000000008001000000000000" +
+	want := "504c58445345473102000000060501000403020180000000030000004000000080000000000000008001000000000000" +
 		"00100000000000000010000000000000"
 	require.Equal(t, want, hex.EncodeToString(mem[:64]))
 	require.Equal(t, make([]byte, HeaderSize-64), mem[64:HeaderSize], "reserved bytes")
@@ -164,4 +166,42 @@ func TestDescValidate(t *testing.T) {
 		_, err = Attach(make([]byte, 8192), d, true)
 		require.True(t, errors.Is(err, ErrDesc), "Attach %s: %v", name, err)
 	}
+}
+
+// TestCounters: the owner's SetCounters lands in header bytes 64..95, where
+// ReadCounters (pread of the segment's file) and Counters find them; a
+// read-only Segment has none to set; Max never lowers a counter.
+func TestCounters(t *testing.T) {
+	t.Parallel()
+	d := Desc{PubID: 7, Index: 0, ChunkSize: 256, Count: 5, PageSize: 4096}
+	s, mem := mustFormat(t, d)
+	require.Equal(t, Counters{}, s.Counters())
+	s.SetCounters(10, 20, 3, 4)
+	want := Counters{Published: 10, Delivered: 20, Dropped: 3, Unconnected: 4}
+	require.Equal(t, want, s.Counters())
+	require.EqualValues(t, 10, binary.LittleEndian.Uint64(mem[64:]))
+	require.EqualValues(t, 4, binary.LittleEndian.Uint64(mem[88:]))
+	require.True(t, allZeroBytes(mem[96:128]), "bytes 96..127 stay reserved")
+	got, err := ReadCounters(bytes.NewReader(mem))
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	_, err = ReadCounters(bytes.NewReader(mem[:80]))
+	require.ErrorIs(t, err, parallax.ErrCorrupt)
+
+	ro, err := Attach(mem, d, true)
+	require.NoError(t, err, "counters do not fail Attach")
+	require.Equal(t, Counters{}, ro.Counters())
+	require.Panics(t, func() { ro.SetCounters(1, 1, 1, 1) })
+
+	require.Equal(t, Counters{Published: 12, Delivered: 20, Dropped: 5, Unconnected: 4},
+		want.Max(Counters{Published: 12, Delivered: 2, Dropped: 5}))
+}
+
+func allZeroBytes(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -27,6 +27,7 @@ type Segment struct {
 	count     uint32
 	chunkSize int
 	headers   []byte // the chunk-header table, Count*ChunkHeaderSize bytes
+	counters  []byte // the publisher's counters in the header (counters.go); nil when read-only
 	payload   []byte // the payload area, Count*ChunkSize bytes
 }
 
@@ -93,7 +94,8 @@ func putHeader(h []byte, d Desc, l layout) {
 //
 // Attach recomputes every offset from d and requires the in-segment header
 // to match it field by field (magic, version, index, flags, publisher id,
-// chunk size, count, stride, offsets, size, page size, reserved bytes 0).
+// chunk size, count, stride, offsets, size, page size, reserved bytes 0;
+// the publisher's counters, bytes 64..95, are not checked).
 // It reads the header once and never again. Errors wrap [ErrDesc] for an
 // invalid d and [parallax.ErrCorrupt] for a short mem or any mismatch, and
 // name the first field that differs. Attach writes nothing.
@@ -133,6 +135,9 @@ func Attach(mem []byte, d Desc, readOnly bool) (*Segment, error) {
 		}
 	}
 	for i := offReserved; i < HeaderSize; i++ {
+		if i >= CountersOffset && i < offReserved2 {
+			continue // the publisher's counters (counters.go): its own word, not checked
+		}
 		if h[i] != 0 {
 			return nil, fmt.Errorf("attach data segment %d of publisher %d: reserved header byte %d is %#x, want 0: %w",
 				d.Index, d.PubID, i, h[i], parallax.ErrCorrupt)
@@ -144,7 +149,12 @@ func Attach(mem []byte, d Desc, readOnly bool) (*Segment, error) {
 func newSegment(mem []byte, d Desc, l layout, readOnly bool) *Segment {
 	hdrEnd := HeadersOffset + int(d.Count)*ChunkHeaderSize
 	payEnd := l.payloadOff + int(d.Count)*int(d.ChunkSize)
+	var counters []byte
+	if !readOnly {
+		counters = mem[CountersOffset : CountersOffset+CountersSize : CountersOffset+CountersSize]
+	}
 	return &Segment{
+		counters:  counters,
 		desc:      d,
 		readOnly:  readOnly,
 		count:     d.Count,

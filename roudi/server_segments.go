@@ -34,9 +34,12 @@ import (
 //   - core.GrantSegments: wire.ConnSegmentAdded and wire.DataSegmentAdded
 //     pushes, one fd each.
 //   - core.CloseDataSegments, core.CloseConnSegment: close the fds (the
-//     memory lives as long as a client maps it).
+//     memory lives as long as a client maps it); a departed publisher's
+//     segment 0 is read first (pread of its header's counters,
+//     server_segcounters.go).
 //
-// The router never maps an owned segment again after formatting it.
+// The router never maps an owned segment again after formatting it (it
+// preads a departed publisher's counters, server_segcounters.go).
 
 // segFiles is the server's record of owned segments; owned by the Serve
 // goroutine (and by Close).
@@ -111,6 +114,9 @@ func (s *Server) segmentAction(a core.Action) {
 		for _, i := range a.Indices {
 			k := dataKey{a.Pub, i}
 			if f := s.segs.data[k]; f != nil {
+				if i == 0 && a.Topic != "" { // the publisher is gone: server_segcounters.go
+					s.foldSegmentCounters(a.Pub, a.Topic, f.rw)
+				}
 				f.close()
 				delete(s.segs.data, k)
 			}

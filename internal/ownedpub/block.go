@@ -106,6 +106,7 @@ func (e *Engine) pushWaiting(deadline time.Time, c *Conn, ref parallax.ChunkRef)
 	})
 	if err == nil && !c.removed {
 		c.delivered++
+		e.delivered++
 		return e.notify(c)
 	}
 	// Not pushed (or pushed into a connection removed meanwhile, whose

@@ -101,6 +101,12 @@ type Engine struct {
 	unreported []*ConnError
 
 	published, drains, drained, discarded, waits, timeouts, failed, replayed uint64
+	// delivered counts pushes on every connection ever (each Conn's
+	// delivered, summed); unconnected the Publish calls that found no
+	// live connection. With published, discarded and timeouts they are
+	// mirrored into ctr's header (publish.go mirror).
+	delivered, unconnected uint64
+	ctr                    *dataseg.Segment // segment 0: its header holds the mirrored counters
 
 	// gate: Close, the holds, OnIdle (close.go).
 	gate idlegate.Gate
@@ -149,6 +155,10 @@ func (e *Engine) AddSegment(s *dataseg.Segment) error {
 	}
 	segs[d.Index] = s
 	e.segs = segs
+	if d.Index == 0 {
+		e.ctr = s
+		e.mirror() // a resumed publisher's segment shows its counters at once
+	}
 	return nil
 }
 

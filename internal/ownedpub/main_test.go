@@ -18,8 +18,9 @@ func TestMain(m *testing.M) { testutil.Main(m) }
 // rig is a publisher engine over one heap data segment, with a read-only
 // view of the same memory for test consumers.
 type rig struct {
-	e  *ownedpub.Engine
-	ro *dataseg.Segment
+	e   *ownedpub.Engine
+	ro  *dataseg.Segment
+	mem []byte
 }
 
 func newRig(t testing.TB, opts ownedpub.Options, chunkSize, count uint32) *rig {
@@ -32,7 +33,7 @@ func newRig(t testing.TB, opts ownedpub.Options, chunkSize, count uint32) *rig {
 	require.NoError(t, err)
 	e := ownedpub.New(opts)
 	require.NoError(t, e.AddSegment(w))
-	return &rig{e: e, ro: ro}
+	return &rig{e: e, ro: ro, mem: mem}
 }
 
 // consumer is the subscriber side of one connection: its own attachment of

@@ -60,12 +60,14 @@ func (e *Engine) publish(l *Loan) error {
 		return err // not reached: idx is loaned and not in history
 	}
 	var first error
+	reached := false
 	// A snapshot: AddConn and RemoveConn replace e.conns, so the slice
 	// stays valid while a blocking delivery releases mu.
 	for i, c := range e.conns {
 		if c.err != nil || c.removed || !c.ct.Live() {
 			continue
 		}
+		reached = true
 		if err := e.deliver(c, idx, ref); err != nil && first == nil {
 			first = err
 		}
@@ -78,6 +80,10 @@ func (e *Engine) publish(l *Loan) error {
 	}
 	e.loanDone()
 	e.published++
+	if !reached {
+		e.unconnected++
+	}
+	e.mirror()
 	if e.drainEvery > 0 {
 		if e.sinceDrain++; e.sinceDrain >= e.drainEvery {
 			e.sinceDrain = 0
@@ -222,6 +228,7 @@ func (e *Engine) push(c *Conn, ref parallax.ChunkRef) bool {
 		return false
 	}
 	c.delivered++
+	e.delivered++
 	if old != parallax.NilRef {
 		testhook.Stop("discard.won") // kill window: taken back from the ring, bit still set
 		c.discarded++
@@ -329,6 +336,7 @@ func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 	}
 	e.loanDone()
 	e.published++
+	e.mirror()
 	if e.drainEvery > 0 {
 		if e.sinceDrain++; e.sinceDrain >= e.drainEvery {
 			e.sinceDrain = 0
@@ -339,4 +347,14 @@ func (e *Engine) PublishTo(ctx context.Context, l *Loan, c *Conn) error {
 	e.unlock()
 	e.runIdle(idle)
 	return err
+}
+
+// mirror stores the engine's counters in the header of the first data
+// segment (dataseg.Segment.SetCounters), where the router reads them after
+// this process dies (design §8.20): four plain stores into a cache line
+// only this process writes and nobody reads on the data path. mu held.
+func (e *Engine) mirror() {
+	if e.ctr != nil {
+		e.ctr.SetCounters(e.published, e.delivered, e.discarded+e.timeouts, e.unconnected)
+	}
 }

@@ -357,7 +357,7 @@ func (r *Router) memDropPublisher(p *publisher) {
 		}
 	}
 	if len(live) > 0 {
-		r.emit(CloseDataSegments{Pub: m.id, Indices: live})
+		r.emit(CloseDataSegments{Pub: m.id, Indices: live, Topic: m.topic})
 	}
 	r.retireTombstone(m)
 }

@@ -125,6 +125,11 @@ type GrantSegments struct {
 type CloseDataSegments struct {
 	Pub     PubID
 	Indices []uint16
+	// Topic is set when the publisher is gone (closed, or its client
+	// departed): the server then reads the counters the publisher kept in
+	// segment 0's header before it closes the fd (design §8.20). Empty
+	// for a retired or abandoned segment.
+	Topic string
 }
 
 // CloseConnSegment asks the server to close its fd of a connection's
