@@ -94,39 +94,24 @@ func TestClosedSubscriberGoneWhileProcessLives(t *testing.T) {
 	defer pub.Close()
 
 	cmd := testutil.ChildCommand(t, "closer", nil, srv.SocketPath(), "closer", strconv.Itoa(rounds))
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	defer func() {
-		stdin.Close()
-		require.NoError(t, cmd.Wait(), "the closer child")
-	}()
-	out := bufio.NewScanner(stdout)
-	line := func(want string) {
-		t.Helper()
-		require.True(t, out.Scan(), "child output ended (%v), want %q", out.Err(), want)
-		require.Equal(t, want, out.Text())
-	}
+	child, stop := startLineChild(t, cmd, "the closer child")
+	defer stop()
 
 	for i := range rounds {
-		line("ready")
+		child.expect("ready")
 		require.NoError(t, pub.WaitForSubscribers(ctx, 1), "round %d", i)
 		c, err := pub.Loan(64)
 		require.NoError(t, err)
 		require.NoError(t, pub.Publish(c))
-		_, err = io.WriteString(stdin, "close\n")
-		require.NoError(t, err)
-		line("closed")
+		child.say("close")
+		child.expect("closed")
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			st := pub.Stats() // the last look is the one reported
 			assert.Truef(c, st.Subscribers == 0 && st.Removed == uint64(i+1),
 				"round %d: the closed subscriber is gone while its process lives: %+v", i, st)
 		}, 20*time.Second, time.Millisecond)
 		if i+1 < rounds {
-			_, err = io.WriteString(stdin, "next\n")
-			require.NoError(t, err)
+			child.say("next")
 		}
 	}
 }

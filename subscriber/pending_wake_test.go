@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"testing"
@@ -80,22 +79,9 @@ func pendingWake(t *testing.T, topic string, wait func(ctx context.Context, sub 
 	defer sub.Close()
 
 	cmd := testutil.ChildCommand(t, "growpub", nil, srv.SocketPath(), topic)
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	defer func() {
-		stdin.Close()
-		require.NoError(t, cmd.Wait(), "the publisher child")
-	}()
-	out := bufio.NewScanner(stdout)
-	line := func(want string) {
-		t.Helper()
-		require.True(t, out.Scan(), "child output ended (%v), want %q", out.Err(), want)
-		require.Equal(t, want, out.Text())
-	}
-	line("ready")
+	child, stop := startLineChild(t, cmd, "the publisher child")
+	defer stop()
+	child.expect("ready")
 	require.NoError(t, sub.WaitForPublishers(ctx, 1)) // segment 0 is mapped
 
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -103,9 +89,8 @@ func pendingWake(t *testing.T, topic string, wait func(ctx context.Context, sub 
 	unhold := func() { once.Do(func() { close(release) }) }
 	defer unhold()
 	subscriber.HoldDataSegmentsEntered(sub, entered, release)
-	_, err = io.WriteString(stdin, "big\n")
-	require.NoError(t, err)
-	line("published")
+	child.say("big")
+	child.expect("published")
 	select {
 	case <-entered: // the grown segment's grant is held
 	case <-ctx.Done():

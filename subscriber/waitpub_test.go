@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"testing"
@@ -72,22 +71,9 @@ func TestTryTakeAfterWaitForPublishers(t *testing.T) {
 	subscriber.HoldDataSegmentsEntered(sub, entered, release)
 
 	cmd := testutil.ChildCommand(t, "steppub", nil, srv.SocketPath(), "waitpub")
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	defer func() {
-		stdin.Close()
-		require.NoError(t, cmd.Wait(), "the publisher child")
-	}()
-	out := bufio.NewScanner(stdout)
-	line := func(want string) {
-		t.Helper()
-		require.True(t, out.Scan(), "child output ended (%v), want %q", out.Err(), want)
-		require.Equal(t, want, out.Text())
-	}
-	line("ready")
+	child, stop := startLineChild(t, cmd, "the publisher child")
+	defer stop()
+	child.expect("ready")
 
 	// The connection and its segment arrived; the publisher's data
 	// segment is held.
@@ -104,9 +90,8 @@ func TestTryTakeAfterWaitForPublishers(t *testing.T) {
 		unhold()
 		require.NoError(t, sub.WaitForPublishers(ctx, 1))
 	}
-	_, err = io.WriteString(stdin, "publish\n")
-	require.NoError(t, err)
-	line("published")
+	child.say("publish")
+	child.expect("published")
 	x, err := sub.TryTake()
 	require.NoError(t, err, "the sample published after WaitForPublishers returned: %s", subscriber.DebugOwned(sub))
 	require.Equal(t, "first", string(x.Bytes()))
