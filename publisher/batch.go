@@ -35,11 +35,7 @@ func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
 	}
 	var first error
 	var bad []*ownedpub.ConnError // reported after the batch: badConn takes o.mu
-	sent := uint64(0)
 	o.eng.PublishBatch(len(cs), func(i int) *ownedpub.Loan { return &cs[i].ol }, func(i int, e error) {
-		if spent(e) {
-			sent++
-		}
 		if e == nil {
 			published++
 			return
@@ -52,9 +48,6 @@ func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
 			first = p.publishError(nil, cs[i], e)
 		}
 	})
-	if o.live.Load() == 0 {
-		p.unconnected.Add(sent)
-	}
 	for _, ce := range bad {
 		p.badConn(o, ce)
 	}

@@ -301,26 +301,14 @@ func (p *Publisher) releaseOwned(o *owned, c Chunk) error {
 
 // publishOwned is Publish in the owned model. Its one guard is the
 // engine's lock, taken once: the engine refuses a loan after Close, and
-// counts the published samples and the loans itself.
+// counts the published (and unconnected) samples and the loans itself.
 func (p *Publisher) publishOwned(o *owned, c Chunk) error {
 	c.ol.SetStamp(sys.UnixNano()) // keeps what Chunk.SetMeta set
 	err := o.eng.Publish(&c.ol)
-	if o.live.Load() == 0 && spent(err) {
-		p.unconnected.Add(1)
-	}
 	if err != nil {
 		return p.publishError(o, c, err)
 	}
 	return nil
-}
-
-// spent reports whether a Publish that returned err published its chunk
-// (delivered or kept it; failures of single connections included), as
-// the engine's Published counts: not for a loan that was not current, a
-// length beyond the chunk or a closed publisher.
-func spent(err error) bool {
-	return err == nil || !errors.Is(err, ownedpub.ErrNotLoaned) && !errors.Is(err, ownedpub.ErrClosed) &&
-		!errors.Is(err, ownedpub.ErrInvalidArgument)
 }
 
 // publishError wraps what the engine's Publish of c returned, reporting a
@@ -399,7 +387,7 @@ func (o *owned) stats(s *Stats) {
 	o.mu.Unlock()
 	o.eng.Drain() // take back what subscribers returned, so Memory is current
 	es := o.eng.Stats()
-	s.Published, s.Loans = es.Published, int64(es.Loans)
+	s.Published, s.Loans, s.Unconnected = es.Published, int64(es.Loans), es.Unconnected
 	s.Delivered = delivered + o.goneDelivered.Load()
 	s.Dropped = dropped + o.goneDropped.Load()
 	s.Subscribers = int(o.live.Load())

@@ -82,9 +82,6 @@ type Publisher struct {
 	opts  Options
 
 	changed clientrt.Signal
-	// unconnected counts publishes made with no connection at all (the
-	// samples nobody could receive); added only on that path.
-	unconnected atomic.Uint64
 	// corruptConns counts connections that failed (owned.go badConn).
 	corruptConns atomic.Uint64
 	closeOnce    sync.Once

@@ -58,7 +58,7 @@ type MemoryStats struct {
 // takes back what subscribers returned, so
 // Memory.Free counts every chunk no subscriber holds any more.
 func (p *Publisher) Stats() Stats {
-	s := Stats{Unconnected: p.unconnected.Load(), CorruptConnections: p.corruptConns.Load()}
+	s := Stats{CorruptConnections: p.corruptConns.Load()}
 	p.own.Load().stats(&s)
 	return s
 }

@@ -176,6 +176,9 @@ type Stats struct {
 	Failed    uint64 // connections failed (ConnError)
 	Replayed  uint64 // history entries delivered to new connections
 	Sleeping  int    // LoanWait calls asleep now (on return wakes, or at MaxLoans)
+	// Unconnected counts the Publish calls that found no live connection
+	// to deliver to (the samples nobody could receive, but history).
+	Unconnected uint64
 }
 
 // Published returns the Publish calls that delivered (or kept) their
@@ -194,7 +197,7 @@ func (e *Engine) Stats() Stats {
 		Stats: e.tr.Stats(), Conns: len(e.conns), Published: e.published,
 		Drains: e.drains, Drained: e.drained, Discarded: e.discarded,
 		Waits: e.waits, Timeouts: e.timeouts, Failed: e.failed, Replayed: e.replayed,
-		Sleeping: e.sleeping,
+		Sleeping: e.sleeping, Unconnected: e.unconnected,
 	}
 }
 
