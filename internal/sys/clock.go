@@ -19,9 +19,19 @@ var unixClock struct {
 const recalibrate = 50 * time.Millisecond
 
 // UnixNano returns the current wall-clock time in nanoseconds since the
-// Unix epoch, like time.Now().UnixNano(), at the cost of one monotonic
-// clock read. It allocates nothing and is safe for concurrent use.
+// Unix epoch, like time.Now().UnixNano(): from the processor's time-stamp
+// counter where it is invariant (tsc.go, a few nanoseconds and no fence),
+// else at the cost of one monotonic clock read. It allocates nothing and
+// is safe for concurrent use.
 func UnixNano() int64 {
+	if ns, ok := tscUnixNano(); ok {
+		return ns // tsc.go: the counter, where it is invariant
+	}
+	return monoUnixNano()
+}
+
+// monoUnixNano is UnixNano from one monotonic clock read and the offset.
+func monoUnixNano() int64 {
 	m := nanotime()
 	// Any ordering: a reader that pairs one calibration's time with the
 	// next one's offset is off by the drift between them, which is what
