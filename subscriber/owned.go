@@ -383,34 +383,43 @@ func (o *ownedState) publishers() int {
 // segment. o.mu held.
 func (oc *ownedConn) usable() bool { return oc.c != nil && !oc.done && oc.segs[0] }
 
-// takeOwned takes one sample: TryTake (wait false) or Take with w. The
-// engine fills the Sample's own part in place (TryTakeInto: no copy of
-// the freshly decoded header through a return value).
-func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.WaitOptions, wait bool) (Sample, error) {
+// takeOwned takes one sample into *x: TryTake (wait false) or Take with
+// *w (read only). The engine fills the Sample's own part in place
+// (TryTakeInto). On error *x is the zero Sample.
+func (s *Subscriber) takeOwned(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions, wait bool) error {
+	err := s.takeOwnedErr(x, o, ctx, w, wait)
+	if err != nil {
+		*x = Sample{}
+	}
+	return err
+}
+
+func (s *Subscriber) takeOwnedErr(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions, wait bool) error {
 	if wait && w.Timeout > 0 {
 		// The clock is read once, so wake-ups that find nothing do not
 		// extend the wait (as the engine's Take does).
-		if d := time.Now().Add(w.Timeout); w.Deadline.IsZero() || d.Before(w.Deadline) {
-			w.Deadline = d
+		wc := *w
+		if d := time.Now().Add(wc.Timeout); wc.Deadline.IsZero() || d.Before(wc.Deadline) {
+			wc.Deadline = d
 		}
-		w.Timeout = 0
+		wc.Timeout = 0
+		w = &wc
 	}
-	var x Sample
 	for {
 		err := o.eng.TryTakeInto(&x.own)
 		switch {
 		case err == nil:
 			x.sub = s
-			return x, nil
+			return nil
 		case errors.Is(err, ownedsub.ErrEmpty):
 			if !wait {
-				return Sample{}, ErrNoData
+				return ErrNoData
 			}
-			if err := o.eng.Wait(ctx, w); err != nil {
+			if err := o.eng.Wait(ctx, *w); err != nil {
 				if ctx.Err() == nil && errors.Is(err, parallax.ErrTimeout) {
-					return Sample{}, o.waitTimeout
+					return o.waitTimeout
 				}
-				return Sample{}, s.ownedWaitErr(ctx, err)
+				return s.ownedWaitErr(ctx, err)
 			}
 		case errors.Is(err, ownedsub.ErrPendingSegment):
 			// The engine keeps the ref and skips the connection until
@@ -421,15 +430,15 @@ func (s *Subscriber) takeOwned(o *ownedState, ctx context.Context, w ringbuf.Wai
 				s.askSegment(o, pe) // owned_grow.go
 			}
 		case errors.Is(err, ownedsub.ErrClosed):
-			return Sample{}, clientrt.ErrClosed
+			return clientrt.ErrClosed
 		case errors.Is(err, ownedsub.ErrConnFailed):
 			var ce *ownedsub.ConnError
 			if errors.As(err, &ce) {
 				s.reportOwned(ce)
 			}
-			return Sample{}, fmt.Errorf("subscriber %q: %w", s.topic, err)
+			return fmt.Errorf("subscriber %q: %w", s.topic, err)
 		default:
-			return Sample{}, fmt.Errorf("take from %q: %w", s.topic, err)
+			return fmt.Errorf("take from %q: %w", s.topic, err)
 		}
 	}
 }
@@ -563,20 +572,20 @@ func (o *ownedState) dropped() uint64 {
 
 // takeOwnedWait is take in the owned model: the engine spins and sleeps on
 // the connections' wake words. Coalesce applies.
-func (s *Subscriber) takeOwnedWait(o *ownedState, ctx context.Context, w ringbuf.WaitOptions) (Sample, error) {
+func (s *Subscriber) takeOwnedWait(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions) error {
 	if s.streaming && s.opts.Coalesce > 0 && !o.eng.Ready() {
 		// Options.Coalesce: let the stream's next samples pile up.
 		sys.SpinFor(s.opts.Coalesce)
 	}
-	x, err := s.takeOwned(o, context.Background(), w, false)
+	err := s.takeOwned(x, o, context.Background(), w, false)
 	if err != ErrNoData {
 		s.streaming = err == nil
-		return x, err
+		return err
 	}
 	s.streaming = false
 	s.busy.pause()
 	defer s.busy.resume()
-	return s.takeOwned(o, ctx, w, true)
+	return s.takeOwned(x, o, ctx, w, true)
 }
 
 // ownedWireTimeout bounds how long New waits for the segments of the
