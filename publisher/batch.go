@@ -45,7 +45,7 @@ func (p *Publisher) PublishBatch(cs []Chunk) (published int, err error) {
 			bad = append(bad, ce)
 		}
 		if first == nil {
-			first = p.publishError(nil, cs[i], e)
+			first = p.publishError(nil, cs[i].Ref(), e)
 		}
 	})
 	for _, ce := range bad {

@@ -266,16 +266,18 @@ func (o *owned) drop(oc *ownedConn) {
 	oc.seg.Close() // nil-safe
 }
 
-// loanOwned is Loan in the owned model.
-func (p *Publisher) loanOwned(o *owned, n int) (Chunk, error) {
-	l, err := o.eng.Loan(n)
+// loanOwned is Loan in the owned model, into *c (the zero Chunk on
+// error): the loan is written once, into the caller's result.
+func (p *Publisher) loanOwned(c *Chunk, o *owned, n int) error {
+	err := o.eng.LoanInto(&c.ol, n)
 	if err != nil {
-		l, err = p.loanGrow(context.Background(), o, n, err, false) // owned_grow.go
+		c.ol, err = p.loanGrow(context.Background(), o, n, err, false) // owned_grow.go
 	}
 	if err != nil {
-		return Chunk{}, p.loanError(n, err)
+		*c = Chunk{}
+		return p.loanError(n, err)
 	}
-	return Chunk{ol: l}, nil
+	return nil
 }
 
 // loanError wraps a failed loan of n bytes: after Close, the runtime's
@@ -302,22 +304,23 @@ func (p *Publisher) releaseOwned(o *owned, c Chunk) error {
 // publishOwned is Publish in the owned model. Its one guard is the
 // engine's lock, taken once: the engine refuses a loan after Close, and
 // counts the published (and unconnected) samples and the loans itself.
-func (p *Publisher) publishOwned(o *owned, c Chunk) error {
+func (p *Publisher) publishOwned(o *owned, c *Chunk) error {
 	c.ol.SetStamp(sys.UnixNano()) // keeps what Chunk.SetMeta set
+	ref := c.Ref()                // for the error: Publish spends the loan
 	err := o.eng.Publish(&c.ol)
 	if err != nil {
-		return p.publishError(o, c, err)
+		return p.publishError(o, ref, err)
 	}
 	return nil
 }
 
-// publishError wraps what the engine's Publish of c returned, reporting a
+// publishError wraps what the engine's Publish of the chunk ref returned, reporting a
 // failed connection to the router unless o is nil (PublishBatch reports
 // them after the batch).
-func (p *Publisher) publishError(o *owned, c Chunk, err error) error {
+func (p *Publisher) publishError(o *owned, ref parallax.ChunkRef, err error) error {
 	switch {
 	case errors.Is(err, ownedpub.ErrNotLoaned):
-		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, c.Ref(), parallax.ErrNotHeld)
+		return fmt.Errorf("publish on %q: chunk %v is not a current loan (published or released already): %w", p.topic, ref, parallax.ErrNotHeld)
 	case errors.Is(err, ownedpub.ErrClosed):
 		return fmt.Errorf("publish on %q: %w", p.topic, clientrt.ErrClosed)
 	}

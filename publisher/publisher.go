@@ -241,11 +241,12 @@ func (c Chunk) Truncate(n int) Chunk {
 // a dedicated one; a router limit that refuses it gives an error wrapping
 // parallax.ErrLimit naming the limit. [Publisher.LoanWait] waits for a
 // subscriber's return instead.
-func (p *Publisher) Loan(n int) (Chunk, error) {
+func (p *Publisher) Loan(n int) (c Chunk, err error) {
 	if p.opts.TypeSize != 0 && n != int(p.opts.TypeSize) {
 		return Chunk{}, fmt.Errorf("loan %d bytes on %q of type %q (%d bytes): %w", n, p.topic, p.opts.TypeName, p.opts.TypeSize, parallax.ErrIncompatibleType)
 	}
-	return p.loanOwned(p.own.Load(), n) // owned.go
+	err = p.loanOwned(&c, p.own.Load(), n) // owned.go
+	return c, err
 }
 
 // Release gives back a loaned chunk without publishing it, after Close too.
@@ -259,7 +260,7 @@ func (p *Publisher) Release(c Chunk) error {
 // gives up the loan. It never copies payload bytes. After Close it gives
 // the chunk back and returns an error wrapping os.ErrClosed.
 func (p *Publisher) Publish(c Chunk) error {
-	return p.publishOwned(p.own.Load(), c) // owned.go
+	return p.publishOwned(p.own.Load(), &c) // owned.go
 }
 
 // Send copies b into a loaned chunk and publishes it.

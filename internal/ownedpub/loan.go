@@ -70,17 +70,29 @@ func (l *Loan) SetStamp(ns int64) { l.stamp = ns }
 // [parallax.ErrPoolExhausted] when no chunk is free after the drain. Loan
 // allocates nothing.
 func (e *Engine) Loan(n int) (Loan, error) {
+	var l Loan
+	err := e.LoanInto(&l, n)
+	return l, err
+}
+
+// LoanInto is [Engine.Loan] that stores the loan in *l (the zero Loan on
+// error): a caller that keeps the loan in a larger value (a publisher's
+// Chunk) writes it once instead of copying it out of a return value.
+func (e *Engine) LoanInto(l *Loan, n int) error {
 	if n < 0 {
-		return Loan{}, errNegative
+		*l = Loan{}
+		return errNegative
 	}
 	e.lock()
 	defer e.unlock()
 	if e.gate.Closed() {
-		return Loan{}, ErrClosed
+		*l = Loan{}
+		return ErrClosed
 	}
 	class, ok := e.tr.ClassFor(n)
 	if !ok {
-		return Loan{}, ErrTooLarge
+		*l = Loan{}
+		return ErrTooLarge
 	}
 	idx, ref, err := e.tr.Loan(class)
 	if errors.Is(err, parallax.ErrPoolExhausted) {
@@ -88,11 +100,13 @@ func (e *Engine) Loan(n int) (Loan, error) {
 		idx, ref, err = e.tr.Loan(class)
 	}
 	if err != nil {
-		return Loan{}, err
+		*l = Loan{}
+		return err
 	}
 	testhook.Stop("loan.popped") // kill window: loaned in private state only
 	seg := e.segs[ref.Pool()]
-	return Loan{idx: idx, ref: ref, buf: seg.Chunk(ref.Slot())[:n], e: e, seg: seg}, nil
+	*l = Loan{idx: idx, ref: ref, buf: seg.Chunk(ref.Slot())[:n], e: e, seg: seg}
+	return nil
 }
 
 var errNegative = fmt.Errorf("loan of a negative size: %w", ErrInvalidArgument)
