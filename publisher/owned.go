@@ -314,9 +314,9 @@ func (p *Publisher) publishOwned(o *owned, c *Chunk) error {
 	return nil
 }
 
-// publishError wraps what the engine's Publish of the chunk ref returned, reporting a
-// failed connection to the router unless o is nil (PublishBatch reports
-// them after the batch).
+// publishError wraps what the engine's Publish of the chunk ref returned,
+// reporting a failed connection to the router unless o is nil
+// (PublishBatch reports them after the batch).
 func (p *Publisher) publishError(o *owned, ref parallax.ChunkRef, err error) error {
 	switch {
 	case errors.Is(err, ownedpub.ErrNotLoaned):

@@ -394,6 +394,7 @@ func (s *Subscriber) takeOwned(x *Sample, o *ownedState, ctx context.Context, w 
 	return err
 }
 
+// takeOwnedErr is takeOwned, leaving *x as the engine left it on error.
 func (s *Subscriber) takeOwnedErr(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions, wait bool) error {
 	if wait && w.Timeout > 0 {
 		// The clock is read once, so wake-ups that find nothing do not
