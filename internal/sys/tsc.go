@@ -2,6 +2,9 @@ package sys
 
 import (
 	"math/bits"
+	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -14,12 +17,12 @@ import (
 // An unordered RDTSC scaled by a measured slope costs a few nanoseconds
 // and waits for nothing.
 //
-// When. Only where the counter is invariant (CPUID) and the kernel's own
-// vDSO clock reads it (tscTrusted): the kernel lets user space compute
-// time from the counter only when it runs at one rate and in step on
-// every processor (the "tsc" clocksource after its synchronization
-// checks, kvm-clock with the hypervisor's stable bit, the Hyper-V TSC
-// page).
+// When. Only where the counter is invariant (CPUID), the kernel's
+// clocksource reads it (tscClocksource) and the kernel's own vDSO clock
+// reads it (tscTrusted): the kernel lets user space compute time from the
+// counter only when it runs at one rate and in step on every processor
+// (the "tsc" clocksource after its synchronization checks, kvm-clock with
+// the hypervisor's stable bit, the Hyper-V TSC page).
 //
 // Calibration. A point pairs a counter reading (the midpoint of reads on
 // both sides of one time.Now, retaken when they are far apart) with that
@@ -79,7 +82,7 @@ const (
 )
 
 // useTSC is decided once.
-var useTSC = tscInvariant() && tscTrusted()
+var useTSC = tscInvariant() && tscClocksource() && tscTrusted()
 
 // tscTrusted reports whether the kernel's vDSO clock reads the counter
 // itself, judged by its cost: the cheapest of 64 reads of CLOCK_MONOTONIC
@@ -94,6 +97,24 @@ func tscTrusted() bool {
 		best = min(best, b-a)
 	}
 	return best < vdsoMaxNanos
+}
+
+// tscClocksources are the Linux clocksources that read the time-stamp
+// counter and let the vDSO use it: "tsc" (after the kernel's
+// synchronization checks), "kvm-clock" (the vDSO uses it only with the
+// hypervisor's stable bit, which tscTrusted's timing shows) and the
+// Hyper-V TSC page.
+var tscClocksources = []string{"tsc", "kvm-clock", "hyperv_clocksource_tsc_page"}
+
+// tscClocksource reports whether the kernel's current clocksource reads
+// the counter (tscClocksources); true where the kernel does not say (no
+// such file: another system, where tscTrusted's timing decides).
+func tscClocksource() bool {
+	b, err := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+	if err != nil {
+		return true
+	}
+	return slices.Contains(tscClocksources, strings.TrimSpace(string(b)))
 }
 
 // vdsoMaxNanos separates a vDSO clock read from a system call.

@@ -3,7 +3,10 @@
 package sys
 
 import (
+	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,4 +71,19 @@ func pinThread(t *testing.T, cpu int) {
 	var set unix.CPUSet
 	set.Set(cpu)
 	require.NoError(t, unix.SchedSetaffinity(0, &set), "pin to cpu %d", cpu)
+}
+
+// TestTSCClocksource checks the clocksource gate against what this kernel
+// says.
+func TestTSCClocksource(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+	if err != nil {
+		t.Skipf("no clocksource in sysfs: %v", err)
+	}
+	cs := strings.TrimSpace(string(b))
+	require.Equal(t, slices.Contains(tscClocksources, cs), tscClocksource(), "clocksource %q", cs)
+	if !slices.Contains(tscClocksources, cs) {
+		require.False(t, useTSC, "clocksource %q does not read the counter", cs)
+	}
 }
