@@ -130,3 +130,41 @@ func TestOwnedUndersizedRefused(t *testing.T) {
 	require.Equal(t, 1, st.Segments)
 	require.Zero(t, st.Grown)
 }
+
+// TestOwnedUndersizedRetired: an undersized segment is retired like a
+// dedicated one once it stayed free for RetireAfter (segment 0 stays),
+// and a later stream of small loans asks for it again.
+func TestOwnedUndersizedRetired(t *testing.T) {
+	t.Parallel()
+	pub, sub := smallPair(t, routertest.Small, "undersized-retire", publisher.Options{RetireAfter: 20 * time.Millisecond})
+	untilSmall := func(seq int) int {
+		deadline := time.Now().Add(20 * time.Second)
+		for chunk := 0; chunk != 64; seq++ {
+			require.True(t, time.Now().Before(deadline), "no 64-byte class (%s)", publisher.SmallAsked(pub, 64))
+			chunk, _ = sendTake(t, pub, sub, 64, seq)
+		}
+		return seq
+	}
+	seq := untilSmall(0)
+	require.NoError(t, waitFor(t, func() bool { return pub.Stats().Memory.Retired == 1 }), "the idle undersized segment is retired")
+	st := pub.Stats().Memory
+	require.Equal(t, 1, st.Segments, "segment 0 stays")
+	untilSmall(seq)
+	st = pub.Stats().Memory
+	require.EqualValues(t, 2, st.Grown, "asked again after the retirement")
+}
+
+// waitFor polls cond until it holds or 20 s pass.
+func waitFor(t *testing.T, cond func() bool) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond): // polling a condition with a deadline
+		}
+	}
+	return nil
+}
