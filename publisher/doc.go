@@ -83,8 +83,15 @@
 // [Options.RetireAfter] (default [DefaultRetireAfter]). Both count against
 // the router's [limits] (max_publisher_bytes, max_shared_bytes,
 // max_segments_per_publisher, max_message_size): a loan beyond them fails
-// with an error wrapping parallax.ErrLimit that names the limit.
-// [Publisher.LoanWait] instead waits, without polling (on the futex words
+// with an error wrapping parallax.ErrLimit that names the limit. A
+// publisher that declared no payload size (untyped, MaxPayload 0) whose
+// loans are far smaller than its class (the class at least 8× the loan
+// rounded up to a power of two, at least 64 bytes) asks the router once per
+// such size, in the background, for a segment of small chunks that later
+// loans of up to that size use; it is retired like a dedicated one, and a
+// refusal leaves the publisher on its class. A loan whose class is empty
+// takes a chunk of a larger class that has one free before it grows or
+// waits. [Publisher.LoanWait] instead waits, without polling (on the futex words
 // of the connections' return rings), for a subscriber to return a chunk,
 // and for another goroutine's loan when MaxLoans chunks are loaned; it
 // grows only when no subscriber holds anything that could come back.

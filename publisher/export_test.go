@@ -3,3 +3,17 @@ package publisher
 // LoanWaitSleeping returns the LoanWait calls of p asleep now, so a test
 // can act while one sleeps instead of guessing with a sleep.
 func LoanWaitSleeping(p *Publisher) int { return p.own.Load().eng.Stats().Sleeping }
+
+// SmallAsked reports what p did about a small class for loans of n bytes:
+// "" never asked, "asking", "granted" or "refused".
+func SmallAsked(p *Publisher, n int) string {
+	size := 64
+	for size < n {
+		size *= 2
+	}
+	i := 0
+	for 1<<i < size {
+		i++
+	}
+	return [...]string{smallNone: "", smallAsking: "asking", smallGranted: "granted", smallRefused: "refused"}[p.own.Load().grow.small[i].Load()]
+}

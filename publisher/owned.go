@@ -82,6 +82,8 @@ func (p *Publisher) initOwned() error {
 		segs: segs, added: map[uint16]bool{}, conns: map[uint32]*ownedConn{},
 	}
 	o.grow.dedicated = map[uint16]idleMark{}
+	o.grow.undeclared = p.opts.TypeSize == 0 && p.opts.MaxPayload == 0
+	o.grow.ctx, o.grow.cancel = context.WithCancel(context.Background())
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, s := range segs.Segments() {
@@ -277,6 +279,7 @@ func (p *Publisher) loanOwned(c *Chunk, o *owned, n int) error {
 		*c = Chunk{}
 		return p.loanError(n, err)
 	}
+	p.checkUndersized(o, n, cap(c.ol.Bytes())) // owned_undersized.go
 	return nil
 }
 
@@ -371,6 +374,7 @@ func (p *Publisher) closeOwned(o *owned) {
 	conns := o.conns
 	o.conns = map[uint32]*ownedConn{}
 	o.mu.Unlock()
+	o.stopUndersized()
 	for _, oc := range conns {
 		o.drop(oc)
 	}

@@ -41,6 +41,14 @@ type growState struct {
 	timer     *time.Timer         // the retirement check; nil when not armed
 
 	grown, retired atomic.Uint64
+
+	// Undersized classes (owned_undersized.go). undeclared is set once at
+	// start; bg counts the background requests, ctx ends them at Close.
+	undeclared bool
+	small      smallSizes
+	bg         sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
 }
 
 // idleMark is what the last retirement check saw of a dedicated segment.
@@ -72,6 +80,7 @@ func (p *Publisher) LoanWait(ctx context.Context, n int) (Chunk, error) {
 	if err != nil {
 		return Chunk{}, p.loanError(n, err)
 	}
+	p.checkUndersized(o, n, cap(l.Bytes()))
 	return Chunk{ol: l}, nil
 }
 

@@ -53,7 +53,9 @@ type Options struct {
 	// 1); MaxLoans 0 also means the publisher itself caps no loans. A Loan
 	// that finds no free chunk (within MaxLoans), or one larger than
 	// MaxPayload, gets more memory from the router (see the package doc,
-	// "Memory").
+	// "Memory"). An untyped publisher with MaxPayload 0 whose loans are
+	// far smaller than the default class also gets a class of small
+	// chunks, after its first such loans (asked for in the background).
 	MaxPayload          int
 	MaxLoans            int
 	ExpectedSubscribers int

@@ -49,7 +49,7 @@ type MemoryStats struct {
 	HighWater   int    // largest InUse so far
 	Reclaimed   uint64 // chunks taken back from removed connections (dead or cut subscribers)
 	BadReturns  uint64 // refs subscribers returned that they were never given (their connection failed)
-	Grown       uint64 // data segments the router added on this publisher's request (growth and dedicated)
+	Grown       uint64 // data segments the router added on this publisher's request (growth, dedicated and undersized)
 	Retired     uint64 // dedicated segments given back after RetireAfter free
 }
 

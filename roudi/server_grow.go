@@ -25,7 +25,8 @@ var errNoSegment = errors.New("the router lost the granted data segment")
 func ownedGrowRequest(m wire.Message) core.Request {
 	switch m := m.(type) {
 	case *wire.GrowData:
-		return core.GrowData{Pub: core.PubID(m.PubID), ChunkSize: m.ChunkSize, Count: m.Count, Oversized: m.Reason == wire.GrowOversized}
+		return core.GrowData{Pub: core.PubID(m.PubID), ChunkSize: m.ChunkSize, Count: m.Count, Oversized: m.Reason == wire.GrowOversized,
+			Undersized: m.Reason == wire.GrowUndersized}
 	case *wire.RetireData:
 		return core.RetireData{Pub: core.PubID(m.PubID), Index: m.Index}
 	case *wire.GetDataSegment:

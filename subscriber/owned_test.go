@@ -81,7 +81,9 @@ func TestOwnedMappingsReleased(t *testing.T) {
 	sub2, err := subscriber.New(ctx, "maps", subscriber.Options{Socket: sock})
 	require.NoError(t, err)
 	defer sub2.Close()
-	pub, err := publisher.New(ctx, "maps", publisher.Options{Socket: sock})
+	// Declared: an undeclared publisher would add a small-class segment
+	// for its 1-byte sample (§8.23), a mapping more to count.
+	pub, err := publisher.New(ctx, "maps", publisher.Options{Socket: sock, MaxPayload: 64})
 	require.NoError(t, err)
 	require.NoError(t, pub.Send([]byte("x")))
 	for _, sb := range []*subscriber.Subscriber{sub, sub2} {

@@ -25,7 +25,9 @@ func TestWaitSetSleepAllocatesNothing(t *testing.T) {
 	sub, err := subscriber.New(ctx, "sleepy", subscriber.Options{Socket: srv.SocketPath(), QueueCapacity: 8, Spin: -1})
 	require.NoError(t, err)
 	defer sub.Close()
-	pub, err := publisher.New(ctx, "sleepy", publisher.Options{Socket: srv.SocketPath()})
+	// Declared: an undeclared publisher's first 64-byte loan asks for a
+	// small class in the background, which allocates during the count.
+	pub, err := publisher.New(ctx, "sleepy", publisher.Options{Socket: srv.SocketPath(), MaxPayload: 64})
 	require.NoError(t, err)
 	defer pub.Close()
 	require.NoError(t, pub.WaitForSubscribers(ctx, 1))

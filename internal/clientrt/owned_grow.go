@@ -83,8 +83,8 @@ func (p *PubSegments) remove(i uint16) *segment.Mapped {
 }
 
 // GrowData asks the router for one more data segment of local publisher
-// pub for a loan of size bytes (reason wire.GrowExhausted or
-// wire.GrowOversized), maps the read-write reply into the publisher's
+// pub for a loan of size bytes (reason wire.GrowExhausted,
+// wire.GrowOversized or wire.GrowUndersized), maps the read-write reply into the publisher's
 // table (and, read-only, for local subscribers of it) and returns it; the
 // caller hands it to its engine. A refusal is the router's error (wrapping
 // parallax.ErrLimit and naming the limit when one is exceeded).

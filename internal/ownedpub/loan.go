@@ -63,7 +63,8 @@ func (l *Loan) SetStamp(ns int64) { l.stamp = ns }
 
 // Loan loans a chunk of the smallest size class that holds n bytes: the
 // most recently returned one. When the class is empty it drains every
-// connection's return ring and tries once more.
+// connection's return ring and tries once more, then takes a chunk of the
+// smallest larger class that has one free.
 //
 // Errors: [ErrClosed] after Close; [ErrTooLarge]; one wrapping
 // [parallax.ErrLimit] when MaxLoans chunks are loaned; one wrapping
@@ -98,6 +99,14 @@ func (e *Engine) LoanInto(l *Loan, n int) error {
 	if errors.Is(err, parallax.ErrPoolExhausted) {
 		e.drainAll()
 		idx, ref, err = e.tr.Loan(class)
+		if errors.Is(err, parallax.ErrPoolExhausted) {
+			// A larger class serves it rather than a failure or a
+			// growth (an undersized class must not fail a loan the
+			// publisher's own class could serve).
+			if larger, ok := e.tr.LargerFree(class); ok {
+				idx, ref, err = e.tr.Loan(larger)
+			}
+		}
 	}
 	if err != nil {
 		*l = Loan{}

@@ -158,6 +158,22 @@ func (t *Tracker) ClassFor(n int) (int, bool) {
 	return best, best >= 0
 }
 
+// LargerFree returns the smallest size class larger than class that has a
+// free chunk: where a loan goes when its own class is empty, so that a
+// small class never fails a loan a larger one could serve.
+func (t *Tracker) LargerFree(class int) (int, bool) {
+	if class < 0 || class >= len(t.classes) {
+		return -1, false
+	}
+	size, best := t.classes[class].size, -1
+	for i, c := range t.classes {
+		if c.size > size && len(c.free) > 0 && (best < 0 || c.size < t.classes[best].size) {
+			best = i
+		}
+	}
+	return best, best >= 0
+}
+
 // ClassSize returns the chunk size of class, or 0 if there is no such class.
 func (t *Tracker) ClassSize(class int) uint32 {
 	if class < 0 || class >= len(t.classes) {

@@ -44,6 +44,11 @@ const (
 	// GrowOversized: a loan larger than the class; ChunkSize is its size
 	// (the router rounds it up to a power of two).
 	GrowOversized uint8 = 2
+	// GrowUndersized: an untyped publisher that declared no payload size
+	// loans ChunkSize bytes, far below its (default) class; it asks for a
+	// class of small chunks (the router rounds ChunkSize up to a power of
+	// two, at least 64, and refuses one not below the class).
+	GrowUndersized uint8 = 3
 )
 
 // MaxGrowChunk bounds [GrowData.ChunkSize]: its power-of-two round-up
@@ -58,7 +63,7 @@ type GrowData struct {
 	PubID     uint32
 	ChunkSize uint32
 	Count     uint32
-	Reason    uint8 // GrowExhausted or GrowOversized
+	Reason    uint8 // GrowExhausted, GrowOversized or GrowUndersized
 }
 
 // RetireData retires data segment Index of publisher PubID.
@@ -103,7 +108,7 @@ func (m *GrowData) Validate() error {
 		return invalid(t, "ChunkSize", "%d is not in [1, %d]", m.ChunkSize, uint32(MaxGrowChunk))
 	case m.Count > MaxDataSegCount:
 		return invalid(t, "Count", "%d exceeds %d", m.Count, MaxDataSegCount)
-	case m.Reason != GrowExhausted && m.Reason != GrowOversized:
+	case m.Reason != GrowExhausted && m.Reason != GrowOversized && m.Reason != GrowUndersized:
 		return invalid(t, "Reason", "%d unknown", m.Reason)
 	}
 	return nil

@@ -27,6 +27,7 @@ func ownedGrowSamples() []struct {
 		{"retire_data", 13, &RetireData{PubID: 9, Index: 2}},
 		{"get_data_segment", 14, &GetDataSegment{ConnID: 3, Index: 2}},
 		{"data_segment_retired", 0, &DataSegmentRetired{PubID: 9, Index: 2}},
+		{"grow_data_undersized", 15, &GrowData{PubID: 9, ChunkSize: 64, Count: 0, Reason: GrowUndersized}},
 	}
 }
 
@@ -71,7 +72,7 @@ func TestOwnedGrowValidate(t *testing.T) {
 		"grow chunk big": &GrowData{PubID: 1, ChunkSize: MaxGrowChunk + 1, Reason: GrowOversized},
 		"grow count":     &GrowData{PubID: 1, ChunkSize: 64, Count: MaxDataSegCount + 1, Reason: GrowExhausted},
 		"grow reason 0":  &GrowData{PubID: 1, ChunkSize: 64},
-		"grow reason 3":  &GrowData{PubID: 1, ChunkSize: 64, Reason: 3},
+		"grow reason 4":  &GrowData{PubID: 1, ChunkSize: 64, Reason: 4},
 		"retire pub 0":   &RetireData{Index: 1},
 		"retire index":   &RetireData{PubID: 1, Index: MaxDataSegIndex},
 		"get conn 0":     &GetDataSegment{Index: 1},

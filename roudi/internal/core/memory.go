@@ -66,6 +66,9 @@ type pubMem struct {
 	dead      bool         // the publisher is gone; its fds are closed
 	conns     int          // connection records naming it
 	connBound uint64       // sum of those records' bounds (needed)
+	// undeclared: untyped and no MaxPayload (the class is the default);
+	// only such a publisher may ask for an undersized class.
+	undeclared bool
 }
 
 // pendingPub is a CreatePublisher waiting for its first data segment.
@@ -230,7 +233,8 @@ func (r *Router) createOwnedPublisher(c *client, ev ClientRequest, req CreatePub
 		fail(fmt.Errorf("%w: chunks of %d bytes exceed limits.max_message_size %d", parallax.ErrLimit, chunk, maxMsg))
 		return
 	}
-	m := &pubMem{id: r.nextPub + 1, topic: req.Topic, chunkSize: uint32(chunk), maxLoans: req.MaxLoans, history: req.History}
+	m := &pubMem{id: r.nextPub + 1, topic: req.Topic, chunkSize: uint32(chunk), maxLoans: req.MaxLoans, history: req.History,
+		undeclared: req.Type.Size == 0 && req.MaxPayload == 0}
 	if m.maxLoans == 0 {
 		m.maxLoans = r.cfg.Memory.DefaultMaxLoans
 	}

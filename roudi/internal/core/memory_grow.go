@@ -23,7 +23,11 @@ var ErrNotFound = errors.New("not found")
 //     roundup_pow2(size) with count 0 meaning MaxLoans + Σ bound(c) at that
 //     size (bound is capped by connection_budget). Refused beyond [limits]
 //     (memLimit names the limit, the publisher, the bytes asked and in
-//     use). Once the server created it, the segment goes read-only to every
+//     use). An untyped publisher that declared no MaxPayload (its class
+//     is [publishers] default_max_payload) may also ask for an undersized
+//     class below it (Undersized): roundup_pow2(max(size, 64)), sized like
+//     a dedicated class at that size, so a stream of small samples does
+//     not spend a default-class chunk (a page) on each. Once the server created it, the segment goes read-only to every
 //     client with a live connection to the publisher, then read-write to
 //     the publisher's client as the reply.
 //   - RetireData frees an index of the requester's own publisher: the
@@ -39,13 +43,16 @@ var ErrNotFound = errors.New("not found")
 // GrowData asks for a data segment of publisher Pub (wire.GrowData): for
 // loans of ChunkSize bytes, Count chunks (0: the router sizes it).
 // Oversized says the client meant a dedicated class (ChunkSize above the
-// publisher's class); it must agree with ChunkSize. Answered by
+// publisher's class); it must agree with ChunkSize. Undersized asks for a
+// class of small chunks below the class of a publisher that declared no
+// payload size (ChunkSize below its class). Answered by
 // [DataSegmentGranted].
 type GrowData struct {
-	Pub       PubID
-	ChunkSize uint32
-	Count     uint32
-	Oversized bool
+	Pub        PubID
+	ChunkSize  uint32
+	Count      uint32
+	Oversized  bool
+	Undersized bool
 }
 
 // RetireData retires data segment Index of publisher Pub
@@ -156,17 +163,21 @@ func (r *Router) growData(c *client, ev ClientRequest, req GrowData) error {
 	if err != nil {
 		return err
 	}
-	oversized := req.ChunkSize > m.chunkSize
-	switch {
-	case req.ChunkSize == 0:
+	if req.ChunkSize == 0 {
 		return fmt.Errorf("%w: chunk size 0", parallax.ErrInvalidArgument)
-	case oversized != req.Oversized && oversized:
-		return fmt.Errorf("%w: a loan of %d bytes is oversized for the publisher's %d-byte class", parallax.ErrInvalidArgument, req.ChunkSize, m.chunkSize)
-	case oversized != req.Oversized:
-		return fmt.Errorf("%w: a loan of %d bytes is not oversized for the publisher's %d-byte class", parallax.ErrInvalidArgument, req.ChunkSize, m.chunkSize)
 	}
-	chunk, count := m.chunkSize, uint64(req.Count)
-	if oversized {
+	var chunk uint32
+	count := uint64(req.Count)
+	switch {
+	case req.Undersized:
+		if chunk, err = r.undersizedChunk(m, req); err != nil {
+			return err
+		}
+	case req.ChunkSize > m.chunkSize && !req.Oversized:
+		return fmt.Errorf("%w: a loan of %d bytes is oversized for the publisher's %d-byte class", parallax.ErrInvalidArgument, req.ChunkSize, m.chunkSize)
+	case req.ChunkSize <= m.chunkSize && req.Oversized:
+		return fmt.Errorf("%w: a loan of %d bytes is not oversized for the publisher's %d-byte class", parallax.ErrInvalidArgument, req.ChunkSize, m.chunkSize)
+	case req.Oversized:
 		if p.topic.typ.Size != 0 {
 			return fmt.Errorf("%w: a typed publisher loans only its type's %d bytes", parallax.ErrInvalidArgument, p.topic.typ.Size)
 		}
@@ -177,17 +188,14 @@ func (r *Router) growData(c *client, ev ClientRequest, req GrowData) error {
 			return fmt.Errorf("%w: chunks of %d bytes exceed %d", parallax.ErrLimit, req.ChunkSize, uint32(1<<31))
 		}
 		chunk = uint32(1) << bits.Len32(req.ChunkSize-1) // a power of two above the class: a multiple of 64
+	default:
+		chunk = m.chunkSize
 		if count == 0 {
-			count = uint64(m.maxLoans)
-			for _, lid := range p.links {
-				if cs := r.mem.conns[lid]; cs != nil && (cs.state == ConnLive || cs.state == ConnCreating) {
-					s := r.links[lid].sub
-					count += uint64(r.bound(s.capacity, r.maxHeld(s), chunk))
-				}
-			}
+			count = max(r.needed(m, 0)-min(m.chunks, r.needed(m, 0)), m.chunks)
 		}
-	} else if count == 0 {
-		count = max(r.needed(m, 0)-min(m.chunks, r.needed(m, 0)), m.chunks)
+	}
+	if chunk != m.chunkSize && count == 0 {
+		count = r.dedicatedCount(p, m, chunk)
 	}
 	a, err := r.segPlanChunk(m, chunk, max(count, 1))
 	if err != nil {
@@ -196,6 +204,40 @@ func (r *Router) growData(c *client, ev ClientRequest, req GrowData) error {
 	r.addSeg(m, a)
 	r.mem.grows[segKey{m.id, a.Index}] = growReq{conn: ev.Conn, reqID: ev.ReqID}
 	return nil
+}
+
+// undersizedChunk checks an undersized GrowData and returns its chunk
+// size: roundup_pow2(max(ChunkSize, 64)), below the publisher's class.
+func (r *Router) undersizedChunk(m *pubMem, req GrowData) (uint32, error) {
+	switch {
+	case req.Oversized:
+		return 0, fmt.Errorf("%w: a request cannot be both oversized and undersized", parallax.ErrInvalidArgument)
+	case !m.undeclared:
+		return 0, fmt.Errorf("%w: an undersized class is only for an untyped publisher that declared no max payload (publisher %d's %d-byte class is declared)",
+			parallax.ErrInvalidArgument, m.id, m.chunkSize)
+	case req.ChunkSize >= m.chunkSize:
+		return 0, fmt.Errorf("%w: a loan of %d bytes is not undersized for the publisher's %d-byte class", parallax.ErrInvalidArgument, req.ChunkSize, m.chunkSize)
+	}
+	chunk := uint32(1) << bits.Len32(max(req.ChunkSize, 64)-1) // a power of two ≥ 64
+	if chunk >= m.chunkSize {
+		return 0, fmt.Errorf("%w: a loan of %d bytes rounds up to %d-byte chunks, not below the publisher's %d-byte class",
+			parallax.ErrInvalidArgument, req.ChunkSize, chunk, m.chunkSize)
+	}
+	return chunk, nil
+}
+
+// dedicatedCount is the count 0 of a dedicated (oversized or undersized)
+// class of chunk bytes: MaxLoans + Σ bound(c) at that size over the live
+// and creating connections.
+func (r *Router) dedicatedCount(p *publisher, m *pubMem, chunk uint32) uint64 {
+	count := uint64(m.maxLoans)
+	for _, lid := range p.links {
+		if cs := r.mem.conns[lid]; cs != nil && (cs.state == ConnLive || cs.state == ConnCreating) {
+			s := r.links[lid].sub
+			count += uint64(r.bound(s.capacity, r.maxHeld(s), chunk))
+		}
+	}
+	return count
 }
 
 // grown completes a data segment a GrowData asked for; false if none did.
