@@ -27,9 +27,10 @@ var ErrNotFound = errors.New("not found")
 //     is [publishers] default_max_payload) may also ask for an undersized
 //     class below it (Undersized): roundup_pow2(max(size, 64)), sized like
 //     a dedicated class at that size, so a stream of small samples does
-//     not spend a default-class chunk (a page) on each. Once the server created it, the segment goes read-only to every
-//     client with a live connection to the publisher, then read-write to
-//     the publisher's client as the reply.
+//     not spend a default-class chunk (a page) on each. Once the server
+//     created it, the segment goes read-only to every client with a live
+//     connection to the publisher, then read-write to the publisher's
+//     client as the reply.
 //   - RetireData frees an index of the requester's own publisher: the
 //     server closes its fds, its bytes leave the accounting, the clients
 //     with a live connection are told (TellDataRetired), and the index is
