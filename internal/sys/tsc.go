@@ -142,8 +142,8 @@ func tscUnixNano() (int64, bool) {
 	tp, mono, w, ok := tscPoint()
 	if ok {
 		c.calibrate(tp, mono, w)
-	} else if c.misses++; c.misses >= tscMaxMisses {
-		c.off.Store(true)
+	} else {
+		c.countMiss() // an unusable point: the warm-up goes on
 	}
 	return w, true
 }
@@ -229,10 +229,16 @@ func (c *tscState) calibrate(tp uint64, mono, w int64) {
 // miss counts a miss (the counter stops being used after tscMaxMisses in
 // a row) and restarts the warm-up from (tp, mono). busy held.
 func (c *tscState) miss(tp uint64, mono int64) {
+	c.countMiss()
+	c.restart(tp, mono)
+}
+
+// countMiss counts a miss; tscMaxMisses in a row turn the counter off.
+// busy held.
+func (c *tscState) countMiss() {
 	if c.misses++; c.misses >= tscMaxMisses {
 		c.off.Store(true)
 	}
-	c.restart(tp, mono)
 }
 
 // restart drops the slope (readers use the monotonic clock until the next
