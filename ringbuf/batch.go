@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/sys"
 )
 
 // errHeadMoved reports a head word that changed under a batch pop on a ring
@@ -65,7 +66,7 @@ func (r *Ring) PopBatch(dst []parallax.ChunkRef) (int, error) {
 		// these slots only after it loads a head past them, i.e. after
 		// this CAS, which follows our slot loads.
 		if r.head.CompareAndSwap(uint64(hw), uint64(next)) {
-			r.tailView.Store(t)
+			sys.StoreRelease32(&r.tailView, t)
 			// Dekker with Push's wait loop, as in pop (t-head-n entries
 			// are left: n <= t-head).
 			if r.policy == BlockProducer && r.waitFlag.Load() != 0 &&

@@ -319,7 +319,7 @@ func (r *Ring) loadHead(t uint32) (HeadWord, error) {
 	if err := r.distance(t, hw.Pos()); err != nil {
 		return hw, err
 	}
-	r.headView.Store(hw.Pos())
+	sys.StoreRelease32(&r.headView, hw.Pos())
 	return hw, nil
 }
 
@@ -363,7 +363,8 @@ func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err 
 			// lap ago: ask for it ahead of the stores that need it.
 			sys.PrefetchW(r.mem[HeaderSize+int((t+slotsPerLine)&r.mask)*8:])
 		}
-		r.slots[t&r.mask].Store(uint64(ref))
+		// Release only: the seq-cst tail store below publishes it.
+		storeRelease(&r.slots[t&r.mask], uint64(ref))
 		// Seq-cst: also the store half of Notify's Dekker handshake.
 		r.tail.Store(uint64(t + 1))
 		return parallax.NilRef, nil
@@ -402,9 +403,11 @@ func (r *Ring) TryPush(ref parallax.ChunkRef) (discarded parallax.ChunkRef, err 
 		}
 	}
 	// Nobody reads slot t&mask until tail moves past t (the consumer checks
-	// tail first; a discarding producer is us). The atomic store is for the
-	// consumer's stale, CAS-failing reads of the same slot.
-	r.slots[t&r.mask].Store(uint64(ref))
+	// tail first; a discarding producer is us). A consumer's stale,
+	// CAS-failing read of the same slot may race with it: the store is
+	// single-copy atomic (an aligned 8-byte store; atomic in race builds),
+	// so that read sees the old or the new ref, never a mix, and discards it.
+	storeRelease(&r.slots[t&r.mask], uint64(ref))
 	// Release: publishes the slot store above to the consumer, whose load of
 	// tail precedes its load of the slot.
 	r.tail.Store(uint64(t + 1))
@@ -471,7 +474,7 @@ func (r *Ring) TryPop() (parallax.ChunkRef, error) {
 			if t == hw.Pos() {
 				return parallax.NilRef, ErrEmpty
 			}
-			r.tailView.Store(t)
+			sys.StoreRelease32(&r.tailView, t)
 		}
 		// Ordered after the tail load, so the producer's slot store is
 		// visible. The value is ours only if the CAS below succeeds.

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/parallax-ipc/parallax/internal/atomiccount"
+	"github.com/parallax-ipc/parallax/internal/sys"
 )
 
 // shmWord64 and shmWord32 are the types of the words in shared memory. In
@@ -43,3 +44,7 @@ func (w *shmWord32) CompareAndSwap(old, x uint32) bool {
 	atomiccount.Add(true)
 	return w.v.CompareAndSwap(old, x)
 }
+
+// storeRelease stores x into w with release ordering only, counted as an
+// unlocked access (a plain store on amd64; see shmword_off.go).
+func storeRelease(w *shmWord64, x uint64) { atomiccount.Add(false); sys.StoreRelease64(&w.v, x) }
