@@ -25,9 +25,10 @@ build: ## build every package and the binaries into ./bin
 
 test: vet lint check-deps check-unsafe unit integration fuzz-short ## vet, golangci-lint, dependency rules, unit tests (-race), integration tests, short fuzzing
 
-unit: ## unit tests with the race detector, the atomics count (its own build tag), and the external module that uses only the public API
+unit: ## unit tests with the race detector, the atomics count (its own build tag), the plain-store paths that race builds replace (without -race), and the external module that uses only the public API
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -tags parallax_countatomics ./ringbuf ./tests/bench -run 'TestAtomicsPerMessage|TestLayout'
+	$(GO) test -count=1 ./internal/amutex ./internal/sys ./ringbuf ./internal/ownedpub ./internal/ownedsub
 	cd tests/external && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 root-test: ## unit tests with privileged tests required (fail instead of skip)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/amutex"
 	"github.com/parallax-ipc/parallax/internal/idlegate"
 	"github.com/parallax-ipc/parallax/internal/owner"
 	"github.com/parallax-ipc/parallax/internal/testhook"
@@ -71,8 +72,10 @@ type Engine struct {
 
 	// mu guards everything below, the Tracker and the ConnTracks. It is
 	// never held across a blocking wait. Lock order: a caller's own locks
-	// (the publisher's control state) → mu.
-	mu   sync.Mutex
+	// (the publisher's control state) → mu. An amutex.Mutex: one locked
+	// instruction per Lock/Unlock pair instead of sync.Mutex's two (the
+	// publishing goroutine takes it twice per message).
+	mu   amutex.Mutex
 	cond sync.Cond // on mu: a blocked Publish ended (blocked or a conn's pushing went false)
 
 	tr    *owner.Tracker

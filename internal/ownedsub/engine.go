@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/parallax-ipc/parallax/internal/amutex"
 	"github.com/parallax-ipc/parallax/internal/idlegate"
 	"github.com/parallax-ipc/parallax/internal/sys"
 	"github.com/parallax-ipc/parallax/ringbuf"
@@ -48,8 +49,10 @@ type Engine struct {
 	opts Options
 
 	// mu guards everything below and every Conn's fields marked "mu".
-	// Never held across a wait.
-	mu sync.Mutex
+	// Never held across a wait. An amutex.Mutex: one locked instruction
+	// per Lock/Unlock pair instead of sync.Mutex's two (the taking
+	// goroutine takes it twice per message: take, release).
+	mu amutex.Mutex
 
 	// set is the current connection set. It is replaced (copy on write)
 	// by AddConn and RemoveConn under mu and loaded without mu by the
