@@ -80,3 +80,45 @@ func TestSpinUntilAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { SpinUntil(time.Hour, nil, 4, ready) })
 	require.Zero(t, allocs)
 }
+
+func TestSpinPaced(t *testing.T) {
+	t.Parallel()
+	noPause := func(uint32) {}
+	never := func() bool { return false }
+
+	t.Run("looks at growing gaps up to maxGap", func(t *testing.T) {
+		c := &fakeClock{step: 10}
+		var at []int64
+		ok := spinPaced(c.now, noPause, 1000, 50, 200, nil, func() bool { at = append(at, c.t); return false })
+		require.False(t, ok)
+		// The clock starts at 10: gaps 50, 100, 200, 200, ... from each
+		// look, and a last look when the budget ends (at 1010).
+		require.Equal(t, []int64{60, 160, 360, 560, 760, 960, 1010}, at)
+	})
+
+	t.Run("ready ends it", func(t *testing.T) {
+		c := &fakeClock{step: 10}
+		looks := 0
+		require.True(t, spinPaced(c.now, noPause, 1000, 50, 200, nil, func() bool { looks++; return looks == 2 }))
+		require.Equal(t, 2, looks)
+	})
+
+	t.Run("no budget, no look", func(t *testing.T) {
+		c := &fakeClock{step: 10}
+		require.False(t, spinPaced(c.now, noPause, 0, 50, 200, nil, func() bool { t.Fatal("looked"); return true }))
+	})
+
+	t.Run("done ends it", func(t *testing.T) {
+		done := make(chan struct{})
+		close(done)
+		c := &fakeClock{step: 10}
+		looks := 0
+		require.False(t, spinPaced(c.now, noPause, time.Hour, 50, 200, done, func() bool { looks++; return false }))
+		require.Equal(t, 1, looks)
+	})
+
+	t.Run("real clock", func(t *testing.T) {
+		require.False(t, SpinPaced(time.Microsecond, 100*time.Nanosecond, time.Microsecond, nil, never))
+		require.True(t, SpinPaced(time.Hour, 100*time.Nanosecond, time.Microsecond, nil, func() bool { return true }))
+	})
+}
