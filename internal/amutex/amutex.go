@@ -26,13 +26,20 @@
 // the same.
 //
 // While any goroutine waits asleep, Lock's fast path is closed and every
-// Lock queues behind the sleepers (sync.Cond wakes them in order), so a
-// goroutine that locks in a tight loop does not starve the others.
+// Lock queues behind the sleepers (sync.Cond wakes them in order). That
+// alone does not keep a goroutine that locks in a tight loop from starving
+// the others: a woken sleeper only tries the lock when it runs, and on a
+// busy or single processor the looping goroutine is mostly preempted while
+// it holds the lock (its spin is in assembly, where it cannot be). So, as
+// sync.Mutex does, a sleeper that has waited longer than starveAfter sets
+// the mutex starving, and an Unlock that finds sleepers then hands the
+// lock, still held, to one of them instead of freeing it.
 package amutex
 
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/parallax-ipc/parallax/internal/sys"
 )
@@ -50,6 +57,10 @@ const (
 	spinPause = 4
 )
 
+// starveAfter is how long a sleeper waits before it asks for hand-off
+// (sync.Mutex's starvation threshold).
+const starveAfter = time.Millisecond
+
 // A Mutex is a mutual-exclusion lock; see the package doc. The zero value
 // is unlocked. A Mutex must not be copied after first use. It implements
 // sync.Locker, so a sync.Cond can use it.
@@ -58,6 +69,10 @@ type Mutex struct {
 	waiters atomic.Int32  // goroutines registered to sleep (sleeping or about to)
 	smu     sync.Mutex    // guards the sleeping: registration, cond
 	cond    sync.Cond     // sleepers; L is set to &smu on first use
+
+	// Guarded by smu.
+	starving bool // a sleeper waited longer than starveAfter: Unlock hands off
+	handoff  bool // an Unlock passed the lock, still held, to the sleepers
 }
 
 // Lock locks m, waiting until it is free.
@@ -79,6 +94,10 @@ func (m *Mutex) TryLock() bool {
 func (m *Mutex) Unlock() {
 	if m.state.Load() == 0 {
 		panic("amutex: unlock of unlocked mutex")
+	}
+	if m.waiters.Load() != 0 {
+		m.unlockSlow()
+		return
 	}
 	if plainUnlock {
 		sys.StoreRelease32(&m.state, 0)
@@ -112,10 +131,47 @@ func (m *Mutex) lockSlow() {
 		// CAS and our Wait).
 		sys.Membarrier()
 	}
-	for !m.state.CompareAndSwap(0, 1) {
+	var start time.Time // zero until our first Wait
+	for {
+		// A hand-off is for the goroutines that were asleep when it was
+		// made (every one of them has waited), not for us on our first
+		// try: a goroutine locking in a loop would take it back each time.
+		if m.handoff && !start.IsZero() {
+			m.handoff = false // the lock is ours, still held
+			break
+		}
+		if m.state.CompareAndSwap(0, 1) {
+			break
+		}
+		if start.IsZero() {
+			start = time.Now()
+		} else if !m.starving && time.Since(start) > starveAfter {
+			m.starving = true
+		}
 		m.cond.Wait()
 	}
-	m.waiters.Add(-1)
+	// Leave starvation mode with the last sleeper, or when the lock came
+	// quickly (as sync.Mutex does); a sleeper still starving sets it again
+	// at its next failed try.
+	if m.waiters.Add(-1) == 0 || start.IsZero() || time.Since(start) <= starveAfter {
+		m.starving = false
+	}
+	m.smu.Unlock()
+}
+
+// unlockSlow is Unlock when goroutines sleep (or are about to). Under smu
+// every registered goroutine has made its first try and waits or was
+// woken, and it looks at handoff, under smu, before each later try.
+// Starving, it leaves the lock held and hands it to them; otherwise it
+// frees the lock and wakes one.
+func (m *Mutex) unlockSlow() {
+	m.smu.Lock()
+	if m.starving && m.waiters.Load() != 0 {
+		m.handoff = true
+	} else {
+		m.state.Store(0)
+	}
+	m.cond.Signal() // L is set: a goroutine registered
 	m.smu.Unlock()
 }
 

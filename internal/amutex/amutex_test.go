@@ -227,3 +227,48 @@ func BenchmarkContended(b *testing.B) {
 
 // guarded is what the benchmarks' critical sections change.
 var guarded int
+
+// TestNoStarvationOneProc is TestNoStarvation on one processor (a
+// container limited to one CPU): the looping goroutine is preempted only
+// every few milliseconds, mostly inside its critical section (its spin is
+// in assembly, where it cannot be preempted), so an asker that only ever
+// retries when it runs never finds the lock free; it must be handed the
+// lock. Twenty asks must end within 10 s (sync.Mutex: well under 1 s).
+func TestNoStarvationOneProc(t *testing.T) {
+	eachMode(t, func(t *testing.T) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		var m amutex.Mutex
+		stop := make(chan struct{})
+		var sink atomic.Uint64
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m.Lock()
+				for i := range 20 {
+					sink.Add(uint64(i))
+				}
+				m.Unlock()
+			}
+		})
+		defer func() { close(stop); wg.Wait() }()
+		asked := make(chan struct{})
+		go func() {
+			defer close(asked)
+			for range 20 {
+				m.Lock()
+				m.Unlock()
+				runtime.Gosched()
+			}
+		}()
+		select {
+		case <-asked:
+		case <-time.After(10 * time.Second):
+			t.Fatal("20 Locks did not get through in 10 s behind a goroutine looping on the lock")
+		}
+	})
+}
