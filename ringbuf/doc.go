@@ -38,9 +38,9 @@
 // All accesses to shared words use sync/atomic, whose operations are
 // sequentially consistent in Go (a locked instruction for a store or
 // read-modify-write on x86-64, a plain load for a load), except one: a
-// push stores its slot with release ordering only (a plain store on
-// amd64; internal/sys.StoreRelease64), because the seq-cst tail store
-// after it publishes it and no handshake reads the slot. That saves a
+// push stores its slot with release ordering only (a plain store on amd64
+// without the race detector), because the seq-cst tail store after it
+// publishes it and no handshake reads the slot. That saves a
 // locked instruction per push (~6.5 ns on the machines measured). The
 // process-local index views are stored the same way.
 //

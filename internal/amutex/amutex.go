@@ -37,6 +37,7 @@
 package amutex
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +46,28 @@ import (
 )
 
 // plainUnlock says whether Unlock stores with a plain (release) store and
-// sleepers use membarrier: set once, at start-up.
-var plainUnlock = sys.ReleaseIsPlain && sys.MembarrierReady()
+// sleepers use membarrier. It is off until [Enable] registered the
+// process for membarrier, and it is only ever switched on: a sleeper that
+// saw it off and skipped membarrier registered as a waiter before it
+// looked (seq-cst), so an Unlock that sees it on, later in that order,
+// also sees the waiter in its load that follows.
+var plainUnlock atomic.Bool
+
+var enableOnce sync.Once
+
+// Enable switches every Mutex of the process to the plain-store Unlock, if
+// this build and kernel allow it (amd64 without the race detector,
+// membarrier(2) with MEMBARRIER_CMD_PRIVATE_EXPEDITED). It registers the
+// process for membarrier once; that may wait for an RCU grace period (up
+// to a few ms), so it is done when the first engine is made, not at
+// start-up. Safe to call from any goroutine, any number of times.
+func Enable() {
+	enableOnce.Do(func() {
+		if sys.ReleaseIsPlain && sys.MembarrierReady() {
+			plainUnlock.Store(true)
+		}
+	})
+}
 
 // spinTries bounds the slow path's spin before it sleeps; each try first
 // pauses spinPause spin-wait hints (~80 ns here: a PAUSE is ~19 ns on this
@@ -89,8 +110,8 @@ func (m *Mutex) TryLock() bool {
 	return m.waiters.Load() == 0 && m.state.CompareAndSwap(0, 1)
 }
 
-// Unlock unlocks m. Unlocking a Mutex that is not locked panics. A Mutex is not tied to a goroutine: another goroutine may unlock
-// it.
+// Unlock unlocks m. Unlocking a Mutex that is not locked panics. A Mutex
+// is not tied to a goroutine: another goroutine may unlock it.
 func (m *Mutex) Unlock() {
 	if m.state.Load() == 0 {
 		panic("amutex: unlock of unlocked mutex")
@@ -99,7 +120,7 @@ func (m *Mutex) Unlock() {
 		m.unlockSlow()
 		return
 	}
-	if plainUnlock {
+	if plainUnlock.Load() {
 		sys.StoreRelease32(&m.state, 0)
 	} else {
 		m.state.Store(0)
@@ -124,12 +145,15 @@ func (m *Mutex) lockSlow() {
 		m.cond.L = &m.smu
 	}
 	m.waiters.Add(1) // seq-cst: closes the fast path
-	if plainUnlock {
+	poll := false
+	if plainUnlock.Load() {
 		// Every unlock store made before this point is visible to
 		// the CAS below; every later unlock sees waiters > 0 and
 		// wakes (it takes smu, so its Signal cannot fall between our
-		// CAS and our Wait).
-		sys.Membarrier()
+		// CAS and our Wait). If membarrier fails (it cannot once the
+		// process is registered, short of a seccomp filter installed
+		// since), an unlock may miss us: poll instead of sleeping.
+		poll = sys.Membarrier() != nil
 	}
 	var start time.Time // zero until our first Wait
 	for {
@@ -147,6 +171,12 @@ func (m *Mutex) lockSlow() {
 			start = time.Now()
 		} else if !m.starving && time.Since(start) > starveAfter {
 			m.starving = true
+		}
+		if poll {
+			m.smu.Unlock()
+			runtime.Gosched()
+			m.smu.Lock()
+			continue
 		}
 		m.cond.Wait()
 	}

@@ -183,6 +183,7 @@ func TestUnlockUnlocked(t *testing.T) {
 // BenchmarkLockUnlock is one uncontended Lock/Unlock pair, next to
 // sync.Mutex's (the cost the engines pay twice per message and side).
 func BenchmarkLockUnlock(b *testing.B) {
+	amutex.Enable()
 	b.Run("amutex", func(b *testing.B) {
 		var m amutex.Mutex
 		for b.Loop() {
@@ -203,6 +204,7 @@ func BenchmarkLockUnlock(b *testing.B) {
 
 // BenchmarkContended locks from every processor at once (the slow path).
 func BenchmarkContended(b *testing.B) {
+	amutex.Enable()
 	b.Run("amutex", func(b *testing.B) {
 		var m amutex.Mutex
 		b.RunParallel(func(pb *testing.PB) {
@@ -261,6 +263,7 @@ func TestNoStarvationOneProc(t *testing.T) {
 			defer close(asked)
 			for range 20 {
 				m.Lock()
+				sink.Add(1) // the asker's own critical section
 				m.Unlock()
 				runtime.Gosched()
 			}

@@ -14,9 +14,10 @@ func Modes() []bool {
 // SetPlainUnlock switches the unlock mode (no Mutex may be in use) and
 // returns the previous one.
 func SetPlainUnlock(plain bool) bool {
-	old := plainUnlock
-	plainUnlock = plain
-	return old
+	if plain {
+		Enable() // the process must be registered for membarrier
+	}
+	return plainUnlock.Swap(plain)
 }
 
 // Waiters returns how many goroutines are registered to sleep on m.

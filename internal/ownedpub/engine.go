@@ -121,6 +121,7 @@ type Engine struct {
 // New returns an engine without memory or connections; add them with
 // [Engine.AddSegment] and [Engine.AddConn].
 func New(opts Options) *Engine {
+	amutex.Enable() // once per process: the engines' locks unlock with a plain store
 	e := &Engine{
 		opts:       opts,
 		tr:         owner.New(owner.Config{MaxLoans: opts.MaxLoans, History: opts.History}),

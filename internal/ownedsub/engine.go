@@ -101,6 +101,7 @@ type connSet struct {
 // New returns an engine without connections; add them with
 // [Engine.AddConn].
 func New(opts Options) *Engine {
+	amutex.Enable() // once per process: the engines' locks unlock with a plain store
 	e := &Engine{opts: opts, gate: idlegate.New(opts.OnIdle)}
 	e.waitCond.L = &e.waitMu
 	e.readyFn = e.waiterReady

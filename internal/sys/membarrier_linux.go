@@ -3,6 +3,7 @@
 package sys
 
 import (
+	"fmt"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -37,7 +38,11 @@ func MembarrierReady() bool { return membarrierOnce() }
 // barrier between; the slow side stores, calls Membarrier and then loads,
 // and one of the two loads sees the other side's store. It costs a system
 // call and an inter-processor interrupt per busy CPU (~2 us here); call it
-// only after [MembarrierReady] reported true.
-func Membarrier() {
-	_, _, _ = unix.Syscall(unix.SYS_MEMBARRIER, membarrierPrivateExpedited, 0, 0)
+// only after [MembarrierReady] reported true. An error means no barrier
+// was made.
+func Membarrier() error {
+	if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierPrivateExpedited, 0, 0); e != 0 {
+		return fmt.Errorf("membarrier: %w", errnoErr(e))
+	}
+	return nil
 }

@@ -5,5 +5,5 @@ package sys
 // MembarrierReady reports false: membarrier(2) is Linux's.
 func MembarrierReady() bool { return false }
 
-// Membarrier does nothing: see MembarrierReady.
-func Membarrier() {}
+// Membarrier makes no barrier and says so: see MembarrierReady.
+func Membarrier() error { return unsupported("membarrier") }
