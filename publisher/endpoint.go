@@ -17,7 +17,7 @@ func (e endpoint) ConnectionClosing(m *wire.ConnectionClosing) { e.p.connectionC
 func (e endpoint) ConnSegmentAdded(c *clientrt.OwnedConn)      { e.p.connSegmentAdded(c) }
 func (e endpoint) DataSegmentAdded(s *dataseg.Segment)         { e.p.dataSegmentAdded(s) }
 
-func (e endpoint) ResumeMaxLoans() uint32 { return e.p.resumeMaxLoans() }
+func (e endpoint) ResumeSizing() (maxLoans, maxPayload uint32) { return e.p.resumeSizing() }
 
 func (e endpoint) ResumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber, []wire.ResumeConnection) {
 	return e.p.resumeInfo()

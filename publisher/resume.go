@@ -27,9 +27,12 @@ func (p *Publisher) resumeInfo() (*wire.ResumePublisher, *wire.ResumeSubscriber,
 	return rp, nil, conns
 }
 
-// resumeMaxLoans answers clientrt.OwnedResumer: the loans bound this
-// publisher asked the router for (0: the router's default).
-func (p *Publisher) resumeMaxLoans() uint32 { return uint32(max(p.opts.MaxLoans, 0)) }
+// resumeSizing answers clientrt.OwnedResumer: the loans bound and the
+// payload size this publisher asked the router for, as CreatePublisher
+// sent them (0: the router's default; no declared size).
+func (p *Publisher) resumeSizing() (maxLoans, maxPayload uint32) {
+	return uint32(max(p.opts.MaxLoans, 0)), uint32(max(p.opts.MaxPayload, 0))
+}
 
 func resumeConn(m *wire.ConnectionAdded) wire.ResumeConnection {
 	return wire.ResumeConnection{ConnID: m.ConnID, PubID: m.PubID, SubID: m.SubID,

@@ -218,7 +218,7 @@ func (s *Server) adoptResumeFds(m *wire.Resume, files []*os.File, req *core.Resu
 		if !ok {
 			return fmt.Errorf("%w: data segments handed back for publisher %d, which the resume does not name", parallax.ErrProtocol, pm.PubID)
 		}
-		req.Pubs[i].MaxLoans = int(pm.MaxLoans)
+		req.Pubs[i].MaxLoans, req.Pubs[i].MaxPayload = int(pm.MaxLoans), int(pm.MaxPayload)
 		for _, d := range pm.Data {
 			f := files[next]
 			next++

@@ -22,9 +22,11 @@ import (
 
 // OwnedResumer is implemented by owned-model publisher endpoints: the
 // loans bound the publisher asked the router for (0: the router's
-// default), which the restarted router needs to size its growth.
+// default), which the restarted router needs to size its growth, and the
+// payload size it declared (0: none), which decides whether it may ask for
+// undersized classes.
 type OwnedResumer interface {
-	ResumeMaxLoans() uint32
+	ResumeSizing() (maxLoans, maxPayload uint32)
 }
 
 // fileIdentity returns the inode and size of f.
@@ -72,7 +74,7 @@ func (rt *Runtime) addOwnedResume(m *wire.Resume) []*os.File {
 		}
 		pm := wire.ResumePubMemory{PubID: rp.PubID}
 		if or, ok := rt.pubs[rp.PubID].(OwnedResumer); ok {
-			pm.MaxLoans = or.ResumeMaxLoans()
+			pm.MaxLoans, pm.MaxPayload = or.ResumeSizing()
 		}
 		for i, seg := range p.Segments() {
 			if seg == nil || i >= len(p.maps) || p.maps[i] == nil {

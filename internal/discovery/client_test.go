@@ -74,10 +74,10 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 	}{
 		{"client too old", 1, 1, 2, 3, "client speaks protocol version 1..1", "router speaks protocol versions 2..3"},
 		{"client too new", 5, 6, 1, 1, "client speaks protocol version 5..6", "client \"tester\""},
-		// A version 3 client (which may expect the removed shared model's
-		// Welcome) against this build's router, and the reverse.
-		{"v3 client, v4 router", 3, 3, wire.MinVersion, wire.Version, "client speaks protocol version 3..3", "router speaks protocol versions 4..4"},
-		{"v4 client, v3 router", wire.MinVersion, wire.Version, 3, 3, "client speaks protocol version 4..4", "client \"tester\""},
+		// A version 4 client (whose Resume lacks ResumePubMemory.MaxPayload)
+		// against this build's router, and the reverse.
+		{"v4 client, v5 router", 4, 4, wire.MinVersion, wire.Version, "client speaks protocol version 4..4", "router speaks protocol versions 5..5"},
+		{"v5 client, v4 router", wire.MinVersion, wire.Version, 4, 4, "client speaks protocol version 5..5", "client \"tester\""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -25,6 +25,11 @@ type ResumePubMemory struct {
 	PubID    uint32
 	MaxLoans uint32 // as the publisher asked it (0: the router's default)
 	Data     []ResumeDataSeg
+	// MaxPayload as the publisher declared it (CreatePublisher.MaxPayload;
+	// 0: undeclared, which with an untyped topic lets it ask for
+	// undersized classes). Added after MaxLoans and Data: a router reads
+	// it as 0 from a client that does not send it.
+	MaxPayload uint32
 }
 
 // ResumeConnSeg is one connection segment a resuming endpoint hands back,
@@ -60,6 +65,9 @@ func (m *Resume) validateOwned() error {
 		}
 		if p.MaxLoans > MaxLoansLimit {
 			return invalid(t, "OwnedPubs.MaxLoans", "%d exceeds %d", p.MaxLoans, MaxLoansLimit)
+		}
+		if p.MaxPayload > MaxPayloadSize {
+			return invalid(t, "OwnedPubs.MaxPayload", "%d above limit %d", p.MaxPayload, MaxPayloadSize)
 		}
 		for j := range p.Data {
 			d := &p.Data[j].Seg

@@ -21,15 +21,22 @@ import "fmt"
 // Resume.MgmtInode and RouterInfo.{Reclaimed,ArenaUsed,ArenaSize}.
 // ConnectionRemoved always carries its Code and Resume its owned lists
 // (no shorter encodings for the shared model).
-const Version uint16 = 4
+//
+// Version 5 added ResumePubMemory.MaxPayload: a restarted router knows a
+// resumed publisher that declared no payload size as undeclared, so it
+// may still ask for undersized classes (docs/design/memory-ownership.md
+// §8.23).
+const Version uint16 = 5
 
 // MinVersion is the oldest protocol version this build still accepts.
 // Each version's messages decode only as that version's (the codec is
 // canonical, array-encoded, and every version changed the field lists of
 // messages every session sends: Welcome, Resume, CreatePublisher, ...), so
 // a version 3 peer, which may run the removed shared model, is refused
-// with parallax.ErrProtocolVersion at the handshake rather than misread.
-const MinVersion uint16 = 4
+// with parallax.ErrProtocolVersion at the handshake rather than misread
+// (a version 4 client's Resume would not decode: its OwnedPubs entries
+// lack MaxPayload).
+const MinVersion uint16 = 5
 
 // MaxMessageSize is the largest encoded message, in bytes. One message is
 // one unixpacket datagram.

@@ -71,10 +71,12 @@ type RestorePub struct {
 	History int
 	Kind    EndpointKind // as created: a service endpoint resumes on its service (kind.go)
 	// Owned model (resume_owned.go): the publisher's loans bound as it
-	// asked it (0: the default) and the data segments its client handed
-	// back, checked by the server.
-	MaxLoans int
-	Data     []RestoreDataSeg
+	// asked it (0: the default), its declared payload size (0: none; with
+	// an untyped topic it may then ask for undersized classes) and the
+	// data segments its client handed back, checked by the server.
+	MaxLoans   int
+	MaxPayload int
+	Data       []RestoreDataSeg
 }
 
 // RestoreSub is a subscriber to re-register under its id.

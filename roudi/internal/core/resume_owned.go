@@ -140,7 +140,8 @@ func (r *Router) adoptPubMem(p *publisher, rp RestorePub) {
 	if len(rp.Data) == 0 {
 		return
 	}
-	m := &pubMem{id: p.id, topic: p.topic.name, maxLoans: rp.MaxLoans, history: rp.History}
+	m := &pubMem{id: p.id, topic: p.topic.name, maxLoans: rp.MaxLoans, history: rp.History,
+		undeclared: rp.Type.Size == 0 && rp.MaxPayload == 0}
 	if m.maxLoans == 0 {
 		m.maxLoans = r.cfg.Memory.DefaultMaxLoans
 	}
