@@ -387,15 +387,29 @@ func (oc *ownedConn) usable() bool { return oc.c != nil && !oc.done && oc.segs[0
 // *w (read only). The engine fills the Sample's own part in place
 // (TryTakeInto). On error *x is the zero Sample.
 func (s *Subscriber) takeOwned(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions, wait bool) error {
-	err := s.takeOwnedErr(x, o, ctx, w, wait)
+	mode := tryOnly
+	if wait {
+		mode = tryFirst
+	}
+	err := s.takeOwnedErr(x, o, ctx, w, mode)
 	if err != nil {
 		*x = Sample{}
 	}
 	return err
 }
 
+// How takeOwnedErr goes about a take.
+type takeMode uint8
+
+const (
+	tryOnly   takeMode = iota // TryTake: no waiting
+	tryFirst                  // take, and wait while there is nothing
+	waitFirst                 // the caller just found nothing: wait, then take
+)
+
 // takeOwnedErr is takeOwned, leaving *x as the engine left it on error.
-func (s *Subscriber) takeOwnedErr(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions, wait bool) error {
+func (s *Subscriber) takeOwnedErr(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions, mode takeMode) error {
+	wait := mode != tryOnly
 	if wait && w.Timeout > 0 {
 		// The clock is read once, so wake-ups that find nothing do not
 		// extend the wait (as the engine's Take does).
@@ -406,8 +420,11 @@ func (s *Subscriber) takeOwnedErr(x *Sample, o *ownedState, ctx context.Context,
 		wc.Timeout = 0
 		w = &wc
 	}
-	for {
-		err := o.eng.TryTakeInto(&x.own)
+	for first := true; ; first = false {
+		err := ownedsub.ErrEmpty // waitFirst: the caller found nothing just now
+		if !first || mode != waitFirst {
+			err = o.eng.TryTakeInto(&x.own)
+		}
 		switch {
 		case err == nil:
 			x.sub = s
@@ -572,21 +589,31 @@ func (o *ownedState) dropped() uint64 {
 }
 
 // takeOwnedWait is take in the owned model: the engine spins and sleeps on
-// the connections' wake words. Coalesce applies.
-func (s *Subscriber) takeOwnedWait(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions) error {
-	if s.streaming && s.opts.Coalesce > 0 && !o.eng.Ready() {
-		// Options.Coalesce: let the stream's next samples pile up.
-		sys.SpinFor(s.opts.Coalesce)
-	}
-	err := s.takeOwned(x, o, context.Background(), w, false)
-	if err != ErrNoData {
-		s.streaming = err == nil
-		return err
+// the connections' wake words. Coalesce applies. tried says the caller
+// has just found nothing to take (without Coalesce): the wait then starts
+// with the engine's lock-free readiness check, not with two more takes
+// that each lock the engine (a subscriber that keeps up with its
+// publisher comes here for most samples).
+func (s *Subscriber) takeOwnedWait(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions, tried bool) error {
+	if !tried {
+		if s.streaming && s.opts.Coalesce > 0 && !o.eng.Ready() {
+			// Options.Coalesce: let the stream's next samples pile up.
+			sys.SpinFor(s.opts.Coalesce)
+		}
+		err := s.takeOwned(x, o, context.Background(), w, false)
+		if err != ErrNoData {
+			s.streaming = err == nil
+			return err
+		}
 	}
 	s.streaming = false
 	s.busy.pause()
 	defer s.busy.resume()
-	return s.takeOwned(x, o, ctx, w, true)
+	err := s.takeOwnedErr(x, o, ctx, w, waitFirst)
+	if err != nil {
+		*x = Sample{}
+	}
+	return err
 }
 
 // ownedWireTimeout bounds how long New waits for the segments of the
