@@ -17,3 +17,13 @@ func SmallAsked(p *Publisher, n int) string {
 	}
 	return [...]string{smallNone: "", smallAsking: "asking", smallGranted: "granted", smallRefused: "refused"}[p.own.Load().grow.small[i].Load()]
 }
+
+// CheckUndersized runs p's after-loan check for a loan of n bytes served
+// from a class-byte chunk, as a loan whose check runs late would (after a
+// grant that happened during the loan).
+func CheckUndersized(p *Publisher, n, class int) {
+	p.checkUndersized(p.own.Load(), n, class)
+}
+
+// WaitUndersized waits until no background request for a small class runs.
+func WaitUndersized(p *Publisher) { p.own.Load().grow.bg.Wait() }

@@ -59,7 +59,19 @@ func (p *Publisher) askUndersized(o *owned, n, class int) {
 		return
 	}
 	st := &o.grow.small[bits.Len32(size-1)]
-	if s := st.Load(); (s != smallNone && s != smallGranted) || !st.CompareAndSwap(s, smallAsking) {
+	s := st.Load()
+	if s != smallNone && s != smallGranted {
+		return
+	}
+	if s == smallGranted {
+		// A loan that raced the grant (served from the big class just
+		// before the small one was added) checks after it: ask again
+		// only if no smaller class can serve n now.
+		if sz, free := o.eng.SmallestClass(n); sz != 0 && sz < uint32(class) && free > 0 {
+			return
+		}
+	}
+	if !st.CompareAndSwap(s, smallAsking) {
 		return
 	}
 	o.mu.Lock()

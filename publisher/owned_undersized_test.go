@@ -85,6 +85,30 @@ func TestOwnedUndersizedClass(t *testing.T) {
 	require.Equal(t, "", publisher.SmallAsked(pub, 1000), "1000 bytes: 1 KiB × 8 > 4 KiB, no small class")
 }
 
+// TestOwnedUndersizedLateCheck: a loan served from the default class
+// just before the small class was granted runs its check after the grant.
+// It must not ask for another small segment while the small class has
+// free chunks (it did: one loan in a few thousand under load asked twice,
+// and TestOwnedUndersizedClass saw 3 segments).
+func TestOwnedUndersizedLateCheck(t *testing.T) {
+	t.Parallel()
+	pub, sub := smallPair(t, routertest.Small, "undersized-late", publisher.Options{})
+	chunk := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for seq := 0; chunk != 64 && time.Now().Before(deadline); seq++ {
+		chunk, _ = sendTake(t, pub, sub, 64, seq)
+	}
+	require.Equal(t, 64, chunk, "64-byte loans moved to a 64-byte class")
+	publisher.WaitUndersized(pub)
+	require.EqualValues(t, 1, pub.Stats().Memory.Grown)
+
+	publisher.CheckUndersized(pub, 64, 4096) // the late check of a loan that raced the grant
+	publisher.WaitUndersized(pub)
+	require.Equal(t, "granted", publisher.SmallAsked(pub, 64))
+	require.EqualValues(t, 1, pub.Stats().Memory.Grown, "no second small segment while the first has free chunks")
+	require.Equal(t, 2, pub.Stats().Memory.Segments)
+}
+
 // TestOwnedUndersizedDeclared: a publisher that declared MaxPayload, or a
 // typed one, never asks for a small class: its samples stay in its class.
 func TestOwnedUndersizedDeclared(t *testing.T) {

@@ -61,6 +61,19 @@ func (l *Loan) SetMeta(m dataseg.Meta) {
 // Publish, keeping what [Loan.SetMeta] set.
 func (l *Loan) SetStamp(ns int64) { l.stamp = ns }
 
+// SmallestClass returns the chunk size of the smallest size class that
+// holds n bytes and how many of its chunks are free now (0, 0 when no
+// class holds n), without draining the return rings.
+func (e *Engine) SmallestClass(n int) (size uint32, free int) {
+	e.lock()
+	defer e.unlock()
+	class, ok := e.tr.ClassFor(n)
+	if !ok {
+		return 0, 0
+	}
+	return e.tr.ClassSize(class), e.tr.ClassFree(class)
+}
+
 // Loan loans a chunk of the smallest size class that holds n bytes: the
 // most recently returned one. When the class is empty it drains every
 // connection's return ring and tries once more, then takes a chunk of the

@@ -174,6 +174,15 @@ func (t *Tracker) LargerFree(class int) (int, bool) {
 	return best, best >= 0
 }
 
+// ClassFree returns how many chunks of class are free (0 if there is no
+// such class).
+func (t *Tracker) ClassFree(class int) int {
+	if class < 0 || class >= len(t.classes) {
+		return 0
+	}
+	return len(t.classes[class].free)
+}
+
 // ClassSize returns the chunk size of class, or 0 if there is no such class.
 func (t *Tracker) ClassSize(class int) uint32 {
 	if class < 0 || class >= len(t.classes) {
