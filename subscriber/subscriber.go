@@ -353,7 +353,7 @@ func (s *Subscriber) take(x *Sample, ctx context.Context, w *ringbuf.WaitOptions
 		return s.busyErr()
 	}
 	defer s.busy.end()
-	return s.takeOwnedWait(x, o, ctx, w, s.opts.Coalesce == 0)
+	return s.takeOwnedWait(x, o, ctx, w)
 }
 
 // connectionAdded handles clientrt.Endpoint.ConnectionAdded: the
