@@ -131,24 +131,19 @@ func New(ctx context.Context, topic string, opts Options) (_ *Publisher, err err
 	if link != nil && opts.History != 0 {
 		return nil, fmt.Errorf("publisher %q: history on a request/response endpoint: %w", topic, parallax.ErrInvalidArgument)
 	}
-	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
-	if err != nil {
-		return nil, fmt.Errorf("publisher %q: %w", topic, err)
-	}
-	p := &Publisher{rt: rt, topic: topic, owner: rt.ClientID(), opts: opts, link: link}
 	var kind uint8
 	if link != nil {
 		kind = link.Kind
 	}
-	rt.BeginCreate()
-	defer rt.EndCreate()
-	pc, files, err := clientrt.Create[*wire.PublisherCreated](ctx, rt, &wire.CreatePublisher{Topic: topic, History: uint32(opts.History),
-		Type:       wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign},
-		MaxPayload: uint32(opts.MaxPayload), MaxLoans: uint32(opts.MaxLoans), ExpectedSubscribers: uint16(opts.ExpectedSubscribers), Kind: kind})
+	rt, pc, files, err := clientrt.AcquireCreate[*wire.PublisherCreated](ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket},
+		&wire.CreatePublisher{Topic: topic, History: uint32(opts.History),
+			Type:       wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign},
+			MaxPayload: uint32(opts.MaxPayload), MaxLoans: uint32(opts.MaxLoans), ExpectedSubscribers: uint16(opts.ExpectedSubscribers), Kind: kind})
 	if err != nil {
-		rt.Release()
 		return nil, fmt.Errorf("create publisher on %q: %w", topic, err)
 	}
+	defer rt.EndCreate()
+	p := &Publisher{rt: rt, topic: topic, owner: rt.ClientID(), opts: opts, link: link}
 	p.id = pc.PubID
 	for _, f := range files { // the reply carries none; the data segments come as pushes
 		_ = f.Close()

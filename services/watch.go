@@ -80,20 +80,30 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 		seen:   map[key]Service{},
 		isDir:  map[key]bool{},
 	}
-	rt, err := clientrt.Acquire(wctx, w.opts)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("watch services: %w", err)
-	}
-	st, err := w.watch(rt)
-	if err == nil {
-		err = w.synced(st)
-	}
-	if err != nil {
+	var rt *clientrt.Runtime
+	var st *stream
+	// A watch that finds the control connection dead (the router went
+	// away and this process had not noticed yet) is tried once more on a
+	// fresh runtime, as clientrt.AcquireCreate does for endpoints.
+	for attempt := 0; ; attempt++ {
+		var err error
+		if rt, err = clientrt.Acquire(wctx, w.opts); err != nil {
+			cancel()
+			return nil, fmt.Errorf("watch services: %w", err)
+		}
+		st, err = w.watch(rt)
+		if err == nil {
+			err = w.synced(st)
+		}
+		if err == nil {
+			break
+		}
 		w.end(rt, st)
 		rt.Release()
-		cancel()
-		return nil, err
+		if attempt > 0 || !clientrt.IsClosed(err) || wctx.Err() != nil {
+			cancel()
+			return nil, err
+		}
 	}
 	w.wg.Add(2)
 	go w.run(rt, st)

@@ -164,21 +164,16 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	if link != nil { // package rpc's and package event's endpoints only
 		kind, pair = link.Kind, link.Pair
 	}
-	rt, err := clientrt.Acquire(ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket})
+	rt, sc, files, err := clientrt.AcquireCreate[*wire.SubscriberCreated](ctx, clientrt.Options{Domain: opts.Domain, Socket: opts.Socket},
+		&wire.CreateSubscriber{Topic: topic, QueueCapacity: uint32(opts.QueueCapacity),
+			History: uint32(opts.History), Policy: uint8(opts.Policy), MaxHeld: uint32(opts.MaxHeld), Kind: kind, Pair: pair,
+			Type: wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign}})
 	if err != nil {
-		return nil, fmt.Errorf("subscriber %q: %w", topic, err)
-	}
-	s := &Subscriber{rt: rt, topic: topic, opts: opts, link: link, wait: ringbuf.WaitOptions{Spin: opts.Spin, BusyPoll: opts.BusyPoll}}
-	s.ready = s.hasData
-	rt.BeginCreate()
-	defer rt.EndCreate()
-	sc, files, err := clientrt.Create[*wire.SubscriberCreated](ctx, rt, &wire.CreateSubscriber{Topic: topic, QueueCapacity: uint32(opts.QueueCapacity),
-		History: uint32(opts.History), Policy: uint8(opts.Policy), MaxHeld: uint32(opts.MaxHeld), Kind: kind, Pair: pair,
-		Type: wire.TypeInfo{Name: opts.TypeName, Size: opts.TypeSize, Align: opts.TypeAlign}})
-	if err != nil {
-		rt.Release()
 		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
 	}
+	defer rt.EndCreate()
+	s := &Subscriber{rt: rt, topic: topic, opts: opts, link: link, wait: ringbuf.WaitOptions{Spin: opts.Spin, BusyPoll: opts.BusyPoll}}
+	s.ready = s.hasData
 	s.id = sc.SubID
 	// The connections' segments carry the wake words (owned.go); the
 	// reply carries no fds.

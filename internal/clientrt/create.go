@@ -32,3 +32,34 @@ func Create[R wire.Message](ctx context.Context, rt *Runtime, req wire.Message) 
 // Create request, so after this a first sample cannot miss a peer that
 // existed when the endpoint was created.
 func (rt *Runtime) Wired(ctx context.Context) error { return rt.Barrier(ctx) }
+
+// AcquireCreate acquires the runtime for opts, announces a Create request
+// on it (BeginCreate) and sends req, as [Acquire] and [Create] do. On
+// success the caller holds one reference to rt and calls rt.EndCreate once
+// the endpoint registered (or failed to).
+//
+// A request that finds the control connection dead (IsClosed: the router
+// went away and this process had not noticed yet, or it died right after
+// the dial) is tried once more on a fresh runtime: the dead connection's
+// router created nothing that survives it, and the failure marked that
+// connection dead, so Acquire does not hand it out again. Other errors,
+// and a second dead connection, are returned; rt is then released.
+func AcquireCreate[R wire.Message](ctx context.Context, opts Options, req wire.Message) (*Runtime, R, []*os.File, error) {
+	for attempt := 0; ; attempt++ {
+		rt, err := Acquire(ctx, opts)
+		if err != nil {
+			var zero R
+			return nil, zero, nil, err
+		}
+		rt.BeginCreate()
+		r, files, err := Create[R](ctx, rt, req)
+		if err == nil {
+			return rt, r, files, nil
+		}
+		rt.EndCreate()
+		rt.Release()
+		if attempt > 0 || !IsClosed(err) || ctx.Err() != nil {
+			return nil, r, nil, err
+		}
+	}
+}

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/testhook"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -303,6 +305,14 @@ func (c *Client) Start(m wire.Message, files []*os.File) (*Call, error) {
 
 	if err := c.conn.Send(id, m, files); err != nil {
 		c.forget(id, ch)
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			// The router hung up; the reader may not have seen its EOF
+			// yet (it reads what the router sent first). Fail the client
+			// now, so that whoever checks Err or waits on Done (the
+			// process's runtime registry, the reconnector) sees a dead
+			// connection rather than sending into it again.
+			c.fail(fmt.Errorf("router at %s went away: %w: %w", c.path, parallax.ErrDaemonUnavailable, err))
+		}
 		if cerr := c.Err(); cerr != nil {
 			return nil, fmt.Errorf("request %s: %w", m.MessageType(), cerr)
 		}
@@ -322,8 +332,12 @@ func (call *Call) Wait(ctx context.Context) (wire.Message, []*os.File, error) {
 		c.forget(call.id, call.ch)
 		return nil, nil, fmt.Errorf("request %s: %w", call.typ, ctx.Err())
 	case <-c.done:
-		c.forget(call.id, call.ch)
-		return nil, nil, fmt.Errorf("request %s: %w", call.typ, c.Err())
+		select {
+		case r = <-call.ch: // handed over before c failed: still the reply
+		default:
+			c.forget(call.id, call.ch)
+			return nil, nil, fmt.Errorf("request %s: %w", call.typ, c.Err())
+		}
 	}
 	switch rm := r.env.Msg.(type) {
 	case *wire.Error:
@@ -368,6 +382,9 @@ func (c *Client) readLoop() {
 			case errors.Is(err, parallax.ErrProtocol):
 				c.fail(fmt.Errorf("read from router at %s: %w", c.path, err))
 			default:
+				// Pause window: the router hung up, this process has not
+				// noticed yet (a send into the connection fails first).
+				testhook.Pause("control.eof")
 				c.fail(fmt.Errorf("router at %s went away: %w: %w", c.path, parallax.ErrDaemonUnavailable, err))
 			}
 			return

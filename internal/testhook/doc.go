@@ -15,7 +15,8 @@
 // Hook names are dotted, lowercase and stable: tests name them. The
 // owned-model windows are loan.popped, publish.mid, history.mid,
 // discard.won, take.popped, release.pre, release.post, drain.mid,
-// close.held and grow.reply.
+// close.held and grow.reply; the [Pause] points are resume.snapshot and
+// control.eof (the control connection's reader saw the router hang up).
 package testhook
 
 // EnvVar names the hook a process stops at.

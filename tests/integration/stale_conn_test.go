@@ -1,0 +1,150 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parallax-ipc/parallax/internal/testhook"
+	"github.com/parallax-ipc/parallax/publisher"
+	"github.com/parallax-ipc/parallax/roudi"
+	"github.com/parallax-ipc/parallax/services"
+	"github.com/parallax-ipc/parallax/subscriber"
+)
+
+func init() { childRoles["staleconn"] = staleConnMain }
+
+// staleConnMain creates a publisher on "sc-before" (so that the process
+// has a runtime), arms the hook control.eof and prints "ready". On "create"
+// it creates a publisher and a subscriber on "sc-after" and a service
+// watcher, sends one sample from the one to the other and prints "created
+// ok" (or "created" and the first error); on "release" it lets the paused
+// control reader go on ("released"). It exits at stdin EOF.
+func staleConnMain(args []string) int {
+	fs := flag.NewFlagSet("staleconn", flag.ContinueOnError)
+	socket := fs.String("socket", "", "")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before, err := publisher.New(ctx, "sc-before", publisher.Options{Socket: *socket})
+	if err != nil {
+		return childFail("staleconn", "%v", err)
+	}
+	defer before.Close()
+	testhook.Arm("control.eof")
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "create":
+			err := staleConnCreate(ctx, *socket)
+			if err == nil {
+				fmt.Println("created ok")
+			} else {
+				fmt.Printf("created %v\n", err)
+			}
+		case "release":
+			testhook.Arm("")
+			fmt.Println("released")
+		default:
+			return childFail("staleconn", "bad line %q", in.Text())
+		}
+	}
+	return 0
+}
+
+// staleConnCreate creates the endpoints of a "create" and passes one
+// sample; they stay open (the test looks for them at the router).
+func staleConnCreate(ctx context.Context, socket string) error {
+	sub, err := subscriber.New(ctx, "sc-after", subscriber.Options{Socket: socket})
+	if err != nil {
+		return err
+	}
+	pub, err := publisher.New(ctx, "sc-after", publisher.Options{Socket: socket, MaxPayload: 64})
+	if err != nil {
+		return err
+	}
+	w, err := services.Watch(ctx, services.Options{Socket: socket})
+	if err != nil {
+		return err
+	}
+	_ = w // open until the process exits
+	if err := pub.WaitForSubscribers(ctx, 1); err != nil {
+		return err
+	}
+	c, err := pub.Loan(8)
+	if err != nil {
+		return err
+	}
+	copy(c.Bytes(), "stalecon")
+	if err := pub.Publish(c); err != nil {
+		return err
+	}
+	x, err := sub.TakeTimeout(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	defer x.Release()
+	if string(x.Bytes()) != "stalecon" {
+		return errors.New("sample corrupted: " + string(x.Bytes()))
+	}
+	return nil
+}
+
+// TestCreateBeforeRouterDeathSeen: endpoints created after the router died,
+// before the process's control reader has seen the connection end (held
+// there by the hook control.eof), are created on the restarted router.
+// Before, the runtime was reused as long as its reader had not marked it
+// dead, and the Create went into the dead connection: "sendmsg: broken
+// pipe" (CI run ci8d, services TestWatchAcrossRouterRestart). The old
+// runtime still resumes its publisher with the new router.
+func TestCreateBeforeRouterDeathSeen(t *testing.T) {
+	if !testhook.Enabled {
+		t.Skip("needs the parallax_testhook build tag")
+	}
+	dir, sock, domain, r1 := startRestartableRouter(t, "sce", testConfig)
+	h := spawnHooked(t, "staleconn", "staleconn", "-socket", sock)
+	h.expect("ready")
+
+	killRouter(t, r1)
+	select {
+	case l, ok := <-h.hooks:
+		require.True(t, ok, "the child exited before its control reader saw the router go; output:\n%s", h.output())
+		require.Equal(t, "hook control.eof", l)
+	case <-time.After(childTimeout):
+		t.Fatalf("the child's control reader did not see the router go; output:\n%s", h.output())
+	}
+	srv, ctx := startSuccessorWith(t, testConfig, domain, sock, dir, 10*time.Second)
+	require.Equal(t, []string{"ok"}, h.cmdLine("create", "created "), "endpoints created while the reader had not seen the router go")
+	h.cmdLine("release", "released")
+
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pid := int32(h.cmd.Process.Pid)
+	var last roudi.Snapshot
+	ok := waitSnapshot(waitCtx, srv, func(s roudi.Snapshot) bool {
+		last = s
+		pubs, subs, watches := 0, 0, 0
+		for _, c := range s.Clients {
+			if c.PID == pid {
+				pubs += len(c.Publishers)
+				subs += len(c.Subscribers)
+				watches += c.Watches
+			}
+		}
+		return pubs == 2 && subs == 1 && watches == 1
+	})
+	require.True(t, ok, "the restarted router does not have the child's two publishers (one resumed, one new), its subscriber and its watch: %+v", last.Clients)
+	h.wait()
+}
