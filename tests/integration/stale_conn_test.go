@@ -95,11 +95,10 @@ func staleConnCreate(ctx context.Context, socket string) error {
 	if err != nil {
 		return err
 	}
-	defer x.Release()
 	if string(x.Bytes()) != "stalecon" {
 		return errors.New("sample corrupted: " + string(x.Bytes()))
 	}
-	return nil
+	return x.Release()
 }
 
 // TestCreateBeforeRouterDeathSeen: endpoints created after the router died,
