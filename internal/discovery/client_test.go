@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -321,4 +322,40 @@ func TestClientRequestContextCancel(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, <-res, context.Canceled)
 	require.NoError(t, c.Err())
+}
+
+// A send that finds the router gone (here: it shut its end for reading,
+// so the send fails with EPIPE while the reader, which the router can
+// still write to, sees no EOF) fails the client at once: Done closes and
+// Err reports the router gone, so the process's runtime registry stops
+// handing the connection out (clientrt.Acquire) and its reconnector runs.
+// Before, only the reader's EOF failed the client.
+func TestClientSendToGoneRouterFails(t *testing.T) {
+	t.Parallel()
+	r := startRouter(t, echoHandler(nil))
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	defer c.Close()
+	_, _, err = c.Request(testCtx(t), &wire.Ping{}, nil)
+	require.NoError(t, err)
+	r.mu.Lock()
+	require.Len(t, r.conns, 1)
+	require.NoError(t, r.conns[0].uc.CloseRead())
+	r.mu.Unlock()
+	select {
+	case <-c.Done():
+		t.Fatal("the client failed before sending")
+	default:
+	}
+	_, _, err = c.Request(testCtx(t), &wire.Ping{}, nil)
+	require.ErrorIs(t, err, syscall.EPIPE)
+	require.ErrorIs(t, err, parallax.ErrDaemonUnavailable)
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("a send that found the router gone left the client usable")
+	}
+	require.ErrorIs(t, c.Err(), parallax.ErrDaemonUnavailable)
+	_, _, err = c.Request(testCtx(t), &wire.Ping{}, nil)
+	require.ErrorIs(t, err, parallax.ErrDaemonUnavailable, "a later request fails without sending")
 }
