@@ -61,9 +61,8 @@ func spawnHooked(t *testing.T, name, role string, args ...string) *hooked {
 	return h
 }
 
-// killAt waits until h reports it stopped at hook, then SIGKILLs it by PID
-// and waits for it to exit.
-func (h *hooked) killAt(t *testing.T, hook string) {
+// reached waits until h reports it stopped (or paused) at hook.
+func (h *hooked) reached(t *testing.T, hook string) {
 	t.Helper()
 	select {
 	case l, ok := <-h.hooks:
@@ -72,6 +71,13 @@ func (h *hooked) killAt(t *testing.T, hook string) {
 	case <-time.After(childTimeout):
 		t.Fatalf("%s did not reach hook %s; output:\n%s", h.name, hook, h.output())
 	}
+}
+
+// killAt waits until h reports it stopped at hook, then SIGKILLs it by PID
+// and waits for it to exit.
+func (h *hooked) killAt(t *testing.T, hook string) {
+	t.Helper()
+	h.reached(t, hook)
 	require.NoError(t, h.cmd.Process.Signal(syscall.SIGKILL)) // our own child, by PID
 	require.Error(t, h.waitErr(), "%s was killed", h.name)
 }

@@ -82,13 +82,7 @@ func TestCloseDuringResume(t *testing.T) {
 
 	killRouter(t, r1)
 	srv, ctx := startSuccessorWith(t, testConfig, domain, sock, dir, 10*time.Second)
-	select {
-	case l, ok := <-h.hooks:
-		require.True(t, ok, "the child exited before its resume; output:\n%s", h.output())
-		require.Equal(t, "hook resume.snapshot", l)
-	case <-time.After(childTimeout):
-		t.Fatalf("the child did not start its resume; output:\n%s", h.output())
-	}
+	h.reached(t, "resume.snapshot")
 	require.Equal(t, []string{"<nil>", "<nil>"}, h.cmdLine("close", "closed "), "Close while no router answers")
 	h.cmdLine("release", "released")
 

@@ -117,13 +117,7 @@ func TestCreateBeforeRouterDeathSeen(t *testing.T) {
 	h.expect("ready")
 
 	killRouter(t, r1)
-	select {
-	case l, ok := <-h.hooks:
-		require.True(t, ok, "the child exited before its control reader saw the router go; output:\n%s", h.output())
-		require.Equal(t, "hook control.eof", l)
-	case <-time.After(childTimeout):
-		t.Fatalf("the child's control reader did not see the router go; output:\n%s", h.output())
-	}
+	h.reached(t, "control.eof")
 	srv, ctx := startSuccessorWith(t, testConfig, domain, sock, dir, 10*time.Second)
 	require.Equal(t, []string{"ok"}, h.cmdLine("create", "created "), "endpoints created while the reader had not seen the router go")
 	h.cmdLine("release", "released")
