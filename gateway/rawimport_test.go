@@ -243,6 +243,9 @@ func TestRawImportFakeServer(t *testing.T) {
 	require.Contains(t, logs.String(), "stale connection: 2 PINGs unanswered")
 	send(conn, false)
 
+	// The importer counts a message after its Publish returns, so the
+	// subscriber can take the last one before it is counted.
+	eventually(t, "the importer counting the last message", func() bool { return gb.Stats().Imported == seq })
 	st := gb.Stats()
 	require.GreaterOrEqual(t, st.Reconnects, uint64(5), "%v", st)
 	require.Equal(t, seq, st.Imported, "%v", st)

@@ -5,7 +5,7 @@ package publisher
 func LoanWaitSleeping(p *Publisher) int { return p.own.Load().eng.Stats().Sleeping }
 
 // SmallAsked reports what p did about a small class for loans of n bytes:
-// "" never asked, "asking", "granted" or "refused".
+// "" never asked, "asking", "granted", "refused" or "unavailable".
 func SmallAsked(p *Publisher, n int) string {
 	size := 64
 	for size < n {
@@ -15,7 +15,7 @@ func SmallAsked(p *Publisher, n int) string {
 	for 1<<i < size {
 		i++
 	}
-	return [...]string{smallNone: "", smallAsking: "asking", smallGranted: "granted", smallRefused: "refused"}[p.own.Load().grow.small[i].Load()]
+	return [...]string{smallNone: "", smallAsking: "asking", smallGranted: "granted", smallRefused: "refused", smallUnavailable: "unavailable"}[p.own.Load().grow.small[i].Load()]
 }
 
 // CheckUndersized runs p's after-loan check for a loan of n bytes served

@@ -46,9 +46,12 @@ type growState struct {
 	// start; bg counts the background requests, ctx ends them at Close.
 	undeclared bool
 	small      smallSizes
-	bg         sync.WaitGroup
-	ctx        context.Context
-	cancel     context.CancelFunc
+	// smallDownAt is the runtime's resume count when a request last
+	// found no router (smallUnavailable).
+	smallDownAt atomic.Uint64
+	bg          sync.WaitGroup
+	ctx         context.Context
+	cancel      context.CancelFunc
 }
 
 // idleMark is what the last retirement check saw of a dedicated segment.

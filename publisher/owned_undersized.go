@@ -2,10 +2,12 @@ package publisher
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/bits"
 	"sync/atomic"
 
+	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
@@ -18,8 +20,10 @@ import (
 // loan itself is served at once from the big class. Later loans of up to
 // that size take the small class (the engine loans from the smallest
 // class that holds n, and falls back to a larger one when it is empty).
-// A refusal leaves the publisher on its class. An undersized segment is
-// retired like a dedicated one, after RetireAfter free.
+// A refusal leaves the publisher on its class; a request that found no
+// router (it raced a router restart) is asked again once the runtime has
+// resumed with the restarted router. An undersized segment is retired like
+// a dedicated one, after RetireAfter free.
 
 // undersizedRatio: a loan asks for a small class when its class is at
 // least this many times the small chunk size.
@@ -30,10 +34,11 @@ const minChunk = 64
 
 // States of one small size (smallState, by power of two).
 const (
-	smallNone    uint32 = iota // never asked
-	smallAsking                // a request is running
-	smallGranted               // the router added a segment of it
-	smallRefused               // the router refused: never asked again
+	smallNone        uint32 = iota // never asked
+	smallAsking                    // a request is running
+	smallGranted                   // the router added a segment of it
+	smallRefused                   // the router refused: never asked again
+	smallUnavailable               // no router answered: asked again after a resume
 )
 
 // smallSizes is the undersized state of a publisher: one word per
@@ -60,7 +65,13 @@ func (p *Publisher) askUndersized(o *owned, n, class int) {
 	}
 	st := &o.grow.small[bits.Len32(size-1)]
 	s := st.Load()
-	if s != smallNone && s != smallGranted {
+	switch s {
+	case smallNone, smallGranted:
+	case smallUnavailable:
+		if p.rt.ResumeCount() == o.grow.smallDownAt.Load() {
+			return // no router since the request failed
+		}
+	default:
 		return
 	}
 	if s == smallGranted {
@@ -100,8 +111,20 @@ func (p *Publisher) growUndersized(o *owned, size uint32, st *atomic.Uint32) {
 	defer o.grow.mu.Unlock()
 	ctx, cancel := context.WithTimeout(o.grow.ctx, growTimeout)
 	defer cancel()
+	resumes := p.rt.ResumeCount()
 	seg, err := p.rt.GrowData(ctx, p.id, size, wire.GrowUndersized)
 	if err != nil {
+		if errors.Is(err, parallax.ErrDaemonUnavailable) && o.grow.ctx.Err() == nil {
+			// Not a refusal: the request went to a router that is gone
+			// (its successor may already have taken this client back
+			// while this process had not switched over yet). A loan
+			// after the next resume asks again.
+			o.grow.smallDownAt.Store(resumes)
+			st.Store(smallUnavailable)
+			slog.Info("parallax: small-class request found no router; asking again once this process is back with one",
+				"topic", p.topic, "chunk", size, "err", err)
+			return
+		}
 		st.Store(smallRefused)
 		if o.grow.ctx.Err() == nil {
 			slog.Info("parallax: publisher keeps its default class for small loans (declare Options.MaxPayload to size it)",

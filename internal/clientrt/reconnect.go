@@ -209,6 +209,9 @@ func (rt *Runtime) resume(nc *discovery.Client) (ok, retry bool) {
 		slog.Warn("parallax: unexpected resume reply", "reply", fmt.Sprintf("%T", reply))
 		return false, false
 	}
+	// Pause window: the router took this client back, the process still
+	// sends on the old connection.
+	testhook.Pause("resume.replied")
 	rt.mu.Lock() // StartClose reads cur under mu
 	old := rt.client.cur.Swap(nc)
 	rt.mu.Unlock()

@@ -15,8 +15,10 @@
 // Hook names are dotted, lowercase and stable: tests name them. The
 // owned-model windows are loan.popped, publish.mid, history.mid,
 // discard.won, take.popped, release.pre, release.post, drain.mid,
-// close.held and grow.reply; the [Pause] points are resume.snapshot and
-// control.eof (the control connection's reader saw the router hang up).
+// close.held and grow.reply; the [Pause] points are resume.snapshot,
+// resume.replied (the restarted router took the process back, it still
+// sends on the old connection) and control.eof (the control connection's
+// reader saw the router hang up).
 package testhook
 
 // EnvVar names the hook a process stops at.
