@@ -24,10 +24,15 @@ func testCoalesceOutOfRange(t *testing.T, cfg string) {
 	srv := routertest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, d := range []time.Duration{-time.Nanosecond, subscriber.MaxCoalesce + time.Nanosecond} {
+	for _, d := range []time.Duration{subscriber.MaxCoalesce + time.Nanosecond, time.Hour} {
 		_, err := subscriber.New(ctx, "co", subscriber.Options{Socket: srv.SocketPath(), Coalesce: d})
 		require.ErrorContains(t, err, "coalesce "+d.String(), "coalesce %v", d)
+		require.ErrorIs(t, err, parallax.ErrInvalidArgument)
 	}
+	// A negative Coalesce turns the default stream pause off.
+	s, err := subscriber.New(ctx, "co", subscriber.Options{Socket: srv.SocketPath(), Coalesce: -time.Nanosecond})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
 }
 
 // A coalescing subscriber still receives a stream whole and in order,

@@ -21,7 +21,10 @@
 // with a fast stream take it in batches, which multiplies the messages per
 // second two publishing and subscribing cores can exchange (each look at
 // an empty queue moves the publisher's cache lines to the subscriber's
-// core) at the price of up to Coalesce of extra latency on that stream.
+// core) at the price of up to Coalesce of extra latency on that stream;
+// by default a take that must wait right after one that found a sample
+// pauses [DefaultStreamPause] (1 µs) first, which takes such streams in
+// small batches without touching request/response latency.
 // [Subscriber.WakeStats] counts the futex sleeps and wake-ups.
 //
 // # Memory

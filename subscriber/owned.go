@@ -572,7 +572,8 @@ func (o *ownedState) dropped() uint64 {
 }
 
 // takeOwnedWait is take in the owned model: the engine spins and sleeps on
-// the connections' wake words. Coalesce applies. A Take without Coalesce
+// the connections' wake words. Coalesce (or the default stream pause)
+// applies. A Take without Coalesce
 // comes here after a take that found nothing, and tries twice more before
 // the engine's Wait. Skipping those tries (design §8.25) made the
 // in-process BenchmarkTakeStream ~5 % faster but one way across processes
@@ -580,9 +581,10 @@ func (o *ownedState) dropped() uint64 {
 // subscriber that reaches its spin sooner catches up with its publisher
 // and trades cache lines with it per sample instead of taking batches.
 func (s *Subscriber) takeOwnedWait(x *Sample, o *ownedState, ctx context.Context, w *ringbuf.WaitOptions) error {
-	if s.streaming && s.opts.Coalesce > 0 && !o.eng.Ready() {
-		// Options.Coalesce: let the stream's next samples pile up.
-		sys.SpinFor(s.opts.Coalesce)
+	if s.streaming && s.pause > 0 && !o.eng.Ready() {
+		// Options.Coalesce (or DefaultStreamPause): let the stream's next
+		// samples pile up.
+		sys.SpinFor(s.pause)
 	}
 	err := s.takeOwned(x, o, context.Background(), w, false)
 	if err != ErrNoData {

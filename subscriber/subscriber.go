@@ -69,12 +69,18 @@ type Options struct {
 	// publisher down on every message; batches avoid that. A Take that
 	// had to wait (request/response, slow streams) never coalesces, so
 	// their latency is unchanged; a fast stream's samples arrive up to
-	// Coalesce later. 0 (the default) disables it; at most MaxCoalesce.
+	// Coalesce later. At most MaxCoalesce.
 	// Keep it well below the time the publishers need to fill the queue:
 	// a full queue blocks them (BlockProducer) or drops (DiscardOldest).
 	// With Coalesce every Take claims the taking side, so Takes from
 	// several goroutines fail with parallax.ErrConcurrentUse while one
 	// runs (without it only a Take that must wait does).
+	//
+	// 0 (the default) pauses [DefaultStreamPause] instead, and only in a
+	// Take that must wait (the taking side is claimed then anyway): the
+	// short pause is enough to take a stream that is faster than the
+	// subscriber's sample-by-sample pace in small batches. A negative
+	// Coalesce pauses never: every look at an empty queue is immediate.
 	Coalesce time.Duration
 	// MaxHeld is how many samples taken from one publisher may be held
 	// (not yet released) at once; a take finding only publishers at that
@@ -102,6 +108,14 @@ const DefaultSpin = ringbuf.DefaultSpin
 // context's end while it coalesces.
 const MaxCoalesce = time.Millisecond
 
+// DefaultStreamPause is the pause of a zero [Options.Coalesce]: a Take
+// that must wait right after one that found a sample waits this long
+// before it looks at the queue again. One-way 64-byte streams between two
+// cores that trade cache lines quickly ran at 0.69–0.76 of the raw ring
+// without it and 0.91–1.05 with 0.5–2 µs; request/response latency is
+// unchanged (its takes wait); see docs/design/memory-ownership.md §8.26.
+const DefaultStreamPause = time.Microsecond
+
 // A Subscriber receives the samples of one topic. Use [New]; the zero value
 // is invalid. TryTake, and Take when a sample is queued (and
 // Options.Coalesce is 0), may be called from several goroutines (the
@@ -122,9 +136,12 @@ type Subscriber struct {
 	// streaming: the last take found its sample without waiting (owned
 	// by the taking goroutine; see Options.Coalesce).
 	streaming bool
-	busy      takeState   // one take at a time (takestate.go)
-	ready     func() bool // cached method value: Take must not allocate
-	changed   clientrt.Signal
+	// pause is how long a streaming take that must wait pauses first:
+	// Options.Coalesce, DefaultStreamPause for 0, none for a negative one.
+	pause   time.Duration
+	busy    takeState   // one take at a time (takestate.go)
+	ready   func() bool // cached method value: Take must not allocate
+	changed clientrt.Signal
 
 	// corruptConns counts connections that failed (owned.go).
 	corruptConns atomic.Uint64
@@ -155,8 +172,8 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	if opts.MaxHeld < 0 || opts.MaxHeld > wire.MaxHeldLimit {
 		return nil, fmt.Errorf("subscriber %q: max held %d outside [0, %d]: %w", topic, opts.MaxHeld, wire.MaxHeldLimit, parallax.ErrInvalidArgument)
 	}
-	if opts.Coalesce < 0 || opts.Coalesce > MaxCoalesce {
-		return nil, fmt.Errorf("subscriber %q: coalesce %v outside [0, %v]: %w", topic, opts.Coalesce, MaxCoalesce, parallax.ErrInvalidArgument)
+	if opts.Coalesce > MaxCoalesce {
+		return nil, fmt.Errorf("subscriber %q: coalesce %v above %v: %w", topic, opts.Coalesce, MaxCoalesce, parallax.ErrInvalidArgument)
 	}
 	var kind uint8
 	var pair uint32
@@ -173,6 +190,12 @@ func New(ctx context.Context, topic string, opts Options) (_ *Subscriber, err er
 	}
 	defer rt.EndCreate()
 	s := &Subscriber{rt: rt, topic: topic, opts: opts, link: link, wait: ringbuf.WaitOptions{Spin: opts.Spin, BusyPoll: opts.BusyPoll}}
+	switch {
+	case opts.Coalesce > 0:
+		s.pause = opts.Coalesce
+	case opts.Coalesce == 0:
+		s.pause = DefaultStreamPause
+	}
 	s.ready = s.hasData
 	s.id = sc.SubID
 	// The connections' segments carry the wake words (owned.go); the
@@ -336,7 +359,7 @@ func (s *Subscriber) TakeTimeout(d time.Duration) (x Sample, err error) {
 // in a one-way stream). On error *x is the zero Sample.
 func (s *Subscriber) take(x *Sample, ctx context.Context, w *ringbuf.WaitOptions) error {
 	o := s.own.Load()
-	if s.opts.Coalesce == 0 {
+	if s.opts.Coalesce <= 0 {
 		// A sample queued already: taken as TryTake takes it, with the
 		// engine's lock as the only guard. Only a take that waits claims
 		// the taking side (one waiter at a time; Close waits it out).
