@@ -121,7 +121,7 @@ func (p *Publisher) growUndersized(o *owned, size uint32, st *atomic.Uint32) {
 			// after the next resume asks again.
 			o.grow.smallDownAt.Store(resumes)
 			st.Store(smallUnavailable)
-			slog.Info("parallax: small-class request found no router; asking again once this process is back with one",
+			slog.Info("parallax: small-class request found no router; asking again if this process resumes with a restarted one",
 				"topic", p.topic, "chunk", size, "err", err)
 			return
 		}

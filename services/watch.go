@@ -100,7 +100,7 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 		}
 		w.end(rt, st)
 		rt.Release()
-		if attempt > 0 || !clientrt.IsClosed(err) || wctx.Err() != nil {
+		if attempt > 0 || !clientrt.ConnDead(err) || wctx.Err() != nil {
 			cancel()
 			return nil, err
 		}

@@ -79,8 +79,11 @@ type Options struct {
 	// 0 (the default) pauses [DefaultStreamPause] instead, and only in a
 	// Take that must wait (the taking side is claimed then anyway): the
 	// short pause is enough to take a stream that is faster than the
-	// subscriber's sample-by-sample pace in small batches. A negative
-	// Coalesce pauses never: every look at an empty queue is immediate.
+	// subscriber's sample-by-sample pace in small batches. A request/
+	// response take pauses only when the last take that had to wait found
+	// its sample at once (a burst just before it), and then for at most
+	// the pause. A negative Coalesce pauses never: every look at an empty
+	// queue is immediate.
 	Coalesce time.Duration
 	// MaxHeld is how many samples taken from one publisher may be held
 	// (not yet released) at once; a take finding only publishers at that
@@ -118,7 +121,7 @@ const DefaultStreamPause = time.Microsecond
 
 // A Subscriber receives the samples of one topic. Use [New]; the zero value
 // is invalid. TryTake, and Take when a sample is queued (and
-// Options.Coalesce is 0), may be called from several goroutines (the
+// Options.Coalesce is 0 or negative), may be called from several goroutines (the
 // subscriber's lock serialises them; each sample goes to one of them);
 // only one Take may wait at a time: another that would wait meanwhile
 // fails with an error wrapping parallax.ErrConcurrentUse. Samples may be released from any goroutine.
@@ -133,8 +136,10 @@ type Subscriber struct {
 	// for a pub/sub subscriber.
 	link *rpclink.Sub
 
-	// streaming: the last take found its sample without waiting (owned
-	// by the taking goroutine; see Options.Coalesce).
+	// streaming: the last take that went to the waiting path found its
+	// sample in its first, immediate look (written only by a take that
+	// claimed the taking side; see Options.Coalesce). Takes that find a
+	// sample at once leave it as it was.
 	streaming bool
 	// pause is how long a streaming take that must wait pauses first:
 	// Options.Coalesce, DefaultStreamPause for 0, none for a negative one.

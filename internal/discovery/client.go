@@ -332,9 +332,7 @@ func (call *Call) Wait(ctx context.Context) (wire.Message, []*os.File, error) {
 		c.forget(call.id, call.ch)
 		return nil, nil, fmt.Errorf("request %s: %w", call.typ, ctx.Err())
 	case <-c.done:
-		select {
-		case r = <-call.ch: // handed over before c failed: still the reply
-		default:
+		if !c.lateReply(ctx, call, &r) {
 			c.forget(call.id, call.ch)
 			return nil, nil, fmt.Errorf("request %s: %w", call.typ, c.Err())
 		}
@@ -349,6 +347,39 @@ func (call *Call) Wait(ctx context.Context) (wire.Message, []*os.File, error) {
 		return nil, nil, fmt.Errorf("request %s: router replied %s, want %s: %w", call.typ, r.env.Type(), call.want, parallax.ErrProtocol)
 	}
 	return r.env.Msg, r.files, nil
+}
+
+// readerDrainWait bounds how long a request whose client failed waits for
+// the reader to reach the end of what the router sent.
+const readerDrainWait = 100 * time.Millisecond
+
+// lateReply reports whether call's reply still arrives although c failed,
+// storing it in *r. A client fails on another goroutine's send that found
+// the router gone (Start) possibly before the reader read the rest of what
+// the router sent, this reply included: it waits until the reader is out
+// (at the router's EOF, or after Close), for readerDrainWait at most and
+// not past ctx.
+func (c *Client) lateReply(ctx context.Context, call *Call, r *reply) bool {
+	select {
+	case *r = <-call.ch:
+		return true
+	default:
+	}
+	t := time.NewTimer(readerDrainWait)
+	defer t.Stop()
+	select {
+	case *r = <-call.ch:
+		return true
+	case <-c.readerOut:
+		select {
+		case *r = <-call.ch:
+			return true
+		default:
+		}
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
 }
 
 // forget unregisters a request nobody waits for any more. The reader hands

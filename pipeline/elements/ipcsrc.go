@@ -87,7 +87,7 @@ var ipcSrcFactory = pipeline.Factory{
 		{Name: "busy-poll", Type: pipeline.PropBool, Default: "false", Description: "poll without sleeping (lowest latency, burns a core)"},
 		{Name: "spin", Type: pipeline.PropDuration, Default: "0s", Description: "look at an empty queue this long before sleeping (0: the default, 5us; negative: sleep at once)", Min: float64(-time.Second), Max: float64(time.Second)},
 		{Name: "max-held", Type: pipeline.PropInt, Default: "0", Description: "buffers out at once per publisher (owned memory model; 0: the router's default)", Min: 0, Max: 1 << 20},
-		{Name: "coalesce", Type: pipeline.PropDuration, Default: "0s", Description: "take a fast stream in batches, waiting this long after catching up (throughput for latency; 0: the subscriber default, a 1 µs pause in takes that wait)", Min: 0, Max: float64(subscriber.MaxCoalesce)},
+		{Name: "coalesce", Type: pipeline.PropDuration, Default: "0s", Description: "take a fast stream in batches, waiting this long after catching up (throughput for latency; 0: the subscriber default, a 1 µs pause in takes that wait; negative: no pause)", Min: float64(-time.Second), Max: float64(subscriber.MaxCoalesce)},
 	},
 	New: func(p *pipeline.Props) (pipeline.Element, error) {
 		s := &IPCSrc{Topic: p.String("topic"), Domain: p.String("domain"), Socket: p.String("socket"),

@@ -25,13 +25,16 @@ func init() { childRoles["staleconn"] = staleConnMain }
 
 // staleConnMain creates a publisher on "sc-before" (so that the process
 // has a runtime), arms the hook control.eof and prints "ready". On "create"
-// it creates a publisher and a subscriber on "sc-after" and a service
-// watcher, sends one sample from the one to the other and prints "created
-// ok" (or "created" and the first error); on "release" it lets the paused
-// control reader go on ("released"). It exits at stdin EOF.
+// it creates a subscriber and a publisher on "sc-after" and a service
+// watcher, the one -first names first (the one whose request finds the
+// dead connection), sends one sample from the publisher to the subscriber
+// and prints "created ok" (or "created" and the first error); on "release"
+// it lets the paused control reader go on ("released"). It exits at stdin
+// EOF.
 func staleConnMain(args []string) int {
 	fs := flag.NewFlagSet("staleconn", flag.ContinueOnError)
 	socket := fs.String("socket", "", "")
+	first := fs.String("first", "subscriber", "")
 	if fs.Parse(args) != nil {
 		return 2
 	}
@@ -48,7 +51,7 @@ func staleConnMain(args []string) int {
 	for in.Scan() {
 		switch in.Text() {
 		case "create":
-			err := staleConnCreate(ctx, *socket)
+			err := staleConnCreate(ctx, *socket, *first)
 			if err == nil {
 				fmt.Println("created ok")
 			} else {
@@ -64,22 +67,37 @@ func staleConnMain(args []string) int {
 	return 0
 }
 
-// staleConnCreate creates the endpoints of a "create" and passes one
-// sample; they stay open (the test looks for them at the router).
-func staleConnCreate(ctx context.Context, socket string) error {
-	sub, err := subscriber.New(ctx, "sc-after", subscriber.Options{Socket: socket})
-	if err != nil {
-		return err
+// staleConnCreate creates the endpoints of a "create", first first, and
+// passes one sample; they stay open (the test looks for them at the
+// router).
+func staleConnCreate(ctx context.Context, socket, first string) error {
+	var sub *subscriber.Subscriber
+	var pub *publisher.Publisher
+	create := map[string]func() error{
+		"subscriber": func() (err error) {
+			sub, err = subscriber.New(ctx, "sc-after", subscriber.Options{Socket: socket})
+			return err
+		},
+		"publisher": func() (err error) {
+			pub, err = publisher.New(ctx, "sc-after", publisher.Options{Socket: socket, MaxPayload: 64})
+			return err
+		},
+		"watch": func() error {
+			_, err := services.Watch(ctx, services.Options{Socket: socket}) // open until the process exits
+			return err
+		},
 	}
-	pub, err := publisher.New(ctx, "sc-after", publisher.Options{Socket: socket, MaxPayload: 64})
-	if err != nil {
-		return err
+	order := []string{first}
+	for _, n := range []string{"subscriber", "publisher", "watch"} {
+		if n != first {
+			order = append(order, n)
+		}
 	}
-	w, err := services.Watch(ctx, services.Options{Socket: socket})
-	if err != nil {
-		return err
+	for _, n := range order {
+		if err := create[n](); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
 	}
-	_ = w // open until the process exits
 	if err := pub.WaitForSubscribers(ctx, 1); err != nil {
 		return err
 	}
@@ -112,8 +130,16 @@ func TestCreateBeforeRouterDeathSeen(t *testing.T) {
 	if !testhook.Enabled {
 		t.Skip("needs the parallax_testhook build tag")
 	}
+	for _, first := range []string{"subscriber", "publisher", "watch"} {
+		t.Run("first="+first, func(t *testing.T) {
+			testCreateBeforeRouterDeathSeen(t, first) // parallel (startRestartableRouter)
+		})
+	}
+}
+
+func testCreateBeforeRouterDeathSeen(t *testing.T, first string) {
 	dir, sock, domain, r1 := startRestartableRouter(t, "sce", testConfig)
-	h := spawnHooked(t, "staleconn", "staleconn", "-socket", sock)
+	h := spawnHooked(t, "staleconn", "staleconn", "-socket", sock, "-first", first)
 	h.expect("ready")
 
 	killRouter(t, r1)
