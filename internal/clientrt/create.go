@@ -59,20 +59,18 @@ func AcquireCreate[R wire.Message](ctx context.Context, opts Options, req wire.M
 		}
 		rt.EndCreate()
 		rt.Release()
-		if attempt > 0 || !connDead(err) || ctx.Err() != nil {
+		if attempt > 0 || !ConnDead(err) || ctx.Err() != nil {
 			return nil, r, nil, err
 		}
 	}
 }
 
-// connDead reports whether a request failed because the control
+// ConnDead reports whether a request failed because the control
 // connection is gone (IsClosed), not because the router answered with an
 // error: a router's "unavailable" reply wraps ErrDaemonUnavailable too,
-// and sending the request again would only repeat it.
-func connDead(err error) bool {
+// and sending the request again would only repeat it. AcquireCreate and
+// services.Watch retry on it.
+func ConnDead(err error) bool {
 	var re *wire.RemoteError
 	return IsClosed(err) && !errors.As(err, &re)
 }
-
-// ConnDead is connDead for the other packages' retries (services.Watch).
-func ConnDead(err error) bool { return connDead(err) }
