@@ -80,30 +80,29 @@ func Watch(ctx context.Context, opts Options) (*Watcher, error) {
 		seen:   map[key]Service{},
 		isDir:  map[key]bool{},
 	}
-	var rt *clientrt.Runtime
 	var st *stream
+	var attemptErr error
 	// A watch that finds the control connection dead (the router went
 	// away and this process had not noticed yet) is tried once more on a
-	// fresh runtime, as clientrt.AcquireCreate does for endpoints.
-	for attempt := 0; ; attempt++ {
+	// fresh runtime, as endpoints are.
+	rt, err := clientrt.AcquireDo(wctx, w.opts, func(rt *clientrt.Runtime) error {
 		var err error
-		if rt, err = clientrt.Acquire(wctx, w.opts); err != nil {
-			cancel()
-			return nil, fmt.Errorf("watch services: %w", err)
-		}
 		st, err = w.watch(rt)
 		if err == nil {
 			err = w.synced(st)
 		}
-		if err == nil {
-			break
+		if err != nil {
+			w.end(rt, st)
 		}
-		w.end(rt, st)
-		rt.Release()
-		if attempt > 0 || !clientrt.ConnDead(err) || wctx.Err() != nil {
-			cancel()
-			return nil, err
+		attemptErr = err
+		return err
+	})
+	if err != nil {
+		cancel()
+		if err != attemptErr { // Acquire failed: say what for
+			err = fmt.Errorf("watch services: %w", err)
 		}
+		return nil, err
 	}
 	w.wg.Add(2)
 	go w.run(rt, st)

@@ -35,32 +35,50 @@ func Create[R wire.Message](ctx context.Context, rt *Runtime, req wire.Message) 
 func (rt *Runtime) Wired(ctx context.Context) error { return rt.Barrier(ctx) }
 
 // AcquireCreate acquires the runtime for opts, announces a Create request
-// on it (BeginCreate) and sends req, as [Acquire] and [Create] do. On
-// success the caller holds one reference to rt and calls rt.EndCreate once
-// the endpoint registered (or failed to).
-//
-// A request that finds the control connection dead (IsClosed: the router
-// went away and this process had not noticed yet, or it died right after
-// the dial) is tried once more on a fresh runtime: the dead connection's
-// router created nothing that survives it, and the failure marked that
-// connection dead, so Acquire does not hand it out again. Other errors,
-// and a second dead connection, are returned; rt is then released.
+// on it (BeginCreate) and sends req, as [Acquire] and [Create] do, retrying
+// as [AcquireDo] does. On success the caller holds one reference to rt and
+// calls rt.EndCreate once the endpoint registered (or failed to).
 func AcquireCreate[R wire.Message](ctx context.Context, opts Options, req wire.Message) (*Runtime, R, []*os.File, error) {
-	for attempt := 0; ; attempt++ {
+	var r R
+	var files []*os.File
+	rt, err := AcquireDo(ctx, opts, func(rt *Runtime) error {
+		rt.BeginCreate()
+		var err error
+		if r, files, err = Create[R](ctx, rt, req); err != nil {
+			rt.EndCreate()
+		}
+		return err
+	})
+	if err != nil {
+		var zero R
+		return nil, zero, nil, err
+	}
+	return rt, r, files, nil
+}
+
+// AcquireDo acquires the runtime for opts and runs attempt on it. On
+// success the caller holds one reference to the runtime returned. An
+// attempt that fails undoes what it did on rt before it returns; AcquireDo
+// then releases rt.
+//
+// An attempt that finds the control connection dead ([ConnDead]: the
+// router went away and this process had not noticed yet, or it died right
+// after the dial) is run once more on a fresh runtime: the dead
+// connection's router created nothing that survives it, and the failure
+// marked that connection dead, so Acquire does not hand it out again.
+// Other errors, and a second dead connection, are returned.
+func AcquireDo(ctx context.Context, opts Options, attempt func(rt *Runtime) error) (*Runtime, error) {
+	for n := 0; ; n++ {
 		rt, err := Acquire(ctx, opts)
 		if err != nil {
-			var zero R
-			return nil, zero, nil, err
+			return nil, err
 		}
-		rt.BeginCreate()
-		r, files, err := Create[R](ctx, rt, req)
-		if err == nil {
-			return rt, r, files, nil
+		if err = attempt(rt); err == nil {
+			return rt, nil
 		}
-		rt.EndCreate()
 		rt.Release()
-		if attempt > 0 || !ConnDead(err) || ctx.Err() != nil {
-			return nil, r, nil, err
+		if n > 0 || !ConnDead(err) || ctx.Err() != nil {
+			return nil, err
 		}
 	}
 }
@@ -68,8 +86,8 @@ func AcquireCreate[R wire.Message](ctx context.Context, opts Options, req wire.M
 // ConnDead reports whether a request failed because the control
 // connection is gone (IsClosed), not because the router answered with an
 // error: a router's "unavailable" reply wraps ErrDaemonUnavailable too,
-// and sending the request again would only repeat it. AcquireCreate and
-// services.Watch retry on it.
+// and sending the request again would only repeat it. AcquireDo retries
+// on it.
 func ConnDead(err error) bool {
 	var re *wire.RemoteError
 	return IsClosed(err) && !errors.As(err, &re)
