@@ -4,19 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
 
 // Create sends the Create request of a new endpoint (publisher or
 // subscriber) and returns its reply, which must be an R, with the fds that
 // came with it. The caller brackets it with BeginCreate/EndCreate, then
-// registers the endpoint and calls Wired.
+// registers the endpoint and calls Wired. When ctx ends before the reply,
+// the endpoint the router creates all the same is closed when the reply
+// comes (undoCreate).
 func Create[R wire.Message](ctx context.Context, rt *Runtime, req wire.Message) (R, []*os.File, error) {
 	var zero R
-	reply, files, err := rt.Request(ctx, req)
+	call, err := rt.Start(req)
+	if err != nil {
+		return zero, nil, err
+	}
+	reply, files, err := call.WaitUndo(ctx, rt.undoCreate)
 	if err != nil {
 		return zero, nil, err
 	}
@@ -91,4 +100,48 @@ func AcquireDo(ctx context.Context, opts Options, attempt func(rt *Runtime) erro
 func ConnDead(err error) bool {
 	var re *wire.RemoteError
 	return IsClosed(err) && !errors.As(err, &re)
+}
+
+// undoTimeout bounds the requests that take back what a request whose
+// caller gave up created.
+const undoTimeout = 5 * time.Second
+
+// undoCreate closes, at the router behind c, the endpoint a Create request
+// made after its caller gave up waiting (a discovery.UndoFunc): otherwise
+// it would stay for as long as the connection, a publisher with its data
+// segment and a subscriber taking a queue's worth of every sample sent on
+// its topic, and nobody in this process would ever use or close them.
+func (rt *Runtime) undoCreate(c *discovery.Client, m wire.Message, files []*os.File) {
+	closeAll(files)
+	var req wire.Message
+	var pub bool
+	var id uint32
+	switch r := m.(type) {
+	case *wire.PublisherCreated:
+		req, pub, id = &wire.ClosePublisher{PubID: r.PubID}, true, r.PubID
+	case *wire.SubscriberCreated:
+		req, id = &wire.CloseSubscriber{SubID: r.SubID}, r.SubID
+	default:
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+	defer cancel()
+	// The pushes the router sent before its reply (a publisher's data
+	// segment, the endpoint's connections) are handled first, so that
+	// nothing of the endpoint is mapped after the unmap below.
+	err := c.Barrier(ctx)
+	if err == nil {
+		var rfiles []*os.File
+		_, rfiles, err = c.Request(ctx, req, nil)
+		closeAll(rfiles)
+	}
+	if pub {
+		rt.CloseOwnedPublisher(id)
+	}
+	switch {
+	case err == nil:
+		slog.Debug("parallax: closed an endpoint whose creation was given up", "pub", pub, "id", id)
+	case !IsClosed(err): // a router that went away took the endpoint with it
+		slog.Warn("parallax: cannot close an endpoint whose creation was given up", "pub", pub, "id", id, "err", err)
+	}
 }

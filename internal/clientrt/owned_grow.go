@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/segment"
 )
@@ -89,7 +92,11 @@ func (p *PubSegments) remove(i uint16) *segment.Mapped {
 // caller hands it to its engine. A refusal is the router's error (wrapping
 // parallax.ErrLimit and naming the limit when one is exceeded).
 func (rt *Runtime) GrowData(ctx context.Context, pub uint32, size uint32, reason uint8) (*dataseg.Segment, error) {
-	reply, files, err := rt.client.Request(ctx, &wire.GrowData{PubID: pub, ChunkSize: size, Reason: reason}, nil)
+	call, err := rt.client.Start(&wire.GrowData{PubID: pub, ChunkSize: size, Reason: reason})
+	if err != nil {
+		return nil, err
+	}
+	reply, files, err := call.WaitUndo(ctx, undoGrow)
 	if err != nil {
 		closeAll(files)
 		return nil, err
@@ -104,6 +111,27 @@ func (rt *Runtime) GrowData(ctx context.Context, pub uint32, size uint32, reason
 		err = fmt.Errorf("grow data: segment %d not mapped: %w", m.Seg.Index, parallax.ErrProtocol)
 	}
 	return seg, err
+}
+
+// undoGrow retires, at the router behind c, the data segment a GrowData
+// request added after its caller gave up waiting (a discovery.UndoFunc):
+// the publisher never maps it, and the router would count it against the
+// domain's limits, and grant it to the publisher's subscribers, until the
+// publisher closes. A segment the router will not retire (one of a class
+// the publisher's sizing needs) stays: it goes with the publisher.
+func undoGrow(c *discovery.Client, m wire.Message, files []*os.File) {
+	closeAll(files)
+	d, ok := m.(*wire.DataSegmentAdded)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+	defer cancel()
+	_, rfiles, err := c.Request(ctx, &wire.RetireData{PubID: d.Seg.PubID, Index: d.Seg.Index}, nil)
+	closeAll(rfiles)
+	if err != nil && !IsClosed(err) {
+		slog.Debug("parallax: a data segment whose request was given up stays", "pub", d.Seg.PubID, "index", d.Seg.Index, "err", err)
+	}
 }
 
 // RetireData retires data segment index of local publisher pub, which no

@@ -56,8 +56,11 @@ type Client struct {
 
 	nextID atomic.Uint32
 
-	mu       sync.Mutex // guards the fields below
-	pending  map[uint32]chan reply
+	mu      sync.Mutex // guards the fields below
+	pending map[uint32]chan reply
+	// undo holds the undo functions of requests whose WaitUndo gave up
+	// before their reply came (see Call.WaitUndo), by request id.
+	undo     map[uint32]abandoned
 	handlers []handlerEntry
 	nextH    int
 	pushQ    []reply
@@ -121,6 +124,7 @@ func Dial(ctx context.Context, opts DialOptions) (c *Client, err error) {
 		domain:    domain,
 		welcome:   *welcome,
 		pending:   make(map[uint32]chan reply),
+		undo:      make(map[uint32]abandoned),
 		pushSig:   make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		readerOut: make(chan struct{}),
@@ -324,12 +328,21 @@ func (c *Client) Start(m wire.Message, files []*os.File) (*Call, error) {
 // Wait waits for the reply of the started request, until ctx is done or
 // the client stops, and returns it as [Client.Request] does.
 func (call *Call) Wait(ctx context.Context) (wire.Message, []*os.File, error) {
+	return call.wait(ctx, nil)
+}
+
+// wait is Wait, and WaitUndo with undo set.
+func (call *Call) wait(ctx context.Context, undo UndoFunc) (wire.Message, []*os.File, error) {
 	c := call.c
 	var r reply
 	select {
 	case r = <-call.ch:
 	case <-ctx.Done():
-		c.forget(call.id, call.ch)
+		if undo != nil {
+			c.abandon(call, undo)
+		} else {
+			c.forget(call.id, call.ch)
+		}
 		return nil, nil, fmt.Errorf("request %s: %w", call.typ, ctx.Err())
 	case <-c.done:
 		if !c.lateReply(ctx, call, &r) {
@@ -347,6 +360,63 @@ func (call *Call) Wait(ctx context.Context) (wire.Message, []*os.File, error) {
 		return nil, nil, fmt.Errorf("request %s: router replied %s, want %s: %w", call.typ, r.env.Type(), call.want, parallax.ErrProtocol)
 	}
 	return r.env.Msg, r.files, nil
+}
+
+// An UndoFunc takes back what a request did at the router when the
+// caller stopped waiting for its reply: it gets the client the request
+// went to and the reply (a reply of the request's type, never an error),
+// whose files it owns. It runs on a goroutine of its own, so it may send
+// requests.
+type UndoFunc func(c *Client, m wire.Message, files []*os.File)
+
+// WaitUndo is Wait for a request that creates something at the router
+// (an endpoint, a segment): when ctx ends before the reply, the reply is
+// still awaited in the background and, if the router did what was asked,
+// undo takes it back. Without it the router would keep, for as long as
+// this connection lives, what nobody in this process knows of. Nothing is
+// undone when the connection ends first: the router frees with a
+// connection everything created over it.
+func (call *Call) WaitUndo(ctx context.Context, undo UndoFunc) (wire.Message, []*os.File, error) {
+	return call.wait(ctx, undo)
+}
+
+// abandoned is a request whose caller stopped waiting: the reply of type
+// want goes to undo.
+type abandoned struct {
+	undo UndoFunc
+	want wire.Type
+}
+
+// abandon hands call's reply to undo once it comes (at once if it came
+// already): its caller stopped waiting.
+func (c *Client) abandon(call *Call, undo UndoFunc) {
+	c.mu.Lock()
+	if _, waiting := c.pending[call.id]; waiting {
+		if c.err == nil {
+			c.undo[call.id] = abandoned{undo, call.want} // the reader hands it over
+		} else {
+			delete(c.pending, call.id) // the router went with what it made
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	select {
+	case r := <-call.ch:
+		late(c, abandoned{undo, call.want}, r)
+	default:
+	}
+}
+
+// late hands reply r of an abandoned request a to its undo on a
+// goroutine of its own, unless the router refused the request (nothing to
+// undo).
+func late(c *Client, a abandoned, r reply) {
+	if r.env.Type() != a.want {
+		closeFiles(r.files)
+		return
+	}
+	go a.undo(c, r.env.Msg, r.files)
 }
 
 // readerDrainWait bounds how long a request whose client failed waits for
@@ -434,11 +504,16 @@ func (c *Client) readLoop() {
 		c.mu.Lock()
 		ch, ok := c.pending[env.ReqID]
 		delete(c.pending, env.ReqID)
-		if ok {
+		ab, gaveUp := c.undo[env.ReqID]
+		delete(c.undo, env.ReqID)
+		if ok && !gaveUp {
 			ch <- reply{env, files} // buffered(1), one send per id: never blocks
 		}
 		c.mu.Unlock()
-		if !ok {
+		switch {
+		case gaveUp:
+			late(c, ab, reply{env, files})
+		case !ok:
 			closeFiles(files) // late reply to a cancelled request
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -358,4 +359,90 @@ func TestClientSendToGoneRouterFails(t *testing.T) {
 	require.ErrorIs(t, c.Err(), parallax.ErrDaemonUnavailable)
 	_, _, err = c.Request(testCtx(t), &wire.Ping{}, nil)
 	require.ErrorIs(t, err, parallax.ErrDaemonUnavailable, "a later request fails without sending")
+}
+
+// A request whose WaitUndo gave up (its ctx ended) before the reply hands
+// the reply, with its fds, to its undo function once it comes, on this
+// client; a refused request (an error reply) has nothing to undo. A reply
+// that came before the caller looked goes either to the caller or to undo.
+func TestClientWaitUndo(t *testing.T) {
+	t.Parallel()
+	seg, err := os.CreateTemp(t.TempDir(), "seg")
+	require.NoError(t, err)
+	defer seg.Close()
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	echo := echoHandler(seg)
+	r := startRouter(t, func(s *ServerConn, env wire.Envelope, files []*os.File) {
+		if _, ok := env.Msg.(*wire.Ping); !ok {
+			<-release
+		}
+		echo(s, env, files)
+	})
+	t.Cleanup(open) // before the router's stop, which waits for its handlers
+	c, err := Dial(testCtx(t), DialOptions{Socket: r.path})
+	require.NoError(t, err)
+	defer c.Close()
+	type undone struct {
+		c     *Client
+		m     wire.Message
+		files int
+	}
+	got := make(chan undone, 4)
+	undo := func(uc *Client, m wire.Message, files []*os.File) {
+		closeFiles(files)
+		got <- undone{uc, m, len(files)}
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	var calls []*Call
+	for _, m := range []wire.Message{&wire.CreatePublisher{Topic: "missing"}, &wire.CreatePublisher{Topic: "ok"}, &wire.GrowData{PubID: 1, ChunkSize: 64, Reason: wire.GrowOversized}} {
+		call, err := c.Start(m, nil)
+		require.NoError(t, err)
+		_, _, err = call.WaitUndo(gone, undo)
+		require.ErrorIs(t, err, context.Canceled)
+		calls = append(calls, call)
+	}
+	require.Empty(t, got, "undone before the router answered")
+	open()
+	// The fake router serves requests concurrently: the two undos come in
+	// either order, and the refused request must not be one of them.
+	var pub, grow int
+	for range 2 {
+		u := <-got
+		require.Same(t, c, u.c)
+		switch m := u.m.(type) {
+		case *wire.PublisherCreated:
+			require.Equal(t, calls[1].id, m.PubID, "the refused request has nothing to undo")
+			require.Zero(t, u.files)
+			pub++
+		case *wire.DataSegmentAdded:
+			require.Equal(t, 1, u.files, "the undo owns the reply's fds")
+			grow++
+		default:
+			t.Fatalf("undo got %T", u.m)
+		}
+	}
+	require.Equal(t, 1, pub)
+	require.Equal(t, 1, grow)
+
+	// The reply is in before WaitUndo looks: either the caller or undo
+	// gets it, never neither.
+	call, err := c.Start(&wire.CreatePublisher{Topic: "ok"}, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, waiting := c.pending[call.id]
+		return !waiting
+	}, 10*time.Second, time.Millisecond)
+	m, _, err := call.WaitUndo(gone, undo)
+	if err == nil {
+		require.Equal(t, &wire.PublisherCreated{PubID: call.id}, m)
+	} else {
+		require.ErrorIs(t, err, context.Canceled)
+		require.Equal(t, &wire.PublisherCreated{PubID: call.id}, (<-got).m)
+	}
+	require.Empty(t, got, "one reply undone twice, or a refused one undone")
 }
