@@ -32,6 +32,7 @@ type fdWatch struct {
 	kr    *os.File // kick pipe: a byte restarts the poll (fds changed), EOF ends the helper
 	kw    *os.File
 	krfd  int
+	quit  chan struct{} // closed by close: an idle helper ends
 	exit  chan struct{}
 	err   atomic.Pointer[error] // poll failed: reported by Wait
 
@@ -44,7 +45,7 @@ func newFdWatch(local *ringbuf.Notifier) (*fdWatch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create the wait set's fd helper pipe: %w", err)
 	}
-	w := &fdWatch{local: local, arm: make(chan struct{}, 1), kr: kr, kw: kw, exit: make(chan struct{})}
+	w := &fdWatch{local: local, arm: make(chan struct{}, 1), kr: kr, kw: kw, quit: make(chan struct{}), exit: make(chan struct{})}
 	rc, err := kr.SyscallConn()
 	if err == nil {
 		err = rc.Control(func(fd uintptr) { w.krfd = int(fd) })
@@ -77,7 +78,12 @@ func (w *fdWatch) run() {
 	var pfds []sys.PollFd
 	var srcs []*fdSource
 	buf := make([]byte, 64)
-	for range w.arm {
+	for {
+		select {
+		case <-w.arm:
+		case <-w.quit:
+			return
+		}
 		for {
 			w.mu.Lock()
 			srcs = append(srcs[:0], w.fds...)
@@ -122,14 +128,15 @@ func (w *fdWatch) done() {
 	_ = w.local.Notify()
 }
 
-// close ends the helper and waits for it.
+// close ends the helper and waits for it. A helper in its poll round ends
+// on EOF of the kick pipe, an idle one on quit, and one that is ending a
+// round (an fd fired) on quit when it looks for the next. (close used to
+// close the arm channel only when no round was armed: a round that ended
+// after that look left the helper waiting for another round, and close
+// waiting for the helper, for ever.)
 func (w *fdWatch) close() {
-	// A helper in its poll round ends on EOF of the kick pipe; an idle
-	// one on the closed arm channel. armed stays true: no Wait arms again.
+	close(w.quit)
 	_ = w.kw.Close()
-	if w.armed.CompareAndSwap(false, true) {
-		close(w.arm)
-	}
 	<-w.exit
 	_ = w.kr.Close()
 }
