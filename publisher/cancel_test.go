@@ -2,7 +2,9 @@ package publisher_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -72,6 +74,14 @@ func TestNewGivenUpLeavesNothing(t *testing.T) {
 		last.Publishers, pub.ID(), last.Subscribers, sub.ID())
 	require.Equal(t, 1, pub.Subscribers())
 	require.Equal(t, 1, sub.Publishers())
+	// Each subscriber of the loop, given up on or closed, was connected to
+	// pub, and each connection is gone, not left closing: a given-up
+	// subscriber's connections are released after its close, as its own
+	// Close would. (Left closing, they would hold pub's chunks delivered
+	// on them until this process exits.)
+	require.True(t, waitCond(ctx, func() bool { return pub.Stats().Removed == tries }),
+		"pub saw %d of its %d connections to subscribers given up on or closed removed", pub.Stats().Removed, tries)
+	requireOnlyConn(ctx, t, srv, pub.ID(), sub.ID())
 	require.NoError(t, pub.Send([]byte("still flows")))
 	smp, err := sub.Take(ctx)
 	require.NoError(t, err)
@@ -101,6 +111,86 @@ func waitClient(ctx context.Context, t *testing.T, srv *roudi.Server, cond func(
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// waitCond waits until cond holds, or 5 s or ctx end (false).
+func waitCond(ctx context.Context, cond func() bool) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return true
+}
+
+// requireOnlyConn requires srv's connections to be one, from publisher
+// pub to subscriber sub.
+func requireOnlyConn(ctx context.Context, t *testing.T, srv *roudi.Server, pub, sub uint32) {
+	t.Helper()
+	snap, err := srv.Snapshot(ctx)
+	require.NoError(t, err)
+	var conns []string
+	for _, c := range snap.Connections {
+		conns = append(conns, fmt.Sprintf("%d: %d->%d", c.ID, c.Pub, c.Sub))
+	}
+	require.Len(t, snap.Connections, 1, "connections at the router: %v", conns)
+	require.Equal(t, [2]uint32{pub, sub}, [2]uint32{snap.Connections[0].Pub, snap.Connections[0].Sub})
+}
+
+// A given-up subscriber.New whose reference was its process's last to the
+// router (here: a runtime of its own, over another path to the socket)
+// still closes the subscriber and releases its connections: the control
+// connection stays up until that is done. Otherwise the connections stay
+// closing at the router, which waits for a process that lives on to die,
+// and their publisher keeps counting a subscriber that never existed.
+func TestNewGivenUpLastReference(t *testing.T) {
+	t.Parallel()
+	srv := routertest.Start(t, routertest.Small)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sock := srv.SocketPath()
+	pub, err := publisher.New(ctx, "given-up-last", publisher.Options{Socket: sock, MaxPayload: 64})
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := subscriber.New(ctx, "given-up-last", subscriber.Options{Socket: sock})
+	require.NoError(t, err)
+	defer sub.Close()
+	// Another path to the same socket: a runtime, and a control
+	// connection, that nothing else of this process holds.
+	alias := filepath.Join(t.TempDir(), "alias.sock")
+	require.NoError(t, os.Symlink(sock, alias))
+
+	// The alias's runtime is up (a New with an ended context cannot dial)
+	// while its only endpoint closes right after the given-up News: their
+	// replies come in before its close's answer, their undos after.
+	holder, err := publisher.New(ctx, "given-up-last-holder", publisher.Options{Socket: alias, MaxPayload: 64})
+	require.NoError(t, err)
+
+	gone, stop := context.WithCancel(ctx)
+	stop()
+	const tries = 10
+	for range tries {
+		s, err := subscriber.New(gone, "given-up-last", subscriber.Options{Socket: alias})
+		if err == nil {
+			require.NoError(t, s.Close())
+			continue
+		}
+		require.ErrorIs(t, err, context.Canceled)
+	}
+	require.NoError(t, holder.Close())
+	require.True(t, waitCond(ctx, func() bool { return pub.Stats().Removed == tries }),
+		"pub saw %d of its %d connections to subscribers given up on or closed removed", pub.Stats().Removed, tries)
+	requireOnlyConn(ctx, t, srv, pub.ID(), sub.ID())
+	// Once done, the alias's control connection goes: this process is
+	// one client again.
+	require.True(t, waitCond(ctx, func() bool {
+		snap, err := srv.Snapshot(ctx)
+		return err == nil && len(snap.Clients) == 1
+	}), "the given-up requests' runtime stays connected")
 }
 
 // A LoanWait whose context ended while it asked the router for a segment

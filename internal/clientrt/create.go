@@ -18,14 +18,25 @@ import (
 // came with it. The caller brackets it with BeginCreate/EndCreate, then
 // registers the endpoint and calls Wired. When ctx ends before the reply,
 // the endpoint the router creates all the same is closed when the reply
-// comes (undoCreate).
+// comes (undoCreate); until then the request counts as a Create in flight
+// and holds a reference to rt, so the pushes for the endpoint stay held
+// and the control connection stays up for its close.
 func Create[R wire.Message](ctx context.Context, rt *Runtime, req wire.Message) (R, []*os.File, error) {
 	var zero R
 	call, err := rt.Start(req)
 	if err != nil {
 		return zero, nil, err
 	}
-	reply, files, err := call.WaitUndo(ctx, rt.undoCreate)
+	rt.holdCreate()
+	reply, files, err := call.WaitUndo(ctx, func(c *discovery.Client, m wire.Message, files []*os.File) {
+		defer rt.unholdCreate()
+		if m != nil {
+			rt.undoCreate(c, m, files)
+		}
+	})
+	if !discovery.GaveUp(err) {
+		rt.unholdCreate()
+	}
 	if err != nil {
 		return zero, nil, err
 	}
@@ -35,6 +46,21 @@ func Create[R wire.Message](ctx context.Context, rt *Runtime, req wire.Message) 
 		return zero, nil, fmt.Errorf("unexpected reply %T to %T: %w", reply, req, parallax.ErrProtocol)
 	}
 	return r, files, nil
+}
+
+// holdCreate keeps rt, and a Create in flight, for a Create request
+// whose caller may give up: its undo needs both (unholdCreate).
+func (rt *Runtime) holdCreate() {
+	runtimes.mu.Lock()
+	rt.refs++
+	runtimes.mu.Unlock()
+	rt.BeginCreate()
+}
+
+// unholdCreate ends what holdCreate started.
+func (rt *Runtime) unholdCreate() {
+	rt.EndCreate()
+	rt.Release()
 }
 
 // Wired waits until the connections the router pushed for a just-registered
@@ -107,10 +133,16 @@ func ConnDead(err error) bool {
 const undoTimeout = 5 * time.Second
 
 // undoCreate closes, at the router behind c, the endpoint a Create request
-// made after its caller gave up waiting (a discovery.UndoFunc): otherwise
-// it would stay for as long as the connection, a publisher with its data
+// made after its caller gave up waiting (the undo of Create): otherwise it
+// would stay for as long as the connection, a publisher with its data
 // segment and a subscriber taking a queue's worth of every sample sent on
-// its topic, and nobody in this process would ever use or close them.
+// its topic, and nobody in this process would ever use or close them. It
+// runs with the Create still in flight (holdCreate), so the pushes the
+// router sent for the endpoint are held for it, and are taken here as a
+// closing endpoint's: a subscriber's connections are released after its
+// close (closedsub.go), as its own Close would, or they would stay closing
+// at the router, holding their publishers' chunks, while this process
+// lives.
 func (rt *Runtime) undoCreate(c *discovery.Client, m wire.Message, files []*os.File) {
 	closeAll(files)
 	var req wire.Message
@@ -127,16 +159,20 @@ func (rt *Runtime) undoCreate(c *discovery.Client, m wire.Message, files []*os.F
 	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 	defer cancel()
 	// The pushes the router sent before its reply (a publisher's data
-	// segment, the endpoint's connections) are handled first, so that
-	// nothing of the endpoint is mapped after the unmap below.
-	err := c.Barrier(ctx)
-	if err == nil {
-		var rfiles []*os.File
-		_, rfiles, err = c.Request(ctx, req, nil)
-		closeAll(rfiles)
-	}
+	// segment, the endpoint's connections) are routed first: held for the
+	// endpoint, they are taken now. A failed Barrier (the connection went,
+	// or its reader is stuck) still closes the endpoint.
+	berr := c.Barrier(ctx)
+	rt.abandonEndpoint(pub, id)
+	_, rfiles, err := c.Request(ctx, req, nil)
+	closeAll(rfiles)
 	if pub {
 		rt.CloseOwnedPublisher(id)
+	} else {
+		rt.releaseAbandonedSub(ctx, c, id)
+	}
+	if err == nil {
+		err = berr
 	}
 	switch {
 	case err == nil:
@@ -144,4 +180,25 @@ func (rt *Runtime) undoCreate(c *discovery.Client, m wire.Message, files []*os.F
 	case !IsClosed(err): // a router that went away took the endpoint with it
 		slog.Warn("parallax: cannot close an endpoint whose creation was given up", "pub", pub, "id", id, "err", err)
 	}
+}
+
+// releaseAbandonedSub releases, over c, the connections the router pushed
+// for subscriber id, which never registered and which c's router has just
+// closed, and forgets it once the pushes received meanwhile are routed
+// (those are released as they come: closedsub.go).
+func (rt *Runtime) releaseAbandonedSub(ctx context.Context, c *discovery.Client, id uint32) {
+	ids := rt.TakeClosedConns(id, nil)
+	calls := make([]*discovery.Call, 0, len(ids))
+	for _, cid := range ids {
+		if call, err := c.Start(&wire.ReleaseConnection{ConnID: cid}, nil); err == nil {
+			calls = append(calls, call)
+		}
+	}
+	for _, call := range calls {
+		if _, files, err := call.Wait(ctx); err == nil {
+			closeAll(files)
+		}
+	}
+	_ = c.Barrier(ctx)
+	rt.ForgetClosed(id)
 }

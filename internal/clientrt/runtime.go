@@ -270,33 +270,16 @@ func (rt *Runtime) Unregister(pub bool, id uint32) {
 func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub bool) {
 	rt.mu.Lock()
 	m[id] = ep
-	var replay, done []wire.Message
+	var replay []wire.Message
 	// A push may concern two local endpoints (both ends of a connection in
 	// this process) that register at different times: deliver it to this
 	// one and keep it for the other.
-	keep := rt.pending[:0]
-	for _, pp := range rt.pending {
-		need := &pp.needSub
-		if pub {
-			need = &pp.needPub
+	done := rt.takePending(pub, id, func(msg wire.Message) {
+		replay = append(replay, msg)
+		if g, ok := msg.(*connGrant); ok {
+			rt.holdSide(g, pub) // the replay runs unlocked, as in route
 		}
-		if *need && target(pp.msg, pub) == id {
-			replay = append(replay, pp.msg)
-			*need = false
-			if g, ok := pp.msg.(*connGrant); ok {
-				rt.holdSide(g, pub) // the replay runs unlocked, as in route
-			}
-		}
-		switch {
-		case pp.needPub || pp.needSub:
-			keep = append(keep, pp)
-		case pp.routing:
-			pp.dropped = true // route releases it once delivered
-		default:
-			done = append(done, pp.msg)
-		}
-	}
-	rt.pending = keep
+	})
 	rt.mu.Unlock()
 	if _, ok := ep.(MemoryReporter); ok && pub {
 		rt.startMemoryReports()
@@ -307,6 +290,56 @@ func (rt *Runtime) register(m map[uint32]Endpoint, id uint32, ep Endpoint, pub b
 	for _, msg := range done {
 		rt.released(msg)
 	}
+}
+
+// abandonEndpoint takes the pushes held for the publisher (pub) or
+// subscriber id whose Create was given up (undoCreate): it never
+// registers. A subscriber is recorded as closing, with the connections
+// its held pushes named (closedsub.go); pushes for it that come later are
+// recorded as they come.
+func (rt *Runtime) abandonEndpoint(pub bool, id uint32) {
+	rt.mu.Lock()
+	if !pub {
+		rt.unregisteredSub(id)
+	}
+	done := rt.takePending(pub, id, func(msg wire.Message) {
+		if !pub {
+			rt.closedPush(msg)
+		}
+	})
+	rt.mu.Unlock()
+	for _, msg := range done {
+		rt.released(msg)
+	}
+}
+
+// takePending hands take each held push for the publisher (pub) or
+// subscriber id, which no longer waits for it, and returns the held
+// pushes no local endpoint waits for any more, for the caller to release
+// once it has unlocked mu. mu held.
+func (rt *Runtime) takePending(pub bool, id uint32, take func(wire.Message)) (done []wire.Message) {
+	keep := rt.pending[:0]
+	for _, pp := range rt.pending {
+		need := &pp.needSub
+		if pub {
+			need = &pp.needPub
+		}
+		if *need && target(pp.msg, pub) == id {
+			take(pp.msg)
+			*need = false
+		}
+		switch {
+		case pp.needPub || pp.needSub:
+			keep = append(keep, pp)
+		case pp.routing:
+			pp.dropped = true // route releases it once delivered
+		default:
+			done = append(done, pp.msg)
+		}
+	}
+	clear(rt.pending[len(keep):])
+	rt.pending = keep
+	return done
 }
 
 // target returns the endpoint id a push names on the publisher (pub) or

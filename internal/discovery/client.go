@@ -338,12 +338,13 @@ func (call *Call) wait(ctx context.Context, undo UndoFunc) (wire.Message, []*os.
 	select {
 	case r = <-call.ch:
 	case <-ctx.Done():
+		err := fmt.Errorf("request %s: %w", call.typ, ctx.Err())
 		if undo != nil {
 			c.abandon(call, undo)
-		} else {
-			c.forget(call.id, call.ch)
+			return nil, nil, gaveUpError{err}
 		}
-		return nil, nil, fmt.Errorf("request %s: %w", call.typ, ctx.Err())
+		c.forget(call.id, call.ch)
+		return nil, nil, err
 	case <-c.done:
 		if !c.lateReply(ctx, call, &r) {
 			c.forget(call.id, call.ch)
@@ -363,21 +364,36 @@ func (call *Call) wait(ctx context.Context, undo UndoFunc) (wire.Message, []*os.
 }
 
 // An UndoFunc takes back what a request did at the router when the
-// caller stopped waiting for its reply: it gets the client the request
-// went to and the reply (a reply of the request's type, never an error),
-// whose files it owns. It runs on a goroutine of its own, so it may send
-// requests.
+// caller stopped waiting for its reply. It is called once, on a goroutine
+// of its own (so it may send requests), with the client the request went
+// to and either the reply (a reply of the request's type, never an
+// error), whose files it owns, or a nil m when there is nothing to undo:
+// the router refused the request, or the connection ended before the
+// reply (the router frees with a connection everything created over it).
 type UndoFunc func(c *Client, m wire.Message, files []*os.File)
 
 // WaitUndo is Wait for a request that creates something at the router
 // (an endpoint, a segment): when ctx ends before the reply, the reply is
-// still awaited in the background and, if the router did what was asked,
-// undo takes it back. Without it the router would keep, for as long as
-// this connection lives, what nobody in this process knows of. Nothing is
-// undone when the connection ends first: the router frees with a
-// connection everything created over it.
+// still awaited in the background and undo takes back what the router
+// did. Without it the router would keep, for as long as this connection
+// lives, what nobody in this process knows of. WaitUndo gave up (and undo
+// is called, once, meanwhile or later) exactly when its error satisfies
+// [GaveUp]; otherwise undo is never called.
 func (call *Call) WaitUndo(ctx context.Context, undo UndoFunc) (wire.Message, []*os.File, error) {
 	return call.wait(ctx, undo)
+}
+
+// gaveUpError is the error of a WaitUndo that gave up.
+type gaveUpError struct{ err error }
+
+func (e gaveUpError) Error() string { return e.err.Error() }
+func (e gaveUpError) Unwrap() error { return e.err }
+
+// GaveUp reports whether err is that of a [Call.WaitUndo] that gave up
+// waiting (its ctx ended), leaving the reply to its undo function.
+func GaveUp(err error) bool {
+	var g gaveUpError
+	return errors.As(err, &g)
 }
 
 // abandoned is a request whose caller stopped waiting: the reply of type
@@ -390,33 +406,55 @@ type abandoned struct {
 // abandon hands call's reply to undo once it comes (at once if it came
 // already): its caller stopped waiting.
 func (c *Client) abandon(call *Call, undo UndoFunc) {
+	a := abandoned{undo, call.want}
 	c.mu.Lock()
 	if _, waiting := c.pending[call.id]; waiting {
 		if c.err == nil {
-			c.undo[call.id] = abandoned{undo, call.want} // the reader hands it over
-		} else {
-			delete(c.pending, call.id) // the router went with what it made
+			c.undo[call.id] = a // the reader hands it over, or drops it at its exit
+			c.mu.Unlock()
+			return
 		}
+		delete(c.pending, call.id)
 		c.mu.Unlock()
+		// The reader may still hand the reply over (lateReply), but the
+		// connection is gone, and the router with it frees what it made.
+		go undo(c, nil, nil)
 		return
 	}
 	c.mu.Unlock()
 	select {
 	case r := <-call.ch:
-		late(c, abandoned{undo, call.want}, r)
+		late(c, a, r)
 	default:
+		go undo(c, nil, nil)
 	}
 }
 
 // late hands reply r of an abandoned request a to its undo on a
-// goroutine of its own, unless the router refused the request (nothing to
-// undo).
+// goroutine of its own; a refusal (an error reply) leaves nothing to
+// undo.
 func late(c *Client, a abandoned, r reply) {
 	if r.env.Type() != a.want {
 		closeFiles(r.files)
+		go a.undo(c, nil, nil)
 		return
 	}
 	go a.undo(c, r.env.Msg, r.files)
+}
+
+// dropAbandoned tells the undo functions of the requests still waiting
+// for their reply that none will come: the reader is out.
+func (c *Client) dropAbandoned() {
+	c.mu.Lock()
+	undo := c.undo
+	c.undo = map[uint32]abandoned{}
+	for id := range undo {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	for _, a := range undo {
+		go a.undo(c, nil, nil)
+	}
 }
 
 // readerDrainWait bounds how long a request whose client failed waits for
@@ -474,6 +512,7 @@ func (c *Client) forget(id uint32, ch chan reply) {
 func (c *Client) readLoop() {
 	defer c.wg.Done()
 	defer close(c.readerOut)
+	defer c.dropAbandoned() // after fail: a later abandon sees c.err
 	for {
 		env, files, err := c.conn.Recv()
 		if err != nil {

@@ -363,8 +363,10 @@ func TestClientSendToGoneRouterFails(t *testing.T) {
 
 // A request whose WaitUndo gave up (its ctx ended) before the reply hands
 // the reply, with its fds, to its undo function once it comes, on this
-// client; a refused request (an error reply) has nothing to undo. A reply
-// that came before the caller looked goes either to the caller or to undo.
+// client; a refused request (an error reply) has nothing to undo, and its
+// undo is told so (a nil message). A reply that came before the caller
+// looked goes either to the caller or to undo. A connection that ends
+// before the reply tells undo there is nothing to undo.
 func TestClientWaitUndo(t *testing.T) {
 	t.Parallel()
 	seg, err := os.CreateTemp(t.TempDir(), "seg")
@@ -406,13 +408,16 @@ func TestClientWaitUndo(t *testing.T) {
 	}
 	require.Empty(t, got, "undone before the router answered")
 	open()
-	// The fake router serves requests concurrently: the two undos come in
-	// either order, and the refused request must not be one of them.
-	var pub, grow int
-	for range 2 {
+	// The fake router serves requests concurrently: the three undos come
+	// in either order, and the refused request has nothing to undo.
+	var pub, grow, refused int
+	for range 3 {
 		u := <-got
 		require.Same(t, c, u.c)
 		switch m := u.m.(type) {
+		case nil:
+			require.Zero(t, u.files)
+			refused++
 		case *wire.PublisherCreated:
 			require.Equal(t, calls[1].id, m.PubID, "the refused request has nothing to undo")
 			require.Zero(t, u.files)
@@ -426,6 +431,7 @@ func TestClientWaitUndo(t *testing.T) {
 	}
 	require.Equal(t, 1, pub)
 	require.Equal(t, 1, grow)
+	require.Equal(t, 1, refused)
 
 	// The reply is in before WaitUndo looks: either the caller or undo
 	// gets it, never neither.
@@ -444,5 +450,28 @@ func TestClientWaitUndo(t *testing.T) {
 		require.ErrorIs(t, err, context.Canceled)
 		require.Equal(t, &wire.PublisherCreated{PubID: call.id}, (<-got).m)
 	}
-	require.Empty(t, got, "one reply undone twice, or a refused one undone")
+	require.Empty(t, got, "one reply undone twice")
+
+	// The connection ends before the reply: undo is called, with nothing
+	// to undo (the router frees what the connection made).
+	block := make(chan struct{})
+	defer close(block)
+	r2 := startRouter(t, func(s *ServerConn, env wire.Envelope, files []*os.File) {
+		if _, ok := env.Msg.(*wire.Ping); !ok {
+			<-block
+		}
+		echo(s, env, files)
+	})
+	c2, err := Dial(testCtx(t), DialOptions{Socket: r2.path})
+	require.NoError(t, err)
+	call, err = c2.Start(&wire.CreatePublisher{Topic: "ok"}, nil)
+	require.NoError(t, err)
+	_, _, err = call.WaitUndo(gone, undo)
+	require.True(t, GaveUp(err), "%v", err)
+	require.NoError(t, c2.Close())
+	u := <-got
+	require.Same(t, c2, u.c)
+	require.Nil(t, u.m)
+	_, _, err = call.Wait(testCtx(t))
+	require.Error(t, err)
 }

@@ -35,7 +35,12 @@ func MainWithCleanup(m *testing.M, cleanup func()) {
 	}
 	if code == 0 {
 		// Give finalizer-driven closes (runtime.AddCleanup backstops) no
-		// say: a leak is a leak. Count once more after the run.
+		// say: a leak is a leak. But the client library finishes some work
+		// of its own after the calls that started it returned (the undo of
+		// a request whose caller gave up, bounded by its own timeout, then
+		// the disconnect of a runtime it held last): wait for the counts
+		// to come back, up to settleWait.
+		settle(fds0, maps0)
 		if fds1 := countFDs(); fds1 > fds0 {
 			fmt.Fprintf(os.Stderr, "testutil: fd leak: %d open fds before the tests, %d after\n%s", fds0, fds1, listFDs())
 			code = 1
@@ -46,6 +51,20 @@ func MainWithCleanup(m *testing.M, cleanup func()) {
 		}
 	}
 	os.Exit(code)
+}
+
+// settleWait bounds how long Main waits for the fds and mappings of the
+// client library's background work to go (undoTimeout in clientrt, with
+// a margin).
+const settleWait = 10 * time.Second
+
+// settle waits until the fd and mapping counts are back to fds and maps,
+// or settleWait passed.
+func settle(fds, maps int) {
+	deadline := time.Now().Add(settleWait)
+	for (countFDs() > fds || countMemfdMaps() > maps) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func warmUp() {
