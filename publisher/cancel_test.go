@@ -47,15 +47,15 @@ func TestNewGivenUpLeavesNothing(t *testing.T) {
 		p, err := publisher.New(gone, "given-up", publisher.Options{Socket: sock, MaxPayload: 64})
 		if err == nil { // the reply won the race with the ended context
 			require.NoError(t, p.Close())
-			continue
+		} else {
+			require.ErrorIs(t, err, context.Canceled)
 		}
-		require.ErrorIs(t, err, context.Canceled)
 		s, err := subscriber.New(gone, "given-up", subscriber.Options{Socket: sock})
 		if err == nil {
 			require.NoError(t, s.Close())
-			continue
+		} else {
+			require.ErrorIs(t, err, context.Canceled)
 		}
-		require.ErrorIs(t, err, context.Canceled)
 	}
 
 	// The router serves a client's requests in order: once this one is
@@ -72,8 +72,10 @@ func TestNewGivenUpLeavesNothing(t *testing.T) {
 	})
 	require.True(t, ok, "the router still holds endpoints New gave up on: publishers %v (live %d), subscribers %v (live %d)",
 		last.Publishers, pub.ID(), last.Subscribers, sub.ID())
-	require.Equal(t, 1, pub.Subscribers())
-	require.Equal(t, 1, sub.Publishers())
+	// The router removed the other connections; the pushes that say so
+	// may still be on their way.
+	require.True(t, waitCond(ctx, func() bool { return pub.Subscribers() == 1 && sub.Publishers() == 1 }),
+		"pub has %d subscribers, sub %d publishers", pub.Subscribers(), sub.Publishers())
 	// Each subscriber of the loop, given up on or closed, was connected to
 	// pub, and each connection is gone, not left closing: a given-up
 	// subscriber's connections are released after its close, as its own
@@ -141,12 +143,12 @@ func requireOnlyConn(ctx context.Context, t *testing.T, srv *roudi.Server, pub, 
 	require.Equal(t, [2]uint32{pub, sub}, [2]uint32{snap.Connections[0].Pub, snap.Connections[0].Sub})
 }
 
-// A given-up subscriber.New whose reference was its process's last to the
-// router (here: a runtime of its own, over another path to the socket)
-// still closes the subscriber and releases its connections: the control
-// connection stays up until that is done. Otherwise the connections stay
-// closing at the router, which waits for a process that lives on to die,
-// and their publisher keeps counting a subscriber that never existed.
+// Given-up subscriber.News over a runtime of their own (another path to
+// the socket) whose only other endpoint closes right after them: each
+// subscriber is closed and its connection released, and the runtime then
+// disconnects. Whether an undo still runs when that endpoint closes
+// depends on timing; internal/clientrt TestGivenUpCreateKeepsRuntimeForItsUndo
+// holds that case deterministically.
 func TestNewGivenUpLastReference(t *testing.T) {
 	t.Parallel()
 	srv := routertest.Start(t, routertest.Small)

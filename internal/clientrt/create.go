@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parallax-ipc/parallax"
+	"github.com/parallax-ipc/parallax/internal/background"
 	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
@@ -49,8 +50,10 @@ func Create[R wire.Message](ctx context.Context, rt *Runtime, req wire.Message) 
 }
 
 // holdCreate keeps rt, and a Create in flight, for a Create request
-// whose caller may give up: its undo needs both (unholdCreate).
+// whose caller may give up: its undo needs both (unholdCreate). It counts
+// as background work (package background) until then.
 func (rt *Runtime) holdCreate() {
+	background.Start()
 	runtimes.mu.Lock()
 	rt.refs++
 	runtimes.mu.Unlock()
@@ -61,6 +64,7 @@ func (rt *Runtime) holdCreate() {
 func (rt *Runtime) unholdCreate() {
 	rt.EndCreate()
 	rt.Release()
+	background.Done()
 }
 
 // Wired waits until the connections the router pushed for a just-registered

@@ -9,6 +9,7 @@ import (
 
 	"github.com/parallax-ipc/parallax"
 	"github.com/parallax-ipc/parallax/dataseg"
+	"github.com/parallax-ipc/parallax/internal/background"
 	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 	"github.com/parallax-ipc/parallax/segment"
@@ -96,7 +97,14 @@ func (rt *Runtime) GrowData(ctx context.Context, pub uint32, size uint32, reason
 	if err != nil {
 		return nil, err
 	}
-	reply, files, err := call.WaitUndo(ctx, undoGrow)
+	background.Start() // ended here, or by the undo when the wait gives up
+	reply, files, err := call.WaitUndo(ctx, func(c *discovery.Client, m wire.Message, files []*os.File) {
+		defer background.Done()
+		undoGrow(c, m, files)
+	})
+	if !discovery.GaveUp(err) {
+		background.Done()
+	}
 	if err != nil {
 		closeAll(files)
 		return nil, err
@@ -114,7 +122,7 @@ func (rt *Runtime) GrowData(ctx context.Context, pub uint32, size uint32, reason
 }
 
 // undoGrow retires, at the router behind c, the data segment a GrowData
-// request added after its caller gave up waiting (a discovery.UndoFunc):
+// request added after its caller gave up waiting (the undo of GrowData):
 // the publisher never maps it, and the router would count it against the
 // domain's limits, and grant it to the publisher's subscribers, until the
 // publisher closes. A segment the router will not retire (one of a class

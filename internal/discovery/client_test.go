@@ -396,6 +396,16 @@ func TestClientWaitUndo(t *testing.T) {
 		closeFiles(files)
 		got <- undone{uc, m, len(files)}
 	}
+	next := func() undone {
+		t.Helper()
+		select {
+		case u := <-got:
+			return u
+		case <-time.After(10 * time.Second):
+			t.Fatal("undo not called in 10 s")
+			return undone{}
+		}
+	}
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	var calls []*Call
@@ -412,7 +422,7 @@ func TestClientWaitUndo(t *testing.T) {
 	// in either order, and the refused request has nothing to undo.
 	var pub, grow, refused int
 	for range 3 {
-		u := <-got
+		u := next()
 		require.Same(t, c, u.c)
 		switch m := u.m.(type) {
 		case nil:
@@ -448,7 +458,7 @@ func TestClientWaitUndo(t *testing.T) {
 		require.Equal(t, &wire.PublisherCreated{PubID: call.id}, m)
 	} else {
 		require.ErrorIs(t, err, context.Canceled)
-		require.Equal(t, &wire.PublisherCreated{PubID: call.id}, (<-got).m)
+		require.Equal(t, &wire.PublisherCreated{PubID: call.id}, next().m)
 	}
 	require.Empty(t, got, "one reply undone twice")
 
@@ -469,9 +479,15 @@ func TestClientWaitUndo(t *testing.T) {
 	_, _, err = call.WaitUndo(gone, undo)
 	require.True(t, GaveUp(err), "%v", err)
 	require.NoError(t, c2.Close())
-	u := <-got
+	u := next()
 	require.Same(t, c2, u.c)
 	require.Nil(t, u.m)
 	_, _, err = call.Wait(testCtx(t))
 	require.Error(t, err)
+	// Each undo was called once: none comes late.
+	select {
+	case u := <-got:
+		t.Fatalf("an undo called again, with %T", u.m)
+	case <-time.After(50 * time.Millisecond):
+	}
 }
