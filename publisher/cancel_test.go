@@ -92,27 +92,16 @@ func TestNewGivenUpLeavesNothing(t *testing.T) {
 }
 
 // waitClient waits until cond holds for this process's entry in srv's
-// registry, or ctx ends (false).
+// registry, or 5 s or ctx end (false).
 func waitClient(ctx context.Context, t *testing.T, srv *roudi.Server, cond func(roudi.ClientInfo) bool) bool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	for {
+	return waitCond(ctx, func() bool {
 		snap, err := srv.Snapshot(ctx)
 		if err != nil {
 			return false
 		}
-		for _, c := range snap.Clients {
-			if c.PID == int32(os.Getpid()) && cond(c) {
-				return true
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(time.Millisecond):
-		}
-	}
+		return slices.ContainsFunc(snap.Clients, func(c roudi.ClientInfo) bool { return c.PID == int32(os.Getpid()) && cond(c) })
+	})
 }
 
 // waitCond waits until cond holds, or 5 s or ctx end (false).
