@@ -62,7 +62,9 @@ func MainWithCleanup(m *testing.M, cleanup func()) {
 }
 
 // backgroundWait bounds how long Main waits for the client library's
-// background work (each piece ends within its own timeout, 5 s at most).
+// background work: once the router answered, each piece ends within its
+// own timeouts (5 s for an undo; a runtime's disconnect waits for its
+// releases, 5 s more at most).
 const backgroundWait = 10 * time.Second
 
 // transientWait bounds how long Main takes the fd and mapping counts
