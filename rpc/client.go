@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -195,7 +196,8 @@ func (c *Client) Release(ch *Chunk) error {
 // Start sends the loaned request ch to one server (round-robin) and
 // returns the call's stream of responses. The chunk is spent whatever the
 // result. It fails at once with [ErrInFlight] when [Options.MaxInFlight]
-// calls are pending, and with [ErrNoServer] when no server is connected.
+// calls are pending, with [ErrNoServer] when no server is connected, and
+// with [ErrServerGone] when the chosen server goes before the send.
 // When the server's request queue is full, Start waits for room until
 // ctx ends (an error wrapping ctx.Err(), and parallax.ErrTimeout for a
 // deadline; the request is not sent) or, for a ctx without deadline, up to
@@ -234,6 +236,12 @@ func (c *Client) Start(ctx context.Context, ch *Chunk) (Stream, error) {
 		c.mu.Lock()
 		c.freeSlot(idx)
 		c.mu.Unlock()
+		if errors.Is(err, ownedpub.ErrConnGone) {
+			// The server went between its choice above and the send
+			// (its Gone hook ran meanwhile): the call fails as one
+			// pending on it does.
+			err = ErrServerGone
+		}
 		return Stream{}, fmt.Errorf("call %q: send to server connection %d: %w", c.service, srv.id, err)
 	}
 	return Stream{c: c, idx: idx, id: id}, nil
