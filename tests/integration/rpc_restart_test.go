@@ -122,11 +122,10 @@ func TestRPCRouterRestart(t *testing.T) {
 	require.True(t, waitSnapshot(waitCtx, router, func(s roudi.Snapshot) bool { return len(s.Clients) == 2 }),
 		"the client and the server did not resume")
 	cl.send("stop")
-	lf := cl.expect("looped ")
-	require.Len(t, lf, 4, "looped line %v", lf)
-	require.Equal(t, []string{"0", "0"}, lf[1:3], "calls across the restart failed (gone, bad): %v", lf)
-	require.NotEqual(t, "0", lf[0], "no call was answered across the restart")
-	t.Logf("%s calls answered across the restart", lf[0])
+	lf := cl.looped()
+	require.Equal(t, [2]int{0, 0}, [2]int{lf.gone, lf.bad}, "calls across the restart failed (gone, bad; first bad error %q)", lf.firstBad)
+	require.NotZero(t, lf.ok, "no call was answered across the restart")
+	t.Logf("%d calls answered across the restart", lf.ok)
 
 	cl.send("call 50")
 	f := cl.expect("call")
@@ -222,4 +221,32 @@ func rpcLoopCall(ctx context.Context, c *rpc.Client, req []byte) error {
 			return nil
 		}
 	}
+}
+
+// loopedLine is rpcLoop's "looped" line, parsed.
+type loopedLine struct {
+	ok, gone, bad int
+	firstBad      string // the first bad call's error, unquoted
+}
+
+// looped waits for p's "looped" line and parses it. The first bad error is
+// quoted and may hold spaces: it is everything after the third count (runs
+// of spaces in it come back as one).
+func (p *proc) looped() loopedLine {
+	p.t.Helper()
+	var l loopedLine
+	var quoted string
+	f := p.expect("looped ")
+	line := strings.Join(f, " ")
+	n, err := fmt.Sscanf(line, "%d %d %d", &l.ok, &l.gone, &l.bad)
+	require.NoError(p.t, err, "%s: looped line %q", p.name, line)
+	require.Equal(p.t, 3, n)
+	if len(f) > 3 {
+		quoted = strings.Join(f[3:], " ")
+		if s, err := strconv.Unquote(quoted); err == nil {
+			quoted = s
+		}
+	}
+	l.firstBad = quoted
+	return l
 }
