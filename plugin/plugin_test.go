@@ -2,9 +2,11 @@ package plugin_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -16,13 +18,48 @@ import (
 	"github.com/parallax-ipc/parallax/plugin"
 )
 
-func TestMain(m *testing.M) { testutil.Main(m) }
+// builtDir holds the plugins the tests built, removed after the tests.
+var builtDir string
+
+func TestMain(m *testing.M) {
+	testutil.MainWithCleanup(m, func() {
+		if builtDir != "" {
+			_ = os.RemoveAll(builtDir)
+		}
+	})
+}
+
+// testPlugins are the plugins TestPlugins loads, built once per process:
+// a Go plugin package can be opened once per process (a second build of it
+// at another path fails with "plugin already loaded"), so runs of the test
+// after the first (-count) load the same files again.
+var testPlugins = sync.OnceValues(func() (builtPlugins, error) {
+	dir, err := os.MkdirTemp("", "parallax-plugin-test-")
+	if err != nil {
+		return builtPlugins{}, err
+	}
+	builtDir = dir
+	p := builtPlugins{good: filepath.Join(dir, "good"), bad: filepath.Join(dir, "bad"), dup: filepath.Join(dir, "dup")}
+	if p.xorSO, err = buildPlugin(p.good, "xor", "./examples/plugin"); err != nil {
+		return p, err
+	}
+	if p.badSO, err = buildPlugin(p.bad, "badabi", "./plugin/testdata/badabi"); err != nil {
+		return p, err
+	}
+	_, err = buildPlugin(p.dup, "dup", "./plugin/testdata/dup")
+	return p, err
+})
+
+// builtPlugins names the directories and files testPlugins built.
+type builtPlugins struct {
+	good, bad, dup string // one plugin each
+	xorSO, badSO   string
+}
 
 // buildPlugin builds the package at pkg (relative to the module root) as a
 // plugin into dir, with -race when this test binary has it (a plugin must
 // be built like its host).
-func buildPlugin(t *testing.T, dir, name, pkg string) string {
-	t.Helper()
+func buildPlugin(dir, name, pkg string) (string, error) {
 	out := filepath.Join(dir, name+".so")
 	args := []string{"build", "-buildmode=plugin", "-o", out}
 	if raceEnabled {
@@ -30,22 +67,23 @@ func buildPlugin(t *testing.T, dir, name, pkg string) string {
 	}
 	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = ".." // the module root
-	b, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build %s: %s", pkg, b)
-	return out
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w: %s", pkg, err, b)
+	}
+	return out, nil
 }
 
-// TestPlugins builds the example plugin and two faulty ones once (a Go
-// plugin can be opened once per process) and checks loading, running, ABI
-// and duplicate errors.
+// TestPlugins builds the example plugin and two faulty ones (once per
+// process) and checks loading, running, ABI and duplicate errors. Each
+// subtest uses a registry of its own, so runs after the first see the
+// same results although the plugins stay open.
 func TestPlugins(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds plugins with the Go toolchain")
 	}
-	good, bad, dupDir := t.TempDir(), t.TempDir(), t.TempDir()
-	xorSO := buildPlugin(t, good, "xor", "./examples/plugin")
-	badSO := buildPlugin(t, bad, "badabi", "./plugin/testdata/badabi")
-	buildPlugin(t, dupDir, "dup", "./plugin/testdata/dup")
+	built, err := testPlugins()
+	require.NoError(t, err)
+	good, dupDir, xorSO, badSO := built.good, built.dup, built.xorSO, built.badSO
 
 	t.Run("LoadAndRun", func(t *testing.T) {
 		var r pipeline.Registry
