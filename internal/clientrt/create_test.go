@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parallax-ipc/parallax/dataseg"
 	"github.com/parallax-ipc/parallax/internal/discovery"
 	"github.com/parallax-ipc/parallax/internal/wire"
 )
@@ -125,4 +126,43 @@ func TestGivenUpCreateKeepsRuntimeForItsUndo(t *testing.T) {
 	// Then the runtime, nobody's any more, disconnects.
 	r = next(t, reqs)
 	require.Error(t, r.err, "request %v after the undo", r.env.Msg)
+}
+
+// A publisher's first data segment comes before its Create reply. When the
+// connection dies in between, the Create fails and the publisher never
+// registers; a runtime that lives on (another endpoint of the process
+// holds it, and it resumes with a restarted router) must not keep that
+// segment mapped. Before, it stayed mapped for the runtime's life.
+func TestCreateLostReplyUnmapsDataSegment(t *testing.T) {
+	t.Parallel()
+	path, reqs := scriptedRouter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rt, err := Acquire(ctx, Options{Socket: path})
+	require.NoError(t, err)
+	defer rt.Release()
+	done := make(chan error, 1)
+	go func() {
+		rt.BeginCreate()
+		defer rt.EndCreate()
+		_, _, err := Create[*wire.PublisherCreated](ctx, rt, &wire.CreatePublisher{Topic: "t"})
+		done <- err
+	}()
+	create := next(t, reqs)
+	require.NoError(t, create.err)
+	require.IsType(t, &wire.CreatePublisher{}, create.env.Msg)
+	f, wd := grantFile(t, dataseg.Desc{PubID: 5, ChunkSize: 256, Count: 16, PageSize: uint32(os.Getpagesize())})
+	require.NoError(t, create.s.Push(&wire.DataSegmentAdded{Seg: wd}, []*os.File{f}))
+	f.Close()
+	// The segment is mapped while the Create is in flight (the
+	// publisher would claim it after the reply)...
+	require.Eventually(t, func() bool { own, _, _ := rt.OwnedMappings(); return own == 1 }, 10*time.Second, time.Millisecond,
+		"the pushed data segment was not mapped")
+	// ...and the router dies before its reply.
+	create.s.Close()
+	err = <-done
+	require.True(t, ConnDead(err), "%v", err)
+	require.Error(t, next(t, reqs).err)
+	own, ro, conns := rt.OwnedMappings()
+	require.Equal(t, []int{0, 0, 0}, []int{own, ro, conns}, "the failed publisher's data segment stays mapped")
 }

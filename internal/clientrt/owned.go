@@ -61,6 +61,12 @@ type PubSegments struct {
 	// Guarded by Runtime.mu: the mappings, by segment index.
 	maps []*segment.Mapped
 	refs int
+	// claimed: a local publisher took the table (OwnedPublisher). A
+	// read-write table nobody claimed when no Create is in flight any more
+	// is a publisher whose Create failed after the router had pushed its
+	// first segment (the connection died before the reply): EndCreate
+	// unmaps it.
+	claimed bool
 }
 
 // PubID returns the publisher whose segments these are.
@@ -181,7 +187,24 @@ type connGrant struct {
 func (rt *Runtime) OwnedPublisher(pub uint32) *PubSegments {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	return rt.owned.own[pub]
+	p := rt.owned.own[pub]
+	if p != nil {
+		p.claimed = true
+	}
+	return p
+}
+
+// unmapUnclaimed unmaps the read-write tables no local publisher claimed,
+// once no Create is in flight (EndCreate): their publishers will never
+// register. Runtime.mu held.
+func (rt *Runtime) unmapUnclaimed() {
+	for id, p := range rt.owned.own {
+		if !p.claimed {
+			slog.Debug("parallax: unmapping the data segments of a publisher whose creation failed", "pub", id)
+			delete(rt.owned.own, id)
+			p.unmap()
+		}
+	}
 }
 
 // CloseOwnedPublisher unmaps local publisher pub's data segments; the
@@ -244,6 +267,14 @@ func (rt *Runtime) addDataSegment(d wire.DataSegDesc, f *os.File, notifyPub bool
 			return nil, errAlreadyMapped
 		}
 		return nil, fmt.Errorf("data segment %d of publisher %d granted twice: %w", d.Index, d.PubID, parallax.ErrProtocol)
+	}
+	if p == nil && rt.inflight == 0 {
+		// A local publisher's first segment comes before its Create
+		// reply; with no Create in flight its publisher failed to
+		// register (the connection died before the reply) or closed.
+		rt.mu.Unlock()
+		f.Close()
+		return nil, fmt.Errorf("read-write data segment %d of publisher %d, which is not one of this process's: %w", d.Index, d.PubID, parallax.ErrProtocol)
 	}
 	mp, seg, err := mapDataSegment(d, f)
 	if err != nil {

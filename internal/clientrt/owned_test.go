@@ -36,30 +36,37 @@ func grantFile(t *testing.T, d dataseg.Desc) (*os.File, wire.DataSegDesc) {
 }
 
 // TestDataSegmentChecked: a granted data segment is mapped only if its fd
-// matches the descriptor (size, seals, memfd kind, layout); a refused fd
-// is closed and nothing is mapped.
+// matches the descriptor (size, seals, memfd kind, layout) and, for a
+// publisher's first segment, while a Create is in flight (the router
+// pushes it before its reply); a refused fd is closed and nothing is
+// mapped.
 func TestDataSegmentChecked(t *testing.T) {
 	d := dataseg.Desc{PubID: 7, ChunkSize: 256, Count: 16, PageSize: uint32(os.Getpagesize())}
 	cases := []struct {
-		name  string
-		bend  func(wd *wire.DataSegDesc, f **os.File)
-		valid bool
+		name     string
+		bend     func(wd *wire.DataSegDesc, f **os.File)
+		valid    bool
+		noCreate bool
 	}{
-		{"matching", func(*wire.DataSegDesc, **os.File) {}, true},
-		{"size", func(wd *wire.DataSegDesc, _ **os.File) { wd.Size += uint64(os.Getpagesize()) }, false},
-		{"chunk count", func(wd *wire.DataSegDesc, _ **os.File) { wd.Count++ }, false},
-		{"hugetlb kind", func(wd *wire.DataSegDesc, _ **os.File) { wd.Kind = wire.KindHugetlb }, false},
+		{"matching", func(*wire.DataSegDesc, **os.File) {}, true, false},
+		{"no Create in flight", func(*wire.DataSegDesc, **os.File) {}, false, true},
+		{"size", func(wd *wire.DataSegDesc, _ **os.File) { wd.Size += uint64(os.Getpagesize()) }, false, false},
+		{"chunk count", func(wd *wire.DataSegDesc, _ **os.File) { wd.Count++ }, false, false},
+		{"hugetlb kind", func(wd *wire.DataSegDesc, _ **os.File) { wd.Kind = wire.KindHugetlb }, false, false},
 		{"unsealed file", func(wd *wire.DataSegDesc, f **os.File) {
 			(*f).Close()
 			tmp, err := os.CreateTemp(t.TempDir(), "seg")
 			require.NoError(t, err)
 			require.NoError(t, tmp.Truncate(int64(wd.Size)))
 			*f = tmp
-		}, false},
+		}, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rt := ownedRuntime()
+			if !c.noCreate {
+				rt.BeginCreate()
+			}
 			f, wd := grantFile(t, d)
 			c.bend(&wd, &f)
 			rt.onDataSegment(&wire.DataSegmentAdded{Seg: wd}, f)

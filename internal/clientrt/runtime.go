@@ -224,7 +224,8 @@ func (rt *Runtime) BeginCreate() {
 
 // EndCreate ends what BeginCreate started, after the endpoint registered
 // (or its request failed). With no Create in flight, held pushes can only
-// concern endpoints of other processes, so they are dropped.
+// concern endpoints of other processes, so they are dropped, and a data
+// segment no local publisher claimed is unmapped.
 func (rt *Runtime) EndCreate() {
 	rt.mu.Lock()
 	rt.inflight--
@@ -238,6 +239,7 @@ func (rt *Runtime) EndCreate() {
 			release = append(release, pp.msg)
 		}
 		rt.pending = nil
+		rt.unmapUnclaimed() // owned.go
 	}
 	rt.mu.Unlock()
 	// The endpoints these were held for will not register: whatever of
