@@ -234,7 +234,14 @@ func (rt *Runtime) OwnedMappings() (own, ro, conns int) {
 
 // onDataSegment handles a DataSegmentAdded push; it takes ownership of f.
 func (rt *Runtime) onDataSegment(m *wire.DataSegmentAdded, f *os.File) {
-	if _, err := rt.addDataSegment(m.Seg, f, true); err != nil && !errors.Is(err, errAlreadyMapped) {
+	_, err := rt.addDataSegment(m.Seg, f, true)
+	switch {
+	case err == nil, errors.Is(err, errAlreadyMapped):
+	case errors.Is(err, errNoPublisher):
+		// Pushes run apart from replies: a closed publisher's growth, or
+		// a failed Create's first segment, may come after it ended.
+		slog.Debug("parallax: dropping a data segment of a publisher gone from this process", "pub", m.Seg.PubID, "index", m.Seg.Index)
+	default:
 		slog.Warn("parallax: refusing a data segment", "pub", m.Seg.PubID, "index", m.Seg.Index, "err", err)
 	}
 }
@@ -274,7 +281,7 @@ func (rt *Runtime) addDataSegment(d wire.DataSegDesc, f *os.File, notifyPub bool
 		// register (the connection died before the reply) or closed.
 		rt.mu.Unlock()
 		f.Close()
-		return nil, fmt.Errorf("read-write data segment %d of publisher %d, which is not one of this process's: %w", d.Index, d.PubID, parallax.ErrProtocol)
+		return nil, fmt.Errorf("read-write data segment %d of publisher %d: %w", d.Index, d.PubID, errNoPublisher)
 	}
 	mp, seg, err := mapDataSegment(d, f)
 	if err != nil {

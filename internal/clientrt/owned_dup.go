@@ -2,7 +2,10 @@ package clientrt
 
 import (
 	"errors"
+	"fmt"
 	"os"
+
+	"github.com/parallax-ipc/parallax"
 )
 
 // errAlreadyMapped is addDataSegment's answer to a second read-only grant
@@ -10,6 +13,11 @@ import (
 // GetDataSegment and the router's push of that segment can cross, and
 // whichever comes second is redundant (its fd is closed).
 var errAlreadyMapped = errors.New("data segment already mapped from the same file")
+
+// errNoPublisher is addDataSegment's answer to a publisher's first
+// read-write segment that comes with no Create in flight: its publisher
+// failed to register or closed.
+var errNoPublisher = fmt.Errorf("no publisher of this process awaits it: %w", parallax.ErrProtocol)
 
 // sameFile reports whether a and b are the same open file (device and
 // inode): the read-only twin the router grants is one inode, whichever

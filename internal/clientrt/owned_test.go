@@ -69,7 +69,12 @@ func TestDataSegmentChecked(t *testing.T) {
 			}
 			f, wd := grantFile(t, d)
 			c.bend(&wd, &f)
-			rt.onDataSegment(&wire.DataSegmentAdded{Seg: wd}, f)
+			if c.noCreate {
+				_, err := rt.addDataSegment(wd, f, true)
+				require.ErrorIs(t, err, errNoPublisher)
+			} else {
+				rt.onDataSegment(&wire.DataSegmentAdded{Seg: wd}, f)
+			}
 			own, ro, conns := rt.OwnedMappings()
 			if c.valid {
 				require.Equal(t, []int{1, 0, 0}, []int{own, ro, conns})
