@@ -234,19 +234,17 @@ type loopedLine struct {
 // of spaces in it come back as one).
 func (p *proc) looped() loopedLine {
 	p.t.Helper()
-	var l loopedLine
-	var quoted string
 	f := p.expect("looped ")
-	line := strings.Join(f, " ")
-	n, err := fmt.Sscanf(line, "%d %d %d", &l.ok, &l.gone, &l.bad)
-	require.NoError(p.t, err, "%s: looped line %q", p.name, line)
-	require.Equal(p.t, 3, n)
-	if len(f) > 3 {
-		quoted = strings.Join(f[3:], " ")
-		if s, err := strconv.Unquote(quoted); err == nil {
-			quoted = s
-		}
+	require.GreaterOrEqual(p.t, len(f), 3, "%s: looped line %q", p.name, f)
+	var counts [3]int
+	for i := range counts {
+		n, err := strconv.Atoi(f[i])
+		require.NoError(p.t, err, "%s: looped line %q", p.name, f)
+		counts[i] = n
 	}
-	l.firstBad = quoted
+	l := loopedLine{ok: counts[0], gone: counts[1], bad: counts[2], firstBad: strings.Join(f[3:], " ")}
+	if s, err := strconv.Unquote(l.firstBad); err == nil {
+		l.firstBad = s
+	}
 	return l
 }
